@@ -1,0 +1,149 @@
+//! A validated DAG definition, as stored in the database and run by the scheduler.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::timetable::Schedule;
+use crate::trigger_rule::TriggerRule;
+
+/// Airflow's BashOperator default: this exit code marks the task `skipped`.
+pub const DEFAULT_SKIP_EXIT_CODE: i32 = 99;
+pub const DEFAULT_POOL: &str = "default_pool";
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A DAG that passed validation: ids are unique, dependencies exist and form no cycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dag {
+    pub dag_id: String,
+    pub description: Option<String>,
+    pub schedule: Schedule,
+    pub timezone: chrono_tz::Tz,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub catchup: bool,
+    pub max_active_runs: u32,
+    pub max_active_tasks: u32,
+    pub tags: Vec<String>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// In the order of the file; `dependencies` name tasks of this list.
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub task_id: String,
+    pub operator: Operator,
+    pub dependencies: Vec<String>,
+    pub trigger_rule: TriggerRule,
+    pub retries: u32,
+    #[serde(with = "duration_secs")]
+    pub retry_delay: Duration,
+    pub retry_exponential_backoff: bool,
+    #[serde(with = "opt_duration_secs")]
+    pub max_retry_delay: Option<Duration>,
+    #[serde(with = "opt_duration_secs")]
+    pub execution_timeout: Option<Duration>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    pub pool: String,
+    pub queue: String,
+    pub priority_weight: i64,
+    pub skip_on_exit_code: Vec<i32>,
+    pub do_xcom_push: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Operator {
+    Bash { bash_command: String },
+    Empty,
+}
+
+impl Dag {
+    pub fn task(&self, task_id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.task_id == task_id)
+    }
+
+    /// Direct downstream task ids of `task_id`, in file order.
+    pub fn downstream_of<'a>(&'a self, task_id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.tasks
+            .iter()
+            .filter(move |t| t.dependencies.iter().any(|d| d == task_id))
+    }
+
+    /// `task_id` and everything downstream of it, transitively.
+    pub fn with_all_downstream(&self, task_id: &str) -> Vec<String> {
+        let mut out = vec![task_id.to_string()];
+        let mut i = 0;
+        while i < out.len() {
+            let current = out[i].clone();
+            for t in self.downstream_of(&current) {
+                if !out.contains(&t.task_id) {
+                    out.push(t.task_id.clone());
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+}
+
+impl Task {
+    /// A task with every optional setting at its default; used by loaders and tests.
+    pub fn new(task_id: impl Into<String>, operator: Operator) -> Self {
+        Task {
+            task_id: task_id.into(),
+            operator,
+            dependencies: Vec::new(),
+            trigger_rule: TriggerRule::AllSuccess,
+            retries: 0,
+            retry_delay: Duration::from_secs(300),
+            retry_exponential_backoff: false,
+            max_retry_delay: None,
+            execution_timeout: None,
+            env: BTreeMap::new(),
+            cwd: None,
+            pool: DEFAULT_POOL.to_string(),
+            queue: DEFAULT_QUEUE.to_string(),
+            priority_weight: 1,
+            skip_on_exit_code: vec![DEFAULT_SKIP_EXIT_CODE],
+            do_xcom_push: true,
+        }
+    }
+}
+
+mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<f64>::deserialize(d)? {
+            Some(secs) => Duration::try_from_secs_f64(secs)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The pure domain of updraft: DAG definitions, schedules, states and their legal transitions,
+//! trigger rules and retry policy. No IO, no async, no clock: every instant is passed in.
+
+pub mod dag;
+pub mod duration;
+pub mod retry;
+pub mod state;
+pub mod timetable;
+pub mod trigger_rule;
+
+pub use dag::{Dag, Operator, Task};
+pub use state::{DagRunState, RunType, TaskState};
+pub use timetable::Schedule;
+pub use trigger_rule::TriggerRule;

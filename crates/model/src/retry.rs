@@ -1,0 +1,1 @@
+//! When a failed try may run again.
