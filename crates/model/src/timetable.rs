@@ -14,3 +14,17 @@ pub enum Schedule {
     /// A fixed interval in seconds, starting at `start_date`.
     Every(u64),
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("invalid schedule {input:?}: {reason}")]
+    Invalid { input: String, reason: String },
+}
+
+impl Schedule {
+    /// Parses what a user writes after `schedule:`: a cron expression, a preset or a duration.
+    // TODO(helper): validate cron with croner, presets, durations.
+    pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
+        Ok(Schedule::Cron(text.to_string()))
+    }
+}

@@ -19,3 +19,36 @@ pub enum TriggerRule {
     Always,
     AllDoneSetupSuccess,
 }
+
+/// How many direct upstream tasks are in each finished state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamSummary {
+    pub total: usize,
+    pub success: usize,
+    pub failed: usize,
+    pub upstream_failed: usize,
+    pub skipped: usize,
+    pub removed: usize,
+    /// Upstream tasks in any finished state (the sum of the counts above).
+    pub done: usize,
+}
+
+/// What the scheduler does with a task whose upstream looks like an `UpstreamSummary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Wait,
+    Run,
+    Skip,
+    UpstreamFailed,
+}
+
+impl TriggerRule {
+    // TODO(helper): Airflow's semantics for all 13 rules.
+    pub fn decide(self, upstream: &UpstreamSummary) -> Decision {
+        if upstream.done == upstream.total {
+            Decision::Run
+        } else {
+            Decision::Wait
+        }
+    }
+}
