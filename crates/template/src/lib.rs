@@ -1,1 +1,103 @@
-//! placeholder
+//! Jinja templating of task fields (`bash_command`, `env` values, `cwd`) with Airflow's context.
+//!
+//! A [`Renderer`] owns one configured minijinja environment (strict undefined, Airflow's `ds`/`ts`
+//! filters, `macros`, Python-style string and dict methods) and is reused for every render. The
+//! caller describes the task instance being rendered in a [`TemplateContext`]; the template sees
+//! the names Airflow 3 provides: `ds`, `ds_nodash`, `ts`, `ts_nodash`, `ts_nodash_with_tz`,
+//! `logical_date`, `data_interval_start`, `data_interval_end`, `run_id`, `dag_run`, `dag`,
+//! `params`, `task`, `ti` / `task_instance` (with `ti.xcom_pull(...)`), `task_instance_key_str`,
+//! `var.value.NAME`, `var.json.NAME` and `macros.ds_add` / `macros.ds_format`.
+//!
+//! Loading variables and XComs costs a database round trip, so [`needs_variables`] and
+//! [`needs_xcoms`] tell the caller cheaply whether a template can use them at all.
+//!
+//! **Architecture Invariant:** this crate does no IO and never panics on a template: every
+//! mistake in a template is a [`TemplateError`] whose `Display` is fit for the task's log.
+
+mod context;
+mod error;
+mod identity;
+mod macros;
+
+use minijinja::{Environment, UndefinedBehavior};
+
+pub use context::TemplateContext;
+pub use error::{Location, TemplateError};
+pub use identity::identity_env;
+
+/// Upper bound on the instructions one render may execute, so that a template such as two nested
+/// `range(100000)` loops fails with an error instead of occupying a worker for hours.
+const FUEL: u64 = 10_000_000;
+
+/// Renders templates against a [`TemplateContext`]. Build it once and reuse it: it holds the
+/// configured minijinja environment. It is `Send + Sync`, so one instance can serve many threads.
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    /// A renderer with Airflow's defaults: undefined names are errors, trailing newlines are
+    /// kept (rendering only substitutes, it never reshapes a script), no HTML escaping.
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.set_debug(true);
+        env.set_fuel(Some(FUEL));
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        macros::register(&mut env);
+        Renderer { env }
+    }
+
+    /// Renders `template` for the task instance described by `ctx`.
+    ///
+    /// A string without `{{`, `{%` or `{#` is returned unchanged without invoking the engine.
+    pub fn render(&self, template: &str, ctx: &TemplateContext) -> Result<String, TemplateError> {
+        if !is_template(template) {
+            return Ok(template.to_owned());
+        }
+        let value = ctx.to_value(needs_xcoms(template), needs_variables(template));
+        self.env
+            .render_str(template, value)
+            .map_err(|err| TemplateError::from_minijinja(&err, template))
+    }
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Renderer::new()
+    }
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer").finish_non_exhaustive()
+    }
+}
+
+/// Whether `template` contains Jinja syntax at all; strings that do not are rendered as is.
+pub fn is_template(template: &str) -> bool {
+    template.contains("{{") || template.contains("{%") || template.contains("{#")
+}
+
+/// Whether rendering `template` may call `ti.xcom_pull`, i.e. whether the caller must load this
+/// run's XComs into [`TemplateContext::xcoms`]. Conservative: a `false` is always right.
+pub fn needs_xcoms(template: &str) -> bool {
+    is_template(template) && template.contains("xcom_pull")
+}
+
+/// Whether rendering `template` may read `var`, i.e. whether the caller must load the variables
+/// into [`TemplateContext::variables`]. Conservative: a `false` is always right.
+pub fn needs_variables(template: &str) -> bool {
+    is_template(template) && contains_identifier(template, "var")
+}
+
+/// Whether `word` occurs in `text` with no identifier character directly before or after it.
+fn contains_identifier(text: &str, word: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(start, _)| {
+        let before = text[..start].chars().next_back();
+        let after = text[start + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}

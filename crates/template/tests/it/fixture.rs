@@ -1,0 +1,55 @@
+//! A `TemplateContext` for a typical scheduled run, shared by the tests.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use updraft_template::TemplateContext;
+
+pub fn context() -> TemplateContext {
+    let object = |value: serde_json::Value| match value {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("fixture objects are objects"),
+    };
+    let xcoms: HashMap<(String, String), serde_json::Value> = [
+        (
+            ("extract", "return_value"),
+            json!({"rows": 42, "path": "/tmp/x"}),
+        ),
+        (("transform", "return_value"), json!("done")),
+        (("extract", "row_count"), json!(42)),
+    ]
+    .into_iter()
+    .map(|((task, key), value)| ((task.to_owned(), key.to_owned()), value))
+    .collect();
+    let variables: BTreeMap<String, String> = [
+        ("bucket", "s3://data"),
+        ("settings", r#"{"region": "eu-west-1", "replicas": [1, 2]}"#),
+        ("not_json", "{oops"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    TemplateContext {
+        dag_id: "etl".to_owned(),
+        run_id: "scheduled__2026-01-01T00:00:00+00:00".to_owned(),
+        task_id: "load".to_owned(),
+        try_number: 2,
+        run_type: "scheduled".to_owned(),
+        logical_date: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        data_interval_start: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        data_interval_end: Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap(),
+        conf: object(json!({"limit": 10, "extra": "yes"})),
+        dag_params: object(json!({"limit": 5, "env": "prod"})),
+        task: json!({
+            "task_id": "load",
+            "operator": {"kind": "bash", "bash_command": "echo {{ ds }}"},
+            "dependencies": ["extract", "transform"],
+            "retries": 3,
+            "pool": "default_pool",
+            "queue": "default",
+        }),
+        variables,
+        xcoms,
+    }
+}
