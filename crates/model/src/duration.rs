@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: expected a number of seconds or a form like 30s, 5m, 1h30m, 2d")]
+#[error(
+    "invalid duration {input:?}: expected a number of seconds or a form like 30s, 5m, 1h30m, 2d"
+)]
 pub struct DurationError {
     pub input: String,
 }
@@ -61,7 +63,11 @@ mod tests {
             ("1h", 3600),
         ];
         for (input, secs) in cases {
-            assert_eq!(parse_duration(input), Ok(Duration::from_secs(secs)), "{input}");
+            assert_eq!(
+                parse_duration(input),
+                Ok(Duration::from_secs(secs)),
+                "{input}"
+            );
         }
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
     }

@@ -10,5 +10,5 @@ pub mod trigger_rule;
 
 pub use dag::{Dag, Operator, Task};
 pub use state::{DagRunState, RunType, TaskState};
-pub use timetable::Schedule;
-pub use trigger_rule::TriggerRule;
+pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
+pub use trigger_rule::{Decision, TriggerRule, UpstreamSummary};

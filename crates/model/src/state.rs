@@ -111,6 +111,8 @@ impl TaskState {
             (Running, Success | Failed | UpForRetry | Skipped | Restarting) => true,
             (Restarting, UpForRetry | Failed) => true,
             (None | Scheduled, Skipped | UpstreamFailed | Removed) => true,
+            // A task with nothing to execute (the empty operator) succeeds where it stands.
+            (None | Scheduled, Success) => true,
             (UpForRetry, Failed) => true,
             (Deferred | UpForReschedule, Scheduled | Failed) => true,
             _ => false,
@@ -245,6 +247,9 @@ mod tests {
                 Err(IllegalTransition { from, to: Running })
             );
         }
-        assert!(!Running.can_become(None), "a running task is restarted, not reset");
+        assert!(
+            !Running.can_become(None),
+            "a running task is restarted, not reset"
+        );
     }
 }

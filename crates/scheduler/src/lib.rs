@@ -1,1 +1,436 @@
-//! placeholder
+//! The scheduler: creates DAG runs on time, moves task instances through their states in
+//! dependency order, queues ready work within the concurrency limits, and fails the tries of
+//! workers whose lease ran out. It reacts to events (a task finished, a run was triggered)
+//! rather than rescanning; a periodic sweep is only the safety net.
+
+mod dag_cache;
+mod graph;
+mod plan;
+mod queueing;
+mod trigger;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+use updraft_model::{timetable, DagRunState, TaskState};
+use updraft_store::{FinishReport, Store, StoreError, TransitionResult};
+
+pub use dag_cache::DagCache;
+pub use graph::DagGraph;
+pub use plan::{plan_run, RunPlan};
+pub use trigger::{new_dag_run, TriggerRequest};
+pub use updraft_model::retry::after_failure as failure_outcome;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where the scheduler reads the time; tests inject a fixed clock.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Task instances queued or running at once, across all DAGs (Airflow's `parallelism`).
+    pub parallelism: u32,
+    /// The safety-net sweep; events do the real work.
+    pub sweep_interval: Duration,
+    /// Only this run is scheduled (`dags test`); pause is ignored for it.
+    pub only_run: Option<i64>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            parallelism: 32,
+            sweep_interval: Duration::from_secs(2),
+            only_run: None,
+        }
+    }
+}
+
+/// How other parts of the process tell the scheduler there is something to look at.
+#[derive(Default)]
+pub struct SchedulerSignal {
+    notify: Notify,
+    dirty_runs: Mutex<HashSet<i64>>,
+    full_pass: Mutex<bool>,
+}
+
+impl SchedulerSignal {
+    /// Tasks of these runs changed state: evaluate their downstream.
+    pub fn runs_changed(&self, runs: impl IntoIterator<Item = i64>) {
+        if let Ok(mut dirty) = self.dirty_runs.lock() {
+            dirty.extend(runs);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Something changed outside this process (a trigger, a clear, a pause): look at everything.
+    pub fn everything_changed(&self) {
+        if let Ok(mut full) = self.full_pass.lock() {
+            *full = true;
+        }
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> (bool, HashSet<i64>) {
+        let full = self
+            .full_pass
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or(true);
+        let dirty = self
+            .dirty_runs
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default();
+        (full, dirty)
+    }
+}
+
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    dags: DagCache,
+    signal: Arc<SchedulerSignal>,
+    /// Woken when work was queued, so local workers claim it at once.
+    work_queued: Arc<Notify>,
+    paused: Mutex<HashMap<String, bool>>,
+    /// When the last pass completed (microseconds since the epoch), for health checks.
+    heartbeat: Arc<AtomicI64>,
+}
+
+/// What one pass found out about the future.
+#[derive(Debug, Default)]
+pub struct PassOutcome {
+    /// The earliest instant something is due (a scheduled run, a retry).
+    pub next_due: Option<DateTime<Utc>>,
+    pub queued: usize,
+}
+
+impl Scheduler {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: SchedulerConfig,
+        signal: Arc<SchedulerSignal>,
+        work_queued: Arc<Notify>,
+        heartbeat: Arc<AtomicI64>,
+    ) -> Self {
+        Scheduler {
+            dags: DagCache::new(store.clone()),
+            store,
+            clock,
+            config,
+            signal,
+            work_queued,
+            paused: Mutex::new(HashMap::new()),
+            heartbeat,
+        }
+    }
+
+    pub fn dag_cache(&self) -> &DagCache {
+        &self.dags
+    }
+
+    /// Runs passes until `shutdown` turns true: on every signal, at the next due instant,
+    /// and at least every sweep interval.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        self.signal.everything_changed();
+        let mut last_full = std::time::Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let (mut full, dirty) = self.signal.take();
+            if last_full.elapsed() >= self.config.sweep_interval {
+                full = true;
+            }
+            if full {
+                last_full = std::time::Instant::now();
+            }
+            let wait = match self.pass(full, dirty).await {
+                Ok(outcome) => {
+                    self.heartbeat
+                        .store(self.clock.now().timestamp_micros(), Ordering::Relaxed);
+                    let sweep = self.config.sweep_interval;
+                    outcome
+                        .next_due
+                        .and_then(|due| (due - self.clock.now()).to_std().ok())
+                        .map_or(sweep, |d| d.min(sweep))
+                }
+                Err(e) => {
+                    warn!(error = %e, "scheduler pass failed; retrying");
+                    self.signal.everything_changed();
+                    Duration::from_millis(500)
+                }
+            };
+            if wait.is_zero() {
+                self.signal.everything_changed();
+                continue;
+            }
+            tokio::select! {
+                _ = self.signal.notify.notified() => {}
+                _ = tokio::time::sleep(wait) => self.signal.everything_changed(),
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// One scheduling pass. `full` looks at every unfinished run and every DAG's schedule;
+    /// otherwise only the `dirty` runs are evaluated.
+    pub async fn pass(
+        &self,
+        full: bool,
+        dirty: HashSet<i64>,
+    ) -> Result<PassOutcome, SchedulerError> {
+        let now = self.clock.now();
+        let mut outcome = PassOutcome::default();
+        if full && self.config.only_run.is_none() {
+            self.refresh_paused().await?;
+            self.create_scheduled_runs(now).await?;
+            self.expire_leases(now).await?;
+        }
+        let runs = self.store.unfinished_dag_runs().await?;
+        let mut to_evaluate = Vec::new();
+        let mut running_per_dag: HashMap<String, u32> = HashMap::new();
+        for run in &runs {
+            if run.state == DagRunState::Running {
+                *running_per_dag.entry(run.dag_id.clone()).or_default() += 1;
+            }
+        }
+        for run in runs {
+            if !self.in_scope(&run) {
+                continue;
+            }
+            let mut run = run;
+            if run.state == DagRunState::Queued {
+                let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
+                let active = running_per_dag.entry(run.dag_id.clone()).or_default();
+                if *active >= graph.dag.max_active_runs {
+                    continue;
+                }
+                if self
+                    .store
+                    .set_dag_run_state(run.id, DagRunState::Queued, DagRunState::Running, now)
+                    .await?
+                    == TransitionResult::Applied
+                {
+                    *active += 1;
+                    run.state = DagRunState::Running;
+                    info!(dag_id = %run.dag_id, run_id = %run.run_id, "dag run started");
+                    to_evaluate.push(run);
+                }
+                continue;
+            }
+            if full || dirty.contains(&run.id) {
+                to_evaluate.push(run);
+            }
+        }
+        let mut transitions = Vec::new();
+        let mut finished_runs = Vec::new();
+        for run in &to_evaluate {
+            let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
+            let tis = self.store.task_instances(run.id).await?;
+            let plan = plan_run(&graph, &tis, now);
+            if let Some(state) = plan.final_state {
+                finished_runs.push((run, state));
+            }
+            if let Some(due) = tis
+                .iter()
+                .filter(|ti| ti.state == TaskState::UpForRetry)
+                .filter_map(|ti| ti.next_retry_at)
+                .filter(|at| *at > now)
+                .min()
+            {
+                outcome.next_due = earliest(outcome.next_due, Some(due));
+            }
+            transitions.extend(plan.transitions);
+        }
+        let results = self.store.apply_transitions(transitions).await?;
+        let conflicts = results
+            .iter()
+            .filter(|r| **r == TransitionResult::Conflict)
+            .count();
+        if conflicts > 0 {
+            debug!(conflicts, "some transitions lost a race; re-evaluating");
+            self.signal.everything_changed();
+        } else {
+            for (run, state) in finished_runs {
+                if self
+                    .store
+                    .set_dag_run_state(run.id, DagRunState::Running, state, now)
+                    .await?
+                    == TransitionResult::Applied
+                {
+                    info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
+                }
+            }
+        }
+        outcome.queued = self.queue_ready_work(now).await?;
+        if outcome.queued > 0 {
+            self.work_queued.notify_waiters();
+        }
+        if full && self.config.only_run.is_none() {
+            let next_run = self.store.earliest_next_dagrun().await?;
+            let next_retry = self.store.earliest_retry().await?;
+            outcome.next_due = earliest(outcome.next_due, earliest(next_run, next_retry));
+        }
+        Ok(outcome)
+    }
+
+    fn in_scope(&self, run: &updraft_store::DagRun) -> bool {
+        match self.config.only_run {
+            Some(id) => run.id == id,
+            None => !self
+                .paused
+                .lock()
+                .map(|p| p.get(&run.dag_id).copied().unwrap_or(false))
+                .unwrap_or(false),
+        }
+    }
+
+    async fn refresh_paused(&self) -> Result<(), SchedulerError> {
+        let dags = self.store.list_dags().await?;
+        if let Ok(mut paused) = self.paused.lock() {
+            *paused = dags.into_iter().map(|d| (d.dag_id, d.is_paused)).collect();
+        }
+        Ok(())
+    }
+
+    /// Computes the next run of new or changed DAGs and creates every run that is due,
+    /// oldest first (catch-up creates the missed ones in order).
+    async fn create_scheduled_runs(&self, now: DateTime<Utc>) -> Result<(), SchedulerError> {
+        for record in self.store.dags_needing_next_run().await? {
+            let graph = self.dags.get(&record.dag_id, record.version).await?;
+            let last = self
+                .store
+                .last_scheduled_logical_date(&record.dag_id)
+                .await?;
+            let next = timetable::next_run(&graph.dag, last, now).map(|n| n.logical_date);
+            self.store.set_next_dagrun(&record.dag_id, next).await?;
+        }
+        for record in self.store.due_dags(now).await? {
+            let graph = self.dags.get(&record.dag_id, record.version).await?;
+            let Some(logical_date) = record.next_dagrun else {
+                continue;
+            };
+            let after =
+                timetable::next_run(&graph.dag, Some(logical_date), now).map(|n| n.logical_date);
+            let request = TriggerRequest::scheduled(logical_date);
+            let new_run = new_dag_run(&graph.dag, record.version, request, now, Some(after));
+            match self.store.create_dag_run(new_run).await {
+                Ok(run) => {
+                    info!(dag_id = %run.dag_id, run_id = %run.run_id, "scheduled dag run created")
+                }
+                Err(StoreError::AlreadyExists(what)) => {
+                    debug!(%what, "scheduled run exists already");
+                    self.store.set_next_dagrun(&record.dag_id, after).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.signal.everything_changed();
+        }
+        Ok(())
+    }
+
+    /// Moves `scheduled` task instances to `queued` (starting a new try), highest priority
+    /// first, within parallelism, each DAG's `max_active_tasks` and each pool's slots.
+    async fn queue_ready_work(&self, now: DateTime<Utc>) -> Result<usize, SchedulerError> {
+        let occupancy = self.store.occupancy().await?;
+        let free = self.config.parallelism.saturating_sub(occupancy.total) as usize;
+        if free == 0 {
+            return Ok(0);
+        }
+        let candidates = self.store.scheduled_task_instances(free * 4 + 16).await?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let mut limits = HashMap::new();
+        for ti in &candidates {
+            if !limits.contains_key(&ti.dag_id) {
+                let run = self.store.get_dag_run_by_id(ti.dag_run_id).await?;
+                let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
+                limits.insert(ti.dag_id.clone(), graph.dag.max_active_tasks);
+            }
+        }
+        let chosen = queueing::choose(&candidates, &occupancy, free, &limits, self.config.only_run);
+        let transitions: Vec<_> = chosen
+            .iter()
+            .map(|ti| updraft_store::Transition {
+                ti_id: ti.id,
+                try_number: ti.try_number,
+                from: TaskState::Scheduled,
+                to: TaskState::Queued,
+                now,
+                new_try: true,
+                next_retry_at: None,
+            })
+            .collect();
+        let results = self.store.apply_transitions(transitions).await?;
+        Ok(results
+            .iter()
+            .filter(|r| **r == TransitionResult::Applied)
+            .count())
+    }
+
+    /// Fails (for that try) the tasks whose worker stopped renewing its lease.
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<(), SchedulerError> {
+        let expired = self.store.expired_claims(now).await?;
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let mut reports = Vec::new();
+        for ti in &expired {
+            let Some(claim_id) = ti.claim_id.clone() else {
+                continue;
+            };
+            let run = self.store.get_dag_run_by_id(ti.dag_run_id).await?;
+            let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
+            let Some(task) = graph.dag.task(&ti.task_id) else {
+                continue;
+            };
+            warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "worker lease expired; failing the try");
+            let (state, next_retry_at) = failure_outcome(task, ti.try_number, now);
+            reports.push(FinishReport {
+                ti_id: ti.id,
+                try_number: ti.try_number,
+                claim_id,
+                state,
+                end_date: now,
+                next_retry_at,
+                xcom: None,
+                infrastructure_failure: true,
+            });
+        }
+        let runs: Vec<i64> = expired.iter().map(|ti| ti.dag_run_id).collect();
+        self.store.finish(reports).await?;
+        self.signal.runs_changed(runs);
+        Ok(())
+    }
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

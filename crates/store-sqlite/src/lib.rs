@@ -1,1 +1,262 @@
-//! placeholder
+//! The SQLite backend of the metadata store: one file, WAL mode, one writer connection per
+//! process. Writes take the database lock up front (`BEGIN IMMEDIATE`) so that concurrent
+//! processes (the CLI next to `standalone`) queue for it instead of failing mid-transaction.
+
+mod codec;
+mod dags;
+mod runs;
+mod schema;
+mod task_instances;
+mod variables;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, TransactionBehavior};
+use updraft_store::*;
+
+pub use schema::SCHEMA_VERSION;
+
+/// A store on one SQLite file. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let mut conn = Connection::open(path)
+            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        // NORMAL in WAL mode keeps the database consistent on a crash; a power loss may lose
+        // the last commits, which the lease sweep then redoes.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(db_err)?;
+        schema::migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = conn
+                .lock()
+                .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
+            f(&guard)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
+            let tx = guard
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(db_err)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+    }
+}
+
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err))
+            .await
+    }
+    async fn sync_dags(&self, sync: DagSync) -> Result<SyncReport> {
+        self.write(move |tx| dags::sync(tx, &sync)).await
+    }
+    async fn list_dags(&self) -> Result<Vec<DagRecord>> {
+        self.read(dags::list).await
+    }
+    async fn get_dag(&self, dag_id: &str) -> Result<DagRecord> {
+        let dag_id = dag_id.to_string();
+        self.read(move |c| dags::get(c, &dag_id)).await
+    }
+    async fn get_dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag> {
+        let dag_id = dag_id.to_string();
+        self.read(move |c| dags::definition(c, &dag_id, version))
+            .await
+    }
+    async fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
+        let dag_id = dag_id.to_string();
+        self.write(move |tx| dags::set_paused(tx, &dag_id, paused))
+            .await
+    }
+    async fn list_import_errors(&self) -> Result<Vec<ImportErrorRecord>> {
+        self.read(dags::import_errors).await
+    }
+    async fn dags_needing_next_run(&self) -> Result<Vec<DagRecord>> {
+        self.read(dags::needing_next_run).await
+    }
+    async fn set_next_dagrun(&self, dag_id: &str, next: Option<DateTime<Utc>>) -> Result<()> {
+        let dag_id = dag_id.to_string();
+        self.write(move |tx| dags::set_next_dagrun(tx, &dag_id, next))
+            .await
+    }
+    async fn due_dags(&self, now: DateTime<Utc>) -> Result<Vec<DagRecord>> {
+        self.read(move |c| dags::due(c, now)).await
+    }
+    async fn earliest_next_dagrun(&self) -> Result<Option<DateTime<Utc>>> {
+        self.read(dags::earliest_next_dagrun).await
+    }
+    async fn last_scheduled_logical_date(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
+        let dag_id = dag_id.to_string();
+        self.read(move |c| runs::last_scheduled_logical_date(c, &dag_id))
+            .await
+    }
+
+    async fn create_dag_run(&self, run: NewDagRun) -> Result<DagRun> {
+        self.write(move |tx| runs::create(tx, &run)).await
+    }
+    async fn get_dag_run(&self, dag_id: &str, run_id: &str) -> Result<DagRun> {
+        let (dag_id, run_id) = (dag_id.to_string(), run_id.to_string());
+        self.read(move |c| runs::get(c, &dag_id, &run_id)).await
+    }
+    async fn get_dag_run_by_id(&self, id: i64) -> Result<DagRun> {
+        self.read(move |c| runs::get_by_id(c, id)).await
+    }
+    async fn list_dag_runs(&self, dag_id: &str) -> Result<Vec<DagRun>> {
+        let dag_id = dag_id.to_string();
+        self.read(move |c| runs::list(c, &dag_id)).await
+    }
+    async fn unfinished_dag_runs(&self) -> Result<Vec<DagRun>> {
+        self.read(runs::unfinished).await
+    }
+    async fn set_dag_run_state(
+        &self,
+        id: i64,
+        expected: DagRunState,
+        to: DagRunState,
+        now: DateTime<Utc>,
+    ) -> Result<TransitionResult> {
+        self.write(move |tx| runs::set_state(tx, id, expected, to, now))
+            .await
+    }
+
+    async fn task_instances(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>> {
+        self.read(move |c| task_instances::of_run(c, dag_run_id))
+            .await
+    }
+    async fn apply_transitions(&self, batch: Vec<Transition>) -> Result<Vec<TransitionResult>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |tx| task_instances::apply(tx, &batch))
+            .await
+    }
+    async fn scheduled_task_instances(&self, limit: usize) -> Result<Vec<TaskInstance>> {
+        self.read(move |c| task_instances::scheduled(c, limit))
+            .await
+    }
+    async fn occupancy(&self) -> Result<Occupancy> {
+        self.read(task_instances::occupancy).await
+    }
+    async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>> {
+        self.read(task_instances::earliest_retry).await
+    }
+    async fn clear_task_instances(
+        &self,
+        dag_run_id: i64,
+        task_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let task_ids = task_ids.to_vec();
+        self.write(move |tx| task_instances::clear(tx, dag_run_id, &task_ids, now))
+            .await
+    }
+
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>> {
+        self.write(move |tx| task_instances::claim(tx, &request))
+            .await
+    }
+    async fn heartbeat(
+        &self,
+        claim_ids: &[String],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        if claim_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let claim_ids = claim_ids.to_vec();
+        self.write(move |tx| task_instances::heartbeat(tx, &claim_ids, lease_until))
+            .await
+    }
+    async fn finish(&self, reports: Vec<FinishReport>) -> Result<Vec<TransitionResult>> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |tx| task_instances::finish(tx, &reports))
+            .await
+    }
+    async fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
+        self.read(move |c| task_instances::expired_claims(c, now))
+            .await
+    }
+    async fn claims_of_worker(&self, worker_id: &str) -> Result<Vec<TaskInstance>> {
+        let worker_id = worker_id.to_string();
+        self.read(move |c| task_instances::claims_of_worker(c, &worker_id))
+            .await
+    }
+    async fn running_task_instances(&self) -> Result<Vec<TaskInstance>> {
+        self.read(task_instances::running).await
+    }
+
+    async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>> {
+        self.read(move |c| variables::xcoms_for_run(c, dag_run_id))
+            .await
+    }
+    async fn get_variable(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_string();
+        self.read(move |c| variables::get(c, &key)).await
+    }
+    async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |tx| variables::set(tx, &key, &value)).await
+    }
+    async fn delete_variable(&self, key: &str) -> Result<bool> {
+        let key = key.to_string();
+        self.write(move |tx| variables::delete(tx, &key)).await
+    }
+    async fn list_variables(&self) -> Result<Vec<(String, String)>> {
+        self.read(variables::list).await
+    }
+}

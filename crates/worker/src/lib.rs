@@ -1,1 +1,11 @@
-//! placeholder
+//! The worker: runs claimed task tries as real processes (process groups, timeouts, logs, XCom).
+
+mod local;
+pub mod process;
+
+pub use local::{FinishedHook, LocalWorker, LocalWorkerConfig};
+
+pub use process::{
+    kill_orphans, log_path, run_task, FailureReason, TaskLaunch, TaskOutcome, CLAIM_ID_ENV,
+    DEFAULT_KILL_GRACE,
+};

@@ -1,0 +1,313 @@
+//! The task part of a DAG file: `tasks` items and the `default_args` they inherit.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use updraft_model::{Operator, Task, TriggerRule};
+
+use super::value::{check_id, get, Ctx};
+use crate::diagnostic::Pos;
+use crate::document::{Entry, Node, NodeKind};
+
+/// Keys a task shares with `default_args`.
+pub const SETTING_KEYS: &[&str] = &[
+    "trigger_rule",
+    "retries",
+    "retry_delay",
+    "retry_exponential_backoff",
+    "max_retry_delay",
+    "execution_timeout",
+    "env",
+    "cwd",
+    "pool",
+    "queue",
+    "priority_weight",
+    "skip_on_exit_code",
+    "do_xcom_push",
+];
+
+/// Keys only a task may have.
+pub const TASK_ONLY_KEYS: &[&str] = &["task_id", "operator", "bash_command", "dependencies"];
+
+/// `updraft_model::TriggerRule` as written in files.
+pub const TRIGGER_RULES: &[&str] = &[
+    "all_success",
+    "all_failed",
+    "all_done",
+    "all_done_min_one_success",
+    "all_skipped",
+    "one_success",
+    "one_failed",
+    "one_done",
+    "none_failed",
+    "none_failed_min_one_success",
+    "none_skipped",
+    "always",
+    "all_done_setup_success",
+];
+
+/// Values of `operator`.
+pub const OPERATORS: &[&str] = &["bash", "empty"];
+
+/// One task setting, read once (from `default_args` or a task) and applied to tasks.
+#[derive(Debug, Clone)]
+pub(crate) enum Setting {
+    TriggerRule(TriggerRule),
+    Retries(u32),
+    RetryDelay(Duration),
+    RetryExponentialBackoff(bool),
+    MaxRetryDelay(Option<Duration>),
+    ExecutionTimeout(Option<Duration>),
+    Env(BTreeMap<String, String>),
+    Cwd(Option<String>),
+    Pool(String),
+    Queue(String),
+    PriorityWeight(i64),
+    SkipOnExitCode(Vec<i32>),
+    DoXcomPush(bool),
+}
+
+/// A task read from the file, with the places its graph checks point at.
+pub(crate) struct ReadTask {
+    pub task: Task,
+    pub id_pos: Option<Pos>,
+    pub dependency_pos: Vec<Option<Pos>>,
+}
+
+impl Setting {
+    fn apply(&self, task: &mut Task) {
+        match self.clone() {
+            Setting::TriggerRule(v) => task.trigger_rule = v,
+            Setting::Retries(v) => task.retries = v,
+            Setting::RetryDelay(v) => task.retry_delay = v,
+            Setting::RetryExponentialBackoff(v) => task.retry_exponential_backoff = v,
+            Setting::MaxRetryDelay(v) => task.max_retry_delay = v,
+            Setting::ExecutionTimeout(v) => task.execution_timeout = v,
+            Setting::Env(v) => task.env = v,
+            Setting::Cwd(v) => task.cwd = v,
+            Setting::Pool(v) => task.pool = v,
+            Setting::Queue(v) => task.queue = v,
+            Setting::PriorityWeight(v) => task.priority_weight = v,
+            Setting::SkipOnExitCode(v) => task.skip_on_exit_code = v,
+            Setting::DoXcomPush(v) => task.do_xcom_push = v,
+        }
+    }
+}
+
+/// Reads the setting keys of a mapping; other keys are left to the caller.
+pub(crate) fn read_settings(entries: &[Entry], label: &str, ctx: &mut Ctx) -> Vec<Setting> {
+    entries
+        .iter()
+        .filter_map(|entry| read_setting(&entry.key, &entry.value, label, ctx))
+        .collect()
+}
+
+fn read_setting(key: &str, node: &Node, label: &str, ctx: &mut Ctx) -> Option<Setting> {
+    Some(match key {
+        "trigger_rule" => Setting::TriggerRule(read_trigger_rule(node, label, ctx)?),
+        "retries" => Setting::Retries(ctx.u32_at_least(node, label, key, 0)?),
+        "retry_delay" => Setting::RetryDelay(ctx.duration(node, label, key)?),
+        "retry_exponential_backoff" => {
+            Setting::RetryExponentialBackoff(ctx.bool(node, label, key)?)
+        }
+        "max_retry_delay" => Setting::MaxRetryDelay(ctx.opt_duration(node, label, key)?),
+        "execution_timeout" => Setting::ExecutionTimeout(ctx.opt_duration(node, label, key)?),
+        "env" => Setting::Env(read_env(node, label, ctx)?),
+        "cwd" => Setting::Cwd(ctx.opt_string(node, label, key)?),
+        "pool" => Setting::Pool(ctx.text(node, label, key)?),
+        "queue" => Setting::Queue(ctx.text(node, label, key)?),
+        "priority_weight" => {
+            Setting::PriorityWeight(ctx.int_in(node, label, key, i64::MIN..=i64::MAX)?)
+        }
+        "skip_on_exit_code" => Setting::SkipOnExitCode(read_exit_codes(node, label, ctx)?),
+        "do_xcom_push" => Setting::DoXcomPush(ctx.bool(node, label, key)?),
+        _ => return None,
+    })
+}
+
+fn read_trigger_rule(node: &Node, label: &str, ctx: &mut Ctx) -> Option<TriggerRule> {
+    let name = ctx.string(node, label, "trigger_rule")?;
+    match serde_json::from_value(serde_json::Value::String(name.clone())) {
+        Ok(rule) => Some(rule),
+        Err(_) => {
+            ctx.error(
+                node.pos,
+                format!(
+                    "{label}unknown trigger_rule `{name}`; allowed: {}",
+                    TRIGGER_RULES.join(", ")
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn read_env(node: &Node, label: &str, ctx: &mut Ctx) -> Option<BTreeMap<String, String>> {
+    if matches!(node.kind, NodeKind::Null) {
+        return Some(BTreeMap::new());
+    }
+    let entries = ctx.map(node, label, "env")?;
+    let mut env = BTreeMap::new();
+    let mut ok = true;
+    for entry in entries {
+        if entry.key.is_empty() || entry.key.contains(['=', '\0']) {
+            ctx.error(
+                entry.key_pos,
+                format!(
+                    "{label}`env` name {:?} is not a valid variable name",
+                    entry.key
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        match ctx.scalar_text(&entry.value, label, &format!("env.{}", entry.key)) {
+            Some(value) => {
+                env.insert(entry.key.clone(), value);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(env)
+}
+
+fn read_exit_codes(node: &Node, label: &str, ctx: &mut Ctx) -> Option<Vec<i32>> {
+    let key = "skip_on_exit_code";
+    let items: Vec<&Node> = match &node.kind {
+        NodeKind::Null => return Some(Vec::new()),
+        NodeKind::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    let mut codes = Vec::with_capacity(items.len());
+    for item in items {
+        let code = ctx.int_in(item, label, key, 0..=255)?;
+        codes.push(code as i32);
+    }
+    Some(codes)
+}
+
+/// Reads one `tasks` item. `None` when it cannot become a task (its problems are recorded).
+pub(crate) fn read_task(
+    node: &Node,
+    index: usize,
+    defaults: &[Setting],
+    ctx: &mut Ctx,
+) -> Option<ReadTask> {
+    let fallback = format!("task #{}: ", index + 1);
+    let NodeKind::Map(entries) = &node.kind else {
+        ctx.error(
+            node.pos,
+            format!(
+                "{fallback}each item of `tasks` must be a mapping, found {}",
+                node.describe()
+            ),
+        );
+        return None;
+    };
+
+    let id_entry = get(entries, "task_id");
+    let task_id = match id_entry {
+        None => {
+            ctx.error(
+                node.pos,
+                format!("{fallback}missing required key `task_id`"),
+            );
+            None
+        }
+        Some(e) => ctx
+            .string(&e.value, &fallback, "task_id")
+            .and_then(|id| match check_id(&id) {
+                Ok(()) => Some(id),
+                Err(why) => {
+                    ctx.error(e.value.pos, format!("{fallback}task_id {id:?} {why}"));
+                    None
+                }
+            }),
+    };
+    let label = match &task_id {
+        Some(id) => format!("task `{id}`: "),
+        None => fallback,
+    };
+
+    let allowed: Vec<&str> = TASK_ONLY_KEYS.iter().chain(SETTING_KEYS).copied().collect();
+    ctx.check_keys(entries, &allowed, &label);
+
+    let operator = read_operator(entries, node.pos, &label, ctx);
+
+    let mut dependencies = Vec::new();
+    let mut dependency_pos = Vec::new();
+    if let Some(e) = get(entries, "dependencies") {
+        for (dep, pos) in ctx
+            .string_list(&e.value, &label, "dependencies")
+            .unwrap_or_default()
+        {
+            if !dependencies.iter().any(|d: &String| d == dep) {
+                dependencies.push(dep.to_string());
+                dependency_pos.push(pos);
+            }
+        }
+    }
+
+    let own = read_settings(entries, &label, ctx);
+    let mut task = Task::new(task_id?, operator?);
+    task.dependencies = dependencies;
+    for setting in defaults.iter().chain(&own) {
+        setting.apply(&mut task);
+    }
+    Some(ReadTask {
+        task,
+        id_pos: id_entry.and_then(|e| e.value.pos),
+        dependency_pos,
+    })
+}
+
+fn read_operator(
+    entries: &[Entry],
+    task_pos: Option<Pos>,
+    label: &str,
+    ctx: &mut Ctx,
+) -> Option<Operator> {
+    let command = get(entries, "bash_command");
+    let operator = match get(entries, "operator") {
+        None => None,
+        Some(e) => {
+            let name = ctx.string(&e.value, label, "operator")?;
+            if !OPERATORS.contains(&name.as_str()) {
+                ctx.error(
+                    e.value.pos,
+                    format!(
+                        "{label}unknown operator `{name}`; allowed: {}",
+                        OPERATORS.join(", ")
+                    ),
+                );
+                return None;
+            }
+            Some((name, e.value.pos))
+        }
+    };
+    match (operator, command) {
+        (Some((name, _)), None) if name == "empty" => Some(Operator::Empty),
+        (Some((name, _)), Some(cmd)) if name == "empty" => {
+            ctx.error(
+                cmd.key_pos,
+                format!("{label}`bash_command` does not go with `operator: empty`"),
+            );
+            None
+        }
+        (Some((_, pos)), None) => {
+            ctx.error(pos, format!("{label}operator `bash` needs `bash_command`"));
+            None
+        }
+        (None, None) => {
+            ctx.error(
+                task_pos,
+                format!("{label}missing required key `bash_command` (or set `operator: empty`)"),
+            );
+            None
+        }
+        (_, Some(cmd)) => {
+            let bash_command = ctx.text(&cmd.value, label, "bash_command")?;
+            Some(Operator::Bash { bash_command })
+        }
+    }
+}

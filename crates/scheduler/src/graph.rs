@@ -1,0 +1,70 @@
+//! A DAG's task graph in index form: topological order, upstream lists and leaves, computed
+//! once per DAG version so that evaluating a run does no string searching.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use updraft_model::Dag;
+
+#[derive(Debug)]
+pub struct DagGraph {
+    pub dag: Arc<Dag>,
+    /// Task indexes (into `dag.tasks`) with every task after all of its upstream.
+    pub topological: Vec<usize>,
+    pub upstream: Vec<Vec<usize>>,
+    pub is_leaf: Vec<bool>,
+    pub index: HashMap<String, usize>,
+}
+
+impl DagGraph {
+    /// Builds the graph of a validated DAG. Dependencies that name no task are ignored (the
+    /// loader rejects them); a cycle leaves its tasks out of the order (the loader rejects those too).
+    pub fn new(dag: Arc<Dag>) -> Self {
+        let index: HashMap<String, usize> = dag
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.task_id.clone(), i))
+            .collect();
+        let upstream: Vec<Vec<usize>> = dag
+            .tasks
+            .iter()
+            .map(|t| {
+                t.dependencies
+                    .iter()
+                    .filter_map(|d| index.get(d).copied())
+                    .collect()
+            })
+            .collect();
+        let mut is_leaf = vec![true; dag.tasks.len()];
+        let mut remaining: Vec<usize> = upstream.iter().map(Vec::len).collect();
+        let mut downstream = vec![Vec::new(); dag.tasks.len()];
+        for (task, ups) in upstream.iter().enumerate() {
+            for &u in ups {
+                is_leaf[u] = false;
+                downstream[u].push(task);
+            }
+        }
+        let mut topological: Vec<usize> = (0..dag.tasks.len())
+            .filter(|&i| remaining[i] == 0)
+            .collect();
+        let mut next = 0;
+        while next < topological.len() {
+            let current = topological[next];
+            for &d in &downstream[current] {
+                remaining[d] -= 1;
+                if remaining[d] == 0 {
+                    topological.push(d);
+                }
+            }
+            next += 1;
+        }
+        DagGraph {
+            dag,
+            topological,
+            upstream,
+            is_leaf,
+            index,
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The SQLite schema and its migrations, applied in order and recorded in `user_version`.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::db_err;
+use updraft_store::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE dag (
+    dag_id TEXT PRIMARY KEY,
+    fileloc TEXT NOT NULL,
+    is_paused INTEGER NOT NULL DEFAULT 0,
+    is_active INTEGER NOT NULL DEFAULT 1,
+    version INTEGER NOT NULL,
+    schedule TEXT NOT NULL,
+    has_schedule INTEGER NOT NULL,
+    tags TEXT NOT NULL,
+    description TEXT,
+    next_dagrun INTEGER,
+    needs_next_dagrun INTEGER NOT NULL DEFAULT 1,
+    last_parsed_at INTEGER NOT NULL
+);
+CREATE TABLE dag_version (
+    dag_id TEXT NOT NULL REFERENCES dag(dag_id),
+    version INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (dag_id, version)
+);
+CREATE TABLE import_error (
+    filename TEXT PRIMARY KEY,
+    error TEXT NOT NULL,
+    timestamp INTEGER NOT NULL
+);
+CREATE TABLE dag_run (
+    id INTEGER PRIMARY KEY,
+    dag_id TEXT NOT NULL REFERENCES dag(dag_id),
+    run_id TEXT NOT NULL,
+    run_type TEXT NOT NULL,
+    state TEXT NOT NULL,
+    logical_date INTEGER NOT NULL,
+    data_interval_start INTEGER NOT NULL,
+    data_interval_end INTEGER NOT NULL,
+    conf TEXT NOT NULL,
+    dag_version INTEGER NOT NULL,
+    queued_at INTEGER NOT NULL,
+    start_date INTEGER,
+    end_date INTEGER,
+    UNIQUE (dag_id, run_id)
+);
+CREATE INDEX dag_run_unfinished ON dag_run (state) WHERE state IN ('queued', 'running');
+CREATE INDEX dag_run_by_dag ON dag_run (dag_id, logical_date);
+CREATE TABLE task_instance (
+    id INTEGER PRIMARY KEY,
+    dag_run_id INTEGER NOT NULL REFERENCES dag_run(id) ON DELETE CASCADE,
+    dag_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    map_index INTEGER NOT NULL DEFAULT -1,
+    try_number INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    pool TEXT NOT NULL,
+    priority_weight INTEGER NOT NULL,
+    hostname TEXT,
+    worker_id TEXT,
+    claim_id TEXT,
+    lease_until INTEGER,
+    queued_at INTEGER,
+    start_date INTEGER,
+    end_date INTEGER,
+    next_retry_at INTEGER,
+    infra_failures INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (dag_run_id, task_id, map_index)
+);
+CREATE INDEX task_instance_queued ON task_instance (queue, priority_weight DESC, id)
+    WHERE state = 'queued';
+CREATE INDEX task_instance_scheduled ON task_instance (priority_weight DESC, id)
+    WHERE state = 'scheduled';
+CREATE INDEX task_instance_active ON task_instance (state)
+    WHERE state IN ('queued', 'running', 'restarting', 'up_for_retry');
+CREATE INDEX task_instance_claim ON task_instance (claim_id) WHERE claim_id IS NOT NULL;
+CREATE TABLE task_try (
+    ti_id INTEGER NOT NULL REFERENCES task_instance(id) ON DELETE CASCADE,
+    try_number INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    hostname TEXT,
+    worker_id TEXT,
+    start_date INTEGER,
+    end_date INTEGER,
+    infrastructure_failure INTEGER NOT NULL,
+    PRIMARY KEY (ti_id, try_number)
+);
+CREATE TABLE xcom (
+    dag_run_id INTEGER NOT NULL REFERENCES dag_run(id) ON DELETE CASCADE,
+    task_id TEXT NOT NULL,
+    map_index INTEGER NOT NULL DEFAULT -1,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (dag_run_id, task_id, map_index, key)
+);
+CREATE TABLE variable (
+    key TEXT PRIMARY KEY,
+    val TEXT NOT NULL,
+    description TEXT
+);
+CREATE TABLE pool (
+    name TEXT PRIMARY KEY,
+    slots INTEGER NOT NULL,
+    description TEXT
+);
+INSERT INTO pool (name, slots, description) VALUES ('default_pool', 128, 'Default pool');
+"#];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to date. Safe when several processes start at once: the check and
+/// the migration run in one write transaction.
+pub fn migrate(conn: &mut Connection) -> Result<i64> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql).map_err(db_err)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(db_err)?;
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(SCHEMA_VERSION)
+}

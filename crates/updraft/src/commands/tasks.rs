@@ -1,0 +1,191 @@
+//! `updraft tasks …`: task listings, states of a run, logs, and clearing.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use regex::Regex;
+use serde_json::json;
+use updraft_model::Operator;
+use updraft_store::DagRun;
+
+use super::dags::{load_dag, not_found, sync_folder};
+use crate::app::App;
+use crate::cli::{Output, TasksCommand};
+use crate::output::{self, time};
+
+pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
+    match cmd {
+        TasksCommand::List { dag_id, output } => {
+            sync_folder(&app).await?;
+            let (dag, _) = load_dag(&app, dag_id).await?;
+            let value: Vec<_> = dag
+                .tasks
+                .iter()
+                .map(|t| json!({"task_id": t.task_id, "operator": operator_name(&t.operator), "dependencies": t.dependencies, "trigger_rule": t.trigger_rule}))
+                .collect();
+            let rows = dag
+                .tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.task_id.clone(),
+                        operator_name(&t.operator).into(),
+                        t.dependencies.join(", "),
+                    ]
+                })
+                .collect();
+            output::print(
+                output.output,
+                &value,
+                &["task_id", "operator", "dependencies"],
+                rows,
+            )?;
+        }
+        TasksCommand::StatesForDagRun {
+            dag_id,
+            run_id,
+            output,
+        } => {
+            let run = app
+                .store
+                .get_dag_run(dag_id, run_id)
+                .await
+                .map_err(not_found)?;
+            print_states(&app, &run, output.output).await?;
+        }
+        TasksCommand::Logs {
+            dag_id,
+            run_id,
+            task_id,
+            try_number,
+        } => {
+            let run = app
+                .store
+                .get_dag_run(dag_id, run_id)
+                .await
+                .map_err(not_found)?;
+            let tis = app.store.task_instances(run.id).await?;
+            let Some(ti) = tis.iter().find(|ti| ti.task_id == *task_id) else {
+                bail!("task {task_id:?} not found in run {run_id:?} of DAG {dag_id:?}");
+            };
+            let try_number = try_number.unwrap_or(ti.try_number);
+            if try_number == 0 || try_number > ti.try_number {
+                bail!(
+                    "task {task_id:?} has no try {try_number} (tries so far: {})",
+                    ti.try_number
+                );
+            }
+            let path = updraft_worker::log_path(
+                &app.config.logging.base_log_folder,
+                dag_id,
+                run_id,
+                task_id,
+                try_number,
+            );
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("no log for try {try_number} at {}", path.display()))?;
+            print!("{text}");
+        }
+        TasksCommand::Clear {
+            dag_id,
+            task_regex,
+            run_id,
+            no_downstream,
+        } => {
+            sync_folder(&app).await?;
+            let (dag, _) = load_dag(&app, dag_id).await?;
+            let pattern = task_regex
+                .as_deref()
+                .map(Regex::new)
+                .transpose()
+                .context("invalid --task-regex")?;
+            let mut task_ids: Vec<String> = Vec::new();
+            for task in dag
+                .tasks
+                .iter()
+                .filter(|t| pattern.as_ref().is_none_or(|p| p.is_match(&t.task_id)))
+            {
+                let selected = if *no_downstream {
+                    vec![task.task_id.clone()]
+                } else {
+                    dag.with_all_downstream(&task.task_id)
+                };
+                for id in selected {
+                    if !task_ids.contains(&id) {
+                        task_ids.push(id);
+                    }
+                }
+            }
+            if task_ids.is_empty() {
+                bail!("no task of DAG {dag_id:?} matches the regex");
+            }
+            let runs = match run_id {
+                Some(run_id) => vec![app
+                    .store
+                    .get_dag_run(dag_id, run_id)
+                    .await
+                    .map_err(not_found)?],
+                None => app.store.list_dag_runs(dag_id).await?,
+            };
+            let mut cleared = 0;
+            for run in &runs {
+                cleared += app
+                    .store
+                    .clear_task_instances(run.id, &task_ids, Utc::now())
+                    .await?;
+            }
+            app.wake_standalone();
+            println!(
+                "cleared {cleared} task instance(s) in {} run(s)",
+                runs.len()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn operator_name(op: &Operator) -> &'static str {
+    match op {
+        Operator::Bash { .. } => "bash",
+        Operator::Empty => "empty",
+    }
+}
+
+pub async fn print_states(app: &App, run: &DagRun, out: Output) -> Result<()> {
+    let tis = app.store.task_instances(run.id).await?;
+    let value = json!({
+        "dag_id": run.dag_id,
+        "run_id": run.run_id,
+        "state": run.state,
+        "task_instances": tis.iter().map(|ti| json!({
+            "task_id": ti.task_id, "state": ti.state, "try_number": ti.try_number,
+            "start_date": ti.start_date, "end_date": ti.end_date,
+        })).collect::<Vec<_>>(),
+    });
+    match out {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Output::Table => {
+            println!("dag run {} of {}: {}", run.run_id, run.dag_id, run.state);
+            let rows = tis
+                .iter()
+                .map(|ti| {
+                    vec![
+                        ti.task_id.clone(),
+                        ti.state.to_string(),
+                        ti.try_number.to_string(),
+                        time(ti.start_date),
+                        time(ti.end_date),
+                    ]
+                })
+                .collect();
+            output::print(
+                out,
+                &value,
+                &["task_id", "state", "try_number", "start_date", "end_date"],
+                rows,
+            )?;
+        }
+    }
+    Ok(())
+}

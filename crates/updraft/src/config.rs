@@ -1,0 +1,141 @@
+//! Configuration: built-in defaults, then `$UPDRAFT_HOME/updraft.toml`, then
+//! `UPDRAFT_<SECTION>__<KEY>` environment variables, then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub core: CoreConfig,
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub logging: LoggingConfig,
+    pub scheduler: SchedulerSection,
+    pub worker: WorkerSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CoreConfig {
+    pub dags_folder: PathBuf,
+    /// Task instances queued or running at once across all DAGs.
+    pub parallelism: u32,
+    pub dags_are_paused_at_creation: bool,
+    /// Safety-net rescan of the DAG folder; file changes are picked up at once by a watcher.
+    pub dag_dir_list_interval: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseConfig {
+    /// `sqlite:///absolute/path.db`, `sqlite://relative.db` or a plain file path.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiConfig {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoggingConfig {
+    pub base_log_folder: PathBuf,
+    /// A `tracing` filter, e.g. `info` or `updraft_scheduler=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SchedulerSection {
+    pub sweep_interval: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerSection {
+    /// Task processes at once in the local worker; defaults to `core.parallelism`.
+    pub concurrency: Option<u32>,
+    pub heartbeat_interval: String,
+    /// How long a worker's claim survives without a heartbeat.
+    pub lease: String,
+    /// SIGTERM → SIGKILL grace when a task is timed out or cancelled.
+    pub kill_grace: String,
+}
+
+impl Config {
+    pub fn defaults(home: &Path) -> Config {
+        Config {
+            core: CoreConfig {
+                dags_folder: home.join("dags"),
+                parallelism: 32,
+                dags_are_paused_at_creation: false,
+                dag_dir_list_interval: "30s".into(),
+            },
+            database: DatabaseConfig {
+                url: format!("sqlite://{}", home.join("updraft.db").display()),
+            },
+            api: ApiConfig {
+                host: "127.0.0.1".into(),
+                port: 8080,
+            },
+            logging: LoggingConfig {
+                base_log_folder: home.join("logs"),
+                level: "info".into(),
+            },
+            scheduler: SchedulerSection {
+                sweep_interval: "2s".into(),
+            },
+            worker: WorkerSection {
+                concurrency: None,
+                heartbeat_interval: "5s".into(),
+                lease: "30s".into(),
+                kill_grace: "5s".into(),
+            },
+        }
+    }
+
+    /// Loads the configuration in force for `home`.
+    pub fn load(home: &Path) -> Result<Config> {
+        let file = home.join("updraft.toml");
+        Figment::from(Serialized::defaults(Config::defaults(home)))
+            .merge(Toml::file(&file))
+            .merge(Env::prefixed("UPDRAFT_").ignore(&["HOME"]).split("__"))
+            .extract()
+            .with_context(|| {
+                format!(
+                    "invalid configuration (file {}, UPDRAFT_* variables)",
+                    file.display()
+                )
+            })
+    }
+
+    /// The SQLite file named by `database.url`.
+    pub fn sqlite_path(&self) -> Result<PathBuf> {
+        let url = self.database.url.trim();
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            return Ok(PathBuf::from(rest));
+        }
+        if url.contains("://") {
+            anyhow::bail!(
+                "unsupported database URL {url:?}: this build supports sqlite:// URLs and file paths"
+            );
+        }
+        Ok(PathBuf::from(url))
+    }
+}
+
+/// `$UPDRAFT_HOME`, or `~/.updraft`.
+pub fn updraft_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("UPDRAFT_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".updraft")
+}
+
+pub fn duration(key: &str, text: &str) -> Result<std::time::Duration> {
+    updraft_model::duration::parse_duration(text).with_context(|| format!("configuration {key}"))
+}

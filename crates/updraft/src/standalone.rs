@@ -1,0 +1,273 @@
+//! `updraft standalone`: the DAG processor, the scheduler, a local worker pool and the health
+//! endpoint in one process on one SQLite file. Also the in-process engine of `dags test`.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::{watch, Notify};
+use tracing::{info, warn};
+use updraft_scheduler::{Scheduler, SchedulerConfig, SchedulerSignal, SystemClock};
+use updraft_store::DagRun;
+use updraft_worker::{LocalWorker, LocalWorkerConfig};
+
+use crate::app::App;
+use crate::config::duration;
+use crate::dag_processor::DagProcessor;
+use crate::health::{self, Heartbeats};
+use crate::recovery;
+
+/// The scheduler and local worker of one process, wired together.
+struct Engine {
+    scheduler: Arc<Scheduler>,
+    worker: Arc<LocalWorker>,
+    signal: Arc<SchedulerSignal>,
+}
+
+fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result<Engine> {
+    let c = &app.config;
+    let signal = Arc::new(SchedulerSignal::default());
+    let work_queued = Arc::new(Notify::new());
+    let scheduler = Arc::new(Scheduler::new(
+        app.store.clone(),
+        Arc::new(SystemClock),
+        SchedulerConfig {
+            parallelism: c.core.parallelism.max(1),
+            sweep_interval: duration("scheduler.sweep_interval", &c.scheduler.sweep_interval)?,
+            only_run,
+        },
+        signal.clone(),
+        work_queued.clone(),
+        heartbeat,
+    ));
+    let hook_signal = signal.clone();
+    let worker = LocalWorker::new(
+        app.store.clone(),
+        LocalWorkerConfig {
+            worker_id: recovery::worker_id(),
+            hostname: recovery::hostname(),
+            concurrency: c.worker.concurrency.unwrap_or(c.core.parallelism).max(1) as usize,
+            queues: None,
+            only_run,
+            base_log_folder: c.logging.base_log_folder.clone(),
+            heartbeat_interval: duration(
+                "worker.heartbeat_interval",
+                &c.worker.heartbeat_interval,
+            )?,
+            lease: duration("worker.lease", &c.worker.lease)?,
+            kill_grace: duration("worker.kill_grace", &c.worker.kill_grace)?,
+        },
+        work_queued,
+        Arc::new(move |runs| hook_signal.runs_changed(runs)),
+    );
+    Ok(Engine {
+        scheduler,
+        worker,
+        signal,
+    })
+}
+
+pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
+    let _lock = lock_database(&app.db_path)?;
+    let host = host.unwrap_or_else(|| app.config.api.host.clone());
+    let port = port.unwrap_or(app.config.api.port);
+    let dags_folder = app.config.core.dags_folder.clone();
+    std::fs::create_dir_all(&dags_folder)
+        .with_context(|| format!("cannot create the DAG folder {}", dags_folder.display()))?;
+
+    let heartbeats = Arc::new(Heartbeats::default());
+    let mut processor = DagProcessor::new(
+        dags_folder.clone(),
+        app.store.clone(),
+        app.config.core.dags_are_paused_at_creation,
+    );
+    processor.sync().await?;
+    Heartbeats::beat(&heartbeats.dag_processor);
+
+    let engine = engine(&app, None, heartbeats.scheduler.clone())?;
+    let recovered =
+        recovery::recover_dead_local_workers(&app.store, engine.scheduler.dag_cache()).await?;
+    if recovered > 0 {
+        warn!(
+            recovered,
+            "resolved tasks left running by a previous process"
+        );
+    }
+
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let address = listener.local_addr()?;
+    let wake_path = crate::wake::socket_path(&app.db_path);
+    let wake = crate::wake::bind(&wake_path)
+        .with_context(|| format!("cannot bind the wake-up socket {}", wake_path.display()))?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let scheduler = tokio::spawn({
+        let s = engine.scheduler.clone();
+        let rx = shutdown_rx.clone();
+        async move { s.run(rx).await }
+    });
+    let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx.clone()));
+    let signal = engine.signal.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        while wake.recv(&mut buf).await.is_ok() {
+            signal.everything_changed();
+        }
+    });
+    let rescan = duration(
+        "core.dag_dir_list_interval",
+        &app.config.core.dag_dir_list_interval,
+    )?;
+    tokio::spawn(watch_dag_folder(
+        processor,
+        dags_folder.clone(),
+        rescan,
+        engine.signal.clone(),
+        heartbeats.clone(),
+    ));
+    let http = axum::serve(
+        listener,
+        health::router(health::HealthState {
+            store: app.store.clone(),
+            heartbeats,
+        }),
+    )
+    .with_graceful_shutdown({
+        let mut rx = shutdown_rx.clone();
+        async move {
+            let _ = rx.changed().await;
+        }
+    });
+    let http = tokio::spawn(async move { http.await });
+
+    println!("updraft standalone is running");
+    println!("  health:      http://{address}/api/v2/monitor/health");
+    println!("  DAG folder:  {}", dags_folder.display());
+    println!("  database:    {}", app.db_path.display());
+    info!(%address, "standalone started");
+
+    wait_for_shutdown_signal().await;
+    info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    let _ = worker.await;
+    let _ = scheduler.await;
+    let _ = http.await;
+    let _ = std::fs::remove_file(&wake_path);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one DAG run to its end with this process's own scheduler and worker (`dags test`).
+pub async fn run_one(app: &App, run: &DagRun) -> Result<DagRun> {
+    let engine = engine(app, Some(run.id), Arc::new(AtomicI64::new(0)))?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let scheduler = tokio::spawn({
+        let s = engine.scheduler.clone();
+        let rx = shutdown_rx.clone();
+        async move { s.run(rx).await }
+    });
+    let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx));
+    let finished = loop {
+        let current = app.store.get_dag_run_by_id(run.id).await?;
+        if current.state.is_finished() {
+            break current;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let _ = shutdown_tx.send(true);
+    let _ = worker.await;
+    let _ = scheduler.await;
+    Ok(finished)
+}
+
+/// Re-syncs the DAG folder when a file in it changes (inotify), and every `rescan` anyway.
+async fn watch_dag_folder(
+    mut processor: DagProcessor,
+    folder: std::path::PathBuf,
+    rescan: Duration,
+    signal: Arc<SchedulerSignal>,
+    heartbeats: Arc<Heartbeats>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = tx.send(());
+        }
+    });
+    let _watcher = match watcher {
+        Ok(mut w) => {
+            use notify::Watcher;
+            if let Err(e) = w.watch(&folder, notify::RecursiveMode::Recursive) {
+                warn!(error = %e, "cannot watch the DAG folder; relying on periodic rescans");
+            }
+            Some(w)
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot watch the DAG folder; relying on periodic rescans");
+            None
+        }
+    };
+    loop {
+        tokio::select! {
+            Some(()) = rx.recv() => {
+                // Editors write a file in several steps; let them finish.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                while rx.try_recv().is_ok() {}
+            }
+            _ = tokio::time::sleep(rescan) => {}
+        }
+        match processor.sync().await {
+            Ok(report) => {
+                Heartbeats::beat(&heartbeats.dag_processor);
+                if !report.added.is_empty()
+                    || !report.updated.is_empty()
+                    || !report.deactivated.is_empty()
+                {
+                    signal.everything_changed();
+                }
+            }
+            Err(e) => warn!(error = %format!("{e:#}"), "DAG folder sync failed"),
+        }
+    }
+}
+
+async fn wait_for_shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// One `standalone` per database: a second one would run every task twice.
+fn lock_database(db_path: &Path) -> Result<std::fs::File> {
+    let mut name = db_path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .with_context(|| format!("cannot open the lock file {}", Path::new(&name).display()))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        bail!(
+            "another updraft standalone is already running on {}",
+            db_path.display()
+        );
+    }
+    Ok(file)
+}

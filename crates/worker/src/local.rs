@@ -1,0 +1,392 @@
+//! The local worker: claims queued task instances from the store, runs each as a process,
+//! renews its leases, and reports finished tries in batches (one transaction for all the tries
+//! that finished since the last report).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{debug, info, warn};
+use updraft_model::{retry, Dag, Operator, Task, TaskState};
+use updraft_store::{ClaimRequest, ClaimedTask, FinishReport, Store, StoreError};
+use updraft_template::{identity_env, needs_variables, needs_xcoms, Renderer, TemplateContext};
+
+use crate::process::{run_task, FailureReason, TaskLaunch, TaskOutcome};
+
+#[derive(Debug, Clone)]
+pub struct LocalWorkerConfig {
+    /// Unique per process: `hostname:pid:start-time`, see [`crate::identity`].
+    pub worker_id: String,
+    pub hostname: String,
+    pub concurrency: usize,
+    /// `None` serves every queue.
+    pub queues: Option<Vec<String>>,
+    /// Only tasks of this run (`dags test`).
+    pub only_run: Option<i64>,
+    pub base_log_folder: PathBuf,
+    pub heartbeat_interval: Duration,
+    pub lease: Duration,
+    pub kill_grace: Duration,
+}
+
+/// Called with the ids of the runs whose tasks just finished.
+pub type FinishedHook = Arc<dyn Fn(Vec<i64>) + Send + Sync>;
+
+pub struct LocalWorker {
+    store: Arc<dyn Store>,
+    config: LocalWorkerConfig,
+    renderer: Renderer,
+    dags: Mutex<HashMap<(String, i64), Arc<Dag>>>,
+    /// Woken by the scheduler when it queued work, and by a finished task freeing a slot.
+    work_queued: Arc<Notify>,
+    on_finished: FinishedHook,
+    running: Mutex<HashMap<String, watch::Sender<bool>>>,
+}
+
+struct Finished {
+    report: FinishReport,
+    dag_run_id: i64,
+}
+
+impl LocalWorker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: LocalWorkerConfig,
+        work_queued: Arc<Notify>,
+        on_finished: FinishedHook,
+    ) -> Arc<Self> {
+        Arc::new(LocalWorker {
+            store,
+            config,
+            renderer: Renderer::new(),
+            dags: Mutex::new(HashMap::new()),
+            work_queued,
+            on_finished,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Claims and runs work until `shutdown`; then cancels what still runs and reports it.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        let reporter = tokio::spawn(self.clone().report_finished(finished_rx));
+        let heartbeat = tokio::spawn(self.clone().heartbeat_loop(shutdown.clone()));
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = self.config.concurrency.saturating_sub(self.running_count());
+            let mut claimed = 0;
+            if free > 0 {
+                match self.claim(free).await {
+                    Ok(tasks) => {
+                        claimed = tasks.len();
+                        for task in tasks {
+                            self.start(task, finished_tx.clone());
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "claiming work failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            if claimed > 0 && claimed == free {
+                continue;
+            }
+            tokio::select! {
+                _ = self.work_queued.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.cancel_all();
+        while self.running_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(finished_tx);
+        let _ = reporter.await;
+        heartbeat.abort();
+    }
+
+    fn running_count(&self) -> usize {
+        self.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    fn cancel_all(&self) {
+        if let Ok(running) = self.running.lock() {
+            for cancel in running.values() {
+                let _ = cancel.send(true);
+            }
+        }
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<ClaimedTask>, StoreError> {
+        let now = Utc::now();
+        let lease =
+            chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
+        self.store
+            .claim(ClaimRequest {
+                worker_id: self.config.worker_id.clone(),
+                hostname: self.config.hostname.clone(),
+                queues: self.config.queues.clone(),
+                dag_run_id: self.config.only_run,
+                limit,
+                now,
+                lease_until: now + lease,
+            })
+            .await
+    }
+
+    fn start(self: &Arc<Self>, claimed: ClaimedTask, finished: mpsc::UnboundedSender<Finished>) {
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(claimed.claim_id.clone(), cancel_tx);
+        }
+        let worker = self.clone();
+        tokio::spawn(async move {
+            let claim_id = claimed.claim_id.clone();
+            let dag_run_id = claimed.ti.dag_run_id;
+            let report = worker.execute(claimed, cancel_rx).await;
+            if let Ok(mut running) = worker.running.lock() {
+                running.remove(&claim_id);
+            }
+            let _ = finished.send(Finished { report, dag_run_id });
+            worker.work_queued.notify_one();
+        });
+    }
+
+    async fn execute(&self, claimed: ClaimedTask, cancel: watch::Receiver<bool>) -> FinishReport {
+        let ti = &claimed.ti;
+        let log_path = crate::process::log_path(
+            &self.config.base_log_folder,
+            &ti.dag_id,
+            &ti.run_id,
+            &ti.task_id,
+            ti.try_number,
+        );
+        let report = |state: TaskState, next_retry_at, xcom| FinishReport {
+            ti_id: ti.id,
+            try_number: ti.try_number,
+            claim_id: claimed.claim_id.clone(),
+            state,
+            end_date: Utc::now(),
+            next_retry_at,
+            xcom,
+            infrastructure_failure: false,
+        };
+        let dag = match self.dag(&ti.dag_id, claimed.dag_run.dag_version).await {
+            Ok(dag) => dag,
+            Err(e) => {
+                write_log_line(&log_path, &format!("cannot load the DAG definition: {e}"));
+                return report(TaskState::Failed, None, None);
+            }
+        };
+        let Some(task) = dag.task(&ti.task_id) else {
+            write_log_line(&log_path, "the task is not in this version of the DAG");
+            return report(TaskState::Failed, None, None);
+        };
+        let failed = |task: &Task| {
+            let (state, at) = retry::after_failure(task, ti.try_number, Utc::now());
+            report(state, at, None)
+        };
+        let launch = match self.prepare(&claimed, &dag, task, log_path.clone()).await {
+            Ok(Some(launch)) => launch,
+            Ok(None) => return report(TaskState::Success, None, None),
+            Err(message) => {
+                write_log_line(&log_path, &message);
+                return failed(task);
+            }
+        };
+        debug!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "task started");
+        match run_task(launch, cancel).await {
+            TaskOutcome::Success { xcom } => {
+                let xcom = xcom
+                    .filter(|_| task.do_xcom_push)
+                    .map(serde_json::Value::String);
+                report(TaskState::Success, None, xcom)
+            }
+            TaskOutcome::Skipped { .. } => report(TaskState::Skipped, None, None),
+            TaskOutcome::Failed { reason } => {
+                info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %reason, "task failed");
+                let mut r = failed(task);
+                r.infrastructure_failure = matches!(reason, FailureReason::Killed);
+                r
+            }
+        }
+    }
+
+    /// Renders the task's templates. `Ok(None)`: nothing to run (the empty operator).
+    async fn prepare(
+        &self,
+        claimed: &ClaimedTask,
+        dag: &Dag,
+        task: &Task,
+        log_path: PathBuf,
+    ) -> Result<Option<TaskLaunch>, String> {
+        let Operator::Bash { bash_command } = &task.operator else {
+            return Ok(None);
+        };
+        let ti = &claimed.ti;
+        let run = &claimed.dag_run;
+        let templates = std::iter::once(bash_command.as_str())
+            .chain(task.env.values().map(String::as_str))
+            .chain(task.cwd.as_deref());
+        let (mut want_xcoms, mut want_vars) = (false, false);
+        for t in templates {
+            want_xcoms |= needs_xcoms(t);
+            want_vars |= needs_variables(t);
+        }
+        let mut ctx = TemplateContext {
+            dag_id: ti.dag_id.clone(),
+            run_id: ti.run_id.clone(),
+            task_id: ti.task_id.clone(),
+            try_number: ti.try_number,
+            run_type: run.run_type.to_string(),
+            logical_date: run.logical_date,
+            data_interval_start: run.data_interval_start,
+            data_interval_end: run.data_interval_end,
+            conf: run.conf.clone(),
+            dag_params: dag.params.clone(),
+            task: serde_json::to_value(task).unwrap_or_default(),
+            variables: Default::default(),
+            xcoms: Default::default(),
+        };
+        if want_xcoms {
+            let xcoms = self
+                .store
+                .xcoms_for_run(run.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            ctx.xcoms = xcoms
+                .into_iter()
+                .map(|x| ((x.task_id, x.key), x.value))
+                .collect();
+        }
+        if want_vars {
+            let vars = self
+                .store
+                .list_variables()
+                .await
+                .map_err(|e| e.to_string())?;
+            ctx.variables = vars.into_iter().collect();
+        }
+        let render = |what: &str, t: &str| {
+            self.renderer
+                .render(t, &ctx)
+                .map_err(|e| format!("cannot render {what}: {e}"))
+        };
+        let command = render("bash_command", bash_command)?;
+        let mut env = identity_env(&ctx);
+        env.push(("UPDRAFT_CLAIM_ID".into(), claimed.claim_id.clone()));
+        for (key, value) in &task.env {
+            env.push((key.clone(), render(&format!("env {key}"), value)?));
+        }
+        let cwd = task
+            .cwd
+            .as_deref()
+            .map(|c| render("cwd", c))
+            .transpose()?
+            .map(PathBuf::from);
+        Ok(Some(TaskLaunch {
+            command,
+            env,
+            cwd,
+            timeout: task.execution_timeout,
+            skip_exit_codes: task.skip_on_exit_code.clone(),
+            log_path,
+            capture_xcom: task.do_xcom_push,
+            kill_grace: self.config.kill_grace,
+        }))
+    }
+
+    async fn dag(&self, dag_id: &str, version: i64) -> Result<Arc<Dag>, StoreError> {
+        let key = (dag_id.to_string(), version);
+        if let Some(dag) = self.dags.lock().ok().and_then(|d| d.get(&key).cloned()) {
+            return Ok(dag);
+        }
+        let dag = Arc::new(self.store.get_dag_version(dag_id, version).await?);
+        if let Ok(mut dags) = self.dags.lock() {
+            dags.insert(key, dag.clone());
+        }
+        Ok(dag)
+    }
+
+    /// Writes every finished try that is waiting in one transaction (group commit).
+    async fn report_finished(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Finished>) {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 1024).await > 0 {
+            let runs: HashSet<i64> = batch.iter().map(|f| f.dag_run_id).collect();
+            let reports: Vec<FinishReport> = batch.drain(..).map(|f| f.report).collect();
+            let mut attempt = 0;
+            loop {
+                match self.store.finish(reports.clone()).await {
+                    Ok(_) => break,
+                    Err(e) if attempt < 20 => {
+                        attempt += 1;
+                        warn!(error = %e, "reporting finished tasks failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "giving up reporting finished tasks; their leases will expire");
+                        break;
+                    }
+                }
+            }
+            (self.on_finished)(runs.into_iter().collect());
+        }
+    }
+
+    /// Renews the leases of running tasks; a task whose claim was lost (cleared, or failed by
+    /// a scheduler after a lease expiry) is killed.
+    async fn heartbeat_loop(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(self.config.heartbeat_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if *shutdown.borrow() {
+                return;
+            }
+            let claims: Vec<String> = match self.running.lock() {
+                Ok(r) => r.keys().cloned().collect(),
+                Err(_) => continue,
+            };
+            if claims.is_empty() {
+                continue;
+            }
+            let lease = chrono::Duration::from_std(self.config.lease)
+                .unwrap_or(chrono::Duration::seconds(30));
+            match self.store.heartbeat(&claims, Utc::now() + lease).await {
+                Ok(lost) => {
+                    if let Ok(running) = self.running.lock() {
+                        for claim in lost {
+                            if let Some(cancel) = running.get(&claim) {
+                                warn!(%claim, "claim lost; killing the task");
+                                let _ = cancel.send(true);
+                            }
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "heartbeat failed"),
+            }
+        }
+    }
+}
+
+fn write_log_line(path: &std::path::Path, message: &str) {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let _ = writeln!(f, "[{ts}] {{updraft}} {message}");
+    }
+}

@@ -1,0 +1,421 @@
+//! Running one task try as a process: `bash -c <command>` in its own process group, output
+//! logged with timestamps, XCom from the last stdout line, timeout and cancellation that kill the
+//! whole group. Knows nothing about the store; the caller maps a [`TaskOutcome`] to a state.
+//!
+//! What happens to the processes of a task:
+//!
+//! * The leader (`bash`) is started in a fresh process group with `PR_SET_PDEATHSIG(SIGKILL)`,
+//!   so it dies when the worker dies. Its descendants do not inherit that setting; after a worker
+//!   crash, [`kill_orphans`] finds them by the `UPDRAFT_CLAIM_ID` variable the caller put in
+//!   [`TaskLaunch::env`].
+//! * On timeout or cancellation the whole group gets `SIGTERM`; whatever is still alive after
+//!   [`TaskLaunch::kill_grace`] gets `SIGKILL`.
+//! * When the leader exits by itself nothing else is killed: a task that starts a daemon on
+//!   purpose keeps it. Such a daemon usually still holds the output pipes; the worker reads them
+//!   for [`OUTPUT_DRAIN`] after the leader exited and then stops capturing.
+//! * If the future returned by [`run_task`] is dropped before the leader exited, the group is
+//!   killed with `SIGKILL`, so no task runs unobserved.
+
+mod orphan;
+mod output;
+mod spawner;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::sync::watch;
+
+use output::{Pipes, Sink};
+
+pub use orphan::kill_orphans;
+
+/// The environment variable that marks every process of a task with its claim id; the caller
+/// sets it in [`TaskLaunch::env`] so that [`kill_orphans`] can find the processes after a crash.
+pub const CLAIM_ID_ENV: &str = "UPDRAFT_CLAIM_ID";
+
+/// The usual time between `SIGTERM` and `SIGKILL` when a task is stopped.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// How long output is still read after the leader exited while some other process (a daemon
+/// started by the task) keeps the pipes open.
+pub const OUTPUT_DRAIN: Duration = Duration::from_millis(500);
+
+/// The longest line written to a log; longer lines are split into pieces of this size.
+pub const MAX_LOG_LINE: usize = 64 * 1024;
+
+/// The longest XCom value captured from stdout; bytes beyond are dropped.
+pub const MAX_XCOM: usize = 1024 * 1024;
+
+/// Everything needed to run one task try.
+#[derive(Debug, Clone)]
+pub struct TaskLaunch {
+    /// The rendered command, run as `bash -c <command>`.
+    pub command: String,
+    /// Added to the worker's own environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory; `None` runs in the worker's working directory.
+    pub cwd: Option<PathBuf>,
+    /// Wall-clock limit for the whole try.
+    pub timeout: Option<Duration>,
+    /// Exit codes that mean "skipped" (Airflow's `skip_on_exit_code`, usually `[99]`).
+    pub skip_exit_codes: Vec<i32>,
+    /// The log file; parent directories are created, the file is appended to.
+    pub log_path: PathBuf,
+    /// Whether the last non-empty stdout line becomes the XCom return value.
+    pub capture_xcom: bool,
+    /// Time between `SIGTERM` and `SIGKILL` to the process group on timeout or cancellation.
+    pub kill_grace: Duration,
+}
+
+/// How a task try ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskOutcome {
+    /// Exit code 0; `xcom` is the last non-empty stdout line when it was asked for.
+    Success { xcom: Option<String> },
+    /// The exit code was one of [`TaskLaunch::skip_exit_codes`].
+    Skipped { exit_code: i32 },
+    /// Anything else.
+    Failed { reason: FailureReason },
+}
+
+/// Why a task try failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailureReason {
+    /// The command exited with a non-zero code that is not a skip code.
+    #[error("exited with code {0}")]
+    ExitCode(i32),
+    /// `bash` itself was killed by this signal (not by updraft).
+    #[error("killed by signal {0} ({name})", name = signal_name(*.0))]
+    Signal(i32),
+    /// The timeout elapsed; the process group was killed.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    /// The try was cancelled; the process group was killed.
+    #[error("cancelled")]
+    Killed,
+    /// The process could not be started (or its log file could not be opened).
+    #[error("could not start the task: {0}")]
+    SpawnError(String),
+}
+
+/// `base/dag_id=…/run_id=…/task_id=…/attempt=N.log`, Airflow's layout. Ids are
+/// percent-encoded where they contain `/`, `\`, `%` or NUL, so no id can leave its folder and
+/// different ids never share a file.
+pub fn log_path(
+    base: &Path,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    try_number: u32,
+) -> PathBuf {
+    let mut path = base.to_path_buf();
+    path.push(format!("dag_id={}", path_safe(dag_id)));
+    path.push(format!("run_id={}", path_safe(run_id)));
+    path.push(format!("task_id={}", path_safe(task_id)));
+    path.push(format!("attempt={try_number}.log"));
+    path
+}
+
+/// Runs one task try to its end and reports how it ended. Cancellation: set the watch value to
+/// `true`; a dropped sender never cancels (pass `watch::channel(false).1` for "no cancel").
+///
+/// Must be called inside a tokio runtime with IO and time enabled.
+pub async fn run_task(launch: TaskLaunch, cancel: watch::Receiver<bool>) -> TaskOutcome {
+    let TaskLaunch {
+        command,
+        env,
+        cwd,
+        timeout,
+        skip_exit_codes,
+        log_path,
+        capture_xcom,
+        kill_grace,
+    } = launch;
+    let started = match spawner::start(spawner::Spec {
+        command,
+        env,
+        cwd,
+        log_path,
+    })
+    .await
+    {
+        Ok(started) => started,
+        Err(message) => {
+            return TaskOutcome::Failed {
+                reason: FailureReason::SpawnError(message),
+            }
+        }
+    };
+    let spawner::Started {
+        log,
+        mut child,
+        pgid,
+    } = started;
+    let mut group = GroupGuard {
+        pgid,
+        leader_reaped: false,
+    };
+    let mut pipes = Pipes::new(child.stdout.take(), child.stderr.take());
+    let mut sink = Sink::new(log, capture_xcom);
+
+    let wait = child.wait();
+    tokio::pin!(wait);
+    let first = pipes
+        .pump(&mut sink, async {
+            tokio::select! {
+                biased;
+                status = &mut wait => Event::Exited(status),
+                () = cancelled(cancel) => Event::Cancelled,
+                () = after(timeout) => Event::TimedOut,
+            }
+        })
+        .await;
+
+    let (status, stopped) = match first {
+        Event::Exited(status) => (status, None),
+        Event::Cancelled | Event::TimedOut => {
+            let why = match (&first, timeout) {
+                (Event::TimedOut, Some(limit)) => Stop::TimedOut(limit),
+                _ => Stop::Cancelled,
+            };
+            sink.log.updraft(format_args!(
+                "{}, sending SIGTERM to process group {pgid}",
+                why.describe()
+            ));
+            signal_group(pgid, Signal::SIGTERM);
+            let grace_end = Instant::now() + kill_grace;
+            let status = match pipes
+                .pump(&mut sink, tokio::time::timeout(kill_grace, &mut wait))
+                .await
+            {
+                Ok(status) => {
+                    group.leader_reaped = true;
+                    let left = grace_end.saturating_duration_since(Instant::now());
+                    if !group_gone(pgid, left).await {
+                        sink.log.updraft(format_args!(
+                            "process group {pgid} still running {kill_grace:?} after SIGTERM, sending SIGKILL"
+                        ));
+                        signal_group(pgid, Signal::SIGKILL);
+                    }
+                    status
+                }
+                Err(_elapsed) => {
+                    sink.log.updraft(format_args!(
+                        "process group {pgid} still running {kill_grace:?} after SIGTERM, sending SIGKILL"
+                    ));
+                    signal_group(pgid, Signal::SIGKILL);
+                    pipes.pump(&mut sink, &mut wait).await
+                }
+            };
+            (status, Some(why))
+        }
+    };
+    group.leader_reaped = true;
+
+    if !pipes.drain(&mut sink, OUTPUT_DRAIN).await {
+        sink.log.updraft(format_args!(
+            "output still open {OUTPUT_DRAIN:?} after the task exited (a background process holds it); no longer captured"
+        ));
+    }
+
+    let outcome = match (status, stopped) {
+        (Err(e), _) => {
+            sink.log
+                .updraft(format_args!("lost track of the task process: {e}"));
+            TaskOutcome::Failed {
+                reason: FailureReason::SpawnError(format!("waiting for the task process: {e}")),
+            }
+        }
+        (Ok(_), Some(why)) => {
+            sink.log
+                .updraft(format_args!("{}, killed process group", why.describe()));
+            TaskOutcome::Failed {
+                reason: why.reason(),
+            }
+        }
+        (Ok(status), None) => exit_outcome(status, &skip_exit_codes, &mut sink),
+    };
+    sink.log.finish();
+    outcome
+}
+
+enum Event {
+    Exited(std::io::Result<ExitStatus>),
+    Cancelled,
+    TimedOut,
+}
+
+enum Stop {
+    TimedOut(Duration),
+    Cancelled,
+}
+
+impl Stop {
+    fn describe(&self) -> String {
+        match self {
+            Stop::TimedOut(limit) => format!("timed out after {limit:?}"),
+            Stop::Cancelled => "cancelled".to_owned(),
+        }
+    }
+
+    fn reason(&self) -> FailureReason {
+        match self {
+            Stop::TimedOut(limit) => FailureReason::TimedOut(*limit),
+            Stop::Cancelled => FailureReason::Killed,
+        }
+    }
+}
+
+/// Kills the group with `SIGKILL` if the future of [`run_task`] is dropped while the leader
+/// runs. Once the leader is reaped its pid may be reused, so the guard is disarmed.
+struct GroupGuard {
+    pgid: Pid,
+    leader_reaped: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if !self.leader_reaped {
+            signal_group(self.pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+fn exit_outcome(status: ExitStatus, skip_exit_codes: &[i32], sink: &mut Sink) -> TaskOutcome {
+    if let Some(code) = status.code() {
+        if code == 0 {
+            sink.log.updraft("exited with code 0");
+            TaskOutcome::Success {
+                xcom: sink.take_xcom(),
+            }
+        } else if skip_exit_codes.contains(&code) {
+            sink.log
+                .updraft(format_args!("exited with code {code}, task skipped"));
+            TaskOutcome::Skipped { exit_code: code }
+        } else {
+            sink.log.updraft(format_args!("exited with code {code}"));
+            TaskOutcome::Failed {
+                reason: FailureReason::ExitCode(code),
+            }
+        }
+    } else {
+        let signal = status.signal().unwrap_or_default();
+        let reason = FailureReason::Signal(signal);
+        sink.log.updraft(&reason);
+        TaskOutcome::Failed { reason }
+    }
+}
+
+/// Resolves once the watched value is `true`; never if the sender is gone first.
+async fn cancelled(mut cancel: watch::Receiver<bool>) {
+    loop {
+        if *cancel.borrow_and_update() {
+            return;
+        }
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Resolves after `limit`, never without one.
+async fn after(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits (up to `within`) until no process of the group is left. Only used after a kill, when
+/// the leader is already gone; polls because Linux has no readiness event for a process group.
+async fn group_gone(pgid: Pid, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if killpg(pgid, None) == Err(Errno::ESRCH) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        tokio::time::sleep(left.min(Duration::from_millis(10))).await;
+    }
+}
+
+fn signal_group(pgid: Pid, signal: Signal) {
+    match killpg(pgid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => {
+            tracing::warn!(pgid = pgid.as_raw(), %signal, error = %e, "cannot signal task process group")
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    Signal::try_from(signal).map_or("unknown", Signal::as_str)
+}
+
+fn path_safe(id: &str) -> std::borrow::Cow<'_, str> {
+    if !id.contains(['/', '\\', '%', '\0']) {
+        return id.into();
+    }
+    let mut out = String::with_capacity(id.len() + 8);
+    for c in id.chars() {
+        match c {
+            '/' => out.push_str("%2F"),
+            '\\' => out.push_str("%5C"),
+            '%' => out.push_str("%25"),
+            '\0' => out.push_str("%00"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_path_layout_and_escaping() {
+        let base = Path::new("/logs");
+        let check = |dag: &str, run: &str, task: &str, expect: &str| {
+            assert_eq!(log_path(base, dag, run, task, 3), PathBuf::from(expect));
+        };
+        check(
+            "etl",
+            "manual__2026-01-01T00:00:00+00:00",
+            "extract",
+            "/logs/dag_id=etl/run_id=manual__2026-01-01T00:00:00+00:00/task_id=extract/attempt=3.log",
+        );
+        check(
+            "etl",
+            "../../../etc",
+            "a\\b",
+            "/logs/dag_id=etl/run_id=..%2F..%2F..%2Fetc/task_id=a%5Cb/attempt=3.log",
+        );
+        check(
+            "a%2Fb",
+            "x",
+            "y",
+            "/logs/dag_id=a%252Fb/run_id=x/task_id=y/attempt=3.log",
+        );
+    }
+
+    #[test]
+    fn failure_reasons_read_well() {
+        assert_eq!(
+            FailureReason::Signal(9).to_string(),
+            "killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(
+            FailureReason::TimedOut(Duration::from_secs(5)).to_string(),
+            "timed out after 5s"
+        );
+    }
+}

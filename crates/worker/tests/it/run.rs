@@ -1,0 +1,433 @@
+//! `run_task`: outcomes, logs, XCom, timeouts and cancellation.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::DateTime;
+use tokio::sync::watch;
+use updraft_worker::{run_task, FailureReason, TaskLaunch, TaskOutcome};
+
+use crate::{alive, gone_within, read_pid};
+
+fn launch(dir: &Path, command: &str) -> TaskLaunch {
+    TaskLaunch {
+        command: command.to_owned(),
+        env: Vec::new(),
+        cwd: None,
+        timeout: Some(Duration::from_secs(60)),
+        skip_exit_codes: vec![99],
+        log_path: dir.join("logs/dag_id=d/run_id=r/task_id=t/attempt=1.log"),
+        capture_xcom: true,
+        kill_grace: Duration::from_secs(5),
+    }
+}
+
+fn no_cancel() -> watch::Receiver<bool> {
+    watch::channel(false).1
+}
+
+async fn run(launch: TaskLaunch) -> (TaskOutcome, String) {
+    let log = launch.log_path.clone();
+    let outcome = run_task(launch, no_cancel()).await;
+    (outcome, std::fs::read_to_string(log).unwrap_or_default())
+}
+
+fn failed(reason: FailureReason) -> TaskOutcome {
+    TaskOutcome::Failed { reason }
+}
+
+/// Log lines as (stream, text), checking every timestamp on the way.
+fn lines(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .map(|line| {
+            let (ts, rest) = line[1..].split_once("] {").expect(line);
+            assert_eq!(ts.len(), "2026-11-22T10:00:00.123Z".len(), "{line}");
+            assert!(ts.ends_with('Z'), "{line}");
+            DateTime::parse_from_rfc3339(ts).expect(line);
+            let (stream, text) = rest.split_once("} ").expect(line);
+            (stream.to_owned(), text.to_owned())
+        })
+        .collect()
+}
+
+fn body(log: &str, stream: &str) -> Vec<String> {
+    lines(log)
+        .into_iter()
+        .filter(|(s, _)| s == stream)
+        .map(|(_, text)| text)
+        .collect()
+}
+
+#[tokio::test]
+async fn success_takes_xcom_from_last_non_empty_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, log) = run(launch(
+        dir.path(),
+        "echo first; echo '  last one '; echo; echo",
+    ))
+    .await;
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success {
+            xcom: Some("  last one ".to_owned())
+        }
+    );
+    assert_eq!(
+        lines(&log),
+        [
+            (
+                "updraft",
+                "running: echo first; echo '  last one '; echo; echo"
+            ),
+            ("stdout", "first"),
+            ("stdout", "  last one "),
+            ("stdout", ""),
+            ("stdout", ""),
+            ("updraft", "exited with code 0"),
+        ]
+        .map(|(s, t)| (s.to_owned(), t.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn xcom_is_none_without_output_or_when_not_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, _) = run(launch(dir.path(), "true")).await;
+    assert_eq!(outcome, TaskOutcome::Success { xcom: None });
+    let mut quiet = launch(dir.path(), "echo value");
+    quiet.capture_xcom = false;
+    assert_eq!(run(quiet).await.0, TaskOutcome::Success { xcom: None });
+    // Last line without a trailing newline still counts; stderr never does.
+    let (outcome, _) = run(launch(dir.path(), "printf 'a\\nb'; echo err >&2")).await;
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success {
+            xcom: Some("b".to_owned())
+        }
+    );
+}
+
+#[tokio::test]
+async fn exit_codes_map_to_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |command: &'static str, skip: Vec<i32>, expect: TaskOutcome| {
+        let mut l = launch(dir.path(), command);
+        l.skip_exit_codes = skip;
+        async move {
+            let (outcome, log) = run(l).await;
+            assert_eq!(outcome, expect, "{command}: {log}");
+        }
+    };
+    check("exit 1", vec![99], failed(FailureReason::ExitCode(1))).await;
+    check("exit 99", vec![99], TaskOutcome::Skipped { exit_code: 99 }).await;
+    check(
+        "exit 42",
+        vec![42, 99],
+        TaskOutcome::Skipped { exit_code: 42 },
+    )
+    .await;
+    check("exit 99", vec![], failed(FailureReason::ExitCode(99))).await;
+    check("kill -KILL $$", vec![], failed(FailureReason::Signal(9))).await;
+    let (_, log) = run(launch(dir.path(), "exit 3")).await;
+    assert!(log.ends_with("{updraft} exited with code 3\n"), "{log}");
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_interleave_in_arrival_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let command =
+        "echo one; sleep 0.1; echo two >&2; sleep 0.1; echo three; sleep 0.1; printf 'four' >&2";
+    let (outcome, log) = run(launch(dir.path(), command)).await;
+    assert!(matches!(outcome, TaskOutcome::Success { .. }));
+    let got: Vec<_> = lines(&log)
+        .into_iter()
+        .filter(|(s, _)| s != "updraft")
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("stdout", "one"),
+            ("stderr", "two"),
+            ("stdout", "three"),
+            ("stderr", "four")
+        ]
+        .map(|(s, t)| (s.to_owned(), t.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn log_is_appended_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    run(launch(dir.path(), "echo a")).await;
+    let (_, log) = run(launch(dir.path(), "echo b")).await;
+    assert_eq!(body(&log, "stdout"), ["a", "b"]);
+}
+
+#[tokio::test]
+async fn long_lines_and_binary_output_are_logged_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let command =
+        "head -c 200000 /dev/zero | tr '\\0' 'a'; echo; printf 'bin\\xff\\x00\\xfe\\n'; echo done";
+    let (outcome, log) = run(launch(dir.path(), command)).await;
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success {
+            xcom: Some("done".to_owned())
+        }
+    );
+    let out = body(&log, "stdout");
+    let lens: Vec<usize> = out.iter().map(String::len).collect();
+    assert_eq!(lens[..4], [65536, 65536, 65536, 200000 - 3 * 65536]);
+    assert!(out[4].starts_with("bin\u{fffd}"), "{:?}", out[4]);
+    assert_eq!(out[5], "done");
+}
+
+#[tokio::test]
+async fn env_and_cwd_are_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut l = launch(dir.path(), "echo \"$GREETING $HOME\" > out.txt; pwd");
+    l.env = vec![("GREETING".to_owned(), "hello".to_owned())];
+    l.cwd = Some(work.clone());
+    let (outcome, _) = run(l).await;
+    let cwd = work.canonicalize().unwrap();
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success {
+            xcom: Some(cwd.to_string_lossy().into_owned())
+        }
+    );
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert_eq!(
+        std::fs::read_to_string(work.join("out.txt")).unwrap(),
+        format!("hello {home}\n"),
+        "added variables come on top of the inherited environment"
+    );
+}
+
+#[tokio::test]
+async fn stdin_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, _) = run(launch(dir.path(), "wc -c")).await;
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success {
+            xcom: Some("0".to_owned())
+        }
+    );
+}
+
+#[tokio::test]
+async fn nonexistent_cwd_is_a_spawn_error_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = launch(dir.path(), "true");
+    l.cwd = Some(PathBuf::from("/nonexistent/updraft-test"));
+    let (outcome, log) = run(l).await;
+    let TaskOutcome::Failed {
+        reason: FailureReason::SpawnError(message),
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert!(
+        message.starts_with("working directory /nonexistent/updraft-test does not exist"),
+        "{message}"
+    );
+    assert!(log.contains(&message), "{log}");
+}
+
+#[tokio::test]
+async fn unwritable_log_is_a_spawn_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let mut l = launch(dir.path(), "true");
+    l.log_path = dir.path().join("file/attempt=1.log");
+    let outcome = run_task(l, no_cancel()).await;
+    assert!(
+        matches!(&outcome, TaskOutcome::Failed { reason: FailureReason::SpawnError(m) } if m.starts_with("cannot open log file")),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn timeout_kills_bash_and_its_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("child.pid");
+    let command = format!("sleep 300 & echo $! > {}; sleep 300", pid_file.display());
+    let mut l = launch(dir.path(), &command);
+    l.timeout = Some(Duration::from_millis(500));
+    let (outcome, log) = run(l).await;
+    assert_eq!(
+        outcome,
+        failed(FailureReason::TimedOut(Duration::from_millis(500)))
+    );
+    let child = read_pid(&pid_file).await;
+    assert!(
+        gone_within(child, Duration::from_secs(5)),
+        "child {child} survived"
+    );
+    let updraft = body(&log, "updraft");
+    assert!(
+        updraft[1].starts_with("timed out after 500ms, sending SIGTERM to process group"),
+        "{log}"
+    );
+    assert_eq!(
+        updraft.last().unwrap(),
+        "timed out after 500ms, killed process group"
+    );
+}
+
+#[tokio::test]
+async fn processes_ignoring_sigterm_get_sigkill_after_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("child.pid");
+    // Ignored signals stay ignored across fork and exec, so nothing in the group obeys SIGTERM.
+    let command = format!(
+        "trap '' TERM; sleep 300 & echo $! > {}; sleep 300",
+        pid_file.display()
+    );
+    let mut l = launch(dir.path(), &command);
+    l.timeout = Some(Duration::from_millis(300));
+    l.kill_grace = Duration::from_millis(300);
+    let (outcome, log) = run(l).await;
+    assert_eq!(
+        outcome,
+        failed(FailureReason::TimedOut(Duration::from_millis(300)))
+    );
+    assert!(log.contains("after SIGTERM, sending SIGKILL"), "{log}");
+    let child = read_pid(&pid_file).await;
+    assert!(
+        gone_within(child, Duration::from_secs(5)),
+        "child {child} survived"
+    );
+}
+
+#[tokio::test]
+async fn cancel_kills_the_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("child.pid");
+    let command = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+    let l = launch(dir.path(), &command);
+    let log_path = l.log_path.clone();
+    let (cancel, cancelled) = watch::channel(false);
+    let task = tokio::spawn(run_task(l, cancelled));
+    let child = read_pid(&pid_file).await;
+    assert!(alive(child));
+    cancel.send(true).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, failed(FailureReason::Killed));
+    assert!(
+        gone_within(child, Duration::from_secs(5)),
+        "child {child} survived"
+    );
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(
+        log.ends_with("{updraft} cancelled, killed process group\n"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn cancel_before_start_still_reports_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cancel, cancelled) = watch::channel(true);
+    let outcome = run_task(launch(dir.path(), "sleep 300"), cancelled).await;
+    assert_eq!(outcome, failed(FailureReason::Killed));
+}
+
+#[tokio::test]
+async fn dropping_the_future_kills_the_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("child.pid");
+    let command = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+    let task = tokio::spawn(run_task(launch(dir.path(), &command), no_cancel()));
+    let child = read_pid(&pid_file).await;
+    task.abort();
+    let _ = task.await;
+    assert!(
+        gone_within(child, Duration::from_secs(5)),
+        "child {child} survived"
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_holding_the_pipes_does_not_hang_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("daemon.pid");
+    let command = format!("sleep 300 & echo $! > {}; echo started", pid_file.display());
+    let (outcome, log) =
+        tokio::time::timeout(Duration::from_secs(30), run(launch(dir.path(), &command)))
+            .await
+            .unwrap();
+    let daemon = read_pid(&pid_file).await;
+    let still_running = alive(daemon);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success {
+            xcom: Some("started".to_owned())
+        }
+    );
+    assert!(still_running, "a daemon started on purpose is left alone");
+    assert!(log.contains("no longer captured"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let mut l = launch(dir.path(), &format!("echo {i}"));
+            l.log_path = dir.path().join(format!("{i}.log"));
+            tokio::spawn(run_task(l, no_cancel()))
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        assert_eq!(
+            task.await.unwrap(),
+            TaskOutcome::Success {
+                xcom: Some(i.to_string())
+            }
+        );
+    }
+}
+
+/// The parent of the test below: runs a task, then waits to be SIGKILLed.
+#[tokio::test]
+async fn pdeathsig_helper() {
+    let Ok(dir) = std::env::var("UPDRAFT_TEST_PDEATHSIG_DIR") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let command = format!(
+        "echo $$ > {}; exec sleep 300",
+        dir.join("task.pid").display()
+    );
+    run_task(launch(&dir, &command), no_cancel()).await;
+}
+
+#[tokio::test]
+async fn task_dies_when_the_worker_is_sigkilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "run::pdeathsig_helper", "--nocapture"])
+        .env("UPDRAFT_TEST_PDEATHSIG_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let task = read_pid(&dir.path().join("task.pid")).await;
+    assert!(alive(task));
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert!(
+        gone_within(task, Duration::from_secs(10)),
+        "task {task} survived its worker"
+    );
+}
