@@ -41,6 +41,23 @@ pub fn can_retry(task: &Task, try_number: u32) -> bool {
     try_number <= task.retries
 }
 
+/// The state a failed try `try_number` leaves its task in: `up_for_retry` with the instant it
+/// may run again while retries last, `failed` after.
+pub fn after_failure(
+    task: &Task,
+    try_number: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (crate::TaskState, Option<chrono::DateTime<chrono::Utc>>) {
+    if !can_retry(task, try_number) {
+        return (crate::TaskState::Failed, None);
+    }
+    let at = chrono::Duration::from_std(retry_delay(task, try_number))
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(now);
+    (crate::TaskState::UpForRetry, Some(at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,21 +140,29 @@ mod tests {
             );
         }
     }
-}
 
-/// The state a failed try `try_number` leaves its task in: `up_for_retry` with the instant it
-/// may run again while retries last, `failed` after.
-pub fn after_failure(
-    task: &Task,
-    try_number: u32,
-    now: chrono::DateTime<chrono::Utc>,
-) -> (crate::TaskState, Option<chrono::DateTime<chrono::Utc>>) {
-    if !can_retry(task, try_number) {
-        return (crate::TaskState::Failed, None);
+    #[test]
+    fn a_failure_is_retried_later_or_final() {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let t = Task {
+            retries: 2,
+            ..task(60, true, None)
+        };
+        // (failed try number, expected state, expected retry delay in seconds)
+        let cases = [
+            (1, crate::TaskState::UpForRetry, Some(60)),
+            (2, crate::TaskState::UpForRetry, Some(120)),
+            (3, crate::TaskState::Failed, None),
+        ];
+        for (try_number, state, delay) in cases {
+            let at = delay.map(|secs| now + chrono::Duration::seconds(secs));
+            assert_eq!(
+                after_failure(&t, try_number, now),
+                (state, at),
+                "try {try_number}"
+            );
+        }
     }
-    let at = chrono::Duration::from_std(retry_delay(task, try_number))
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .unwrap_or(now);
-    (crate::TaskState::UpForRetry, Some(at))
 }
