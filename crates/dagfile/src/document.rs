@@ -87,8 +87,9 @@ impl Node {
         }
     }
 
-    /// Converts to JSON for `params`. Non-finite floats have no JSON form and are reported.
-    pub fn to_json(&self, path: &str, diags: &mut Vec<Diagnostic>) -> serde_json::Value {
+    /// Converts to JSON for `params`. Non-finite floats have no JSON form: each is reported
+    /// (position, value) and stored as null.
+    pub fn to_json(&self, report: &mut dyn FnMut(Option<Pos>, f64)) -> serde_json::Value {
         use serde_json::Value;
         match &self.kind {
             NodeKind::Null => Value::Null,
@@ -97,28 +98,16 @@ impl Node {
             NodeKind::Float(f) => match serde_json::Number::from_f64(*f) {
                 Some(n) => Value::Number(n),
                 None => {
-                    diags.push(Diagnostic::new(
-                        self.pos,
-                        format!("`{path}`: {f} cannot be stored; use a finite number"),
-                    ));
+                    report(self.pos, *f);
                     Value::Null
                 }
             },
             NodeKind::Str(s) => Value::String(s.clone()),
-            NodeKind::Seq(items) => Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| item.to_json(&format!("{path}[{i}]"), diags))
-                    .collect(),
-            ),
+            NodeKind::Seq(items) => Value::Array(items.iter().map(|i| i.to_json(report)).collect()),
             NodeKind::Map(entries) => Value::Object(
                 entries
                     .iter()
-                    .map(|e| {
-                        let value = e.value.to_json(&format!("{path}.{}", e.key), diags);
-                        (e.key.clone(), value)
-                    })
+                    .map(|e| (e.key.clone(), e.value.to_json(report)))
                     .collect(),
             ),
         }

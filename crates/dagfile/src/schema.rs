@@ -52,12 +52,12 @@ pub fn parse_dag(
         return Err(vec![too_big(source.len() as u64)]);
     }
     let (root, diags) = document::parse(source, format).map_err(|d| vec![d])?;
-    let mut ctx = Ctx { diags };
+    let mut ctx = Ctx { diags, dropped: 0 };
     let dag = read_dag(&root, default_dag_id, &mut ctx);
     match dag {
         Some(dag) if ctx.diags.is_empty() => Ok(dag),
         _ if ctx.diags.is_empty() => Err(vec![Diagnostic::new(None, "the file defines no DAG")]),
-        _ => Err(ctx.diags),
+        _ => Err(ctx.finish()),
     }
 }
 
@@ -192,13 +192,19 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
     let tags = read_tags(node("tags"), ctx);
     let params = match present("params") {
         None => Some(serde_json::Map::new()),
-        Some(n) => match (
-            ctx.map(n, "", "params"),
-            n.to_json("params", &mut ctx.diags),
-        ) {
-            (Some(_), serde_json::Value::Object(map)) => Some(map),
-            _ => None,
-        },
+        Some(n) => {
+            let is_map = ctx.map(n, "", "params").is_some();
+            let mut report = |pos, f: f64| {
+                ctx.error(
+                    pos,
+                    format!("`params` holds {f}, which JSON cannot store; use a finite number"),
+                );
+            };
+            match n.to_json(&mut report) {
+                serde_json::Value::Object(map) if is_map => Some(map),
+                _ => None,
+            }
+        }
     };
 
     let defaults = match present("default_args") {
@@ -318,6 +324,7 @@ fn read_tags(node: Option<&Node>, ctx: &mut Ctx) -> Option<Vec<String>> {
         return Some(Vec::new());
     };
     let mut tags: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut ok = true;
     for (tag, pos) in ctx.string_list(node, "", "tags")? {
         if tag.trim().is_empty() || tag.chars().count() > MAX_TAG_LEN {
@@ -326,7 +333,7 @@ fn read_tags(node: Option<&Node>, ctx: &mut Ctx) -> Option<Vec<String>> {
                 format!("tag {tag:?} must be 1 to {MAX_TAG_LEN} characters"),
             );
             ok = false;
-        } else if !tags.iter().any(|t| t == tag) {
+        } else if seen.insert(tag) {
             tags.push(tag.to_string());
         }
     }

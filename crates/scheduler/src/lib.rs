@@ -196,7 +196,9 @@ impl Scheduler {
     }
 
     /// One scheduling pass. `full` looks at every unfinished run and every DAG's schedule;
-    /// otherwise only the `dirty` runs are evaluated.
+    /// otherwise only the `dirty` runs are evaluated. Running runs are evaluated before queued
+    /// runs are started, so a run that finishes frees its `max_active_runs` place for a queued
+    /// run in the same pass (nothing else would wake the scheduler for it).
     pub async fn pass(
         &self,
         full: bool,
@@ -210,44 +212,71 @@ impl Scheduler {
             self.expire_leases(now).await?;
         }
         let runs = self.store.unfinished_dag_runs().await?;
-        let mut to_evaluate = Vec::new();
         let mut running_per_dag: HashMap<String, u32> = HashMap::new();
         for run in &runs {
             if run.state == DagRunState::Running {
                 *running_per_dag.entry(run.dag_id.clone()).or_default() += 1;
             }
         }
-        for run in runs {
-            if !self.in_scope(&run) {
-                continue;
-            }
-            let mut run = run;
-            if run.state == DagRunState::Queued {
-                let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
-                let active = running_per_dag.entry(run.dag_id.clone()).or_default();
-                if *active >= graph.dag.max_active_runs {
-                    continue;
-                }
-                if self
-                    .store
-                    .set_dag_run_state(run.id, DagRunState::Queued, DagRunState::Running, now)
-                    .await?
-                    == TransitionResult::Applied
-                {
-                    *active += 1;
-                    run.state = DagRunState::Running;
-                    info!(dag_id = %run.dag_id, run_id = %run.run_id, "dag run started");
-                    to_evaluate.push(run);
-                }
-                continue;
-            }
-            if full || dirty.contains(&run.id) {
-                to_evaluate.push(run);
+        let (queued, running): (Vec<_>, Vec<_>) = runs
+            .into_iter()
+            .filter(|run| self.in_scope(run))
+            .partition(|run| run.state == DagRunState::Queued);
+        let to_evaluate: Vec<_> = running
+            .into_iter()
+            .filter(|run| full || dirty.contains(&run.id))
+            .collect();
+        for dag_id in self.evaluate(&to_evaluate, now, &mut outcome).await? {
+            if let Some(active) = running_per_dag.get_mut(&dag_id) {
+                *active = active.saturating_sub(1);
             }
         }
+        let mut started = Vec::new();
+        for mut run in queued {
+            let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
+            let active = running_per_dag.entry(run.dag_id.clone()).or_default();
+            if *active >= graph.dag.max_active_runs {
+                continue;
+            }
+            if self
+                .store
+                .set_dag_run_state(run.id, DagRunState::Queued, DagRunState::Running, now)
+                .await?
+                == TransitionResult::Applied
+            {
+                *active += 1;
+                run.state = DagRunState::Running;
+                info!(dag_id = %run.dag_id, run_id = %run.run_id, "dag run started");
+                started.push(run);
+            }
+        }
+        if !self.evaluate(&started, now, &mut outcome).await?.is_empty() {
+            // A run finished as soon as it started (it had nothing to execute): the next
+            // queued run of its DAG may start now, not at the next sweep.
+            self.signal.runs_changed(std::iter::empty());
+        }
+        outcome.queued = self.queue_ready_work(now).await?;
+        if outcome.queued > 0 {
+            self.work_queued.notify_waiters();
+        }
+        if full && self.config.only_run.is_none() {
+            let next_run = self.store.earliest_next_dagrun().await?;
+            let next_retry = self.store.earliest_retry().await?;
+            outcome.next_due = earliest(outcome.next_due, earliest(next_run, next_retry));
+        }
+        Ok(outcome)
+    }
+
+    /// Plans `runs` and applies the plans; returns the DAG ids of the runs that finished.
+    async fn evaluate(
+        &self,
+        runs: &[updraft_store::DagRun],
+        now: DateTime<Utc>,
+        outcome: &mut PassOutcome,
+    ) -> Result<Vec<String>, SchedulerError> {
         let mut transitions = Vec::new();
         let mut finished_runs = Vec::new();
-        for run in &to_evaluate {
+        for run in runs {
             let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
             let tis = self.store.task_instances(run.id).await?;
             let plan = plan_run(&graph, &tis, now);
@@ -270,42 +299,39 @@ impl Scheduler {
             .iter()
             .filter(|r| **r == TransitionResult::Conflict)
             .count();
+        let mut finished = Vec::new();
         if conflicts > 0 {
             debug!(conflicts, "some transitions lost a race; re-evaluating");
             self.signal.everything_changed();
-        } else {
-            for (run, state) in finished_runs {
-                if self
-                    .store
-                    .set_dag_run_state(run.id, DagRunState::Running, state, now)
-                    .await?
-                    == TransitionResult::Applied
-                {
-                    info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
-                }
+            return Ok(finished);
+        }
+        for (run, state) in finished_runs {
+            if self
+                .store
+                .set_dag_run_state(run.id, DagRunState::Running, state, now)
+                .await?
+                == TransitionResult::Applied
+            {
+                info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
+                finished.push(run.dag_id.clone());
             }
         }
-        outcome.queued = self.queue_ready_work(now).await?;
-        if outcome.queued > 0 {
-            self.work_queued.notify_waiters();
-        }
-        if full && self.config.only_run.is_none() {
-            let next_run = self.store.earliest_next_dagrun().await?;
-            let next_retry = self.store.earliest_retry().await?;
-            outcome.next_due = earliest(outcome.next_due, earliest(next_run, next_retry));
-        }
-        Ok(outcome)
+        Ok(finished)
     }
 
     fn in_scope(&self, run: &updraft_store::DagRun) -> bool {
         match self.config.only_run {
             Some(id) => run.id == id,
-            None => !self
-                .paused
-                .lock()
-                .map(|p| p.get(&run.dag_id).copied().unwrap_or(false))
-                .unwrap_or(false),
+            None => !self.is_paused(&run.dag_id),
         }
+    }
+
+    /// As of the last full pass.
+    fn is_paused(&self, dag_id: &str) -> bool {
+        self.paused
+            .lock()
+            .map(|p| p.get(dag_id).copied().unwrap_or(false))
+            .unwrap_or(false)
     }
 
     async fn refresh_paused(&self) -> Result<(), SchedulerError> {
@@ -353,31 +379,49 @@ impl Scheduler {
     }
 
     /// Moves `scheduled` task instances to `queued` (starting a new try), highest priority
-    /// first, within parallelism, each DAG's `max_active_tasks` and each pool's slots.
+    /// first, within parallelism, each DAG's `max_active_tasks` and each pool's slots. Task
+    /// instances of paused DAGs stay `scheduled` (except for the `only_run` of `dags test`).
+    ///
+    /// Candidates are read by priority in growing batches until enough were chosen or none are
+    /// left, so that high-priority tasks held back by a full pool, a DAG at its limit or a
+    /// pause cannot hide the queueable ones behind them.
     async fn queue_ready_work(&self, now: DateTime<Utc>) -> Result<usize, SchedulerError> {
         let occupancy = self.store.occupancy().await?;
         let free = self.config.parallelism.saturating_sub(occupancy.total) as usize;
         if free == 0 {
             return Ok(0);
         }
-        let candidates = self.store.scheduled_task_instances(free * 4 + 16).await?;
-        if candidates.is_empty() {
+        let mut batch = free * 4 + 16;
+        let mut limits = HashMap::new();
+        let chosen: Vec<(i64, u32)> = loop {
+            let candidates = self.store.scheduled_task_instances(batch).await?;
+            let exhausted = candidates.len() < batch;
+            let eligible: Vec<_> = candidates
+                .into_iter()
+                .filter(|ti| self.config.only_run.is_some() || !self.is_paused(&ti.dag_id))
+                .collect();
+            for ti in &eligible {
+                if !limits.contains_key(&ti.dag_id) {
+                    let run = self.store.get_dag_run_by_id(ti.dag_run_id).await?;
+                    let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
+                    limits.insert(ti.dag_id.clone(), graph.dag.max_active_tasks);
+                }
+            }
+            let chosen =
+                queueing::choose(&eligible, &occupancy, free, &limits, self.config.only_run);
+            if chosen.len() >= free || exhausted {
+                break chosen.iter().map(|ti| (ti.id, ti.try_number)).collect();
+            }
+            batch = batch.saturating_mul(4);
+        };
+        if chosen.is_empty() {
             return Ok(0);
         }
-        let mut limits = HashMap::new();
-        for ti in &candidates {
-            if !limits.contains_key(&ti.dag_id) {
-                let run = self.store.get_dag_run_by_id(ti.dag_run_id).await?;
-                let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
-                limits.insert(ti.dag_id.clone(), graph.dag.max_active_tasks);
-            }
-        }
-        let chosen = queueing::choose(&candidates, &occupancy, free, &limits, self.config.only_run);
         let transitions: Vec<_> = chosen
-            .iter()
-            .map(|ti| updraft_store::Transition {
-                ti_id: ti.id,
-                try_number: ti.try_number,
+            .into_iter()
+            .map(|(ti_id, try_number)| updraft_store::Transition {
+                ti_id,
+                try_number,
                 from: TaskState::Scheduled,
                 to: TaskState::Queued,
                 now,

@@ -94,3 +94,6 @@ fn final_state(graph: &DagGraph, states: &[Option<TaskState>]) -> Option<DagRunS
         DagRunState::Success
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -52,12 +52,17 @@ pub fn create(tx: &Transaction, run: &NewDagRun) -> Result<DagRun> {
     );
     match inserted {
         Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
         {
             return Err(StoreError::AlreadyExists(format!(
                 "dag run {:?} of DAG {:?}",
                 run.run_id, run.dag_id
             )));
+        }
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            return Err(StoreError::NotFound(format!("DAG {:?}", run.dag_id)));
         }
         other => {
             other.map_err(db_err)?;

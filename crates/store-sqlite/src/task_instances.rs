@@ -147,6 +147,7 @@ pub fn scheduled(conn: &Connection, limit: usize) -> Result<Vec<TaskInstance>> {
         conn,
         &format!(
             "SELECT {TI_COLUMNS} FROM task_instance WHERE state = 'scheduled' \
+             AND dag_run_id IN (SELECT id FROM dag_run WHERE state IN ('queued', 'running')) \
              ORDER BY priority_weight DESC, id LIMIT ?1"
         ),
         params![limit as i64],
@@ -156,7 +157,8 @@ pub fn scheduled(conn: &Connection, limit: usize) -> Result<Vec<TaskInstance>> {
 pub fn earliest_retry(conn: &Connection) -> Result<Option<DateTime<Utc>>> {
     let v: Option<i64> = conn
         .query_row(
-            "SELECT MIN(next_retry_at) FROM task_instance WHERE state = 'up_for_retry'",
+            "SELECT MIN(next_retry_at) FROM task_instance WHERE state = 'up_for_retry' \
+             AND dag_run_id IN (SELECT id FROM dag_run WHERE state IN ('queued', 'running'))",
             [],
             |r| r.get(0),
         )
@@ -174,12 +176,18 @@ pub fn clear(
     for task_id in task_ids {
         cleared += tx
             .execute(
+                // A running try (or one already cleared while running) keeps its claim and
+                // becomes `restarting` until its worker reports: its process may still run.
                 "UPDATE task_instance SET \
-                 state = CASE WHEN state = 'running' THEN 'restarting' ELSE 'none' END, \
+                 state = CASE WHEN state IN ('running', 'restarting') THEN 'restarting' \
+                              ELSE 'none' END, \
                  next_retry_at = NULL, \
-                 start_date = CASE WHEN state = 'running' THEN start_date ELSE NULL END, \
-                 end_date = CASE WHEN state = 'running' THEN end_date ELSE NULL END, \
-                 claim_id = CASE WHEN state = 'running' THEN claim_id ELSE NULL END \
+                 start_date = CASE WHEN state IN ('running', 'restarting') THEN start_date \
+                                   ELSE NULL END, \
+                 end_date = CASE WHEN state IN ('running', 'restarting') THEN end_date \
+                                 ELSE NULL END, \
+                 claim_id = CASE WHEN state IN ('running', 'restarting') THEN claim_id \
+                                 ELSE NULL END \
                  WHERE dag_run_id = ?1 AND task_id = ?2",
                 params![dag_run_id, task_id],
             )

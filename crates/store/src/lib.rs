@@ -6,6 +6,9 @@
 
 mod record;
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -109,7 +112,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records finished tries (state, end, XCom) in one transaction; a report for a try the
     /// worker no longer owns is a conflict and changes nothing.
     async fn finish(&self, reports: Vec<FinishReport>) -> Result<Vec<TransitionResult>>;
-    /// Running or queued task instances whose lease ran out before `now`.
+    /// Running (or restarting) task instances whose lease ran out before `now`.
     async fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>>;
     /// Claims recorded for `worker_id` that are still running (to clean up after a crash).
     async fn claims_of_worker(&self, worker_id: &str) -> Result<Vec<TaskInstance>>;

@@ -63,12 +63,27 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
         },
         work_queued,
         Arc::new(move |runs| hook_signal.runs_changed(runs)),
+        spawn_reaper(),
     );
     Ok(Engine {
         scheduler,
         worker,
         signal,
     })
+}
+
+/// The hidden argument that turns this binary into the reaper of its parent's tasks.
+pub const REAPER_ARG: &str = "__reaper";
+
+fn spawn_reaper() -> Option<updraft_worker::Reaper> {
+    let exe = std::env::current_exe().ok()?;
+    match updraft_worker::Reaper::spawn(&exe, &[REAPER_ARG]) {
+        Ok(reaper) => Some(reaper),
+        Err(e) => {
+            warn!(error = %e, "cannot start the reaper; task processes may outlive a crash");
+            None
+        }
+    }
 }
 
 pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
@@ -89,6 +104,7 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
     Heartbeats::beat(&heartbeats.dag_processor);
 
     let engine = engine(&app, None, heartbeats.scheduler.clone())?;
+    Heartbeats::beat(&heartbeats.scheduler);
     let recovered =
         recovery::recover_dead_local_workers(&app.store, engine.scheduler.dag_cache()).await?;
     if recovered > 0 {
@@ -146,10 +162,20 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
     });
     let http = tokio::spawn(async move { http.await });
 
-    println!("updraft standalone is running");
-    println!("  health:      http://{address}/api/v2/monitor/health");
-    println!("  DAG folder:  {}", dags_folder.display());
-    println!("  database:    {}", app.db_path.display());
+    // Written once and never fatal: a closed stdout (`| head`, a supervisor that stopped
+    // reading) must not take the scheduler down.
+    let banner = format!(
+        "updraft standalone is running\n  health:      http://{address}/api/v2/monitor/health\n  DAG folder:  {}\n  database:    {}\n",
+        dags_folder.display(),
+        app.db_path.display()
+    );
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout();
+        let _ = stdout
+            .write_all(banner.as_bytes())
+            .and_then(|()| stdout.flush());
+    }
     info!(%address, "standalone started");
 
     wait_for_shutdown_signal().await;

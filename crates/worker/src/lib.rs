@@ -6,6 +6,6 @@ pub mod process;
 pub use local::{FinishedHook, LocalWorker, LocalWorkerConfig};
 
 pub use process::{
-    kill_orphans, log_path, run_task, FailureReason, TaskLaunch, TaskOutcome, CLAIM_ID_ENV,
-    DEFAULT_KILL_GRACE,
+    kill_orphans, log_path, reaper_main, run_task, run_task_guarded, FailureReason, Reaper,
+    TaskLaunch, TaskOutcome, CLAIM_ID_ENV, DEFAULT_KILL_GRACE,
 };

@@ -14,7 +14,7 @@ use updraft_model::{retry, Dag, Operator, Task, TaskState};
 use updraft_store::{ClaimRequest, ClaimedTask, FinishReport, Store, StoreError};
 use updraft_template::{identity_env, needs_variables, needs_xcoms, Renderer, TemplateContext};
 
-use crate::process::{run_task, FailureReason, TaskLaunch, TaskOutcome};
+use crate::process::{run_task_guarded, FailureReason, Reaper, TaskLaunch, TaskOutcome};
 
 #[derive(Debug, Clone)]
 pub struct LocalWorkerConfig {
@@ -44,6 +44,8 @@ pub struct LocalWorker {
     work_queued: Arc<Notify>,
     on_finished: FinishedHook,
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Kills the task process groups if this process dies; `None` where none could be started.
+    reaper: Option<Reaper>,
 }
 
 struct Finished {
@@ -57,6 +59,7 @@ impl LocalWorker {
         config: LocalWorkerConfig,
         work_queued: Arc<Notify>,
         on_finished: FinishedHook,
+        reaper: Option<Reaper>,
     ) -> Arc<Self> {
         Arc::new(LocalWorker {
             store,
@@ -66,6 +69,7 @@ impl LocalWorker {
             work_queued,
             on_finished,
             running: Mutex::new(HashMap::new()),
+            reaper,
         })
     }
 
@@ -202,7 +206,7 @@ impl LocalWorker {
             }
         };
         debug!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "task started");
-        match run_task(launch, cancel).await {
+        match run_task_guarded(launch, cancel, self.reaper.as_ref()).await {
             TaskOutcome::Success { xcom } => {
                 let xcom = xcom
                     .filter(|_| task.do_xcom_push)

@@ -18,6 +18,7 @@
 
 mod orphan;
 mod output;
+mod reaper;
 mod spawner;
 
 use std::os::unix::process::ExitStatusExt;
@@ -31,6 +32,7 @@ use nix::unistd::Pid;
 use tokio::sync::watch;
 
 use output::{Pipes, Sink};
+pub use reaper::{reaper_main, Reaper};
 
 pub use orphan::kill_orphans;
 
@@ -122,10 +124,21 @@ pub fn log_path(
 }
 
 /// Runs one task try to its end and reports how it ended. Cancellation: set the watch value to
-/// `true`; a dropped sender never cancels (pass `watch::channel(false).1` for "no cancel").
+/// `true`; a dropped sender never cancels (pass `watch::channel(false).1` for "no cancel"). A
+/// try whose value is already `true` is not started at all.
 ///
 /// Must be called inside a tokio runtime with IO and time enabled.
 pub async fn run_task(launch: TaskLaunch, cancel: watch::Receiver<bool>) -> TaskOutcome {
+    run_task_guarded(launch, cancel, None).await
+}
+
+/// [`run_task`], with the task's process group registered with `reaper` while it runs, so the
+/// group is killed if this process dies.
+pub async fn run_task_guarded(
+    launch: TaskLaunch,
+    cancel: watch::Receiver<bool>,
+    reaper: Option<&Reaper>,
+) -> TaskOutcome {
     let TaskLaunch {
         command,
         env,
@@ -136,6 +149,12 @@ pub async fn run_task(launch: TaskLaunch, cancel: watch::Receiver<bool>) -> Task
         capture_xcom,
         kill_grace,
     } = launch;
+    if *cancel.borrow() {
+        // Cancelled before it started: nothing ran, so there is nothing to log or kill.
+        return TaskOutcome::Failed {
+            reason: FailureReason::Killed,
+        };
+    }
     let started = match spawner::start(spawner::Spec {
         command,
         env,
@@ -156,6 +175,7 @@ pub async fn run_task(launch: TaskLaunch, cancel: watch::Receiver<bool>) -> Task
         mut child,
         pgid,
     } = started;
+    let _registration = reaper.map(|r| Registration::new(r, pgid));
     let mut group = GroupGuard {
         pgid,
         leader_reaped: false,
@@ -375,6 +395,25 @@ fn path_safe(id: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     out.into()
+}
+
+/// Keeps a process group on the reaper's list for as long as the try runs.
+struct Registration<'a> {
+    reaper: &'a Reaper,
+    pgid: Pid,
+}
+
+impl<'a> Registration<'a> {
+    fn new(reaper: &'a Reaper, pgid: Pid) -> Self {
+        reaper.register(pgid.as_raw());
+        Registration { reaper, pgid }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.reaper.release(self.pgid.as_raw());
+    }
 }
 
 #[cfg(test)]

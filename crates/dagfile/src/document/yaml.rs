@@ -104,7 +104,12 @@ impl Builder {
                 let mut node = anchored.node.clone();
                 node.pos = Some(pos);
                 let (size, height) = (anchored.size, anchored.height);
-                self.complete(Sized { node, size, height }, KeyInfo::Other);
+                // An alias of a string may serve as a mapping key.
+                let key = match &node.kind {
+                    NodeKind::Str(text) => KeyInfo::Quoted(text.clone()),
+                    _ => KeyInfo::Other,
+                };
+                self.complete(Sized { node, size, height }, key);
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let kind = self.resolve_scalar(&text, style, tag.as_deref(), pos);

@@ -31,7 +31,10 @@ pub(crate) fn check(tasks: &[ReadTask], ctx: &mut Ctx) {
             match index.get(dep.as_str()) {
                 Some(&d) => upstream[i].push(d),
                 None => {
-                    let hint = match closest(dep, index.keys().copied()) {
+                    // Suggestions cost an edit distance per task: only for a few, small cases.
+                    let cheap = index.len() <= 1000 && ctx.diags.len() < 100;
+                    let near = cheap.then(|| closest(dep, index.keys().copied())).flatten();
+                    let hint = match near {
                         Some(near) => format!(" (did you mean `{near}`?)"),
                         None => String::new(),
                     };

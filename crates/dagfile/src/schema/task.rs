@@ -1,6 +1,6 @@
 //! The task part of a DAG file: `tasks` items and the `default_args` they inherit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use updraft_model::{Operator, Task, TriggerRule};
@@ -237,11 +237,12 @@ pub(crate) fn read_task(
     let mut dependencies = Vec::new();
     let mut dependency_pos = Vec::new();
     if let Some(e) = get(entries, "dependencies") {
+        let mut seen = HashSet::new();
         for (dep, pos) in ctx
             .string_list(&e.value, &label, "dependencies")
             .unwrap_or_default()
         {
-            if !dependencies.iter().any(|d: &String| d == dep) {
+            if seen.insert(dep) {
                 dependencies.push(dep.to_string());
                 dependency_pos.push(pos);
             }

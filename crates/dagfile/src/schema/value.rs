@@ -8,15 +8,33 @@ use updraft_model::duration::parse_duration;
 use crate::diagnostic::{Diagnostic, Pos};
 use crate::document::{Entry, Node, NodeKind};
 
+/// At most this many problems of one file are kept; a hostile file could have millions.
+pub(crate) const MAX_COLLECTED: usize = 1000;
+
 /// Collects the diagnostics of one file.
 #[derive(Default)]
 pub(crate) struct Ctx {
     pub diags: Vec<Diagnostic>,
+    /// Problems found beyond `MAX_COLLECTED`.
+    pub dropped: usize,
 }
 
 impl Ctx {
     pub fn error(&mut self, pos: Option<Pos>, message: impl Into<String>) {
-        self.diags.push(Diagnostic::new(pos, message));
+        if self.diags.len() < MAX_COLLECTED {
+            self.diags.push(Diagnostic::new(pos, message));
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// The diagnostics, with a note for those that were not kept.
+    pub fn finish(mut self) -> Vec<Diagnostic> {
+        if self.dropped > 0 {
+            let note = format!("{} further problems were not collected", self.dropped);
+            self.diags.push(Diagnostic::new(None, note));
+        }
+        self.diags
     }
 
     fn expected(&mut self, node: &Node, label: &str, key: &str, expected: &str) {
@@ -236,8 +254,13 @@ pub(crate) fn closest<'a>(
     word: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).clamp(1, 3);
+    let len = word.chars().count();
+    if len > 64 {
+        return None;
+    }
+    let limit = (len / 3).clamp(1, 3);
     candidates
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)

@@ -1,1 +1,5 @@
-//! Integration tests of updraft-dagfile.
+//! Integration tests of updraft-dagfile: one binary, a module per area.
+
+mod folder;
+mod parse;
+mod schema_file;

@@ -144,7 +144,12 @@ pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Publishes the DAG folder as it is now. A folder that does not exist is left alone rather
+/// than read as "every DAG was deleted" (a CLI run with another home must not wipe the DAGs).
 pub async fn sync_folder(app: &App) -> Result<()> {
+    if !app.config.core.dags_folder.is_dir() {
+        return Ok(());
+    }
     let mut processor = DagProcessor::new(
         app.config.core.dags_folder.clone(),
         app.store.clone(),

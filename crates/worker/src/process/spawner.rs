@@ -8,7 +8,7 @@
 
 use std::io;
 use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::sync::OnceLock;
@@ -125,8 +125,22 @@ fn start_now(spec: Spec) -> Result<Started, String> {
     }
 }
 
+/// `bash` resolved once on the worker's `PATH`, so the child does not walk `PATH` on every
+/// spawn; plain `bash` (resolved by the child) if it is not found.
+fn bash() -> &'static Path {
+    static BASH: OnceLock<PathBuf> = OnceLock::new();
+    BASH.get_or_init(|| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join("bash"))
+            .find(|candidate| candidate.is_file())
+            .unwrap_or_else(|| PathBuf::from("bash"))
+    })
+}
+
 fn command(spec: &Spec) -> Command {
-    let mut command = Command::new("bash");
+    let mut command = Command::new(bash());
     command
         .arg("-c")
         .arg(&spec.command)

@@ -332,11 +332,14 @@ async fn cancel_kills_the_process_group() {
 }
 
 #[tokio::test]
-async fn cancel_before_start_still_reports_killed() {
+async fn cancel_before_start_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
     let (_cancel, cancelled) = watch::channel(true);
-    let outcome = run_task(launch(dir.path(), "sleep 300"), cancelled).await;
+    let l = launch(dir.path(), &format!("touch {}", marker.display()));
+    let outcome = run_task(l, cancelled).await;
     assert_eq!(outcome, failed(FailureReason::Killed));
+    assert!(!marker.exists());
 }
 
 #[tokio::test]

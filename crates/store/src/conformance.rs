@@ -1,0 +1,202 @@
+//! The conformance suite every [`Store`] backend must pass, run by each backend's tests.
+//!
+//! A backend provides a fresh, empty database per check as a [`TestDatabase`] and expands
+//! [`store_conformance_tests!`](crate::store_conformance_tests) once, which writes one
+//! `#[test]` per check so that a failure names the behaviour that broke:
+//!
+//! ```text
+//! mod conformance {
+//!     struct SqliteFile(tempfile::TempDir);
+//!
+//!     #[async_trait::async_trait]
+//!     impl updraft_store::conformance::TestDatabase for SqliteFile {
+//!         async fn open(&self) -> std::sync::Arc<dyn updraft_store::Store> { /* … */ }
+//!     }
+//!
+//!     async fn fresh() -> SqliteFile { /* … */ }
+//!
+//!     updraft_store::store_conformance_tests!(fresh);
+//! }
+//! ```
+//!
+//! Checks are plain `pub async fn check(db: &dyn TestDatabase)` in the submodules below, grouped
+//! by the part of the trait they exercise; they assert states, values and errors, and panic on
+//! the first difference. Times come from [`fixture::at`], never from the clock.
+
+pub mod claims;
+pub mod dags;
+pub mod fixture;
+pub mod runs;
+pub mod task_instances;
+pub mod variables;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::Store;
+
+/// One fresh, empty database under test. Dropping it may delete the database.
+#[async_trait]
+pub trait TestDatabase: Send + Sync {
+    /// Opens a new handle on this database with its own connections, as another process would.
+    /// Checks that race two writers open two handles.
+    async fn open(&self) -> Arc<dyn Store>;
+}
+
+/// Runs one check on a multi-threaded runtime (claims race on several threads).
+pub fn run_check(check: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("cannot start a tokio runtime")
+        .block_on(check)
+}
+
+/// Expands to one `#[test]` per conformance check. `$fresh` is an async function (or
+/// closure) returning a new [`TestDatabase`](crate::conformance::TestDatabase) for each test;
+/// the tests are named after the checks, so expand this inside a module of its own.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($fresh:expr) => {
+        $crate::__store_conformance_checks!(@tests $fresh);
+    };
+}
+
+/// The list of checks, in one place: expands the tests, or the names of the checks.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_checks {
+    ($($mode:tt)*) => {
+        $crate::__store_conformance_expand! {
+            [$($mode)*]
+            dags {
+                sync_adds_new_dags,
+                sync_with_unchanged_content_changes_nothing,
+                sync_with_changed_content_adds_a_version,
+                sync_without_a_dag_deactivates_it,
+                sync_reactivates_a_dag_whose_file_reappears,
+                sync_replaces_and_clears_import_errors,
+                sync_pauses_only_new_dags_when_paused_at_creation,
+                set_paused_pauses_and_unpauses,
+                set_paused_of_an_unknown_dag_is_not_found,
+                next_dagrun_bookkeeping,
+                changed_dags_need_their_next_run_again,
+                deactivated_dags_are_never_due,
+            }
+            runs {
+                create_dag_run_creates_task_instances_in_state_none,
+                create_dag_run_rejects_a_duplicate_run_id,
+                create_dag_run_for_an_unknown_dag_is_not_found,
+                scheduled_runs_move_next_dagrun,
+                last_scheduled_logical_date_is_the_newest_scheduled_run,
+                unknown_runs_are_not_found,
+                runs_are_listed_oldest_first,
+                set_dag_run_state_is_a_compare_and_set,
+                times_round_trip_with_microsecond_precision,
+            }
+            task_instances {
+                apply_transitions_is_a_compare_and_set,
+                apply_transitions_with_new_try_increments_the_try_number,
+                apply_transitions_rejects_an_illegal_transition_and_changes_nothing,
+                apply_transitions_records_dates,
+                scheduled_task_instances_are_highest_priority_first,
+                occupancy_counts_queued_and_running_tasks,
+                earliest_retry_is_the_first_retry_of_an_unfinished_run,
+                clear_resets_finished_tasks_and_reopens_the_run,
+                clear_makes_running_tasks_restarting,
+                clear_keeps_a_restarting_task_restarting,
+            }
+            claims {
+                claim_takes_highest_priority_first_up_to_the_limit,
+                claim_filters_by_queue,
+                claim_filters_by_dag_run,
+                claim_records_the_worker_and_the_lease,
+                claim_takes_each_task_once,
+                concurrent_claims_on_two_handles_never_share_a_task,
+                heartbeat_extends_leases_and_reports_lost_claims,
+                finish_records_the_outcome_and_the_xcom,
+                finish_with_a_stale_claim_is_a_conflict_and_changes_nothing,
+                finish_rejects_an_illegal_outcome_and_changes_nothing,
+                finish_of_a_cleared_task_resets_it_to_none,
+                finish_counts_infrastructure_failures,
+                expired_claims_are_running_tasks_past_their_lease,
+                claims_of_worker_and_running_task_instances,
+            }
+            variables {
+                ping_answers,
+                variables_can_be_set_read_listed_and_deleted,
+                xcoms_belong_to_their_run,
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_expand {
+    ([@tests $fresh:expr] $($module:ident { $($check:ident),* $(,)? })*) => {
+        $($(
+            #[test]
+            fn $check() {
+                $crate::conformance::run_check(async {
+                    let db = ($fresh)().await;
+                    $crate::conformance::$module::$check(&db).await;
+                });
+            }
+        )*)*
+    };
+    ([@names] $($module:ident { $($check:ident),* $(,)? })*) => {
+        &[$($(concat!(stringify!($module), "::", stringify!($check))),*),*]
+    };
+}
+
+/// Every check, as `module::name`, in the order they are listed.
+pub const CHECK_NAMES: &[&str] = __store_conformance_checks!(@names);
+
+#[cfg(test)]
+mod tests {
+    use super::CHECK_NAMES;
+
+    /// A check written but not listed in the macro would silently never run.
+    #[test]
+    fn every_check_is_listed_once() {
+        let sources = [
+            ("claims", include_str!("conformance/claims.rs")),
+            ("dags", include_str!("conformance/dags.rs")),
+            ("runs", include_str!("conformance/runs.rs")),
+            (
+                "task_instances",
+                include_str!("conformance/task_instances.rs"),
+            ),
+            ("variables", include_str!("conformance/variables.rs")),
+        ];
+        let mut written: Vec<String> = sources
+            .iter()
+            .flat_map(|(module, text)| {
+                text.lines().filter_map(move |line| {
+                    let rest = line.strip_prefix("pub async fn ")?;
+                    let name = rest.split(['(', '<']).next()?;
+                    Some(format!("{module}::{name}"))
+                })
+            })
+            .collect();
+        written.sort();
+        let mut listed: Vec<String> = CHECK_NAMES.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, written);
+        let mut names: Vec<&str> = CHECK_NAMES
+            .iter()
+            .map(|s| s.rsplit("::").next().unwrap_or(s))
+            .collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            before,
+            "check names must be unique across modules"
+        );
+    }
+}

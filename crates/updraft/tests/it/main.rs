@@ -1,0 +1,6 @@
+//! End-to-end tests of the `updraft` binary: real processes, a real SQLite file, real tasks.
+
+mod cli;
+mod crash;
+mod fixture;
+mod standalone;

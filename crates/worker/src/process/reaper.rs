@@ -1,0 +1,88 @@
+//! The reaper: a small helper process that outlives its worker only to kill the worker's task
+//! process groups. `PR_SET_PDEATHSIG` kills a task's leader when the worker dies, but not the
+//! leader's children; the reaper holds the list of live process groups and, when its stdin
+//! reaches end-of-file (the worker is gone, whatever killed it), SIGKILLs every group still
+//! listed, so no task runs on unobserved.
+//!
+//! Protocol on the reaper's stdin, one line each: `+PGID` (a task started), `-PGID` (it ended).
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// The worker's end: registers and releases process groups.
+pub struct Reaper {
+    stdin: Mutex<ChildStdin>,
+    _child: Child,
+}
+
+impl Reaper {
+    /// Starts `program args…`, which must call [`reaper_main`], in its own process group (a
+    /// Ctrl-C to the worker's terminal must not take the reaper down first).
+    pub fn spawn(program: &Path, args: &[&str]) -> std::io::Result<Reaper> {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("reaper has no stdin"))?;
+        Ok(Reaper {
+            stdin: Mutex::new(stdin),
+            _child: child,
+        })
+    }
+
+    pub fn register(&self, pgid: i32) {
+        self.send(&format!("+{pgid}\n"));
+    }
+
+    pub fn release(&self, pgid: i32) {
+        self.send(&format!("-{pgid}\n"));
+    }
+
+    fn send(&self, line: &str) {
+        if let Ok(mut stdin) = self.stdin.lock() {
+            if let Err(e) = stdin.write_all(line.as_bytes()) {
+                tracing::warn!(error = %e, "the reaper is gone; task processes may outlive a crash");
+            }
+        }
+    }
+}
+
+/// The reaper process: track groups from stdin; at end-of-file kill those left and return.
+pub fn reaper_main() {
+    let mut groups: HashSet<i32> = HashSet::new();
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let (sign, number) = line.split_at(line.len().min(1));
+        let Ok(pgid) = number.trim().parse::<i32>() else {
+            continue;
+        };
+        if pgid <= 1 {
+            continue;
+        }
+        match sign {
+            "+" => {
+                groups.insert(pgid);
+            }
+            "-" => {
+                groups.remove(&pgid);
+            }
+            _ => {}
+        }
+    }
+    for pgid in groups {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
