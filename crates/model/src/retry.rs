@@ -41,25 +41,65 @@ pub fn can_retry(task: &Task, try_number: u32) -> bool {
     try_number <= task.retries
 }
 
-/// The state a failed try `try_number` leaves its task in: `up_for_retry` with the instant it
-/// may run again while retries last, `failed` after.
+/// Tries lost to the infrastructure (a worker that died, a shutdown) that are retried at once
+/// without using up the task's own `retries`; past this, such failures count like any other.
+pub const MAX_INFRASTRUCTURE_RETRIES: u32 = 3;
+
+/// The state a failed try leaves its task in: `up_for_retry` with the instant it may run again
+/// while retries last, `failed` after. `user_try` counts only the tries that were not lost to
+/// the infrastructure (the try number less the task instance's infrastructure failures).
 pub fn after_failure(
     task: &Task,
-    try_number: u32,
+    user_try: u32,
     now: chrono::DateTime<chrono::Utc>,
 ) -> (crate::TaskState, Option<chrono::DateTime<chrono::Utc>>) {
-    if !can_retry(task, try_number) {
+    if !can_retry(task, user_try) {
         return (crate::TaskState::Failed, None);
     }
-    let at = chrono::Duration::from_std(retry_delay(task, try_number))
+    let at = chrono::Duration::from_std(retry_delay(task, user_try))
         .ok()
         .and_then(|d| now.checked_add_signed(d))
         .unwrap_or(now);
     (crate::TaskState::UpForRetry, Some(at))
 }
 
+/// The state a try lost to the infrastructure leaves its task in: retried at once while
+/// `infra_failures_before` (such losses of earlier tries) is under
+/// [`MAX_INFRASTRUCTURE_RETRIES`], then as [`after_failure`] decides.
+pub fn after_infrastructure_failure(
+    task: &Task,
+    try_number: u32,
+    infra_failures_before: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (crate::TaskState, Option<chrono::DateTime<chrono::Utc>>) {
+    if infra_failures_before < MAX_INFRASTRUCTURE_RETRIES {
+        return (crate::TaskState::UpForRetry, Some(now));
+    }
+    after_failure(task, try_number.saturating_sub(infra_failures_before), now)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn infrastructure_losses_do_not_use_up_retries() {
+        use crate::{Operator, TaskState};
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let task = Task::new("t", Operator::Empty); // retries: 0
+        assert_eq!(
+            after_infrastructure_failure(&task, 1, 0, now),
+            (TaskState::UpForRetry, Some(now))
+        );
+        assert_eq!(
+            after_infrastructure_failure(&task, 3, MAX_INFRASTRUCTURE_RETRIES - 1, now),
+            (TaskState::UpForRetry, Some(now))
+        );
+        // The budget is spent: the try counts as the task's own, and it has no retries.
+        assert_eq!(
+            after_infrastructure_failure(&task, 4, MAX_INFRASTRUCTURE_RETRIES, now),
+            (TaskState::Failed, None)
+        );
+    }
+
     use super::*;
     use crate::dag::Operator;
 

@@ -16,15 +16,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
-use tracing::{debug, info, warn};
-use updraft_model::{timetable, DagRunState, TaskState};
+use tracing::{debug, error, info, warn};
+use updraft_model::{retry, timetable, DagRunState, TaskState};
 use updraft_store::{FinishReport, Store, StoreError, TransitionResult};
 
 pub use dag_cache::DagCache;
 pub use graph::DagGraph;
 pub use plan::{plan_run, RunPlan};
 pub use trigger::{new_dag_run, TriggerRequest};
-pub use updraft_model::retry::after_failure as failure_outcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -156,34 +155,48 @@ impl Scheduler {
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         self.signal.everything_changed();
         let mut last_full = std::time::Instant::now();
+        let mut retry_full = false;
+        // The earliest due instant seen by the last full pass; passes over changed runs only
+        // do not look at schedules, so they must not forget it.
+        let mut known_due: Option<DateTime<Utc>> = None;
         loop {
             if *shutdown.borrow() {
                 return;
             }
             let (mut full, dirty) = self.signal.take();
-            if last_full.elapsed() >= self.config.sweep_interval {
+            if retry_full || last_full.elapsed() >= self.config.sweep_interval {
                 full = true;
             }
             if full {
                 last_full = std::time::Instant::now();
             }
+            retry_full = false;
             let wait = match self.pass(full, dirty).await {
                 Ok(outcome) => {
+                    let now = self.clock.now();
                     self.heartbeat
-                        .store(self.clock.now().timestamp_micros(), Ordering::Relaxed);
+                        .store(now.timestamp_micros(), Ordering::Relaxed);
+                    if full {
+                        // A due instant the full pass could not act on (a paused DAG's retry)
+                        // waits for the sweep rather than spinning.
+                        known_due = outcome.next_due.filter(|due| *due > now);
+                    } else {
+                        known_due = earliest(known_due, outcome.next_due);
+                    }
                     let sweep = self.config.sweep_interval;
-                    outcome
-                        .next_due
-                        .and_then(|due| (due - self.clock.now()).to_std().ok())
+                    known_due
+                        .map(|due| (due - now).to_std().unwrap_or(Duration::ZERO))
                         .map_or(sweep, |d| d.min(sweep))
                 }
                 Err(e) => {
+                    // Back off for real: a signal here would make the next wait return at once.
                     warn!(error = %e, "scheduler pass failed; retrying");
-                    self.signal.everything_changed();
+                    retry_full = true;
                     Duration::from_millis(500)
                 }
             };
             if wait.is_zero() {
+                known_due = None;
                 self.signal.everything_changed();
                 continue;
             }
@@ -233,7 +246,9 @@ impl Scheduler {
         }
         let mut started = Vec::new();
         for mut run in queued {
-            let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
+            let Some(graph) = self.run_graph(&run, now).await? else {
+                continue;
+            };
             let active = running_per_dag.entry(run.dag_id.clone()).or_default();
             if *active >= graph.dag.max_active_runs {
                 continue;
@@ -257,7 +272,8 @@ impl Scheduler {
         }
         outcome.queued = self.queue_ready_work(now).await?;
         if outcome.queued > 0 {
-            self.work_queued.notify_waiters();
+            // notify_one keeps a permit, so a worker busy claiming still sees it.
+            self.work_queued.notify_one();
         }
         if full && self.config.only_run.is_none() {
             let next_run = self.store.earliest_next_dagrun().await?;
@@ -277,7 +293,9 @@ impl Scheduler {
         let mut transitions = Vec::new();
         let mut finished_runs = Vec::new();
         for run in runs {
-            let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
+            let Some(graph) = self.run_graph(run, now).await? else {
+                continue;
+            };
             let tis = self.store.task_instances(run.id).await?;
             let plan = plan_run(&graph, &tis, now);
             if let Some(state) = plan.final_state {
@@ -342,11 +360,51 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The graph a run is pinned to. A definition that cannot be loaded (missing, or written by
+    /// an incompatible version) fails that run, so one bad run never stops the others.
+    async fn run_graph(
+        &self,
+        run: &updraft_store::DagRun,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<DagGraph>>, SchedulerError> {
+        match self.dags.get(&run.dag_id, run.dag_version).await {
+            Ok(graph) => Ok(Some(graph)),
+            Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_))) => {
+                error!(dag_id = %run.dag_id, run_id = %run.run_id, error = %e, "the run's DAG definition cannot be loaded; failing the run");
+                if !run.state.is_finished() {
+                    self.store
+                        .set_dag_run_state(run.id, run.state, DagRunState::Failed, now)
+                        .await?;
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The current graph of a DAG, for creating its scheduled runs; a definition that cannot be
+    /// loaded skips that DAG (with an error) instead of stopping every other one.
+    async fn dag_graph(
+        &self,
+        record: &updraft_store::DagRecord,
+    ) -> Result<Option<Arc<DagGraph>>, SchedulerError> {
+        match self.dags.get(&record.dag_id, record.version).await {
+            Ok(graph) => Ok(Some(graph)),
+            Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_))) => {
+                error!(dag_id = %record.dag_id, error = %e, "the DAG's definition cannot be loaded; not scheduling it");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Computes the next run of new or changed DAGs and creates every run that is due,
     /// oldest first (catch-up creates the missed ones in order).
     async fn create_scheduled_runs(&self, now: DateTime<Utc>) -> Result<(), SchedulerError> {
         for record in self.store.dags_needing_next_run().await? {
-            let graph = self.dags.get(&record.dag_id, record.version).await?;
+            let Some(graph) = self.dag_graph(&record).await? else {
+                continue;
+            };
             let last = self
                 .store
                 .last_scheduled_logical_date(&record.dag_id)
@@ -355,7 +413,9 @@ impl Scheduler {
             self.store.set_next_dagrun(&record.dag_id, next).await?;
         }
         for record in self.store.due_dags(now).await? {
-            let graph = self.dags.get(&record.dag_id, record.version).await?;
+            let Some(graph) = self.dag_graph(&record).await? else {
+                continue;
+            };
             let Some(logical_date) = record.next_dagrun else {
                 continue;
             };
@@ -403,8 +463,11 @@ impl Scheduler {
             for ti in &eligible {
                 if !limits.contains_key(&ti.dag_id) {
                     let run = self.store.get_dag_run_by_id(ti.dag_run_id).await?;
-                    let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
-                    limits.insert(ti.dag_id.clone(), graph.dag.max_active_tasks);
+                    let limit = match self.run_graph(&run, now).await? {
+                        Some(graph) => graph.dag.max_active_tasks,
+                        None => 0,
+                    };
+                    limits.insert(ti.dag_id.clone(), limit);
                 }
             }
             let chosen =
@@ -448,12 +511,15 @@ impl Scheduler {
                 continue;
             };
             let run = self.store.get_dag_run_by_id(ti.dag_run_id).await?;
-            let graph = self.dags.get(&run.dag_id, run.dag_version).await?;
-            let Some(task) = graph.dag.task(&ti.task_id) else {
-                continue;
+            let graph = self.run_graph(&run, now).await?;
+            let (state, next_retry_at) = match graph.as_ref().and_then(|g| g.dag.task(&ti.task_id))
+            {
+                Some(task) => {
+                    retry::after_infrastructure_failure(task, ti.try_number, ti.infra_failures, now)
+                }
+                None => (TaskState::Failed, None),
             };
-            warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "worker lease expired; failing the try");
-            let (state, next_retry_at) = failure_outcome(task, ti.try_number, now);
+            warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, new_state = %state, "worker lease expired; failing the try");
             reports.push(FinishReport {
                 ti_id: ti.id,
                 try_number: ti.try_number,

@@ -122,8 +122,12 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<SyncReport> {
             }
         }
     }
-    for (dag_id, (active, ..)) in &existing {
-        if *active && !seen.contains(dag_id) {
+    for (dag_id, (active, _, _, fileloc)) in &existing {
+        let in_scanned_folder = sync
+            .folder
+            .as_deref()
+            .is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder));
+        if *active && !seen.contains(dag_id) && in_scanned_folder {
             tx.execute(
                 "UPDATE dag SET is_active = 0, next_dagrun = NULL WHERE dag_id = ?1",
                 params![dag_id],

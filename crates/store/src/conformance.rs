@@ -79,6 +79,7 @@ macro_rules! __store_conformance_checks {
                 sync_reactivates_a_dag_whose_file_reappears,
                 sync_replaces_and_clears_import_errors,
                 sync_pauses_only_new_dags_when_paused_at_creation,
+                sync_of_another_folder_does_not_deactivate_dags_outside_it,
                 set_paused_pauses_and_unpauses,
                 set_paused_of_an_unknown_dag_is_not_found,
                 next_dagrun_bookkeeping,

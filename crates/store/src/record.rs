@@ -14,6 +14,9 @@ pub struct DagSync {
     pub now: DateTime<Utc>,
     /// Airflow's `dags_are_paused_at_creation`: new DAGs start paused.
     pub paused_at_creation: bool,
+    /// The folder that was scanned: only DAGs whose file lies under it are deactivated when
+    /// missing (a scan of another folder must not remove them). `None`: any DAG may be.
+    pub folder: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -43,6 +43,6 @@ impl App {
 
     /// Tells a `standalone` running on the same database to look at its work now.
     pub fn wake_standalone(&self) {
-        crate::wake::send(&crate::wake::socket_path(&self.db_path));
+        crate::wake::send(&self.db_path);
     }
 }

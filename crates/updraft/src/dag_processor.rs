@@ -51,6 +51,7 @@ impl DagProcessor {
                 .collect(),
             now: Utc::now(),
             paused_at_creation: self.paused_at_creation,
+            folder: Some(self.folder.root().display().to_string()),
         };
         let errors = sync.import_errors.len();
         let report = self.store.sync_dags(sync).await?;

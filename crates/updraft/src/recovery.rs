@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use chrono::Utc;
 use tracing::warn;
-use updraft_scheduler::{failure_outcome, DagCache};
+use updraft_model::{retry, TaskState};
+use updraft_scheduler::DagCache;
 use updraft_store::{FinishReport, Store};
 
 pub fn hostname() -> String {
@@ -24,12 +25,16 @@ pub fn worker_id() -> String {
     format!("{}:{pid}:{}", hostname(), start_time(pid).unwrap_or(0))
 }
 
-/// The start time of `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
+/// The start time of a live `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`);
+/// `None` for a process that is gone or a zombie (dead, not yet reaped by its parent).
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses; fields resume after the last ')'.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Whether the local worker `worker_id` is certainly dead: it ran on this host and its
@@ -49,8 +54,9 @@ fn is_dead_local_worker(worker_id: &str, host: &str) -> bool {
     start_time(pid) != Some(started)
 }
 
-/// Kills what is left of the tasks of dead local workers and fails those tries (retried per
-/// the task's policy). Returns how many tries were resolved.
+/// Kills what is left of the tasks of dead local workers and fails those tries as
+/// infrastructure failures (retried at once, without using up the task's retries, up to
+/// `MAX_INFRASTRUCTURE_RETRIES`). Returns how many tries were resolved.
 pub async fn recover_dead_local_workers(store: &Arc<dyn Store>, dags: &DagCache) -> Result<usize> {
     let host = hostname();
     let now = Utc::now();
@@ -78,11 +84,13 @@ pub async fn recover_dead_local_workers(store: &Arc<dyn Store>, dags: &DagCache)
             continue;
         };
         let run = store.get_dag_run_by_id(ti.dag_run_id).await?;
-        let graph = dags.get(&run.dag_id, run.dag_version).await?;
-        let Some(task) = graph.dag.task(&ti.task_id) else {
-            continue;
+        let graph = dags.get(&run.dag_id, run.dag_version).await.ok();
+        let (state, next_retry_at) = match graph.as_ref().and_then(|g| g.dag.task(&ti.task_id)) {
+            Some(task) => {
+                retry::after_infrastructure_failure(task, ti.try_number, ti.infra_failures, now)
+            }
+            None => (TaskState::Failed, None),
         };
-        let (state, next_retry_at) = failure_outcome(task, ti.try_number, now);
         warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, new_state = %state, "task of a dead worker resolved");
         reports.push(FinishReport {
             ti_id: ti.id,

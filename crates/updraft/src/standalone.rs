@@ -118,9 +118,9 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     let address = listener.local_addr()?;
-    let wake_path = crate::wake::socket_path(&app.db_path);
-    let wake = crate::wake::bind(&wake_path)
-        .with_context(|| format!("cannot bind the wake-up socket {}", wake_path.display()))?;
+    let wake = crate::wake::bind(&app.db_path)
+        .map_err(|e| warn!(error = %e, "no wake-up socket: CLI changes are seen at the next sweep"))
+        .ok();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let scheduler = tokio::spawn({
@@ -130,12 +130,14 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
     });
     let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx.clone()));
     let signal = engine.signal.clone();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 64];
-        while wake.recv(&mut buf).await.is_ok() {
-            signal.everything_changed();
-        }
-    });
+    if let Some(wake) = wake {
+        tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            while wake.recv(&mut buf).await.is_ok() {
+                signal.everything_changed();
+            }
+        });
+    }
     let rescan = duration(
         "core.dag_dir_list_interval",
         &app.config.core.dag_dir_list_interval,
@@ -184,7 +186,6 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
     let _ = worker.await;
     let _ = scheduler.await;
     let _ = http.await;
-    let _ = std::fs::remove_file(&wake_path);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -277,10 +278,24 @@ async fn wait_for_shutdown_signal() {
     }
 }
 
-/// One `standalone` per database: a second one would run every task twice.
-fn lock_database(db_path: &Path) -> Result<std::fs::File> {
+/// Whether a `standalone` holds the database (so queued runs will be picked up).
+pub fn is_running(db_path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(lock_path(db_path)) else {
+        return false;
+    };
+    // SAFETY: flock on a file descriptor we own; released when `file` is dropped.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
+}
+
+fn lock_path(db_path: &Path) -> std::ffi::OsString {
     let mut name = db_path.as_os_str().to_owned();
     name.push(".lock");
+    name
+}
+
+/// One `standalone` per database: a second one would run every task twice.
+fn lock_database(db_path: &Path) -> Result<std::fs::File> {
+    let name = lock_path(db_path);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

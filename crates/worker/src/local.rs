@@ -44,6 +44,9 @@ pub struct LocalWorker {
     work_queued: Arc<Notify>,
     on_finished: FinishedHook,
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Claims whose try ended but whose report is not committed yet: their leases are still
+    /// renewed, or a scheduler would take a finished try for a lost one and run it again.
+    unreported: Mutex<HashSet<String>>,
     /// Kills the task process groups if this process dies; `None` where none could be started.
     reaper: Option<Reaper>,
 }
@@ -69,6 +72,7 @@ impl LocalWorker {
             work_queued,
             on_finished,
             running: Mutex::new(HashMap::new()),
+            unreported: Mutex::new(HashSet::new()),
             reaper,
         })
     }
@@ -103,7 +107,9 @@ impl LocalWorker {
             }
             tokio::select! {
                 _ = self.work_queued.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                // The safety net for work queued by another process; in-process
+                // schedulers wake us through `work_queued`.
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -155,6 +161,9 @@ impl LocalWorker {
             let claim_id = claimed.claim_id.clone();
             let dag_run_id = claimed.ti.dag_run_id;
             let report = worker.execute(claimed, cancel_rx).await;
+            if let Ok(mut unreported) = worker.unreported.lock() {
+                unreported.insert(claim_id.clone());
+            }
             if let Ok(mut running) = worker.running.lock() {
                 running.remove(&claim_id);
             }
@@ -186,7 +195,14 @@ impl LocalWorker {
             Ok(dag) => dag,
             Err(e) => {
                 write_log_line(&log_path, &format!("cannot load the DAG definition: {e}"));
-                return report(TaskState::Failed, None, None);
+                let mut r = report(TaskState::Failed, None, None);
+                if let StoreError::Database(_) = e {
+                    // Transient: not the task's fault.
+                    r.state = TaskState::UpForRetry;
+                    r.next_retry_at = Some(Utc::now());
+                    r.infrastructure_failure = true;
+                }
+                return r;
             }
         };
         let Some(task) = dag.task(&ti.task_id) else {
@@ -194,7 +210,8 @@ impl LocalWorker {
             return report(TaskState::Failed, None, None);
         };
         let failed = |task: &Task| {
-            let (state, at) = retry::after_failure(task, ti.try_number, Utc::now());
+            let user_try = ti.try_number.saturating_sub(ti.infra_failures);
+            let (state, at) = retry::after_failure(task, user_try, Utc::now());
             report(state, at, None)
         };
         let launch = match self.prepare(&claimed, &dag, task, log_path.clone()).await {
@@ -216,9 +233,19 @@ impl LocalWorker {
             TaskOutcome::Skipped { .. } => report(TaskState::Skipped, None, None),
             TaskOutcome::Failed { reason } => {
                 info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %reason, "task failed");
-                let mut r = failed(task);
-                r.infrastructure_failure = matches!(reason, FailureReason::Killed);
-                r
+                if reason == FailureReason::Killed {
+                    // Cancelled by a shutdown or a lost claim: not the task's fault.
+                    let (state, at) = retry::after_infrastructure_failure(
+                        task,
+                        ti.try_number,
+                        ti.infra_failures,
+                        Utc::now(),
+                    );
+                    let mut r = report(state, at, None);
+                    r.infrastructure_failure = true;
+                    return r;
+                }
+                failed(task)
             }
         }
     }
@@ -325,19 +352,16 @@ impl LocalWorker {
         while rx.recv_many(&mut batch, 1024).await > 0 {
             let runs: HashSet<i64> = batch.iter().map(|f| f.dag_run_id).collect();
             let reports: Vec<FinishReport> = batch.drain(..).map(|f| f.report).collect();
-            let mut attempt = 0;
-            loop {
-                match self.store.finish(reports.clone()).await {
-                    Ok(_) => break,
-                    Err(e) if attempt < 20 => {
-                        attempt += 1;
-                        warn!(error = %e, "reporting finished tasks failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "giving up reporting finished tasks; their leases will expire");
-                        break;
-                    }
+            let mut attempt: u64 = 0;
+            // Never give up: the leases of these claims are renewed until the report lands.
+            while let Err(e) = self.store.finish(reports.clone()).await {
+                attempt += 1;
+                warn!(error = %e, attempt, "reporting finished tasks failed; retrying");
+                tokio::time::sleep(Duration::from_millis((100 * attempt).min(5_000))).await;
+            }
+            if let Ok(mut unreported) = self.unreported.lock() {
+                for r in &reports {
+                    unreported.remove(&r.claim_id);
                 }
             }
             (self.on_finished)(runs.into_iter().collect());
@@ -354,10 +378,13 @@ impl LocalWorker {
             if *shutdown.borrow() {
                 return;
             }
-            let claims: Vec<String> = match self.running.lock() {
+            let mut claims: Vec<String> = match self.running.lock() {
                 Ok(r) => r.keys().cloned().collect(),
                 Err(_) => continue,
             };
+            if let Ok(unreported) = self.unreported.lock() {
+                claims.extend(unreported.iter().cloned());
+            }
             if claims.is_empty() {
                 continue;
             }

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tokio::sync::Notify;
 use updraft_model::{Dag, Operator, Schedule, Task};
-use updraft_scheduler::{
-    failure_outcome, Clock, PassOutcome, Scheduler, SchedulerConfig, SchedulerSignal,
-};
+use updraft_scheduler::{Clock, PassOutcome, Scheduler, SchedulerConfig, SchedulerSignal};
 use updraft_store::{
     ClaimRequest, ClaimedTask, DagRun, DagSync, DagUpsert, FinishReport, Store, TaskInstance,
     TaskState, TransitionResult,
@@ -155,6 +153,7 @@ impl World {
                 import_errors: Vec::new(),
                 now: self.now(),
                 paused_at_creation,
+                folder: None,
             })
             .await
             .unwrap();
@@ -286,7 +285,9 @@ impl World {
             .await
             .unwrap();
         let task = dag.task(&claimed.ti.task_id).unwrap();
-        let (state, next_retry_at) = failure_outcome(task, claimed.ti.try_number, self.now());
+        let user_try = claimed.ti.try_number - claimed.ti.infra_failures;
+        let (state, next_retry_at) =
+            updraft_model::retry::after_failure(task, user_try, self.now());
         let result = self.report(claimed, state, next_retry_at).await;
         assert_eq!(result, TransitionResult::Applied);
         state

@@ -5,4 +5,5 @@ mod clear;
 mod concurrency;
 mod fixture;
 mod retries;
+mod robustness;
 mod schedule;

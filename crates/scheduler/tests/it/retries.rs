@@ -137,10 +137,11 @@ async fn an_expired_lease_fails_the_try_as_an_infrastructure_failure_and_retries
     assert_eq!(world.ti(&run, "t").await.state, TaskState::Running);
     world.clock.advance(Duration::seconds(1));
     world.pass().await;
+    // A lost try is retried at once and does not use up the task's own retries.
     let t = world.ti(&run, "t").await;
-    assert_eq!(t.state, TaskState::UpForRetry);
+    assert_eq!(t.state, TaskState::Queued);
     assert_eq!(t.infra_failures, 1);
-    assert_eq!(t.next_retry_at, Some(world.now() + Duration::seconds(60)));
+    assert_eq!(t.try_number, 2);
 
     // The lost worker's late reports are fenced off.
     assert!(!world.heartbeat(&lost).await);
@@ -148,12 +149,16 @@ async fn an_expired_lease_fails_the_try_as_an_infrastructure_failure_and_retries
         world.report(&lost, TaskState::Success, None).await,
         TransitionResult::Conflict
     );
-    assert_eq!(world.ti(&run, "t").await.state, TaskState::UpForRetry);
+    assert_eq!(world.ti(&run, "t").await.state, TaskState::Queued);
 
+    let retry = world.claim_one().await;
+    assert_eq!(retry.ti.try_number, 2);
+    // The task's one retry is still there: a failure of this try is retried.
+    assert_eq!(world.fail(&retry).await, TaskState::UpForRetry);
     world.clock.advance(Duration::seconds(60));
     world.pass().await;
     let retry = world.claim_one().await;
-    assert_eq!(retry.ti.try_number, 2);
+    assert_eq!(retry.ti.try_number, 3);
     world.succeed(&retry).await;
     world.pass().await;
     let after = world.claim_one().await;

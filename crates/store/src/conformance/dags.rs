@@ -377,3 +377,26 @@ pub async fn deactivated_dags_are_never_due(db: &dyn TestDatabase) {
     assert_eq!(store.earliest_next_dagrun().await.unwrap(), None);
     assert_eq!(store.dags_needing_next_run().await.unwrap(), vec![]);
 }
+
+pub async fn sync_of_another_folder_does_not_deactivate_dags_outside_it(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    // fixture files live under `dags/`.
+    sync(&*store, vec![upsert(hourly("kept"), "h1")]).await;
+    let report = store
+        .sync_dags(DagSync {
+            folder: Some("elsewhere".into()),
+            ..scan(vec![])
+        })
+        .await
+        .expect("sync_dags");
+    assert!(report.deactivated.is_empty(), "{report:?}");
+    assert!(store.get_dag("kept").await.is_ok());
+    let report = store
+        .sync_dags(DagSync {
+            folder: Some("dags".into()),
+            ..scan(vec![])
+        })
+        .await
+        .expect("sync_dags");
+    assert_eq!(report.deactivated, vec!["kept".to_string()]);
+}

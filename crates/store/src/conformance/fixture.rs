@@ -66,6 +66,7 @@ pub fn scan(dags: Vec<DagUpsert>) -> DagSync {
         import_errors: Vec::new(),
         now: at(0),
         paused_at_creation: false,
+        folder: None,
     }
 }
 

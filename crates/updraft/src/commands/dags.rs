@@ -86,6 +86,15 @@ pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
                 print_runs(output.output, std::slice::from_ref(&run))?;
                 return Ok(ExitCode::SUCCESS);
             }
+            if app.store.get_dag(dag_id).await.is_ok_and(|d| d.is_paused) {
+                eprintln!("warning: DAG {dag_id} is paused; the run starts when it is unpaused");
+            }
+            if !crate::standalone::is_running(&app.db_path) {
+                eprintln!(
+                    "warning: no updraft standalone is running on {}; the run starts when one does",
+                    app.db_path.display()
+                );
+            }
             let run = wait_for(&app, &run).await?;
             print_runs(output.output, std::slice::from_ref(&run))?;
             return Ok(exit_for(run.state));

@@ -54,13 +54,13 @@ fn kill_9_mid_run_loses_nothing() {
 }
 
 #[test]
-fn kill_9_without_retries_fails_the_task_and_the_run() {
+fn a_crash_does_not_use_up_the_tasks_retries() {
     let home = Home::new();
     let started = home.path().join("started");
     home.write_dag(
         "once.yaml",
         &format!(
-            "tasks:\n  - task_id: t\n    bash_command: touch {s}; sleep 300\n",
+            "tasks:\n  - task_id: t\n    retries: 0\n    bash_command: if [ \"$UPDRAFT_TRY_NUMBER\" = 1 ]; then touch {s}; sleep 300; fi\n",
             s = started.display()
         ),
     );
@@ -70,6 +70,28 @@ fn kill_9_without_retries_fails_the_task_and_the_run() {
     standalone.sigkill();
     let _restarted = home.standalone();
     let states = home.wait_for_run("once", &run_id, Duration::from_secs(30));
-    assert_eq!(states["state"], "failed");
-    assert_eq!(state_of(&states, "t"), "failed");
+    assert_eq!(states["state"], "success", "{states:#}");
+    assert_eq!(try_of(&states, "t"), 2);
+}
+
+#[test]
+fn sigterm_stops_running_tasks_and_they_run_again_after_restart() {
+    let home = Home::new();
+    let started = home.path().join("started");
+    home.write_dag(
+        "slow.yaml",
+        &format!(
+            "tasks:\n  - task_id: t\n    bash_command: if [ \"$UPDRAFT_TRY_NUMBER\" = 1 ]; then touch {s}; sleep 300; fi\n",
+            s = started.display()
+        ),
+    );
+    let mut standalone = home.standalone();
+    let run_id = home.trigger("slow");
+    eventually(Duration::from_secs(20), || started.exists().then_some(())).expect("never started");
+    assert!(standalone.sigterm().success());
+    let states = home.json(&["tasks", "states-for-dag-run", "slow", &run_id]);
+    assert_eq!(state_of(&states, "t"), "up_for_retry", "{states:#}");
+    let _restarted = home.standalone();
+    let states = home.wait_for_run("slow", &run_id, Duration::from_secs(30));
+    assert_eq!(states["state"], "success", "{states:#}");
 }
