@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 use updraft_model::{retry, timetable, DagRunState, TaskState};
-use updraft_store::{FinishReport, Store, StoreError, TransitionResult};
+use updraft_store::{FinishReport, Store, StoreError, TaskInstance, TransitionResult};
 
 pub use dag_cache::DagCache;
 pub use graph::DagGraph;
@@ -340,7 +340,7 @@ impl Scheduler {
     fn in_scope(&self, run: &updraft_store::DagRun) -> bool {
         match self.config.only_run {
             Some(id) => run.id == id,
-            None => !self.is_paused(&run.dag_id),
+            None => run.runner.is_none() && !self.is_paused(&run.dag_id),
         }
     }
 
@@ -502,11 +502,22 @@ impl Scheduler {
     /// Fails (for that try) the tasks whose worker stopped renewing its lease.
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<(), SchedulerError> {
         let expired = self.store.expired_claims(now).await?;
-        if expired.is_empty() {
-            return Ok(());
-        }
+        self.fail_lost_tries(&expired, "worker lease expired", now)
+            .await?;
+        Ok(())
+    }
+
+    /// Fails the current tries of `tis`, lost to the infrastructure (their worker died or was
+    /// fenced off): retried at once without using up the tasks' retries, within the
+    /// infrastructure budget. Returns how many tries were resolved.
+    pub async fn fail_lost_tries(
+        &self,
+        tis: &[TaskInstance],
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, SchedulerError> {
         let mut reports = Vec::new();
-        for ti in &expired {
+        for ti in tis {
             let Some(claim_id) = ti.claim_id.clone() else {
                 continue;
             };
@@ -519,7 +530,7 @@ impl Scheduler {
                 }
                 None => (TaskState::Failed, None),
             };
-            warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, new_state = %state, "worker lease expired; failing the try");
+            warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, new_state = %state, "{why}; failing the try");
             reports.push(FinishReport {
                 ti_id: ti.id,
                 try_number: ti.try_number,
@@ -531,10 +542,13 @@ impl Scheduler {
                 infrastructure_failure: true,
             });
         }
-        let runs: Vec<i64> = expired.iter().map(|ti| ti.dag_run_id).collect();
+        if reports.is_empty() {
+            return Ok(0);
+        }
+        let resolved = reports.len();
         self.store.finish(reports).await?;
-        self.signal.runs_changed(runs);
-        Ok(())
+        self.signal.runs_changed(tis.iter().map(|ti| ti.dag_run_id));
+        Ok(resolved)
     }
 }
 

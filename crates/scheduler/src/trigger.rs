@@ -72,5 +72,6 @@ pub fn new_dag_run(
             .collect(),
         now,
         next_dagrun,
+        runner: None,
     }
 }

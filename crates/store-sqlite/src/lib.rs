@@ -161,6 +161,9 @@ impl Store for SqliteStore {
     async fn unfinished_dag_runs(&self) -> Result<Vec<DagRun>> {
         self.read(runs::unfinished).await
     }
+    async fn release_dag_run(&self, id: i64) -> Result<()> {
+        self.write(move |tx| runs::release(tx, id)).await
+    }
     async fn set_dag_run_state(
         &self,
         id: i64,

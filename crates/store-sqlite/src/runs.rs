@@ -9,7 +9,7 @@ use crate::dags::conversion;
 use crate::db_err;
 
 pub(crate) const RUN_COLUMNS: &str = "id, dag_id, run_id, run_type, state, logical_date, \
-    data_interval_start, data_interval_end, conf, dag_version, queued_at, start_date, end_date";
+    data_interval_start, data_interval_end, conf, dag_version, queued_at, start_date, end_date, runner";
 
 pub(crate) fn run_from_row(row: &Row) -> rusqlite::Result<DagRun> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -27,6 +27,7 @@ pub(crate) fn run_from_row(row: &Row) -> rusqlite::Result<DagRun> {
         queued_at: instant(row.get(10)?).map_err(|e| conversion(10, e))?,
         start_date: opt_instant(row.get(11)?).map_err(|e| conversion(11, e))?,
         end_date: opt_instant(row.get(12)?).map_err(|e| conversion(12, e))?,
+        runner: row.get(13)?,
     })
 }
 
@@ -36,8 +37,8 @@ pub fn create(tx: &Transaction, run: &NewDagRun) -> Result<DagRun> {
     let now = micros(run.now);
     let inserted = tx.execute(
         "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, \
-         data_interval_end, conf, dag_version, queued_at) \
-         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9)",
+         data_interval_end, conf, dag_version, queued_at, runner) \
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             run.dag_id,
             run.run_id,
@@ -47,7 +48,8 @@ pub fn create(tx: &Transaction, run: &NewDagRun) -> Result<DagRun> {
             micros(run.data_interval_end),
             conf,
             run.dag_version,
-            now
+            now,
+            run.runner
         ],
     );
     match inserted {
@@ -141,6 +143,15 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<DagRun>> {
         ),
         [],
     )
+}
+
+pub fn release(tx: &Transaction, id: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE dag_run SET runner = NULL WHERE id = ?1",
+        params![id],
+    )
+    .map_err(db_err)?;
+    Ok(())
 }
 
 pub fn last_scheduled_logical_date(

@@ -5,7 +5,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::db_err;
 use updraft_store::{Result, StoreError};
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE dag (
     dag_id TEXT PRIMARY KEY,
     fileloc TEXT NOT NULL,
@@ -112,7 +113,11 @@ CREATE TABLE pool (
     description TEXT
 );
 INSERT INTO pool (name, slots, description) VALUES ('default_pool', 128, 'Default pool');
-"#];
+"#,
+    r#"
+ALTER TABLE dag_run ADD COLUMN runner TEXT;
+"#,
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -225,9 +225,15 @@ pub fn claim(tx: &Transaction, request: &ClaimRequest) -> Result<Vec<ClaimedTask
         ));
         args.extend(queues.iter().map(|q| q.clone().into()));
     }
-    if let Some(run) = request.dag_run_id {
-        filters.push_str(" AND dag_run_id = ?");
-        args.push(run.into());
+    match request.dag_run_id {
+        Some(run) => {
+            filters.push_str(" AND dag_run_id = ?");
+            args.push(run.into());
+        }
+        None => filters.push_str(
+            " AND dag_run_id NOT IN (SELECT id FROM dag_run WHERE runner IS NOT NULL \
+             AND state IN ('queued', 'running'))",
+        ),
     }
     let sql = format!(
         "SELECT {TI_COLUMNS} FROM task_instance WHERE state = 'queued'{filters} \

@@ -113,6 +113,7 @@ macro_rules! __store_conformance_checks {
                 claim_takes_highest_priority_first_up_to_the_limit,
                 claim_filters_by_queue,
                 claim_filters_by_dag_run,
+                runs_with_a_runner_are_left_to_it_until_released,
                 claim_records_the_worker_and_the_lease,
                 claim_takes_each_task_once,
                 concurrent_claims_on_two_handles_never_share_a_task,

@@ -70,6 +70,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_dag_runs(&self, dag_id: &str) -> Result<Vec<DagRun>>;
     /// Runs that are queued or running, oldest logical date first.
     async fn unfinished_dag_runs(&self) -> Result<Vec<DagRun>>;
+    /// Hands a run whose runner died over to the schedulers (clears `runner`).
+    async fn release_dag_run(&self, id: i64) -> Result<()>;
     async fn set_dag_run_state(
         &self,
         id: i64,

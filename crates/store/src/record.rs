@@ -67,6 +67,9 @@ pub struct NewDagRun {
     pub now: DateTime<Utc>,
     /// For scheduled runs: the DAG's next run after this one.
     pub next_dagrun: Option<Option<DateTime<Utc>>>,
+    /// The process that runs this run by itself (`dags test`); other schedulers and workers
+    /// leave such a run alone while that process lives.
+    pub runner: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +95,8 @@ pub struct DagRun {
     pub queued_at: DateTime<Utc>,
     pub start_date: Option<DateTime<Utc>>,
     pub end_date: Option<DateTime<Utc>>,
+    /// See [`NewDagRun::runner`].
+    pub runner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use chrono::Utc;
 use tracing::warn;
-use updraft_model::{retry, TaskState};
-use updraft_scheduler::DagCache;
-use updraft_store::{FinishReport, Store};
+use updraft_scheduler::Scheduler;
+use updraft_store::Store;
 
 pub fn hostname() -> String {
     hostname::get()
@@ -57,9 +56,11 @@ fn is_dead_local_worker(worker_id: &str, host: &str) -> bool {
 /// Kills what is left of the tasks of dead local workers and fails those tries as
 /// infrastructure failures (retried at once, without using up the task's retries, up to
 /// `MAX_INFRASTRUCTURE_RETRIES`). Returns how many tries were resolved.
-pub async fn recover_dead_local_workers(store: &Arc<dyn Store>, dags: &DagCache) -> Result<usize> {
+pub async fn recover_dead_local_workers(
+    store: &Arc<dyn Store>,
+    scheduler: &Scheduler,
+) -> Result<usize> {
     let host = hostname();
-    let now = Utc::now();
     let orphans: Vec<_> = store
         .running_task_instances()
         .await?
@@ -78,37 +79,33 @@ pub async fn recover_dead_local_workers(store: &Arc<dyn Store>, dags: &DagCache)
         .filter_map(|ti| ti.claim_id.clone())
         .collect();
     let killed = updraft_worker::kill_orphans(&claim_ids);
-    let mut reports = Vec::new();
-    for ti in &orphans {
-        let Some(claim_id) = ti.claim_id.clone() else {
-            continue;
-        };
-        let run = store.get_dag_run_by_id(ti.dag_run_id).await?;
-        let graph = dags.get(&run.dag_id, run.dag_version).await.ok();
-        let (state, next_retry_at) = match graph.as_ref().and_then(|g| g.dag.task(&ti.task_id)) {
-            Some(task) => {
-                retry::after_infrastructure_failure(task, ti.try_number, ti.infra_failures, now)
-            }
-            None => (TaskState::Failed, None),
-        };
-        warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, new_state = %state, "task of a dead worker resolved");
-        reports.push(FinishReport {
-            ti_id: ti.id,
-            try_number: ti.try_number,
-            claim_id,
-            state,
-            end_date: now,
-            next_retry_at,
-            xcom: None,
-            infrastructure_failure: true,
-        });
-    }
-    let n = reports.len();
-    store.finish(reports).await?;
     if killed > 0 {
         warn!(killed, "killed leftover task processes of a dead worker");
     }
-    Ok(n)
+    Ok(scheduler
+        .fail_lost_tries(&orphans, "its worker died", Utc::now())
+        .await?)
+}
+
+/// Hands the runs of dead `dags test` processes on this host over to the schedulers, and
+/// resolves the tries of dead local workers. Run at startup and periodically by `standalone`.
+/// Returns whether anything changed.
+pub async fn adopt_orphans(store: &Arc<dyn Store>, scheduler: &Scheduler) -> Result<bool> {
+    let host = hostname();
+    let mut changed = false;
+    for run in store.unfinished_dag_runs().await? {
+        if let Some(runner) = run
+            .runner
+            .as_deref()
+            .filter(|r| is_dead_local_worker(r, &host))
+        {
+            warn!(dag_id = %run.dag_id, run_id = %run.run_id, %runner, "adopting the run of a dead process");
+            store.release_dag_run(run.id).await?;
+            changed = true;
+        }
+    }
+    let recovered = recover_dead_local_workers(store, scheduler).await?;
+    Ok(changed || recovered > 0)
 }
 
 #[cfg(test)]

@@ -72,6 +72,10 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
     })
 }
 
+/// How often `standalone` looks for work left by dead processes on this host (a crashed
+/// `dags test`, a worker killed while a previous standalone ran).
+const ORPHAN_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The hidden argument that turns this binary into the reaper of its parent's tasks.
 pub const REAPER_ARG: &str = "__reaper";
 
@@ -105,14 +109,7 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
 
     let engine = engine(&app, None, heartbeats.scheduler.clone())?;
     Heartbeats::beat(&heartbeats.scheduler);
-    let recovered =
-        recovery::recover_dead_local_workers(&app.store, engine.scheduler.dag_cache()).await?;
-    if recovered > 0 {
-        warn!(
-            recovered,
-            "resolved tasks left running by a previous process"
-        );
-    }
+    let _ = recovery::adopt_orphans(&app.store, &engine.scheduler).await?;
 
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await
@@ -138,6 +135,21 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
             }
         });
     }
+    tokio::spawn({
+        let store = app.store.clone();
+        let scheduler = engine.scheduler.clone();
+        let signal = engine.signal.clone();
+        async move {
+            loop {
+                tokio::time::sleep(ORPHAN_CHECK_INTERVAL).await;
+                match recovery::adopt_orphans(&store, &scheduler).await {
+                    Ok(true) => signal.everything_changed(),
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %format!("{e:#}"), "orphan check failed"),
+                }
+            }
+        }
+    });
     let rescan = duration(
         "core.dag_dir_list_interval",
         &app.config.core.dag_dir_list_interval,

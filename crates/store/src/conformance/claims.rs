@@ -8,7 +8,8 @@ use serde_json::json;
 use super::fixture::*;
 use super::TestDatabase;
 use crate::{
-    ClaimRequest, FinishReport, StoreError, TaskState, Transition, TransitionResult, XCom,
+    ClaimRequest, FinishReport, NewDagRun, StoreError, TaskState, Transition, TransitionResult,
+    XCom,
 };
 
 pub async fn claim_takes_highest_priority_first_up_to_the_limit(db: &dyn TestDatabase) {
@@ -492,4 +493,42 @@ pub async fn claims_of_worker_and_running_task_instances(db: &dyn TestDatabase) 
     let mut expected = vec![w1[0].ti.id, w2[0].ti.id];
     expected.sort();
     assert_eq!(running, expected);
+}
+
+pub async fn runs_with_a_runner_are_left_to_it_until_released(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    let run = create(
+        &*store,
+        NewDagRun {
+            runner: Some("tester".into()),
+            ..new_run(
+                "d",
+                "test",
+                vec![task_in("a", "default", 1), task_in("b", "default", 1)],
+            )
+        },
+    )
+    .await;
+    assert_eq!(run.runner.as_deref(), Some("tester"));
+    for ti in store.task_instances(run.id).await.expect("task_instances") {
+        queue(&*store, &ti).await;
+    }
+    assert!(claim(&*store, claim_request("other", None, 10))
+        .await
+        .is_empty());
+    let mine = claim(
+        &*store,
+        ClaimRequest {
+            dag_run_id: Some(run.id),
+            ..claim_request("tester", None, 1)
+        },
+    )
+    .await;
+    assert_eq!(mine.len(), 1);
+    store.release_dag_run(run.id).await.expect("release");
+    assert_eq!(store.get_dag_run_by_id(run.id).await.unwrap().runner, None);
+    let taken_over = claim(&*store, claim_request("other", None, 10)).await;
+    assert_eq!(taken_over.len(), 1);
+    assert_ne!(taken_over[0].ti.task_id, mine[0].ti.task_id);
 }

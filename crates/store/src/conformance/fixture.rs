@@ -115,6 +115,7 @@ pub fn new_run(dag_id: &str, run_id: &str, tasks: Vec<NewTaskInstance>) -> NewDa
         tasks,
         now: at(0),
         next_dagrun: None,
+        runner: None,
     }
 }
 
@@ -126,6 +127,7 @@ pub fn scheduled_run(dag_id: &str, minutes: i64, next: Option<DateTime<Utc>>) ->
         data_interval_start: at(minutes - 60),
         data_interval_end: at(minutes),
         next_dagrun: Some(next),
+        runner: None,
         ..new_run(dag_id, &format!("scheduled__{minutes}"), vec![task("a")])
     }
 }

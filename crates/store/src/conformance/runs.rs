@@ -46,6 +46,7 @@ pub async fn create_dag_run_creates_task_instances_in_state_none(db: &dyn TestDa
             queued_at: at(61),
             start_date: None,
             end_date: None,
+            runner: None,
         }
     );
     assert_eq!(store.get_dag_run("d", "manual__1").await.unwrap(), run);

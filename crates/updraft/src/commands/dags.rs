@@ -141,10 +141,10 @@ pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
                 "test__{}",
                 now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
             ));
-            let run = app
-                .store
-                .create_dag_run(new_dag_run(&dag, version, request, now, None))
-                .await?;
+            let mut new_run = new_dag_run(&dag, version, request, now, None);
+            // A running standalone leaves this run to us while we live.
+            new_run.runner = Some(crate::recovery::worker_id());
+            let run = app.store.create_dag_run(new_run).await?;
             let run = crate::standalone::run_one(&app, &run).await?;
             super::tasks::print_states(&app, &run, output.output).await?;
             return Ok(exit_for(run.state));

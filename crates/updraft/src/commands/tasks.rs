@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use regex::Regex;
 use serde_json::json;
-use updraft_model::Operator;
+use updraft_model::{Dag, Operator};
 use updraft_store::DagRun;
 
 use super::dags::{load_dag, not_found, sync_folder};
@@ -94,30 +94,13 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             no_downstream,
         } => {
             sync_folder(&app).await?;
-            let (dag, _) = load_dag(&app, dag_id).await?;
+            let (current, _) = load_dag(&app, dag_id).await?;
             let pattern = task_regex
                 .as_deref()
                 .map(Regex::new)
                 .transpose()
                 .context("invalid --task-regex")?;
-            let mut task_ids: Vec<String> = Vec::new();
-            for task in dag
-                .tasks
-                .iter()
-                .filter(|t| pattern.as_ref().is_none_or(|p| p.is_match(&t.task_id)))
-            {
-                let selected = if *no_downstream {
-                    vec![task.task_id.clone()]
-                } else {
-                    dag.with_all_downstream(&task.task_id)
-                };
-                for id in selected {
-                    if !task_ids.contains(&id) {
-                        task_ids.push(id);
-                    }
-                }
-            }
-            if task_ids.is_empty() {
+            if selected_tasks(&current, pattern.as_ref(), *no_downstream).is_empty() {
                 bail!("no task of DAG {dag_id:?} matches the regex");
             }
             let runs = match run_id {
@@ -130,6 +113,10 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             };
             let mut cleared = 0;
             for run in &runs {
+                // Each run keeps the DAG version it started with; its downstream is that
+                // version's.
+                let dag = app.store.get_dag_version(dag_id, run.dag_version).await?;
+                let task_ids = selected_tasks(&dag, pattern.as_ref(), *no_downstream);
                 cleared += app
                     .store
                     .clear_task_instances(run.id, &task_ids, Utc::now())
@@ -143,6 +130,28 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tasks matching `pattern` (all when `None`), with their downstream unless told not to.
+fn selected_tasks(dag: &Dag, pattern: Option<&Regex>, no_downstream: bool) -> Vec<String> {
+    let mut task_ids: Vec<String> = Vec::new();
+    for task in dag
+        .tasks
+        .iter()
+        .filter(|t| pattern.is_none_or(|p| p.is_match(&t.task_id)))
+    {
+        let selected = if no_downstream {
+            vec![task.task_id.clone()]
+        } else {
+            dag.with_all_downstream(&task.task_id)
+        };
+        for id in selected {
+            if !task_ids.contains(&id) {
+                task_ids.push(id);
+            }
+        }
+    }
+    task_ids
 }
 
 fn operator_name(op: &Operator) -> &'static str {

@@ -109,3 +109,36 @@ fn a_second_standalone_on_the_same_database_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
 }
+
+#[test]
+fn dags_test_runs_its_tasks_itself_while_standalone_runs() {
+    let home = Home::new();
+    let parents = home.path().join("parents");
+    // The test's own worker runs 2 tasks at a time, so queued tasks wait longer than
+    // standalone's worker takes to look for queued work (5 s).
+    let mut dag = String::from("tasks:\n");
+    for i in 0..24 {
+        dag.push_str(&format!(
+            "  - task_id: t{i}\n    bash_command: echo $PPID >> {}; sleep 0.5\n",
+            parents.display()
+        ));
+    }
+    home.write_dag("wide.yaml", &dag);
+    let standalone = home.standalone();
+    let out = home
+        .command()
+        .args(["dags", "test", "wide", "--output", "json"])
+        .env("UPDRAFT_WORKER__CONCURRENCY", "2")
+        .output()
+        .unwrap();
+    let out: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out["state"], "success");
+    let parents = std::fs::read_to_string(&parents).unwrap();
+    let parents: std::collections::HashSet<&str> = parents.lines().collect();
+    assert_eq!(
+        parents.len(),
+        1,
+        "tasks ran in more than one process: {parents:?}"
+    );
+    assert!(!parents.contains(standalone.child.id().to_string().as_str()));
+}
