@@ -4,10 +4,12 @@
 //!
 //! What happens to the processes of a task:
 //!
-//! * The leader (`bash`) is started in a fresh process group with `PR_SET_PDEATHSIG(SIGKILL)`,
-//!   so it dies when the worker dies. Its descendants do not inherit that setting; after a worker
-//!   crash, [`kill_orphans`] finds them by the `UPDRAFT_CLAIM_ID` variable the caller put in
-//!   [`TaskLaunch::env`].
+//! * The leader (`bash`) is started in a fresh process group (by `posix_spawn`, not a fork of the
+//!   worker: see `spawner`). With [`run_task_guarded`] the group is registered with the
+//!   [`Reaper`] right after the spawn, and the reaper SIGKILLs it if the worker dies. What the
+//!   reaper cannot see — processes that left the group (`setsid`), or a task whose worker died
+//!   in the instant between spawn and registration — [`kill_orphans`] finds after a restart by
+//!   the `UPDRAFT_CLAIM_ID` variable the caller put in [`TaskLaunch::env`].
 //! * On timeout or cancellation the whole group gets `SIGTERM`; whatever is still alive after
 //!   [`TaskLaunch::kill_grace`] gets `SIGKILL`.
 //! * When the leader exits by itself nothing else is killed: a task that starts a daemon on
@@ -155,14 +157,13 @@ pub async fn run_task_guarded(
             reason: FailureReason::Killed,
         };
     }
-    let started = match spawner::start(spawner::Spec {
+    let spec = spawner::Spec {
         command,
         env,
         cwd,
         log_path,
-    })
-    .await
-    {
+    };
+    let started = match spawner::start(spec, reaper) {
         Ok(started) => started,
         Err(message) => {
             return TaskOutcome::Failed {
@@ -170,12 +171,14 @@ pub async fn run_task_guarded(
             }
         }
     };
+    // `_registration` is dropped after `group`: the group leaves the reaper's list only once
+    // `GroupGuard` has killed it (when the future is dropped early).
     let spawner::Started {
         log,
         mut child,
         pgid,
+        registration: _registration,
     } = started;
-    let _registration = reaper.map(|r| Registration::new(r, pgid));
     let mut group = GroupGuard {
         pgid,
         leader_reaped: false,
@@ -395,25 +398,6 @@ fn path_safe(id: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     out.into()
-}
-
-/// Keeps a process group on the reaper's list for as long as the try runs.
-struct Registration<'a> {
-    reaper: &'a Reaper,
-    pgid: Pid,
-}
-
-impl<'a> Registration<'a> {
-    fn new(reaper: &'a Reaper, pgid: Pid) -> Self {
-        reaper.register(pgid.as_raw());
-        Registration { reaper, pgid }
-    }
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        self.reaper.release(self.pgid.as_raw());
-    }
 }
 
 #[cfg(test)]

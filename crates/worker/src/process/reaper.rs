@@ -1,8 +1,9 @@
 //! The reaper: a small helper process that outlives its worker only to kill the worker's task
-//! process groups. `PR_SET_PDEATHSIG` kills a task's leader when the worker dies, but not the
-//! leader's children; the reaper holds the list of live process groups and, when its stdin
-//! reaches end-of-file (the worker is gone, whatever killed it), SIGKILLs every group still
-//! listed, so no task runs on unobserved.
+//! process groups. It holds the list of live process groups and, when its stdin reaches
+//! end-of-file (the worker is gone, whatever killed it), SIGKILLs every group still listed, so
+//! no task runs on unobserved. It is the worker's only protection against its own crash: task
+//! processes are started without `PR_SET_PDEATHSIG` (that needs a `pre_exec` hook, which would
+//! make every spawn a full fork of the worker).
 //!
 //! Protocol on the reaper's stdin, one line each: `+PGID` (a task started), `-PGID` (it ended).
 
@@ -42,6 +43,12 @@ impl Reaper {
         })
     }
 
+    /// Registers `pgid` until the returned guard is dropped.
+    pub(super) fn guard(&self, pgid: Pid) -> Registration<'_> {
+        self.register(pgid.as_raw());
+        Registration { reaper: self, pgid }
+    }
+
     pub fn register(&self, pgid: i32) {
         self.send(&format!("+{pgid}\n"));
     }
@@ -56,6 +63,18 @@ impl Reaper {
                 tracing::warn!(error = %e, "the reaper is gone; task processes may outlive a crash");
             }
         }
+    }
+}
+
+/// Keeps a process group on the reaper's list for as long as it lives.
+pub(super) struct Registration<'a> {
+    reaper: &'a Reaper,
+    pgid: Pid,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.reaper.release(self.pgid.as_raw());
     }
 }
 

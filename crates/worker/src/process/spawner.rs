@@ -1,24 +1,28 @@
-//! Starting task processes from one long-lived thread.
+//! Starting a task's process cheaply.
 //!
-//! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not only when the
-//! process does. Tokio's blocking-pool threads retire after being idle, and runtime workers can
-//! retire after `block_in_place`, so spawning from them would kill tasks at random. All spawns
-//! therefore happen on one thread that lives as long as the process; it also takes the blocking
-//! file-system calls (creating the log directory, opening the log) off the runtime threads.
+//! std creates the child with `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)`), which does
+//! not copy the worker's address space, only as long as the command needs nothing that must run
+//! between fork and exec. Forking instead costs the worker its page tables on every spawn and
+//! copy-on-write faults afterwards, which with a large, multi-threaded worker is most of the CPU
+//! of a short task. So the command below must keep to what the `posix_spawn` path supports:
+//! stdio, environment, `current_dir` (glibc ≥ 2.29), `process_group`, and an absolute program
+//! when the environment sets `PATH` — and never `pre_exec`, `uid`, `gid`, `groups` or a pidfd.
+//!
+//! The spawn runs on the calling runtime thread, like any `tokio::process` spawn: with `vfork`
+//! semantics it blocks only until the child has called `exec`. No dedicated thread is needed:
+//! nothing is tied to the spawning thread's lifetime (as `PR_SET_PDEATHSIG` was; crash safety
+//! is the reaper's job now).
 
 use std::io;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::sync::OnceLock;
 
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
-use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 
 use super::output::TaskLog;
+use super::reaper::{Reaper, Registration};
 
 /// What is needed to start the process.
 pub(super) struct Spec {
@@ -28,65 +32,21 @@ pub(super) struct Spec {
     pub log_path: PathBuf,
 }
 
-/// A running task: its log (header already written) and its process.
-pub(super) struct Started {
+/// A running task: its log (header already written), its process, and its process group's
+/// place on the reaper's list.
+pub(super) struct Started<'r> {
     pub log: TaskLog,
     pub child: Child,
     pub pgid: Pid,
+    pub registration: Option<Registration<'r>>,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Opens the log and starts the process on the spawner thread. The error is a message for the
-/// user; it has been written to the log when the log could be opened.
-pub(super) async fn start(spec: Spec) -> Result<Started, String> {
-    let handle = Handle::try_current()
+/// Opens the log, starts the process and registers its group with `reaper` at once. The error
+/// is a message for the user; it has been written to the log when the log could be opened.
+pub(super) fn start<'r>(spec: Spec, reaper: Option<&'r Reaper>) -> Result<Started<'r>, String> {
+    // tokio::process needs a runtime to watch the child; fail cleanly rather than panic.
+    tokio::runtime::Handle::try_current()
         .map_err(|e| format!("run_task must be called inside a tokio runtime: {e}"))?;
-    let (reply, answer) = oneshot::channel();
-    let job: Job = Box::new(move || {
-        let _runtime = handle.enter();
-        // The receiver only goes away when run_task was dropped; the child is then dropped
-        // with the reply, and nothing else needs doing.
-        let _ = reply.send(start_now(spec));
-    });
-    let inline = match spawner() {
-        Some(spawner) => spawner.send(job).err().map(|mpsc::SendError(job)| job),
-        None => Some(job),
-    };
-    if let Some(job) = inline {
-        job();
-    }
-    answer
-        .await
-        .unwrap_or_else(|_| Err("the spawner thread stopped".to_owned()))
-}
-
-/// The spawner thread, started on first use; `None` if it could not be created (then spawns
-/// happen on the calling thread, which is correct as long as that thread outlives the task).
-fn spawner() -> Option<&'static mpsc::Sender<Job>> {
-    static SPAWNER: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
-    SPAWNER
-        .get_or_init(|| {
-            let (sender, jobs) = mpsc::channel::<Job>();
-            let thread = std::thread::Builder::new()
-                .name("updraft-spawner".to_owned())
-                .spawn(move || {
-                    for job in jobs {
-                        job();
-                    }
-                });
-            match thread {
-                Ok(_) => Some(sender),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start the task spawner thread; spawning inline");
-                    None
-                }
-            }
-        })
-        .as_ref()
-}
-
-fn start_now(spec: Spec) -> Result<Started, String> {
     let mut log = TaskLog::open(&spec.log_path).map_err(|e| {
         format!(
             "cannot open log file {}: {e}",
@@ -94,39 +54,39 @@ fn start_now(spec: Spec) -> Result<Started, String> {
         )
     })?;
     log.header(&spec.command);
-    let spawned = command(&spec).spawn();
-    let result = match spawned {
-        Ok(child) => match child.id() {
-            Some(pid) => match i32::try_from(pid) {
-                Ok(pid) => Ok(Started {
-                    log,
-                    child,
-                    pgid: Pid::from_raw(pid),
-                }),
-                Err(_) => Err((log, format!("process id {pid} out of range"))),
-            },
-            None => Err((
-                log,
-                "the task process vanished right after it started".to_owned(),
-            )),
-        },
-        Err(e) => Err((log, spawn_error(&spec, &e))),
+    let failed = |mut log: TaskLog, message: String| {
+        log.updraft(format_args!("could not start the task: {message}"));
+        log.finish();
+        Err(message)
     };
-    match result {
-        Ok(mut started) => {
-            started.log.flush();
-            Ok(started)
-        }
-        Err((mut log, message)) => {
-            log.updraft(format_args!("could not start the task: {message}"));
-            log.finish();
-            Err(message)
-        }
-    }
+    let child = match command(&spec).spawn() {
+        Ok(child) => child,
+        Err(e) => return failed(log, spawn_error(&spec, &e)),
+    };
+    // The leader leads its own group, so its pid is the group's id. It has not been waited
+    // for, so the pid cannot be reused yet.
+    let pid = child.id().and_then(|pid| i32::try_from(pid).ok());
+    let Some(pgid) = pid.map(Pid::from_raw) else {
+        // Cannot happen: a child not waited for has its id, and Linux pids fit an i32.
+        return failed(log, format!("unusable process id {:?}", child.id()));
+    };
+    // Registered before anything else happens: from here on the reaper kills the group if this
+    // process dies. What remains is the moment between the clone inside `spawn` and this
+    // write; a task started then and orphaned by a crash is killed on restart by
+    // `kill_orphans` (its environment carries the claim id).
+    let registration = reaper.map(|r| r.guard(pgid));
+    log.flush();
+    Ok(Started {
+        log,
+        child,
+        pgid,
+        registration,
+    })
 }
 
-/// `bash` resolved once on the worker's `PATH`, so the child does not walk `PATH` on every
-/// spawn; plain `bash` (resolved by the child) if it is not found.
+/// `bash` resolved once on the worker's `PATH`. The child does not walk `PATH` on every spawn,
+/// and an absolute program keeps std on its `posix_spawn` path even when the task's environment
+/// sets `PATH`. Plain `bash` (resolved by the child) if it is not found.
 fn bash() -> &'static Path {
     static BASH: OnceLock<PathBuf> = OnceLock::new();
     BASH.get_or_init(|| {
@@ -139,6 +99,7 @@ fn bash() -> &'static Path {
     })
 }
 
+/// The command to start; see the module documentation for what must not be added here.
 fn command(spec: &Spec) -> Command {
     let mut command = Command::new(bash());
     command
@@ -152,41 +113,12 @@ fn command(spec: &Spec) -> Command {
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
-    let parent = std::process::id();
-    // SAFETY: the closure runs between fork and exec; it only makes the async-signal-safe
-    // syscalls prctl and getppid and does not allocate.
-    unsafe {
-        command
-            .as_std_mut()
-            .pre_exec(move || die_with_parent(parent));
-    }
     command
 }
 
-/// Runs in the forked child: ask for SIGKILL when the parent dies, then make sure it has not
-/// died already (otherwise the child would have been re-parented and never get the signal).
-fn die_with_parent(parent: u32) -> io::Result<()> {
-    // SAFETY: plain syscalls without pointers.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: getppid cannot fail.
-    let now = unsafe { libc::getppid() };
-    if u32::try_from(now).ok() != Some(parent) {
-        return Err(io::Error::from_raw_os_error(libc::ESRCH));
-    }
-    Ok(())
-}
-
+/// A message for the user. `posix_spawn` reports a failed `chdir` in the child only as its
+/// errno (usually `ENOENT`, the same as a missing program), so a bad working directory is
+/// recognised by looking at it.
 fn spawn_error(spec: &Spec, error: &io::Error) -> String {
     if let Some(cwd) = &spec.cwd {
         if !cwd.is_dir() {

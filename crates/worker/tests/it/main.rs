@@ -1,5 +1,6 @@
 //! Integration tests of the worker, with real processes.
 
+mod crash;
 mod orphans;
 mod run;
 

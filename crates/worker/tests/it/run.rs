@@ -402,35 +402,48 @@ async fn many_tasks_in_parallel() {
     }
 }
 
-/// The parent of the test below: runs a task, then waits to be SIGKILLed.
-#[tokio::test]
-async fn pdeathsig_helper() {
-    let Ok(dir) = std::env::var("UPDRAFT_TEST_PDEATHSIG_DIR") else {
-        return;
+/// Spawning must not fork the worker (see `process/spawner.rs`): a fork write-protects all of
+/// the worker's memory, so rewriting it after a spawn takes a page fault per page, on top of
+/// copying the page tables. `posix_spawn` (`CLONE_VM | CLONE_VFORK`) leaves it alone.
+#[tokio::test(flavor = "current_thread")]
+async fn spawning_does_not_fork_the_worker() {
+    const PAGE: usize = 4096;
+    const PAGES: usize = 16 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let mut buffer = vec![0u8; (PAGES + 1) * PAGE];
+    let start = buffer.as_ptr().align_offset(PAGE);
+    let memory = &mut buffer[start..start + PAGES * PAGE];
+    // Small pages, so that a fork costs a fault per 4 KiB even where huge pages are on.
+    // SAFETY: a page-aligned range inside `buffer`; the advice does not change its contents.
+    let advised = unsafe {
+        libc::madvise(
+            memory.as_mut_ptr().cast(),
+            memory.len(),
+            libc::MADV_NOHUGEPAGE,
+        )
     };
-    let dir = PathBuf::from(dir);
-    let command = format!(
-        "echo $$ > {}; exec sleep 300",
-        dir.join("task.pid").display()
+    assert_eq!(advised, 0, "{}", std::io::Error::last_os_error());
+    let touch = |memory: &mut [u8], value: u8| {
+        for page in memory.chunks_mut(PAGE) {
+            page[0] = value;
+        }
+    };
+    touch(memory, 1);
+    let (outcome, _) = run(launch(dir.path(), "true")).await;
+    assert_eq!(outcome, TaskOutcome::Success { xcom: None });
+    let before = minor_faults();
+    touch(memory, 2);
+    let faults = minor_faults() - before;
+    assert!(
+        faults < (PAGES / 16) as u64,
+        "{faults} page faults rewriting {PAGES} pages after a spawn: the spawn forked the worker"
     );
-    run_task(launch(&dir, &command), no_cancel()).await;
 }
 
-#[tokio::test]
-async fn task_dies_when_the_worker_is_sigkilled() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut worker = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "run::pdeathsig_helper", "--nocapture"])
-        .env("UPDRAFT_TEST_PDEATHSIG_DIR", dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let task = read_pid(&dir.path().join("task.pid")).await;
-    assert!(alive(task));
-    worker.kill().unwrap();
-    worker.wait().unwrap();
-    assert!(
-        gone_within(task, Duration::from_secs(10)),
-        "task {task} survived its worker"
-    );
+/// Minor page faults of the calling thread so far.
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let (_, fields) = stat.rsplit_once(") ").unwrap();
+    // After the command: state ppid pgrp session tty_nr tpgid flags minflt …
+    fields.split(' ').nth(7).unwrap().parse().unwrap()
 }
