@@ -35,7 +35,9 @@ pub fn router(state: HealthState) -> Router {
         .with_state(state)
 }
 
-const STALE_AFTER_SECS: i64 = 30;
+/// A component is unhealthy when its heartbeat is older than this: above the DAG folder's
+/// default rescan interval (30 s), the slowest heartbeat.
+const STALE_AFTER_SECS: i64 = 60;
 
 async fn health(State(state): State<HealthState>) -> Json<Value> {
     let db = match state.store.ping().await {
