@@ -18,7 +18,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 use updraft_model::{retry, timetable, DagRunState, TaskState};
-use updraft_store::{FinishReport, Store, StoreError, TaskInstance, TransitionResult};
+use updraft_store::{
+    FinishReport, ScheduledFilter, Store, StoreError, TaskInstance, TransitionResult,
+};
 
 pub use dag_cache::DagCache;
 pub use graph::DagGraph;
@@ -69,11 +71,44 @@ impl Default for SchedulerConfig {
 pub struct SchedulerSignal {
     notify: Notify,
     dirty_runs: Mutex<HashSet<i64>>,
+    finished: Mutex<Vec<FinishedTry>>,
     full_pass: Mutex<bool>,
 }
 
+/// A try whose end was committed by this process's worker: the scheduler applies it to the
+/// task states it keeps for the run instead of reading the whole run again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedTry {
+    pub dag_run_id: i64,
+    pub ti_id: i64,
+    pub try_number: u32,
+    pub state: TaskState,
+    pub next_retry_at: Option<DateTime<Utc>>,
+}
+
+impl FinishedTry {
+    pub fn from_report(dag_run_id: i64, report: &FinishReport) -> Self {
+        FinishedTry {
+            dag_run_id,
+            ti_id: report.ti_id,
+            try_number: report.try_number,
+            state: report.state,
+            next_retry_at: report.next_retry_at,
+        }
+    }
+}
+
 impl SchedulerSignal {
-    /// Tasks of these runs changed state: evaluate their downstream.
+    /// These tries ended (as committed): evaluate their downstream.
+    pub fn tries_finished(&self, tries: impl IntoIterator<Item = FinishedTry>) {
+        if let Ok(mut finished) = self.finished.lock() {
+            finished.extend(tries);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Tasks of these runs changed in ways the scheduler did not see: read the runs again and
+    /// evaluate them.
     pub fn runs_changed(&self, runs: impl IntoIterator<Item = i64>) {
         if let Ok(mut dirty) = self.dirty_runs.lock() {
             dirty.extend(runs);
@@ -89,7 +124,7 @@ impl SchedulerSignal {
         self.notify.notify_one();
     }
 
-    fn take(&self) -> (bool, HashSet<i64>) {
+    fn take(&self) -> (bool, HashSet<i64>, Vec<FinishedTry>) {
         let full = self
             .full_pass
             .lock()
@@ -100,7 +135,12 @@ impl SchedulerSignal {
             .lock()
             .map(|mut d| std::mem::take(&mut *d))
             .unwrap_or_default();
-        (full, dirty)
+        let finished = self
+            .finished
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        (full, dirty, finished)
     }
 }
 
@@ -115,6 +155,13 @@ pub struct Scheduler {
     paused: Mutex<HashMap<String, bool>>,
     /// When the last pass completed (microseconds since the epoch), for health checks.
     heartbeat: Arc<AtomicI64>,
+    /// The task instances of running runs as this scheduler last saw them, so that a finished
+    /// task costs an update here rather than a read of its whole run. Refreshed from the
+    /// store on every full pass and whenever a run changed in a way not seen here; a stale
+    /// entry can only cause a compare-and-set conflict, which reloads.
+    run_tasks: Mutex<HashMap<i64, Vec<TaskInstance>>>,
+    /// `max_active_tasks` of the DAGs seen queueing, to leave full DAGs out of the query.
+    dag_limits: Mutex<HashMap<String, u32>>,
 }
 
 /// What one pass found out about the future.
@@ -143,6 +190,8 @@ impl Scheduler {
             work_queued,
             paused: Mutex::new(HashMap::new()),
             heartbeat,
+            run_tasks: Mutex::new(HashMap::new()),
+            dag_limits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,7 +212,7 @@ impl Scheduler {
             if *shutdown.borrow() {
                 return;
             }
-            let (mut full, dirty) = self.signal.take();
+            let (mut full, dirty, finished) = self.signal.take();
             if retry_full || last_full.elapsed() >= self.config.sweep_interval {
                 full = true;
             }
@@ -171,7 +220,7 @@ impl Scheduler {
                 last_full = std::time::Instant::now();
             }
             retry_full = false;
-            let wait = match self.pass(full, dirty).await {
+            let wait = match self.pass_with(full, dirty, finished).await {
                 Ok(outcome) => {
                     let now = self.clock.now();
                     self.heartbeat
@@ -217,7 +266,44 @@ impl Scheduler {
         full: bool,
         dirty: HashSet<i64>,
     ) -> Result<PassOutcome, SchedulerError> {
+        self.pass_with(full, dirty, Vec::new()).await
+    }
+
+    /// [`Scheduler::pass`], also evaluating the runs of `finished` tries (applied to the
+    /// kept task states rather than read again).
+    pub async fn pass_with(
+        &self,
+        full: bool,
+        dirty: HashSet<i64>,
+        finished: Vec<FinishedTry>,
+    ) -> Result<PassOutcome, SchedulerError> {
         let now = self.clock.now();
+        let mut dirty = dirty;
+        if full {
+            if let Ok(mut limits) = self.dag_limits.lock() {
+                limits.clear();
+            }
+        }
+        if let Ok(mut kept) = self.run_tasks.lock() {
+            if full {
+                kept.clear();
+            }
+            for run in &dirty {
+                kept.remove(run);
+            }
+            for done in &finished {
+                dirty.insert(done.dag_run_id);
+                let Some(ti) = kept
+                    .get_mut(&done.dag_run_id)
+                    .and_then(|tis| tis.iter_mut().find(|ti| ti.id == done.ti_id))
+                else {
+                    continue;
+                };
+                ti.state = done.state;
+                ti.try_number = done.try_number;
+                ti.next_retry_at = done.next_retry_at;
+            }
+        }
         let mut outcome = PassOutcome::default();
         if full && self.config.only_run.is_none() {
             self.refresh_paused().await?;
@@ -291,13 +377,15 @@ impl Scheduler {
         outcome: &mut PassOutcome,
     ) -> Result<Vec<String>, SchedulerError> {
         let mut transitions = Vec::new();
+        let mut transition_runs = Vec::new();
         let mut finished_runs = Vec::new();
         for run in runs {
             let Some(graph) = self.run_graph(run, now).await? else {
                 continue;
             };
-            let tis = self.store.task_instances(run.id).await?;
+            let tis = self.kept_tasks(run.id).await?;
             let plan = plan_run(&graph, &tis, now);
+            transition_runs.extend(std::iter::repeat_n(run.id, plan.transitions.len()));
             if let Some(state) = plan.final_state {
                 finished_runs.push((run, state));
             }
@@ -312,7 +400,8 @@ impl Scheduler {
             }
             transitions.extend(plan.transitions);
         }
-        let results = self.store.apply_transitions(transitions).await?;
+        let results = self.store.apply_transitions(transitions.clone()).await?;
+        self.keep_transitions(&transition_runs, &transitions, &results);
         let conflicts = results
             .iter()
             .filter(|r| **r == TransitionResult::Conflict)
@@ -324,6 +413,9 @@ impl Scheduler {
             return Ok(finished);
         }
         for (run, state) in finished_runs {
+            if let Ok(mut kept) = self.run_tasks.lock() {
+                kept.remove(&run.id);
+            }
             if self
                 .store
                 .set_dag_run_state(run.id, DagRunState::Running, state, now)
@@ -335,6 +427,50 @@ impl Scheduler {
             }
         }
         Ok(finished)
+    }
+
+    /// The task instances of a run as last seen, read from the store when not kept.
+    async fn kept_tasks(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>, SchedulerError> {
+        if let Some(tis) = self
+            .run_tasks
+            .lock()
+            .ok()
+            .and_then(|kept| kept.get(&dag_run_id).cloned())
+        {
+            return Ok(tis);
+        }
+        let tis = self.store.task_instances(dag_run_id).await?;
+        if let Ok(mut kept) = self.run_tasks.lock() {
+            kept.insert(dag_run_id, tis.clone());
+        }
+        Ok(tis)
+    }
+
+    /// Records applied transitions in the kept task states; a conflict drops the run's entry,
+    /// since the row is not what this scheduler thought.
+    fn keep_transitions(
+        &self,
+        runs: &[i64],
+        transitions: &[updraft_store::Transition],
+        results: &[TransitionResult],
+    ) {
+        let Ok(mut kept) = self.run_tasks.lock() else {
+            return;
+        };
+        for ((run, t), result) in runs.iter().zip(transitions).zip(results) {
+            if *result == TransitionResult::Conflict {
+                kept.remove(run);
+                continue;
+            }
+            if let Some(ti) = kept
+                .get_mut(run)
+                .and_then(|tis| tis.iter_mut().find(|ti| ti.id == t.ti_id))
+            {
+                ti.state = t.to;
+                ti.try_number += u32::from(t.new_try);
+                ti.next_retry_at = t.next_retry_at;
+            }
+        }
     }
 
     fn in_scope(&self, run: &updraft_store::DagRun) -> bool {
@@ -452,9 +588,35 @@ impl Scheduler {
             return Ok(0);
         }
         let mut batch = free * 4 + 16;
-        let mut limits = HashMap::new();
-        let chosen: Vec<(i64, u32)> = loop {
-            let candidates = self.store.scheduled_task_instances(batch).await?;
+        let mut limits = self
+            .dag_limits
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
+        // Leave out what cannot be queued now, so the candidates read are ones that can.
+        let mut skip = ScheduledFilter::default();
+        for (dag_id, active) in &occupancy.per_dag {
+            if limits.get(dag_id).is_some_and(|limit| active >= limit) {
+                skip.skip_dags.push(dag_id.clone());
+            }
+        }
+        if self.config.only_run.is_none() {
+            if let Ok(paused) = self.paused.lock() {
+                skip.skip_dags
+                    .extend(paused.iter().filter(|(_, p)| **p).map(|(d, _)| d.clone()));
+            }
+        }
+        for (pool, used) in &occupancy.per_pool {
+            if occupancy
+                .pool_slots
+                .get(pool)
+                .is_some_and(|slots| used >= slots)
+            {
+                skip.skip_pools.push(pool.clone());
+            }
+        }
+        let chosen: Vec<(i64, u32, i64)> = loop {
+            let candidates = self.store.scheduled_task_instances(batch, &skip).await?;
             let exhausted = candidates.len() < batch;
             let eligible: Vec<_> = candidates
                 .into_iter()
@@ -468,21 +630,28 @@ impl Scheduler {
                         None => 0,
                     };
                     limits.insert(ti.dag_id.clone(), limit);
+                    if let Ok(mut known) = self.dag_limits.lock() {
+                        known.insert(ti.dag_id.clone(), limit);
+                    }
                 }
             }
             let chosen =
                 queueing::choose(&eligible, &occupancy, free, &limits, self.config.only_run);
             if chosen.len() >= free || exhausted {
-                break chosen.iter().map(|ti| (ti.id, ti.try_number)).collect();
+                break chosen
+                    .iter()
+                    .map(|ti| (ti.id, ti.try_number, ti.dag_run_id))
+                    .collect();
             }
             batch = batch.saturating_mul(4);
         };
         if chosen.is_empty() {
             return Ok(0);
         }
+        let runs: Vec<i64> = chosen.iter().map(|(_, _, run)| *run).collect();
         let transitions: Vec<_> = chosen
             .into_iter()
-            .map(|(ti_id, try_number)| updraft_store::Transition {
+            .map(|(ti_id, try_number, _)| updraft_store::Transition {
                 ti_id,
                 try_number,
                 from: TaskState::Scheduled,
@@ -492,7 +661,8 @@ impl Scheduler {
                 next_retry_at: None,
             })
             .collect();
-        let results = self.store.apply_transitions(transitions).await?;
+        let results = self.store.apply_transitions(transitions.clone()).await?;
+        self.keep_transitions(&runs, &transitions, &results);
         Ok(results
             .iter()
             .filter(|r| **r == TransitionResult::Applied)

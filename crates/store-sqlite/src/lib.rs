@@ -186,8 +186,13 @@ impl Store for SqliteStore {
         self.write(move |tx| task_instances::apply(tx, &batch))
             .await
     }
-    async fn scheduled_task_instances(&self, limit: usize) -> Result<Vec<TaskInstance>> {
-        self.read(move |c| task_instances::scheduled(c, limit))
+    async fn scheduled_task_instances(
+        &self,
+        limit: usize,
+        skip: &ScheduledFilter,
+    ) -> Result<Vec<TaskInstance>> {
+        let skip = skip.clone();
+        self.read(move |c| task_instances::scheduled(c, limit, &skip))
             .await
     }
     async fn occupancy(&self) -> Result<Occupancy> {

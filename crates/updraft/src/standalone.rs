@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
-use updraft_scheduler::{Scheduler, SchedulerConfig, SchedulerSignal, SystemClock};
+use updraft_scheduler::{FinishedTry, Scheduler, SchedulerConfig, SchedulerSignal, SystemClock};
 use updraft_store::DagRun;
 use updraft_worker::{LocalWorker, LocalWorkerConfig};
 
@@ -62,7 +62,17 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             kill_grace: duration("worker.kill_grace", &c.worker.kill_grace)?,
         },
         work_queued,
-        Arc::new(move |runs| hook_signal.runs_changed(runs)),
+        Arc::new(move |reported: updraft_worker::Reported| {
+            hook_signal.tries_finished(
+                reported
+                    .applied
+                    .iter()
+                    .map(|(run, report)| FinishedTry::from_report(*run, report)),
+            );
+            if !reported.refused_runs.is_empty() {
+                hook_signal.runs_changed(reported.refused_runs);
+            }
+        }),
         spawn_reaper(),
     );
     Ok(Engine {

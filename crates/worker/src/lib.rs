@@ -3,7 +3,7 @@
 mod local;
 pub mod process;
 
-pub use local::{FinishedHook, LocalWorker, LocalWorkerConfig};
+pub use local::{FinishedHook, LocalWorker, LocalWorkerConfig, Reported};
 
 pub use process::{
     kill_orphans, log_path, reaper_main, run_task, run_task_guarded, FailureReason, Reaper,

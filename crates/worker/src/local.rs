@@ -11,7 +11,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info, warn};
 use updraft_model::{retry, Dag, Operator, Task, TaskState};
-use updraft_store::{ClaimRequest, ClaimedTask, FinishReport, Store, StoreError};
+use updraft_store::{ClaimRequest, ClaimedTask, FinishReport, Store, StoreError, TransitionResult};
 use updraft_template::{identity_env, needs_variables, needs_xcoms, Renderer, TemplateContext};
 
 use crate::process::{run_task_guarded, FailureReason, Reaper, TaskLaunch, TaskOutcome};
@@ -33,7 +33,17 @@ pub struct LocalWorkerConfig {
 }
 
 /// Called with the ids of the runs whose tasks just finished.
-pub type FinishedHook = Arc<dyn Fn(Vec<i64>) + Send + Sync>;
+pub type FinishedHook = Arc<dyn Fn(Reported) + Send + Sync>;
+
+/// What one group commit of finished tries changed.
+#[derive(Debug, Default)]
+pub struct Reported {
+    /// The reports that were applied, with the id of their run.
+    pub applied: Vec<(i64, FinishReport)>,
+    /// Runs with a report that was refused (the try was no longer this worker's): their
+    /// state is not what the report said.
+    pub refused_runs: Vec<i64>,
+}
 
 pub struct LocalWorker {
     store: Arc<dyn Store>,
@@ -350,21 +360,34 @@ impl LocalWorker {
     async fn report_finished(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Finished>) {
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 1024).await > 0 {
-            let runs: HashSet<i64> = batch.iter().map(|f| f.dag_run_id).collect();
+            let runs: Vec<i64> = batch.iter().map(|f| f.dag_run_id).collect();
             let reports: Vec<FinishReport> = batch.drain(..).map(|f| f.report).collect();
             let mut attempt: u64 = 0;
             // Never give up: the leases of these claims are renewed until the report lands.
-            while let Err(e) = self.store.finish(reports.clone()).await {
-                attempt += 1;
-                warn!(error = %e, attempt, "reporting finished tasks failed; retrying");
-                tokio::time::sleep(Duration::from_millis((100 * attempt).min(5_000))).await;
-            }
+            let results = loop {
+                match self.store.finish(reports.clone()).await {
+                    Ok(results) => break results,
+                    Err(e) => {
+                        attempt += 1;
+                        warn!(error = %e, attempt, "reporting finished tasks failed; retrying");
+                        tokio::time::sleep(Duration::from_millis((100 * attempt).min(5_000))).await;
+                    }
+                }
+            };
             if let Ok(mut unreported) = self.unreported.lock() {
                 for r in &reports {
                     unreported.remove(&r.claim_id);
                 }
             }
-            (self.on_finished)(runs.into_iter().collect());
+            let mut reported = Reported::default();
+            for ((run, report), result) in runs.into_iter().zip(reports).zip(results) {
+                if result == TransitionResult::Applied {
+                    reported.applied.push((run, report));
+                } else if !reported.refused_runs.contains(&run) {
+                    reported.refused_runs.push(run);
+                }
+            }
+            (self.on_finished)(reported);
         }
     }
 

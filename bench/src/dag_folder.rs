@@ -1,0 +1,87 @@
+//! The generated DAG files of the workloads (YAML, every task a `true`).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// A task id that sorts in task order.
+pub fn task_id(i: usize) -> String {
+    format!("t{i:04}")
+}
+
+/// W1: `n` tasks in a straight chain.
+pub fn chain(dag_id: &str, n: usize) -> String {
+    let mut text = header(dag_id, "a straight chain");
+    text.push_str("tasks:\n");
+    for i in 0..n {
+        let deps = if i == 0 { vec![] } else { vec![task_id(i - 1)] };
+        task(&mut text, &task_id(i), &deps);
+    }
+    text
+}
+
+/// W2: `start` → `width` parallel tasks → `end`.
+pub fn fan(dag_id: &str, width: usize) -> String {
+    let mut text = header(dag_id, "start, a fan-out, end");
+    text.push_str("tasks:\n");
+    task(&mut text, "start", &[]);
+    let start = ["start".to_owned()];
+    let middle: Vec<String> = (0..width).map(task_id).collect();
+    for t in &middle {
+        task(&mut text, t, &start);
+    }
+    task(&mut text, "end", &middle);
+    text
+}
+
+/// W5: `width` independent tasks.
+pub fn parallel(dag_id: &str, width: usize) -> String {
+    let mut text = header(dag_id, "independent tasks");
+    text.push_str("tasks:\n");
+    for i in 0..width {
+        task(&mut text, &task_id(i), &[]);
+    }
+    text
+}
+
+/// W6: a file of `tasks` tasks shaped like a real pipeline: one first task, a fan in the
+/// middle, one last task; defaults and tags as users write them.
+pub fn pipeline(dag_id: &str, tasks: usize) -> String {
+    let mut text = header(dag_id, "a pipeline");
+    text.push_str("tags: [bench, parse]\ndefault_args:\n  retries: 1\n  retry_delay: 30s\n");
+    text.push_str("tasks:\n");
+    let tasks = tasks.max(2);
+    let middle: Vec<String> = (1..tasks - 1).map(task_id).collect();
+    task(&mut text, &task_id(0), &[]);
+    for t in &middle {
+        task(&mut text, t, &[task_id(0)]);
+    }
+    let last_deps = if middle.is_empty() {
+        vec![task_id(0)]
+    } else {
+        middle
+    };
+    task(&mut text, &task_id(tasks - 1), &last_deps);
+    text
+}
+
+/// Writes `(file name, text)` pairs into `folder`.
+pub fn write(folder: &Path, files: impl IntoIterator<Item = (String, String)>) -> Result<()> {
+    for (name, text) in files {
+        let path = folder.join(&name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn header(dag_id: &str, what: &str) -> String {
+    format!("dag_id: {dag_id}\ndescription: updraft-bench, {what}\n")
+}
+
+fn task(text: &mut String, id: &str, deps: &[String]) {
+    let _ = writeln!(text, "  - task_id: {id}\n    bash_command: \"true\"");
+    if !deps.is_empty() {
+        let _ = writeln!(text, "    dependencies: [{}]", deps.join(", "));
+    }
+}

@@ -1,0 +1,146 @@
+//! Reading timestamps back from the metadata database, behind a trait so that PostgreSQL can
+//! join SQLite as a `--database` choice.
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::updraft::Home;
+
+/// The metadata database the workloads run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Database {
+    /// The default: `$UPDRAFT_HOME/updraft.db`.
+    Sqlite,
+}
+
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite => f.write_str("SQLite"),
+        }
+    }
+}
+
+impl Database {
+    /// A read-only view of the metadata of `home`.
+    pub fn open(self, home: &Home) -> Result<Box<dyn Metadata>> {
+        match self {
+            Database::Sqlite => Ok(Box::new(SqliteMetadata::open(home)?)),
+        }
+    }
+}
+
+/// A DAG run, instants in microseconds since the Unix epoch.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub id: i64,
+    pub state: String,
+    pub queued_at: i64,
+    pub end_date: Option<i64>,
+}
+
+/// A task instance of a run.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub task_id: String,
+    pub state: String,
+    pub start_date: Option<i64>,
+    pub end_date: Option<i64>,
+}
+
+/// What the workloads read from the metadata.
+pub trait Metadata {
+    /// DAGs whose file is present (what `dags list` shows).
+    fn active_dag_count(&self) -> Result<usize>;
+    fn run(&self, dag_id: &str, run_id: &str) -> Result<RunRecord>;
+    fn task_instances(&self, run: &RunRecord) -> Result<Vec<TaskRecord>>;
+    /// How many of these runs are not finished yet.
+    fn unfinished_runs(&self, dag_id: &str) -> Result<usize>;
+}
+
+/// The SQLite file, opened read-only next to the running standalone (WAL readers do not block
+/// the writer).
+pub struct SqliteMetadata {
+    conn: Connection,
+}
+
+impl SqliteMetadata {
+    fn open(home: &Home) -> Result<SqliteMetadata> {
+        let path = home.sqlite_path();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open {} read-only", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        Ok(SqliteMetadata { conn })
+    }
+}
+
+impl Metadata for SqliteMetadata {
+    fn active_dag_count(&self) -> Result<usize> {
+        let count: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM dag WHERE is_active = 1", [], |r| {
+                r.get(0)
+            })
+            .context("cannot count DAGs")?;
+        Ok(count as usize)
+    }
+
+    fn run(&self, dag_id: &str, run_id: &str) -> Result<RunRecord> {
+        let run = self
+            .conn
+            .query_row(
+                "SELECT id, state, queued_at, end_date FROM dag_run WHERE dag_id = ?1 AND run_id = ?2",
+                [dag_id, run_id],
+                |r| {
+                    Ok(RunRecord {
+                        id: r.get(0)?,
+                        state: r.get(1)?,
+                        queued_at: r.get(2)?,
+                        end_date: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .context("cannot read dag_run")?;
+        match run {
+            Some(run) => Ok(run),
+            None => bail!("no run {run_id} of {dag_id} in the metadata"),
+        }
+    }
+
+    fn task_instances(&self, run: &RunRecord) -> Result<Vec<TaskRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT task_id, state, start_date, end_date FROM task_instance \
+             WHERE dag_run_id = ?1 ORDER BY task_id",
+        )?;
+        let rows = stmt.query_map([run.id], |r| {
+            Ok(TaskRecord {
+                task_id: r.get(0)?,
+                state: r.get(1)?,
+                start_date: r.get(2)?,
+                end_date: r.get(3)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .context("cannot read task_instance")
+    }
+
+    fn unfinished_runs(&self, dag_id: &str) -> Result<usize> {
+        let count: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM dag_run WHERE dag_id = ?1 AND state IN ('queued', 'running')",
+                [dag_id],
+                |r| r.get(0),
+            )
+            .context("cannot count unfinished runs")?;
+        Ok(count as usize)
+    }
+}

@@ -1,0 +1,145 @@
+//! CPU time and resident memory of processes, read from Linux's `/proc`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// The CPU and memory of a set of processes at one instant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    /// How many processes were measured.
+    pub processes: usize,
+    /// Their own user + system time, in seconds.
+    pub cpu_s: f64,
+    /// User + system time of the waited-for children of the main process (the task
+    /// processes), in seconds.
+    pub children_cpu_s: f64,
+    /// Sum of their current resident sets (VmRSS), in MiB.
+    pub rss_mib: f64,
+    /// Sum of their peak resident sets (VmHWM), in MiB.
+    pub peak_rss_mib: f64,
+}
+
+impl Usage {
+    /// Measures `pids`; `main` is the one whose children's CPU time is the tasks'.
+    pub fn of(pids: &[i32], main: i32) -> Result<Usage> {
+        let tick = clock_ticks_per_second();
+        let mut usage = Usage {
+            processes: pids.len(),
+            cpu_s: 0.0,
+            children_cpu_s: 0.0,
+            rss_mib: 0.0,
+            peak_rss_mib: 0.0,
+        };
+        for &pid in pids {
+            let stat = Stat::read(pid)?;
+            usage.cpu_s += (stat.utime + stat.stime) as f64 / tick;
+            if pid == main {
+                usage.children_cpu_s += (stat.cutime + stat.cstime) as f64 / tick;
+            }
+            let (rss_kib, hwm_kib) = memory_kib(pid)?;
+            usage.rss_mib += rss_kib as f64 / 1024.0;
+            usage.peak_rss_mib += hwm_kib as f64 / 1024.0;
+        }
+        Ok(usage)
+    }
+}
+
+/// The fields of `/proc/PID/stat` the harness uses (times in clock ticks).
+struct Stat {
+    ppid: i32,
+    utime: u64,
+    stime: u64,
+    cutime: u64,
+    cstime: u64,
+}
+
+impl Stat {
+    fn read(pid: i32) -> Result<Stat> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+        Stat::parse(&text).with_context(|| format!("unexpected /proc/{pid}/stat: {text}"))
+    }
+
+    /// The command name is in parentheses and may contain spaces; fields follow the last `)`.
+    fn parse(text: &str) -> Option<Stat> {
+        let rest = &text[text.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // `fields[0]` is field 3 (state) of proc(5).
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+        Some(Stat {
+            ppid: fields.get(1)?.parse().ok()?,
+            utime: field(14)?,
+            stime: field(15)?,
+            cutime: field(16)?,
+            cstime: field(17)?,
+        })
+    }
+}
+
+/// (VmRSS, VmHWM) of a process, in KiB.
+fn memory_kib(pid: i32) -> Result<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Ok((value("VmRSS:").unwrap_or(0), value("VmHWM:").unwrap_or(0)))
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf reads a constant of the running system; it touches no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+fn exe(pid: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// Children of `parent` that run the same executable (the standalone's reaper).
+pub fn children_running_same_exe(parent: i32) -> Vec<i32> {
+    let Some(parent_exe) = exe(parent) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| Stat::read(pid).is_ok_and(|s| s.ppid == parent))
+        .filter(|&pid| exe(pid).as_ref() == Some(&parent_exe))
+        .collect()
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn is_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|text| {
+        text.rfind(')')
+            .and_then(|i| text[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stat;
+
+    #[test]
+    fn stat_with_spaces_in_the_name() {
+        let text = "42 (a (b) c) S 7 42 42 0 -1 4194560 100 0 0 0 11 22 33 44 20 0 1 0 5 0 0";
+        let stat = Stat::parse(text).unwrap();
+        assert_eq!(
+            (stat.ppid, stat.utime, stat.stime, stat.cutime, stat.cstime),
+            (7, 11, 22, 33, 44)
+        );
+    }
+}

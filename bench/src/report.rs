@@ -1,0 +1,189 @@
+//! The report: median and min–max of every figure over the repetitions, as a table and as JSON.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::Table;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::machine::{self, Machine};
+use crate::measurement::{format_value, Goal, Measurement, Unit};
+use crate::metadata::Database;
+use crate::stats;
+use crate::updraft::{workspace_root, Updraft};
+use crate::workloads::{Sizes, Workload};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub date: String,
+    /// `git rev-parse HEAD` of the workspace, `-dirty` when the tree differs from it.
+    pub commit: Option<String>,
+    pub updraft_binary: String,
+    pub database: Database,
+    /// `core.parallelism` as a fresh home gets it (the workloads do not change it).
+    pub parallelism: u64,
+    pub machine: Machine,
+    pub quick: bool,
+    pub repetitions: usize,
+    pub sizes: Sizes,
+    pub workloads: Vec<WorkloadReport>,
+}
+
+impl Report {
+    pub fn new(
+        updraft: &Updraft,
+        database: Database,
+        parallelism: u64,
+        quick: bool,
+        repetitions: usize,
+        sizes: &Sizes,
+    ) -> Report {
+        Report {
+            date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            commit: machine::commit(&workspace_root()),
+            updraft_binary: updraft.binary().display().to_string(),
+            database,
+            parallelism,
+            machine: Machine::current(),
+            quick,
+            repetitions,
+            sizes: sizes.clone(),
+            workloads: Vec::new(),
+        }
+    }
+
+    /// Records what the machine's load was at the end.
+    pub fn finish(&mut self) {
+        self.machine.load_average_end = machine::load_average();
+    }
+
+    pub fn table(&self) -> String {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            "workload",
+            "figure",
+            "unit",
+            "median",
+            "min–max",
+            "goal",
+            "",
+        ]);
+        for w in &self.workloads {
+            for (i, f) in w.figures.iter().enumerate() {
+                table.add_row(vec![
+                    if i == 0 {
+                        format!("{} {}", w.id, w.name)
+                    } else {
+                        String::new()
+                    },
+                    f.label.to_owned(),
+                    f.unit.to_string(),
+                    format_value(f.median),
+                    format!("{}–{}", format_value(f.min), format_value(f.max)),
+                    f.goal.map(|g| g.to_string()).unwrap_or_default(),
+                    match f.goal_met {
+                        Some(true) => "met".to_owned(),
+                        Some(false) => "MISSED".to_owned(),
+                        None => String::new(),
+                    },
+                ]);
+            }
+        }
+        format!(
+            "{table}\n{} on {} cores, {} MiB ({}), {}, parallelism {}, {} repetition(s){}, commit {}, load {:.2} → {:.2}",
+            self.date,
+            self.machine.cores,
+            self.machine.memory_mib,
+            self.machine.cpu_model,
+            self.database,
+            self.parallelism,
+            self.repetitions,
+            if self.quick { " (quick)" } else { "" },
+            self.commit.as_deref().unwrap_or("unknown"),
+            self.machine.load_average_start[0],
+            self.machine.load_average_end[0],
+        )
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkloadReport {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub parameters: Value,
+    pub figures: Vec<FigureSummary>,
+    /// Checked by the workload; the same in every repetition.
+    pub counts: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FigureSummary {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub unit: Unit,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// One value per repetition, in order.
+    pub values: Vec<f64>,
+    pub goal: Option<Goal>,
+    pub goal_met: Option<bool>,
+}
+
+impl WorkloadReport {
+    pub fn aggregate(
+        workload: Workload,
+        sizes: &Sizes,
+        measurements: Vec<Measurement>,
+    ) -> Result<WorkloadReport> {
+        let Some(first) = measurements.first() else {
+            bail!("{}: no repetitions", workload.label());
+        };
+        for m in &measurements {
+            let keys = |m: &Measurement| m.figures.iter().map(|f| f.key).collect::<Vec<_>>();
+            if keys(m) != keys(first) {
+                bail!(
+                    "{}: repetitions measured different figures",
+                    workload.label()
+                );
+            }
+            if m.counts != first.counts {
+                bail!(
+                    "{}: repetitions did different work: {:?} vs {:?}",
+                    workload.label(),
+                    m.counts,
+                    first.counts
+                );
+            }
+        }
+        let figures = first
+            .figures
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let values: Vec<f64> = measurements.iter().map(|m| m.figures[i].value).collect();
+                let median = stats::median(&values);
+                FigureSummary {
+                    key: f.key,
+                    label: f.label,
+                    unit: f.unit,
+                    median,
+                    min: stats::min(&values),
+                    max: stats::max(&values),
+                    values,
+                    goal: f.goal,
+                    goal_met: f.goal.map(|g| g.met_by(median)),
+                }
+            })
+            .collect();
+        Ok(WorkloadReport {
+            id: workload.id(),
+            name: workload.name(),
+            parameters: workload.parameters(sizes),
+            figures,
+            counts: first.counts.clone(),
+        })
+    }
+}

@@ -1,0 +1,159 @@
+//! The `updraft` binary under test and the throwaway `$UPDRAFT_HOME` each repetition runs in.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// The workspace this harness belongs to (where `target/` and `.git` are).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The binary being measured.
+#[derive(Debug, Clone)]
+pub struct Updraft {
+    binary: PathBuf,
+}
+
+impl Updraft {
+    /// `explicit` as given, or this workspace's `target/release/updraft` (built first when
+    /// `build` is set: a no-op when it is up to date, and it never measures a stale binary).
+    pub fn locate(explicit: Option<PathBuf>, build: bool) -> Result<Updraft> {
+        let binary = match explicit {
+            Some(path) => path,
+            None => {
+                let root = workspace_root();
+                if build {
+                    eprintln!("updraft-bench: cargo build --release -p updraft");
+                    let status = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+                        .args(["build", "--release", "-p", "updraft"])
+                        .env_remove("CARGO_TARGET_DIR")
+                        .current_dir(&root)
+                        .status()
+                        .context("cannot run cargo to build updraft (use --updraft PATH)")?;
+                    if !status.success() {
+                        bail!("`cargo build --release -p updraft` failed (or pass --updraft PATH / --no-build)");
+                    }
+                }
+                root.join("target/release/updraft")
+            }
+        };
+        if !binary.is_file() {
+            bail!(
+                "no updraft binary at {}: build it with `cargo build --release -p updraft` or pass --updraft PATH",
+                binary.display()
+            );
+        }
+        let binary = binary
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", binary.display()))?;
+        Ok(Updraft { binary })
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// `updraft ARGS` in `home`, with no `UPDRAFT_*` setting leaking in from our environment.
+    pub fn command(&self, home: &Home) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("UPDRAFT_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("UPDRAFT_HOME", home.path())
+            .current_dir(home.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `updraft ARGS` to completion; stdout on success, an error with stderr otherwise.
+    pub fn cli(&self, home: &Home, args: &[&str]) -> Result<String> {
+        let out = self
+            .command(home)
+            .args(args)
+            .output()
+            .with_context(|| format!("cannot run {}", self.binary.display()))?;
+        if !out.status.success() {
+            bail!(
+                "`updraft {}` exited with {}: {}{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+        }
+        String::from_utf8(out.stdout).context("updraft printed invalid UTF-8")
+    }
+
+    /// `updraft ARGS --output json`, parsed.
+    pub fn cli_json(&self, home: &Home, args: &[&str]) -> Result<Value> {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        let text = self.cli(home, &args)?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("`updraft {}` printed no JSON: {text}", args.join(" ")))
+    }
+
+    /// Triggers a run of `dag_id`; with `wait`, returns once it finished (an error if it
+    /// failed). Returns the run id.
+    pub fn trigger(&self, home: &Home, dag_id: &str, wait: bool) -> Result<String> {
+        let mut args = vec!["dags", "trigger", dag_id];
+        if wait {
+            args.push("--wait");
+        }
+        let value = self.cli_json(home, &args)?;
+        value
+            .get(0)
+            .and_then(|run| run.get("run_id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .with_context(|| format!("no run_id in the output of `dags trigger`: {value}"))
+    }
+
+    /// The `core.parallelism` a fresh home gets (what every workload runs with).
+    pub fn default_parallelism(&self) -> Result<u64> {
+        let home = Home::new()?;
+        let config = self.cli_json(&home, &["config", "list"])?;
+        config
+            .pointer("/core/parallelism")
+            .and_then(Value::as_u64)
+            .context("`updraft config list` shows no core.parallelism")
+    }
+}
+
+/// A fresh `$UPDRAFT_HOME` in a temporary directory, removed when dropped; its DAG folder is
+/// the default `$UPDRAFT_HOME/dags`.
+pub struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Result<Home> {
+        let dir = tempfile::Builder::new()
+            .prefix("updraft-bench-")
+            .tempdir()
+            .context("cannot create a temporary UPDRAFT_HOME")?;
+        std::fs::create_dir_all(dir.path().join("dags")).context("cannot create the DAG folder")?;
+        Ok(Home { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn dags(&self) -> PathBuf {
+        self.path().join("dags")
+    }
+
+    /// The SQLite file of the default `database.url`.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.path().join("updraft.db")
+    }
+}

@@ -1,0 +1,277 @@
+//! The workloads W1–W7 of `shared/design/WORKLOADS.md`, each run on a fresh `$UPDRAFT_HOME`.
+
+mod chain40;
+mod fan200;
+mod idle100;
+mod latency;
+mod parse1000;
+mod startup;
+mod throughput;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::dag_folder;
+use crate::measurement::Measurement;
+use crate::metadata::{Database, Metadata, RunRecord};
+use crate::standalone::Standalone;
+use crate::updraft::{Home, Updraft};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    Chain40,
+    Fan200,
+    Idle100,
+    Startup,
+    Throughput,
+    Parse1000,
+    Latency,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 7] = [
+        Workload::Chain40,
+        Workload::Fan200,
+        Workload::Idle100,
+        Workload::Startup,
+        Workload::Throughput,
+        Workload::Parse1000,
+        Workload::Latency,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Workload::Chain40 => "W1",
+            Workload::Fan200 => "W2",
+            Workload::Idle100 => "W3",
+            Workload::Startup => "W4",
+            Workload::Throughput => "W5",
+            Workload::Parse1000 => "W6",
+            Workload::Latency => "W7",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Chain40 => "chain40",
+            Workload::Fan200 => "fan200",
+            Workload::Idle100 => "idle100",
+            Workload::Startup => "startup",
+            Workload::Throughput => "throughput",
+            Workload::Parse1000 => "parse1000",
+            Workload::Latency => "latency",
+        }
+    }
+
+    pub fn label(self) -> String {
+        format!("{} {}", self.id(), self.name())
+    }
+
+    /// `all`, or ids / names separated by commas, in the order given.
+    pub fn parse_list(text: &str) -> Result<Vec<Workload>> {
+        if text.trim().eq_ignore_ascii_case("all") {
+            return Ok(Workload::ALL.to_vec());
+        }
+        let mut list = Vec::new();
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let Some(w) = Workload::ALL
+                .into_iter()
+                .find(|w| w.id().eq_ignore_ascii_case(word) || w.name().eq_ignore_ascii_case(word))
+            else {
+                bail!("unknown workload {word:?}: expected all, w1…w7 or a name like chain40");
+            };
+            if !list.contains(&w) {
+                list.push(w);
+            }
+        }
+        if list.is_empty() {
+            bail!("no workload selected");
+        }
+        Ok(list)
+    }
+
+    /// One repetition, on a fresh home.
+    pub fn run(self, bench: &Bench) -> Result<Measurement> {
+        match self {
+            Workload::Chain40 => chain40::run(bench),
+            Workload::Fan200 => fan200::run(bench),
+            Workload::Idle100 => idle100::run(bench),
+            Workload::Startup => startup::run(bench),
+            Workload::Throughput => throughput::run(bench),
+            Workload::Parse1000 => parse1000::run(bench),
+            Workload::Latency => latency::run(bench),
+        }
+    }
+
+    /// The sizes this workload ran with, for the report.
+    pub fn parameters(self, s: &Sizes) -> Value {
+        match self {
+            Workload::Chain40 => json!({"tasks": s.chain_length}),
+            Workload::Fan200 => json!({"parallel_tasks": s.fan_width, "tasks": s.fan_width + 2}),
+            Workload::Idle100 => json!({
+                "dags": s.idle_dags + 2, "tasks_per_idle_dag": s.idle_dag_tasks,
+                "idle_seconds": s.idle_seconds, "settle_seconds": s.settle_seconds}),
+            Workload::Startup => json!({"dags": s.idle_dags + 2}),
+            Workload::Throughput => json!({
+                "runs": s.throughput_runs, "tasks_per_run": s.throughput_width,
+                "task_instances": s.throughput_runs * s.throughput_width}),
+            Workload::Parse1000 => json!({"files": s.parse_files, "tasks_per_file": s.parse_tasks}),
+            Workload::Latency => json!({"triggers": s.latency_triggers, "tasks": 2}),
+        }
+    }
+}
+
+/// The sizes of the workloads: WORKLOADS.md's in a full run, smaller in `--quick`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sizes {
+    pub chain_length: usize,
+    pub fan_width: usize,
+    pub idle_dags: usize,
+    pub idle_dag_tasks: usize,
+    pub idle_seconds: f64,
+    /// Wait after start-up before the idle measurement begins.
+    pub settle_seconds: f64,
+    pub throughput_runs: usize,
+    pub throughput_width: usize,
+    pub parse_files: usize,
+    pub parse_tasks: usize,
+    pub latency_triggers: usize,
+}
+
+impl Sizes {
+    pub fn full() -> Sizes {
+        Sizes {
+            chain_length: 40,
+            fan_width: 200,
+            idle_dags: 100,
+            idle_dag_tasks: 5,
+            idle_seconds: 60.0,
+            settle_seconds: 5.0,
+            throughput_runs: 10,
+            throughput_width: 1000,
+            parse_files: 1000,
+            parse_tasks: 10,
+            latency_triggers: 100,
+        }
+    }
+
+    pub fn quick() -> Sizes {
+        Sizes {
+            idle_seconds: 2.0,
+            settle_seconds: 0.5,
+            throughput_runs: 2,
+            throughput_width: 100,
+            parse_files: 100,
+            latency_triggers: 10,
+            ..Sizes::full()
+        }
+    }
+}
+
+/// What every workload needs.
+pub struct Bench<'a> {
+    pub updraft: &'a Updraft,
+    pub database: Database,
+    pub sizes: &'a Sizes,
+    /// Where W5 records a `perf` profile of the standalone, if asked.
+    pub perf_w5: Option<PathBuf>,
+}
+
+/// The DAG folder of W3 and W4: `idle_dags` small DAGs plus the DAGs of W1 and W2.
+fn write_idle_folder(home: &Home, sizes: &Sizes) -> Result<()> {
+    let small = (0..sizes.idle_dags).map(|i| {
+        let id = format!("idle_{i:03}");
+        (
+            format!("{id}.yaml"),
+            dag_folder::chain(&id, sizes.idle_dag_tasks),
+        )
+    });
+    dag_folder::write(&home.dags(), small)?;
+    dag_folder::write(
+        &home.dags(),
+        [
+            (
+                "chain40.yaml".to_owned(),
+                dag_folder::chain("chain40", sizes.chain_length),
+            ),
+            (
+                "fan200.yaml".to_owned(),
+                dag_folder::fan("fan200", sizes.fan_width),
+            ),
+        ],
+    )
+}
+
+/// Starts the standalone in `home` and waits until it is healthy with `dags` DAGs.
+fn start(bench: &Bench, home: &Home, dags: usize) -> Result<Standalone> {
+    let mut standalone = Standalone::start(bench.updraft, home)?;
+    standalone.wait_ready(bench.database, home, dags)?;
+    Ok(standalone)
+}
+
+/// A task instance that ran, instants in microseconds since the epoch.
+#[derive(Debug, Clone)]
+struct TaskTimes {
+    start: i64,
+    end: i64,
+}
+
+/// A finished run: it succeeded, with `tasks` task instances that all succeeded.
+struct SuccessfulRun {
+    run: RunRecord,
+    end: i64,
+    /// In task id order.
+    tasks: Vec<TaskTimes>,
+}
+
+fn successful_run(
+    metadata: &dyn Metadata,
+    dag_id: &str,
+    run_id: &str,
+    tasks: usize,
+) -> Result<SuccessfulRun> {
+    let run = metadata.run(dag_id, run_id)?;
+    if run.state != "success" {
+        bail!("run {run_id} of {dag_id} is {}, not success", run.state);
+    }
+    let end = run
+        .end_date
+        .with_context(|| format!("run {run_id} of {dag_id} has no end date"))?;
+    let instances = metadata.task_instances(&run)?;
+    if instances.len() != tasks {
+        bail!(
+            "run {run_id} of {dag_id} has {} task instances, expected {tasks}",
+            instances.len()
+        );
+    }
+    let tasks = instances
+        .into_iter()
+        .map(|ti| match (ti.state.as_str(), ti.start_date, ti.end_date) {
+            ("success", Some(start), Some(end)) => Ok(TaskTimes { start, end }),
+            _ => bail!(
+                "task {} of run {run_id} is {} (start {:?}, end {:?})",
+                ti.task_id,
+                ti.state,
+                ti.start_date,
+                ti.end_date
+            ),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SuccessfulRun { run, end, tasks })
+}
+
+fn millis(micros: i64) -> f64 {
+    micros as f64 / 1e3
+}
+
+fn seconds(micros: i64) -> f64 {
+    micros as f64 / 1e6
+}
+
+fn sleep_seconds(s: f64) {
+    std::thread::sleep(Duration::from_secs_f64(s.max(0.0)));
+}

@@ -1,0 +1,3 @@
+//! Tests of the benchmark harness, run against the real `updraft` binary.
+
+mod quick;

@@ -1,0 +1,128 @@
+//! The quick mode end to end: every workload runs and reports sane figures. Timing thresholds
+//! are deliberately not checked here (CI machines vary); the goals live in the report.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Builds `updraft` into the target directory this test was built in (a no-op when it is up
+/// to date, which it is after `cargo test --workspace`) and returns the binary.
+fn updraft_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/it-<hash>
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    build
+        .args(["build", "-p", "updraft"])
+        .current_dir(workspace);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().unwrap();
+    assert!(status.success(), "cargo build -p updraft failed");
+    let binary = profile_dir.join("updraft");
+    assert!(
+        binary.is_file(),
+        "no updraft binary at {} after cargo build -p updraft",
+        binary.display()
+    );
+    binary
+}
+
+fn figure<'a>(workload: &'a Value, key: &str) -> &'a Value {
+    workload["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == key)
+        .unwrap_or_else(|| panic!("no figure {key} in {workload}"))
+}
+
+fn median(workload: &Value, key: &str) -> f64 {
+    figure(workload, key)["median"].as_f64().unwrap()
+}
+
+#[test]
+fn quick_mode_runs_every_workload_with_sane_figures() {
+    let updraft = updraft_binary();
+    let out_dir = tempfile::tempdir().unwrap();
+    let json_path = out_dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_updraft-bench"))
+        .args(["--quick", "--workloads", "all", "--updraft"])
+        .arg(&updraft)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "updraft-bench failed:\n{stderr}\n{stdout}"
+    );
+    assert!(stdout.contains("W7 latency"), "no table printed:\n{stdout}");
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(report["quick"], true);
+    assert_eq!(report["repetitions"], 1);
+    assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(report["machine"]["memory_mib"].as_u64().unwrap() > 0);
+    assert!(report["parallelism"].as_u64().unwrap() >= 1);
+    assert!(report["date"].as_str().unwrap().starts_with("20"));
+    let sizes = &report["sizes"];
+    let size = |k: &str| sizes[k].as_u64().unwrap();
+
+    let workloads = report["workloads"].as_array().unwrap();
+    let ids: Vec<&str> = workloads
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]);
+    for w in workloads {
+        for f in w["figures"].as_array().unwrap() {
+            let median = f["median"].as_f64();
+            assert!(
+                median.is_some_and(|m| m.is_finite() && m >= 0.0),
+                "{}: figure {} is not a finite non-negative number: {f}",
+                w["id"],
+                f["key"]
+            );
+            assert_eq!(f["values"].as_array().unwrap().len(), 1);
+        }
+    }
+    let counts = |i: usize| &workloads[i]["counts"];
+
+    // W1: every task of the chain ran, one after the other.
+    assert_eq!(counts(0)["task_instances_success"], size("chain_length"));
+    assert!(median(&workloads[0], "run_s") > 0.0);
+    assert!(median(&workloads[0], "hop_median_ms") > 0.0);
+    // W2: start, the fan, end.
+    assert_eq!(counts(1)["task_instances_success"], size("fan_width") + 2);
+    assert!(median(&workloads[1], "task_instances_per_s") > 0.0);
+    // W3: the standalone and its reaper, every DAG loaded, memory measured.
+    assert_eq!(counts(2)["dags"], size("idle_dags") + 2);
+    assert_eq!(counts(2)["updraft_processes"], 2);
+    assert!(median(&workloads[2], "idle_rss_mib") > 1.0);
+    // W4: every DAG listed.
+    assert_eq!(counts(3)["dags_listed"], size("idle_dags") + 2);
+    assert!(median(&workloads[3], "startup_s") > 0.0);
+    // W5: every run and task instance succeeded.
+    assert_eq!(counts(4)["runs_success"], size("throughput_runs"));
+    assert_eq!(
+        counts(4)["task_instances_success"],
+        size("throughput_runs") * size("throughput_width")
+    );
+    assert!(median(&workloads[4], "task_instances_per_s") > 0.0);
+    assert!(median(&workloads[4], "peak_rss_mib") > 1.0);
+    // W6: every file parsed and registered.
+    assert_eq!(counts(5)["dags_listed"], size("parse_files"));
+    // W7: every triggered run succeeded.
+    assert_eq!(counts(6)["runs_success"], size("latency_triggers"));
+    assert!(
+        median(&workloads[6], "trigger_to_start_p99_ms")
+            >= median(&workloads[6], "trigger_to_start_p50_ms")
+    );
+}
