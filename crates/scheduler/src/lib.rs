@@ -18,9 +18,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 use updraft_model::{retry, timetable, DagRunState, TaskState};
-use updraft_store::{
-    FinishReport, ScheduledFilter, Store, StoreError, TaskInstance, TransitionResult,
-};
+use updraft_store::{FinishReport, Store, StoreError, TaskInstance, TransitionResult};
 
 pub use dag_cache::DagCache;
 pub use graph::DagGraph;
@@ -160,7 +158,7 @@ pub struct Scheduler {
     /// store on every full pass and whenever a run changed in a way not seen here; a stale
     /// entry can only cause a compare-and-set conflict, which reloads.
     run_tasks: Mutex<HashMap<i64, Vec<TaskInstance>>>,
-    /// `max_active_tasks` of the DAGs seen queueing, to leave full DAGs out of the query.
+    /// `max_active_tasks` of the DAGs of the runs evaluated (the version each run is pinned to).
     dag_limits: Mutex<HashMap<String, u32>>,
 }
 
@@ -279,11 +277,6 @@ impl Scheduler {
     ) -> Result<PassOutcome, SchedulerError> {
         let now = self.clock.now();
         let mut dirty = dirty;
-        if full {
-            if let Ok(mut limits) = self.dag_limits.lock() {
-                limits.clear();
-            }
-        }
         if let Ok(mut kept) = self.run_tasks.lock() {
             if full {
                 kept.clear();
@@ -383,6 +376,9 @@ impl Scheduler {
             let Some(graph) = self.run_graph(run, now).await? else {
                 continue;
             };
+            if let Ok(mut limits) = self.dag_limits.lock() {
+                limits.insert(run.dag_id.clone(), graph.dag.max_active_tasks);
+            }
             let tis = self.kept_tasks(run.id).await?;
             let plan = plan_run(&graph, &tis, now);
             transition_runs.extend(std::iter::repeat_n(run.id, plan.transitions.len()));
@@ -587,73 +583,22 @@ impl Scheduler {
         if free == 0 {
             return Ok(0);
         }
-        let mut batch = free * 4 + 16;
-        let mut limits = self
+        let limits = self
             .dag_limits
             .lock()
             .map(|l| l.clone())
             .unwrap_or_default();
-        // Leave out what cannot be queued now, so the candidates read are ones that can.
-        let mut skip = ScheduledFilter::default();
-        for (dag_id, active) in &occupancy.per_dag {
-            if limits.get(dag_id).is_some_and(|limit| active >= limit) {
-                skip.skip_dags.push(dag_id.clone());
-            }
-        }
-        if self.config.only_run.is_none() {
-            if let Ok(paused) = self.paused.lock() {
-                skip.skip_dags
-                    .extend(paused.iter().filter(|(_, p)| **p).map(|(d, _)| d.clone()));
-            }
-        }
-        for (pool, used) in &occupancy.per_pool {
-            if occupancy
-                .pool_slots
-                .get(pool)
-                .is_some_and(|slots| used >= slots)
-            {
-                skip.skip_pools.push(pool.clone());
-            }
-        }
-        let chosen: Vec<(i64, u32, i64)> = loop {
-            let candidates = self.store.scheduled_task_instances(batch, &skip).await?;
-            let exhausted = candidates.len() < batch;
-            let eligible: Vec<_> = candidates
-                .into_iter()
-                .filter(|ti| self.config.only_run.is_some() || !self.is_paused(&ti.dag_id))
-                .collect();
-            for ti in &eligible {
-                if !limits.contains_key(&ti.dag_id) {
-                    let run = self.store.get_dag_run_by_id(ti.dag_run_id).await?;
-                    let limit = match self.run_graph(&run, now).await? {
-                        Some(graph) => graph.dag.max_active_tasks,
-                        None => 0,
-                    };
-                    limits.insert(ti.dag_id.clone(), limit);
-                    if let Ok(mut known) = self.dag_limits.lock() {
-                        known.insert(ti.dag_id.clone(), limit);
-                    }
-                }
-            }
-            let chosen =
-                queueing::choose(&eligible, &occupancy, free, &limits, self.config.only_run);
-            if chosen.len() >= free || exhausted {
-                break chosen
-                    .iter()
-                    .map(|ti| (ti.id, ti.try_number, ti.dag_run_id))
-                    .collect();
-            }
-            batch = batch.saturating_mul(4);
-        };
+        let candidates = self.queueing_candidates(&occupancy, &limits);
+        let chosen = queueing::choose(&candidates, &occupancy, free, &limits, self.config.only_run);
         if chosen.is_empty() {
             return Ok(0);
         }
-        let runs: Vec<i64> = chosen.iter().map(|(_, _, run)| *run).collect();
+        let runs: Vec<i64> = chosen.iter().map(|ti| ti.dag_run_id).collect();
         let transitions: Vec<_> = chosen
-            .into_iter()
-            .map(|(ti_id, try_number, _)| updraft_store::Transition {
-                ti_id,
-                try_number,
+            .iter()
+            .map(|ti| updraft_store::Transition {
+                ti_id: ti.id,
+                try_number: ti.try_number,
                 from: TaskState::Scheduled,
                 to: TaskState::Queued,
                 now,
@@ -667,6 +612,46 @@ impl Scheduler {
             .iter()
             .filter(|r| **r == TransitionResult::Applied)
             .count())
+    }
+
+    /// The `scheduled` task instances of the kept runs that could be queued now (their DAG
+    /// is below `max_active_tasks`, their pool has a free slot, their DAG is not paused),
+    /// highest priority first. Every running run in scope is kept after a full pass, so this
+    /// reads nothing from the store.
+    fn queueing_candidates(
+        &self,
+        occupancy: &updraft_store::Occupancy,
+        limits: &HashMap<String, u32>,
+    ) -> Vec<TaskInstance> {
+        let dag_full = |dag_id: &str| {
+            let active = occupancy.per_dag.get(dag_id).copied().unwrap_or(0);
+            limits.get(dag_id).is_some_and(|limit| active >= *limit)
+        };
+        let pool_full = |pool: &str| {
+            let used = occupancy.per_pool.get(pool).copied().unwrap_or(0);
+            occupancy
+                .pool_slots
+                .get(pool)
+                .is_some_and(|slots| used >= *slots)
+        };
+        let mut candidates: Vec<TaskInstance> = match self.run_tasks.lock() {
+            Ok(kept) => kept
+                .iter()
+                .filter(|(run, _)| self.config.only_run.is_none_or(|only| only == **run))
+                .flat_map(|(_, tis)| tis.iter())
+                .filter(|ti| ti.state == TaskState::Scheduled)
+                .filter(|ti| !dag_full(&ti.dag_id) && !pool_full(&ti.pool))
+                .filter(|ti| self.config.only_run.is_some() || !self.is_paused(&ti.dag_id))
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        candidates.sort_unstable_by(|a, b| {
+            b.priority_weight
+                .cmp(&a.priority_weight)
+                .then(a.id.cmp(&b.id))
+        });
+        candidates
     }
 
     /// Fails (for that try) the tasks whose worker stopped renewing its lease.

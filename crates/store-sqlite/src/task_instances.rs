@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, Row, Transaction};
 use updraft_store::{
-    ClaimRequest, ClaimedTask, FinishReport, Occupancy, Result, ScheduledFilter, TaskInstance,
-    TaskState, Transition, TransitionResult,
+    ClaimRequest, ClaimedTask, FinishReport, Occupancy, Result, TaskInstance, TaskState,
+    Transition, TransitionResult,
 };
 
 use crate::codec::{micros, opt_instant, opt_micros, parse};
@@ -142,29 +142,15 @@ pub fn occupancy(conn: &Connection) -> Result<Occupancy> {
     Ok(occupancy)
 }
 
-pub fn scheduled(
-    conn: &Connection,
-    limit: usize,
-    skip: &ScheduledFilter,
-) -> Result<Vec<TaskInstance>> {
-    let mut filters = String::new();
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    for (column, values) in [("dag_id", &skip.skip_dags), ("pool", &skip.skip_pools)] {
-        if !values.is_empty() {
-            let marks = vec!["?"; values.len()].join(", ");
-            filters.push_str(&format!(" AND {column} NOT IN ({marks})"));
-            args.extend(values.iter().map(|v| v.clone().into()));
-        }
-    }
-    args.push((limit as i64).into());
+pub fn scheduled(conn: &Connection, limit: usize) -> Result<Vec<TaskInstance>> {
     query_tis(
         conn,
         &format!(
-            "SELECT {TI_COLUMNS} FROM task_instance WHERE state = 'scheduled'{filters} \
+            "SELECT {TI_COLUMNS} FROM task_instance WHERE state = 'scheduled' \
              AND dag_run_id IN (SELECT id FROM dag_run WHERE state IN ('queued', 'running')) \
-             ORDER BY priority_weight DESC, id LIMIT ?"
+             ORDER BY priority_weight DESC, id LIMIT ?1"
         ),
-        params_from_iter(args),
+        params![limit as i64],
     )
 }
 

@@ -143,14 +143,6 @@ pub enum TransitionResult {
     Conflict,
 }
 
-/// What [`crate::Store::scheduled_task_instances`] leaves out: DAGs and pools that are full
-/// (or paused), so the candidates it returns can actually be queued.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScheduledFilter {
-    pub skip_dags: Vec<String>,
-    pub skip_pools: Vec<String>,
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Occupancy {
     /// Queued + running task instances per DAG.

@@ -6,8 +6,7 @@ use serde_json::json;
 use super::fixture::*;
 use super::TestDatabase;
 use crate::{
-    DagRunState, FinishReport, ScheduledFilter, StoreError, TaskInstance, TaskState, Transition,
-    TransitionResult,
+    DagRunState, FinishReport, StoreError, TaskInstance, TaskState, Transition, TransitionResult,
 };
 
 pub async fn apply_transitions_is_a_compare_and_set(db: &dyn TestDatabase) {
@@ -260,40 +259,12 @@ pub async fn scheduled_task_instances_are_highest_priority_first(db: &dyn TestDa
         .unwrap();
     assert_eq!(failed, TransitionResult::Applied);
 
-    let all = store
-        .scheduled_task_instances(10, &Default::default())
-        .await
-        .unwrap();
+    let all = store.scheduled_task_instances(10).await.unwrap();
     assert_eq!(task_ids(&all), vec!["high", "mid", "mid_later", "low"]);
     assert!(all.iter().all(|ti| ti.state == TaskState::Scheduled));
-    let top = store
-        .scheduled_task_instances(2, &Default::default())
-        .await
-        .unwrap();
+    let top = store.scheduled_task_instances(2).await.unwrap();
     assert_eq!(task_ids(&top), vec!["high", "mid"]);
-    assert_eq!(
-        store
-            .scheduled_task_instances(0, &Default::default())
-            .await
-            .unwrap(),
-        vec![]
-    );
-    // Full DAGs and pools are left out.
-    let skip_dag = ScheduledFilter {
-        skip_dags: vec![all[0].dag_id.clone()],
-        ..Default::default()
-    };
-    let rest = store.scheduled_task_instances(10, &skip_dag).await.unwrap();
-    assert!(rest.iter().all(|ti| ti.dag_id != all[0].dag_id), "{rest:?}");
-    let skip_pool = ScheduledFilter {
-        skip_pools: vec!["default_pool".into()],
-        ..Default::default()
-    };
-    let rest = store
-        .scheduled_task_instances(10, &skip_pool)
-        .await
-        .unwrap();
-    assert!(rest.iter().all(|ti| ti.pool != "default_pool"), "{rest:?}");
+    assert_eq!(store.scheduled_task_instances(0).await.unwrap(), vec![]);
 }
 
 pub async fn occupancy_counts_queued_and_running_tasks(db: &dyn TestDatabase) {
