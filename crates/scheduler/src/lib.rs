@@ -277,7 +277,8 @@ impl Scheduler {
     ) -> Result<PassOutcome, SchedulerError> {
         let now = self.clock.now();
         let mut dirty = dirty;
-        if let Ok(mut kept) = self.run_tasks.lock() {
+        {
+            let mut kept = self.kept();
             if full {
                 kept.clear();
             }
@@ -379,21 +380,25 @@ impl Scheduler {
             if let Ok(mut limits) = self.dag_limits.lock() {
                 limits.insert(run.dag_id.clone(), graph.dag.max_active_tasks);
             }
-            let tis = self.kept_tasks(run.id).await?;
-            let plan = plan_run(&graph, &tis, now);
+            self.keep_run(run.id).await?;
+            let (plan, retry_due) = {
+                // Planned in place: copying a wide run's task instances on every pass would
+                // cost more than planning it.
+                let kept = self.kept();
+                let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
+                let retry_due = tis
+                    .iter()
+                    .filter(|ti| ti.state == TaskState::UpForRetry)
+                    .filter_map(|ti| ti.next_retry_at)
+                    .filter(|at| *at > now)
+                    .min();
+                (plan_run(&graph, tis, now), retry_due)
+            };
             transition_runs.extend(std::iter::repeat_n(run.id, plan.transitions.len()));
             if let Some(state) = plan.final_state {
                 finished_runs.push((run, state));
             }
-            if let Some(due) = tis
-                .iter()
-                .filter(|ti| ti.state == TaskState::UpForRetry)
-                .filter_map(|ti| ti.next_retry_at)
-                .filter(|at| *at > now)
-                .min()
-            {
-                outcome.next_due = earliest(outcome.next_due, Some(due));
-            }
+            outcome.next_due = earliest(outcome.next_due, retry_due);
             transitions.extend(plan.transitions);
         }
         let results = self.store.apply_transitions(transitions.clone()).await?;
@@ -409,7 +414,8 @@ impl Scheduler {
             return Ok(finished);
         }
         for (run, state) in finished_runs {
-            if let Ok(mut kept) = self.run_tasks.lock() {
+            {
+                let mut kept = self.kept();
                 kept.remove(&run.id);
             }
             if self
@@ -425,21 +431,22 @@ impl Scheduler {
         Ok(finished)
     }
 
-    /// The task instances of a run as last seen, read from the store when not kept.
-    async fn kept_tasks(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>, SchedulerError> {
-        if let Some(tis) = self
-            .run_tasks
+    /// The kept task states. Only a cache: a panic elsewhere while it was held leaves nothing
+    /// that the next full pass does not reload, so a poisoned lock is used as is.
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Vec<TaskInstance>>> {
+        self.run_tasks
             .lock()
-            .ok()
-            .and_then(|kept| kept.get(&dag_run_id).cloned())
-        {
-            return Ok(tis);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes sure a run's task instances are kept, reading them from the store if not.
+    async fn keep_run(&self, dag_run_id: i64) -> Result<(), SchedulerError> {
+        if self.kept().contains_key(&dag_run_id) {
+            return Ok(());
         }
         let tis = self.store.task_instances(dag_run_id).await?;
-        if let Ok(mut kept) = self.run_tasks.lock() {
-            kept.insert(dag_run_id, tis.clone());
-        }
-        Ok(tis)
+        self.kept().insert(dag_run_id, tis);
+        Ok(())
     }
 
     /// Records applied transitions in the kept task states; a conflict drops the run's entry,
@@ -450,9 +457,7 @@ impl Scheduler {
         transitions: &[updraft_store::Transition],
         results: &[TransitionResult],
     ) {
-        let Ok(mut kept) = self.run_tasks.lock() else {
-            return;
-        };
+        let mut kept = self.kept();
         for ((run, t), result) in runs.iter().zip(transitions).zip(results) {
             if *result == TransitionResult::Conflict {
                 kept.remove(run);
@@ -634,18 +639,16 @@ impl Scheduler {
                 .get(pool)
                 .is_some_and(|slots| used >= *slots)
         };
-        let mut candidates: Vec<TaskInstance> = match self.run_tasks.lock() {
-            Ok(kept) => kept
-                .iter()
-                .filter(|(run, _)| self.config.only_run.is_none_or(|only| only == **run))
-                .flat_map(|(_, tis)| tis.iter())
-                .filter(|ti| ti.state == TaskState::Scheduled)
-                .filter(|ti| !dag_full(&ti.dag_id) && !pool_full(&ti.pool))
-                .filter(|ti| self.config.only_run.is_some() || !self.is_paused(&ti.dag_id))
-                .cloned()
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let mut candidates: Vec<TaskInstance> = self
+            .kept()
+            .iter()
+            .filter(|(run, _)| self.config.only_run.is_none_or(|only| only == **run))
+            .flat_map(|(_, tis)| tis.iter())
+            .filter(|ti| ti.state == TaskState::Scheduled)
+            .filter(|ti| !dag_full(&ti.dag_id) && !pool_full(&ti.pool))
+            .filter(|ti| self.config.only_run.is_some() || !self.is_paused(&ti.dag_id))
+            .cloned()
+            .collect();
         candidates.sort_unstable_by(|a, b| {
             b.priority_weight
                 .cmp(&a.priority_weight)
