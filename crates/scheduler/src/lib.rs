@@ -593,17 +593,23 @@ impl Scheduler {
             .lock()
             .map(|l| l.clone())
             .unwrap_or_default();
-        let candidates = self.queueing_candidates(&occupancy, &limits);
-        let chosen = queueing::choose(&candidates, &occupancy, free, &limits, self.config.only_run);
+        let chosen: Vec<(i64, u32, i64)> = {
+            let kept = self.kept();
+            let candidates = self.queueing_candidates(&kept, &occupancy, &limits);
+            queueing::choose(candidates, &occupancy, free, &limits, self.config.only_run)
+                .into_iter()
+                .map(|ti| (ti.id, ti.try_number, ti.dag_run_id))
+                .collect()
+        };
         if chosen.is_empty() {
             return Ok(0);
         }
-        let runs: Vec<i64> = chosen.iter().map(|ti| ti.dag_run_id).collect();
+        let runs: Vec<i64> = chosen.iter().map(|(_, _, run)| *run).collect();
         let transitions: Vec<_> = chosen
             .iter()
-            .map(|ti| updraft_store::Transition {
-                ti_id: ti.id,
-                try_number: ti.try_number,
+            .map(|&(ti_id, try_number, _)| updraft_store::Transition {
+                ti_id,
+                try_number,
                 from: TaskState::Scheduled,
                 to: TaskState::Queued,
                 now,
@@ -623,11 +629,12 @@ impl Scheduler {
     /// is below `max_active_tasks`, their pool has a free slot, their DAG is not paused),
     /// highest priority first. Every running run in scope is kept after a full pass, so this
     /// reads nothing from the store.
-    fn queueing_candidates(
+    fn queueing_candidates<'a>(
         &self,
+        kept: &'a HashMap<i64, Vec<TaskInstance>>,
         occupancy: &updraft_store::Occupancy,
         limits: &HashMap<String, u32>,
-    ) -> Vec<TaskInstance> {
+    ) -> Vec<&'a TaskInstance> {
         let dag_full = |dag_id: &str| {
             let active = occupancy.per_dag.get(dag_id).copied().unwrap_or(0);
             limits.get(dag_id).is_some_and(|limit| active >= *limit)
@@ -639,15 +646,19 @@ impl Scheduler {
                 .get(pool)
                 .is_some_and(|slots| used >= *slots)
         };
-        let mut candidates: Vec<TaskInstance> = self
-            .kept()
+        let paused_dags = self.paused.lock().map(|p| p.clone()).unwrap_or_default();
+        let paused: HashSet<&str> = paused_dags
+            .iter()
+            .filter(|(_, is_paused)| **is_paused)
+            .map(|(dag, _)| dag.as_str())
+            .collect();
+        let mut candidates: Vec<&TaskInstance> = kept
             .iter()
             .filter(|(run, _)| self.config.only_run.is_none_or(|only| only == **run))
             .flat_map(|(_, tis)| tis.iter())
             .filter(|ti| ti.state == TaskState::Scheduled)
             .filter(|ti| !dag_full(&ti.dag_id) && !pool_full(&ti.pool))
-            .filter(|ti| self.config.only_run.is_some() || !self.is_paused(&ti.dag_id))
-            .cloned()
+            .filter(|ti| self.config.only_run.is_some() || !paused.contains(ti.dag_id.as_str()))
             .collect();
         candidates.sort_unstable_by(|a, b| {
             b.priority_weight

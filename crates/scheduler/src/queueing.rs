@@ -7,14 +7,22 @@ use updraft_store::{Occupancy, TaskInstance};
 /// Picks from `candidates` (highest priority first) at most `free` task instances such that no
 /// DAG exceeds its `max_active_tasks` and no pool its slots. Pools with no row are unlimited.
 pub fn choose<'a>(
-    candidates: &'a [TaskInstance],
+    candidates: impl IntoIterator<Item = &'a TaskInstance>,
     occupancy: &Occupancy,
     free: usize,
     max_active_tasks: &HashMap<String, u32>,
     only_run: Option<i64>,
 ) -> Vec<&'a TaskInstance> {
-    let mut per_dag = occupancy.per_dag.clone();
-    let mut per_pool = occupancy.per_pool.clone();
+    let mut per_dag: HashMap<&str, u32> = occupancy
+        .per_dag
+        .iter()
+        .map(|(dag, n)| (dag.as_str(), *n))
+        .collect();
+    let mut per_pool: HashMap<&str, u32> = occupancy
+        .per_pool
+        .iter()
+        .map(|(pool, n)| (pool.as_str(), *n))
+        .collect();
     let mut chosen = Vec::new();
     for ti in candidates {
         if chosen.len() >= free {
@@ -23,23 +31,23 @@ pub fn choose<'a>(
         if only_run.is_some_and(|run| run != ti.dag_run_id) {
             continue;
         }
-        let dag_count = per_dag.entry(ti.dag_id.clone()).or_default();
+        let dag_count = per_dag.get(ti.dag_id.as_str()).copied().unwrap_or(0);
         if max_active_tasks
             .get(&ti.dag_id)
-            .is_some_and(|limit| *dag_count >= *limit)
+            .is_some_and(|limit| dag_count >= *limit)
         {
             continue;
         }
-        let pool_count = per_pool.entry(ti.pool.clone()).or_default();
+        let pool_count = per_pool.get(ti.pool.as_str()).copied().unwrap_or(0);
         if occupancy
             .pool_slots
             .get(&ti.pool)
-            .is_some_and(|slots| *pool_count >= *slots)
+            .is_some_and(|slots| pool_count >= *slots)
         {
             continue;
         }
-        *dag_count += 1;
-        *pool_count += 1;
+        per_dag.insert(&ti.dag_id, dag_count + 1);
+        per_pool.insert(&ti.pool, pool_count + 1);
         chosen.push(ti);
     }
     chosen
