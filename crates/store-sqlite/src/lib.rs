@@ -186,10 +186,6 @@ impl Store for SqliteStore {
         self.write(move |tx| task_instances::apply(tx, &batch))
             .await
     }
-    async fn scheduled_task_instances(&self, limit: usize) -> Result<Vec<TaskInstance>> {
-        self.read(move |c| task_instances::scheduled(c, limit))
-            .await
-    }
     async fn occupancy(&self) -> Result<Occupancy> {
         self.read(task_instances::occupancy).await
     }

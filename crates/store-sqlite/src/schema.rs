@@ -117,6 +117,10 @@ INSERT INTO pool (name, slots, description) VALUES ('default_pool', 128, 'Defaul
     r#"
 ALTER TABLE dag_run ADD COLUMN runner TEXT;
 "#,
+    // Queueing reads the scheduler's kept states, not `scheduled` rows.
+    r#"
+DROP INDEX task_instance_scheduled;
+"#,
 ];
 
 /// The schema version this binary writes.

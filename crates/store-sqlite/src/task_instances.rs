@@ -142,18 +142,6 @@ pub fn occupancy(conn: &Connection) -> Result<Occupancy> {
     Ok(occupancy)
 }
 
-pub fn scheduled(conn: &Connection, limit: usize) -> Result<Vec<TaskInstance>> {
-    query_tis(
-        conn,
-        &format!(
-            "SELECT {TI_COLUMNS} FROM task_instance WHERE state = 'scheduled' \
-             AND dag_run_id IN (SELECT id FROM dag_run WHERE state IN ('queued', 'running')) \
-             ORDER BY priority_weight DESC, id LIMIT ?1"
-        ),
-        params![limit as i64],
-    )
-}
-
 pub fn earliest_retry(conn: &Connection) -> Result<Option<DateTime<Utc>>> {
     let v: Option<i64> = conn
         .query_row(

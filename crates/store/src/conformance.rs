@@ -102,7 +102,6 @@ macro_rules! __store_conformance_checks {
                 apply_transitions_with_new_try_increments_the_try_number,
                 apply_transitions_rejects_an_illegal_transition_and_changes_nothing,
                 apply_transitions_records_dates,
-                scheduled_task_instances_are_highest_priority_first,
                 occupancy_counts_queued_and_running_tasks,
                 earliest_retry_is_the_first_retry_of_an_unfinished_run,
                 clear_resets_finished_tasks_and_reopens_the_run,

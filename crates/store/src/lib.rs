@@ -85,8 +85,6 @@ pub trait Store: Send + Sync + 'static {
     async fn task_instances(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>>;
     /// Applies a batch of compare-and-set state changes in one transaction.
     async fn apply_transitions(&self, batch: Vec<Transition>) -> Result<Vec<TransitionResult>>;
-    /// `scheduled` task instances in unfinished runs, highest priority first.
-    async fn scheduled_task_instances(&self, limit: usize) -> Result<Vec<TaskInstance>>;
     /// Queued and running task instances, per DAG and per pool, for concurrency limits.
     async fn occupancy(&self) -> Result<Occupancy>;
     /// The earliest `next_retry_at` of an `up_for_retry` task in an unfinished run.

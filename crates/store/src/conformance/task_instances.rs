@@ -217,56 +217,6 @@ pub async fn apply_transitions_records_dates(db: &dyn TestDatabase) {
     assert_eq!(reset.claim_id, None);
 }
 
-pub async fn scheduled_task_instances_are_highest_priority_first(db: &dyn TestDatabase) {
-    let store = db.open().await;
-    publish(&*store, &["d", "e"]).await;
-    let run = create(
-        &*store,
-        new_run(
-            "d",
-            "r",
-            vec![
-                task_in("low", "default", 1),
-                task_in("high", "default", 9),
-                task_in("mid", "default", 5),
-                task_in("mid_later", "default", 5),
-                task_in("unscheduled", "default", 100),
-            ],
-        ),
-    )
-    .await;
-    for task_id in ["low", "high", "mid", "mid_later"] {
-        apply(
-            &*store,
-            transition(&ti(&*store, run.id, task_id).await, TaskState::Scheduled),
-        )
-        .await;
-    }
-    // A scheduled task of a run that was marked failed is not offered.
-    let dead = create(
-        &*store,
-        new_run("e", "dead", vec![task_in("orphan", "default", 50)]),
-    )
-    .await;
-    apply(
-        &*store,
-        transition(&ti(&*store, dead.id, "orphan").await, TaskState::Scheduled),
-    )
-    .await;
-    let failed = store
-        .set_dag_run_state(dead.id, DagRunState::Queued, DagRunState::Failed, at(1))
-        .await
-        .unwrap();
-    assert_eq!(failed, TransitionResult::Applied);
-
-    let all = store.scheduled_task_instances(10).await.unwrap();
-    assert_eq!(task_ids(&all), vec!["high", "mid", "mid_later", "low"]);
-    assert!(all.iter().all(|ti| ti.state == TaskState::Scheduled));
-    let top = store.scheduled_task_instances(2).await.unwrap();
-    assert_eq!(task_ids(&top), vec!["high", "mid"]);
-    assert_eq!(store.scheduled_task_instances(0).await.unwrap(), vec![]);
-}
-
 pub async fn occupancy_counts_queued_and_running_tasks(db: &dyn TestDatabase) {
     let store = db.open().await;
     let empty = store.occupancy().await.unwrap();
