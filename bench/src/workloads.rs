@@ -228,6 +228,26 @@ struct SuccessfulRun {
     tasks: Vec<TaskTimes>,
 }
 
+/// Writes one DAG file into a fresh home, starts standalone, triggers the DAG once with
+/// `--wait`, and returns the finished run and the trigger's wall time in seconds.
+fn single_run(
+    bench: &Bench,
+    dag_id: &str,
+    source: String,
+    tasks: usize,
+) -> Result<(SuccessfulRun, f64)> {
+    let home = Home::new()?;
+    dag_folder::write(&home.dags(), [(format!("{dag_id}.yaml"), source)])?;
+    let standalone = start(bench, &home, 1)?;
+    let metadata = bench.database.open(&home)?;
+    let clock = std::time::Instant::now();
+    let run_id = bench.updraft.trigger(&home, dag_id, true)?;
+    let wall = clock.elapsed().as_secs_f64();
+    let done = successful_run(&*metadata, dag_id, &run_id, tasks)?;
+    standalone.stop()?;
+    Ok((done, wall))
+}
+
 fn successful_run(
     metadata: &dyn Metadata,
     dag_id: &str,

@@ -1,31 +1,17 @@
 //! W1 `chain40`: one DAG of 40 `true` tasks in a straight chain, triggered once.
 
-use std::time::Instant;
-
 use anyhow::Result;
 
-use super::{millis, seconds, start, successful_run, Bench};
+use super::{millis, seconds, single_run, Bench};
 use crate::dag_folder;
 use crate::measurement::{Figure, Goal, Measurement, Unit};
 use crate::stats;
-use crate::updraft::Home;
 
 const DAG: &str = "chain40";
 
 pub fn run(bench: &Bench) -> Result<Measurement> {
     let n = bench.sizes.chain_length;
-    let home = Home::new()?;
-    dag_folder::write(
-        &home.dags(),
-        [(format!("{DAG}.yaml"), dag_folder::chain(DAG, n))],
-    )?;
-    let standalone = start(bench, &home, 1)?;
-    let metadata = bench.database.open(&home)?;
-    let clock = Instant::now();
-    let run_id = bench.updraft.trigger(&home, DAG, true)?;
-    let wall = clock.elapsed().as_secs_f64();
-    let done = successful_run(&*metadata, DAG, &run_id, n)?;
-    standalone.stop()?;
+    let (done, wall) = single_run(bench, DAG, dag_folder::chain(DAG, n), n)?;
 
     let hops: Vec<f64> = done
         .tasks
