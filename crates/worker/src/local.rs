@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info, warn};
 use updraft_model::{retry, Dag, Operator, Task, TaskState};
 use updraft_store::{ClaimRequest, ClaimedTask, FinishReport, Store, StoreError, TransitionResult};
-use updraft_template::{identity_env, needs_variables, needs_xcoms, Renderer, TemplateContext};
+use updraft_template::{
+    identity_env, is_template, needs_variables, needs_xcoms, Renderer, TemplateContext,
+};
 
 use crate::process::{run_task_guarded, FailureReason, Reaper, TaskLaunch, TaskOutcome};
 
@@ -276,8 +278,9 @@ impl LocalWorker {
         let templates = std::iter::once(bash_command.as_str())
             .chain(task.env.values().map(String::as_str))
             .chain(task.cwd.as_deref());
-        let (mut want_xcoms, mut want_vars) = (false, false);
+        let (mut any_template, mut want_xcoms, mut want_vars) = (false, false, false);
         for t in templates {
+            any_template |= is_template(t);
             want_xcoms |= needs_xcoms(t);
             want_vars |= needs_variables(t);
         }
@@ -292,7 +295,12 @@ impl LocalWorker {
             data_interval_end: run.data_interval_end,
             conf: run.conf.clone(),
             dag_params: dag.params.clone(),
-            task: serde_json::to_value(task).unwrap_or_default(),
+            // Only a template can read it; most commands have none, and this is per try.
+            task: if any_template {
+                serde_json::to_value(task).unwrap_or_default()
+            } else {
+                serde_json::Value::Null
+            },
             variables: Default::default(),
             xcoms: Default::default(),
         };
