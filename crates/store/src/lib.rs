@@ -4,6 +4,7 @@
 //! Every task instance state change is a compare-and-set on (id, try number, expected state): a
 //! write that lost a race changes nothing and is reported as [`TransitionResult::Conflict`].
 
+mod execution;
 mod record;
 
 #[cfg(feature = "conformance")]
@@ -12,6 +13,7 @@ pub mod conformance;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use execution::{StoreExecution, TaskExecution};
 pub use record::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +24,12 @@ pub enum StoreError {
     /// The database schema is newer than this binary knows.
     #[error("database schema version {found} is newer than this updraft supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// The API server could not be reached or refused the request; worth retrying.
+    #[error("API server unavailable: {0}")]
+    Unavailable(String),
+    /// The API server rejected the worker's token.
+    #[error("not authorized: {0}")]
+    Unauthorized(String),
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0} already exists")]
@@ -70,6 +78,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_dag_runs(&self, dag_id: &str) -> Result<Vec<DagRun>>;
     /// Runs that are queued or running, oldest logical date first.
     async fn unfinished_dag_runs(&self) -> Result<Vec<DagRun>>;
+    /// Renews `scheduler_id`'s lease on the unfinished runs it owns, adopts unowned runs and
+    /// runs whose owner's lease ran out (never runs with a `runner`) until it owns
+    /// `max_owned`, and returns every unfinished run it owns, oldest logical date first.
+    /// Schedulers evaluate only the runs they own, so they do not race over the same run.
+    async fn own_dag_runs(&self, request: OwnRuns) -> Result<Vec<DagRun>>;
+    /// Gives up every run `scheduler_id` owns (a clean shutdown), so others adopt them at once.
+    async fn release_owned_dag_runs(&self, scheduler_id: &str) -> Result<()>;
     /// Hands a run whose runner died over to the schedulers (clears `runner`).
     async fn release_dag_run(&self, id: i64) -> Result<()>;
     async fn set_dag_run_state(
@@ -87,6 +102,12 @@ pub trait Store: Send + Sync + 'static {
     async fn apply_transitions(&self, batch: Vec<Transition>) -> Result<Vec<TransitionResult>>;
     /// Queued and running task instances, per DAG and per pool, for concurrency limits.
     async fn occupancy(&self) -> Result<Occupancy>;
+    /// Queues `items` in order (`scheduled` → `queued`, new try), each only if its DAG stays
+    /// within `max_active_tasks` and its pool within its slots, counted inside the same
+    /// transaction: several schedulers queueing at once never exceed a limit. An item that
+    /// was not queued (its state moved on, or no room) is a `Conflict`.
+    async fn queue(&self, items: Vec<QueueItem>, now: DateTime<Utc>)
+        -> Result<Vec<TransitionResult>>;
     /// The earliest `next_retry_at` of an `up_for_retry` task in an unfinished run.
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>>;
     /// Resets the given tasks (and what the caller computed as their downstream) to `none`
@@ -118,6 +139,30 @@ pub trait Store: Send + Sync + 'static {
     async fn claims_of_worker(&self, worker_id: &str) -> Result<Vec<TaskInstance>>;
     /// Every running (or restarting) task instance, whoever holds it.
     async fn running_task_instances(&self) -> Result<Vec<TaskInstance>>;
+
+    /// Appends to the log of a try; only the claim that owns the try may write it.
+    async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend>;
+    /// The log of a try as sent by its worker; `None` when nothing was sent (the worker wrote
+    /// it to a local file only).
+    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>>;
+
+    // --- processes ---
+
+    /// Records that a scheduler, worker or API server is alive.
+    async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()>;
+    /// Processes of `kind` (or all) whose latest heartbeat is at or after `alive_since`.
+    async fn list_jobs(
+        &self,
+        kind: Option<JobKind>,
+        alive_since: DateTime<Utc>,
+    ) -> Result<Vec<JobRecord>>;
+    /// Forgets a process that shut down cleanly.
+    async fn end_job(&self, id: &str) -> Result<()>;
+
+    /// Changes other processes commit, as the database announces them (PostgreSQL
+    /// `LISTEN/NOTIFY`); `None` when the backend cannot (SQLite: one process schedules, and
+    /// others wake it directly). The receiver ends when the store is dropped.
+    async fn changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>>;
 
     // --- XCom and variables ---
 

@@ -1,7 +1,7 @@
 //! The records kept in the store, as plain data.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 pub use updraft_model::{DagRunState, RunType, TaskState};
@@ -80,7 +80,7 @@ pub struct NewTaskInstance {
     pub priority_weight: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DagRun {
     pub id: i64,
     pub dag_id: String,
@@ -99,7 +99,7 @@ pub struct DagRun {
     pub runner: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskInstance {
     pub id: i64,
     pub dag_run_id: i64,
@@ -136,7 +136,8 @@ pub struct Transition {
     pub next_retry_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TransitionResult {
     Applied,
     /// The row was no longer in the expected state or try: nothing changed.
@@ -152,7 +153,7 @@ pub struct Occupancy {
     pub total: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimRequest {
     pub worker_id: String,
     pub hostname: String,
@@ -166,14 +167,14 @@ pub struct ClaimRequest {
 }
 
 /// A task instance a worker now owns for one try, with what it needs to run it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimedTask {
     pub ti: TaskInstance,
     pub claim_id: String,
     pub dag_run: DagRun,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinishReport {
     pub ti_id: i64,
     pub try_number: u32,
@@ -187,9 +188,125 @@ pub struct FinishReport {
     pub infrastructure_failure: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XCom {
     pub task_id: String,
     pub key: String,
     pub value: serde_json::Value,
+}
+
+/// One task instance the scheduler wants queued (from `scheduled`, starting try
+/// `try_number + 1`). The store admits it only if its DAG stays within `max_active_tasks` and
+/// its pool within its slots, counted inside the queueing transaction, so that several
+/// schedulers together never exceed a limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueItem {
+    pub ti_id: i64,
+    pub try_number: u32,
+    pub dag_id: String,
+    pub pool: String,
+    pub max_active_tasks: u32,
+}
+
+/// A scheduler taking charge of the unfinished runs it will evaluate.
+#[derive(Debug, Clone)]
+pub struct OwnRuns {
+    pub scheduler_id: String,
+    pub now: DateTime<Utc>,
+    /// Another scheduler may adopt this scheduler's runs once this passes.
+    pub lease_until: DateTime<Utc>,
+    /// At most this many runs are owned after adopting (a fair share of the cluster's).
+    pub max_owned: usize,
+}
+
+/// The kind of a long-running process that records heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobKind {
+    Scheduler,
+    Worker,
+    ApiServer,
+    Standalone,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Scheduler => "scheduler",
+            JobKind::Worker => "worker",
+            JobKind::ApiServer => "api-server",
+            JobKind::Standalone => "standalone",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "scheduler" => JobKind::Scheduler,
+            "worker" => JobKind::Worker,
+            "api-server" => JobKind::ApiServer,
+            "standalone" => JobKind::Standalone,
+            _ => return None,
+        })
+    }
+}
+
+/// A process saying it is alive (inserted on the first beat, updated after).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobHeartbeat {
+    /// Unique per process (`host:pid:start-time`).
+    pub id: String,
+    pub kind: JobKind,
+    pub hostname: String,
+    /// The queues a worker serves (empty: all, or not a worker).
+    pub queues: Vec<String>,
+    /// `running` or `draining` (a worker finishing its tasks before it exits).
+    pub state: String,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: JobKind,
+    pub hostname: String,
+    pub queues: Vec<String>,
+    pub state: String,
+    pub started_at: DateTime<Utc>,
+    pub latest_heartbeat: DateTime<Utc>,
+}
+
+/// Bytes of a try's log, sent by the worker running it. `offset` is where `data` starts in
+/// the whole log, so a chunk sent twice (after a failover) is stored once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogChunk {
+    pub ti_id: i64,
+    pub try_number: u32,
+    pub claim_id: String,
+    pub offset: u64,
+    pub data: String,
+}
+
+/// What became of a [`LogChunk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum LogAppend {
+    /// Stored; the log now holds `length` bytes.
+    Stored { length: u64 },
+    /// The chunk starts after the end of the stored log: resend from `length`.
+    Gap { length: u64 },
+    /// The try is not this claim's any more (fenced off): stop the task.
+    Fenced,
+}
+
+/// Something another process committed, as announced by the database (PostgreSQL
+/// `LISTEN/NOTIFY`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Task instances of these runs changed (finished, cleared), or the runs were created.
+    Runs(Vec<i64>),
+    /// Task instances were queued on these queues.
+    WorkQueued(Vec<String>),
+    /// DAGs, pauses or anything else: look at everything. Also sent after the notification
+    /// connection was lost and restored, since changes in between were missed.
+    Everything,
 }

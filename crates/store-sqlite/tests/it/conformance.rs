@@ -21,10 +21,10 @@ impl TestDatabase for SqliteFile {
     }
 }
 
-async fn fresh() -> SqliteFile {
-    SqliteFile {
+async fn fresh() -> Option<SqliteFile> {
+    Some(SqliteFile {
         dir: tempfile::tempdir().expect("create a temporary directory"),
-    }
+    })
 }
 
 updraft_store::store_conformance_tests!(fresh);

@@ -1,0 +1,85 @@
+//! What a worker needs from the rest of the cluster to run tasks: claim, heartbeat, report,
+//! ship logs, and read the DAG, XComs and variables its templates use.
+//!
+//! The local worker of `standalone` reaches it in-process through the store
+//! ([`StoreExecution`]); a remote worker reaches it over HTTP through an API server, and never
+//! holds database credentials.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, LogAppend, LogChunk, Result, Store,
+    TransitionResult, XCom,
+};
+
+#[async_trait]
+pub trait TaskExecution: Send + Sync + 'static {
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>>;
+    /// Extends the leases of `claim_ids`; returns the claims that were lost.
+    async fn heartbeat(
+        &self,
+        claim_ids: &[String],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<String>>;
+    async fn finish(&self, reports: Vec<FinishReport>) -> Result<Vec<TransitionResult>>;
+    async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend>;
+    async fn dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag>;
+    async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>>;
+    async fn variables(&self) -> Result<Vec<(String, String)>>;
+    /// Records that the worker is alive, its queues, and whether it is draining.
+    async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()>;
+    /// Whether logs should be sent with [`TaskExecution::append_log`]: remote workers do;
+    /// the local worker writes them where the rest of the process reads them.
+    fn ships_logs(&self) -> bool;
+}
+
+/// The task-execution operations straight on a store, for workers inside a process that has
+/// the database (`standalone`, `dags test`, the API server).
+pub struct StoreExecution(pub Arc<dyn Store>);
+
+#[async_trait]
+impl TaskExecution for StoreExecution {
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>> {
+        self.0.claim(request).await
+    }
+
+    async fn heartbeat(
+        &self,
+        claim_ids: &[String],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        self.0.heartbeat(claim_ids, lease_until).await
+    }
+
+    async fn finish(&self, reports: Vec<FinishReport>) -> Result<Vec<TransitionResult>> {
+        self.0.finish(reports).await
+    }
+
+    async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend> {
+        self.0.append_log(chunk).await
+    }
+
+    async fn dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag> {
+        self.0.get_dag_version(dag_id, version).await
+    }
+
+    async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>> {
+        self.0.xcoms_for_run(dag_run_id).await
+    }
+
+    async fn variables(&self) -> Result<Vec<(String, String)>> {
+        self.0.list_variables().await
+    }
+
+    async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
+        self.0.job_heartbeat(beat).await
+    }
+
+    fn ships_logs(&self) -> bool {
+        false
+    }
+}
+
