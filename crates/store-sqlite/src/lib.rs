@@ -4,6 +4,10 @@
 
 mod codec;
 mod dags;
+mod jobs;
+mod logs;
+mod ownership;
+mod queueing;
 mod runs;
 mod schema;
 mod task_instances;
@@ -161,6 +165,14 @@ impl Store for SqliteStore {
     async fn unfinished_dag_runs(&self) -> Result<Vec<DagRun>> {
         self.read(runs::unfinished).await
     }
+    async fn own_dag_runs(&self, request: OwnRuns) -> Result<Vec<DagRun>> {
+        self.write(move |tx| ownership::own(tx, &request)).await
+    }
+    async fn release_owned_dag_runs(&self, scheduler_id: &str) -> Result<()> {
+        let scheduler_id = scheduler_id.to_string();
+        self.write(move |tx| ownership::release(tx, &scheduler_id))
+            .await
+    }
     async fn release_dag_run(&self, id: i64) -> Result<()> {
         self.write(move |tx| runs::release(tx, id)).await
     }
@@ -188,6 +200,16 @@ impl Store for SqliteStore {
     }
     async fn occupancy(&self) -> Result<Occupancy> {
         self.read(task_instances::occupancy).await
+    }
+    async fn queue(
+        &self,
+        items: Vec<QueueItem>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TransitionResult>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |tx| queueing::queue(tx, &items, now)).await
     }
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>> {
         self.read(task_instances::earliest_retry).await
@@ -237,6 +259,45 @@ impl Store for SqliteStore {
     }
     async fn running_task_instances(&self) -> Result<Vec<TaskInstance>> {
         self.read(task_instances::running).await
+    }
+
+    async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend> {
+        self.write(move |tx| logs::append(tx, &chunk)).await
+    }
+    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>> {
+        self.read(move |c| logs::read(c, ti_id, try_number)).await
+    }
+
+    async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
+        self.write(move |tx| jobs::heartbeat(tx, &beat)).await
+    }
+    async fn list_jobs(
+        &self,
+        kind: Option<JobKind>,
+        alive_since: DateTime<Utc>,
+    ) -> Result<Vec<JobRecord>> {
+        self.read(move |c| jobs::list(c, kind, alive_since)).await
+    }
+    async fn end_job(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |tx| jobs::end(tx, &id)).await
+    }
+
+    async fn changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        // One process schedules a SQLite database; others wake it through its socket.
+        Ok(None)
+    }
+
+    async fn set_pool(&self, pool: PoolRecord) -> Result<()> {
+        self.write(move |tx| variables::set_pool(tx, &pool)).await
+    }
+    async fn list_pools(&self) -> Result<Vec<PoolRecord>> {
+        self.read(variables::list_pools).await
+    }
+    async fn delete_pool(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.write(move |tx| variables::delete_pool(tx, &name))
+            .await
     }
 
     async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>> {

@@ -120,7 +120,11 @@ pub fn get_by_id(conn: &Connection, id: i64) -> Result<DagRun> {
         .ok_or_else(|| StoreError::NotFound(format!("dag run #{id}")))
 }
 
-fn query_runs<P: rusqlite::Params>(conn: &Connection, sql: &str, p: P) -> Result<Vec<DagRun>> {
+pub(crate) fn query_runs<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    p: P,
+) -> Result<Vec<DagRun>> {
     let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
     let rows = stmt.query_map(p, run_from_row).map_err(db_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)

@@ -121,6 +121,27 @@ ALTER TABLE dag_run ADD COLUMN runner TEXT;
     r#"
 DROP INDEX task_instance_scheduled;
 "#,
+    // High availability: schedulers own runs, processes beat, remote workers send logs.
+    r#"
+ALTER TABLE dag_run ADD COLUMN scheduler_id TEXT;
+ALTER TABLE dag_run ADD COLUMN scheduler_lease_until INTEGER;
+CREATE TABLE job (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    queues TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    latest_heartbeat INTEGER NOT NULL
+);
+CREATE TABLE task_log (
+    ti_id INTEGER NOT NULL REFERENCES task_instance(id) ON DELETE CASCADE,
+    try_number INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (ti_id, try_number, "offset")
+);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -1,7 +1,7 @@
-//! Variables and XComs: small keyed values that templates read.
+//! Variables, XComs and pools: small keyed values that templates and queueing read.
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use updraft_store::{Result, StoreError, XCom};
+use updraft_store::{PoolRecord, Result, StoreError, XCom};
 
 use crate::db_err;
 
@@ -63,4 +63,38 @@ pub fn list(conn: &Connection) -> Result<Vec<(String, String)>> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(db_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+pub fn set_pool(tx: &Transaction, pool: &PoolRecord) -> Result<()> {
+    tx.execute(
+        "INSERT INTO pool (name, slots, description) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, \
+           description = excluded.description",
+        params![pool.name, pool.slots, pool.description],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub fn list_pools(conn: &Connection) -> Result<Vec<PoolRecord>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name, slots, description FROM pool ORDER BY name")
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(PoolRecord {
+                name: r.get(0)?,
+                slots: r.get(1)?,
+                description: r.get(2)?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+pub fn delete_pool(tx: &Transaction, name: &str) -> Result<bool> {
+    let n = tx
+        .execute("DELETE FROM pool WHERE name = ?1", params![name])
+        .map_err(db_err)?;
+    Ok(n > 0)
 }

@@ -24,6 +24,7 @@
 //! the first difference. Times come from [`fixture::at`], never from the clock.
 
 pub mod claims;
+pub mod cluster;
 pub mod dags;
 pub mod fixture;
 pub mod runs;
@@ -126,6 +127,18 @@ macro_rules! __store_conformance_checks {
                 expired_claims_are_running_tasks_past_their_lease,
                 claims_of_worker_and_running_task_instances,
             }
+            cluster {
+                queue_admits_within_max_active_tasks,
+                queue_admits_within_pool_slots,
+                pools_can_be_set_listed_and_deleted,
+                own_dag_runs_adopts_unowned_runs_up_to_max_owned,
+                own_dag_runs_adopts_runs_whose_owner_lease_ran_out,
+                own_dag_runs_leaves_finished_runs_and_runs_with_a_runner,
+                released_runs_are_adopted_at_once,
+                job_heartbeats_are_listed_while_alive_and_forgotten_when_ended,
+                logs_are_stored_once_in_order,
+                logs_from_a_claim_that_lost_the_try_are_fenced,
+            }
             variables {
                 ping_answers,
                 variables_can_be_set_read_listed_and_deleted,
@@ -167,6 +180,7 @@ mod tests {
     fn every_check_is_listed_once() {
         let sources = [
             ("claims", include_str!("conformance/claims.rs")),
+            ("cluster", include_str!("conformance/cluster.rs")),
             ("dags", include_str!("conformance/dags.rs")),
             ("runs", include_str!("conformance/runs.rs")),
             (

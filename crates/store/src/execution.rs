@@ -82,4 +82,3 @@ impl TaskExecution for StoreExecution {
         false
     }
 }
-

@@ -106,8 +106,11 @@ pub trait Store: Send + Sync + 'static {
     /// within `max_active_tasks` and its pool within its slots, counted inside the same
     /// transaction: several schedulers queueing at once never exceed a limit. An item that
     /// was not queued (its state moved on, or no room) is a `Conflict`.
-    async fn queue(&self, items: Vec<QueueItem>, now: DateTime<Utc>)
-        -> Result<Vec<TransitionResult>>;
+    async fn queue(
+        &self,
+        items: Vec<QueueItem>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TransitionResult>>;
     /// The earliest `next_retry_at` of an `up_for_retry` task in an unfinished run.
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>>;
     /// Resets the given tasks (and what the caller computed as their downstream) to `none`
@@ -163,6 +166,14 @@ pub trait Store: Send + Sync + 'static {
     /// `LISTEN/NOTIFY`); `None` when the backend cannot (SQLite: one process schedules, and
     /// others wake it directly). The receiver ends when the store is dropped.
     async fn changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>>;
+
+    // --- pools ---
+
+    /// Creates or updates a pool.
+    async fn set_pool(&self, pool: PoolRecord) -> Result<()>;
+    async fn list_pools(&self) -> Result<Vec<PoolRecord>>;
+    /// Whether the pool existed. Tasks of a pool without a row run unlimited.
+    async fn delete_pool(&self, name: &str) -> Result<bool>;
 
     // --- XCom and variables ---
 

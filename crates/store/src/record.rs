@@ -310,3 +310,11 @@ pub enum Change {
     /// connection was lost and restored, since changes in between were missed.
     Everything,
 }
+
+/// A pool: at most `slots` of its task instances are queued or running at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolRecord {
+    pub name: String,
+    pub slots: u32,
+    pub description: Option<String>,
+}

@@ -1,0 +1,75 @@
+//! Queueing within `max_active_tasks` and pool slots, counted inside the write transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Transaction};
+use updraft_store::{QueueItem, Result, TaskState, Transition, TransitionResult};
+
+use crate::db_err;
+use crate::task_instances::apply;
+
+const ACTIVE: &str = "state IN ('queued', 'running', 'restarting')";
+
+pub fn queue(
+    tx: &Transaction,
+    items: &[QueueItem],
+    now: DateTime<Utc>,
+) -> Result<Vec<TransitionResult>> {
+    let mut per_dag: HashMap<&str, u32> = HashMap::new();
+    let mut per_pool: HashMap<&str, (u32, Option<u32>)> = HashMap::new();
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        if !per_dag.contains_key(item.dag_id.as_str()) {
+            let n = tx
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM task_instance WHERE dag_id = ?1 AND {ACTIVE}"
+                ))
+                .and_then(|mut s| s.query_row(params![item.dag_id], |r| r.get(0)))
+                .map_err(db_err)?;
+            per_dag.insert(&item.dag_id, n);
+        }
+        if !per_pool.contains_key(item.pool.as_str()) {
+            let slots: Option<u32> = tx
+                .prepare_cached("SELECT slots FROM pool WHERE name = ?1")
+                .and_then(|mut s| s.query_row(params![item.pool], |r| r.get(0)).optional())
+                .map_err(db_err)?;
+            let n = tx
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM task_instance WHERE pool = ?1 AND {ACTIVE}"
+                ))
+                .and_then(|mut s| s.query_row(params![item.pool], |r| r.get(0)))
+                .map_err(db_err)?;
+            per_pool.insert(&item.pool, (n, slots));
+        }
+        let dag_count = per_dag.get(item.dag_id.as_str()).copied().unwrap_or(0);
+        let (pool_count, slots) = per_pool
+            .get(item.pool.as_str())
+            .copied()
+            .unwrap_or((0, None));
+        if dag_count >= item.max_active_tasks || slots.is_some_and(|s| pool_count >= s) {
+            results.push(TransitionResult::Conflict);
+            continue;
+        }
+        let result = apply(
+            tx,
+            &[Transition {
+                ti_id: item.ti_id,
+                try_number: item.try_number,
+                from: TaskState::Scheduled,
+                to: TaskState::Queued,
+                now,
+                new_try: true,
+                next_retry_at: None,
+            }],
+        )?
+        .pop()
+        .unwrap_or(TransitionResult::Conflict);
+        if result == TransitionResult::Applied {
+            per_dag.insert(&item.dag_id, dag_count + 1);
+            per_pool.insert(&item.pool, (pool_count + 1, slots));
+        }
+        results.push(result);
+    }
+    Ok(results)
+}

@@ -1,0 +1,399 @@
+//! Checks of what several processes share: queueing within limits, which scheduler owns which
+//! run, process heartbeats, pools, and logs sent by remote workers.
+
+use super::fixture::*;
+use super::TestDatabase;
+use crate::{
+    JobHeartbeat, JobKind, LogAppend, LogChunk, OwnRuns, PoolRecord, QueueItem, Store, TaskState,
+    TransitionResult,
+};
+
+/// Moves every task of run `dag_run_id` to `scheduled`; returns the queue items for them.
+async fn scheduled_items(
+    store: &dyn Store,
+    dag_run_id: i64,
+    pool: &str,
+    max_active_tasks: u32,
+) -> Vec<QueueItem> {
+    let mut items = Vec::new();
+    for ti in store
+        .task_instances(dag_run_id)
+        .await
+        .expect("task_instances")
+    {
+        apply(store, transition(&ti, TaskState::Scheduled)).await;
+        items.push(QueueItem {
+            ti_id: ti.id,
+            try_number: ti.try_number,
+            dag_id: ti.dag_id.clone(),
+            pool: pool.to_string(),
+            max_active_tasks,
+        });
+    }
+    items
+}
+
+pub async fn queue_admits_within_max_active_tasks(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    let run = create(
+        &*store,
+        new_run("d", "r", vec![task("a"), task("b"), task("c")]),
+    )
+    .await;
+    let items = scheduled_items(&*store, run.id, "default_pool", 2).await;
+    let results = store.queue(items.clone(), at(1)).await.expect("queue");
+    use TransitionResult::*;
+    assert_eq!(results, vec![Applied, Applied, Conflict]);
+    let a = ti(&*store, run.id, "a").await;
+    assert_eq!(
+        (a.state, a.try_number, a.queued_at),
+        (TaskState::Queued, 1, Some(at(1)))
+    );
+    assert_eq!(ti(&*store, run.id, "c").await.state, TaskState::Scheduled);
+    // Already queued: a compare-and-set on `scheduled` no longer matches.
+    let again = store
+        .queue(items[..1].to_vec(), at(1))
+        .await
+        .expect("queue");
+    assert_eq!(again, vec![Conflict]);
+    // A finished task frees its place.
+    let claimed = claim_one(&*store, "w").await;
+    assert_eq!(
+        finish(&*store, report(&claimed, TaskState::Success)).await,
+        Applied
+    );
+    let results = store
+        .queue(items[2..].to_vec(), at(6))
+        .await
+        .expect("queue");
+    assert_eq!(results, vec![Applied]);
+}
+
+pub async fn queue_admits_within_pool_slots(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    store
+        .set_pool(PoolRecord {
+            name: "small".into(),
+            slots: 1,
+            description: None,
+        })
+        .await
+        .expect("set_pool");
+    publish(&*store, &["d", "e"]).await;
+    let first = create(&*store, new_run("d", "r", vec![task("a"), task("b")])).await;
+    let second = create(&*store, new_run("e", "r", vec![task("a")])).await;
+    let mut items = scheduled_items(&*store, first.id, "small", 16).await;
+    items.extend(scheduled_items(&*store, second.id, "small", 16).await);
+    let results = store.queue(items, at(1)).await.expect("queue");
+    use TransitionResult::*;
+    assert_eq!(
+        results,
+        vec![Applied, Conflict, Conflict],
+        "one slot across DAGs"
+    );
+    // A pool without a row is unlimited.
+    let third = create(&*store, new_run("d", "r2", vec![task("a"), task("b")])).await;
+    let items = scheduled_items(&*store, third.id, "nowhere", 16).await;
+    let results = store.queue(items, at(1)).await.expect("queue");
+    assert_eq!(results, vec![Applied, Applied]);
+}
+
+pub async fn pools_can_be_set_listed_and_deleted(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let names = |pools: Vec<PoolRecord>| -> Vec<(String, u32)> {
+        pools.into_iter().map(|p| (p.name, p.slots)).collect()
+    };
+    assert_eq!(
+        names(store.list_pools().await.expect("list_pools")),
+        vec![("default_pool".to_string(), 128)]
+    );
+    let gpu = PoolRecord {
+        name: "gpu".into(),
+        slots: 2,
+        description: Some("two cards".into()),
+    };
+    store.set_pool(gpu.clone()).await.expect("set_pool");
+    store
+        .set_pool(PoolRecord {
+            slots: 4,
+            ..gpu.clone()
+        })
+        .await
+        .expect("set_pool");
+    let pools = store.list_pools().await.expect("list_pools");
+    assert_eq!(pools[1], PoolRecord { slots: 4, ..gpu });
+    assert!(store.delete_pool("gpu").await.expect("delete_pool"));
+    assert!(!store.delete_pool("gpu").await.expect("delete_pool"));
+    assert_eq!(store.list_pools().await.expect("list_pools").len(), 1);
+}
+
+fn own(scheduler_id: &str, now: i64, lease_until: i64, max_owned: usize) -> OwnRuns {
+    OwnRuns {
+        scheduler_id: scheduler_id.to_string(),
+        now: at(now),
+        lease_until: at(lease_until),
+        max_owned,
+    }
+}
+
+fn run_ids(runs: &[crate::DagRun]) -> Vec<&str> {
+    runs.iter().map(|r| r.run_id.as_str()).collect()
+}
+
+pub async fn own_dag_runs_adopts_unowned_runs_up_to_max_owned(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    for run_id in ["r1", "r2", "r3"] {
+        create(&*store, new_run("d", run_id, vec![task("a")])).await;
+    }
+    let first = store.own_dag_runs(own("s1", 1, 5, 2)).await.expect("own");
+    assert_eq!(run_ids(&first), vec!["r1", "r2"]);
+    let second = store.own_dag_runs(own("s2", 1, 5, 10)).await.expect("own");
+    assert_eq!(
+        run_ids(&second),
+        vec!["r3"],
+        "runs of a live owner are left to it"
+    );
+    // Renewing keeps what is owned, even beyond a smaller share.
+    let renewed = store.own_dag_runs(own("s1", 2, 6, 1)).await.expect("own");
+    assert_eq!(run_ids(&renewed), vec!["r1", "r2"]);
+}
+
+pub async fn own_dag_runs_adopts_runs_whose_owner_lease_ran_out(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    create(&*store, new_run("d", "r1", vec![task("a")])).await;
+    assert_eq!(
+        store
+            .own_dag_runs(own("s1", 1, 5, 10))
+            .await
+            .expect("own")
+            .len(),
+        1
+    );
+    assert!(store
+        .own_dag_runs(own("s2", 4, 8, 10))
+        .await
+        .expect("own")
+        .is_empty());
+    let adopted = store.own_dag_runs(own("s2", 6, 10, 10)).await.expect("own");
+    assert_eq!(run_ids(&adopted), vec!["r1"]);
+    assert!(
+        store
+            .own_dag_runs(own("s1", 7, 11, 10))
+            .await
+            .expect("own")
+            .is_empty(),
+        "the old owner lost it"
+    );
+}
+
+pub async fn own_dag_runs_leaves_finished_runs_and_runs_with_a_runner(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    let done = create(&*store, new_run("d", "done", vec![task("a")])).await;
+    store
+        .set_dag_run_state(done.id, done.state, crate::DagRunState::Success, at(1))
+        .await
+        .expect("set_dag_run_state");
+    let tested = create(
+        &*store,
+        crate::NewDagRun {
+            runner: Some("cli:1".into()),
+            ..new_run("d", "tested", vec![task("a")])
+        },
+    )
+    .await;
+    assert!(store
+        .own_dag_runs(own("s1", 1, 5, 10))
+        .await
+        .expect("own")
+        .is_empty());
+    store
+        .release_dag_run(tested.id)
+        .await
+        .expect("release_dag_run");
+    let owned = store.own_dag_runs(own("s1", 1, 5, 10)).await.expect("own");
+    assert_eq!(run_ids(&owned), vec!["tested"]);
+}
+
+pub async fn released_runs_are_adopted_at_once(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    create(&*store, new_run("d", "r1", vec![task("a")])).await;
+    assert_eq!(
+        store
+            .own_dag_runs(own("s1", 1, 50, 10))
+            .await
+            .expect("own")
+            .len(),
+        1
+    );
+    store.release_owned_dag_runs("s1").await.expect("release");
+    let adopted = store.own_dag_runs(own("s2", 2, 6, 10)).await.expect("own");
+    assert_eq!(run_ids(&adopted), vec!["r1"]);
+}
+
+fn beat(id: &str, kind: JobKind, minutes: i64) -> JobHeartbeat {
+    JobHeartbeat {
+        id: id.to_string(),
+        kind,
+        hostname: "host-a".to_string(),
+        queues: vec!["default".to_string(), "gpu".to_string()],
+        state: "running".to_string(),
+        now: at(minutes),
+    }
+}
+
+pub async fn job_heartbeats_are_listed_while_alive_and_forgotten_when_ended(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    store
+        .job_heartbeat(beat("w1", JobKind::Worker, 1))
+        .await
+        .expect("beat");
+    store
+        .job_heartbeat(beat("s1", JobKind::Scheduler, 1))
+        .await
+        .expect("beat");
+    store
+        .job_heartbeat(JobHeartbeat {
+            state: "draining".into(),
+            ..beat("w1", JobKind::Worker, 3)
+        })
+        .await
+        .expect("beat");
+    let all = store.list_jobs(None, at(0)).await.expect("list_jobs");
+    let ids: Vec<&str> = all.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, vec!["s1", "w1"], "ordered by kind, then id");
+    let worker = &all[1];
+    assert_eq!(worker.kind, JobKind::Worker);
+    assert_eq!(worker.state, "draining");
+    assert_eq!(worker.queues, vec!["default", "gpu"]);
+    assert_eq!((worker.started_at, worker.latest_heartbeat), (at(1), at(3)));
+    let alive = store.list_jobs(None, at(2)).await.expect("list_jobs");
+    assert_eq!(alive.len(), 1, "s1 last beat before at(2)");
+    let schedulers = store
+        .list_jobs(Some(JobKind::Scheduler), at(0))
+        .await
+        .expect("list_jobs");
+    assert_eq!(schedulers.len(), 1);
+    store.end_job("w1").await.expect("end_job");
+    assert_eq!(
+        store.list_jobs(None, at(0)).await.expect("list_jobs").len(),
+        1
+    );
+}
+
+fn chunk(claimed: &crate::ClaimedTask, offset: u64, data: &str) -> LogChunk {
+    LogChunk {
+        ti_id: claimed.ti.id,
+        try_number: claimed.ti.try_number,
+        claim_id: claimed.claim_id.clone(),
+        offset,
+        data: data.to_string(),
+    }
+}
+
+pub async fn logs_are_stored_once_in_order(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    queued_run(&*store, "d", "r", vec![task("a")]).await;
+    let claimed = claim_one(&*store, "w").await;
+    let (id, try_number) = (claimed.ti.id, claimed.ti.try_number);
+    assert_eq!(
+        store.read_log(id, try_number).await.expect("read_log"),
+        None
+    );
+    let append = |c| store.append_log(c);
+    assert_eq!(
+        append(chunk(&claimed, 0, "one\n")).await.expect("append"),
+        LogAppend::Stored { length: 4 }
+    );
+    assert_eq!(
+        append(chunk(&claimed, 0, "one\n")).await.expect("append"),
+        LogAppend::Stored { length: 4 },
+        "a chunk sent twice is kept once"
+    );
+    assert_eq!(
+        append(chunk(&claimed, 9, "later\n")).await.expect("append"),
+        LogAppend::Gap { length: 4 }
+    );
+    assert_eq!(
+        append(chunk(&claimed, 0, "one\ntwo\n"))
+            .await
+            .expect("append"),
+        LogAppend::Stored { length: 8 },
+        "an overlapping chunk adds only what is new"
+    );
+    assert_eq!(
+        append(chunk(&claimed, 8, "thrée\n")).await.expect("append"),
+        LogAppend::Stored { length: 15 }
+    );
+    assert_eq!(
+        store
+            .read_log(id, try_number)
+            .await
+            .expect("read_log")
+            .as_deref(),
+        Some("one\ntwo\nthrée\n")
+    );
+    assert_eq!(
+        store.read_log(id, try_number + 1).await.expect("read_log"),
+        None
+    );
+}
+
+pub async fn logs_from_a_claim_that_lost_the_try_are_fenced(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let run = queued_run(&*store, "d", "r", vec![task("a")]).await;
+    let claimed = claim_one(&*store, "w").await;
+    let stale = crate::ClaimedTask {
+        claim_id: "not-the-claim".into(),
+        ..claimed.clone()
+    };
+    assert_eq!(
+        store
+            .append_log(chunk(&stale, 0, "x\n"))
+            .await
+            .expect("append"),
+        LogAppend::Fenced
+    );
+    // Cleared while running, then run again: the old claim may not write the new try.
+    store
+        .clear_task_instances(run.id, &["a".to_string()], at(3))
+        .await
+        .expect("clear");
+    assert_eq!(
+        finish(&*store, report(&claimed, TaskState::Failed)).await,
+        TransitionResult::Conflict,
+        "a cleared try is reset to none"
+    );
+    let again = ti(&*store, run.id, "a").await;
+    queue(&*store, &again).await;
+    let retry = claim_one(&*store, "w2").await;
+    assert_eq!(
+        store
+            .append_log(chunk(&claimed, 0, "old\n"))
+            .await
+            .expect("append"),
+        LogAppend::Fenced
+    );
+    assert_eq!(
+        store
+            .append_log(chunk(&retry, 0, "new\n"))
+            .await
+            .expect("append"),
+        LogAppend::Stored { length: 4 }
+    );
+    assert_eq!(
+        store
+            .append_log(LogChunk {
+                try_number: claimed.ti.try_number,
+                ..chunk(&retry, 4, "x")
+            })
+            .await
+            .expect("append"),
+        LogAppend::Fenced,
+        "the try number must match too"
+    );
+}
