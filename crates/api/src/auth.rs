@@ -23,7 +23,7 @@ impl WorkerToken {
         if token.trim().is_empty() {
             return Err(ApiError::EmptyToken);
         }
-        Ok(WorkerToken(Arc::new(digest(token.as_bytes()))))
+        Ok(WorkerToken(Arc::new(digest(token.trim().as_bytes()))))
     }
 
     /// Whether `presented` is the token, in time independent of where they differ.

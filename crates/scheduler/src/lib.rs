@@ -18,7 +18,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 use updraft_model::{retry, timetable, DagRunState, TaskState};
-use updraft_store::{FinishReport, Store, StoreError, TaskInstance, TransitionResult};
+use updraft_store::{
+    DagRun, FinishReport, JobHeartbeat, JobKind, OwnRuns, QueueItem, Store, StoreError,
+    TaskInstance, TransitionResult,
+};
 
 pub use dag_cache::DagCache;
 pub use graph::DagGraph;
@@ -52,6 +55,15 @@ pub struct SchedulerConfig {
     pub sweep_interval: Duration,
     /// Only this run is scheduled (`dags test`); pause is ignored for it.
     pub only_run: Option<i64>,
+    /// Unique per process; the owner recorded on the runs this scheduler evaluates and the id
+    /// of its heartbeat.
+    pub scheduler_id: String,
+    pub hostname: String,
+    /// What this process is, in the heartbeat table (`standalone` or `scheduler`).
+    pub job_kind: JobKind,
+    /// How long this scheduler's runs stay its own without a renewal (a full pass renews
+    /// them); after that, another scheduler adopts them.
+    pub run_lease: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -60,6 +72,10 @@ impl Default for SchedulerConfig {
             parallelism: 32,
             sweep_interval: Duration::from_secs(2),
             only_run: None,
+            scheduler_id: "scheduler".to_string(),
+            hostname: "localhost".to_string(),
+            job_kind: JobKind::Scheduler,
+            run_lease: Duration::from_secs(10),
         }
     }
 }
@@ -160,6 +176,16 @@ pub struct Scheduler {
     run_tasks: Mutex<HashMap<i64, Vec<TaskInstance>>>,
     /// `max_active_tasks` of the DAGs of the runs evaluated (the version each run is pinned to).
     dag_limits: Mutex<HashMap<String, u32>>,
+    /// Which unfinished runs this scheduler owns (evaluates), and which it saw owned by
+    /// others, as of the last ownership refresh. A run in neither set is new: its appearance
+    /// refreshes ownership, so a triggered run is adopted at once.
+    ownership: Mutex<Ownership>,
+}
+
+#[derive(Default)]
+struct Ownership {
+    owned: HashSet<i64>,
+    foreign: HashSet<i64>,
 }
 
 /// What one pass found out about the future.
@@ -190,7 +216,21 @@ impl Scheduler {
             heartbeat,
             run_tasks: Mutex::new(HashMap::new()),
             dag_limits: Mutex::new(HashMap::new()),
+            ownership: Mutex::new(Ownership::default()),
         }
+    }
+
+    /// Gives up this scheduler's runs and heartbeat so that the others take over at once
+    /// (a clean shutdown, e.g. a rolling restart).
+    pub async fn hand_over(&self) -> Result<(), SchedulerError> {
+        if self.config.only_run.is_some() {
+            return Ok(());
+        }
+        self.store
+            .release_owned_dag_runs(&self.config.scheduler_id)
+            .await?;
+        self.store.end_job(&self.config.scheduler_id).await?;
+        Ok(())
     }
 
     pub fn dag_cache(&self) -> &DagCache {
@@ -208,6 +248,9 @@ impl Scheduler {
         let mut known_due: Option<DateTime<Utc>> = None;
         loop {
             if *shutdown.borrow() {
+                if let Err(e) = self.hand_over().await {
+                    warn!(error = %e, "could not hand the runs over; others adopt them when the lease runs out");
+                }
                 return;
             }
             let (mut full, dirty, finished) = self.signal.take();
@@ -300,11 +343,15 @@ impl Scheduler {
         }
         let mut outcome = PassOutcome::default();
         if full && self.config.only_run.is_none() {
+            self.beat(now).await?;
             self.refresh_paused().await?;
             self.create_scheduled_runs(now).await?;
             self.expire_leases(now).await?;
         }
         let runs = self.store.unfinished_dag_runs().await?;
+        if self.config.only_run.is_none() && (full || self.has_new_runs(&runs)) {
+            self.refresh_ownership(&runs, now).await?;
+        }
         let mut running_per_dag: HashMap<String, u32> = HashMap::new();
         for run in &runs {
             if run.state == DagRunState::Running {
@@ -477,8 +524,88 @@ impl Scheduler {
     fn in_scope(&self, run: &updraft_store::DagRun) -> bool {
         match self.config.only_run {
             Some(id) => run.id == id,
-            None => run.runner.is_none() && !self.is_paused(&run.dag_id),
+            None => run.runner.is_none() && !self.is_paused(&run.dag_id) && self.owns(run.id),
         }
+    }
+
+    fn owns(&self, dag_run_id: i64) -> bool {
+        self.ownership
+            .lock()
+            .map(|o| o.owned.contains(&dag_run_id))
+            .unwrap_or(false)
+    }
+
+    /// Whether an unfinished run appeared that this scheduler has not placed yet.
+    fn has_new_runs(&self, runs: &[DagRun]) -> bool {
+        let Ok(ownership) = self.ownership.lock() else {
+            return true;
+        };
+        runs.iter().any(|run| {
+            run.runner.is_none()
+                && !ownership.owned.contains(&run.id)
+                && !ownership.foreign.contains(&run.id)
+        })
+    }
+
+    /// Renews this scheduler's runs and adopts unowned ones (new runs, and runs of schedulers
+    /// whose lease ran out) up to a fair share: the unfinished runs divided by the live
+    /// schedulers.
+    async fn refresh_ownership(
+        &self,
+        runs: &[DagRun],
+        now: DateTime<Utc>,
+    ) -> Result<(), SchedulerError> {
+        let lease = chrono::Duration::from_std(self.config.run_lease)
+            .unwrap_or_else(|_| chrono::Duration::seconds(10));
+        let alive_since = now - lease;
+        let live = self
+            .store
+            .list_jobs(None, alive_since)
+            .await?
+            .iter()
+            .filter(|job| matches!(job.kind, JobKind::Scheduler | JobKind::Standalone))
+            .count()
+            .max(1);
+        let unowned_or_ours = runs.iter().filter(|run| run.runner.is_none()).count();
+        let max_owned = unowned_or_ours.div_ceil(live).max(1);
+        let owned = self
+            .store
+            .own_dag_runs(OwnRuns {
+                scheduler_id: self.config.scheduler_id.clone(),
+                now,
+                lease_until: now + lease,
+                max_owned,
+            })
+            .await?;
+        let owned: HashSet<i64> = owned.iter().map(|run| run.id).collect();
+        let foreign = runs
+            .iter()
+            .filter(|run| run.runner.is_none() && !owned.contains(&run.id))
+            .map(|run| run.id)
+            .collect();
+        {
+            let mut kept = self.kept();
+            kept.retain(|run, _| owned.contains(run));
+        }
+        if let Ok(mut ownership) = self.ownership.lock() {
+            *ownership = Ownership { owned, foreign };
+        }
+        Ok(())
+    }
+
+    /// Records that this scheduler is alive (health checks, `jobs check`, fair shares).
+    async fn beat(&self, now: DateTime<Utc>) -> Result<(), SchedulerError> {
+        self.store
+            .job_heartbeat(JobHeartbeat {
+                id: self.config.scheduler_id.clone(),
+                kind: self.config.job_kind,
+                hostname: self.config.hostname.clone(),
+                queues: Vec::new(),
+                state: "running".to_string(),
+                now,
+            })
+            .await?;
+        Ok(())
     }
 
     /// As of the last full pass.
@@ -593,36 +720,53 @@ impl Scheduler {
             .lock()
             .map(|l| l.clone())
             .unwrap_or_default();
-        let chosen: Vec<(i64, u32, i64)> = {
+        let chosen: Vec<Chosen> = {
             let kept = self.kept();
             let candidates = self.queueing_candidates(&kept, &occupancy, &limits);
             queueing::choose(candidates, &occupancy, free, &limits, self.config.only_run)
                 .into_iter()
-                .map(|ti| (ti.id, ti.try_number, ti.dag_run_id))
+                .map(|ti| Chosen {
+                    ti_id: ti.id,
+                    try_number: ti.try_number,
+                    dag_run_id: ti.dag_run_id,
+                    dag_id: ti.dag_id.clone(),
+                    pool: ti.pool.clone(),
+                })
                 .collect()
         };
         if chosen.is_empty() {
             return Ok(0);
         }
-        let runs: Vec<i64> = chosen.iter().map(|(_, _, run)| *run).collect();
-        let transitions: Vec<_> = chosen
+        let items: Vec<QueueItem> = chosen
             .iter()
-            .map(|&(ti_id, try_number, _)| updraft_store::Transition {
-                ti_id,
-                try_number,
-                from: TaskState::Scheduled,
-                to: TaskState::Queued,
-                now,
-                new_try: true,
-                next_retry_at: None,
+            .map(|c| QueueItem {
+                ti_id: c.ti_id,
+                try_number: c.try_number,
+                dag_id: c.dag_id.clone(),
+                pool: c.pool.clone(),
+                max_active_tasks: limits.get(&c.dag_id).copied().unwrap_or(u32::MAX),
             })
             .collect();
-        let results = self.store.apply_transitions(transitions.clone()).await?;
-        self.keep_transitions(&runs, &transitions, &results);
-        Ok(results
-            .iter()
-            .filter(|r| **r == TransitionResult::Applied)
-            .count())
+        let results = self.store.queue(items, now).await?;
+        let mut kept = self.kept();
+        let mut queued = 0;
+        for (c, result) in chosen.iter().zip(&results) {
+            // Not queued: another scheduler filled the DAG's or the pool's places first (the
+            // task stays scheduled), or the row moved on, which the next full pass reloads.
+            if *result != TransitionResult::Applied {
+                continue;
+            }
+            queued += 1;
+            if let Some(ti) = kept
+                .get_mut(&c.dag_run_id)
+                .and_then(|tis| tis.iter_mut().find(|ti| ti.id == c.ti_id))
+            {
+                ti.state = TaskState::Queued;
+                ti.try_number += 1;
+                ti.next_retry_at = None;
+            }
+        }
+        Ok(queued)
     }
 
     /// The `scheduled` task instances of the kept runs that could be queued now (their DAG
@@ -719,6 +863,15 @@ impl Scheduler {
         self.signal.runs_changed(tis.iter().map(|ti| ti.dag_run_id));
         Ok(resolved)
     }
+}
+
+/// A task instance picked for queueing, copied out of the kept states.
+struct Chosen {
+    ti_id: i64,
+    try_number: u32,
+    dag_run_id: i64,
+    dag_id: String,
+    pool: String,
 }
 
 fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {

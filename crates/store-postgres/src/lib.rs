@@ -1,1 +1,434 @@
-pub fn x() {}
+//! The PostgreSQL backend of the metadata store, for clusters: several schedulers, workers
+//! and API servers share one database.
+//!
+//! Every write runs in one transaction on a pooled connection (`READ COMMITTED`). Races are
+//! settled by the database itself: task instance writes are compare-and-sets on (id, try,
+//! state); claims and run adoption take rows `FOR UPDATE SKIP LOCKED`; queueing locks the
+//! `pool` and `dag` rows it counts against, in a fixed order. Writes that others must react to
+//! announce themselves with `pg_notify` inside their transaction (see [`Store::changes`]).
+//!
+//! Instants are stored as `BIGINT` microseconds since the Unix epoch (UTC), as in SQLite, so
+//! they round-trip exactly.
+
+mod changes;
+mod codec;
+mod dags;
+mod jobs;
+mod runs;
+mod schema;
+mod task_instances;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod variables;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+use updraft_store::*;
+
+pub use changes::CHANNEL;
+pub use schema::SCHEMA_VERSION;
+
+use changes::Announce;
+
+/// How a [`PostgresStore`] connects.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// The most connections the pool opens (one more is used by [`Store::changes`]).
+    pub max_connections: u32,
+    /// How long a call waits for a free (or new) connection before it fails.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A store on one PostgreSQL database. Cheap to clone; clones share the pool and the origin
+/// of their notifications.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    url: String,
+    /// Tags this store's notifications, so that its own listener skips them.
+    origin: String,
+    /// Dropped with the last clone of the store: ends the listener tasks.
+    closed: tokio::sync::watch::Sender<()>,
+}
+
+impl PostgresStore {
+    /// Connects with the default options and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects (a pool of `options.max_connections`) and brings the schema up to date.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect(url)
+            .await
+            .map_err(|e| {
+                StoreError::Database(format!(
+                    "cannot connect to PostgreSQL at {}: {e}",
+                    redact(url)
+                ))
+            })?;
+        let (closed, _) = tokio::sync::watch::channel(());
+        let store = PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                url: url.to_string(),
+                origin: uuid::Uuid::new_v4().simple().to_string(),
+                closed,
+            }),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Brings the schema up to date (also done by [`connect`](Self::connect)). Safe when
+    /// several processes start at once; fails with [`StoreError::SchemaTooNew`] when the
+    /// database was migrated by a newer updraft.
+    pub async fn migrate(&self) -> Result<i64> {
+        schema::migrate(&self.inner.pool).await
+    }
+
+    /// The connection pool, for tests and tools.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    async fn conn(&self) -> Result<PoolConnection<Postgres>> {
+        self.inner.pool.acquire().await.map_err(db_err)
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        self.inner.pool.begin().await.map_err(db_err)
+    }
+
+    /// Announces `change` (if any) inside `tx`, then commits.
+    async fn commit(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        change: Option<Announce>,
+    ) -> Result<()> {
+        if let Some(change) = change {
+            changes::notify(&mut tx, &self.inner.origin, &change).await?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+}
+
+/// Every database failure, transient or not, is a [`StoreError::Database`]: callers retry.
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            let hidden = if user_info.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<()> {
+        let mut c = self.conn().await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *c)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn sync_dags(&self, sync: DagSync) -> Result<SyncReport> {
+        let mut tx = self.begin().await?;
+        let (report, changed) = dags::sync(&mut tx, &sync).await?;
+        self.commit(tx, changed.then_some(Announce::Everything))
+            .await?;
+        Ok(report)
+    }
+    async fn list_dags(&self) -> Result<Vec<DagRecord>> {
+        dags::list(&mut *self.conn().await?).await
+    }
+    async fn get_dag(&self, dag_id: &str) -> Result<DagRecord> {
+        dags::get(&mut *self.conn().await?, dag_id).await
+    }
+    async fn get_dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag> {
+        dags::definition(&mut *self.conn().await?, dag_id, version).await
+    }
+    async fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
+        let mut tx = self.begin().await?;
+        dags::set_paused(&mut tx, dag_id, paused).await?;
+        self.commit(tx, Some(Announce::Everything)).await
+    }
+    async fn list_import_errors(&self) -> Result<Vec<ImportErrorRecord>> {
+        dags::import_errors(&mut *self.conn().await?).await
+    }
+    async fn dags_needing_next_run(&self) -> Result<Vec<DagRecord>> {
+        dags::needing_next_run(&mut *self.conn().await?).await
+    }
+    async fn set_next_dagrun(&self, dag_id: &str, next: Option<DateTime<Utc>>) -> Result<()> {
+        dags::set_next_dagrun(&mut *self.conn().await?, dag_id, next).await
+    }
+    async fn due_dags(&self, now: DateTime<Utc>) -> Result<Vec<DagRecord>> {
+        dags::due(&mut *self.conn().await?, now).await
+    }
+    async fn earliest_next_dagrun(&self) -> Result<Option<DateTime<Utc>>> {
+        dags::earliest_next_dagrun(&mut *self.conn().await?).await
+    }
+    async fn last_scheduled_logical_date(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
+        runs::last_scheduled_logical_date(&mut *self.conn().await?, dag_id).await
+    }
+
+    async fn create_dag_run(&self, run: NewDagRun) -> Result<DagRun> {
+        let mut tx = self.begin().await?;
+        let created = runs::create(&mut tx, &run).await?;
+        self.commit(tx, Some(Announce::Runs(vec![created.id])))
+            .await?;
+        Ok(created)
+    }
+    async fn get_dag_run(&self, dag_id: &str, run_id: &str) -> Result<DagRun> {
+        runs::get(&mut *self.conn().await?, dag_id, run_id).await
+    }
+    async fn get_dag_run_by_id(&self, id: i64) -> Result<DagRun> {
+        runs::get_by_id(&mut *self.conn().await?, id).await
+    }
+    async fn list_dag_runs(&self, dag_id: &str) -> Result<Vec<DagRun>> {
+        runs::list(&mut *self.conn().await?, dag_id).await
+    }
+    async fn unfinished_dag_runs(&self) -> Result<Vec<DagRun>> {
+        runs::unfinished(&mut *self.conn().await?).await
+    }
+    async fn own_dag_runs(&self, request: OwnRuns) -> Result<Vec<DagRun>> {
+        let mut tx = self.begin().await?;
+        let owned = runs::own(&mut tx, &request).await?;
+        self.commit(tx, None).await?;
+        Ok(owned)
+    }
+    async fn release_owned_dag_runs(&self, scheduler_id: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        runs::release_owned(&mut tx, scheduler_id).await?;
+        self.commit(tx, Some(Announce::Everything)).await
+    }
+    async fn release_dag_run(&self, id: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        runs::release(&mut tx, id).await?;
+        self.commit(tx, Some(Announce::Everything)).await
+    }
+    async fn set_dag_run_state(
+        &self,
+        id: i64,
+        expected: DagRunState,
+        to: DagRunState,
+        now: DateTime<Utc>,
+    ) -> Result<TransitionResult> {
+        let mut tx = self.begin().await?;
+        let result = runs::set_state(&mut tx, id, expected, to, now).await?;
+        let change = (result == TransitionResult::Applied).then(|| Announce::Runs(vec![id]));
+        self.commit(tx, change).await?;
+        Ok(result)
+    }
+
+    async fn task_instances(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>> {
+        task_instances::of_run(&mut *self.conn().await?, dag_run_id).await
+    }
+    async fn apply_transitions(&self, batch: Vec<Transition>) -> Result<Vec<TransitionResult>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        for t in &batch {
+            t.from.check_transition(t.to)?;
+        }
+        let mut tx = self.begin().await?;
+        let results = task_instances::apply(&mut tx, &batch).await?;
+        self.commit(tx, None).await?;
+        Ok(results)
+    }
+    async fn occupancy(&self) -> Result<Occupancy> {
+        task_instances::occupancy(&mut *self.conn().await?).await
+    }
+    async fn queue(
+        &self,
+        items: Vec<QueueItem>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TransitionResult>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let (results, queues) = task_instances::queue(&mut tx, &items, now).await?;
+        let change = (!queues.is_empty()).then_some(Announce::WorkQueued(queues));
+        self.commit(tx, change).await?;
+        Ok(results)
+    }
+    async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>> {
+        task_instances::earliest_retry(&mut *self.conn().await?).await
+    }
+    async fn clear_task_instances(
+        &self,
+        dag_run_id: i64,
+        task_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let cleared = task_instances::clear(&mut tx, dag_run_id, task_ids, now).await?;
+        let change = (cleared > 0).then(|| Announce::Runs(vec![dag_run_id]));
+        self.commit(tx, change).await?;
+        Ok(cleared)
+    }
+
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>> {
+        if request.limit == 0 || request.queues.as_ref().is_some_and(|q| q.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let claimed = task_instances::claim(&mut tx, &request).await?;
+        self.commit(tx, None).await?;
+        Ok(claimed)
+    }
+    async fn heartbeat(
+        &self,
+        claim_ids: &[String],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        if claim_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let lost = task_instances::heartbeat(&mut tx, claim_ids, lease_until).await?;
+        self.commit(tx, None).await?;
+        Ok(lost)
+    }
+    async fn finish(&self, reports: Vec<FinishReport>) -> Result<Vec<TransitionResult>> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        for r in &reports {
+            TaskState::Running.check_transition(r.state)?;
+        }
+        let mut tx = self.begin().await?;
+        let (results, runs) = task_instances::finish(&mut tx, &reports).await?;
+        let change = (!runs.is_empty()).then_some(Announce::Runs(runs));
+        self.commit(tx, change).await?;
+        Ok(results)
+    }
+    async fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
+        task_instances::expired_claims(&mut *self.conn().await?, now).await
+    }
+    async fn claims_of_worker(&self, worker_id: &str) -> Result<Vec<TaskInstance>> {
+        task_instances::claims_of_worker(&mut *self.conn().await?, worker_id).await
+    }
+    async fn running_task_instances(&self) -> Result<Vec<TaskInstance>> {
+        task_instances::running(&mut *self.conn().await?).await
+    }
+
+    async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend> {
+        let mut tx = self.begin().await?;
+        let result = jobs::append_log(&mut tx, &chunk).await?;
+        self.commit(tx, None).await?;
+        Ok(result)
+    }
+    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>> {
+        jobs::read_log(&mut *self.conn().await?, ti_id, try_number).await
+    }
+
+    async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
+        jobs::heartbeat(&mut *self.conn().await?, &beat).await
+    }
+    async fn list_jobs(
+        &self,
+        kind: Option<JobKind>,
+        alive_since: DateTime<Utc>,
+    ) -> Result<Vec<JobRecord>> {
+        jobs::list(&mut *self.conn().await?, kind, alive_since).await
+    }
+    async fn end_job(&self, id: &str) -> Result<()> {
+        jobs::end(&mut *self.conn().await?, id).await
+    }
+
+    async fn changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        let receiver = changes::listen(
+            &self.inner.url,
+            self.inner.origin.clone(),
+            self.inner.closed.subscribe(),
+        )
+        .await?;
+        Ok(Some(receiver))
+    }
+
+    async fn set_pool(&self, pool: PoolRecord) -> Result<()> {
+        let mut tx = self.begin().await?;
+        variables::set_pool(&mut tx, &pool).await?;
+        self.commit(tx, Some(Announce::Everything)).await
+    }
+    async fn list_pools(&self) -> Result<Vec<PoolRecord>> {
+        variables::list_pools(&mut *self.conn().await?).await
+    }
+    async fn delete_pool(&self, name: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let existed = variables::delete_pool(&mut tx, name).await?;
+        self.commit(tx, existed.then_some(Announce::Everything))
+            .await?;
+        Ok(existed)
+    }
+
+    async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>> {
+        variables::xcoms_for_run(&mut *self.conn().await?, dag_run_id).await
+    }
+    async fn get_variable(&self, key: &str) -> Result<Option<String>> {
+        variables::get(&mut *self.conn().await?, key).await
+    }
+    async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
+        variables::set(&mut *self.conn().await?, key, value).await
+    }
+    async fn delete_variable(&self, key: &str) -> Result<bool> {
+        variables::delete(&mut *self.conn().await?, key).await
+    }
+    async fn list_variables(&self) -> Result<Vec<(String, String)>> {
+        variables::list(&mut *self.conn().await?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db?sslmode=disable"),
+            "postgres://u:***@h:5432/db?sslmode=disable"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact("not a url"), "not a url");
+    }
+}

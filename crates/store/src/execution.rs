@@ -34,6 +34,11 @@ pub trait TaskExecution: Send + Sync + 'static {
     /// Whether logs should be sent with [`TaskExecution::append_log`]: remote workers do;
     /// the local worker writes them where the rest of the process reads them.
     fn ships_logs(&self) -> bool;
+    /// Whether `claim` waits on the server until work arrives (long polling), so the worker
+    /// need not wait between empty claims.
+    fn claims_wait(&self) -> bool {
+        false
+    }
 }
 
 /// The task-execution operations straight on a store, for workers inside a process that has

@@ -1,18 +1,19 @@
 //! What every command starts from: the home folder, the configuration and the store.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use updraft_store::Store;
+use updraft_store_postgres::PostgresStore;
 use updraft_store_sqlite::SqliteStore;
 
 use crate::cli::Cli;
-use crate::config::{self, Config};
+use crate::config::{self, Config, DatabaseKind};
 
 pub struct App {
     pub config: Config,
-    pub db_path: PathBuf,
+    pub database: DatabaseKind,
     pub store: Arc<dyn Store>,
 }
 
@@ -29,20 +30,86 @@ impl App {
         Ok((home, config))
     }
 
-    pub fn open(cli: &Cli) -> Result<App> {
+    /// Opens the configured database and brings its schema up to date.
+    pub async fn open(cli: &Cli) -> Result<App> {
         let (_, config) = Self::load_config(cli)?;
-        let db_path = config.sqlite_path()?;
-        let store = SqliteStore::open(&db_path)
-            .with_context(|| format!("cannot open the database {}", db_path.display()))?;
+        let database = config.database_kind()?;
+        let store: Arc<dyn Store> = match &database {
+            DatabaseKind::Sqlite(path) => Arc::new(
+                SqliteStore::open(path)
+                    .with_context(|| format!("cannot open the database {}", path.display()))?,
+            ),
+            DatabaseKind::Postgres(url) => Arc::new(
+                PostgresStore::connect(url)
+                    .await
+                    .with_context(|| format!("cannot open the database {}", redact(url)))?,
+            ),
+        };
         Ok(App {
             config,
-            db_path,
-            store: Arc::new(store),
+            database,
+            store,
         })
     }
 
-    /// Tells a `standalone` running on the same database to look at its work now.
+    /// The SQLite file, when the database is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.database {
+            DatabaseKind::Sqlite(path) => Some(path),
+            DatabaseKind::Postgres(_) => None,
+        }
+    }
+
+    /// The schema version this binary writes for the open database.
+    pub fn schema_version(&self) -> i64 {
+        match &self.database {
+            DatabaseKind::Sqlite(_) => updraft_store_sqlite::SCHEMA_VERSION,
+            DatabaseKind::Postgres(_) => updraft_store_postgres::SCHEMA_VERSION,
+        }
+    }
+
+    /// Where the database is, for messages (without a password).
+    pub fn database_name(&self) -> String {
+        match &self.database {
+            DatabaseKind::Sqlite(path) => path.display().to_string(),
+            DatabaseKind::Postgres(url) => redact(url),
+        }
+    }
+
+    /// Tells a `standalone` running on the same SQLite database to look at its work now.
+    /// (PostgreSQL announces committed changes itself.)
     pub fn wake_standalone(&self) {
-        crate::wake::send(&self.db_path);
+        if let Some(path) = self.sqlite_path() {
+            crate::wake::send(path);
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redact("postgres://u:pw@db:5432/updraft"),
+            "postgres://u:***@db:5432/updraft"
+        );
+        assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(redact("/tmp/updraft.db"), "/tmp/updraft.db");
     }
 }

@@ -44,6 +44,24 @@ pub enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// The DAG processor and the scheduler, against a shared database. Run any number of them
+    /// (active-active) on PostgreSQL.
+    Scheduler,
+    /// The task-execution API that remote workers use, and the health endpoint. Stateless:
+    /// run any number of them behind a load balancer.
+    ApiServer {
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// A remote worker that runs the tasks of its queues, pulled from the API servers over
+    /// HTTP (no database access); `worker list` shows the live workers.
+    Worker(WorkerArgs),
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    #[command(subcommand)]
+    Pools(PoolsCommand),
     #[command(subcommand)]
     Dags(DagsCommand),
     #[command(subcommand)]
@@ -159,6 +177,69 @@ pub enum VariablesCommand {
 pub enum DbCommand {
     /// Create or upgrade the metadata database schema.
     Migrate,
+    /// Check that the database can be reached and its schema is current.
+    Check,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WorkerArgs {
+    #[command(subcommand)]
+    pub command: Option<WorkerCommand>,
+    /// API servers to pull work from, comma-separated; the worker fails over between them
+    /// (overrides `worker.servers`).
+    #[arg(long, value_delimiter = ',', value_name = "URL[,URL…]")]
+    pub server: Vec<String>,
+    /// Queues to serve, comma-separated (overrides `worker.queues`).
+    #[arg(short, long, value_delimiter = ',', value_name = "QUEUE[,QUEUE…]")]
+    pub queues: Vec<String>,
+    /// Task processes at once (overrides `worker.concurrency`).
+    #[arg(short, long)]
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// The live workers: queues, state, running tasks, latest heartbeat.
+    List(OutputArg),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum JobType {
+    Scheduler,
+    Worker,
+    ApiServer,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Exit 0 when enough live processes of a kind exist (for systemd and Kubernetes
+    /// probes); `standalone` counts as a scheduler.
+    Check {
+        #[arg(long, value_enum, default_value_t = JobType::Scheduler)]
+        job_type: JobType,
+        /// Only processes on this host.
+        #[arg(long)]
+        hostname: Option<String>,
+        /// How many must be alive.
+        #[arg(long, default_value_t = 1)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolsCommand {
+    List(OutputArg),
+    /// Create or update a pool.
+    Set {
+        name: String,
+        slots: u32,
+        #[arg(default_value = "")]
+        description: String,
+    },
+    Delete {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

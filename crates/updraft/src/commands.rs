@@ -1,6 +1,8 @@
 //! One function per CLI verb; each returns the process exit code.
 
 mod dags;
+pub mod jobs;
+mod pools;
 mod tasks;
 mod variables;
 
@@ -9,12 +11,16 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::app::App;
-use crate::cli::{Cli, Command, ConfigCommand, DbCommand, Output};
+use crate::cli::{Cli, Command, ConfigCommand, DbCommand, Output, WorkerCommand};
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let (_, config) = App::load_config(&cli)?;
     // Commands print their answer on stdout; only a long-running role logs progress.
-    let is_service = matches!(cli.command, Command::Standalone { .. });
+    let is_service = match &cli.command {
+        Command::Standalone { .. } | Command::Scheduler | Command::ApiServer { .. } => true,
+        Command::Worker(args) => args.command.is_none(),
+        _ => false,
+    };
     init_logging(if is_service {
         &config.logging.level
     } else {
@@ -26,28 +32,62 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::List(out)) => {
+            let mut shown = config.clone();
+            // Secrets stay secret, even on a terminal.
+            if !shown.api.worker_token.is_empty() {
+                shown.api.worker_token = "***".into();
+            }
+            shown.database.url = crate::app::redact(&shown.database.url);
             match out.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&config)?),
-                Output::Table => print!("{}", toml::to_string_pretty(&config)?),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+                Output::Table => print!("{}", toml::to_string_pretty(&shown)?),
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Db(DbCommand::Migrate) => {
-            let app = App::open(&cli)?;
+        Command::Db(DbCommand::Migrate | DbCommand::Check) => {
+            // Opening migrates (safely when several processes start at once).
+            let app = App::open(&cli).await?;
+            app.store.ping().await?;
             println!(
                 "database {} is at schema version {}",
-                app.db_path.display(),
-                updraft_store_sqlite::SCHEMA_VERSION
+                app.database_name(),
+                app.schema_version()
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Standalone { host, port } => {
-            let app = App::open(&cli)?;
+            let app = App::open(&cli).await?;
             crate::standalone::run(app, host.clone(), *port).await
         }
-        Command::Dags(cmd) => dags::run(App::open(&cli)?, cmd).await,
-        Command::Tasks(cmd) => tasks::run(App::open(&cli)?, cmd).await,
-        Command::Variables(cmd) => variables::run(App::open(&cli)?, cmd).await,
+        Command::Scheduler => crate::roles::scheduler::run(App::open(&cli).await?).await,
+        Command::ApiServer { host, port } => {
+            let app = App::open(&cli).await?;
+            crate::roles::api_server::run(app, host.clone(), *port).await
+        }
+        Command::Worker(args) => match &args.command {
+            // A remote worker never opens the database.
+            None => crate::roles::worker::run(config, args).await,
+            Some(WorkerCommand::List(out)) => {
+                jobs::list_workers(&App::open(&cli).await?, out.output).await
+            }
+        },
+        Command::Jobs(crate::cli::JobsCommand::Check {
+            job_type,
+            hostname,
+            limit,
+        }) => {
+            jobs::check(
+                &App::open(&cli).await?,
+                *job_type,
+                hostname.as_deref(),
+                *limit,
+            )
+            .await
+        }
+        Command::Pools(cmd) => pools::run(App::open(&cli).await?, cmd).await,
+        Command::Dags(cmd) => dags::run(App::open(&cli).await?, cmd).await,
+        Command::Tasks(cmd) => tasks::run(App::open(&cli).await?, cmd).await,
+        Command::Variables(cmd) => variables::run(App::open(&cli).await?, cmd).await,
     }
 }
 

@@ -38,6 +38,11 @@ pub struct DatabaseConfig {
 pub struct ApiConfig {
     pub host: String,
     pub port: u16,
+    /// The secret remote workers present to the API servers. Required by `api-server` and
+    /// `worker`; keep it out of the file (UPDRAFT_API__WORKER_TOKEN).
+    pub worker_token: String,
+    /// The scheduler counts as healthy when one beat within this.
+    pub scheduler_health_threshold: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +55,9 @@ pub struct LoggingConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SchedulerSection {
     pub sweep_interval: String,
+    /// How long a scheduler's runs stay its own without a renewal; then another scheduler
+    /// adopts them. Renewed every sweep, so keep it a few sweeps long.
+    pub lease: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +69,13 @@ pub struct WorkerSection {
     pub lease: String,
     /// SIGTERM → SIGKILL grace when a task is timed out or cancelled.
     pub kill_grace: String,
+    /// How long a remote worker told to stop (SIGTERM) lets its running tasks finish before
+    /// it kills them and they are retried elsewhere.
+    pub shutdown_grace: String,
+    /// The API servers a remote worker pulls work from.
+    pub servers: Vec<String>,
+    /// The queues a remote worker serves.
+    pub queues: Vec<String>,
 }
 
 impl Config {
@@ -78,6 +93,8 @@ impl Config {
             api: ApiConfig {
                 host: "127.0.0.1".into(),
                 port: 8080,
+                worker_token: String::new(),
+                scheduler_health_threshold: "30s".into(),
             },
             logging: LoggingConfig {
                 base_log_folder: home.join("logs"),
@@ -85,12 +102,16 @@ impl Config {
             },
             scheduler: SchedulerSection {
                 sweep_interval: "2s".into(),
+                lease: "10s".into(),
             },
             worker: WorkerSection {
                 concurrency: None,
                 heartbeat_interval: "5s".into(),
                 lease: "30s".into(),
                 kill_grace: "5s".into(),
+                shutdown_grace: "60s".into(),
+                servers: Vec::new(),
+                queues: vec!["default".into()],
             },
         }
     }
@@ -110,19 +131,30 @@ impl Config {
             })
     }
 
-    /// The SQLite file named by `database.url`.
-    pub fn sqlite_path(&self) -> Result<PathBuf> {
+    /// The database named by `database.url`.
+    pub fn database_kind(&self) -> Result<DatabaseKind> {
         let url = self.database.url.trim();
         if let Some(rest) = url.strip_prefix("sqlite://") {
-            return Ok(PathBuf::from(rest));
+            return Ok(DatabaseKind::Sqlite(PathBuf::from(rest)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseKind::Postgres(url.to_string()));
         }
         if url.contains("://") {
             anyhow::bail!(
-                "unsupported database URL {url:?}: this build supports sqlite:// URLs and file paths"
+                "unsupported database URL {:?}: use postgres://…, sqlite://… or a file path",
+                crate::app::redact(url)
             );
         }
-        Ok(PathBuf::from(url))
+        Ok(DatabaseKind::Sqlite(PathBuf::from(url)))
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite(PathBuf),
+    /// A connection URL.
+    Postgres(String),
 }
 
 /// `$UPDRAFT_HOME`, or `~/.updraft`.

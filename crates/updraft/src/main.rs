@@ -8,6 +8,7 @@ mod dag_processor;
 mod health;
 mod output;
 mod recovery;
+mod roles;
 mod standalone;
 mod wake;
 

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use chrono::Utc;
-use tracing::warn;
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
 use updraft_scheduler::Scheduler;
-use updraft_store::Store;
+use updraft_store::{JobKind, Store};
 
 pub fn hostname() -> String {
     hostname::get()
@@ -87,8 +87,8 @@ pub async fn recover_dead_local_workers(
         .await?)
 }
 
-/// Hands the runs of dead `dags test` processes on this host over to the schedulers, and
-/// resolves the tries of dead local workers. Run at startup and periodically by `standalone`.
+/// Hands the runs of dead `dags test` processes and dead schedulers on this host over to the
+/// live schedulers, and resolves the tries of dead local workers. Run at startup and periodically by `standalone`.
 /// Returns whether anything changed.
 pub async fn adopt_orphans(store: &Arc<dyn Store>, scheduler: &Scheduler) -> Result<bool> {
     let host = hostname();
@@ -102,6 +102,17 @@ pub async fn adopt_orphans(store: &Arc<dyn Store>, scheduler: &Scheduler) -> Res
             warn!(dag_id = %run.dag_id, run_id = %run.run_id, %runner, "adopting the run of a dead process");
             store.release_dag_run(run.id).await?;
             changed = true;
+        }
+    }
+    for job in store.list_jobs(None, DateTime::<Utc>::UNIX_EPOCH).await? {
+        if is_dead_local_worker(&job.id, &host) {
+            if matches!(job.kind, JobKind::Scheduler | JobKind::Standalone) {
+                // Its runs would otherwise wait for its lease to run out.
+                info!(scheduler = %job.id, "handing over the runs of a dead scheduler");
+                store.release_owned_dag_runs(&job.id).await?;
+                changed = true;
+            }
+            store.end_job(&job.id).await?;
         }
     }
     let recovered = recover_dead_local_workers(store, scheduler).await?;

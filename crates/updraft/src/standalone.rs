@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 use updraft_scheduler::{FinishedTry, Scheduler, SchedulerConfig, SchedulerSignal, SystemClock};
-use updraft_store::DagRun;
+use updraft_store::{DagRun, JobKind, StoreExecution};
 use updraft_worker::{LocalWorker, LocalWorkerConfig};
 
 use crate::app::App;
@@ -39,6 +39,10 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             parallelism: c.core.parallelism.max(1),
             sweep_interval: duration("scheduler.sweep_interval", &c.scheduler.sweep_interval)?,
             only_run,
+            scheduler_id: recovery::worker_id(),
+            hostname: recovery::hostname(),
+            job_kind: JobKind::Standalone,
+            run_lease: duration("scheduler.lease", &c.scheduler.lease)?,
         },
         signal.clone(),
         work_queued.clone(),
@@ -46,7 +50,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
     ));
     let hook_signal = signal.clone();
     let worker = LocalWorker::new(
-        app.store.clone(),
+        Arc::new(StoreExecution(app.store.clone())),
         LocalWorkerConfig {
             worker_id: recovery::worker_id(),
             hostname: recovery::hostname(),
@@ -60,6 +64,8 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             )?,
             lease: duration("worker.lease", &c.worker.lease)?,
             kill_grace: duration("worker.kill_grace", &c.worker.kill_grace)?,
+            drain_grace: None,
+            announce: false,
         },
         work_queued,
         Arc::new(move |reported: updraft_worker::Reported| {
@@ -89,7 +95,7 @@ const ORPHAN_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// The hidden argument that turns this binary into the reaper of its parent's tasks.
 pub const REAPER_ARG: &str = "__reaper";
 
-fn spawn_reaper() -> Option<updraft_worker::Reaper> {
+pub fn spawn_reaper() -> Option<updraft_worker::Reaper> {
     let exe = std::env::current_exe().ok()?;
     match updraft_worker::Reaper::spawn(&exe, &[REAPER_ARG]) {
         Ok(reaper) => Some(reaper),
@@ -101,7 +107,13 @@ fn spawn_reaper() -> Option<updraft_worker::Reaper> {
 }
 
 pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
-    let _lock = lock_database(&app.db_path)?;
+    let Some(db_path) = app.sqlite_path().map(Path::to_path_buf) else {
+        bail!(
+            "standalone runs on SQLite; on PostgreSQL run `updraft scheduler`, `updraft api-server` \
+             and `updraft worker` (see the README's cluster section)"
+        );
+    };
+    let _lock = lock_database(&db_path)?;
     let host = host.unwrap_or_else(|| app.config.api.host.clone());
     let port = port.unwrap_or(app.config.api.port);
     let dags_folder = app.config.core.dags_folder.clone();
@@ -125,7 +137,7 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     let address = listener.local_addr()?;
-    let wake = crate::wake::bind(&app.db_path)
+    let wake = crate::wake::bind(&db_path)
         .map_err(|e| warn!(error = %e, "no wake-up socket: CLI changes are seen at the next sweep"))
         .ok();
 
@@ -191,7 +203,7 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
     let banner = format!(
         "updraft standalone is running\n  health:      http://{address}/api/v2/monitor/health\n  DAG folder:  {}\n  database:    {}\n",
         dags_folder.display(),
-        app.db_path.display()
+        db_path.display()
     );
     {
         use std::io::Write;
@@ -202,7 +214,7 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
     }
     info!(%address, "standalone started");
 
-    wait_for_shutdown_signal().await;
+    crate::roles::shutdown_signal().await;
     info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = worker.await;
@@ -235,7 +247,7 @@ pub async fn run_one(app: &App, run: &DagRun) -> Result<DagRun> {
 }
 
 /// Re-syncs the DAG folder when a file in it changes (inotify), and every `rescan` anyway.
-async fn watch_dag_folder(
+pub async fn watch_dag_folder(
     mut processor: DagProcessor,
     folder: std::path::PathBuf,
     rescan: Duration,
@@ -282,21 +294,6 @@ async fn watch_dag_folder(
             }
             Err(e) => warn!(error = %format!("{e:#}"), "DAG folder sync failed"),
         }
-    }
-}
-
-async fn wait_for_shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }
 

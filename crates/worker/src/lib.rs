@@ -1,6 +1,7 @@
 //! The worker: runs claimed task tries as real processes (process groups, timeouts, logs, XCom).
 
 mod local;
+pub mod log_shipper;
 pub mod process;
 
 pub use local::{FinishedHook, LocalWorker, LocalWorkerConfig, Reported};

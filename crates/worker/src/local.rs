@@ -1,6 +1,8 @@
-//! The local worker: claims queued task instances from the store, runs each as a process,
-//! renews its leases, and reports finished tries in batches (one transaction for all the tries
-//! that finished since the last report).
+//! The worker: claims queued task instances, runs each as a process, renews its leases, and
+//! reports finished tries in batches (one transaction for all the tries that finished since
+//! the last report). It reaches the rest of the cluster through [`TaskExecution`]: the store
+//! itself inside `standalone`, an API server over HTTP for a remote worker (which then also
+//! ships its task logs and announces itself).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -11,11 +13,15 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info, warn};
 use updraft_model::{retry, Dag, Operator, Task, TaskState};
-use updraft_store::{ClaimRequest, ClaimedTask, FinishReport, Store, StoreError, TransitionResult};
+use updraft_store::{
+    ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, JobKind, StoreError, TaskExecution,
+    TransitionResult,
+};
 use updraft_template::{
     identity_env, is_template, needs_variables, needs_xcoms, Renderer, TemplateContext,
 };
 
+use crate::log_shipper::LogShipper;
 use crate::process::{run_task_guarded, FailureReason, Reaper, TaskLaunch, TaskOutcome};
 
 #[derive(Debug, Clone)]
@@ -32,6 +38,11 @@ pub struct LocalWorkerConfig {
     pub heartbeat_interval: Duration,
     pub lease: Duration,
     pub kill_grace: Duration,
+    /// On shutdown, let running tasks finish for up to this long before killing them (a
+    /// drain, for rolling restarts); `None` kills them at once.
+    pub drain_grace: Option<Duration>,
+    /// Record this worker's heartbeat, queues and state (`worker list`).
+    pub announce: bool,
 }
 
 /// Called with the ids of the runs whose tasks just finished.
@@ -48,7 +59,7 @@ pub struct Reported {
 }
 
 pub struct LocalWorker {
-    store: Arc<dyn Store>,
+    execution: Arc<dyn TaskExecution>,
     config: LocalWorkerConfig,
     renderer: Renderer,
     dags: Mutex<HashMap<(String, i64), Arc<Dag>>>,
@@ -70,14 +81,14 @@ struct Finished {
 
 impl LocalWorker {
     pub fn new(
-        store: Arc<dyn Store>,
+        execution: Arc<dyn TaskExecution>,
         config: LocalWorkerConfig,
         work_queued: Arc<Notify>,
         on_finished: FinishedHook,
         reaper: Option<Reaper>,
     ) -> Arc<Self> {
         Arc::new(LocalWorker {
-            store,
+            execution,
             config,
             renderer: Renderer::new(),
             dags: Mutex::new(HashMap::new()),
@@ -89,49 +100,128 @@ impl LocalWorker {
         })
     }
 
-    /// Claims and runs work until `shutdown`; then cancels what still runs and reports it.
+    /// Claims and runs work until `shutdown`; then drains (lets running tasks finish within
+    /// the drain grace) or cancels what still runs, and reports it.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         let reporter = tokio::spawn(self.clone().report_finished(finished_rx));
-        let heartbeat = tokio::spawn(self.clone().heartbeat_loop(shutdown.clone()));
+        let (stopped_tx, stopped_rx) = watch::channel(false);
+        let heartbeat = tokio::spawn(self.clone().heartbeat_loop(stopped_rx.clone()));
+        let announce = self
+            .config
+            .announce
+            .then(|| tokio::spawn(self.clone().announce_loop(shutdown.clone(), stopped_rx)));
+        let long_polls = self.execution.claims_wait();
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let free = self.config.concurrency.saturating_sub(self.running_count());
             let mut claimed = 0;
+            let mut failed = false;
             if free > 0 {
-                match self.claim(free).await {
-                    Ok(tasks) => {
+                let claim = tokio::select! {
+                    result = self.claim(free) => Some(result),
+                    _ = shutdown.changed() => None,
+                };
+                match claim {
+                    Some(Ok(tasks)) => {
                         claimed = tasks.len();
                         for task in tasks {
                             self.start(task, finished_tx.clone());
                         }
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         warn!(error = %e, "claiming work failed");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        failed = true;
                     }
+                    None => continue,
                 }
             }
             if claimed > 0 && claimed == free {
                 continue;
             }
+            // A long-polling claim already waited for work on the server.
+            if long_polls && free > 0 && !failed {
+                continue;
+            }
+            let wait = if failed {
+                Duration::from_millis(500)
+            } else {
+                // The safety net for work queued by another process; in-process schedulers
+                // wake us through `work_queued`.
+                Duration::from_secs(5)
+            };
             tokio::select! {
-                _ = self.work_queued.notified() => {}
-                // The safety net for work queued by another process; in-process
-                // schedulers wake us through `work_queued`.
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = self.work_queued.notified(), if !failed => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
+            }
+        }
+        self.drain().await;
+        drop(finished_tx);
+        let _ = reporter.await;
+        let _ = stopped_tx.send(true);
+        heartbeat.abort();
+        if let Some(announce) = announce {
+            let _ = announce.await;
+        }
+    }
+
+    /// Lets running tasks finish within the drain grace, then kills what is left (its tries
+    /// end as infrastructure failures, retried elsewhere without using up their retries).
+    async fn drain(&self) {
+        if let Some(grace) = self.config.drain_grace {
+            let running = self.running_count();
+            if running > 0 {
+                info!(running, grace = ?grace, "draining: waiting for running tasks to finish");
+            }
+            let deadline = tokio::time::Instant::now() + grace;
+            while self.running_count() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         self.cancel_all();
         while self.running_count() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        drop(finished_tx);
-        let _ = reporter.await;
-        heartbeat.abort();
+    }
+
+    /// Records this worker's heartbeat every heartbeat interval: `running`, then `draining`
+    /// once shutdown began, and `stopped` when it is over.
+    async fn announce_loop(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        loop {
+            let state = if *stopped.borrow() {
+                "stopped"
+            } else if *shutdown.borrow() {
+                "draining"
+            } else {
+                "running"
+            };
+            let beat = JobHeartbeat {
+                id: self.config.worker_id.clone(),
+                kind: JobKind::Worker,
+                hostname: self.config.hostname.clone(),
+                queues: self.config.queues.clone().unwrap_or_default(),
+                state: state.to_string(),
+                now: Utc::now(),
+            };
+            if let Err(e) = self.execution.worker_heartbeat(beat).await {
+                warn!(error = %e, "worker heartbeat failed");
+            }
+            if state == "stopped" {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.heartbeat_interval) => {}
+                _ = shutdown.changed(), if !*shutdown.borrow() => {}
+                _ = stopped.changed() => {}
+            }
+        }
     }
 
     fn running_count(&self) -> usize {
@@ -150,7 +240,7 @@ impl LocalWorker {
         let now = Utc::now();
         let lease =
             chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::seconds(30));
-        self.store
+        self.execution
             .claim(ClaimRequest {
                 worker_id: self.config.worker_id.clone(),
                 hostname: self.config.hostname.clone(),
@@ -208,7 +298,7 @@ impl LocalWorker {
             Err(e) => {
                 write_log_line(&log_path, &format!("cannot load the DAG definition: {e}"));
                 let mut r = report(TaskState::Failed, None, None);
-                if let StoreError::Database(_) = e {
+                if let StoreError::Database(_) | StoreError::Unavailable(_) = e {
                     // Transient: not the task's fault.
                     r.state = TaskState::UpForRetry;
                     r.next_retry_at = Some(Utc::now());
@@ -235,7 +325,13 @@ impl LocalWorker {
             }
         };
         debug!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "task started");
-        match run_task_guarded(launch, cancel, self.reaper.as_ref()).await {
+        let outcome = if self.execution.ships_logs() {
+            self.run_shipping_logs(&claimed, launch, cancel, log_path.clone())
+                .await
+        } else {
+            run_task_guarded(launch, cancel, self.reaper.as_ref()).await
+        };
+        match outcome {
             TaskOutcome::Success { xcom } => {
                 let xcom = xcom
                     .filter(|_| task.do_xcom_push)
@@ -260,6 +356,52 @@ impl LocalWorker {
                 failed(task)
             }
         }
+    }
+
+    /// Runs the try while its log is sent to the server; a fenced claim kills the task.
+    async fn run_shipping_logs(
+        &self,
+        claimed: &ClaimedTask,
+        launch: TaskLaunch,
+        mut cancel: watch::Receiver<bool>,
+        log_path: PathBuf,
+    ) -> TaskOutcome {
+        let shipper = LogShipper::new(
+            self.execution.clone(),
+            log_path,
+            claimed.ti.id,
+            claimed.ti.try_number,
+            claimed.claim_id.clone(),
+        );
+        let (done_tx, done_rx) = watch::channel(false);
+        let (fenced_tx, mut fenced_rx) = watch::channel(false);
+        let shipping = tokio::spawn(shipper.run(done_rx, fenced_tx));
+        // Cancelled by the worker, or by the server refusing the log of a try that is no
+        // longer ours.
+        let (kill_tx, kill_rx) = watch::channel(false);
+        let relay = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = cancel.changed() => {
+                        if changed.is_err() { return; }
+                        if *cancel.borrow() { let _ = kill_tx.send(true); return; }
+                    }
+                    changed = fenced_rx.changed() => {
+                        if changed.is_err() { continue; }
+                        if *fenced_rx.borrow() {
+                            warn!("the server refused the log of this try: claim lost; killing the task");
+                            let _ = kill_tx.send(true);
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let outcome = run_task_guarded(launch, kill_rx, self.reaper.as_ref()).await;
+        relay.abort();
+        let _ = done_tx.send(true);
+        let _ = shipping.await;
+        outcome
     }
 
     /// Renders the task's templates. `Ok(None)`: nothing to run (the empty operator).
@@ -306,7 +448,7 @@ impl LocalWorker {
         };
         if want_xcoms {
             let xcoms = self
-                .store
+                .execution
                 .xcoms_for_run(run.id)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -317,8 +459,8 @@ impl LocalWorker {
         }
         if want_vars {
             let vars = self
-                .store
-                .list_variables()
+                .execution
+                .variables()
                 .await
                 .map_err(|e| e.to_string())?;
             ctx.variables = vars.into_iter().collect();
@@ -357,7 +499,7 @@ impl LocalWorker {
         if let Some(dag) = self.dags.lock().ok().and_then(|d| d.get(&key).cloned()) {
             return Ok(dag);
         }
-        let dag = Arc::new(self.store.get_dag_version(dag_id, version).await?);
+        let dag = Arc::new(self.execution.dag_version(dag_id, version).await?);
         if let Ok(mut dags) = self.dags.lock() {
             dags.insert(key, dag.clone());
         }
@@ -373,7 +515,7 @@ impl LocalWorker {
             let mut attempt: u64 = 0;
             // Never give up: the leases of these claims are renewed until the report lands.
             let results = loop {
-                match self.store.finish(reports.clone()).await {
+                match self.execution.finish(reports.clone()).await {
                     Ok(results) => break results,
                     Err(e) => {
                         attempt += 1;
@@ -421,7 +563,7 @@ impl LocalWorker {
             }
             let lease = chrono::Duration::from_std(self.config.lease)
                 .unwrap_or(chrono::Duration::seconds(30));
-            match self.store.heartbeat(&claims, Utc::now() + lease).await {
+            match self.execution.heartbeat(&claims, Utc::now() + lease).await {
                 Ok(lost) => {
                     if let Ok(running) = self.running.lock() {
                         for claim in lost {

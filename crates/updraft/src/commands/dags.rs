@@ -89,10 +89,11 @@ pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
             if app.store.get_dag(dag_id).await.is_ok_and(|d| d.is_paused) {
                 eprintln!("warning: DAG {dag_id} is paused; the run starts when it is unpaused");
             }
-            if !crate::standalone::is_running(&app.db_path) {
+            let standalone = app.sqlite_path().is_some_and(crate::standalone::is_running);
+            if !standalone && super::jobs::live_schedulers(&app, None).await?.is_empty() {
                 eprintln!(
-                    "warning: no updraft standalone is running on {}; the run starts when one does",
-                    app.db_path.display()
+                    "warning: no updraft scheduler or standalone is running on {}; the run starts when one does",
+                    app.database_name()
                 );
             }
             let run = wait_for(&app, &run).await?;

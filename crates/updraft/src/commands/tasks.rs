@@ -76,6 +76,11 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                     ti.try_number
                 );
             }
+            // A remote worker sent it to the database; a local one wrote it to this machine.
+            if let Some(text) = app.store.read_log(ti.id, try_number).await? {
+                print!("{text}");
+                return Ok(ExitCode::SUCCESS);
+            }
             let path = updraft_worker::log_path(
                 &app.config.logging.base_log_folder,
                 dag_id,
@@ -83,8 +88,12 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                 task_id,
                 try_number,
             );
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("no log for try {try_number} at {}", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no log for try {try_number}: none was sent by a remote worker and none is at {}",
+                    path.display()
+                )
+            })?;
             print!("{text}");
         }
         TasksCommand::Clear {

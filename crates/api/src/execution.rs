@@ -1,0 +1,189 @@
+//! The `/execution/v1/` routes: the task-execution operations on the store, for remote
+//! workers. Instants that bound leases come from this server's clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::time::Instant;
+use updraft_store::{
+    ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, JobKind, LogAppend, LogChunk,
+    TransitionResult, XCom,
+};
+
+use crate::error::{Body, HttpError};
+use crate::server::Shared;
+use crate::wire::{
+    ClaimBody, HeartbeatBody, HeartbeatReply, MAX_CLAIM_LIMIT, MAX_LEASE_SECS, MAX_WAIT_MS,
+};
+
+/// Without a change feed, a waiting claim looks for work this often (work queued by another
+/// process is announced to nobody).
+const POLL_WITHOUT_FEED: Duration = Duration::from_secs(1);
+
+type Reply<T> = Result<Json<T>, HttpError>;
+
+/// `POST /execution/v1/claim`: claims at once; when nothing was claimed, waits up to
+/// `wait_ms` for work to be queued and claims again. A client that goes away while the claim
+/// waits drops this future, so nothing is claimed for it.
+pub(crate) async fn claim(
+    State(shared): State<Arc<Shared>>,
+    Body(body): Body<ClaimBody>,
+) -> Reply<Vec<ClaimedTask>> {
+    if body.worker_id.is_empty() {
+        return Err(HttpError::unprocessable("worker_id must not be empty"));
+    }
+    if body.limit > MAX_CLAIM_LIMIT {
+        return Err(HttpError::unprocessable(format!(
+            "limit {} is above the maximum of {MAX_CLAIM_LIMIT}",
+            body.limit
+        )));
+    }
+    let lease = lease(body.lease_secs)?;
+    let wait = Duration::from_millis(body.wait_ms.min(MAX_WAIT_MS));
+    let deadline = Instant::now() + wait;
+    let mut closing = shared.wake.closing();
+    let mut first = true;
+    loop {
+        if !first && *closing.borrow() {
+            return Ok(Json(Vec::new()));
+        }
+        first = false;
+        // Subscribed before claiming: work queued after this claim looked wakes the wait.
+        let mut woken = shared.wake.subscribe();
+        let claimed = claim_now(&shared, &body, lease).await?;
+        let now = Instant::now();
+        if !claimed.is_empty() || body.limit == 0 || now >= deadline || *closing.borrow() {
+            if !claimed.is_empty() {
+                tracing::debug!(
+                    worker_id = %body.worker_id,
+                    count = claimed.len(),
+                    "claimed tasks for a remote worker"
+                );
+            }
+            return Ok(Json(claimed));
+        }
+        let look_again = if shared.wake.feed_live() {
+            deadline
+        } else {
+            deadline.min(now + POLL_WITHOUT_FEED)
+        };
+        tokio::select! {
+            Ok(()) = woken.changed() => {}
+            _ = tokio::time::sleep_until(look_again) => {}
+            Ok(_) = closing.wait_for(|closing| *closing) => return Ok(Json(Vec::new())),
+        }
+    }
+}
+
+async fn claim_now(
+    shared: &Shared,
+    body: &ClaimBody,
+    lease: TimeDelta,
+) -> Result<Vec<ClaimedTask>, HttpError> {
+    let now = Utc::now();
+    let request = ClaimRequest {
+        worker_id: body.worker_id.clone(),
+        hostname: body.hostname.clone(),
+        queues: body.queues.clone(),
+        dag_run_id: body.dag_run_id,
+        limit: body.limit,
+        now,
+        lease_until: lease_until(now, lease)?,
+    };
+    Ok(shared.store.claim(request).await?)
+}
+
+/// `POST /execution/v1/heartbeat`: renews leases from now; answers the claims that were lost.
+pub(crate) async fn heartbeat(
+    State(shared): State<Arc<Shared>>,
+    Body(body): Body<HeartbeatBody>,
+) -> Reply<HeartbeatReply> {
+    let lease = lease(body.lease_secs)?;
+    let lease_until = lease_until(Utc::now(), lease)?;
+    let lost = shared.store.heartbeat(&body.claim_ids, lease_until).await?;
+    if !lost.is_empty() {
+        tracing::info!(lost = ?lost, "a remote worker lost claims");
+    }
+    Ok(Json(HeartbeatReply { lost }))
+}
+
+/// `POST /execution/v1/finish`.
+pub(crate) async fn finish(
+    State(shared): State<Arc<Shared>>,
+    Body(reports): Body<Vec<FinishReport>>,
+) -> Reply<Vec<TransitionResult>> {
+    Ok(Json(shared.store.finish(reports).await?))
+}
+
+/// `POST /execution/v1/logs`.
+pub(crate) async fn append_log(
+    State(shared): State<Arc<Shared>>,
+    Body(chunk): Body<LogChunk>,
+) -> Reply<LogAppend> {
+    Ok(Json(shared.store.append_log(chunk).await?))
+}
+
+/// `GET /execution/v1/dags/{dag_id}/versions/{version}`.
+pub(crate) async fn dag_version(
+    State(shared): State<Arc<Shared>>,
+    path: Result<Path<(String, i64)>, PathRejection>,
+) -> Reply<updraft_model::Dag> {
+    let Path((dag_id, version)) = path?;
+    Ok(Json(shared.store.get_dag_version(&dag_id, version).await?))
+}
+
+/// `GET /execution/v1/runs/{dag_run_id}/xcoms`.
+pub(crate) async fn xcoms(
+    State(shared): State<Arc<Shared>>,
+    path: Result<Path<i64>, PathRejection>,
+) -> Reply<Vec<XCom>> {
+    let Path(dag_run_id) = path?;
+    Ok(Json(shared.store.xcoms_for_run(dag_run_id).await?))
+}
+
+/// `GET /execution/v1/variables`: `[[key, value], …]`.
+pub(crate) async fn variables(State(shared): State<Arc<Shared>>) -> Reply<Vec<(String, String)>> {
+    Ok(Json(shared.store.list_variables().await?))
+}
+
+/// `POST /execution/v1/workers/heartbeat`: records the worker as alive at this server's time.
+pub(crate) async fn worker_heartbeat(
+    State(shared): State<Arc<Shared>>,
+    Body(mut beat): Body<JobHeartbeat>,
+) -> Result<StatusCode, HttpError> {
+    if beat.kind != JobKind::Worker {
+        return Err(HttpError::unprocessable(format!(
+            "the worker token records workers only, not a {}",
+            beat.kind.as_str()
+        )));
+    }
+    if beat.id.is_empty() {
+        return Err(HttpError::unprocessable("id must not be empty"));
+    }
+    beat.now = Utc::now();
+    shared.store.job_heartbeat(beat).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn lease(lease_secs: u64) -> Result<TimeDelta, HttpError> {
+    if lease_secs == 0 || lease_secs > MAX_LEASE_SECS {
+        return Err(HttpError::unprocessable(format!(
+            "lease_secs must be between 1 and {MAX_LEASE_SECS}, not {lease_secs}"
+        )));
+    }
+    // Bounded above, so both conversions succeed; answer an error rather than panic anyway.
+    i64::try_from(lease_secs)
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .ok_or_else(|| HttpError::unprocessable(format!("lease_secs {lease_secs} is too large")))
+}
+
+fn lease_until(now: DateTime<Utc>, lease: TimeDelta) -> Result<DateTime<Utc>, HttpError> {
+    now.checked_add_signed(lease)
+        .ok_or_else(|| HttpError::unprocessable("the lease ends past the representable time"))
+}

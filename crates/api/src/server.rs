@@ -1,0 +1,145 @@
+//! The API server: its state, its routes and serving them with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use updraft_store::Store;
+
+use crate::auth::{require_token, WorkerToken};
+use crate::error::{method_not_allowed, not_found};
+use crate::wake::{self, TaskGuard, Wake};
+use crate::wire::{EXECUTION_PREFIX, HEALTH_PATH};
+use crate::{execution, health, ApiError};
+
+/// The largest request body accepted (log chunks and XComs are the big ones).
+const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// What an API server needs; one per process, whatever the number of servers in the cluster
+/// (they share nothing but the database).
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    /// The secret remote workers present as `Authorization: Bearer <token>`. An empty token
+    /// makes [`router`] and [`serve`] fail: the server never accepts everyone.
+    pub worker_token: String,
+    /// Poked by the embedding process when it knows that work was queued (its scheduler):
+    /// claims waiting for work look again at once. Every poke, `notify_one` or
+    /// `notify_waiters`, wakes every waiting claim. The server consumes the `notify_one`
+    /// permits, so give it a `Notify` of its own rather than one a local worker also waits on.
+    /// Work queued by other processes comes through the store's change feed
+    /// ([`Store::changes`]) when it has one; otherwise waiting claims look every second.
+    pub work_queued: Arc<Notify>,
+    pub health: HealthOptions,
+}
+
+impl ApiState {
+    /// A state with the default health options.
+    pub fn new(store: Arc<dyn Store>, worker_token: impl Into<String>) -> Self {
+        ApiState {
+            store,
+            worker_token: worker_token.into(),
+            work_queued: Arc::new(Notify::new()),
+            health: HealthOptions::default(),
+        }
+    }
+}
+
+/// How `GET /api/v2/monitor/health` judges the components.
+#[derive(Debug, Clone)]
+pub struct HealthOptions {
+    /// The scheduler is healthy when a scheduler (or `standalone`) process beat within this.
+    pub scheduler_stale_after: Duration,
+    /// A database check that takes longer than this counts as unhealthy.
+    pub check_timeout: Duration,
+}
+
+impl Default for HealthOptions {
+    fn default() -> Self {
+        HealthOptions {
+            scheduler_stale_after: Duration::from_secs(30),
+            check_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the handlers share.
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub wake: Arc<Wake>,
+    pub health: HealthOptions,
+    /// Stops the wake-up tasks when the last router clone is dropped.
+    _tasks: TaskGuard,
+}
+
+/// The routes of the API server: `/execution/v1/…` (worker token) and
+/// `GET /api/v2/monitor/health` (open). Must be called inside a tokio runtime: it spawns the
+/// tasks that wake waiting claims, which end when the router is dropped.
+pub fn router(state: ApiState) -> Result<Router, ApiError> {
+    build(state).map(|(router, _)| router)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting
+/// connections, answers claims that wait for work at once (with what they claimed so far:
+/// nothing) and lets every request in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    let (router, wake) = build(state)?;
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "API server listening");
+    }
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("API server shutting down: finishing the requests in flight");
+        wake.close();
+    };
+    axum::serve(listener, router)
+        .with_graceful_shutdown(signal)
+        .await?;
+    tracing::info!("API server stopped");
+    Ok(())
+}
+
+fn build(state: ApiState) -> Result<(Router, Arc<Wake>), ApiError> {
+    let token = WorkerToken::new(&state.worker_token)?;
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| ApiError::NoRuntime)?;
+    let wake = Arc::new(Wake::new());
+    let tasks = wake::spawn(&wake, state.store.clone(), state.work_queued, &runtime);
+    let shared = Arc::new(Shared {
+        store: state.store,
+        wake: wake.clone(),
+        health: state.health,
+        _tasks: tasks,
+    });
+
+    let execution = Router::new()
+        .route("/claim", post(execution::claim))
+        .route("/heartbeat", post(execution::heartbeat))
+        .route("/finish", post(execution::finish))
+        .route("/logs", post(execution::append_log))
+        .route(
+            "/dags/{dag_id}/versions/{version}",
+            get(execution::dag_version),
+        )
+        .route("/runs/{dag_run_id}/xcoms", get(execution::xcoms))
+        .route("/variables", get(execution::variables))
+        .route("/workers/heartbeat", post(execution::worker_heartbeat))
+        .route_layer(middleware::from_fn_with_state(token, require_token))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+
+    let router = Router::new()
+        .nest(EXECUTION_PREFIX, execution)
+        .route(HEALTH_PATH, get(health::health))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(shared);
+    Ok((router, wake))
+}

@@ -1,0 +1,334 @@
+//! DAG rows: publishing a folder scan as DAG versions, pausing, and the next-run bookkeeping.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::PgConnection;
+use updraft_model::Schedule;
+use updraft_store::{DagRecord, DagSync, ImportErrorRecord, Result, StoreError, SyncReport};
+
+use crate::codec::{col, col_opt_instant, micros, opt_instant, opt_micros};
+use crate::db_err;
+
+/// Serializes DAG folder syncs (transaction-level advisory lock): two DAG processors publishing
+/// at once would otherwise both add the same new DAG.
+const SYNC_LOCK: i64 = 0x7570_6472_6166_7402;
+
+const DAG_COLUMNS: &str =
+    "dag_id, fileloc, is_paused, is_active, version, schedule, tags, description, next_dagrun";
+
+fn dag_from_row(row: &PgRow) -> Result<DagRecord> {
+    let tags: String = col(row, 6)?;
+    Ok(DagRecord {
+        dag_id: col(row, 0)?,
+        fileloc: col(row, 1)?,
+        is_paused: col(row, 2)?,
+        is_active: col(row, 3)?,
+        version: col(row, 4)?,
+        schedule: col(row, 5)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        description: col(row, 7)?,
+        next_dagrun: col_opt_instant(row, 8)?,
+    })
+}
+
+/// Makes the database match the scan; also says whether anything changed (for notifications).
+pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport, bool)> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(SYNC_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let mut existing: HashMap<String, (bool, i64, String, String)> = HashMap::new();
+    let rows = sqlx::query(
+        "SELECT d.dag_id, d.is_active, d.version, v.content_hash, d.fileloc FROM dag d \
+         JOIN dag_version v ON v.dag_id = d.dag_id AND v.version = d.version",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    for row in &rows {
+        existing.insert(
+            col(row, 0)?,
+            (col(row, 1)?, col(row, 2)?, col(row, 3)?, col(row, 4)?),
+        );
+    }
+    let now = micros(sync.now);
+    let mut report = SyncReport::default();
+    let mut seen = HashSet::new();
+    for upsert in &sync.dags {
+        let dag = &upsert.dag;
+        seen.insert(dag.dag_id.clone());
+        let definition = serde_json::to_string(dag)
+            .map_err(|e| StoreError::Corrupt(format!("cannot serialize DAG: {e}")))?;
+        let tags = serde_json::to_string(&dag.tags).unwrap_or_else(|_| "[]".into());
+        let has_schedule = dag.schedule != Schedule::None;
+        let schedule = dag.schedule.describe();
+        match existing.get(&dag.dag_id) {
+            Some((active, _, hash, fileloc)) if *hash == upsert.content_hash => {
+                if !active || *fileloc != upsert.fileloc {
+                    sqlx::query(
+                        "UPDATE dag SET is_active = TRUE, fileloc = $2, needs_next_dagrun = TRUE \
+                         WHERE dag_id = $1",
+                    )
+                    .bind(&dag.dag_id)
+                    .bind(&upsert.fileloc)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                    report.updated.push(dag.dag_id.clone());
+                }
+            }
+            Some((_, version, _, _)) => {
+                let version = version + 1;
+                insert_version(conn, upsert, version, &definition, now).await?;
+                sqlx::query(
+                    "UPDATE dag SET fileloc = $2, is_active = TRUE, version = $3, schedule = $4, \
+                     has_schedule = $5, tags = $6, description = $7, needs_next_dagrun = TRUE, \
+                     last_parsed_at = $8 WHERE dag_id = $1",
+                )
+                .bind(&dag.dag_id)
+                .bind(&upsert.fileloc)
+                .bind(version)
+                .bind(&schedule)
+                .bind(has_schedule)
+                .bind(&tags)
+                .bind(&dag.description)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+                report.updated.push(dag.dag_id.clone());
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO dag (dag_id, fileloc, is_paused, is_active, version, schedule, \
+                     has_schedule, tags, description, needs_next_dagrun, last_parsed_at) \
+                     VALUES ($1, $2, $8, TRUE, 1, $3, $4, $5, $6, TRUE, $7)",
+                )
+                .bind(&dag.dag_id)
+                .bind(&upsert.fileloc)
+                .bind(&schedule)
+                .bind(has_schedule)
+                .bind(&tags)
+                .bind(&dag.description)
+                .bind(now)
+                .bind(sync.paused_at_creation)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+                insert_version(conn, upsert, 1, &definition, now).await?;
+                report.added.push(dag.dag_id.clone());
+            }
+        }
+    }
+    for (dag_id, (active, _, _, fileloc)) in &existing {
+        let in_scanned_folder = sync
+            .folder
+            .as_deref()
+            .is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder));
+        if *active && !seen.contains(dag_id) && in_scanned_folder {
+            sqlx::query("UPDATE dag SET is_active = FALSE, next_dagrun = NULL WHERE dag_id = $1")
+                .bind(dag_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            report.deactivated.push(dag_id.clone());
+        }
+    }
+    let errors_changed = replace_import_errors(conn, &sync.import_errors, now).await?;
+    report.added.sort();
+    report.updated.sort();
+    report.deactivated.sort();
+    let changed = errors_changed || report != SyncReport::default();
+    Ok((report, changed))
+}
+
+async fn insert_version(
+    conn: &mut PgConnection,
+    upsert: &updraft_store::DagUpsert,
+    version: i64,
+    definition: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO dag_version (dag_id, version, content_hash, definition, source, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&upsert.dag.dag_id)
+    .bind(version)
+    .bind(&upsert.content_hash)
+    .bind(definition)
+    .bind(&upsert.source)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Replaces the import errors unless they are the same; says whether they changed.
+async fn replace_import_errors(
+    conn: &mut PgConnection,
+    errors: &[ImportErrorRecord],
+    now: i64,
+) -> Result<bool> {
+    let current = import_errors(conn).await?;
+    if current.as_slice() == errors {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM import_error")
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    // The last error of a file wins, as with one `INSERT OR REPLACE` per error.
+    let mut latest: HashMap<&str, &str> = HashMap::new();
+    for e in errors {
+        latest.insert(&e.filename, &e.error);
+    }
+    let (files, texts): (Vec<&str>, Vec<&str>) = latest.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO import_error (filename, error, timestamp) \
+         SELECT f, e, $3 FROM UNNEST($1::text[], $2::text[]) AS t(f, e)",
+    )
+    .bind(files)
+    .bind(texts)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(true)
+}
+
+async fn query_dags(
+    conn: &mut PgConnection,
+    sql: &str,
+    now: Option<i64>,
+) -> Result<Vec<DagRecord>> {
+    let mut query = sqlx::query(sql);
+    if let Some(now) = now {
+        query = query.bind(now);
+    }
+    let rows = query.fetch_all(&mut *conn).await.map_err(db_err)?;
+    rows.iter().map(dag_from_row).collect()
+}
+
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<DagRecord>> {
+    query_dags(
+        conn,
+        &format!("SELECT {DAG_COLUMNS} FROM dag WHERE is_active ORDER BY dag_id"),
+        None,
+    )
+    .await
+}
+
+pub async fn get(conn: &mut PgConnection, dag_id: &str) -> Result<DagRecord> {
+    let row = sqlx::query(&format!(
+        "SELECT {DAG_COLUMNS} FROM dag WHERE dag_id = $1 AND is_active"
+    ))
+    .bind(dag_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .ok_or_else(|| StoreError::NotFound(format!("DAG {dag_id:?}")))?;
+    dag_from_row(&row)
+}
+
+pub async fn definition(
+    conn: &mut PgConnection,
+    dag_id: &str,
+    version: i64,
+) -> Result<updraft_model::Dag> {
+    let text: String =
+        sqlx::query_scalar("SELECT definition FROM dag_version WHERE dag_id = $1 AND version = $2")
+            .bind(dag_id)
+            .bind(version)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("version {version} of DAG {dag_id:?}")))?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("definition of DAG {dag_id:?}: {e}")))
+}
+
+pub async fn set_paused(conn: &mut PgConnection, dag_id: &str, paused: bool) -> Result<()> {
+    let changed = sqlx::query(
+        "UPDATE dag SET is_paused = $2, needs_next_dagrun = TRUE WHERE dag_id = $1 AND is_active",
+    )
+    .bind(dag_id)
+    .bind(paused)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("DAG {dag_id:?}")));
+    }
+    Ok(())
+}
+
+pub async fn import_errors(conn: &mut PgConnection) -> Result<Vec<ImportErrorRecord>> {
+    let rows = sqlx::query("SELECT filename, error FROM import_error ORDER BY filename")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(ImportErrorRecord {
+                filename: col(r, 0)?,
+                error: col(r, 1)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn needing_next_run(conn: &mut PgConnection) -> Result<Vec<DagRecord>> {
+    query_dags(
+        conn,
+        &format!(
+            "SELECT {DAG_COLUMNS} FROM dag WHERE is_active AND NOT is_paused \
+             AND has_schedule AND needs_next_dagrun ORDER BY dag_id"
+        ),
+        None,
+    )
+    .await
+}
+
+pub async fn set_next_dagrun(
+    conn: &mut PgConnection,
+    dag_id: &str,
+    next: Option<DateTime<Utc>>,
+) -> Result<()> {
+    sqlx::query("UPDATE dag SET next_dagrun = $2, needs_next_dagrun = FALSE WHERE dag_id = $1")
+        .bind(dag_id)
+        .bind(opt_micros(next))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn due(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<DagRecord>> {
+    query_dags(
+        conn,
+        &format!(
+            "SELECT {DAG_COLUMNS} FROM dag WHERE is_active AND NOT is_paused \
+             AND NOT needs_next_dagrun AND next_dagrun IS NOT NULL AND next_dagrun <= $1 \
+             ORDER BY next_dagrun, dag_id"
+        ),
+        Some(micros(now)),
+    )
+    .await
+}
+
+pub async fn earliest_next_dagrun(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>> {
+    let v: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(next_dagrun) FROM dag WHERE is_active AND NOT is_paused \
+         AND NOT needs_next_dagrun",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    opt_instant(v)
+}

@@ -1,0 +1,146 @@
+//! Process heartbeats (`job`) and the logs remote workers ship (`task_log`).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use updraft_store::{JobHeartbeat, JobKind, JobRecord, LogAppend, LogChunk, Result, StoreError};
+
+use crate::codec::{col, col_instant, micros};
+use crate::db_err;
+use crate::task_instances::lock_claim;
+
+pub async fn heartbeat(conn: &mut PgConnection, beat: &JobHeartbeat) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO job (id, kind, hostname, queues, state, started_at, latest_heartbeat) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, hostname = excluded.hostname, \
+         queues = excluded.queues, state = excluded.state, \
+         latest_heartbeat = excluded.latest_heartbeat",
+    )
+    .bind(&beat.id)
+    .bind(beat.kind.as_str())
+    .bind(&beat.hostname)
+    .bind(&beat.queues)
+    .bind(&beat.state)
+    .bind(micros(beat.now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn list(
+    conn: &mut PgConnection,
+    kind: Option<JobKind>,
+    alive_since: DateTime<Utc>,
+) -> Result<Vec<JobRecord>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, hostname, queues, state, started_at, latest_heartbeat FROM job \
+         WHERE latest_heartbeat >= $1 AND ($2::text IS NULL OR kind = $2) ORDER BY kind, id",
+    )
+    .bind(micros(alive_since))
+    .bind(kind.map(JobKind::as_str))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            let kind: String = col(row, 1)?;
+            Ok(JobRecord {
+                id: col(row, 0)?,
+                kind: JobKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
+                hostname: col(row, 2)?,
+                queues: col(row, 3)?,
+                state: col(row, 4)?,
+                started_at: col_instant(row, 5)?,
+                latest_heartbeat: col_instant(row, 6)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn end(conn: &mut PgConnection, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM job WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Appends a chunk of a try's log, fenced by the claim: the task instance row stays locked
+/// until the transaction ends, so appends of one try are serialized.
+pub async fn append_log(conn: &mut PgConnection, chunk: &LogChunk) -> Result<LogAppend> {
+    let owner = lock_claim(conn, chunk.ti_id).await?;
+    let owns = matches!(
+        &owner,
+        Some((try_number, Some(claim_id)))
+            if *try_number == chunk.try_number && *claim_id == chunk.claim_id
+    );
+    if !owns {
+        return Ok(LogAppend::Fenced);
+    }
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(octet_length(data)), 0)::bigint FROM task_log \
+         WHERE ti_id = $1 AND try_number = $2",
+    )
+    .bind(chunk.ti_id)
+    .bind(i64::from(chunk.try_number))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let length =
+        u64::try_from(stored).map_err(|_| StoreError::Corrupt(format!("log length {stored}")))?;
+    if chunk.offset > length {
+        return Ok(LogAppend::Gap { length });
+    }
+    let end = chunk.offset.saturating_add(chunk.data.len() as u64);
+    if end <= length {
+        return Ok(LogAppend::Stored { length });
+    }
+    let skip = usize::try_from(length - chunk.offset)
+        .map_err(|_| StoreError::Corrupt("log chunk too large".into()))?;
+    let suffix = chunk.data.get(skip..).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "log chunk at offset {} overlaps the stored log ({length} bytes) in the middle of \
+             a character",
+            chunk.offset
+        ))
+    })?;
+    let at = i64::try_from(length).map_err(|_| StoreError::Corrupt("log too long".into()))?;
+    sqlx::query(
+        "INSERT INTO task_log (ti_id, try_number, \"offset\", data) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(chunk.ti_id)
+    .bind(i64::from(chunk.try_number))
+    .bind(at)
+    .bind(suffix.as_bytes())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(LogAppend::Stored {
+        length: length + suffix.len() as u64,
+    })
+}
+
+pub async fn read_log(
+    conn: &mut PgConnection,
+    ti_id: i64,
+    try_number: u32,
+) -> Result<Option<String>> {
+    let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT data FROM task_log WHERE ti_id = $1 AND try_number = $2 ORDER BY \"offset\"",
+    )
+    .bind(ti_id)
+    .bind(i64::from(try_number))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if chunks.is_empty() {
+        return Ok(None);
+    }
+    let bytes = chunks.concat();
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("log of task instance {ti_id}: {e}")))
+}

@@ -1,0 +1,285 @@
+//! DAG run rows: creation with their task instances, lookups, run state changes and which
+//! scheduler owns which run.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::PgConnection;
+use updraft_store::{
+    DagRun, DagRunState, NewDagRun, OwnRuns, Result, StoreError, TransitionResult,
+};
+
+use crate::codec::{
+    col, col_instant, col_opt_instant, json_map, micros, opt_instant, opt_micros, parse,
+};
+use crate::db_err;
+
+pub(crate) const RUN_COLUMNS: &str = "id, dag_id, run_id, run_type, state, logical_date, \
+    data_interval_start, data_interval_end, conf, dag_version, queued_at, start_date, end_date, runner";
+
+pub(crate) fn run_from_row(row: &PgRow) -> Result<DagRun> {
+    Ok(DagRun {
+        id: col(row, 0)?,
+        dag_id: col(row, 1)?,
+        run_id: col(row, 2)?,
+        run_type: parse(&col::<String>(row, 3)?)?,
+        state: parse(&col::<String>(row, 4)?)?,
+        logical_date: col_instant(row, 5)?,
+        data_interval_start: col_instant(row, 6)?,
+        data_interval_end: col_instant(row, 7)?,
+        conf: json_map(&col::<String>(row, 8)?)?,
+        dag_version: col(row, 9)?,
+        queued_at: col_instant(row, 10)?,
+        start_date: col_opt_instant(row, 11)?,
+        end_date: col_opt_instant(row, 12)?,
+        runner: col(row, 13)?,
+    })
+}
+
+fn runs_from_rows(rows: &[PgRow]) -> Result<Vec<DagRun>> {
+    rows.iter().map(run_from_row).collect()
+}
+
+pub async fn create(conn: &mut PgConnection, run: &NewDagRun) -> Result<DagRun> {
+    let conf =
+        serde_json::to_string(&run.conf).map_err(|e| StoreError::Corrupt(format!("conf: {e}")))?;
+    let inserted = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, \
+         data_interval_end, conf, dag_version, queued_at, runner) \
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(&run.dag_id)
+    .bind(&run.run_id)
+    .bind(run.run_type.as_str())
+    .bind(micros(run.logical_date))
+    .bind(micros(run.data_interval_start))
+    .bind(micros(run.data_interval_end))
+    .bind(conf)
+    .bind(run.dag_version)
+    .bind(micros(run.now))
+    .bind(&run.runner)
+    .fetch_one(&mut *conn)
+    .await;
+    let id = match inserted {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(StoreError::AlreadyExists(format!(
+                "dag run {:?} of DAG {:?}",
+                run.run_id, run.dag_id
+            )));
+        }
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            return Err(StoreError::NotFound(format!("DAG {:?}", run.dag_id)));
+        }
+        Err(e) => return Err(db_err(e)),
+    };
+    if !run.tasks.is_empty() {
+        let task_ids: Vec<&str> = run.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        let queues: Vec<&str> = run.tasks.iter().map(|t| t.queue.as_str()).collect();
+        let pools: Vec<&str> = run.tasks.iter().map(|t| t.pool.as_str()).collect();
+        let weights: Vec<i64> = run.tasks.iter().map(|t| t.priority_weight).collect();
+        // In the given order, so that ids (the tie-break of priorities) follow it.
+        sqlx::query(
+            "INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, state, queue, pool, \
+             priority_weight) \
+             SELECT $1, $2, $3, t.task_id, 'none', t.queue, t.pool, t.weight \
+             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::bigint[]) \
+                  WITH ORDINALITY AS t(task_id, queue, pool, weight, ord) \
+             ORDER BY t.ord",
+        )
+        .bind(id)
+        .bind(&run.dag_id)
+        .bind(&run.run_id)
+        .bind(task_ids)
+        .bind(queues)
+        .bind(pools)
+        .bind(weights)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    if let Some(next) = run.next_dagrun {
+        sqlx::query("UPDATE dag SET next_dagrun = $2, needs_next_dagrun = FALSE WHERE dag_id = $1")
+            .bind(&run.dag_id)
+            .bind(opt_micros(next))
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    get_by_id(conn, id).await
+}
+
+pub async fn get(conn: &mut PgConnection, dag_id: &str, run_id: &str) -> Result<DagRun> {
+    let row = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 AND run_id = $2"
+    ))
+    .bind(dag_id)
+    .bind(run_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .ok_or_else(|| StoreError::NotFound(format!("dag run {run_id:?} of DAG {dag_id:?}")))?;
+    run_from_row(&row)
+}
+
+pub async fn get_by_id(conn: &mut PgConnection, id: i64) -> Result<DagRun> {
+    let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("dag run #{id}")))?;
+    run_from_row(&row)
+}
+
+/// The runs with these ids (in no particular order).
+pub async fn get_many(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<DagRun>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM dag_run WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    runs_from_rows(&rows)
+}
+
+pub async fn list(conn: &mut PgConnection, dag_id: &str) -> Result<Vec<DagRun>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 ORDER BY logical_date, id"
+    ))
+    .bind(dag_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    runs_from_rows(&rows)
+}
+
+pub async fn unfinished(conn: &mut PgConnection) -> Result<Vec<DagRun>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM dag_run WHERE state IN ('queued', 'running') \
+         ORDER BY logical_date, id"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    runs_from_rows(&rows)
+}
+
+/// Renews the scheduler's lease on its unfinished runs, adopts free ones up to `max_owned`
+/// (rows another transaction is adopting are skipped, never shared), and returns what it owns.
+pub async fn own(conn: &mut PgConnection, request: &OwnRuns) -> Result<Vec<DagRun>> {
+    let lease = micros(request.lease_until);
+    let renewed = sqlx::query(
+        "UPDATE dag_run SET scheduler_lease_until = $2 \
+         WHERE scheduler_id = $1 AND state IN ('queued', 'running')",
+    )
+    .bind(&request.scheduler_id)
+    .bind(lease)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    let owned = usize::try_from(renewed).unwrap_or(usize::MAX);
+    if owned < request.max_owned {
+        let wanted = i64::try_from(request.max_owned - owned).unwrap_or(i64::MAX);
+        let adopted = sqlx::query(
+            "WITH free AS ( \
+                 SELECT id FROM dag_run \
+                 WHERE state IN ('queued', 'running') AND runner IS NULL \
+                   AND (scheduler_id IS NULL OR scheduler_lease_until IS NULL \
+                        OR scheduler_lease_until < $3) \
+                 ORDER BY logical_date, id LIMIT $4 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE dag_run r SET scheduler_id = $1, scheduler_lease_until = $2 \
+             FROM free WHERE r.id = free.id",
+        )
+        .bind(&request.scheduler_id)
+        .bind(lease)
+        .bind(micros(request.now))
+        .bind(wanted)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if adopted > 0 {
+            tracing::debug!(
+                scheduler = %request.scheduler_id,
+                adopted,
+                "adopted dag runs"
+            );
+        }
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM dag_run \
+         WHERE scheduler_id = $1 AND state IN ('queued', 'running') \
+         ORDER BY logical_date, id"
+    ))
+    .bind(&request.scheduler_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    runs_from_rows(&rows)
+}
+
+pub async fn release_owned(conn: &mut PgConnection, scheduler_id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE dag_run SET scheduler_id = NULL, scheduler_lease_until = NULL \
+         WHERE scheduler_id = $1",
+    )
+    .bind(scheduler_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn release(conn: &mut PgConnection, id: i64) -> Result<()> {
+    sqlx::query("UPDATE dag_run SET runner = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn last_scheduled_logical_date(
+    conn: &mut PgConnection,
+    dag_id: &str,
+) -> Result<Option<DateTime<Utc>>> {
+    let v: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(logical_date) FROM dag_run WHERE dag_id = $1 AND run_type = 'scheduled'",
+    )
+    .bind(dag_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    opt_instant(v)
+}
+
+pub async fn set_state(
+    conn: &mut PgConnection,
+    id: i64,
+    expected: DagRunState,
+    to: DagRunState,
+    now: DateTime<Utc>,
+) -> Result<TransitionResult> {
+    let changed = sqlx::query(
+        "UPDATE dag_run SET state = $3, \
+         start_date = CASE WHEN $3 = 'running' AND start_date IS NULL THEN $4 ELSE start_date END, \
+         end_date = CASE WHEN $3 IN ('success', 'failed') THEN $4 ELSE NULL END \
+         WHERE id = $1 AND state = $2",
+    )
+    .bind(id)
+    .bind(expected.as_str())
+    .bind(to.as_str())
+    .bind(micros(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(if changed == 1 {
+        TransitionResult::Applied
+    } else {
+        TransitionResult::Conflict
+    })
+}

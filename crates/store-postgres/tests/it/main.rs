@@ -1,0 +1,29 @@
+//! The PostgreSQL backend's tests: the shared conformance suite, and what only a database
+//! shared by several processes has (concurrent queueing, run ownership, migrations, change
+//! notifications). Each test gets a fresh database (`TestPostgres`); without a reachable
+//! server they say so and pass, except under CI.
+
+mod cluster;
+
+mod conformance {
+    use std::sync::Arc;
+
+    use updraft_store::conformance::TestDatabase;
+    use updraft_store::Store;
+    use updraft_store_postgres::testing::TestPostgres;
+
+    struct Fresh(TestPostgres);
+
+    #[async_trait::async_trait]
+    impl TestDatabase for Fresh {
+        async fn open(&self) -> Arc<dyn Store> {
+            Arc::new(self.0.open().await)
+        }
+    }
+
+    async fn fresh() -> Option<Fresh> {
+        TestPostgres::create().await.map(Fresh)
+    }
+
+    updraft_store::store_conformance_tests!(fresh);
+}

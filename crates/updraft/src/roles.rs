@@ -1,0 +1,32 @@
+//! The long-running cluster roles besides `standalone`: `scheduler`, `api-server` and the
+//! remote `worker`. Each runs until SIGTERM or SIGINT and then hands its work over.
+
+pub mod api_server;
+pub mod scheduler;
+pub mod worker;
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Writes a line on stdout that supervisors and tests read (addresses); a closed stdout must
+/// not stop the process.
+pub fn announce(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}

@@ -1,0 +1,74 @@
+//! `updraft api-server`: the task-execution API for remote workers and the health endpoint.
+//! Stateless; run any number behind a load balancer. SIGTERM stops accepting connections and
+//! lets the requests in flight finish.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use tracing::{info, warn};
+use updraft_api::{ApiState, HealthOptions};
+use updraft_store::{JobHeartbeat, JobKind};
+
+use crate::app::App;
+use crate::config::duration;
+use crate::recovery;
+
+/// How often the server records that it is alive (`updraft jobs check --job-type api-server`).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
+    let c = &app.config;
+    let host = host.unwrap_or_else(|| c.api.host.clone());
+    let port = port.unwrap_or(c.api.port);
+    let mut state = ApiState::new(app.store.clone(), c.api.worker_token.clone());
+    state.health = HealthOptions {
+        scheduler_stale_after: duration(
+            "api.scheduler_health_threshold",
+            &c.api.scheduler_health_threshold,
+        )?,
+        ..HealthOptions::default()
+    };
+    if c.api.worker_token.trim().is_empty() {
+        anyhow::bail!(
+            "api.worker_token is not set: set UPDRAFT_API__WORKER_TOKEN (or [api] worker_token) \
+             to the secret your workers present"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let address = listener.local_addr()?;
+    let job_id = recovery::worker_id();
+    let beats = tokio::spawn({
+        let (store, id) = (app.store.clone(), job_id.clone());
+        async move {
+            loop {
+                let beat = JobHeartbeat {
+                    id: id.clone(),
+                    kind: JobKind::ApiServer,
+                    hostname: recovery::hostname(),
+                    queues: Vec::new(),
+                    state: "running".into(),
+                    now: Utc::now(),
+                };
+                if let Err(e) = store.job_heartbeat(beat).await {
+                    warn!(error = %e, "API server heartbeat failed");
+                }
+                tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+            }
+        }
+    });
+    super::announce(&format!(
+        "updraft api-server is running\n  api: http://{address}\n  health: http://{address}/api/v2/monitor/health\n  database: {}\n",
+        app.database_name()
+    ));
+    info!(%address, "API server started");
+    updraft_api::serve(listener, state, super::shutdown_signal()).await?;
+    beats.abort();
+    if let Err(e) = app.store.end_job(&job_id).await {
+        warn!(error = %e, "could not remove this API server's heartbeat");
+    }
+    Ok(ExitCode::SUCCESS)
+}
