@@ -121,7 +121,7 @@ async fn max_active_tasks_limits_one_dag_and_not_the_others() {
 #[tokio::test]
 async fn pool_slots_limit_the_tasks_of_that_pool() {
     let world = World::at(new_year()).await;
-    world.set_pool("db", 2);
+    world.set_pool("db", 2).await;
     let mut tasks = independent("db", 4);
     for t in &mut tasks {
         t.pool = "db".to_string();
@@ -151,7 +151,7 @@ async fn pool_slots_limit_the_tasks_of_that_pool() {
 #[tokio::test]
 async fn tasks_waiting_for_a_full_pool_do_not_starve_other_tasks() {
     let world = World::new(with_parallelism(4), new_year()).await;
-    world.set_pool("narrow", 1);
+    world.set_pool("narrow", 1).await;
     let mut crowd = independent("c", 40);
     for t in &mut crowd {
         t.pool = "narrow".to_string();

@@ -163,15 +163,43 @@ impl World {
         self.store.set_paused(dag_id, paused).await.unwrap();
     }
 
-    /// Gives pool `name` this many slots. The store has no pool API yet, so this writes the
-    /// row the SQLite backend reads.
-    pub fn set_pool(&self, name: &str, slots: u32) {
-        let conn = rusqlite::Connection::open(&self.db).unwrap();
-        conn.execute(
-            "INSERT OR REPLACE INTO pool (name, slots) VALUES (?1, ?2)",
-            rusqlite::params![name, slots],
+    /// Gives pool `name` this many slots.
+    pub async fn set_pool(&self, name: &str, slots: u32) {
+        self.store
+            .set_pool(updraft_store::PoolRecord {
+                name: name.to_string(),
+                slots,
+                description: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Another scheduler process on the same database and clock, named `scheduler_id`.
+    pub fn another_scheduler(&self, scheduler_id: &str) -> Scheduler {
+        Scheduler::new(
+            self.store.clone(),
+            self.clock.clone(),
+            SchedulerConfig {
+                scheduler_id: scheduler_id.to_string(),
+                ..Default::default()
+            },
+            Arc::new(SchedulerSignal::default()),
+            Arc::new(Notify::new()),
+            Arc::new(AtomicI64::new(0)),
         )
-        .unwrap();
+    }
+
+    /// Which scheduler owns each run of `dag_id` (oldest first), as recorded in the database.
+    pub fn owners(&self, dag_id: &str) -> Vec<Option<String>> {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT scheduler_id FROM dag_run WHERE dag_id = ?1 ORDER BY logical_date")
+            .unwrap();
+        let rows = stmt
+            .query_map([dag_id], |r| r.get::<_, Option<String>>(0))
+            .unwrap();
+        rows.map(Result::unwrap).collect()
     }
 
     /// One full scheduling pass at the clock's time.

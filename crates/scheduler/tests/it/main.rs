@@ -1,6 +1,7 @@
 //! Integration tests of the scheduler: a real `Scheduler` on a SQLite store in a temporary
 //! file, driven pass by pass under a fake clock, with the tests acting as the worker.
 
+mod active_active;
 mod clear;
 mod concurrency;
 mod fixture;

@@ -1,0 +1,129 @@
+//! Several schedulers on one database: each evaluates only the runs it owns, a fair share;
+//! a scheduler that stops renewing loses its runs to the others; limits hold across them.
+
+use std::collections::HashSet;
+
+use chrono::Duration;
+use updraft_model::{Dag, DagRunState, TaskState};
+
+use crate::fixture::{bash, dag, utc, World};
+
+/// A daily DAG with catch-up from new year: at `2025-01-05T12:00Z` it has several runs due.
+fn four_runs(dag_id: &str) -> Dag {
+    Dag {
+        catchup: true,
+        ..dag(dag_id, "@daily", vec![bash("t", &[])])
+    }
+}
+
+async fn full_pass(scheduler: &updraft_scheduler::Scheduler) {
+    scheduler.pass(true, HashSet::new()).await.unwrap();
+}
+
+/// Full passes of the world's scheduler until the missed runs of every DAG exist (a pass
+/// creates one run per DAG).
+async fn catch_up(world: &World) {
+    world.passes(8).await;
+}
+
+fn all(owner: &str, n: usize) -> Vec<Option<String>> {
+    vec![Some(owner.to_string()); n]
+}
+
+#[tokio::test]
+async fn two_schedulers_split_the_runs_and_each_drives_its_own() {
+    let world = World::at(utc("2025-01-05T12:00:00Z")).await;
+    let other = world.another_scheduler("other");
+    // `other` beats first, so the first scheduler takes only its fair share of the runs.
+    full_pass(&other).await;
+    world.publish(vec![four_runs("d")]).await;
+    catch_up(&world).await;
+    full_pass(&other).await;
+    let owners = world.owners("d");
+    let n = owners.len();
+    assert!(n >= 4, "catch-up created {n} runs");
+    let mine = owners
+        .iter()
+        .filter(|o| o.as_deref() == Some("scheduler"))
+        .count();
+    let theirs = owners
+        .iter()
+        .filter(|o| o.as_deref() == Some("other"))
+        .count();
+    assert_eq!(mine + theirs, n, "owners: {owners:?}");
+    assert!(mine.abs_diff(theirs) <= 1, "a fair share each: {owners:?}");
+
+    // Each scheduler queued the tasks of its own runs only; together, all of them.
+    assert_eq!(world.count(TaskState::Queued).await, n);
+    for claimed in world.claim(10).await {
+        world.succeed(&claimed).await;
+    }
+    world.pass().await;
+    full_pass(&other).await;
+    let states: Vec<DagRunState> = world.runs("d").await.iter().map(|r| r.state).collect();
+    assert_eq!(states, vec![DagRunState::Success; n]);
+}
+
+#[tokio::test]
+async fn the_runs_of_a_scheduler_that_stopped_are_adopted_after_its_lease() {
+    let world = World::at(utc("2025-01-05T12:00:00Z")).await;
+    world.publish(vec![four_runs("d")]).await;
+    catch_up(&world).await;
+    let n = world.owners("d").len();
+    assert_eq!(world.owners("d"), all("scheduler", n));
+    for claimed in world.claim(100).await {
+        world.succeed(&claimed).await;
+    }
+    // The first scheduler is gone; within its lease the runs stay its own.
+    let other = world.another_scheduler("other");
+    full_pass(&other).await;
+    assert_eq!(world.owners("d"), all("scheduler", n));
+    assert_eq!(world.runs("d").await[0].state, DagRunState::Running);
+    world.clock.advance(Duration::seconds(11));
+    full_pass(&other).await;
+    assert_eq!(world.owners("d"), all("other", n));
+    let states: Vec<DagRunState> = world.runs("d").await.iter().map(|r| r.state).collect();
+    assert_eq!(
+        states,
+        vec![DagRunState::Success; n],
+        "the adopter finished them"
+    );
+}
+
+#[tokio::test]
+async fn a_scheduler_that_hands_over_lets_the_others_adopt_at_once() {
+    let world = World::at(utc("2025-01-05T12:00:00Z")).await;
+    world.publish(vec![four_runs("d")]).await;
+    catch_up(&world).await;
+    world.scheduler.hand_over().await.unwrap();
+    let other = world.another_scheduler("other");
+    full_pass(&other).await;
+    let n = world.owners("d").len();
+    assert_eq!(world.owners("d"), all("other", n));
+}
+
+#[tokio::test]
+async fn pool_slots_hold_across_schedulers() {
+    let world = World::at(utc("2025-01-05T12:00:00Z")).await;
+    world.set_pool("narrow", 2).await;
+    let other = world.another_scheduler("other");
+    full_pass(&other).await;
+    let in_pool = |id: &str| {
+        let mut d = four_runs(id);
+        d.tasks[0].pool = "narrow".to_string();
+        d
+    };
+    world.publish(vec![in_pool("a"), in_pool("b")]).await;
+    catch_up(&world).await;
+    full_pass(&other).await;
+    world.pass().await;
+    let owners: HashSet<Option<String>> = world
+        .owners("a")
+        .into_iter()
+        .chain(world.owners("b"))
+        .collect();
+    assert_eq!(owners.len(), 2, "both schedulers own runs: {owners:?}");
+    let runs = world.owners("a").len() + world.owners("b").len();
+    assert_eq!(world.count(TaskState::Queued).await, 2, "two slots in all");
+    assert_eq!(world.count(TaskState::Scheduled).await, runs - 2);
+}
