@@ -64,6 +64,9 @@ pub struct SchedulerConfig {
     /// How long this scheduler's runs stay its own without a renewal (a full pass renews
     /// them); after that, another scheduler adopts them.
     pub run_lease: Duration,
+    /// Workers' lease. After this scheduler could not reach the database, it expires no
+    /// worker lease until this long has passed: workers could not renew theirs either.
+    pub worker_lease: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -76,6 +79,7 @@ impl Default for SchedulerConfig {
             hostname: "localhost".to_string(),
             job_kind: JobKind::Scheduler,
             run_lease: Duration::from_secs(10),
+            worker_lease: Duration::from_secs(30),
         }
     }
 }
@@ -180,6 +184,8 @@ pub struct Scheduler {
     /// others, as of the last ownership refresh. A run in neither set is new: its appearance
     /// refreshes ownership, so a triggered run is adopted at once.
     ownership: Mutex<Ownership>,
+    /// When a pass last failed (the database was out of reach), for lease expiry.
+    last_failure: Mutex<Option<DateTime<Utc>>>,
 }
 
 #[derive(Default)]
@@ -217,6 +223,7 @@ impl Scheduler {
             run_tasks: Mutex::new(HashMap::new()),
             dag_limits: Mutex::new(HashMap::new()),
             ownership: Mutex::new(Ownership::default()),
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -279,6 +286,9 @@ impl Scheduler {
                         .map_or(sweep, |d| d.min(sweep))
                 }
                 Err(e) => {
+                    if let Ok(mut last) = self.last_failure.lock() {
+                        *last = Some(self.clock.now());
+                    }
                     // Back off for real: a signal here would make the next wait return at once.
                     warn!(error = %e, "scheduler pass failed; retrying");
                     retry_full = true;
@@ -814,6 +824,15 @@ impl Scheduler {
 
     /// Fails (for that try) the tasks whose worker stopped renewing its lease.
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<(), SchedulerError> {
+        let grace = chrono::Duration::from_std(self.config.worker_lease)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30));
+        let last_failure = self.last_failure.lock().ok().and_then(|l| *l);
+        if last_failure.is_some_and(|failed| now < failed + grace) {
+            debug!(
+                "the database was out of reach a moment ago; workers get a lease to renew first"
+            );
+            return Ok(());
+        }
         let expired = self.store.expired_claims(now).await?;
         self.fail_lost_tries(&expired, "worker lease expired", now)
             .await?;

@@ -43,6 +43,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             hostname: recovery::hostname(),
             job_kind: JobKind::Standalone,
             run_lease: duration("scheduler.lease", &c.scheduler.lease)?,
+            worker_lease: duration("worker.lease", &c.worker.lease)?,
         },
         signal.clone(),
         work_queued.clone(),

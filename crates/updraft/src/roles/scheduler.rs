@@ -47,6 +47,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
             hostname: recovery::hostname(),
             job_kind: JobKind::Scheduler,
             run_lease,
+            worker_lease: duration("worker.lease", &c.worker.lease)?,
         },
         signal.clone(),
         // No worker in this process: workers learn of queued work from the database.
