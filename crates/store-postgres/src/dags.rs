@@ -54,6 +54,45 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
             (col(row, 1)?, col(row, 2)?, col(row, 3)?, col(row, 4)?),
         );
     }
+    // Lock the existing rows this sync writes, in dag_id order as queueing does, so that a
+    // sync and a queueing transaction never wait for each other in a cycle.
+    let in_scanned_folder = |fileloc: &str| {
+        sync.folder
+            .as_deref()
+            .is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder))
+    };
+    let scanned: HashSet<&str> = sync.dags.iter().map(|u| u.dag.dag_id.as_str()).collect();
+    let mut written: Vec<&str> = sync
+        .dags
+        .iter()
+        .filter(|u| {
+            existing
+                .get(&u.dag.dag_id)
+                .is_some_and(|(active, _, hash, fileloc)| {
+                    !active || *hash != u.content_hash || *fileloc != u.fileloc
+                })
+        })
+        .map(|u| u.dag.dag_id.as_str())
+        .chain(
+            existing
+                .iter()
+                .filter(|(id, (active, _, _, fileloc))| {
+                    *active && !scanned.contains(id.as_str()) && in_scanned_folder(fileloc)
+                })
+                .map(|(id, _)| id.as_str()),
+        )
+        .collect();
+    written.sort_unstable();
+    written.dedup();
+    if !written.is_empty() {
+        sqlx::query(
+            "SELECT dag_id FROM dag WHERE dag_id = ANY($1) ORDER BY dag_id FOR NO KEY UPDATE",
+        )
+        .bind(&written)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
     let now = micros(sync.now);
     let mut report = SyncReport::default();
     let mut seen = HashSet::new();
@@ -124,11 +163,7 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
         }
     }
     for (dag_id, (active, _, _, fileloc)) in &existing {
-        let in_scanned_folder = sync
-            .folder
-            .as_deref()
-            .is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder));
-        if *active && !seen.contains(dag_id) && in_scanned_folder {
+        if *active && !seen.contains(dag_id) && in_scanned_folder(fileloc) {
             sqlx::query("UPDATE dag SET is_active = FALSE, next_dagrun = NULL WHERE dag_id = $1")
                 .bind(dag_id)
                 .execute(&mut *conn)

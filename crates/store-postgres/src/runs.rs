@@ -186,8 +186,7 @@ pub async fn own(conn: &mut PgConnection, request: &OwnRuns) -> Result<Vec<DagRu
             "WITH free AS ( \
                  SELECT id FROM dag_run \
                  WHERE state IN ('queued', 'running') AND runner IS NULL \
-                   AND (scheduler_id IS NULL OR scheduler_lease_until IS NULL \
-                        OR scheduler_lease_until < $3) \
+                   AND (scheduler_id IS NULL OR scheduler_lease_until < $3) \
                  ORDER BY logical_date, id LIMIT $4 \
                  FOR UPDATE SKIP LOCKED) \
              UPDATE dag_run r SET scheduler_id = $1, scheduler_lease_until = $2 \

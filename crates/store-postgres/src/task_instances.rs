@@ -488,8 +488,11 @@ pub async fn heartbeat(
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<String>> {
     let renewed: Vec<String> = sqlx::query_scalar(
-        "UPDATE task_instance SET lease_until = $2 \
-         WHERE claim_id = ANY($1) AND state = 'running' RETURNING claim_id",
+        // Rows locked in id order, as batches lock them.
+        "UPDATE task_instance t SET lease_until = $2 \
+         FROM (SELECT id FROM task_instance WHERE claim_id = ANY($1) AND state = 'running' \
+               ORDER BY id FOR UPDATE) AS held \
+         WHERE t.id = held.id RETURNING t.claim_id",
     )
     .bind(claim_ids)
     .bind(micros(lease_until))
