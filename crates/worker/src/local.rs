@@ -120,22 +120,20 @@ impl LocalWorker {
             let mut claimed = 0;
             let mut failed = false;
             if free > 0 {
-                let claim = tokio::select! {
-                    result = self.claim(free) => Some(result),
-                    _ = shutdown.changed() => None,
-                };
-                match claim {
-                    Some(Ok(tasks)) => {
+                // Never abandoned half-way, not even for a shutdown: the server may have
+                // committed the claim already, and a dropped answer would leave its tasks
+                // to wait for their lease. What it brings is run (and drained) like the rest.
+                match self.claim(free).await {
+                    Ok(tasks) => {
                         claimed = tasks.len();
                         for task in tasks {
                             self.start(task, finished_tx.clone());
                         }
                     }
-                    Some(Err(e)) => {
+                    Err(e) => {
                         warn!(error = %e, "claiming work failed");
                         failed = true;
                     }
-                    None => continue,
                 }
             }
             if claimed > 0 && claimed == free {

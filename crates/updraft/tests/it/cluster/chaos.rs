@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{chains_dag, try_line_command, Cluster, Proc, TryLines};
+use super::{chains_dag, try_line_command, Cluster, Proc, Role, TryLines};
+
+const KINDS: [Role; 3] = [Role::Scheduler, Role::ApiServer, Role::Worker];
 
 const RUNS: usize = 50;
 /// How long processes are killed for (at most; it stops earlier when every run is done).
@@ -77,6 +79,7 @@ fn every_run_succeeds_and_no_try_runs_twice_while_processes_are_killed() {
     let run_ids: Vec<String> = (0..RUNS).map(|i| format!("chaos_{i:02}")).collect();
     let mut events: Vec<String> = Vec::new();
     let mut crashed: Vec<String> = Vec::new();
+    let first_kind = rng.below(3) as usize;
     let started = Instant::now();
     std::thread::scope(|scope| {
         // Runs are triggered while the chaos goes on.
@@ -100,7 +103,16 @@ fn every_run_succeeds_and_no_try_runs_twice_while_processes_are_killed() {
                     cluster.restart(proc);
                 }
             }
-            let victim = &mut procs[rng.below(8) as usize];
+            // Every kind is killed early on (in a random order), then any process.
+            let kind = if events.len() < 3 {
+                (first_kind + events.len()) % 3
+            } else {
+                rng.below(3) as usize
+            };
+            let of_kind: Vec<usize> = (0..procs.len())
+                .filter(|i| procs[*i].role() == KINDS[kind])
+                .collect();
+            let victim = &mut procs[of_kind[rng.below(of_kind.len() as u64) as usize]];
             events.push(format!(
                 "{:>5.1}s kill -9 {} (pid {})",
                 started.elapsed().as_secs_f64(),
@@ -171,6 +183,8 @@ fn every_run_succeeds_and_no_try_runs_twice_while_processes_are_killed() {
         events.join("\n"),
         cluster.logs()
     );
+    let retried = tries.counts.keys().filter(|(.., t)| *t > 1).count();
+    eprintln!("{retried} tries were retries of tries lost with their process");
     let missing = tries.missing("chaos", &run_ids, &tasks);
     assert!(
         missing.is_empty(),

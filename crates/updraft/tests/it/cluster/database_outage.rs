@@ -62,6 +62,11 @@ fn every_process_survives_a_database_outage_and_the_runs_finish() {
         cut_at.elapsed()
     );
 
+    eventually(Duration::from_secs(30), || {
+        (cluster.proxy().connections() > 0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no process reconnected to the database\n{}", cluster.logs()));
+
     let states = cluster.wait_for_runs("outage", &run_ids, Duration::from_secs(60));
     for proc in procs.iter_mut() {
         if let Some(status) = proc.exited() {

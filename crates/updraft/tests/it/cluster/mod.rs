@@ -495,6 +495,7 @@ impl Cluster {
             cmd.env("UPDRAFT_DATABASE__URL", &self.process_db_url);
         }
         cmd.env("UPDRAFT_LOG", &self.log_level)
+            .env("NO_COLOR", "1")
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .args(&spec.args)
             .stdout(Stdio::piped())
@@ -633,13 +634,45 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Option<Output> {
     })
 }
 
+/// Log targets left out of the tails in failure messages (they stay in the files).
+const NOISE: &[&str] = &[
+    "sqlx::query",
+    "hyper_util::",
+    "hyper::",
+    "reqwest::",
+    "h2::",
+];
+
+/// The last `lines` lines of a log, without colours and without the noisiest debug lines.
 fn tail(path: &Path, lines: usize) -> String {
     let mut text = String::new();
     if let Ok(mut file) = File::open(path) {
         let _ = file.read_to_string(&mut text);
     }
-    let all: Vec<&str> = text.lines().collect();
+    let all: Vec<String> = text
+        .lines()
+        .map(strip_ansi)
+        .filter(|line| !NOISE.iter().any(|noise| line.contains(noise)))
+        .collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub fn str_field<'a>(value: &'a Value, key: &str) -> &'a str {

@@ -43,33 +43,31 @@ fn workers_restarted_one_by_one_with_sigterm_fail_no_task() {
         cluster.trigger("rolling", run_id);
     }
 
-    for i in 0..workers.len() {
+    for worker in workers.iter_mut() {
         eventually(Duration::from_secs(20), || {
-            is_running_something(&cluster, &workers[i]).then_some(())
+            is_running_something(&cluster, worker).then_some(())
         })
         .unwrap_or_else(|| {
             panic!(
                 "{} never ran a task before its restart: {:#?}\n{}",
-                workers[i].name(),
+                worker.name(),
                 cluster.workers(),
                 cluster.logs()
             )
         });
-        let name = workers[i].name().to_string();
-        let status = workers[i]
-            .sigterm(Duration::from_secs(60))
-            .unwrap_or_else(|| {
-                panic!(
-                    "{name} did not exit within 60 s of SIGTERM\n{}",
-                    cluster.logs()
-                )
-            });
+        let name = worker.name().to_string();
+        let status = worker.sigterm(Duration::from_secs(60)).unwrap_or_else(|| {
+            panic!(
+                "{name} did not exit within 60 s of SIGTERM\n{}",
+                cluster.logs()
+            )
+        });
         assert!(
             status.success(),
             "{name} exited with {status} after SIGTERM\n{}",
-            workers[i].log_tail()
+            worker.log_tail()
         );
-        workers[i] = cluster.worker_with_env(&[&api], "default", 4, &grace);
+        *worker = cluster.worker_with_env(&[&api], "default", 4, &grace);
     }
 
     let runs = cluster.wait_for_runs("rolling", &run_ids, Duration::from_secs(60));
