@@ -4,12 +4,16 @@
 //! ```sh
 //! cargo run --release -p updraft-bench -- --workloads all --json bench.json
 //! cargo run --release -p updraft-bench -- --quick                      # a smoke run
+//! cargo run --release -p updraft-bench -- --workloads w1,w2,w5 --database postgres --schedulers 2
 //! ```
 
+mod cluster;
 mod dag_folder;
+mod deployment;
 mod machine;
 mod measurement;
 mod metadata;
+mod postgres;
 mod procfs;
 mod report;
 mod standalone;
@@ -24,6 +28,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 
+use crate::cluster::ClusterShape;
 use crate::metadata::Database;
 use crate::report::{Report, WorkloadReport};
 use crate::updraft::Updraft;
@@ -54,10 +59,23 @@ struct Args {
     /// Do not run `cargo build` for the default binary; use it as it is.
     #[arg(long)]
     no_build: bool,
-    /// The metadata database the workloads run on.
+    /// The metadata database the workloads run on: `sqlite` runs `updraft standalone`,
+    /// `postgres` a cluster (`--schedulers` schedulers, one API server, one worker) on a fresh
+    /// database per repetition.
     #[arg(long, value_enum, default_value_t = Database::Sqlite)]
     database: Database,
-    /// Record a `perf record` profile (DWARF call graphs) of the standalone process during W5 into this file.
+    /// The PostgreSQL server of `--database postgres`: any database on it; its user must be
+    /// allowed to create databases (each repetition creates one and drops it afterwards).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// How many `updraft scheduler` processes the cluster runs (`--database postgres`).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    schedulers: usize,
+    /// Record a `perf record` profile (DWARF call graphs) of the updraft processes during W5 into this file.
     #[arg(long, value_name = "FILE")]
     perf_w5: Option<PathBuf>,
 }
@@ -84,13 +102,36 @@ fn run(args: Args) -> Result<()> {
     } else {
         Sizes::full()
     };
+    anyhow::ensure!(args.schedulers > 0, "--schedulers must be at least 1");
+    let postgres = match args.database {
+        Database::Sqlite => {
+            anyhow::ensure!(
+                args.schedulers == 1,
+                "--schedulers applies to --database postgres (standalone has one scheduler)"
+            );
+            None
+        }
+        Database::Postgres => {
+            let server = postgres::Server::new(&args.postgres_url)?;
+            server.check()?;
+            Some(server)
+        }
+    };
+    // The task processes at once: what the standalone's local worker runs (`core.parallelism`
+    // of a fresh home), and so the cluster's worker's `--concurrency`.
+    let parallelism = updraft.default_parallelism()?;
+    let cluster = ClusterShape {
+        schedulers: args.schedulers,
+        worker_concurrency: parallelism,
+    };
     let bench = Bench {
         updraft: &updraft,
         database: args.database,
+        postgres: postgres.clone(),
+        cluster,
         sizes: &sizes,
         perf_w5: args.perf_w5.clone(),
     };
-    let parallelism = updraft.default_parallelism()?;
     let mut report = Report::new(
         &updraft,
         args.database,
@@ -99,11 +140,14 @@ fn run(args: Args) -> Result<()> {
         repetitions,
         &sizes,
     );
+    if let Some(server) = &postgres {
+        report.set_cluster(server, cluster);
+    }
     report.machine.load_average_start = load_before;
     eprintln!(
         "updraft-bench: {} on {} ({} cores, {} MiB), {} repetition(s){}",
         updraft.binary().display(),
-        args.database,
+        report.setup(),
         report.machine.cores,
         report.machine.memory_mib,
         repetitions,

@@ -1,6 +1,7 @@
-//! Reading timestamps back from the metadata database, behind a trait so that PostgreSQL can
-//! join SQLite as a `--database` choice.
+//! Reading timestamps back from the metadata database (SQLite or PostgreSQL), behind a trait
+//! the workloads use.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
@@ -13,14 +14,18 @@ use crate::updraft::Home;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Database {
-    /// The default: `$UPDRAFT_HOME/updraft.db`.
+    /// The default: `$UPDRAFT_HOME/updraft.db`, one `updraft standalone`.
     Sqlite,
+    /// A fresh database per repetition on `--postgres-url`, and a cluster of `--schedulers`
+    /// schedulers, one API server and one remote worker.
+    Postgres,
 }
 
 impl fmt::Display for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Database::Sqlite => f.write_str("SQLite"),
+            Database::Postgres => f.write_str("PostgreSQL"),
         }
     }
 }
@@ -30,6 +35,7 @@ impl Database {
     pub fn open(self, home: &Home) -> Result<Box<dyn Metadata>> {
         match self {
             Database::Sqlite => Ok(Box::new(SqliteMetadata::open(home)?)),
+            Database::Postgres => Ok(Box::new(PostgresMetadata::open(home)?)),
         }
     }
 }
@@ -142,5 +148,106 @@ impl Metadata for SqliteMetadata {
             )
             .context("cannot count unfinished runs")?;
         Ok(count as usize)
+    }
+}
+
+/// The fresh PostgreSQL database of a repetition, through one synchronous connection. The
+/// schema is the same as SQLite's: instants are BIGINT microseconds, flags are BOOLEAN.
+pub struct PostgresMetadata {
+    client: RefCell<postgres::Client>,
+}
+
+impl PostgresMetadata {
+    pub fn open(home: &Home) -> Result<PostgresMetadata> {
+        let url = home
+            .postgres_url()
+            .context("this home has no PostgreSQL database")?;
+        Ok(PostgresMetadata {
+            client: RefCell::new(crate::postgres::connect(url)?),
+        })
+    }
+
+    fn count(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<usize> {
+        let row = self.client.borrow_mut().query_one(sql, params)?;
+        let count: i64 = row.try_get(0)?;
+        Ok(count as usize)
+    }
+
+    /// Processes of `kind` (`scheduler`, `worker`, `api-server`) that beat in the `job` table
+    /// and have not stopped. The database is fresh, so every row is of this cluster.
+    pub fn live_jobs(&self, kind: &str) -> Result<usize> {
+        self.count(
+            "SELECT count(*) FROM job WHERE kind = $1 AND state <> 'stopped'",
+            &[&kind],
+        )
+        .with_context(|| format!("cannot count {kind} jobs"))
+    }
+}
+
+impl Metadata for PostgresMetadata {
+    fn active_dag_count(&self) -> Result<usize> {
+        // Before the first process has migrated the fresh database there is no table yet.
+        let exists = self
+            .count(
+                "SELECT count(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'dag'",
+                &[],
+            )
+            .context("cannot look for the dag table")?;
+        if exists == 0 {
+            return Ok(0);
+        }
+        self.count("SELECT count(*) FROM dag WHERE is_active", &[])
+            .context("cannot count DAGs")
+    }
+
+    fn run(&self, dag_id: &str, run_id: &str) -> Result<RunRecord> {
+        let row = self
+            .client
+            .borrow_mut()
+            .query_opt(
+                "SELECT id, state, queued_at, end_date FROM dag_run WHERE dag_id = $1 AND run_id = $2",
+                &[&dag_id, &run_id],
+            )
+            .context("cannot read dag_run")?;
+        match row {
+            Some(r) => Ok(RunRecord {
+                id: r.try_get(0)?,
+                state: r.try_get(1)?,
+                queued_at: r.try_get(2)?,
+                end_date: r.try_get(3)?,
+            }),
+            None => bail!("no run {run_id} of {dag_id} in the metadata"),
+        }
+    }
+
+    fn task_instances(&self, run: &RunRecord) -> Result<Vec<TaskRecord>> {
+        let rows = self
+            .client
+            .borrow_mut()
+            .query(
+                "SELECT task_id, state, start_date, end_date FROM task_instance \
+                 WHERE dag_run_id = $1 ORDER BY task_id",
+                &[&run.id],
+            )
+            .context("cannot read task_instance")?;
+        rows.iter()
+            .map(|r| {
+                Ok(TaskRecord {
+                    task_id: r.try_get(0)?,
+                    state: r.try_get(1)?,
+                    start_date: r.try_get(2)?,
+                    end_date: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    fn unfinished_runs(&self, dag_id: &str) -> Result<usize> {
+        self.count(
+            "SELECT count(*) FROM dag_run WHERE dag_id = $1 AND state IN ('queued', 'running')",
+            &[&dag_id],
+        )
+        .context("cannot count unfinished runs")
     }
 }

@@ -8,9 +8,11 @@ use comfy_table::Table;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cluster::ClusterShape;
 use crate::machine::{self, Machine};
 use crate::measurement::{format_value, Goal, Measurement, Unit};
 use crate::metadata::Database;
+use crate::postgres::Server;
 use crate::stats;
 use crate::updraft::{workspace_root, Updraft};
 use crate::workloads::{Sizes, Workload};
@@ -22,7 +24,10 @@ pub struct Report {
     pub commit: Option<String>,
     pub updraft_binary: String,
     pub database: Database,
-    /// `core.parallelism` as a fresh home gets it (the workloads do not change it).
+    /// With `--database postgres`: the server (password hidden) and the cluster's shape.
+    pub cluster: Option<ClusterReport>,
+    /// `core.parallelism` as a fresh home gets it (the workloads do not change it); the
+    /// cluster's worker runs as many tasks at once.
     pub parallelism: u64,
     pub machine: Machine,
     pub quick: bool,
@@ -45,12 +50,39 @@ impl Report {
             commit: machine::commit(&workspace_root()),
             updraft_binary: updraft.binary().display().to_string(),
             database,
+            cluster: None,
             parallelism,
             machine: Machine::current(),
             quick,
             repetitions,
             sizes: sizes.clone(),
             workloads: Vec::new(),
+        }
+    }
+
+    pub fn set_cluster(&mut self, server: &Server, shape: ClusterShape) {
+        self.cluster = Some(ClusterReport {
+            postgres_url: server.display_url(),
+            schedulers: shape.schedulers,
+            api_servers: 1,
+            workers: 1,
+            worker_concurrency: shape.worker_concurrency,
+        });
+    }
+
+    /// What ran the workloads, in words.
+    pub fn setup(&self) -> String {
+        match &self.cluster {
+            None => format!("{} (updraft standalone)", self.database),
+            Some(c) => format!(
+                "{} cluster ({} scheduler(s), {} API server, {} worker of concurrency {}, {})",
+                self.database,
+                c.schedulers,
+                c.api_servers,
+                c.workers,
+                c.worker_concurrency,
+                c.postgres_url
+            ),
         }
     }
 
@@ -97,7 +129,7 @@ impl Report {
             self.machine.cores,
             self.machine.memory_mib,
             self.machine.cpu_model,
-            self.database,
+            self.setup(),
             self.parallelism,
             self.repetitions,
             if self.quick { " (quick)" } else { "" },
@@ -106,6 +138,15 @@ impl Report {
             self.machine.load_average_end[0],
         )
     }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterReport {
+    pub postgres_url: String,
+    pub schedulers: usize,
+    pub api_servers: usize,
+    pub workers: usize,
+    pub worker_concurrency: u64,
 }
 
 #[derive(Debug, Serialize)]

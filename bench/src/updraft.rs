@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::postgres::{random_hex, FreshDatabase};
+
 /// The workspace this harness belongs to (where `target/` and `.git` are).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -68,6 +70,7 @@ impl Updraft {
             }
         }
         cmd.env("UPDRAFT_HOME", home.path())
+            .envs(home.env.iter().map(|(k, v)| (k, v)))
             .current_dir(home.path())
             .stdin(Stdio::null());
         cmd
@@ -129,19 +132,45 @@ impl Updraft {
 }
 
 /// A fresh `$UPDRAFT_HOME` in a temporary directory, removed when dropped; its DAG folder is
-/// the default `$UPDRAFT_HOME/dags`.
+/// the default `$UPDRAFT_HOME/dags`. On PostgreSQL it also owns the repetition's fresh
+/// database (dropped after the directory) and the settings every updraft command gets.
 pub struct Home {
     dir: tempfile::TempDir,
+    /// `UPDRAFT_*` variables of every command run in this home.
+    env: Vec<(String, String)>,
+    postgres: Option<FreshDatabase>,
 }
 
 impl Home {
+    /// A home on the default database, SQLite in `$UPDRAFT_HOME/updraft.db`.
     pub fn new() -> Result<Home> {
         let dir = tempfile::Builder::new()
             .prefix("updraft-bench-")
             .tempdir()
             .context("cannot create a temporary UPDRAFT_HOME")?;
         std::fs::create_dir_all(dir.path().join("dags")).context("cannot create the DAG folder")?;
-        Ok(Home { dir })
+        Ok(Home {
+            dir,
+            env: Vec::new(),
+            postgres: None,
+        })
+    }
+
+    /// A home whose commands use `database` (`UPDRAFT_DATABASE__URL`) and a random worker
+    /// token (`UPDRAFT_API__WORKER_TOKEN`, which the API server and the worker share).
+    pub fn on_postgres(database: FreshDatabase) -> Result<Home> {
+        let mut home = Home::new()?;
+        home.env = vec![
+            ("UPDRAFT_DATABASE__URL".into(), database.url().to_owned()),
+            ("UPDRAFT_API__WORKER_TOKEN".into(), random_hex(24)?),
+        ];
+        home.postgres = Some(database);
+        Ok(home)
+    }
+
+    /// The URL of this home's PostgreSQL database, if it has one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres.as_ref().map(FreshDatabase::url)
     }
 
     pub fn path(&self) -> &Path {

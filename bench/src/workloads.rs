@@ -15,10 +15,12 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::cluster::ClusterShape;
 use crate::dag_folder;
+use crate::deployment::Deployment;
 use crate::measurement::Measurement;
 use crate::metadata::{Database, Metadata, RunRecord};
-use crate::standalone::Standalone;
+use crate::postgres::Server;
 use crate::updraft::{Home, Updraft};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,9 +178,29 @@ impl Sizes {
 pub struct Bench<'a> {
     pub updraft: &'a Updraft,
     pub database: Database,
+    /// The server of `--database postgres`.
+    pub postgres: Option<Server>,
+    /// The cluster of `--database postgres`.
+    pub cluster: ClusterShape,
     pub sizes: &'a Sizes,
-    /// Where W5 records a `perf` profile of the standalone, if asked.
+    /// Where W5 records a `perf` profile of the updraft processes, if asked.
     pub perf_w5: Option<PathBuf>,
+}
+
+impl Bench<'_> {
+    /// A fresh `$UPDRAFT_HOME`, on a fresh database when the database is PostgreSQL.
+    pub fn home(&self) -> Result<Home> {
+        match self.database {
+            Database::Sqlite => Home::new(),
+            Database::Postgres => {
+                let server = self
+                    .postgres
+                    .as_ref()
+                    .context("--database postgres without a server")?;
+                Home::on_postgres(server.fresh_database()?)
+            }
+        }
+    }
 }
 
 /// The DAG folder of W3 and W4: `idle_dags` small DAGs plus the DAGs of W1 and W2.
@@ -206,11 +228,11 @@ fn write_idle_folder(home: &Home, sizes: &Sizes) -> Result<()> {
     )
 }
 
-/// Starts the standalone in `home` and waits until it is healthy with `dags` DAGs.
-fn start(bench: &Bench, home: &Home, dags: usize) -> Result<Standalone> {
-    let mut standalone = Standalone::start(bench.updraft, home)?;
-    standalone.wait_ready(bench.database, home, dags)?;
-    Ok(standalone)
+/// Starts the standalone (or the cluster) in `home` and waits until it is up with `dags` DAGs.
+fn start(bench: &Bench, home: &Home, dags: usize) -> Result<Deployment> {
+    let mut deployment = Deployment::spawn(bench, home)?;
+    deployment.wait_ready(bench, home, dags)?;
+    Ok(deployment)
 }
 
 /// A task instance that ran, instants in microseconds since the epoch.
@@ -228,7 +250,7 @@ struct SuccessfulRun {
     tasks: Vec<TaskTimes>,
 }
 
-/// Writes one DAG file into a fresh home, starts standalone, triggers the DAG once with
+/// Writes one DAG file into a fresh home, starts updraft, triggers the DAG once with
 /// `--wait`, and returns the finished run and the trigger's wall time in seconds.
 fn single_run(
     bench: &Bench,
@@ -236,15 +258,15 @@ fn single_run(
     source: String,
     tasks: usize,
 ) -> Result<(SuccessfulRun, f64)> {
-    let home = Home::new()?;
+    let home = bench.home()?;
     dag_folder::write(&home.dags(), [(format!("{dag_id}.yaml"), source)])?;
-    let standalone = start(bench, &home, 1)?;
+    let running = start(bench, &home, 1)?;
     let metadata = bench.database.open(&home)?;
     let clock = std::time::Instant::now();
     let run_id = bench.updraft.trigger(&home, dag_id, true)?;
     let wall = clock.elapsed().as_secs_f64();
     let done = successful_run(&*metadata, dag_id, &run_id, tasks)?;
-    standalone.stop()?;
+    running.stop()?;
     Ok((done, wall))
 }
 

@@ -5,20 +5,19 @@ use anyhow::Result;
 
 use super::{sleep_seconds, start, write_idle_folder, Bench};
 use crate::measurement::{Figure, Goal, Measurement, Unit};
-use crate::updraft::Home;
 
 pub fn run(bench: &Bench) -> Result<Measurement> {
     let sizes = bench.sizes;
     let dags = sizes.idle_dags + 2;
-    let home = Home::new()?;
+    let home = bench.home()?;
     write_idle_folder(&home, sizes)?;
-    let mut standalone = start(bench, &home, dags)?;
+    let mut running = start(bench, &home, dags)?;
     sleep_seconds(sizes.settle_seconds);
-    let before = standalone.usage()?;
+    let before = running.usage()?;
     sleep_seconds(sizes.idle_seconds);
-    standalone.check_alive()?;
-    let after = standalone.usage()?;
-    standalone.stop()?;
+    running.check_alive()?;
+    let after = running.usage()?;
+    running.stop()?;
 
     let cpu_per_minute = (after.cpu_s - before.cpu_s) * 60.0 / sizes.idle_seconds;
     let mut m = Measurement::default();

@@ -7,18 +7,17 @@ use super::{millis, start, successful_run, Bench};
 use crate::dag_folder;
 use crate::measurement::{Figure, Goal, Measurement, Unit};
 use crate::stats;
-use crate::updraft::Home;
 
 const DAG: &str = "latency";
 
 pub fn run(bench: &Bench) -> Result<Measurement> {
     let triggers = bench.sizes.latency_triggers;
-    let home = Home::new()?;
+    let home = bench.home()?;
     dag_folder::write(
         &home.dags(),
         [(format!("{DAG}.yaml"), dag_folder::chain(DAG, 2))],
     )?;
-    let standalone = start(bench, &home, 1)?;
+    let running = start(bench, &home, 1)?;
     let metadata = bench.database.open(&home)?;
     let run_ids = (0..triggers)
         .map(|_| bench.updraft.trigger(&home, DAG, true))
@@ -27,7 +26,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         .iter()
         .map(|id| successful_run(&*metadata, DAG, id, 2))
         .collect::<Result<Vec<_>>>()?;
-    standalone.stop()?;
+    running.stop()?;
 
     let to_start: Vec<f64> = done
         .iter()

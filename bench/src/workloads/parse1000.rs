@@ -12,7 +12,7 @@ use crate::updraft::Home;
 
 pub fn run(bench: &Bench) -> Result<Measurement> {
     let files = bench.sizes.parse_files;
-    let home = Home::new()?;
+    let home = bench.home()?;
     let dags = (0..files).map(|i| {
         let id = format!("parse_{i:04}");
         (
@@ -36,7 +36,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         "`dags list` showed {cold_count} then {warm_count} DAGs, expected {files}"
     );
     // The same command on an empty, already created home: what any CLI call costs.
-    let empty = Home::new()?;
+    let empty = bench.home()?;
     list(&empty)?;
     let (floor, _) = list(&empty)?;
 

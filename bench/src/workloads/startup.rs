@@ -4,16 +4,15 @@
 use anyhow::{ensure, Result};
 
 use super::{write_idle_folder, Bench};
+use crate::deployment::Deployment;
 use crate::measurement::{Figure, Goal, Measurement, Unit};
-use crate::standalone::Standalone;
-use crate::updraft::Home;
 
 pub fn run(bench: &Bench) -> Result<Measurement> {
     let dags = bench.sizes.idle_dags + 2;
-    let home = Home::new()?;
+    let home = bench.home()?;
     write_idle_folder(&home, bench.sizes)?;
-    let mut standalone = Standalone::start(bench.updraft, &home)?;
-    let ready = standalone.wait_ready(bench.database, &home, dags)?;
+    let mut running = Deployment::spawn(bench, &home)?;
+    let ready = running.wait_ready(bench, &home, dags)?;
     // What a user sees: `dags list` shows them all.
     let listed = bench.updraft.cli_json(&home, &["dags", "list"])?;
     let listed = listed.as_array().map_or(0, Vec::len);
@@ -21,8 +20,8 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         listed == dags,
         "`dags list` shows {listed} DAGs, expected {dags}"
     );
-    let usage = standalone.usage()?;
-    standalone.stop()?;
+    let usage = running.usage()?;
+    running.stop()?;
 
     let mut m = Measurement::default();
     m.figure(

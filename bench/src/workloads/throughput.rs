@@ -12,7 +12,6 @@ use nix::unistd::Pid;
 use super::{seconds, start, successful_run, Bench};
 use crate::dag_folder;
 use crate::measurement::{Figure, Goal, Measurement, Unit};
-use crate::updraft::Home;
 
 const DAG: &str = "throughput";
 const TIMEOUT: Duration = Duration::from_secs(900);
@@ -20,31 +19,31 @@ const TIMEOUT: Duration = Duration::from_secs(900);
 pub fn run(bench: &Bench) -> Result<Measurement> {
     let (runs, width) = (bench.sizes.throughput_runs, bench.sizes.throughput_width);
     let total = runs * width;
-    let home = Home::new()?;
+    let home = bench.home()?;
     dag_folder::write(
         &home.dags(),
         [(format!("{DAG}.yaml"), dag_folder::parallel(DAG, width))],
     )?;
-    let mut standalone = start(bench, &home, 1)?;
+    let mut running = start(bench, &home, 1)?;
     let metadata = bench.database.open(&home)?;
     let perf = match &bench.perf_w5 {
-        Some(file) => Some(Perf::attach(standalone.pid(), file)?),
+        Some(file) => Some(Perf::attach(&running.pids(), file)?),
         None => None,
     };
-    let before = standalone.usage()?;
+    let before = running.usage()?;
     let clock = Instant::now();
     let run_ids = (0..runs)
         .map(|_| bench.updraft.trigger(&home, DAG, false))
         .collect::<Result<Vec<_>>>()?;
     while metadata.unfinished_runs(DAG)? > 0 {
-        standalone.check_alive()?;
+        running.check_alive()?;
         if clock.elapsed() > TIMEOUT {
             bail!("{runs} runs of {width} tasks not finished after {TIMEOUT:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     let wall = clock.elapsed().as_secs_f64();
-    let after = standalone.usage()?;
+    let after = running.usage()?;
     if let Some(perf) = perf {
         perf.finish()?;
     }
@@ -52,7 +51,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         .iter()
         .map(|id| successful_run(&*metadata, DAG, id, width))
         .collect::<Result<Vec<_>>>()?;
-    standalone.stop()?;
+    running.stop()?;
 
     let first_trigger = done.iter().map(|d| d.run.queued_at).min().unwrap_or(0);
     let last_end = done
@@ -114,17 +113,22 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
 }
 
 /// `perf record` (DWARF call graphs: release builds have no frame pointers) attached to the
-/// standalone for the duration of the runs.
+/// updraft processes for the duration of the runs.
 struct Perf {
     child: Child,
 }
 
 impl Perf {
-    fn attach(pid: i32, file: &Path) -> Result<Perf> {
+    fn attach(pids: &[i32], file: &Path) -> Result<Perf> {
+        let pids = pids
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let child = Command::new("perf")
             .args(["record", "--call-graph", "dwarf", "-F", "999", "-o"])
             .arg(file)
-            .args(["-p", &pid.to_string()])
+            .args(["-p", &pids])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

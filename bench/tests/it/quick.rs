@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// Builds `updraft` into the target directory this test was built in (a no-op when it is up
 /// to date, which it is after `cargo test --workspace`) and returns the binary.
-fn updraft_binary() -> PathBuf {
+pub fn updraft_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/it-<hash>
     let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
@@ -40,7 +40,7 @@ fn figure<'a>(workload: &'a Value, key: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no figure {key} in {workload}"))
 }
 
-fn median(workload: &Value, key: &str) -> f64 {
+pub fn median(workload: &Value, key: &str) -> f64 {
     figure(workload, key)["median"].as_f64().unwrap()
 }
 

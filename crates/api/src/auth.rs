@@ -59,7 +59,10 @@ pub(crate) async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request.headers().get(header::AUTHORIZATION).and_then(bearer);
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(bearer);
     match presented {
         Some(presented) if token.matches(presented) => next.run(request).await,
         Some(_) => {
@@ -72,10 +75,9 @@ pub(crate) async fn require_token(
 
 fn unauthorized(detail: &str) -> Response {
     let mut response = HttpError::new(StatusCode::UNAUTHORIZED, detail).into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer"),
-    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }
 

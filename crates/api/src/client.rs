@@ -12,8 +12,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use updraft_store::{
-    ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, LogAppend, LogChunk, Result,
-    StoreError, TaskExecution, TransitionResult, XCom,
+    ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, LogAppend, LogChunk, Result, StoreError,
+    TaskExecution, TransitionResult, XCom,
 };
 
 use crate::wire::{
@@ -37,7 +37,7 @@ pub struct HttpExecutionOptions {
 impl Default for HttpExecutionOptions {
     fn default() -> Self {
         HttpExecutionOptions {
-            claim_wait: Duration::from_secs(10),
+            claim_wait: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(15),
         }
@@ -299,7 +299,10 @@ fn endpoint(server: &Url, path: &[&str]) -> Result<Url> {
         let mut segments = url.path_segments_mut().map_err(|()| {
             StoreError::Corrupt(format!("{server} cannot be the base of an API address"))
         })?;
-        segments.pop_if_empty().extend(["execution", "v1"]).extend(path);
+        segments
+            .pop_if_empty()
+            .extend(["execution", "v1"])
+            .extend(path);
     }
     Ok(url)
 }
@@ -396,6 +399,10 @@ impl TaskExecution for HttpExecution {
 
     fn ships_logs(&self) -> bool {
         true
+    }
+
+    fn claims_wait(&self) -> bool {
+        self.long_polls()
     }
 }
 

@@ -18,9 +18,15 @@ pub(crate) async fn health(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let since = DateTime::<Utc>::UNIX_EPOCH;
     let (ping, schedulers, standalones) = tokio::join!(
         bounded(limit, shared.store.ping()),
-        bounded(limit, shared.store.list_jobs(Some(JobKind::Scheduler), since)),
+        bounded(
+            limit,
+            shared.store.list_jobs(Some(JobKind::Scheduler), since)
+        ),
         // `standalone` runs a scheduler too.
-        bounded(limit, shared.store.list_jobs(Some(JobKind::Standalone), since)),
+        bounded(
+            limit,
+            shared.store.list_jobs(Some(JobKind::Standalone), since)
+        ),
     );
     let database = match ping {
         Ok(()) => "healthy",
