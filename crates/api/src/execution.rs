@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
 use tokio::time::Instant;
 use updraft_store::{
     ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, JobKind, LogAppend, LogChunk,
@@ -26,6 +27,20 @@ use crate::wire::{
 const POLL_WITHOUT_FEED: Duration = Duration::from_secs(1);
 
 type Reply<T> = Result<Json<T>, HttpError>;
+
+/// The parameters of `dags/{dag_id}/versions/{version}`, by name, so that a rejection names
+/// the one that does not parse.
+#[derive(Deserialize)]
+pub(crate) struct DagVersionPath {
+    dag_id: String,
+    version: i64,
+}
+
+/// The parameter of `runs/{dag_run_id}/xcoms`.
+#[derive(Deserialize)]
+pub(crate) struct RunPath {
+    dag_run_id: i64,
+}
 
 /// `POST /execution/v1/claim`: claims at once; when nothing was claimed, waits up to
 /// `wait_ms` for work to be queued and claims again. A client that goes away while the claim
@@ -131,18 +146,18 @@ pub(crate) async fn append_log(
 /// `GET /execution/v1/dags/{dag_id}/versions/{version}`.
 pub(crate) async fn dag_version(
     State(shared): State<Arc<Shared>>,
-    path: Result<Path<(String, i64)>, PathRejection>,
+    path: Result<Path<DagVersionPath>, PathRejection>,
 ) -> Reply<updraft_model::Dag> {
-    let Path((dag_id, version)) = path?;
+    let Path(DagVersionPath { dag_id, version }) = path?;
     Ok(Json(shared.store.get_dag_version(&dag_id, version).await?))
 }
 
 /// `GET /execution/v1/runs/{dag_run_id}/xcoms`.
 pub(crate) async fn xcoms(
     State(shared): State<Arc<Shared>>,
-    path: Result<Path<i64>, PathRejection>,
+    path: Result<Path<RunPath>, PathRejection>,
 ) -> Reply<Vec<XCom>> {
-    let Path(dag_run_id) = path?;
+    let Path(RunPath { dag_run_id }) = path?;
     Ok(Json(shared.store.xcoms_for_run(dag_run_id).await?))
 }
 

@@ -8,3 +8,4 @@ mod fixture;
 mod retries;
 mod robustness;
 mod schedule;
+mod versions;

@@ -101,6 +101,48 @@ impl Home {
         }
     }
 
+    /// Starts `updraft ARGS` (a long-running role) with `env`, logging to `<name>.log` in the
+    /// home (`name` is the first argument). An `api:` address it prints becomes its `url`,
+    /// awaited for up to 30 s.
+    pub fn role(&self, args: &[&str], env: &[(&str, &str)]) -> Role {
+        let log = self.path().join(format!("{}.log", args[0]));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = self
+            .command()
+            .args(args)
+            .envs(env.iter().copied())
+            .env("UPDRAFT_LOG", "debug")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.trim().strip_prefix("api:") {
+                    let _ = url_tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = if args[0] == "api-server" {
+            let url = url_rx.recv_timeout(Duration::from_secs(30));
+            Some(url.unwrap_or_else(|_| {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("updraft {args:?} printed no api: address\n{text}")
+            }))
+        } else {
+            None
+        };
+        Role { child, url, log }
+    }
+
     /// Waits until the run is finished and returns its states document.
     pub fn wait_for_run(&self, dag_id: &str, run_id: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
@@ -144,6 +186,34 @@ impl Standalone {
 }
 
 impl Drop for Standalone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A long-running `updraft` role (`scheduler`, `api-server`, `worker`). Killed when dropped.
+pub struct Role {
+    pub child: Child,
+    /// `http://HOST:PORT` of an API server.
+    pub url: Option<String>,
+    log: PathBuf,
+}
+
+impl Role {
+    /// Sends SIGTERM and waits for the exit.
+    pub fn sigterm(&mut self) -> std::process::ExitStatus {
+        unsafe_kill(self.child.id(), libc::SIGTERM);
+        self.child.wait().unwrap()
+    }
+
+    /// What the role logged so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Role {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -4,4 +4,5 @@ mod cli;
 mod cluster;
 mod crash;
 mod fixture;
+mod operations;
 mod standalone;
