@@ -1,5 +1,6 @@
 //! A DAG folder: recursive discovery of DAG files and a cache that re-reads only the files whose
-//! modification time or size changed since the last scan.
+//! modification time or size changed since the last scan, or since an earlier process recorded
+//! them ([`FileRecord`]).
 
 mod ignore;
 
@@ -10,16 +11,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+
 pub use ignore::IGNORE_FILE;
 
 use crate::schema::MAX_FILE_BYTES;
-use crate::{load_source, FolderScan, ImportError, LoadedDag};
+use crate::{load_source, FolderScan, ImportError, LoadedDag, PARSER_VERSION};
 use ignore::IgnoreRules;
 
 /// Files modified this close to the moment they were read are read again at the next scan (and
 /// re-parsed only if their content changed): a file system with coarse timestamps could hide a
 /// second change within the same tick ("racy git").
-const RACY_WINDOW: Duration = Duration::from_secs(2);
+pub const RACY_WINDOW: TimeDelta = TimeDelta::seconds(2);
 
 /// Why a folder could not be scanned. A broken DAG file is not one of these: it is an
 /// `ImportError` in the scan.
@@ -44,26 +47,61 @@ pub struct ScanStats {
     pub files: usize,
     /// Files whose content was read (changed, new, or recently modified).
     pub read: usize,
+    /// Files that did not change since their record: not parsed, their outcome is the
+    /// recorded one.
+    pub unchanged: usize,
     /// Files parsed (their content changed or was new).
     pub parsed: usize,
     pub elapsed: Duration,
 }
 
-/// A DAG folder with a cache: `scan()` re-reads only files whose (mtime, size) changed.
+/// A DAG folder with a cache: `scan()` re-reads only files whose (mtime, size) changed since
+/// the previous scan; [`scan_with_records`](Self::scan_with_records) also skips the files that
+/// did not change since they were recorded by an earlier process.
 #[derive(Debug)]
 pub struct DagFolder {
     root: PathBuf,
     cache: HashMap<PathBuf, Cached>,
 }
 
+/// What was loaded from a DAG file and when, as a caller keeps it between processes (the
+/// metadata database does): a fingerprint of the file and what it loaded to. A later scan
+/// trusts a file whose (mtime, size) still match, and reads but does not parse a file whose
+/// content hash still matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub path: PathBuf,
+    /// Modification time to the microsecond; `None` where the file system keeps none.
+    pub mtime: Option<DateTime<Utc>>,
+    pub size: u64,
+    /// sha256 of the content, lowercase hex (as [`LoadedDag::content_hash`]).
+    pub content_hash: String,
+    /// When the content was read, to the microsecond. A file modified within [`RACY_WINDOW`]
+    /// before this is read again: a second change in the same clock tick would keep its mtime.
+    pub recorded_at: DateTime<Utc>,
+    /// The [`PARSER_VERSION`] that produced `outcome`; records of another version are ignored.
+    pub parser_version: String,
+    pub outcome: FileOutcome,
+}
+
+/// What a DAG file loaded to, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// The file defines the DAG with this dag_id.
+    Dag(String),
+    /// The file does not load: the import-error text.
+    ImportError(String),
+}
+
 #[derive(Debug)]
 struct Cached {
-    mtime: Option<SystemTime>,
+    mtime: Option<DateTime<Utc>>,
     size: u64,
-    /// Read again next time: modified within `RACY_WINDOW` of being read.
+    /// Read again next time: modified within `RACY_WINDOW` of being read, or unreadable.
     racy: bool,
-    /// sha256 of the content; `None` when it was not read (too big).
-    hash: Option<String>,
+    /// sha256 of the content and when it was read; `None` when it was not read (too big,
+    /// unreadable).
+    read: Option<(String, DateTime<Utc>)>,
     outcome: Arc<Outcome>,
 }
 
@@ -71,13 +109,24 @@ struct Cached {
 enum Outcome {
     Loaded(Box<LoadedDag>),
     Failed(String),
+    /// Known from a record only: the file was not parsed by this process.
+    Recorded(FileOutcome),
 }
 
 /// A file found by the walk.
 struct Found {
     path: PathBuf,
-    mtime: Option<SystemTime>,
+    mtime: Option<DateTime<Utc>>,
     size: u64,
+}
+
+/// One file brought up to date.
+struct Visit {
+    cached: Cached,
+    /// Its record still holds: what it loaded to is published already.
+    unchanged: bool,
+    /// The record to keep for the next scan; `None` when the content was not read.
+    record: Option<FileRecord>,
 }
 
 impl DagFolder {
@@ -95,6 +144,17 @@ impl DagFolder {
     /// Finds every DAG file under the root and loads the changed ones. Results are sorted by
     /// path. A missing root is an empty folder (a fresh install has none yet).
     pub fn scan(&mut self) -> Result<FolderScan, DagFolderError> {
+        self.scan_with_records(Vec::new())
+    }
+
+    /// Like [`scan`](Self::scan), given what an earlier scan recorded (its
+    /// [`FolderScan::files`], for files whose outcome is still published): a file that did
+    /// not change since its record is neither parsed nor reported in [`FolderScan::dags`]
+    /// (its DAG is published as it is), and a recorded import error is reported again.
+    pub fn scan_with_records(
+        &mut self,
+        records: Vec<FileRecord>,
+    ) -> Result<FolderScan, DagFolderError> {
         let started = Instant::now();
         let found = match fs::metadata(&self.root) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -111,45 +171,66 @@ impl DagFolder {
             }
             Ok(_) => walk(&self.root)?,
         };
+        let mut records: HashMap<PathBuf, FileRecord> = records
+            .into_iter()
+            .filter(|r| r.parser_version == PARSER_VERSION)
+            .map(|r| (r.path.clone(), r))
+            .collect();
 
         let mut stats = ScanStats {
             files: found.len(),
             ..ScanStats::default()
         };
         let mut cache = HashMap::with_capacity(found.len());
-        let mut outcomes = Vec::with_capacity(found.len());
+        let mut visits = Vec::with_capacity(found.len());
         for file in found {
             let previous = self.cache.remove(&file.path);
-            let Some(cached) = load(file, previous, &mut stats) else {
+            let record = records.remove(&file.path);
+            let path = file.path.clone();
+            let Some(visit) = load(file, previous, record, &mut stats) else {
                 continue;
             };
-            outcomes.push((cached.0.clone(), Arc::clone(&cached.1.outcome)));
-            cache.insert(cached.0, cached.1);
+            let outcome = Arc::clone(&visit.cached.outcome);
+            cache.insert(path.clone(), visit.cached);
+            visits.push((path, outcome, visit.unchanged, visit.record));
         }
         self.cache = cache;
 
         let mut scan = FolderScan::default();
         let mut owners: HashMap<&str, &Path> = HashMap::new();
-        for (path, outcome) in &outcomes {
-            match outcome.as_ref() {
-                Outcome::Loaded(loaded) => match owners.get(loaded.dag.dag_id.as_str()) {
+        for (path, outcome, unchanged, record) in &visits {
+            let dag_id = match outcome.as_ref() {
+                Outcome::Loaded(loaded) => Ok(loaded.dag.dag_id.as_str()),
+                Outcome::Recorded(FileOutcome::Dag(dag_id)) => Ok(dag_id.as_str()),
+                Outcome::Failed(error) | Outcome::Recorded(FileOutcome::ImportError(error)) => {
+                    Err(error)
+                }
+            };
+            match dag_id {
+                Ok(dag_id) => match owners.get(dag_id) {
+                    // Not recorded: which file wins depends on the others.
                     Some(owner) => scan.import_errors.push(ImportError {
                         filename: path.clone(),
                         error: format!(
-                            "dag_id `{}` is already defined in {}",
-                            loaded.dag.dag_id,
+                            "dag_id `{dag_id}` is already defined in {}",
                             owner.display()
                         ),
                     }),
                     None => {
-                        owners.insert(&loaded.dag.dag_id, path);
-                        scan.dags.push(LoadedDag::clone(loaded));
+                        owners.insert(dag_id, path);
+                        if let (false, Outcome::Loaded(loaded)) = (unchanged, outcome.as_ref()) {
+                            scan.dags.push(LoadedDag::clone(loaded));
+                        }
+                        scan.files.extend(record.clone());
                     }
                 },
-                Outcome::Failed(error) => scan.import_errors.push(ImportError {
-                    filename: path.clone(),
-                    error: error.clone(),
-                }),
+                Err(error) => {
+                    scan.import_errors.push(ImportError {
+                        filename: path.clone(),
+                        error: error.clone(),
+                    });
+                    scan.files.extend(record.clone());
+                }
             }
         }
         stats.elapsed = started.elapsed();
@@ -157,6 +238,8 @@ impl DagFolder {
         tracing::debug!(
             root = %self.root.display(),
             files = stats.files,
+            unchanged = stats.unchanged,
+            read = stats.read,
             parsed = stats.parsed,
             dags = scan.dags.len(),
             import_errors = scan.import_errors.len(),
@@ -166,24 +249,127 @@ impl DagFolder {
     }
 }
 
-/// Brings one file's cache entry up to date. `None`: the file vanished since the walk.
-fn load(file: Found, previous: Option<Cached>, stats: &mut ScanStats) -> Option<(PathBuf, Cached)> {
-    let unchanged = |c: &Cached| c.mtime == file.mtime && c.size == file.size;
-    if previous.as_ref().is_some_and(|c| unchanged(c) && !c.racy) {
-        return previous.map(|c| (file.path, c));
+impl Cached {
+    fn same_stat(&self, file: &Found) -> bool {
+        self.mtime == file.mtime && self.size == file.size
     }
+
+    fn hash(&self) -> Option<&str> {
+        self.read.as_ref().map(|(hash, _)| hash.as_str())
+    }
+
+    /// The outcome, if this process loaded it (not only known from a record).
+    fn loaded(&self) -> Option<&Arc<Outcome>> {
+        match self.outcome.as_ref() {
+            Outcome::Recorded(_) => None,
+            Outcome::Loaded(_) | Outcome::Failed(_) => Some(&self.outcome),
+        }
+    }
+
+    fn record(&self, path: &Path) -> Option<FileRecord> {
+        let (content_hash, recorded_at) = self.read.clone()?;
+        let outcome = match self.outcome.as_ref() {
+            Outcome::Loaded(loaded) => FileOutcome::Dag(loaded.dag.dag_id.clone()),
+            Outcome::Failed(error) => FileOutcome::ImportError(error.clone()),
+            Outcome::Recorded(outcome) => outcome.clone(),
+        };
+        Some(FileRecord {
+            path: path.to_path_buf(),
+            mtime: self.mtime,
+            size: self.size,
+            content_hash,
+            recorded_at,
+            parser_version: PARSER_VERSION.to_string(),
+            outcome,
+        })
+    }
+}
+
+impl FileRecord {
+    /// Its (mtime, size) can be trusted to stand for the content.
+    fn trusted_for(&self, file: &Found) -> bool {
+        self.mtime == file.mtime && self.size == file.size && !racy(self.mtime, self.recorded_at)
+    }
+}
+
+/// Whether a file modified at `mtime` could have changed again unseen after being read at
+/// `read_at`.
+fn racy(mtime: Option<DateTime<Utc>>, read_at: DateTime<Utc>) -> bool {
+    mtime.is_none_or(|m| m + RACY_WINDOW > read_at)
+}
+
+/// Brings one file up to date, from this process's cache or its record, reading and parsing
+/// only what changed. `None`: the file vanished since the walk.
+fn load(
+    file: Found,
+    previous: Option<Cached>,
+    record: Option<FileRecord>,
+    stats: &mut ScanStats,
+) -> Option<Visit> {
+    // 1. The content is known without reading it.
+    let fresh = previous
+        .as_ref()
+        .is_some_and(|c| c.same_stat(&file) && !c.racy);
+    let known_hash = if fresh {
+        previous.as_ref().and_then(Cached::hash)
+    } else {
+        record
+            .as_ref()
+            .filter(|r| r.trusted_for(&file))
+            .map(|r| r.content_hash.as_str())
+    };
+    let recorded_unchanged =
+        known_hash.is_some_and(|hash| record.as_ref().is_some_and(|r| r.content_hash == hash));
+    if let (true, Some(record)) = (recorded_unchanged, &record) {
+        stats.unchanged += 1;
+        let cached = match previous {
+            Some(c) if fresh => c,
+            _ => Cached {
+                mtime: record.mtime,
+                size: record.size,
+                racy: false,
+                read: Some((record.content_hash.clone(), record.recorded_at)),
+                outcome: Arc::new(Outcome::Recorded(record.outcome.clone())),
+            },
+        };
+        // Kept as it is: rewriting it with this process's view would gain nothing.
+        return Some(Visit {
+            cached,
+            unchanged: true,
+            record: Some(record.clone()),
+        });
+    }
+    let previous = match previous {
+        // Loaded by this process and not published as recorded: published again from memory.
+        Some(cached) if fresh && cached.loaded().is_some() => {
+            return Some(Visit {
+                record: cached.record(&file.path),
+                cached,
+                unchanged: false,
+            });
+        }
+        previous => previous,
+    };
+
+    // 2. Too big to read: an import error, by its size alone.
     if file.size > MAX_FILE_BYTES as u64 {
         let outcome = Outcome::Failed(crate::schema::too_big(file.size).to_string());
         let cached = Cached {
             mtime: file.mtime,
             size: file.size,
             racy: false,
-            hash: None,
+            read: None,
             outcome: Arc::new(outcome),
         };
-        return Some((file.path, cached));
+        return Some(Visit {
+            cached,
+            unchanged: false,
+            record: None,
+        });
     }
-    let read_at = SystemTime::now();
+
+    // 3. Read it; parse it only if its content is new.
+    let read_at = now();
     stats.read += 1;
     let bytes = match fs::read(&file.path) {
         Ok(bytes) => bytes,
@@ -195,17 +381,35 @@ fn load(file: Found, previous: Option<Cached>, stats: &mut ScanStats) -> Option<
                 mtime: None,
                 size: u64::MAX,
                 racy: true,
-                hash: None,
+                read: None,
                 outcome: Arc::new(outcome),
             };
-            return Some((file.path, cached));
+            return Some(Visit {
+                cached,
+                unchanged: false,
+                record: None,
+            });
         }
     };
     let hash = crate::content_hash(&bytes);
-    let racy = file.mtime.is_none_or(|m| m + RACY_WINDOW > read_at);
-    let outcome = match previous {
-        Some(c) if c.hash.as_deref() == Some(hash.as_str()) => c.outcome,
-        _ => {
+    let same_as_before = previous
+        .as_ref()
+        .filter(|c| c.hash() == Some(hash.as_str()))
+        .and_then(Cached::loaded)
+        .cloned();
+    let still_racy = racy(file.mtime, read_at);
+    let recorded = record.filter(|r| r.content_hash == hash);
+    let unchanged = recorded.is_some();
+    // A record of the same (mtime, size) that would still be racy gains nothing by being
+    // rewritten: it is kept as it is.
+    let kept = recorded
+        .as_ref()
+        .filter(|r| still_racy && r.mtime == file.mtime && r.size == file.size)
+        .cloned();
+    let outcome = match (same_as_before, recorded) {
+        (Some(outcome), _) => outcome,
+        (None, Some(record)) => Arc::new(Outcome::Recorded(record.outcome)),
+        (None, None) => {
             stats.parsed += 1;
             Arc::new(match load_source(&file.path, bytes, hash.clone()) {
                 Ok(loaded) => Outcome::Loaded(Box::new(loaded)),
@@ -213,14 +417,32 @@ fn load(file: Found, previous: Option<Cached>, stats: &mut ScanStats) -> Option<
             })
         }
     };
+    if unchanged {
+        stats.unchanged += 1;
+    }
     let cached = Cached {
         mtime: file.mtime,
         size: file.size,
-        racy,
-        hash: Some(hash),
+        racy: still_racy,
+        read: Some((hash, read_at)),
         outcome,
     };
-    Some((file.path, cached))
+    let record = kept.or_else(|| cached.record(&file.path));
+    Some(Visit {
+        cached,
+        unchanged,
+        record,
+    })
+}
+
+/// Now, to the microsecond (as records keep instants).
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A file time to the microsecond (as records keep instants).
+fn to_micros(time: SystemTime) -> DateTime<Utc> {
+    DateTime::<Utc>::from(time).trunc_subsecs(6)
 }
 
 /// Lists the DAG files below `root`, sorted by path: `.yaml`, `.yml` and `.json` files, not
@@ -261,8 +483,13 @@ fn walk(root: &Path) -> Result<Vec<Found>, DagFolderError> {
                 continue;
             }
             let path = entry.path();
-            // Follow symlinks; a dangling one is skipped.
-            let meta = match fs::metadata(&path) {
+            // Follow symlinks; a dangling one is skipped. Other entries are looked up from
+            // their folder, not by their whole path.
+            let meta = match entry.file_type() {
+                Ok(kind) if !kind.is_symlink() => entry.metadata(),
+                _ => fs::metadata(&path),
+            };
+            let meta = match meta {
                 Ok(meta) => meta,
                 Err(_) => continue,
             };
@@ -276,7 +503,7 @@ fn walk(root: &Path) -> Result<Vec<Found>, DagFolderError> {
             {
                 found.push(Found {
                     path,
-                    mtime: meta.modified().ok(),
+                    mtime: meta.modified().ok().map(to_micros),
                     size: meta.len(),
                 });
             }

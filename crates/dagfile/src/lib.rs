@@ -18,7 +18,9 @@ use updraft_model::Dag;
 
 pub use diagnostic::{render, Diagnostic, Pos, MAX_RENDERED};
 pub use document::{Format, MAX_ALIAS_NODES, MAX_DEPTH};
-pub use folder::{DagFolder, DagFolderError, ScanStats, IGNORE_FILE};
+pub use folder::{
+    DagFolder, DagFolderError, FileOutcome, FileRecord, ScanStats, IGNORE_FILE, RACY_WINDOW,
+};
 pub use schema::{
     parse_dag, DAG_KEYS, DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, MAX_FILE_BYTES,
     MAX_TAG_LEN, OPERATORS, SETTING_KEYS, TASK_ONLY_KEYS, TRIGGER_RULES,
@@ -42,11 +44,22 @@ pub struct ImportError {
     pub error: String,
 }
 
+/// Which parser produced a [`FileRecord`]'s outcome: records of another version of updraft are
+/// ignored, since it may read the same file differently.
+pub const PARSER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The result of scanning a DAG folder, sorted by path.
 #[derive(Debug, Clone, Default)]
 pub struct FolderScan {
+    /// The DAGs loaded, except those of files that did not change since their record (they
+    /// are published as they are).
     pub dags: Vec<LoadedDag>,
+    /// Every file that does not load, recorded or not.
     pub import_errors: Vec<ImportError>,
+    /// What to record for the next scan: every file whose content was hashed and whose
+    /// outcome is its own (a file that repeats another's dag_id is left out, since which
+    /// file wins depends on the others).
+    pub files: Vec<FileRecord>,
     pub stats: ScanStats,
 }
 

@@ -6,9 +6,12 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 use updraft_model::Schedule;
-use updraft_store::{DagRecord, DagSync, ImportErrorRecord, Result, StoreError, SyncReport};
+use updraft_store::{
+    DagFileOutcome, DagFileRecord, DagRecord, DagSync, ImportErrorRecord, Result, StoreError,
+    SyncReport,
+};
 
-use crate::codec::{col, col_opt_instant, micros, opt_instant, opt_micros};
+use crate::codec::{col, col_instant, col_opt_instant, micros, opt_instant, opt_micros};
 use crate::db_err;
 
 /// Serializes DAG folder syncs (transaction-level advisory lock): two DAG processors publishing
@@ -61,7 +64,22 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
             .as_deref()
             .is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder))
     };
-    let scanned: HashSet<&str> = sync.dags.iter().map(|u| u.dag.dag_id.as_str()).collect();
+    // The DAGs of unchanged files stay as they are.
+    let kept: Vec<&str> = sync
+        .files
+        .iter()
+        .flatten()
+        .filter_map(|f| match &f.outcome {
+            DagFileOutcome::Dag(dag_id) => Some(dag_id.as_str()),
+            DagFileOutcome::ImportError(_) => None,
+        })
+        .collect();
+    let scanned: HashSet<&str> = sync
+        .dags
+        .iter()
+        .map(|u| u.dag.dag_id.as_str())
+        .chain(kept.iter().copied())
+        .collect();
     let mut written: Vec<&str> = sync
         .dags
         .iter()
@@ -95,12 +113,14 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
     }
     let now = micros(sync.now);
     let mut report = SyncReport::default();
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<String> = kept.iter().map(|id| id.to_string()).collect();
     for upsert in &sync.dags {
         let dag = &upsert.dag;
         seen.insert(dag.dag_id.clone());
-        let definition = serde_json::to_string(dag)
-            .map_err(|e| StoreError::Corrupt(format!("cannot serialize DAG: {e}")))?;
+        let definition = || {
+            serde_json::to_string(dag)
+                .map_err(|e| StoreError::Corrupt(format!("cannot serialize DAG: {e}")))
+        };
         let tags = serde_json::to_string(&dag.tags).unwrap_or_else(|_| "[]".into());
         let has_schedule = dag.schedule != Schedule::None;
         let schedule = dag.schedule.describe();
@@ -121,7 +141,7 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
             }
             Some((_, version, _, _)) => {
                 let version = version + 1;
-                insert_version(conn, upsert, version, &definition, now).await?;
+                insert_version(conn, upsert, version, &definition()?, now).await?;
                 sqlx::query(
                     "UPDATE dag SET fileloc = $2, is_active = TRUE, version = $3, schedule = $4, \
                      has_schedule = $5, tags = $6, description = $7, needs_next_dagrun = TRUE, \
@@ -157,7 +177,7 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
-                insert_version(conn, upsert, 1, &definition, now).await?;
+                insert_version(conn, upsert, 1, &definition()?, now).await?;
                 report.added.push(dag.dag_id.clone());
             }
         }
@@ -173,6 +193,10 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
         }
     }
     let errors_changed = replace_import_errors(conn, &sync.import_errors, now).await?;
+    // Records are bookkeeping of the DAG processors: writing them announces nothing.
+    if let Some(files) = &sync.files {
+        record_files(conn, sync.folder.as_deref(), files).await?;
+    }
     report.added.sort();
     report.updated.sort();
     report.deactivated.sort();
@@ -210,7 +234,9 @@ async fn replace_import_errors(
     now: i64,
 ) -> Result<bool> {
     let current = import_errors(conn).await?;
-    if current.as_slice() == errors {
+    let mut wanted = errors.to_vec();
+    wanted.sort_by(|a, b| a.filename.cmp(&b.filename));
+    if current == wanted {
         return Ok(false);
     }
     sqlx::query("DELETE FROM import_error")
@@ -366,4 +392,136 @@ pub async fn earliest_next_dagrun(conn: &mut PgConnection) -> Result<Option<Date
     .await
     .map_err(db_err)?;
     opt_instant(v)
+}
+
+const FILE_COLUMNS: &str = "f.fileloc, f.mtime, f.size, f.content_hash, f.recorded_at, \
+     f.parser_version, f.dag_id, f.import_error";
+
+fn file_from_row(row: &PgRow) -> Result<DagFileRecord> {
+    let size: i64 = col(row, 2)?;
+    let outcome = match (col(row, 6)?, col(row, 7)?) {
+        (Some(dag_id), None) => DagFileOutcome::Dag(dag_id),
+        (None, Some(error)) => DagFileOutcome::ImportError(error),
+        _ => {
+            return Err(StoreError::Corrupt(
+                "a dag_file row needs a dag_id or an error".into(),
+            ))
+        }
+    };
+    Ok(DagFileRecord {
+        fileloc: col(row, 0)?,
+        mtime: col_opt_instant(row, 1)?,
+        size: u64::try_from(size).map_err(|_| StoreError::Corrupt(format!("file size {size}")))?,
+        content_hash: col(row, 3)?,
+        recorded_at: col_instant(row, 4)?,
+        parser_version: col(row, 5)?,
+        outcome,
+    })
+}
+
+fn under(folder: Option<&str>, fileloc: &str) -> bool {
+    folder.is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder))
+}
+
+/// The records under `folder` that the database still matches (see `Store::dag_files`).
+pub async fn files(conn: &mut PgConnection, folder: &str) -> Result<Vec<DagFileRecord>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {FILE_COLUMNS} FROM dag_file f \
+         LEFT JOIN dag d ON d.dag_id = f.dag_id AND d.is_active AND d.fileloc = f.fileloc \
+         LEFT JOIN dag_version v ON v.dag_id = d.dag_id AND v.version = d.version \
+         LEFT JOIN import_error e ON e.filename = f.fileloc \
+         WHERE (f.dag_id IS NOT NULL AND v.content_hash = f.content_hash) \
+            OR (f.dag_id IS NULL AND e.error = f.import_error) \
+         ORDER BY f.fileloc"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut files = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let file = file_from_row(row)?;
+        if under(Some(folder), &file.fileloc) {
+            files.push(file);
+        }
+    }
+    Ok(files)
+}
+
+/// Makes the records under `folder` be `files`, writing only those that changed.
+async fn record_files(
+    conn: &mut PgConnection,
+    folder: Option<&str>,
+    files: &[DagFileRecord],
+) -> Result<()> {
+    let rows = sqlx::query(&format!("SELECT {FILE_COLUMNS} FROM dag_file f"))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let mut existing: HashMap<String, DagFileRecord> = HashMap::new();
+    for row in &rows {
+        let file = file_from_row(row)?;
+        if under(folder, &file.fileloc) {
+            existing.insert(file.fileloc.clone(), file);
+        }
+    }
+    let mut fileloc = Vec::new();
+    let mut mtime = Vec::new();
+    let mut size = Vec::new();
+    let mut content_hash = Vec::new();
+    let mut recorded_at = Vec::new();
+    let mut parser_version = Vec::new();
+    let mut dag_id = Vec::new();
+    let mut import_error = Vec::new();
+    for file in files {
+        if existing.remove(&file.fileloc).as_ref() == Some(file) {
+            continue;
+        }
+        fileloc.push(file.fileloc.as_str());
+        mtime.push(opt_micros(file.mtime));
+        size.push(
+            i64::try_from(file.size)
+                .map_err(|_| StoreError::Corrupt(format!("file size {}", file.size)))?,
+        );
+        content_hash.push(file.content_hash.as_str());
+        recorded_at.push(micros(file.recorded_at));
+        parser_version.push(file.parser_version.as_str());
+        let (dag, error) = match &file.outcome {
+            DagFileOutcome::Dag(id) => (Some(id.as_str()), None),
+            DagFileOutcome::ImportError(error) => (None, Some(error.as_str())),
+        };
+        dag_id.push(dag);
+        import_error.push(error);
+    }
+    if !fileloc.is_empty() {
+        sqlx::query(
+            "INSERT INTO dag_file (fileloc, mtime, size, content_hash, recorded_at, \
+             parser_version, dag_id, import_error) \
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], \
+                 $5::bigint[], $6::text[], $7::text[], $8::text[]) \
+             ON CONFLICT (fileloc) DO UPDATE SET mtime = EXCLUDED.mtime, size = EXCLUDED.size, \
+                 content_hash = EXCLUDED.content_hash, recorded_at = EXCLUDED.recorded_at, \
+                 parser_version = EXCLUDED.parser_version, dag_id = EXCLUDED.dag_id, \
+                 import_error = EXCLUDED.import_error",
+        )
+        .bind(&fileloc)
+        .bind(&mtime)
+        .bind(&size)
+        .bind(&content_hash)
+        .bind(&recorded_at)
+        .bind(&parser_version)
+        .bind(&dag_id)
+        .bind(&import_error)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    if !existing.is_empty() {
+        let gone: Vec<&str> = existing.keys().map(String::as_str).collect();
+        sqlx::query("DELETE FROM dag_file WHERE fileloc = ANY($1)")
+            .bind(&gone)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
 }

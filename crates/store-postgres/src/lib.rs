@@ -175,6 +175,9 @@ impl Store for PostgresStore {
             .await?;
         Ok(report)
     }
+    async fn dag_files(&self, folder: &str) -> Result<Vec<DagFileRecord>> {
+        dags::files(&mut *self.conn().await?, folder).await
+    }
     async fn list_dags(&self) -> Result<Vec<DagRecord>> {
         dags::list(&mut *self.conn().await?).await
     }

@@ -13,7 +13,8 @@ use crate::db_err;
 /// The key of the transaction-level advisory lock that serializes migrations.
 const MIGRATION_LOCK: i64 = 0x7570_6472_6166_7401; // "updraft" + 1
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE dag (
     dag_id TEXT COLLATE "C" PRIMARY KEY,
     fileloc TEXT NOT NULL,
@@ -142,7 +143,23 @@ CREATE TABLE task_log (
     data BYTEA NOT NULL,
     PRIMARY KEY (ti_id, try_number, "offset")
 );
-"#];
+"#,
+    // What the DAG processor last loaded from each file, so that a new process skips the
+    // files that did not change.
+    r#"
+CREATE TABLE dag_file (
+    fileloc TEXT COLLATE "C" PRIMARY KEY,
+    mtime BIGINT,
+    size BIGINT NOT NULL,
+    content_hash TEXT NOT NULL,
+    recorded_at BIGINT NOT NULL,
+    parser_version TEXT NOT NULL,
+    dag_id TEXT COLLATE "C",
+    import_error TEXT,
+    CHECK ((dag_id IS NULL) <> (import_error IS NULL))
+);
+"#,
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

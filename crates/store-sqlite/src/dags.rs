@@ -5,9 +5,12 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use updraft_model::Schedule;
-use updraft_store::{DagRecord, DagSync, ImportErrorRecord, Result, StoreError, SyncReport};
+use updraft_store::{
+    DagFileOutcome, DagFileRecord, DagRecord, DagSync, ImportErrorRecord, Result, StoreError,
+    SyncReport,
+};
 
-use crate::codec::{micros, opt_instant, opt_micros};
+use crate::codec::{instant, micros, opt_instant, opt_micros};
 use crate::db_err;
 
 const DAG_COLUMNS: &str =
@@ -57,12 +60,15 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<SyncReport> {
     }
     let now = micros(sync.now);
     let mut report = SyncReport::default();
-    let mut seen = HashSet::new();
+    // The DAGs of unchanged files stay as they are.
+    let mut seen: HashSet<String> = kept_dags(sync).map(str::to_string).collect();
     for upsert in &sync.dags {
         let dag = &upsert.dag;
         seen.insert(dag.dag_id.clone());
-        let definition = serde_json::to_string(dag)
-            .map_err(|e| StoreError::Corrupt(format!("cannot serialize DAG: {e}")))?;
+        let definition = || {
+            serde_json::to_string(dag)
+                .map_err(|e| StoreError::Corrupt(format!("cannot serialize DAG: {e}")))
+        };
         let tags = serde_json::to_string(&dag.tags).unwrap_or_else(|_| "[]".into());
         let has_schedule = dag.schedule != Schedule::None;
         let schedule = dag.schedule.describe();
@@ -81,7 +87,7 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<SyncReport> {
             }
             Some((_, version, _, _)) => {
                 let version = version + 1;
-                insert_version(tx, upsert, version, &definition, now)?;
+                insert_version(tx, upsert, version, &definition()?, now)?;
                 tx.execute(
                     "UPDATE dag SET fileloc = ?2, is_active = 1, version = ?3, schedule = ?4, \
                      has_schedule = ?5, tags = ?6, description = ?7, needs_next_dagrun = 1, \
@@ -117,7 +123,7 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<SyncReport> {
                     ],
                 )
                 .map_err(db_err)?;
-                insert_version(tx, upsert, 1, &definition, now)?;
+                insert_version(tx, upsert, 1, &definition()?, now)?;
                 report.added.push(dag.dag_id.clone());
             }
         }
@@ -137,6 +143,9 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<SyncReport> {
         }
     }
     replace_import_errors(tx, &sync.import_errors, now)?;
+    if let Some(files) = &sync.files {
+        record_files(tx, sync.folder.as_deref(), files)?;
+    }
     report.added.sort();
     report.updated.sort();
     report.deactivated.sort();
@@ -166,9 +175,22 @@ fn insert_version(
     Ok(())
 }
 
+/// The dag_ids of the files recorded with a DAG: their DAGs are kept active.
+fn kept_dags(sync: &DagSync) -> impl Iterator<Item = &str> {
+    sync.files
+        .iter()
+        .flatten()
+        .filter_map(|f| match &f.outcome {
+            DagFileOutcome::Dag(dag_id) => Some(dag_id.as_str()),
+            DagFileOutcome::ImportError(_) => None,
+        })
+}
+
 fn replace_import_errors(tx: &Transaction, errors: &[ImportErrorRecord], now: i64) -> Result<()> {
     let current = import_errors(tx)?;
-    if current.as_slice() == errors {
+    let mut wanted = errors.to_vec();
+    wanted.sort_by(|a, b| a.filename.cmp(&b.filename));
+    if current == wanted {
         return Ok(());
     }
     tx.execute("DELETE FROM import_error", []).map_err(db_err)?;
@@ -290,4 +312,111 @@ pub fn earliest_next_dagrun(conn: &Connection) -> Result<Option<DateTime<Utc>>> 
         )
         .map_err(db_err)?;
     opt_instant(v)
+}
+
+const FILE_COLUMNS: &str = "f.fileloc, f.mtime, f.size, f.content_hash, f.recorded_at, \
+     f.parser_version, f.dag_id, f.import_error";
+
+fn file_from_row(row: &Row) -> rusqlite::Result<DagFileRecord> {
+    let size: i64 = row.get(2)?;
+    let outcome = match (row.get(6)?, row.get(7)?) {
+        (Some(dag_id), None) => DagFileOutcome::Dag(dag_id),
+        (None, Some(error)) => DagFileOutcome::ImportError(error),
+        _ => {
+            let e = StoreError::Corrupt("a dag_file row needs a dag_id or an error".into());
+            return Err(conversion(6, e));
+        }
+    };
+    Ok(DagFileRecord {
+        fileloc: row.get(0)?,
+        mtime: opt_instant(row.get(1)?).map_err(|e| conversion(1, e))?,
+        size: u64::try_from(size)
+            .map_err(|_| conversion(2, StoreError::Corrupt(format!("file size {size}"))))?,
+        content_hash: row.get(3)?,
+        recorded_at: instant(row.get(4)?).map_err(|e| conversion(4, e))?,
+        parser_version: row.get(5)?,
+        outcome,
+    })
+}
+
+fn under(folder: Option<&str>, fileloc: &str) -> bool {
+    folder.is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder))
+}
+
+/// The records under `folder` that the database still matches (see `Store::dag_files`).
+pub fn files(conn: &Connection, folder: &str) -> Result<Vec<DagFileRecord>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {FILE_COLUMNS} FROM dag_file f \
+             LEFT JOIN dag d ON d.dag_id = f.dag_id AND d.is_active = 1 \
+                 AND d.fileloc = f.fileloc \
+             LEFT JOIN dag_version v ON v.dag_id = d.dag_id AND v.version = d.version \
+             LEFT JOIN import_error e ON e.filename = f.fileloc \
+             WHERE (f.dag_id IS NOT NULL AND v.content_hash = f.content_hash) \
+                OR (f.dag_id IS NULL AND e.error = f.import_error) \
+             ORDER BY f.fileloc"
+        ))
+        .map_err(db_err)?;
+    let rows = stmt.query_map([], file_from_row).map_err(db_err)?;
+    let mut files = Vec::new();
+    for row in rows {
+        let file = row.map_err(db_err)?;
+        if under(Some(folder), &file.fileloc) {
+            files.push(file);
+        }
+    }
+    Ok(files)
+}
+
+/// Makes the records under `folder` be `files`, writing only those that changed.
+fn record_files(tx: &Transaction, folder: Option<&str>, files: &[DagFileRecord]) -> Result<()> {
+    let mut existing: HashMap<String, DagFileRecord> = HashMap::new();
+    {
+        let mut stmt = tx
+            .prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM dag_file f"))
+            .map_err(db_err)?;
+        let rows = stmt.query_map([], file_from_row).map_err(db_err)?;
+        for row in rows {
+            let file = row.map_err(db_err)?;
+            if under(folder, &file.fileloc) {
+                existing.insert(file.fileloc.clone(), file);
+            }
+        }
+    }
+    let mut upsert = tx
+        .prepare_cached(
+            "INSERT OR REPLACE INTO dag_file (fileloc, mtime, size, content_hash, recorded_at, \
+             parser_version, dag_id, import_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(db_err)?;
+    for file in files {
+        if existing.remove(&file.fileloc).as_ref() == Some(file) {
+            continue;
+        }
+        let size = i64::try_from(file.size)
+            .map_err(|_| StoreError::Corrupt(format!("file size {}", file.size)))?;
+        let (dag_id, error) = match &file.outcome {
+            DagFileOutcome::Dag(dag_id) => (Some(dag_id), None),
+            DagFileOutcome::ImportError(error) => (None, Some(error)),
+        };
+        upsert
+            .execute(params![
+                file.fileloc,
+                opt_micros(file.mtime),
+                size,
+                file.content_hash,
+                micros(file.recorded_at),
+                file.parser_version,
+                dag_id,
+                error
+            ])
+            .map_err(db_err)?;
+    }
+    let mut delete = tx
+        .prepare_cached("DELETE FROM dag_file WHERE fileloc = ?1")
+        .map_err(db_err)?;
+    for fileloc in existing.keys() {
+        delete.execute(params![fileloc]).map_err(db_err)?;
+    }
+    Ok(())
 }

@@ -108,6 +108,10 @@ impl Store for SqliteStore {
     async fn sync_dags(&self, sync: DagSync) -> Result<SyncReport> {
         self.write(move |tx| dags::sync(tx, &sync)).await
     }
+    async fn dag_files(&self, folder: &str) -> Result<Vec<DagFileRecord>> {
+        let folder = folder.to_string();
+        self.read(move |c| dags::files(c, &folder)).await
+    }
     async fn list_dags(&self) -> Result<Vec<DagRecord>> {
         self.read(dags::list).await
     }

@@ -142,6 +142,21 @@ CREATE TABLE task_log (
     PRIMARY KEY (ti_id, try_number, "offset")
 );
 "#,
+    // What the DAG processor last loaded from each file, so that a new process skips the
+    // files that did not change.
+    r#"
+CREATE TABLE dag_file (
+    fileloc TEXT PRIMARY KEY,
+    mtime INTEGER,
+    size INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    parser_version TEXT NOT NULL,
+    dag_id TEXT,
+    import_error TEXT,
+    CHECK ((dag_id IS NULL) <> (import_error IS NULL))
+);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -87,6 +87,9 @@ macro_rules! __store_conformance_checks {
                 next_dagrun_bookkeeping,
                 changed_dags_need_their_next_run_again,
                 deactivated_dags_are_never_due,
+                dag_files_round_trip_and_are_replaced_per_folder,
+                dag_files_leave_out_records_the_database_no_longer_matches,
+                sync_keeps_the_dags_of_unchanged_files,
             }
             runs {
                 create_dag_run_creates_task_instances_in_state_none,

@@ -53,6 +53,12 @@ pub trait Store: Send + Sync + 'static {
     /// Makes the database match a scan of the DAG folder: new and changed DAGs get a new
     /// version, DAGs whose file is gone become inactive, import errors are replaced.
     async fn sync_dags(&self, sync: DagSync) -> Result<SyncReport>;
+    /// The file records ([`DagSync::files`]) under `folder` that the database still matches,
+    /// by file name: a DAG that is active, defined in that file, with that content hash; or
+    /// that import error of that file. A record that no longer holds (another process
+    /// published the DAG from elsewhere, the error was cleared) is left out, so the file is
+    /// parsed again.
+    async fn dag_files(&self, folder: &str) -> Result<Vec<DagFileRecord>>;
     async fn list_dags(&self) -> Result<Vec<DagRecord>>;
     async fn get_dag(&self, dag_id: &str) -> Result<DagRecord>;
     async fn get_dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag>;

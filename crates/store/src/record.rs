@@ -17,6 +17,35 @@ pub struct DagSync {
     /// The folder that was scanned: only DAGs whose file lies under it are deactivated when
     /// missing (a scan of another folder must not remove them). `None`: any DAG may be.
     pub folder: Option<String>,
+    /// What the scan recorded of the files it found, for the next scan (`None`: leave the
+    /// records alone). They replace the records of the files under `folder`. A file recorded
+    /// with a DAG that is not among `dags` did not change: its DAG stays as it is published.
+    pub files: Option<Vec<DagFileRecord>>,
+}
+
+/// What a DAG processor recorded of one DAG file: its fingerprint and what it loaded to, so
+/// that a new process can skip the files that did not change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DagFileRecord {
+    pub fileloc: String,
+    /// Modification time (microseconds); `None` where the file system keeps none.
+    pub mtime: Option<DateTime<Utc>>,
+    pub size: u64,
+    pub content_hash: String,
+    /// When the content was read.
+    pub recorded_at: DateTime<Utc>,
+    /// The parser that produced `outcome`.
+    pub parser_version: String,
+    pub outcome: DagFileOutcome,
+}
+
+/// What a DAG file loaded to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DagFileOutcome {
+    /// The file defines the DAG with this dag_id.
+    Dag(String),
+    /// The file does not load: the import-error text.
+    ImportError(String),
 }
 
 #[derive(Debug, Clone)]

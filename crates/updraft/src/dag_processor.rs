@@ -1,12 +1,17 @@
 //! The DAG processor: scans the DAG folder and publishes what it found to the store.
+//!
+//! What it loaded from each file is recorded in the store with the DAGs, so a new process (a
+//! CLI command, a restarted scheduler) parses only the files that changed since.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use tracing::info;
-use updraft_dagfile::DagFolder;
-use updraft_store::{DagSync, DagUpsert, ImportErrorRecord, Store, SyncReport};
+use tracing::{debug, info};
+use updraft_dagfile::{DagFolder, FileOutcome, FileRecord};
+use updraft_store::{
+    DagFileOutcome, DagFileRecord, DagSync, DagUpsert, ImportErrorRecord, Store, SyncReport,
+};
 
 pub struct DagProcessor {
     folder: DagFolder,
@@ -29,7 +34,19 @@ impl DagProcessor {
 
     /// Scans the folder (re-reading only changed files) and makes the store match it.
     pub async fn sync(&mut self) -> Result<SyncReport> {
-        let scan = self.folder.scan().context("cannot scan the DAG folder")?;
+        let root = self.folder.root().display().to_string();
+        let records = self
+            .store
+            .dag_files(&root)
+            .await?
+            .into_iter()
+            .map(from_store)
+            .collect();
+        let scan = self
+            .folder
+            .scan_with_records(records)
+            .context("cannot scan the DAG folder")?;
+        let stats = scan.stats;
         let sync = DagSync {
             dags: scan
                 .dags
@@ -51,14 +68,53 @@ impl DagProcessor {
                 .collect(),
             now: Utc::now(),
             paused_at_creation: self.paused_at_creation,
-            folder: Some(self.folder.root().display().to_string()),
+            folder: Some(root),
+            files: Some(scan.files.into_iter().map(to_store).collect()),
         };
         let errors = sync.import_errors.len();
         let report = self.store.sync_dags(sync).await?;
+        debug!(
+            files = stats.files,
+            unchanged = stats.unchanged,
+            read = stats.read,
+            parsed = stats.parsed,
+            scan_ms = stats.elapsed.as_millis() as u64,
+            "DAG folder scanned"
+        );
         if !report.added.is_empty() || !report.updated.is_empty() || !report.deactivated.is_empty()
         {
             info!(added = ?report.added, updated = ?report.updated, removed = ?report.deactivated, import_errors = errors, "DAG folder synced");
         }
         Ok(report)
+    }
+}
+
+fn from_store(record: DagFileRecord) -> FileRecord {
+    FileRecord {
+        path: record.fileloc.into(),
+        mtime: record.mtime,
+        size: record.size,
+        content_hash: record.content_hash,
+        recorded_at: record.recorded_at,
+        parser_version: record.parser_version,
+        outcome: match record.outcome {
+            DagFileOutcome::Dag(dag_id) => FileOutcome::Dag(dag_id),
+            DagFileOutcome::ImportError(error) => FileOutcome::ImportError(error),
+        },
+    }
+}
+
+fn to_store(record: FileRecord) -> DagFileRecord {
+    DagFileRecord {
+        fileloc: record.path.display().to_string(),
+        mtime: record.mtime,
+        size: record.size,
+        content_hash: record.content_hash,
+        recorded_at: record.recorded_at,
+        parser_version: record.parser_version,
+        outcome: match record.outcome {
+            FileOutcome::Dag(dag_id) => DagFileOutcome::Dag(dag_id),
+            FileOutcome::ImportError(error) => DagFileOutcome::ImportError(error),
+        },
     }
 }

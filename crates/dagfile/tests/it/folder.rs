@@ -4,6 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use chrono::SubsecRound;
+
 use updraft_dagfile::{content_hash, DagFolder, DagFolderError, FolderScan};
 
 fn dag(id: &str) -> String {
@@ -322,4 +324,248 @@ fn symlinked_folders_are_followed_once() {
     // `link` sorts first and reaches a.yaml; `real` is the same folder and is skipped.
     assert_eq!(ids(&scan), ["a"]);
     assert!(scan.import_errors.is_empty(), "{:?}", scan.import_errors);
+}
+
+// --- records: what an earlier process loaded, so that a new one skips unchanged files ---
+
+fn set_mtime(path: &Path, time: SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}
+
+/// A folder of `n` aged DAG files and one aged broken file, scanned once by another process:
+/// its records.
+fn recorded_folder(n: usize) -> (tempfile::TempDir, Vec<updraft_dagfile::FileRecord>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths: Vec<PathBuf> = (0..n)
+        .map(|i| {
+            write(
+                dir.path(),
+                &format!("dag_{i:03}.yaml"),
+                &dag(&format!("dag_{i:03}")),
+            )
+        })
+        .collect();
+    paths.push(write(dir.path(), "broken.yaml", "tasks: ["));
+    age(&paths);
+    let cold = DagFolder::new(dir.path().to_path_buf()).scan().unwrap();
+    assert_eq!(cold.files.len(), n + 1, "every file is recorded");
+    (dir, cold.files)
+}
+
+#[test]
+fn records_let_a_new_process_skip_unchanged_files() {
+    let (dir, records) = recorded_folder(100);
+    let cold_errors = DagFolder::new(dir.path().to_path_buf())
+        .scan()
+        .unwrap()
+        .import_errors;
+
+    let warm = DagFolder::new(dir.path().to_path_buf())
+        .scan_with_records(records.clone())
+        .unwrap();
+    assert_eq!(
+        (
+            warm.stats.files,
+            warm.stats.read,
+            warm.stats.parsed,
+            warm.stats.unchanged
+        ),
+        (101, 0, 0, 101),
+        "nothing is read or parsed"
+    );
+    assert!(warm.dags.is_empty(), "unchanged DAGs are published already");
+    assert_eq!(
+        warm.import_errors, cold_errors,
+        "a broken file keeps its import error"
+    );
+    assert_eq!(warm.files, records, "the records stay as they are");
+}
+
+#[test]
+fn a_touched_file_is_read_but_not_parsed_and_its_record_renewed() {
+    let (dir, records) = recorded_folder(3);
+    let path = dir.path().join("dag_001.yaml");
+    let touched = SystemTime::now() - Duration::from_secs(60);
+    set_mtime(&path, touched);
+
+    let scan = DagFolder::new(dir.path().to_path_buf())
+        .scan_with_records(records.clone())
+        .unwrap();
+    assert_eq!(
+        (scan.stats.read, scan.stats.parsed, scan.stats.unchanged),
+        (1, 0, 4)
+    );
+    assert!(scan.dags.is_empty(), "same content: nothing to publish");
+    let renewed = scan.files.iter().find(|r| r.path == path).unwrap();
+    let before = records.iter().find(|r| r.path == path).unwrap();
+    assert_eq!(
+        renewed.mtime,
+        Some(chrono::DateTime::from(touched).trunc_subsecs(6))
+    );
+    assert_eq!(renewed.content_hash, before.content_hash);
+    assert_eq!(renewed.outcome, before.outcome);
+    assert!(renewed.recorded_at > before.recorded_at);
+    let others = |files: &[updraft_dagfile::FileRecord]| -> Vec<updraft_dagfile::FileRecord> {
+        files.iter().filter(|r| r.path != path).cloned().collect()
+    };
+    assert_eq!(others(&scan.files), others(&records));
+}
+
+#[test]
+fn an_edited_file_is_parsed_and_a_fixed_one_loses_its_error() {
+    let (dir, records) = recorded_folder(3);
+    let edited = dir.path().join("dag_002.yaml");
+    fs::write(&edited, dag("dag_002").replace("echo", "printf")).unwrap();
+    let broken = write(dir.path(), "broken.yaml", &dag("fixed"));
+    age(&[edited.clone(), broken]);
+
+    let scan = DagFolder::new(dir.path().to_path_buf())
+        .scan_with_records(records)
+        .unwrap();
+    assert_eq!(
+        (scan.stats.read, scan.stats.parsed, scan.stats.unchanged),
+        (2, 2, 2)
+    );
+    assert_eq!(ids(&scan), ["fixed", "dag_002"]);
+    assert!(scan.dags[1].source.contains("printf"));
+    assert!(scan.import_errors.is_empty());
+    let record = scan.files.iter().find(|r| r.path == edited).unwrap();
+    assert_eq!(record.content_hash, scan.dags[1].content_hash);
+    assert_eq!(
+        record.outcome,
+        updraft_dagfile::FileOutcome::Dag("dag_002".into())
+    );
+}
+
+#[test]
+fn a_deleted_file_is_no_longer_recorded() {
+    let (dir, records) = recorded_folder(3);
+    let gone = dir.path().join("dag_000.yaml");
+    fs::remove_file(&gone).unwrap();
+    let scan = DagFolder::new(dir.path().to_path_buf())
+        .scan_with_records(records.clone())
+        .unwrap();
+    assert!(scan.dags.is_empty());
+    assert_eq!(scan.files.len(), 3);
+    assert!(scan.files.iter().all(|r| r.path != gone));
+}
+
+#[test]
+fn records_are_trusted_only_outside_the_racy_window() {
+    // A change that keeps the size and the mtime is invisible to (mtime, size): a record
+    // taken within the racy window of the file's mtime is not trusted, so it is seen...
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.yaml", &dag("a"));
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    let records = DagFolder::new(dir.path().to_path_buf())
+        .scan()
+        .unwrap()
+        .files;
+    fs::write(&path, dag("a").replace("echo a", "echo q")).unwrap();
+    set_mtime(&path, mtime);
+    let scan = DagFolder::new(dir.path().to_path_buf())
+        .scan_with_records(records)
+        .unwrap();
+    assert_eq!((scan.stats.read, scan.stats.parsed), (1, 1));
+    assert!(scan.dags[0].source.contains("echo q"));
+
+    // ...while an old file's record is trusted without reading it.
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    set_mtime(&path, old);
+    let records = DagFolder::new(dir.path().to_path_buf())
+        .scan()
+        .unwrap()
+        .files;
+    fs::write(&path, dag("a").replace("echo a", "echo z")).unwrap();
+    set_mtime(&path, old);
+    let scan = DagFolder::new(dir.path().to_path_buf())
+        .scan_with_records(records)
+        .unwrap();
+    assert_eq!((scan.stats.read, scan.stats.unchanged), (0, 1));
+    assert!(scan.dags.is_empty());
+}
+
+#[test]
+fn records_of_another_parser_version_are_ignored() {
+    let (dir, mut records) = recorded_folder(3);
+    for record in &mut records {
+        record.parser_version = "0.0.0-older".into();
+    }
+    let scan = DagFolder::new(dir.path().to_path_buf())
+        .scan_with_records(records)
+        .unwrap();
+    assert_eq!((scan.stats.parsed, scan.stats.unchanged), (4, 0));
+    assert_eq!(scan.dags.len(), 3);
+    assert!(scan
+        .files
+        .iter()
+        .all(|r| r.parser_version == updraft_dagfile::PARSER_VERSION));
+}
+
+#[test]
+fn a_recorded_file_that_repeats_an_earlier_dag_id_is_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let two = write(root, "b/two.yaml", &dag("same"));
+    age(std::slice::from_ref(&two));
+    let records = DagFolder::new(root.to_path_buf()).scan().unwrap().files;
+
+    // A new file earlier in path order takes the dag_id; the recorded one becomes a duplicate.
+    let one = write(root, "a/one.yaml", &dag("same"));
+    age(std::slice::from_ref(&one));
+    let scan = DagFolder::new(root.to_path_buf())
+        .scan_with_records(records)
+        .unwrap();
+    assert_eq!(ids(&scan), ["same"]);
+    assert_eq!(scan.dags[0].fileloc, one);
+    assert_eq!(errors(&scan).len(), 1);
+    assert_eq!(errors(&scan)[0].0, "two.yaml");
+    let recorded: Vec<&Path> = scan.files.iter().map(|r| r.path.as_path()).collect();
+    assert_eq!(recorded, [one.as_path()]);
+
+    // Once the first file is gone, the second (unrecorded) one is parsed and owns the id.
+    fs::remove_file(&one).unwrap();
+    let scan = DagFolder::new(root.to_path_buf())
+        .scan_with_records(scan.files)
+        .unwrap();
+    assert_eq!(scan.stats.parsed, 1);
+    assert_eq!(scan.dags[0].fileloc, two);
+    assert!(scan.import_errors.is_empty());
+}
+
+#[test]
+fn a_long_running_folder_publishes_from_memory_when_a_record_is_dropped() {
+    let (dir, records) = recorded_folder(3);
+    let mut folder = DagFolder::new(dir.path().to_path_buf());
+    folder.scan().unwrap();
+    let scan = folder.scan_with_records(records.clone()).unwrap();
+    assert_eq!((scan.stats.read, scan.stats.unchanged), (0, 4));
+    assert!(scan.dags.is_empty());
+
+    // The database no longer shows dag_001 as recorded (someone else published another
+    // version): it is published again, from memory, without reading or parsing.
+    let path = dir.path().join("dag_001.yaml");
+    let others: Vec<_> = records.into_iter().filter(|r| r.path != path).collect();
+    let scan = folder.scan_with_records(others).unwrap();
+    assert_eq!((scan.stats.read, scan.stats.parsed), (0, 0));
+    assert_eq!(ids(&scan), ["dag_001"]);
+    assert_eq!(scan.files.len(), 4);
+}
+
+#[test]
+fn a_folder_that_learned_a_file_from_its_record_parses_it_when_the_record_is_dropped() {
+    let (dir, records) = recorded_folder(3);
+    let mut folder = DagFolder::new(dir.path().to_path_buf());
+    let scan = folder.scan_with_records(records.clone()).unwrap();
+    assert_eq!((scan.stats.read, scan.stats.unchanged), (0, 4));
+    let path = dir.path().join("dag_001.yaml");
+    let others: Vec<_> = records.into_iter().filter(|r| r.path != path).collect();
+    let scan = folder.scan_with_records(others).unwrap();
+    assert_eq!((scan.stats.read, scan.stats.parsed), (1, 1));
+    assert_eq!(ids(&scan), ["dag_001"]);
 }

@@ -154,6 +154,7 @@ impl World {
                 now: self.now(),
                 paused_at_creation,
                 folder: None,
+                files: None,
             })
             .await
             .unwrap();

@@ -4,7 +4,10 @@ use updraft_model::Schedule;
 
 use super::fixture::*;
 use super::TestDatabase;
-use crate::{DagRecord, DagSync, ImportErrorRecord, StoreError, SyncReport};
+use crate::{
+    DagFileOutcome, DagFileRecord, DagRecord, DagSync, DagUpsert, ImportErrorRecord, StoreError,
+    SyncReport,
+};
 
 fn ids(dags: &[DagRecord]) -> Vec<&str> {
     let mut ids: Vec<&str> = dags.iter().map(|d| d.dag_id.as_str()).collect();
@@ -399,4 +402,200 @@ pub async fn sync_of_another_folder_does_not_deactivate_dags_outside_it(db: &dyn
         .await
         .expect("sync_dags");
     assert_eq!(report.deactivated, vec!["kept".to_string()]);
+}
+
+/// The record of `fileloc` with content hash `hash`, read at `at(0)`; its mtime has
+/// microseconds and its size does not fit 32 bits, so that both must round-trip exactly.
+fn file(fileloc: &str, hash: &str, outcome: DagFileOutcome) -> DagFileRecord {
+    DagFileRecord {
+        fileloc: fileloc.into(),
+        mtime: Some(at(-60) + chrono::Duration::microseconds(123_457)),
+        size: 5_000_000_123,
+        content_hash: hash.into(),
+        recorded_at: at(0),
+        parser_version: "1.2.3".into(),
+        outcome,
+    }
+}
+
+/// The record of `dags/<dag_id>.yaml`, as [`upsert`] places it.
+fn dag_file(dag_id: &str, hash: &str) -> DagFileRecord {
+    file(
+        &format!("dags/{dag_id}.yaml"),
+        hash,
+        DagFileOutcome::Dag(dag_id.into()),
+    )
+}
+
+fn import_error(filename: &str, error: &str) -> ImportErrorRecord {
+    ImportErrorRecord {
+        filename: filename.into(),
+        error: error.into(),
+    }
+}
+
+/// A scan of the folder `dags` that recorded `files`.
+fn scan_of_dags(dags: Vec<DagUpsert>, files: Vec<DagFileRecord>) -> DagSync {
+    DagSync {
+        folder: Some("dags".into()),
+        files: Some(files),
+        ..scan(dags)
+    }
+}
+
+pub async fn dag_files_round_trip_and_are_replaced_per_folder(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let other = DagUpsert {
+        fileloc: "other/x.yaml".into(),
+        ..upsert(hourly("x"), "hx")
+    };
+    let other_file = file("other/x.yaml", "hx", DagFileOutcome::Dag("x".into()));
+    store
+        .sync_dags(DagSync {
+            folder: Some("other".into()),
+            files: Some(vec![other_file.clone()]),
+            ..scan(vec![other])
+        })
+        .await
+        .expect("sync_dags");
+
+    let a = dag_file("a", "h1");
+    let broken = DagFileRecord {
+        mtime: None,
+        size: 0,
+        ..file(
+            "dags/broken.yaml",
+            "hb",
+            DagFileOutcome::ImportError("line 1: bad".into()),
+        )
+    };
+    let got = store
+        .sync_dags(DagSync {
+            import_errors: vec![import_error("dags/broken.yaml", "line 1: bad")],
+            ..scan_of_dags(
+                vec![upsert(hourly("a"), "h1")],
+                vec![broken.clone(), a.clone()],
+            )
+        })
+        .await
+        .expect("sync_dags");
+    assert_eq!(got, report(&["a"], &[], &[]), "x lies outside `dags`");
+    assert_eq!(
+        store.dag_files("dags").await.unwrap(),
+        vec![a.clone(), broken.clone()],
+        "records under the folder, by file name"
+    );
+    assert_eq!(store.dag_files("other").await.unwrap(), vec![other_file]);
+    assert_eq!(store.dag_files("elsewhere").await.unwrap(), vec![]);
+
+    // The next scan's records replace them: a touched file gets a new record, a deleted
+    // file loses its record.
+    let touched = DagFileRecord {
+        mtime: Some(at(30)),
+        recorded_at: at(31),
+        ..a.clone()
+    };
+    let got = store
+        .sync_dags(scan_of_dags(vec![], vec![touched.clone()]))
+        .await
+        .expect("sync_dags");
+    assert_eq!(got, SyncReport::default(), "a is unchanged");
+    assert_eq!(store.dag_files("dags").await.unwrap(), vec![touched]);
+    assert_eq!(store.get_dag("a").await.unwrap().version, 1);
+    assert_eq!(store.list_import_errors().await.unwrap(), vec![]);
+    assert_eq!(store.get_dag("x").await.unwrap().fileloc, "other/x.yaml");
+}
+
+pub async fn dag_files_leave_out_records_the_database_no_longer_matches(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let errors = vec![
+        import_error("dags/e.yaml", "bad"),
+        import_error("dags/f.yaml", "bad"),
+    ];
+    let error_file = |name: &str| {
+        file(
+            &format!("dags/{name}.yaml"),
+            "he",
+            DagFileOutcome::ImportError("bad".into()),
+        )
+    };
+    let files = vec![
+        dag_file("a", "h1"),
+        dag_file("b", "h1"),
+        dag_file("c", "h1"),
+        dag_file("d", "h1"),
+        error_file("e"),
+        error_file("f"),
+    ];
+    let dags = ["a", "b", "c", "d"]
+        .iter()
+        .map(|id| upsert(hourly(id), "h1"))
+        .collect();
+    store
+        .sync_dags(DagSync {
+            import_errors: errors.clone(),
+            ..scan_of_dags(dags, files)
+        })
+        .await
+        .expect("sync_dags");
+    assert_eq!(store.dag_files("dags").await.unwrap().len(), 6);
+
+    // Another process, without records: a has new content, b lives in another file now, c
+    // is gone, e's error changed and f's is cleared; d is as recorded.
+    let moved = DagUpsert {
+        fileloc: "dags/moved/b.yaml".into(),
+        ..upsert(hourly("b"), "h1")
+    };
+    store
+        .sync_dags(DagSync {
+            import_errors: vec![import_error("dags/e.yaml", "worse")],
+            ..scan(vec![
+                upsert(hourly("a"), "h2"),
+                moved,
+                upsert(hourly("d"), "h1"),
+            ])
+        })
+        .await
+        .expect("sync_dags");
+    assert_eq!(
+        store.dag_files("dags").await.unwrap(),
+        vec![dag_file("d", "h1")]
+    );
+}
+
+pub async fn sync_keeps_the_dags_of_unchanged_files(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let files = vec![dag_file("a", "h1"), dag_file("b", "h1")];
+    store
+        .sync_dags(scan_of_dags(
+            vec![upsert(hourly("a"), "h1"), upsert(hourly("b"), "h1")],
+            files.clone(),
+        ))
+        .await
+        .expect("sync_dags");
+    store.set_next_dagrun("a", Some(at(60))).await.unwrap();
+    let before = store.get_dag("a").await.unwrap();
+
+    // Both files unchanged: nothing to publish, nothing changes.
+    let got = store
+        .sync_dags(scan_of_dags(vec![], files))
+        .await
+        .expect("sync_dags");
+    assert_eq!(got, SyncReport::default());
+    assert_eq!(store.get_dag("a").await.unwrap(), before);
+    assert_eq!(ids(&store.list_dags().await.unwrap()), vec!["a", "b"]);
+
+    // b's file is gone: b is deactivated, a is kept as it is.
+    let got = store
+        .sync_dags(scan_of_dags(vec![], vec![dag_file("a", "h1")]))
+        .await
+        .expect("sync_dags");
+    assert_eq!(got, report(&[], &[], &["b"]));
+    assert_eq!(store.get_dag("a").await.unwrap(), before);
+    assert_eq!(ids(&store.list_dags().await.unwrap()), vec!["a"]);
+    assert_eq!(store.dags_needing_next_run().await.unwrap(), vec![]);
+    assert_eq!(
+        store.dag_files("dags").await.unwrap(),
+        vec![dag_file("a", "h1")]
+    );
 }

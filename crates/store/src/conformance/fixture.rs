@@ -67,6 +67,7 @@ pub fn scan(dags: Vec<DagUpsert>) -> DagSync {
         now: at(0),
         paused_at_creation: false,
         folder: None,
+        files: None,
     }
 }
 

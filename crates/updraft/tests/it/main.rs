@@ -3,6 +3,7 @@
 mod cli;
 mod cluster;
 mod crash;
+mod dag_folder;
 mod fixture;
 mod operations;
 mod standalone;
