@@ -9,7 +9,11 @@ use updraft_store::{QueueItem, Result, TaskState, Transition, TransitionResult};
 use crate::db_err;
 use crate::task_instances::apply;
 
-const ACTIVE: &str = "state IN ('queued', 'running', 'restarting')";
+// The condition is word for word that of the `task_instance_occupying` indexes.
+const DAG_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
+    WHERE dag_id = ?1 AND state IN ('queued', 'running', 'restarting')";
+const POOL_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
+    WHERE pool = ?1 AND state IN ('queued', 'running', 'restarting')";
 
 pub fn queue(
     tx: &Transaction,
@@ -22,9 +26,7 @@ pub fn queue(
     for item in items {
         if !per_dag.contains_key(item.dag_id.as_str()) {
             let n = tx
-                .prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM task_instance WHERE dag_id = ?1 AND {ACTIVE}"
-                ))
+                .prepare_cached(DAG_OCCUPANCY)
                 .and_then(|mut s| s.query_row(params![item.dag_id], |r| r.get(0)))
                 .map_err(db_err)?;
             per_dag.insert(&item.dag_id, n);
@@ -35,9 +37,7 @@ pub fn queue(
                 .and_then(|mut s| s.query_row(params![item.pool], |r| r.get(0)).optional())
                 .map_err(db_err)?;
             let n = tx
-                .prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM task_instance WHERE pool = ?1 AND {ACTIVE}"
-                ))
+                .prepare_cached(POOL_OCCUPANCY)
                 .and_then(|mut s| s.query_row(params![item.pool], |r| r.get(0)))
                 .map_err(db_err)?;
             per_pool.insert(&item.pool, (n, slots));
@@ -72,4 +72,40 @@ pub fn queue(
         results.push(result);
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::{DAG_OCCUPANCY, POOL_OCCUPANCY};
+    use crate::schema::migrate;
+    use crate::task_instances::OCCUPANCY;
+
+    /// The plan of `sql` as SQLite reports it, one step per line.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let arguments: &[&str] = if sql.contains("?1") { &["x"] } else { &[] };
+        let steps = stmt
+            .query_map(rusqlite::params_from_iter(arguments), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        steps.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Admission counts run on every scheduler pass; a count that scans every task instance
+    /// ever created makes each pass slower as history grows.
+    #[test]
+    fn occupancy_counts_read_an_index_not_the_whole_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        for sql in [DAG_OCCUPANCY, POOL_OCCUPANCY, OCCUPANCY] {
+            let plan = plan(&conn, sql);
+            assert!(
+                plan.contains("task_instance_occupying"),
+                "{sql}\nis planned without the occupancy indexes:\n{plan}"
+            );
+        }
+    }
 }

@@ -157,6 +157,15 @@ CREATE TABLE dag_file (
     CHECK ((dag_id IS NULL) <> (import_error IS NULL))
 );
 "#,
+    // Admission counts the task instances that occupy a DAG's or a pool's slots on every
+    // pass: without these (whose WHERE must match the queries' word for word for SQLite to
+    // use them) each count scanned the whole table.
+    r#"
+CREATE INDEX task_instance_occupying ON task_instance (dag_id, pool)
+    WHERE state IN ('queued', 'running', 'restarting');
+CREATE INDEX task_instance_occupying_pool ON task_instance (pool)
+    WHERE state IN ('queued', 'running', 'restarting');
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -106,14 +106,14 @@ fn applied(changed: usize) -> TransitionResult {
     }
 }
 
+/// Task instances holding a slot of their DAG and pool; the condition is word for word that of
+/// the `task_instance_occupying` index.
+pub(crate) const OCCUPANCY: &str = "SELECT dag_id, pool, COUNT(*) FROM task_instance \
+    WHERE state IN ('queued', 'running', 'restarting') GROUP BY dag_id, pool";
+
 pub fn occupancy(conn: &Connection) -> Result<Occupancy> {
     let mut occupancy = Occupancy::default();
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT dag_id, pool, COUNT(*) FROM task_instance \
-             WHERE state IN ('queued', 'running', 'restarting') GROUP BY dag_id, pool",
-        )
-        .map_err(db_err)?;
+    let mut stmt = conn.prepare_cached(OCCUPANCY).map_err(db_err)?;
     let rows = stmt
         .query_map([], |r| {
             Ok((
