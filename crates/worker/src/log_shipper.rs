@@ -56,19 +56,24 @@ impl LogShipper {
 
     /// Ships every `SHIP_INTERVAL` until `done` turns true, then ships the rest once; a fenced
     /// claim sets `fenced`.
+    ///
+    /// The first chunk waits one interval too: a task that ends sooner is shipped in one
+    /// request, after it ended, instead of one at its start that its last chunk (and with it
+    /// the report that it finished) would have to wait behind.
     pub async fn run(mut self, mut done: watch::Receiver<bool>, fenced: watch::Sender<bool>) {
         loop {
-            let finished = *done.borrow();
+            let finished = *done.borrow()
+                || tokio::select! {
+                    _ = tokio::time::sleep(SHIP_INTERVAL) => *done.borrow(),
+                    // A dropped sender: nobody will say so any more.
+                    changed = done.changed() => changed.is_err() || *done.borrow(),
+                };
             if self.ship(finished).await == Shipped::Fenced {
                 let _ = fenced.send(true);
                 return;
             }
             if finished {
                 return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(SHIP_INTERVAL) => {}
-                _ = done.changed() => {}
             }
         }
     }

@@ -39,7 +39,7 @@ fn a_killed_workers_task_is_retried_on_another_worker() {
     cluster.write_dag(
         "loss.yaml",
         &format!(
-            "tasks:\n  - task_id: long\n    retries: 0\n    bash_command: |\n      echo \"$UPDRAFT_TRY_NUMBER $PPID $$\" >> {}\n      if [ \"$UPDRAFT_TRY_NUMBER\" = 1 ]; then sleep 30; fi\n      echo \"finished try $UPDRAFT_TRY_NUMBER\"\n",
+            "tasks:\n  - task_id: long\n    retries: 0\n    bash_command: |\n      echo \"started try $UPDRAFT_TRY_NUMBER\"\n      echo \"$UPDRAFT_TRY_NUMBER $PPID $$\" >> {}\n      if [ \"$UPDRAFT_TRY_NUMBER\" = 1 ]; then sleep 30; fi\n      echo \"finished try $UPDRAFT_TRY_NUMBER\"\n",
             tries_file.display()
         ),
     );
@@ -102,6 +102,19 @@ fn a_killed_workers_task_is_retried_on_another_worker() {
     if let Some(worker_id) = task(&states, "long")["worker_id"].as_str() {
         assert_eq!(worker_id, listed_id, "{states:#}");
     }
+
+    // The running try's log reaches the database while it runs (the worker streams it), and
+    // outlives the worker.
+    let live_log = |cluster: &Cluster| {
+        let out = cluster.cli(&["tasks", "logs", "loss", "loss_1", "long", "--try", "1"]);
+        String::from_utf8_lossy(&out.stdout).contains("started try 1")
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || live_log(&cluster).then_some(())).is_some(),
+        "`tasks logs --try 1` does not show the running try's output: {:?}\n{}",
+        cluster.cli(&["tasks", "logs", "loss", "loss_1", "long", "--try", "1"]),
+        cluster.logs()
+    );
 
     workers[victim].sigkill();
     assert!(
