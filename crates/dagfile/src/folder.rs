@@ -76,8 +76,7 @@ pub struct FileRecord {
     pub size: u64,
     /// sha256 of the content, lowercase hex (as [`LoadedDag::content_hash`]).
     pub content_hash: String,
-    /// When the content was read, to the microsecond. A file modified within [`RACY_WINDOW`]
-    /// before this is read again: a second change in the same clock tick would keep its mtime.
+    /// When the content was read, to the microsecond.
     pub recorded_at: DateTime<Utc>,
     /// The [`PARSER_VERSION`] that produced `outcome`; records of another version are ignored.
     pub parser_version: String,
@@ -285,17 +284,13 @@ impl Cached {
     }
 }
 
-impl FileRecord {
-    /// Its (mtime, size) can be trusted to stand for the content.
-    fn trusted_for(&self, file: &Found) -> bool {
-        self.mtime == file.mtime && self.size == file.size && !racy(self.mtime, self.recorded_at)
-    }
-}
-
 /// Whether a file modified at `mtime` could have changed again unseen after being read at
 /// `read_at`.
 fn racy(mtime: Option<DateTime<Utc>>, read_at: DateTime<Utc>) -> bool {
-    mtime.is_none_or(|m| m + RACY_WINDOW > read_at)
+    mtime.is_none_or(|m| {
+        m.checked_add_signed(RACY_WINDOW)
+            .is_none_or(|settled| settled > read_at)
+    })
 }
 
 /// Brings one file up to date, from this process's cache or its record, reading and parsing
@@ -310,13 +305,13 @@ fn load(
     let fresh = previous
         .as_ref()
         .is_some_and(|c| c.same_stat(&file) && !c.racy);
+    // A record, unlike this process's own cache, is never trusted on (mtime, size) alone:
+    // files deployed with fixed timestamps (images built reproducibly, `cp -p`, `rsync -t`,
+    // `tar x`) can change content and keep both. It saves the parsing, not the reading.
     let known_hash = if fresh {
         previous.as_ref().and_then(Cached::hash)
     } else {
-        record
-            .as_ref()
-            .filter(|r| r.trusted_for(&file))
-            .map(|r| r.content_hash.as_str())
+        None
     };
     let recorded_unchanged =
         known_hash.is_some_and(|hash| record.as_ref().is_some_and(|r| r.content_hash == hash));
@@ -400,11 +395,11 @@ fn load(
     let still_racy = racy(file.mtime, read_at);
     let recorded = record.filter(|r| r.content_hash == hash);
     let unchanged = recorded.is_some();
-    // A record of the same (mtime, size) that would still be racy gains nothing by being
-    // rewritten: it is kept as it is.
+    // A record of the same content, mtime and size gains nothing by being rewritten: it is
+    // kept as it is, so a warm scan writes nothing.
     let kept = recorded
         .as_ref()
-        .filter(|r| still_racy && r.mtime == file.mtime && r.size == file.size)
+        .filter(|r| r.mtime == file.mtime && r.size == file.size)
         .cloned();
     let outcome = match (same_as_before, recorded) {
         (Some(outcome), _) => outcome,

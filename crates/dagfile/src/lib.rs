@@ -44,9 +44,10 @@ pub struct ImportError {
     pub error: String,
 }
 
-/// Which parser produced a [`FileRecord`]'s outcome: records of another version of updraft are
-/// ignored, since it may read the same file differently.
-pub const PARSER_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Which parser produced a [`FileRecord`]'s outcome: records of another parser are ignored,
+/// since it may read the same file differently. The release's version, and a revision to bump
+/// with every change that could load or reject a file differently within one release.
+pub const PARSER_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+parser.1");
 
 /// The result of scanning a DAG folder, sorted by path.
 #[derive(Debug, Clone, Default)]

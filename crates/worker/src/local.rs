@@ -24,6 +24,9 @@ use updraft_template::{
 use crate::log_shipper::LogShipper;
 use crate::process::{run_task_guarded, FailureReason, Reaper, TaskLaunch, TaskOutcome};
 
+/// A long-polling claim that answers empty sooner than this did not wait for work.
+const EMPTY_AT_ONCE: Duration = Duration::from_millis(50);
+
 #[derive(Debug, Clone)]
 pub struct LocalWorkerConfig {
     /// Unique per process: `hostname:pid:start-time`, see [`crate::identity`].
@@ -119,6 +122,7 @@ impl LocalWorker {
             let free = self.config.concurrency.saturating_sub(self.running_count());
             let mut claimed = 0;
             let mut failed = false;
+            let claim_started = tokio::time::Instant::now();
             if free > 0 {
                 // Never abandoned half-way, not even for a shutdown: the server may have
                 // committed the claim already, and a dropped answer would leave its tasks
@@ -139,11 +143,13 @@ impl LocalWorker {
             if claimed > 0 && claimed == free {
                 continue;
             }
-            // A long-polling claim already waited for work on the server.
-            if long_polls && free > 0 && !failed {
+            // A long-polling claim already waited for work on the server, unless it came back
+            // empty at once (a server shutting down does that): then wait here, not spin.
+            let empty_at_once = claimed == 0 && claim_started.elapsed() < EMPTY_AT_ONCE;
+            if long_polls && free > 0 && !failed && !empty_at_once {
                 continue;
             }
-            let wait = if failed {
+            let wait = if failed || (long_polls && empty_at_once) {
                 Duration::from_millis(500)
             } else {
                 // The safety net for work queued by another process; in-process schedulers
