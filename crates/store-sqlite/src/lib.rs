@@ -43,15 +43,22 @@ impl SqliteStore {
         let mut conn = Connection::open(path)
             .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        // NORMAL in WAL mode keeps the database consistent on a crash; a power loss may lose
-        // the last commits, which the lease sweep then redoes.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(db_err)?;
-        schema::migrate(&mut conn)?;
+        // Processes opening a new file at once race to switch it to WAL and to migrate it.
+        // SQLite answers "locked" at once, without waiting, where waiting could deadlock
+        // (a reader upgrading to a writer): every step is idempotent, so try again.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match prepare(&mut conn) {
+                Err(StoreError::Database(message))
+                    if message.contains("database is locked")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => break,
+            }
+        }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -323,4 +330,18 @@ impl Store for SqliteStore {
     async fn list_variables(&self) -> Result<Vec<(String, String)>> {
         self.read(variables::list).await
     }
+}
+
+/// The connection's settings, and the schema brought up to date.
+fn prepare(conn: &mut Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(db_err)?;
+    // NORMAL in WAL mode keeps the database consistent on a crash; a power loss may lose the
+    // last commits, which the lease sweep then redoes.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(db_err)?;
+    schema::migrate(conn)?;
+    Ok(())
 }
