@@ -16,6 +16,8 @@ use crate::updraft::{Home, Updraft};
 
 /// How long start-up may take before the harness gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often start-up is checked: the start-up figure is this coarse.
+const READY_POLL: Duration = Duration::from_millis(10);
 /// A worker drains (waits for its running tasks) before it exits; nothing runs by then.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -97,7 +99,9 @@ impl Cluster {
                     self.log_tails()
                 );
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // Each look queries PostgreSQL and reads a log: looking more often would take
+            // CPU from the processes whose start-up is being timed.
+            std::thread::sleep(READY_POLL);
         }
         let ready = self.spawned_at.elapsed();
         self.confirm_with_cli(updraft, home)?;

@@ -301,39 +301,27 @@ fn load(
     record: Option<FileRecord>,
     stats: &mut ScanStats,
 ) -> Option<Visit> {
-    // 1. The content is known without reading it.
+    // 1. Unchanged since this process read it. A record, unlike this process's own cache, is
+    // never trusted on (mtime, size) alone: files deployed with fixed timestamps (images built
+    // reproducibly, `cp -p`, `rsync -t`, `tar x`) can change content and keep both. A record
+    // saves the parsing (step 3), not the reading.
     let fresh = previous
         .as_ref()
         .is_some_and(|c| c.same_stat(&file) && !c.racy);
-    // A record, unlike this process's own cache, is never trusted on (mtime, size) alone:
-    // files deployed with fixed timestamps (images built reproducibly, `cp -p`, `rsync -t`,
-    // `tar x`) can change content and keep both. It saves the parsing, not the reading.
-    let known_hash = if fresh {
-        previous.as_ref().and_then(Cached::hash)
-    } else {
-        None
+    let (previous, record) = match (previous, record) {
+        (Some(cached), Some(record))
+            if fresh && cached.hash() == Some(record.content_hash.as_str()) =>
+        {
+            stats.unchanged += 1;
+            // Kept as it is: rewriting it with this process's view would gain nothing.
+            return Some(Visit {
+                cached,
+                unchanged: true,
+                record: Some(record),
+            });
+        }
+        other => other,
     };
-    let recorded_unchanged =
-        known_hash.is_some_and(|hash| record.as_ref().is_some_and(|r| r.content_hash == hash));
-    if let (true, Some(record)) = (recorded_unchanged, &record) {
-        stats.unchanged += 1;
-        let cached = match previous {
-            Some(c) if fresh => c,
-            _ => Cached {
-                mtime: record.mtime,
-                size: record.size,
-                racy: false,
-                read: Some((record.content_hash.clone(), record.recorded_at)),
-                outcome: Arc::new(Outcome::Recorded(record.outcome.clone())),
-            },
-        };
-        // Kept as it is: rewriting it with this process's view would gain nothing.
-        return Some(Visit {
-            cached,
-            unchanged: true,
-            record: Some(record.clone()),
-        });
-    }
     let previous = match previous {
         // Loaded by this process and not published as recorded: published again from memory.
         Some(cached) if fresh && cached.loaded().is_some() => {
