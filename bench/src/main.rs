@@ -31,7 +31,7 @@ use clap::Parser;
 use crate::cluster::ClusterShape;
 use crate::metadata::Database;
 use crate::report::{Report, WorkloadReport};
-use crate::updraft::Updraft;
+use crate::updraft::{RemoveHomesAtExit, Updraft};
 use crate::workloads::{Bench, Sizes, Workload};
 
 #[derive(Debug, Parser)]
@@ -91,6 +91,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
+    let _remove_homes = RemoveHomesAtExit;
     // Before our own build of updraft adds to it: the load other work puts on the machine.
     let load_before = machine::load_average();
     let workloads = Workload::parse_list(&args.workloads)?;

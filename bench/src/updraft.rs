@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -131,14 +132,46 @@ impl Updraft {
     }
 }
 
-/// A fresh `$UPDRAFT_HOME` in a temporary directory, removed when dropped; its DAG folder is
-/// the default `$UPDRAFT_HOME/dags`. On PostgreSQL it also owns the repetition's fresh
-/// database (dropped after the directory) and the settings every updraft command gets.
+/// Homes whose repetition is over, removed by [`RemoveHomesAtExit`].
+static FINISHED_HOMES: Mutex<Vec<tempfile::TempDir>> = Mutex::new(Vec::new());
+
+/// Removes the homes of every finished repetition when dropped, at the end of the run.
+///
+/// Removing a repetition's home (tens of thousands of log files after W5) right before the next
+/// repetition would charge that repetition for the harness's own clean-up: ext4 without a
+/// journal (these VMs' disks) skips inodes freed in the last 5–30 s when it allocates new ones,
+/// and the scan past them showed up as 40 % of updraft's CPU in W5.
+pub struct RemoveHomesAtExit;
+
+impl Drop for RemoveHomesAtExit {
+    fn drop(&mut self) {
+        let homes = match FINISHED_HOMES.lock() {
+            Ok(mut homes) => std::mem::take(&mut *homes),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        drop(homes);
+    }
+}
+
+/// A fresh `$UPDRAFT_HOME` in a temporary directory, removed at the end of the run (see
+/// [`RemoveHomesAtExit`]); its DAG folder is the default `$UPDRAFT_HOME/dags`. On PostgreSQL
+/// it also owns the repetition's fresh database (dropped with the home) and the settings every
+/// updraft command gets.
 pub struct Home {
-    dir: tempfile::TempDir,
+    path: PathBuf,
+    /// Always `Some` until dropped, when it moves to [`FINISHED_HOMES`].
+    dir: Option<tempfile::TempDir>,
     /// `UPDRAFT_*` variables of every command run in this home.
     env: Vec<(String, String)>,
     postgres: Option<FreshDatabase>,
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        if let (Some(dir), Ok(mut finished)) = (self.dir.take(), FINISHED_HOMES.lock()) {
+            finished.push(dir);
+        }
+    }
 }
 
 impl Home {
@@ -150,7 +183,8 @@ impl Home {
             .context("cannot create a temporary UPDRAFT_HOME")?;
         std::fs::create_dir_all(dir.path().join("dags")).context("cannot create the DAG folder")?;
         Ok(Home {
-            dir,
+            path: dir.path().to_owned(),
+            dir: Some(dir),
             env: Vec::new(),
             postgres: None,
         })
@@ -174,7 +208,7 @@ impl Home {
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     pub fn dags(&self) -> PathBuf {

@@ -69,6 +69,9 @@ pub struct WorkerSection {
     pub lease: String,
     /// SIGTERM → SIGKILL grace when a task is timed out or cancelled.
     pub kill_grace: String,
+    /// Start a command without shell syntax (`true`, `python etl.py 2026-01-01`) directly
+    /// rather than through `bash -c`, with the same arguments and environment.
+    pub direct_exec: bool,
     /// How long a remote worker told to stop (SIGTERM) lets its running tasks finish before
     /// it kills them and they are retried elsewhere.
     pub shutdown_grace: String,
@@ -109,6 +112,7 @@ impl Config {
                 heartbeat_interval: "5s".into(),
                 lease: "30s".into(),
                 kill_grace: "5s".into(),
+                direct_exec: true,
                 shutdown_grace: "60s".into(),
                 servers: Vec::new(),
                 queues: vec!["default".into()],

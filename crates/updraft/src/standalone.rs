@@ -65,6 +65,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             )?,
             lease: duration("worker.lease", &c.worker.lease)?,
             kill_grace: duration("worker.kill_grace", &c.worker.kill_grace)?,
+            direct_exec: c.worker.direct_exec,
             drain_grace: None,
             announce: false,
         },

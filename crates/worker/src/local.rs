@@ -41,6 +41,8 @@ pub struct LocalWorkerConfig {
     pub heartbeat_interval: Duration,
     pub lease: Duration,
     pub kill_grace: Duration,
+    /// See [`TaskLaunch::direct_exec`].
+    pub direct_exec: bool,
     /// On shutdown, let running tasks finish for up to this long before killing them (a
     /// drain, for rolling restarts); `None` kills them at once.
     pub drain_grace: Option<Duration>,
@@ -495,6 +497,7 @@ impl LocalWorker {
             log_path,
             capture_xcom: task.do_xcom_push,
             kill_grace: self.config.kill_grace,
+            direct_exec: self.config.direct_exec,
         }))
     }
 

@@ -4,9 +4,10 @@
 //!
 //! What happens to the processes of a task:
 //!
-//! * The leader (`bash`) is started in a fresh process group (by `posix_spawn`, not a fork of the
-//!   worker: see `spawner`). With [`run_task_guarded`] the group is registered with the
-//!   [`Reaper`] right after the spawn, and the reaper SIGKILLs it if the worker dies. What the
+//! * The leader (`bash`, or for a command of plain words the program itself: see `direct`) is
+//!   started in a fresh process group (by `posix_spawn`, not a fork of the worker: see
+//!   `spawner`). With [`run_task_guarded`] the group is registered with the [`Reaper`] right
+//!   after the spawn, and the reaper SIGKILLs it if the worker dies. What the
 //!   reaper cannot see — processes that left the group (`setsid`), or a task whose worker died
 //!   in the instant between spawn and registration — [`kill_orphans`] finds after a restart by
 //!   the `UPDRAFT_CLAIM_ID` variable the caller put in [`TaskLaunch::env`].
@@ -18,6 +19,7 @@
 //! * If the future returned by [`run_task`] is dropped before the leader exited, the group is
 //!   killed with `SIGKILL`, so no task runs unobserved.
 
+mod direct;
 mod orphan;
 mod output;
 mod reaper;
@@ -58,7 +60,7 @@ pub const MAX_XCOM: usize = 1024 * 1024;
 /// Everything needed to run one task try.
 #[derive(Debug, Clone)]
 pub struct TaskLaunch {
-    /// The rendered command, run as `bash -c <command>`.
+    /// The rendered command, run as `bash -c <command>` (or as bash would run it).
     pub command: String,
     /// Added to the worker's own environment.
     pub env: Vec<(String, String)>,
@@ -74,6 +76,9 @@ pub struct TaskLaunch {
     pub capture_xcom: bool,
     /// Time between `SIGTERM` and `SIGKILL` to the process group on timeout or cancellation.
     pub kill_grace: Duration,
+    /// Start a command of plain words without bash when bash would only have started it
+    /// (see `process/direct.rs`); `false` always runs `bash -c`.
+    pub direct_exec: bool,
 }
 
 /// How a task try ended.
@@ -150,6 +155,7 @@ pub async fn run_task_guarded(
         log_path,
         capture_xcom,
         kill_grace,
+        direct_exec,
     } = launch;
     if *cancel.borrow() {
         // Cancelled before it started: nothing ran, so there is nothing to log or kill.
@@ -162,6 +168,7 @@ pub async fn run_task_guarded(
         env,
         cwd,
         log_path,
+        direct_exec,
     };
     let started = match spawner::start(spec, reaper) {
         Ok(started) => started,

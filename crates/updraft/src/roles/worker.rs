@@ -72,6 +72,7 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
             )?,
             lease: duration("worker.lease", &config.worker.lease)?,
             kill_grace: duration("worker.kill_grace", &config.worker.kill_grace)?,
+            direct_exec: config.worker.direct_exec,
             drain_grace: Some(duration(
                 "worker.shutdown_grace",
                 &config.worker.shutdown_grace,

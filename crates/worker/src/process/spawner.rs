@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
+use super::direct;
 use super::output::TaskLog;
 use super::reaper::{Reaper, Registration};
 
@@ -30,6 +31,7 @@ pub(super) struct Spec {
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
     pub log_path: PathBuf,
+    pub direct_exec: bool,
 }
 
 /// A running task: its log (header already written), its process, and its process group's
@@ -59,9 +61,27 @@ pub(super) fn start<'r>(spec: Spec, reaper: Option<&'r Reaper>) -> Result<Starte
         log.finish();
         Err(message)
     };
-    let child = match command(&spec).spawn() {
-        Ok(child) => child,
-        Err(e) => return failed(log, spawn_error(&spec, &e)),
+    // A direct start that fails (a script without `#!`, say) is left to bash, which has its
+    // own ways and messages for such programs.
+    let plan = || direct::plan(&spec.command, &spec.env, spec.cwd.as_deref());
+    let direct = spec.direct_exec.then(plan).flatten().and_then(|direct| {
+        let mut command = configure(Command::new(direct.program()), &spec);
+        direct.apply(&mut command);
+        let child = command.spawn().ok()?;
+        Some((child, direct))
+    });
+    let (child, how) = match direct {
+        Some((child, direct)) => (
+            child,
+            format!("{}, without a shell", direct.program().display()),
+        ),
+        None => {
+            let mut command = configure(Command::new(bash()), &spec);
+            match command.arg("-c").arg(&spec.command).spawn() {
+                Ok(child) => (child, format!("{} -c", bash().display())),
+                Err(e) => return failed(log, spawn_error(&spec, &e)),
+            }
+        }
     };
     // The leader leads its own group, so its pid is the group's id. It has not been waited
     // for, so the pid cannot be reused yet.
@@ -75,6 +95,7 @@ pub(super) fn start<'r>(spec: Spec, reaper: Option<&'r Reaper>) -> Result<Starte
     // write; a task started then and orphaned by a crash is killed on restart by
     // `kill_orphans` (its environment carries the claim id).
     let registration = reaper.map(|r| r.guard(pgid));
+    log.updraft(format_args!("started process {pgid}: {how}"));
     log.flush();
     Ok(Started {
         log,
@@ -99,12 +120,9 @@ fn bash() -> &'static Path {
     })
 }
 
-/// The command to start; see the module documentation for what must not be added here.
-fn command(spec: &Spec) -> Command {
-    let mut command = Command::new(bash());
+/// What every start shares; see the module documentation for what must not be added here.
+fn configure(mut command: Command, spec: &Spec) -> Command {
     command
-        .arg("-c")
-        .arg(&spec.command)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

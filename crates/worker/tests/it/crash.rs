@@ -54,6 +54,7 @@ async fn stand_in_worker() {
         log_path: dir.join("task.log"),
         capture_xcom: false,
         kill_grace: Duration::from_secs(5),
+        direct_exec: true,
     };
     run_task_guarded(launch, watch::channel(false).1, Some(&reaper)).await;
 }

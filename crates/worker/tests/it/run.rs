@@ -19,6 +19,7 @@ fn launch(dir: &Path, command: &str) -> TaskLaunch {
         log_path: dir.join("logs/dag_id=d/run_id=r/task_id=t/attempt=1.log"),
         capture_xcom: true,
         kill_grace: Duration::from_secs(5),
+        direct_exec: true,
     }
 }
 
@@ -72,8 +73,16 @@ async fn success_takes_xcom_from_last_non_empty_line() {
             xcom: Some("  last one ".to_owned())
         }
     );
+    let bash = started_by(&log);
+    assert!(
+        bash.starts_with("started process ") && bash.ends_with("bash -c"),
+        "{log}"
+    );
     assert_eq!(
-        lines(&log),
+        lines(&log)
+            .into_iter()
+            .filter(|(_, text)| *text != bash)
+            .collect::<Vec<_>>(),
         [
             (
                 "updraft",
@@ -269,7 +278,7 @@ async fn timeout_kills_bash_and_its_children() {
     );
     let updraft = body(&log, "updraft");
     assert!(
-        updraft[1].starts_with("timed out after 500ms, sending SIGTERM to process group"),
+        updraft[2].starts_with("timed out after 500ms, sending SIGTERM to process group"),
         "{log}"
     );
     assert_eq!(
@@ -446,4 +455,101 @@ fn minor_faults() -> u64 {
     let (_, fields) = stat.rsplit_once(") ").unwrap();
     // After the command: state ppid pgrp session tty_nr tpgid flags minflt …
     fields.split(' ').nth(7).unwrap().parse().unwrap()
+}
+
+fn started_by(log: &str) -> String {
+    body(log, "updraft")
+        .into_iter()
+        .find(|line| line.starts_with("started process "))
+        .unwrap_or_else(|| panic!("no start line in {log}"))
+}
+
+/// A command of plain words is started without bash, and the program cannot tell: the same
+/// `argv`, environment and working directory as under `bash -c`. Quoting the program's name
+/// is enough to send the same command through bash.
+#[tokio::test]
+async fn plain_commands_start_without_bash_and_see_what_bash_would_give_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let logs = std::sync::atomic::AtomicUsize::new(0);
+    let stdout_of = |command: &'static str, oldpwd: &'static str| {
+        let mut l = launch(dir.path(), command);
+        let n = logs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        l.log_path = dir.path().join(format!("logs/{n}.log"));
+        l.env = vec![
+            ("GREETING".to_owned(), "hello".to_owned()),
+            ("SHLVL".to_owned(), "4".to_owned()),
+            ("OLDPWD".to_owned(), oldpwd.to_owned()),
+        ];
+        l.cwd = Some(work.clone());
+        async move {
+            let (outcome, log) = run(l).await;
+            assert!(matches!(outcome, TaskOutcome::Success { .. }), "{log}");
+            let without_shell = started_by(&log).ends_with(", without a shell");
+            assert_eq!(without_shell, !command.contains('"'), "{command}: {log}");
+            let mut stdout = body(&log, "stdout");
+            stdout.sort();
+            stdout
+        }
+    };
+    let has = |lines: &[String], line: &str| lines.iter().any(|l| l == line);
+    let pwd = format!("PWD={}", work.canonicalize().unwrap().display());
+
+    let direct = stdout_of("env", "/nonexistent/updraft-test").await;
+    let bash = stdout_of("\"env\"", "/nonexistent/updraft-test").await;
+    assert_eq!(direct, bash, "the environment differs");
+    assert!(has(&direct, "GREETING=hello") && has(&direct, "SHLVL=4"));
+    assert!(has(&direct, &pwd), "{direct:?}");
+    assert!(!direct.iter().any(|line| line.starts_with("OLDPWD=")));
+
+    let direct = stdout_of("env", "/").await;
+    assert_eq!(direct, stdout_of("\"env\"", "/").await);
+    assert!(
+        has(&direct, "OLDPWD=/"),
+        "an OLDPWD naming a directory is kept"
+    );
+
+    let direct = stdout_of("cat /proc/self/cmdline", "/").await;
+    let bash = stdout_of("\"cat\" /proc/self/cmdline", "/").await;
+    assert_eq!(direct, bash, "argv differs");
+
+    let mut l = launch(dir.path(), "env");
+    l.log_path = dir.path().join("logs/always_bash.log");
+    l.direct_exec = false;
+    let (_, log) = run(l).await;
+    assert!(started_by(&log).ends_with("bash -c"), "{log}");
+}
+
+/// What only bash can run still goes to bash: an executable without `#!` (bash runs it as a
+/// script) and any command when `BASH_ENV` names a file for bash to read first.
+#[tokio::test]
+async fn programs_and_environments_only_bash_can_run_go_to_bash() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script");
+    std::fs::write(&script, "echo from the script\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (outcome, log) = run(launch(dir.path(), &script.display().to_string())).await;
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success {
+            xcom: Some("from the script".to_owned())
+        },
+        "{log}"
+    );
+    assert!(started_by(&log).ends_with(" -c"), "{log}");
+
+    let startup = dir.path().join("startup.sh");
+    std::fs::write(&startup, "echo read the startup file\n").unwrap();
+    let mut l = launch(dir.path(), "true");
+    l.log_path = dir.path().join("logs/bash_env.log");
+    l.env = vec![("BASH_ENV".to_owned(), startup.display().to_string())];
+    let (outcome, log) = run(l).await;
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success {
+            xcom: Some("read the startup file".to_owned())
+        },
+        "{log}"
+    );
 }
