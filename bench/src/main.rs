@@ -31,7 +31,7 @@ use clap::Parser;
 use crate::cluster::ClusterShape;
 use crate::metadata::Database;
 use crate::report::{Report, WorkloadReport};
-use crate::updraft::{RemoveHomesAtExit, Updraft};
+use crate::updraft::{RemoveHomesAtExit, Setting, Updraft};
 use crate::workloads::{Bench, Sizes, Workload};
 
 #[derive(Debug, Parser)]
@@ -75,6 +75,10 @@ struct Args {
     /// How many `updraft scheduler` processes the cluster runs (`--database postgres`).
     #[arg(long, value_name = "N", default_value_t = 1)]
     schedulers: usize,
+    /// Run updraft with this setting instead of its default (repeatable), as in
+    /// `updraft config list`: `--set worker.direct_exec=false`. The report lists them.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE", value_parser = Setting::parse)]
+    settings: Vec<Setting>,
     /// Record a `perf record` profile (DWARF call graphs) of the updraft processes during W5 into this file.
     #[arg(long, value_name = "FILE")]
     perf_w5: Option<PathBuf>,
@@ -97,7 +101,8 @@ fn run(args: Args) -> Result<()> {
     let workloads = Workload::parse_list(&args.workloads)?;
     let repetitions = args.repetitions.unwrap_or(if args.quick { 1 } else { 3 });
     anyhow::ensure!(repetitions > 0, "--repetitions must be at least 1");
-    let updraft = Updraft::locate(args.updraft.clone(), !args.no_build)?;
+    let updraft =
+        Updraft::locate(args.updraft.clone(), !args.no_build)?.with_settings(args.settings.clone());
     let sizes = if args.quick {
         Sizes::quick()
     } else {

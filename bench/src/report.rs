@@ -29,6 +29,8 @@ pub struct Report {
     /// `core.parallelism` as a fresh home gets it (the workloads do not change it); the
     /// cluster's worker runs as many tasks at once.
     pub parallelism: u64,
+    /// `--set` settings every updraft process ran with; empty means the defaults.
+    pub settings: Vec<String>,
     pub machine: Machine,
     pub quick: bool,
     pub repetitions: usize,
@@ -52,6 +54,7 @@ impl Report {
             database,
             cluster: None,
             parallelism,
+            settings: updraft.settings().iter().map(ToString::to_string).collect(),
             machine: Machine::current(),
             quick,
             repetitions,
@@ -124,13 +127,18 @@ impl Report {
             }
         }
         format!(
-            "{table}\n{} on {} cores, {} MiB ({}), {}, parallelism {}, {} repetition(s){}, commit {}, load {:.2} → {:.2}",
+"{table}\n{} on {} cores, {} MiB ({}), {}, parallelism {}{}, {} repetition(s){}, commit {}, load {:.2} → {:.2}",
             self.date,
             self.machine.cores,
             self.machine.memory_mib,
             self.machine.cpu_model,
             self.setup(),
             self.parallelism,
+            if self.settings.is_empty() {
+                String::new()
+            } else {
+                format!(", settings {}", self.settings.join(" "))
+            },
             self.repetitions,
             if self.quick { " (quick)" } else { "" },
             self.commit.as_deref().unwrap_or("unknown"),

@@ -17,10 +17,53 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// The binary being measured.
+/// The binary being measured, and the settings it runs with beyond the defaults.
 #[derive(Debug, Clone)]
 pub struct Updraft {
     binary: PathBuf,
+    /// `(key, value)` as given to `--set`, and the `UPDRAFT_…` variable that carries each.
+    settings: Vec<Setting>,
+}
+
+/// One `--set section.key=value`.
+#[derive(Debug, Clone)]
+pub struct Setting {
+    pub key: String,
+    pub value: String,
+}
+
+impl Setting {
+    /// Parses `section.key=value`.
+    pub fn parse(text: &str) -> Result<Setting> {
+        let (key, value) = text.split_once('=').context("expected SECTION.KEY=VALUE")?;
+        let well_formed = key.split_once('.').is_some_and(|(section, name)| {
+            let word =
+                |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            word(section) && word(name)
+        });
+        anyhow::ensure!(
+            well_formed,
+            "the key must be SECTION.KEY, as `updraft config list` shows it (e.g. worker.direct_exec)"
+        );
+        Ok(Setting {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+
+    /// The variable that overrides this key: `UPDRAFT_<SECTION>__<KEY>`.
+    fn variable(&self) -> String {
+        format!(
+            "UPDRAFT_{}",
+            self.key.replace('.', "__").to_ascii_uppercase()
+        )
+    }
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
 }
 
 impl Updraft {
@@ -55,14 +98,28 @@ impl Updraft {
         let binary = binary
             .canonicalize()
             .with_context(|| format!("cannot resolve {}", binary.display()))?;
-        Ok(Updraft { binary })
+        Ok(Updraft {
+            binary,
+            settings: Vec::new(),
+        })
+    }
+
+    /// Runs every updraft process with these settings instead of the defaults.
+    pub fn with_settings(mut self, settings: Vec<Setting>) -> Updraft {
+        self.settings = settings;
+        self
+    }
+
+    pub fn settings(&self) -> &[Setting] {
+        &self.settings
     }
 
     pub fn binary(&self) -> &Path {
         &self.binary
     }
 
-    /// `updraft ARGS` in `home`, with no `UPDRAFT_*` setting leaking in from our environment.
+    /// `updraft ARGS` in `home`, with no `UPDRAFT_*` setting leaking in from our environment:
+    /// only `--set`'s.
     pub fn command(&self, home: &Home) -> Command {
         let mut cmd = Command::new(&self.binary);
         for (key, _) in std::env::vars_os() {
@@ -71,6 +128,7 @@ impl Updraft {
             }
         }
         cmd.env("UPDRAFT_HOME", home.path())
+            .envs(self.settings.iter().map(|s| (s.variable(), &s.value)))
             .envs(home.env.iter().map(|(k, v)| (k, v)))
             .current_dir(home.path())
             .stdin(Stdio::null());
@@ -139,8 +197,10 @@ static FINISHED_HOMES: Mutex<Vec<tempfile::TempDir>> = Mutex::new(Vec::new());
 ///
 /// Removing a repetition's home (tens of thousands of log files after W5) right before the next
 /// repetition would charge that repetition for the harness's own clean-up: ext4 without a
-/// journal (these VMs' disks) skips inodes freed in the last 5–30 s when it allocates new ones,
-/// and the scan past them showed up as 40 % of updraft's CPU in W5.
+/// journal (these VMs' disks) will not reuse an inode freed in the last 60 s (300 s while its
+/// inode table block is not written back), and allocating a file then scans past every such
+/// inode of the block group; that scan was 40 % of updraft's CPU in W5. Runs of the harness
+/// one after another still see each other's clean-up (see `bench/RESULTS.md`).
 pub struct RemoveHomesAtExit;
 
 impl Drop for RemoveHomesAtExit {

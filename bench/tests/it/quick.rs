@@ -126,3 +126,52 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
             >= median(&workloads[6], "trigger_to_start_p50_ms")
     );
 }
+
+/// `--set` reaches every updraft process (here the `config list` that reports the parallelism)
+/// and is listed in the report; a malformed one is refused before anything runs.
+#[test]
+fn settings_reach_updraft_and_the_report() {
+    let updraft = updraft_binary();
+    let out_dir = tempfile::tempdir().unwrap();
+    let json_path = out_dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_updraft-bench"))
+        .args([
+            "--quick",
+            "--workloads",
+            "w1",
+            "--set",
+            "core.parallelism=7",
+        ])
+        .args(["--set", "worker.direct_exec=false", "--updraft"])
+        .arg(&updraft)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "updraft-bench failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("settings core.parallelism=7 worker.direct_exec=false"),
+        "{stdout}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(report["parallelism"], 7);
+    assert_eq!(
+        report["settings"],
+        serde_json::json!(["core.parallelism=7", "worker.direct_exec=false"])
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_updraft-bench"))
+        .args(["--quick", "--set", "parallelism=7", "--updraft"])
+        .arg(&updraft)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the key must be SECTION.KEY"), "{stderr}");
+}
