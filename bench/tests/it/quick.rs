@@ -44,28 +44,33 @@ pub fn median(workload: &Value, key: &str) -> f64 {
     figure(workload, key)["median"].as_f64().unwrap()
 }
 
-#[test]
-fn quick_mode_runs_every_workload_with_sane_figures() {
-    let updraft = updraft_binary();
+/// Runs `updraft-bench ARGS` on this workspace's updraft and expects it to succeed: its
+/// printed table and its JSON report.
+fn bench(args: &[&str]) -> (String, Value) {
     let out_dir = tempfile::tempdir().unwrap();
     let json_path = out_dir.path().join("bench.json");
     let out = Command::new(env!("CARGO_BIN_EXE_updraft-bench"))
-        .args(["--quick", "--workloads", "all", "--updraft"])
-        .arg(&updraft)
+        .args(args)
+        .arg("--updraft")
+        .arg(updraft_binary())
         .arg("--json")
         .arg(&json_path)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "updraft-bench failed:\n{stderr}\n{stdout}"
+        "updraft-bench failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("W7 latency"), "no table printed:\n{stdout}");
+    let report = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    (stdout, report)
+}
 
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+#[test]
+fn quick_mode_runs_every_workload_with_sane_figures() {
+    let (stdout, report) = bench(&["--quick", "--workloads", "all"]);
+    assert!(stdout.contains("W7 latency"), "no table printed:\n{stdout}");
     assert_eq!(report["quick"], true);
     assert_eq!(report["repetitions"], 1);
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
@@ -131,35 +136,19 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
 /// and is listed in the report; a malformed one is refused before anything runs.
 #[test]
 fn settings_reach_updraft_and_the_report() {
-    let updraft = updraft_binary();
-    let out_dir = tempfile::tempdir().unwrap();
-    let json_path = out_dir.path().join("bench.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_updraft-bench"))
-        .args([
-            "--quick",
-            "--workloads",
-            "w1",
-            "--set",
-            "core.parallelism=7",
-        ])
-        .args(["--set", "worker.direct_exec=false", "--updraft"])
-        .arg(&updraft)
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "updraft-bench failed:\n{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, report) = bench(&[
+        "--quick",
+        "--workloads",
+        "w1",
+        "--set",
+        "core.parallelism=7",
+        "--set",
+        "worker.direct_exec=false",
+    ]);
     assert!(
         stdout.contains("settings core.parallelism=7 worker.direct_exec=false"),
         "{stdout}"
     );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(report["parallelism"], 7);
     assert_eq!(
         report["settings"],
@@ -168,7 +157,7 @@ fn settings_reach_updraft_and_the_report() {
 
     let out = Command::new(env!("CARGO_BIN_EXE_updraft-bench"))
         .args(["--quick", "--set", "parallelism=7", "--updraft"])
-        .arg(&updraft)
+        .arg(updraft_binary())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
