@@ -8,10 +8,10 @@
 //!
 //! The program sees what it would have seen under bash: the same arguments, process, process
 //! group and pipes, and the environment bash would have passed on (`PWD`, `SHLVL` and `_` set,
-//! an `OLDPWD` naming no directory dropped: see [`Direct::apply`]). Anything that could make bash behave otherwise sends
-//! the command to bash: a `BASH_ENV` file, exported shell functions (`BASH_FUNC_…`), a `PATH`
-//! with relative entries, a program that is not found (bash reports that, exit 127), and any
-//! failure to start the program directly.
+//! an `OLDPWD` naming no directory dropped: see [`Direct::apply`]). Anything that could make
+//! bash behave otherwise sends the command to bash: a `BASH_ENV` file, exported shell functions
+//! (`BASH_FUNC_…`), a `PATH` with relative entries, a program that is not found (bash reports
+//! that, exit 127), and any failure to start the program directly.
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
@@ -19,87 +19,14 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
-/// Bash 5's builtins and reserved words: a command starting with one of them needs bash.
-const SHELL_WORDS: &[&str] = &[
-    ".",
-    ":",
-    "[",
-    "alias",
-    "bg",
-    "bind",
-    "break",
-    "builtin",
-    "caller",
-    "cd",
-    "command",
-    "compgen",
-    "complete",
-    "compopt",
-    "continue",
-    "declare",
-    "dirs",
-    "disown",
-    "echo",
-    "enable",
-    "eval",
-    "exec",
-    "exit",
-    "export",
-    "false",
-    "fc",
-    "fg",
-    "getopts",
-    "hash",
-    "help",
-    "history",
-    "jobs",
-    "kill",
-    "let",
-    "local",
-    "logout",
-    "mapfile",
-    "popd",
-    "printf",
-    "pushd",
-    "pwd",
-    "read",
-    "readarray",
-    "readonly",
-    "return",
-    "set",
-    "shift",
-    "shopt",
-    "source",
-    "suspend",
-    "test",
-    "times",
-    "trap",
-    "true",
-    "type",
-    "typeset",
-    "ulimit",
-    "umask",
-    "unalias",
-    "unset",
-    "wait",
-    "if",
-    "then",
-    "else",
-    "elif",
-    "fi",
-    "case",
-    "esac",
-    "for",
-    "select",
-    "while",
-    "until",
-    "do",
-    "done",
-    "in",
-    "function",
-    "time",
-    "coproc",
-];
+/// Bash 5's builtins and reserved words (`compgen -b -k`): a command starting with one of them
+/// needs bash.
+const SHELL_WORDS: &str = ". : [ alias bg bind break builtin caller cd command compgen complete \
+    compopt continue declare dirs disown echo enable eval exec exit export false fc fg getopts \
+    hash help history jobs kill let local logout mapfile popd printf pushd pwd read readarray \
+    readonly return set shift shopt source suspend test times trap true type typeset ulimit \
+    umask unalias unset wait if then else elif fi case esac for select while until do done in \
+    function time coproc";
 
 /// Builtins whose program of the same name behaves identically when given no arguments.
 const SAME_AS_PROGRAM_WITHOUT_ARGUMENTS: &[&str] = &["true", "false"];
@@ -122,11 +49,12 @@ impl Direct {
         &self.program
     }
 
-    /// Adds `argv[0]`, the arguments, and the environment bash would have passed on, to a command of
-    /// [`Self::program`] whose other settings (and the task's variables) are already made.
-    /// Bash sets `PWD` to the working directory (keeping an inherited value that names the
-    /// same directory), normalises `SHLVL` (raised at start-up, lowered again when it execs
-    /// the last command), exports `_` as the program's path, and drops an `OLDPWD` naming no directory.
+    /// Adds `argv[0]`, the arguments, and the environment bash would have passed on, to a
+    /// command of [`Self::program`] whose other settings (and the task's variables) are
+    /// already made. Bash sets `PWD` to the working directory (keeping an inherited value that
+    /// names the same directory), normalises `SHLVL` (raised at start-up, lowered again when it
+    /// execs the last command), exports `_` as the program's path, and drops an `OLDPWD` that
+    /// names no directory.
     pub(super) fn apply(&self, command: &mut Command) {
         command
             .arg0(&self.arg0)
@@ -145,7 +73,7 @@ impl Direct {
 pub(super) fn plan(command: &str, env: &[(String, String)], cwd: Option<&Path>) -> Option<Direct> {
     let words = plain_words(command)?;
     let (first, args) = words.split_first()?;
-    let is_builtin = SHELL_WORDS.contains(first);
+    let is_builtin = SHELL_WORDS.split_whitespace().any(|word| word == *first);
     if is_builtin && !(args.is_empty() && SAME_AS_PROGRAM_WITHOUT_ARGUMENTS.contains(first)) {
         return None;
     }
