@@ -16,6 +16,7 @@
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use tokio::process::Command;
 
@@ -111,24 +112,60 @@ fn plain_words(command: &str) -> Option<Vec<&str>> {
     (all_plain && first_is_command).then_some(words)
 }
 
+/// What a task inherits from the worker, read once: a worker never changes its own
+/// environment or working directory, and reading them per task showed in profiles.
+struct Inherited {
+    vars: Vec<(&'static str, OsString)>,
+    exports_functions: bool,
+    cwd: Option<PathBuf>,
+}
+
+/// The variables [`plan`] consults.
+const CONSULTED: [&str; 5] = ["PATH", "PWD", "SHLVL", "OLDPWD", "BASH_ENV"];
+
+fn inherited() -> &'static Inherited {
+    static INHERITED: OnceLock<Inherited> = OnceLock::new();
+    INHERITED.get_or_init(|| Inherited {
+        vars: CONSULTED
+            .iter()
+            .filter_map(|name| Some((*name, std::env::var_os(name)?)))
+            .collect(),
+        exports_functions: std::env::vars_os()
+            .any(|(key, _)| key.to_str().is_some_and(is_function)),
+        cwd: std::env::current_dir().ok(),
+    })
+}
+
+fn is_function(key: &str) -> bool {
+    key.starts_with("BASH_FUNC_")
+}
+
 /// The value a variable has in the task's process: the task's own, else the worker's.
 fn lookup(env: &[(String, String)], name: &str) -> Option<OsString> {
+    debug_assert!(
+        CONSULTED.contains(&name),
+        "{name} is not read from the worker"
+    );
     env.iter()
         .rev()
         .find(|(key, _)| key == name)
         .map(|(_, value)| OsString::from(value))
-        .or_else(|| std::env::var_os(name))
+        .or_else(|| {
+            let worker = &inherited().vars;
+            worker
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.clone())
+        })
 }
 
 fn exports_functions(env: &[(String, String)]) -> bool {
-    let is_function = |key: &str| key.starts_with("BASH_FUNC_");
-    env.iter().any(|(key, _)| is_function(key))
-        || std::env::vars_os().any(|(key, _)| key.to_str().is_some_and(is_function))
+    env.iter().any(|(key, _)| is_function(key)) || inherited().exports_functions
 }
 
 /// The task's working directory as an absolute path.
 fn working_dir(cwd: Option<&Path>) -> Option<PathBuf> {
-    let here = std::env::current_dir().ok()?;
+    let here = inherited().cwd.as_ref()?;
     Some(cwd.map_or_else(|| here.clone(), |dir| here.join(dir)))
 }
 
