@@ -19,7 +19,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 use updraft_model::{retry, timetable, DagRunState, TaskState};
 use updraft_store::{
-    DagRun, FinishReport, JobHeartbeat, JobKind, OwnRuns, QueueItem, Store, StoreError,
+    DagRun, FinishReport, JobHeartbeat, JobKind, OwnRuns, QueueItem, RunStart, Store, StoreError,
     TaskInstance, TransitionResult,
 };
 
@@ -386,20 +386,22 @@ impl Scheduler {
             let Some(graph) = self.run_graph(&run, now).await? else {
                 continue;
             };
+            let limit = graph.dag.max_active_runs;
             let active = running_per_dag.entry(run.dag_id.clone()).or_default();
-            if *active >= graph.dag.max_active_runs {
+            if *active >= limit {
                 continue;
             }
-            if self
-                .store
-                .set_dag_run_state(run.id, DagRunState::Queued, DagRunState::Running, now)
-                .await?
-                == TransitionResult::Applied
-            {
-                *active += 1;
-                run.state = DagRunState::Running;
-                info!(dag_id = %run.dag_id, run_id = %run.run_id, "dag run started");
-                started.push(run);
+            // The count above is this pass's snapshot; the store counts again, atomically,
+            // because other schedulers may be starting runs of the same DAG right now.
+            match self.store.start_dag_run(run.id, limit, now).await? {
+                RunStart::Started => {
+                    *active += 1;
+                    run.state = DagRunState::Running;
+                    info!(dag_id = %run.dag_id, run_id = %run.run_id, "dag run started");
+                    started.push(run);
+                }
+                RunStart::AtLimit => *active = limit,
+                RunStart::NotQueued => {}
             }
         }
         if !self.evaluate(&started, now, &mut outcome).await?.is_empty() {

@@ -419,6 +419,16 @@ fn file_from_row(row: &PgRow) -> Result<DagFileRecord> {
     })
 }
 
+/// A record that cannot be decoded (only a manual edit could make one) is a stale cache entry:
+/// left out, so its file is parsed again and the record rewritten.
+fn readable(fileloc: &str, decoded: Result<DagFileRecord>) -> Option<DagFileRecord> {
+    decoded
+        .inspect_err(
+            |error| tracing::warn!(fileloc, %error, "ignoring an unreadable dag_file record"),
+        )
+        .ok()
+}
+
 fn under(folder: Option<&str>, fileloc: &str) -> bool {
     folder.is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder))
 }
@@ -439,8 +449,11 @@ pub async fn files(conn: &mut PgConnection, folder: &str) -> Result<Vec<DagFileR
     .map_err(db_err)?;
     let mut files = Vec::with_capacity(rows.len());
     for row in &rows {
-        let file = file_from_row(row)?;
-        if under(Some(folder), &file.fileloc) {
+        let fileloc: String = col(row, 0)?;
+        if !under(Some(folder), &fileloc) {
+            continue;
+        }
+        if let Some(file) = readable(&fileloc, file_from_row(row)) {
             files.push(file);
         }
     }
@@ -457,11 +470,13 @@ async fn record_files(
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-    let mut existing: HashMap<String, DagFileRecord> = HashMap::new();
+    // `None`: unreadable, so rewritten or deleted like a changed record.
+    let mut existing: HashMap<String, Option<DagFileRecord>> = HashMap::new();
     for row in &rows {
-        let file = file_from_row(row)?;
-        if under(folder, &file.fileloc) {
-            existing.insert(file.fileloc.clone(), file);
+        let fileloc: String = col(row, 0)?;
+        if under(folder, &fileloc) {
+            let file = readable(&fileloc, file_from_row(row));
+            existing.insert(fileloc, file);
         }
     }
     let mut fileloc = Vec::new();
@@ -473,7 +488,7 @@ async fn record_files(
     let mut dag_id = Vec::new();
     let mut import_error = Vec::new();
     for file in files {
-        if existing.remove(&file.fileloc).as_ref() == Some(file) {
+        if existing.remove(&file.fileloc).flatten().as_ref() == Some(file) {
             continue;
         }
         fileloc.push(file.fileloc.as_str());

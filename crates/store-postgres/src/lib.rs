@@ -260,6 +260,19 @@ impl Store for PostgresStore {
         Ok(result)
     }
 
+    async fn start_dag_run(
+        &self,
+        id: i64,
+        max_active_runs: u32,
+        now: DateTime<Utc>,
+    ) -> Result<RunStart> {
+        let mut tx = self.begin().await?;
+        let result = runs::start(&mut tx, id, max_active_runs, now).await?;
+        let change = (result == RunStart::Started).then(|| Announce::Runs(vec![id]));
+        self.commit(tx, change).await?;
+        Ok(result)
+    }
+
     async fn task_instances(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>> {
         task_instances::of_run(&mut *self.conn().await?, dag_run_id).await
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 use updraft_store::{
-    DagRun, DagRunState, NewDagRun, OwnRuns, Result, StoreError, TransitionResult,
+    DagRun, DagRunState, NewDagRun, OwnRuns, Result, RunStart, StoreError, TransitionResult,
 };
 
 use crate::codec::{
@@ -253,6 +253,46 @@ pub async fn last_scheduled_logical_date(
     .await
     .map_err(db_err)?;
     opt_instant(v)
+}
+
+/// See [`updraft_store::Store::start_dag_run`]. The lock on the DAG's row serialises the
+/// starts of its runs; under `READ COMMITTED` the count, taken after the lock, sees every start
+/// committed by whoever held it before.
+pub async fn start(
+    conn: &mut PgConnection,
+    id: i64,
+    max_active_runs: u32,
+    now: DateTime<Utc>,
+) -> Result<RunStart> {
+    let dag_id: Option<String> =
+        sqlx::query_scalar("SELECT dag_id FROM dag_run WHERE id = $1 AND state = 'queued'")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    let Some(dag_id) = dag_id else {
+        return Ok(RunStart::NotQueued);
+    };
+    sqlx::query("SELECT dag_id FROM dag WHERE dag_id = $1 FOR NO KEY UPDATE")
+        .bind(&dag_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let running: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dag_run WHERE dag_id = $1 AND state = 'running'")
+            .bind(&dag_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    if running >= i64::from(max_active_runs) {
+        return Ok(RunStart::AtLimit);
+    }
+    Ok(
+        match set_state(conn, id, DagRunState::Queued, DagRunState::Running, now).await? {
+            TransitionResult::Applied => RunStart::Started,
+            TransitionResult::Conflict => RunStart::NotQueued,
+        },
+    )
 }
 
 pub async fn set_state(

@@ -159,6 +159,10 @@ CREATE TABLE dag_file (
     CHECK ((dag_id IS NULL) <> (import_error IS NULL))
 );
 "#,
+    // Starting a run counts its DAG's running runs (`max_active_runs`).
+    r#"
+CREATE INDEX dag_run_running ON dag_run (dag_id) WHERE state = 'running';
+"#,
 ];
 
 /// The schema version this binary writes.

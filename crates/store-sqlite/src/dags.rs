@@ -339,6 +339,21 @@ fn file_from_row(row: &Row) -> rusqlite::Result<DagFileRecord> {
     })
 }
 
+/// A record that cannot be decoded (only a manual edit could make one) is a stale cache entry:
+/// left out, so its file is parsed again and the record rewritten.
+fn readable(fileloc: &str, decoded: rusqlite::Result<DagFileRecord>) -> Option<DagFileRecord> {
+    decoded
+        .inspect_err(
+            |error| tracing::warn!(fileloc, %error, "ignoring an unreadable dag_file record"),
+        )
+        .ok()
+}
+
+/// The file of a `dag_file` row, and the row as a record if it can be decoded.
+fn located_file_from_row(row: &Row) -> rusqlite::Result<(String, rusqlite::Result<DagFileRecord>)> {
+    Ok((row.get(0)?, file_from_row(row)))
+}
+
 fn under(folder: Option<&str>, fileloc: &str) -> bool {
     folder.is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder))
 }
@@ -357,11 +372,14 @@ pub fn files(conn: &Connection, folder: &str) -> Result<Vec<DagFileRecord>> {
              ORDER BY f.fileloc"
         ))
         .map_err(db_err)?;
-    let rows = stmt.query_map([], file_from_row).map_err(db_err)?;
+    let rows = stmt.query_map([], located_file_from_row).map_err(db_err)?;
     let mut files = Vec::new();
     for row in rows {
-        let file = row.map_err(db_err)?;
-        if under(Some(folder), &file.fileloc) {
+        let (fileloc, decoded) = row.map_err(db_err)?;
+        if !under(Some(folder), &fileloc) {
+            continue;
+        }
+        if let Some(file) = readable(&fileloc, decoded) {
             files.push(file);
         }
     }
@@ -370,16 +388,18 @@ pub fn files(conn: &Connection, folder: &str) -> Result<Vec<DagFileRecord>> {
 
 /// Makes the records under `folder` be `files`, writing only those that changed.
 fn record_files(tx: &Transaction, folder: Option<&str>, files: &[DagFileRecord]) -> Result<()> {
-    let mut existing: HashMap<String, DagFileRecord> = HashMap::new();
+    // `None`: unreadable, so rewritten or deleted like a changed record.
+    let mut existing: HashMap<String, Option<DagFileRecord>> = HashMap::new();
     {
         let mut stmt = tx
             .prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM dag_file f"))
             .map_err(db_err)?;
-        let rows = stmt.query_map([], file_from_row).map_err(db_err)?;
+        let rows = stmt.query_map([], located_file_from_row).map_err(db_err)?;
         for row in rows {
-            let file = row.map_err(db_err)?;
-            if under(folder, &file.fileloc) {
-                existing.insert(file.fileloc.clone(), file);
+            let (fileloc, decoded) = row.map_err(db_err)?;
+            if under(folder, &fileloc) {
+                let file = readable(&fileloc, decoded);
+                existing.insert(fileloc, file);
             }
         }
     }
@@ -390,7 +410,7 @@ fn record_files(tx: &Transaction, folder: Option<&str>, files: &[DagFileRecord])
         )
         .map_err(db_err)?;
     for file in files {
-        if existing.remove(&file.fileloc).as_ref() == Some(file) {
+        if existing.remove(&file.fileloc).flatten().as_ref() == Some(file) {
             continue;
         }
         let size = i64::try_from(file.size)

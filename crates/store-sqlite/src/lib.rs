@@ -198,6 +198,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn start_dag_run(
+        &self,
+        id: i64,
+        max_active_runs: u32,
+        now: DateTime<Utc>,
+    ) -> Result<RunStart> {
+        self.write(move |tx| runs::start(tx, id, max_active_runs, now))
+            .await
+    }
+
     async fn task_instances(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>> {
         self.read(move |c| task_instances::of_run(c, dag_run_id))
             .await

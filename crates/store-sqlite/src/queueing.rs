@@ -79,6 +79,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::{DAG_OCCUPANCY, POOL_OCCUPANCY};
+    use crate::runs::RUNNING_RUNS;
     use crate::schema::migrate;
     use crate::task_instances::OCCUPANCY;
 
@@ -94,17 +95,23 @@ mod tests {
         steps.map(Result::unwrap).collect::<Vec<_>>().join("\n")
     }
 
-    /// Admission counts run on every scheduler pass; a count that scans every task instance
-    /// ever created makes each pass slower as history grows.
+    /// Admission counts (and the count of a DAG's running runs) run on every scheduler pass;
+    /// a count that scans every task instance or run ever created makes each pass slower as
+    /// history grows.
     #[test]
-    fn occupancy_counts_read_an_index_not_the_whole_table() {
+    fn admission_counts_read_an_index_not_the_whole_table() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
-        for sql in [DAG_OCCUPANCY, POOL_OCCUPANCY, OCCUPANCY] {
+        for (sql, index) in [
+            (DAG_OCCUPANCY, "task_instance_occupying"),
+            (POOL_OCCUPANCY, "task_instance_occupying"),
+            (OCCUPANCY, "task_instance_occupying"),
+            (RUNNING_RUNS, "dag_run_running"),
+        ] {
             let plan = plan(&conn, sql);
             assert!(
-                plan.contains("task_instance_occupying"),
-                "{sql}\nis planned without the occupancy indexes:\n{plan}"
+                plan.contains(index),
+                "{sql}\nis planned without the index {index}:\n{plan}"
             );
         }
     }

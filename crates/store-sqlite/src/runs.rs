@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
-use updraft_store::{DagRun, DagRunState, NewDagRun, Result, StoreError, TransitionResult};
+use updraft_store::{
+    DagRun, DagRunState, NewDagRun, Result, RunStart, StoreError, TransitionResult,
+};
 
 use crate::codec::{instant, json_map, micros, opt_instant, opt_micros, parse};
 use crate::dags::conversion;
@@ -170,6 +172,43 @@ pub fn last_scheduled_logical_date(
         )
         .map_err(db_err)?;
     opt_instant(v)
+}
+
+/// The running runs of a DAG; its `WHERE` matches the partial index `dag_run_running`.
+pub(crate) const RUNNING_RUNS: &str =
+    "SELECT count(*) FROM dag_run WHERE dag_id = ?1 AND state = 'running'";
+
+/// See [`updraft_store::Store::start_dag_run`]; SQLite's one writer at a time makes the count
+/// and the change atomic.
+pub fn start(
+    tx: &Transaction,
+    id: i64,
+    max_active_runs: u32,
+    now: DateTime<Utc>,
+) -> Result<RunStart> {
+    let dag_id: Option<String> = tx
+        .query_row(
+            "SELECT dag_id FROM dag_run WHERE id = ?1 AND state = 'queued'",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    let Some(dag_id) = dag_id else {
+        return Ok(RunStart::NotQueued);
+    };
+    let running: i64 = tx
+        .query_row(RUNNING_RUNS, params![dag_id], |r| r.get(0))
+        .map_err(db_err)?;
+    if running >= i64::from(max_active_runs) {
+        return Ok(RunStart::AtLimit);
+    }
+    Ok(
+        match set_state(tx, id, DagRunState::Queued, DagRunState::Running, now)? {
+            TransitionResult::Applied => RunStart::Started,
+            TransitionResult::Conflict => RunStart::NotQueued,
+        },
+    )
 }
 
 pub fn set_state(

@@ -166,6 +166,11 @@ CREATE INDEX task_instance_occupying ON task_instance (dag_id, pool)
 CREATE INDEX task_instance_occupying_pool ON task_instance (pool)
     WHERE state IN ('queued', 'running', 'restarting');
 "#,
+    // Starting a run counts its DAG's running runs (`max_active_runs`); the WHERE matches
+    // the query's.
+    r#"
+CREATE INDEX dag_run_running ON dag_run (dag_id) WHERE state = 'running';
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -11,6 +11,7 @@
 //!     #[async_trait::async_trait]
 //!     impl updraft_store::conformance::TestDatabase for SqliteFile {
 //!         async fn open(&self) -> std::sync::Arc<dyn updraft_store::Store> { /* … */ }
+//!         async fn execute(&self, sql: &str) { /* … */ }
 //!     }
 //!
 //!     async fn fresh() -> Option<SqliteFile> { /* … */ }
@@ -43,6 +44,9 @@ pub trait TestDatabase: Send + Sync {
     /// Opens a new handle on this database with its own connections, as another process would.
     /// Checks that race two writers open two handles.
     async fn open(&self) -> Arc<dyn Store>;
+    /// Runs SQL on the database directly, as an operator's manual edit would (checks of
+    /// damaged rows).
+    async fn execute(&self, sql: &str);
 }
 
 /// Runs one check on a multi-threaded runtime (claims race on several threads).
@@ -90,6 +94,7 @@ macro_rules! __store_conformance_checks {
                 dag_files_round_trip_and_are_replaced_per_folder,
                 dag_files_leave_out_records_the_database_no_longer_matches,
                 sync_keeps_the_dags_of_unchanged_files,
+                unreadable_dag_file_records_are_left_out_and_rewritten,
             }
             runs {
                 create_dag_run_creates_task_instances_in_state_none,
@@ -100,6 +105,8 @@ macro_rules! __store_conformance_checks {
                 unknown_runs_are_not_found,
                 runs_are_listed_oldest_first,
                 set_dag_run_state_is_a_compare_and_set,
+                start_dag_run_keeps_max_active_runs,
+                concurrent_run_starts_never_exceed_max_active_runs,
                 times_round_trip_with_microsecond_precision,
             }
             task_instances {

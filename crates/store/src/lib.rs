@@ -100,6 +100,16 @@ pub trait Store: Send + Sync + 'static {
         to: DagRunState,
         now: DateTime<Utc>,
     ) -> Result<TransitionResult>;
+    /// Starts a queued run (`queued` → `running`) unless its DAG already has
+    /// `max_active_runs` running runs. The count and the change are one transaction, and
+    /// starts of one DAG's runs are serialised, so schedulers starting runs of the same DAG
+    /// at the same moment never exceed the limit between them.
+    async fn start_dag_run(
+        &self,
+        id: i64,
+        max_active_runs: u32,
+        now: DateTime<Utc>,
+    ) -> Result<RunStart>;
 
     // --- task instances ---
 

@@ -165,6 +165,17 @@ pub struct Transition {
     pub next_retry_at: Option<DateTime<Utc>>,
 }
 
+/// What [`crate::Store::start_dag_run`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStart {
+    /// The run is `running` now.
+    Started,
+    /// Its DAG already has `max_active_runs` running runs: the run stays `queued`.
+    AtLimit,
+    /// The run was no longer `queued` (another scheduler started it first): nothing changed.
+    NotQueued,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransitionResult {

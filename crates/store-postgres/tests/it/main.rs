@@ -19,6 +19,15 @@ mod conformance {
         async fn open(&self) -> Arc<dyn Store> {
             Arc::new(self.0.open().await)
         }
+        async fn execute(&self, sql: &str) {
+            use sqlx::{Connection, Executor};
+            let mut conn = sqlx::PgConnection::connect(self.0.url())
+                .await
+                .expect("connect to the test database");
+            conn.execute(sql)
+                .await
+                .expect("run SQL on the test database");
+        }
     }
 
     async fn fresh() -> Option<Fresh> {

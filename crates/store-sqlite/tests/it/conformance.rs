@@ -19,6 +19,12 @@ impl TestDatabase for SqliteFile {
         let path = self.dir.path().join("updraft.db");
         Arc::new(SqliteStore::open(&path).expect("open the test database"))
     }
+    async fn execute(&self, sql: &str) {
+        let path = self.dir.path().join("updraft.db");
+        let conn = rusqlite::Connection::open(path).expect("open the test database");
+        conn.execute_batch(sql)
+            .expect("run SQL on the test database");
+    }
 }
 
 async fn fresh() -> Option<SqliteFile> {

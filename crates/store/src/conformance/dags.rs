@@ -599,3 +599,43 @@ pub async fn sync_keeps_the_dags_of_unchanged_files(db: &dyn TestDatabase) {
         vec![dag_file("a", "h1")]
     );
 }
+
+/// A record damaged by hand (a negative size here) is a stale cache entry: left out of
+/// `dag_files`, never an error, and rewritten by the next sync of its file.
+pub async fn unreadable_dag_file_records_are_left_out_and_rewritten(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let (a, b) = (dag_file("a", "h1"), dag_file("b", "h2"));
+    let sync = || {
+        scan_of_dags(
+            vec![upsert(hourly("a"), "h1"), upsert(hourly("b"), "h2")],
+            vec![a.clone(), b.clone()],
+        )
+    };
+    store.sync_dags(sync()).await.expect("sync_dags");
+    db.execute("UPDATE dag_file SET size = -1 WHERE fileloc = 'dags/a.yaml'")
+        .await;
+
+    assert_eq!(
+        store.dag_files("dags").await.expect("dag_files"),
+        vec![b.clone()]
+    );
+    store
+        .sync_dags(sync())
+        .await
+        .expect("a sync over an unreadable record");
+    assert_eq!(
+        store.dag_files("dags").await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+
+    db.execute("UPDATE dag_file SET size = -1 WHERE fileloc = 'dags/a.yaml'")
+        .await;
+    store
+        .sync_dags(scan_of_dags(
+            vec![upsert(hourly("b"), "h2")],
+            vec![b.clone()],
+        ))
+        .await
+        .expect("a sync after the file is gone");
+    assert_eq!(store.dag_files("dags").await.unwrap(), vec![b]);
+}

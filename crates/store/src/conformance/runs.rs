@@ -1,13 +1,15 @@
 //! Checks of DAG runs: creation with their task instances, lookups, and run state changes.
 
+use std::sync::Arc;
+
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
 
 use super::fixture::*;
 use super::TestDatabase;
 use crate::{
-    ClaimRequest, DagRun, DagRunState, NewDagRun, RunType, StoreError, TaskInstance, TaskState,
-    TransitionResult,
+    ClaimRequest, DagRun, DagRunState, NewDagRun, RunStart, RunType, Store, StoreError,
+    TaskInstance, TaskState, TransitionResult,
 };
 
 pub async fn create_dag_run_creates_task_instances_in_state_none(db: &dyn TestDatabase) {
@@ -396,4 +398,119 @@ pub async fn times_round_trip_with_microsecond_precision(db: &dyn TestDatabase) 
     assert_eq!(stored.end_date, Some(t(800_009)));
     assert_eq!(stored.next_retry_at, Some(t(900_011)));
     assert_eq!(store.earliest_retry().await.unwrap(), Some(t(900_011)));
+}
+
+pub async fn start_dag_run_keeps_max_active_runs(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d", "other"]).await;
+    let mut runs = Vec::new();
+    for r in 0..3 {
+        runs.push(create(&*store, new_run("d", &format!("r{r}"), vec![task("a")])).await);
+    }
+    let other = create(&*store, new_run("other", "r", vec![task("a")])).await;
+
+    let start = |id: i64, t: i64| {
+        let store = Arc::clone(&store);
+        async move { store.start_dag_run(id, 2, at(t)).await.unwrap() }
+    };
+    assert_eq!(start(runs[0].id, 1).await, RunStart::Started);
+    assert_eq!(start(runs[0].id, 1).await, RunStart::NotQueued);
+    assert_eq!(start(runs[1].id, 2).await, RunStart::Started);
+    assert_eq!(start(runs[2].id, 3).await, RunStart::AtLimit);
+    let waiting = store.get_dag_run_by_id(runs[2].id).await.unwrap();
+    assert_eq!(
+        (waiting.state, waiting.start_date),
+        (DagRunState::Queued, None)
+    );
+    let started = store.get_dag_run_by_id(runs[1].id).await.unwrap();
+    assert_eq!(
+        (started.state, started.start_date),
+        (DagRunState::Running, Some(at(2)))
+    );
+    assert_eq!(
+        start(other.id, 3).await,
+        RunStart::Started,
+        "another DAG's runs do not count"
+    );
+
+    let done = store
+        .set_dag_run_state(
+            runs[0].id,
+            DagRunState::Running,
+            DagRunState::Success,
+            at(4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done, TransitionResult::Applied);
+    assert_eq!(
+        start(runs[2].id, 5).await,
+        RunStart::Started,
+        "a finished run frees its place"
+    );
+    assert_eq!(start(runs[2].id + 1000, 6).await, RunStart::NotQueued);
+}
+
+/// Schedulers on separate connections start queued runs of one DAG at the same moment: the
+/// DAG's `max_active_runs` holds between them.
+pub async fn concurrent_run_starts_never_exceed_max_active_runs(db: &dyn TestDatabase) {
+    const HANDLES: usize = 3;
+    const RUNS: usize = 9;
+    const LIMIT: u32 = 2;
+    let mut handles: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..HANDLES {
+        handles.push(db.open().await);
+    }
+    publish(&*handles[0], &["d"]).await;
+    for round in 0..4 {
+        let mut ids = Vec::new();
+        for r in 0..RUNS {
+            let run = create(
+                &*handles[0],
+                new_run("d", &format!("round{round}-r{r}"), vec![task("a")]),
+            )
+            .await;
+            ids.push(run.id);
+        }
+        let barrier = Arc::new(tokio::sync::Barrier::new(RUNS));
+        let mut joins = Vec::new();
+        for (i, id) in ids.iter().copied().enumerate() {
+            let store = Arc::clone(&handles[i % HANDLES]);
+            let barrier = Arc::clone(&barrier);
+            joins.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .start_dag_run(id, LIMIT, at(1))
+                    .await
+                    .expect("a concurrent start must not fail")
+            }));
+        }
+        let mut started = 0;
+        for join in joins {
+            if join.await.expect("starter panicked") == RunStart::Started {
+                started += 1;
+            }
+        }
+        assert_eq!(started, LIMIT, "round {round}: runs started at once");
+        let running: Vec<_> = handles[0]
+            .unfinished_dag_runs()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|run| run.state == DagRunState::Running)
+            .collect();
+        assert_eq!(running.len(), LIMIT as usize, "round {round}");
+        for run in running {
+            handles[0]
+                .set_dag_run_state(run.id, DagRunState::Running, DagRunState::Success, at(2))
+                .await
+                .unwrap();
+        }
+        for id in ids {
+            let _ = handles[0]
+                .set_dag_run_state(id, DagRunState::Queued, DagRunState::Failed, at(2))
+                .await
+                .unwrap();
+        }
+    }
 }

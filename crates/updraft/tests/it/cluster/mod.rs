@@ -10,6 +10,7 @@
 
 mod chaos;
 mod database_outage;
+mod max_active_runs;
 mod proxy;
 mod queues;
 mod rolling_restart;
