@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use crate::metadata::{Metadata, PostgresMetadata};
 use crate::procfs::{self, Usage};
-use crate::updraft::{Home, Updraft};
+use crate::updraft::{dies_with_harness, Home, Updraft};
 
 /// How long start-up may take before the harness gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -265,11 +265,13 @@ impl Role {
         let out = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone().context("cannot share the log file")?;
-        let child = updraft
-            .command(home)
+        let mut command = updraft.command(home);
+        command
             .args(args)
             .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
+            .stderr(Stdio::from(err));
+        dies_with_harness(&mut command);
+        let child = command
             .spawn()
             .with_context(|| format!("cannot start {}", updraft.binary().display()))?;
         Ok(Role {

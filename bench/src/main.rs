@@ -120,6 +120,10 @@ fn run(args: Args) -> Result<()> {
         Database::Postgres => {
             let server = postgres::Server::new(&args.postgres_url)?;
             server.check()?;
+            let dropped = server.drop_abandoned_databases()?;
+            if dropped > 0 {
+                eprintln!("updraft-bench: dropped {dropped} database(s) left by interrupted runs");
+            }
             Some(server)
         }
     };

@@ -42,6 +42,36 @@ impl Server {
         Ok(())
     }
 
+    /// Drops the databases left by harness runs that died without dropping them (killed, or
+    /// interrupted with Ctrl-C): those whose harness process no longer exists. A database
+    /// still in use is left alone (no `FORCE`). Returns how many were dropped.
+    pub fn drop_abandoned_databases(&self) -> Result<usize> {
+        let mut client = connect(&self.admin_url)?;
+        let rows = client
+            .query(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+                &[&DATABASE_PREFIX],
+            )
+            .context("cannot list the databases")?;
+        let mut dropped = 0;
+        for row in rows {
+            let name: String = row.get(0);
+            let Some(harness) = harness_pid(&name) else {
+                continue;
+            };
+            if crate::procfs::is_alive(harness) {
+                continue;
+            }
+            match client.simple_query(&format!("DROP DATABASE IF EXISTS \"{name}\"")) {
+                Ok(_) => dropped += 1,
+                Err(e) => {
+                    eprintln!("updraft-bench: warning: cannot drop the abandoned {name}: {e}")
+                }
+            }
+        }
+        Ok(dropped)
+    }
+
     /// `CREATE DATABASE updraft_bench_<pid>_<random>`.
     pub fn fresh_database(&self) -> Result<FreshDatabase> {
         let name = format!("{DATABASE_PREFIX}{}_{}", std::process::id(), random_hex(6)?);
@@ -60,6 +90,12 @@ impl Server {
             name,
         })
     }
+}
+
+/// The harness process id in a database name `updraft_bench_<pid>_<random>`.
+fn harness_pid(name: &str) -> Option<i32> {
+    let (pid, _random) = name.strip_prefix(DATABASE_PREFIX)?.split_once('_')?;
+    pid.parse().ok()
 }
 
 /// A database of one repetition, dropped (with every connection to it) when this is dropped.
@@ -187,6 +223,14 @@ mod tests {
             assert_eq!(with_database(url, "x").unwrap(), expected, "{url}");
         }
         assert!(with_database("host=localhost dbname=x", "y").is_err());
+    }
+
+    #[test]
+    fn database_names_carry_the_harness_pid() {
+        assert_eq!(harness_pid("updraft_bench_4242_a1b2c3"), Some(4242));
+        assert_eq!(harness_pid("updraft_bench_x_a1b2c3"), None);
+        assert_eq!(harness_pid("updraft_bench_4242"), None);
+        assert_eq!(harness_pid("other_4242_a1b2c3"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `updraft` binary under test and the throwaway `$UPDRAFT_HOME` each repetition runs in.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -210,6 +211,54 @@ impl Drop for RemoveHomesAtExit {
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
         drop(homes);
+        remove_abandoned_homes();
+    }
+}
+
+/// Homes are named `updraft-bench-<harness pid>-<random>`.
+const HOME_PREFIX: &str = "updraft-bench-";
+
+/// Removes the homes that harness runs which died (killed, or interrupted with Ctrl-C) left
+/// in the temporary directory: those whose harness process no longer exists.
+fn remove_abandoned_homes() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let harness = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(HOME_PREFIX)?.split_once('-'))
+            .and_then(|(pid, _random)| pid.parse::<i32>().ok());
+        if harness.is_some_and(|pid| !crate::procfs::is_alive(pid)) {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                eprintln!(
+                    "updraft-bench: warning: cannot remove the abandoned {}: {e}",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+}
+
+/// Makes a long-running updraft process (a standalone, a cluster role) die with the harness,
+/// however the harness dies: no updraft process outlives an interrupted run. (A fork and
+/// `prctl` in the child; the harness's own start-up costs are not measured.)
+pub fn dies_with_harness(command: &mut Command) {
+    let harness = std::process::id();
+    // SAFETY: between fork and exec the closure calls only the async-signal-safe `prctl`
+    // and `getppid`, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The harness died before the prctl: the signal will never come.
+            if u32::try_from(libc::getppid()).ok() != Some(harness) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 
@@ -238,7 +287,7 @@ impl Home {
     /// A home on the default database, SQLite in `$UPDRAFT_HOME/updraft.db`.
     pub fn new() -> Result<Home> {
         let dir = tempfile::Builder::new()
-            .prefix("updraft-bench-")
+            .prefix(&format!("{HOME_PREFIX}{}-", std::process::id()))
             .tempdir()
             .context("cannot create a temporary UPDRAFT_HOME")?;
         std::fs::create_dir_all(dir.path().join("dags")).context("cannot create the DAG folder")?;

@@ -4,6 +4,7 @@
 //! CI, which must run it.
 
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -108,4 +109,113 @@ fn quick_mode_runs_on_a_postgres_cluster_of_two_schedulers() {
         .unwrap()
         .get(0);
     assert_eq!(leftover, 0, "the harness left its databases on the server");
+}
+
+/// A harness killed mid-run (here with SIGKILL, the worst case) leaves nothing running: its
+/// updraft processes die with it. The database and the home it could not remove are reclaimed
+/// by the next run of the harness.
+#[test]
+fn a_killed_harness_leaves_no_process_and_the_next_run_reclaims_its_leftovers() {
+    let Some(url) = reachable_postgres() else {
+        return;
+    };
+    let updraft = updraft_binary();
+    let bench = |workloads: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updraft-bench"));
+        command
+            .args([
+                "--quick",
+                "--workloads",
+                workloads,
+                "--database",
+                "postgres",
+            ])
+            .args(["--postgres-url", &url, "--updraft"])
+            .arg(&updraft)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+    // W3 keeps a cluster up and idle for a while.
+    let mut harness = bench("w3").spawn().unwrap();
+    let pid = harness.id();
+    let home_prefix = format!("updraft-bench-{pid}-");
+    let databases = format!("updraft\\_bench\\_{pid}\\_%");
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut count_databases = || -> i64 {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
+                &[&databases],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let cluster_up = eventually(Duration::from_secs(30), || {
+        (count_databases() > 0 && !processes_in(&home_prefix).is_empty()).then_some(())
+    });
+    assert!(
+        cluster_up.is_some(),
+        "the harness never started its cluster"
+    );
+
+    harness.kill().unwrap();
+    harness.wait().unwrap();
+    let survivors = eventually(Duration::from_secs(10), || {
+        processes_in(&home_prefix).is_empty().then_some(())
+    });
+    assert!(
+        survivors.is_some(),
+        "updraft processes outlived the harness: {:?}",
+        processes_in(&home_prefix)
+    );
+    assert!(count_databases() > 0, "nothing was left to reclaim");
+    assert!(homes(&home_prefix) > 0);
+
+    let status = bench("w1").status().unwrap();
+    assert!(status.success());
+    assert_eq!(
+        count_databases(),
+        0,
+        "the abandoned database is still there"
+    );
+    assert_eq!(homes(&home_prefix), 0, "the abandoned home is still there");
+}
+
+/// Pids of the processes whose command line names a path starting with `prefix` in the
+/// temporary directory (the harness passes each process its home).
+fn processes_in(prefix: &str) -> Vec<u32> {
+    let needle = std::env::temp_dir().join(prefix);
+    let needle = needle.to_string_lossy();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&*needle))
+        })
+        .collect()
+}
+
+/// How many directories in the temporary directory start with `prefix`.
+fn homes(prefix: &str) -> usize {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix))
+        .count()
+}
+
+fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
