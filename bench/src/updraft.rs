@@ -138,9 +138,11 @@ impl Updraft {
 
     /// Runs `updraft ARGS` to completion; stdout on success, an error with stderr otherwise.
     pub fn cli(&self, home: &Home, args: &[&str]) -> Result<String> {
-        let out = self
-            .command(home)
-            .args(args)
+        let mut command = self.command(home);
+        command.args(args);
+        // `dags trigger --wait` would otherwise wait on after an interrupted run.
+        dies_with_harness(&mut command);
+        let out = command
             .output()
             .with_context(|| format!("cannot run {}", self.binary.display()))?;
         if !out.status.success() {
@@ -241,9 +243,10 @@ fn remove_abandoned_homes() {
     }
 }
 
-/// Makes a long-running updraft process (a standalone, a cluster role) die with the harness,
-/// however the harness dies: no updraft process outlives an interrupted run. (A fork and
-/// `prctl` in the child; the harness's own start-up costs are not measured.)
+/// Makes an updraft process (a standalone, a cluster role, a CLI call) die with the harness,
+/// however the harness dies: no updraft process outlives an interrupted run. (The harness
+/// then forks instead of `posix_spawn`ing: a fraction of a millisecond for its small address
+/// space, inside W4's and W6's process timings.)
 pub fn dies_with_harness(command: &mut Command) {
     let harness = std::process::id();
     // SAFETY: between fork and exec the closure calls only the async-signal-safe `prctl`

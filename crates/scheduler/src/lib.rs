@@ -874,6 +874,7 @@ impl Scheduler {
                 next_retry_at,
                 xcom: None,
                 infrastructure_failure: true,
+                log_tail: None,
             });
         }
         if reports.is_empty() {

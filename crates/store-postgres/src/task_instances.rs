@@ -514,6 +514,10 @@ pub async fn finish(
     reports: &[FinishReport],
 ) -> Result<(Vec<TransitionResult>, Vec<i64>)> {
     lock_rows(conn, reports.iter().map(|r| r.ti_id)).await?;
+    // Under the rows' locks, and while the claims still hold: a fenced try's tail is refused.
+    for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
+        crate::jobs::append_log(conn, &chunk).await?;
+    }
     let mut results = vec![TransitionResult::Conflict; reports.len()];
     let mut changed_runs = BTreeSet::new();
     for round in rounds(reports.iter().map(|r| r.ti_id)) {

@@ -301,6 +301,10 @@ pub fn heartbeat(
 }
 
 pub fn finish(tx: &Transaction, reports: &[FinishReport]) -> Result<Vec<TransitionResult>> {
+    // While the claims still hold: a fenced try's tail is refused.
+    for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
+        crate::logs::append(tx, &chunk)?;
+    }
     let mut update = tx
         .prepare_cached(
             "UPDATE task_instance SET state = ?4, end_date = ?5, next_retry_at = ?6, \

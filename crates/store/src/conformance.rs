@@ -148,6 +148,7 @@ macro_rules! __store_conformance_checks {
                 job_heartbeats_are_listed_while_alive_and_forgotten_when_ended,
                 logs_are_stored_once_in_order,
                 logs_from_a_claim_that_lost_the_try_are_fenced,
+                a_log_tail_is_stored_with_the_finish_report,
             }
             variables {
                 ping_answers,

@@ -226,6 +226,31 @@ pub struct FinishReport {
     pub xcom: Option<serde_json::Value>,
     /// The try failed because its worker or process was lost, not because of the task.
     pub infrastructure_failure: bool,
+    /// The end of the try's log that a remote worker had not sent yet: stored in the same
+    /// transaction as the report, like a [`LogChunk`] of this claim (so not if the try is no
+    /// longer the worker's), and a short task's log costs no request of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<LogTail>,
+}
+
+impl FinishReport {
+    /// The log tail as a chunk of this report's claim.
+    pub fn log_chunk(&self) -> Option<LogChunk> {
+        self.log_tail.as_ref().map(|tail| LogChunk {
+            ti_id: self.ti_id,
+            try_number: self.try_number,
+            claim_id: self.claim_id.clone(),
+            offset: tail.offset,
+            data: tail.data.clone(),
+        })
+    }
+}
+
+/// The last part of a try's log, from byte `offset` to its end (see [`LogChunk`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogTail {
+    pub offset: u64,
+    pub data: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info, warn};
 use updraft_model::{retry, Dag, Operator, Task, TaskState};
 use updraft_store::{
-    ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, JobKind, StoreError, TaskExecution,
-    TransitionResult,
+    ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, JobKind, LogTail, StoreError,
+    TaskExecution, TransitionResult,
 };
 use updraft_template::{
     identity_env, is_template, needs_variables, needs_xcoms, Renderer, TemplateContext,
@@ -298,6 +298,7 @@ impl LocalWorker {
             next_retry_at,
             xcom,
             infrastructure_failure: false,
+            log_tail: None,
         };
         let dag = match self.dag(&ti.dag_id, claimed.dag_run.dag_version).await {
             Ok(dag) => dag,
@@ -331,13 +332,14 @@ impl LocalWorker {
             }
         };
         debug!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "task started");
-        let outcome = if self.execution.ships_logs() {
+        let (outcome, log_tail) = if self.execution.ships_logs() {
             self.run_shipping_logs(&claimed, launch, cancel, log_path.clone())
                 .await
         } else {
-            run_task_guarded(launch, cancel, self.reaper.as_ref()).await
+            let outcome = run_task_guarded(launch, cancel, self.reaper.as_ref()).await;
+            (outcome, None)
         };
-        match outcome {
+        let mut finished = match outcome {
             TaskOutcome::Success { xcom } => {
                 let xcom = xcom
                     .filter(|_| task.do_xcom_push)
@@ -355,23 +357,28 @@ impl LocalWorker {
                         ti.infra_failures,
                         Utc::now(),
                     );
-                    let mut r = report(state, at, None);
-                    r.infrastructure_failure = true;
-                    return r;
+                    FinishReport {
+                        infrastructure_failure: true,
+                        ..report(state, at, None)
+                    }
+                } else {
+                    failed(task)
                 }
-                failed(task)
             }
-        }
+        };
+        finished.log_tail = log_tail;
+        finished
     }
 
-    /// Runs the try while its log is sent to the server; a fenced claim kills the task.
+    /// Runs the try while its log is sent to the server; a fenced claim kills the task. The
+    /// end of the log not sent yet goes with the finish report.
     async fn run_shipping_logs(
         &self,
         claimed: &ClaimedTask,
         launch: TaskLaunch,
         mut cancel: watch::Receiver<bool>,
         log_path: PathBuf,
-    ) -> TaskOutcome {
+    ) -> (TaskOutcome, Option<LogTail>) {
         let shipper = LogShipper::new(
             self.execution.clone(),
             log_path,
@@ -406,8 +413,8 @@ impl LocalWorker {
         let outcome = run_task_guarded(launch, kill_rx, self.reaper.as_ref()).await;
         relay.abort();
         let _ = done_tx.send(true);
-        let _ = shipping.await;
-        outcome
+        let tail = shipping.await.ok().flatten();
+        (outcome, tail)
     }
 
     /// Renders the task's templates. `Ok(None)`: nothing to run (the empty operator).

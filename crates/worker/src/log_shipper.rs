@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::{debug, warn};
-use updraft_store::{LogAppend, LogChunk, TaskExecution};
+use updraft_store::{LogAppend, LogChunk, LogTail, TaskExecution};
 
 /// How often the log of a running task is sent.
 pub const SHIP_INTERVAL: Duration = Duration::from_millis(500);
@@ -54,13 +54,16 @@ impl LogShipper {
         }
     }
 
-    /// Ships every `SHIP_INTERVAL` until `done` turns true, then ships the rest once; a fenced
-    /// claim sets `fenced`.
+    /// Ships every `SHIP_INTERVAL` until `done` turns true, then returns the rest as the tail
+    /// that goes with the finish report; a fenced claim sets `fenced` (and leaves no tail).
     ///
-    /// The first chunk waits one interval too: a task that ends sooner is shipped in one
-    /// request, after it ended, instead of one at its start that its last chunk (and with it
-    /// the report that it finished) would have to wait behind.
-    pub async fn run(mut self, mut done: watch::Receiver<bool>, fenced: watch::Sender<bool>) {
+    /// The first chunk waits one interval too: a task that ends sooner sends its whole log
+    /// with its finish report, and no request of its own.
+    pub async fn run(
+        mut self,
+        mut done: watch::Receiver<bool>,
+        fenced: watch::Sender<bool>,
+    ) -> Option<LogTail> {
         loop {
             let finished = *done.borrow()
                 || tokio::select! {
@@ -68,14 +71,55 @@ impl LogShipper {
                     // A dropped sender: nobody will say so any more.
                     changed = done.changed() => changed.is_err() || *done.borrow(),
                 };
-            if self.ship(finished).await == Shipped::Fenced {
-                let _ = fenced.send(true);
-                return;
-            }
             if finished {
-                return;
+                return self.tail().await;
+            }
+            if self.ship(false).await == Shipped::Fenced {
+                let _ = fenced.send(true);
+                return None;
             }
         }
+    }
+
+    /// What the server does not have yet, once the task ended: full chunks are sent first, and
+    /// the rest (less than a chunk, or everything left if the server stops taking chunks) is
+    /// returned for the finish report. `None`: nothing left, or the claim is lost.
+    pub async fn tail(&mut self) -> Option<LogTail> {
+        loop {
+            let rest = match self.rest() {
+                Ok(rest) => rest,
+                Err(e) => {
+                    warn!(path = %self.path.display(), error = %e, "cannot read the task log");
+                    return None;
+                }
+            };
+            if rest.is_empty() {
+                return None;
+            }
+            let before = self.sent;
+            if rest.len() >= MAX_CHUNK {
+                if self.ship(true).await == Shipped::Fenced {
+                    return None;
+                }
+                if self.sent != before {
+                    continue;
+                }
+                // The server takes no chunks just now: the report carries everything left.
+            }
+            return Some(LogTail {
+                offset: before,
+                data: String::from_utf8_lossy(&rest).into_owned(),
+            });
+        }
+    }
+
+    /// The bytes of the file beyond what the server has.
+    fn rest(&self) -> std::io::Result<Vec<u8>> {
+        let mut file = std::fs::File::open(&self.path)?;
+        file.seek(SeekFrom::Start(self.sent))?;
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest)?;
+        Ok(rest)
     }
 
     /// Sends what the file holds beyond what the server has: whole lines only, unless `last`.

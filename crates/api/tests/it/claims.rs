@@ -19,6 +19,7 @@ fn report(ti_id: i64, try_number: u32, claim_id: &str, state: TaskState) -> Fini
         next_retry_at: None,
         xcom: None,
         infrastructure_failure: false,
+        log_tail: None,
     }
 }
 

@@ -340,6 +340,7 @@ impl World {
                 next_retry_at,
                 xcom: None,
                 infrastructure_failure: false,
+                log_tail: None,
             }])
             .await
             .unwrap();

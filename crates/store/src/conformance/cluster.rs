@@ -1,11 +1,13 @@
 //! Checks of what several processes share: queueing within limits, which scheduler owns which
 //! run, process heartbeats, pools, and logs sent by remote workers.
 
+use std::sync::Arc;
+
 use super::fixture::*;
 use super::TestDatabase;
 use crate::{
-    JobHeartbeat, JobKind, LogAppend, LogChunk, OwnRuns, PoolRecord, QueueItem, Store, TaskState,
-    TransitionResult,
+    FinishReport, JobHeartbeat, JobKind, LogAppend, LogChunk, LogTail, OwnRuns, PoolRecord,
+    QueueItem, Store, TaskState, TransitionResult,
 };
 
 /// Moves every task of run `dag_run_id` to `scheduled`; returns the queue items for them.
@@ -396,4 +398,78 @@ pub async fn logs_from_a_claim_that_lost_the_try_are_fenced(db: &dyn TestDatabas
         LogAppend::Fenced,
         "the try number must match too"
     );
+}
+
+/// The end of a log sent with the finish report is stored with it, like a chunk: after what
+/// the server has, once, and never for a claim that lost its try.
+pub async fn a_log_tail_is_stored_with_the_finish_report(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    queued_run(&*store, "d", "r", vec![task("a"), task("b")]).await;
+    let first = claim_one(&*store, "w").await;
+    let (id, try_number) = (first.ti.id, first.ti.try_number);
+    store
+        .append_log(chunk(&first, 0, "one\n"))
+        .await
+        .expect("append");
+    let tail = |offset: u64, data: &str| {
+        Some(LogTail {
+            offset,
+            data: data.to_string(),
+        })
+    };
+    let done = FinishReport {
+        log_tail: tail(0, "one\ntwo\n"),
+        ..report(&first, TaskState::Success)
+    };
+    assert_eq!(
+        finish(&*store, done.clone()).await,
+        TransitionResult::Applied
+    );
+    assert_eq!(
+        store
+            .read_log(id, try_number)
+            .await
+            .expect("read_log")
+            .as_deref(),
+        Some("one\ntwo\n"),
+        "only what the server did not have is added"
+    );
+    assert_eq!(
+        finish(&*store, done).await,
+        TransitionResult::Conflict,
+        "a report sent twice"
+    );
+    assert_eq!(
+        store
+            .read_log(id, try_number)
+            .await
+            .expect("read_log")
+            .as_deref(),
+        Some("one\ntwo\n"),
+        "and its tail are applied once"
+    );
+
+    let second = claim_one(&*store, "w").await;
+    let fenced = FinishReport {
+        claim_id: "not-the-claim".into(),
+        log_tail: tail(0, "lost\n"),
+        ..report(&second, TaskState::Success)
+    };
+    assert_eq!(finish(&*store, fenced).await, TransitionResult::Conflict);
+    let log = |claimed: &crate::ClaimedTask| {
+        let store = Arc::clone(&store);
+        let (id, try_number) = (claimed.ti.id, claimed.ti.try_number);
+        async move { store.read_log(id, try_number).await.expect("read_log") }
+    };
+    assert_eq!(
+        log(&second).await,
+        None,
+        "another claim may not write the try's log"
+    );
+    let done = FinishReport {
+        log_tail: tail(0, "two\n"),
+        ..report(&second, TaskState::Failed)
+    };
+    assert_eq!(finish(&*store, done).await, TransitionResult::Applied);
+    assert_eq!(log(&second).await.as_deref(), Some("two\n"));
 }

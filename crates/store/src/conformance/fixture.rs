@@ -251,6 +251,7 @@ pub fn report(claimed: &ClaimedTask, state: TaskState) -> FinishReport {
         next_retry_at: None,
         xcom: None,
         infrastructure_failure: false,
+        log_tail: None,
     }
 }
 

@@ -69,7 +69,18 @@ fn a_task_waits_for_a_worker_of_its_queue() {
     }
     assert!(!gpu_parent.exists(), "the default worker ran the gpu task");
 
-    let gpu_worker = cluster.worker(&[&api], "gpu", 1);
+    // Its own log folder: the log `tasks logs` shows below can only come from the database,
+    // where a short task's log arrives with its finish report.
+    let gpu_logs = cluster.path("gpu-worker-logs");
+    let gpu_worker = cluster.worker_with_env(
+        &[&api],
+        "gpu",
+        1,
+        &[(
+            "UPDRAFT_LOGGING__BASE_LOG_FOLDER",
+            &gpu_logs.to_string_lossy(),
+        )],
+    );
     let runs = cluster.wait_for_runs("queues", &["q_1".into()], Duration::from_secs(30));
     let states = cluster.states("queues", "q_1");
     assert_eq!(runs["q_1"], "success", "{states:#}");
@@ -85,6 +96,12 @@ fn a_task_waits_for_a_worker_of_its_queue() {
         "the gpu task ran on another process than the gpu worker (default worker: {})",
         default_worker.pid()
     );
+    let log = cluster.ok(&["tasks", "logs", "queues", "q_1", "gpu"]);
+    assert!(
+        log.contains("running: echo $PPID") && log.ends_with("{updraft} exited with code 0\n"),
+        "the gpu task's log is not in the database: {log}"
+    );
+    assert!(gpu_logs.is_dir(), "the gpu worker wrote its log elsewhere");
     // `worker list` shows which queues each worker serves.
     let workers = cluster.workers();
     let queues_of = |pid: u32| {
