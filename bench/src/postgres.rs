@@ -44,8 +44,12 @@ impl Server {
 
     /// Drops the databases left by harness runs that died without dropping them (killed, or
     /// interrupted with Ctrl-C): those whose harness process no longer exists. A database
-    /// still in use is left alone (no `FORCE`). Returns how many were dropped.
+    /// still in use is left alone (no `FORCE`). Only on a server of this machine, where the
+    /// process ids in the names are this machine's. Returns how many were dropped.
     pub fn drop_abandoned_databases(&self) -> Result<usize> {
+        if !self.is_on_this_machine() {
+            return Ok(0);
+        }
         let mut client = connect(&self.admin_url)?;
         let rows = client
             .query(
@@ -70,6 +74,24 @@ impl Server {
             }
         }
         Ok(dropped)
+    }
+
+    /// Whether every host of the URL is a loopback address or a Unix socket.
+    fn is_on_this_machine(&self) -> bool {
+        let Ok(config) = self.admin_url.parse::<postgres::Config>() else {
+            return false;
+        };
+        let local = |host: &postgres::config::Host| match host {
+            postgres::config::Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .trim_matches(['[', ']'])
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            postgres::config::Host::Unix(_) => true,
+        };
+        !config.get_hosts().is_empty() && config.get_hosts().iter().all(local)
     }
 
     /// `CREATE DATABASE updraft_bench_<pid>_<random>`.
@@ -223,6 +245,16 @@ mod tests {
             assert_eq!(with_database(url, "x").unwrap(), expected, "{url}");
         }
         assert!(with_database("host=localhost dbname=x", "y").is_err());
+    }
+
+    #[test]
+    fn only_a_server_on_this_machine_has_its_leftovers_reclaimed() {
+        let local = |url: &str| Server::new(url).unwrap().is_on_this_machine();
+        assert!(local("postgres://postgres@127.0.0.1:5432/postgres"));
+        assert!(local("postgres://postgres@localhost/postgres"));
+        assert!(local("postgres://postgres@[::1]:5432/postgres"));
+        assert!(!local("postgres://postgres@db.example.com:5432/postgres"));
+        assert!(!local("postgres://postgres@10.0.0.7/postgres"));
     }
 
     #[test]

@@ -516,7 +516,16 @@ pub async fn finish(
     lock_rows(conn, reports.iter().map(|r| r.ti_id)).await?;
     // Under the rows' locks, and while the claims still hold: a fenced try's tail is refused.
     for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
-        crate::jobs::append_log(conn, &chunk).await?;
+        match crate::jobs::append_log(conn, &chunk).await {
+            // A tail that cannot be placed (see `append_log`) must not keep the state
+            // from being recorded; a database error fails the transaction as any would.
+            Err(updraft_store::StoreError::Corrupt(message)) => {
+                tracing::warn!(ti_id = chunk.ti_id, %message, "log tail not stored");
+            }
+            other => {
+                other?;
+            }
+        }
     }
     let mut results = vec![TransitionResult::Conflict; reports.len()];
     let mut changed_runs = BTreeSet::new();

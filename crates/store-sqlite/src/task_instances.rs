@@ -303,7 +303,16 @@ pub fn heartbeat(
 pub fn finish(tx: &Transaction, reports: &[FinishReport]) -> Result<Vec<TransitionResult>> {
     // While the claims still hold: a fenced try's tail is refused.
     for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
-        crate::logs::append(tx, &chunk)?;
+        match crate::logs::append(tx, &chunk) {
+            // A tail that cannot be placed (see `logs::append`) must not keep the state from
+            // being recorded; a database error fails the transaction as any would.
+            Err(updraft_store::StoreError::Corrupt(message)) => {
+                tracing::warn!(ti_id = chunk.ti_id, %message, "log tail not stored");
+            }
+            other => {
+                other?;
+            }
+        }
     }
     let mut update = tx
         .prepare_cached(

@@ -84,6 +84,34 @@ struct Finished {
     dag_run_id: i64,
 }
 
+/// The log tails one finish request carries at most: with JSON's escapes (up to six bytes
+/// for one) well under what an API server accepts in a body.
+const MAX_BATCH_LOG: usize = 2 * 1024 * 1024;
+
+/// Splits reports into consecutive batches whose log tails stay within [`MAX_BATCH_LOG`].
+fn batches_within_log_limit(reports: Vec<Finished>) -> Vec<Vec<Finished>> {
+    let mut batches: Vec<Vec<Finished>> = Vec::new();
+    let mut log_bytes = 0;
+    for finished in reports {
+        let size = finished
+            .report
+            .log_tail
+            .as_ref()
+            .map_or(0, |tail| tail.data.len());
+        match batches.last_mut() {
+            Some(batch) if log_bytes + size <= MAX_BATCH_LOG => {
+                log_bytes += size;
+                batch.push(finished);
+            }
+            _ => {
+                log_bytes = size;
+                batches.push(vec![finished]);
+            }
+        }
+    }
+    batches
+}
+
 impl LocalWorker {
     pub fn new(
         execution: Arc<dyn TaskExecution>,
@@ -522,37 +550,44 @@ impl LocalWorker {
 
     /// Writes every finished try that is waiting in one transaction (group commit).
     async fn report_finished(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Finished>) {
-        let mut batch = Vec::new();
-        while rx.recv_many(&mut batch, 1024).await > 0 {
-            let runs: Vec<i64> = batch.iter().map(|f| f.dag_run_id).collect();
-            let reports: Vec<FinishReport> = batch.drain(..).map(|f| f.report).collect();
-            let mut attempt: u64 = 0;
-            // Never give up: the leases of these claims are renewed until the report lands.
-            let results = loop {
-                match self.execution.finish(reports.clone()).await {
-                    Ok(results) => break results,
-                    Err(e) => {
-                        attempt += 1;
-                        warn!(error = %e, attempt, "reporting finished tasks failed; retrying");
-                        tokio::time::sleep(Duration::from_millis((100 * attempt).min(5_000))).await;
-                    }
-                }
-            };
-            if let Ok(mut unreported) = self.unreported.lock() {
-                for r in &reports {
-                    unreported.remove(&r.claim_id);
-                }
+        let mut received = Vec::new();
+        while rx.recv_many(&mut received, 1024).await > 0 {
+            for batch in batches_within_log_limit(std::mem::take(&mut received)) {
+                self.report(batch).await;
             }
-            let mut reported = Reported::default();
-            for ((run, report), result) in runs.into_iter().zip(reports).zip(results) {
-                if result == TransitionResult::Applied {
-                    reported.applied.push((run, report));
-                } else if !reported.refused_runs.contains(&run) {
-                    reported.refused_runs.push(run);
-                }
-            }
-            (self.on_finished)(reported);
         }
+    }
+
+    /// Reports one batch, retrying until it lands.
+    async fn report(&self, batch: Vec<Finished>) {
+        let runs: Vec<i64> = batch.iter().map(|f| f.dag_run_id).collect();
+        let reports: Vec<FinishReport> = batch.into_iter().map(|f| f.report).collect();
+        let mut attempt: u64 = 0;
+        // Never give up: the leases of these claims are renewed until the report lands.
+        let results = loop {
+            match self.execution.finish(reports.clone()).await {
+                Ok(results) => break results,
+                Err(e) => {
+                    attempt += 1;
+                    warn!(error = %e, attempt, "reporting finished tasks failed; retrying");
+                    tokio::time::sleep(Duration::from_millis((100 * attempt).min(5_000))).await;
+                }
+            }
+        };
+        if let Ok(mut unreported) = self.unreported.lock() {
+            for r in &reports {
+                unreported.remove(&r.claim_id);
+            }
+        }
+        let mut reported = Reported::default();
+        for ((run, report), result) in runs.into_iter().zip(reports).zip(results) {
+            if result == TransitionResult::Applied {
+                reported.applied.push((run, report));
+            } else if !reported.refused_runs.contains(&run) {
+                reported.refused_runs.push(run);
+            }
+        }
+        (self.on_finished)(reported);
     }
 
     /// Renews the leases of running tasks; a task whose claim was lost (cleared, or failed by
@@ -606,5 +641,53 @@ fn write_log_line(path: &std::path::Path, message: &str) {
     {
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let _ = writeln!(f, "[{ts}] {{updraft}} {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use updraft_model::TaskState;
+    use updraft_store::{FinishReport, LogTail};
+
+    use super::{batches_within_log_limit, Finished, MAX_BATCH_LOG};
+
+    fn finished(id: i64, log_bytes: usize) -> Finished {
+        Finished {
+            report: FinishReport {
+                ti_id: id,
+                try_number: 1,
+                claim_id: format!("c{id}"),
+                state: TaskState::Success,
+                end_date: Utc::now(),
+                next_retry_at: None,
+                xcom: None,
+                infrastructure_failure: false,
+                log_tail: (log_bytes > 0).then(|| LogTail {
+                    offset: 0,
+                    data: "x".repeat(log_bytes),
+                }),
+            },
+            dag_run_id: 1,
+        }
+    }
+
+    #[test]
+    fn finish_batches_keep_their_log_tails_within_the_limit_and_their_order() {
+        let third = MAX_BATCH_LOG / 3;
+        let reports = vec![
+            finished(1, third),
+            finished(2, 0),
+            finished(3, third),
+            finished(4, third),
+            finished(5, MAX_BATCH_LOG),
+            finished(6, 10),
+        ];
+        let ids: Vec<Vec<i64>> = batches_within_log_limit(reports)
+            .iter()
+            .map(|batch| batch.iter().map(|f| f.report.ti_id).collect())
+            .collect();
+        assert_eq!(ids, [vec![1, 2, 3, 4], vec![5], vec![6]]);
+        assert!(batches_within_log_limit(Vec::new()).is_empty());
     }
 }

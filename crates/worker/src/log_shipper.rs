@@ -17,6 +17,9 @@ pub const SHIP_INTERVAL: Duration = Duration::from_millis(500);
 /// Bytes read and sent at most per request.
 const MAX_CHUNK: usize = 256 * 1024;
 
+/// The most of a log that goes with a finish report; a longer end is sent as chunks first.
+pub const MAX_TAIL: usize = 64 * 1024;
+
 pub struct LogShipper {
     execution: Arc<dyn TaskExecution>,
     path: PathBuf,
@@ -81,12 +84,13 @@ impl LogShipper {
         }
     }
 
-    /// What the server does not have yet, once the task ended: full chunks are sent first, and
-    /// the rest (less than a chunk, or everything left if the server stops taking chunks) is
-    /// returned for the finish report. `None`: nothing left, or the claim is lost.
+    /// What the server does not have yet, once the task ended: while that is more than
+    /// [`MAX_TAIL`], chunks are sent; the rest is returned for the finish report. `None`:
+    /// nothing left, the claim is lost, or the server takes no chunks just now (the rest then
+    /// stays in the worker's file, as any unsent log does).
     pub async fn tail(&mut self) -> Option<LogTail> {
         loop {
-            let rest = match self.rest() {
+            let rest = match self.rest(MAX_TAIL + 1) {
                 Ok(rest) => rest,
                 Err(e) => {
                     warn!(path = %self.path.display(), error = %e, "cannot read the task log");
@@ -96,29 +100,29 @@ impl LogShipper {
             if rest.is_empty() {
                 return None;
             }
-            let before = self.sent;
-            if rest.len() >= MAX_CHUNK {
-                if self.ship(true).await == Shipped::Fenced {
-                    return None;
-                }
-                if self.sent != before {
-                    continue;
-                }
-                // The server takes no chunks just now: the report carries everything left.
+            if rest.len() <= MAX_TAIL {
+                return Some(LogTail {
+                    offset: self.sent,
+                    data: String::from_utf8_lossy(&rest).into_owned(),
+                });
             }
-            return Some(LogTail {
-                offset: before,
-                data: String::from_utf8_lossy(&rest).into_owned(),
-            });
+            let before = self.sent;
+            if self.ship(true).await == Shipped::Fenced {
+                return None;
+            }
+            if self.sent == before {
+                warn!(path = %self.path.display(), "the server takes no log now; the end of this log stays in the worker's file");
+                return None;
+            }
         }
     }
 
-    /// The bytes of the file beyond what the server has.
-    fn rest(&self) -> std::io::Result<Vec<u8>> {
+    /// Up to `limit` bytes of the file beyond what the server has.
+    fn rest(&self, limit: usize) -> std::io::Result<Vec<u8>> {
         let mut file = std::fs::File::open(&self.path)?;
         file.seek(SeekFrom::Start(self.sent))?;
         let mut rest = Vec::new();
-        file.read_to_end(&mut rest)?;
+        file.take(limit as u64).read_to_end(&mut rest)?;
         Ok(rest)
     }
 

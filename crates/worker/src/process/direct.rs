@@ -45,7 +45,7 @@ pub(super) struct Direct {
 }
 
 impl Direct {
-    /// The program to start, an absolute path.
+    /// The program to start: a path as the command wrote it, or where `PATH` led.
     pub(super) fn program(&self) -> &Path {
         &self.program
     }
@@ -78,13 +78,22 @@ pub(super) fn plan(command: &str, env: &[(String, String)], cwd: Option<&Path>) 
     if is_builtin && !(args.is_empty() && SAME_AS_PROGRAM_WITHOUT_ARGUMENTS.contains(first)) {
         return None;
     }
+    if first.starts_with('%') {
+        // A job specification to bash (`%1` is `fg %1`).
+        return None;
+    }
     let var = |name: &str| lookup(env, name);
-    if var("BASH_ENV").is_some_and(|v| !v.is_empty()) || exports_functions(env) {
+    if var("BASH_ENV").is_some_and(|v| !v.is_empty())
+        || exports_functions(env)
+        || sets_bash_variables(env)
+    {
         return None;
     }
     let dir = working_dir(cwd)?;
+    // A path is started as written (the child changes to the working directory first), so a
+    // script's interpreter sees the same `$0` as under bash.
     let program = if first.contains('/') {
-        Some(dir.join(first)).filter(|p| is_executable(p))?
+        is_executable(&dir.join(first)).then(|| PathBuf::from(*first))?
     } else {
         find_on_path(first, &var("PATH")?)?
     };
@@ -93,7 +102,7 @@ pub(super) fn plan(command: &str, env: &[(String, String)], cwd: Option<&Path>) 
         arg0: (*first).to_owned(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         pwd: pwd(var("PWD"), &dir)?,
-        shlvl: shell_level(var("SHLVL")),
+        shlvl: shell_level(var("SHLVL"))?,
         keep_oldpwd: var("OLDPWD").is_some_and(|old| !old.is_empty() && dir.join(old).is_dir()),
     })
 }
@@ -117,6 +126,7 @@ fn plain_words(command: &str) -> Option<Vec<&str>> {
 struct Inherited {
     vars: Vec<(&'static str, OsString)>,
     exports_functions: bool,
+    sets_bash_variables: bool,
     cwd: Option<PathBuf>,
 }
 
@@ -132,12 +142,47 @@ fn inherited() -> &'static Inherited {
             .collect(),
         exports_functions: std::env::vars_os()
             .any(|(key, _)| key.to_str().is_some_and(is_function)),
+        sets_bash_variables: BASH_VARIABLES
+            .iter()
+            .any(|name| std::env::var_os(name).is_some()),
         cwd: std::env::current_dir().ok(),
     })
 }
 
 fn is_function(key: &str) -> bool {
     key.starts_with("BASH_FUNC_")
+}
+
+/// Variables that change how bash runs (`SHELLOPTS=xtrace`, `POSIXLY_CORRECT`) or that bash
+/// resets or drops before the program sees them (`IFS`, `PPID`, `RANDOM`, …): with any of
+/// them in the environment, only bash gives the program what bash would.
+const BASH_VARIABLES: &[&str] = &[
+    "SHELLOPTS",
+    "BASHOPTS",
+    "POSIXLY_CORRECT",
+    "IFS",
+    "LINENO",
+    "OPTIND",
+    "OPTERR",
+    "BASH",
+    "EPOCHSECONDS",
+    "EPOCHREALTIME",
+    "PPID",
+    "BASHPID",
+    "RANDOM",
+    "SRANDOM",
+    "HISTCMD",
+    "BASH_ARGV0",
+    "BASH_COMMAND",
+    "BASH_SUBSHELL",
+    "BASH_VERSINFO",
+    "COMP_WORDBREAKS",
+];
+
+fn sets_bash_variables(env: &[(String, String)]) -> bool {
+    env.iter()
+        .any(|(key, _)| BASH_VARIABLES.contains(&key.as_str()))
+        || inherited().sets_bash_variables
 }
 
 /// The value a variable has in the task's process: the task's own, else the worker's.
@@ -200,13 +245,14 @@ fn pwd(inherited: Option<OsString>, dir: &Path) -> Option<PathBuf> {
 }
 
 /// What bash leaves in `SHLVL` after raising it at start-up and lowering it for the exec: a
-/// level from 0 to 998 stays; anything else (unset, not a number, negative, too high) is 0.
-fn shell_level(inherited: Option<OsString>) -> String {
-    inherited
+/// level from 0 to 998 stays, anything else (unset, not a number, negative) is 0; `None` for
+/// 999 and above, where bash prints a warning first.
+fn shell_level(inherited: Option<OsString>) -> Option<String> {
+    let level = inherited
         .and_then(|v| v.to_str()?.trim().parse::<i64>().ok())
-        .filter(|level| (0..999).contains(level))
-        .unwrap_or(0)
-        .to_string()
+        .filter(|level| *level >= 0)
+        .unwrap_or(0);
+    (level < 999).then(|| level.to_string())
 }
 
 #[cfg(test)]
@@ -269,6 +315,7 @@ mod tests {
             "env !",
             "env\nenv",
             "env é",
+            "%1",
             "no-such-program-anywhere",
         ] {
             assert_eq!(plan(command, &path_env(), None), None, "{command:?}");
@@ -286,23 +333,28 @@ mod tests {
         assert_eq!(with(&[("BASH_FUNC_true%%", "() { false; }")]), None);
         assert_eq!(with(&[("PATH", "bin:/usr/bin")]), None);
         assert_eq!(with(&[("PATH", ":/usr/bin")]), None);
+        assert_eq!(with(&[("SHELLOPTS", "xtrace")]), None);
+        assert_eq!(with(&[("POSIXLY_CORRECT", "1")]), None);
+        assert_eq!(with(&[("IFS", ",")]), None);
+        assert_eq!(with(&[("SHLVL", "999")]), None);
         assert!(with(&[("BASH_ENV", "")]).is_some());
     }
 
     #[test]
     fn paths_resolve_against_the_working_directory() {
         let direct = plan("./true", &path_env(), Some(Path::new("/usr/bin"))).expect("found");
-        assert_eq!(direct.program, Path::new("/usr/bin/./true"));
+        assert_eq!(direct.program, Path::new("./true"), "started as written");
         assert_eq!(plan("./true", &path_env(), Some(Path::new("/"))), None);
     }
 
     #[test]
     fn shell_level_is_what_bash_passes_on() {
         let level = |v: Option<&str>| shell_level(v.map(OsString::from));
-        assert_eq!(level(None), "0");
-        assert_eq!(level(Some("3")), "3");
-        assert_eq!(level(Some("abc")), "0");
-        assert_eq!(level(Some("-5")), "0");
-        assert_eq!(level(Some("999")), "0");
+        assert_eq!(level(None).as_deref(), Some("0"));
+        assert_eq!(level(Some("3")).as_deref(), Some("3"));
+        assert_eq!(level(Some("abc")).as_deref(), Some("0"));
+        assert_eq!(level(Some("-5")).as_deref(), Some("0"));
+        assert_eq!(level(Some("998")).as_deref(), Some("998"));
+        assert_eq!(level(Some("999")), None, "bash warns");
     }
 }

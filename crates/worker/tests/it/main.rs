@@ -1,6 +1,7 @@
 //! Integration tests of the worker, with real processes.
 
 mod crash;
+mod log_tail;
 mod orphans;
 mod run;
 

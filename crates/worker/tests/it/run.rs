@@ -514,6 +514,14 @@ async fn plain_commands_start_without_bash_and_see_what_bash_would_give_them() {
     let bash = stdout_of("\"cat\" /proc/self/cmdline", "/").await;
     assert_eq!(direct, bash, "argv differs");
 
+    // A script named by a relative path sees the same `$0` and `_`.
+    let script = work.join("show");
+    std::fs::write(&script, "#!/bin/sh\necho \"$0 $_\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let direct = stdout_of("./show", "/").await;
+    assert_eq!(direct, stdout_of("\"./show\"", "/").await);
+    assert_eq!(direct, ["./show ./show"]);
+
     let mut l = launch(dir.path(), "env");
     l.log_path = dir.path().join("logs/always_bash.log");
     l.direct_exec = false;
