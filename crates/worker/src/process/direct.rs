@@ -108,8 +108,9 @@ pub(super) fn plan(command: &str, env: &[(String, String)], cwd: Option<&Path>) 
 }
 
 /// The words of a command made only of characters that mean nothing to bash, or `None`. `=`
-/// is allowed after the first word only (before, it is an assignment); `%`, `,`, `:`, `@` and
-/// `+` are special only in builtins or inside expansions, which are excluded.
+/// is allowed after the first word only (before, it is an assignment); `,`, `:`, `@` and `+`
+/// are special only in builtins or inside expansions, which are excluded, and `%` only at the
+/// start of a command (a job specification, left to bash by [`plan`]).
 fn plain_words(command: &str) -> Option<Vec<&str>> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-./,:+@%=".contains(c);
     let words: Vec<&str> = command
