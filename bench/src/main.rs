@@ -163,6 +163,13 @@ fn run(args: Args) -> Result<()> {
         repetitions,
         if args.quick { ", quick" } else { "" }
     );
+    if report.machine.homes_on_ext4_without_journal() {
+        eprintln!(
+            "updraft-bench: note: the homes are on {}: files deleted in the last minutes slow \
+             down creating new ones (bench/RESULTS.md, \"Before you measure\")",
+            report.machine.homes_filesystem
+        );
+    }
     for workload in workloads {
         let mut measurements = Vec::with_capacity(repetitions);
         for rep in 1..=repetitions {

@@ -127,12 +127,13 @@ impl Report {
             }
         }
         format!(
-"{table}\n{} on {} cores, {} MiB ({}), {}, parallelism {}{}, {} repetition(s){}, commit {}, load {:.2} → {:.2}",
+"{table}\n{} on {} cores, {} MiB ({}), {}, homes on {}, parallelism {}{}, {} repetition(s){}, commit {}, load {:.2} → {:.2}",
             self.date,
             self.machine.cores,
             self.machine.memory_mib,
             self.machine.cpu_model,
             self.setup(),
+            self.machine.homes_filesystem,
             self.parallelism,
             if self.settings.is_empty() {
                 String::new()

@@ -75,6 +75,11 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
     assert_eq!(report["repetitions"], 1);
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
     assert!(report["machine"]["memory_mib"].as_u64().unwrap() > 0);
+    let filesystem = report["machine"]["homes_filesystem"].as_str().unwrap();
+    assert!(
+        !filesystem.is_empty() && filesystem != "unknown",
+        "{filesystem}"
+    );
     assert!(report["parallelism"].as_u64().unwrap() >= 1);
     assert!(report["date"].as_str().unwrap().starts_with("20"));
     let sizes = &report["sizes"];
