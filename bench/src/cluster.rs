@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use crate::metadata::{Metadata, PostgresMetadata};
 use crate::procfs::{self, Usage};
-use crate::updraft::{dies_with_harness, Home, Updraft};
+use crate::updraft::{Home, Updraft};
 
 /// How long start-up may take before the harness gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -265,13 +265,11 @@ impl Role {
         let out = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone().context("cannot share the log file")?;
-        let mut command = updraft.command(home);
-        command
+        let child = updraft
+            .command(home)
             .args(args)
             .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
-        dies_with_harness(&mut command);
-        let child = command
+            .stderr(Stdio::from(err))
             .spawn()
             .with_context(|| format!("cannot start {}", updraft.binary().display()))?;
         Ok(Role {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::metadata::{Database, Metadata};
 use crate::procfs::{self, Usage};
-use crate::updraft::{dies_with_harness, Home, Updraft};
+use crate::updraft::{Home, Updraft};
 
 /// How long start-up may take before the harness gives up (a debug build with 1,000 DAGs is
 /// slow, a release build should need well under a second).
@@ -45,7 +45,6 @@ impl Standalone {
         ])
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
-        dies_with_harness(&mut cmd);
         let spawned_at = Instant::now();
         let child = cmd
             .spawn()

@@ -119,8 +119,8 @@ impl Updraft {
         &self.binary
     }
 
-    /// `updraft ARGS` in `home`, with no `UPDRAFT_*` setting leaking in from our environment:
-    /// only `--set`'s.
+    /// `updraft ARGS` in `home`, with no `UPDRAFT_*` setting leaking in from our environment
+    /// (only `--set`'s), dying with the harness.
     pub fn command(&self, home: &Home) -> Command {
         let mut cmd = Command::new(&self.binary);
         for (key, _) in std::env::vars_os() {
@@ -133,16 +133,15 @@ impl Updraft {
             .envs(home.env.iter().map(|(k, v)| (k, v)))
             .current_dir(home.path())
             .stdin(Stdio::null());
+        dies_with_harness(&mut cmd);
         cmd
     }
 
     /// Runs `updraft ARGS` to completion; stdout on success, an error with stderr otherwise.
     pub fn cli(&self, home: &Home, args: &[&str]) -> Result<String> {
-        let mut command = self.command(home);
-        command.args(args);
-        // `dags trigger --wait` would otherwise wait on after an interrupted run.
-        dies_with_harness(&mut command);
-        let out = command
+        let out = self
+            .command(home)
+            .args(args)
             .output()
             .with_context(|| format!("cannot run {}", self.binary.display()))?;
         if !out.status.success() {
@@ -247,7 +246,7 @@ fn remove_abandoned_homes() {
 /// however the harness dies: no updraft process outlives an interrupted run. (The harness
 /// then forks instead of `posix_spawn`ing: a fraction of a millisecond for its small address
 /// space, inside W4's and W6's process timings.)
-pub fn dies_with_harness(command: &mut Command) {
+fn dies_with_harness(command: &mut Command) {
     let harness = std::process::id();
     // SAFETY: between fork and exec the closure calls only the async-signal-safe `prctl`
     // and `getppid`, and allocates nothing.
