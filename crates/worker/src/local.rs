@@ -5,7 +5,7 @@
 //! ships its task logs and announces itself).
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use updraft_template::{
     identity_env, is_template, needs_variables, needs_xcoms, Renderer, TemplateContext,
 };
 
-use crate::log_shipper::LogShipper;
+use crate::log_shipper::{LogShipper, MAX_TAIL};
 use crate::process::{run_task_guarded, FailureReason, Reaper, TaskLaunch, TaskOutcome};
 
 /// A long-polling claim that answers empty sooner than this did not wait for work.
@@ -331,8 +331,9 @@ impl LocalWorker {
         let dag = match self.dag(&ti.dag_id, claimed.dag_run.dag_version).await {
             Ok(dag) => dag,
             Err(e) => {
-                write_log_line(&log_path, &format!("cannot load the DAG definition: {e}"));
                 let mut r = report(TaskState::Failed, None, None);
+                r.log_tail = self
+                    .log_before_start(&log_path, &format!("cannot load the DAG definition: {e}"));
                 if let StoreError::Database(_) | StoreError::Unavailable(_) = e {
                     // Transient: not the task's fault.
                     r.state = TaskState::UpForRetry;
@@ -343,8 +344,11 @@ impl LocalWorker {
             }
         };
         let Some(task) = dag.task(&ti.task_id) else {
-            write_log_line(&log_path, "the task is not in this version of the DAG");
-            return report(TaskState::Failed, None, None);
+            return FinishReport {
+                log_tail: self
+                    .log_before_start(&log_path, "the task is not in this version of the DAG"),
+                ..report(TaskState::Failed, None, None)
+            };
         };
         let failed = |task: &Task| {
             let user_try = ti.try_number.saturating_sub(ti.infra_failures);
@@ -355,8 +359,10 @@ impl LocalWorker {
             Ok(Some(launch)) => launch,
             Ok(None) => return report(TaskState::Success, None, None),
             Err(message) => {
-                write_log_line(&log_path, &message);
-                return failed(task);
+                return FinishReport {
+                    log_tail: self.log_before_start(&log_path, &message),
+                    ..failed(task)
+                };
             }
         };
         debug!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "task started");
@@ -396,6 +402,21 @@ impl LocalWorker {
         };
         finished.log_tail = log_tail;
         finished
+    }
+
+    /// Logs why a try could not start (a template error, say). A remote worker's file stays on
+    /// its machine, so the log so far goes with the finish report: the user reads the reason
+    /// where they read every log.
+    fn log_before_start(&self, log_path: &Path, message: &str) -> Option<LogTail> {
+        write_log_line(log_path, message);
+        if !self.execution.ships_logs() {
+            return None;
+        }
+        let log = std::fs::read(log_path).ok()?;
+        (log.len() <= MAX_TAIL).then(|| LogTail {
+            offset: 0,
+            data: String::from_utf8_lossy(&log).into_owned(),
+        })
     }
 
     /// Runs the try while its log is sent to the server; a fenced claim kills the task. The
@@ -629,7 +650,7 @@ impl LocalWorker {
     }
 }
 
-fn write_log_line(path: &std::path::Path, message: &str) {
+fn write_log_line(path: &Path, message: &str) {
     use std::io::Write;
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);

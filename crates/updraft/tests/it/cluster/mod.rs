@@ -14,6 +14,7 @@ mod max_active_runs;
 mod proxy;
 mod queues;
 mod rolling_restart;
+mod task_logs;
 mod worker_loss;
 
 use std::collections::{BTreeMap, BTreeSet};
