@@ -405,18 +405,22 @@ pub async fn logs_from_a_claim_that_lost_the_try_are_fenced(db: &dyn TestDatabas
 pub async fn a_log_tail_is_stored_with_the_finish_report(db: &dyn TestDatabase) {
     let store = db.open().await;
     queued_run(&*store, "d", "r", vec![task("a"), task("b")]).await;
-    let first = claim_one(&*store, "w").await;
-    let (id, try_number) = (first.ti.id, first.ti.try_number);
-    store
-        .append_log(chunk(&first, 0, "one\n"))
-        .await
-        .expect("append");
+    let log = |claimed: &crate::ClaimedTask| {
+        let store = Arc::clone(&store);
+        let (id, try_number) = (claimed.ti.id, claimed.ti.try_number);
+        async move { store.read_log(id, try_number).await.expect("read_log") }
+    };
     let tail = |offset: u64, data: &str| {
         Some(LogTail {
             offset,
             data: data.to_string(),
         })
     };
+    let first = claim_one(&*store, "w").await;
+    store
+        .append_log(chunk(&first, 0, "one\n"))
+        .await
+        .expect("append");
     let done = FinishReport {
         log_tail: tail(0, "one\ntwo\n"),
         ..report(&first, TaskState::Success)
@@ -426,11 +430,7 @@ pub async fn a_log_tail_is_stored_with_the_finish_report(db: &dyn TestDatabase) 
         TransitionResult::Applied
     );
     assert_eq!(
-        store
-            .read_log(id, try_number)
-            .await
-            .expect("read_log")
-            .as_deref(),
+        log(&first).await.as_deref(),
         Some("one\ntwo\n"),
         "only what the server did not have is added"
     );
@@ -440,11 +440,7 @@ pub async fn a_log_tail_is_stored_with_the_finish_report(db: &dyn TestDatabase) 
         "a report sent twice"
     );
     assert_eq!(
-        store
-            .read_log(id, try_number)
-            .await
-            .expect("read_log")
-            .as_deref(),
+        log(&first).await.as_deref(),
         Some("one\ntwo\n"),
         "and its tail are applied once"
     );
@@ -456,11 +452,6 @@ pub async fn a_log_tail_is_stored_with_the_finish_report(db: &dyn TestDatabase) 
         ..report(&second, TaskState::Success)
     };
     assert_eq!(finish(&*store, fenced).await, TransitionResult::Conflict);
-    let log = |claimed: &crate::ClaimedTask| {
-        let store = Arc::clone(&store);
-        let (id, try_number) = (claimed.ti.id, claimed.ti.try_number);
-        async move { store.read_log(id, try_number).await.expect("read_log") }
-    };
     assert_eq!(
         log(&second).await,
         None,
