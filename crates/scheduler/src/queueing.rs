@@ -80,6 +80,7 @@ mod tests {
             end_date: None,
             next_retry_at: None,
             infra_failures: 0,
+            note: None,
         }
     }
 

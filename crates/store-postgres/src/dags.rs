@@ -19,7 +19,7 @@ use crate::db_err;
 const SYNC_LOCK: i64 = 0x7570_6472_6166_7402;
 
 const DAG_COLUMNS: &str =
-    "dag_id, fileloc, is_paused, is_active, version, schedule, tags, description, next_dagrun";
+    "dag_id, fileloc, is_paused, is_active, version, schedule, tags, description, next_dagrun, last_parsed_at";
 
 fn dag_from_row(row: &PgRow) -> Result<DagRecord> {
     let tags: String = col(row, 6)?;
@@ -33,6 +33,7 @@ fn dag_from_row(row: &PgRow) -> Result<DagRecord> {
         tags: serde_json::from_str(&tags).unwrap_or_default(),
         description: col(row, 7)?,
         next_dagrun: col_opt_instant(row, 8)?,
+        last_parsed_at: col_instant(row, 9)?,
     })
 }
 

@@ -34,7 +34,7 @@ pub async fn list(
     alive_since: DateTime<Utc>,
 ) -> Result<Vec<JobRecord>> {
     let rows = sqlx::query(
-        "SELECT id, kind, hostname, queues, state, started_at, latest_heartbeat FROM job \
+        "SELECT id, kind, hostname, queues, state, started_at, latest_heartbeat, number FROM job \
          WHERE latest_heartbeat >= $1 AND ($2::text IS NULL OR kind = $2) ORDER BY kind, id",
     )
     .bind(micros(alive_since))
@@ -54,6 +54,7 @@ pub async fn list(
                 state: col(row, 4)?,
                 started_at: col_instant(row, 5)?,
                 latest_heartbeat: col_instant(row, 6)?,
+                number: col(row, 7)?,
             })
         })
         .collect()

@@ -10,10 +10,15 @@
 //! Instants are stored as `BIGINT` microseconds since the Unix epoch (UTC), as in SQLite, so
 //! they round-trip exactly.
 
+mod auth;
+mod browse;
 mod changes;
 mod codec;
+mod connections;
 mod dags;
+mod event_log;
 mod jobs;
+mod manage;
 mod runs;
 mod schema;
 mod task_instances;

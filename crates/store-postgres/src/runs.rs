@@ -14,7 +14,7 @@ use crate::codec::{
 use crate::db_err;
 
 pub(crate) const RUN_COLUMNS: &str = "id, dag_id, run_id, run_type, state, logical_date, \
-    data_interval_start, data_interval_end, conf, dag_version, queued_at, start_date, end_date, runner";
+    data_interval_start, data_interval_end, conf, dag_version, queued_at, start_date, end_date, runner, note";
 
 pub(crate) fn run_from_row(row: &PgRow) -> Result<DagRun> {
     Ok(DagRun {
@@ -32,6 +32,7 @@ pub(crate) fn run_from_row(row: &PgRow) -> Result<DagRun> {
         start_date: col_opt_instant(row, 11)?,
         end_date: col_opt_instant(row, 12)?,
         runner: col(row, 13)?,
+        note: col(row, 14)?,
     })
 }
 

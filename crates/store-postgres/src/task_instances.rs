@@ -22,7 +22,7 @@ use crate::db_err;
 
 const TI_COLUMNS: &str = "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
     queue, pool, priority_weight, hostname, worker_id, claim_id, lease_until, queued_at, \
-    start_date, end_date, next_retry_at, infra_failures";
+    start_date, end_date, next_retry_at, infra_failures, note";
 
 /// States that occupy a slot of their DAG and pool.
 const OCCUPYING: &str = "('queued', 'running', 'restarting')";
@@ -49,6 +49,7 @@ fn ti_from_row(row: &PgRow) -> Result<TaskInstance> {
         end_date: col_opt_instant(row, 17)?,
         next_retry_at: col_opt_instant(row, 18)?,
         infra_failures: col_u32(row, 19)?,
+        note: col(row, 20)?,
     })
 }
 

@@ -14,7 +14,7 @@ use crate::codec::{instant, micros, opt_instant, opt_micros};
 use crate::db_err;
 
 const DAG_COLUMNS: &str =
-    "dag_id, fileloc, is_paused, is_active, version, schedule, tags, description, next_dagrun";
+    "dag_id, fileloc, is_paused, is_active, version, schedule, tags, description, next_dagrun, last_parsed_at";
 
 fn dag_from_row(row: &Row) -> rusqlite::Result<DagRecord> {
     let tags: String = row.get(6)?;
@@ -29,6 +29,7 @@ fn dag_from_row(row: &Row) -> rusqlite::Result<DagRecord> {
         tags: serde_json::from_str(&tags).unwrap_or_default(),
         description: row.get(7)?,
         next_dagrun: opt_instant(next).map_err(|e| conversion(8, e))?,
+        last_parsed_at: instant(row.get(9)?).map_err(|e| conversion(9, e))?,
     })
 }
 

@@ -43,6 +43,7 @@ fn job_from_row(row: &Row) -> rusqlite::Result<JobRecord> {
         state: row.get(4)?,
         started_at: instant(row.get(5)?).map_err(|e| conversion(5, e))?,
         latest_heartbeat: instant(row.get(6)?).map_err(|e| conversion(6, e))?,
+        number: row.get(7)?,
     })
 }
 
@@ -53,7 +54,7 @@ pub fn list(
 ) -> Result<Vec<JobRecord>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, kind, hostname, queues, state, started_at, latest_heartbeat FROM job \
+            "SELECT id, kind, hostname, queues, state, started_at, latest_heartbeat, rowid FROM job \
              WHERE latest_heartbeat >= ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY kind, id",
         )
         .map_err(db_err)?;

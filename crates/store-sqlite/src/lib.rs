@@ -2,10 +2,15 @@
 //! process. Writes take the database lock up front (`BEGIN IMMEDIATE`) so that concurrent
 //! processes (the CLI next to `standalone`) queue for it instead of failing mid-transaction.
 
+mod auth;
+mod browse;
 mod codec;
+mod connections;
 mod dags;
+mod event_log;
 mod jobs;
 mod logs;
+mod manage;
 mod ownership;
 mod queueing;
 mod runs;

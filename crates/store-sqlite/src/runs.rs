@@ -11,7 +11,7 @@ use crate::dags::conversion;
 use crate::db_err;
 
 pub(crate) const RUN_COLUMNS: &str = "id, dag_id, run_id, run_type, state, logical_date, \
-    data_interval_start, data_interval_end, conf, dag_version, queued_at, start_date, end_date, runner";
+    data_interval_start, data_interval_end, conf, dag_version, queued_at, start_date, end_date, runner, note";
 
 pub(crate) fn run_from_row(row: &Row) -> rusqlite::Result<DagRun> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -30,6 +30,7 @@ pub(crate) fn run_from_row(row: &Row) -> rusqlite::Result<DagRun> {
         start_date: opt_instant(row.get(11)?).map_err(|e| conversion(11, e))?,
         end_date: opt_instant(row.get(12)?).map_err(|e| conversion(12, e))?,
         runner: row.get(13)?,
+        note: row.get(14)?,
     })
 }
 

@@ -171,6 +171,63 @@ CREATE INDEX task_instance_occupying_pool ON task_instance (pool)
     r#"
 CREATE INDEX dag_run_running ON dag_run (dag_id) WHERE state = 'running';
 "#,
+    // The public API: notes, encrypted variables and connections, users, revoked tokens,
+    // failed logins, the audit log, XCom timestamps, and indexes for its listings.
+    r#"
+ALTER TABLE dag_run ADD COLUMN note TEXT;
+ALTER TABLE task_instance ADD COLUMN note TEXT;
+ALTER TABLE variable ADD COLUMN is_encrypted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE xcom ADD COLUMN timestamp INTEGER;
+CREATE TABLE connection (
+    conn_id TEXT PRIMARY KEY,
+    conn_type TEXT NOT NULL,
+    description TEXT,
+    host TEXT,
+    schema TEXT,
+    login TEXT,
+    password TEXT,
+    port INTEGER,
+    extra TEXT,
+    is_encrypted INTEGER NOT NULL DEFAULT 0,
+    is_extra_encrypted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE event_log (
+    id INTEGER PRIMARY KEY,
+    dttm INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    owner TEXT,
+    dag_id TEXT,
+    run_id TEXT,
+    task_id TEXT,
+    map_index INTEGER,
+    try_number INTEGER,
+    logical_date INTEGER,
+    extra TEXT
+);
+CREATE INDEX event_log_dttm ON event_log (dttm);
+CREATE INDEX event_log_dag ON event_log (dag_id, dttm);
+CREATE TABLE app_user (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    email TEXT,
+    first_name TEXT,
+    last_name TEXT,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    last_login INTEGER
+);
+CREATE TABLE revoked_token (
+    token_id TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE login_failure (
+    key TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX login_failure_key ON login_failure (key, at);
+CREATE INDEX dag_run_logical_date ON dag_run (logical_date);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -16,7 +16,7 @@ use crate::runs::get_by_id;
 
 const TI_COLUMNS: &str = "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
     queue, pool, priority_weight, hostname, worker_id, claim_id, lease_until, queued_at, \
-    start_date, end_date, next_retry_at, infra_failures";
+    start_date, end_date, next_retry_at, infra_failures, note";
 
 fn ti_from_row(row: &Row) -> rusqlite::Result<TaskInstance> {
     let at = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
@@ -43,6 +43,7 @@ fn ti_from_row(row: &Row) -> rusqlite::Result<TaskInstance> {
         end_date: at(17)?,
         next_retry_at: at(18)?,
         infra_failures: row.get(19)?,
+        note: row.get(20)?,
     })
 }
 

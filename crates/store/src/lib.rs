@@ -4,7 +4,12 @@
 //! Every task instance state change is a compare-and-set on (id, try number, expected state): a
 //! write that lost a race changes nothing and is reported as [`TransitionResult::Conflict`].
 
+mod auth;
+mod browse;
+mod connection;
+mod event_log;
 mod execution;
+mod manage;
 mod record;
 
 #[cfg(feature = "conformance")]
@@ -13,7 +18,12 @@ pub mod conformance;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use auth::*;
+pub use browse::*;
+pub use connection::*;
+pub use event_log::*;
 pub use execution::{StoreExecution, TaskExecution};
+pub use manage::*;
 pub use record::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +53,12 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Everything updraft keeps. The operations the engine runs on are here; what the public API
+/// and the CLI read and change by hand is grouped in the supertraits, one concern each.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    BrowseStore + ManageStore + AuthStore + ConnectionStore + EventLogStore + Send + Sync + 'static
+{
     /// A trivial round trip, for health checks.
     async fn ping(&self) -> Result<()>;
 

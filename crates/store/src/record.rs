@@ -74,6 +74,8 @@ pub struct DagRecord {
     pub tags: Vec<String>,
     pub description: Option<String>,
     pub next_dagrun: Option<DateTime<Utc>>,
+    /// When a DAG processor last published this DAG.
+    pub last_parsed_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -126,6 +128,9 @@ pub struct DagRun {
     pub end_date: Option<DateTime<Utc>>,
     /// See [`NewDagRun::runner`].
     pub runner: Option<String>,
+    /// A user's note on the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +155,9 @@ pub struct TaskInstance {
     pub end_date: Option<DateTime<Utc>>,
     pub next_retry_at: Option<DateTime<Utc>>,
     pub infra_failures: u32,
+    /// A user's note on the task instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A compare-and-set on one task instance: applied only if it is still in `from` at `try_number`.
@@ -332,6 +340,8 @@ pub struct JobHeartbeat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: String,
+    /// A number unique among the job records, for APIs that identify jobs by integer.
+    pub number: i64,
     pub kind: JobKind,
     pub hostname: String,
     pub queues: Vec<String>,

@@ -109,6 +109,7 @@ fn instances(graph: &DagGraph, states: &str) -> Vec<TaskInstance> {
                 end_date: None,
                 next_retry_at: retry_in.map(|s| now() + Duration::seconds(s)),
                 infra_failures: 0,
+                note: None,
             }
         })
         .collect()

@@ -49,6 +49,7 @@ pub async fn sync_adds_new_dags(db: &dyn TestDatabase) {
                 tags: vec!["conformance".into()],
                 description: Some("the a DAG".into()),
                 next_dagrun: None,
+                last_parsed_at: at(0),
             },
             DagRecord {
                 dag_id: "b".into(),
@@ -60,6 +61,7 @@ pub async fn sync_adds_new_dags(db: &dyn TestDatabase) {
                 tags: vec!["conformance".into()],
                 description: Some("the b DAG".into()),
                 next_dagrun: None,
+                last_parsed_at: at(0),
             },
         ],
         "list_dags is every active DAG, by dag_id"

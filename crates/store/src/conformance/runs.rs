@@ -49,6 +49,7 @@ pub async fn create_dag_run_creates_task_instances_in_state_none(db: &dyn TestDa
             start_date: None,
             end_date: None,
             runner: None,
+            note: None,
         }
     );
     assert_eq!(store.get_dag_run("d", "manual__1").await.unwrap(), run);
@@ -77,6 +78,7 @@ pub async fn create_dag_run_creates_task_instances_in_state_none(db: &dyn TestDa
         end_date: None,
         next_retry_at: None,
         infra_failures: 0,
+        note: None,
     };
     assert_ne!(tis[0].id, tis[1].id);
     let without_ids: Vec<TaskInstance> = tis

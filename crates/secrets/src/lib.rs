@@ -1,0 +1,1 @@
+//! Secrets: Fernet encryption at rest, connection URIs and environment connections, masking.

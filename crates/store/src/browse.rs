@@ -1,0 +1,235 @@
+//! Filtered, sorted, paged reads for the public API and the UI. Every query answers one page
+//! and the number of rows that match in all, so clients page with `limit`/`offset`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{DagRecord, DagRun, DagRunState, Result, RunType, TaskInstance, TaskState};
+
+/// One page of a query's matches, and how many match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// Which rows of the ordered matches to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// A sort key; ties are broken by the table's own id, so pages never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort<F> {
+    pub field: F,
+    pub descending: bool,
+}
+
+/// Bounds on an instant; each present bound must hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub gte: Option<DateTime<Utc>>,
+    pub gt: Option<DateTime<Utc>>,
+    pub lte: Option<DateTime<Utc>>,
+    pub lt: Option<DateTime<Utc>>,
+}
+
+impl TimeRange {
+    pub fn is_empty(&self) -> bool {
+        self.gte.is_none() && self.gt.is_none() && self.lte.is_none() && self.lt.is_none()
+    }
+}
+
+/// A substring pattern as Airflow's `*_pattern` parameters take it: case-insensitive, with
+/// SQL `LIKE` wildcards (`%` any run, `_` one character) inside it.
+pub type LikePattern = String;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DagSortField {
+    DagId,
+    NextDagrun,
+    LastRunState,
+    LastRunStartDate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DagQuery {
+    pub dag_id_pattern: Option<LikePattern>,
+    /// Only DAGs with these tags: any of them, or all of them with `tags_match_all`.
+    pub tags: Vec<String>,
+    pub tags_match_all: bool,
+    pub paused: Option<bool>,
+    /// Leave out DAGs whose file is gone (Airflow's `exclude_stale`).
+    pub exclude_stale: bool,
+    /// Only DAGs whose latest run (by logical date) is in this state.
+    pub last_dag_run_state: Option<DagRunState>,
+    pub sort: Vec<Sort<DagSortField>>,
+    pub window: Window,
+}
+
+/// A DAG with its latest run, as DAG lists show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DagSummary {
+    pub dag: DagRecord,
+    /// The run with the latest logical date, if any.
+    pub last_run: Option<DagRun>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DagRunSortField {
+    Id,
+    DagId,
+    RunId,
+    State,
+    RunType,
+    LogicalDate,
+    QueuedAt,
+    StartDate,
+    EndDate,
+    DataIntervalStart,
+    DataIntervalEnd,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DagRunQuery {
+    /// `None`: runs of every DAG.
+    pub dag_ids: Option<Vec<String>>,
+    pub run_id_pattern: Option<LikePattern>,
+    pub states: Vec<DagRunState>,
+    pub run_types: Vec<RunType>,
+    pub logical_date: TimeRange,
+    pub start_date: TimeRange,
+    pub end_date: TimeRange,
+    pub queued_at: TimeRange,
+    pub sort: Vec<Sort<DagRunSortField>>,
+    pub window: Window,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskInstanceSortField {
+    Id,
+    DagId,
+    RunId,
+    TaskId,
+    MapIndex,
+    State,
+    TryNumber,
+    LogicalDate,
+    StartDate,
+    EndDate,
+    /// `end_date - start_date`; rows without both sort last.
+    Duration,
+    Pool,
+    Queue,
+    PriorityWeight,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskInstanceQuery {
+    /// `None`: every DAG.
+    pub dag_ids: Option<Vec<String>>,
+    /// `None`: every run of the DAGs.
+    pub run_ids: Option<Vec<String>>,
+    pub task_ids: Option<Vec<String>>,
+    pub task_id_pattern: Option<LikePattern>,
+    pub states: Vec<TaskState>,
+    pub pools: Vec<String>,
+    pub queues: Vec<String>,
+    /// The logical date of the task instance's run.
+    pub logical_date: TimeRange,
+    pub start_date: TimeRange,
+    pub end_date: TimeRange,
+    /// Seconds between start and end.
+    pub duration_gte: Option<f64>,
+    pub duration_lte: Option<f64>,
+    pub sort: Vec<Sort<TaskInstanceSortField>>,
+    pub window: Window,
+}
+
+/// A task instance and the logical date of its run (which date filters and sorts use).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskInstanceRow {
+    pub ti: TaskInstance,
+    pub logical_date: DateTime<Utc>,
+    pub dag_version: i64,
+}
+
+/// One finished try of a task instance, from its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskTry {
+    pub ti_id: i64,
+    pub try_number: u32,
+    pub state: TaskState,
+    pub hostname: Option<String>,
+    pub worker_id: Option<String>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub infrastructure_failure: bool,
+}
+
+/// Counts of a DAG's runs per state (`dagStats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DagRunCounts {
+    pub dag_id: String,
+    pub counts: Vec<(DagRunState, u64)>,
+}
+
+/// A published version of a DAG (without its definition).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DagVersionRecord {
+    pub dag_id: String,
+    pub version: i64,
+    pub content_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportErrorSortField {
+    Id,
+    Timestamp,
+    Filename,
+}
+
+/// An import error with its identity, as the API lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportErrorRow {
+    pub id: i64,
+    pub filename: String,
+    pub error: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait BrowseStore: Send + Sync {
+    async fn query_dags(&self, query: DagQuery) -> Result<Page<DagSummary>>;
+    /// Every tag in use by an active DAG, sorted, matching the pattern, paged.
+    async fn dag_tags(&self, pattern: Option<LikePattern>, window: Window) -> Result<Page<String>>;
+    /// Run counts per state of the given DAGs (`None`: every DAG).
+    async fn dag_run_counts(&self, dag_ids: Option<Vec<String>>) -> Result<Vec<DagRunCounts>>;
+    async fn dag_versions(&self, dag_id: &str, window: Window) -> Result<Page<DagVersionRecord>>;
+    /// The file's text as it was when `version` was published.
+    async fn dag_source(&self, dag_id: &str, version: i64) -> Result<String>;
+    async fn query_dag_runs(&self, query: DagRunQuery) -> Result<Page<DagRun>>;
+    async fn query_task_instances(&self, query: TaskInstanceQuery)
+        -> Result<Page<TaskInstanceRow>>;
+    /// The finished tries of a task instance, oldest first.
+    async fn task_tries(&self, ti_id: i64) -> Result<Vec<TaskTry>>;
+    async fn query_import_errors(
+        &self,
+        sort: Vec<Sort<ImportErrorSortField>>,
+        window: Window,
+    ) -> Result<Page<ImportErrorRow>>;
+    async fn get_import_error(&self, id: i64) -> Result<ImportErrorRow>;
+}
