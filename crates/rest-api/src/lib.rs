@@ -1,1 +1,22 @@
-//! The public REST API.
+//! The public REST API: Airflow 3's `/api/v2` for everything updraft has, served by
+//! `standalone` and by every `api-server`, with users, roles and tokens, and an OpenAPI 3.1
+//! document generated from the handlers' own types.
+//!
+//! - [`router`] builds the routes; every operation has an entry in its module's
+//!   `PERMISSIONS` table, and [`auth::authorize`] decides every request from it, so a route
+//!   without a permission cannot be served (the router refuses to build).
+//! - Handlers are thin: they parse Airflow's parameters ([`params`]), call the store and
+//!   shape Airflow's JSON. What they change is written to the audit log ([`audit`]).
+//! - The server keeps no state of its own: tokens are signed with the shared
+//!   `api.jwt_secret`; revocations and failed logins live in the database.
+
+pub mod auth;
+mod error;
+pub mod openapi;
+mod params;
+mod routes;
+mod state;
+
+pub use error::{ApiError, RestError};
+pub use openapi::{openapi_document, router};
+pub use state::{Notifier, RestConfig, RestState};

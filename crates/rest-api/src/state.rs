@@ -1,0 +1,121 @@
+//! What the handlers share: the store, the configuration and the caches of one server.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use updraft_scheduler::DagCache;
+use updraft_store::Store;
+
+use crate::auth::Auth;
+use crate::ApiError;
+
+/// Tells the schedulers of this process that something changed by hand (a trigger, a
+/// clear, a pause), so they look at once. In a cluster the database's change feed does it,
+/// and this may do nothing.
+pub type Notifier = Arc<dyn Fn() + Send + Sync>;
+
+/// How a server of the REST API is set up (the `[api]` configuration and the paths it reads).
+#[derive(Clone)]
+pub struct RestConfig {
+    /// Signs and checks the tokens; the same on every api-server of a cluster.
+    pub jwt_secret: String,
+    /// How long a token is valid.
+    pub jwt_expiration: Duration,
+    /// Whether `GET /config` answers (Airflow's `api.expose_config`).
+    pub expose_config: bool,
+    /// The configuration in force, with secrets already hidden, as `GET /config` shows it:
+    /// `{section: {key: value}}`.
+    pub config: serde_json::Value,
+    /// Origins allowed by CORS; empty: CORS is off.
+    pub allow_origins: Vec<String>,
+    /// Where workers of this machine write task logs (`logging.base_log_folder`), read when a
+    /// log was not shipped to the database.
+    pub base_log_folder: PathBuf,
+    /// `limit` when a request gives none, and the most it may ask for.
+    pub fallback_page_limit: u32,
+    pub maximum_page_limit: u32,
+    /// Whether the auth cookie needs HTTPS (off for plain-HTTP `standalone` on loopback).
+    pub secure_cookies: bool,
+}
+
+impl RestConfig {
+    /// A configuration with Airflow's defaults around the given secret.
+    pub fn new(jwt_secret: impl Into<String>) -> Self {
+        RestConfig {
+            jwt_secret: jwt_secret.into(),
+            jwt_expiration: Duration::from_secs(24 * 3600),
+            expose_config: false,
+            config: serde_json::Value::Object(Default::default()),
+            allow_origins: Vec::new(),
+            base_log_folder: PathBuf::from("logs"),
+            fallback_page_limit: 50,
+            maximum_page_limit: 100,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// The state every handler gets. Cheap to clone.
+#[derive(Clone)]
+pub struct RestState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub config: RestConfig,
+    pub auth: Auth,
+    /// DAG versions never change once published, so their graphs are kept.
+    pub dags: DagCache,
+    pub notify: Notifier,
+}
+
+impl RestState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: RestConfig,
+        notify: Notifier,
+    ) -> Result<Self, ApiError> {
+        let auth = Auth::new(store.clone(), &config)?;
+        Ok(RestState {
+            inner: Arc::new(Inner {
+                dags: DagCache::new(store.clone()),
+                store,
+                auth,
+                config,
+                notify,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub(crate) fn config(&self) -> &RestConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn dags(&self) -> &DagCache {
+        &self.inner.dags
+    }
+
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    /// A token for `username` acting as `role` (what logging in answers).
+    pub fn issue_token(
+        &self,
+        username: &str,
+        role: crate::auth::Role,
+    ) -> Result<(String, crate::auth::Claims), crate::auth::tokens::TokenError> {
+        self.inner.auth.tokens.issue(username, role)
+    }
+
+    /// Wakes this process's schedulers after a change by hand.
+    pub(crate) fn changed(&self) {
+        (self.inner.notify)();
+    }
+}

@@ -1,0 +1,5 @@
+//! Contract tests of the public REST API against a real server on a SQLite file.
+
+mod fixture;
+mod permissions;
+mod version;
