@@ -78,6 +78,22 @@ async fn roles_below_an_operation_are_refused_and_anonymous_calls_are_unauthoriz
                 assert_eq!(status, StatusCode::FORBIDDEN, "{id} as {role:?}: {body}");
             }
         }
-        let _ = Method::GET;
     }
+}
+
+#[tokio::test]
+async fn the_document_and_its_reference_page_need_no_token() {
+    let server = Server::start().await;
+    let (status, document) = server.call(None, Method::GET, "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(document["paths"]["/api/v2/version"]["get"].is_object());
+    let page = server
+        .client
+        .get(format!("{}/docs", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("/openapi.json"));
 }
