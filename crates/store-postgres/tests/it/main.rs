@@ -4,6 +4,7 @@
 //! server they say so and pass, except under CI.
 
 mod cluster;
+mod manage;
 
 mod conformance {
     use std::sync::Arc;
@@ -18,6 +19,9 @@ mod conformance {
     impl TestDatabase for Fresh {
         async fn open(&self) -> Arc<dyn Store> {
             Arc::new(self.0.open().await)
+        }
+        async fn open_with_cipher(&self, cipher: Arc<dyn updraft_store::Cipher>) -> Arc<dyn Store> {
+            Arc::new(self.0.open().await.with_cipher(cipher))
         }
         async fn execute(&self, sql: &str) {
             use sqlx::{Connection, Executor};
