@@ -12,6 +12,7 @@
 
 pub mod auth;
 mod error;
+mod extract;
 pub mod openapi;
 mod params;
 mod routes;

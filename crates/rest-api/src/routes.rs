@@ -2,6 +2,7 @@
 //! `routes()` with its handlers and a `PERMISSIONS` table naming the access each of its
 //! operations (by operation id) needs.
 
+pub(crate) mod bulk;
 mod version;
 
 use utoipa_axum::router::OpenApiRouter;
