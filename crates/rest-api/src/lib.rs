@@ -10,6 +10,7 @@
 //! - The server keeps no state of its own: tokens are signed with the shared
 //!   `api.jwt_secret`; revocations and failed logins live in the database.
 
+pub mod audit;
 pub mod auth;
 mod error;
 mod extract;
