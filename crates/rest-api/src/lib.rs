@@ -21,4 +21,6 @@ mod state;
 
 pub use error::{ApiError, RestError};
 pub use openapi::{openapi_document, router};
+pub use routes::config::{hide_config_secrets, HIDDEN};
+pub use routes::monitor::{HealthConfig, HeartbeatSource, Heartbeats};
 pub use state::{Notifier, RestConfig, RestState};
