@@ -12,8 +12,8 @@
 //!    [`RestState`](crate::RestState)): the entity body type (e.g. `VariableBody`), how to
 //!    name the entities in errors, the key of an entity, which keys exist, and the three
 //!    writes (create-or-overwrite, update with an optional mask, delete).
-//! 2. The handler takes `JsonBody<BulkBody<YourBody>>` (so a malformed entity is a 422
-//!    naming it), validates each entity as its single-entity route would (a 422 refuses the
+//! 2. The handler takes `BulkJson<YourBody>` (a malformed entity is a 422 whose `loc` names
+//!    it: `["body", "actions", i, "entities", j, field]`), validates each entity as its single-entity route would (a 422 refuses the
 //!    whole request before anything changes), then answers `Json(run(&target,
 //!    body).await)`, and calls `state.changed()` if the resource matters to scheduling.
 //! 3. In the `#[utoipa::path]`, `request_body = BulkBody<YourBody>` and
@@ -27,10 +27,99 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::extract::JsonBody;
 use crate::RestError;
+
+/// A bulk body, parsed action by action so that a 422 names the bad field's full path (serde
+/// loses the path inside the `action`-tagged enum).
+pub(crate) struct BulkJson<T>(pub BulkBody<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for BulkJson<T> {
+    type Rejection = RestError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBody(value) = JsonBody::<serde_json::Value>::from_request(request, state).await?;
+        parse(value).map(BulkJson)
+    }
+}
+
+fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<BulkBody<T>, RestError> {
+    let mut object = match value {
+        serde_json::Value::Object(object) => object,
+        _ => return Err(RestError::invalid(&["body"], "expected an object")),
+    };
+    if let Some(unknown) = object.keys().find(|k| *k != "actions") {
+        return Err(RestError::invalid(
+            &["body", unknown],
+            "unknown field: expected `actions`",
+        ));
+    }
+    let actions = match object.remove("actions") {
+        Some(serde_json::Value::Array(actions)) => actions,
+        Some(_) => return Err(RestError::invalid(&["body", "actions"], "expected a list")),
+        None => return Err(RestError::invalid(&["body", "actions"], "missing field")),
+    };
+    let actions = actions
+        .into_iter()
+        .enumerate()
+        .map(|(i, action)| {
+            let index = i.to_string();
+            let at = |field: &str| {
+                ["body", "actions", &index, field]
+                    .map(str::to_string)
+                    .to_vec()
+            };
+            let kind = action
+                .get("action")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            let parsed = match kind.as_deref() {
+                Some("create") => from_value(action, at("")).map(BulkAction::Create),
+                Some("update") => from_value(action, at("")).map(BulkAction::Update),
+                Some("delete") => from_value(action, at("")).map(BulkAction::Delete),
+                _ => {
+                    let location = at("action");
+                    let location: Vec<&str> = location.iter().map(String::as_str).collect();
+                    Err(RestError::invalid(
+                        &location,
+                        "expected `create`, `update` or `delete`",
+                    ))
+                }
+            };
+            parsed
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(BulkBody { actions })
+}
+
+/// One action's fields (`action` itself left aside), naming a bad field under `location`.
+fn from_value<A: DeserializeOwned>(
+    mut action: serde_json::Value,
+    mut location: Vec<String>,
+) -> Result<A, RestError> {
+    location.pop();
+    if let Some(object) = action.as_object_mut() {
+        object.remove("action");
+    }
+    serde_path_to_error::deserialize(action).map_err(|e| {
+        let path = e.path().to_string();
+        if path != "." {
+            location.extend(
+                path.split('.')
+                    .flat_map(|s| s.split(['[', ']']))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        let location: Vec<&str> = location.iter().map(String::as_str).collect();
+        RestError::invalid(&location, e.into_inner().to_string())
+    })
+}
 
 /// What a bulk request asks: actions, applied in order.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -49,6 +138,7 @@ pub enum BulkAction<T> {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BulkCreateAction<T> {
     /// The entities to create.
     pub entities: Vec<T>,
@@ -58,6 +148,7 @@ pub struct BulkCreateAction<T> {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BulkUpdateAction<T> {
     /// The entities to update.
     pub entities: Vec<T>,
@@ -70,6 +161,7 @@ pub struct BulkUpdateAction<T> {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BulkDeleteAction<T> {
     /// The entities to delete, by key or as bodies.
     pub entities: Vec<BulkDeleteEntity<T>>,
@@ -392,7 +484,7 @@ mod tests {
     }
 
     fn body(json: serde_json::Value) -> BulkBody<Item> {
-        serde_json::from_value(json).expect("bulk body")
+        parse(json).expect("bulk body")
     }
 
     fn items(target: &Items) -> Vec<(String, u32)> {
@@ -475,14 +567,21 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_action_or_policy_does_not_parse() {
-        let bad_action = serde_json::from_value::<BulkBody<Item>>(
-            serde_json::json!({"actions": [{"action": "upsert", "entities": []}]}),
+    fn an_unknown_action_or_policy_is_a_422_naming_it() {
+        let bad_action =
+            parse::<Item>(serde_json::json!({"actions": [{"action": "upsert", "entities": []}]}))
+                .expect_err("upsert is no action");
+        assert_eq!(
+            bad_action.detail[0]["loc"],
+            serde_json::json!(["body", "actions", "0", "action"])
         );
-        assert!(bad_action.is_err());
-        let bad_policy = serde_json::from_value::<BulkBody<Item>>(serde_json::json!(
-            {"actions": [{"action": "create", "action_on_existence": "merge", "entities": []}]}
-        ));
-        assert!(bad_policy.is_err());
+        let bad_policy = parse::<Item>(serde_json::json!({"actions": [
+            {"action": "delete", "entities": []},
+            {"action": "create", "action_on_existence": "merge", "entities": []}]}))
+        .expect_err("merge is no policy");
+        assert_eq!(
+            bad_policy.detail[0]["loc"],
+            serde_json::json!(["body", "actions", "1", "action_on_existence"])
+        );
     }
 }

@@ -17,7 +17,7 @@ use updraft_model::dag::DEFAULT_POOL;
 use updraft_store::{PoolRecord, PoolUsage};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::bulk::{self, BulkBody, BulkResponse, BulkTarget};
+use super::bulk::{self, BulkBody, BulkJson, BulkResponse, BulkTarget};
 use crate::auth::{Access, Action, Resource};
 use crate::extract::{like_matches, JsonBody, PathParams, QueryParams};
 use crate::params::{order_by, Paging};
@@ -389,7 +389,7 @@ async fn delete_pool(
     responses((status = 200, body = BulkResponse), (status = 422, body = crate::error::ErrorBody)))]
 async fn bulk_pools(
     State(state): State<RestState>,
-    JsonBody(body): JsonBody<BulkBody<PoolBody>>,
+    BulkJson(body): BulkJson<PoolBody>,
 ) -> Result<Json<BulkResponse>, RestError> {
     for (mut location, entity) in bulk::entities_with_location(&body) {
         location.push("name".into());
