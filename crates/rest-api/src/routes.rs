@@ -2,7 +2,15 @@
 //! `routes()` with its handlers and a `PERMISSIONS` table naming the access each of its
 //! operations (by operation id) needs.
 
+pub(crate) mod bulk;
+pub(crate) mod config;
+mod event_logs;
+mod import_errors;
+mod jobs;
+pub(crate) mod monitor;
+mod pools;
 mod version;
+mod xcom;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -13,11 +21,28 @@ use crate::RestState;
 pub(crate) type Permissions = &'static [(&'static str, Access)];
 
 /// Every module's table; [`crate::router`] refuses to build if an operation is missing.
-pub(crate) const PERMISSIONS: &[Permissions] = &[version::PERMISSIONS];
+pub(crate) const PERMISSIONS: &[Permissions] = &[
+    version::PERMISSIONS,
+    pools::PERMISSIONS,
+    event_logs::PERMISSIONS,
+    import_errors::PERMISSIONS,
+    jobs::PERMISSIONS,
+    config::PERMISSIONS,
+    monitor::PERMISSIONS,
+    xcom::PERMISSIONS,
+];
 
 /// The routes under `/api/v2`.
 pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
-    OpenApiRouter::new().merge(version::routes())
+    OpenApiRouter::new()
+        .merge(version::routes())
+        .merge(pools::routes())
+        .merge(event_logs::routes())
+        .merge(import_errors::routes())
+        .merge(jobs::routes())
+        .merge(config::routes())
+        .merge(monitor::routes())
+        .merge(xcom::routes())
 }
 
 /// The routes outside `/api/v2` (logging in and out).

@@ -37,6 +37,8 @@ pub struct RestConfig {
     pub maximum_page_limit: u32,
     /// Whether the auth cookie needs HTTPS (off for plain-HTTP `standalone` on loopback).
     pub secure_cookies: bool,
+    /// Where `GET /monitor/health` (and `GET /jobs?is_alive=`) learn who is alive.
+    pub health: crate::HealthConfig,
 }
 
 impl RestConfig {
@@ -52,6 +54,7 @@ impl RestConfig {
             fallback_page_limit: 50,
             maximum_page_limit: 100,
             secure_cookies: false,
+            health: crate::HealthConfig::default(),
         }
     }
 }

@@ -136,6 +136,16 @@ impl Config {
     }
 
     /// The database named by `database.url`.
+    /// The configuration as `GET /api/v2/config` shows it: `{section: {option: value}}` with
+    /// every secret (worker token, JWT secret, Fernet key, database URL) as `< hidden >`.
+    // Used where the REST router is built (RestConfig::config), wired by the `auth` branch.
+    #[allow(dead_code)]
+    pub fn exposed(&self) -> Result<serde_json::Value> {
+        Ok(updraft_rest_api::hide_config_secrets(
+            &serde_json::to_value(self)?,
+        ))
+    }
+
     pub fn database_kind(&self) -> Result<DatabaseKind> {
         let url = self.database.url.trim();
         if let Some(rest) = url.strip_prefix("sqlite://") {

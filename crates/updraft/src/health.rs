@@ -10,18 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use updraft_store::Store;
 
-/// Heartbeats of the components running in this process (microseconds since the epoch).
-#[derive(Default)]
-pub struct Heartbeats {
-    pub scheduler: Arc<AtomicI64>,
-    pub dag_processor: Arc<AtomicI64>,
-}
-
-impl Heartbeats {
-    pub fn beat(slot: &AtomicI64) {
-        slot.store(Utc::now().timestamp_micros(), Ordering::Relaxed);
-    }
-}
+/// The heartbeats of this process's components: the REST API's type, so that its
+/// `HeartbeatSource::InProcess` reads the same beats once it serves the health endpoint.
+pub use updraft_rest_api::Heartbeats;
 
 #[derive(Clone)]
 pub struct HealthState {

@@ -1,6 +1,7 @@
 //! The `updraft` binary: command-line parsing, configuration, and the wiring of the roles.
 
 mod app;
+mod audit;
 mod cli;
 mod commands;
 mod config;

@@ -28,6 +28,7 @@ pub struct VersionInfo {
 async fn get_version() -> Json<VersionInfo> {
     Json(VersionInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        git_version: None,
+        // Set by release builds (`UPDRAFT_GIT_VERSION=$(git rev-parse HEAD) cargo build`).
+        git_version: option_env!("UPDRAFT_GIT_VERSION").map(str::to_string),
     })
 }

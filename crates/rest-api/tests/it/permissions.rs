@@ -42,7 +42,8 @@ fn every_operation_has_a_permission() {
 
 #[tokio::test]
 async fn roles_below_an_operation_are_refused_and_anonymous_calls_are_unauthorized() {
-    let server = Server::start().await;
+    // Config answers 403 to everyone unless exposed; exposed, only the role decides.
+    let server = Server::start_with(|config| config.expose_config = true).await;
     for (method, path, id) in operations(&openapi_document()) {
         let url = concrete(&path);
         let access = access_of(&id).expect("permission");

@@ -58,6 +58,18 @@ pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
                 .await
                 .map_err(not_found)?;
             app.wake_standalone();
+            let event = if paused {
+                "cli_dags_pause"
+            } else {
+                "cli_dags_unpause"
+            };
+            crate::audit::record(
+                &app,
+                event,
+                crate::audit::Target::dag(dag_id),
+                serde_json::json!({"dag_id": dag_id}),
+            )
+            .await;
             println!("Dag: {dag_id}, paused: {paused}");
         }
         DagsCommand::Trigger {
@@ -82,6 +94,12 @@ pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
                 .await
                 .map_err(not_found)?;
             app.wake_standalone();
+            let target = crate::audit::Target {
+                dag_id: Some(dag_id),
+                run_id: Some(&run.run_id),
+            };
+            let params = serde_json::json!({"dag_id": dag_id, "run_id": run.run_id, "conf": run.conf, "logical_date": run.logical_date});
+            crate::audit::record(&app, "cli_dags_trigger", target, params).await;
             if !*wait {
                 print_runs(output.output, std::slice::from_ref(&run))?;
                 return Ok(ExitCode::SUCCESS);

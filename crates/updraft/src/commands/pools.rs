@@ -44,6 +44,9 @@ pub async fn run(app: App, cmd: &PoolsCommand) -> Result<ExitCode> {
                 })
                 .await?;
             app.wake_standalone();
+            let params =
+                serde_json::json!({"name": name, "slots": slots, "description": description});
+            crate::audit::record(&app, "cli_pools_set", Default::default(), params).await;
             println!("Pool {name} has {slots} slots.");
         }
         PoolsCommand::Delete { name } => {
@@ -54,6 +57,8 @@ pub async fn run(app: App, cmd: &PoolsCommand) -> Result<ExitCode> {
                 bail!("pool {name} not found");
             }
             app.wake_standalone();
+            let params = serde_json::json!({"name": name});
+            crate::audit::record(&app, "cli_pools_delete", Default::default(), params).await;
             println!("Pool {name} deleted.");
         }
     }

@@ -132,6 +132,12 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                     .await?;
             }
             app.wake_standalone();
+            let target = crate::audit::Target {
+                dag_id: Some(dag_id),
+                run_id: run_id.as_deref(),
+            };
+            let params = serde_json::json!({"dag_id": dag_id, "task_regex": task_regex, "run_id": run_id, "no_downstream": no_downstream, "cleared": cleared});
+            crate::audit::record(&app, "cli_tasks_clear", target, params).await;
             println!(
                 "cleared {cleared} task instance(s) in {} run(s)",
                 runs.len()

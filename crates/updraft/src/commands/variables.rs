@@ -17,12 +17,16 @@ pub async fn run(app: App, cmd: &VariablesCommand) -> Result<ExitCode> {
         },
         VariablesCommand::Set { key, value } => {
             app.store.set_variable(key, value).await?;
+            let params = json!({"key": key, "value": value});
+            crate::audit::record(&app, "cli_variables_set", Default::default(), params).await;
             println!("variable {key} set");
         }
         VariablesCommand::Delete { key } => {
             if !app.store.delete_variable(key).await? {
                 bail!("variable {key:?} does not exist");
             }
+            let params = json!({"key": key});
+            crate::audit::record(&app, "cli_variables_delete", Default::default(), params).await;
             println!("variable {key} deleted");
         }
         VariablesCommand::List(out) => {
