@@ -4,8 +4,10 @@
 
 mod common;
 mod dag_details;
+mod dag_runs;
 mod dags;
 mod tasks;
+mod ti_shape;
 mod version;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +33,7 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
         .merge(dags::routes())
         .merge(dag_details::routes())
         .merge(tasks::routes())
+        .merge(dag_runs::routes())
 }
 
 /// The routes outside `/api/v2` (logging in and out).
