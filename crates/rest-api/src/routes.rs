@@ -4,8 +4,10 @@
 
 mod common;
 mod dag_details;
+mod dag_run_actions;
 mod dag_runs;
 mod dags;
+mod task_instances;
 mod tasks;
 mod ti_shape;
 mod version;
@@ -34,6 +36,8 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
         .merge(dag_details::routes())
         .merge(tasks::routes())
         .merge(dag_runs::routes())
+        .merge(dag_run_actions::routes())
+        .merge(task_instances::routes())
 }
 
 /// The routes outside `/api/v2` (logging in and out).
