@@ -7,6 +7,8 @@ mod dag_details;
 mod dag_run_actions;
 mod dag_runs;
 mod dags;
+mod logs;
+mod task_instance_actions;
 mod task_instances;
 mod tasks;
 mod ti_shape;
@@ -38,6 +40,8 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
         .merge(dag_runs::routes())
         .merge(dag_run_actions::routes())
         .merge(task_instances::routes())
+        .merge(task_instance_actions::routes())
+        .merge(logs::routes())
 }
 
 /// The routes outside `/api/v2` (logging in and out).

@@ -11,6 +11,7 @@ mod event_log;
 mod execution;
 mod manage;
 mod record;
+mod task_log;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -25,6 +26,7 @@ pub use event_log::*;
 pub use execution::{StoreExecution, TaskExecution};
 pub use manage::*;
 pub use record::*;
+pub use task_log::{log_path, read_try_log, TryLog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -21,8 +21,14 @@ use crate::auth::{Access, Action, Resource};
 use crate::{RestError, RestState};
 
 pub(crate) const PERMISSIONS: super::Permissions = &[
-    ("clear_dag_run", Access::Require(Action::Edit, Resource::DagRun)),
-    ("wait_dag_run_until_finished", Access::Require(Action::Read, Resource::DagRun)),
+    (
+        "clear_dag_run",
+        Access::Require(Action::Edit, Resource::DagRun),
+    ),
+    (
+        "wait_dag_run_until_finished",
+        Access::Require(Action::Read, Resource::DagRun),
+    ),
 ];
 
 pub(crate) fn routes() -> OpenApiRouter<RestState> {
@@ -177,7 +183,12 @@ async fn wait_dag_run_until_finished(
                 w.done = true;
                 let mut line = serde_json::json!({ "state": run.state.as_str() });
                 if !w.result.is_empty() {
-                    let xcoms = w.state.store().xcoms_for_run(run.id).await.unwrap_or_default();
+                    let xcoms = w
+                        .state
+                        .store()
+                        .xcoms_for_run(run.id)
+                        .await
+                        .unwrap_or_default();
                     let results: serde_json::Map<String, serde_json::Value> = w
                         .result
                         .iter()

@@ -22,11 +22,26 @@ use crate::params::{order_by, Paging};
 use crate::{RestError, RestState};
 
 pub(crate) const PERMISSIONS: super::Permissions = &[
-    ("get_task_instances", Access::Require(Action::Read, Resource::TaskInstance)),
-    ("get_task_instance", Access::Require(Action::Read, Resource::TaskInstance)),
-    ("get_task_instance_tries", Access::Require(Action::Read, Resource::TaskInstance)),
-    ("get_task_instance_try_details", Access::Require(Action::Read, Resource::TaskInstance)),
-    ("get_task_instances_batch", Access::Require(Action::Read, Resource::TaskInstance)),
+    (
+        "get_task_instances",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
+    (
+        "get_task_instance",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
+    (
+        "get_task_instance_tries",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
+    (
+        "get_task_instance_try_details",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
+    (
+        "get_task_instances_batch",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
 ];
 
 pub(crate) fn routes() -> OpenApiRouter<RestState> {
@@ -102,9 +117,7 @@ fn range(
     TimeRange { gte, gt, lte, lt }
 }
 
-fn sort_or_default(
-    values: &[String],
-) -> Result<Vec<Sort<TaskInstanceSortField>>, RestError> {
+fn sort_or_default(values: &[String]) -> Result<Vec<Sort<TaskInstanceSortField>>, RestError> {
     let mut sort = order_by(values, TI_ORDER)?;
     if sort.is_empty() {
         sort.push(Sort {
@@ -203,8 +216,18 @@ async fn get_task_instances(
         states: parse_ti_states(&f.state, &["query", "state"])?,
         pools: f.pool.clone(),
         queues: f.queue.clone(),
-        logical_date: range(f.logical_date_gte, f.logical_date_gt, f.logical_date_lte, f.logical_date_lt),
-        start_date: range(f.start_date_gte, f.start_date_gt, f.start_date_lte, f.start_date_lt),
+        logical_date: range(
+            f.logical_date_gte,
+            f.logical_date_gt,
+            f.logical_date_lte,
+            f.logical_date_lt,
+        ),
+        start_date: range(
+            f.start_date_gte,
+            f.start_date_gt,
+            f.start_date_lte,
+            f.start_date_lt,
+        ),
         end_date: range(f.end_date_gte, f.end_date_gt, f.end_date_lte, f.end_date_lt),
         duration_gte: f.duration_gte,
         duration_lte: f.duration_lte,
@@ -356,15 +379,30 @@ async fn get_task_instances_batch(
         pools: b.pool.clone().unwrap_or_default(),
         queues: b.queue.clone().unwrap_or_default(),
         logical_date: {
-            let l = range(b.logical_date_gte, b.logical_date_gt, b.logical_date_lte, b.logical_date_lt);
-            let r = range(b.run_after_gte, b.run_after_gt, b.run_after_lte, b.run_after_lt);
+            let l = range(
+                b.logical_date_gte,
+                b.logical_date_gt,
+                b.logical_date_lte,
+                b.logical_date_lt,
+            );
+            let r = range(
+                b.run_after_gte,
+                b.run_after_gt,
+                b.run_after_lte,
+                b.run_after_lt,
+            );
             if l.is_empty() {
                 r
             } else {
                 l
             }
         },
-        start_date: range(b.start_date_gte, b.start_date_gt, b.start_date_lte, b.start_date_lt),
+        start_date: range(
+            b.start_date_gte,
+            b.start_date_gt,
+            b.start_date_lte,
+            b.start_date_lt,
+        ),
         end_date: range(b.end_date_gte, b.end_date_gt, b.end_date_lte, b.end_date_lt),
         duration_gte: b.duration_gte,
         duration_lte: b.duration_lte,
