@@ -20,14 +20,15 @@ use updraft_store::{
 use crate::codec::{col, col_opt_instant, col_u32, micros, opt_instant, opt_micros, parse, to_u32};
 use crate::db_err;
 
-const TI_COLUMNS: &str = "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
+pub(crate) const TI_COLUMNS: &str =
+    "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
     queue, pool, priority_weight, hostname, worker_id, claim_id, lease_until, queued_at, \
     start_date, end_date, next_retry_at, infra_failures, note";
 
 /// States that occupy a slot of their DAG and pool.
 const OCCUPYING: &str = "('queued', 'running', 'restarting')";
 
-fn ti_from_row(row: &PgRow) -> Result<TaskInstance> {
+pub(crate) fn ti_from_row(row: &PgRow) -> Result<TaskInstance> {
     Ok(TaskInstance {
         id: col(row, 0)?,
         dag_run_id: col(row, 1)?,

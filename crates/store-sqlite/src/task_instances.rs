@@ -14,11 +14,12 @@ use crate::dags::conversion;
 use crate::db_err;
 use crate::runs::get_by_id;
 
-const TI_COLUMNS: &str = "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
+pub(crate) const TI_COLUMNS: &str =
+    "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
     queue, pool, priority_weight, hostname, worker_id, claim_id, lease_until, queued_at, \
     start_date, end_date, next_retry_at, infra_failures, note";
 
-fn ti_from_row(row: &Row) -> rusqlite::Result<TaskInstance> {
+pub(crate) fn ti_from_row(row: &Row) -> rusqlite::Result<TaskInstance> {
     let at = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
         opt_instant(row.get(i)?).map_err(|e| conversion(i, e))
     };
