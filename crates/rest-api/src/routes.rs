@@ -28,6 +28,11 @@ pub(crate) const PERMISSIONS: &[Permissions] = &[
     dags::PERMISSIONS,
     dag_details::PERMISSIONS,
     tasks::PERMISSIONS,
+    dag_runs::PERMISSIONS,
+    dag_run_actions::PERMISSIONS,
+    task_instances::PERMISSIONS,
+    task_instance_actions::PERMISSIONS,
+    logs::PERMISSIONS,
 ];
 
 /// The routes under `/api/v2`.

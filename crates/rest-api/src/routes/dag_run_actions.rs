@@ -44,7 +44,9 @@ pub struct DAGRunClearBody {
     pub dry_run: Option<bool>,
     /// Only failed (and upstream-failed) task instances.
     pub only_failed: Option<bool>,
+    #[allow(dead_code)]
     pub only_new: Option<bool>,
+    #[allow(dead_code)]
     pub run_on_latest_version: Option<bool>,
     pub note: Option<String>,
 }

@@ -326,6 +326,7 @@ pub struct ClearTaskInstancesBody {
     /// Only failed task instances (default true).
     pub only_failed: Option<bool>,
     pub only_running: Option<bool>,
+    #[allow(dead_code)]
     pub reset_dag_runs: Option<bool>,
     pub task_ids: Option<Vec<ClearTaskId>>,
     pub dag_run_id: Option<String>,
@@ -333,7 +334,9 @@ pub struct ClearTaskInstancesBody {
     pub include_downstream: Option<bool>,
     pub include_future: Option<bool>,
     pub include_past: Option<bool>,
+    #[allow(dead_code)]
     pub run_on_latest_version: Option<bool>,
+    #[allow(dead_code)]
     pub prevent_running_task: Option<bool>,
     pub note: Option<String>,
 }

@@ -320,6 +320,7 @@ pub struct TaskInstancesBatchBody {
     pub state: Option<Vec<Option<String>>>,
     pub pool: Option<Vec<String>>,
     pub queue: Option<Vec<String>>,
+    #[allow(dead_code)]
     pub executor: Option<Vec<String>>,
     pub run_after_gte: Option<DateTime<Utc>>,
     pub run_after_gt: Option<DateTime<Utc>>,
