@@ -198,7 +198,7 @@ async fn get_log(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("application/x-ndjson"));
     if ndjson {
-        return Ok(stream(state, ti, try_number, start).await?);
+        return stream(state, ti, try_number, start).await;
     }
     let live = try_is_live(&ti, try_number);
     let log = read(&state, &ti, try_number).await?;

@@ -236,7 +236,7 @@ async fn marking_a_run_success_or_failed_changes_its_task_instances() {
     );
     // The running try lost its claim: its worker's heartbeat is told so.
     let lost = store
-        .heartbeat(&[claimed.claim_id.clone()], fixture::at(100))
+        .heartbeat(std::slice::from_ref(&claimed.claim_id), fixture::at(100))
         .await
         .unwrap();
     assert_eq!(lost, vec![claimed.claim_id]);

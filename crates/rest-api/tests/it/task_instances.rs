@@ -250,7 +250,7 @@ async fn marking_a_running_task_kills_its_claim() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(state_of(&server, "r1", "a").await, TaskState::Failed);
     let lost = store
-        .heartbeat(&[claimed.claim_id.clone()], fixture::at(100))
+        .heartbeat(std::slice::from_ref(&claimed.claim_id), fixture::at(100))
         .await
         .unwrap();
     assert_eq!(lost, vec![claimed.claim_id]);
