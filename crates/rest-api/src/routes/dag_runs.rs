@@ -497,7 +497,12 @@ async fn patch_dag_run(
     if let Some(to) = new_state {
         set_run_state(&state, &run, to, now).await?;
     }
-    let note_given = !fields.is_empty() && apply("note") || body.note.is_some();
+    // Without a mask the fields present apply; with one, exactly the fields it names.
+    let note_given = if fields.is_empty() {
+        body.note.is_some()
+    } else {
+        apply("note")
+    };
     if note_given {
         state
             .store()

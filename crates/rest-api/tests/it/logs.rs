@@ -29,13 +29,14 @@ async fn a_shipped_log_is_read_from_the_database_with_a_continuation_token() {
     let run = world::run(store, "solo", "s1", 0).await;
     let claimed = world::claim(store, &run, "a").await;
     let first = "[2024-01-01T00:00:01.000Z] {stdout} one\n";
+    let partial = "[2024-01-01T00:00:02.000Z] {stdout} tw";
     store
         .append_log(LogChunk {
             ti_id: claimed.ti.id,
             try_number: 1,
             claim_id: claimed.claim_id.clone(),
             offset: 0,
-            data: format!("{first}[2024-01-01T00:00:02.000Z] {{stdout}} tw"),
+            data: format!("{first}{partial}"),
         })
         .await
         .unwrap();
@@ -56,7 +57,7 @@ async fn a_shipped_log_is_read_from_the_database_with_a_continuation_token() {
             ti_id: claimed.ti.id,
             try_number: 1,
             claim_id: claimed.claim_id.clone(),
-            offset: (first.len() + 37) as u64,
+            offset: (first.len() + partial.len()) as u64,
             data: "o\n".to_string(),
         })
         .await
