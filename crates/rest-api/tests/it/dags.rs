@@ -297,8 +297,6 @@ async fn deleting_a_dag_removes_it_and_its_runs() {
     assert_eq!(status, StatusCode::OK);
     assert!(server.store.get_dag("etl").await.is_err());
     assert!(server.store.get_dag_run("etl", "r1").await.is_err());
-    let (status, _) = server
-        .call(Some(Role::User), Method::DELETE, "/api/v2/dags/etl", None)
-        .await;
+    let (status, _) = server.admin(Method::DELETE, "/api/v2/dags/etl", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
