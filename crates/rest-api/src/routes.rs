@@ -3,12 +3,22 @@
 //! operations (by operation id) needs.
 
 pub(crate) mod bulk;
+mod common;
 pub(crate) mod config;
+mod dag_details;
+mod dag_run_actions;
+mod dag_runs;
+mod dags;
 mod event_logs;
 mod import_errors;
 mod jobs;
+mod logs;
 pub(crate) mod monitor;
 mod pools;
+mod task_instance_actions;
+mod task_instances;
+mod tasks;
+mod ti_shape;
 mod version;
 mod xcom;
 
@@ -30,6 +40,14 @@ pub(crate) const PERMISSIONS: &[Permissions] = &[
     config::PERMISSIONS,
     monitor::PERMISSIONS,
     xcom::PERMISSIONS,
+    dags::PERMISSIONS,
+    dag_details::PERMISSIONS,
+    tasks::PERMISSIONS,
+    dag_runs::PERMISSIONS,
+    dag_run_actions::PERMISSIONS,
+    task_instances::PERMISSIONS,
+    task_instance_actions::PERMISSIONS,
+    logs::PERMISSIONS,
 ];
 
 /// The routes under `/api/v2`.
@@ -43,6 +61,14 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
         .merge(config::routes())
         .merge(monitor::routes())
         .merge(xcom::routes())
+        .merge(dags::routes())
+        .merge(dag_details::routes())
+        .merge(tasks::routes())
+        .merge(dag_runs::routes())
+        .merge(dag_run_actions::routes())
+        .merge(task_instances::routes())
+        .merge(task_instance_actions::routes())
+        .merge(logs::routes())
 }
 
 /// The routes outside `/api/v2` (logging in and out).

@@ -12,6 +12,7 @@ mod execution;
 mod manage;
 mod record;
 mod secret;
+mod task_log;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -27,6 +28,7 @@ pub use execution::{StoreExecution, TaskExecution};
 pub use manage::*;
 pub use record::*;
 pub use secret::Secrets;
+pub use task_log::{log_path, read_try_log, TryLog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -26,7 +26,7 @@ mod reaper;
 mod spawner;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -112,23 +112,8 @@ pub enum FailureReason {
     SpawnError(String),
 }
 
-/// `base/dag_id=…/run_id=…/task_id=…/attempt=N.log`, Airflow's layout. Ids are
-/// percent-encoded where they contain `/`, `\`, `%` or NUL, so no id can leave its folder and
-/// different ids never share a file.
-pub fn log_path(
-    base: &Path,
-    dag_id: &str,
-    run_id: &str,
-    task_id: &str,
-    try_number: u32,
-) -> PathBuf {
-    let mut path = base.to_path_buf();
-    path.push(format!("dag_id={}", path_safe(dag_id)));
-    path.push(format!("run_id={}", path_safe(run_id)));
-    path.push(format!("task_id={}", path_safe(task_id)));
-    path.push(format!("attempt={try_number}.log"));
-    path
-}
+/// Where a try's log goes (shared with its readers, so it lives in the store crate).
+pub use updraft_store::log_path;
 
 /// Runs one task try to its end and reports how it ended. Cancellation: set the watch value to
 /// `true`; a dropped sender never cancels (pass `watch::channel(false).1` for "no cancel"). A
@@ -390,52 +375,9 @@ fn signal_name(signal: i32) -> &'static str {
     Signal::try_from(signal).map_or("unknown", Signal::as_str)
 }
 
-fn path_safe(id: &str) -> std::borrow::Cow<'_, str> {
-    if !id.contains(['/', '\\', '%', '\0']) {
-        return id.into();
-    }
-    let mut out = String::with_capacity(id.len() + 8);
-    for c in id.chars() {
-        match c {
-            '/' => out.push_str("%2F"),
-            '\\' => out.push_str("%5C"),
-            '%' => out.push_str("%25"),
-            '\0' => out.push_str("%00"),
-            c => out.push(c),
-        }
-    }
-    out.into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_path_layout_and_escaping() {
-        let base = Path::new("/logs");
-        let check = |dag: &str, run: &str, task: &str, expect: &str| {
-            assert_eq!(log_path(base, dag, run, task, 3), PathBuf::from(expect));
-        };
-        check(
-            "etl",
-            "manual__2026-01-01T00:00:00+00:00",
-            "extract",
-            "/logs/dag_id=etl/run_id=manual__2026-01-01T00:00:00+00:00/task_id=extract/attempt=3.log",
-        );
-        check(
-            "etl",
-            "../../../etc",
-            "a\\b",
-            "/logs/dag_id=etl/run_id=..%2F..%2F..%2Fetc/task_id=a%5Cb/attempt=3.log",
-        );
-        check(
-            "a%2Fb",
-            "x",
-            "y",
-            "/logs/dag_id=a%252Fb/run_id=x/task_id=y/attempt=3.log",
-        );
-    }
 
     #[test]
     fn failure_reasons_read_well() {

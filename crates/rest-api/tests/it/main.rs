@@ -1,12 +1,17 @@
 //! Contract tests of the public REST API against a real server on a SQLite file.
 
 mod config;
+mod dag_runs;
+mod dags;
 mod event_logs;
 mod fixture;
 mod import_errors;
 mod jobs;
+mod logs;
 mod monitor;
 mod permissions;
 mod pools;
+mod task_instances;
 mod version;
+mod world;
 mod xcom;

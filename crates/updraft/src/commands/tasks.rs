@@ -77,24 +77,21 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                 );
             }
             // A remote worker sent it to the database; a local one wrote it to this machine.
-            if let Some(text) = app.store.read_log(ti.id, try_number).await? {
-                print!("{text}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            let path = updraft_worker::log_path(
+            let log = updraft_store::read_try_log(
+                app.store.as_ref(),
                 &app.config.logging.base_log_folder,
-                dag_id,
-                run_id,
-                task_id,
+                ti.id,
+                (dag_id, run_id, task_id),
                 try_number,
-            );
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!(
+            )
+            .await?;
+            match log {
+                updraft_store::TryLog::Missing { path } => bail!(
                     "no log for try {try_number}: none was sent by a remote worker and none is at {}",
                     path.display()
-                )
-            })?;
-            print!("{text}");
+                ),
+                log => print!("{}", log.text().unwrap_or_default()),
+            }
         }
         TasksCommand::Clear {
             dag_id,

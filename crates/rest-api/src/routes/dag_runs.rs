@@ -1,0 +1,692 @@
+//! `GET/POST /dags/{dag_id}/dagRuns`, `GET/PATCH/DELETE …/dagRuns/{dag_run_id}` and
+//! `POST /dags/~/dagRuns/list`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use updraft_model::{DagRunState, RunType, TaskState};
+use updraft_scheduler::{new_dag_run, TriggerRequest};
+use updraft_store::{
+    DagRun, DagRunQuery, DagRunSortField, MarkTaskInstances, Sort, StoreError, TimeRange,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::common::{
+    check_note, current_dag, dag_record, dag_run, like_matches, seconds_between, wildcard,
+    DagVersionResponse, PathParams, QueryParams, Versions,
+};
+use crate::auth::{Access, Action, Resource};
+use crate::params::{order_by, Paging};
+use crate::{RestError, RestState};
+
+pub(crate) const PERMISSIONS: super::Permissions = &[
+    (
+        "get_dag_runs",
+        Access::Require(Action::Read, Resource::DagRun),
+    ),
+    (
+        "get_dag_run",
+        Access::Require(Action::Read, Resource::DagRun),
+    ),
+    (
+        "trigger_dag_run",
+        Access::Require(Action::Create, Resource::DagRun),
+    ),
+    (
+        "patch_dag_run",
+        Access::Require(Action::Edit, Resource::DagRun),
+    ),
+    (
+        "delete_dag_run",
+        Access::Require(Action::Delete, Resource::DagRun),
+    ),
+    (
+        "get_list_dag_runs_batch",
+        Access::Require(Action::Read, Resource::DagRun),
+    ),
+];
+
+pub(crate) fn routes() -> OpenApiRouter<RestState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_dag_runs, trigger_dag_run))
+        .routes(routes!(get_dag_run, patch_dag_run, delete_dag_run))
+        .routes(routes!(get_list_dag_runs_batch))
+}
+
+/// Airflow's `DAGRunResponse`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DAGRunResponse {
+    pub dag_run_id: String,
+    pub dag_id: String,
+    pub logical_date: Option<DateTime<Utc>>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub duration: Option<f64>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub data_interval_end: Option<DateTime<Utc>>,
+    pub run_after: DateTime<Utc>,
+    pub last_scheduling_decision: Option<DateTime<Utc>>,
+    pub run_type: String,
+    pub state: String,
+    pub triggered_by: Option<String>,
+    pub triggering_user_name: Option<String>,
+    #[schema(value_type = Object)]
+    pub conf: Option<serde_json::Map<String, serde_json::Value>>,
+    pub note: Option<String>,
+    pub dag_versions: Vec<DagVersionResponse>,
+    pub bundle_version: Option<String>,
+    pub dag_display_name: String,
+    pub partition_key: Option<String>,
+    pub partition_date: Option<DateTime<Utc>>,
+}
+
+/// Airflow's `DAGRunCollectionResponse`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DAGRunCollectionResponse {
+    pub dag_runs: Vec<DAGRunResponse>,
+    pub total_entries: u64,
+}
+
+/// Shapes runs, loading each DAG's version records once.
+pub(crate) async fn run_responses(
+    state: &RestState,
+    runs: impl IntoIterator<Item = DagRun>,
+) -> Result<Vec<DAGRunResponse>, RestError> {
+    let mut versions = Versions::default();
+    let mut out = Vec::new();
+    for run in runs {
+        let version = versions.get(state, &run.dag_id, run.dag_version).await?;
+        out.push(DAGRunResponse {
+            duration: seconds_between(run.start_date, run.end_date),
+            triggered_by: Some(
+                match run.run_type {
+                    RunType::Scheduled => "timetable",
+                    RunType::Backfill => "backfill",
+                    RunType::Manual => "rest_api",
+                }
+                .to_string(),
+            ),
+            dag_run_id: run.run_id,
+            dag_display_name: run.dag_id.clone(),
+            dag_id: run.dag_id,
+            logical_date: Some(run.logical_date),
+            queued_at: Some(run.queued_at),
+            start_date: run.start_date,
+            end_date: run.end_date,
+            data_interval_start: Some(run.data_interval_start),
+            data_interval_end: Some(run.data_interval_end),
+            run_after: run.logical_date,
+            last_scheduling_decision: None,
+            run_type: run.run_type.as_str().to_string(),
+            state: run.state.as_str().to_string(),
+            triggering_user_name: None,
+            conf: Some(run.conf),
+            note: run.note,
+            dag_versions: version.into_iter().collect(),
+            bundle_version: None,
+            partition_key: None,
+            partition_date: None,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) async fn run_response(
+    state: &RestState,
+    run: DagRun,
+) -> Result<DAGRunResponse, RestError> {
+    let dag_id = run.dag_id.clone();
+    run_responses(state, [run])
+        .await?
+        .pop()
+        .ok_or_else(|| super::common::dag_not_found(&dag_id))
+}
+
+const RUN_ORDER: &[(&str, DagRunSortField)] = &[
+    ("id", DagRunSortField::Id),
+    ("dag_id", DagRunSortField::DagId),
+    ("run_id", DagRunSortField::RunId),
+    ("dag_run_id", DagRunSortField::RunId),
+    ("state", DagRunSortField::State),
+    ("run_type", DagRunSortField::RunType),
+    ("logical_date", DagRunSortField::LogicalDate),
+    ("run_after", DagRunSortField::LogicalDate),
+    ("queued_at", DagRunSortField::QueuedAt),
+    ("start_date", DagRunSortField::StartDate),
+    ("end_date", DagRunSortField::EndDate),
+    ("data_interval_start", DagRunSortField::DataIntervalStart),
+    ("data_interval_end", DagRunSortField::DataIntervalEnd),
+];
+
+/// The bounds on one instant of a query, from its `_gte/_gt/_lte/_lt` parameters.
+fn range(
+    gte: Option<DateTime<Utc>>,
+    gt: Option<DateTime<Utc>>,
+    lte: Option<DateTime<Utc>>,
+    lt: Option<DateTime<Utc>>,
+) -> TimeRange {
+    TimeRange { gte, gt, lte, lt }
+}
+
+/// Both ranges at once (a run's `run_after` is its logical date).
+fn both(a: TimeRange, b: TimeRange) -> TimeRange {
+    TimeRange {
+        gte: a.gte.max(b.gte),
+        gt: a.gt.max(b.gt),
+        lte: min_some(a.lte, b.lte),
+        lt: min_some(a.lt, b.lt),
+    }
+}
+
+fn min_some(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn parse_run_states(values: &[String], location: &[&str]) -> Result<Vec<DagRunState>, RestError> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<DagRunState>().map_err(|_| {
+                RestError::invalid(
+                    location,
+                    format!(
+                        "Input should be 'queued', 'running', 'success' or 'failed', not {v:?}"
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The DAGs a `~` path and a `dag_id_pattern` stand for (`None`: every DAG).
+async fn dag_ids_for(
+    state: &RestState,
+    dag_id: &str,
+    pattern: Option<&str>,
+) -> Result<Option<Vec<String>>, RestError> {
+    if let Some(dag_id) = wildcard(dag_id) {
+        dag_record(state, dag_id).await?;
+        return Ok(Some(vec![dag_id.to_string()]));
+    }
+    let Some(pattern) = pattern else {
+        return Ok(None);
+    };
+    Ok(Some(
+        state
+            .store()
+            .list_dags()
+            .await?
+            .into_iter()
+            .map(|d| d.dag_id)
+            .filter(|id| like_matches(pattern, id))
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DagRunFilters {
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+    pub run_after_gte: Option<DateTime<Utc>>,
+    pub run_after_gt: Option<DateTime<Utc>>,
+    pub run_after_lte: Option<DateTime<Utc>>,
+    pub run_after_lt: Option<DateTime<Utc>>,
+    pub logical_date_gte: Option<DateTime<Utc>>,
+    pub logical_date_gt: Option<DateTime<Utc>>,
+    pub logical_date_lte: Option<DateTime<Utc>>,
+    pub logical_date_lt: Option<DateTime<Utc>>,
+    pub start_date_gte: Option<DateTime<Utc>>,
+    pub start_date_gt: Option<DateTime<Utc>>,
+    pub start_date_lte: Option<DateTime<Utc>>,
+    pub start_date_lt: Option<DateTime<Utc>>,
+    pub end_date_gte: Option<DateTime<Utc>>,
+    pub end_date_gt: Option<DateTime<Utc>>,
+    pub end_date_lte: Option<DateTime<Utc>>,
+    pub end_date_lt: Option<DateTime<Utc>>,
+    /// `manual`, `scheduled`, `backfill`; repeatable.
+    #[serde(default)]
+    pub run_type: Vec<String>,
+    /// Repeatable.
+    #[serde(default)]
+    pub state: Vec<String>,
+    pub run_id_pattern: Option<String>,
+    /// With `~` as the dag_id: only DAGs whose id matches.
+    pub dag_id_pattern: Option<String>,
+    /// `id` by default; `-` for descending.
+    #[serde(default)]
+    pub order_by: Vec<String>,
+}
+
+/// The runs of a DAG, or of every DAG (`~`).
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns", operation_id = "get_dag_runs", tag = "DagRun",
+    params(("dag_id" = String, Path), DagRunFilters),
+    responses((status = 200, body = DAGRunCollectionResponse), (status = 404, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
+async fn get_dag_runs(
+    State(state): State<RestState>,
+    PathParams(dag_id): PathParams<String>,
+    QueryParams(f): QueryParams<DagRunFilters>,
+) -> Result<Json<DAGRunCollectionResponse>, RestError> {
+    let run_types = f
+        .run_type
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<RunType>().map_err(|_| {
+                RestError::invalid(
+                    &["query", "run_type"],
+                    format!("Input should be 'manual', 'scheduled' or 'backfill', not {v:?}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut sort = order_by(&f.order_by, RUN_ORDER)?;
+    if sort.is_empty() {
+        sort.push(Sort {
+            field: DagRunSortField::Id,
+            descending: false,
+        });
+    }
+    let query = DagRunQuery {
+        dag_ids: dag_ids_for(&state, &dag_id, f.dag_id_pattern.as_deref()).await?,
+        run_id_pattern: f.run_id_pattern.clone(),
+        states: parse_run_states(&f.state, &["query", "state"])?,
+        run_types,
+        logical_date: both(
+            range(
+                f.logical_date_gte,
+                f.logical_date_gt,
+                f.logical_date_lte,
+                f.logical_date_lt,
+            ),
+            range(
+                f.run_after_gte,
+                f.run_after_gt,
+                f.run_after_lte,
+                f.run_after_lt,
+            ),
+        ),
+        start_date: range(
+            f.start_date_gte,
+            f.start_date_gt,
+            f.start_date_lte,
+            f.start_date_lt,
+        ),
+        end_date: range(f.end_date_gte, f.end_date_gt, f.end_date_lte, f.end_date_lt),
+        queued_at: TimeRange::default(),
+        sort,
+        window: Paging {
+            limit: f.limit,
+            offset: f.offset,
+        }
+        .window(state.config()),
+    };
+    let page = state.store().query_dag_runs(query).await?;
+    Ok(Json(DAGRunCollectionResponse {
+        dag_runs: run_responses(&state, page.items).await?,
+        total_entries: page.total,
+    }))
+}
+
+/// One run.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", operation_id = "get_dag_run", tag = "DagRun",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
+    responses((status = 200, body = DAGRunResponse), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_dag_run(
+    State(state): State<RestState>,
+    PathParams((dag_id, run_id)): PathParams<(String, String)>,
+) -> Result<Json<DAGRunResponse>, RestError> {
+    let run = dag_run(&state, &dag_id, &run_id).await?;
+    Ok(Json(run_response(&state, run).await?))
+}
+
+/// Airflow's `TriggerDAGRunPostBody`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct TriggerDAGRunPostBody {
+    pub dag_run_id: Option<String>,
+    pub logical_date: Option<DateTime<Utc>>,
+    pub run_after: Option<DateTime<Utc>>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub data_interval_end: Option<DateTime<Utc>>,
+    #[schema(value_type = Object)]
+    pub conf: Option<serde_json::Map<String, serde_json::Value>>,
+    pub note: Option<String>,
+}
+
+/// Creates a manual run of the DAG's current version; the scheduler starts it at once
+/// (or when the DAG is unpaused).
+#[utoipa::path(post, path = "/dags/{dag_id}/dagRuns", operation_id = "trigger_dag_run", tag = "DagRun",
+    params(("dag_id" = String, Path)),
+    request_body = TriggerDAGRunPostBody,
+    responses((status = 200, body = DAGRunResponse), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn trigger_dag_run(
+    State(state): State<RestState>,
+    PathParams(dag_id): PathParams<String>,
+    body: Result<Json<TriggerDAGRunPostBody>, JsonRejection>,
+) -> Result<Json<DAGRunResponse>, RestError> {
+    let Json(body) = body?;
+    check_note(body.note.as_deref(), &["body", "note"])?;
+    if body.data_interval_start.is_some() != body.data_interval_end.is_some() {
+        return Err(RestError::invalid(
+            &["body", "data_interval_end"],
+            "Either both data_interval_start and data_interval_end must be provided or both must be None",
+        ));
+    }
+    if let (Some(start), Some(end)) = (body.data_interval_start, body.data_interval_end) {
+        if start > end {
+            return Err(RestError::invalid(
+                &["body", "data_interval_start"],
+                "data_interval_start must not be after data_interval_end",
+            ));
+        }
+    }
+    if body
+        .dag_run_id
+        .as_deref()
+        .is_some_and(|id| id.trim().is_empty())
+    {
+        return Err(RestError::invalid(
+            &["body", "dag_run_id"],
+            "The run id must not be empty",
+        ));
+    }
+    let (record, graph) = current_dag(&state, &dag_id).await?;
+    let now = Utc::now();
+    let mut request = TriggerRequest::manual();
+    request.run_id = body.dag_run_id.clone();
+    request.logical_date = body.logical_date.or(body.run_after);
+    request.conf = body.conf.unwrap_or_default();
+    let mut new_run = new_dag_run(&graph.dag, record.version, request, now, None);
+    if let (Some(start), Some(end)) = (body.data_interval_start, body.data_interval_end) {
+        new_run.data_interval_start = start;
+        new_run.data_interval_end = end;
+    }
+    let run_id = new_run.run_id.clone();
+    let run = match state.store().create_dag_run(new_run).await {
+        Ok(run) => run,
+        Err(StoreError::AlreadyExists(_)) => {
+            return Err(RestError::conflict(format!(
+                "A DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` already exists"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let run = match body.note {
+        Some(note) => {
+            state
+                .store()
+                .set_dag_run_note(run.id, Some(note.clone()))
+                .await?;
+            DagRun {
+                note: Some(note),
+                ..run
+            }
+        }
+        None => run,
+    };
+    state.changed();
+    Ok(Json(run_response(&state, run).await?))
+}
+
+/// Airflow's `DAGRunPatchBody`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DAGRunPatchBody {
+    /// `queued`, `success` or `failed`.
+    pub state: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunUpdateMask {
+    /// The fields of the body to apply (`state`, `note`); default: those present.
+    #[serde(default)]
+    pub update_mask: Vec<String>,
+}
+
+/// Sets a run's state by hand, with Airflow's effect on its task instances, and/or its note.
+#[utoipa::path(patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", operation_id = "patch_dag_run", tag = "DagRun",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), RunUpdateMask),
+    request_body = DAGRunPatchBody,
+    responses((status = 200, body = DAGRunResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn patch_dag_run(
+    State(state): State<RestState>,
+    PathParams((dag_id, run_id)): PathParams<(String, String)>,
+    QueryParams(mask): QueryParams<RunUpdateMask>,
+    body: Result<Json<DAGRunPatchBody>, JsonRejection>,
+) -> Result<Json<DAGRunResponse>, RestError> {
+    let Json(body) = body?;
+    let fields: Vec<&str> = mask.update_mask.iter().map(String::as_str).collect();
+    if let Some(bad) = fields.iter().find(|f| !matches!(**f, "state" | "note")) {
+        return Err(RestError::bad_request(format!(
+            "Invalid field `{bad}` in update mask"
+        )));
+    }
+    let apply = |field: &str| fields.is_empty() || fields.contains(&field);
+    let new_state = match (&body.state, apply("state")) {
+        (Some(s), true) => Some(match s.as_str() {
+            "queued" => DagRunState::Queued,
+            "success" => DagRunState::Success,
+            "failed" => DagRunState::Failed,
+            _ => {
+                return Err(RestError::invalid(
+                    &["body", "state"],
+                    "Input should be 'queued', 'success' or 'failed'",
+                ))
+            }
+        }),
+        _ => None,
+    };
+    check_note(body.note.as_deref(), &["body", "note"])?;
+    let run = dag_run(&state, &dag_id, &run_id).await?;
+    let now = Utc::now();
+    if let Some(to) = new_state {
+        set_run_state(&state, &run, to, now).await?;
+    }
+    // Without a mask the fields present apply; with one, exactly the fields it names.
+    let note_given = if fields.is_empty() {
+        body.note.is_some()
+    } else {
+        apply("note")
+    };
+    if note_given {
+        state
+            .store()
+            .set_dag_run_note(run.id, body.note.clone())
+            .await?;
+    }
+    if new_state.is_some() {
+        state.changed();
+    }
+    let run = dag_run(&state, &dag_id, &run_id).await?;
+    Ok(Json(run_response(&state, run).await?))
+}
+
+/// Airflow's "mark run as": `success` marks every unfinished task instance success;
+/// `failed` fails the running ones and skips the other unfinished ones; `queued` changes
+/// only the run.
+async fn set_run_state(
+    state: &RestState,
+    run: &DagRun,
+    to: DagRunState,
+    now: DateTime<Utc>,
+) -> Result<(), RestError> {
+    let tis = state.store().task_instances(run.id).await?;
+    let unfinished = |s: TaskState| !s.is_finished();
+    let marks: Vec<(Vec<i64>, TaskState)> = match to {
+        DagRunState::Success => vec![(
+            tis.iter()
+                .filter(|t| unfinished(t.state))
+                .map(|t| t.id)
+                .collect(),
+            TaskState::Success,
+        )],
+        DagRunState::Failed => vec![
+            (
+                tis.iter()
+                    .filter(|t| matches!(t.state, TaskState::Running | TaskState::Restarting))
+                    .map(|t| t.id)
+                    .collect(),
+                TaskState::Failed,
+            ),
+            (
+                tis.iter()
+                    .filter(|t| {
+                        unfinished(t.state)
+                            && !matches!(t.state, TaskState::Running | TaskState::Restarting)
+                    })
+                    .map(|t| t.id)
+                    .collect(),
+                TaskState::Skipped,
+            ),
+        ],
+        _ => Vec::new(),
+    };
+    for (ti_ids, state_to) in marks {
+        if ti_ids.is_empty() {
+            continue;
+        }
+        state
+            .store()
+            .mark_task_instances(MarkTaskInstances {
+                ti_ids,
+                state: state_to,
+                now,
+            })
+            .await?;
+    }
+    state.store().force_dag_run_state(run.id, to, now).await?;
+    Ok(())
+}
+
+/// Deletes a run with its task instances, tries, XComs and logs.
+#[utoipa::path(delete, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", operation_id = "delete_dag_run", tag = "DagRun",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+async fn delete_dag_run(
+    State(state): State<RestState>,
+    PathParams((dag_id, run_id)): PathParams<(String, String)>,
+) -> Result<StatusCode, RestError> {
+    let run = dag_run(&state, &dag_id, &run_id).await?;
+    state.store().delete_dag_run(run.id).await?;
+    state.changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Airflow's `DAGRunsBatchBody`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DAGRunsBatchBody {
+    pub order_by: Option<String>,
+    pub page_offset: Option<u64>,
+    pub page_limit: Option<u32>,
+    pub dag_ids: Option<Vec<String>>,
+    pub states: Option<Vec<Option<String>>>,
+    pub run_after_gte: Option<DateTime<Utc>>,
+    pub run_after_gt: Option<DateTime<Utc>>,
+    pub run_after_lte: Option<DateTime<Utc>>,
+    pub run_after_lt: Option<DateTime<Utc>>,
+    pub logical_date_gte: Option<DateTime<Utc>>,
+    pub logical_date_gt: Option<DateTime<Utc>>,
+    pub logical_date_lte: Option<DateTime<Utc>>,
+    pub logical_date_lt: Option<DateTime<Utc>>,
+    pub start_date_gte: Option<DateTime<Utc>>,
+    pub start_date_gt: Option<DateTime<Utc>>,
+    pub start_date_lte: Option<DateTime<Utc>>,
+    pub start_date_lt: Option<DateTime<Utc>>,
+    pub end_date_gte: Option<DateTime<Utc>>,
+    pub end_date_gt: Option<DateTime<Utc>>,
+    pub end_date_lte: Option<DateTime<Utc>>,
+    pub end_date_lt: Option<DateTime<Utc>>,
+}
+
+/// Runs of several DAGs at once, the filters in the body.
+#[utoipa::path(post, path = "/dags/{dag_id}/dagRuns/list", operation_id = "get_list_dag_runs_batch", tag = "DagRun",
+    params(("dag_id" = String, Path, description = "`~`, or one DAG")),
+    request_body = DAGRunsBatchBody,
+    responses((status = 200, body = DAGRunCollectionResponse), (status = 404, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
+async fn get_list_dag_runs_batch(
+    State(state): State<RestState>,
+    PathParams(dag_id): PathParams<String>,
+    body: Result<Json<DAGRunsBatchBody>, JsonRejection>,
+) -> Result<Json<DAGRunCollectionResponse>, RestError> {
+    let Json(b) = body?;
+    let mut dag_ids = dag_ids_for(&state, &dag_id, None).await?;
+    if let Some(listed) = b.dag_ids.clone().filter(|ids| !ids.is_empty()) {
+        dag_ids = Some(match dag_ids {
+            Some(path) => path.into_iter().filter(|id| listed.contains(id)).collect(),
+            None => listed,
+        });
+    }
+    let states: Vec<String> = b
+        .states
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut sort = order_by(
+        &b.order_by.clone().into_iter().collect::<Vec<_>>(),
+        RUN_ORDER,
+    )?;
+    if sort.is_empty() {
+        sort.push(Sort {
+            field: DagRunSortField::Id,
+            descending: false,
+        });
+    }
+    let query = DagRunQuery {
+        dag_ids,
+        run_id_pattern: None,
+        states: parse_run_states(&states, &["body", "states"])?,
+        run_types: Vec::new(),
+        logical_date: both(
+            range(
+                b.logical_date_gte,
+                b.logical_date_gt,
+                b.logical_date_lte,
+                b.logical_date_lt,
+            ),
+            range(
+                b.run_after_gte,
+                b.run_after_gt,
+                b.run_after_lte,
+                b.run_after_lt,
+            ),
+        ),
+        start_date: range(
+            b.start_date_gte,
+            b.start_date_gt,
+            b.start_date_lte,
+            b.start_date_lt,
+        ),
+        end_date: range(b.end_date_gte, b.end_date_gt, b.end_date_lte, b.end_date_lt),
+        queued_at: TimeRange::default(),
+        sort,
+        window: Paging {
+            limit: Some(b.page_limit.unwrap_or(100)),
+            offset: b.page_offset,
+        }
+        .window(state.config()),
+    };
+    let page = state.store().query_dag_runs(query).await?;
+    Ok(Json(DAGRunCollectionResponse {
+        dag_runs: run_responses(&state, page.items).await?,
+        total_entries: page.total,
+    }))
+}

@@ -1,0 +1,568 @@
+//! Changing task instances: `PATCH …/taskInstances/{task_id}` (mark success/failed/skipped,
+//! with related task instances; `/dry_run` only answers which), `POST
+//! /dags/{dag_id}/clearTaskInstances`, and `GET …/dependencies` (why a task is not running).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use updraft_model::{Decision, TaskState, UpstreamSummary};
+use updraft_scheduler::DagGraph;
+use updraft_store::{DagRun, MarkTaskInstances, TaskInstance};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::common::{check_note, current_dag, dag_graph, dag_run, PathParams, QueryParams};
+use super::task_instances::task_instance;
+use super::ti_shape::{Shaper, TaskInstanceCollectionResponse};
+use crate::auth::{Access, Action, Resource};
+use crate::{RestError, RestState};
+
+pub(crate) const PERMISSIONS: super::Permissions = &[
+    (
+        "patch_task_instance",
+        Access::Require(Action::Edit, Resource::TaskInstance),
+    ),
+    (
+        "patch_task_instance_dry_run",
+        Access::Require(Action::Edit, Resource::TaskInstance),
+    ),
+    (
+        "post_clear_task_instances",
+        Access::Require(Action::Edit, Resource::TaskInstance),
+    ),
+    (
+        "get_task_instance_dependencies",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
+];
+
+pub(crate) fn routes() -> OpenApiRouter<RestState> {
+    OpenApiRouter::new()
+        .routes(routes!(patch_task_instance))
+        .routes(routes!(patch_task_instance_dry_run))
+        .routes(routes!(post_clear_task_instances))
+        .routes(routes!(get_task_instance_dependencies))
+}
+
+/// `task_ids` plus, transitively, their upstream and/or downstream tasks.
+fn related_tasks(
+    graph: &DagGraph,
+    task_ids: &[String],
+    upstream: bool,
+    downstream: bool,
+) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = task_ids.iter().cloned().collect();
+    for task_id in task_ids {
+        if downstream {
+            out.extend(graph.dag.with_all_downstream(task_id));
+        }
+        if upstream {
+            let Some(&start) = graph.index.get(task_id) else {
+                continue;
+            };
+            let mut stack = vec![start];
+            while let Some(i) = stack.pop() {
+                for &u in &graph.upstream[i] {
+                    if out.insert(graph.dag.tasks[u].task_id.clone()) {
+                        stack.push(u);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `run` and, with `future`/`past`, the DAG's runs with later/earlier logical dates.
+async fn related_runs(
+    state: &RestState,
+    run: &DagRun,
+    future: bool,
+    past: bool,
+) -> Result<Vec<DagRun>, RestError> {
+    if !future && !past {
+        return Ok(vec![run.clone()]);
+    }
+    Ok(state
+        .store()
+        .list_dag_runs(&run.dag_id)
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r.id == run.id
+                || (future && r.logical_date > run.logical_date)
+                || (past && r.logical_date < run.logical_date)
+        })
+        .collect())
+}
+
+/// The task instances of `runs` whose task is in `tasks` and that pass `keep`.
+async fn select(
+    state: &RestState,
+    runs: &[DagRun],
+    tasks: Option<&BTreeSet<String>>,
+    keep: impl Fn(&TaskInstance) -> bool,
+) -> Result<Vec<(DagRun, TaskInstance)>, RestError> {
+    let mut out = Vec::new();
+    for run in runs {
+        for ti in state.store().task_instances(run.id).await? {
+            if tasks.is_none_or(|t| t.contains(&ti.task_id)) && keep(&ti) {
+                out.push((run.clone(), ti));
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn shape(
+    state: &RestState,
+    selected: &[(DagRun, TaskInstance)],
+) -> Result<TaskInstanceCollectionResponse, RestError> {
+    let mut shaper = Shaper::default();
+    let mut task_instances = Vec::new();
+    for (run, ti) in selected {
+        task_instances.push(
+            shaper
+                .instance(state, ti, run.logical_date, run.dag_version)
+                .await?,
+        );
+    }
+    Ok(TaskInstanceCollectionResponse {
+        total_entries: task_instances.len() as u64,
+        task_instances,
+    })
+}
+
+/// Airflow's `PatchTaskInstanceBody`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTaskInstanceBody {
+    /// `success`, `failed` or `skipped`.
+    pub new_state: Option<String>,
+    pub note: Option<String>,
+    pub include_upstream: Option<bool>,
+    pub include_downstream: Option<bool>,
+    pub include_future: Option<bool>,
+    pub include_past: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PatchQuery {
+    /// Only -1: updraft does not map tasks.
+    pub map_index: Option<i64>,
+    /// The fields of the body to apply (`new_state`, `note`); default: those present.
+    #[serde(default)]
+    pub update_mask: Vec<String>,
+}
+
+/// What a patch changes: the task instances whose state it sets, and whether to set the note.
+struct PatchPlan {
+    to: Option<TaskState>,
+    affected: Vec<(DagRun, TaskInstance)>,
+    note: Option<Option<String>>,
+    ti: TaskInstance,
+}
+
+async fn plan_patch(
+    state: &RestState,
+    (dag_id, run_id, task_id): (String, String, String),
+    query: &PatchQuery,
+    body: &PatchTaskInstanceBody,
+) -> Result<PatchPlan, RestError> {
+    if query.map_index.is_some_and(|m| m != -1) {
+        return Err(RestError::not_found(format!(
+            "Task Instance not found for dag_id={dag_id}, run_id={run_id}, task_id={task_id}"
+        )));
+    }
+    let mask: Vec<&str> = query.update_mask.iter().map(String::as_str).collect();
+    if let Some(bad) = mask.iter().find(|f| !matches!(**f, "new_state" | "note")) {
+        return Err(RestError::bad_request(format!(
+            "Invalid field `{bad}` in update mask"
+        )));
+    }
+    let apply = |field: &str| mask.is_empty() || mask.contains(&field);
+    let to = match body.new_state.as_deref().filter(|_| apply("new_state")) {
+        None => None,
+        Some("success") => Some(TaskState::Success),
+        Some("failed") => Some(TaskState::Failed),
+        Some("skipped") => Some(TaskState::Skipped),
+        Some(_) => {
+            return Err(RestError::invalid(
+                &["body", "new_state"],
+                "Input should be 'success', 'failed' or 'skipped'",
+            ))
+        }
+    };
+    check_note(body.note.as_deref(), &["body", "note"])?;
+    let (run, ti) = task_instance(state, &dag_id, &run_id, &task_id).await?;
+    let affected = match to {
+        Some(to) => {
+            let graph = dag_graph(state, &run.dag_id, run.dag_version).await?;
+            let tasks = related_tasks(
+                &graph,
+                std::slice::from_ref(&task_id),
+                body.include_upstream.unwrap_or(false),
+                body.include_downstream.unwrap_or(false),
+            );
+            let runs = related_runs(
+                state,
+                &run,
+                body.include_future.unwrap_or(false),
+                body.include_past.unwrap_or(false),
+            )
+            .await?;
+            select(state, &runs, Some(&tasks), |t| t.state != to).await?
+        }
+        None => Vec::new(),
+    };
+    let note = if (mask.is_empty() && body.note.is_some()) || (!mask.is_empty() && apply("note")) {
+        Some(body.note.clone())
+    } else {
+        None
+    };
+    Ok(PatchPlan {
+        to,
+        affected,
+        note,
+        ti,
+    })
+}
+
+/// Sets a task instance's state by hand (and, on request, its upstream/downstream tasks'
+/// and those of later/earlier runs), and/or its note. A running one loses its claim, so its
+/// worker kills it. Answers the task instances whose state changed.
+#[utoipa::path(patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
+    operation_id = "patch_task_instance", tag = "Task Instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), PatchQuery),
+    request_body = PatchTaskInstanceBody,
+    responses((status = 200, body = TaskInstanceCollectionResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn patch_task_instance(
+    State(state): State<RestState>,
+    PathParams(ids): PathParams<(String, String, String)>,
+    QueryParams(query): QueryParams<PatchQuery>,
+    body: Result<Json<PatchTaskInstanceBody>, JsonRejection>,
+) -> Result<Json<TaskInstanceCollectionResponse>, RestError> {
+    let Json(body) = body?;
+    let plan = plan_patch(&state, ids, &query, &body).await?;
+    let now = Utc::now();
+    if let Some(note) = plan.note.clone() {
+        state
+            .store()
+            .set_task_instance_note(plan.ti.id, note)
+            .await?;
+    }
+    let mut changed = Vec::new();
+    if let Some(to) = plan.to {
+        if !plan.affected.is_empty() {
+            let marked = state
+                .store()
+                .mark_task_instances(MarkTaskInstances {
+                    ti_ids: plan.affected.iter().map(|(_, ti)| ti.id).collect(),
+                    state: to,
+                    now,
+                })
+                .await?;
+            for ti in marked {
+                if let Some((run, _)) = plan.affected.iter().find(|(_, t)| t.id == ti.id) {
+                    changed.push((run.clone(), ti));
+                }
+            }
+            state.changed();
+        }
+    } else {
+        // Only the note changed: answer the task instance itself, as Airflow does.
+        let run = dag_run(&state, &plan.ti.dag_id, &plan.ti.run_id).await?;
+        let ti = super::task_instances::task_instance(
+            &state,
+            &run.dag_id,
+            &run.run_id,
+            &plan.ti.task_id,
+        )
+        .await?
+        .1;
+        changed.push((run, ti));
+    }
+    Ok(Json(shape(&state, &changed).await?))
+}
+
+/// The task instances a `PATCH` with this body would change; changes nothing.
+#[utoipa::path(patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dry_run",
+    operation_id = "patch_task_instance_dry_run", tag = "Task Instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), PatchQuery),
+    request_body = PatchTaskInstanceBody,
+    responses((status = 200, body = TaskInstanceCollectionResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn patch_task_instance_dry_run(
+    State(state): State<RestState>,
+    PathParams(ids): PathParams<(String, String, String)>,
+    QueryParams(query): QueryParams<PatchQuery>,
+    body: Result<Json<PatchTaskInstanceBody>, JsonRejection>,
+) -> Result<Json<TaskInstanceCollectionResponse>, RestError> {
+    let Json(body) = body?;
+    let plan = plan_patch(&state, ids, &query, &body).await?;
+    Ok(Json(shape(&state, &plan.affected).await?))
+}
+
+/// A task of `task_ids` in a clear request: a task id, or Airflow's `[task_id, map_index]`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ClearTaskId {
+    Task(String),
+    Mapped(String, i64),
+}
+
+/// Airflow's `ClearTaskInstancesBody`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct ClearTaskInstancesBody {
+    /// Only answer what would be cleared (default true).
+    pub dry_run: Option<bool>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    /// Only failed task instances (default true).
+    pub only_failed: Option<bool>,
+    pub only_running: Option<bool>,
+    #[allow(dead_code)]
+    pub reset_dag_runs: Option<bool>,
+    pub task_ids: Option<Vec<ClearTaskId>>,
+    pub dag_run_id: Option<String>,
+    pub include_upstream: Option<bool>,
+    pub include_downstream: Option<bool>,
+    pub include_future: Option<bool>,
+    pub include_past: Option<bool>,
+    #[allow(dead_code)]
+    pub run_on_latest_version: Option<bool>,
+    #[allow(dead_code)]
+    pub prevent_running_task: Option<bool>,
+    pub note: Option<String>,
+}
+
+/// Clears task instances of a DAG so they run again; answers the ones cleared (or, with
+/// `dry_run`, the ones that would be).
+#[utoipa::path(post, path = "/dags/{dag_id}/clearTaskInstances", operation_id = "post_clear_task_instances",
+    tag = "Task Instance",
+    params(("dag_id" = String, Path)),
+    request_body = ClearTaskInstancesBody,
+    responses((status = 200, body = TaskInstanceCollectionResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn post_clear_task_instances(
+    State(state): State<RestState>,
+    PathParams(dag_id): PathParams<String>,
+    body: Result<Json<ClearTaskInstancesBody>, JsonRejection>,
+) -> Result<Json<TaskInstanceCollectionResponse>, RestError> {
+    let Json(body) = body?;
+    check_note(body.note.as_deref(), &["body", "note"])?;
+    let (_, graph) = current_dag(&state, &dag_id).await?;
+    let future = body.include_future.unwrap_or(false);
+    let past = body.include_past.unwrap_or(false);
+    let runs = match &body.dag_run_id {
+        Some(run_id) => {
+            let run = dag_run(&state, &dag_id, run_id).await?;
+            related_runs(&state, &run, future, past).await?
+        }
+        None => state
+            .store()
+            .list_dag_runs(&dag_id)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                body.start_date.is_none_or(|s| r.logical_date >= s)
+                    && body.end_date.is_none_or(|e| r.logical_date <= e)
+            })
+            .collect(),
+    };
+    let tasks = match &body.task_ids {
+        Some(ids) if !ids.is_empty() => {
+            let mut names = Vec::new();
+            for id in ids {
+                match id {
+                    ClearTaskId::Task(t) => names.push(t.clone()),
+                    ClearTaskId::Mapped(t, -1) => names.push(t.clone()),
+                    ClearTaskId::Mapped(_, _) => {
+                        return Err(RestError::invalid(
+                            &["body", "task_ids"],
+                            "updraft has no mapped tasks: map_index must be -1",
+                        ))
+                    }
+                }
+            }
+            Some(related_tasks(
+                &graph,
+                &names,
+                body.include_upstream.unwrap_or(false),
+                body.include_downstream.unwrap_or(false),
+            ))
+        }
+        _ => None,
+    };
+    let only_failed = body.only_failed.unwrap_or(true);
+    let only_running = body.only_running.unwrap_or(false);
+    let selected = select(&state, &runs, tasks.as_ref(), |ti| {
+        (!only_failed || matches!(ti.state, TaskState::Failed | TaskState::UpstreamFailed))
+            && (!only_running || ti.state == TaskState::Running)
+    })
+    .await?;
+    let answer = shape(&state, &selected).await?;
+    if body.dry_run.unwrap_or(true) {
+        return Ok(Json(answer));
+    }
+    let mut by_run: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (run, ti) in &selected {
+        by_run.entry(run.id).or_default().push(ti.task_id.clone());
+    }
+    let now = Utc::now();
+    for (run_id, task_ids) in &by_run {
+        state
+            .store()
+            .clear_task_instances(*run_id, task_ids, now)
+            .await?;
+    }
+    if !by_run.is_empty() {
+        state.changed();
+    }
+    Ok(Json(answer))
+}
+
+/// Airflow's `TaskDependencyResponse`: a condition that keeps the task from running.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaskDependencyResponse {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Airflow's `TaskDependencyCollectionResponse`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaskDependencyCollectionResponse {
+    pub dependencies: Vec<TaskDependencyResponse>,
+}
+
+fn dep(name: &str, reason: String) -> TaskDependencyResponse {
+    TaskDependencyResponse {
+        name: name.to_string(),
+        reason,
+    }
+}
+
+/// Why the task instance is not running now, in Airflow's terms (empty: nothing holds it).
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dependencies",
+    operation_id = "get_task_instance_dependencies", tag = "Task Instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path)),
+    responses((status = 200, body = TaskDependencyCollectionResponse), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_task_instance_dependencies(
+    State(state): State<RestState>,
+    PathParams((dag_id, run_id, task_id)): PathParams<(String, String, String)>,
+) -> Result<Json<TaskDependencyCollectionResponse>, RestError> {
+    let (run, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
+    let mut deps = Vec::new();
+    let waiting = matches!(
+        ti.state,
+        TaskState::None | TaskState::Scheduled | TaskState::UpForRetry
+    );
+    if !waiting {
+        if !matches!(ti.state, TaskState::Queued | TaskState::Running) {
+            deps.push(dep(
+                "Task Instance State",
+                format!(
+                    "Task is in the '{}' state which is not a valid state for execution. The task must be cleared in order to be run.",
+                    ti.state.as_str()
+                ),
+            ));
+        }
+        return Ok(Json(TaskDependencyCollectionResponse {
+            dependencies: deps,
+        }));
+    }
+    let record = super::common::dag_record(&state, &dag_id).await?;
+    if record.is_paused {
+        deps.push(dep(
+            "Dag Not Paused",
+            format!("Task's DAG '{dag_id}' is paused."),
+        ));
+    }
+    if run.state != updraft_model::DagRunState::Running {
+        deps.push(dep(
+            "Dagrun Running",
+            format!(
+                "Task instance's dagrun was not in the 'running' state but in the state '{}'.",
+                run.state.as_str()
+            ),
+        ));
+    }
+    let now = Utc::now();
+    if ti.state == TaskState::UpForRetry {
+        if let Some(at) = ti.next_retry_at.filter(|at| *at > now) {
+            deps.push(dep(
+                "Not In Retry Period",
+                format!(
+                    "Task is not ready for retry yet but will be retried automatically. Current date is {} and task will be retried at {}.",
+                    now.to_rfc3339(),
+                    at.to_rfc3339()
+                ),
+            ));
+        }
+    }
+    let graph = dag_graph(&state, &run.dag_id, run.dag_version).await?;
+    if let (Some(&index), Some(task)) = (graph.index.get(&task_id), graph.dag.task(&task_id)) {
+        let upstream_ids: Vec<&str> = graph.upstream[index]
+            .iter()
+            .map(|&u| graph.dag.tasks[u].task_id.as_str())
+            .collect();
+        if !upstream_ids.is_empty() {
+            let tis = state.store().task_instances(run.id).await?;
+            let states: Vec<TaskState> = tis
+                .iter()
+                .filter(|t| upstream_ids.contains(&t.task_id.as_str()))
+                .map(|t| t.state)
+                .collect();
+            let summary = UpstreamSummary::from_states(states.iter().copied());
+            if task.trigger_rule.decide(&summary) != Decision::Run {
+                deps.push(dep(
+                    "Trigger Rule",
+                    format!(
+                        "Task's trigger rule '{}' requires its upstream tasks to be in other states: upstream_states=[success: {}, failed: {}, upstream_failed: {}, skipped: {}, removed: {}, done: {} of {}], upstream_task_ids={:?}",
+                        task.trigger_rule.as_str(),
+                        summary.success,
+                        summary.failed,
+                        summary.upstream_failed,
+                        summary.skipped,
+                        summary.removed,
+                        summary.done,
+                        summary.total,
+                        upstream_ids
+                    ),
+                ));
+            }
+        }
+        let occupancy = state.store().occupancy().await?;
+        if let Some(&slots) = occupancy.pool_slots.get(&ti.pool) {
+            let used = occupancy.per_pool.get(&ti.pool).copied().unwrap_or(0);
+            if used >= slots {
+                deps.push(dep(
+                    "Pool Slots Available",
+                    format!(
+                        "Not scheduling since there are {} open slots in pool {} and require 1 pool slots",
+                        slots.saturating_sub(used),
+                        ti.pool
+                    ),
+                ));
+            }
+        }
+        let running = occupancy.per_dag.get(&dag_id).copied().unwrap_or(0);
+        if running >= graph.dag.max_active_tasks {
+            deps.push(dep(
+                "Dag Max Active Tasks",
+                format!(
+                    "The maximum number of running tasks ({}) for this task's DAG '{dag_id}' has been reached.",
+                    graph.dag.max_active_tasks
+                ),
+            ));
+        }
+    }
+    Ok(Json(TaskDependencyCollectionResponse {
+        dependencies: deps,
+    }))
+}

@@ -1,0 +1,357 @@
+//! Task instance routes: list, get, tries, batch, patch (mark), clearTaskInstances,
+//! dependencies.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use updraft_model::TaskState;
+use updraft_rest_api::auth::Role;
+use updraft_store::conformance::fixture;
+
+use crate::fixture::Server;
+use crate::world;
+
+async fn state_of(server: &Server, run_id: &str, task_id: &str) -> TaskState {
+    let run = server.store.get_dag_run("etl", run_id).await.unwrap();
+    fixture::ti(server.store.as_ref(), run.id, task_id)
+        .await
+        .state
+}
+
+#[tokio::test]
+async fn task_instances_are_listed_in_airflow_shape_with_filters() {
+    let server = Server::start().await;
+    world::publish(server.store.as_ref()).await;
+    let store = server.store.as_ref();
+    let r1 = world::run(store, "etl", "r1", 0).await;
+    world::run(store, "etl", "r2", 60).await;
+    world::finish(store, &r1, "a", TaskState::Success).await;
+
+    let (status, body) = server
+        .get(Role::Viewer, "/api/v2/dags/etl/dagRuns/r1/taskInstances")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total_entries"], 3);
+    let a = body["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task_id"] == "a")
+        .unwrap()
+        .clone();
+    assert_eq!(a["state"], "success");
+    assert_eq!(a["try_number"], 1);
+    assert_eq!(a["map_index"], -1);
+    assert_eq!(a["operator"], "BashOperator");
+    assert_eq!(a["executor_config"], "{}");
+    assert_eq!(a["dag_version"]["version_number"], 1);
+    assert!(a["duration"].is_number());
+    assert_eq!(a["id"].as_str().unwrap().len(), 36);
+    let b = body["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task_id"] == "b")
+        .unwrap()
+        .clone();
+    assert!(b["state"].is_null());
+    assert_eq!(b["max_tries"], 2);
+
+    let (_, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/~/taskInstances?task_id=a",
+        )
+        .await;
+    assert_eq!(body["total_entries"], 2);
+    let (_, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/~/dagRuns/~/taskInstances?state=success",
+        )
+        .await;
+    assert_eq!(body["total_entries"], 1);
+    let (_, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/~/dagRuns/~/taskInstances?order_by=-task_id&limit=2",
+        )
+        .await;
+    assert_eq!(body["total_entries"], 6);
+    assert_eq!(body["task_instances"][0]["task_id"], "c");
+    assert_eq!(body["task_instances"].as_array().unwrap().len(), 2);
+    let (status, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/~/dagRuns/~/taskInstances?state=bogus",
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["detail"][0]["loc"], json!(["query", "state"]));
+    let (status, _) = server
+        .get(Role::Viewer, "/api/v2/dags/etl/dagRuns/nope/taskInstances")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, body) = server
+        .call(
+            Some(Role::Viewer),
+            Method::POST,
+            "/api/v2/dags/~/dagRuns/~/taskInstances/list",
+            Some(json!({"dag_run_ids": ["r2"], "task_ids": ["a", "b"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total_entries"], 2);
+}
+
+#[tokio::test]
+async fn one_task_instance_and_its_tries() {
+    let server = Server::start().await;
+    world::publish(server.store.as_ref()).await;
+    let store = server.store.as_ref();
+    let run = world::run(store, "etl", "r1", 0).await;
+    world::finish(store, &run, "a", TaskState::Failed).await;
+    store
+        .clear_task_instances(run.id, &["a".to_string()], fixture::at(2))
+        .await
+        .unwrap();
+    world::finish(store, &run, "a", TaskState::Success).await;
+
+    let (status, body) = server
+        .get(Role::Viewer, "/api/v2/dags/etl/dagRuns/r1/taskInstances/a")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["try_number"], 2);
+    assert_eq!(body["state"], "success");
+    let (_, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/a/tries",
+        )
+        .await;
+    assert_eq!(body["total_entries"], 2, "{body}");
+    assert_eq!(body["task_instances"][0]["state"], "failed");
+    assert_eq!(body["task_instances"][1]["state"], "success");
+    let (status, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/a/tries/1",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["try_number"], 1);
+    let (status, _) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/a/tries/9",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/a/tries/x",
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = server
+        .get(Role::Viewer, "/api/v2/dags/etl/dagRuns/r1/taskInstances/zz")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn marking_with_downstream_and_future_and_dry_run() {
+    let server = Server::start().await;
+    world::publish(server.store.as_ref()).await;
+    let store = server.store.as_ref();
+    world::run(store, "etl", "r1", 0).await;
+    world::run(store, "etl", "r2", 60).await;
+    let body = json!({"new_state": "success", "include_downstream": true, "include_future": true});
+
+    let (status, answer) = server
+        .call(
+            Some(Role::User),
+            Method::PATCH,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b/dry_run",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["total_entries"], 4);
+    assert_eq!(state_of(&server, "r1", "b").await, TaskState::None);
+
+    let (status, answer) = server
+        .call(
+            Some(Role::User),
+            Method::PATCH,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b",
+            Some(json!({"new_state": "running"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["detail"][0]["loc"], json!(["body", "new_state"]));
+    assert_eq!(state_of(&server, "r1", "b").await, TaskState::None);
+
+    let (status, answer) = server
+        .call(
+            Some(Role::User),
+            Method::PATCH,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b",
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["total_entries"], 4);
+    for (run, task, state) in [
+        ("r1", "a", TaskState::None),
+        ("r1", "b", TaskState::Success),
+        ("r1", "c", TaskState::Success),
+        ("r2", "b", TaskState::Success),
+        ("r2", "c", TaskState::Success),
+    ] {
+        assert_eq!(state_of(&server, run, task).await, state, "{run} {task}");
+    }
+    let (_, answer) = server
+        .call(
+            Some(Role::User),
+            Method::PATCH,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/a",
+            Some(json!({"note": "hi"})),
+        )
+        .await;
+    assert_eq!(answer["task_instances"][0]["note"], "hi");
+    let (status, _) = server
+        .call(
+            Some(Role::User),
+            Method::PATCH,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/zz",
+            Some(json!({"new_state": "failed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn marking_a_running_task_kills_its_claim() {
+    let server = Server::start().await;
+    world::publish(server.store.as_ref()).await;
+    let store = server.store.as_ref();
+    let run = world::run(store, "etl", "r1", 0).await;
+    let claimed = world::claim(store, &run, "a").await;
+    let (status, _) = server
+        .call(
+            Some(Role::User),
+            Method::PATCH,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/a",
+            Some(json!({"new_state": "failed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(state_of(&server, "r1", "a").await, TaskState::Failed);
+    let lost = store
+        .heartbeat(std::slice::from_ref(&claimed.claim_id), fixture::at(100))
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![claimed.claim_id]);
+}
+
+#[tokio::test]
+async fn clearing_task_instances_with_downstream() {
+    let server = Server::start().await;
+    world::publish(server.store.as_ref()).await;
+    let store = server.store.as_ref();
+    let run = world::run(store, "etl", "r1", 0).await;
+    world::finish(store, &run, "a", TaskState::Success).await;
+    world::finish(store, &run, "b", TaskState::Failed).await;
+
+    let body = json!({"dag_run_id": "r1", "task_ids": ["a"], "include_downstream": true, "only_failed": false});
+    let (status, answer) = server
+        .call(
+            Some(Role::User),
+            Method::POST,
+            "/api/v2/dags/etl/clearTaskInstances",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["total_entries"], 3);
+    assert_eq!(
+        state_of(&server, "r1", "a").await,
+        TaskState::Success,
+        "dry run by default"
+    );
+
+    let mut real = body;
+    real["dry_run"] = json!(false);
+    let (status, _) = server
+        .call(
+            Some(Role::User),
+            Method::POST,
+            "/api/v2/dags/etl/clearTaskInstances",
+            Some(real),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(state_of(&server, "r1", "a").await, TaskState::None);
+    assert_eq!(state_of(&server, "r1", "b").await, TaskState::None);
+
+    let (status, _) = server
+        .call(
+            Some(Role::User),
+            Method::POST,
+            "/api/v2/dags/nothing/clearTaskInstances",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = server
+        .call(
+            Some(Role::User),
+            Method::POST,
+            "/api/v2/dags/etl/clearTaskInstances",
+            Some(json!({"task_ids": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn dependencies_explain_why_a_task_waits() {
+    let server = Server::start().await;
+    world::publish(server.store.as_ref()).await;
+    let store = server.store.as_ref();
+    store.set_paused("etl", true).await.unwrap();
+    let run = world::run(store, "etl", "r1", 0).await;
+    let (status, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b/dependencies",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Dag Not Paused"), "{names:?}");
+    assert!(names.contains(&"Dagrun Running"), "{names:?}");
+    assert!(names.contains(&"Trigger Rule"), "{names:?}");
+    world::finish(store, &run, "a", TaskState::Success).await;
+    let (_, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/a/dependencies",
+        )
+        .await;
+    assert_eq!(body["dependencies"][0]["name"], "Task Instance State");
+    let (status, _) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/zz/dependencies",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
