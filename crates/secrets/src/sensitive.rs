@@ -72,6 +72,39 @@ impl SensitiveNames {
         self.redact_json_text(extra, usize::MAX)
     }
 
+    /// The strings under secret-looking keys of a JSON text (a connection's `extra`), at
+    /// any depth: what a log must not show.
+    pub fn secret_values(&self, json: &str) -> Vec<String> {
+        fn all_strings(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::String(s) => out.push(s.clone()),
+                Value::Object(map) => map.values().for_each(|v| all_strings(v, out)),
+                Value::Array(items) => items.iter().for_each(|v| all_strings(v, out)),
+                _ => {}
+            }
+        }
+        fn walk(names: &SensitiveNames, value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        if names.is_sensitive(k) {
+                            all_strings(v, out);
+                        } else {
+                            walk(names, v, out);
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(names, v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Ok(value) = serde_json::from_str::<Value>(json) {
+            walk(self, &value, &mut out);
+        }
+        out
+    }
+
     fn redact_json_text(&self, text: &str, max_depth: usize) -> String {
         match serde_json::from_str::<Value>(text) {
             Ok(value @ (Value::Object(_) | Value::Array(_))) => {
@@ -186,5 +219,11 @@ mod tests {
             json!({"region":"eu","auth":{"api_key":"***","nested":[{"password":"***"}]},"private_key":{"a":"***","n":3}})
         );
         assert_eq!(names.redact_extra("not json"), "not json");
+        let mut found = names.secret_values(
+            r#"{"region":"eu","auth":{"api_key":"k1","list":[{"token":"t1"}]},"secret":{"a":"s1","n":3}}"#,
+        );
+        found.sort();
+        assert_eq!(found, ["k1", "s1", "t1"]);
+        assert!(names.secret_values("not json").is_empty());
     }
 }

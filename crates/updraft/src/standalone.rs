@@ -85,6 +85,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             direct_exec: c.worker.direct_exec,
             drain_grace: None,
             announce: false,
+            sensitive_names: updraft_secrets::SensitiveNames::new(&c.core.sensitive_var_conn_names),
         },
         work_queued,
         Arc::new(move |reported: updraft_worker::Reported| {
