@@ -10,8 +10,10 @@
 //! - The server keeps no state of its own: tokens are signed with the shared
 //!   `api.jwt_secret`; revocations and failed logins live in the database.
 
+pub mod audit;
 pub mod auth;
 mod error;
+mod extract;
 pub mod openapi;
 mod params;
 mod routes;

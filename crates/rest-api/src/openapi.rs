@@ -114,9 +114,15 @@ pub fn router(state: RestState) -> Result<Router, ApiError> {
         .to_json()
         .map_err(|e| ApiError::Config(format!("cannot serialize the OpenAPI document: {e}")))?
         .into();
+    let table = Arc::new(table);
     let router = router
+        // Inside the access decision, so the audit log knows the principal.
         .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Arc::new(table)),
+            (state.clone(), table.clone()),
+            crate::audit::record,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), table),
             authorize,
         ))
         .layer(middleware::map_response(crate::auth::with_challenge))

@@ -2,6 +2,8 @@
 //! `routes()` with its handlers and a `PERMISSIONS` table naming the access each of its
 //! operations (by operation id) needs.
 
+pub(crate) mod bulk;
+mod pools;
 mod version;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -13,11 +15,13 @@ use crate::RestState;
 pub(crate) type Permissions = &'static [(&'static str, Access)];
 
 /// Every module's table; [`crate::router`] refuses to build if an operation is missing.
-pub(crate) const PERMISSIONS: &[Permissions] = &[version::PERMISSIONS];
+pub(crate) const PERMISSIONS: &[Permissions] = &[version::PERMISSIONS, pools::PERMISSIONS];
 
 /// The routes under `/api/v2`.
 pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
-    OpenApiRouter::new().merge(version::routes())
+    OpenApiRouter::new()
+        .merge(version::routes())
+        .merge(pools::routes())
 }
 
 /// The routes outside `/api/v2` (logging in and out).
