@@ -3,7 +3,9 @@
 //! operations (by operation id) needs.
 
 pub(crate) mod bulk;
+mod connections;
 mod pools;
+mod variables;
 mod version;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -15,13 +17,20 @@ use crate::RestState;
 pub(crate) type Permissions = &'static [(&'static str, Access)];
 
 /// Every module's table; [`crate::router`] refuses to build if an operation is missing.
-pub(crate) const PERMISSIONS: &[Permissions] = &[version::PERMISSIONS, pools::PERMISSIONS];
+pub(crate) const PERMISSIONS: &[Permissions] = &[
+    version::PERMISSIONS,
+    pools::PERMISSIONS,
+    connections::PERMISSIONS,
+    variables::PERMISSIONS,
+];
 
 /// The routes under `/api/v2`.
 pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
     OpenApiRouter::new()
         .merge(version::routes())
         .merge(pools::routes())
+        .merge(connections::routes())
+        .merge(variables::routes())
 }
 
 /// The routes outside `/api/v2` (logging in and out).

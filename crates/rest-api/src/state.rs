@@ -37,6 +37,11 @@ pub struct RestConfig {
     pub maximum_page_limit: u32,
     /// Whether the auth cookie needs HTTPS (off for plain-HTTP `standalone` on loopback).
     pub secure_cookies: bool,
+    /// Names whose values answers show as `***` (variables, keys of a connection's extra):
+    /// Airflow's list and `core.sensitive_var_conn_names`.
+    pub sensitive_names: updraft_secrets::SensitiveNames,
+    /// Whether `POST /connections/test` may run (`core.test_connection = Enabled`).
+    pub test_connection: bool,
 }
 
 impl RestConfig {
@@ -52,6 +57,8 @@ impl RestConfig {
             fallback_page_limit: 50,
             maximum_page_limit: 100,
             secure_cookies: false,
+            sensitive_names: updraft_secrets::SensitiveNames::default(),
+            test_connection: false,
         }
     }
 }
