@@ -386,6 +386,10 @@ impl TaskExecution for HttpExecution {
         self.get(&["variables"]).await
     }
 
+    async fn connections(&self) -> Result<Vec<updraft_store::ConnectionRecord>> {
+        self.get(&["connections"]).await
+    }
+
     async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
         self.call(
             Method::POST,

@@ -166,6 +166,16 @@ pub(crate) async fn variables(State(shared): State<Arc<Shared>>) -> Reply<Vec<(S
     Ok(Json(shared.store.list_variables().await?))
 }
 
+/// `GET /execution/v1/connections`: the database's connections, decrypted, for the templates
+/// of the worker (which is trusted with them, as Airflow's execution API trusts it).
+pub(crate) async fn connections(
+    State(shared): State<Arc<Shared>>,
+) -> Reply<Vec<updraft_store::ConnectionRecord>> {
+    Ok(Json(
+        updraft_store::all_connections(shared.store.as_ref()).await?,
+    ))
+}
+
 /// `POST /execution/v1/workers/heartbeat`: records the worker as alive at this server's time.
 pub(crate) async fn worker_heartbeat(
     State(shared): State<Arc<Shared>>,

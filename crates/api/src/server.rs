@@ -131,6 +131,7 @@ fn build(state: ApiState) -> Result<(Router, Arc<Wake>), ApiError> {
         )
         .route("/runs/{dag_run_id}/xcoms", get(execution::xcoms))
         .route("/variables", get(execution::variables))
+        .route("/connections", get(execution::connections))
         .route("/workers/heartbeat", post(execution::worker_heartbeat))
         .route_layer(middleware::from_fn_with_state(token, require_token))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));

@@ -5,6 +5,7 @@
 pub(crate) mod bulk;
 mod common;
 pub(crate) mod config;
+mod connections;
 mod dag_details;
 mod dag_run_actions;
 mod dag_runs;
@@ -19,6 +20,7 @@ mod task_instance_actions;
 mod task_instances;
 mod tasks;
 mod ti_shape;
+mod variables;
 mod version;
 mod xcom;
 
@@ -48,6 +50,8 @@ pub(crate) const PERMISSIONS: &[Permissions] = &[
     task_instances::PERMISSIONS,
     task_instance_actions::PERMISSIONS,
     logs::PERMISSIONS,
+    connections::PERMISSIONS,
+    variables::PERMISSIONS,
 ];
 
 /// The routes under `/api/v2`.
@@ -69,6 +73,8 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
         .merge(task_instances::routes())
         .merge(task_instance_actions::routes())
         .merge(logs::routes())
+        .merge(connections::routes())
+        .merge(variables::routes())
 }
 
 /// The routes outside `/api/v2` (logging in and out).

@@ -39,6 +39,11 @@ pub struct RestConfig {
     pub secure_cookies: bool,
     /// Where `GET /monitor/health` (and `GET /jobs?is_alive=`) learn who is alive.
     pub health: crate::HealthConfig,
+    /// Names whose values answers show as `***` (variables, keys of a connection's extra):
+    /// Airflow's list and `core.sensitive_var_conn_names`.
+    pub sensitive_names: updraft_secrets::SensitiveNames,
+    /// Whether `POST /connections/test` may run (`core.test_connection = Enabled`).
+    pub test_connection: bool,
 }
 
 impl RestConfig {
@@ -55,6 +60,8 @@ impl RestConfig {
             maximum_page_limit: 100,
             secure_cookies: false,
             health: crate::HealthConfig::default(),
+            sensitive_names: updraft_secrets::SensitiveNames::default(),
+            test_connection: false,
         }
     }
 }

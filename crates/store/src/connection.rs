@@ -49,3 +49,29 @@ pub trait ConnectionStore: Send + Sync {
         window: Window,
     ) -> Result<Page<ConnectionRecord>>;
 }
+
+/// Every connection, sorted by id, read a page at a time (for exports, rotations and the
+/// worker's templates).
+pub async fn all_connections<S: ConnectionStore + ?Sized>(
+    store: &S,
+) -> Result<Vec<ConnectionRecord>> {
+    const PAGE: u32 = 1000;
+    let mut all = Vec::new();
+    loop {
+        let page = store
+            .query_connections(
+                None,
+                false,
+                Window {
+                    limit: PAGE,
+                    offset: all.len() as u64,
+                },
+            )
+            .await?;
+        let got = page.items.len();
+        all.extend(page.items);
+        if got < PAGE as usize || all.len() as u64 >= page.total {
+            return Ok(all);
+        }
+    }
+}

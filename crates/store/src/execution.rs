@@ -1,5 +1,5 @@
 //! What a worker needs from the rest of the cluster to run tasks: claim, heartbeat, report,
-//! ship logs, and read the DAG, XComs and variables its templates use.
+//! ship logs, and read the DAG, XComs, variables and connections its templates use.
 //!
 //! The local worker of `standalone` reaches it in-process through the store
 //! ([`StoreExecution`]); a remote worker reaches it over HTTP through an API server, and never
@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, LogAppend, LogChunk, Result, Store,
-    TransitionResult, XCom,
+    ClaimRequest, ClaimedTask, ConnectionRecord, FinishReport, JobHeartbeat, LogAppend, LogChunk,
+    Result, Store, TransitionResult, XCom,
 };
 
 #[async_trait]
@@ -29,6 +29,9 @@ pub trait TaskExecution: Send + Sync + 'static {
     async fn dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag>;
     async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>>;
     async fn variables(&self) -> Result<Vec<(String, String)>>;
+    /// The connections of the database, decrypted (the worker puts its environment's
+    /// connections before them).
+    async fn connections(&self) -> Result<Vec<ConnectionRecord>>;
     /// Records that the worker is alive, its queues, and whether it is draining.
     async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()>;
     /// Whether logs should be sent with [`TaskExecution::append_log`]: remote workers do;
@@ -77,6 +80,10 @@ impl TaskExecution for StoreExecution {
 
     async fn variables(&self) -> Result<Vec<(String, String)>> {
         self.0.list_variables().await
+    }
+
+    async fn connections(&self) -> Result<Vec<ConnectionRecord>> {
+        crate::all_connections(self.0.as_ref()).await
     }
 
     async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {

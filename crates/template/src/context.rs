@@ -1,5 +1,6 @@
 //! `TemplateContext`: the task instance being rendered, and its translation into Airflow's names.
 
+mod connection;
 pub(crate) mod date;
 mod task_instance;
 mod variable;
@@ -11,6 +12,8 @@ use chrono::{DateTime, Utc};
 use minijinja::Value;
 use serde_json::Value as Json;
 
+use connection::ConnectionAccessor;
+pub use connection::TemplateConnection;
 pub(crate) use date::DateValue;
 use task_instance::TaskInstanceValue;
 use variable::VariableAccessor;
@@ -37,6 +40,9 @@ pub struct TemplateContext {
     pub variables: BTreeMap<String, String>,
     /// This run's XComs keyed by `(task_id, key)`, pre-loaded when [`crate::needs_xcoms`] says so.
     pub xcoms: HashMap<(String, String), Json>,
+    /// Connections by id (the environment's before the database's), pre-loaded when
+    /// [`crate::needs_connections`] says so.
+    pub connections: BTreeMap<String, TemplateConnection>,
 }
 
 impl TemplateContext {
@@ -52,7 +58,12 @@ impl TemplateContext {
 
     /// The whole Jinja context. XComs and variables are copied in only when the template can use
     /// them, so rendering a template that does not is independent of their number.
-    pub(crate) fn to_value(&self, with_xcoms: bool, with_variables: bool) -> Value {
+    pub(crate) fn to_value(
+        &self,
+        with_xcoms: bool,
+        with_variables: bool,
+        with_connections: bool,
+    ) -> Value {
         let logical_date = DateValue::utc(self.logical_date);
         let start = DateValue::utc(self.data_interval_start);
         let end = DateValue::utc(self.data_interval_end);
@@ -91,6 +102,11 @@ impl TemplateContext {
         } else {
             BTreeMap::new()
         };
+        let connections = if with_connections {
+            self.connections.clone()
+        } else {
+            BTreeMap::new()
+        };
 
         Value::from_iter([
             ("ds", Value::from(ds.as_str())),
@@ -115,6 +131,10 @@ impl TemplateContext {
             (
                 "var",
                 Value::from_object(VariableAccessor::new(Arc::new(variables))),
+            ),
+            (
+                "conn",
+                Value::from_object(ConnectionAccessor::new(Arc::new(connections))),
             ),
         ])
     }

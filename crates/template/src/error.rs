@@ -18,6 +18,10 @@ pub enum TemplateError {
     /// exist (as in Airflow, this is an error, not an empty string).
     #[error("variable `{name}` does not exist{location}")]
     VariableNotFound { name: String, location: Location },
+    /// `conn.ID` or `conn.get(ID)` names a connection that is neither in the environment nor
+    /// in the database.
+    #[error("connection `{conn_id}` is not defined{location}")]
+    ConnectionNotFound { conn_id: String, location: Location },
     /// `var.json.NAME` names a variable whose value is not JSON.
     #[error("variable `{name}` is not valid JSON ({message}){location}")]
     VariableNotJson {
@@ -46,6 +50,8 @@ pub(crate) enum VariableIssue {
     NotFound(String),
     #[error("variable `{name}` is not valid JSON ({message})")]
     NotJson { name: String, message: String },
+    #[error("connection `{0}` is not defined")]
+    ConnectionNotFound(String),
 }
 
 impl VariableIssue {
@@ -94,6 +100,7 @@ impl TemplateError {
             | TemplateError::Undefined { location, .. }
             | TemplateError::VariableNotFound { location, .. }
             | TemplateError::VariableNotJson { location, .. }
+            | TemplateError::ConnectionNotFound { location, .. }
             | TemplateError::Render { location, .. } => location,
         }
     }
@@ -110,6 +117,10 @@ impl TemplateError {
                 VariableIssue::NotJson { name, message } => TemplateError::VariableNotJson {
                     name: name.clone(),
                     message: message.clone(),
+                    location,
+                },
+                VariableIssue::ConnectionNotFound(conn_id) => TemplateError::ConnectionNotFound {
+                    conn_id: conn_id.clone(),
                     location,
                 },
             };

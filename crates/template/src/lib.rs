@@ -6,10 +6,13 @@
 //! the names Airflow 3 provides: `ds`, `ds_nodash`, `ts`, `ts_nodash`, `ts_nodash_with_tz`,
 //! `logical_date`, `data_interval_start`, `data_interval_end`, `run_id`, `dag_run`, `dag`,
 //! `params`, `task`, `ti` / `task_instance` (with `ti.xcom_pull(...)`), `task_instance_key_str`,
-//! `var.value.NAME`, `var.json.NAME` and `macros.ds_add` / `macros.ds_format`.
+//! `var.value.NAME`, `var.json.NAME`, `conn.ID.host` (and `login`, `password`, `port`,
+//! `schema`, `conn_type`, `extra_dejson.KEY`, `get_uri()`) and `macros.ds_add` /
+//! `macros.ds_format`.
 //!
-//! Loading variables and XComs costs a database round trip, so [`needs_variables`] and
-//! [`needs_xcoms`] tell the caller cheaply whether a template can use them at all.
+//! Loading variables, connections and XComs costs a database round trip, so
+//! [`needs_variables`], [`needs_connections`] and [`needs_xcoms`] tell the caller cheaply
+//! whether a template can use them at all.
 //!
 //! **Architecture Invariant:** this crate does no IO and never panics on a template: every
 //! mistake in a template is a [`TemplateError`] whose `Display` is fit for the task's log.
@@ -21,7 +24,7 @@ mod macros;
 
 use minijinja::{Environment, UndefinedBehavior};
 
-pub use context::TemplateContext;
+pub use context::{TemplateConnection, TemplateContext};
 pub use error::{Location, TemplateError};
 pub use identity::identity_env;
 
@@ -56,7 +59,11 @@ impl Renderer {
         if !is_template(template) {
             return Ok(template.to_owned());
         }
-        let value = ctx.to_value(needs_xcoms(template), needs_variables(template));
+        let value = ctx.to_value(
+            needs_xcoms(template),
+            needs_variables(template),
+            needs_connections(template),
+        );
         self.env
             .render_str(template, value)
             .map_err(|err| TemplateError::from_minijinja(&err, template))
@@ -90,6 +97,12 @@ pub fn needs_xcoms(template: &str) -> bool {
 /// into [`TemplateContext::variables`]. Conservative: a `false` is always right.
 pub fn needs_variables(template: &str) -> bool {
     is_template(template) && contains_identifier(template, "var")
+}
+
+/// Whether rendering `template` may read `conn`, i.e. whether the caller must load the
+/// connections into [`TemplateContext::connections`]. Conservative: a `false` is always right.
+pub fn needs_connections(template: &str) -> bool {
+    is_template(template) && contains_identifier(template, "conn")
 }
 
 /// Whether `word` occurs in `text` with no identifier character directly before or after it.

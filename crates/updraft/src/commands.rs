@@ -38,6 +38,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 shown.api.worker_token = "***".into();
             }
             shown.database.url = crate::app::redact(&shown.database.url);
+            if !shown.core.fernet_key.is_empty() {
+                shown.core.fernet_key = "***".into();
+            }
             match out.output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
                 Output::Table => print!("{}", toml::to_string_pretty(&shown)?),
@@ -56,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Standalone { host, port } => {
+            crate::standalone::generate_secrets(&config)?;
             let app = App::open(&cli).await?;
             crate::standalone::run(app, host.clone(), *port).await
         }

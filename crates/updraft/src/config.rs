@@ -8,6 +8,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod generated;
+pub use generated::ensure_generated;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     pub core: CoreConfig,
@@ -26,6 +29,14 @@ pub struct CoreConfig {
     pub dags_are_paused_at_creation: bool,
     /// Safety-net rescan of the DAG folder; file changes are picked up at once by a watcher.
     pub dag_dir_list_interval: String,
+    /// Fernet key(s) encrypting connection passwords, extras and variable values at rest;
+    /// a comma-separated list to rotate (the first encrypts). Empty: stored in plain text.
+    pub fernet_key: String,
+    /// Names (comma-separated) that mark a variable or an extra key as secret, beyond
+    /// Airflow's built-in list.
+    pub sensitive_var_conn_names: String,
+    /// `Enabled` allows `POST /connections/test` (Airflow's `core.test_connection`).
+    pub test_connection: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +100,9 @@ impl Config {
                 parallelism: 32,
                 dags_are_paused_at_creation: false,
                 dag_dir_list_interval: "30s".into(),
+                fernet_key: String::new(),
+                sensitive_var_conn_names: String::new(),
+                test_connection: "Disabled".into(),
             },
             database: DatabaseConfig {
                 url: format!("sqlite://{}", home.join("updraft.db").display()),

@@ -21,6 +21,23 @@ use crate::dag_processor::DagProcessor;
 use crate::health::{self, Heartbeats};
 use crate::recovery;
 
+/// Generates the secrets `standalone` needs into `updraft.toml` on first start (Airflow's
+/// standalone does the same): `core.fernet_key`, so connections and variables are encrypted
+/// at rest from the start.
+pub fn generate_secrets(config: &crate::config::Config) -> Result<()> {
+    if config.core.fernet_key.trim().is_empty() {
+        let home = crate::config::updraft_home();
+        if crate::config::ensure_generated(&home, "core", "fernet_key", || {
+            updraft_secrets::generate_fernet_key()
+        })?
+        .is_some()
+        {
+            info!(file = %home.join("updraft.toml").display(), "generated core.fernet_key");
+        }
+    }
+    Ok(())
+}
+
 /// The scheduler and local worker of one process, wired together.
 struct Engine {
     scheduler: Arc<Scheduler>,
@@ -68,6 +85,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             direct_exec: c.worker.direct_exec,
             drain_grace: None,
             announce: false,
+            sensitive_names: updraft_secrets::SensitiveNames::new(&c.core.sensitive_var_conn_names),
         },
         work_queued,
         Arc::new(move |reported: updraft_worker::Reported| {

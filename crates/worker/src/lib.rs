@@ -3,6 +3,7 @@
 mod local;
 pub mod log_shipper;
 pub mod process;
+mod secrets;
 
 pub use local::{FinishedHook, LocalWorker, LocalWorkerConfig, Reported};
 

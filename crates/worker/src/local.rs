@@ -18,7 +18,8 @@ use updraft_store::{
     TaskExecution, TransitionResult,
 };
 use updraft_template::{
-    identity_env, is_template, needs_variables, needs_xcoms, Renderer, TemplateContext,
+    identity_env, is_template, needs_connections, needs_variables, needs_xcoms, Renderer,
+    TemplateContext,
 };
 
 use crate::log_shipper::{LogShipper, MAX_TAIL};
@@ -48,6 +49,9 @@ pub struct LocalWorkerConfig {
     pub drain_grace: Option<Duration>,
     /// Record this worker's heartbeat, queues and state (`worker list`).
     pub announce: bool,
+    /// Names that mark a variable (or an extra key) as secret: their values are masked in
+    /// task logs (`core.sensitive_var_conn_names` with Airflow's built-in list).
+    pub sensitive_names: updraft_secrets::SensitiveNames,
 }
 
 /// Called with the ids of the runs whose tasks just finished.
@@ -482,11 +486,13 @@ impl LocalWorker {
         let templates = std::iter::once(bash_command.as_str())
             .chain(task.env.values().map(String::as_str))
             .chain(task.cwd.as_deref());
-        let (mut any_template, mut want_xcoms, mut want_vars) = (false, false, false);
+        let (mut any_template, mut want_xcoms, mut want_vars, mut want_conns) =
+            (false, false, false, false);
         for t in templates {
             any_template |= is_template(t);
             want_xcoms |= needs_xcoms(t);
             want_vars |= needs_variables(t);
+            want_conns |= needs_connections(t);
         }
         let mut ctx = TemplateContext {
             dag_id: ti.dag_id.clone(),
@@ -507,6 +513,7 @@ impl LocalWorker {
             },
             variables: Default::default(),
             xcoms: Default::default(),
+            connections: Default::default(),
         };
         if want_xcoms {
             let xcoms = self
@@ -527,6 +534,20 @@ impl LocalWorker {
                 .map_err(|e| e.to_string())?;
             ctx.variables = vars.into_iter().collect();
         }
+        if want_conns {
+            ctx.connections = crate::secrets::template_connections(self.execution.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let mask = if want_vars || want_conns {
+            crate::secrets::log_masker(
+                &self.config.sensitive_names,
+                &ctx.variables,
+                &ctx.connections,
+            )
+        } else {
+            None
+        };
         let render = |what: &str, t: &str| {
             self.renderer
                 .render(t, &ctx)
@@ -554,6 +575,7 @@ impl LocalWorker {
             capture_xcom: task.do_xcom_push,
             kill_grace: self.config.kill_grace,
             direct_exec: self.config.direct_exec,
+            mask,
         }))
     }
 

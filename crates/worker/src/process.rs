@@ -79,6 +79,9 @@ pub struct TaskLaunch {
     /// Start a command of plain words without bash when bash would only have started it
     /// (see `process/direct.rs`); `false` always runs `bash -c`.
     pub direct_exec: bool,
+    /// Secrets the task's templates used (connection passwords, values of variables with
+    /// secret names), written as `***` in its log; `None` when there are none.
+    pub mask: Option<updraft_secrets::Masker>,
 }
 
 /// How a task try ended.
@@ -141,6 +144,7 @@ pub async fn run_task_guarded(
         capture_xcom,
         kill_grace,
         direct_exec,
+        mask,
     } = launch;
     if *cancel.borrow() {
         // Cancelled before it started: nothing ran, so there is nothing to log or kill.
@@ -154,6 +158,7 @@ pub async fn run_task_guarded(
         cwd,
         log_path,
         direct_exec,
+        mask,
     };
     let started = match spawner::start(spec, reaper) {
         Ok(started) => started,

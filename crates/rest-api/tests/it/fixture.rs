@@ -13,6 +13,8 @@ use updraft_store::{Store, UserRecord};
 use updraft_store_sqlite::SqliteStore;
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
+/// The store's `core.fernet_key`.
+pub const FERNET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// Every test user's password.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -45,8 +47,13 @@ impl Server {
     /// A server whose configuration `configure` adjusts.
     pub async fn start_with(configure: impl FnOnce(&mut RestConfig)) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("updraft.db")).expect("open"));
+        // With a cipher, as `standalone` runs: secrets are encrypted at rest.
+        let cipher = updraft_secrets::FernetCipher::new(FERNET_KEY).expect("fernet key");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("updraft.db"))
+                .expect("open")
+                .with_cipher(Arc::new(cipher)),
+        );
         let mut config = RestConfig::new(JWT_SECRET);
         config.base_log_folder = dir.path().join("logs");
         configure(&mut config);

@@ -1,6 +1,7 @@
 //! Contract tests of the public REST API against a real server on a SQLite file.
 
 mod config;
+mod connections;
 mod dag_runs;
 mod dags;
 mod event_logs;
@@ -12,6 +13,7 @@ mod monitor;
 mod permissions;
 mod pools;
 mod task_instances;
+mod variables;
 mod version;
 mod world;
 mod xcom;

@@ -131,6 +131,17 @@ fn error_variants_carry_structured_details() {
     assert!(matches!(err, TemplateError::VariableNotFound { ref name, .. } if name == "nope"));
     let err = renderer.render("{{ nope }}", &ctx).unwrap_err();
     assert!(matches!(err, TemplateError::Undefined { ref name, .. } if name == "nope"));
+    for template in ["{{ conn.nope.host }}", "{{ conn.get('nope') }}"] {
+        let err = renderer.render(template, &ctx).unwrap_err();
+        assert!(
+            matches!(err, TemplateError::ConnectionNotFound { ref conn_id, .. } if conn_id == "nope"),
+            "{template}: {err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("connection `nope` is not defined at line 1: `{template}`")
+        );
+    }
     let err = renderer.render("{{", &ctx).unwrap_err();
     assert!(matches!(err, TemplateError::Syntax { .. }));
 }

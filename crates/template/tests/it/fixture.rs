@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
-use updraft_template::TemplateContext;
+use updraft_template::{TemplateConnection, TemplateContext};
 
 pub fn context() -> TemplateContext {
     let object = |value: serde_json::Value| match value {
@@ -51,5 +51,22 @@ pub fn context() -> TemplateContext {
         }),
         variables,
         xcoms,
+        connections: [(
+            "warehouse".to_owned(),
+            TemplateConnection {
+                conn_id: "warehouse".to_owned(),
+                conn_type: "postgres".to_owned(),
+                host: Some("db.example".to_owned()),
+                login: Some("etl".to_owned()),
+                password: Some("s3cr3t!".to_owned()),
+                port: Some(5432),
+                schema: Some("sales".to_owned()),
+                extra: Some(r#"{"sslmode": "require", "options": {"x": 1}}"#.to_owned()),
+                description: None,
+                uri: "postgres://etl:s3cr3t%21@db.example:5432/sales?sslmode=require".to_owned(),
+            },
+        )]
+        .into_iter()
+        .collect(),
     }
 }

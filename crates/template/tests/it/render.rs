@@ -1,6 +1,6 @@
 //! Successful renders: every context variable, params, XComs, variables, macros and filters.
 
-use updraft_template::{needs_variables, needs_xcoms, Renderer};
+use updraft_template::{needs_connections, needs_variables, needs_xcoms, Renderer};
 
 use crate::fixture::context;
 
@@ -174,6 +174,28 @@ fn variables() {
 }
 
 #[test]
+fn connections() {
+    check(&[
+        ("{{ conn.warehouse.host }}", "db.example"),
+        ("{{ conn.warehouse.login }}", "etl"),
+        ("{{ conn.warehouse.password }}", "s3cr3t!"),
+        ("{{ conn.warehouse.port + 1 }}", "5433"),
+        ("{{ conn.warehouse.schema }}", "sales"),
+        ("{{ conn.warehouse.conn_type }}", "postgres"),
+        ("{{ conn.warehouse.extra_dejson.sslmode }}", "require"),
+        ("{{ conn.warehouse.extra_dejson.options.x }}", "1"),
+        (
+            "{{ conn.warehouse.get_uri() }}",
+            "postgres://etl:s3cr3t%21@db.example:5432/sales?sslmode=require",
+        ),
+        ("{{ conn['warehouse'].host }}", "db.example"),
+        ("{{ conn.get('warehouse').login }}", "etl"),
+        ("{{ conn.warehouse.description is none }}", "True"),
+        ("{{ conn.warehouse }}", "warehouse"),
+    ]);
+}
+
+#[test]
 fn macros() {
     check(&[
         ("{{ macros.ds_add(ds, 5) }}", "2026-01-06"),
@@ -243,6 +265,10 @@ fn needs_checks() {
         ("{% set v = var %}{{ v.value.x }}", false, true),
     ];
     for (template, xcoms, variables) in cases {
+        assert!(
+            !needs_connections(template),
+            "needs_connections({template:?})"
+        );
         assert_eq!(needs_xcoms(template), xcoms, "needs_xcoms({template:?})");
         assert_eq!(
             needs_variables(template),
@@ -250,6 +276,14 @@ fn needs_checks() {
             "needs_variables({template:?})"
         );
     }
+}
+
+#[test]
+fn needs_connections_only_for_conn() {
+    assert!(needs_connections("{{ conn.db.host }}"));
+    assert!(needs_connections("{% set c = conn %}{{ c.db.host }}"));
+    assert!(!needs_connections("conn.db.host"));
+    assert!(!needs_connections("{{ params.connection }} {{ my_conn }}"));
 }
 
 #[test]

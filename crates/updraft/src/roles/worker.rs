@@ -78,6 +78,9 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
                 &config.worker.shutdown_grace,
             )?),
             announce: true,
+            sensitive_names: updraft_secrets::SensitiveNames::new(
+                &config.core.sensitive_var_conn_names,
+            ),
         },
         Arc::new(Notify::new()),
         Arc::new(|_| {}),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::process::{ChildStderr, ChildStdout};
+use updraft_secrets::Masker;
 
 use super::{MAX_LOG_LINE, MAX_XCOM};
 
@@ -34,14 +35,16 @@ impl Stream {
 
 /// One task's log file: `[2026-11-22T10:00:00.123Z] {stdout} hello` lines, buffered; written
 /// out after each batch read from the process and at the end. Write errors are reported once
-/// and otherwise ignored: a full disk must not change the task's outcome.
+/// and otherwise ignored: a full disk must not change the task's outcome. Secrets the task's
+/// templates used are written as `***` (every line, the command in the header too).
 pub(super) struct TaskLog {
     out: BufWriter<File>,
     broken: bool,
+    mask: Option<Masker>,
 }
 
 impl TaskLog {
-    pub(super) fn open(path: &Path) -> io::Result<TaskLog> {
+    pub(super) fn open(path: &Path, mask: Option<Masker>) -> io::Result<TaskLog> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)?;
@@ -51,6 +54,7 @@ impl TaskLog {
         Ok(TaskLog {
             out: BufWriter::with_capacity(READ_CHUNK, file),
             broken: false,
+            mask,
         })
     }
 
@@ -65,16 +69,27 @@ impl TaskLog {
     }
 
     pub(super) fn updraft(&mut self, message: impl Display) {
-        let result = writeln!(
-            self.out,
-            "[{}] {{updraft}} {message}",
-            Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-        );
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let result = match &self.mask {
+            None => writeln!(self.out, "[{now}] {{updraft}} {message}"),
+            Some(mask) => {
+                let message = message.to_string();
+                writeln!(self.out, "[{now}] {{updraft}} {}", mask.mask(&message))
+            }
+        };
         self.check(result);
     }
 
     fn line(&mut self, stream: Stream, text: &[u8]) {
         let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let masked;
+        let text = match &self.mask {
+            None => text,
+            Some(mask) => {
+                masked = mask.mask_bytes(text);
+                &masked[..]
+            }
+        };
         let result = writeln!(
             self.out,
             "[{}] {{{}}} {}",
@@ -317,7 +332,7 @@ mod tests {
     fn split(chunks: &[&[u8]]) -> (String, Option<String>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.log");
-        let mut sink = Sink::new(TaskLog::open(&path).unwrap(), true);
+        let mut sink = Sink::new(TaskLog::open(&path, None).unwrap(), true);
         let mut lines = LineBuffer::default();
         for chunk in chunks {
             lines.feed(chunk, Stream::Stdout, &mut sink);
@@ -346,6 +361,37 @@ mod tests {
             &[b"\xff\xfe\n"],
             "\u{fffd}\u{fffd}",
             Some("\u{fffd}\u{fffd}"),
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked_in_output_and_in_updraft_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        let mask = Masker::new(["hunter22"], updraft_secrets::MIN_MASKED_LENGTH);
+        let mut sink = Sink::new(TaskLog::open(&path, mask).unwrap(), true);
+        sink.log.header("psql -p hunter22\necho hunter22");
+        let mut lines = LineBuffer::default();
+        lines.feed(b"pw=hunter22\nok\n", Stream::Stdout, &mut sink);
+        sink.log.updraft(format_args!("reason: {}", "hunter22"));
+        // The XCom keeps what the task printed: it is the task's value, not log output.
+        assert_eq!(sink.take_xcom().as_deref(), Some("ok"));
+        sink.log.finish();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("hunter22"), "{text}");
+        let bodies: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_once("} ").unwrap().1)
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                "running: psql -p ***",
+                "         echo ***",
+                "pw=***",
+                "ok",
+                "reason: ***"
+            ]
         );
     }
 

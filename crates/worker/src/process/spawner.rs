@@ -32,6 +32,7 @@ pub(super) struct Spec {
     pub cwd: Option<PathBuf>,
     pub log_path: PathBuf,
     pub direct_exec: bool,
+    pub mask: Option<updraft_secrets::Masker>,
 }
 
 /// A running task: its log (header already written), its process, and its process group's
@@ -45,11 +46,11 @@ pub(super) struct Started<'r> {
 
 /// Opens the log, starts the process and registers its group with `reaper` at once. The error
 /// is a message for the user; it has been written to the log when the log could be opened.
-pub(super) fn start<'r>(spec: Spec, reaper: Option<&'r Reaper>) -> Result<Started<'r>, String> {
+pub(super) fn start<'r>(mut spec: Spec, reaper: Option<&'r Reaper>) -> Result<Started<'r>, String> {
     // tokio::process needs a runtime to watch the child; fail cleanly rather than panic.
     tokio::runtime::Handle::try_current()
         .map_err(|e| format!("run_task must be called inside a tokio runtime: {e}"))?;
-    let mut log = TaskLog::open(&spec.log_path).map_err(|e| {
+    let mut log = TaskLog::open(&spec.log_path, spec.mask.take()).map_err(|e| {
         format!(
             "cannot open log file {}: {e}",
             spec.log_path.to_string_lossy()

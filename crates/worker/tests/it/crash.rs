@@ -55,6 +55,7 @@ async fn stand_in_worker() {
         capture_xcom: false,
         kill_grace: Duration::from_secs(5),
         direct_exec: true,
+        mask: None,
     };
     run_task_guarded(launch, watch::channel(false).1, Some(&reaper)).await;
 }

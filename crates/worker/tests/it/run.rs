@@ -20,6 +20,7 @@ fn launch(dir: &Path, command: &str) -> TaskLaunch {
         capture_xcom: true,
         kill_grace: Duration::from_secs(5),
         direct_exec: true,
+        mask: None,
     }
 }
 
