@@ -11,6 +11,7 @@
 //!   `api.jwt_secret`; revocations and failed logins live in the database.
 
 pub mod auth;
+mod cors;
 mod error;
 pub mod openapi;
 mod params;

@@ -2,6 +2,7 @@
 //! `routes()` with its handlers and a `PERMISSIONS` table naming the access each of its
 //! operations (by operation id) needs.
 
+mod auth;
 mod version;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -13,7 +14,7 @@ use crate::RestState;
 pub(crate) type Permissions = &'static [(&'static str, Access)];
 
 /// Every module's table; [`crate::router`] refuses to build if an operation is missing.
-pub(crate) const PERMISSIONS: &[Permissions] = &[version::PERMISSIONS];
+pub(crate) const PERMISSIONS: &[Permissions] = &[auth::PERMISSIONS, version::PERMISSIONS];
 
 /// The routes under `/api/v2`.
 pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
@@ -22,5 +23,5 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
 
 /// The routes outside `/api/v2` (logging in and out).
 pub(crate) fn auth() -> OpenApiRouter<RestState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().merge(auth::routes())
 }
