@@ -64,6 +64,9 @@ impl Default for PostgresOptions {
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
+    /// Encrypts variable values and connection secrets at rest ([`with_cipher`](Self::with_cipher));
+    /// outside `inner` so that setting it never needs the only handle.
+    secrets: Secrets,
 }
 
 struct Inner {
@@ -102,6 +105,7 @@ impl PostgresStore {
                 origin: uuid::Uuid::new_v4().simple().to_string(),
                 closed,
             }),
+            secrets: Secrets::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -112,6 +116,14 @@ impl PostgresStore {
     /// database was migrated by a newer updraft.
     pub async fn migrate(&self) -> Result<i64> {
         schema::migrate(&self.inner.pool).await
+    }
+
+    /// Keeps variable values and connection passwords and extras encrypted with `cipher`
+    /// (written encrypted, read back decrypted). Without a cipher they are stored in plain
+    /// text, and reading an encrypted one fails with [`StoreError::Secret`].
+    pub fn with_cipher(mut self, cipher: Arc<dyn Cipher>) -> Self {
+        self.secrets = Secrets::new(Some(cipher));
+        self
     }
 
     /// The connection pool, for tests and tools.
@@ -425,16 +437,17 @@ impl Store for PostgresStore {
         variables::xcoms_for_run(&mut *self.conn().await?, dag_run_id).await
     }
     async fn get_variable(&self, key: &str) -> Result<Option<String>> {
-        variables::get(&mut *self.conn().await?, key).await
+        variables::get(&mut *self.conn().await?, &self.secrets, key).await
     }
     async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
-        variables::set(&mut *self.conn().await?, key, value).await
+        let (value, encrypted) = self.secrets.seal(value);
+        variables::set(&mut *self.conn().await?, key, &value, encrypted).await
     }
     async fn delete_variable(&self, key: &str) -> Result<bool> {
         variables::delete(&mut *self.conn().await?, key).await
     }
     async fn list_variables(&self) -> Result<Vec<(String, String)>> {
-        variables::list(&mut *self.conn().await?).await
+        variables::list(&mut *self.conn().await?, &self.secrets).await
     }
 }
 

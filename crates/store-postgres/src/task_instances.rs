@@ -20,14 +20,15 @@ use updraft_store::{
 use crate::codec::{col, col_opt_instant, col_u32, micros, opt_instant, opt_micros, parse, to_u32};
 use crate::db_err;
 
-const TI_COLUMNS: &str = "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
+pub(crate) const TI_COLUMNS: &str =
+    "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
     queue, pool, priority_weight, hostname, worker_id, claim_id, lease_until, queued_at, \
     start_date, end_date, next_retry_at, infra_failures, note";
 
 /// States that occupy a slot of their DAG and pool.
 const OCCUPYING: &str = "('queued', 'running', 'restarting')";
 
-fn ti_from_row(row: &PgRow) -> Result<TaskInstance> {
+pub(crate) fn ti_from_row(row: &PgRow) -> Result<TaskInstance> {
     Ok(TaskInstance {
         id: col(row, 0)?,
         dag_run_id: col(row, 1)?,
@@ -602,22 +603,27 @@ pub async fn finish(
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;
-            let with_xcom: Vec<(i64, String)> = done
-                .iter()
-                .filter_map(|r| r.xcom.as_ref().map(|v| (r.ti_id, v.to_string())))
-                .collect();
+            let with_xcom: Vec<&FinishReport> =
+                done.iter().copied().filter(|r| r.xcom.is_some()).collect();
             if !with_xcom.is_empty() {
-                let (ids, values): (Vec<i64>, Vec<String>) = with_xcom.into_iter().unzip();
+                let ids: Vec<i64> = with_xcom.iter().map(|r| r.ti_id).collect();
+                let values: Vec<String> = with_xcom
+                    .iter()
+                    .filter_map(|r| r.xcom.as_ref().map(|v| v.to_string()))
+                    .collect();
+                let written: Vec<i64> = with_xcom.iter().map(|r| micros(r.end_date)).collect();
                 sqlx::query(
-                    "INSERT INTO xcom (dag_run_id, task_id, map_index, key, value) \
-                     SELECT t.dag_run_id, t.task_id, t.map_index, 'return_value', b.value \
-                     FROM task_instance t JOIN UNNEST($1::bigint[], $2::text[]) AS b(id, value) \
+                    "INSERT INTO xcom (dag_run_id, task_id, map_index, key, value, timestamp) \
+                     SELECT t.dag_run_id, t.task_id, t.map_index, 'return_value', b.value, b.at \
+                     FROM task_instance t \
+                     JOIN UNNEST($1::bigint[], $2::text[], $3::bigint[]) AS b(id, value, at) \
                           ON t.id = b.id \
                      ON CONFLICT (dag_run_id, task_id, map_index, key) \
-                     DO UPDATE SET value = excluded.value",
+                     DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp",
                 )
                 .bind(ids)
                 .bind(values)
+                .bind(written)
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;

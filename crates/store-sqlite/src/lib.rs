@@ -33,6 +33,8 @@ pub use schema::SCHEMA_VERSION;
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Encrypts variable values and connection secrets at rest ([`with_cipher`](Self::with_cipher)).
+    secrets: Secrets,
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,7 +68,16 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            secrets: Secrets::default(),
         })
+    }
+
+    /// Keeps variable values and connection passwords and extras encrypted with `cipher`
+    /// (written encrypted, read back decrypted). Without a cipher they are stored in plain
+    /// text, and reading an encrypted one fails with [`StoreError::Secret`].
+    pub fn with_cipher(mut self, cipher: Arc<dyn Cipher>) -> Self {
+        self.secrets = Secrets::new(Some(cipher));
+        self
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -331,19 +342,22 @@ impl Store for SqliteStore {
             .await
     }
     async fn get_variable(&self, key: &str) -> Result<Option<String>> {
-        let key = key.to_string();
-        self.read(move |c| variables::get(c, &key)).await
+        let (key, secrets) = (key.to_string(), self.secrets.clone());
+        self.read(move |c| variables::get(c, &secrets, &key)).await
     }
     async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
-        let (key, value) = (key.to_string(), value.to_string());
-        self.write(move |tx| variables::set(tx, &key, &value)).await
+        let key = key.to_string();
+        let (value, encrypted) = self.secrets.seal(value);
+        self.write(move |tx| variables::set(tx, &key, &value, encrypted))
+            .await
     }
     async fn delete_variable(&self, key: &str) -> Result<bool> {
         let key = key.to_string();
         self.write(move |tx| variables::delete(tx, &key)).await
     }
     async fn list_variables(&self) -> Result<Vec<(String, String)>> {
-        self.read(variables::list).await
+        let secrets = self.secrets.clone();
+        self.read(move |c| variables::list(c, &secrets)).await
     }
 }
 

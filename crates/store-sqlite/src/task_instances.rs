@@ -14,11 +14,12 @@ use crate::dags::conversion;
 use crate::db_err;
 use crate::runs::get_by_id;
 
-const TI_COLUMNS: &str = "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
+pub(crate) const TI_COLUMNS: &str =
+    "id, dag_run_id, dag_id, run_id, task_id, map_index, try_number, state, \
     queue, pool, priority_weight, hostname, worker_id, claim_id, lease_until, queued_at, \
     start_date, end_date, next_retry_at, infra_failures, note";
 
-fn ti_from_row(row: &Row) -> rusqlite::Result<TaskInstance> {
+pub(crate) fn ti_from_row(row: &Row) -> rusqlite::Result<TaskInstance> {
     let at = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
         opt_instant(row.get(i)?).map_err(|e| conversion(i, e))
     };
@@ -47,7 +48,11 @@ fn ti_from_row(row: &Row) -> rusqlite::Result<TaskInstance> {
     })
 }
 
-fn query_tis<P: rusqlite::Params>(conn: &Connection, sql: &str, p: P) -> Result<Vec<TaskInstance>> {
+pub(crate) fn query_tis<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    p: P,
+) -> Result<Vec<TaskInstance>> {
     let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
     let rows = stmt.query_map(p, ti_from_row).map_err(db_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
@@ -339,8 +344,8 @@ pub fn finish(tx: &Transaction, reports: &[FinishReport]) -> Result<Vec<Transiti
         .map_err(db_err)?;
     let mut xcom = tx
         .prepare_cached(
-            "INSERT OR REPLACE INTO xcom (dag_run_id, task_id, map_index, key, value) \
-             SELECT dag_run_id, task_id, map_index, 'return_value', ?2 FROM task_instance \
+            "INSERT OR REPLACE INTO xcom (dag_run_id, task_id, map_index, key, value, timestamp) \
+             SELECT dag_run_id, task_id, map_index, 'return_value', ?2, ?3 FROM task_instance \
              WHERE id = ?1",
         )
         .map_err(db_err)?;
@@ -363,7 +368,7 @@ pub fn finish(tx: &Transaction, reports: &[FinishReport]) -> Result<Vec<Transiti
                 .execute(params![r.ti_id, r.infrastructure_failure])
                 .map_err(db_err)?;
             if let Some(value) = &r.xcom {
-                xcom.execute(params![r.ti_id, value.to_string()])
+                xcom.execute(params![r.ti_id, value.to_string(), micros(r.end_date)])
                     .map_err(db_err)?;
             }
             results.push(TransitionResult::Applied);

@@ -44,6 +44,8 @@ pub trait TestDatabase: Send + Sync {
     /// Opens a new handle on this database with its own connections, as another process would.
     /// Checks that race two writers open two handles.
     async fn open(&self) -> Arc<dyn Store>;
+    /// [`open`](Self::open) with a cipher that keeps secrets encrypted at rest.
+    async fn open_with_cipher(&self, cipher: Arc<dyn crate::Cipher>) -> Arc<dyn Store>;
     /// Runs SQL on the database directly, as an operator's manual edit would (checks of
     /// damaged rows).
     async fn execute(&self, sql: &str);

@@ -11,6 +11,7 @@ mod event_log;
 mod execution;
 mod manage;
 mod record;
+mod secret;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -25,6 +26,7 @@ pub use event_log::*;
 pub use execution::{StoreExecution, TaskExecution};
 pub use manage::*;
 pub use record::*;
+pub use secret::Secrets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,6 +49,11 @@ pub enum StoreError {
     /// Stored data that cannot be decoded (a corrupt row, or a bug).
     #[error("invalid stored data: {0}")]
     Corrupt(String),
+    /// A stored secret (a variable's value, a connection's password or extra) that cannot be
+    /// read: it is encrypted and the store has no key (`core.fernet_key`), or no key in use
+    /// decrypts it. Names the variable or connection.
+    #[error("cannot read a stored secret: {0}")]
+    Secret(String),
     #[error(transparent)]
     IllegalTransition(#[from] updraft_model::state::IllegalTransition),
 }

@@ -19,6 +19,9 @@ mod conformance {
         async fn open(&self) -> Arc<dyn Store> {
             Arc::new(self.0.open().await)
         }
+        async fn open_with_cipher(&self, cipher: Arc<dyn updraft_store::Cipher>) -> Arc<dyn Store> {
+            Arc::new(self.0.open().await.with_cipher(cipher))
+        }
         async fn execute(&self, sql: &str) {
             use sqlx::{Connection, Executor};
             let mut conn = sqlx::PgConnection::connect(self.0.url())

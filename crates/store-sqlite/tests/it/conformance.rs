@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tempfile::TempDir;
 use updraft_store::conformance::TestDatabase;
-use updraft_store::Store;
+use updraft_store::{Cipher, Store};
 use updraft_store_sqlite::SqliteStore;
 
 /// A database file that lives as long as the test; every `open` is a new connection to it.
@@ -18,6 +18,14 @@ impl TestDatabase for SqliteFile {
     async fn open(&self) -> Arc<dyn Store> {
         let path = self.dir.path().join("updraft.db");
         Arc::new(SqliteStore::open(&path).expect("open the test database"))
+    }
+    async fn open_with_cipher(&self, cipher: Arc<dyn Cipher>) -> Arc<dyn Store> {
+        let path = self.dir.path().join("updraft.db");
+        Arc::new(
+            SqliteStore::open(&path)
+                .expect("open the test database")
+                .with_cipher(cipher),
+        )
     }
     async fn execute(&self, sql: &str) {
         let path = self.dir.path().join("updraft.db");
