@@ -7,3 +7,4 @@ mod dag_folder;
 mod fixture;
 mod operations;
 mod standalone;
+mod users;
