@@ -18,10 +18,10 @@ use crate::db_err;
 /// at once would otherwise both add the same new DAG.
 const SYNC_LOCK: i64 = 0x7570_6472_6166_7402;
 
-const DAG_COLUMNS: &str =
+pub(crate) const DAG_COLUMNS: &str =
     "dag_id, fileloc, is_paused, is_active, version, schedule, tags, description, next_dagrun, last_parsed_at";
 
-fn dag_from_row(row: &PgRow) -> Result<DagRecord> {
+pub(crate) fn dag_from_row(row: &PgRow) -> Result<DagRecord> {
     let tags: String = col(row, 6)?;
     Ok(DagRecord {
         dag_id: col(row, 0)?,

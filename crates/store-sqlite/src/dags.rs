@@ -13,10 +13,10 @@ use updraft_store::{
 use crate::codec::{instant, micros, opt_instant, opt_micros};
 use crate::db_err;
 
-const DAG_COLUMNS: &str =
+pub(crate) const DAG_COLUMNS: &str =
     "dag_id, fileloc, is_paused, is_active, version, schedule, tags, description, next_dagrun, last_parsed_at";
 
-fn dag_from_row(row: &Row) -> rusqlite::Result<DagRecord> {
+pub(crate) fn dag_from_row(row: &Row) -> rusqlite::Result<DagRecord> {
     let tags: String = row.get(6)?;
     let next: Option<i64> = row.get(8)?;
     Ok(DagRecord {

@@ -24,6 +24,9 @@
 //! by the part of the trait they exercise; they assert states, values and errors, and panic on
 //! the first difference. Times come from [`fixture::at`], never from the clock.
 
+pub mod browse;
+pub mod browse_runs;
+pub mod browse_task_instances;
 pub mod claims;
 pub mod cluster;
 pub mod dags;
@@ -152,6 +155,27 @@ macro_rules! __store_conformance_checks {
                 logs_from_a_claim_that_lost_the_try_are_fenced,
                 a_log_tail_is_stored_with_the_finish_report,
             }
+            browse {
+                query_dags_filters_by_pattern_tags_pause_and_staleness,
+                query_dags_answers_each_dags_latest_run_and_filters_on_its_state,
+                query_dags_sorts_by_each_field_both_ways,
+                query_dags_pages_are_stable_and_totals_ignore_the_window,
+                dag_tags_are_the_distinct_tags_of_active_dags,
+                dag_run_counts_count_runs_per_state_for_every_dag_asked,
+                dag_versions_and_sources_are_kept_per_version,
+                import_errors_are_paged_sorted_and_found_by_id,
+                notes_parse_times_and_job_numbers_are_read_back,
+            }
+            browse_runs {
+                query_dag_runs_applies_every_filter,
+                query_dag_runs_sorts_by_each_field_both_ways,
+                query_dag_runs_pages_newest_first_without_gaps_or_repeats,
+            }
+            browse_task_instances {
+                query_task_instances_applies_every_filter,
+                query_task_instances_sorts_by_each_field_both_ways,
+                task_tries_are_the_finished_tries_oldest_first,
+            }
             variables {
                 ping_answers,
                 variables_can_be_set_read_listed_and_deleted,
@@ -192,6 +216,12 @@ mod tests {
     #[test]
     fn every_check_is_listed_once() {
         let sources = [
+            ("browse", include_str!("conformance/browse.rs")),
+            ("browse_runs", include_str!("conformance/browse_runs.rs")),
+            (
+                "browse_task_instances",
+                include_str!("conformance/browse_task_instances.rs"),
+            ),
             ("claims", include_str!("conformance/claims.rs")),
             ("cluster", include_str!("conformance/cluster.rs")),
             ("dags", include_str!("conformance/dags.rs")),
