@@ -443,7 +443,7 @@ fn an_invalid_origin_is_a_configuration_error() {
     let mut config = RestConfig::new(JWT_SECRET);
     config.allow_origins = vec!["not an origin".into()];
     let state = RestState::new(store, config, Arc::new(|| {})).unwrap();
-    let err = router(state).err().expect("refused");
+    let err = router(state).expect_err("refused");
     assert!(err.to_string().contains("not an origin"), "{err}");
 }
 
