@@ -21,7 +21,7 @@ mod wake;
 pub mod wire;
 
 pub use client::{HttpExecution, HttpExecutionOptions};
-pub use server::{router, serve, ApiState, HealthOptions};
+pub use server::{router, serve, serve_with, ApiState, HealthOptions};
 
 /// Why an API server or client could not be set up.
 #[derive(Debug, thiserror::Error)]

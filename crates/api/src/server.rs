@@ -92,7 +92,20 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
+    serve_with(listener, state, Router::new(), shutdown).await
+}
+
+/// [`serve`] with more routes beside the API server's own (the public REST API). `more` must
+/// not route a path the API server routes, nor set a fallback (the API server's answers
+/// unknown paths). Requests carry the client's address (`ConnectInfo<SocketAddr>`).
+pub async fn serve_with(
+    listener: TcpListener,
+    state: ApiState,
+    more: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
     let (router, wake) = build(state)?;
+    let router = router.merge(more);
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "API server listening");
     }
@@ -101,7 +114,8 @@ pub async fn serve(
         tracing::info!("API server shutting down: finishing the requests in flight");
         wake.close();
     };
-    axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(signal)
         .await?;
     tracing::info!("API server stopped");

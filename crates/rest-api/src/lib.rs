@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod auth;
+mod cors;
 mod error;
 mod extract;
 pub mod openapi;

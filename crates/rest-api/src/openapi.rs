@@ -94,6 +94,7 @@ pub fn access_of(operation_id: &str) -> Option<Access> {
 /// The REST API's routes: `/api/v2/…`, `/auth/…`, `/openapi.json` and `/docs`, each behind
 /// the access decision. Fails if an operation has no permission.
 pub fn router(state: RestState) -> Result<Router, ApiError> {
+    let allow_origins = state.config().allow_origins.clone();
     let (router, document) = parts();
     let mut table = OperationAccess::default();
     let mut seen = HashSet::new();
@@ -140,7 +141,10 @@ pub fn router(state: RestState) -> Result<Router, ApiError> {
             }),
         )
         .route(DOCS_PATH, get(docs));
-    Ok(router)
+    Ok(match crate::cors::layer(&allow_origins)? {
+        Some(cors) => router.layer(cors),
+        None => router,
+    })
 }
 
 async fn docs() -> impl IntoResponse {

@@ -2,6 +2,7 @@
 //! `routes()` with its handlers and a `PERMISSIONS` table naming the access each of its
 //! operations (by operation id) needs.
 
+mod auth;
 pub(crate) mod bulk;
 mod common;
 pub(crate) mod config;
@@ -34,6 +35,7 @@ pub(crate) type Permissions = &'static [(&'static str, Access)];
 
 /// Every module's table; [`crate::router`] refuses to build if an operation is missing.
 pub(crate) const PERMISSIONS: &[Permissions] = &[
+    auth::PERMISSIONS,
     version::PERMISSIONS,
     pools::PERMISSIONS,
     event_logs::PERMISSIONS,
@@ -79,5 +81,5 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
 
 /// The routes outside `/api/v2` (logging in and out).
 pub(crate) fn auth() -> OpenApiRouter<RestState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().merge(auth::routes())
 }

@@ -12,6 +12,8 @@ use crate::cli::Cli;
 use crate::config::{self, Config, DatabaseKind};
 
 pub struct App {
+    /// `$UPDRAFT_HOME`.
+    pub home: PathBuf,
     pub config: Config,
     pub database: DatabaseKind,
     pub store: Arc<dyn Store>,
@@ -32,7 +34,7 @@ impl App {
 
     /// Opens the configured database and brings its schema up to date.
     pub async fn open(cli: &Cli) -> Result<App> {
-        let (_, config) = Self::load_config(cli)?;
+        let (home, config) = Self::load_config(cli)?;
         let database = config.database_kind()?;
         let store: Arc<dyn Store> = match &database {
             DatabaseKind::Sqlite(path) => Arc::new(
@@ -46,6 +48,7 @@ impl App {
             ),
         };
         Ok(App {
+            home,
             config,
             database,
             store,

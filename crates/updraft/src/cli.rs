@@ -69,6 +69,8 @@ pub enum Command {
     #[command(subcommand)]
     Variables(VariablesCommand),
     #[command(subcommand)]
+    Users(crate::commands::users::UsersCommand),
+    #[command(subcommand)]
     Db(DbCommand),
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -4,6 +4,7 @@ mod dags;
 pub mod jobs;
 mod pools;
 mod tasks;
+pub mod users;
 mod variables;
 
 use std::process::ExitCode;
@@ -32,15 +33,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::List(out)) => {
-            let mut shown = config.clone();
             // Secrets stay secret, even on a terminal.
-            if !shown.api.worker_token.is_empty() {
-                shown.api.worker_token = "***".into();
-            }
-            shown.database.url = crate::app::redact(&shown.database.url);
-            if !shown.core.fernet_key.is_empty() {
-                shown.core.fernet_key = "***".into();
-            }
+            let shown = config.redacted();
             match out.output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
                 Output::Table => print!("{}", toml::to_string_pretty(&shown)?),
@@ -92,6 +86,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dags(cmd) => dags::run(App::open(&cli).await?, cmd).await,
         Command::Tasks(cmd) => tasks::run(App::open(&cli).await?, cmd).await,
         Command::Variables(cmd) => variables::run(App::open(&cli).await?, cmd).await,
+        Command::Users(cmd) => users::run(App::open(&cli).await?, cmd).await,
     }
 }
 

@@ -54,6 +54,22 @@ pub struct ApiConfig {
     pub worker_token: String,
     /// The scheduler counts as healthy when one beat within this.
     pub scheduler_health_threshold: String,
+    /// Signs the users' tokens. Generated into `updraft.toml` on the first start of
+    /// `standalone` or `api-server` when unset; every api-server of a cluster needs the same.
+    pub jwt_secret: String,
+    /// How long a user's token is valid.
+    pub jwt_expiration: String,
+    /// Whether `GET /api/v2/config` answers (secrets hidden).
+    pub expose_config: bool,
+    /// Browser origins allowed to call the API (CORS); empty: CORS is off. A list, or one
+    /// string of origins separated by spaces or commas (as an environment variable).
+    #[serde(deserialize_with = "list_or_string")]
+    pub access_control_allow_origins: Vec<String>,
+    /// Mark the UI's cookies `Secure` (when the API is served over HTTPS).
+    pub secure_cookies: bool,
+    /// `limit` of a list request that gives none, and the most it may ask for.
+    pub fallback_page_limit: u32,
+    pub maximum_page_limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,6 +128,13 @@ impl Config {
                 port: 8080,
                 worker_token: String::new(),
                 scheduler_health_threshold: "30s".into(),
+                jwt_secret: String::new(),
+                jwt_expiration: "24h".into(),
+                expose_config: false,
+                access_control_allow_origins: Vec::new(),
+                secure_cookies: false,
+                fallback_page_limit: 50,
+                maximum_page_limit: 100,
             },
             logging: LoggingConfig {
                 base_log_folder: home.join("logs"),
@@ -149,7 +172,23 @@ impl Config {
             })
     }
 
-    /// The database named by `database.url`.
+    /// The configuration as shown to people (`config list`, `GET /api/v2/config`): secrets
+    /// replaced by `***`, the database password left out.
+    pub fn redacted(&self) -> Config {
+        let mut shown = self.clone();
+        for secret in [
+            &mut shown.api.worker_token,
+            &mut shown.api.jwt_secret,
+            &mut shown.core.fernet_key,
+        ] {
+            if !secret.is_empty() {
+                *secret = "***".into();
+            }
+        }
+        shown.database.url = crate::app::redact(&shown.database.url);
+        shown
+    }
+
     /// The configuration as `GET /api/v2/config` shows it: `{section: {option: value}}` with
     /// every secret (worker token, JWT secret, Fernet key, database URL) as `< hidden >`.
     // Used where the REST router is built (RestConfig::config), wired by the `auth` branch.
@@ -160,6 +199,7 @@ impl Config {
         ))
     }
 
+    /// The database named by `database.url`.
     pub fn database_kind(&self) -> Result<DatabaseKind> {
         let url = self.database.url.trim();
         if let Some(rest) = url.strip_prefix("sqlite://") {
@@ -198,4 +238,29 @@ pub fn updraft_home() -> PathBuf {
 
 pub fn duration(key: &str, text: &str) -> Result<std::time::Duration> {
     updraft_model::duration::parse_duration(text).with_context(|| format!("configuration {key}"))
+}
+
+/// A list, or a string of items separated by spaces or commas (how environment variables
+/// and Airflow's configuration write lists).
+fn list_or_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(items) => items,
+        ListOrString::Text(text) => text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .map(str::to_string)
+            .collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect())
 }

@@ -9,6 +9,7 @@ mod dag_processor;
 mod health;
 mod output;
 mod recovery;
+mod rest;
 mod roles;
 mod standalone;
 mod wake;

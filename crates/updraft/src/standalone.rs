@@ -1,5 +1,6 @@
-//! `updraft standalone`: the DAG processor, the scheduler, a local worker pool and the health
-//! endpoint in one process on one SQLite file. Also the in-process engine of `dags test`.
+//! `updraft standalone`: the DAG processor, the scheduler, a local worker pool, the public
+//! REST API and the health endpoint in one process on one SQLite file. Also the in-process
+//! engine of `dags test`.
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -126,7 +127,7 @@ pub fn spawn_reaper() -> Option<updraft_worker::Reaper> {
     }
 }
 
-pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
+pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
     let Some(db_path) = app.sqlite_path().map(Path::to_path_buf) else {
         bail!(
             "standalone runs on SQLite; on PostgreSQL run `updraft scheduler`, `updraft api-server` \
@@ -134,6 +135,8 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
         );
     };
     let _lock = lock_database(&db_path)?;
+    crate::rest::ensure_jwt_secret(&app.home, &mut app.config, crate::rest::Server::Standalone)?;
+    let admin = crate::commands::users::ensure_standalone_admin(&app).await?;
     let host = host.unwrap_or_else(|| app.config.api.host.clone());
     let port = port.unwrap_or(app.config.api.port);
     let dags_folder = app.config.core.dags_folder.clone();
@@ -203,12 +206,20 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
         engine.signal.clone(),
         heartbeats.clone(),
     ));
+    // A change made through the REST API (a trigger, a clear, a pause) wakes the scheduler
+    // of this process at once, as a CLI command's datagram does.
+    let notify = {
+        let signal = engine.signal.clone();
+        Arc::new(move || signal.everything_changed())
+    };
+    let routes = health::router(health::HealthState {
+        store: app.store.clone(),
+        heartbeats,
+    })
+    .merge(crate::rest::router(&app, notify)?);
     let http = axum::serve(
         listener,
-        health::router(health::HealthState {
-            store: app.store.clone(),
-            heartbeats,
-        }),
+        routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown({
         let mut rx = shutdown_rx.clone();
@@ -221,7 +232,7 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
     // Written once and never fatal: a closed stdout (`| head`, a supervisor that stopped
     // reading) must not take the scheduler down.
     let banner = format!(
-        "updraft standalone is running\n  health:      http://{address}/api/v2/monitor/health\n  DAG folder:  {}\n  database:    {}\n",
+        "{admin}updraft standalone is running\n  REST API:    http://{address}/api/v2 (reference: http://{address}/docs)\n  health:      http://{address}/api/v2/monitor/health\n  DAG folder:  {}\n  database:    {}\n",
         dags_folder.display(),
         db_path.display()
     );

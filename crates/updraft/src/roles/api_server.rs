@@ -1,8 +1,10 @@
-//! `updraft api-server`: the task-execution API for remote workers and the health endpoint.
+//! `updraft api-server`: the task-execution API for remote workers, the public REST API
+//! (`/api/v2`, `/auth`) and the health endpoint.
 //! Stateless; run any number behind a load balancer. SIGTERM stops accepting connections and
 //! lets the requests in flight finish.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -18,7 +20,11 @@ use crate::recovery;
 /// How often the server records that it is alive (`updraft jobs check --job-type api-server`).
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
-pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
+pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
+    crate::rest::ensure_jwt_secret(&app.home, &mut app.config, crate::rest::Server::ApiServer)?;
+    // Schedulers of other processes learn of the API's changes from the database's change
+    // feed (PostgreSQL); there is no scheduler in this process to wake.
+    let rest = crate::rest::router(&app, Arc::new(|| {}))?;
     let c = &app.config;
     let host = host.unwrap_or_else(|| c.api.host.clone());
     let port = port.unwrap_or(c.api.port);
@@ -61,11 +67,11 @@ pub async fn run(app: App, host: Option<String>, port: Option<u16>) -> Result<Ex
         }
     });
     super::announce(&format!(
-        "updraft api-server is running\n  api: http://{address}\n  health: http://{address}/api/v2/monitor/health\n  database: {}\n",
+        "updraft api-server is running\n  api: http://{address}\n  REST API: http://{address}/api/v2 (reference: http://{address}/docs)\n  health: http://{address}/api/v2/monitor/health\n  database: {}\n",
         app.database_name()
     ));
     info!(%address, "API server started");
-    updraft_api::serve(listener, state, super::shutdown_signal()).await?;
+    updraft_api::serve_with(listener, state, rest, super::shutdown_signal()).await?;
     beats.abort();
     if let Err(e) = app.store.end_job(&job_id).await {
         warn!(error = %e, "could not remove this API server's heartbeat");

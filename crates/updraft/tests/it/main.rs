@@ -8,3 +8,4 @@ mod dag_folder;
 mod fixture;
 mod operations;
 mod standalone;
+mod users;

@@ -34,6 +34,8 @@ pub use proxy::Proxy;
 
 /// The token workers present to API servers.
 const WORKER_TOKEN: &str = "cluster-test-worker-token";
+/// Shared by every api-server of the cluster, as a deployment must (each has its own home).
+const JWT_SECRET: &str = "cluster-test-jwt-secret-cluster-test-jwt-secret";
 
 /// How long a CLI command may take before the test gives up on it.
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
@@ -236,6 +238,7 @@ impl Cluster {
         cmd.env("UPDRAFT_HOME", home)
             .env("UPDRAFT_CORE__DAGS_FOLDER", self.dags())
             .env("UPDRAFT_API__WORKER_TOKEN", WORKER_TOKEN)
+            .env("UPDRAFT_API__JWT_SECRET", JWT_SECRET)
             .env("UPDRAFT_WORKER__LEASE", "3s")
             .env("UPDRAFT_WORKER__HEARTBEAT_INTERVAL", "1s")
             .env("UPDRAFT_SCHEDULER__LEASE", "3s")
