@@ -6,4 +6,6 @@ mod crash;
 mod dag_folder;
 mod fixture;
 mod operations;
+mod python;
+mod rest_clients;
 mod standalone;
