@@ -221,3 +221,103 @@ pub fn load(
         wall,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    use super::{load, Connection};
+
+    /// A server of `connections` connections at once that answers every request, alternating
+    /// a sized body and a chunked one, and returns the request lines it saw.
+    fn serve(connections: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let each: Vec<_> = (0..connections)
+                .map(|_| {
+                    let (stream, _) = listener.accept().unwrap();
+                    std::thread::spawn(move || answer_all(stream))
+                })
+                .collect();
+            each.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        (base, handle)
+    }
+
+    fn answer_all(stream: std::net::TcpStream) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                return seen;
+            }
+            seen.push(line.trim_end().to_owned());
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim_end().is_empty() {
+                    break;
+                }
+            }
+            let response: &[u8] = if seen.len() % 2 == 1 {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{\"a\": true}"
+            } else {
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"b\"\r\n6\r\n: true\r\n1;x=y\r\n}\r\n0\r\n\r\n"
+            };
+            writer.write_all(response).unwrap();
+        }
+    }
+
+    #[test]
+    fn sized_and_chunked_answers_are_read_on_one_connection() {
+        let (base, server) = serve(1);
+        let mut connection = Connection::open(&base).unwrap();
+        let headers = vec!["Authorization: Bearer t".to_owned()];
+        let first = connection.get("/one", &headers).unwrap();
+        assert_eq!(
+            (first.status, first.body.as_slice()),
+            (200, &b"{\"a\": true}"[..])
+        );
+        let second = connection.get("/two", &headers).unwrap();
+        assert_eq!(
+            (second.status, second.body.as_slice()),
+            (200, &b"{\"b\": true}"[..])
+        );
+        let third = connection.get("/three", &headers).unwrap();
+        assert_eq!(third.body, b"{\"a\": true}");
+        drop(connection);
+        assert_eq!(
+            server.join().unwrap(),
+            [
+                "GET /one HTTP/1.1",
+                "GET /two HTTP/1.1",
+                "GET /three HTTP/1.1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_load_sends_every_request_once_over_its_connections() {
+        let (base, server) = serve(3);
+        let paths = vec!["/a".to_owned(), "/b".to_owned()];
+        let done = load(
+            &base,
+            &[],
+            &paths,
+            3,
+            10,
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!(done.latencies_ms.len(), 10);
+        assert!(done.per_second() > 0.0);
+        let mut seen = server.join().unwrap();
+        seen.sort();
+        assert_eq!(seen.iter().filter(|l| l.starts_with("GET /a ")).count(), 5);
+        assert_eq!(seen.iter().filter(|l| l.starts_with("GET /b ")).count(), 5);
+    }
+}
