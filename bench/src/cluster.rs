@@ -171,6 +171,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// `http://HOST:PORT` of the API server, once it has said where it listens.
+    pub fn api_url(&self) -> Option<String> {
+        self.api_server.announced_api_url()
+    }
+
     fn roles(&self) -> impl Iterator<Item = &Role> {
         self.schedulers
             .iter()

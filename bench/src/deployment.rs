@@ -42,6 +42,14 @@ impl Deployment {
         }
     }
 
+    /// `http://HOST:PORT` of the API: the standalone's, or the cluster's API server's.
+    pub fn api_url(&self) -> Option<String> {
+        match self {
+            Deployment::Standalone(s) => Some(s.url()),
+            Deployment::Cluster(c) => c.api_url(),
+        }
+    }
+
     /// The updraft processes (not the task processes).
     pub fn pids(&self) -> Vec<i32> {
         match self {

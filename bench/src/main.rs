@@ -1,4 +1,4 @@
-//! `updraft-bench`: runs the benchmark workloads W1–W7 of `shared/design/WORKLOADS.md` against
+//! `updraft-bench`: runs the benchmark workloads W1–W7 and W13 of `shared/design/WORKLOADS.md` against
 //! the real `updraft` binary, the way a user would, and reports median and min–max figures.
 //!
 //! ```sh
@@ -10,6 +10,8 @@
 mod cluster;
 mod dag_folder;
 mod deployment;
+mod history;
+mod http;
 mod machine;
 mod measurement;
 mod metadata;
@@ -37,7 +39,7 @@ use crate::workloads::{Bench, Sizes, Workload};
 #[derive(Debug, Parser)]
 #[command(
     name = "updraft-bench",
-    about = "Benchmark workloads W1–W7 against the real updraft binary"
+    about = "Benchmark workloads W1–W7 and W13 against the real updraft binary"
 )]
 struct Args {
     /// `all`, or a comma-separated list of ids or names (`w1,w5`, `chain40,latency`).

@@ -75,6 +75,8 @@ pub enum Unit {
     CpuSeconds,
     #[serde(rename = "CPU-ms/TI")]
     CpuMillisPerTask,
+    #[serde(rename = "reads/s")]
+    ReadsPerSecond,
 }
 
 impl fmt::Display for Unit {
@@ -86,6 +88,7 @@ impl fmt::Display for Unit {
             Unit::TasksPerSecond => "TI/s",
             Unit::CpuSeconds => "CPU-s",
             Unit::CpuMillisPerTask => "CPU-ms/TI",
+            Unit::ReadsPerSecond => "reads/s",
         })
     }
 }

@@ -58,6 +58,11 @@ impl Standalone {
         })
     }
 
+    /// `http://127.0.0.1:PORT`, where it serves its APIs.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     pub fn pid(&self) -> i32 {
         // A pid always fits; `Child::id` is u32 only by convention.
         self.child.id() as i32

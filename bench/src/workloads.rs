@@ -1,5 +1,7 @@
-//! The workloads W1–W7 of `shared/design/WORKLOADS.md`, each run on a fresh `$UPDRAFT_HOME`.
+//! The workloads W1–W7 and W13 of `shared/design/WORKLOADS.md`, each run on a fresh
+//! `$UPDRAFT_HOME`.
 
+mod api;
 mod chain40;
 mod fan200;
 mod idle100;
@@ -32,10 +34,11 @@ pub enum Workload {
     Throughput,
     Parse1000,
     Latency,
+    Api,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Chain40,
         Workload::Fan200,
         Workload::Idle100,
@@ -43,6 +46,7 @@ impl Workload {
         Workload::Throughput,
         Workload::Parse1000,
         Workload::Latency,
+        Workload::Api,
     ];
 
     pub fn id(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Workload {
             Workload::Throughput => "W5",
             Workload::Parse1000 => "W6",
             Workload::Latency => "W7",
+            Workload::Api => "W13",
         }
     }
 
@@ -66,6 +71,7 @@ impl Workload {
             Workload::Throughput => "throughput",
             Workload::Parse1000 => "parse1000",
             Workload::Latency => "latency",
+            Workload::Api => "api",
         }
     }
 
@@ -84,7 +90,7 @@ impl Workload {
                 .into_iter()
                 .find(|w| w.id().eq_ignore_ascii_case(word) || w.name().eq_ignore_ascii_case(word))
             else {
-                bail!("unknown workload {word:?}: expected all, w1…w7 or a name like chain40");
+                bail!("unknown workload {word:?}: expected all, w1…w7, w13 or a name like chain40");
             };
             if !list.contains(&w) {
                 list.push(w);
@@ -106,6 +112,7 @@ impl Workload {
             Workload::Throughput => throughput::run(bench),
             Workload::Parse1000 => parse1000::run(bench),
             Workload::Latency => latency::run(bench),
+            Workload::Api => api::run(bench),
         }
     }
 
@@ -123,6 +130,11 @@ impl Workload {
                 "task_instances": s.throughput_runs * s.throughput_width}),
             Workload::Parse1000 => json!({"files": s.parse_files, "tasks_per_file": s.parse_tasks}),
             Workload::Latency => json!({"triggers": s.latency_triggers, "tasks": 2}),
+            Workload::Api => json!({
+                "dags": s.api_dags, "tasks_per_dag": s.api_tasks_per_dag, "runs": s.api_runs,
+                "task_instances": s.api_runs * s.api_tasks_per_dag,
+                "requests_per_route": s.api_requests, "load_connections": s.api_connections,
+                "load_requests": s.api_load_requests}),
         }
     }
 }
@@ -142,6 +154,15 @@ pub struct Sizes {
     pub parse_files: usize,
     pub parse_tasks: usize,
     pub latency_triggers: usize,
+    /// W13: the DAGs of the history, their tasks, and the runs (half of them of one DAG).
+    pub api_dags: usize,
+    pub api_tasks_per_dag: usize,
+    pub api_runs: usize,
+    /// W13: requests timed per route over one connection.
+    pub api_requests: usize,
+    /// W13: the load: keep-alive connections at once, and requests in all.
+    pub api_connections: usize,
+    pub api_load_requests: usize,
 }
 
 impl Sizes {
@@ -158,6 +179,12 @@ impl Sizes {
             parse_files: 1000,
             parse_tasks: 10,
             latency_triggers: 100,
+            api_dags: 100,
+            api_tasks_per_dag: 10,
+            api_runs: 100_000,
+            api_requests: 2_000,
+            api_connections: 8,
+            api_load_requests: 20_000,
         }
     }
 
@@ -169,6 +196,10 @@ impl Sizes {
             throughput_width: 100,
             parse_files: 100,
             latency_triggers: 10,
+            api_dags: 10,
+            api_runs: 2_000,
+            api_requests: 100,
+            api_load_requests: 1_000,
             ..Sizes::full()
         }
     }

@@ -1,14 +1,14 @@
 //! The quick mode on PostgreSQL: the harness starts a cluster of two schedulers, an API server
-//! and a remote worker on a fresh database, and every workload of the PostgreSQL report
-//! (W1, W2, W5) completes. Skipped loudly when no PostgreSQL server is reachable, except under
-//! CI, which must run it.
+//! and a remote worker on a fresh database, and every workload of the issues' PostgreSQL
+//! reports (W1, W2, W5, and W13 on the API server) completes. Skipped loudly when no
+//! PostgreSQL server is reachable, except under CI, which must run it.
 
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::quick::{median, updraft_binary};
+use super::quick::{assert_w13_counts, median, updraft_binary};
 
 const URL_VARIABLE: &str = "UPDRAFT_TEST_POSTGRES_URL";
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -44,7 +44,7 @@ fn quick_mode_runs_on_a_postgres_cluster_of_two_schedulers() {
         .args([
             "--quick",
             "--workloads",
-            "w1,w2,w5",
+            "w1,w2,w5,w13",
             "--database",
             "postgres",
             "--schedulers",
@@ -85,7 +85,7 @@ fn quick_mode_runs_on_a_postgres_cluster_of_two_schedulers() {
         .iter()
         .map(|w| w["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["W1", "W2", "W5"]);
+    assert_eq!(ids, ["W1", "W2", "W5", "W13"]);
     let counts = |i: usize| &workloads[i]["counts"];
     assert_eq!(counts(0)["task_instances_success"], size("chain_length"));
     assert!(median(&workloads[0], "hop_median_ms") > 0.0);
@@ -97,6 +97,7 @@ fn quick_mode_runs_on_a_postgres_cluster_of_two_schedulers() {
     );
     // Every process of the cluster is measured: two schedulers, the API server, the worker.
     assert!(median(&workloads[2], "peak_rss_mib") > 4.0);
+    assert_w13_counts(&workloads[3], sizes);
 
     // Nothing is left behind on the server.
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();

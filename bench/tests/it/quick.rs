@@ -90,7 +90,7 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
         .iter()
         .map(|w| w["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]);
+    assert_eq!(ids, ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W13"]);
     for w in workloads {
         for f in w["figures"].as_array().unwrap() {
             let median = f["median"].as_f64();
@@ -135,6 +135,31 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
         median(&workloads[6], "trigger_to_start_p99_ms")
             >= median(&workloads[6], "trigger_to_start_p50_ms")
     );
+    // W13: the API answered what the history holds, and every timed read was answered.
+    assert_w13_counts(&workloads[7], sizes);
+}
+
+/// W13's counts and figures: the history written, each route checked against it, the load
+/// fully answered, and each route's p99 at least its p50.
+pub fn assert_w13_counts(w13: &Value, sizes: &Value) {
+    let size = |k: &str| sizes[k].as_u64().unwrap();
+    let counts = &w13["counts"];
+    assert_eq!(counts["runs"], size("api_runs"));
+    assert_eq!(
+        counts["task_instances"],
+        size("api_runs") * size("api_tasks_per_dag")
+    );
+    assert_eq!(counts["dags_listed"], size("api_dags").min(100));
+    // The busiest DAG holds half of the runs and more.
+    assert!(counts["runs_total_entries"].as_u64().unwrap() >= size("api_runs") / 2);
+    assert_eq!(counts["task_instances_listed"], size("api_tasks_per_dag"));
+    assert_eq!(counts["load_requests"], size("api_load_requests"));
+    for route in ["dags", "runs", "tis"] {
+        let p50 = median(w13, &format!("{route}_p50_ms"));
+        let p99 = median(w13, &format!("{route}_p99_ms"));
+        assert!(p50 > 0.0 && p99 >= p50, "{route}: p50 {p50}, p99 {p99}");
+    }
+    assert!(median(w13, "reads_per_s") > 0.0);
 }
 
 /// `--set` reaches every updraft process (here the `config list` that reports the parallelism)

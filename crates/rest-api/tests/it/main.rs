@@ -11,6 +11,7 @@ mod import_errors;
 mod jobs;
 mod logs;
 mod monitor;
+mod openapi_file;
 mod permissions;
 mod pools;
 mod task_instances;

@@ -7,5 +7,7 @@ mod crash;
 mod dag_folder;
 mod fixture;
 mod operations;
+mod python;
+mod rest_clients;
 mod standalone;
 mod users;
