@@ -6,4 +6,5 @@ mod crash;
 mod dag_folder;
 mod fixture;
 mod operations;
+mod secrets;
 mod standalone;
