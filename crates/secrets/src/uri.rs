@@ -128,6 +128,15 @@ pub fn from_uri(conn_id: &str, uri: &str) -> Result<ConnectionRecord, Connection
 
 /// Writes the URI form (Airflow's `Connection.get_uri()`).
 pub fn to_uri(connection: &ConnectionRecord) -> String {
+    write_uri(connection, false)
+}
+
+/// [`to_uri`] with the password (if any) as `***`, for messages.
+pub fn to_uri_redacted(connection: &ConnectionRecord) -> String {
+    write_uri(connection, true)
+}
+
+fn write_uri(connection: &ConnectionRecord, redact_password: bool) -> String {
     let mut uri = if connection.conn_type.is_empty() {
         "//".to_string()
     } else {
@@ -153,7 +162,11 @@ pub fn to_uri(connection: &ConnectionRecord) -> String {
     }
     if let Some(password) = &connection.password {
         authority.push(':');
-        authority.push_str(&encode(password));
+        if redact_password {
+            authority.push_str(crate::REDACTED);
+        } else {
+            authority.push_str(&encode(password));
+        }
     }
     if !authority.is_empty() {
         uri.push_str(&authority);

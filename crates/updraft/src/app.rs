@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use updraft_store::Store;
+use updraft_secrets::FernetCipher;
+use updraft_store::{Cipher, Store};
 use updraft_store_postgres::PostgresStore;
 use updraft_store_sqlite::SqliteStore;
 
@@ -36,16 +37,25 @@ impl App {
     pub async fn open(cli: &Cli) -> Result<App> {
         let (home, config) = Self::load_config(cli)?;
         let database = config.database_kind()?;
+        let cipher = cipher(&config)?;
         let store: Arc<dyn Store> = match &database {
-            DatabaseKind::Sqlite(path) => Arc::new(
-                SqliteStore::open(path)
-                    .with_context(|| format!("cannot open the database {}", path.display()))?,
-            ),
-            DatabaseKind::Postgres(url) => Arc::new(
-                PostgresStore::connect(url)
+            DatabaseKind::Sqlite(path) => {
+                let store = SqliteStore::open(path)
+                    .with_context(|| format!("cannot open the database {}", path.display()))?;
+                Arc::new(match cipher {
+                    Some(cipher) => store.with_cipher(cipher),
+                    None => store,
+                })
+            }
+            DatabaseKind::Postgres(url) => {
+                let store = PostgresStore::connect(url)
                     .await
-                    .with_context(|| format!("cannot open the database {}", redact(url)))?,
-            ),
+                    .with_context(|| format!("cannot open the database {}", redact(url)))?;
+                Arc::new(match cipher {
+                    Some(cipher) => store.with_cipher(cipher),
+                    None => store,
+                })
+            }
         };
         Ok(App {
             home,
@@ -86,6 +96,17 @@ impl App {
             crate::wake::send(path);
         }
     }
+}
+
+/// The cipher of `core.fernet_key`; `None` when it is empty (secrets are then stored in
+/// plain text, as Airflow does without a key).
+pub fn cipher(config: &Config) -> Result<Option<Arc<dyn Cipher>>> {
+    let key = config.core.fernet_key.trim();
+    if key.is_empty() {
+        return Ok(None);
+    }
+    let cipher = FernetCipher::new(key).context("invalid configuration")?;
+    Ok(Some(Arc::new(cipher)))
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.

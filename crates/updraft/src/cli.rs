@@ -71,6 +71,11 @@ pub enum Command {
     #[command(subcommand)]
     Users(crate::commands::users::UsersCommand),
     #[command(subcommand)]
+    Connections(crate::commands::connections::ConnectionsCommand),
+    /// Re-encrypt every connection and variable with the first key of `core.fernet_key`
+    /// (after putting a new key first), so the old key can be dropped.
+    RotateFernetKey,
+    #[command(subcommand)]
     Db(DbCommand),
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -169,10 +174,36 @@ pub enum TasksCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum VariablesCommand {
-    Get { key: String },
-    Set { key: String, value: String },
-    Delete { key: String },
+    Get {
+        key: String,
+    },
+    Set {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
     List(OutputArg),
+    /// Import variables from a JSON file (`{"key": value}` or `{"key": {"value": …,
+    /// "description": …}}`).
+    Import {
+        file: PathBuf,
+        /// What to do when a variable exists already.
+        #[arg(short = 'a', long, value_enum, default_value_t = ActionOnExistingKey::Overwrite)]
+        action_on_existing_key: ActionOnExistingKey,
+    },
+    /// Export every variable to a JSON file (`-` for standard output).
+    Export {
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ActionOnExistingKey {
+    Overwrite,
+    Fail,
+    Skip,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! One function per CLI verb; each returns the process exit code.
 
+pub mod connections;
 mod dags;
 pub mod jobs;
 mod pools;
@@ -27,6 +28,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     } else {
         "warn"
     });
+    let opens_database = matches!(cli.command, Command::Scheduler | Command::ApiServer { .. });
+    if opens_database && config.core.fernet_key.trim().is_empty() {
+        tracing::warn!(
+            "core.fernet_key is empty: connection passwords, extras and variables are stored \
+             unencrypted"
+        );
+    }
     match &cli.command {
         Command::Version => {
             println!("{}", env!("CARGO_PKG_VERSION"));
@@ -87,6 +95,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tasks(cmd) => tasks::run(App::open(&cli).await?, cmd).await,
         Command::Variables(cmd) => variables::run(App::open(&cli).await?, cmd).await,
         Command::Users(cmd) => users::run(App::open(&cli).await?, cmd).await,
+        Command::Connections(cmd) => connections::run(App::open(&cli).await?, cmd).await,
+        Command::RotateFernetKey => connections::rotate_fernet_key(App::open(&cli).await?).await,
     }
 }
 

@@ -122,6 +122,13 @@ fn uris_are_written_as_airflow_writes_them() {
         c.host = Some("https://api.example".into());
     });
     assert_eq!(to_uri(&c), "http://https://api.example");
+    let c = conn(|c| {
+        c.conn_type = "mysql".into();
+        c.login = Some("u".into());
+        c.password = Some("p@ss".into());
+        c.host = Some("h".into());
+    });
+    assert_eq!(to_uri_redacted(&c), "mysql://u:***@h");
 }
 
 #[test]

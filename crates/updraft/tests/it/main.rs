@@ -9,5 +9,6 @@ mod fixture;
 mod operations;
 mod python;
 mod rest_clients;
+mod secrets;
 mod standalone;
 mod users;
