@@ -2,9 +2,8 @@
 //!
 //! - **Server** ([`router`], [`serve`]): stateless API servers, any number of them behind a load
 //!   balancer, all on one shared database. Routes under `/execution/v1/` (bearer token) serve
-//!   the [`TaskExecution`](updraft_store::TaskExecution) operations straight on the store;
-//!   `GET /api/v2/monitor/health` (no token) reports the database and the schedulers in
-//!   Airflow's shape.
+//!   the [`TaskExecution`](updraft_store::TaskExecution) operations straight on the store.
+//!   The public API, health included, is `updraft-rest-api`'s, merged beside it.
 //! - **Client** ([`HttpExecution`]): implements [`TaskExecution`](updraft_store::TaskExecution)
 //!   over HTTP for a remote worker, failing over between the API servers it was given.
 //!
@@ -15,13 +14,12 @@ mod auth;
 mod client;
 mod error;
 mod execution;
-mod health;
 mod server;
 mod wake;
 pub mod wire;
 
 pub use client::{HttpExecution, HttpExecutionOptions};
-pub use server::{router, serve, serve_with, ApiState, HealthOptions};
+pub use server::{router, serve, serve_with, ApiState};
 
 /// Why an API server or client could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -14,8 +13,8 @@ use updraft_store::Store;
 use crate::auth::{require_token, WorkerToken};
 use crate::error::{method_not_allowed, not_found};
 use crate::wake::{self, TaskGuard, Wake};
-use crate::wire::{EXECUTION_PREFIX, HEALTH_PATH};
-use crate::{execution, health, ApiError};
+use crate::wire::EXECUTION_PREFIX;
+use crate::{execution, ApiError};
 
 /// The largest request body accepted (log chunks and XComs are the big ones).
 const BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -35,35 +34,14 @@ pub struct ApiState {
     /// Work queued by other processes comes through the store's change feed
     /// ([`Store::changes`]) when it has one; otherwise waiting claims look every second.
     pub work_queued: Arc<Notify>,
-    pub health: HealthOptions,
 }
 
 impl ApiState {
-    /// A state with the default health options.
     pub fn new(store: Arc<dyn Store>, worker_token: impl Into<String>) -> Self {
         ApiState {
             store,
             worker_token: worker_token.into(),
             work_queued: Arc::new(Notify::new()),
-            health: HealthOptions::default(),
-        }
-    }
-}
-
-/// How `GET /api/v2/monitor/health` judges the components.
-#[derive(Debug, Clone)]
-pub struct HealthOptions {
-    /// The scheduler is healthy when a scheduler (or `standalone`) process beat within this.
-    pub scheduler_stale_after: Duration,
-    /// A database check that takes longer than this counts as unhealthy.
-    pub check_timeout: Duration,
-}
-
-impl Default for HealthOptions {
-    fn default() -> Self {
-        HealthOptions {
-            scheduler_stale_after: Duration::from_secs(30),
-            check_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -72,13 +50,11 @@ impl Default for HealthOptions {
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub wake: Arc<Wake>,
-    pub health: HealthOptions,
     /// Stops the wake-up tasks when the last router clone is dropped.
     _tasks: TaskGuard,
 }
 
-/// The routes of the API server: `/execution/v1/…` (worker token) and
-/// `GET /api/v2/monitor/health` (open). Must be called inside a tokio runtime: it spawns the
+/// The routes of the API server: `/execution/v1/…` (worker token). Must be called inside a tokio runtime: it spawns the
 /// tasks that wake waiting claims, which end when the router is dropped.
 pub fn router(state: ApiState) -> Result<Router, ApiError> {
     build(state).map(|(router, _)| router)
@@ -130,7 +106,6 @@ fn build(state: ApiState) -> Result<(Router, Arc<Wake>), ApiError> {
     let shared = Arc::new(Shared {
         store: state.store,
         wake: wake.clone(),
-        health: state.health,
         _tasks: tasks,
     });
 
@@ -152,7 +127,6 @@ fn build(state: ApiState) -> Result<(Router, Arc<Wake>), ApiError> {
 
     let router = Router::new()
         .nest(EXECUTION_PREFIX, execution)
-        .route(HEALTH_PATH, get(health::health))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(shared);

@@ -10,8 +10,6 @@ use serde::{Deserialize, Serialize};
 
 /// The path prefix of the task-execution routes.
 pub const EXECUTION_PREFIX: &str = "/execution/v1";
-/// The health route, as Airflow 3 names it.
-pub const HEALTH_PATH: &str = "/api/v2/monitor/health";
 
 /// `POST /execution/v1/claim`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -191,8 +191,6 @@ impl Config {
 
     /// The configuration as `GET /api/v2/config` shows it: `{section: {option: value}}` with
     /// every secret (worker token, JWT secret, Fernet key, database URL) as `< hidden >`.
-    // Used where the REST router is built (RestConfig::config), wired by the `auth` branch.
-    #[allow(dead_code)]
     pub fn exposed(&self) -> Result<serde_json::Value> {
         Ok(updraft_rest_api::hide_config_secrets(
             &serde_json::to_value(self)?,

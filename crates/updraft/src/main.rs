@@ -6,7 +6,6 @@ mod cli;
 mod commands;
 mod config;
 mod dag_processor;
-mod health;
 mod output;
 mod recovery;
 mod rest;

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use base64::Engine;
 use rand::RngCore;
 use tracing::{info, warn};
-use updraft_rest_api::{Notifier, RestConfig, RestState};
+use updraft_rest_api::{HeartbeatSource, Notifier, RestConfig, RestState};
 
 use crate::app::App;
 use crate::config::{duration, Config};
@@ -159,10 +159,21 @@ pub fn rest_config(config: &Config) -> Result<RestConfig> {
     let mut rest = RestConfig::new(api.jwt_secret.clone());
     rest.jwt_expiration = duration("api.jwt_expiration", &api.jwt_expiration)?;
     rest.expose_config = api.expose_config;
-    rest.config = serde_json::to_value(config.redacted())?;
+    rest.config = config.exposed()?;
+    rest.health.stale_after = duration(
+        "api.scheduler_health_threshold",
+        &api.scheduler_health_threshold,
+    )?;
     rest.allow_origins = api.access_control_allow_origins.clone();
     rest.base_log_folder = config.logging.base_log_folder.clone();
     rest.secure_cookies = api.secure_cookies;
+    rest.sensitive_names =
+        updraft_secrets::SensitiveNames::new(&config.core.sensitive_var_conn_names);
+    rest.test_connection = config
+        .core
+        .test_connection
+        .trim()
+        .eq_ignore_ascii_case("enabled");
     if api.fallback_page_limit == 0 || api.maximum_page_limit == 0 {
         bail!("api.fallback_page_limit and api.maximum_page_limit must be at least 1");
     }
@@ -171,11 +182,14 @@ pub fn rest_config(config: &Config) -> Result<RestConfig> {
     Ok(rest)
 }
 
-/// The REST API's routes (`/api/v2/…` but health, `/auth/…`, `/openapi.json`, `/docs`) on
-/// the app's store. `notify` wakes this process's schedulers after a change by hand.
-pub fn router(app: &App, notify: Notifier) -> Result<axum::Router> {
-    let state = RestState::new(app.store.clone(), rest_config(&app.config)?, notify)
-        .context("cannot set up the REST API")?;
+/// The REST API's routes (`/api/v2/…`, `/auth/…`, `/openapi.json`, `/docs`) on the app's
+/// store. `notify` wakes this process's schedulers after a change by hand; `heartbeats` is
+/// where the health endpoint learns who is alive.
+pub fn router(app: &App, notify: Notifier, heartbeats: HeartbeatSource) -> Result<axum::Router> {
+    let mut config = rest_config(&app.config)?;
+    config.health.heartbeats = heartbeats;
+    let state =
+        RestState::new(app.store.clone(), config, notify).context("cannot set up the REST API")?;
     updraft_rest_api::router(state).context("cannot set up the REST API")
 }
 

@@ -19,8 +19,8 @@ use updraft_worker::{LocalWorker, LocalWorkerConfig};
 use crate::app::App;
 use crate::config::duration;
 use crate::dag_processor::DagProcessor;
-use crate::health::{self, Heartbeats};
 use crate::recovery;
+use updraft_rest_api::{HeartbeatSource, Heartbeats};
 
 /// Generates the secrets `standalone` needs into `updraft.toml` on first start (Airflow's
 /// standalone does the same): `core.fernet_key`, so connections and variables are encrypted
@@ -212,11 +212,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         let signal = engine.signal.clone();
         Arc::new(move || signal.everything_changed())
     };
-    let routes = health::router(health::HealthState {
-        store: app.store.clone(),
-        heartbeats,
-    })
-    .merge(crate::rest::router(&app, notify)?);
+    let routes = crate::rest::router(&app, notify, HeartbeatSource::InProcess(heartbeats))?;
     let http = axum::serve(
         listener,
         routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),

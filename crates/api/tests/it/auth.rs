@@ -1,5 +1,4 @@
-//! The worker token: every `/execution/v1/` route wants `Authorization: Bearer <token>`; the
-//! health endpoint wants none.
+//! The worker token: every `/execution/v1/` route wants `Authorization: Bearer <token>`.
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
@@ -89,12 +88,4 @@ async fn a_claim_with_a_wrong_token_claims_nothing() {
     );
     let a = ti(server.dyn_store(), run.id, "a").await;
     assert_eq!((a.state, a.claim_id), (TaskState::Queued, None));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_needs_no_token() {
-    let server = Server::start().await;
-    let answer = Answer::of(reqwest::Client::new().get(server.health_url())).await;
-    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-    assert_eq!(answer.json["metadatabase"]["status"], "healthy");
 }

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SubsecRound, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
-use updraft_api::{serve, ApiError, ApiState, HealthOptions, HttpExecution, HttpExecutionOptions};
+use updraft_api::{serve, ApiError, ApiState, HttpExecution, HttpExecutionOptions};
 use updraft_model::Schedule;
 use updraft_store::conformance::fixture::{dag, new_run, task, upsert};
 use updraft_store::{
@@ -43,17 +43,12 @@ pub struct Server {
 
 impl Server {
     pub async fn start() -> Server {
-        Server::start_with(HealthOptions::default()).await
-    }
-
-    pub async fn start_with(health: HealthOptions) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("updraft.db")).expect("open"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
-        let mut state = ApiState::new(store.clone(), TOKEN);
-        state.health = health;
+        let state = ApiState::new(store.clone(), TOKEN);
         let work_queued = state.work_queued.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(serve(listener, state, async move {
@@ -115,10 +110,6 @@ impl Server {
 
     pub fn execution_url(&self, path: &str) -> String {
         format!("{}/execution/v1/{}", self.url, path.trim_start_matches('/'))
-    }
-
-    pub fn health_url(&self) -> String {
-        format!("{}/api/v2/monitor/health", self.url)
     }
 }
 
@@ -278,9 +269,4 @@ pub fn claim_request(worker_id: &str, limit: usize) -> ClaimRequest {
         now,
         lease_until: now + LEASE,
     }
-}
-
-/// Now, at the microsecond precision the store keeps.
-pub fn now_micros() -> chrono::DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
 }

@@ -8,6 +8,5 @@ mod bad_requests;
 mod claims;
 mod failover;
 mod fixture;
-mod health;
 mod logs;
 mod long_poll;

@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use tracing::{info, warn};
-use updraft_api::{ApiState, HealthOptions};
+use updraft_api::ApiState;
+use updraft_rest_api::HeartbeatSource;
 use updraft_store::{JobHeartbeat, JobKind};
 
 use crate::app::App;
-use crate::config::duration;
 use crate::recovery;
 
 /// How often the server records that it is alive (`updraft jobs check --job-type api-server`).
@@ -24,18 +24,11 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     crate::rest::ensure_jwt_secret(&app.home, &mut app.config, crate::rest::Server::ApiServer)?;
     // Schedulers of other processes learn of the API's changes from the database's change
     // feed (PostgreSQL); there is no scheduler in this process to wake.
-    let rest = crate::rest::router(&app, Arc::new(|| {}))?;
+    let rest = crate::rest::router(&app, Arc::new(|| {}), HeartbeatSource::Jobs)?;
     let c = &app.config;
     let host = host.unwrap_or_else(|| c.api.host.clone());
     let port = port.unwrap_or(c.api.port);
-    let mut state = ApiState::new(app.store.clone(), c.api.worker_token.clone());
-    state.health = HealthOptions {
-        scheduler_stale_after: duration(
-            "api.scheduler_health_threshold",
-            &c.api.scheduler_health_threshold,
-        )?,
-        ..HealthOptions::default()
-    };
+    let state = ApiState::new(app.store.clone(), c.api.worker_token.clone());
     if c.api.worker_token.trim().is_empty() {
         anyhow::bail!(
             "api.worker_token is not set: set UPDRAFT_API__WORKER_TOKEN (or [api] worker_token) \

@@ -75,7 +75,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
             folder.clone(),
             rescan,
             signal.clone(),
-            Arc::new(crate::health::Heartbeats::default()),
+            Arc::new(updraft_rest_api::Heartbeats::default()),
         ));
     }
     if !follow_changes(&app, signal.clone()).await {
