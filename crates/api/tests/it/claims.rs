@@ -258,6 +258,23 @@ async fn workers_read_the_dag_and_variables_and_announce_themselves() {
         worker.variables().await.expect("variables"),
         vec![("k".to_string(), "v".to_string())]
     );
+    // Connections, whole: the worker's templates read them (and its log masks them).
+    let connection = updraft_store::ConnectionRecord {
+        conn_id: "db".into(),
+        conn_type: "postgres".into(),
+        host: Some("db.example".into()),
+        password: Some("secret-pw".into()),
+        extra: Some(r#"{"sslmode":"require"}"#.into()),
+        ..Default::default()
+    };
+    store
+        .put_connection(connection.clone())
+        .await
+        .expect("put_connection");
+    assert_eq!(
+        worker.connections().await.expect("connections"),
+        vec![connection]
+    );
 
     worker
         .worker_heartbeat(JobHeartbeat {
