@@ -24,14 +24,19 @@
 //! by the part of the trait they exercise; they assert states, values and errors, and panic on
 //! the first difference. Times come from [`fixture::at`], never from the clock.
 
+pub mod auth;
 pub mod browse;
 pub mod browse_runs;
 pub mod browse_task_instances;
 pub mod claims;
 pub mod cluster;
+pub mod connections;
 pub mod dags;
+pub mod event_log;
 pub mod fixture;
+pub mod manage;
 pub mod runs;
+pub mod secrets;
 pub mod task_instances;
 pub mod variables;
 
@@ -181,6 +186,35 @@ macro_rules! __store_conformance_checks {
                 variables_can_be_set_read_listed_and_deleted,
                 xcoms_belong_to_their_run,
             }
+            manage {
+                notes_are_set_and_removed,
+                delete_dag_run_deletes_its_task_instances_xcoms_and_logs,
+                delete_dag_deletes_its_runs_versions_and_file_records,
+                mark_task_instances_sets_states_and_kills_running_claims,
+                mark_kills_the_claim_of_a_restarting_task,
+                force_dag_run_state_sets_the_state_and_dates,
+                xcoms_can_be_put_queried_and_deleted,
+                a_finished_try_records_when_its_xcom_was_written,
+                pool_usage_counts_running_queued_and_scheduled_tasks,
+            }
+            secrets {
+                variables_are_encrypted_at_rest_with_a_cipher,
+                variable_records_are_queried_by_pattern_sorted_and_paged,
+                connection_secrets_are_encrypted_at_rest_with_a_cipher,
+            }
+            auth {
+                users_can_be_created_read_updated_and_deleted,
+                revoked_tokens_are_kept_until_they_expire,
+                login_failures_are_counted_pruned_and_cleared,
+            }
+            connections {
+                connections_can_be_put_read_replaced_and_deleted,
+                connections_are_queried_by_pattern_sorted_and_paged,
+            }
+            event_log {
+                event_logs_are_added_and_read_back,
+                event_logs_are_filtered_sorted_and_paged,
+            }
         }
     };
 }
@@ -231,6 +265,11 @@ mod tests {
                 include_str!("conformance/task_instances.rs"),
             ),
             ("variables", include_str!("conformance/variables.rs")),
+            ("manage", include_str!("conformance/manage.rs")),
+            ("secrets", include_str!("conformance/secrets.rs")),
+            ("auth", include_str!("conformance/auth.rs")),
+            ("connections", include_str!("conformance/connections.rs")),
+            ("event_log", include_str!("conformance/event_log.rs")),
         ];
         let mut written: Vec<String> = sources
             .iter()

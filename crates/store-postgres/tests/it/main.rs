@@ -4,6 +4,7 @@
 //! server they say so and pass, except under CI.
 
 mod cluster;
+mod manage;
 
 mod conformance {
     use std::sync::Arc;
