@@ -222,6 +222,7 @@ CREATE TABLE login_failure (
 );
 CREATE INDEX login_failure_key ON login_failure (key, at);
 CREATE INDEX dag_run_logical_date ON dag_run (logical_date);
+CREATE INDEX dag_run_by_dag_state ON dag_run (dag_id, state);
 "#,
 ];
 

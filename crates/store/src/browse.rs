@@ -30,7 +30,9 @@ impl Default for Window {
     }
 }
 
-/// A sort key; ties are broken by the table's own id, so pages never overlap.
+/// A sort key; ties are broken by the table's own id (in the direction of the last key), so
+/// pages never overlap. Text compares bytewise; rows without a value (a missing date, a DAG
+/// without runs) sort last in either direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sort<F> {
     pub field: F,
@@ -75,6 +77,7 @@ pub struct DagQuery {
     pub exclude_stale: bool,
     /// Only DAGs whose latest run (by logical date) is in this state.
     pub last_dag_run_state: Option<DagRunState>,
+    /// Empty: by dag_id.
     pub sort: Vec<Sort<DagSortField>>,
     pub window: Window,
 }
@@ -83,7 +86,7 @@ pub struct DagQuery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DagSummary {
     pub dag: DagRecord,
-    /// The run with the latest logical date, if any.
+    /// The run with the latest logical date (the newest run among equal dates), if any.
     pub last_run: Option<DagRun>,
 }
 
@@ -104,15 +107,17 @@ pub enum DagRunSortField {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DagRunQuery {
-    /// `None`: runs of every DAG.
+    /// `None`: runs of every DAG; an empty list matches nothing.
     pub dag_ids: Option<Vec<String>>,
     pub run_id_pattern: Option<LikePattern>,
+    /// Empty: any state (likewise `run_types`).
     pub states: Vec<DagRunState>,
     pub run_types: Vec<RunType>,
     pub logical_date: TimeRange,
     pub start_date: TimeRange,
     pub end_date: TimeRange,
     pub queued_at: TimeRange,
+    /// Empty: by id (creation order).
     pub sort: Vec<Sort<DagRunSortField>>,
     pub window: Window,
 }
@@ -138,12 +143,13 @@ pub enum TaskInstanceSortField {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskInstanceQuery {
-    /// `None`: every DAG.
+    /// `None`: every DAG. In these three lists, an empty list matches nothing.
     pub dag_ids: Option<Vec<String>>,
-    /// `None`: every run of the DAGs.
+    /// `None`: every run of the DAGs; without `dag_ids`, runs of that id in any DAG.
     pub run_ids: Option<Vec<String>>,
     pub task_ids: Option<Vec<String>>,
     pub task_id_pattern: Option<LikePattern>,
+    /// Empty: any state (likewise `pools` and `queues`).
     pub states: Vec<TaskState>,
     pub pools: Vec<String>,
     pub queues: Vec<String>,
@@ -151,9 +157,10 @@ pub struct TaskInstanceQuery {
     pub logical_date: TimeRange,
     pub start_date: TimeRange,
     pub end_date: TimeRange,
-    /// Seconds between start and end.
+    /// Seconds between start and end; rows without both never match.
     pub duration_gte: Option<f64>,
     pub duration_lte: Option<f64>,
+    /// Empty: by id.
     pub sort: Vec<Sort<TaskInstanceSortField>>,
     pub window: Window,
 }
@@ -183,6 +190,7 @@ pub struct TaskTry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DagRunCounts {
     pub dag_id: String,
+    /// Every state, zeros included: queued, running, success, failed.
     pub counts: Vec<(DagRunState, u64)>,
 }
 
@@ -213,23 +221,29 @@ pub struct ImportErrorRow {
 
 #[async_trait]
 pub trait BrowseStore: Send + Sync {
+    /// DAGs, inactive ones too unless `exclude_stale`, each with its latest run.
     async fn query_dags(&self, query: DagQuery) -> Result<Page<DagSummary>>;
-    /// Every tag in use by an active DAG, sorted, matching the pattern, paged.
+    /// Every tag in use by an active DAG, sorted bytewise, matching the pattern, paged.
     async fn dag_tags(&self, pattern: Option<LikePattern>, window: Window) -> Result<Page<String>>;
-    /// Run counts per state of the given DAGs (`None`: every DAG).
+    /// Run counts per state of the given DAGs (`None`: every active DAG), one entry per DAG
+    /// asked (once, even if unknown or without runs), by dag_id.
     async fn dag_run_counts(&self, dag_ids: Option<Vec<String>>) -> Result<Vec<DagRunCounts>>;
+    /// A DAG's versions, oldest first; `NotFound` for an unknown DAG.
     async fn dag_versions(&self, dag_id: &str, window: Window) -> Result<Page<DagVersionRecord>>;
-    /// The file's text as it was when `version` was published.
+    /// The file's text as it was when `version` was published; `NotFound` when there is no
+    /// such version.
     async fn dag_source(&self, dag_id: &str, version: i64) -> Result<String>;
     async fn query_dag_runs(&self, query: DagRunQuery) -> Result<Page<DagRun>>;
     async fn query_task_instances(&self, query: TaskInstanceQuery)
         -> Result<Page<TaskInstanceRow>>;
-    /// The finished tries of a task instance, oldest first.
+    /// The finished tries of a task instance, oldest first; `NotFound` for an unknown one.
     async fn task_tries(&self, ti_id: i64) -> Result<Vec<TaskTry>>;
+    /// Import errors; an empty `sort` orders them by id.
     async fn query_import_errors(
         &self,
         sort: Vec<Sort<ImportErrorSortField>>,
         window: Window,
     ) -> Result<Page<ImportErrorRow>>;
+    /// `NotFound` for an unknown id. Ids change when a sync replaces the import errors.
     async fn get_import_error(&self, id: i64) -> Result<ImportErrorRow>;
 }

@@ -168,6 +168,7 @@ pub async fn dag_run_counts(
                 .map_err(db_err)?
         }
     };
+    // Read from `dag_run_by_dag_state` alone: a page of DAGs can hold 100,000 runs.
     let mut counts: BTreeMap<String, [u64; RUN_STATES.len()]> = dag_ids
         .into_iter()
         .map(|id| (id, [0; RUN_STATES.len()]))

@@ -40,8 +40,15 @@ impl Filter {
 
     /// `column` is one of `values`; an empty list matches nothing.
     pub fn any_of<S: AsRef<str>>(&mut self, column: &str, values: &[S]) {
-        let p = self.bind(texts(values));
-        self.push(format!("{column} = ANY({p})"));
+        if let [only] = values {
+            // PostgreSQL 15 does not take rows in index order through `= ANY(…)`: one DAG's
+            // runs newest first would scan every run by date instead of that DAG's.
+            let p = self.bind(Arg::Text(only.as_ref().to_string()));
+            self.push(format!("{column} = {p}"));
+        } else {
+            let p = self.bind(texts(values));
+            self.push(format!("{column} = ANY({p})"));
+        }
     }
 
     /// Like [`any_of`](Self::any_of), but no filter at all when `values` is empty (an empty

@@ -180,6 +180,9 @@ pub fn dag_run_counts(
             ids
         }
     };
+    // Each DAG's runs are found through `dag_run_by_dag`. An index on (dag_id, state) would
+    // make this index-only, but SQLite would then prefer it to `dag_run_running` for the
+    // admission count of running runs.
     let mut counts: BTreeMap<String, [u64; RUN_STATES.len()]> = dag_ids
         .into_iter()
         .map(|id| (id, [0; RUN_STATES.len()]))
