@@ -31,7 +31,7 @@ pub struct RestError {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong: a message, or Airflow's list of validation errors.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub detail: serde_json::Value,
 }
 

@@ -98,19 +98,26 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
 }
 
 /// Whether `value` matches Airflow's `*_pattern` filter: a case-insensitive substring with
-/// SQL `LIKE` wildcards (`%`, `_`) inside it.
+/// SQL `LIKE` wildcards (`%`, `_`) inside it. Dynamic programming over the pattern, so a
+/// pattern of many `%` costs (pattern × value) steps, never exponential time.
 pub(crate) fn like_matches(pattern: &str, value: &str) -> bool {
-    fn matches(p: &[char], v: &[char]) -> bool {
-        match p.split_first() {
-            None => v.is_empty(),
-            Some(('%', rest)) => (0..=v.len()).any(|i| matches(rest, &v[i..])),
-            Some(('_', rest)) => !v.is_empty() && matches(rest, &v[1..]),
-            Some((c, rest)) => v.first() == Some(c) && matches(rest, &v[1..]),
-        }
-    }
     let p: Vec<char> = format!("%{}%", pattern.to_lowercase()).chars().collect();
     let v: Vec<char> = value.to_lowercase().chars().collect();
-    matches(&p, &v)
+    // matched[j]: the pattern read so far matches the first j characters of the value.
+    let mut matched = vec![false; v.len() + 1];
+    matched[0] = true;
+    for c in p {
+        let mut next = vec![false; v.len() + 1];
+        for j in 0..=v.len() {
+            next[j] = match c {
+                '%' => matched[j] || (j > 0 && next[j - 1]),
+                '_' => j > 0 && matched[j - 1],
+                c => j > 0 && matched[j - 1] && v[j - 1] == c,
+            };
+        }
+        matched = next;
+    }
+    matched[v.len()]
 }
 
 #[cfg(test)]
@@ -127,6 +134,20 @@ mod tests {
     #[allow(dead_code)]
     struct Outer {
         items: Vec<Inner>,
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert!(like_matches("ext", "Extract"));
+        assert!(like_matches("e%t", "extract"));
+        assert!(like_matches("a_c", "xabcx"));
+        assert!(!like_matches("a_c", "ac"));
+        assert!(like_matches("", "anything"));
+        // Many wildcards against a long value that does not match end at once.
+        assert!(!like_matches(
+            &"%".repeat(200).replace("%%", "%a"),
+            &"b".repeat(5000)
+        ));
     }
 
     #[test]

@@ -2,9 +2,6 @@
 //! secret (generated into `updraft.toml` on the first start when none is configured), and
 //! its router.
 
-use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -38,7 +35,7 @@ pub fn ensure_jwt_secret(home: &Path, config: &mut Config, server: Server) -> Re
         return Ok(());
     }
     let file = config_file(home);
-    match write_secret(home, &file) {
+    match crate::config::ensure_generated(home, "api", "jwt_secret", random_secret) {
         Ok((secret, generated)) => {
             if generated {
                 info!(file = %file.display(), "generated api.jwt_secret");
@@ -75,82 +72,6 @@ pub fn random_secret() -> String {
     let mut bytes = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The secret in `file` (written by a process that started at the same time), or a new one
-/// written there; and whether it is new. Serialized by a lock file, so that processes
-/// starting at once on one home agree on one secret.
-fn write_secret(home: &Path, file: &Path) -> Result<(String, bool)> {
-    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
-    let lock_path = home.join(".updraft.toml.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        bail!(
-            "cannot lock {}: {}",
-            lock_path.display(),
-            std::io::Error::last_os_error()
-        );
-    }
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
-    };
-    let mut document: toml_edit::DocumentMut = text
-        .parse()
-        .with_context(|| format!("cannot parse {}", file.display()))?;
-    let existing = document
-        .get("api")
-        .and_then(|api| api.get("jwt_secret"))
-        .and_then(|secret| secret.as_str())
-        .filter(|secret| !secret.trim().is_empty());
-    if let Some(secret) = existing {
-        return Ok((secret.to_string(), false));
-    }
-    let secret = random_secret();
-    let api = document
-        .entry("api")
-        .or_insert_with(toml_edit::table)
-        .as_table_like_mut()
-        .with_context(|| format!("api in {} is not a table", file.display()))?;
-    api.insert("jwt_secret", toml_edit::value(secret.clone()));
-    replace_file(file, document.to_string().as_bytes())?;
-    Ok((secret, true))
-}
-
-/// Writes `file` whole or not at all (a temporary file renamed over it), with its former
-/// permissions, or readable by the owner only when new (it holds a secret).
-fn replace_file(file: &Path, contents: &[u8]) -> Result<()> {
-    let mode = std::fs::metadata(file)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o600);
-    let mut name = file.as_os_str().to_owned();
-    name.push(".tmp");
-    let tmp = std::path::PathBuf::from(name);
-    let result = (|| -> std::io::Result<()> {
-        let mut out = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        out.write_all(contents)?;
-        out.sync_all()?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-        std::fs::rename(&tmp, file)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", file.display()));
-    }
-    Ok(())
 }
 
 /// The REST API's configuration from `[api]` and `[logging]`.
@@ -195,6 +116,8 @@ pub fn router(app: &App, notify: Notifier, heartbeats: HeartbeatSource) -> Resul
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

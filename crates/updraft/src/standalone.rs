@@ -28,11 +28,10 @@ use updraft_rest_api::{HeartbeatSource, Heartbeats};
 pub fn generate_secrets(config: &crate::config::Config) -> Result<()> {
     if config.core.fernet_key.trim().is_empty() {
         let home = crate::config::updraft_home();
-        if crate::config::ensure_generated(&home, "core", "fernet_key", || {
+        let (_, generated) = crate::config::ensure_generated(&home, "core", "fernet_key", || {
             updraft_secrets::generate_fernet_key()
-        })?
-        .is_some()
-        {
+        })?;
+        if generated {
             info!(file = %home.join("updraft.toml").display(), "generated core.fernet_key");
         }
     }

@@ -5,10 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path};
-use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use updraft_model::{Dag, TaskState};
@@ -16,34 +13,8 @@ use updraft_scheduler::DagGraph;
 use updraft_store::{DagRecord, DagRun, DagVersionRecord, StoreError, Window};
 use uuid::Uuid;
 
+pub(crate) use crate::extract::{like_matches, PathParams, QueryParams};
 use crate::{RestError, RestState};
-
-/// Query parameters, repeated ones included (`state=a&state=b`); a value that does not parse
-/// is a 422 naming the query, as FastAPI answers.
-pub(crate) struct QueryParams<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
-    type Rejection = RestError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum_extra::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum_extra::extract::Query(value)) => Ok(QueryParams(value)),
-            Err(rejection) => Err(RestError::invalid(&["query"], rejection.body_text())),
-        }
-    }
-}
-
-/// Path parameters; a value that does not parse (a try number that is not a number) is a 422.
-pub(crate) struct PathParams<T>(pub T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
-    type Rejection = RestError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(value) = Path::<T>::from_request_parts(parts, state).await?;
-        Ok(PathParams(value))
-    }
-}
 
 /// `~` in a path stands for "every DAG" or "every run".
 pub(crate) fn wildcard(id: &str) -> Option<&str> {
@@ -238,22 +209,6 @@ pub(crate) fn check_note(note: Option<&str>, location: &[&str]) -> Result<(), Re
     }
 }
 
-/// Whether `value` matches Airflow's `*_pattern` (a case-insensitive substring with SQL
-/// `LIKE` wildcards `%` and `_`), for filters applied in memory.
-pub(crate) fn like_matches(pattern: &str, value: &str) -> bool {
-    fn matches(p: &[char], v: &[char]) -> bool {
-        match p.split_first() {
-            None => v.is_empty(),
-            Some(('%', rest)) => (0..=v.len()).any(|i| matches(rest, &v[i..])),
-            Some(('_', rest)) => !v.is_empty() && matches(rest, &v[1..]),
-            Some((c, rest)) => v.first() == Some(c) && matches(rest, &v[1..]),
-        }
-    }
-    let p: Vec<char> = format!("%{}%", pattern.to_lowercase()).chars().collect();
-    let v: Vec<char> = value.to_lowercase().chars().collect();
-    matches(&p, &v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,13 +230,5 @@ mod tests {
         assert_ne!(dag_version_uuid("a", 1), dag_version_uuid("a", 2));
         assert_ne!(dag_version_uuid("a", 1), dag_version_uuid("b", 1));
         assert_eq!(dag_version_uuid("a", 1).get_version_num(), 8);
-    }
-
-    #[test]
-    fn like_patterns() {
-        assert!(like_matches("ext", "Extract"));
-        assert!(like_matches("e%t", "extract"));
-        assert!(like_matches("a_c", "xabcx"));
-        assert!(!like_matches("a_c", "ac"));
     }
 }

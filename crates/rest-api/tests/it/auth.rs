@@ -532,7 +532,8 @@ fn admin_only_read() -> Option<String> {
 
 #[tokio::test]
 async fn a_role_changed_in_the_database_takes_effect_at_once() {
-    let server = Server::start().await;
+    // The configuration is exposed, so that reading it is refused only for the role.
+    let server = Server::start_with(|c| c.expose_config = true).await;
     let token = server.token(Role::Admin).to_string();
     let set_role = |role: &'static str| {
         let store = server.store.clone();

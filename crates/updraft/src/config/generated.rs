@@ -2,6 +2,7 @@
 //! keeps in `$UPDRAFT_HOME/updraft.toml`, so the next start uses the same ones.
 
 use std::io::Write as _;
+use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
@@ -10,13 +11,31 @@ use anyhow::{bail, Context, Result};
 /// Writes `key = "<generate()>"` into `[section]` of `home/updraft.toml` unless the file
 /// already sets it (to anything but an empty string). The rest of the file is kept as
 /// written, comments included. A new file is readable by its owner only, since it then
-/// holds a secret. Answers the generated value when it wrote one.
+/// holds a secret. Answers the value in force and whether it was generated now. Processes
+/// starting together on one home agree on one value: the check and the write hold a lock.
 pub fn ensure_generated(
     home: &Path,
     section: &str,
     key: &str,
     generate: impl FnOnce() -> String,
-) -> Result<Option<String>> {
+) -> Result<(String, bool)> {
+    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
+    let lock_path = home.join(".updraft.toml.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        bail!(
+            "cannot lock {}: {}",
+            lock_path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
     let path = home.join("updraft.toml");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -35,7 +54,11 @@ pub fn ensure_generated(
                 path.display()
             )
         }
-        Some(_) => return Ok(None),
+        Some(toml::Value::String(s)) => return Ok((s.clone(), false)),
+        Some(_) => bail!(
+            "{} sets {section}.{key} to something other than a string",
+            path.display()
+        ),
         None => {}
     }
     let value = generate();
@@ -48,9 +71,8 @@ pub fn ensure_generated(
             path.display()
         );
     }
-    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
     write_replacing(&path, &updated)?;
-    Ok(Some(value))
+    Ok((value, true))
 }
 
 /// `text` with `line` added at the end of `[section]` (just before the next table header),
@@ -132,11 +154,11 @@ mod tests {
         let original = "# my settings\n[core]\nparallelism = 4 # four\n\n[api]\nport = 9090\n";
         std::fs::write(&path, original).unwrap();
         let made = ensure_generated(dir.path(), "core", "fernet_key", || "K1".into()).unwrap();
-        assert_eq!(made.as_deref(), Some("K1"));
+        assert_eq!(made, ("K1".to_string(), true));
         let made = ensure_generated(dir.path(), "api", "jwt_secret", || "J1".into()).unwrap();
-        assert_eq!(made.as_deref(), Some("J1"));
+        assert_eq!(made, ("J1".to_string(), true));
         let made = ensure_generated(dir.path(), "logging", "level", || "debug".into()).unwrap();
-        assert_eq!(made.as_deref(), Some("debug"));
+        assert_eq!(made, ("debug".to_string(), true));
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "# my settings\n[core]\nparallelism = 4 # four\nfernet_key = \"K1\"\n\n[api]\nport = 9090\njwt_secret = \"J1\"\n\n[logging]\nlevel = \"debug\"\n"
@@ -144,7 +166,7 @@ mod tests {
         // Already there: nothing generated, nothing changed.
         let before = std::fs::read_to_string(&path).unwrap();
         let made = ensure_generated(dir.path(), "core", "fernet_key", || unreachable!()).unwrap();
-        assert_eq!(made, None);
+        assert_eq!(made, ("K1".to_string(), false));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
     }
 
