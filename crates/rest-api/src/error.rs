@@ -77,6 +77,17 @@ impl RestError {
     }
 }
 
+/// The answer to a path no route serves, for a server whose only routes are this API's
+/// (`standalone`): JSON like every other answer.
+pub async fn route_not_found() -> RestError {
+    RestError::not_found("Not Found: no such route")
+}
+
+/// The answer to a known path asked with a method it does not serve.
+pub async fn method_not_allowed() -> RestError {
+    RestError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
 impl IntoResponse for RestError {
     fn into_response(self) -> Response {
         (

@@ -20,7 +20,7 @@ mod params;
 mod routes;
 mod state;
 
-pub use error::{ApiError, RestError};
+pub use error::{method_not_allowed, route_not_found, ApiError, RestError};
 pub use openapi::{openapi_document, router};
 pub use routes::config::{hide_config_secrets, HIDDEN};
 pub use routes::monitor::{HealthConfig, HeartbeatSource, Heartbeats};

@@ -211,7 +211,9 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         let signal = engine.signal.clone();
         Arc::new(move || signal.everything_changed())
     };
-    let routes = crate::rest::router(&app, notify, HeartbeatSource::InProcess(heartbeats))?;
+    let routes = crate::rest::router(&app, notify, HeartbeatSource::InProcess(heartbeats))?
+        .method_not_allowed_fallback(updraft_rest_api::method_not_allowed)
+        .fallback(updraft_rest_api::route_not_found);
     let http = axum::serve(
         listener,
         routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),

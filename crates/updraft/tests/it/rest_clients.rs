@@ -34,8 +34,13 @@ const SCHEMATHESIS_ARGS: &[&str] = &[
     "10",
     "--seed",
     "20261201",
+    // One worker: Hypothesis's lambda-source cache is not thread-safe (a "recursion depth
+    // mismatch" error with two).
     "--workers",
-    "2",
+    "1",
+    // Advice such as "operations mostly met 404s" is not a failure of the API.
+    "--warnings",
+    "off",
     "--request-timeout",
     "10",
     // Logging out would revoke the token the rest of the run uses.
@@ -125,7 +130,19 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     let tested = summary_number(&stdout, "Tested:").unwrap_or_else(|| panic!("{text}"));
     assert!(selected > 1, "only {selected} operations selected:\n{text}");
     assert_eq!(tested, selected, "not every operation was tested:\n{text}");
-    assert!(stdout.contains("No issues found"), "{text}");
+    // Warnings (operations that mostly met 404s, say) are advice, not failures; every
+    // generated case must have passed.
+    let cases = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("Test cases:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no test-case summary:\n{text}"));
+    let counts: Vec<&str> = cases.split_whitespace().collect();
+    assert!(
+        matches!(counts.as_slice(), [generated, "generated,", passed, "passed"] if generated == passed),
+        "not every generated case passed ({cases}):\n{text}"
+    );
+    assert!(!stdout.contains("failure"), "{text}");
 }
 
 /// The number after `label` in schemathesis's summary (`Selected: 40/41` gives 40).
