@@ -101,8 +101,15 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
 /// SQL `LIKE` wildcards (`%`, `_`) inside it. Dynamic programming over the pattern, so a
 /// pattern of many `%` costs (pattern × value) steps, never exponential time.
 pub(crate) fn like_matches(pattern: &str, value: &str) -> bool {
-    let p: Vec<char> = format!("%{}%", pattern.to_lowercase()).chars().collect();
+    let mut p: Vec<char> = format!("%{}%", pattern.to_lowercase()).chars().collect();
+    // A run of `%` means what one does.
+    p.dedup_by(|a, b| *a == '%' && *b == '%');
     let v: Vec<char> = value.to_lowercase().chars().collect();
+    // Every other character takes one of the value's: a longer pattern cannot match, and
+    // this bounds the work below by the value's length, whatever the pattern's.
+    if p.iter().filter(|c| **c != '%').count() > v.len() {
+        return false;
+    }
     // matched[j]: the pattern read so far matches the first j characters of the value.
     let mut matched = vec![false; v.len() + 1];
     matched[0] = true;

@@ -128,7 +128,8 @@ pub async fn check(
         Some(user) if matches => user,
         _ => {
             store.record_login_failure(&keys, now, since).await?;
-            tracing::info!(username = %credentials.username, client = ?client, "failed login");
+            // Not the username: people type their password into that field.
+            tracing::info!(client = ?client, "failed login");
             return Err(RestError::unauthorized(INVALID_CREDENTIALS).into());
         }
     };

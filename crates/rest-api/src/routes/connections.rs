@@ -373,7 +373,12 @@ impl BulkTarget for ConnectionTarget<'_> {
     }
 
     async fn create(&self, entity: &ConnectionBody) -> Result<(), RestError> {
-        Ok(self.0.store().put_connection(entity.record()).await?)
+        // Overwriting keeps a stored secret that comes back as `***`, as an update does.
+        let record = match self.0.store().get_connection(&entity.connection_id).await? {
+            Some(current) => entity.apply(current, None, &self.0.config().sensitive_names),
+            None => entity.record(),
+        };
+        Ok(self.0.store().put_connection(record).await?)
     }
 
     async fn update(

@@ -20,6 +20,10 @@ use super::ti_shape::{Shaper, TaskInstanceResponse};
 use crate::auth::{Access, Action, Resource};
 use crate::{RestError, RestState};
 
+/// The shortest poll of `wait`: a smaller interval would turn one request into a busy loop
+/// of database reads.
+const MIN_WAIT_INTERVAL_SECS: f64 = 0.5;
+
 pub(crate) const PERMISSIONS: super::Permissions = &[
     (
         "clear_dag_run",
@@ -153,7 +157,7 @@ async fn wait_dag_run_until_finished(
             "Input should be greater than 0",
         ));
     }
-    let interval = Duration::from_secs_f64(query.interval.min(3600.0));
+    let interval = Duration::from_secs_f64(query.interval.clamp(MIN_WAIT_INTERVAL_SECS, 3600.0));
     // 404 before the stream starts, so a wrong id is an error answer, not a stream.
     dag_run(&state, &dag_id, &run_id).await?;
     struct Waiting {

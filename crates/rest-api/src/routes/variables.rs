@@ -475,7 +475,12 @@ impl BulkTarget for VariableTarget<'_> {
     }
 
     async fn create(&self, entity: &VariableBody) -> Result<(), RestError> {
-        Ok(self.0.store().put_variable(entity.record()).await?)
+        // Overwriting keeps a secret value that comes back as `***`, as an update does.
+        let record = match self.0.store().get_variable_record(&entity.key).await? {
+            Some(current) => entity.apply(current, None, self.0),
+            None => entity.record(),
+        };
+        Ok(self.0.store().put_variable(record).await?)
     }
 
     async fn update(

@@ -477,3 +477,47 @@ async fn testing_reaches_the_system_and_reports_failure_honestly() {
     // Testing stores nothing.
     assert!(server.store.get_connection("t").await.unwrap().is_none());
 }
+
+/// Regression: testing a stored connection against another host sent its stored login and
+/// password (as HTTP Basic auth) to whatever host the caller named.
+#[tokio::test]
+async fn testing_a_stored_connection_elsewhere_never_sends_its_secrets() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start_with(|c| c.test_connection = true).await;
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/api/v2/connections",
+            Some(json!({"connection_id": "prod", "conn_type": "postgres",
+                "host": "db.internal", "login": "etl", "password": "s3cret-pass"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let n = socket.read(&mut buf).await.unwrap();
+        let _ = socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+        String::from_utf8_lossy(&buf[..n]).to_lowercase()
+    });
+    let (status, answer) = server
+        .call(
+            Some(updraft_rest_api::auth::Role::Op),
+            Method::POST,
+            "/api/v2/connections/test",
+            Some(json!({"connection_id": "prod", "conn_type": "http",
+                "host": "127.0.0.1", "port": port})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let request = received.await.unwrap();
+    assert!(request.starts_with("get "), "{request}");
+    assert!(
+        !request.contains("authorization"),
+        "secrets were sent: {request}"
+    );
+}

@@ -22,9 +22,16 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
     crate::rest::ensure_jwt_secret(&app.home, &mut app.config, crate::rest::Server::ApiServer)?;
-    // Schedulers of other processes learn of the API's changes from the database's change
-    // feed (PostgreSQL); there is no scheduler in this process to wake.
-    let rest = crate::rest::router(&app, Arc::new(|| {}), HeartbeatSource::Jobs)?;
+    // There is no scheduler in this process. On PostgreSQL the others learn of the API's
+    // changes from the change feed; on SQLite, wake the one on the database as the CLI does.
+    let notify: updraft_rest_api::Notifier = match app.sqlite_path() {
+        Some(path) => {
+            let path = path.to_path_buf();
+            Arc::new(move || crate::wake::send(&path))
+        }
+        None => Arc::new(|| {}),
+    };
+    let rest = crate::rest::router(&app, notify, HeartbeatSource::Jobs)?;
     let c = &app.config;
     let host = host.unwrap_or_else(|| c.api.host.clone());
     let port = port.unwrap_or(c.api.port);

@@ -45,8 +45,19 @@ pub(super) async fn test_connection(
         ));
     }
     body.validate(&["body"])?;
+    // Stored secrets are used only to reach the system they were stored for: with another
+    // type, host, port or schema the test would hand them to whatever the caller names.
     let connection = match state.store().get_connection(&body.connection_id).await? {
-        Some(stored) => body.apply(stored, None, &state.config().sensitive_names),
+        Some(stored) => {
+            let merged = body.apply(stored.clone(), None, &state.config().sensitive_names);
+            let same_target = (&merged.conn_type, &merged.host, merged.port, &merged.schema)
+                == (&stored.conn_type, &stored.host, stored.port, &stored.schema);
+            if same_target {
+                merged
+            } else {
+                body.record()
+            }
+        }
         None => body.record(),
     };
     let (status, message) = probe(&connection).await;
