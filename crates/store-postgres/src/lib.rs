@@ -19,6 +19,7 @@ mod dags;
 mod event_log;
 mod jobs;
 mod manage;
+mod queueing;
 mod runs;
 mod schema;
 mod task_instances;
@@ -306,7 +307,7 @@ impl Store for PostgresStore {
         Ok(results)
     }
     async fn occupancy(&self) -> Result<Occupancy> {
-        task_instances::occupancy(&mut *self.conn().await?).await
+        queueing::occupancy(&mut *self.conn().await?).await
     }
     async fn queue(
         &self,
@@ -317,7 +318,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        let (results, queues) = task_instances::queue(&mut tx, &items, now).await?;
+        let (results, queues) = queueing::queue(&mut tx, &items, now).await?;
         let change = (!queues.is_empty()).then_some(Announce::WorkQueued(queues));
         self.commit(tx, change).await?;
         Ok(results)

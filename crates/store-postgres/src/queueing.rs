@@ -1,0 +1,175 @@
+//! Admission-controlled queueing: `scheduled` → `queued` within each DAG's
+//! `max_active_tasks` and each pool's slots, counted under the rows' locks in the same
+//! transaction, and the occupancy those limits are read from.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use updraft_store::{Occupancy, QueueItem, Result, TaskState, TransitionResult};
+
+use crate::codec::{col, col_u32, micros};
+use crate::db_err;
+use crate::task_instances::OCCUPYING;
+
+pub async fn occupancy(conn: &mut PgConnection) -> Result<Occupancy> {
+    let mut occupancy = Occupancy::default();
+    let rows = sqlx::query(&format!(
+        "SELECT dag_id, pool, COUNT(*) FROM task_instance \
+         WHERE state IN {OCCUPYING} GROUP BY dag_id, pool"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    for row in &rows {
+        let dag_id: String = col(row, 0)?;
+        let pool: String = col(row, 1)?;
+        let n = col_u32(row, 2)?;
+        *occupancy.per_dag.entry(dag_id).or_default() += n;
+        *occupancy.per_pool.entry(pool).or_default() += n;
+        occupancy.total += n;
+    }
+    let rows = sqlx::query("SELECT name, slots FROM pool")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    for row in &rows {
+        occupancy.pool_slots.insert(col(row, 0)?, col_u32(row, 1)?);
+    }
+    Ok(occupancy)
+}
+
+/// Counts of occupying task instances per value of `column` (`dag_id` or `pool`), among
+/// `values`.
+async fn occupied(
+    conn: &mut PgConnection,
+    column: &str,
+    values: &[&str],
+) -> Result<HashMap<String, u32>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {column}, COUNT(*) FROM task_instance \
+         WHERE state IN {OCCUPYING} AND {column} = ANY($1) GROUP BY {column}"
+    ))
+    .bind(values)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| Ok((col::<String>(row, 0)?, col_u32(row, 1)?)))
+        .collect()
+}
+
+/// Queues `items` in order, each only if its DAG and its pool have room, counted under locks
+/// on the involved `pool` and `dag` rows (taken in a fixed order: pools, then DAGs, each by
+/// name), so that concurrent queueing never exceeds a limit. Returns one result per item and
+/// the queues that got work.
+pub async fn queue(
+    conn: &mut PgConnection,
+    items: &[QueueItem],
+    now: DateTime<Utc>,
+) -> Result<(Vec<TransitionResult>, Vec<String>)> {
+    let pools: Vec<&str> = items
+        .iter()
+        .map(|i| i.pool.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let dags: Vec<&str> = items
+        .iter()
+        .map(|i| i.dag_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // `NO KEY UPDATE`: excludes other queueing transactions, but not the key-share locks of
+    // new runs referencing the DAG.
+    let rows = sqlx::query(
+        "SELECT name, slots FROM pool WHERE name = ANY($1) ORDER BY name FOR NO KEY UPDATE",
+    )
+    .bind(&pools)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut slots: HashMap<String, i64> = HashMap::new();
+    for row in &rows {
+        slots.insert(col(row, 0)?, col(row, 1)?);
+    }
+    sqlx::query("SELECT dag_id FROM dag WHERE dag_id = ANY($1) ORDER BY dag_id FOR NO KEY UPDATE")
+        .bind(&dags)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let mut per_dag = occupied(conn, "dag_id", &dags).await?;
+    let mut per_pool = occupied(conn, "pool", &pools).await?;
+
+    let ids: Vec<i64> = items
+        .iter()
+        .map(|i| i.ti_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rows = sqlx::query(
+        "SELECT id, try_number, state FROM task_instance WHERE id = ANY($1) \
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    // (try, state) of each row, as the items admitted so far leave it.
+    let mut current: HashMap<i64, (i64, String)> = HashMap::new();
+    for row in &rows {
+        current.insert(col(row, 0)?, (col(row, 1)?, col(row, 2)?));
+    }
+
+    let mut results = vec![TransitionResult::Conflict; items.len()];
+    let mut admitted: Vec<i64> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let Some((try_number, state)) = current.get_mut(&item.ti_id) else {
+            continue;
+        };
+        if *try_number != i64::from(item.try_number) || state != TaskState::Scheduled.as_str() {
+            continue;
+        }
+        let dag_count = per_dag.entry(item.dag_id.clone()).or_default();
+        let pool_count = per_pool.entry(item.pool.clone()).or_default();
+        let pool_full = slots
+            .get(&item.pool)
+            .is_some_and(|&slots| i64::from(*pool_count) >= slots);
+        if *dag_count >= item.max_active_tasks || pool_full {
+            continue;
+        }
+        *dag_count += 1;
+        *pool_count += 1;
+        *try_number += 1;
+        *state = TaskState::Queued.as_str().to_string();
+        results[index] = TransitionResult::Applied;
+        admitted.push(item.ti_id);
+    }
+    if admitted.is_empty() {
+        return Ok((results, Vec::new()));
+    }
+    // Exactly what `apply` does for scheduled → queued with a new try.
+    let rows = sqlx::query(
+        "UPDATE task_instance SET state = 'queued', try_number = try_number + 1, \
+         next_retry_at = NULL, queued_at = $2, start_date = NULL, end_date = NULL, \
+         claim_id = NULL, lease_until = NULL \
+         WHERE id = ANY($1) AND state = 'scheduled' RETURNING id, queue",
+    )
+    .bind(&admitted)
+    .bind(micros(now))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut queues = BTreeSet::new();
+    let mut written = HashSet::new();
+    for row in &rows {
+        written.insert(col::<i64>(row, 0)?);
+        queues.insert(col::<String>(row, 1)?);
+    }
+    for (index, item) in items.iter().enumerate() {
+        if results[index] == TransitionResult::Applied && !written.contains(&item.ti_id) {
+            results[index] = TransitionResult::Conflict;
+        }
+    }
+    Ok((results, queues.into_iter().collect()))
+}
