@@ -49,7 +49,7 @@ impl From<StoreError> for HttpError {
         let status = match &e {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Database(_) | StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::AlreadyExists(_) => StatusCode::CONFLICT,
+            StoreError::AlreadyExists(_) | StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::IllegalTransition(_) => StatusCode::UNPROCESSABLE_ENTITY,
             StoreError::Unauthorized(_)
             | StoreError::SchemaTooNew { .. }

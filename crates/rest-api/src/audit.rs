@@ -8,7 +8,8 @@
 //! the rate limiter instead.
 //!
 //! Bodies are buffered (at most [`MAX_BODY`]) so the handler still gets them. Which fields
-//! are secret follows Airflow's `sensitive_var_conn_names` defaults ([`is_sensitive`]).
+//! are secret follows Airflow's `sensitive_var_conn_names` (built-in and configured); values
+//! of variables are never recorded ([`mask`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::RequestExt;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use updraft_secrets::SensitiveNames;
 use updraft_store::NewEventLog;
 
 use crate::auth::{OperationAccess, Principal};
@@ -31,23 +33,6 @@ pub const MAX_BODY: usize = 2 * 1024 * 1024;
 
 /// What a masked value becomes, as Airflow shows it.
 pub const MASK: &str = "***";
-
-/// Words that make a field (or a variable key) secret, as Airflow's defaults; a name is
-/// secret when it contains one of them, case-insensitively.
-const SENSITIVE_WORDS: &[&str] = &[
-    "access_token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "passphrase",
-    "passwd",
-    "password",
-    "private_key",
-    "secret",
-    "token",
-    "keyfile_dict",
-    "service_account",
-];
 
 /// Fields that are secret by their exact name: a connection's `extra` holds credentials and
 /// its `uri` the password.
@@ -60,38 +45,52 @@ const EVENT_NAMES: &[(&str, &str)] = &[
     ("logout", "logout"),
 ];
 
-/// Whether a field or key named `name` holds a secret.
+/// Whether a field or key named `name` holds a secret by Airflow's built-in names (what
+/// hides configuration options).
 pub fn is_sensitive(name: &str) -> bool {
-    let name = name.to_lowercase();
-    SENSITIVE_FIELDS.contains(&name.as_str())
-        || SENSITIVE_WORDS.iter().any(|word| name.contains(word))
+    is_secret_field(&SensitiveNames::default(), name)
 }
 
-/// A copy of `value` with every secret replaced by [`MASK`]: fields whose name is secret,
-/// and the `value` of an object whose `key` is (a variable's), at any depth.
-pub fn mask(value: &Value) -> Value {
+fn is_secret_field(names: &SensitiveNames, name: &str) -> bool {
+    SENSITIVE_FIELDS.contains(&name.to_lowercase().as_str()) || names.is_sensitive(name)
+}
+
+/// A copy of `value` with every secret replaced by [`MASK`], at any depth: fields whose name
+/// is secret (by `names`, the built-in and configured `sensitive_var_conn_names`), and the
+/// `value` of every object that has a `key` (a variable's or an XCom's: the audit log is
+/// readable by roles that may not read variables, so no value of one is ever recorded).
+/// Strings holding JSON are masked inside.
+pub fn mask(value: &Value, names: &SensitiveNames) -> Value {
     match value {
         Value::Object(object) => {
-            let secret_key = object
-                .get("key")
-                .and_then(Value::as_str)
-                .is_some_and(is_sensitive);
+            let keyed = object.contains_key("key");
             Value::Object(
                 object
                     .iter()
                     .map(|(name, field)| {
-                        let hidden = is_sensitive(name) || (secret_key && name == "value");
+                        let hidden = is_secret_field(names, name) || (keyed && name == "value");
                         let field = if hidden && !field.is_null() {
                             Value::String(MASK.into())
                         } else {
-                            mask(field)
+                            mask(field, names)
                         };
                         (name.clone(), field)
                     })
                     .collect(),
             )
         }
-        Value::Array(items) => Value::Array(items.iter().map(mask).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| mask(v, names)).collect()),
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(inner @ (Value::Object(_) | Value::Array(_))) => {
+                let masked = mask(&inner, names);
+                if masked == inner {
+                    value.clone()
+                } else {
+                    Value::String(masked.to_string())
+                }
+            }
+            _ => value.clone(),
+        },
         other => other.clone(),
     }
 }
@@ -147,7 +146,15 @@ pub(crate) async fn record(
         return response;
     }
     let body = body_json(content_type.as_deref(), &bytes);
-    let event = event(operation, principal.as_ref(), &path, query.as_deref(), body);
+    let names = &state.config().sensitive_names;
+    let event = event(
+        names,
+        operation,
+        principal.as_ref(),
+        &path,
+        query.as_deref(),
+        body,
+    );
     let event = with_logical_date(&state, event).await;
     if let Err(e) = state.store().add_event_log(event).await {
         tracing::warn!(error = %e, operation, "cannot write the audit log row of a change");
@@ -185,6 +192,7 @@ fn body_json(content_type: Option<&str>, bytes: &Bytes) -> Option<Value> {
 
 /// The event-log row of a request, its parameters masked.
 fn event(
+    names: &SensitiveNames,
     operation: &str,
     principal: Option<&Principal>,
     path: &HashMap<String, String>,
@@ -206,14 +214,14 @@ fn event(
             extra.insert(name, Value::String(value));
         }
     }
-    match body.as_ref().map(mask) {
+    match body.as_ref().map(|b| mask(b, names)) {
         Some(Value::Object(fields)) => extra.extend(fields),
         Some(other) => {
             extra.insert("body".into(), other);
         }
         None => {}
     }
-    let extra = mask(&Value::Object(extra));
+    let extra = mask(&Value::Object(extra), names);
     // Logging in has no principal yet: the owner is the user who logged in.
     let owner = principal
         .map(|p| p.username.clone())
@@ -271,15 +279,42 @@ mod tests {
             "api_key": "k",
             "slots": 3
         });
-        let masked = mask(&body);
+        let masked = mask(&body, &SensitiveNames::default());
         let text = masked.to_string();
         for secret in ["hunter2", "\"pw\"", "\\\"k\\\"", "\"k\""] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
-        assert_eq!(masked["actions"][0]["entities"][1]["value"], "visible");
+        // Viewers read the audit log but not variables: no variable value is recorded.
+        assert_eq!(masked["actions"][0]["entities"][1]["value"], MASK);
+        assert_eq!(masked["actions"][0]["entities"][1]["key"], "plain");
         assert_eq!(masked["actions"][0]["entities"][2]["login"], "me");
         assert_eq!(masked["slots"], 3);
         assert_eq!(masked["api_key"], MASK);
+    }
+
+    #[test]
+    fn configured_names_and_json_inside_strings_are_masked() {
+        let names = SensitiveNames::new("warehouse_pin");
+        let body = json!({
+            "warehouse_pin": "1234",
+            "conf": "{\"nested\": {\"api_key\": \"k-123\"}, \"n\": 1}",
+            "note": "plain text",
+        });
+        let masked = mask(&body, &names);
+        let text = masked.to_string();
+        assert!(!text.contains("1234"), "{text}");
+        assert!(!text.contains("k-123"), "{text}");
+        assert_eq!(masked["warehouse_pin"], MASK);
+        assert_eq!(masked["note"], "plain text");
+        let conf: Value =
+            serde_json::from_str(masked["conf"].as_str().expect("a string")).expect("still JSON");
+        assert_eq!(conf["n"], 1);
+        assert_eq!(conf["nested"]["api_key"], MASK);
+        // Without the configured name, the field shows.
+        assert_eq!(
+            mask(&body, &SensitiveNames::default())["warehouse_pin"],
+            "1234"
+        );
     }
 
     #[test]
@@ -296,6 +331,7 @@ mod tests {
             ("task_id".to_string(), "load".to_string()),
         ]);
         let event = event(
+            &SensitiveNames::default(),
             "patch_task_instance",
             Some(&principal),
             &path,
@@ -317,6 +353,7 @@ mod tests {
     #[test]
     fn a_login_is_owned_by_its_user_and_never_records_the_password() {
         let event = event(
+            &SensitiveNames::default(),
             "create_token",
             None,
             &HashMap::new(),

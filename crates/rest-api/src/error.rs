@@ -106,7 +106,7 @@ impl From<StoreError> for RestError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
-            StoreError::AlreadyExists(_) => StatusCode::CONFLICT,
+            StoreError::AlreadyExists(_) | StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::IllegalTransition(_) => StatusCode::CONFLICT,
             StoreError::Database(_) | StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -37,6 +37,9 @@ pub struct RestConfig {
     pub maximum_page_limit: u32,
     /// Whether the auth cookie needs HTTPS (off for plain-HTTP `standalone` on loopback).
     pub secure_cookies: bool,
+    /// Reverse proxies whose `X-Forwarded-For` header names the client: the failed-login
+    /// limits count per client, not per proxy.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Where `GET /monitor/health` (and `GET /jobs?is_alive=`) learn who is alive.
     pub health: crate::HealthConfig,
     /// Names whose values answers show as `***` (variables, keys of a connection's extra):
@@ -59,6 +62,7 @@ impl RestConfig {
             fallback_page_limit: 50,
             maximum_page_limit: 100,
             secure_cookies: false,
+            trusted_proxies: Vec::new(),
             health: crate::HealthConfig::default(),
             sensitive_names: updraft_secrets::SensitiveNames::default(),
             test_connection: false,

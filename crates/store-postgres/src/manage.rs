@@ -63,6 +63,14 @@ impl ManageStore for PostgresStore {
         if exists.is_none() {
             return Err(StoreError::NotFound(format!("DAG {dag_id:?}")));
         }
+        let running: Option<i32> = sqlx::query_scalar(RUNNING_TASK_OF_DAG)
+            .bind(dag_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if running.is_some() {
+            return Err(still_running(dag_id));
+        }
         delete_run_rows(&mut tx, "dag_id = $1", Bound::Text(dag_id)).await?;
         for sql in [
             "DELETE FROM dag_run WHERE dag_id = $1",
@@ -96,6 +104,25 @@ impl ManageStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, state FROM task_instance WHERE dag_run_id = $1 ORDER BY id FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let tis = rows
+            .into_iter()
+            .map(|(ti_id, text)| {
+                let state = text
+                    .parse::<TaskState>()
+                    .map_err(|e| StoreError::Corrupt(format!("task instance {ti_id}: {e}")))?;
+                Ok((ti_id, state))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for mark in marks_for_run_state(&tis, state, now) {
+            mark_tis(&mut tx, &mark).await?;
+        }
         let n = sqlx::query(
             "UPDATE dag_run SET state = $2, \
              queued_at = CASE WHEN $2 = 'queued' THEN $3 ELSE queued_at END, \

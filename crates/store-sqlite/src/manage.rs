@@ -65,6 +65,13 @@ impl ManageStore for SqliteStore {
             if exists.is_none() {
                 return Err(StoreError::NotFound(format!("DAG {dag_id:?}")));
             }
+            let running: Option<i64> = tx
+                .query_row(RUNNING_TASK_OF_DAG, params![dag_id], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            if running.is_some() {
+                return Err(still_running(&dag_id));
+            }
             delete_run_rows(tx, "dag_id = ?1", params![dag_id])?;
             for sql in [
                 "DELETE FROM dag_run WHERE dag_id = ?1",
@@ -91,6 +98,26 @@ impl ManageStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(move |tx| {
+            let mut rows = tx
+                .prepare_cached("SELECT id, state FROM task_instance WHERE dag_run_id = ?1")
+                .map_err(db_err)?;
+            let tis = rows
+                .query_map(params![id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(db_err)?
+                .map(|row| {
+                    let (ti_id, text) = row.map_err(db_err)?;
+                    let state = text
+                        .parse::<TaskState>()
+                        .map_err(|e| StoreError::Corrupt(format!("task instance {ti_id}: {e}")))?;
+                    Ok((ti_id, state))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            drop(rows);
+            for mark in marks_for_run_state(&tis, state, now) {
+                mark_tis(tx, &mark)?;
+            }
             let n = tx
                 .execute(
                     "UPDATE dag_run SET state = ?2, \

@@ -48,6 +48,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The change would break something in progress (deleting a DAG whose tasks run).
+    #[error("{0}")]
+    Conflict(String),
     /// Stored data that cannot be decoded (a corrupt row, or a bug).
     #[error("invalid stored data: {0}")]
     Corrupt(String),

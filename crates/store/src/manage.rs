@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Page, Result, TaskInstance, TaskState, Window};
+use crate::{Page, Result, StoreError, TaskInstance, TaskState, Window};
 
 /// A variable as the API shows it. `value` is plain text: a backend given a
 /// [`Cipher`](crate::Cipher) encrypts it at rest and decrypts it on reading.
@@ -80,14 +80,16 @@ pub trait ManageStore: Send + Sync {
     /// Deletes a run with its task instances, tries, XComs and logs.
     async fn delete_dag_run(&self, id: i64) -> Result<()>;
     /// Deletes a DAG's record, versions, runs and everything of them. The DAG comes back
-    /// when its file is parsed again.
+    /// when its file is parsed again. Refused ([`StoreError::Conflict`], from
+    /// [`still_running`]) while a task instance of the DAG runs, as Airflow refuses.
     async fn delete_dag(&self, dag_id: &str) -> Result<()>;
     /// Sets the state of task instances by hand, in one transaction, whatever their state; a
     /// running one loses its claim (its worker's next heartbeat kills it) and gets
     /// `end_date`. Answers the task instances as they are now, for those that changed.
     async fn mark_task_instances(&self, mark: MarkTaskInstances) -> Result<Vec<TaskInstance>>;
-    /// Sets a run's state by hand (`queued`, `success`, `failed`), whatever it was;
-    /// `success`/`failed` also set `end_date`, `queued` clears it.
+    /// Sets a run's state by hand (`queued`, `success`, `failed`), whatever it was, and its
+    /// task instances as Airflow's "mark run as" does ([`marks_for_run_state`]), in one
+    /// transaction; `success`/`failed` also set `end_date`, `queued` clears it.
     async fn force_dag_run_state(
         &self,
         id: i64,
@@ -118,4 +120,44 @@ pub trait ManageStore: Send + Sync {
     ) -> Result<Page<VariableRecord>>;
 
     async fn pool_usage(&self) -> Result<HashMap<String, PoolUsage>>;
+}
+
+/// Finds a running task instance of the DAG `$1`/`?1`, if any (the same SQL on both backends).
+pub const RUNNING_TASK_OF_DAG: &str = "SELECT 1 FROM task_instance \
+     WHERE dag_id = $1 AND state IN ('running', 'restarting') LIMIT 1";
+
+/// Why a DAG with running task instances is not deleted (Airflow's words).
+pub fn still_running(dag_id: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "Task instances of dag with id: '{dag_id}' are still running"
+    ))
+}
+
+/// What marking a run `to` by hand does to its task instances, given `(id, state)` of each,
+/// as Airflow's "mark run as": `success` marks every unfinished one success; `failed` fails
+/// the running ones and skips the other unfinished ones; any other state changes only the run.
+pub fn marks_for_run_state(
+    tis: &[(i64, TaskState)],
+    to: crate::DagRunState,
+    now: DateTime<Utc>,
+) -> Vec<MarkTaskInstances> {
+    let running = |s: TaskState| matches!(s, TaskState::Running | TaskState::Restarting);
+    let ids = |keep: &dyn Fn(TaskState) -> bool| -> Vec<i64> {
+        tis.iter()
+            .filter(|(_, s)| !s.is_finished() && keep(*s))
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let plan = match to {
+        crate::DagRunState::Success => vec![(ids(&|_| true), TaskState::Success)],
+        crate::DagRunState::Failed => vec![
+            (ids(&running), TaskState::Failed),
+            (ids(&|s| !running(s)), TaskState::Skipped),
+        ],
+        _ => Vec::new(),
+    };
+    plan.into_iter()
+        .filter(|(ti_ids, _)| !ti_ids.is_empty())
+        .map(|(ti_ids, state)| MarkTaskInstances { ti_ids, state, now })
+        .collect()
 }

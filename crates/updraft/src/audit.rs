@@ -37,7 +37,8 @@ pub fn owner() -> String {
 /// Writes the audit row of a change the command made. The change is done already, so a row
 /// that cannot be written is reported, not a failure of the command.
 pub async fn record(app: &App, event: &str, target: Target<'_>, params: Value) {
-    let extra = updraft_rest_api::audit::mask(&params);
+    let names = updraft_secrets::SensitiveNames::new(&app.config.core.sensitive_var_conn_names);
+    let extra = updraft_rest_api::audit::mask(&params, &names);
     let row = NewEventLog {
         when: Utc::now(),
         event: event.to_string(),

@@ -67,6 +67,10 @@ pub struct ApiConfig {
     pub access_control_allow_origins: Vec<String>,
     /// Mark the UI's cookies `Secure` (when the API is served over HTTPS).
     pub secure_cookies: bool,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client (for the
+    /// failed-login limits); a list, or one string separated by spaces or commas.
+    #[serde(deserialize_with = "list_or_string")]
+    pub trusted_proxies: Vec<String>,
     /// `limit` of a list request that gives none, and the most it may ask for.
     pub fallback_page_limit: u32,
     pub maximum_page_limit: u32,
@@ -133,6 +137,7 @@ impl Config {
                 expose_config: false,
                 access_control_allow_origins: Vec::new(),
                 secure_cookies: false,
+                trusted_proxies: Vec::new(),
                 fallback_page_limit: 50,
                 maximum_page_limit: 100,
             },

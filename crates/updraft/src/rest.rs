@@ -88,6 +88,15 @@ pub fn rest_config(config: &Config) -> Result<RestConfig> {
     rest.allow_origins = api.access_control_allow_origins.clone();
     rest.base_log_folder = config.logging.base_log_folder.clone();
     rest.secure_cookies = api.secure_cookies;
+    rest.trusted_proxies =
+        api.trusted_proxies
+            .iter()
+            .map(|address| {
+                address.trim().parse().with_context(|| {
+                    format!("api.trusted_proxies: {address:?} is not an IP address")
+                })
+            })
+            .collect::<Result<_>>()?;
     rest.sensitive_names =
         updraft_secrets::SensitiveNames::new(&config.core.sensitive_var_conn_names);
     rest.test_connection = config

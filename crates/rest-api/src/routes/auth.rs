@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Form, Json};
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
@@ -145,8 +145,9 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
 
 type Client = Option<Extension<ConnectInfo<SocketAddr>>>;
 
-fn address(client: Client) -> Option<std::net::IpAddr> {
-    client.map(|Extension(ConnectInfo(address))| address.ip())
+fn address(state: &RestState, client: Client, headers: &HeaderMap) -> Option<std::net::IpAddr> {
+    let peer = client.map(|Extension(ConnectInfo(address))| address.ip());
+    login::client_address(peer, headers, &state.config().trusted_proxies)
 }
 
 /// Authenticate the user: a token to send as `Authorization: Bearer <token>`.
@@ -163,9 +164,11 @@ fn address(client: Client) -> Option<std::net::IpAddr> {
 async fn create_token(
     State(state): State<RestState>,
     client: Client,
+    headers: HeaderMap,
     body: LoginBody,
 ) -> Result<(StatusCode, Json<LoginResponse>), LoginRefused> {
-    let (user, role) = login::check(&state, body.into(), address(client)).await?;
+    let client = address(&state, client, &headers);
+    let (user, role) = login::check(&state, body.into(), client).await?;
     let (token, _) = state
         .issue_token(&user.username, role)
         .map_err(|e| RestError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -193,9 +196,11 @@ async fn login(
     State(state): State<RestState>,
     jar: CookieJar,
     client: Client,
+    headers: HeaderMap,
     body: LoginBody,
 ) -> Result<(CookieJar, StatusCode), LoginRefused> {
-    let (user, role) = login::check(&state, body.into(), address(client)).await?;
+    let client = address(&state, client, &headers);
+    let (user, role) = login::check(&state, body.into(), client).await?;
     let (token, _) = state
         .issue_token(&user.username, role)
         .map_err(|e| RestError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

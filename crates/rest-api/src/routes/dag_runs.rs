@@ -7,11 +7,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use updraft_model::{DagRunState, RunType, TaskState};
+use updraft_model::{DagRunState, RunType};
 use updraft_scheduler::{new_dag_run, TriggerRequest};
-use updraft_store::{
-    DagRun, DagRunQuery, DagRunSortField, MarkTaskInstances, Sort, StoreError, TimeRange,
-};
+use updraft_store::{DagRun, DagRunQuery, DagRunSortField, Sort, StoreError, TimeRange};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::common::{
@@ -516,59 +514,14 @@ async fn patch_dag_run(
     Ok(Json(run_response(&state, run).await?))
 }
 
-/// Airflow's "mark run as": `success` marks every unfinished task instance success;
-/// `failed` fails the running ones and skips the other unfinished ones; `queued` changes
-/// only the run.
+/// Airflow's "mark run as" (the store marks the task instances the same way, in the same
+/// transaction as the run).
 async fn set_run_state(
     state: &RestState,
     run: &DagRun,
     to: DagRunState,
     now: DateTime<Utc>,
 ) -> Result<(), RestError> {
-    let tis = state.store().task_instances(run.id).await?;
-    let unfinished = |s: TaskState| !s.is_finished();
-    let marks: Vec<(Vec<i64>, TaskState)> = match to {
-        DagRunState::Success => vec![(
-            tis.iter()
-                .filter(|t| unfinished(t.state))
-                .map(|t| t.id)
-                .collect(),
-            TaskState::Success,
-        )],
-        DagRunState::Failed => vec![
-            (
-                tis.iter()
-                    .filter(|t| matches!(t.state, TaskState::Running | TaskState::Restarting))
-                    .map(|t| t.id)
-                    .collect(),
-                TaskState::Failed,
-            ),
-            (
-                tis.iter()
-                    .filter(|t| {
-                        unfinished(t.state)
-                            && !matches!(t.state, TaskState::Running | TaskState::Restarting)
-                    })
-                    .map(|t| t.id)
-                    .collect(),
-                TaskState::Skipped,
-            ),
-        ],
-        _ => Vec::new(),
-    };
-    for (ti_ids, state_to) in marks {
-        if ti_ids.is_empty() {
-            continue;
-        }
-        state
-            .store()
-            .mark_task_instances(MarkTaskInstances {
-                ti_ids,
-                state: state_to,
-                now,
-            })
-            .await?;
-    }
     state.store().force_dag_run_state(run.id, to, now).await?;
     Ok(())
 }

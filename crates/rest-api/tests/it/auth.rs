@@ -148,7 +148,7 @@ async fn malformed_login_bodies_name_the_field_or_the_media_type() {
 }
 
 #[tokio::test]
-async fn failed_logins_lock_the_user_even_for_the_right_password_until_cleared() {
+async fn failed_logins_lock_the_user_at_that_address_even_for_the_right_password_until_cleared() {
     let server = Server::start().await;
     for _ in 0..MAX_FAILURES_PER_USER {
         let (status, _, _) = login(&server, "viewer", "guess").await;
@@ -165,11 +165,65 @@ async fn failed_logins_lock_the_user_even_for_the_right_password_until_cleared()
 
     server
         .store
-        .clear_login_failures("user:viewer")
+        .clear_login_failures("user:viewer@127.0.0.1")
         .await
         .unwrap();
     let (status, _, _) = login(&server, "viewer", PASSWORD).await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+async fn login_from(server: &Server, client: &str, user: &str, password: &str) -> StatusCode {
+    server
+        .client
+        .post(format!("{}/auth/token", server.url))
+        .header("x-forwarded-for", client)
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_guesses_from_one_client_do_not_lock_the_user_out_elsewhere() {
+    let server = Server::start_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..MAX_FAILURES_PER_USER {
+        let status = login_from(&server, "203.0.113.66", "viewer", "guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_from(&server, "203.0.113.66", "viewer", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The user, from their own address, still gets in.
+    assert_eq!(
+        login_from(&server, "198.51.100.7", "viewer", PASSWORD).await,
+        StatusCode::CREATED
+    );
+    // The failures were counted against the client, not the proxy.
+    let since = Utc::now() - chrono::Duration::hours(1);
+    let failures = |key: &'static str| {
+        let store = server.store.clone();
+        async move { store.login_failures(key, since).await.unwrap() }
+    };
+    assert_eq!(failures("addr:203.0.113.66").await, MAX_FAILURES_PER_USER);
+    assert_eq!(failures("addr:127.0.0.1").await, 0);
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_forwarded_for_is_ignored() {
+    let server = Server::start().await;
+    for i in 0..MAX_FAILURES_PER_USER {
+        let status = login_from(&server, &format!("203.0.113.{i}"), "viewer", "guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_from(&server, "198.51.100.7", "viewer", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
 
 #[tokio::test]
