@@ -13,6 +13,7 @@ mod logs;
 mod manage;
 mod ownership;
 mod queueing;
+mod readers;
 mod runs;
 mod schema;
 mod task_instances;
@@ -32,14 +33,17 @@ pub use schema::SCHEMA_VERSION;
 /// A store on one SQLite file. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The writer: every write transaction, one at a time.
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections for the read methods.
+    readers: Arc<readers::Readers>,
     /// [`Store::watch`]: every commit of this process, and what [`Store::announce`] is told.
     watchers: tokio::sync::broadcast::Sender<Change>,
     /// Encrypts variable values and connection secrets at rest ([`with_cipher`](Self::with_cipher)).
     secrets: Secrets,
 }
 
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many changes a [`Store::watch`] receiver may fall behind before it is told it lagged.
 const WATCH_BUFFER: usize = 1024;
@@ -73,6 +77,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers::Readers::new(path)),
             watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
             secrets: Secrets::default(),
         })
@@ -102,15 +107,10 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let guard = conn
-                .lock()
-                .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
-            f(&guard)
-        })
-        .await
-        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
