@@ -99,6 +99,10 @@ pub(crate) async fn authenticate(
         .tokens
         .verify(&token)
         .map_err(|e| unauthorized(&e.to_string()))?;
+    if let Some(role) = auth.cache.get(&principal.token_id, &principal.username) {
+        principal.role = role;
+        return Ok(principal);
+    }
     if auth.store.is_token_revoked(&principal.token_id).await? {
         return Err(unauthorized("the token has been revoked"));
     }
@@ -114,6 +118,8 @@ pub(crate) async fn authenticate(
             user.username, user.role
         ))
     })?;
+    auth.cache
+        .put(&principal.token_id, &principal.username, principal.role);
     Ok(principal)
 }
 

@@ -269,6 +269,7 @@ async fn revoke(state: &RestState, principal: &Principal) -> Result<(), RestErro
         .store()
         .revoke_token(&principal.token_id, expires_at, now)
         .await?;
+    state.auth().cache.forget_token(&principal.token_id);
     tracing::info!(username = %principal.username, "logged out");
     Ok(())
 }
