@@ -116,6 +116,7 @@ async fn log_text(
         ti.id,
         (&ti.dag_id, &ti.run_id, &ti.task_id),
         try_number,
+        0,
     )
     .await?;
     Ok(log.text().map(str::to_string))
