@@ -36,6 +36,12 @@
     return "The server answered " + answer.status;
   }
 
+  // Asks before a destructive action: the shell's dialog when app.js is there.
+  function confirmed(message) {
+    if (window.updraft && window.updraft.confirmAction) return window.updraft.confirmAction(message);
+    return Promise.resolve(window.confirm(message));
+  }
+
   function say(el, text, isError) {
     if (!el) return;
     el.textContent = text;
@@ -247,12 +253,14 @@
       });
     });
     confirmButton.addEventListener("click", function () {
-      if (!window.confirm("Clear these task instances so that they run again?")) return;
+      confirmed("Clear these task instances so that they run again?").then(function (ok) {
+      if (!ok) return;
       api("POST", box.getAttribute("data-api"), clearBody(box, false)).then(function (a) {
         if (!a.ok) { say(status, reason(a), true); return; }
         say(status, "Cleared " + (a.body.task_instances || []).length + " task instance(s).", false);
         out.hidden = true;
         confirmButton.hidden = true;
+      });
       });
     });
   }
@@ -261,12 +269,14 @@
     document.querySelectorAll("[data-mark]").forEach(function (b) {
       b.addEventListener("click", function () {
         var state = b.getAttribute("data-mark");
-        if (!window.confirm("Mark as " + state + "?")) return;
+        confirmed("Mark as " + state + "?").then(function (ok) {
+        if (!ok) return;
         var body = b.hasAttribute("data-ti") ? { new_state: state } : { state: state };
         var status = document.querySelector("[data-action-status]");
         api("PATCH", b.getAttribute("data-api"), body).then(function (a) {
           if (!a.ok) { say(status, reason(a), true); return; }
           say(status, "Marked " + state + ".", false);
+        });
         });
       });
     });
@@ -277,14 +287,6 @@
         var note = form.querySelector("textarea").value;
         api("PATCH", form.getAttribute("data-api"), { note: note }).then(function (a) {
           say(status, a.ok ? "Saved." : reason(a), !a.ok);
-        });
-      });
-    });
-    document.querySelectorAll("[data-pause-toggle]").forEach(function (input) {
-      input.addEventListener("change", function () {
-        var status = document.querySelector("[data-action-status]");
-        api("PATCH", input.getAttribute("data-api"), { is_paused: !input.checked }).then(function (a) {
-          if (!a.ok) { input.checked = !input.checked; say(status, reason(a), true); }
         });
       });
     });
@@ -365,6 +367,30 @@
     }, function (err) { say(status, String(err), true); });
   }
 
+  // ---- Why a task instance is not running: the API's dependencies endpoint.
+  function setupDeps(box) {
+    var list = box.querySelector("[data-deps-list]");
+    api("GET", box.getAttribute("data-deps")).then(function (a) {
+      if (!a.ok || !list) return;
+      list.textContent = "";
+      var deps = (a.body && a.body.dependencies) || [];
+      if (deps.length === 0) {
+        var none = document.createElement("li");
+        none.textContent = "Nothing holds it back.";
+        list.appendChild(none);
+      }
+      deps.forEach(function (d) {
+        var li = document.createElement("li");
+        var name = document.createElement("strong");
+        name.textContent = d.name + ": ";
+        li.appendChild(name);
+        li.appendChild(document.createTextNode(d.reason));
+        list.appendChild(li);
+      });
+    });
+  }
+
+  document.querySelectorAll("[data-deps]").forEach(setupDeps);
   document.querySelectorAll("[data-graph]").forEach(setupGraph);
   document.querySelectorAll("form[data-trigger]").forEach(setupTrigger);
   document.querySelectorAll("[data-clear]").forEach(setupClear);

@@ -78,8 +78,6 @@ pub(crate) struct DagHeader {
     pub tab: &'static str,
     pub can_trigger: bool,
     pub can_pause: bool,
-    /// `/api/v2/dags/{id}`, for the pause toggle.
-    pub api: String,
     /// The DAG views' script and styles.
     pub js: String,
     pub css: String,
@@ -133,7 +131,6 @@ pub(crate) fn header(
         tab,
         can_trigger: session.allows(Action::Create, Resource::DagRun, Some(id)),
         can_pause: session.allows(Action::Edit, Resource::Dag, Some(id)),
-        api: format!("/api/v2/dags/{}", links::encode(id)),
         js: Asset::DagJs.url(),
         css: Asset::DagCss.url(),
     }

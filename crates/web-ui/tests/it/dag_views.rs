@@ -38,7 +38,7 @@ async fn the_grid_shows_runs_as_columns_and_cells_that_link_to_task_instances() 
     assert!(body.contains(r#"href="/dags/etl/runs/r1""#));
     assert!(body.contains(r#"data-live="/dags/etl?runs=25&amp;fragment=grid""#));
     assert!(body.contains(">Trigger</a>"), "an Admin may trigger");
-    assert!(body.contains("data-pause-toggle"));
+    assert!(body.contains(r#"data-pause="etl""#));
     for tab in ["/dags/etl/graph", "/dags/etl/gantt", "/dags/etl/code", "/dags/etl/details", "/dags/etl/audit"] {
         assert!(body.contains(&format!(r#"href="{tab}""#)), "tab {tab}");
     }
@@ -69,7 +69,7 @@ async fn a_viewer_is_not_offered_writes_and_cannot_open_the_trigger_form() {
     let mut browser = ui.signed_in(Role::Viewer).await;
     let grid = norm(browser.get("/dags/etl").await.ok());
     assert!(!grid.contains(">Trigger</a>"));
-    assert!(!grid.contains("data-pause-toggle"));
+    assert!(!grid.contains("data-pause="));
     let run = norm(browser.get("/dags/etl/runs/r1").await.ok());
     assert!(!run.contains("data-clear"), "no clear for a Viewer");
     assert!(!run.contains("data-mark"), "no marks for a Viewer");

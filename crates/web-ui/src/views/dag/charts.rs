@@ -57,6 +57,8 @@ struct ChartRegion {
     live: String,
     svg: String,
     caption: String,
+    /// The database id of the run shown (`data-live-runs`), empty for any run.
+    runs: String,
 }
 
 #[derive(Template)]
@@ -169,6 +171,7 @@ pub(crate) async fn graph(
         live: live_url(&dag_id, "graph", run.as_ref(), "graph"),
         svg: graph_svg::render(&tasks, &format!("Graph of the DAG {dag_id}")),
         caption,
+        runs: run.as_ref().map(|r| r.id.to_string()).unwrap_or_default(),
     };
     respond(&session, &record, &dag, "graph", "Graph", choices, region, query.fragment.as_deref(), true)
 }
@@ -207,6 +210,7 @@ pub(crate) async fn gantt(
         live: live_url(&dag_id, "gantt", run.as_ref(), "gantt"),
         svg: gantt_svg::render(&rows, Utc::now(), &format!("Gantt chart of a run of {dag_id}")),
         caption,
+        runs: run.as_ref().map(|r| r.id.to_string()).unwrap_or_default(),
     };
     respond(&session, &record, &dag, "gantt", "Gantt", choices, region, query.fragment.as_deref(), false)
 }
@@ -249,6 +253,7 @@ pub(crate) async fn durations(
         live: format!("{}/durations?runs={limit}&fragment=durations", links::dag(&dag_id)),
         svg: durations_svg::render(&bars, &format!("Durations of the last {} runs of {dag_id}", bars.len())),
         caption: format!("The last {} runs, oldest left", bars.len()),
+        runs: String::new(),
     };
     respond(&session, &record, &dag, "durations", "Durations", Vec::new(), region, query.fragment.as_deref(), false)
 }

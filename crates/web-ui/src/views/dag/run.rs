@@ -40,6 +40,8 @@ pub(crate) struct TiRow {
 #[template(path = "dag/run_region.html")]
 struct RunRegion {
     live: String,
+    /// The run's database id, for `data-live-runs`.
+    run_db_id: i64,
     run: RunRow,
     tis: Vec<TiRow>,
 }
@@ -98,6 +100,7 @@ pub(crate) async fn page_handler(
     let region = RunRegion {
         live: format!("{}?fragment=run", links::dag_run(&dag_id, &run_id)),
         run: run_row(&run, tz),
+        run_db_id: run.id,
         tis: tis
             .iter()
             .map(|ti| TiRow {

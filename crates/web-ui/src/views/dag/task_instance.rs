@@ -47,6 +47,8 @@ pub(crate) struct TryRow {
 #[template(path = "dag/task_instance_region.html")]
 struct TiRegion {
     live: String,
+    /// The run's database id, for `data-live-runs`.
+    run_db_id: i64,
     state: &'static str,
     try_number: u32,
     tries: Vec<TryRow>,
@@ -163,6 +165,7 @@ pub(crate) async fn page_route(
             "{}&fragment=ti",
             links::task_try(&dag_id, &run_id, &task_id, shown_try)
         ),
+        run_db_id: run.id,
         state: ti.state.as_str(),
         try_number: ti.try_number,
         tries: try_rows,
