@@ -2,6 +2,7 @@
 //! function that decides every request ([`allows`]). Authentication (tokens, passwords,
 //! logins) lives in the submodules.
 
+pub mod cookies;
 pub mod login;
 mod middleware;
 pub mod password;

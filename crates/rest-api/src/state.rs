@@ -107,7 +107,8 @@ impl RestState {
         &self.inner.store
     }
 
-    pub(crate) fn config(&self) -> &RestConfig {
+    /// The configuration this server was set up with.
+    pub fn config(&self) -> &RestConfig {
         &self.inner.config
     }
 

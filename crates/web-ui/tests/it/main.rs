@@ -1,0 +1,5 @@
+//! HTML-level tests of the web UI: the router over a real SQLite store, requests with the
+//! cookies a browser would send, and the pages' markup checked.
+
+mod fixture;
+mod login;
