@@ -112,7 +112,8 @@ impl RestState {
         &self.inner.config
     }
 
-    pub(crate) fn dags(&self) -> &DagCache {
+    /// The graphs of published DAG versions (immutable, so cached).
+    pub fn dags(&self) -> &DagCache {
         &self.inner.dags
     }
 

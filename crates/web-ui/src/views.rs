@@ -1,5 +1,7 @@
 //! The pages, one module per view; each has its handlers and its templates' structs.
 
+mod cluster;
+mod dags;
 mod home;
 
 use askama::Template;
@@ -11,7 +13,10 @@ use updraft_rest_api::RestState;
 use crate::UiError;
 
 pub(crate) fn routes() -> Router<RestState> {
-    Router::new().route("/", get(home::page))
+    Router::new()
+        .route("/", get(home::page))
+        .route("/dags", get(dags::page))
+        .route("/cluster", get(cluster::page))
 }
 
 /// A template rendered into an HTML answer.

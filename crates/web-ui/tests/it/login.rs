@@ -10,17 +10,20 @@ use crate::fixture::{username, Ui, PASSWORD};
 async fn a_page_without_a_session_redirects_to_the_login_form_and_back() {
     let ui = Ui::start().await;
     let mut browser = ui.browser();
-    let answer = browser.get("/?search=etl").await;
+    let answer = browser.get("/dags?search=etl").await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
-    assert_eq!(answer.location(), Some("/login?next=%2F%3Fsearch%3Detl"));
+    assert_eq!(
+        answer.location(),
+        Some("/login?next=%2Fdags%3Fsearch%3Detl")
+    );
 
-    let form = browser.get("/login?next=%2F%3Fsearch%3Detl").await.ok();
+    let form = browser.get("/login?next=%2Fdags%3Fsearch%3Detl").await.ok();
     assert!(
         form.contains(r#"<form method="post" action="/login""#),
         "{form}"
     );
     assert!(
-        form.contains(r#"name="next" value="/?search=etl""#),
+        form.contains(r#"name="next" value="/dags?search=etl""#),
         "{form}"
     );
 
@@ -30,12 +33,12 @@ async fn a_page_without_a_session_redirects_to_the_login_form_and_back() {
             &[
                 ("username", "viewer"),
                 ("password", PASSWORD),
-                ("next", "/?search=etl"),
+                ("next", "/dags?search=etl"),
             ],
         )
         .await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
-    assert_eq!(answer.location(), Some("/?search=etl"));
+    assert_eq!(answer.location(), Some("/dags?search=etl"));
     assert!(browser.cookie("_token").is_some());
     assert!(browser.cookie("_csrf").is_some());
 }

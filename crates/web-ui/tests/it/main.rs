@@ -1,5 +1,9 @@
 //! HTML-level tests of the web UI: the router over a real SQLite store, requests with the
 //! cookies a browser would send, and the pages' markup checked.
 
+mod cluster;
+mod dags;
 mod fixture;
+mod home;
 mod login;
+mod world;
