@@ -2,6 +2,7 @@
 //! function that decides every request ([`allows`]). Authentication (tokens, passwords,
 //! logins) lives in the submodules.
 
+mod cache;
 pub mod cookies;
 pub mod login;
 mod middleware;
@@ -132,18 +133,30 @@ pub fn allows(role: Role, action: Action, resource: Resource, dag_id: Option<&st
     role >= needed
 }
 
+pub use cache::TTL as AUTH_CACHE_TTL;
+
 /// The authentication of a server: tokens it signs and checks, passwords, failed logins.
 pub struct Auth {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) tokens: tokens::TokenService,
+    /// Who recently accepted tokens act as (see [`AUTH_CACHE_TTL`]).
+    pub(crate) cache: cache::AuthCache,
 }
 
 impl Auth {
     pub fn new(store: Arc<dyn Store>, config: &RestConfig) -> Result<Self, ApiError> {
         Ok(Auth {
             tokens: tokens::TokenService::new(&config.jwt_secret, config.jwt_expiration)?,
+            cache: cache::AuthCache::new(&*store, cache::TTL),
             store,
         })
+    }
+
+    /// Forgets what this server knows of `username`'s tokens, so that a change of the user
+    /// (role, password, deletion) made here takes effect on its next request. Changes the
+    /// store announces (see [`updraft_store::Store::watch`]) do this by themselves.
+    pub fn forget_user(&self, username: &str) {
+        self.cache.forget_user(username);
     }
 }
 

@@ -130,6 +130,14 @@ impl RestState {
         self.inner.auth.tokens.issue(username, role)
     }
 
+    /// Forgets what this server knows of `username`'s tokens, so that a change of the user
+    /// made here (role, password, deletion) takes effect on its very next request. The
+    /// store's own announcements of user changes do this too; call it when a change may
+    /// not have gone through this server's store.
+    pub fn forget_user(&self, username: &str) {
+        self.inner.auth.forget_user(username);
+    }
+
     /// Wakes this process's schedulers after a change by hand.
     pub(crate) fn changed(&self) {
         (self.inner.notify)();

@@ -53,6 +53,7 @@ impl AuthStore for PostgresStore {
                 user.username
             )));
         }
+        self.changed([Change::Everything]);
         Ok(())
     }
     async fn get_user(&self, username: &str) -> Result<Option<UserRecord>> {
@@ -91,7 +92,9 @@ impl AuthStore for PostgresStore {
         .await
         .map_err(db_err)?
         .rows_affected();
-        found(n, || format!("user {:?}", user.username))
+        found(n, || format!("user {:?}", user.username))?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn delete_user(&self, username: &str) -> Result<bool> {
         let n = sqlx::query("DELETE FROM app_user WHERE username = $1")
@@ -100,6 +103,9 @@ impl AuthStore for PostgresStore {
             .await
             .map_err(db_err)?
             .rows_affected();
+        if n > 0 {
+            self.changed([Change::Everything]);
+        }
         Ok(n > 0)
     }
     async fn record_login(&self, username: &str, at: DateTime<Utc>) -> Result<()> {

@@ -1,13 +1,15 @@
 //! Change notifications between processes: writers `pg_notify` on one channel inside their
 //! transaction (PostgreSQL delivers at commit, and drops them on rollback); each store's
-//! listener turns them into [`Change`]s, leaving out its own.
+//! listener turns them into [`Change`]s, leaving out its own. A scheduler's listener
+//! ([`listen`]) feeds one receiver; the watchers' listener ([`watch_others`]) feeds the
+//! store's broadcast channel, next to the store's own commits.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use sqlx::PgConnection;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use updraft_store::{Change, Result, StoreError};
 
 use crate::{db_err, redact};
@@ -35,6 +37,10 @@ struct Payload {
     /// The store that wrote it.
     origin: String,
     change: Announce,
+    /// Runs whose task instances changed too (the runs of queued work), for watchers; older
+    /// processes ignore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    runs: Vec<i64>,
 }
 
 impl From<Announce> for Change {
@@ -47,25 +53,32 @@ impl From<Announce> for Change {
     }
 }
 
-fn encode(origin: &str, change: &Announce) -> Result<String> {
-    let payload = |change: &Announce| {
+fn encode(origin: &str, change: &Announce, runs: &[i64]) -> Result<String> {
+    let payload = |change: &Announce, runs: &[i64]| {
         serde_json::to_string(&Payload {
             origin: origin.to_string(),
             change: change.clone(),
+            runs: runs.to_vec(),
         })
         .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))
     };
-    let text = payload(change)?;
+    let text = payload(change, runs)?;
     if text.len() <= MAX_PAYLOAD {
         Ok(text)
     } else {
-        payload(&Announce::Everything)
+        payload(&Announce::Everything, &[])
     }
 }
 
-/// Announces `change` inside the caller's transaction.
-pub async fn notify(conn: &mut PgConnection, origin: &str, change: &Announce) -> Result<()> {
-    let payload = encode(origin, change)?;
+/// Announces `change` (and, for watchers, `runs` whose task instances changed too) inside the
+/// caller's transaction.
+pub async fn notify(
+    conn: &mut PgConnection,
+    origin: &str,
+    change: &Announce,
+    runs: &[i64],
+) -> Result<()> {
+    let payload = encode(origin, change, runs)?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(payload)
@@ -75,14 +88,62 @@ pub async fn notify(conn: &mut PgConnection, origin: &str, change: &Announce) ->
     Ok(())
 }
 
-/// What a notification means to the store `origin`: nothing if it wrote it.
-fn decode(payload: &str, origin: &str) -> Option<Change> {
+/// What a notification means to the store `origin`: nothing if it wrote it; the announced
+/// change, and for watchers also the runs it touched.
+fn decode(payload: &str, origin: &str) -> Vec<Change> {
     match serde_json::from_str::<Payload>(payload) {
-        Ok(p) if p.origin == origin => None,
-        Ok(p) => Some(p.change.into()),
+        Ok(p) if p.origin == origin => Vec::new(),
+        Ok(p) => {
+            let mut changes = vec![p.change.into()];
+            if !p.runs.is_empty() {
+                changes.push(Change::Runs(p.runs));
+            }
+            changes
+        }
         Err(e) => {
             tracing::warn!(error = %e, payload, "unreadable change notification");
-            Some(Change::Everything)
+            vec![Change::Everything]
+        }
+    }
+}
+
+/// Where a listener's changes go.
+enum Sink {
+    /// A scheduler's receiver: only the announced changes, in order, waiting for room.
+    Scheduler(mpsc::Sender<Change>),
+    /// The store's watchers: everything, never waiting (a receiver that lags is told so).
+    Watchers(broadcast::Sender<Change>),
+}
+
+impl Sink {
+    /// Resolves when nobody can receive any more (never for watchers: the store may make
+    /// new receivers until it is dropped).
+    async fn closed(&self) {
+        match self {
+            Sink::Scheduler(tx) => tx.closed().await,
+            Sink::Watchers(_) => std::future::pending().await,
+        }
+    }
+
+    /// Whether the changes could be handed on.
+    async fn send(&self, changes: Vec<Change>, closed: &mut watch::Receiver<()>) -> bool {
+        match self {
+            Sink::Scheduler(tx) => {
+                let Some(change) = changes.into_iter().next() else {
+                    return true;
+                };
+                tokio::select! {
+                    sent = tx.send(change) => sent.is_ok(),
+                    _ = closed.changed() => false,
+                }
+            }
+            Sink::Watchers(tx) => {
+                for change in changes {
+                    // An error only means that nobody watches right now.
+                    let _ = tx.send(change);
+                }
+                true
+            }
         }
     }
 }
@@ -107,8 +168,41 @@ pub async fn listen(
 ) -> Result<mpsc::Receiver<Change>> {
     let listener = connect(url).await?;
     let (tx, rx) = mpsc::channel(BUFFER);
-    tokio::spawn(forward(listener, url.to_string(), origin, tx, closed));
+    tokio::spawn(forward(
+        listener,
+        url.to_string(),
+        origin,
+        Sink::Scheduler(tx),
+        closed,
+    ));
     Ok(rx)
+}
+
+/// Spawns the task that forwards other processes' changes to `watchers` until the store is
+/// dropped. It connects in the background (retrying), and sends [`Change::Everything`] once
+/// it listens, since changes committed before were not seen.
+pub fn watch_others(
+    url: String,
+    origin: String,
+    watchers: broadcast::Sender<Change>,
+    mut closed: watch::Receiver<()>,
+) {
+    tokio::spawn(async move {
+        let sink = Sink::Watchers(watchers);
+        let listener = match connect(&url).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "change notifications for watchers: cannot listen yet");
+                match reconnect(&url, &sink, &mut closed).await {
+                    Some(listener) => listener,
+                    None => return,
+                }
+            }
+        };
+        if sink.send(vec![Change::Everything], &mut closed).await {
+            forward(listener, url, origin, sink, closed).await;
+        }
+    });
 }
 
 enum Event {
@@ -120,57 +214,50 @@ async fn forward(
     mut listener: PgListener,
     url: String,
     origin: String,
-    tx: mpsc::Sender<Change>,
+    sink: Sink,
     mut closed: watch::Receiver<()>,
 ) {
     loop {
         let event = tokio::select! {
-            _ = tx.closed() => Event::Stop,
+            _ = sink.closed() => Event::Stop,
             _ = closed.changed() => Event::Stop,
             received = listener.try_recv() => Event::Received(received),
         };
-        let change = match event {
+        let changes = match event {
             Event::Stop => return,
             Event::Received(Ok(Some(notification))) => {
-                match decode(notification.payload(), &origin) {
-                    Some(change) => change,
-                    None => continue,
+                let changes = decode(notification.payload(), &origin);
+                if changes.is_empty() {
+                    continue;
                 }
+                changes
             }
             Event::Received(Ok(None)) => {
                 tracing::warn!("change notifications: connection lost and restored");
-                Change::Everything
+                vec![Change::Everything]
             }
             Event::Received(Err(e)) => {
                 tracing::warn!(error = %e, "change notifications: connection lost");
-                match reconnect(&url, &tx, &mut closed).await {
+                match reconnect(&url, &sink, &mut closed).await {
                     Some(fresh) => listener = fresh,
                     None => return,
                 }
                 tracing::info!("change notifications: listening again");
-                Change::Everything
+                vec![Change::Everything]
             }
         };
-        let sent = tokio::select! {
-            sent = tx.send(change) => sent.is_ok(),
-            _ = closed.changed() => false,
-        };
-        if !sent {
+        if !sink.send(changes, &mut closed).await {
             return;
         }
     }
 }
 
 /// A new listener, retried with backoff; `None` when the receiver or the store went away.
-async fn reconnect(
-    url: &str,
-    tx: &mpsc::Sender<Change>,
-    closed: &mut watch::Receiver<()>,
-) -> Option<PgListener> {
+async fn reconnect(url: &str, sink: &Sink, closed: &mut watch::Receiver<()>) -> Option<PgListener> {
     let mut delay = Duration::from_millis(100);
     loop {
         tokio::select! {
-            _ = tx.closed() => return None,
+            _ = sink.closed() => return None,
             _ = closed.changed() => return None,
             _ = tokio::time::sleep(delay) => {}
         }
@@ -195,18 +282,39 @@ mod tests {
             Announce::WorkQueued(vec!["default".into()]),
             Announce::Everything,
         ] {
-            let text = encode("me", &change).unwrap();
-            assert_eq!(decode(&text, "me"), None);
-            assert_eq!(decode(&text, "other"), Some(change.into()));
+            let text = encode("me", &change, &[]).unwrap();
+            assert_eq!(decode(&text, "me"), vec![]);
+            assert_eq!(decode(&text, "other"), vec![change.into()]);
         }
-        assert_eq!(decode("garbage", "me"), Some(Change::Everything));
+        assert_eq!(decode("garbage", "me"), vec![Change::Everything]);
+    }
+
+    #[test]
+    fn runs_of_queued_work_reach_watchers_and_older_payloads_still_decode() {
+        let queued = Announce::WorkQueued(vec!["default".into()]);
+        let text = encode("me", &queued, &[7, 9]).unwrap();
+        assert_eq!(
+            decode(&text, "other"),
+            vec![
+                Change::WorkQueued(vec!["default".into()]),
+                Change::Runs(vec![7, 9])
+            ]
+        );
+        let older = r#"{"origin":"x","change":{"kind":"work_queued","of":["default"]}}"#;
+        assert_eq!(
+            decode(older, "other"),
+            vec![Change::WorkQueued(vec!["default".into()])]
+        );
     }
 
     #[test]
     fn oversized_changes_become_everything() {
         let many = Announce::Runs((0..10_000).collect());
-        let text = encode("me", &many).unwrap();
+        let text = encode("me", &many, &[]).unwrap();
         assert!(text.len() <= MAX_PAYLOAD);
-        assert_eq!(decode(&text, "other"), Some(Change::Everything));
+        assert_eq!(decode(&text, "other"), vec![Change::Everything]);
+        let queued = Announce::WorkQueued(vec!["default".into()]);
+        let text = encode("me", &queued, &(0..10_000).collect::<Vec<_>>()).unwrap();
+        assert_eq!(decode(&text, "other"), vec![Change::Everything]);
     }
 }

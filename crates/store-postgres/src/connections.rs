@@ -69,6 +69,7 @@ impl ConnectionStore for PostgresStore {
         .execute(&mut *self.conn().await?)
         .await
         .map_err(db_err)?;
+        self.changed([Change::Everything]);
         Ok(())
     }
     async fn delete_connection(&self, conn_id: &str) -> Result<bool> {
@@ -78,6 +79,9 @@ impl ConnectionStore for PostgresStore {
             .await
             .map_err(db_err)?
             .rows_affected();
+        if n > 0 {
+            self.changed([Change::Everything]);
+        }
         Ok(n > 0)
     }
     async fn query_connections(

@@ -77,7 +77,15 @@ struct Inner {
     origin: String,
     /// Dropped with the last clone of the store: ends the listener tasks.
     closed: tokio::sync::watch::Sender<()>,
+    /// [`Store::watch`]: this store's commits, and other processes' once `watching`.
+    watchers: tokio::sync::broadcast::Sender<Change>,
+    /// Whether the listener that forwards other processes' changes to `watchers` was started
+    /// (by the first [`Store::watch`]).
+    watching: std::sync::atomic::AtomicBool,
 }
+
+/// How many changes a [`Store::watch`] receiver may fall behind before it is told it lagged.
+const WATCH_BUFFER: usize = 1024;
 
 impl PostgresStore {
     /// Connects with the default options and brings the schema up to date.
@@ -105,6 +113,8 @@ impl PostgresStore {
                 url: url.to_string(),
                 origin: uuid::Uuid::new_v4().simple().to_string(),
                 closed,
+                watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
+                watching: std::sync::atomic::AtomicBool::new(false),
             }),
             secrets: Secrets::default(),
         };
@@ -140,16 +150,43 @@ impl PostgresStore {
         self.inner.pool.begin().await.map_err(db_err)
     }
 
-    /// Announces `change` (if any) inside `tx`, then commits.
+    /// Announces `change` (if any) inside `tx`, commits, then tells this process's watchers.
     async fn commit(
+        &self,
+        tx: Transaction<'static, Postgres>,
+        change: Option<Announce>,
+    ) -> Result<()> {
+        self.commit_touching(tx, change, Vec::new()).await
+    }
+
+    /// [`commit`](Self::commit), announcing also `runs` whose task instances changed (for
+    /// the watchers of every process; not a change of its own for schedulers).
+    async fn commit_touching(
         &self,
         mut tx: Transaction<'static, Postgres>,
         change: Option<Announce>,
+        runs: Vec<i64>,
     ) -> Result<()> {
-        if let Some(change) = change {
-            changes::notify(&mut tx, &self.inner.origin, &change).await?;
+        if let Some(change) = &change {
+            changes::notify(&mut tx, &self.inner.origin, change, &runs).await?;
         }
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        self.changed(change.map(Change::from));
+        if !runs.is_empty() {
+            self.changed([Change::Runs(runs)]);
+        }
+        Ok(())
+    }
+
+    /// Tells this process's watchers of changes it committed (after the commit).
+    fn changed(&self, changes: impl IntoIterator<Item = Change>) {
+        if self.inner.watchers.receiver_count() == 0 {
+            return;
+        }
+        for change in changes {
+            // An error only means that nobody watches.
+            let _ = self.inner.watchers.send(change);
+        }
     }
 }
 
@@ -217,7 +254,9 @@ impl Store for PostgresStore {
         dags::needing_next_run(&mut *self.conn().await?).await
     }
     async fn set_next_dagrun(&self, dag_id: &str, next: Option<DateTime<Utc>>) -> Result<()> {
-        dags::set_next_dagrun(&mut *self.conn().await?, dag_id, next).await
+        dags::set_next_dagrun(&mut *self.conn().await?, dag_id, next).await?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn due_dags(&self, now: DateTime<Utc>) -> Result<Vec<DagRecord>> {
         dags::due(&mut *self.conn().await?, now).await
@@ -302,8 +341,12 @@ impl Store for PostgresStore {
             t.from.check_transition(t.to)?;
         }
         let mut tx = self.begin().await?;
-        let results = task_instances::apply(&mut tx, &batch).await?;
+        let (results, runs) = task_instances::apply(&mut tx, &batch).await?;
         self.commit(tx, None).await?;
+        // Not announced to other processes: the scheduler that applies them drives the run.
+        if !runs.is_empty() {
+            self.changed([Change::Runs(runs)]);
+        }
         Ok(results)
     }
     async fn occupancy(&self) -> Result<Occupancy> {
@@ -318,9 +361,9 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        let (results, queues) = queueing::queue(&mut tx, &items, now).await?;
+        let (results, queues, runs) = queueing::queue(&mut tx, &items, now).await?;
         let change = (!queues.is_empty()).then_some(Announce::WorkQueued(queues));
-        self.commit(tx, change).await?;
+        self.commit_touching(tx, change, runs).await?;
         Ok(results)
     }
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>> {
@@ -346,6 +389,12 @@ impl Store for PostgresStore {
         let mut tx = self.begin().await?;
         let claimed = task_instances::claim(&mut tx, &request).await?;
         self.commit(tx, None).await?;
+        // Not announced to other processes: no notification on the claim path.
+        if !claimed.is_empty() && self.inner.watchers.receiver_count() > 0 {
+            let runs: std::collections::BTreeSet<i64> =
+                claimed.iter().map(|c| c.ti.dag_run_id).collect();
+            self.changed([Change::Runs(runs.into_iter().collect())]);
+        }
         Ok(claimed)
     }
     async fn heartbeat(
@@ -390,8 +439,13 @@ impl Store for PostgresStore {
         self.commit(tx, None).await?;
         Ok(result)
     }
-    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>> {
-        jobs::read_log(&mut *self.conn().await?, ti_id, try_number).await
+    async fn read_log_from(
+        &self,
+        ti_id: i64,
+        try_number: u32,
+        from: u64,
+    ) -> Result<Option<(u64, String)>> {
+        jobs::read_log_from(&mut *self.conn().await?, ti_id, try_number, from).await
     }
 
     async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
@@ -416,6 +470,38 @@ impl Store for PostgresStore {
         )
         .await?;
         Ok(Some(receiver))
+    }
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        let receiver = self.inner.watchers.subscribe();
+        let first = self
+            .inner
+            .watching
+            .compare_exchange(
+                false,
+                true,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
+            .is_ok();
+        if first {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                changes::watch_others(
+                    self.inner.url.clone(),
+                    self.inner.origin.clone(),
+                    self.inner.watchers.clone(),
+                    self.inner.closed.subscribe(),
+                );
+            } else {
+                self.inner
+                    .watching
+                    .store(false, std::sync::atomic::Ordering::Release);
+                tracing::warn!("watch outside a tokio runtime: only this store's own changes");
+            }
+        }
+        receiver
+    }
+    fn announce(&self, change: Change) {
+        self.changed([change]);
     }
 
     async fn set_pool(&self, pool: PoolRecord) -> Result<()> {
@@ -442,10 +528,16 @@ impl Store for PostgresStore {
     }
     async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
         let (value, encrypted) = self.secrets.seal(value);
-        variables::set(&mut *self.conn().await?, key, &value, encrypted).await
+        variables::set(&mut *self.conn().await?, key, &value, encrypted).await?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn delete_variable(&self, key: &str) -> Result<bool> {
-        variables::delete(&mut *self.conn().await?, key).await
+        let existed = variables::delete(&mut *self.conn().await?, key).await?;
+        if existed {
+            self.changed([Change::Everything]);
+        }
+        Ok(existed)
     }
     async fn list_variables(&self) -> Result<Vec<(String, String)>> {
         variables::list(&mut *self.conn().await?, &self.secrets).await

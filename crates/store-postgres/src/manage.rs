@@ -26,7 +26,9 @@ impl ManageStore for PostgresStore {
             .await
             .map_err(db_err)?
             .rows_affected();
-        found(n, || format!("dag run #{id}"))
+        found(n, || format!("dag run #{id}"))?;
+        self.changed([Change::Runs(vec![id])]);
+        Ok(())
     }
     async fn set_task_instance_note(&self, ti_id: i64, note: Option<String>) -> Result<()> {
         let n = sqlx::query("UPDATE task_instance SET note = $2 WHERE id = $1")
@@ -36,7 +38,9 @@ impl ManageStore for PostgresStore {
             .await
             .map_err(db_err)?
             .rows_affected();
-        found(n, || format!("task instance #{ti_id}"))
+        found(n, || format!("task instance #{ti_id}"))?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn delete_dag_run(&self, id: i64) -> Result<()> {
         let mut tx = self.begin().await?;
@@ -155,6 +159,7 @@ impl ManageStore for PostgresStore {
         let mut tx = self.begin().await?;
         let entry = put_xcom(&mut tx, key, value, now).await?;
         self.commit(tx, None).await?;
+        self.changed([Change::Everything]);
         Ok(entry)
     }
     async fn delete_xcom(&self, key: XComKey) -> Result<bool> {
@@ -171,6 +176,9 @@ impl ManageStore for PostgresStore {
         .await
         .map_err(db_err)?
         .rows_affected();
+        if n > 0 {
+            self.changed([Change::Everything]);
+        }
         Ok(n > 0)
     }
 
@@ -186,7 +194,9 @@ impl ManageStore for PostgresStore {
             encrypted,
             &variable.description,
         )
-        .await
+        .await?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn query_variables(
         &self,

@@ -61,13 +61,13 @@ async fn occupied(
 
 /// Queues `items` in order, each only if its DAG and its pool have room, counted under locks
 /// on the involved `pool` and `dag` rows (taken in a fixed order: pools, then DAGs, each by
-/// name), so that concurrent queueing never exceeds a limit. Returns one result per item and
-/// the queues that got work.
+/// name), so that concurrent queueing never exceeds a limit. Returns one result per item,
+/// the queues that got work and the runs of the queued task instances.
 pub async fn queue(
     conn: &mut PgConnection,
     items: &[QueueItem],
     now: DateTime<Utc>,
-) -> Result<(Vec<TransitionResult>, Vec<String>)> {
+) -> Result<(Vec<TransitionResult>, Vec<String>, Vec<i64>)> {
     let pools: Vec<&str> = items
         .iter()
         .map(|i| i.pool.as_str())
@@ -146,14 +146,14 @@ pub async fn queue(
         admitted.push(item.ti_id);
     }
     if admitted.is_empty() {
-        return Ok((results, Vec::new()));
+        return Ok((results, Vec::new(), Vec::new()));
     }
     // Exactly what `apply` does for scheduled → queued with a new try.
     let rows = sqlx::query(
         "UPDATE task_instance SET state = 'queued', try_number = try_number + 1, \
          next_retry_at = NULL, queued_at = $2, start_date = NULL, end_date = NULL, \
          claim_id = NULL, lease_until = NULL \
-         WHERE id = ANY($1) AND state = 'scheduled' RETURNING id, queue",
+         WHERE id = ANY($1) AND state = 'scheduled' RETURNING id, queue, dag_run_id",
     )
     .bind(&admitted)
     .bind(micros(now))
@@ -161,15 +161,21 @@ pub async fn queue(
     .await
     .map_err(db_err)?;
     let mut queues = BTreeSet::new();
+    let mut runs = BTreeSet::new();
     let mut written = HashSet::new();
     for row in &rows {
         written.insert(col::<i64>(row, 0)?);
         queues.insert(col::<String>(row, 1)?);
+        runs.insert(col::<i64>(row, 2)?);
     }
     for (index, item) in items.iter().enumerate() {
         if results[index] == TransitionResult::Applied && !written.contains(&item.ti_id) {
             results[index] = TransitionResult::Conflict;
         }
     }
-    Ok((results, queues.into_iter().collect()))
+    Ok((
+        results,
+        queues.into_iter().collect(),
+        runs.into_iter().collect(),
+    ))
 }

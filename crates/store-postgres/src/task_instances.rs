@@ -113,12 +113,17 @@ fn rounds(ids: impl Iterator<Item = i64>) -> Vec<Vec<usize>> {
 }
 
 /// Applies the compare-and-sets of `batch` (already checked against the state machine).
-pub async fn apply(conn: &mut PgConnection, batch: &[Transition]) -> Result<Vec<TransitionResult>> {
+/// Applies `batch`; also answers the runs of the transitions that applied.
+pub async fn apply(
+    conn: &mut PgConnection,
+    batch: &[Transition],
+) -> Result<(Vec<TransitionResult>, Vec<i64>)> {
     lock_rows(conn, batch.iter().map(|t| t.ti_id)).await?;
     let mut results = vec![TransitionResult::Conflict; batch.len()];
+    let mut runs = BTreeSet::new();
     for round in rounds(batch.iter().map(|t| t.ti_id)) {
         let items: Vec<&Transition> = round.iter().map(|&i| &batch[i]).collect();
-        let applied: Vec<i64> = sqlx::query_scalar(
+        let applied: Vec<(i64, i64)> = sqlx::query_as(
             "UPDATE task_instance t SET state = b.to_state, try_number = t.try_number + b.inc, \
              next_retry_at = b.next_retry_at, \
              queued_at = CASE WHEN b.to_state = 'queued' THEN b.now ELSE t.queued_at END, \
@@ -137,7 +142,7 @@ pub async fn apply(conn: &mut PgConnection, batch: &[Transition]) -> Result<Vec<
                          $6::bigint[], $7::bigint[]) \
                   AS b(id, try_number, from_state, to_state, inc, next_retry_at, now) \
              WHERE t.id = b.id AND t.try_number = b.try_number AND t.state = b.from_state \
-             RETURNING t.id",
+             RETURNING t.id, t.dag_run_id",
         )
         .bind(items.iter().map(|t| t.ti_id).collect::<Vec<_>>())
         .bind(
@@ -164,14 +169,15 @@ pub async fn apply(conn: &mut PgConnection, batch: &[Transition]) -> Result<Vec<
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        let applied: HashSet<i64> = applied.into_iter().collect();
+        runs.extend(applied.iter().map(|&(_, run)| run));
+        let applied: HashSet<i64> = applied.into_iter().map(|(id, _)| id).collect();
         for &i in &round {
             if applied.contains(&batch[i].ti_id) {
                 results[i] = TransitionResult::Applied;
             }
         }
     }
-    Ok(results)
+    Ok((results, runs.into_iter().collect()))
 }
 
 pub async fn earliest_retry(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>> {

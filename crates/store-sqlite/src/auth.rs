@@ -70,6 +70,7 @@ impl AuthStore for SqliteStore {
             Ok(())
         })
         .await
+        .inspect(|_| self.changed([Change::Everything]))
     }
     async fn get_user(&self, username: &str) -> Result<Option<UserRecord>> {
         let username = username.to_string();
@@ -107,6 +108,7 @@ impl AuthStore for SqliteStore {
             found(n, || format!("user {:?}", user.username))
         })
         .await
+        .inspect(|_| self.changed([Change::Everything]))
     }
     async fn delete_user(&self, username: &str) -> Result<bool> {
         let username = username.to_string();
@@ -120,6 +122,11 @@ impl AuthStore for SqliteStore {
             Ok(n > 0)
         })
         .await
+        .inspect(|deleted| {
+            if *deleted {
+                self.changed([Change::Everything])
+            }
+        })
     }
     async fn record_login(&self, username: &str, at: DateTime<Utc>) -> Result<()> {
         let username = username.to_string();

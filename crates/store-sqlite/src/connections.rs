@@ -137,6 +137,7 @@ impl ConnectionStore for SqliteStore {
             Ok(())
         })
         .await
+        .inspect(|_| self.changed([Change::Everything]))
     }
     async fn delete_connection(&self, conn_id: &str) -> Result<bool> {
         let conn_id = conn_id.to_string();
@@ -150,6 +151,11 @@ impl ConnectionStore for SqliteStore {
             Ok(n > 0)
         })
         .await
+        .inspect(|deleted| {
+            if *deleted {
+                self.changed([Change::Everything])
+            }
+        })
     }
     async fn query_connections(
         &self,

@@ -37,7 +37,8 @@ pub(crate) fn conversion(index: usize, e: StoreError) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
 }
 
-pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<SyncReport> {
+/// Makes the database match the scan; also says whether anything changed (for watchers).
+pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool)> {
     let mut existing: HashMap<String, (bool, i64, String, String)> = HashMap::new();
     {
         let mut stmt = tx
@@ -143,14 +144,15 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<SyncReport> {
             report.deactivated.push(dag_id.clone());
         }
     }
-    replace_import_errors(tx, &sync.import_errors, now)?;
+    let errors_changed = replace_import_errors(tx, &sync.import_errors, now)?;
     if let Some(files) = &sync.files {
         record_files(tx, sync.folder.as_deref(), files)?;
     }
     report.added.sort();
     report.updated.sort();
     report.deactivated.sort();
-    Ok(report)
+    let changed = errors_changed || report != SyncReport::default();
+    Ok((report, changed))
 }
 
 fn insert_version(
@@ -187,12 +189,13 @@ fn kept_dags(sync: &DagSync) -> impl Iterator<Item = &str> {
         })
 }
 
-fn replace_import_errors(tx: &Transaction, errors: &[ImportErrorRecord], now: i64) -> Result<()> {
+/// Replaces the import errors unless they are the same; says whether they changed.
+fn replace_import_errors(tx: &Transaction, errors: &[ImportErrorRecord], now: i64) -> Result<bool> {
     let current = import_errors(tx)?;
     let mut wanted = errors.to_vec();
     wanted.sort_by(|a, b| a.filename.cmp(&b.filename));
     if current == wanted {
-        return Ok(());
+        return Ok(false);
     }
     tx.execute("DELETE FROM import_error", []).map_err(db_err)?;
     for e in errors {
@@ -202,7 +205,7 @@ fn replace_import_errors(tx: &Transaction, errors: &[ImportErrorRecord], now: i6
         )
         .map_err(db_err)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<DagRecord>> {

@@ -13,6 +13,7 @@ mod logs;
 mod manage;
 mod ownership;
 mod queueing;
+mod readers;
 mod runs;
 mod schema;
 mod task_instances;
@@ -32,12 +33,20 @@ pub use schema::SCHEMA_VERSION;
 /// A store on one SQLite file. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The writer: every write transaction, one at a time.
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections for the read methods.
+    readers: Arc<readers::Readers>,
+    /// [`Store::watch`]: every commit of this process, and what [`Store::announce`] is told.
+    watchers: tokio::sync::broadcast::Sender<Change>,
     /// Encrypts variable values and connection secrets at rest ([`with_cipher`](Self::with_cipher)).
     secrets: Secrets,
 }
 
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many changes a [`Store::watch`] receiver may fall behind before it is told it lagged.
+const WATCH_BUFFER: usize = 1024;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
@@ -68,6 +77,8 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers::Readers::new(path)),
+            watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
             secrets: Secrets::default(),
         })
     }
@@ -80,20 +91,26 @@ impl SqliteStore {
         self
     }
 
+    /// Tells the watchers of changes this process committed (after the commit).
+    pub(crate) fn changed(&self, changes: impl IntoIterator<Item = Change>) {
+        if self.watchers.receiver_count() == 0 {
+            return;
+        }
+        for change in changes {
+            // An error only means that nobody watches.
+            let _ = self.watchers.send(change);
+        }
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let guard = conn
-                .lock()
-                .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
-            f(&guard)
-        })
-        .await
-        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -118,6 +135,12 @@ impl SqliteStore {
     }
 }
 
+/// One [`Change::Runs`] naming the runs of `tis`, if any.
+pub(crate) fn runs_of(tis: &[TaskInstance]) -> Option<Change> {
+    let runs: std::collections::BTreeSet<i64> = tis.iter().map(|ti| ti.dag_run_id).collect();
+    (!runs.is_empty()).then(|| Change::Runs(runs.into_iter().collect()))
+}
+
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
@@ -129,7 +152,11 @@ impl Store for SqliteStore {
             .await
     }
     async fn sync_dags(&self, sync: DagSync) -> Result<SyncReport> {
-        self.write(move |tx| dags::sync(tx, &sync)).await
+        let (report, changed) = self.write(move |tx| dags::sync(tx, &sync)).await?;
+        if changed {
+            self.changed([Change::Everything]);
+        }
+        Ok(report)
     }
     async fn dag_files(&self, folder: &str) -> Result<Vec<DagFileRecord>> {
         let folder = folder.to_string();
@@ -150,7 +177,9 @@ impl Store for SqliteStore {
     async fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
         let dag_id = dag_id.to_string();
         self.write(move |tx| dags::set_paused(tx, &dag_id, paused))
-            .await
+            .await?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn list_import_errors(&self) -> Result<Vec<ImportErrorRecord>> {
         self.read(dags::import_errors).await
@@ -161,7 +190,9 @@ impl Store for SqliteStore {
     async fn set_next_dagrun(&self, dag_id: &str, next: Option<DateTime<Utc>>) -> Result<()> {
         let dag_id = dag_id.to_string();
         self.write(move |tx| dags::set_next_dagrun(tx, &dag_id, next))
-            .await
+            .await?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn due_dags(&self, now: DateTime<Utc>) -> Result<Vec<DagRecord>> {
         self.read(move |c| dags::due(c, now)).await
@@ -176,7 +207,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_dag_run(&self, run: NewDagRun) -> Result<DagRun> {
-        self.write(move |tx| runs::create(tx, &run)).await
+        let created = self.write(move |tx| runs::create(tx, &run)).await?;
+        self.changed([Change::Runs(vec![created.id])]);
+        Ok(created)
     }
     async fn get_dag_run(&self, dag_id: &str, run_id: &str) -> Result<DagRun> {
         let (dag_id, run_id) = (dag_id.to_string(), run_id.to_string());
@@ -198,10 +231,14 @@ impl Store for SqliteStore {
     async fn release_owned_dag_runs(&self, scheduler_id: &str) -> Result<()> {
         let scheduler_id = scheduler_id.to_string();
         self.write(move |tx| ownership::release(tx, &scheduler_id))
-            .await
+            .await?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn release_dag_run(&self, id: i64) -> Result<()> {
-        self.write(move |tx| runs::release(tx, id)).await
+        self.write(move |tx| runs::release(tx, id)).await?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn set_dag_run_state(
         &self,
@@ -210,8 +247,13 @@ impl Store for SqliteStore {
         to: DagRunState,
         now: DateTime<Utc>,
     ) -> Result<TransitionResult> {
-        self.write(move |tx| runs::set_state(tx, id, expected, to, now))
-            .await
+        let result = self
+            .write(move |tx| runs::set_state(tx, id, expected, to, now))
+            .await?;
+        if result == TransitionResult::Applied {
+            self.changed([Change::Runs(vec![id])]);
+        }
+        Ok(result)
     }
 
     async fn start_dag_run(
@@ -220,8 +262,13 @@ impl Store for SqliteStore {
         max_active_runs: u32,
         now: DateTime<Utc>,
     ) -> Result<RunStart> {
-        self.write(move |tx| runs::start(tx, id, max_active_runs, now))
-            .await
+        let result = self
+            .write(move |tx| runs::start(tx, id, max_active_runs, now))
+            .await?;
+        if result == RunStart::Started {
+            self.changed([Change::Runs(vec![id])]);
+        }
+        Ok(result)
     }
 
     async fn task_instances(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>> {
@@ -232,8 +279,15 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |tx| task_instances::apply(tx, &batch))
-            .await
+        let (results, touched) = self
+            .write(move |tx| {
+                let mut touched = task_instances::Touched::default();
+                let results = task_instances::apply(tx, &batch, &mut touched)?;
+                Ok((results, touched))
+            })
+            .await?;
+        self.changed(touched.changes());
+        Ok(results)
     }
     async fn occupancy(&self) -> Result<Occupancy> {
         self.read(task_instances::occupancy).await
@@ -246,7 +300,15 @@ impl Store for SqliteStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |tx| queueing::queue(tx, &items, now)).await
+        let (results, touched) = self
+            .write(move |tx| {
+                let mut touched = task_instances::Touched::default();
+                let results = queueing::queue(tx, &items, now, &mut touched)?;
+                Ok((results, touched))
+            })
+            .await?;
+        self.changed(touched.changes());
+        Ok(results)
     }
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>> {
         self.read(task_instances::earliest_retry).await
@@ -258,13 +320,25 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<usize> {
         let task_ids = task_ids.to_vec();
-        self.write(move |tx| task_instances::clear(tx, dag_run_id, &task_ids, now))
-            .await
+        let cleared = self
+            .write(move |tx| task_instances::clear(tx, dag_run_id, &task_ids, now))
+            .await?;
+        if cleared > 0 {
+            self.changed([Change::Runs(vec![dag_run_id])]);
+        }
+        Ok(cleared)
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>> {
-        self.write(move |tx| task_instances::claim(tx, &request))
-            .await
+        let claimed = self
+            .write(move |tx| task_instances::claim(tx, &request))
+            .await?;
+        if !claimed.is_empty() && self.watchers.receiver_count() > 0 {
+            let runs: std::collections::BTreeSet<i64> =
+                claimed.iter().map(|c| c.ti.dag_run_id).collect();
+            self.changed([Change::Runs(runs.into_iter().collect())]);
+        }
+        Ok(claimed)
     }
     async fn heartbeat(
         &self,
@@ -282,8 +356,13 @@ impl Store for SqliteStore {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |tx| task_instances::finish(tx, &reports))
-            .await
+        let (results, runs) = self
+            .write(move |tx| task_instances::finish(tx, &reports))
+            .await?;
+        if !runs.is_empty() {
+            self.changed([Change::Runs(runs)]);
+        }
+        Ok(results)
     }
     async fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
         self.read(move |c| task_instances::expired_claims(c, now))
@@ -301,8 +380,14 @@ impl Store for SqliteStore {
     async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend> {
         self.write(move |tx| logs::append(tx, &chunk)).await
     }
-    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>> {
-        self.read(move |c| logs::read(c, ti_id, try_number)).await
+    async fn read_log_from(
+        &self,
+        ti_id: i64,
+        try_number: u32,
+        from: u64,
+    ) -> Result<Option<(u64, String)>> {
+        self.read(move |c| logs::read_from(c, ti_id, try_number, from))
+            .await
     }
 
     async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
@@ -324,17 +409,30 @@ impl Store for SqliteStore {
         // One process schedules a SQLite database; others wake it through its socket.
         Ok(None)
     }
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.watchers.subscribe()
+    }
+    fn announce(&self, change: Change) {
+        self.changed([change]);
+    }
 
     async fn set_pool(&self, pool: PoolRecord) -> Result<()> {
-        self.write(move |tx| variables::set_pool(tx, &pool)).await
+        self.write(move |tx| variables::set_pool(tx, &pool)).await?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn list_pools(&self) -> Result<Vec<PoolRecord>> {
         self.read(variables::list_pools).await
     }
     async fn delete_pool(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
-        self.write(move |tx| variables::delete_pool(tx, &name))
-            .await
+        let existed = self
+            .write(move |tx| variables::delete_pool(tx, &name))
+            .await?;
+        if existed {
+            self.changed([Change::Everything]);
+        }
+        Ok(existed)
     }
 
     async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>> {
@@ -349,11 +447,17 @@ impl Store for SqliteStore {
         let key = key.to_string();
         let (value, encrypted) = self.secrets.seal(value);
         self.write(move |tx| variables::set(tx, &key, &value, encrypted))
-            .await
+            .await?;
+        self.changed([Change::Everything]);
+        Ok(())
     }
     async fn delete_variable(&self, key: &str) -> Result<bool> {
         let key = key.to_string();
-        self.write(move |tx| variables::delete(tx, &key)).await
+        let existed = self.write(move |tx| variables::delete(tx, &key)).await?;
+        if existed {
+            self.changed([Change::Everything]);
+        }
+        Ok(existed)
     }
     async fn list_variables(&self) -> Result<Vec<(String, String)>> {
         let secrets = self.secrets.clone();

@@ -28,6 +28,7 @@ impl ManageStore for SqliteStore {
             found(n, || format!("dag run #{id}"))
         })
         .await
+        .inspect(|_| self.changed([Change::Runs(vec![id])]))
     }
     async fn set_task_instance_note(&self, ti_id: i64, note: Option<String>) -> Result<()> {
         self.write(move |tx| {
@@ -40,6 +41,7 @@ impl ManageStore for SqliteStore {
             found(n, || format!("task instance #{ti_id}"))
         })
         .await
+        .inspect(|_| self.changed([Change::Everything]))
     }
     async fn delete_dag_run(&self, id: i64) -> Result<()> {
         self.write(move |tx| {
@@ -50,6 +52,7 @@ impl ManageStore for SqliteStore {
             found(n, || format!("dag run #{id}"))
         })
         .await
+        .inspect(|_| self.changed([Change::Runs(vec![id])]))
     }
     async fn delete_dag(&self, dag_id: &str) -> Result<()> {
         let dag_id = dag_id.to_string();
@@ -84,12 +87,15 @@ impl ManageStore for SqliteStore {
             Ok(())
         })
         .await
+        .inspect(|_| self.changed([Change::Everything]))
     }
     async fn mark_task_instances(&self, mark: MarkTaskInstances) -> Result<Vec<TaskInstance>> {
         if mark.ti_ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |tx| mark_tis(tx, &mark)).await
+        self.write(move |tx| mark_tis(tx, &mark))
+            .await
+            .inspect(|marked| self.changed(crate::runs_of(marked)))
     }
     async fn force_dag_run_state(
         &self,
@@ -133,6 +139,7 @@ impl ManageStore for SqliteStore {
             found(n, || format!("dag run #{id}"))
         })
         .await
+        .inspect(|_| self.changed([Change::Runs(vec![id])]))
     }
 
     async fn query_xcoms(&self, query: XComQuery) -> Result<Page<XComEntry>> {
@@ -144,7 +151,9 @@ impl ManageStore for SqliteStore {
         value: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<XComEntry> {
-        self.write(move |tx| put_xcom(tx, key, value, now)).await
+        self.write(move |tx| put_xcom(tx, key, value, now))
+            .await
+            .inspect(|_| self.changed([Change::Everything]))
     }
     async fn delete_xcom(&self, key: XComKey) -> Result<bool> {
         self.write(move |tx| {
@@ -158,6 +167,11 @@ impl ManageStore for SqliteStore {
             Ok(n > 0)
         })
         .await
+        .inspect(|deleted| {
+            if *deleted {
+                self.changed([Change::Everything])
+            }
+        })
     }
 
     async fn get_variable_record(&self, key: &str) -> Result<Option<VariableRecord>> {
@@ -171,6 +185,7 @@ impl ManageStore for SqliteStore {
             variables::put(tx, &variable.key, &value, encrypted, &variable.description)
         })
         .await
+        .inspect(|_| self.changed([Change::Everything]))
     }
     async fn query_variables(
         &self,

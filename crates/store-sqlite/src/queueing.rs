@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use updraft_store::{QueueItem, Result, TaskState, Transition, TransitionResult};
 
 use crate::db_err;
-use crate::task_instances::apply;
+use crate::task_instances::{apply, Touched};
 
 // The condition is word for word that of the `task_instance_occupying` indexes.
 const DAG_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
@@ -15,10 +15,12 @@ const DAG_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
 const POOL_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
     WHERE pool = ?1 AND state IN ('queued', 'running', 'restarting')";
 
-pub fn queue(
+/// Queues what fits; notes the runs and queues that got work in `touched`.
+pub(crate) fn queue(
     tx: &Transaction,
     items: &[QueueItem],
     now: DateTime<Utc>,
+    touched: &mut Touched,
 ) -> Result<Vec<TransitionResult>> {
     let mut per_dag: HashMap<&str, u32> = HashMap::new();
     let mut per_pool: HashMap<&str, (u32, Option<u32>)> = HashMap::new();
@@ -62,6 +64,7 @@ pub fn queue(
                 new_try: true,
                 next_retry_at: None,
             }],
+            touched,
         )?
         .pop()
         .unwrap_or(TransitionResult::Conflict);

@@ -1,11 +1,11 @@
 //! Task instance rows: compare-and-set state changes, claims and leases, finished tries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, params_from_iter, Connection, Row, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction};
 use updraft_store::{
-    ClaimRequest, ClaimedTask, FinishReport, Occupancy, Result, TaskInstance, TaskState,
+    Change, ClaimRequest, ClaimedTask, FinishReport, Occupancy, Result, TaskInstance, TaskState,
     Transition, TransitionResult,
 };
 
@@ -66,7 +66,32 @@ pub fn of_run(conn: &Connection, dag_run_id: i64) -> Result<Vec<TaskInstance>> {
     )
 }
 
-pub fn apply(tx: &Transaction, batch: &[Transition]) -> Result<Vec<TransitionResult>> {
+/// What a write changed, for the store's watchers.
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    pub runs: BTreeSet<i64>,
+    pub queues: BTreeSet<String>,
+}
+
+impl Touched {
+    pub fn changes(self) -> Vec<Change> {
+        let mut changes = Vec::with_capacity(2);
+        if !self.runs.is_empty() {
+            changes.push(Change::Runs(self.runs.into_iter().collect()));
+        }
+        if !self.queues.is_empty() {
+            changes.push(Change::WorkQueued(self.queues.into_iter().collect()));
+        }
+        changes
+    }
+}
+
+/// Applies `batch`, noting the runs (and queues) of the transitions that applied in `touched`.
+pub(crate) fn apply(
+    tx: &Transaction,
+    batch: &[Transition],
+    touched: &mut Touched,
+) -> Result<Vec<TransitionResult>> {
     let mut stmt = tx
         .prepare_cached(
             "UPDATE task_instance SET state = ?4, try_number = try_number + ?5, \
@@ -82,14 +107,15 @@ pub fn apply(tx: &Transaction, batch: &[Transition]) -> Result<Vec<TransitionRes
                              ELSE end_date END, \
              claim_id = CASE WHEN ?4 IN ('none', 'scheduled', 'queued') THEN NULL ELSE claim_id END, \
              lease_until = CASE WHEN ?4 = 'running' THEN lease_until ELSE NULL END \
-             WHERE id = ?1 AND try_number = ?2 AND state = ?3",
+             WHERE id = ?1 AND try_number = ?2 AND state = ?3 \
+             RETURNING dag_run_id, queue",
         )
         .map_err(db_err)?;
     let mut results = Vec::with_capacity(batch.len());
     for t in batch {
         t.from.check_transition(t.to)?;
-        let changed = stmt
-            .execute(params![
+        let mut rows = stmt
+            .query(params![
                 t.ti_id,
                 t.try_number,
                 t.from.as_str(),
@@ -99,17 +125,18 @@ pub fn apply(tx: &Transaction, batch: &[Transition]) -> Result<Vec<TransitionRes
                 micros(t.now)
             ])
             .map_err(db_err)?;
-        results.push(applied(changed));
+        match rows.next().map_err(db_err)? {
+            Some(row) => {
+                touched.runs.insert(row.get(0).map_err(db_err)?);
+                if t.to == TaskState::Queued {
+                    touched.queues.insert(row.get(1).map_err(db_err)?);
+                }
+                results.push(TransitionResult::Applied);
+            }
+            None => results.push(TransitionResult::Conflict),
+        }
     }
     Ok(results)
-}
-
-fn applied(changed: usize) -> TransitionResult {
-    if changed == 1 {
-        TransitionResult::Applied
-    } else {
-        TransitionResult::Conflict
-    }
 }
 
 /// Task instances holding a slot of their DAG and pool; the condition is word for word that of
@@ -306,7 +333,11 @@ pub fn heartbeat(
     Ok(lost)
 }
 
-pub fn finish(tx: &Transaction, reports: &[FinishReport]) -> Result<Vec<TransitionResult>> {
+/// Records `reports`; also answers the runs whose task instances changed.
+pub fn finish(
+    tx: &Transaction,
+    reports: &[FinishReport],
+) -> Result<(Vec<TransitionResult>, Vec<i64>)> {
     // While the claims still hold: a fenced try's tail is refused.
     for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
         match crate::logs::append(tx, &chunk) {
@@ -324,14 +355,16 @@ pub fn finish(tx: &Transaction, reports: &[FinishReport]) -> Result<Vec<Transiti
         .prepare_cached(
             "UPDATE task_instance SET state = ?4, end_date = ?5, next_retry_at = ?6, \
              infra_failures = infra_failures + ?7, lease_until = NULL \
-             WHERE id = ?1 AND try_number = ?2 AND claim_id = ?3 AND state = 'running'",
+             WHERE id = ?1 AND try_number = ?2 AND claim_id = ?3 AND state = 'running' \
+             RETURNING dag_run_id",
         )
         .map_err(db_err)?;
     let mut restarted = tx
         .prepare_cached(
             "UPDATE task_instance SET state = 'none', claim_id = NULL, lease_until = NULL, \
              start_date = NULL, end_date = NULL \
-             WHERE id = ?1 AND try_number = ?2 AND claim_id = ?3 AND state = 'restarting'",
+             WHERE id = ?1 AND try_number = ?2 AND claim_id = ?3 AND state = 'restarting' \
+             RETURNING dag_run_id",
         )
         .map_err(db_err)?;
     let mut history = tx
@@ -350,20 +383,26 @@ pub fn finish(tx: &Transaction, reports: &[FinishReport]) -> Result<Vec<Transiti
         )
         .map_err(db_err)?;
     let mut results = Vec::with_capacity(reports.len());
+    let mut runs = BTreeSet::new();
     for r in reports {
         TaskState::Running.check_transition(r.state)?;
-        let changed = update
-            .execute(params![
-                r.ti_id,
-                r.try_number,
-                r.claim_id,
-                r.state.as_str(),
-                micros(r.end_date),
-                opt_micros(r.next_retry_at),
-                r.infrastructure_failure as i64
-            ])
+        let run: Option<i64> = update
+            .query_row(
+                params![
+                    r.ti_id,
+                    r.try_number,
+                    r.claim_id,
+                    r.state.as_str(),
+                    micros(r.end_date),
+                    opt_micros(r.next_retry_at),
+                    r.infrastructure_failure as i64
+                ],
+                |row| row.get(0),
+            )
+            .optional()
             .map_err(db_err)?;
-        if changed == 1 {
+        if let Some(run) = run {
+            runs.insert(run);
             history
                 .execute(params![r.ti_id, r.infrastructure_failure])
                 .map_err(db_err)?;
@@ -373,13 +412,15 @@ pub fn finish(tx: &Transaction, reports: &[FinishReport]) -> Result<Vec<Transiti
             }
             results.push(TransitionResult::Applied);
         } else {
-            restarted
-                .execute(params![r.ti_id, r.try_number, r.claim_id])
+            let run: Option<i64> = restarted
+                .query_row(params![r.ti_id, r.try_number, r.claim_id], |row| row.get(0))
+                .optional()
                 .map_err(db_err)?;
+            runs.extend(run);
             results.push(TransitionResult::Conflict);
         }
     }
-    Ok(results)
+    Ok((results, runs.into_iter().collect()))
 }
 
 pub fn expired_claims(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {

@@ -39,6 +39,7 @@ pub mod runs;
 pub mod secrets;
 pub mod task_instances;
 pub mod variables;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -57,6 +58,19 @@ pub trait TestDatabase: Send + Sync {
     /// Runs SQL on the database directly, as an operator's manual edit would (checks of
     /// damaged rows).
     async fn execute(&self, sql: &str);
+    /// [`open`](Self::open), and a [`Store::watch`] receiver that the backend's start-up
+    /// announcements (a listener saying it listens now) have already passed, so that what
+    /// it receives next is what the store commits.
+    async fn open_watched(
+        &self,
+    ) -> (
+        Arc<dyn Store>,
+        tokio::sync::broadcast::Receiver<crate::Change>,
+    ) {
+        let store = self.open().await;
+        let rx = store.watch();
+        (store, rx)
+    }
 }
 
 /// Runs one check on a multi-threaded runtime (claims race on several threads).
@@ -190,6 +204,8 @@ macro_rules! __store_conformance_checks {
                 notes_are_set_and_removed,
                 delete_dag_run_deletes_its_task_instances_xcoms_and_logs,
                 delete_dag_deletes_its_runs_versions_and_file_records,
+                delete_dag_refuses_while_its_task_instances_run,
+                force_dag_run_state_marks_its_task_instances,
                 mark_task_instances_sets_states_and_kills_running_claims,
                 mark_kills_the_claim_of_a_restarting_task,
                 force_dag_run_state_sets_the_state_and_dates,
@@ -214,6 +230,11 @@ macro_rules! __store_conformance_checks {
             event_log {
                 event_logs_are_added_and_read_back,
                 event_logs_are_filtered_sorted_and_paged,
+            }
+            watch {
+                watchers_see_a_trigger_queueing_a_claim_and_a_finish,
+                watchers_see_a_clear_and_a_pause,
+                writes_that_change_nothing_are_not_announced,
             }
         }
     };
@@ -270,6 +291,7 @@ mod tests {
             ("auth", include_str!("conformance/auth.rs")),
             ("connections", include_str!("conformance/connections.rs")),
             ("event_log", include_str!("conformance/event_log.rs")),
+            ("watch", include_str!("conformance/watch.rs")),
         ];
         let mut written: Vec<String> = sources
             .iter()

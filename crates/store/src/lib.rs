@@ -189,7 +189,21 @@ pub trait Store:
     async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend>;
     /// The log of a try as sent by its worker; `None` when nothing was sent (the worker wrote
     /// it to a local file only).
-    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>>;
+    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>> {
+        Ok(self
+            .read_log_from(ti_id, try_number, 0)
+            .await?
+            .map(|(_, text)| text))
+    }
+    /// The part of a try's shipped log that holds byte `from` and all after it: the byte
+    /// offset where the answered text starts (at most `from`) and the text. A reader that
+    /// follows a growing log reads only what it has not seen.
+    async fn read_log_from(
+        &self,
+        ti_id: i64,
+        try_number: u32,
+        from: u64,
+    ) -> Result<Option<(u64, String)>>;
 
     // --- processes ---
 
@@ -208,6 +222,21 @@ pub trait Store:
     /// `LISTEN/NOTIFY`); `None` when the backend cannot (SQLite: one process schedules, and
     /// others wake it directly). The receiver ends when the store is dropped.
     async fn changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>>;
+    /// Every change committed to the database from now on, by this process or any other, as
+    /// the scheduler learns them: this store's own commits are sent right after they commit
+    /// (never from inside a transaction), other processes' as the database announces them
+    /// (PostgreSQL `LISTEN/NOTIFY`, from a connection opened at the first call; until it
+    /// listens, and whenever it had to reconnect, receivers get [`Change::Everything`]) or as
+    /// [`announce`](Self::announce) is told of them (SQLite: a CLI command's wake-up).
+    ///
+    /// For readers that refresh what they show (the web UI): a receiver that falls behind
+    /// gets `RecvError::Lagged`, which means "look at everything". A store with no receivers
+    /// sends nothing, so the engine's hot path pays only the cost of a failed send.
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<Change>;
+    /// Tells this store's [`watch`](Self::watch) receivers of a change another process
+    /// committed that the database does not announce itself (SQLite: the wake-up datagram of
+    /// a CLI command, which says only that something changed).
+    fn announce(&self, change: Change);
 
     // --- pools ---
 

@@ -373,8 +373,8 @@ pub enum LogAppend {
     Fenced,
 }
 
-/// Something another process committed, as announced by the database (PostgreSQL
-/// `LISTEN/NOTIFY`).
+/// Something committed to the database: what another process announces through the database
+/// (PostgreSQL `LISTEN/NOTIFY`, [`crate::Store::changes`]), or any commit ([`crate::Store::watch`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Task instances of these runs changed (finished, cleared), or the runs were created.

@@ -172,10 +172,13 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx.clone()));
     let signal = engine.signal.clone();
     if let Some(wake) = wake {
+        let store = app.store.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 64];
             while wake.recv(&mut buf).await.is_ok() {
                 signal.everything_changed();
+                // What a CLI command committed, for this process's watchers (the web UI).
+                store.announce(updraft_store::Change::Everything);
             }
         });
     }

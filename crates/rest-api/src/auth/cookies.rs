@@ -56,6 +56,7 @@ pub async fn revoke(state: &RestState, principal: &Principal) -> Result<(), Rest
         .store()
         .revoke_token(&principal.token_id, expires_at, now)
         .await?;
+    state.auth().cache.forget_token(&principal.token_id);
     tracing::info!(username = %principal.username, "logged out");
     Ok(())
 }

@@ -105,6 +105,10 @@ pub(crate) async fn verify_token(state: &RestState, token: &str) -> Result<Princ
         .tokens
         .verify(token)
         .map_err(|e| unauthorized(&e.to_string()))?;
+    if let Some(role) = auth.cache.get(&principal.token_id, &principal.username) {
+        principal.role = role;
+        return Ok(principal);
+    }
     if auth.store.is_token_revoked(&principal.token_id).await? {
         return Err(unauthorized("the token has been revoked"));
     }
@@ -120,6 +124,8 @@ pub(crate) async fn verify_token(state: &RestState, token: &str) -> Result<Princ
             user.username, user.role
         ))
     })?;
+    auth.cache
+        .put(&principal.token_id, &principal.username, principal.role);
     Ok(principal)
 }
 

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod manage;
+mod watch;
 
 mod conformance {
     use std::sync::Arc;
@@ -22,6 +23,22 @@ mod conformance {
         }
         async fn open_with_cipher(&self, cipher: Arc<dyn updraft_store::Cipher>) -> Arc<dyn Store> {
             Arc::new(self.0.open().await.with_cipher(cipher))
+        }
+        async fn open_watched(
+            &self,
+        ) -> (
+            Arc<dyn Store>,
+            tokio::sync::broadcast::Receiver<updraft_store::Change>,
+        ) {
+            let store = self.open().await;
+            let mut rx = store.watch();
+            // The listener says when it listens; what comes after is what the store commits.
+            let first = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+                .await
+                .expect("the watchers' listener did not start")
+                .expect("the watch ended");
+            assert_eq!(first, updraft_store::Change::Everything);
+            (store, rx)
         }
         async fn execute(&self, sql: &str) {
             use sqlx::{Connection, Executor};

@@ -1,0 +1,91 @@
+//! `Store::watch` across processes: a watcher hears its own store's commits and, through the
+//! database, every other store's — including the runs of work queued elsewhere, which a
+//! scheduler's change stream leaves out.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast::Receiver;
+use updraft_store::conformance::fixture::*;
+use updraft_store::{Change, QueueItem, Store, TaskState, TransitionResult};
+use updraft_store_postgres::testing::TestPostgres;
+
+/// The next change, failing the test if none comes in a long while.
+async fn next(rx: &mut Receiver<Change>) -> Change {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("no change arrived")
+        .expect("the watch ended")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watchers_hear_changes_committed_through_another_store() {
+    let Some(db) = TestPostgres::create().await else {
+        return;
+    };
+    let here = db.open().await;
+    let elsewhere = db.open().await;
+    let mut rx = here.watch();
+    // Until its listener listens, a watcher cannot know what others committed.
+    assert_eq!(next(&mut rx).await, Change::Everything);
+    let mut scheduler = here
+        .changes()
+        .await
+        .unwrap()
+        .expect("PostgreSQL announces changes");
+
+    publish(&elsewhere, &["d"]).await;
+    assert_eq!(next(&mut rx).await, Change::Everything, "a new DAG");
+
+    let run = create(&elsewhere, new_run("d", "r", vec![task_in("a", "gpu", 1)])).await;
+    assert_eq!(next(&mut rx).await, Change::Runs(vec![run.id]), "a trigger");
+
+    let a = ti(&elsewhere, run.id, "a").await;
+    apply(&elsewhere, transition(&a, TaskState::Scheduled)).await;
+    let item = QueueItem {
+        ti_id: a.id,
+        try_number: a.try_number,
+        dag_id: "d".into(),
+        pool: "default_pool".into(),
+        max_active_tasks: 16,
+    };
+    let results = elsewhere.queue(vec![item], at(1)).await.unwrap();
+    assert_eq!(results, vec![TransitionResult::Applied]);
+    assert_eq!(next(&mut rx).await, Change::WorkQueued(vec!["gpu".into()]));
+    assert_eq!(next(&mut rx).await, Change::Runs(vec![run.id]), "queued");
+
+    let claimed = claim_one(&elsewhere, "w").await;
+    finish(&elsewhere, report(&claimed, TaskState::Failed)).await;
+    assert_eq!(next(&mut rx).await, Change::Runs(vec![run.id]), "a finish");
+
+    elsewhere
+        .clear_task_instances(run.id, &["a".into()], at(6))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, Change::Runs(vec![run.id]), "a clear");
+
+    elsewhere.set_paused("d", true).await.unwrap();
+    assert_eq!(next(&mut rx).await, Change::Everything, "a pause");
+
+    // Its own commits once each (not again through the database).
+    here.set_paused("d", false).await.unwrap();
+    assert_eq!(next(&mut rx).await, Change::Everything);
+    let own = create(&here, new_run("d", "own", vec![task("a")])).await;
+    assert_eq!(next(&mut rx).await, Change::Runs(vec![own.id]));
+    let last = create(&elsewhere, new_run("d", "last", vec![task("a")])).await;
+    assert_eq!(next(&mut rx).await, Change::Runs(vec![last.id]));
+
+    // The scheduler's stream is as before: work queued elsewhere without its runs.
+    let mut heard = Vec::new();
+    while let Ok(Some(change)) =
+        tokio::time::timeout(Duration::from_millis(300), scheduler.recv()).await
+    {
+        heard.push(change);
+    }
+    assert!(heard.contains(&Change::WorkQueued(vec!["gpu".into()])));
+    assert!(!heard.contains(&Change::Runs(vec![own.id])), "its own run");
+    let runs = heard
+        .iter()
+        .filter(|c| matches!(c, Change::Runs(ids) if *ids == vec![run.id]))
+        .count();
+    assert_eq!(runs, 3, "trigger, finish and clear: {heard:?}");
+}
