@@ -14,6 +14,7 @@
 
 pub mod assets;
 mod error;
+mod events;
 pub mod layout;
 pub mod links;
 mod login;
@@ -34,6 +35,7 @@ pub fn router(state: RestState) -> Router {
         .route("/static/{file}", get(assets::serve))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::confirm_logout).post(login::logout))
+        .route("/ui/events", get(events::events))
         .merge(views::routes())
         .with_state(state)
 }

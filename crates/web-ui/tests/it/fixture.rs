@@ -165,13 +165,22 @@ impl Browser {
         .await
     }
 
-    pub async fn send(
-        &mut self,
+    /// A GET whose answer is left unread (an event stream).
+    #[allow(dead_code)] // used by the events test
+    pub async fn open(&mut self, uri: &str) -> axum::response::Response {
+        let request = self
+            .request(Method::GET, uri, &[])
+            .body(Body::empty())
+            .expect("request");
+        self.router.clone().oneshot(request).await.expect("answer")
+    }
+
+    fn request(
+        &self,
         method: Method,
         uri: &str,
-        body: Option<(&str, String)>,
         headers: &[(&str, &str)],
-    ) -> Answer {
+    ) -> axum::http::request::Builder {
         let mut request = Request::builder().method(method).uri(uri);
         if !self.cookies.is_empty() {
             let cookie: Vec<String> = self
@@ -184,6 +193,17 @@ impl Browser {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+        request
+    }
+
+    pub async fn send(
+        &mut self,
+        method: Method,
+        uri: &str,
+        body: Option<(&str, String)>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let request = self.request(method, uri, headers);
         let request = match body {
             Some((content_type, body)) => request
                 .header(header::CONTENT_TYPE, content_type)

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod dags;
+mod events;
 mod fixture;
 mod home;
 mod login;
