@@ -1,5 +1,6 @@
 //! The pages, one module per view; each has its handlers and its templates' structs.
 
+mod admin;
 mod cluster;
 mod dags;
 mod home;
@@ -17,6 +18,7 @@ pub(crate) fn routes() -> Router<RestState> {
         .route("/", get(home::page))
         .route("/dags", get(dags::page))
         .route("/cluster", get(cluster::page))
+        .merge(admin::routes())
 }
 
 /// A template rendered into an HTML answer.

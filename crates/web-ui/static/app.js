@@ -181,7 +181,7 @@
   });
 
   // ---- Keyboard shortcuts ------------------------------------------------------------------
-  const goTo = { h: "/", d: "/dags", c: "/cluster", a: "/admin/variables" };
+  const goTo = { h: "/", d: "/dags", c: "/cluster", a: "/admin" };
   let pendingG = false;
   doc.addEventListener("keydown", (event) => {
     const target = event.target;
