@@ -107,7 +107,10 @@ pub(crate) async fn load(state: &RestState, dag_id: &str) -> Result<(DagRecord, 
         }
         Err(e) => return Err(e.into()),
     };
-    let dag = state.store().get_dag_version(dag_id, record.version).await?;
+    let dag = state
+        .store()
+        .get_dag_version(dag_id, record.version)
+        .await?;
     Ok((record, dag))
 }
 
@@ -214,7 +217,11 @@ impl GridRegion {
     /// The newest run's page, where each task's row leads.
     fn task_href(&self, task_id: &str) -> String {
         match self.grid.runs.last() {
-            Some(r) => format!("{}#task-{}", links::dag_run(&self.dag_id, &r.run_id), links::encode(task_id)),
+            Some(r) => format!(
+                "{}#task-{}",
+                links::dag_run(&self.dag_id, &r.run_id),
+                links::encode(task_id)
+            ),
             None => format!("{}/tasks", links::dag(&self.dag_id)),
         }
     }

@@ -16,7 +16,11 @@ pub const EVIL_LOG: &str = "<script>alert('log')</script>";
 /// `etl` (`extract >> transform >> load`, hourly, with params) in two versions, and a
 /// DAG whose id is markup.
 pub async fn publish(store: &dyn Store) {
-    let mut etl = fixture::dag("etl", Schedule::Cron("0 * * * *".into()), &["extract", "transform", "load"]);
+    let mut etl = fixture::dag(
+        "etl",
+        Schedule::Cron("0 * * * *".into()),
+        &["extract", "transform", "load"],
+    );
     etl.tasks[1].dependencies = vec!["extract".into()];
     etl.tasks[2].dependencies = vec!["transform".into()];
     let params = json!({
@@ -30,7 +34,11 @@ pub async fn publish(store: &dyn Store) {
     first.tasks.truncate(2);
     fixture::sync(store, vec![fixture::upsert(first, "h1")]).await;
     let evil = fixture::dag(EVIL_DAG, Schedule::None, &["a"]);
-    fixture::sync(store, vec![fixture::upsert(etl, "h2"), fixture::upsert(evil, "h1")]).await;
+    fixture::sync(
+        store,
+        vec![fixture::upsert(etl, "h2"), fixture::upsert(evil, "h1")],
+    )
+    .await;
 }
 
 /// A run of `dag_id` with every task of its current version, logical date `at(minutes)`.
@@ -47,7 +55,10 @@ pub async fn run(store: &dyn Store, dag_id: &str, run_id: &str, minutes: i64) ->
     let mut new_run = fixture::new_run(dag_id, run_id, tasks);
     new_run.dag_version = record.version;
     new_run.logical_date = fixture::at(minutes);
-    new_run.conf = json!({"x": EVIL_CONF}).as_object().cloned().unwrap_or_default();
+    new_run.conf = json!({"x": EVIL_CONF})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     fixture::create(store, new_run).await
 }
 

@@ -157,7 +157,11 @@ pub(crate) async fn graph(
                     (Some(r), Some(ti)) => {
                         links::task_try(&dag_id, &r.run_id, &t.task_id, ti.try_number.max(1))
                     }
-                    _ => format!("{}/tasks#task-{}", links::dag(&dag_id), links::encode(&t.task_id)),
+                    _ => format!(
+                        "{}/tasks#task-{}",
+                        links::dag(&dag_id),
+                        links::encode(&t.task_id)
+                    ),
                 }),
             }
         })
@@ -173,7 +177,17 @@ pub(crate) async fn graph(
         caption,
         runs: run.as_ref().map(|r| r.id.to_string()).unwrap_or_default(),
     };
-    respond(&session, &record, &dag, "graph", "Graph", choices, region, query.fragment.as_deref(), true)
+    respond(
+        &session,
+        &record,
+        &dag,
+        "graph",
+        "Graph",
+        choices,
+        region,
+        query.fragment.as_deref(),
+        true,
+    )
 }
 
 /// `GET /dags/{dag_id}/gantt?run_id=`: when each task instance of the run queued and ran.
@@ -187,8 +201,15 @@ pub(crate) async fn gantt(
     let (run, mut tis, choices) = selected_run(&state, &dag, query.run_id.as_deref()).await?;
     let order = |task_id: &str| dag.tasks.iter().position(|t| t.task_id == task_id);
     tis.sort_by(|a, b| {
-        let key = |ti: &TaskInstance| (ti.queued_at.or(ti.start_date).is_none(), ti.queued_at.or(ti.start_date));
-        key(a).cmp(&key(b)).then(order(&a.task_id).cmp(&order(&b.task_id)))
+        let key = |ti: &TaskInstance| {
+            (
+                ti.queued_at.or(ti.start_date).is_none(),
+                ti.queued_at.or(ti.start_date),
+            )
+        };
+        key(a)
+            .cmp(&key(b))
+            .then(order(&a.task_id).cmp(&order(&b.task_id)))
     });
     let rows: Vec<gantt_svg::GanttRow> = tis
         .iter()
@@ -198,21 +219,44 @@ pub(crate) async fn gantt(
             queued_at: ti.queued_at,
             start: ti.start_date,
             end: ti.end_date,
-            href: Some(links::task_try(&dag_id, &ti.run_id, &ti.task_id, ti.try_number.max(1))),
+            href: Some(links::task_try(
+                &dag_id,
+                &ti.run_id,
+                &ti.task_id,
+                ti.try_number.max(1),
+            )),
         })
         .collect();
     let caption = match &run {
-        Some(r) => format!("Run {} ({}): grey while queued, in the state's colour while running", r.run_id, r.state.as_str()),
+        Some(r) => format!(
+            "Run {} ({}): grey while queued, in the state's colour while running",
+            r.run_id,
+            r.state.as_str()
+        ),
         None => "No runs yet".to_string(),
     };
     let region = ChartRegion {
         name: "gantt",
         live: live_url(&dag_id, "gantt", run.as_ref(), "gantt"),
-        svg: gantt_svg::render(&rows, Utc::now(), &format!("Gantt chart of a run of {dag_id}")),
+        svg: gantt_svg::render(
+            &rows,
+            Utc::now(),
+            &format!("Gantt chart of a run of {dag_id}"),
+        ),
         caption,
         runs: run.as_ref().map(|r| r.id.to_string()).unwrap_or_default(),
     };
-    respond(&session, &record, &dag, "gantt", "Gantt", choices, region, query.fragment.as_deref(), false)
+    respond(
+        &session,
+        &record,
+        &dag,
+        "gantt",
+        "Gantt",
+        choices,
+        region,
+        query.fragment.as_deref(),
+        false,
+    )
 }
 
 /// `GET /dags/{dag_id}/durations?runs=`: how long the last runs took.
@@ -250,12 +294,28 @@ pub(crate) async fn durations(
         .collect();
     let region = ChartRegion {
         name: "durations",
-        live: format!("{}/durations?runs={limit}&fragment=durations", links::dag(&dag_id)),
-        svg: durations_svg::render(&bars, &format!("Durations of the last {} runs of {dag_id}", bars.len())),
+        live: format!(
+            "{}/durations?runs={limit}&fragment=durations",
+            links::dag(&dag_id)
+        ),
+        svg: durations_svg::render(
+            &bars,
+            &format!("Durations of the last {} runs of {dag_id}", bars.len()),
+        ),
         caption: format!("The last {} runs, oldest left", bars.len()),
         runs: String::new(),
     };
-    respond(&session, &record, &dag, "durations", "Durations", Vec::new(), region, query.fragment.as_deref(), false)
+    respond(
+        &session,
+        &record,
+        &dag,
+        "durations",
+        "Durations",
+        Vec::new(),
+        region,
+        query.fragment.as_deref(),
+        false,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -57,7 +57,13 @@ pub(crate) async fn code(
     let text = source(&state, &dag_id, version).await?;
     let versions = state
         .store()
-        .dag_versions(&dag_id, Window { limit: 100, offset: 0 })
+        .dag_versions(
+            &dag_id,
+            Window {
+                limit: 100,
+                offset: 0,
+            },
+        )
         .await?
         .items
         .into_iter()
@@ -234,10 +240,19 @@ pub(crate) async fn runs(
             ..Default::default()
         })
         .await?;
-    let rows: Vec<RunRow> = found.items.iter().map(|r| run_row(r, dag.timezone)).collect();
+    let rows: Vec<RunRow> = found
+        .items
+        .iter()
+        .map(|r| run_row(r, dag.timezone))
+        .collect();
     page(&RunsPage {
         page: Page::new(&session, "dags"),
-        pager: pager(&format!("{}/runs", links::dag(&dag_id)), n, rows.len(), found.total),
+        pager: pager(
+            &format!("{}/runs", links::dag(&dag_id)),
+            n,
+            rows.len(),
+            found.total,
+        ),
         rows,
         dag: header(&session, &record, &dag, "runs"),
     })
@@ -345,7 +360,12 @@ pub(crate) async fn audit(
         .collect();
     page(&AuditPage {
         page: Page::new(&session, "dags"),
-        pager: pager(&format!("{}/audit", links::dag(&dag_id)), n, events.len(), found.total),
+        pager: pager(
+            &format!("{}/audit", links::dag(&dag_id)),
+            n,
+            events.len(),
+            found.total,
+        ),
         events,
         dag: header(&session, &record, &dag, "audit"),
     })

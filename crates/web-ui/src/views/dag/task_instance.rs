@@ -92,9 +92,7 @@ async fn task_instance(
         .await?
         .into_iter()
         .find(|ti| ti.task_id == task_id)
-        .ok_or_else(|| {
-            UiError::NotFound(format!("The run `{run_id}` has no task `{task_id}`."))
-        })?;
+        .ok_or_else(|| UiError::NotFound(format!("The run `{run_id}` has no task `{task_id}`.")))?;
     Ok((run, ti))
 }
 
@@ -264,15 +262,27 @@ pub(crate) async fn download_log(
 ) -> Result<Response, UiError> {
     session.require(Action::Read, Resource::TaskLog)?;
     let (_, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
-    let try_number = query.try_number.unwrap_or(ti.try_number).clamp(1, ti.try_number.max(1));
+    let try_number = query
+        .try_number
+        .unwrap_or(ti.try_number)
+        .clamp(1, ti.try_number.max(1));
     let text = log_text(&state, &ti, try_number).await?.unwrap_or_default();
     let name: String = format!("{dag_id}-{run_id}-{task_id}-{try_number}.log")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Ok((
         [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),

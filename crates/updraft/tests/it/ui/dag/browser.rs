@@ -85,7 +85,10 @@ pub async fn signed_in(driver: &Driver, base: &str) -> Client {
         .connect(&driver.url)
         .await
         .expect("a WebDriver session in headless Chromium");
-    client.goto(&format!("{base}/login")).await.expect("login page");
+    client
+        .goto(&format!("{base}/login"))
+        .await
+        .expect("login page");
     client
         .find(Locator::Css("input[name=username]"))
         .await
@@ -107,7 +110,12 @@ pub async fn signed_in(driver: &Driver, base: &str) -> Client {
         .click()
         .await
         .expect("click");
-    wait_until(&client, "signed in", "!location.pathname.startsWith('/login')").await;
+    wait_until(
+        &client,
+        "signed in",
+        "!location.pathname.startsWith('/login')",
+    )
+    .await;
     client
 }
 
