@@ -97,7 +97,7 @@ pub async fn etl_with_a_run(store: &dyn Store) -> DagRun {
         &run,
         "extract",
         TaskState::Success,
-        &format!("[2024-01-01T00:00:01+00:00] {{stdout}} extracting\n[2024-01-01T00:00:02+00:00] {{stdout}} {EVIL_LOG}\n"),
+        &format!("[2024-01-01T00:00:00+00:00] {{updraft}} running: echo extract --rendered\n[2024-01-01T00:00:01+00:00] {{stdout}} extracting\n[2024-01-01T00:00:02+00:00] {{stdout}} {EVIL_LOG}\n"),
         Some(json!({"rows": "<b>128</b>"})),
     )
     .await;

@@ -71,6 +71,8 @@ struct TiPage {
     can_read_log: bool,
     download: String,
     command: Option<String>,
+    /// The command as the worker rendered it for the shown try (from its log).
+    rendered: Option<String>,
     xcoms: Vec<(String, String)>,
     deps_api: String,
     ti_api: String,
@@ -242,6 +244,7 @@ pub(crate) async fn page_route(
             links::encode(&task_id)
         ),
         command,
+        rendered: rendered_command(&text),
         xcoms,
         deps_api: format!("{api_ti}/dependencies"),
         ti_api: api_ti,
@@ -251,6 +254,37 @@ pub(crate) async fn page_route(
         run_id,
         task_id,
     })
+}
+
+/// The command as rendered for a try: the worker logs it as `{updraft} running: <command>`
+/// (secrets already masked) before it starts the process.
+/// A command of several lines continues on lines indented to match.
+fn rendered_command(log: &str) -> Option<String> {
+    let mut lines = log.lines();
+    let first = lines.find_map(|line| line.split_once("{updraft} running: ").map(|(_, c)| c))?;
+    let mut command = first.to_string();
+    for line in lines {
+        match line.split_once("{updraft}          ") {
+            Some((_, rest)) => {
+                command.push('\n');
+                command.push_str(rest);
+            }
+            None => break,
+        }
+    }
+    Some(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rendered_command;
+
+    #[test]
+    fn the_rendered_command_is_read_from_the_log_header() {
+        let log = "[t] {updraft} running: echo a\n[t] {updraft}          echo b\n[t] {updraft} started process 1\n[t] {stdout} a\n";
+        assert_eq!(rendered_command(log).as_deref(), Some("echo a\necho b"));
+        assert_eq!(rendered_command("[t] {stdout} running: x\n"), None);
+    }
 }
 
 /// `GET …/tasks/{task_id}/log?try=N`: the try's log as a text file.
