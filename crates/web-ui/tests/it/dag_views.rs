@@ -307,7 +307,10 @@ async fn the_task_instance_page_shows_the_log_with_line_links_xcoms_and_tries() 
     assert!(body.contains("Try 1: success"));
     assert!(body
         .contains(r#"data-deps="/api/v2/dags/etl/dagRuns/r1/taskInstances/extract/dependencies""#));
-    assert!(body.contains("<code>echo extract</code>"), "the command as written");
+    assert!(
+        body.contains("<code>echo extract</code>"),
+        "the command as written"
+    );
     assert!(
         body.contains(r#"data-rendered><code>echo extract --rendered</code>"#),
         "the command as rendered"

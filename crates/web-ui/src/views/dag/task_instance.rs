@@ -275,18 +275,6 @@ fn rendered_command(log: &str) -> Option<String> {
     Some(command)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::rendered_command;
-
-    #[test]
-    fn the_rendered_command_is_read_from_the_log_header() {
-        let log = "[t] {updraft} running: echo a\n[t] {updraft}          echo b\n[t] {updraft} started process 1\n[t] {stdout} a\n";
-        assert_eq!(rendered_command(log).as_deref(), Some("echo a\necho b"));
-        assert_eq!(rendered_command("[t] {stdout} running: x\n"), None);
-    }
-}
-
 /// `GET …/tasks/{task_id}/log?try=N`: the try's log as a text file.
 pub(crate) async fn download_log(
     State(state): State<RestState>,
@@ -325,4 +313,16 @@ pub(crate) async fn download_log(
         text,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rendered_command;
+
+    #[test]
+    fn the_rendered_command_is_read_from_the_log_header() {
+        let log = "[t] {updraft} running: echo a\n[t] {updraft}          echo b\n[t] {updraft} started process 1\n[t] {stdout} a\n";
+        assert_eq!(rendered_command(log).as_deref(), Some("echo a\necho b"));
+        assert_eq!(rendered_command("[t] {stdout} running: x\n"), None);
+    }
 }
