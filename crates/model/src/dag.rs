@@ -1,6 +1,6 @@
 //! A validated DAG definition, as stored in the database and run by the scheduler.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -76,18 +76,45 @@ impl Dag {
 
     /// `task_id` and everything downstream of it, transitively.
     pub fn with_all_downstream(&self, task_id: &str) -> Vec<String> {
-        let mut out = vec![task_id.to_string()];
-        let mut i = 0;
-        while i < out.len() {
-            let current = out[i].clone();
-            for t in self.downstream_of(&current) {
-                if !out.contains(&t.task_id) {
-                    out.push(t.task_id.clone());
+        self.downstream_closure([task_id])
+    }
+
+    /// `roots` (those that name a task, in the given order) and everything downstream of
+    /// them, transitively, breadth first; each task once. Linear in the DAG's size.
+    pub fn downstream_closure<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for task in &self.tasks {
+            for dependency in &task.dependencies {
+                children
+                    .entry(dependency.as_str())
+                    .or_default()
+                    .push(task.task_id.as_str());
+            }
+        }
+        let known: HashSet<&str> = self.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut out: Vec<&str> = Vec::new();
+        for root in roots {
+            if let Some(&task_id) = known.get(root) {
+                if seen.insert(task_id) {
+                    out.push(task_id);
                 }
             }
-            i += 1;
         }
-        out
+        let mut next = 0;
+        while next < out.len() {
+            for &child in children
+                .get(out[next])
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                if seen.insert(child) {
+                    out.push(child);
+                }
+            }
+            next += 1;
+        }
+        out.into_iter().map(str::to_string).collect()
     }
 }
 

@@ -12,6 +12,7 @@ pub struct DagGraph {
     /// Task indexes (into `dag.tasks`) with every task after all of its upstream.
     pub topological: Vec<usize>,
     pub upstream: Vec<Vec<usize>>,
+    pub downstream: Vec<Vec<usize>>,
     pub is_leaf: Vec<bool>,
     pub index: HashMap<String, usize>,
 }
@@ -63,6 +64,7 @@ impl DagGraph {
             dag,
             topological,
             upstream,
+            downstream,
             is_leaf,
             index,
         }

@@ -81,15 +81,17 @@ pub async fn append_log(conn: &mut PgConnection, chunk: &LogChunk) -> Result<Log
     if !owns {
         return Ok(LogAppend::Fenced);
     }
+    // Chunks are contiguous, so the last one ends the log (one index probe, however long).
     let stored: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(octet_length(data)), 0)::bigint FROM task_log \
-         WHERE ti_id = $1 AND try_number = $2",
+        "SELECT \"offset\" + octet_length(data)::bigint FROM task_log \
+         WHERE ti_id = $1 AND try_number = $2 ORDER BY \"offset\" DESC LIMIT 1",
     )
     .bind(chunk.ti_id)
     .bind(i64::from(chunk.try_number))
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(db_err)?;
+    .map_err(db_err)?
+    .unwrap_or(0);
     let length =
         u64::try_from(stored).map_err(|_| StoreError::Corrupt(format!("log length {stored}")))?;
     if chunk.offset > length {
@@ -124,24 +126,29 @@ pub async fn append_log(conn: &mut PgConnection, chunk: &LogChunk) -> Result<Log
     })
 }
 
-pub async fn read_log(
+pub async fn read_log_from(
     conn: &mut PgConnection,
     ti_id: i64,
     try_number: u32,
-) -> Result<Option<String>> {
-    let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT data FROM task_log WHERE ti_id = $1 AND try_number = $2 ORDER BY \"offset\"",
+    from: u64,
+) -> Result<Option<(u64, String)>> {
+    let chunks: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT \"offset\", data FROM task_log WHERE ti_id = $1 AND try_number = $2 \
+         AND \"offset\" >= COALESCE((SELECT MAX(\"offset\") FROM task_log \
+             WHERE ti_id = $1 AND try_number = $2 AND \"offset\" <= $3), 0) \
+         ORDER BY \"offset\"",
     )
     .bind(ti_id)
     .bind(i64::from(try_number))
+    .bind(i64::try_from(from).unwrap_or(i64::MAX))
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
-    if chunks.is_empty() {
+    let Some(&(start, _)) = chunks.first() else {
         return Ok(None);
-    }
-    let bytes = chunks.concat();
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt(format!("log of task instance {ti_id}: {e}")))
+    };
+    let bytes: Vec<u8> = chunks.into_iter().flat_map(|(_, data)| data).collect();
+    let text = String::from_utf8(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("log of task instance {ti_id}: {e}")))?;
+    Ok(Some((u64::try_from(start).unwrap_or(0), text)))
 }

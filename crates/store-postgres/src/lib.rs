@@ -439,8 +439,13 @@ impl Store for PostgresStore {
         self.commit(tx, None).await?;
         Ok(result)
     }
-    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>> {
-        jobs::read_log(&mut *self.conn().await?, ti_id, try_number).await
+    async fn read_log_from(
+        &self,
+        ti_id: i64,
+        try_number: u32,
+        from: u64,
+    ) -> Result<Option<(u64, String)>> {
+        jobs::read_log_from(&mut *self.conn().await?, ti_id, try_number, from).await
     }
 
     async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {

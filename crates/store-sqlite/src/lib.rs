@@ -380,8 +380,14 @@ impl Store for SqliteStore {
     async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend> {
         self.write(move |tx| logs::append(tx, &chunk)).await
     }
-    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>> {
-        self.read(move |c| logs::read(c, ti_id, try_number)).await
+    async fn read_log_from(
+        &self,
+        ti_id: i64,
+        try_number: u32,
+        from: u64,
+    ) -> Result<Option<(u64, String)>> {
+        self.read(move |c| logs::read_from(c, ti_id, try_number, from))
+            .await
     }
 
     async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {

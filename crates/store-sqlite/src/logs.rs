@@ -20,14 +20,17 @@ pub fn append(tx: &Transaction, chunk: &LogChunk) -> Result<LogAppend> {
             if try_number == chunk.try_number && claim == chunk.claim_id => {}
         _ => return Ok(LogAppend::Fenced),
     }
+    // Chunks are contiguous, so the last one ends the log (one index probe, however long).
     let stored: i64 = tx
         .query_row(
-            "SELECT COALESCE(SUM(LENGTH(CAST(data AS BLOB))), 0) FROM task_log \
-             WHERE ti_id = ?1 AND try_number = ?2",
+            "SELECT \"offset\" + LENGTH(CAST(data AS BLOB)) FROM task_log \
+             WHERE ti_id = ?1 AND try_number = ?2 ORDER BY \"offset\" DESC LIMIT 1",
             params![chunk.ti_id, chunk.try_number],
             |r| r.get(0),
         )
-        .map_err(db_err)?;
+        .optional()
+        .map_err(db_err)?
+        .unwrap_or(0);
     let stored = stored as u64;
     if chunk.offset > stored {
         return Ok(LogAppend::Gap { length: stored });
@@ -51,19 +54,32 @@ pub fn append(tx: &Transaction, chunk: &LogChunk) -> Result<LogAppend> {
     Ok(LogAppend::Stored { length: end })
 }
 
-pub fn read(conn: &Connection, ti_id: i64, try_number: u32) -> Result<Option<String>> {
+pub fn read_from(
+    conn: &Connection,
+    ti_id: i64,
+    try_number: u32,
+    from: u64,
+) -> Result<Option<(u64, String)>> {
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
     let mut stmt = conn
         .prepare_cached(
-            "SELECT data FROM task_log WHERE ti_id = ?1 AND try_number = ?2 ORDER BY \"offset\"",
+            "SELECT \"offset\", data FROM task_log WHERE ti_id = ?1 AND try_number = ?2 \
+             AND \"offset\" >= COALESCE((SELECT MAX(\"offset\") FROM task_log \
+                 WHERE ti_id = ?1 AND try_number = ?2 AND \"offset\" <= ?3), 0) \
+             ORDER BY \"offset\"",
         )
         .map_err(db_err)?;
     let rows = stmt
-        .query_map(params![ti_id, try_number], |r| r.get::<_, String>(0))
+        .query_map(params![ti_id, try_number, from], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
         .map_err(db_err)?;
-    let mut log: Option<String> = None;
+    let mut log: Option<(u64, String)> = None;
     for row in rows {
-        log.get_or_insert_with(String::new)
-            .push_str(&row.map_err(db_err)?);
+        let (offset, data) = row.map_err(db_err)?;
+        log.get_or_insert_with(|| (u64::try_from(offset).unwrap_or(0), String::new()))
+            .1
+            .push_str(&data);
     }
     Ok(log)
 }

@@ -204,6 +204,8 @@ macro_rules! __store_conformance_checks {
                 notes_are_set_and_removed,
                 delete_dag_run_deletes_its_task_instances_xcoms_and_logs,
                 delete_dag_deletes_its_runs_versions_and_file_records,
+                delete_dag_refuses_while_its_task_instances_run,
+                force_dag_run_state_marks_its_task_instances,
                 mark_task_instances_sets_states_and_kills_running_claims,
                 mark_kills_the_claim_of_a_restarting_task,
                 force_dag_run_state_sets_the_state_and_dates,

@@ -189,7 +189,21 @@ pub trait Store:
     async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend>;
     /// The log of a try as sent by its worker; `None` when nothing was sent (the worker wrote
     /// it to a local file only).
-    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>>;
+    async fn read_log(&self, ti_id: i64, try_number: u32) -> Result<Option<String>> {
+        Ok(self
+            .read_log_from(ti_id, try_number, 0)
+            .await?
+            .map(|(_, text)| text))
+    }
+    /// The part of a try's shipped log that holds byte `from` and all after it: the byte
+    /// offset where the answered text starts (at most `from`) and the text. A reader that
+    /// follows a growing log reads only what it has not seen.
+    async fn read_log_from(
+        &self,
+        ti_id: i64,
+        try_number: u32,
+        from: u64,
+    ) -> Result<Option<(u64, String)>>;
 
     // --- processes ---
 

@@ -41,13 +41,18 @@ fn path_safe(id: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-/// A try's log and where it was found.
+/// A try's log, or the part of it a reader asked for, and where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TryLog {
-    /// Shipped to the database by a remote worker (or its finish report).
-    Database(String),
-    /// Written by a worker of this machine.
-    File { path: PathBuf, text: String },
+    /// Shipped to the database by a remote worker (or its finish report); `text` starts at
+    /// byte `start` of the log.
+    Database { start: u64, text: String },
+    /// Written by a worker of this machine; `text` starts at byte `start` of the file.
+    File {
+        path: PathBuf,
+        start: u64,
+        text: String,
+    },
     /// Neither: nothing was shipped and there is no file (yet) at `path`.
     Missing { path: PathBuf },
 }
@@ -55,33 +60,54 @@ pub enum TryLog {
 impl TryLog {
     pub fn text(&self) -> Option<&str> {
         match self {
-            TryLog::Database(text) | TryLog::File { text, .. } => Some(text),
+            TryLog::Database { text, .. } | TryLog::File { text, .. } => Some(text),
             TryLog::Missing { .. } => None,
+        }
+    }
+
+    /// The byte of the log where [`TryLog::text`] starts.
+    pub fn start(&self) -> u64 {
+        match self {
+            TryLog::Database { start, .. } | TryLog::File { start, .. } => *start,
+            TryLog::Missing { .. } => 0,
         }
     }
 }
 
-/// Reads try `try_number` of a task instance: the database first, then the local file under
-/// `base_log_folder`. Both grow while the try runs, so a reader may call this again.
+/// Reads try `try_number` of a task instance from byte `from` on (at most a chunk earlier):
+/// the database first, then the local file under `base_log_folder`. Both grow while the try
+/// runs, so a reader follows it by calling this again from where it stopped, reading only
+/// what was added.
 pub async fn read_try_log(
     store: &dyn Store,
     base_log_folder: &Path,
     ti_id: i64,
     (dag_id, run_id, task_id): (&str, &str, &str),
     try_number: u32,
+    from: u64,
 ) -> Result<TryLog> {
-    if let Some(text) = store.read_log(ti_id, try_number).await? {
-        return Ok(TryLog::Database(text));
+    if let Some((start, text)) = store.read_log_from(ti_id, try_number, from).await? {
+        return Ok(TryLog::Database { start, text });
     }
     let path = log_path(base_log_folder, dag_id, run_id, task_id, try_number);
-    match tokio::fs::read(&path).await {
+    match read_file_from(&path, from).await {
         // A task's output need not be UTF-8; show what it wrote rather than nothing.
         Ok(bytes) => Ok(TryLog::File {
             text: String::from_utf8_lossy(&bytes).into_owned(),
+            start: from,
             path,
         }),
         Err(_) => Ok(TryLog::Missing { path }),
     }
+}
+
+async fn read_file_from(path: &Path, from: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(from)).await?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

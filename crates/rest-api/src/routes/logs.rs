@@ -111,7 +111,7 @@ fn parse_line(line: &str) -> StructuredLogMessage {
 /// The group Airflow opens every log with, naming where it was read from.
 fn source_lines(log: &TryLog) -> Vec<StructuredLogMessage> {
     let source = match log {
-        TryLog::Database(_) => "database".to_string(),
+        TryLog::Database { .. } => "database".to_string(),
         TryLog::File { path, .. } | TryLog::Missing { path } => path.display().to_string(),
     };
     vec![
@@ -130,21 +130,32 @@ fn source_lines(log: &TryLog) -> Vec<StructuredLogMessage> {
     ]
 }
 
-/// The complete lines of `text` after byte `from` (and, once the try has ended, a last line
-/// without its newline), with the offset where the next read starts.
-fn lines_after(text: &str, from: u64, ended: bool) -> (Vec<StructuredLogMessage>, u64) {
-    let start = usize::try_from(from).unwrap_or(usize::MAX).min(text.len());
-    let Some(rest) = text.get(start..) else {
-        // Not a character boundary: the token was not ours. Read from the start.
-        return lines_after(text, 0, ended);
+/// The complete lines of the log after byte `from` (and, once the try has ended, a last
+/// line without its newline), with the offset where the next read starts. `log` holds the
+/// log from byte `log.start()` on.
+fn lines_after(log: &TryLog, from: u64, ended: bool) -> (Vec<StructuredLogMessage>, u64) {
+    let text = log.text().unwrap_or_default();
+    let base = log.start();
+    let skip = usize::try_from(from.saturating_sub(base))
+        .unwrap_or(usize::MAX)
+        .min(text.len());
+    let Some(rest) = text.get(skip..) else {
+        // Not a character boundary: the token was not ours. Read what this part holds.
+        return lines_in(text, base, ended);
     };
+    lines_in(rest, base + skip as u64, ended)
+}
+
+/// The complete lines of `text`, which starts at byte `at` of the log (all of it once the
+/// try has ended), and the offset after them.
+fn lines_in(text: &str, at: u64, ended: bool) -> (Vec<StructuredLogMessage>, u64) {
     let upto = if ended {
-        rest.len()
+        text.len()
     } else {
-        rest.rfind('\n').map_or(0, |i| i + 1)
+        text.rfind('\n').map_or(0, |i| i + 1)
     };
-    let lines = rest[..upto].lines().map(parse_line).collect();
-    (lines, (start + upto) as u64)
+    let lines = text[..upto].lines().map(parse_line).collect();
+    (lines, at + upto as u64)
 }
 
 /// Whether try `try_number` of `ti` can still write to its log.
@@ -156,13 +167,19 @@ fn try_is_live(ti: &TaskInstance, try_number: u32) -> bool {
         )
 }
 
-async fn read(state: &RestState, ti: &TaskInstance, try_number: u32) -> Result<TryLog, RestError> {
+async fn read(
+    state: &RestState,
+    ti: &TaskInstance,
+    try_number: u32,
+    from: u64,
+) -> Result<TryLog, RestError> {
     Ok(read_try_log(
         state.store().as_ref(),
         &state.config().base_log_folder,
         ti.id,
         (&ti.dag_id, &ti.run_id, &ti.task_id),
         try_number,
+        from,
     )
     .await?)
 }
@@ -201,8 +218,8 @@ async fn get_log(
         return stream(state, ti, try_number, start).await;
     }
     let live = try_is_live(&ti, try_number);
-    let log = read(&state, &ti, try_number).await?;
-    let (lines, end) = lines_after(log.text().unwrap_or_default(), start, !live);
+    let log = read(&state, &ti, try_number, start).await?;
+    let (lines, end) = lines_after(&log, start, !live);
     let mut content = if start == 0 {
         source_lines(&log)
     } else {
@@ -263,11 +280,11 @@ async fn stream(
                 }
             }
             let live = try_is_live(&f.ti, f.try_number);
-            let log = match read(&f.state, &f.ti, f.try_number).await {
+            let log = match read(&f.state, &f.ti, f.try_number, f.position).await {
                 Ok(log) => log,
                 Err(_) => return None,
             };
-            let (lines, end) = lines_after(log.text().unwrap_or_default(), f.position, !live);
+            let (lines, end) = lines_after(&log, f.position, !live);
             let mut out = String::new();
             let mut messages = if f.first && f.position == 0 {
                 source_lines(&log)
@@ -310,15 +327,31 @@ mod tests {
         assert_eq!((m.timestamp, m.event.as_str()), (None, "plain output"));
     }
 
+    fn database(start: u64, text: &str) -> TryLog {
+        TryLog::Database {
+            start,
+            text: text.to_string(),
+        }
+    }
+
     #[test]
     fn a_live_log_is_read_up_to_its_last_complete_line() {
-        let (lines, end) = lines_after("a\nb\npartial", 0, false);
+        let (lines, end) = lines_after(&database(0, "a\nb\npartial"), 0, false);
         assert_eq!(lines.len(), 2);
         assert_eq!(end, 4);
-        let (lines, end) = lines_after("a\nb\npartial", end, true);
+        let (lines, end) = lines_after(&database(0, "a\nb\npartial"), end, true);
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].event, "partial");
         assert_eq!(end, 11);
+    }
+
+    #[test]
+    fn a_part_read_from_the_middle_is_placed_at_its_offset() {
+        // The store answered from the chunk at byte 4, for a reader at byte 6.
+        let (lines, end) = lines_after(&database(4, "b\nc\nd\npart"), 6, false);
+        let events: Vec<&str> = lines.iter().map(|l| l.event.as_str()).collect();
+        assert_eq!(events, ["c", "d"]);
+        assert_eq!(end, 10);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! with related task instances; `/dry_run` only answers which), `POST
 //! /dags/{dag_id}/clearTaskInstances`, and `GET …/dependencies` (why a task is not running).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use updraft_model::{Decision, TaskState, UpstreamSummary};
 use updraft_scheduler::DagGraph;
-use updraft_store::{DagRun, MarkTaskInstances, TaskInstance};
+use updraft_store::{
+    DagRun, MarkTaskInstances, TaskInstance, TaskInstanceQuery, TaskInstanceRow, TimeRange, Window,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::common::{check_note, current_dag, dag_graph, dag_run, PathParams, QueryParams};
@@ -47,7 +49,8 @@ pub(crate) fn routes() -> OpenApiRouter<RestState> {
         .routes(routes!(get_task_instance_dependencies))
 }
 
-/// `task_ids` plus, transitively, their upstream and/or downstream tasks.
+/// `task_ids` plus, transitively, their upstream and/or downstream tasks. Each task is
+/// visited once per direction, so this is linear in the DAG's size.
 fn related_tasks(
     graph: &DagGraph,
     task_ids: &[String],
@@ -55,78 +58,97 @@ fn related_tasks(
     downstream: bool,
 ) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = task_ids.iter().cloned().collect();
-    for task_id in task_ids {
-        if downstream {
-            out.extend(graph.dag.with_all_downstream(task_id));
-        }
-        if upstream {
-            let Some(&start) = graph.index.get(task_id) else {
-                continue;
-            };
-            let mut stack = vec![start];
-            while let Some(i) = stack.pop() {
-                for &u in &graph.upstream[i] {
-                    if out.insert(graph.dag.tasks[u].task_id.clone()) {
-                        stack.push(u);
-                    }
+    let starts: Vec<usize> = task_ids
+        .iter()
+        .filter_map(|t| graph.index.get(t).copied())
+        .collect();
+    let mut walk = |edges: &[Vec<usize>]| {
+        let mut seen = vec![false; edges.len()];
+        let mut stack = starts.clone();
+        while let Some(i) = stack.pop() {
+            for &next in &edges[i] {
+                if !seen[next] {
+                    seen[next] = true;
+                    out.insert(graph.dag.tasks[next].task_id.clone());
+                    stack.push(next);
                 }
             }
         }
+    };
+    if downstream {
+        walk(&graph.downstream);
+    }
+    if upstream {
+        walk(&graph.upstream);
     }
     out
 }
 
-/// `run` and, with `future`/`past`, the DAG's runs with later/earlier logical dates.
-async fn related_runs(
-    state: &RestState,
-    run: &DagRun,
-    future: bool,
-    past: bool,
-) -> Result<Vec<DagRun>, RestError> {
-    if !future && !past {
-        return Ok(vec![run.clone()]);
-    }
-    Ok(state
-        .store()
-        .list_dag_runs(&run.dag_id)
-        .await?
-        .into_iter()
-        .filter(|r| {
-            r.id == run.id
-                || (future && r.logical_date > run.logical_date)
-                || (past && r.logical_date < run.logical_date)
-        })
-        .collect())
+/// Which runs of a DAG a change reaches.
+enum RunScope {
+    /// One run and, with `future`/`past`, the runs with later/earlier (or equal) logical dates.
+    Around {
+        run: DagRun,
+        future: bool,
+        past: bool,
+    },
+    /// Runs whose logical date is in the range.
+    Between(TimeRange),
 }
 
-/// The task instances of `runs` whose task is in `tasks` and that pass `keep`.
+/// How many task instances one read of a selection takes: a change over thousands of runs
+/// reads them in pages instead of one query per run.
+const SELECT_PAGE: u32 = 1000;
+
+/// The task instances of `dag_id`'s runs in `scope` whose task is in `tasks` and that pass
+/// `keep`, in id order.
 async fn select(
     state: &RestState,
-    runs: &[DagRun],
+    dag_id: &str,
+    scope: &RunScope,
     tasks: Option<&BTreeSet<String>>,
     keep: impl Fn(&TaskInstance) -> bool,
-) -> Result<Vec<(DagRun, TaskInstance)>, RestError> {
-    let mut out = Vec::new();
-    for run in runs {
-        for ti in state.store().task_instances(run.id).await? {
-            if tasks.is_none_or(|t| t.contains(&ti.task_id)) && keep(&ti) {
-                out.push((run.clone(), ti));
-            }
-        }
+) -> Result<Vec<TaskInstanceRow>, RestError> {
+    let mut query = TaskInstanceQuery {
+        dag_ids: Some(vec![dag_id.to_string()]),
+        task_ids: tasks.map(|t| t.iter().cloned().collect()),
+        window: Window {
+            limit: SELECT_PAGE,
+            offset: 0,
+        },
+        ..TaskInstanceQuery::default()
+    };
+    match scope {
+        RunScope::Around { run, future, past } => match (future, past) {
+            (false, false) => query.run_ids = Some(vec![run.run_id.clone()]),
+            (true, true) => {}
+            (true, false) => query.logical_date.gte = Some(run.logical_date),
+            (false, true) => query.logical_date.lte = Some(run.logical_date),
+        },
+        RunScope::Between(range) => query.logical_date = *range,
     }
-    Ok(out)
+    let mut out = Vec::new();
+    loop {
+        let page = state.store().query_task_instances(query.clone()).await?;
+        let full = page.items.len() as u32 == SELECT_PAGE;
+        out.extend(page.items.into_iter().filter(|row| keep(&row.ti)));
+        if !full {
+            return Ok(out);
+        }
+        query.window.offset += u64::from(SELECT_PAGE);
+    }
 }
 
 async fn shape(
     state: &RestState,
-    selected: &[(DagRun, TaskInstance)],
+    selected: &[TaskInstanceRow],
 ) -> Result<TaskInstanceCollectionResponse, RestError> {
     let mut shaper = Shaper::default();
     let mut task_instances = Vec::new();
-    for (run, ti) in selected {
+    for row in selected {
         task_instances.push(
             shaper
-                .instance(state, ti, run.logical_date, run.dag_version)
+                .instance(state, &row.ti, row.logical_date, row.dag_version)
                 .await?,
         );
     }
@@ -162,7 +184,7 @@ pub struct PatchQuery {
 /// What a patch changes: the task instances whose state it sets, and whether to set the note.
 struct PatchPlan {
     to: Option<TaskState>,
-    affected: Vec<(DagRun, TaskInstance)>,
+    affected: Vec<TaskInstanceRow>,
     note: Option<Option<String>>,
     ti: TaskInstance,
 }
@@ -208,14 +230,12 @@ async fn plan_patch(
                 body.include_upstream.unwrap_or(false),
                 body.include_downstream.unwrap_or(false),
             );
-            let runs = related_runs(
-                state,
-                &run,
-                body.include_future.unwrap_or(false),
-                body.include_past.unwrap_or(false),
-            )
-            .await?;
-            select(state, &runs, Some(&tasks), |t| t.state != to).await?
+            let scope = RunScope::Around {
+                future: body.include_future.unwrap_or(false),
+                past: body.include_past.unwrap_or(false),
+                run,
+            };
+            select(state, &dag_id, &scope, Some(&tasks), |t| t.state != to).await?
         }
         None => Vec::new(),
     };
@@ -262,14 +282,20 @@ async fn patch_task_instance(
             let marked = state
                 .store()
                 .mark_task_instances(MarkTaskInstances {
-                    ti_ids: plan.affected.iter().map(|(_, ti)| ti.id).collect(),
+                    ti_ids: plan.affected.iter().map(|row| row.ti.id).collect(),
                     state: to,
                     now,
                 })
                 .await?;
+            let affected: HashMap<i64, &TaskInstanceRow> =
+                plan.affected.iter().map(|row| (row.ti.id, row)).collect();
             for ti in marked {
-                if let Some((run, _)) = plan.affected.iter().find(|(_, t)| t.id == ti.id) {
-                    changed.push((run.clone(), ti));
+                if let Some(row) = affected.get(&ti.id) {
+                    changed.push(TaskInstanceRow {
+                        ti,
+                        logical_date: row.logical_date,
+                        dag_version: row.dag_version,
+                    });
                 }
             }
             state.changed();
@@ -285,7 +311,11 @@ async fn patch_task_instance(
         )
         .await?
         .1;
-        changed.push((run, ti));
+        changed.push(TaskInstanceRow {
+            ti,
+            logical_date: run.logical_date,
+            dag_version: run.dag_version,
+        });
     }
     Ok(Json(shape(&state, &changed).await?))
 }
@@ -359,21 +389,17 @@ async fn post_clear_task_instances(
     let (_, graph) = current_dag(&state, &dag_id).await?;
     let future = body.include_future.unwrap_or(false);
     let past = body.include_past.unwrap_or(false);
-    let runs = match &body.dag_run_id {
-        Some(run_id) => {
-            let run = dag_run(&state, &dag_id, run_id).await?;
-            related_runs(&state, &run, future, past).await?
-        }
-        None => state
-            .store()
-            .list_dag_runs(&dag_id)
-            .await?
-            .into_iter()
-            .filter(|r| {
-                body.start_date.is_none_or(|s| r.logical_date >= s)
-                    && body.end_date.is_none_or(|e| r.logical_date <= e)
-            })
-            .collect(),
+    let scope = match &body.dag_run_id {
+        Some(run_id) => RunScope::Around {
+            run: dag_run(&state, &dag_id, run_id).await?,
+            future,
+            past,
+        },
+        None => RunScope::Between(TimeRange {
+            gte: body.start_date,
+            lte: body.end_date,
+            ..TimeRange::default()
+        }),
     };
     let tasks = match &body.task_ids {
         Some(ids) if !ids.is_empty() => {
@@ -401,7 +427,7 @@ async fn post_clear_task_instances(
     };
     let only_failed = body.only_failed.unwrap_or(true);
     let only_running = body.only_running.unwrap_or(false);
-    let selected = select(&state, &runs, tasks.as_ref(), |ti| {
+    let selected = select(&state, &dag_id, &scope, tasks.as_ref(), |ti| {
         (!only_failed || matches!(ti.state, TaskState::Failed | TaskState::UpstreamFailed))
             && (!only_running || ti.state == TaskState::Running)
     })
@@ -411,8 +437,11 @@ async fn post_clear_task_instances(
         return Ok(Json(answer));
     }
     let mut by_run: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    for (run, ti) in &selected {
-        by_run.entry(run.id).or_default().push(ti.task_id.clone());
+    for row in &selected {
+        by_run
+            .entry(row.ti.dag_run_id)
+            .or_default()
+            .push(row.ti.task_id.clone());
     }
     let now = Utc::now();
     for (run_id, task_ids) in &by_run {

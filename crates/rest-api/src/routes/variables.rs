@@ -282,6 +282,9 @@ async fn get_variables(
             .as_deref()
             .is_none_or(|prefix| v.key.starts_with(prefix))
     });
+    // Values sort as answered: a sensitive one as `***`, so that its position among values a
+    // client chose cannot reveal it.
+    let mut all: Vec<VariableResponse> = all.into_iter().map(|v| response(&state, v)).collect();
     all.sort_by(|a, b| {
         for key in &sort {
             let order = match key.field {
@@ -306,7 +309,6 @@ async fn get_variables(
         .into_iter()
         .skip(usize::try_from(window.offset).unwrap_or(usize::MAX))
         .take(window.limit as usize)
-        .map(|v| response(&state, v))
         .collect();
     Ok(Json(VariableCollectionResponse {
         variables,

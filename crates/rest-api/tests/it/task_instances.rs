@@ -355,3 +355,34 @@ async fn dependencies_explain_why_a_task_waits() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn clearing_with_upstream_and_past_reaches_every_run_beyond_one_page() {
+    let server = Server::start().await;
+    world::publish(server.store.as_ref()).await;
+    let store = server.store.as_ref();
+    // 3 tasks × 350 runs: more task instances than one read of a selection takes.
+    for i in 0..350 {
+        world::run(store, "etl", &format!("r{i:03}"), i * 60).await;
+    }
+    let body = json!({"dag_run_id": "r300", "task_ids": ["c"], "include_upstream": true,
+        "include_past": true, "only_failed": false});
+    let (status, answer) = server
+        .call(
+            Some(Role::User),
+            Method::POST,
+            "/api/v2/dags/etl/clearTaskInstances",
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["total_entries"], 3 * 301);
+    let runs: std::collections::BTreeSet<&str> = answer["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ti| ti["dag_run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 301);
+    assert!(runs.contains("r000") && runs.contains("r300") && !runs.contains("r301"));
+}

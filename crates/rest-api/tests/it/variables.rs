@@ -253,6 +253,30 @@ async fn lists_page_sort_and_filter() {
 }
 
 #[tokio::test]
+async fn sorting_by_value_never_orders_by_a_hidden_secret() {
+    let server = Server::start().await;
+    // Were secrets sorted by their real value, a client could place its own values around
+    // one and bisect it.
+    for (key, value) in [("m_plain", "m"), ("api_password", "zzz"), ("a_plain", "a")] {
+        post(&server, json!({"key": key, "value": value})).await;
+    }
+    let (status, body) = server
+        .admin(Method::GET, "/api/v2/variables?order_by=_val", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed: Vec<(&str, &str)> = body["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["key"].as_str().unwrap(), v["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("api_password", "***"), ("a_plain", "a"), ("m_plain", "m")]
+    );
+}
+
+#[tokio::test]
 async fn bulk_creates_updates_and_deletes() {
     let server = Server::start().await;
     post(

@@ -343,6 +343,26 @@ pub async fn logs_are_stored_once_in_order(db: &dyn TestDatabase) {
         store.read_log(id, try_number + 1).await.expect("read_log"),
         None
     );
+    // Chunks: "one\n" at 0, "two\n" at 4, "thrée\n" at 8. A follower at byte 6 gets the
+    // chunk holding it and what follows, never the chunks before.
+    let from = |at| store.read_log_from(id, try_number, at);
+    assert_eq!(
+        from(6).await.expect("read_log_from"),
+        Some((4, "two\nthrée\n".to_string()))
+    );
+    assert_eq!(
+        from(8).await.expect("read_log_from"),
+        Some((8, "thrée\n".to_string()))
+    );
+    assert_eq!(
+        from(0).await.expect("read_log_from"),
+        Some((0, "one\ntwo\nthrée\n".to_string()))
+    );
+    assert_eq!(
+        from(100).await.expect("read_log_from"),
+        Some((8, "thrée\n".to_string())),
+        "past the end: the last chunk, which the reader skips"
+    );
 }
 
 pub async fn logs_from_a_claim_that_lost_the_try_are_fenced(db: &dyn TestDatabase) {

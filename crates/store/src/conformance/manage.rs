@@ -380,6 +380,95 @@ pub async fn force_dag_run_state_sets_the_state_and_dates(db: &dyn TestDatabase)
     ));
 }
 
+pub async fn delete_dag_refuses_while_its_task_instances_run(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let run = queued_run(&*store, "d", "r", vec![task("a")]).await;
+    let claimed = claim_one(&*store, "w").await;
+    assert!(matches!(
+        error(store.delete_dag("d").await),
+        StoreError::Conflict(_)
+    ));
+    // Nothing was deleted: the worker's report still lands.
+    assert_eq!(store.get_dag("d").await.unwrap().dag_id, "d");
+    assert_eq!(
+        finish(&*store, report(&claimed, TaskState::Success)).await,
+        TransitionResult::Applied
+    );
+    store.delete_dag("d").await.unwrap();
+    assert!(store.get_dag_run_by_id(run.id).await.is_err());
+}
+
+pub async fn force_dag_run_state_marks_its_task_instances(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let tasks = || vec![task("running"), task("queued"), task("done")];
+    let failing = queued_run(&*store, "d", "failing", tasks()).await;
+    let running = claim(
+        &*store,
+        ClaimRequest {
+            dag_run_id: Some(failing.id),
+            ..claim_request("w", None, 1)
+        },
+    )
+    .await
+    .remove(0);
+    let done = ti(&*store, failing.id, "done").await;
+    store
+        .mark_task_instances(MarkTaskInstances {
+            ti_ids: vec![done.id],
+            state: TaskState::Success,
+            now: at(3),
+        })
+        .await
+        .unwrap();
+
+    // Failed: the running task fails, the other unfinished ones are skipped, finished ones stay.
+    store
+        .force_dag_run_state(failing.id, DagRunState::Failed, at(5))
+        .await
+        .unwrap();
+    let states = |run_id| {
+        let store = store.clone();
+        async move {
+            let mut tis = store.task_instances(run_id).await.unwrap();
+            tis.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+            tis.into_iter()
+                .map(|t| (t.task_id, t.state))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        states(failing.id).await,
+        vec![
+            ("done".to_string(), TaskState::Success),
+            ("queued".to_string(), TaskState::Skipped),
+            ("running".to_string(), TaskState::Failed),
+        ]
+    );
+    assert_eq!(
+        store
+            .heartbeat(std::slice::from_ref(&running.claim_id), at(6))
+            .await
+            .unwrap(),
+        vec![running.claim_id.clone()],
+        "the running try's claim is lost, so its worker kills it"
+    );
+
+    // Success: every unfinished task instance succeeds.
+    let succeeding = queued_run(&*store, "d", "succeeding", tasks()).await;
+    store
+        .force_dag_run_state(succeeding.id, DagRunState::Success, at(7))
+        .await
+        .unwrap();
+    assert!(states(succeeding.id)
+        .await
+        .iter()
+        .all(|(_, state)| *state == TaskState::Success));
+    assert_eq!(
+        store.get_dag_run_by_id(succeeding.id).await.unwrap().state,
+        DagRunState::Success
+    );
+}
+
 fn xcom_key(run_id: &str, task_id: &str, key: &str) -> XComKey {
     XComKey {
         dag_id: "d".into(),

@@ -83,6 +83,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                 ti.id,
                 (dag_id, run_id, task_id),
                 try_number,
+                0,
             )
             .await?;
             match log {
@@ -146,24 +147,16 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
 
 /// The tasks matching `pattern` (all when `None`), with their downstream unless told not to.
 fn selected_tasks(dag: &Dag, pattern: Option<&Regex>, no_downstream: bool) -> Vec<String> {
-    let mut task_ids: Vec<String> = Vec::new();
-    for task in dag
+    let matched = dag
         .tasks
         .iter()
         .filter(|t| pattern.is_none_or(|p| p.is_match(&t.task_id)))
-    {
-        let selected = if no_downstream {
-            vec![task.task_id.clone()]
-        } else {
-            dag.with_all_downstream(&task.task_id)
-        };
-        for id in selected {
-            if !task_ids.contains(&id) {
-                task_ids.push(id);
-            }
-        }
+        .map(|t| t.task_id.as_str());
+    if no_downstream {
+        matched.map(str::to_string).collect()
+    } else {
+        dag.downstream_closure(matched)
     }
-    task_ids
 }
 
 fn operator_name(op: &Operator) -> &'static str {
