@@ -63,6 +63,19 @@ pub enum Operator {
     Empty,
 }
 
+impl Operator {
+    /// Every kind, as DAG files name it in `operator:`.
+    pub const KINDS: [&'static str; 2] = ["bash", "empty"];
+
+    /// The kind, as DAG files name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Operator::Bash { .. } => "bash",
+            Operator::Empty => "empty",
+        }
+    }
+}
+
 impl Dag {
     /// The params as specs, in file order. Entries that are not valid specs (the DAG file
     /// loader rejects those) are left out.

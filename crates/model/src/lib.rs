@@ -13,4 +13,4 @@ pub use dag::{Dag, Operator, Task};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
-pub use trigger_rule::{Decision, TriggerRule, UpstreamSummary};
+pub use trigger_rule::{Decision, TriggerRule, UpstreamSummary, TRIGGER_RULE_NAMES};
