@@ -56,8 +56,10 @@
       var s = svg();
       if (!s) return null;
       if (!view) {
-        var vb = s.viewBox.baseVal;
-        view = { x: vb.x, y: vb.y, w: vb.width, h: vb.height, w0: vb.width, h0: vb.height };
+        // The whole graph: the size the server laid it out at (width and height attributes).
+        var w = Number(s.getAttribute("width")) || s.viewBox.baseVal.width;
+        var h = Number(s.getAttribute("height")) || s.viewBox.baseVal.height;
+        view = { x: 0, y: 0, w: w, h: h, w0: w, h0: h };
       }
       return s;
     }

@@ -163,6 +163,21 @@ async fn the_graph_is_drawn_with_state_colours_and_zooms() {
         .click()
         .await
         .expect("click");
+    let fitted = svg
+        .attr("viewBox")
+        .await
+        .expect("viewBox")
+        .unwrap_or_default();
+    let numbers = |text: &str| -> Vec<f64> {
+        text.split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    };
+    assert_eq!(
+        numbers(&fitted),
+        numbers(&before),
+        "Fit shows the whole graph again"
+    );
     screenshot(&client, "graph").await;
     client
         .goto(&format!("{base}/dags/ui_params/gantt"))
