@@ -28,6 +28,7 @@ pub struct GridRun {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridCell {
     pub state: &'static str,
+    /// The try its link opens (at least 1, also before the first try).
     pub try_number: u32,
     pub seconds: Option<f64>,
 }
@@ -77,7 +78,7 @@ pub fn build(
         };
         cells[row][col] = Some(GridCell {
             state: ti.state.as_str(),
-            try_number: ti.try_number,
+            try_number: ti.try_number.max(1),
             seconds: seconds(ti.start_date, ti.end_date, now),
         });
     }

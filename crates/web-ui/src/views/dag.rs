@@ -193,6 +193,10 @@ struct GridRegion {
     dag_id: String,
     grid: Grid,
     live: String,
+    /// Per column, the start of its cells' links (`/dags/{id}/runs/{run}/tasks/`), and per
+    /// row its encoded task id: encoded once, not once per cell.
+    run_prefixes: Vec<String>,
+    task_paths: Vec<String>,
 }
 
 #[derive(Template)]
@@ -206,10 +210,6 @@ struct GridPage {
 }
 
 impl GridRegion {
-    fn cell_href(&self, run_id: &str, task_id: &str, try_number: u32) -> String {
-        links::task_try(&self.dag_id, run_id, task_id, try_number.max(1))
-    }
-
     fn run_href(&self, run_id: &str) -> String {
         links::dag_run(&self.dag_id, run_id)
     }
@@ -252,9 +252,20 @@ async fn grid_page(
     let runs = query.runs.unwrap_or(DEFAULT_RUNS).clamp(1, MAX_RUNS);
     let (run_rows, tis) = recent_runs(&state, &dag, runs).await?;
     let task_ids: Vec<String> = dag.tasks.iter().map(|t| t.task_id.clone()).collect();
+    let grid = grid::build(&task_ids, run_rows, tis, Utc::now());
     let region = GridRegion {
+        run_prefixes: grid
+            .runs
+            .iter()
+            .map(|r| format!("{}/tasks/", links::dag_run(&dag_id, &r.run_id)))
+            .collect(),
+        task_paths: grid
+            .rows
+            .iter()
+            .map(|r| links::encode(&r.task_id))
+            .collect(),
         dag_id: dag_id.clone(),
-        grid: grid::build(&task_ids, run_rows, tis, Utc::now()),
+        grid,
         live: format!("{}?runs={runs}&fragment=grid", links::dag(&dag_id)),
     };
     if query.fragment.as_deref() == Some("grid") {
