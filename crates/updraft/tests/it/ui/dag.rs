@@ -109,6 +109,47 @@ async fn trigger_with_params_and_watch_the_grid_turn_green_without_reloading() {
     first.click().await.expect("open the task instance");
     wait_until(&client, "the log", "document.querySelector('.log-lines') && document.querySelector('.log-lines').textContent.includes('hello 3')").await;
     screenshot(&client, "task_instance").await;
+
+    // The conf as JSON instead: the editor starts from the form's values.
+    client
+        .goto(&format!("{base}/dags/ui_params/trigger"))
+        .await
+        .expect("trigger page");
+    client
+        .find(Locator::Css("[data-conf-mode]"))
+        .await
+        .expect("the JSON switch")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &client,
+        "the JSON editor with the defaults",
+        r#"JSON.parse(document.querySelector('[data-conf-json]').value).count === 2"#,
+    )
+    .await;
+    client
+        .execute(
+            r#"document.querySelector('[data-conf-json]').value = '{"count": 5, "greeting": "bye"}'; return true;"#,
+            vec![],
+        )
+        .await
+        .expect("editing the JSON");
+    client
+        .find(Locator::Css("form[data-trigger] button[type=submit]"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &client,
+        "the second run's page",
+        r#"location.pathname.startsWith('/dags/ui_params/runs/') && document.querySelector('pre.json').textContent.includes('"greeting": "bye"') && document.querySelector('pre.json').textContent.includes('"count": 5')"#,
+    )
+    .await;
+    let runs = home.json(&["dags", "list-runs", "ui_params"]);
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs:#}");
     client.close().await.expect("closing the browser");
 }
 
