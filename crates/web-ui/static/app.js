@@ -172,6 +172,10 @@
       const text = formatIn(date, zone);
       if (text) el.textContent = text;
     }
+    // Beside an instant shown in another zone, its UTC time too.
+    for (const el of (root || doc).querySelectorAll(".utc-echo")) {
+      el.hidden = choice === "UTC";
+    }
   }
   doc.addEventListener("change", (event) => {
     const el = event.target;
