@@ -147,7 +147,7 @@ impl Auth {
     pub fn new(store: Arc<dyn Store>, config: &RestConfig) -> Result<Self, ApiError> {
         Ok(Auth {
             tokens: tokens::TokenService::new(&config.jwt_secret, config.jwt_expiration)?,
-            cache: cache::AuthCache::new(&*store, cache::TTL),
+            cache: cache::AuthCache::new(&*store, config.auth_cache_ttl),
             store,
         })
     }

@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod auth;
 mod cors;
+mod counts;
 mod error;
 mod extract;
 pub mod openapi;

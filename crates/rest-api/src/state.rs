@@ -47,6 +47,10 @@ pub struct RestConfig {
     pub sensitive_names: updraft_secrets::SensitiveNames,
     /// Whether `POST /connections/test` may run (`core.test_connection = Enabled`).
     pub test_connection: bool,
+    /// How long an accepted token's user and role are reused without reading them again
+    /// ([`crate::auth::AUTH_CACHE_TTL`]): a logout or a user change made through another
+    /// server takes effect here within this time; zero reads them on every request.
+    pub auth_cache_ttl: Duration,
 }
 
 impl RestConfig {
@@ -66,6 +70,7 @@ impl RestConfig {
             health: crate::HealthConfig::default(),
             sensitive_names: updraft_secrets::SensitiveNames::default(),
             test_connection: false,
+            auth_cache_ttl: crate::auth::AUTH_CACHE_TTL,
         }
     }
 }
@@ -82,6 +87,8 @@ pub(crate) struct Inner {
     pub auth: Auth,
     /// DAG versions never change once published, so their graphs are kept.
     pub dags: DagCache,
+    /// Totals of run lists, kept until runs change.
+    pub run_counts: crate::counts::CountCache,
     pub notify: Notifier,
 }
 
@@ -95,6 +102,7 @@ impl RestState {
         Ok(RestState {
             inner: Arc::new(Inner {
                 dags: DagCache::new(store.clone()),
+                run_counts: crate::counts::CountCache::new(&*store),
                 store,
                 auth,
                 config,
@@ -110,6 +118,10 @@ impl RestState {
     /// The configuration this server was set up with.
     pub fn config(&self) -> &RestConfig {
         &self.inner.config
+    }
+
+    pub(crate) fn run_counts(&self) -> &crate::counts::CountCache {
+        &self.inner.run_counts
     }
 
     /// The graphs of published DAG versions (immutable, so cached).

@@ -80,6 +80,23 @@ pub struct DagQuery {
     /// Empty: by dag_id.
     pub sort: Vec<Sort<DagSortField>>,
     pub window: Window,
+    /// Leave [`DagSummary::last_run`] out (`None`): a list that does not show it costs a
+    /// lookup less per DAG. Filters and sorts on the latest run still apply.
+    pub without_last_run: bool,
+}
+
+impl DagQuery {
+    /// Whether the query needs each DAG's latest run (to answer, filter or sort).
+    pub fn needs_last_run(&self) -> bool {
+        !self.without_last_run
+            || self.last_dag_run_state.is_some()
+            || self.sort.iter().any(|s| {
+                matches!(
+                    s.field,
+                    DagSortField::LastRunState | DagSortField::LastRunStartDate
+                )
+            })
+    }
 }
 
 /// A DAG with its latest run, as DAG lists show it.
@@ -88,6 +105,8 @@ pub struct DagSummary {
     pub dag: DagRecord,
     /// The run with the latest logical date (the newest run among equal dates), if any.
     pub last_run: Option<DagRun>,
+    /// Whether the DAG's file has an import error now.
+    pub has_import_errors: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +139,9 @@ pub struct DagRunQuery {
     /// Empty: by id (creation order).
     pub sort: Vec<Sort<DagRunSortField>>,
     pub window: Window,
+    /// The number of matching runs, when the caller knows it already (a count it keeps):
+    /// answered as [`Page::total`] without counting again.
+    pub known_total: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

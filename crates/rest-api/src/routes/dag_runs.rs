@@ -296,10 +296,26 @@ async fn get_dag_runs(
             descending: false,
         });
     }
-    let query = DagRunQuery {
-        dag_ids: dag_ids_for(&state, &dag_id, f.dag_id_pattern.as_deref()).await?,
+    // One DAG: whether it exists is asked only when it has no run to show (a run is
+    // always of an existing DAG), in the order of the checks as before.
+    let one_dag = wildcard(&dag_id).map(str::to_string);
+    let dag_ids = match &one_dag {
+        Some(one) => Some(vec![one.clone()]),
+        None => dag_ids_for(&state, &dag_id, f.dag_id_pattern.as_deref()).await?,
+    };
+    let states = match parse_run_states(&f.state, &["query", "state"]) {
+        Ok(states) => states,
+        Err(e) => {
+            if let Some(one) = &one_dag {
+                dag_record(&state, one).await?;
+            }
+            return Err(e);
+        }
+    };
+    let mut query = DagRunQuery {
+        dag_ids,
         run_id_pattern: f.run_id_pattern.clone(),
-        states: parse_run_states(&f.state, &["query", "state"])?,
+        states,
         run_types,
         logical_date: both(
             range(
@@ -329,12 +345,47 @@ async fn get_dag_runs(
             offset: f.offset,
         }
         .window(state.config()),
+        known_total: None,
     };
-    let page = state.store().query_dag_runs(query).await?;
+    let page = query_runs_counted(&state, &mut query).await?;
+    if page.items.is_empty() {
+        if let Some(one) = &one_dag {
+            dag_record(&state, one).await?;
+        }
+    }
     Ok(Json(DAGRunCollectionResponse {
         dag_runs: run_responses(&state, page.items).await?,
         total_entries: page.total,
     }))
+}
+
+/// [`BrowseStore::query_dag_runs`](updraft_store::BrowseStore::query_dag_runs), with the
+/// total of the same filters reused while no run changed (see [`crate::counts`]).
+async fn query_runs_counted(
+    state: &RestState,
+    query: &mut DagRunQuery,
+) -> Result<updraft_store::Page<DagRun>, RestError> {
+    let key = format!(
+        "{:?}",
+        DagRunQuery {
+            window: Default::default(),
+            known_total: None,
+            ..query.clone()
+        }
+    );
+    let counts = state.run_counts();
+    let generation = match counts.get(&key) {
+        crate::counts::Lookup::Kept(total) => {
+            query.known_total = Some(total);
+            None
+        }
+        crate::counts::Lookup::Missing { generation } => Some(generation),
+    };
+    let page = state.store().query_dag_runs(query.clone()).await?;
+    if let Some(generation) = generation {
+        counts.put(key, page.total, generation);
+    }
+    Ok(page)
 }
 
 /// One run.
@@ -636,6 +687,7 @@ async fn get_list_dag_runs_batch(
             offset: b.page_offset,
         }
         .window(state.config()),
+        known_total: None,
     };
     let page = state.store().query_dag_runs(query).await?;
     Ok(Json(DAGRunCollectionResponse {

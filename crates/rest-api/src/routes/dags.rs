@@ -182,14 +182,20 @@ async fn responses(
     let errors = import_error_files(state).await?;
     let mut out = Vec::new();
     for record in records {
-        let graph = dag_graph(state, &record.dag_id, record.version).await?;
-        out.push(DAGResponse::new(
-            &record,
-            &graph,
-            errors.contains(&record.fileloc),
-        ));
+        let has_errors = errors.contains(&record.fileloc);
+        out.push(response(state, &record, has_errors).await?);
     }
     Ok(out)
+}
+
+/// Shapes a DAG record with its definition.
+async fn response(
+    state: &RestState,
+    record: &DagRecord,
+    has_import_errors: bool,
+) -> Result<DAGResponse, RestError> {
+    let graph = dag_graph(state, &record.dag_id, record.version).await?;
+    Ok(DAGResponse::new(record, &graph, has_import_errors))
 }
 
 /// The filters `GET /dags` and `PATCH /dags` share.
@@ -277,6 +283,7 @@ impl DagFilters {
                 offset: self.offset,
             }
             .window(state.config()),
+            without_last_run: false,
         }))
     }
 }
@@ -296,8 +303,17 @@ async fn get_dags(
             total_entries: 0,
         }));
     };
-    let page = state.store().query_dags(query).await?;
-    let dags = responses(&state, page.items.into_iter().map(|s| s.dag)).await?;
+    let page = state
+        .store()
+        .query_dags(DagQuery {
+            without_last_run: true,
+            ..query
+        })
+        .await?;
+    let mut dags = Vec::with_capacity(page.items.len());
+    for summary in &page.items {
+        dags.push(response(&state, &summary.dag, summary.has_import_errors).await?);
+    }
     Ok(Json(DAGCollectionResponse {
         dags,
         total_entries: page.total,

@@ -197,23 +197,37 @@ async fn get_task_instances(
     PathParams((dag_id, run_id)): PathParams<(String, String)>,
     QueryParams(f): QueryParams<TaskInstanceFilters>,
 ) -> Result<Json<TaskInstanceCollectionResponse>, RestError> {
-    let dag_ids = match wildcard(&dag_id) {
-        Some(dag_id) => {
-            if let Some(run_id) = wildcard(&run_id) {
-                dag_run(&state, dag_id, run_id).await?;
-            } else {
-                dag_record(&state, dag_id).await?;
-            }
-            Some(vec![dag_id.to_string()])
+    // Whether the DAG (or run) exists is asked only when there is nothing to show (a task
+    // instance is always of an existing run), in the order of the checks as before.
+    let exists = || async {
+        match wildcard(&dag_id) {
+            Some(dag_id) => match wildcard(&run_id) {
+                Some(run_id) => dag_run(&state, dag_id, run_id).await.map(|_| ()),
+                None => dag_record(&state, dag_id).await.map(|_| ()),
+            },
+            None => Ok(()),
         }
-        None => None,
+    };
+    let states = match parse_ti_states(&f.state, &["query", "state"]) {
+        Ok(states) => states,
+        Err(e) => {
+            exists().await?;
+            return Err(e);
+        }
+    };
+    let sort = match sort_or_default(&f.order_by) {
+        Ok(sort) => sort,
+        Err(e) => {
+            exists().await?;
+            return Err(e);
+        }
     };
     let query = TaskInstanceQuery {
-        dag_ids,
+        dag_ids: wildcard(&dag_id).map(|d| vec![d.to_string()]),
         run_ids: wildcard(&run_id).map(|r| vec![r.to_string()]),
         task_ids: (!f.task_id.is_empty()).then(|| f.task_id.clone()),
         task_id_pattern: f.task_display_name_pattern.clone(),
-        states: parse_ti_states(&f.state, &["query", "state"])?,
+        states,
         pools: f.pool.clone(),
         queues: f.queue.clone(),
         logical_date: range(
@@ -231,14 +245,18 @@ async fn get_task_instances(
         end_date: range(f.end_date_gte, f.end_date_gt, f.end_date_lte, f.end_date_lt),
         duration_gte: f.duration_gte,
         duration_lte: f.duration_lte,
-        sort: sort_or_default(&f.order_by)?,
+        sort,
         window: Paging {
             limit: f.limit,
             offset: f.offset,
         }
         .window(state.config()),
     };
-    Ok(Json(shape_page(&state, query).await?))
+    let page = shape_page(&state, query).await?;
+    if page.task_instances.is_empty() {
+        exists().await?;
+    }
+    Ok(Json(page))
 }
 
 /// One task instance.

@@ -247,11 +247,16 @@ async fn failed_logins_from_one_address_lock_it_for_every_user() {
 }
 
 /// A second server of the API on the first one's database file, as another api-server of a
-/// cluster would be.
+/// cluster would be. It reads who a token acts as on every request: with its cache (a few
+/// seconds), a logout elsewhere takes effect within the cache's lifetime instead.
 async fn second_server(first: &Server) -> (String, tokio::task::JoinHandle<()>) {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&first.dir.path().join("updraft.db")).expect("open"));
-    let state = RestState::new(store, RestConfig::new(JWT_SECRET), Arc::new(|| {})).unwrap();
+    let config = RestConfig {
+        auth_cache_ttl: std::time::Duration::ZERO,
+        ..RestConfig::new(JWT_SECRET)
+    };
+    let state = RestState::new(store, config, Arc::new(|| {})).unwrap();
     let app = router(state).expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

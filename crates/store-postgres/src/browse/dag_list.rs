@@ -74,22 +74,33 @@ pub async fn query_dags(conn: &mut PgConnection, query: &DagQuery) -> Result<Pag
         .and_then(|row| column(&row, 0))?;
     let order = order_by(&query.sort, DagSortField::DagId, dag_sort, "d.dag_id");
     let window = f.window_sql(query.window);
+    let (last_run, join) = if query.needs_last_run() {
+        ("r.id", LAST_RUN_JOIN)
+    } else {
+        ("NULL::bigint", "")
+    };
     let sql = format!(
-        "SELECT {}, r.id FROM dag d{LAST_RUN_JOIN}{where_sql}{order}{window}",
+        "SELECT {}, {last_run}, EXISTS (SELECT 1 FROM import_error e \
+         WHERE e.filename = d.fileloc) FROM dag d{join}{where_sql}{order}{window}",
         qualified(DAG_COLUMNS, "d")
     );
     let rows = f.query(&sql).fetch_all(&mut *conn).await.map_err(db_err)?;
     let mut page = Vec::with_capacity(rows.len());
     for row in &rows {
-        page.push((dag_from_row(row)?, column::<Option<i64>>(row, 10)?));
+        page.push((
+            dag_from_row(row)?,
+            column::<Option<i64>>(row, 10)?,
+            column::<bool>(row, 11)?,
+        ));
     }
-    let run_ids: Vec<i64> = page.iter().filter_map(|(_, id)| *id).collect();
+    let run_ids: Vec<i64> = page.iter().filter_map(|(_, id, _)| *id).collect();
     let mut runs = runs_by_id(conn, &run_ids).await?;
     let items = page
         .into_iter()
-        .map(|(dag, run_id)| DagSummary {
+        .map(|(dag, run_id, has_import_errors)| DagSummary {
             dag,
             last_run: run_id.and_then(|id| runs.remove(&id)),
+            has_import_errors,
         })
         .collect();
     Ok(Page {

@@ -43,13 +43,17 @@ pub async fn query_dag_runs(conn: &mut PgConnection, query: &DagRunQuery) -> Res
     f.range("end_date", &query.end_date);
     f.range("queued_at", &query.queued_at);
     let where_sql = f.where_sql();
-    let count_sql = format!("SELECT COUNT(*) FROM dag_run{where_sql}");
-    let count: i64 = f
-        .query(&count_sql)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_err)
-        .and_then(|row| column(&row, 0))?;
+    let count: i64 = match query.known_total {
+        Some(known) => i64::try_from(known).unwrap_or(i64::MAX),
+        None => {
+            let count_sql = format!("SELECT COUNT(*) FROM dag_run{where_sql}");
+            f.query(&count_sql)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)
+                .and_then(|row| column(&row, 0))?
+        }
+    };
     let order = order_by(&query.sort, DagRunSortField::Id, run_sort, "id");
     let window = f.window_sql(query.window);
     let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run{where_sql}{order}{window}");

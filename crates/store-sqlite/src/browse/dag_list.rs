@@ -82,25 +82,36 @@ pub fn query_dags(conn: &Connection, query: &DagQuery) -> Result<Page<DagSummary
         .map_err(db_err)?;
     let order = order_by(&query.sort, DagSortField::DagId, dag_sort, "d.dag_id");
     let window = f.window_sql(query.window);
+    let (last_run, join) = if query.needs_last_run() {
+        ("r.id", LAST_RUN_JOIN)
+    } else {
+        ("NULL", "")
+    };
     let sql = format!(
-        "SELECT {}, r.id FROM dag d{LAST_RUN_JOIN}{where_sql}{order}{window}",
+        "SELECT {}, {last_run}, EXISTS (SELECT 1 FROM import_error e \
+         WHERE e.filename = d.fileloc) FROM dag d{join}{where_sql}{order}{window}",
         qualified(DAG_COLUMNS, "d")
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let rows = stmt
         .query_map(f.values(), |row| {
-            Ok((dag_from_row(row)?, row.get::<_, Option<i64>>(10)?))
+            Ok((
+                dag_from_row(row)?,
+                row.get::<_, Option<i64>>(10)?,
+                row.get::<_, bool>(11)?,
+            ))
         })
         .map_err(db_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_err)?;
-    let run_ids: Vec<i64> = rows.iter().filter_map(|(_, id)| *id).collect();
+    let run_ids: Vec<i64> = rows.iter().filter_map(|(_, id, _)| *id).collect();
     let mut runs = runs_by_id(conn, &run_ids)?;
     let items = rows
         .into_iter()
-        .map(|(dag, run_id)| DagSummary {
+        .map(|(dag, run_id, has_import_errors)| DagSummary {
             dag,
             last_run: run_id.and_then(|id| runs.remove(&id)),
+            has_import_errors,
         })
         .collect();
     Ok(Page {

@@ -44,10 +44,13 @@ pub fn query_dag_runs(conn: &Connection, query: &DagRunQuery) -> Result<Page<Dag
     f.range("end_date", &query.end_date);
     f.range("queued_at", &query.queued_at);
     let where_sql = f.where_sql();
-    let count: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM dag_run{where_sql}"))
-        .and_then(|mut s| s.query_row(f.values(), |r| r.get(0)))
-        .map_err(db_err)?;
+    let count: i64 = match query.known_total {
+        Some(known) => i64::try_from(known).unwrap_or(i64::MAX),
+        None => conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM dag_run{where_sql}"))
+            .and_then(|mut s| s.query_row(f.values(), |r| r.get(0)))
+            .map_err(db_err)?,
+    };
     let order = order_by(&query.sort, DagRunSortField::Id, run_sort, "id");
     let window = f.window_sql(query.window);
     let mut stmt = conn

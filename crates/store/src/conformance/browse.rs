@@ -259,6 +259,38 @@ pub async fn query_dags_answers_each_dags_latest_run_and_filters_on_its_state(
             "last run {state:?}: total"
         );
     }
+
+    // Without the latest runs: none answered, but filters and sorts on them still apply.
+    let lean = |query: DagQuery| DagQuery {
+        without_last_run: true,
+        ..query
+    };
+    let page = store.query_dags(lean(every_dag())).await.unwrap();
+    assert_eq!(dag_ids(&page), vec!["a", "b", "c"]);
+    assert!(page.items.iter().all(|s| s.last_run.is_none()));
+    let failed = store
+        .query_dags(lean(DagQuery {
+            last_dag_run_state: Some(DagRunState::Failed),
+            ..every_dag()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(dag_ids(&failed), vec!["a"]);
+    assert_eq!(
+        failed.items[0].last_run.as_ref().map(|r| r.id),
+        Some(a_latest.id)
+    );
+
+    // Each DAG says whether its file has an import error now.
+    assert!(page.items.iter().all(|s| !s.has_import_errors));
+    let b_file = page.items[1].dag.fileloc.replace('\'', "''");
+    db.execute(&format!(
+        "INSERT INTO import_error (filename, error, timestamp) VALUES ('{b_file}', 'boom', 0)"
+    ))
+    .await;
+    let page = store.query_dags(lean(every_dag())).await.unwrap();
+    let flagged: Vec<bool> = page.items.iter().map(|s| s.has_import_errors).collect();
+    assert_eq!(flagged, vec![false, true, false]);
 }
 
 pub async fn query_dags_sorts_by_each_field_both_ways(db: &dyn TestDatabase) {
