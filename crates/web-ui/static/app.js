@@ -253,6 +253,7 @@
   function connect() {
     if (live().length === 0 || !window.EventSource) return;
     const source = new EventSource("/ui/events");
+    window.updraft.live = source;
     source.addEventListener("change", (event) => {
       let change;
       try { change = JSON.parse(event.data); } catch (e) { return; }

@@ -46,6 +46,36 @@ async fn an_admin_sees_the_examples_pauses_a_dag_edits_a_variable_and_sees_the_w
     assert_eq!(title, "Home");
     wait_for(&browser, "#health").await;
     screenshot(&browser, "home").await;
+    // The theme toggle switches to the other theme and remembers it.
+    let theme = "return document.documentElement.dataset.theme || '';";
+    browser
+        .find(Locator::Css(".user-menu summary"))
+        .await
+        .expect("user menu")
+        .click()
+        .await
+        .expect("open");
+    browser
+        .find(Locator::Css("[data-theme-toggle]"))
+        .await
+        .expect("toggle")
+        .click()
+        .await
+        .expect("click");
+    let first = browser.execute(theme, vec![]).await.expect("script");
+    assert!(matches!(first.as_str(), Some("dark" | "light")), "{first}");
+    browser.refresh().await.expect("reload");
+    wait_for(&browser, "#health").await;
+    assert_eq!(browser.execute(theme, vec![]).await.expect("script"), first);
+    // Back to the light theme for the screenshots.
+    if first.as_str() == Some("dark") {
+        browser
+            .execute("localStorage.removeItem('updraft.theme');", vec![])
+            .await
+            .expect("script");
+        browser.refresh().await.expect("reload");
+        wait_for(&browser, "#health").await;
+    }
 
     // The example DAGs, once the DAG processor published them.
     browser.goto(&format!("{base}/dags")).await.expect("goto");
@@ -190,7 +220,8 @@ async fn an_admin_sees_the_examples_pauses_a_dag_edits_a_variable_and_sees_the_w
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_viewer_gets_no_pause_or_trigger_controls_and_the_api_refuses_them() {
+async fn a_viewer_follows_changes_live_but_gets_no_pause_or_trigger_controls_and_the_api_refuses_them(
+) {
     let home = Home::new();
     let (_standalone, base) = standalone_with_examples(&home);
     home.ok(&[
@@ -234,6 +265,41 @@ async fn a_viewer_gets_no_pause_or_trigger_controls_and_the_api_refuses_them() {
             .len(),
         1
     );
+
+    // The page follows changes made elsewhere without reloading: a pause from the CLI
+    // reaches it over /ui/events once its stream is open.
+    let mut open = false;
+    for _ in 0..300 {
+        let state = browser
+            .execute(
+                "return window.updraft && window.updraft.live ? window.updraft.live.readyState : -1;",
+                vec![],
+            )
+            .await
+            .expect("script");
+        if state.as_i64() == Some(1) {
+            open = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(open, "the event stream never opened");
+    let label = "[data-pause-label='hello_world']";
+    let before = texts(&browser, label).await;
+    let (verb, after) = if before == ["paused"] {
+        ("unpause", "active")
+    } else {
+        ("pause", "paused")
+    };
+    home.ok(&["dags", verb, "hello_world"]);
+    browser
+        .wait()
+        .at_most(super::PATIENCE)
+        .for_element(Locator::XPath(&format!(
+            "//span[@data-pause-label='hello_world' and text()='{after}']"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("the page never showed hello_world {after}: {e}"));
 
     // What the page does not offer, the API refuses anyway.
     let answer = browser
