@@ -142,3 +142,21 @@ async fn assets_are_served_under_their_content_hash_with_a_long_cache() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn pages_cannot_be_framed_or_cached() {
+    let ui = Ui::start().await;
+    let mut browser = ui.signed_in(Role::Viewer).await;
+    let page = browser.get("/").await;
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    assert_eq!(
+        page.headers["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
+    assert_eq!(page.headers["cache-control"], "no-store");
+    let css = browser.get(&updraft_web_ui::assets::Asset::Css.url()).await;
+    assert!(css.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .starts_with("public"));
+}
