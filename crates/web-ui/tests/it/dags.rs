@@ -36,9 +36,7 @@ async fn the_list_filters_sorts_and_escapes_dag_ids() {
     assert!(!all.contains("<b>users</b>"), "descriptions are escaped");
     // The failed run is a red square with its state in words, linking to the run.
     assert!(
-        all.contains(
-            r#"<a role="listitem" class="run-square state-failed" href="/dags/etl/runs/manual__1""#
-        ),
+        all.contains(r#"<li><a class="run-square state-failed" href="/dags/etl/runs/manual__1""#),
         "{all}"
     );
     assert!(all.contains("aria-label=\"manual__1 · failed ·"), "{all}");
