@@ -260,8 +260,9 @@
       for (const region of live()) if (concerns(region, change)) refresh(region);
     });
     source.addEventListener("error", () => {
-      // The browser reconnects by itself; when the session is gone, the page reloads to the form.
-      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+      // The browser reconnects by itself after a dropped connection. It gives up only when
+      // the server refuses the stream (the session ended): reloading then leads to the form.
+      if (source.readyState === EventSource.CLOSED) setTimeout(() => location.reload(), 2000);
     });
   }
 
