@@ -17,6 +17,12 @@ async fn a_page_without_a_session_redirects_to_the_login_form_and_back() {
         Some("/login?next=%2Fdags%3Fsearch%3Detl")
     );
 
+    // A script asking for a live fragment cannot follow a redirect to a form: 401.
+    assert_eq!(
+        browser.get("/?fragment=status").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
     let form = browser.get("/login?next=%2Fdags%3Fsearch%3Detl").await.ok();
     assert!(
         form.contains(r#"<form method="post" action="/login""#),
