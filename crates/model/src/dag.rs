@@ -62,6 +62,19 @@ pub enum Operator {
     Empty,
 }
 
+impl Operator {
+    /// Every kind, as DAG files name it in `operator:`.
+    pub const KINDS: [&'static str; 2] = ["bash", "empty"];
+
+    /// The kind, as DAG files name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Operator::Bash { .. } => "bash",
+            Operator::Empty => "empty",
+        }
+    }
+}
+
 impl Dag {
     pub fn task(&self, task_id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.task_id == task_id)

@@ -11,4 +11,4 @@ pub mod trigger_rule;
 pub use dag::{Dag, Operator, Task};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
-pub use trigger_rule::{Decision, TriggerRule, UpstreamSummary};
+pub use trigger_rule::{Decision, TriggerRule, UpstreamSummary, TRIGGER_RULE_NAMES};

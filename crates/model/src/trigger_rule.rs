@@ -52,6 +52,17 @@ pub enum Decision {
     UpstreamFailed,
 }
 
+/// The Airflow names of [`TRIGGER_RULES`], in the same order.
+pub const TRIGGER_RULE_NAMES: [&str; TRIGGER_RULES.len()] = {
+    let mut names = [""; TRIGGER_RULES.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = TRIGGER_RULES[i].1;
+        i += 1;
+    }
+    names
+};
+
 /// Every rule with its Airflow name, in Airflow's documentation order.
 pub const TRIGGER_RULES: [(TriggerRule, &str); 13] = [
     (TriggerRule::AllSuccess, "all_success"),

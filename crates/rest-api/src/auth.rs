@@ -3,6 +3,7 @@
 //! logins) lives in the submodules.
 
 mod cache;
+pub mod cookies;
 pub mod login;
 mod middleware;
 pub mod password;

@@ -118,7 +118,8 @@ impl RestState {
         &self.inner.store
     }
 
-    pub(crate) fn config(&self) -> &RestConfig {
+    /// The configuration this server was set up with.
+    pub fn config(&self) -> &RestConfig {
         &self.inner.config
     }
 
@@ -130,7 +131,8 @@ impl RestState {
         &self.inner.versions
     }
 
-    pub(crate) fn dags(&self) -> &DagCache {
+    /// The graphs of published DAG versions (immutable, so cached).
+    pub fn dags(&self) -> &DagCache {
         &self.inner.dags
     }
 

@@ -1,8 +1,137 @@
-//! Choosing which ready task instances to queue now, within the concurrency limits.
+//! Queueing: moving scheduled task instances to queued, highest priority first, and choosing
+//! which of them fit within the concurrency limits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use updraft_store::{Occupancy, TaskInstance};
+use chrono::{DateTime, Utc};
+use updraft_model::TaskState;
+use updraft_store::{Occupancy, QueueItem, TaskInstance, TransitionResult};
+
+use crate::{Scheduler, SchedulerError};
+
+impl Scheduler {
+    /// Moves `scheduled` task instances to `queued` (starting a new try), highest priority
+    /// first, within parallelism, each DAG's `max_active_tasks` and each pool's slots. Task
+    /// instances of paused DAGs stay `scheduled` (except for the `only_run` of `dags test`).
+    ///
+    /// Candidates are read by priority in growing batches until enough were chosen or none are
+    /// left, so that high-priority tasks held back by a full pool, a DAG at its limit or a
+    /// pause cannot hide the queueable ones behind them.
+    pub(crate) async fn queue_ready_work(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<usize, SchedulerError> {
+        let occupancy = self.store.occupancy().await?;
+        let free = self.config.parallelism.saturating_sub(occupancy.total) as usize;
+        if free == 0 {
+            return Ok(0);
+        }
+        let limits = self
+            .dag_limits
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
+        let chosen: Vec<Chosen> = {
+            let kept = self.kept();
+            let candidates = self.queueing_candidates(&kept, &occupancy, &limits);
+            choose(candidates, &occupancy, free, &limits, self.config.only_run)
+                .into_iter()
+                .map(|ti| Chosen {
+                    ti_id: ti.id,
+                    try_number: ti.try_number,
+                    dag_run_id: ti.dag_run_id,
+                    dag_id: ti.dag_id.clone(),
+                    pool: ti.pool.clone(),
+                })
+                .collect()
+        };
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        let items: Vec<QueueItem> = chosen
+            .iter()
+            .map(|c| QueueItem {
+                ti_id: c.ti_id,
+                try_number: c.try_number,
+                dag_id: c.dag_id.clone(),
+                pool: c.pool.clone(),
+                max_active_tasks: limits.get(&c.dag_id).copied().unwrap_or(u32::MAX),
+            })
+            .collect();
+        let results = self.store.queue(items, now).await?;
+        let mut kept = self.kept();
+        let mut queued = 0;
+        for (c, result) in chosen.iter().zip(&results) {
+            // Not queued: another scheduler filled the DAG's or the pool's places first (the
+            // task stays scheduled), or the row moved on, which the next full pass reloads.
+            if *result != TransitionResult::Applied {
+                continue;
+            }
+            queued += 1;
+            if let Some(ti) = kept
+                .get_mut(&c.dag_run_id)
+                .and_then(|tis| tis.iter_mut().find(|ti| ti.id == c.ti_id))
+            {
+                ti.state = TaskState::Queued;
+                ti.try_number += 1;
+                ti.next_retry_at = None;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// The `scheduled` task instances of the kept runs that could be queued now (their DAG
+    /// is below `max_active_tasks`, their pool has a free slot, their DAG is not paused),
+    /// highest priority first. Every running run in scope is kept after a full pass, so this
+    /// reads nothing from the store.
+    pub(crate) fn queueing_candidates<'a>(
+        &self,
+        kept: &'a HashMap<i64, Vec<TaskInstance>>,
+        occupancy: &updraft_store::Occupancy,
+        limits: &HashMap<String, u32>,
+    ) -> Vec<&'a TaskInstance> {
+        let dag_full = |dag_id: &str| {
+            let active = occupancy.per_dag.get(dag_id).copied().unwrap_or(0);
+            limits.get(dag_id).is_some_and(|limit| active >= *limit)
+        };
+        let pool_full = |pool: &str| {
+            let used = occupancy.per_pool.get(pool).copied().unwrap_or(0);
+            occupancy
+                .pool_slots
+                .get(pool)
+                .is_some_and(|slots| used >= *slots)
+        };
+        let paused_dags = self.paused.lock().map(|p| p.clone()).unwrap_or_default();
+        let paused: HashSet<&str> = paused_dags
+            .iter()
+            .filter(|(_, is_paused)| **is_paused)
+            .map(|(dag, _)| dag.as_str())
+            .collect();
+        let mut candidates: Vec<&TaskInstance> = kept
+            .iter()
+            .filter(|(run, _)| self.config.only_run.is_none_or(|only| only == **run))
+            .flat_map(|(_, tis)| tis.iter())
+            .filter(|ti| ti.state == TaskState::Scheduled)
+            .filter(|ti| !dag_full(&ti.dag_id) && !pool_full(&ti.pool))
+            .filter(|ti| self.config.only_run.is_some() || !paused.contains(ti.dag_id.as_str()))
+            .collect();
+        candidates.sort_unstable_by(|a, b| {
+            b.priority_weight
+                .cmp(&a.priority_weight)
+                .then(a.id.cmp(&b.id))
+        });
+        candidates
+    }
+}
+
+/// A task instance picked for queueing, copied out of the kept states.
+struct Chosen {
+    ti_id: i64,
+    try_number: u32,
+    dag_run_id: i64,
+    dag_id: String,
+    pool: String,
+}
 
 /// Picks from `candidates` (highest priority first) at most `free` task instances such that no
 /// DAG exceeds its `max_active_tasks` and no pool its slots. Pools with no row are unlimited.

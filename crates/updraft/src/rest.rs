@@ -112,15 +112,17 @@ pub fn rest_config(config: &Config) -> Result<RestConfig> {
     Ok(rest)
 }
 
-/// The REST API's routes (`/api/v2/…`, `/auth/…`, `/openapi.json`, `/docs`) on the app's
-/// store. `notify` wakes this process's schedulers after a change by hand; `heartbeats` is
-/// where the health endpoint learns who is alive.
+/// The REST API's routes (`/api/v2/…`, `/auth/…`, `/openapi.json`, `/docs`) and the web
+/// UI's (`/`, `/login`, `/dags`, …, `/static/…`, `/ui/events`) on the app's store. `notify`
+/// wakes this process's schedulers after a change by hand; `heartbeats` is where the health
+/// endpoint learns who is alive.
 pub fn router(app: &App, notify: Notifier, heartbeats: HeartbeatSource) -> Result<axum::Router> {
     let mut config = rest_config(&app.config)?;
     config.health.heartbeats = heartbeats;
     let state =
         RestState::new(app.store.clone(), config, notify).context("cannot set up the REST API")?;
-    updraft_rest_api::router(state).context("cannot set up the REST API")
+    let api = updraft_rest_api::router(state.clone()).context("cannot set up the REST API")?;
+    Ok(api.merge(updraft_web_ui::router(state)))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use updraft_store::{
 };
 use updraft_template::Renderer;
 
-mod prepare;
+mod operator;
 
 use crate::log_shipper::{LogShipper, MAX_TAIL};
 use crate::process::{run_task_guarded, FailureReason, Reaper, TaskLaunch, TaskOutcome};
@@ -359,8 +359,8 @@ impl LocalWorker {
             report(state, at, None)
         };
         let launch = match self.prepare(&claimed, &dag, task, log_path.clone()).await {
-            Ok(Some(launch)) => launch,
-            Ok(None) => return report(TaskState::Success, None, None),
+            Ok(operator::Work::Process(launch)) => *launch,
+            Ok(operator::Work::Nothing) => return report(TaskState::Success, None, None),
             Err(message) => {
                 return FinishReport {
                     log_tail: self.log_before_start(&log_path, &message),

@@ -30,24 +30,10 @@ pub const SETTING_KEYS: &[&str] = &[
 pub const TASK_ONLY_KEYS: &[&str] = &["task_id", "operator", "bash_command", "dependencies"];
 
 /// `updraft_model::TriggerRule` as written in files.
-pub const TRIGGER_RULES: &[&str] = &[
-    "all_success",
-    "all_failed",
-    "all_done",
-    "all_done_min_one_success",
-    "all_skipped",
-    "one_success",
-    "one_failed",
-    "one_done",
-    "none_failed",
-    "none_failed_min_one_success",
-    "none_skipped",
-    "always",
-    "all_done_setup_success",
-];
+pub const TRIGGER_RULES: &[&str] = &updraft_model::TRIGGER_RULE_NAMES;
 
 /// Values of `operator`.
-pub const OPERATORS: &[&str] = &["bash", "empty"];
+pub const OPERATORS: &[&str] = &updraft_model::Operator::KINDS;
 
 /// One task setting, read once (from `default_args` or a task) and applied to tasks.
 #[derive(Debug, Clone)]

@@ -713,3 +713,27 @@ fn big_hostile_files_finish_quickly() {
     eprintln!("hostile files: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
 }
+
+#[test]
+fn every_operator_kind_of_the_model_loads_from_a_file() {
+    // The loader's list of operators is the model's: each name loads into the variant of
+    // that kind, so neither can gain a kind the other does not know.
+    assert_eq!(updraft_dagfile::OPERATORS, Operator::KINDS);
+    for kind in Operator::KINDS {
+        let command = if kind == "empty" {
+            ""
+        } else {
+            ", bash_command: 'true'"
+        };
+        let dag = check_ok(&format!(
+            "tasks:\n  - {{task_id: a, operator: {kind}{command}}}\n"
+        ));
+        assert_eq!(dag.tasks[0].operator.kind(), kind);
+    }
+    for (rule, name) in updraft_model::trigger_rule::TRIGGER_RULES {
+        let dag = check_ok(&format!(
+            "tasks:\n  - {{task_id: a, operator: empty, trigger_rule: {name}}}\n"
+        ));
+        assert_eq!(dag.tasks[0].trigger_rule, rule, "{name}");
+    }
+}

@@ -94,10 +94,16 @@ pub(crate) async fn authenticate(
             "CSRF check failed: send the _csrf cookie's value in the X-CSRF-Token header",
         ));
     }
+    verify_token(state, &token).await
+}
+
+/// The principal of a token: a valid signature, not expired, not revoked, and a user that
+/// exists and is active. The role is the user's current one, not the one in the token.
+pub(crate) async fn verify_token(state: &RestState, token: &str) -> Result<Principal, RestError> {
     let auth = state.auth();
     let mut principal = auth
         .tokens
-        .verify(&token)
+        .verify(token)
         .map_err(|e| unauthorized(&e.to_string()))?;
     if let Some(role) = auth.cache.get(&principal.token_id, &principal.username) {
         principal.role = role;

@@ -7,17 +7,13 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Form, Json};
-use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
-use base64::Engine;
-use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::login::{self, Credentials, LoginRefused};
-use crate::auth::{Access, Principal, CSRF_COOKIE, TOKEN_COOKIE};
+use crate::auth::{cookies, Access, Principal};
 use crate::{RestError, RestState};
 
 pub(crate) const PERMISSIONS: super::Permissions = &[
@@ -204,31 +200,10 @@ async fn login(
     let (token, _) = state
         .issue_token(&user.username, role)
         .map_err(|e| RestError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    // Session cookies: the token's own expiry ends the login.
-    let config = state.config();
-    let token_cookie = Cookie::build((TOKEN_COOKIE, token))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(config.secure_cookies);
-    // Readable by the UI's JavaScript, which echoes it: a page of another site can neither
-    // read it nor set the header, so a forged request fails the check.
-    let csrf_cookie = Cookie::build((CSRF_COOKIE, random_token()))
-        .path("/")
-        .http_only(false)
-        .same_site(SameSite::Lax)
-        .secure(config.secure_cookies);
     Ok((
-        jar.add(token_cookie).add(csrf_cookie),
+        cookies::add_login_cookies(&state, jar, token),
         StatusCode::NO_CONTENT,
     ))
-}
-
-/// 32 random bytes, URL-safe base64.
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Log out: revokes the token presented (on every api-server, until it would have expired)
@@ -243,8 +218,8 @@ async fn logout(
     Extension(principal): Extension<Principal>,
     jar: CookieJar,
 ) -> Result<(CookieJar, StatusCode), RestError> {
-    revoke(&state, &principal).await?;
-    Ok((clear_cookies(jar), StatusCode::NO_CONTENT))
+    cookies::revoke(&state, &principal).await?;
+    Ok((cookies::clear_login_cookies(jar), StatusCode::NO_CONTENT))
 }
 
 /// Log out (as `GET /auth/logout`); with the cookie, this needs the CSRF header.
@@ -260,21 +235,4 @@ async fn logout_post(
     jar: CookieJar,
 ) -> Result<(CookieJar, StatusCode), RestError> {
     logout(state, principal, jar).await
-}
-
-async fn revoke(state: &RestState, principal: &Principal) -> Result<(), RestError> {
-    let now = Utc::now();
-    let expires_at = DateTime::from_timestamp(principal.expires_at, 0).unwrap_or(now);
-    state
-        .store()
-        .revoke_token(&principal.token_id, expires_at, now)
-        .await?;
-    state.auth().cache.forget_token(&principal.token_id);
-    tracing::info!(username = %principal.username, "logged out");
-    Ok(())
-}
-
-fn clear_cookies(jar: CookieJar) -> CookieJar {
-    jar.remove(Cookie::build(TOKEN_COOKIE).path("/"))
-        .remove(Cookie::build(CSRF_COOKIE).path("/"))
 }

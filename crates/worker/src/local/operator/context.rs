@@ -1,33 +1,29 @@
-//! Preparing a try: the task's templates rendered with Airflow's context (loading XComs,
-//! variables and connections only when a template mentions them), and the secrets the log
-//! must mask.
+//! The context a try's templates are rendered with: Airflow's template variables, with XComs,
+//! variables and connections loaded only when a template mentions them, and the secrets the
+//! log must mask.
 
-use std::path::PathBuf;
-
-use updraft_model::{Dag, Operator, Task};
+use updraft_model::{Dag, Task};
 use updraft_store::ClaimedTask;
 use updraft_template::{
-    identity_env, is_template, needs_connections, needs_variables, needs_xcoms, TemplateContext,
+    is_template, needs_connections, needs_variables, needs_xcoms, TemplateContext,
 };
 
-use super::LocalWorker;
-use crate::process::TaskLaunch;
+use super::super::LocalWorker;
+use updraft_secrets::Masker;
 
 impl LocalWorker {
-    /// Renders the task's templates. `Ok(None)`: nothing to run (the empty operator).
-    pub(super) async fn prepare(
+    /// The template context of `claimed`'s try of `task`, for the operator's own templates
+    /// (`templates`) and the task's `env` and `cwd`, and the masker for the secrets it read.
+    pub(super) async fn template_context<'a>(
         &self,
         claimed: &ClaimedTask,
         dag: &Dag,
-        task: &Task,
-        log_path: PathBuf,
-    ) -> Result<Option<TaskLaunch>, String> {
-        let Operator::Bash { bash_command } = &task.operator else {
-            return Ok(None);
-        };
+        task: &'a Task,
+        templates: impl Iterator<Item = &'a str>,
+    ) -> Result<(TemplateContext, Option<Masker>), String> {
         let ti = &claimed.ti;
         let run = &claimed.dag_run;
-        let templates = std::iter::once(bash_command.as_str())
+        let templates = templates
             .chain(task.env.values().map(String::as_str))
             .chain(task.cwd.as_deref());
         let (mut any_template, mut want_xcoms, mut want_vars, mut want_conns) =
@@ -92,34 +88,6 @@ impl LocalWorker {
         } else {
             None
         };
-        let render = |what: &str, t: &str| {
-            self.renderer
-                .render(t, &ctx)
-                .map_err(|e| format!("cannot render {what}: {e}"))
-        };
-        let command = render("bash_command", bash_command)?;
-        let mut env = identity_env(&ctx);
-        env.push(("UPDRAFT_CLAIM_ID".into(), claimed.claim_id.clone()));
-        for (key, value) in &task.env {
-            env.push((key.clone(), render(&format!("env {key}"), value)?));
-        }
-        let cwd = task
-            .cwd
-            .as_deref()
-            .map(|c| render("cwd", c))
-            .transpose()?
-            .map(PathBuf::from);
-        Ok(Some(TaskLaunch {
-            command,
-            env,
-            cwd,
-            timeout: task.execution_timeout,
-            skip_exit_codes: task.skip_on_exit_code.clone(),
-            log_path,
-            capture_xcom: task.do_xcom_push,
-            kill_grace: self.config.kill_grace,
-            direct_exec: self.config.direct_exec,
-            mask,
-        }))
+        Ok((ctx, mask))
     }
 }

@@ -1,0 +1,119 @@
+//! Evaluating a run: planning its task instances from their states and the DAG, and
+//! committing the transitions.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tracing::{debug, error, info};
+use updraft_model::{DagRunState, TaskState};
+use updraft_store::{StoreError, TransitionResult};
+
+use crate::{earliest, plan_run, DagGraph, PassOutcome, Scheduler, SchedulerError};
+
+impl Scheduler {
+    /// Plans `runs` and applies the plans; returns the DAG ids of the runs that finished.
+    pub(crate) async fn evaluate(
+        &self,
+        runs: &[updraft_store::DagRun],
+        now: DateTime<Utc>,
+        outcome: &mut PassOutcome,
+    ) -> Result<Vec<String>, SchedulerError> {
+        let mut transitions = Vec::new();
+        let mut transition_runs = Vec::new();
+        let mut finished_runs = Vec::new();
+        for run in runs {
+            let Some(graph) = self.run_graph(run, now).await? else {
+                continue;
+            };
+            if let Ok(mut limits) = self.dag_limits.lock() {
+                limits.insert(run.dag_id.clone(), graph.dag.max_active_tasks);
+            }
+            self.keep_run(run.id).await?;
+            let (plan, retry_due) = {
+                // Planned in place: copying a wide run's task instances on every pass would
+                // cost more than planning it.
+                let kept = self.kept();
+                let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
+                let retry_due = tis
+                    .iter()
+                    .filter(|ti| ti.state == TaskState::UpForRetry)
+                    .filter_map(|ti| ti.next_retry_at)
+                    .filter(|at| *at > now)
+                    .min();
+                (plan_run(&graph, tis, now), retry_due)
+            };
+            transition_runs.extend(std::iter::repeat_n(run.id, plan.transitions.len()));
+            if let Some(state) = plan.final_state {
+                finished_runs.push((run, state));
+            }
+            outcome.next_due = earliest(outcome.next_due, retry_due);
+            transitions.extend(plan.transitions);
+        }
+        let results = self.store.apply_transitions(transitions.clone()).await?;
+        self.keep_transitions(&transition_runs, &transitions, &results);
+        let conflicts = results
+            .iter()
+            .filter(|r| **r == TransitionResult::Conflict)
+            .count();
+        let mut finished = Vec::new();
+        if conflicts > 0 {
+            debug!(conflicts, "some transitions lost a race; re-evaluating");
+            self.signal.everything_changed();
+            return Ok(finished);
+        }
+        for (run, state) in finished_runs {
+            {
+                let mut kept = self.kept();
+                kept.remove(&run.id);
+            }
+            if self
+                .store
+                .set_dag_run_state(run.id, DagRunState::Running, state, now)
+                .await?
+                == TransitionResult::Applied
+            {
+                info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
+                finished.push(run.dag_id.clone());
+            }
+        }
+        Ok(finished)
+    }
+
+    /// The graph a run is pinned to. A definition that cannot be loaded (missing, or written by
+    /// an incompatible version) fails that run, so one bad run never stops the others.
+    pub(crate) async fn run_graph(
+        &self,
+        run: &updraft_store::DagRun,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Arc<DagGraph>>, SchedulerError> {
+        match self.dags.get(&run.dag_id, run.dag_version).await {
+            Ok(graph) => Ok(Some(graph)),
+            Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_))) => {
+                error!(dag_id = %run.dag_id, run_id = %run.run_id, error = %e, "the run's DAG definition cannot be loaded; failing the run");
+                if !run.state.is_finished() {
+                    self.store
+                        .set_dag_run_state(run.id, run.state, DagRunState::Failed, now)
+                        .await?;
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The current graph of a DAG, for creating its scheduled runs; a definition that cannot be
+    /// loaded skips that DAG (with an error) instead of stopping every other one.
+    pub(crate) async fn dag_graph(
+        &self,
+        record: &updraft_store::DagRecord,
+    ) -> Result<Option<Arc<DagGraph>>, SchedulerError> {
+        match self.dags.get(&record.dag_id, record.version).await {
+            Ok(graph) => Ok(Some(graph)),
+            Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_))) => {
+                error!(dag_id = %record.dag_id, error = %e, "the DAG's definition cannot be loaded; not scheduling it");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The pass loop: what wakes a pass, and what one pass does in which order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tracing::{info, warn};
+use updraft_model::DagRunState;
+use updraft_store::RunStart;
+
+use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
+
+impl Scheduler {
+    /// Runs passes until `shutdown` turns true: on every signal, at the next due instant,
+    /// and at least every sweep interval.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        self.signal.everything_changed();
+        let mut last_full = std::time::Instant::now();
+        let mut retry_full = false;
+        // The earliest due instant seen by the last full pass; passes over changed runs only
+        // do not look at schedules, so they must not forget it.
+        let mut known_due: Option<DateTime<Utc>> = None;
+        loop {
+            if *shutdown.borrow() {
+                if let Err(e) = self.hand_over().await {
+                    warn!(error = %e, "could not hand the runs over; others adopt them when the lease runs out");
+                }
+                return;
+            }
+            let (mut full, dirty, finished) = self.signal.take();
+            if retry_full || last_full.elapsed() >= self.config.sweep_interval {
+                full = true;
+            }
+            if full {
+                last_full = std::time::Instant::now();
+            }
+            retry_full = false;
+            let wait = match self.pass_with(full, dirty, finished).await {
+                Ok(outcome) => {
+                    let now = self.clock.now();
+                    self.heartbeat
+                        .store(now.timestamp_micros(), Ordering::Relaxed);
+                    if full {
+                        // A due instant the full pass could not act on (a paused DAG's retry)
+                        // waits for the sweep rather than spinning.
+                        known_due = outcome.next_due.filter(|due| *due > now);
+                    } else {
+                        known_due = earliest(known_due, outcome.next_due);
+                    }
+                    let sweep = self.config.sweep_interval;
+                    known_due
+                        .map(|due| (due - now).to_std().unwrap_or(Duration::ZERO))
+                        .map_or(sweep, |d| d.min(sweep))
+                }
+                Err(e) => {
+                    if let Ok(mut last) = self.last_failure.lock() {
+                        *last = Some(self.clock.now());
+                    }
+                    // Back off for real: a signal here would make the next wait return at once.
+                    warn!(error = %e, "scheduler pass failed; retrying");
+                    retry_full = true;
+                    Duration::from_millis(500)
+                }
+            };
+            if wait.is_zero() {
+                known_due = None;
+                self.signal.everything_changed();
+                continue;
+            }
+            tokio::select! {
+                _ = self.signal.notify.notified() => {}
+                _ = tokio::time::sleep(wait) => self.signal.everything_changed(),
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// One scheduling pass. `full` looks at every unfinished run and every DAG's schedule;
+    /// otherwise only the `dirty` runs are evaluated. Running runs are evaluated before queued
+    /// runs are started, so a run that finishes frees its `max_active_runs` place for a queued
+    /// run in the same pass (nothing else would wake the scheduler for it).
+    pub async fn pass(
+        &self,
+        full: bool,
+        dirty: HashSet<i64>,
+    ) -> Result<PassOutcome, SchedulerError> {
+        self.pass_with(full, dirty, Vec::new()).await
+    }
+
+    /// [`Scheduler::pass`], also evaluating the runs of `finished` tries (applied to the
+    /// kept task states rather than read again).
+    pub async fn pass_with(
+        &self,
+        full: bool,
+        dirty: HashSet<i64>,
+        finished: Vec<FinishedTry>,
+    ) -> Result<PassOutcome, SchedulerError> {
+        let now = self.clock.now();
+        let mut dirty = dirty;
+        {
+            let mut kept = self.kept();
+            if full {
+                kept.clear();
+            }
+            for run in &dirty {
+                kept.remove(run);
+            }
+            for done in &finished {
+                dirty.insert(done.dag_run_id);
+                let Some(ti) = kept
+                    .get_mut(&done.dag_run_id)
+                    .and_then(|tis| tis.iter_mut().find(|ti| ti.id == done.ti_id))
+                else {
+                    continue;
+                };
+                ti.state = done.state;
+                ti.try_number = done.try_number;
+                ti.next_retry_at = done.next_retry_at;
+            }
+        }
+        let mut outcome = PassOutcome::default();
+        if full && self.config.only_run.is_none() {
+            self.beat(now).await?;
+            self.refresh_paused().await?;
+            self.create_scheduled_runs(now).await?;
+            self.expire_leases(now).await?;
+        }
+        let runs = self.store.unfinished_dag_runs().await?;
+        if self.config.only_run.is_none() && (full || self.has_new_runs(&runs)) {
+            self.refresh_ownership(&runs, now).await?;
+        }
+        let mut running_per_dag: HashMap<String, u32> = HashMap::new();
+        for run in &runs {
+            if run.state == DagRunState::Running {
+                *running_per_dag.entry(run.dag_id.clone()).or_default() += 1;
+            }
+        }
+        let (queued, running): (Vec<_>, Vec<_>) = runs
+            .into_iter()
+            .filter(|run| self.in_scope(run))
+            .partition(|run| run.state == DagRunState::Queued);
+        let to_evaluate: Vec<_> = running
+            .into_iter()
+            .filter(|run| full || dirty.contains(&run.id))
+            .collect();
+        for dag_id in self.evaluate(&to_evaluate, now, &mut outcome).await? {
+            if let Some(active) = running_per_dag.get_mut(&dag_id) {
+                *active = active.saturating_sub(1);
+            }
+        }
+        let mut started = Vec::new();
+        for mut run in queued {
+            let Some(graph) = self.run_graph(&run, now).await? else {
+                continue;
+            };
+            let limit = graph.dag.max_active_runs;
+            let active = running_per_dag.entry(run.dag_id.clone()).or_default();
+            if *active >= limit {
+                continue;
+            }
+            // The count above is this pass's snapshot; the store counts again, atomically,
+            // because other schedulers may be starting runs of the same DAG right now.
+            match self.store.start_dag_run(run.id, limit, now).await? {
+                RunStart::Started => {
+                    *active += 1;
+                    run.state = DagRunState::Running;
+                    info!(dag_id = %run.dag_id, run_id = %run.run_id, "dag run started");
+                    started.push(run);
+                }
+                RunStart::AtLimit => *active = limit,
+                RunStart::NotQueued => {}
+            }
+        }
+        if !self.evaluate(&started, now, &mut outcome).await?.is_empty() {
+            // A run finished as soon as it started (it had nothing to execute): the next
+            // queued run of its DAG may start now, not at the next sweep.
+            self.signal.runs_changed(std::iter::empty());
+        }
+        outcome.queued = self.queue_ready_work(now).await?;
+        if outcome.queued > 0 {
+            // notify_one keeps a permit, so a worker busy claiming still sees it.
+            self.work_queued.notify_one();
+        }
+        if full && self.config.only_run.is_none() {
+            let next_run = self.store.earliest_next_dagrun().await?;
+            let next_retry = self.store.earliest_retry().await?;
+            outcome.next_due = earliest(outcome.next_due, earliest(next_run, next_retry));
+        }
+        Ok(outcome)
+    }
+}

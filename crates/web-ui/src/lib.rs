@@ -1,0 +1,41 @@
+//! The web UI, served by `standalone` and every `api-server` at `/`: HTML rendered by the
+//! server from askama templates compiled into the binary, a little hand-written JavaScript
+//! (`static/app.js`) for writes, shortcuts and live updates, and no build step.
+//!
+//! - Pages read the store directly (bounded queries: one page of rows at a time); every
+//!   write goes from the browser to the public `/api/v2` with the `X-CSRF-Token` header, so
+//!   the API's permission checks and audit log apply to the UI as to any client.
+//! - [`session::Session`] is the extractor of every page: the `_token` cookie, checked as
+//!   the API checks tokens, or a redirect to `/login`.
+//! - Every page template has a [`layout::Page`] and extends `templates/base.html`.
+//!
+//! *Architecture invariant:* the UI never writes to the store itself, except logging in and
+//! out, which go through the REST API's own login check and cookies.
+
+pub mod assets;
+mod error;
+mod events;
+pub mod layout;
+pub mod links;
+mod login;
+pub mod session;
+pub mod state_label;
+pub mod time;
+mod views;
+
+use axum::routing::get;
+use axum::Router;
+use updraft_rest_api::RestState;
+
+pub use error::UiError;
+
+/// The UI's routes, to be merged with the REST API's.
+pub fn router(state: RestState) -> Router {
+    Router::new()
+        .route("/static/{file}", get(assets::serve))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", get(login::confirm_logout).post(login::logout))
+        .route("/ui/events", get(events::events))
+        .merge(views::routes())
+        .with_state(state)
+}

@@ -1,0 +1,27 @@
+//! The pages, one module per view; each has its handlers and its templates' structs.
+
+mod admin;
+mod cluster;
+mod dags;
+mod home;
+
+use askama::Template;
+use axum::response::Html;
+use axum::routing::get;
+use axum::Router;
+use updraft_rest_api::RestState;
+
+use crate::UiError;
+
+pub(crate) fn routes() -> Router<RestState> {
+    Router::new()
+        .route("/", get(home::page))
+        .route("/dags", get(dags::page))
+        .route("/cluster", get(cluster::page))
+        .merge(admin::routes())
+}
+
+/// A template rendered into an HTML answer.
+pub(crate) fn html(template: &impl Template) -> Result<Html<String>, UiError> {
+    Ok(Html(template.render()?))
+}

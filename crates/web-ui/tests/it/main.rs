@@ -1,0 +1,11 @@
+//! HTML-level tests of the web UI: the router over a real SQLite store, requests with the
+//! cookies a browser would send, and the pages' markup checked.
+
+mod admin;
+mod cluster;
+mod dags;
+mod events;
+mod fixture;
+mod home;
+mod login;
+mod world;

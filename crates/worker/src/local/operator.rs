@@ -1,0 +1,41 @@
+//! Where each operator kind turns a claimed try into work: one module per kind, behind one
+//! exhaustive `match`, so a new `Operator` variant does not compile until it says how it runs.
+
+mod bash;
+mod context;
+
+use std::path::PathBuf;
+
+use updraft_model::{Dag, Operator, Task};
+use updraft_store::ClaimedTask;
+
+use super::LocalWorker;
+use crate::process::TaskLaunch;
+
+/// What a try of a task amounts to.
+pub(super) enum Work {
+    /// A process to run.
+    Process(Box<TaskLaunch>),
+    /// Nothing to run: the try succeeds at once (`EmptyOperator`).
+    Nothing,
+}
+
+impl LocalWorker {
+    /// Prepares `claimed`'s try of `task`; `Err` is why it cannot start (a template that
+    /// does not render, a connection that cannot be read), which fails the try.
+    pub(super) async fn prepare(
+        &self,
+        claimed: &ClaimedTask,
+        dag: &Dag,
+        task: &Task,
+        log_path: PathBuf,
+    ) -> Result<Work, String> {
+        match &task.operator {
+            Operator::Bash { bash_command } => self
+                .prepare_bash(claimed, dag, task, bash_command, log_path)
+                .await
+                .map(|launch| Work::Process(Box::new(launch))),
+            Operator::Empty => Ok(Work::Nothing),
+        }
+    }
+}
