@@ -20,6 +20,7 @@ pub mod openapi;
 mod params;
 mod routes;
 mod state;
+mod versions;
 
 pub use error::{method_not_allowed, route_not_found, ApiError, RestError};
 pub use openapi::{openapi_document, router};

@@ -77,7 +77,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
-            readers: Arc::new(readers::Readers::new(path)),
+            readers: Arc::new(readers::Readers::new(path)?),
             watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
             secrets: Secrets::default(),
         })

@@ -1,6 +1,7 @@
 //! Read-only connections for the read methods: in WAL mode readers never wait for the writer
 //! (nor it for them), so reads of the public API use the second core while the engine writes.
-//! Opened on demand, at most [`MAX_READERS`]; each read is its own transaction, begun after
+//! One is opened with the store (a read never waits for a connection to open on the engine's
+//! path), the others on demand, at most [`MAX_READERS`]; each read is its own transaction, begun after
 //! any write this process committed before it, so reads see their own process's writes.
 
 use std::path::{Path, PathBuf};
@@ -27,15 +28,19 @@ struct Pool {
 }
 
 impl Readers {
-    pub fn new(path: &Path) -> Self {
-        Readers {
+    pub fn new(path: &Path) -> Result<Self> {
+        let readers = Readers {
             path: path.to_path_buf(),
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
                 open: 0,
             }),
             returned: Condvar::new(),
-        }
+        };
+        let first = readers.open()?;
+        readers.give_back(first);
+        readers.lock()?.open = 1;
+        Ok(readers)
     }
 
     /// Runs `f` on a read-only connection (blocking: call from a blocking thread).
