@@ -69,7 +69,7 @@ impl Readers {
             pool = self
                 .returned
                 .wait(pool)
-                .map_err(|_| StoreError::Database("reader pool lock poisoned".into()))?;
+                .map_err(|_| StoreError::database("reader pool lock poisoned"))?;
         }
     }
 
@@ -83,7 +83,7 @@ impl Readers {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Pool>> {
         self.pool
             .lock()
-            .map_err(|_| StoreError::Database("reader pool lock poisoned".into()))
+            .map_err(|_| StoreError::database("reader pool lock poisoned"))
     }
 
     fn open(&self) -> Result<Connection> {
@@ -92,7 +92,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| {
-            StoreError::Database(format!("cannot open {} to read: {e}", self.path.display()))
+            StoreError::database(format!("cannot open {} to read: {e}", self.path.display()))
         })?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
         Ok(conn)
