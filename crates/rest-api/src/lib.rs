@@ -25,5 +25,6 @@ mod versions;
 pub use error::{method_not_allowed, route_not_found, ApiError, RestError};
 pub use openapi::{openapi_document, router};
 pub use routes::config::{hide_config_secrets, HIDDEN};
+pub use routes::logs::log_continuation_token;
 pub use routes::monitor::{HealthConfig, HeartbeatSource, Heartbeats};
 pub use state::{Notifier, RestConfig, RestState};
