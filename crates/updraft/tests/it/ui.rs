@@ -18,7 +18,7 @@ use crate::fixture::{eventually, Home, Standalone};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long a page may take to show what a step waits for (a bound, not a measurement).
-const PATIENCE: Duration = Duration::from_secs(30);
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A `chromedriver` on a free port, killed when dropped.
 pub struct Driver {
@@ -137,17 +137,57 @@ pub async fn sign_in(browser: &Client, base: &str, username: &str, password: &st
         .click()
         .await
         .expect("submit");
-    wait_for(browser, "main h1").await;
+    // The login page has a heading too: wait until the browser has left it, signed in.
+    wait_until(
+        browser,
+        "the signed-in page",
+        "location.pathname !== '/login' && document.readyState === 'complete' \
+         && document.querySelector('form[action=\"/logout\"]') !== null",
+    )
+    .await;
 }
 
-/// Waits until `css` matches an element.
+/// Waits until `css` matches an element. A lookup that fails while the page navigates (a
+/// form's submit, a reload) is tried again, not taken as an answer.
 pub async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
-    browser
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+    find_eventually(browser, Locator::Css(css)).await
+}
+
+/// Waits until `locator` matches an element, trying again after any failure until
+/// [`PATIENCE`] runs out.
+pub async fn find_eventually(
+    browser: &Client,
+    locator: Locator<'_>,
+) -> fantoccini::elements::Element {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        match browser.find(locator).await {
+            Ok(element) => return element,
+            Err(e) if std::time::Instant::now() > deadline => {
+                panic!("nothing matches {locator:?} on the page: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Waits until the JavaScript expression `condition` is true in the page (errors while the
+/// page navigates count as not yet).
+pub async fn wait_until(client: &Client, what: &str, condition: &str) {
+    let script = format!("return !!({condition});");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Ok(value) = client.execute(&script, vec![]).await {
+            if value == serde_json::json!(true) {
+                return;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            let source = client.source().await.unwrap_or_default();
+            panic!("waited in vain for {what} ({condition}); the page:\n{source}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Saves a screenshot of the page as `docs/screenshots/<name>.png` when

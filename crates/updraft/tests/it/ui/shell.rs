@@ -182,14 +182,12 @@ async fn an_admin_sees_the_examples_pauses_a_dag_edits_a_variable_and_sees_the_w
         .click()
         .await
         .expect("click");
-    browser
-        .wait()
-        .at_most(super::PATIENCE)
-        .for_element(Locator::XPath(
-            "//tr[@data-variable='ui_greeting']//pre[text()='edited in a browser']",
-        ))
-        .await
-        .expect("the edited value after the reload");
+    // Saving reloads the page: a lookup during the reload is tried again.
+    super::find_eventually(
+        &browser,
+        Locator::XPath("//tr[@data-variable='ui_greeting']//pre[text()='edited in a browser']"),
+    )
+    .await;
     screenshot(&browser, "admin").await;
     let stored = home.ok(&["variables", "get", "ui_greeting"]);
     assert!(stored.contains("edited in a browser"), "{stored}");

@@ -2,8 +2,6 @@
 //! an Admin of their own, a signed-in session, waits on page conditions and a marker that
 //! tells a page was not reloaded.
 
-use std::time::Duration;
-
 use fantoccini::Client;
 use serde_json::json;
 
@@ -14,8 +12,6 @@ pub use crate::ui::screenshot;
 
 pub const USER: &str = "ui-admin";
 pub const PASSWORD: &str = "correct horse battery staple";
-/// The longest a page condition is waited for (an upper bound, not a measurement).
-pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Starts chromedriver (Debian's `chromium-driver`, which `.ci/run` installs).
 pub fn chromedriver() -> Driver {
@@ -46,23 +42,7 @@ pub async fn signed_in(driver: &Driver, base: &str) -> Client {
     client
 }
 
-/// Waits until the JavaScript expression `condition` is true in the page.
-pub async fn wait_until(client: &Client, what: &str, condition: &str) {
-    let script = format!("return !!({condition});");
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        if let Ok(value) = client.execute(&script, vec![]).await {
-            if value == json!(true) {
-                return;
-            }
-        }
-        if std::time::Instant::now() > deadline {
-            let source = client.source().await.unwrap_or_default();
-            panic!("waited in vain for {what} ({condition}); the page:\n{source}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+pub use crate::ui::wait_until;
 
 /// Marks the page, to tell later that it was not reloaded.
 pub async fn mark_page(client: &Client) {
