@@ -201,7 +201,15 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
                 );
             };
             match n.to_json(&mut report) {
-                serde_json::Value::Object(map) if is_map => Some(map),
+                serde_json::Value::Object(map) if is_map => {
+                    for (name, message) in updraft_model::param::read_params(&map).1 {
+                        let pos = ctx.map(n, "", "params").and_then(|entries| {
+                            entries.iter().find(|e| e.key == name).map(|e| e.key_pos)
+                        });
+                        ctx.error(pos.flatten(), format!("`params.{name}`: {message}"));
+                    }
+                    Some(map)
+                }
                 _ => None,
             }
         }

@@ -27,6 +27,7 @@ pub struct Dag {
     pub max_active_runs: u32,
     pub max_active_tasks: u32,
     pub tags: Vec<String>,
+    /// As written in the file: each entry a plain default or a param spec (see [`crate::param`]).
     pub params: serde_json::Map<String, serde_json::Value>,
     /// In the order of the file; `dependencies` name tasks of this list.
     pub tasks: Vec<Task>,
@@ -76,6 +77,21 @@ impl Operator {
 }
 
 impl Dag {
+    /// The params as specs, in file order. Entries that are not valid specs (the DAG file
+    /// loader rejects those) are left out.
+    pub fn param_specs(&self) -> Vec<crate::Param> {
+        crate::param::read_params(&self.params).0
+    }
+
+    /// Each param's default value (`null` when it has none): what templates see as `params`
+    /// before a run's `conf` overrides them.
+    pub fn param_defaults(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.param_specs()
+            .into_iter()
+            .map(|p| (p.name, p.default.unwrap_or(serde_json::Value::Null)))
+            .collect()
+    }
+
     pub fn task(&self, task_id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.task_id == task_id)
     }

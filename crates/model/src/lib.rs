@@ -3,12 +3,14 @@
 
 pub mod dag;
 pub mod duration;
+pub mod param;
 pub mod retry;
 pub mod state;
 pub mod timetable;
 pub mod trigger_rule;
 
 pub use dag::{Dag, Operator, Task};
+pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
 pub use trigger_rule::{Decision, TriggerRule, UpstreamSummary, TRIGGER_RULE_NAMES};

@@ -3,9 +3,9 @@
 //! document generated from the handlers' own types.
 //!
 //! - [`router`] builds the routes; every operation has an entry in its module's
-//!   `PERMISSIONS` table, and [`auth::authorize`] decides every request from it, so a route
+//!   `PERMISSIONS` table, and `auth::authorize` decides every request from it, so a route
 //!   without a permission cannot be served (the router refuses to build).
-//! - Handlers are thin: they parse Airflow's parameters ([`params`]), call the store and
+//! - Handlers are thin: they parse Airflow's parameters (`params`), call the store and
 //!   shape Airflow's JSON. What they change is written to the audit log ([`audit`]).
 //! - The server keeps no state of its own: tokens are signed with the shared
 //!   `api.jwt_secret`; revocations and failed logins live in the database.
@@ -20,9 +20,11 @@ pub mod openapi;
 mod params;
 mod routes;
 mod state;
+mod versions;
 
 pub use error::{method_not_allowed, route_not_found, ApiError, RestError};
 pub use openapi::{openapi_document, router};
 pub use routes::config::{hide_config_secrets, HIDDEN};
+pub use routes::logs::log_continuation_token;
 pub use routes::monitor::{HealthConfig, HeartbeatSource, Heartbeats};
 pub use state::{Notifier, RestConfig, RestState};

@@ -14,7 +14,7 @@ mod dags;
 mod event_logs;
 mod import_errors;
 mod jobs;
-mod logs;
+pub(crate) mod logs;
 pub(crate) mod monitor;
 mod pools;
 mod task_instance_actions;

@@ -89,6 +89,8 @@ pub(crate) struct Inner {
     pub dags: DagCache,
     /// Totals of run lists, kept until runs change.
     pub run_counts: crate::counts::CountCache,
+    /// DAG version records, kept until DAGs change.
+    pub versions: crate::versions::VersionCache,
     pub notify: Notifier,
 }
 
@@ -103,6 +105,7 @@ impl RestState {
             inner: Arc::new(Inner {
                 dags: DagCache::new(store.clone()),
                 run_counts: crate::counts::CountCache::new(&*store),
+                versions: crate::versions::VersionCache::new(&*store),
                 store,
                 auth,
                 config,
@@ -122,6 +125,10 @@ impl RestState {
 
     pub(crate) fn run_counts(&self) -> &crate::counts::CountCache {
         &self.inner.run_counts
+    }
+
+    pub(crate) fn versions(&self) -> &crate::versions::VersionCache {
+        &self.inner.versions
     }
 
     /// The graphs of published DAG versions (immutable, so cached).

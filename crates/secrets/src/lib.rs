@@ -7,7 +7,7 @@
 //! - [`SensitiveNames`] decides which names look secret (Airflow's `sensitive_var_conn_names`)
 //!   and [`redact_json`] hides their values in API answers.
 //! - [`Masker`] replaces known secret values in text (task logs) with `***`.
-//! - [`uri`] reads and writes Airflow's connection URI and JSON forms; [`env`] reads
+//! - [`uri`] reads and writes Airflow's connection URI and JSON forms; [`env`](mod@env) reads
 //!   `AIRFLOW_CONN_<ID>` / `UPDRAFT_CONN_<ID>` connections from the environment.
 
 pub mod env;

@@ -151,7 +151,7 @@ impl Sink {
 async fn connect(url: &str) -> Result<PgListener> {
     let mut listener = PgListener::connect(url)
         .await
-        .map_err(|e| StoreError::Database(format!("cannot listen at {}: {e}", redact(url))))?;
+        .map_err(|e| StoreError::database(format!("cannot listen at {}: {e}", redact(url))))?;
     // Reconnect inside `try_recv` before reporting a lost connection, so that nothing is
     // missed between the report and the next `try_recv`.
     listener.eager_reconnect(true);

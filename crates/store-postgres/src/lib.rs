@@ -101,10 +101,10 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(|e| {
-                StoreError::Database(format!(
-                    "cannot connect to PostgreSQL at {}: {e}",
-                    redact(url)
-                ))
+                StoreError::database_failure(
+                    DatabaseFailure::Unreachable,
+                    format!("cannot connect to PostgreSQL at {}: {e}", redact(url)),
+                )
             })?;
         let (closed, _) = tokio::sync::watch::channel(());
         let store = PostgresStore {
@@ -192,7 +192,21 @@ impl PostgresStore {
 
 /// Every database failure, transient or not, is a [`StoreError::Database`]: callers retry.
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    let failure = match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => DatabaseFailure::Unreachable,
+        // serialization_failure, deadlock_detected, lock_not_available
+        sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some("40001" | "40P01" | "55P03")) =>
+        {
+            DatabaseFailure::Busy
+        }
+        _ => DatabaseFailure::Other,
+    };
+    StoreError::database_failure(failure, e.to_string())
 }
 
 /// `url` without its password, for messages.

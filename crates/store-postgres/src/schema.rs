@@ -271,7 +271,7 @@ pub async fn migrate(pool: &PgPool) -> Result<i64> {
         (&mut *tx)
             .execute(*sql)
             .await
-            .map_err(|e| StoreError::Database(format!("migration {version} failed: {e}")))?;
+            .map_err(|e| StoreError::database(format!("migration {version} failed: {e}")))?;
         sqlx::query("INSERT INTO updraft_schema_version (version) VALUES ($1)")
             .bind(version)
             .execute(&mut *tx)

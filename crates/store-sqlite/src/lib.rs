@@ -53,11 +53,11 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Database(format!("cannot create {}: {e}", parent.display()))
+                StoreError::database(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
         let mut conn = Connection::open(path)
-            .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| StoreError::database(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
         // Processes opening a new file at once race to switch it to WAL and to migrate it.
         // SQLite answers "locked" at once, without waiting, where waiting could deadlock
@@ -65,8 +65,8 @@ impl SqliteStore {
         let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
         loop {
             match prepare(&mut conn) {
-                Err(StoreError::Database(message))
-                    if message.contains("database is locked")
+                Err(StoreError::Database(e))
+                    if e.failure == DatabaseFailure::Busy
                         && std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(10));
@@ -77,7 +77,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
-            readers: Arc::new(readers::Readers::new(path)),
+            readers: Arc::new(readers::Readers::new(path)?),
             watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
             secrets: Secrets::default(),
         })
@@ -110,7 +110,7 @@ impl SqliteStore {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || readers.with(f))
             .await
-            .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+            .map_err(|e| StoreError::database(format!("database task failed: {e}")))?
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -122,7 +122,7 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
-                .map_err(|_| StoreError::Database("connection lock poisoned".into()))?;
+                .map_err(|_| StoreError::database("connection lock poisoned"))?;
             let tx = guard
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
@@ -131,7 +131,7 @@ impl SqliteStore {
             Ok(out)
         })
         .await
-        .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+        .map_err(|e| StoreError::database(format!("database task failed: {e}")))?
     }
 }
 
@@ -142,7 +142,13 @@ pub(crate) fn runs_of(tis: &[TaskInstance]) -> Option<Change> {
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    use rusqlite::ErrorCode;
+    let failure = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DatabaseFailure::Busy,
+        Some(ErrorCode::CannotOpen) => DatabaseFailure::Unreachable,
+        _ => DatabaseFailure::Other,
+    };
+    StoreError::database_failure(failure, e.to_string())
 }
 
 #[async_trait]

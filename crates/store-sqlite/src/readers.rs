@@ -1,6 +1,7 @@
 //! Read-only connections for the read methods: in WAL mode readers never wait for the writer
 //! (nor it for them), so reads of the public API use the second core while the engine writes.
-//! Opened on demand, at most [`MAX_READERS`]; each read is its own transaction, begun after
+//! One is opened with the store (a read never waits for a connection to open on the engine's
+//! path), the others on demand, at most [`MAX_READERS`]; each read is its own transaction, begun after
 //! any write this process committed before it, so reads see their own process's writes.
 
 use std::path::{Path, PathBuf};
@@ -27,15 +28,19 @@ struct Pool {
 }
 
 impl Readers {
-    pub fn new(path: &Path) -> Self {
-        Readers {
+    pub fn new(path: &Path) -> Result<Self> {
+        let readers = Readers {
             path: path.to_path_buf(),
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
                 open: 0,
             }),
             returned: Condvar::new(),
-        }
+        };
+        let first = readers.open()?;
+        readers.give_back(first);
+        readers.lock()?.open = 1;
+        Ok(readers)
     }
 
     /// Runs `f` on a read-only connection (blocking: call from a blocking thread).
@@ -64,7 +69,7 @@ impl Readers {
             pool = self
                 .returned
                 .wait(pool)
-                .map_err(|_| StoreError::Database("reader pool lock poisoned".into()))?;
+                .map_err(|_| StoreError::database("reader pool lock poisoned"))?;
         }
     }
 
@@ -78,7 +83,7 @@ impl Readers {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Pool>> {
         self.pool
             .lock()
-            .map_err(|_| StoreError::Database("reader pool lock poisoned".into()))
+            .map_err(|_| StoreError::database("reader pool lock poisoned"))
     }
 
     fn open(&self) -> Result<Connection> {
@@ -87,7 +92,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| {
-            StoreError::Database(format!("cannot open {} to read: {e}", self.path.display()))
+            StoreError::database(format!("cannot open {} to read: {e}", self.path.display()))
         })?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
         Ok(conn)

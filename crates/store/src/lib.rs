@@ -34,7 +34,7 @@ pub use task_log::{log_path, read_try_log, TryLog};
 pub enum StoreError {
     /// The database could not be opened, read or written.
     #[error("database error: {0}")]
-    Database(String),
+    Database(DatabaseError),
     /// The database schema is newer than this binary knows.
     #[error("database schema version {found} is newer than this updraft supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
@@ -61,6 +61,40 @@ pub enum StoreError {
     Secret(String),
     #[error(transparent)]
     IllegalTransition(#[from] updraft_model::state::IllegalTransition),
+}
+
+/// A failure of the database itself, with what kind of failure it is, so that callers decide
+/// on the kind (wait and retry, report unreachable) rather than on the message's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DatabaseError {
+    pub failure: DatabaseFailure,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseFailure {
+    /// Another transaction holds what this one needs (SQLite's "locked"/"busy", PostgreSQL's
+    /// serialization failures, deadlocks, lock timeouts): trying again can succeed.
+    Busy,
+    /// The server or file could not be reached (connection refused or lost, pool exhausted).
+    Unreachable,
+    /// Anything else: a failed statement, a failed migration, a crashed task.
+    Other,
+}
+
+impl StoreError {
+    /// A database failure of no particular kind.
+    pub fn database(message: impl Into<String>) -> Self {
+        Self::database_failure(DatabaseFailure::Other, message)
+    }
+
+    pub fn database_failure(failure: DatabaseFailure, message: impl Into<String>) -> Self {
+        StoreError::Database(DatabaseError {
+            failure,
+            message: message.into(),
+        })
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -15,10 +15,20 @@ pub enum Asset {
     Css,
     Js,
     Icon,
+    /// The DAG views' script: graph zoom, trigger form, actions, live log.
+    DagJs,
+    /// The DAG views' styles: grid, charts, code, log.
+    DagCss,
 }
 
 impl Asset {
-    pub const ALL: [Asset; 3] = [Asset::Css, Asset::Js, Asset::Icon];
+    pub const ALL: [Asset; 5] = [
+        Asset::Css,
+        Asset::Js,
+        Asset::Icon,
+        Asset::DagJs,
+        Asset::DagCss,
+    ];
 
     fn parts(self) -> (&'static str, &'static str, &'static str, &'static [u8]) {
         match self {
@@ -40,6 +50,18 @@ impl Asset {
                 "image/svg+xml",
                 include_bytes!("../static/icon.svg"),
             ),
+            Asset::DagJs => (
+                "dag",
+                "js",
+                "text/javascript; charset=utf-8",
+                include_bytes!("../static/dag.js"),
+            ),
+            Asset::DagCss => (
+                "dag",
+                "css",
+                "text/css; charset=utf-8",
+                include_bytes!("../static/dag.css"),
+            ),
         }
     }
 
@@ -48,6 +70,8 @@ impl Asset {
             Asset::Css => 0,
             Asset::Js => 1,
             Asset::Icon => 2,
+            Asset::DagJs => 3,
+            Asset::DagCss => 4,
         }
     }
 
@@ -57,7 +81,7 @@ impl Asset {
 
     /// The file's name with the hash of its content: `app.1a2b3c4d5e6f.css`.
     pub fn file_name(self) -> &'static str {
-        static NAMES: OnceLock<[String; 3]> = OnceLock::new();
+        static NAMES: OnceLock<[String; 5]> = OnceLock::new();
         let names = NAMES.get_or_init(|| {
             Asset::ALL.map(|asset| {
                 let (stem, ext, _, bytes) = asset.parts();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use updraft_rest_api::RestState;
@@ -88,7 +88,12 @@ pub async fn events(
         };
         Some((Ok(ChangeEvent::from(change).to_event()), receiver))
     });
-    Sse::new(changes).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    // The stream ends when the session's token does: the browser reconnects, is refused, and
+    // the page goes to the login form.
+    // (A token is valid through the second of its `exp`: the stream ends just after it.)
+    let left = session.principal.expires_at + 1 - chrono::Utc::now().timestamp();
+    let expiry = tokio::time::sleep(Duration::from_secs(left.max(0) as u64));
+    Sse::new(changes.take_until(expiry)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod admin;
 mod cluster;
+mod dag;
 mod dags;
 mod home;
 
@@ -19,6 +20,7 @@ pub(crate) fn routes() -> Router<RestState> {
         .route("/dags", get(dags::page))
         .route("/cluster", get(cluster::page))
         .merge(admin::routes())
+        .merge(dag::routes())
 }
 
 /// A template rendered into an HTML answer.

@@ -172,6 +172,10 @@
       const text = formatIn(date, zone);
       if (text) el.textContent = text;
     }
+    // Beside an instant shown in another zone, its UTC time too.
+    for (const el of (root || doc).querySelectorAll(".utc-echo")) {
+      el.hidden = choice === "UTC";
+    }
   }
   doc.addEventListener("change", (event) => {
     const el = event.target;
@@ -249,14 +253,16 @@
   function connect() {
     if (live().length === 0 || !window.EventSource) return;
     const source = new EventSource("/ui/events");
+    window.updraft.live = source;
     source.addEventListener("change", (event) => {
       let change;
       try { change = JSON.parse(event.data); } catch (e) { return; }
       for (const region of live()) if (concerns(region, change)) refresh(region);
     });
     source.addEventListener("error", () => {
-      // The browser reconnects by itself; when the session is gone, the page reloads to the form.
-      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+      // The browser reconnects by itself after a dropped connection. It gives up only when
+      // the server refuses the stream (the session ended): reloading then leads to the form.
+      if (source.readyState === EventSource.CLOSED) setTimeout(() => location.reload(), 2000);
     });
   }
 

@@ -29,7 +29,7 @@ const EMPTY_AT_ONCE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct LocalWorkerConfig {
-    /// Unique per process: `hostname:pid:start-time`, see [`crate::identity`].
+    /// Unique per process: `hostname:pid:start-time` (the binary's `recovery::worker_id`).
     pub worker_id: String,
     pub hostname: String,
     pub concurrency: usize,

@@ -311,6 +311,14 @@ fn error_cases() {
                 "line 3, column 3: default_args: unknown key `task_id`",
             ],
         ),
+        // Param specs: every mistake, at the param's key.
+        (
+            "params:\n  n: {type: integr}\n  m: {type: integer, default: x}\n  plain: {a: 1}\ntasks:\n  - {task_id: a, bash_command: x}\n",
+            &[
+                "line 3, column 3: `params.m`: the default does not fit the spec: \"x\" is not of type integer",
+                "line 2, column 3: `params.n`: `type` must be string, integer,",
+            ],
+        ),
         // Cycles name the cycle in flow order.
         (
             "tasks:\n  - {task_id: a, bash_command: x, dependencies: [c]}\n  - {task_id: b, bash_command: x, dependencies: [a]}\n  - {task_id: c, bash_command: x, dependencies: [b]}\n  - {task_id: d, bash_command: x, dependencies: [c]}\n",

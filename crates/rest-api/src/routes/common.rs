@@ -88,10 +88,11 @@ impl DagVersionResponse {
     }
 }
 
-/// The version records of the DAGs a request shows, loaded once per DAG.
+/// The version records of the DAGs a request shows, loaded once per DAG (and kept between
+/// requests by [`crate::versions::VersionCache`]).
 #[derive(Default)]
 pub(crate) struct Versions {
-    by_dag: HashMap<String, HashMap<i64, DagVersionRecord>>,
+    by_dag: HashMap<String, crate::versions::DagVersions>,
 }
 
 impl Versions {
@@ -101,6 +102,11 @@ impl Versions {
         dag_id: &str,
         version: i64,
     ) -> Result<Option<DagVersionResponse>, RestError> {
+        if !self.by_dag.contains_key(dag_id) {
+            if let Some(kept) = state.versions().get(dag_id, version) {
+                self.by_dag.insert(dag_id.to_string(), kept);
+            }
+        }
         if !self.by_dag.contains_key(dag_id) {
             let page = state
                 .store()
@@ -112,7 +118,9 @@ impl Versions {
                     },
                 )
                 .await?;
-            let records = page.items.into_iter().map(|r| (r.version, r)).collect();
+            let records: crate::versions::DagVersions =
+                std::sync::Arc::new(page.items.into_iter().map(|r| (r.version, r)).collect());
+            state.versions().put(dag_id, records.clone());
             self.by_dag.insert(dag_id.to_string(), records);
         }
         Ok(self

@@ -113,7 +113,11 @@ async fn get_dag_details(
         start_date: dag.start_date,
         end_date: dag.end_date,
         is_paused_upon_creation: None,
-        params: dag.params.clone(),
+        params: dag
+            .param_specs()
+            .iter()
+            .map(|p| (p.name.clone(), p.to_api_json()))
+            .collect(),
         render_template_as_native_obj: false,
         template_search_path: None,
         timezone: Some(dag.timezone.to_string()),

@@ -418,8 +418,9 @@ pub struct TriggerDAGRunPostBody {
 #[utoipa::path(post, path = "/dags/{dag_id}/dagRuns", operation_id = "trigger_dag_run", tag = "DagRun",
     params(("dag_id" = String, Path)),
     request_body = TriggerDAGRunPostBody,
-    responses((status = 200, body = DAGRunResponse), (status = 404, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = DAGRunResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
 async fn trigger_dag_run(
     State(state): State<RestState>,
     PathParams(dag_id): PathParams<String>,
@@ -452,11 +453,15 @@ async fn trigger_dag_run(
         ));
     }
     let (record, graph) = current_dag(&state, &dag_id).await?;
+    let conf = body.conf.unwrap_or_default();
+    // Airflow refuses a conf that does not fit the DAG's params with 400 and the reason.
+    updraft_model::param::resolve(&graph.dag.param_specs(), &conf)
+        .map_err(|e| RestError::bad_request(e.to_string()))?;
     let now = Utc::now();
     let mut request = TriggerRequest::manual();
     request.run_id = body.dag_run_id.clone();
     request.logical_date = body.logical_date.or(body.run_after);
-    request.conf = body.conf.unwrap_or_default();
+    request.conf = conf;
     let mut new_run = new_dag_run(&graph.dag, record.version, request, now, None);
     if let (Some(start), Some(end)) = (body.data_interval_start, body.data_interval_end) {
         new_run.data_interval_start = start;

@@ -68,6 +68,15 @@ struct Position {
     end_of_log: bool,
 }
 
+/// The continuation token of a position `log_pos` bytes into a try's log that is still being
+/// written: a page that shows the first `log_pos` bytes follows the rest from there.
+pub fn log_continuation_token(log_pos: u64) -> String {
+    encode_token(&Position {
+        log_pos,
+        end_of_log: false,
+    })
+}
+
 fn encode_token(position: &Position) -> String {
     let json = serde_json::to_vec(position).unwrap_or_default();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)

@@ -121,7 +121,7 @@ async fn bounded<T>(
 ) -> Result<T, StoreError> {
     tokio::time::timeout(limit, check)
         .await
-        .unwrap_or_else(|_| Err(StoreError::Database(format!("no answer within {limit:?}"))))
+        .unwrap_or_else(|_| Err(StoreError::database(format!("no answer within {limit:?}"))))
 }
 
 fn status(at: Option<DateTime<Utc>>, stale_after: Duration) -> &'static str {

@@ -408,3 +408,71 @@ async fn waiting_streams_states_until_the_run_ends_with_results() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["detail"][0]["loc"], json!(["query", "interval"]));
 }
+
+#[tokio::test]
+async fn a_conf_that_does_not_fit_the_params_is_refused_with_the_reason() {
+    let server = Server::start().await;
+    let mut dag = fixture::dag("with_params", updraft_model::Schedule::None, &["a"]);
+    let params = json!({
+        "count": {"type": "integer", "default": 2, "minimum": 1, "description": "how many"},
+        "target": {"type": "string", "enum": ["dev", "prod"]},
+        "table": "users",
+    });
+    dag.params = params.as_object().cloned().unwrap_or_default();
+    fixture::sync(server.store.as_ref(), vec![fixture::upsert(dag, "h1")]).await;
+    let trigger = |conf: serde_json::Value| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    Some(Role::User),
+                    Method::POST,
+                    "/api/v2/dags/with_params/dagRuns",
+                    Some(json!({ "conf": conf })),
+                )
+                .await
+        }
+    };
+    let refused = [
+        (
+            json!({}),
+            "Invalid input for param target: No value passed and Param has no default value",
+        ),
+        (
+            json!({"target": "test"}),
+            "Invalid input for param target: \"test\" is not one of [\"dev\", \"prod\"]",
+        ),
+        (
+            json!({"target": "dev", "count": 0}),
+            "Invalid input for param count: 0 is less than the minimum of 1",
+        ),
+        (
+            json!({"target": "dev", "count": "2"}),
+            "Invalid input for param count: \"2\" is not of type integer",
+        ),
+    ];
+    for (conf, detail) in refused {
+        let (status, body) = trigger(conf.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{conf}: {body}");
+        assert_eq!(body["detail"], detail, "{conf}");
+    }
+    let (status, run) = trigger(json!({"target": "prod", "extra": [1]})).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["conf"], json!({"target": "prod", "extra": [1]}));
+
+    let (status, details) = server
+        .get(Role::Viewer, "/api/v2/dags/with_params/details")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(details["params"]["count"]["value"], 2);
+    assert_eq!(details["params"]["count"]["description"], "how many");
+    assert_eq!(
+        details["params"]["count"]["schema"],
+        json!({"type": "integer", "minimum": 1.0})
+    );
+    assert_eq!(details["params"]["table"]["value"], "users");
+    assert_eq!(
+        details["params"]["target"]["schema"]["enum"],
+        json!(["dev", "prod"])
+    );
+}

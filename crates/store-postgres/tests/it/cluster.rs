@@ -287,7 +287,10 @@ async fn a_newer_schema_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_a_database_error() {
     match PostgresStore::connect("postgres://postgres@127.0.0.1:1/nothing").await {
-        Err(StoreError::Database(message)) => assert!(message.contains("127.0.0.1:1"), "{message}"),
+        Err(StoreError::Database(e)) => {
+            assert!(e.message.contains("127.0.0.1:1"), "{e}");
+            assert_eq!(e.failure, updraft_store::DatabaseFailure::Unreachable);
+        }
         Err(other) => panic!("expected a database error, got {other:?}"),
         Ok(_) => panic!("nothing listens on port 1"),
     }

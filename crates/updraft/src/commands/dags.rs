@@ -82,7 +82,7 @@ pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
         } => {
             let (dag, version) = load_dag(&app, dag_id).await?;
             let mut request = TriggerRequest::manual();
-            request.conf = parse_conf(conf.as_deref())?;
+            request.conf = parse_conf(conf.as_deref(), &dag)?;
             request.run_id = run_id.clone();
             request.logical_date = logical_date
                 .as_deref()
@@ -150,7 +150,7 @@ pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
         } => {
             let (dag, version) = load_dag(&app, dag_id).await?;
             let mut request = TriggerRequest::manual();
-            request.conf = parse_conf(conf.as_deref())?;
+            request.conf = parse_conf(conf.as_deref(), &dag)?;
             request.logical_date = logical_date
                 .as_deref()
                 .map(|t| parse_time(t, &dag))
@@ -218,7 +218,17 @@ async fn wait_for(app: &App, run: &DagRun) -> Result<DagRun> {
     }
 }
 
-fn parse_conf(conf: Option<&str>) -> Result<serde_json::Map<String, serde_json::Value>> {
+/// `--conf` as a JSON object, checked against the DAG's params as the REST API checks it.
+fn parse_conf(
+    conf: Option<&str>,
+    dag: &updraft_model::Dag,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let conf = read_conf(conf)?;
+    updraft_model::param::resolve(&dag.param_specs(), &conf)?;
+    Ok(conf)
+}
+
+fn read_conf(conf: Option<&str>) -> Result<serde_json::Map<String, serde_json::Value>> {
     let Some(text) = conf else {
         return Ok(serde_json::Map::new());
     };

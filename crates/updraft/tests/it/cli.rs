@@ -181,6 +181,37 @@ fn trigger_twice_with_the_same_run_id_is_refused() {
 }
 
 #[test]
+fn trigger_checks_the_conf_against_the_params() {
+    let home = Home::new();
+    home.write_dag(
+        "p.yaml",
+        "params:\n  count: {type: integer, default: 2, minimum: 1}\ntasks:\n  - task_id: t\n    bash_command: echo {{ params.count }}\n",
+    );
+    let out = home.run(&["dags", "trigger", "p", "--conf", r#"{"count": 0}"#]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Invalid input for param count: 0 is less than the minimum of 1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        home.json(&["dags", "list-runs", "p"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    home.ok(&["dags", "trigger", "p", "--conf", r#"{"count": 3}"#]);
+    assert_eq!(
+        home.json(&["dags", "list-runs", "p"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
 fn variables_round_trip_and_reach_templates() {
     let home = Home::new();
     home.ok(&["variables", "set", "greeting", "bonjour"]);

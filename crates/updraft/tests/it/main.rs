@@ -11,4 +11,5 @@ mod python;
 mod rest_clients;
 mod secrets;
 mod standalone;
+mod ui;
 mod users;

@@ -36,9 +36,7 @@ async fn the_list_filters_sorts_and_escapes_dag_ids() {
     assert!(!all.contains("<b>users</b>"), "descriptions are escaped");
     // The failed run is a red square with its state in words, linking to the run.
     assert!(
-        all.contains(
-            r#"<a role="listitem" class="run-square state-failed" href="/dags/etl/runs/manual__1""#
-        ),
+        all.contains(r#"<li><a class="run-square state-failed" href="/dags/etl/runs/manual__1""#),
         "{all}"
     );
     assert!(all.contains("aria-label=\"manual__1 · failed ·"), "{all}");
@@ -110,4 +108,33 @@ async fn a_viewer_gets_no_pause_switch_or_trigger_button_and_the_api_refuses() {
         )
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn many_dags_are_shown_a_page_at_a_time() {
+    use updraft_model::Schedule;
+    use updraft_store::conformance::fixture;
+    let ui = Ui::start().await;
+    let dags = (0..60)
+        .map(|i| {
+            fixture::upsert(
+                fixture::dag(&format!("dag_{i:03}"), Schedule::None, &["a"]),
+                "h1",
+            )
+        })
+        .collect();
+    fixture::sync(ui.store.as_ref(), dags).await;
+    let mut browser = ui.signed_in(Role::Viewer).await;
+    let first = browser.get("/dags").await.ok();
+    let ids = dag_ids(&first);
+    assert_eq!(ids.len(), 25);
+    assert_eq!(ids[0], "dag_000");
+    assert!(first.contains("1–25 of 60"), "{first}");
+    assert!(
+        first.contains(r#"href="/dags?page=2" rel="next""#),
+        "{first}"
+    );
+    let last = browser.get("/dags?page=3").await.ok();
+    assert_eq!(dag_ids(&last).len(), 10);
+    assert!(!last.contains("rel=\"next\""));
 }

@@ -44,3 +44,22 @@ async fn the_stream_needs_a_session() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn the_stream_ends_when_the_session_does() {
+    let ui = Ui::start_with(|config| config.jwt_expiration = Duration::from_secs(5)).await;
+    let mut browser = ui.signed_in(Role::Viewer).await;
+    let response = browser.open("/ui/events").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    // No change happens: the first thing the stream does is end, at the token's expiry.
+    let end = tokio::time::timeout(Duration::from_secs(30), body.frame())
+        .await
+        .expect("the stream ends");
+    assert!(end.is_none(), "a frame instead of the end");
+    // And reconnecting is refused.
+    assert_eq!(
+        browser.get("/ui/events").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -17,6 +17,12 @@ async fn a_page_without_a_session_redirects_to_the_login_form_and_back() {
         Some("/login?next=%2Fdags%3Fsearch%3Detl")
     );
 
+    // A script asking for a live fragment cannot follow a redirect to a form: 401.
+    assert_eq!(
+        browser.get("/?fragment=status").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
     let form = browser.get("/login?next=%2Fdags%3Fsearch%3Detl").await.ok();
     assert!(
         form.contains(r#"<form method="post" action="/login""#),
@@ -141,4 +147,22 @@ async fn assets_are_served_under_their_content_hash_with_a_long_cache() {
         browser.get("/static/app.0000.css").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn pages_cannot_be_framed_or_cached() {
+    let ui = Ui::start().await;
+    let mut browser = ui.signed_in(Role::Viewer).await;
+    let page = browser.get("/").await;
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    assert_eq!(
+        page.headers["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
+    assert_eq!(page.headers["cache-control"], "no-store");
+    let css = browser.get(&updraft_web_ui::assets::Asset::Css.url()).await;
+    assert!(css.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .starts_with("public"));
 }

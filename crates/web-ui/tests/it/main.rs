@@ -3,6 +3,8 @@
 
 mod admin;
 mod cluster;
+mod dag_views;
+mod dag_world;
 mod dags;
 mod events;
 mod fixture;

@@ -44,7 +44,7 @@ impl LocalWorker {
             data_interval_start: run.data_interval_start,
             data_interval_end: run.data_interval_end,
             conf: run.conf.clone(),
-            dag_params: dag.params.clone(),
+            dag_params: dag.param_defaults(),
             // Only a template can read it; most commands have none, and this is per try.
             task: if any_template {
                 serde_json::to_value(task).unwrap_or_default()

@@ -1,0 +1,384 @@
+//! The DAG views in a real browser: trigger with params and watch the grid turn green
+//! without reloading, the graph with zoom, a live log while the task runs, and clearing a
+//! failed task so that it runs again.
+
+mod browser;
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+
+use crate::fixture::{eventually, state_of};
+use browser::{
+    base_url, chromedriver, home_with_user, mark_page, page_was_not_reloaded, screenshot,
+    signed_in, wait_until,
+};
+
+const PARAMS_DAG: &str = r#"
+dag_id: ui_params
+params:
+  count: {type: integer, default: 2, minimum: 1, description: "How many rows"}
+  greeting: {type: string, default: hello, enum: [hello, bye]}
+tasks:
+  - task_id: first
+    bash_command: "sleep 1; echo {{ params.greeting }} {{ params.count }}"
+  - task_id: second
+    bash_command: "echo second"
+    dependencies: [first]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_with_params_and_watch_the_grid_turn_green_without_reloading() {
+    let home = home_with_user();
+    home.write_dag("ui_params.yaml", PARAMS_DAG);
+    let standalone = home.standalone();
+    let base = base_url(&standalone);
+    let driver = chromedriver();
+    let client = signed_in(&driver, &base).await;
+
+    client
+        .goto(&format!("{base}/dags/ui_params/trigger"))
+        .await
+        .expect("trigger page");
+    let count = client
+        .find(Locator::Css(r#"[data-param="count"]"#))
+        .await
+        .expect("count field");
+    count.clear().await.expect("clearing");
+    count.send_keys("0").await.expect("typing");
+    screenshot(&client, "trigger").await;
+    client
+        .find(Locator::Css("form[data-trigger] button[type=submit]"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    // 0 is below the minimum: the browser refuses it before anything is sent.
+    wait_until(
+        &client,
+        "the form to be refused",
+        r#"document.querySelector('[data-param="count"]').matches(':invalid')"#,
+    )
+    .await;
+    assert!(
+        home.json(&["dags", "list-runs", "ui_params"])
+            .as_array()
+            .is_some_and(|r| r.is_empty()),
+        "nothing was triggered"
+    );
+
+    count.clear().await.expect("clearing");
+    count.send_keys("3").await.expect("typing");
+    client
+        .find(Locator::Css("form[data-trigger] button[type=submit]"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &client,
+        "the run page",
+        "location.pathname.startsWith('/dags/ui_params/runs/')",
+    )
+    .await;
+
+    client
+        .goto(&format!("{base}/dags/ui_params"))
+        .await
+        .expect("grid");
+    mark_page(&client).await;
+    wait_until(
+        &client,
+        "both cells green",
+        "document.querySelectorAll('.grid .cell.state-success').length === 2",
+    )
+    .await;
+    assert!(
+        page_was_not_reloaded(&client).await,
+        "the grid updated in place"
+    );
+    screenshot(&client, "grid").await;
+
+    // The params reached the task: its log says so.
+    let first = client
+        .find(Locator::Css(".grid .cell.state-success"))
+        .await
+        .expect("a cell");
+    first.click().await.expect("open the task instance");
+    wait_until(&client, "the log", "document.querySelector('.log-lines') && document.querySelector('.log-lines').textContent.includes('hello 3')").await;
+    screenshot(&client, "task_instance").await;
+
+    // The conf as JSON instead: the editor starts from the form's values.
+    client
+        .goto(&format!("{base}/dags/ui_params/trigger"))
+        .await
+        .expect("trigger page");
+    client
+        .find(Locator::Css("[data-conf-mode]"))
+        .await
+        .expect("the JSON switch")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &client,
+        "the JSON editor with the defaults",
+        r#"JSON.parse(document.querySelector('[data-conf-json]').value).count === 2"#,
+    )
+    .await;
+    client
+        .execute(
+            r#"document.querySelector('[data-conf-json]').value = '{"count": 5, "greeting": "bye"}'; return true;"#,
+            vec![],
+        )
+        .await
+        .expect("editing the JSON");
+    client
+        .find(Locator::Css("form[data-trigger] button[type=submit]"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &client,
+        "the second run's page",
+        r#"location.pathname.startsWith('/dags/ui_params/runs/') && document.querySelector('pre.json').textContent.includes('"greeting": "bye"') && document.querySelector('pre.json').textContent.includes('"count": 5')"#,
+    )
+    .await;
+    let runs = home.json(&["dags", "list-runs", "ui_params"]);
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs:#}");
+    client.close().await.expect("closing the browser");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graph_is_drawn_with_state_colours_and_zooms() {
+    let home = home_with_user();
+    home.write_dag("ui_params.yaml", PARAMS_DAG);
+    let standalone = home.standalone();
+    let run_id = home.trigger("ui_params");
+    home.wait_for_run("ui_params", &run_id, Duration::from_secs(60));
+    let base = base_url(&standalone);
+    let driver = chromedriver();
+    let client = signed_in(&driver, &base).await;
+    client
+        .goto(&format!("{base}/dags/ui_params/graph"))
+        .await
+        .expect("graph");
+    wait_until(
+        &client,
+        "two green nodes",
+        "document.querySelectorAll('svg.graph .node.state-success').length === 2",
+    )
+    .await;
+    let edges = client
+        .find_all(Locator::Css("svg.graph path.edge"))
+        .await
+        .expect("edges");
+    assert_eq!(edges.len(), 1);
+    let svg = client.find(Locator::Css("svg.graph")).await.expect("svg");
+    let before = svg
+        .attr("viewBox")
+        .await
+        .expect("viewBox")
+        .unwrap_or_default();
+    client
+        .find(Locator::Css(r#"[data-graph-zoom="in"]"#))
+        .await
+        .expect("zoom in")
+        .click()
+        .await
+        .expect("click");
+    let after = svg
+        .attr("viewBox")
+        .await
+        .expect("viewBox")
+        .unwrap_or_default();
+    assert_ne!(before, after, "zooming changes the view box");
+    client
+        .find(Locator::Css(r#"[data-graph-zoom="reset"]"#))
+        .await
+        .expect("fit")
+        .click()
+        .await
+        .expect("click");
+    let fitted = svg
+        .attr("viewBox")
+        .await
+        .expect("viewBox")
+        .unwrap_or_default();
+    let numbers = |text: &str| -> Vec<f64> {
+        text.split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    };
+    assert_eq!(
+        numbers(&fitted),
+        numbers(&before),
+        "Fit shows the whole graph again"
+    );
+    screenshot(&client, "graph").await;
+    client
+        .goto(&format!("{base}/dags/ui_params/gantt"))
+        .await
+        .expect("gantt");
+    wait_until(
+        &client,
+        "two bars",
+        "document.querySelectorAll('svg.gantt rect.ran').length === 2",
+    )
+    .await;
+    screenshot(&client, "gantt").await;
+    client
+        .goto(&format!("{base}/dags/ui_params/code"))
+        .await
+        .expect("code");
+    wait_until(
+        &client,
+        "the file",
+        "document.querySelector('#L2') !== null",
+    )
+    .await;
+    screenshot(&client, "code").await;
+    client.close().await.expect("closing the browser");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_tasks_log_is_read_live() {
+    let home = home_with_user();
+    home.write_dag(
+        "ui_live.yaml",
+        r#"
+dag_id: ui_live
+tasks:
+  - task_id: talk
+    bash_command: "echo line-1; test -f $UPDRAFT_HOME/go || sleep 1; while ! test -f $UPDRAFT_HOME/go; do sleep 0.1; done; echo line-after-go"
+"#,
+    );
+    let standalone = home.standalone();
+    let run_id = home.trigger("ui_live");
+    eventually(Duration::from_secs(60), || {
+        let states = home.json(&["tasks", "states-for-dag-run", "ui_live", &run_id]);
+        (state_of(&states, "talk") == "running").then_some(())
+    })
+    .expect("the task runs");
+    let base = base_url(&standalone);
+    let driver = chromedriver();
+    let client = signed_in(&driver, &base).await;
+    let path = format!(
+        "{base}/dags/ui_live/runs/{}/tasks/talk",
+        crate_encode(&run_id)
+    );
+    client.goto(&path).await.expect("task instance page");
+    wait_until(
+        &client,
+        "the page to follow the log",
+        "document.querySelector('[data-follow]') !== null",
+    )
+    .await;
+    wait_until(
+        &client,
+        "the first line",
+        "document.querySelector('.log-lines').textContent.includes('line-1')",
+    )
+    .await;
+    mark_page(&client).await;
+    // The task goes on only now: what it writes next must arrive in the open page.
+    std::fs::write(home.path().join("go"), "").expect("the go file");
+    wait_until(
+        &client,
+        "the next line",
+        "document.querySelector('.log-lines').textContent.includes('line-after-go')",
+    )
+    .await;
+    assert!(
+        page_was_not_reloaded(&client).await,
+        "the line arrived in the open page"
+    );
+    client.close().await.expect("closing the browser");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_task_is_cleared_from_the_run_page_and_runs_again() {
+    let home = home_with_user();
+    home.write_dag(
+        "ui_flaky.yaml",
+        r#"
+dag_id: ui_flaky
+tasks:
+  - task_id: flaky
+    bash_command: "test -f $UPDRAFT_HOME/fixed"
+"#,
+    );
+    let standalone = home.standalone();
+    let run_id = home.trigger("ui_flaky");
+    let states = home.wait_for_run("ui_flaky", &run_id, Duration::from_secs(60));
+    assert_eq!(state_of(&states, "flaky"), "failed");
+    std::fs::write(home.path().join("fixed"), "").expect("fixing the task");
+    let base = base_url(&standalone);
+    let driver = chromedriver();
+    let client = signed_in(&driver, &base).await;
+    client
+        .goto(&format!(
+            "{base}/dags/ui_flaky/runs/{}",
+            crate_encode(&run_id)
+        ))
+        .await
+        .expect("run page");
+    mark_page(&client).await;
+    client
+        .find(Locator::Css("[data-clear-preview-button]"))
+        .await
+        .expect("preview")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &client,
+        "the preview",
+        "document.querySelector('[data-clear-preview]').textContent.includes('flaky (failed)')",
+    )
+    .await;
+    screenshot(&client, "run").await;
+    client
+        .find(Locator::Css("[data-clear-confirm]"))
+        .await
+        .expect("clear")
+        .click()
+        .await
+        .expect("click");
+    // app.js asks in a dialog before a destructive action.
+    wait_until(
+        &client,
+        "the confirmation",
+        "document.querySelector('dialog[open] button[value=ok]') !== null",
+    )
+    .await;
+    client
+        .find(Locator::Css("dialog[open] button[value=ok]"))
+        .await
+        .expect("confirm")
+        .click()
+        .await
+        .expect("click");
+    wait_until(&client, "the task to succeed on its second try", "(() => { const row = document.querySelector('#task-flaky'); return row && row.querySelector('.state-success') && row.children[2].textContent.trim() === '2'; })()").await;
+    assert!(
+        page_was_not_reloaded(&client).await,
+        "the run page updated in place"
+    );
+    client.close().await.expect("closing the browser");
+}
+
+/// A run id as a path segment.
+fn crate_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,129 @@
+//! The grid of a DAG: its recent runs as columns (oldest left, newest right, as Airflow) and
+//! its tasks as rows, each cell a task instance's state, duration and link. Built from one
+//! bounded query of runs and one of their task instances.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use updraft_store::{DagRun, TaskInstance};
+
+/// The number of runs shown by default, and the most a page may ask for.
+pub const DEFAULT_RUNS: u32 = 25;
+pub const MAX_RUNS: u32 = 365;
+
+/// A column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridRun {
+    pub run_id: String,
+    pub state: &'static str,
+    pub run_type: &'static str,
+    pub logical_date: DateTime<Utc>,
+    /// Seconds from start to end (to now while running).
+    pub seconds: Option<f64>,
+    /// The bar's height in the header, 0–100 (% of the longest run shown).
+    pub bar: u32,
+}
+
+/// A cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridCell {
+    pub state: &'static str,
+    /// The try its link opens (at least 1, also before the first try).
+    pub try_number: u32,
+    pub seconds: Option<f64>,
+}
+
+/// A row: one task, with a cell per column (`None`: the task was not in that run's version).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridRow {
+    pub task_id: String,
+    pub cells: Vec<Option<GridCell>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Grid {
+    pub runs: Vec<GridRun>,
+    pub rows: Vec<GridRow>,
+}
+
+/// Builds the grid. `runs` in any order (shown oldest first); `task_ids` the rows in the
+/// order of the DAG's current version, followed by tasks only older runs had.
+pub fn build(
+    task_ids: &[String],
+    mut runs: Vec<DagRun>,
+    tis: Vec<TaskInstance>,
+    now: DateTime<Utc>,
+) -> Grid {
+    runs.sort_by(|a, b| a.logical_date.cmp(&b.logical_date).then(a.id.cmp(&b.id)));
+    let column: HashMap<i64, usize> = runs.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+    let mut order: Vec<String> = task_ids.to_vec();
+    let mut row_of: HashMap<String, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i))
+        .collect();
+    let mut cells: Vec<Vec<Option<GridCell>>> = vec![vec![None; runs.len()]; order.len()];
+    for ti in tis {
+        let Some(&col) = column.get(&ti.dag_run_id) else {
+            continue;
+        };
+        let row = match row_of.get(&ti.task_id) {
+            Some(&r) => r,
+            None => {
+                order.push(ti.task_id.clone());
+                row_of.insert(ti.task_id.clone(), order.len() - 1);
+                cells.push(vec![None; runs.len()]);
+                order.len() - 1
+            }
+        };
+        cells[row][col] = Some(GridCell {
+            state: ti.state.as_str(),
+            try_number: ti.try_number.max(1),
+            seconds: seconds(ti.start_date, ti.end_date, now),
+        });
+    }
+    let durations: Vec<Option<f64>> = runs
+        .iter()
+        .map(|r| seconds(r.start_date, r.end_date, now))
+        .collect();
+    let longest = durations.iter().flatten().fold(0.0f64, |a, b| a.max(*b));
+    let runs = runs
+        .iter()
+        .zip(durations)
+        .map(|(r, s)| GridRun {
+            run_id: r.run_id.clone(),
+            state: r.state.as_str(),
+            run_type: r.run_type.as_str(),
+            logical_date: r.logical_date,
+            seconds: s,
+            bar: match s {
+                Some(s) if longest > 0.0 => {
+                    ((s / longest) * 100.0).round().clamp(4.0, 100.0) as u32
+                }
+                _ => 4,
+            },
+        })
+        .collect();
+    Grid {
+        runs,
+        rows: order
+            .into_iter()
+            .zip(cells)
+            .map(|(task_id, cells)| GridRow { task_id, cells })
+            .collect(),
+    }
+}
+
+/// Seconds from `start` to `end`, or to `now` while it has not ended.
+pub fn seconds(
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<f64> {
+    let start = start?;
+    let end = end.unwrap_or(now).max(start);
+    Some((end - start).num_milliseconds() as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests;

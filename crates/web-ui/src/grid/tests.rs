@@ -1,0 +1,98 @@
+//! Columns oldest to newest, rows in DAG order, cells placed by run and task.
+
+use chrono::{Duration, TimeZone};
+use updraft_model::{DagRunState, RunType, TaskState};
+
+use super::*;
+
+fn at(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000, 0).single().expect("valid") + Duration::seconds(s)
+}
+
+fn run(id: i64, minutes: i64, start: Option<i64>, end: Option<i64>) -> DagRun {
+    DagRun {
+        id,
+        dag_id: "d".into(),
+        run_id: format!("r{id}"),
+        run_type: RunType::Manual,
+        state: DagRunState::Success,
+        logical_date: at(minutes * 60),
+        data_interval_start: at(0),
+        data_interval_end: at(0),
+        conf: serde_json::Map::new(),
+        dag_version: 1,
+        queued_at: at(0),
+        start_date: start.map(at),
+        end_date: end.map(at),
+        runner: None,
+        note: None,
+    }
+}
+
+fn ti(
+    run: i64,
+    task: &str,
+    state: TaskState,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> TaskInstance {
+    TaskInstance {
+        id: run * 100,
+        dag_run_id: run,
+        dag_id: "d".into(),
+        run_id: format!("r{run}"),
+        task_id: task.into(),
+        map_index: -1,
+        try_number: 1,
+        state,
+        queue: "default".into(),
+        pool: "default_pool".into(),
+        priority_weight: 1,
+        hostname: None,
+        worker_id: None,
+        claim_id: None,
+        lease_until: None,
+        queued_at: None,
+        start_date: start.map(at),
+        end_date: end.map(at),
+        next_retry_at: None,
+        infra_failures: 0,
+        note: None,
+    }
+}
+
+#[test]
+fn runs_are_columns_oldest_left_and_cells_follow_their_run() {
+    let tasks = vec!["a".to_string(), "b".to_string()];
+    // Newest first, as the query answers.
+    let runs = vec![run(2, 10, Some(0), Some(40)), run(1, 5, Some(0), Some(20))];
+    let tis = vec![
+        ti(2, "a", TaskState::Failed, Some(0), Some(3)),
+        ti(1, "a", TaskState::Success, Some(0), Some(1)),
+        ti(1, "b", TaskState::Success, Some(1), Some(2)),
+        ti(1, "old", TaskState::Removed, None, None),
+        ti(9, "a", TaskState::Success, None, None),
+    ];
+    let g = build(&tasks, runs, tis, at(100));
+    let ids: Vec<&str> = g.runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, vec!["r1", "r2"]);
+    assert_eq!((g.runs[0].bar, g.runs[1].bar), (50, 100));
+    let rows: Vec<&str> = g.rows.iter().map(|r| r.task_id.as_str()).collect();
+    assert_eq!(rows, vec!["a", "b", "old"]);
+    let state = |row: usize, col: usize| g.rows[row].cells[col].as_ref().map(|c| c.state);
+    assert_eq!(state(0, 0), Some("success"));
+    assert_eq!(state(0, 1), Some("failed"));
+    assert_eq!(state(1, 1), None, "b was not in r2");
+    assert_eq!(state(2, 0), Some("removed"));
+    assert_eq!(
+        g.rows[0].cells[1].as_ref().and_then(|c| c.seconds),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn a_running_duration_counts_to_now() {
+    assert_eq!(seconds(Some(at(0)), None, at(7)), Some(7.0));
+    assert_eq!(seconds(None, Some(at(7)), at(9)), None);
+    assert_eq!(seconds(Some(at(5)), Some(at(1)), at(9)), Some(0.0));
+}

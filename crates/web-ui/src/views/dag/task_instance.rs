@@ -1,0 +1,328 @@
+//! `GET /dags/{dag_id}/runs/{run_id}/tasks/{task_id}?try=N`: a task instance — the log of each
+//! try (followed live through the API's NDJSON stream while the try runs), its command,
+//! XComs, tries, why it is not running, and the actions on it; and the log as a download.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use updraft_model::{Operator, TaskState};
+use updraft_rest_api::auth::{Action, Resource};
+use updraft_rest_api::RestState;
+use updraft_store::{read_try_log, TaskInstance, TaskTry, Window, XComQuery};
+
+use super::run::get_run;
+use super::{dur, header, load, page, DagHeader};
+use crate::grid::seconds;
+use crate::layout::Page;
+use crate::links;
+use crate::session::Session;
+use crate::time::Moment;
+use crate::UiError;
+
+/// XComs shown; a task rarely pushes more.
+const XCOM_ROWS: u32 = 100;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TryQuery {
+    #[serde(rename = "try")]
+    try_number: Option<u32>,
+    fragment: Option<String>,
+}
+
+/// A try in the list of tries.
+pub(crate) struct TryRow {
+    pub try_number: u32,
+    pub href: String,
+    pub state: &'static str,
+    pub current: bool,
+    pub start: Option<Moment>,
+    pub duration: String,
+    pub hostname: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dag/task_instance_region.html")]
+struct TiRegion {
+    live: String,
+    /// The run's database id, for `data-live-runs`.
+    run_db_id: i64,
+    state: &'static str,
+    try_number: u32,
+    tries: Vec<TryRow>,
+}
+
+#[derive(Template)]
+#[template(path = "dag/task_instance.html")]
+struct TiPage {
+    page: Page,
+    dag: DagHeader,
+    run_id: String,
+    run_href: String,
+    task_id: String,
+    region: String,
+    shown_try: u32,
+    /// The log's lines, numbered from 1.
+    lines: Vec<String>,
+    /// Set while the shown try runs: the API URL the script follows the rest of the log from.
+    follow: Option<String>,
+    can_read_log: bool,
+    download: String,
+    command: Option<String>,
+    /// The command as the worker rendered it for the shown try (from its log).
+    rendered: Option<String>,
+    xcoms: Vec<(String, String)>,
+    deps_api: String,
+    ti_api: String,
+    clear_api: String,
+    clear_task: Option<String>,
+    can_edit: bool,
+}
+
+async fn task_instance(
+    state: &RestState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+) -> Result<(updraft_store::DagRun, TaskInstance), UiError> {
+    let run = get_run(state, dag_id, run_id).await?;
+    let ti = state
+        .store()
+        .task_instances(run.id)
+        .await?
+        .into_iter()
+        .find(|ti| ti.task_id == task_id)
+        .ok_or_else(|| UiError::NotFound(format!("The run `{run_id}` has no task `{task_id}`.")))?;
+    Ok((run, ti))
+}
+
+fn is_live(ti: &TaskInstance, try_number: u32) -> bool {
+    ti.try_number == try_number
+        && matches!(
+            ti.state,
+            TaskState::Queued | TaskState::Running | TaskState::Restarting
+        )
+}
+
+/// The text of a try's log and whether it can still grow; `None` when nothing is there yet.
+async fn log_text(
+    state: &RestState,
+    ti: &TaskInstance,
+    try_number: u32,
+) -> Result<Option<String>, UiError> {
+    let log = read_try_log(
+        state.store().as_ref(),
+        &state.config().base_log_folder,
+        ti.id,
+        (&ti.dag_id, &ti.run_id, &ti.task_id),
+        try_number,
+        0,
+    )
+    .await?;
+    Ok(log.text().map(str::to_string))
+}
+
+pub(crate) async fn page_route(
+    State(state): State<RestState>,
+    session: Session,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Query(query): Query<TryQuery>,
+) -> Result<Response, UiError> {
+    let (record, dag) = load(&state, &dag_id).await?;
+    let (run, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
+    let latest = ti.try_number.max(1);
+    let shown_try = query.try_number.unwrap_or(latest).clamp(1, latest);
+    let tries: Vec<TaskTry> = state.store().task_tries(ti.id).await?;
+    let now = Utc::now();
+    let tz = dag.timezone;
+    let mut try_rows: Vec<TryRow> = tries
+        .iter()
+        .map(|t| TryRow {
+            try_number: t.try_number,
+            href: links::task_try(&dag_id, &run_id, &task_id, t.try_number),
+            state: t.state.as_str(),
+            current: t.try_number == shown_try,
+            start: t.start_date.map(|s| Moment::in_dag_tz(s, tz)),
+            duration: dur(&seconds(t.start_date, t.end_date, now)),
+            hostname: t.hostname.clone(),
+        })
+        .collect();
+    if !try_rows.iter().any(|t| t.try_number == ti.try_number) && ti.try_number > 0 {
+        try_rows.push(TryRow {
+            try_number: ti.try_number,
+            href: links::task_try(&dag_id, &run_id, &task_id, ti.try_number),
+            state: ti.state.as_str(),
+            current: ti.try_number == shown_try,
+            start: ti.start_date.map(|s| Moment::in_dag_tz(s, tz)),
+            duration: dur(&seconds(ti.start_date, ti.end_date, now)),
+            hostname: ti.hostname.clone(),
+        });
+    }
+    let region = TiRegion {
+        live: format!(
+            "{}&fragment=ti",
+            links::task_try(&dag_id, &run_id, &task_id, shown_try)
+        ),
+        run_db_id: run.id,
+        state: ti.state.as_str(),
+        try_number: ti.try_number,
+        tries: try_rows,
+    };
+    if query.fragment.as_deref() == Some("ti") {
+        return Ok(page(&region)?.into_response());
+    }
+    let can_read_log = session.allows(Action::Read, Resource::TaskLog, Some(&dag_id));
+    let live = is_live(&ti, shown_try);
+    let text = if can_read_log && ti.try_number > 0 {
+        log_text(&state, &ti, shown_try).await?.unwrap_or_default()
+    } else {
+        String::new()
+    };
+    // While the try runs, show its complete lines; the script follows from there.
+    let shown = if live {
+        text.rfind('\n').map_or("", |i| &text[..=i])
+    } else {
+        text.as_str()
+    };
+    let api_ti = format!(
+        "/api/v2/dags/{}/dagRuns/{}/taskInstances/{}",
+        links::encode(&dag_id),
+        links::encode(&run_id),
+        links::encode(&task_id)
+    );
+    let follow = (live && can_read_log).then(|| {
+        format!(
+            "{api_ti}/logs/{shown_try}?token={}",
+            updraft_rest_api::log_continuation_token(shown.len() as u64)
+        )
+    });
+    let xcoms = if session.allows(Action::Read, Resource::XCom, Some(&dag_id)) {
+        state
+            .store()
+            .query_xcoms(XComQuery {
+                dag_id: Some(dag_id.clone()),
+                run_id: Some(run_id.clone()),
+                task_id: Some(task_id.clone()),
+                window: Window {
+                    limit: XCOM_ROWS,
+                    offset: 0,
+                },
+                ..Default::default()
+            })
+            .await?
+            .items
+            .into_iter()
+            .map(|x| (x.key, x.value.to_string()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let command = state
+        .store()
+        .get_dag_version(&dag_id, run.dag_version)
+        .await
+        .ok()
+        .and_then(|d| d.task(&task_id).map(|t| t.operator.clone()))
+        .and_then(|op| match op {
+            Operator::Bash { bash_command } => Some(bash_command),
+            Operator::Empty => None,
+        });
+    page(&TiPage {
+        page: Page::new(&session, "dags"),
+        dag: header(&session, &record, &dag, "runs"),
+        run_href: links::dag_run(&dag_id, &run_id),
+        region: region.render()?,
+        shown_try,
+        lines: shown.lines().map(str::to_string).collect(),
+        follow,
+        can_read_log,
+        download: format!(
+            "{}/tasks/{}/log?try={shown_try}",
+            links::dag_run(&dag_id, &run_id),
+            links::encode(&task_id)
+        ),
+        command,
+        rendered: rendered_command(&text),
+        xcoms,
+        deps_api: format!("{api_ti}/dependencies"),
+        ti_api: api_ti,
+        clear_api: format!("/api/v2/dags/{}/clearTaskInstances", links::encode(&dag_id)),
+        clear_task: Some(task_id.clone()),
+        can_edit: session.allows(Action::Edit, Resource::TaskInstance, Some(&dag_id)),
+        run_id,
+        task_id,
+    })
+}
+
+/// The command as rendered for a try: the worker logs it as `{updraft} running: <command>`
+/// (secrets already masked) before it starts the process.
+/// A command of several lines continues on lines indented to match.
+fn rendered_command(log: &str) -> Option<String> {
+    let mut lines = log.lines();
+    let first = lines.find_map(|line| line.split_once("{updraft} running: ").map(|(_, c)| c))?;
+    let mut command = first.to_string();
+    for line in lines {
+        match line.split_once("{updraft}          ") {
+            Some((_, rest)) => {
+                command.push('\n');
+                command.push_str(rest);
+            }
+            None => break,
+        }
+    }
+    Some(command)
+}
+
+/// `GET …/tasks/{task_id}/log?try=N`: the try's log as a text file.
+pub(crate) async fn download_log(
+    State(state): State<RestState>,
+    session: Session,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Query(query): Query<TryQuery>,
+) -> Result<Response, UiError> {
+    session.require(Action::Read, Resource::TaskLog)?;
+    let (_, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
+    let try_number = query
+        .try_number
+        .unwrap_or(ti.try_number)
+        .clamp(1, ti.try_number.max(1));
+    let text = log_text(&state, &ti, try_number).await?.unwrap_or_default();
+    let name: String = format!("{dag_id}-{run_id}-{task_id}-{try_number}.log")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rendered_command;
+
+    #[test]
+    fn the_rendered_command_is_read_from_the_log_header() {
+        let log = "[t] {updraft} running: echo a\n[t] {updraft}          echo b\n[t] {updraft} started process 1\n[t] {stdout} a\n";
+        assert_eq!(rendered_command(log).as_deref(), Some("echo a\necho b"));
+        assert_eq!(rendered_command("[t] {stdout} running: x\n"), None);
+    }
+}
