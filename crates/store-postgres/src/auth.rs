@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use updraft_store::*;
 
+use crate::changes::Announce;
 use crate::codec::{col, col_instant, col_opt_instant, micros, opt_micros, to_u32};
 use crate::manage::found;
 use crate::{db_err, PostgresStore};
@@ -30,6 +31,7 @@ fn user_from_row(row: &PgRow) -> Result<UserRecord> {
 #[async_trait]
 impl AuthStore for PostgresStore {
     async fn create_user(&self, user: UserRecord) -> Result<()> {
+        let mut tx = self.begin().await?;
         let n = sqlx::query(&format!(
             "INSERT INTO app_user ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (username) DO NOTHING"
@@ -43,7 +45,7 @@ impl AuthStore for PostgresStore {
         .bind(user.active)
         .bind(micros(user.created_at))
         .bind(opt_micros(user.last_login))
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?
         .rows_affected();
@@ -53,8 +55,8 @@ impl AuthStore for PostgresStore {
                 user.username
             )));
         }
-        self.changed([Change::Everything]);
-        Ok(())
+        // Every api-server drops what it cached about users.
+        self.commit(tx, Some(Announce::Everything)).await
     }
     async fn get_user(&self, username: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query(&format!(
@@ -76,6 +78,7 @@ impl AuthStore for PostgresStore {
         rows.iter().map(user_from_row).collect()
     }
     async fn update_user(&self, user: UserRecord) -> Result<()> {
+        let mut tx = self.begin().await?;
         let n = sqlx::query(
             "UPDATE app_user SET password_hash = $2, role = $3, email = $4, first_name = $5, \
              last_name = $6, active = $7, last_login = $8 WHERE username = $1",
@@ -88,24 +91,23 @@ impl AuthStore for PostgresStore {
         .bind(&user.last_name)
         .bind(user.active)
         .bind(opt_micros(user.last_login))
-        .execute(&mut *self.conn().await?)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?
         .rows_affected();
         found(n, || format!("user {:?}", user.username))?;
-        self.changed([Change::Everything]);
-        Ok(())
+        self.commit(tx, Some(Announce::Everything)).await
     }
     async fn delete_user(&self, username: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let n = sqlx::query("DELETE FROM app_user WHERE username = $1")
             .bind(username)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?
             .rows_affected();
-        if n > 0 {
-            self.changed([Change::Everything]);
-        }
+        self.commit(tx, (n > 0).then_some(Announce::Everything))
+            .await?;
         Ok(n > 0)
     }
     async fn record_login(&self, username: &str, at: DateTime<Utc>) -> Result<()> {
@@ -141,7 +143,8 @@ impl AuthStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        self.commit(tx, None).await
+        // Every api-server drops the token from its cache at once, not when the cache expires.
+        self.commit(tx, Some(Announce::Everything)).await
     }
     async fn is_token_revoked(&self, token_id: &str) -> Result<bool> {
         let row: Option<i32> =

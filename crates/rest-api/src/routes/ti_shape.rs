@@ -49,11 +49,11 @@ pub struct TaskInstanceResponse {
     pub executor_config: String,
     pub note: Option<String>,
     pub rendered_map_index: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub rendered_fields: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub trigger: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub triggerer_job: Option<serde_json::Value>,
     pub dag_version: Option<DagVersionResponse>,
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::Receiver;
 use updraft_store::conformance::fixture::*;
-use updraft_store::{Change, QueueItem, Store, TaskState, TransitionResult};
+use updraft_store::{AuthStore, Change, QueueItem, Store, TaskState, TransitionResult};
 use updraft_store_postgres::testing::TestPostgres;
 
 /// The next change, failing the test if none comes in a long while.
@@ -88,4 +88,45 @@ async fn watchers_hear_changes_committed_through_another_store() {
         .filter(|c| matches!(c, Change::Runs(ids) if *ids == vec![run.id]))
         .count();
     assert_eq!(runs, 3, "trigger, finish and clear: {heard:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_server_hears_a_logout_or_a_user_change_made_through_another() {
+    let Some(db) = TestPostgres::create().await else {
+        return;
+    };
+    let here = db.open().await;
+    let elsewhere = db.open().await;
+    let mut rx = here.watch();
+    assert_eq!(next(&mut rx).await, Change::Everything);
+    // An api-server caches who a token acts as; these announcements drop that cache on
+    // every server, so a revoked token or a removed user stops working everywhere at once.
+    elsewhere
+        .revoke_token("jti-1", at(60), at(0))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, Change::Everything, "a logout");
+    let ada = updraft_store::UserRecord {
+        username: "ada".into(),
+        password_hash: "hash".into(),
+        role: "Viewer".into(),
+        email: None,
+        first_name: None,
+        last_name: None,
+        active: true,
+        created_at: at(0),
+        last_login: None,
+    };
+    elsewhere.create_user(ada.clone()).await.unwrap();
+    assert_eq!(next(&mut rx).await, Change::Everything, "a new user");
+    elsewhere
+        .update_user(updraft_store::UserRecord {
+            role: "Admin".into(),
+            ..ada
+        })
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, Change::Everything, "a role change");
+    assert!(elsewhere.delete_user("ada").await.unwrap());
+    assert_eq!(next(&mut rx).await, Change::Everything, "a deletion");
 }
