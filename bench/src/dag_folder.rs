@@ -66,6 +66,29 @@ pub fn pipeline(dag_id: &str, tasks: usize) -> String {
     text
 }
 
+/// W14: `layers` layers of `width` tasks, task *i* of a layer depending on tasks *i* and
+/// *i*+1 (mod `width`) of the layer before (W9's shape, smaller); task ids in layer order.
+pub fn layers(dag_id: &str, layers: usize, width: usize) -> String {
+    let mut text = header(dag_id, "layers of parallel tasks");
+    text.push_str("tasks:\n");
+    for layer in 0..layers {
+        for i in 0..width {
+            let deps = if layer == 0 {
+                vec![]
+            } else {
+                let before = (layer - 1) * width;
+                let mut deps = vec![task_id(before + i)];
+                if width > 1 {
+                    deps.push(task_id(before + (i + 1) % width));
+                }
+                deps
+            };
+            task(&mut text, &task_id(layer * width + i), &deps);
+        }
+    }
+    text
+}
+
 /// Writes `(file name, text)` pairs into `folder`.
 pub fn write(folder: &Path, files: impl IntoIterator<Item = (String, String)>) -> Result<()> {
     for (name, text) in files {

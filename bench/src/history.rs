@@ -8,6 +8,11 @@
 //! SQLite, `COPY` on PostgreSQL. The rows are what updraft itself writes for a finished run:
 //! every task instance tried once, with its times; one run in 50 failed (its last task).
 //! Tries (`task_try`) and logs are not written: the measured reads do not show them.
+//!
+//! W14 (the UI) asks for states as a UI shows them ([`History::varied_states`]): a failed run
+//! fails in its middle task and the tasks after it are `upstream_failed` (never started), and
+//! one run in 7 skipped its last task; and for one more DAG ([`History::wide`]), `ui_grid`,
+//! whose grid is 100 runs × 200 tasks.
 
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
@@ -25,7 +30,28 @@ pub struct History {
     pub dags: usize,
     pub tasks_per_dag: usize,
     pub runs: usize,
+    /// The states a UI shows (W14) rather than W13's: see the module's documentation.
+    pub varied_states: bool,
+    /// One more DAG, [`WIDE_DAG`], of this shape, after the others' runs.
+    pub wide: Option<Wide>,
 }
+
+/// The extra DAG of W14: `layers` layers of `width` tasks, with `runs` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Wide {
+    pub layers: usize,
+    pub width: usize,
+    pub runs: usize,
+}
+
+impl Wide {
+    pub fn tasks(&self) -> usize {
+        self.layers * self.width
+    }
+}
+
+/// The id of the [`Wide`] DAG.
+pub const WIDE_DAG: &str = "ui_grid";
 
 /// One run to write.
 struct Run {
@@ -33,7 +59,17 @@ struct Run {
     dag_id: String,
     run_id: String,
     logical_date: i64,
+    index: usize,
+    tasks: usize,
     failed: bool,
+    varied: bool,
+}
+
+/// One task instance's row: its state and times (none for a task that never started).
+struct TaskRow {
+    state: &'static str,
+    start: Option<i64>,
+    end: Option<i64>,
 }
 
 impl History {
@@ -58,14 +94,19 @@ impl History {
         }
     }
 
+    /// Every run, the wide DAG's included.
+    pub fn all_runs(&self) -> usize {
+        self.runs + self.wide.map_or(0, |w| w.runs)
+    }
+
     pub fn task_instances(&self) -> usize {
-        self.runs * self.tasks_per_dag
+        self.runs * self.tasks_per_dag + self.wide.map_or(0, |w| w.runs * w.tasks())
     }
 
     /// The DAG files: `dags` chains of `tasks_per_dag` tasks, without a schedule (no run
     /// is added while the workload measures).
     pub fn dag_files(&self) -> Vec<(String, String)> {
-        (0..self.dags)
+        let mut files: Vec<_> = (0..self.dags)
             .map(|d| {
                 let id = History::dag_id(d);
                 (
@@ -73,7 +114,19 @@ impl History {
                     dag_folder::chain(&id, self.tasks_per_dag),
                 )
             })
-            .collect()
+            .collect();
+        if let Some(w) = self.wide {
+            files.push((
+                format!("{WIDE_DAG}.yaml"),
+                dag_folder::layers(WIDE_DAG, w.layers, w.width),
+            ));
+        }
+        files
+    }
+
+    /// Every DAG, the wide one included.
+    pub fn all_dags(&self) -> usize {
+        self.dags + usize::from(self.wide.is_some())
     }
 
     /// The id of run `index` (0 = the oldest) of a DAG, as the scheduler names its runs.
@@ -89,12 +142,15 @@ impl History {
         History::run_id(self.runs_of(0).saturating_sub(1))
     }
 
-    /// Every run, DAG by DAG, with ids from 1.
+    /// Every run, DAG by DAG (the wide one last), with ids from 1.
     fn runs(&self) -> impl Iterator<Item = Run> + '_ {
         let mut id = 0;
-        (0..self.dags).flat_map(move |d| {
-            let dag_id = History::dag_id(d);
-            (0..self.runs_of(d))
+        let shapes = (0..self.dags)
+            .map(|d| (History::dag_id(d), self.runs_of(d), self.tasks_per_dag))
+            .chain(self.wide.map(|w| (WIDE_DAG.to_owned(), w.runs, w.tasks())));
+        let varied = self.varied_states;
+        shapes.flat_map(move |(dag_id, runs, tasks)| {
+            (0..runs)
                 .map(|index| {
                     id += 1;
                     Run {
@@ -102,7 +158,10 @@ impl History {
                         dag_id: dag_id.clone(),
                         run_id: History::run_id(index),
                         logical_date: logical_date(index),
+                        index,
+                        tasks,
                         failed: index % 50 == 49,
+                        varied,
                     }
                 })
                 .collect::<Vec<_>>()
@@ -132,7 +191,7 @@ impl History {
             )?;
             for run in self.runs() {
                 let version = version_of(&versions, &run.dag_id)?;
-                let (start, end) = run_times(&run, self.tasks_per_dag);
+                let (start, end) = run_times(&run);
                 insert_run.execute(params![
                     run.id,
                     run.dag_id,
@@ -144,16 +203,16 @@ impl History {
                     start,
                     end
                 ])?;
-                for t in 0..self.tasks_per_dag {
-                    let (state, ti_start, ti_end) = task_row(&run, t, self.tasks_per_dag);
+                for t in 0..run.tasks {
+                    let row = task_row(&run, t);
                     insert_ti.execute(params![
                         run.id,
                         run.dag_id,
                         run.run_id,
                         dag_folder::task_id(t),
-                        state,
-                        ti_start,
-                        ti_end
+                        row.state,
+                        row.start,
+                        row.end
                     ])?;
                 }
             }
@@ -182,7 +241,7 @@ impl History {
         )?;
         for run in self.runs() {
             let version = version_of(&versions, &run.dag_id)?;
-            let (start, end) = run_times(&run, self.tasks_per_dag);
+            let (start, end) = run_times(&run);
             writeln!(
                 runs,
                 "{}\t{}\t{}\tscheduled\t{}\t{}\t{}\t{}\t{{}}\t{version}\t{}\t{start}\t{end}",
@@ -203,15 +262,18 @@ impl History {
              FROM STDIN",
         )?;
         for run in self.runs() {
-            for t in 0..self.tasks_per_dag {
-                let (state, start, end) = task_row(&run, t, self.tasks_per_dag);
+            for t in 0..run.tasks {
+                let row = task_row(&run, t);
+                let start = copy_value(row.start);
                 writeln!(
                     tis,
-                    "{}\t{}\t{}\t{}\t-1\t1\t{state}\tdefault\tdefault_pool\t1\tupdraft-bench\t{start}\t{start}\t{end}",
+                    "{}\t{}\t{}\t{}\t-1\t1\t{}\tdefault\tdefault_pool\t1\tupdraft-bench\t{start}\t{start}\t{}",
                     run.id,
                     run.dag_id,
                     run.run_id,
-                    dag_folder::task_id(t)
+                    dag_folder::task_id(t),
+                    row.state,
+                    copy_value(row.end)
                 )?;
             }
         }
@@ -239,20 +301,50 @@ fn run_state(run: &Run) -> &'static str {
 }
 
 /// A run starts a second after its logical date; its tasks run one a second.
-fn run_times(run: &Run, tasks: usize) -> (i64, i64) {
+fn run_times(run: &Run) -> (i64, i64) {
     let start = run.logical_date + SECOND;
-    (start, start + tasks as i64 * SECOND)
+    (start, start + run.tasks as i64 * SECOND)
 }
 
-/// Task `t`'s state, start and end: half a second each, one after the other.
-fn task_row(run: &Run, t: usize, tasks: usize) -> (&'static str, i64, i64) {
+/// Task `t`'s state, start and end: half a second each, one after the other. A failed run
+/// fails in its last task, or with varied states in its middle one, the tasks after it
+/// `upstream_failed` (never started); with varied states one run in 7 skipped its last task.
+fn task_row(run: &Run, t: usize) -> TaskRow {
     let start = run.logical_date + SECOND + t as i64 * SECOND;
-    let state = if run.failed && t + 1 == tasks {
-        "failed"
+    let last = t + 1 == run.tasks;
+    let failing = if run.varied {
+        run.tasks / 2
     } else {
-        "success"
+        run.tasks - 1
     };
-    (state, start, start + SECOND / 2)
+    let state = match () {
+        _ if run.failed && t == failing => "failed",
+        _ if run.failed && t > failing => "upstream_failed",
+        _ if run.varied && last && run.index % 7 == 3 => "skipped",
+        _ => "success",
+    };
+    match state {
+        "upstream_failed" => TaskRow {
+            state,
+            start: None,
+            end: None,
+        },
+        "skipped" => TaskRow {
+            state,
+            start: Some(start),
+            end: Some(start),
+        },
+        _ => TaskRow {
+            state,
+            start: Some(start),
+            end: Some(start + SECOND / 2),
+        },
+    }
+}
+
+/// A value of a `COPY … FROM STDIN` line: `\N` for NULL.
+fn copy_value(value: Option<i64>) -> String {
+    value.map_or_else(|| "\\N".to_owned(), |v| v.to_string())
 }
 
 fn dag_versions_sqlite(conn: &Connection) -> Result<Vec<(String, i64)>> {
@@ -272,7 +364,7 @@ fn version_of(versions: &[(String, i64)], dag_id: &str) -> Result<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::History;
+    use super::{task_row, History, Wide, WIDE_DAG};
 
     #[test]
     fn the_busiest_dag_holds_half_and_every_run_is_counted() {
@@ -280,6 +372,8 @@ mod tests {
             dags: 100,
             tasks_per_dag: 10,
             runs: 100_000,
+            varied_states: false,
+            wide: None,
         };
         assert_eq!(h.runs_of(0), 50_005);
         assert_eq!(h.runs_of(1), 505);
@@ -290,8 +384,58 @@ mod tests {
             dags: 1,
             tasks_per_dag: 2,
             runs: 7,
+            varied_states: false,
+            wide: None,
         };
         assert_eq!(one.runs_of(0), 7);
+    }
+
+    #[test]
+    fn the_wide_dag_comes_last_and_varied_failures_stop_in_the_middle() {
+        let h = History {
+            dags: 2,
+            tasks_per_dag: 10,
+            runs: 100,
+            varied_states: true,
+            wide: Some(Wide {
+                layers: 10,
+                width: 20,
+                runs: 100,
+            }),
+        };
+        assert_eq!(h.all_dags(), 3);
+        assert_eq!(h.all_runs(), 200);
+        assert_eq!(h.task_instances(), 100 * 10 + 100 * 200);
+        assert_eq!(h.dag_files().last().unwrap().0, "ui_grid.yaml");
+        let runs: Vec<_> = h.runs().collect();
+        assert_eq!(runs.len(), 200);
+        let wide: Vec<_> = runs.iter().filter(|r| r.dag_id == WIDE_DAG).collect();
+        assert_eq!(wide.len(), 100);
+        assert!(wide.iter().all(|r| r.tasks == 200));
+        let failed = runs.iter().find(|r| r.failed && r.tasks == 10).unwrap();
+        let states: Vec<_> = (0..10).map(|t| task_row(failed, t).state).collect();
+        assert_eq!(states[4], "success");
+        assert_eq!(states[5], "failed");
+        assert!(states[6..].iter().all(|s| *s == "upstream_failed"));
+        assert_eq!(task_row(failed, 7).start, None);
+        let skipping = runs.iter().find(|r| r.index == 3).unwrap();
+        assert_eq!(task_row(skipping, 9).state, "skipped");
+    }
+
+    #[test]
+    fn without_varied_states_a_failed_run_fails_in_its_last_task() {
+        let h = History {
+            dags: 1,
+            tasks_per_dag: 3,
+            runs: 50,
+            varied_states: false,
+            wide: None,
+        };
+        let failed = h.runs().find(|r| r.failed).unwrap();
+        let states: Vec<_> = (0..3).map(|t| task_row(&failed, t).state).collect();
+        assert_eq!(states, ["success", "success", "failed"]);
+        let third = h.runs().find(|r| r.index == 3).unwrap();
+        assert_eq!(task_row(&third, 2).state, "success");
     }
 
     #[test]

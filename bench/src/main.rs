@@ -1,4 +1,4 @@
-//! `updraft-bench`: runs the benchmark workloads W1–W7 and W13 of `shared/design/WORKLOADS.md` against
+//! `updraft-bench`: runs the benchmark workloads W1–W7, W13 and W14 of `shared/design/WORKLOADS.md` against
 //! the real `updraft` binary, the way a user would, and reports median and min–max figures.
 //!
 //! ```sh
@@ -7,6 +7,7 @@
 //! cargo run --release -p updraft-bench -- --workloads w1,w2,w5 --database postgres --schedulers 2
 //! ```
 
+mod browser;
 mod cluster;
 mod dag_folder;
 mod deployment;
@@ -39,7 +40,7 @@ use crate::workloads::{Bench, Sizes, Workload};
 #[derive(Debug, Parser)]
 #[command(
     name = "updraft-bench",
-    about = "Benchmark workloads W1–W7 and W13 against the real updraft binary"
+    about = "Benchmark workloads W1–W7, W13 and W14 against the real updraft binary"
 )]
 struct Args {
     /// `all`, or a comma-separated list of ids or names (`w1,w5`, `chain40,latency`).
@@ -100,7 +101,12 @@ fn run(args: Args) -> Result<()> {
     let _remove_homes = RemoveHomesAtExit;
     // Before our own build of updraft adds to it: the load other work puts on the machine.
     let load_before = machine::load_average();
-    let workloads = Workload::parse_list(&args.workloads)?;
+    let mut workloads = Workload::parse_list(&args.workloads)?;
+    if args.database == Database::Postgres && workloads.contains(&Workload::Ui) {
+        eprintln!("updraft-bench: W14 ui runs on SQLite (the standalone) only: skipped");
+        workloads.retain(|w| *w != Workload::Ui);
+        anyhow::ensure!(!workloads.is_empty(), "no workload left to run");
+    }
     let repetitions = args.repetitions.unwrap_or(if args.quick { 1 } else { 3 });
     anyhow::ensure!(repetitions > 0, "--repetitions must be at least 1");
     let updraft =

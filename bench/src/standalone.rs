@@ -173,7 +173,7 @@ impl Drop for Standalone {
 }
 
 /// A port that was free a moment ago (the standalone binds it right after).
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot find a free TCP port")?;
     Ok(listener.local_addr()?.port())

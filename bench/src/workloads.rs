@@ -1,4 +1,4 @@
-//! The workloads W1–W7 and W13 of `shared/design/WORKLOADS.md`, each run on a fresh
+//! The workloads W1–W7, W13 and W14 of `shared/design/WORKLOADS.md`, each run on a fresh
 //! `$UPDRAFT_HOME`.
 
 mod api;
@@ -9,6 +9,7 @@ mod latency;
 mod parse1000;
 mod startup;
 mod throughput;
+mod ui;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,10 +36,11 @@ pub enum Workload {
     Parse1000,
     Latency,
     Api,
+    Ui,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::Chain40,
         Workload::Fan200,
         Workload::Idle100,
@@ -47,6 +49,7 @@ impl Workload {
         Workload::Parse1000,
         Workload::Latency,
         Workload::Api,
+        Workload::Ui,
     ];
 
     pub fn id(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Workload {
             Workload::Parse1000 => "W6",
             Workload::Latency => "W7",
             Workload::Api => "W13",
+            Workload::Ui => "W14",
         }
     }
 
@@ -72,6 +76,7 @@ impl Workload {
             Workload::Parse1000 => "parse1000",
             Workload::Latency => "latency",
             Workload::Api => "api",
+            Workload::Ui => "ui",
         }
     }
 
@@ -90,7 +95,7 @@ impl Workload {
                 .into_iter()
                 .find(|w| w.id().eq_ignore_ascii_case(word) || w.name().eq_ignore_ascii_case(word))
             else {
-                bail!("unknown workload {word:?}: expected all, w1…w7, w13 or a name like chain40");
+                bail!("unknown workload {word:?}: expected all, w1…w7, w13, w14 or a name like chain40");
             };
             if !list.contains(&w) {
                 list.push(w);
@@ -113,6 +118,7 @@ impl Workload {
             Workload::Parse1000 => parse1000::run(bench),
             Workload::Latency => latency::run(bench),
             Workload::Api => api::run(bench),
+            Workload::Ui => ui::run(bench),
         }
     }
 
@@ -135,6 +141,12 @@ impl Workload {
                 "task_instances": s.api_runs * s.api_tasks_per_dag,
                 "requests_per_route": s.api_requests, "load_connections": s.api_connections,
                 "load_requests": s.api_load_requests}),
+            Workload::Ui => json!({
+                "dags": s.api_dags + 1, "runs": s.api_runs + s.ui_grid_runs,
+                "task_instances": s.api_runs * s.api_tasks_per_dag
+                    + s.ui_grid_runs * s.ui_grid_layers * s.ui_grid_width,
+                "grid_dag": {"runs": s.ui_grid_runs, "tasks": s.ui_grid_layers * s.ui_grid_width},
+                "requests_per_view": s.ui_requests, "browser_loads": s.ui_browser_loads}),
         }
     }
 }
@@ -163,6 +175,12 @@ pub struct Sizes {
     /// W13: the load: keep-alive connections at once, and requests in all.
     pub api_connections: usize,
     pub api_load_requests: usize,
+    /// W14: the wide DAG (layers × width tasks, runs), requests per view, browser loads.
+    pub ui_grid_layers: usize,
+    pub ui_grid_width: usize,
+    pub ui_grid_runs: usize,
+    pub ui_requests: usize,
+    pub ui_browser_loads: usize,
 }
 
 impl Sizes {
@@ -185,6 +203,11 @@ impl Sizes {
             api_requests: 2_000,
             api_connections: 8,
             api_load_requests: 20_000,
+            ui_grid_layers: 10,
+            ui_grid_width: 20,
+            ui_grid_runs: 100,
+            ui_requests: 500,
+            ui_browser_loads: 20,
         }
     }
 
@@ -200,6 +223,8 @@ impl Sizes {
             api_runs: 2_000,
             api_requests: 100,
             api_load_requests: 1_000,
+            ui_requests: 30,
+            ui_browser_loads: 3,
             ..Sizes::full()
         }
     }

@@ -33,6 +33,8 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         dags: sizes.api_dags,
         tasks_per_dag: sizes.api_tasks_per_dag,
         runs: sizes.api_runs,
+        varied_states: false,
+        wide: None,
     };
     let home = bench.home()?;
     crate::dag_folder::write(&home.dags(), history.dag_files())?;
@@ -54,7 +56,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         .context("the deployment has no API address")?;
     let auth = vec![format!(
         "Authorization: Bearer {}",
-        token(bench, &home, &base)?
+        token(bench, &home, &base, USER, "Viewer")?
     )];
     let routes = Routes::of(&history);
     let mut m = Measurement::default();
@@ -176,8 +178,15 @@ impl Routes {
     }
 }
 
-/// A reader's token: a Viewer made with the CLI, as an operator would, logged in over HTTP.
-fn token(bench: &Bench, home: &Home, base: &str) -> Result<String> {
+/// A user's token: made with the CLI with this role, as an operator would, logged in over
+/// HTTP.
+pub(super) fn token(
+    bench: &Bench,
+    home: &Home,
+    base: &str,
+    user: &str,
+    role: &str,
+) -> Result<String> {
     let password = crate::postgres::random_hex(16)?;
     bench.updraft.cli(
         home,
@@ -185,11 +194,11 @@ fn token(bench: &Bench, home: &Home, base: &str) -> Result<String> {
             "users",
             "create",
             "--username",
-            USER,
+            user,
             "--password",
             &password,
             "--role",
-            "Viewer",
+            role,
             "--firstname",
             "Bench",
             "--lastname",
@@ -198,7 +207,7 @@ fn token(bench: &Bench, home: &Home, base: &str) -> Result<String> {
             "bench@example.invalid",
         ],
     )?;
-    let body = serde_json::json!({"username": USER, "password": password}).to_string();
+    let body = serde_json::json!({"username": user, "password": password}).to_string();
     let answer = Connection::open(base)?.request(
         "POST",
         "/auth/token",
@@ -291,7 +300,7 @@ fn expect_count(what: &str, value: usize, expected: usize) -> Result<()> {
 
 /// `text` with everything but RFC 3986's unreserved characters percent-encoded (a path
 /// segment such as a run id with `:` and `+`).
-fn percent_encode(text: &str) -> String {
+pub(super) fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

@@ -90,7 +90,10 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
         .iter()
         .map(|w| w["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W13"]);
+    assert_eq!(
+        ids,
+        ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W13", "W14"]
+    );
     for w in workloads {
         for f in w["figures"].as_array().unwrap() {
             let median = f["median"].as_f64();
@@ -137,6 +140,36 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
     );
     // W13: the API answered what the history holds, and every timed read was answered.
     assert_w13_counts(&workloads[7], sizes);
+    // W14: the history with the wide DAG, every view answered, the whole grid in the browser.
+    let w14 = &workloads[8];
+    assert_eq!(counts(8)["runs"], size("api_runs") + size("ui_grid_runs"));
+    let wide_tasks = size("ui_grid_layers") * size("ui_grid_width");
+    assert_eq!(
+        counts(8)["task_instances"],
+        size("api_runs") * size("api_tasks_per_dag") + size("ui_grid_runs") * wide_tasks
+    );
+    assert_eq!(counts(8)["grid_cells"], size("ui_grid_runs") * wide_tasks);
+    assert_eq!(counts(8)["browser_loads"], size("ui_browser_loads"));
+    for view in [
+        "home",
+        "dags",
+        "grid",
+        "grid100",
+        "graph",
+        "gantt",
+        "run",
+        "task",
+        "cluster",
+        "variables",
+    ] {
+        let p50 = median(w14, &format!("{view}_p50_ms"));
+        let p99 = median(w14, &format!("{view}_p99_ms"));
+        assert!(p50 > 0.0 && p99 >= p50, "{view}: p50 {p50}, p99 {p99}");
+    }
+    assert!(
+        median(w14, "grid_browser_load_ms") >= median(w14, "grid_browser_response_ms"),
+        "the load event before the HTML arrived"
+    );
 }
 
 /// W13's counts and figures: the history written, each route checked against it, the load
