@@ -112,9 +112,12 @@ mod tests {
             (RUNNING_RUNS, "dag_run_running"),
         ] {
             let plan = plan(&conn, sql);
+            // The partial index (only unfinished rows, so even a scan of it is small), or a
+            // search by state in another index; never a scan of the table.
+            let by_state_search = plan.contains("SEARCH") && !plan.contains("SCAN");
             assert!(
-                plan.contains(index),
-                "{sql}\nis planned without the index {index}:\n{plan}"
+                plan.contains(index) || by_state_search,
+                "{sql}\nis planned without the index {index} or a search:\n{plan}"
             );
         }
     }
