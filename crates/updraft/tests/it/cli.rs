@@ -296,3 +296,29 @@ fn clear_reruns_a_task_and_its_downstream() {
     assert_eq!(state_of(&states, "first"), "none");
     assert_eq!(state_of(&states, "second"), "none");
 }
+
+#[test]
+fn every_operator_kind_runs_to_its_end() {
+    // One task of each kind the model has: a new kind must be given a way to run (the
+    // worker's exhaustive match) and a form in DAG files before this passes again.
+    let home = Home::new();
+    let mut dag = String::from("tasks:\n");
+    for kind in updraft_model::Operator::KINDS {
+        match kind {
+            "bash" => {
+                dag.push_str("  - task_id: t_bash\n    bash_command: echo ran-as-a-process\n")
+            }
+            "empty" => dag.push_str("  - task_id: t_empty\n    operator: empty\n"),
+            other => panic!("operator kind {other:?} has no case in this test"),
+        }
+    }
+    home.write_dag("kinds.yaml", &dag);
+    let doc = home.json(&["dags", "test", "kinds"]);
+    assert_eq!(doc["state"], "success", "{doc}");
+    for kind in updraft_model::Operator::KINDS {
+        assert_eq!(state_of(&doc, &format!("t_{kind}")), "success", "{kind}");
+    }
+    let run_id = doc["run_id"].as_str().unwrap();
+    let log = home.ok(&["tasks", "logs", "kinds", run_id, "t_bash"]);
+    assert!(log.contains("ran-as-a-process"), "{log}");
+}
