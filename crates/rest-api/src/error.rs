@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use updraft_store::StoreError;
+use updraft_store::{DatabaseFailure, StoreError};
 
 /// Why the REST API could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +108,11 @@ impl From<StoreError> for RestError {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::AlreadyExists(_) | StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::IllegalTransition(_) => StatusCode::CONFLICT,
+            // Worth a retry: the database is busy or out of reach. A statement that failed
+            // otherwise will fail again.
+            StoreError::Database(db) if db.failure == DatabaseFailure::Other => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             StoreError::Database(_) | StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -136,5 +141,27 @@ impl From<JsonRejection> for RestError {
 impl From<PathRejection> for RestError {
     fn from(rejection: PathRejection) -> Self {
         RestError::invalid(&["path"], rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_busy_or_unreachable_database_is_worth_a_retry() {
+        let status = |failure| RestError::from(StoreError::database_failure(failure, "x")).status;
+        assert_eq!(
+            status(DatabaseFailure::Busy),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(DatabaseFailure::Unreachable),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(DatabaseFailure::Other),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -204,6 +204,15 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         {
             DatabaseFailure::Busy
         }
+        // Connection exceptions (class 08) and a server shutting down or starting (57P01–03),
+        // as in a failover.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")) =>
+        {
+            DatabaseFailure::Unreachable
+        }
         _ => DatabaseFailure::Other,
     };
     StoreError::database_failure(failure, e.to_string())

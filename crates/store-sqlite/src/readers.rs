@@ -63,6 +63,8 @@ impl Readers {
                 return self.open().inspect_err(|_| {
                     if let Ok(mut pool) = self.lock() {
                         pool.open -= 1;
+                        // A waiter may open the connection this one could not.
+                        self.returned.notify_one();
                     }
                 });
             }

@@ -33,6 +33,9 @@ struct State {
     /// By token id.
     entries: HashMap<String, Entry>,
     changes: Receiver<Change>,
+    /// Counts the times entries were dropped, so that a decision read from the database
+    /// before a drop is not stored after it (a logout racing a request of the same token).
+    generation: u64,
 }
 
 struct Entry {
@@ -48,6 +51,7 @@ impl AuthCache {
             state: Mutex::new(State {
                 entries: HashMap::new(),
                 changes: store.watch(),
+                generation: 0,
             }),
         }
     }
@@ -61,12 +65,24 @@ impl AuthCache {
         (entry.until > Instant::now() && entry.username == username).then_some(entry.role)
     }
 
-    /// Remembers that token `token_id` of `username` was accepted with `role`.
-    pub fn put(&self, token_id: &str, username: &str, role: Role) {
+    /// What [`put`](Self::put) checks: read it before reading the decision from the database.
+    pub fn generation(&self) -> Option<u64> {
+        let mut state = self.state.lock().ok()?;
+        state.forget_changed();
+        Some(state.generation)
+    }
+
+    /// Remembers that token `token_id` of `username` was accepted with `role`, as read from
+    /// the database after [`generation`](Self::generation) answered `seen`; nothing if
+    /// entries were dropped since (the decision may be one a logout just revoked).
+    pub fn put(&self, token_id: &str, username: &str, role: Role, seen: u64) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
         state.forget_changed();
+        if state.generation != seen {
+            return;
+        }
         let now = Instant::now();
         if state.entries.len() >= MAX_ENTRIES {
             state.entries.retain(|_, e| e.until > now);
@@ -88,6 +104,7 @@ impl AuthCache {
     pub fn forget_token(&self, token_id: &str) {
         if let Ok(mut state) = self.state.lock() {
             state.entries.remove(token_id);
+            state.generation += 1;
         }
     }
 
@@ -95,6 +112,7 @@ impl AuthCache {
     pub fn forget_user(&self, username: &str) {
         if let Ok(mut state) = self.state.lock() {
             state.entries.retain(|_, e| e.username != username);
+            state.generation += 1;
         }
     }
 }
@@ -104,11 +122,15 @@ impl State {
     fn forget_changed(&mut self) {
         loop {
             match self.changes.try_recv() {
-                Ok(Change::Everything) | Err(TryRecvError::Lagged(_)) => self.entries.clear(),
+                Ok(Change::Everything) | Err(TryRecvError::Lagged(_)) => {
+                    self.entries.clear();
+                    self.generation += 1;
+                }
                 Ok(Change::Runs(_) | Change::WorkQueued(_)) => {}
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Closed) => {
                     self.entries.clear();
+                    self.generation += 1;
                     return;
                 }
             }
@@ -125,6 +147,12 @@ mod tests {
         tx: tokio::sync::broadcast::Sender<Change>,
     }
 
+    impl Fixture {
+        fn now(&self) -> u64 {
+            self.cache.generation().unwrap()
+        }
+    }
+
     fn fixture(ttl: Duration) -> Fixture {
         let (tx, rx) = tokio::sync::broadcast::channel(4);
         Fixture {
@@ -133,6 +161,7 @@ mod tests {
                 state: Mutex::new(State {
                     entries: HashMap::new(),
                     changes: rx,
+                    generation: 0,
                 }),
             },
             tx,
@@ -143,7 +172,7 @@ mod tests {
     fn an_accepted_token_is_reused_for_its_user_only() {
         let f = fixture(TTL);
         assert_eq!(f.cache.get("t1", "ann"), None);
-        f.cache.put("t1", "ann", Role::Op);
+        f.cache.put("t1", "ann", Role::Op, f.now());
         assert_eq!(f.cache.get("t1", "ann"), Some(Role::Op));
         assert_eq!(f.cache.get("t1", "bob"), None);
         assert_eq!(f.cache.get("t2", "ann"), None);
@@ -152,16 +181,16 @@ mod tests {
     #[test]
     fn entries_expire() {
         let f = fixture(Duration::ZERO);
-        f.cache.put("t1", "ann", Role::Op);
+        f.cache.put("t1", "ann", Role::Op, f.now());
         assert_eq!(f.cache.get("t1", "ann"), None);
     }
 
     #[test]
     fn logouts_user_changes_and_announced_changes_drop_entries() {
         let f = fixture(TTL);
-        f.cache.put("t1", "ann", Role::Op);
-        f.cache.put("t2", "ann", Role::Op);
-        f.cache.put("t3", "bob", Role::Viewer);
+        f.cache.put("t1", "ann", Role::Op, f.now());
+        f.cache.put("t2", "ann", Role::Op, f.now());
+        f.cache.put("t3", "bob", Role::Viewer, f.now());
         f.cache.forget_token("t1");
         assert_eq!(f.cache.get("t1", "ann"), None);
         assert_eq!(f.cache.get("t2", "ann"), Some(Role::Op));
@@ -176,10 +205,28 @@ mod tests {
         assert_eq!(f.cache.get("t3", "bob"), None);
 
         // Missed changes (the receiver lagged) may have been anything.
-        f.cache.put("t3", "bob", Role::Viewer);
+        f.cache.put("t3", "bob", Role::Viewer, f.now());
         for id in 0..10 {
             f.tx.send(Change::Runs(vec![id])).unwrap();
         }
         assert_eq!(f.cache.get("t3", "bob"), None);
+    }
+
+    #[test]
+    fn a_decision_read_before_a_logout_is_not_kept_after_it() {
+        let f = fixture(TTL);
+        // A request reads the generation, then the database (token not revoked yet)…
+        let seen = f.now();
+        // …a logout of that token lands meanwhile…
+        f.cache.forget_token("t1");
+        // …and the request's decision must not outlive it.
+        f.cache.put("t1", "ann", Role::Op, seen);
+        assert_eq!(f.cache.get("t1", "ann"), None);
+        let seen = f.now();
+        f.tx.send(Change::Everything).unwrap();
+        f.cache.put("t1", "ann", Role::Op, seen);
+        assert_eq!(f.cache.get("t1", "ann"), None);
+        f.cache.put("t1", "ann", Role::Op, f.now());
+        assert_eq!(f.cache.get("t1", "ann"), Some(Role::Op));
     }
 }

@@ -109,6 +109,7 @@ pub(crate) async fn verify_token(state: &RestState, token: &str) -> Result<Princ
         principal.role = role;
         return Ok(principal);
     }
+    let seen = auth.cache.generation();
     if auth.store.is_token_revoked(&principal.token_id).await? {
         return Err(unauthorized("the token has been revoked"));
     }
@@ -124,8 +125,14 @@ pub(crate) async fn verify_token(state: &RestState, token: &str) -> Result<Princ
             user.username, user.role
         ))
     })?;
-    auth.cache
-        .put(&principal.token_id, &principal.username, principal.role);
+    if let Some(seen) = seen {
+        auth.cache.put(
+            &principal.token_id,
+            &principal.username,
+            principal.role,
+            seen,
+        );
+    }
     Ok(principal)
 }
 

@@ -121,7 +121,12 @@ async fn bounded<T>(
 ) -> Result<T, StoreError> {
     tokio::time::timeout(limit, check)
         .await
-        .unwrap_or_else(|_| Err(StoreError::database(format!("no answer within {limit:?}"))))
+        .unwrap_or_else(|_| {
+            Err(StoreError::database_failure(
+                updraft_store::DatabaseFailure::Unreachable,
+                format!("no answer within {limit:?}"),
+            ))
+        })
 }
 
 fn status(at: Option<DateTime<Utc>>, stale_after: Duration) -> &'static str {

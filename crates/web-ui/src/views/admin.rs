@@ -56,7 +56,7 @@ impl ListQuery {
     /// The pager of a list at `path` with `total` matches.
     fn pager(&self, path: &str, shown: usize, total: u64) -> Pager {
         let page = self.page.unwrap_or(1).max(1);
-        let offset = (page - 1) * u64::from(PAGE_SIZE);
+        let offset = (page - 1).saturating_mul(u64::from(PAGE_SIZE));
         let link = |page: u64| {
             let mut query = Vec::new();
             if !self.search.is_empty() {

@@ -7,6 +7,8 @@ mod run;
 mod task_instance;
 mod trigger;
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -99,7 +101,10 @@ impl DagHeader {
 }
 
 /// The DAG's record and current definition, or a 404 page.
-pub(crate) async fn load(state: &RestState, dag_id: &str) -> Result<(DagRecord, Dag), UiError> {
+pub(crate) async fn load(
+    state: &RestState,
+    dag_id: &str,
+) -> Result<(DagRecord, Arc<Dag>), UiError> {
     let record = match state.store().get_dag(dag_id).await {
         Ok(r) => r,
         Err(StoreError::NotFound(_)) => {
@@ -107,10 +112,8 @@ pub(crate) async fn load(state: &RestState, dag_id: &str) -> Result<(DagRecord, 
         }
         Err(e) => return Err(e.into()),
     };
-    let dag = state
-        .store()
-        .get_dag_version(dag_id, record.version)
-        .await?;
+    // Versions never change: the process's cache of them answers after the first read.
+    let dag = state.dags().get(dag_id, record.version).await?.dag.clone();
     Ok((record, dag))
 }
 

@@ -170,14 +170,14 @@ pub async fn page(
         rows.push(dag_row(&state, summary, runs.items).await);
     }
     let shown = rows.len() as u64;
-    let offset = (page_number - 1) * u64::from(limit);
+    let offset = (page_number - 1).saturating_mul(u64::from(limit));
     let table = DagTable {
         total: dags.total,
         first: if shown == 0 { 0 } else { offset + 1 },
-        last: offset + shown,
+        last: offset.saturating_add(shown),
         previous: (page_number > 1).then(|| href(&query, |q| q.page = Some(page_number - 1))),
-        next: (offset + shown < dags.total)
-            .then(|| href(&query, |q| q.page = Some(page_number + 1))),
+        next: (offset.saturating_add(shown) < dags.total)
+            .then(|| href(&query, |q| q.page = Some(page_number.saturating_add(1)))),
         fragment_href: href(&query, |q| q.fragment = Some("table".into())),
         can_pause: session.allows(Action::Edit, Resource::Dag, None),
         can_trigger: session.allows(Action::Create, Resource::DagRun, None),

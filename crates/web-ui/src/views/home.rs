@@ -202,8 +202,7 @@ async fn status(state: &RestState) -> Result<Status, UiError> {
     // Processes that beat within the last day: older records are of processes long gone.
     let jobs = store
         .list_jobs(None, now - chrono::Duration::days(1))
-        .await
-        .unwrap_or_default();
+        .await?;
     let stale_after = state.config().health.stale_after;
     Ok(Status {
         dag_count: dags.total,

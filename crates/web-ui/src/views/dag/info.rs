@@ -109,7 +109,7 @@ async fn source(state: &RestState, dag_id: &str, version: i64) -> Result<String,
 struct DetailsPage {
     page: Page,
     dag: DagHeader,
-    def: updraft_model::Dag,
+    def: std::sync::Arc<updraft_model::Dag>,
     fileloc: String,
     version: i64,
     last_parsed: Moment,
@@ -195,14 +195,19 @@ pub(crate) struct Pager {
 }
 
 fn pager(base: &str, page: u64, shown: usize, total: u64) -> Pager {
-    let first = page * u64::from(PAGE_ROWS);
+    let first = page.saturating_mul(u64::from(PAGE_ROWS));
     Pager {
         previous: (page > 0).then(|| format!("{base}?page={}", page - 1)),
-        next: (first + (shown as u64) < total).then(|| format!("{base}?page={}", page + 1)),
+        next: (first.saturating_add(shown as u64) < total)
+            .then(|| format!("{base}?page={}", page.saturating_add(1))),
         summary: if shown == 0 {
             format!("0 of {total}")
         } else {
-            format!("{}–{} of {total}", first + 1, first + shown as u64)
+            format!(
+                "{}–{} of {total}",
+                first + 1,
+                first.saturating_add(shown as u64)
+            )
         },
     }
 }
@@ -235,7 +240,7 @@ pub(crate) async fn runs(
             }],
             window: Window {
                 limit: PAGE_ROWS,
-                offset: n * u64::from(PAGE_ROWS),
+                offset: n.saturating_mul(u64::from(PAGE_ROWS)),
             },
             ..Default::default()
         })
@@ -348,7 +353,7 @@ pub(crate) async fn audit(
             }],
             window: Window {
                 limit: PAGE_ROWS,
-                offset: n * u64::from(PAGE_ROWS),
+                offset: n.saturating_mul(u64::from(PAGE_ROWS)),
             },
             ..Default::default()
         })

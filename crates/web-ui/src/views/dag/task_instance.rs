@@ -11,7 +11,7 @@ use serde::Deserialize;
 use updraft_model::{Operator, TaskState};
 use updraft_rest_api::auth::{Action, Resource};
 use updraft_rest_api::RestState;
-use updraft_store::{read_try_log, TaskInstance, TaskTry, Window, XComQuery};
+use updraft_store::{read_try_log, StoreError, TaskInstance, TaskTry, Window, XComQuery};
 
 use super::run::get_run;
 use super::{dur, header, load, page, DagHeader};
@@ -219,12 +219,15 @@ pub(crate) async fn page_route(
     } else {
         Vec::new()
     };
-    let command = state
-        .store()
-        .get_dag_version(&dag_id, run.dag_version)
-        .await
-        .ok()
-        .and_then(|d| d.task(&task_id).map(|t| t.operator.clone()))
+    // A version always exists for a run; if it is gone, there is no command to show, but a
+    // failing store is an error, not an empty section.
+    let definition = match state.dags().get(&dag_id, run.dag_version).await {
+        Ok(graph) => Some(graph),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let command = definition
+        .and_then(|g| g.dag.task(&task_id).map(|t| t.operator.clone()))
         .and_then(|op| match op {
             Operator::Bash { bash_command } => Some(bash_command),
             Operator::Empty => None,
