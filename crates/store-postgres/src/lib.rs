@@ -360,9 +360,7 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        for t in &batch {
-            t.from.check_transition(t.to)?;
-        }
+        check_transitions(&batch)?;
         let mut tx = self.begin().await?;
         let (results, runs) = task_instances::apply(&mut tx, &batch).await?;
         self.commit(tx, None).await?;
@@ -414,9 +412,7 @@ impl Store for PostgresStore {
         self.commit(tx, None).await?;
         // Not announced to other processes: no notification on the claim path.
         if !claimed.is_empty() && self.inner.watchers.receiver_count() > 0 {
-            let runs: std::collections::BTreeSet<i64> =
-                claimed.iter().map(|c| c.ti.dag_run_id).collect();
-            self.changed([Change::Runs(runs.into_iter().collect())]);
+            self.changed([Change::Runs(ClaimedTask::runs_of(&claimed))]);
         }
         Ok(claimed)
     }
@@ -437,9 +433,7 @@ impl Store for PostgresStore {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        for r in &reports {
-            TaskState::Running.check_transition(r.state)?;
-        }
+        check_finishes(&reports)?;
         let mut tx = self.begin().await?;
         let (results, runs) = task_instances::finish(&mut tx, &reports).await?;
         let change = (!runs.is_empty()).then_some(Announce::Runs(runs));

@@ -7,7 +7,6 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use updraft_model::state::IllegalTransition;
 use updraft_store::*;
 
 use crate::changes::Announce;
@@ -294,15 +293,7 @@ async fn mark_tis(conn: &mut PgConnection, mark: &MarkTaskInstances) -> Result<V
     .await
     .map_err(db_err)?;
     let before = rows.iter().map(ti_from_row).collect::<Result<Vec<_>>>()?;
-    if !mark.state.is_finished() {
-        if let Some(ti) = before.first() {
-            return Err(IllegalTransition {
-                from: ti.state,
-                to: mark.state,
-            }
-            .into());
-        }
-    }
+    mark.check(&before)?;
     if before.is_empty() {
         return Ok(Vec::new());
     }

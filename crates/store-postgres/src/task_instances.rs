@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 use updraft_store::{
-    ClaimRequest, ClaimedTask, FinishReport, Result, TaskInstance, Transition, TransitionResult,
+    log_tail_stored, ClaimRequest, ClaimedTask, FinishReport, Result, TaskInstance, Transition,
+    TransitionResult,
 };
 
 use crate::codec::{col, col_opt_instant, col_u32, micros, opt_instant, opt_micros, parse, to_u32};
@@ -112,8 +113,8 @@ fn rounds(ids: impl Iterator<Item = i64>) -> Vec<Vec<usize>> {
     rounds
 }
 
-/// Applies the compare-and-sets of `batch` (already checked against the state machine).
-/// Applies `batch`; also answers the runs of the transitions that applied.
+/// Applies the compare-and-sets of `batch` (already checked against the state machine); also
+/// answers the runs of the transitions that applied.
 pub async fn apply(
     conn: &mut PgConnection,
     batch: &[Transition],
@@ -361,16 +362,7 @@ pub async fn finish(
     lock_rows(conn, reports.iter().map(|r| r.ti_id)).await?;
     // Under the rows' locks, and while the claims still hold: a fenced try's tail is refused.
     for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
-        match crate::jobs::append_log(conn, &chunk).await {
-            // A tail that cannot be placed (see `append_log`) must not keep the state
-            // from being recorded; a database error fails the transaction as any would.
-            Err(updraft_store::StoreError::Corrupt(message)) => {
-                tracing::warn!(ti_id = chunk.ti_id, %message, "log tail not stored");
-            }
-            other => {
-                other?;
-            }
-        }
+        log_tail_stored(chunk.ti_id, crate::jobs::append_log(conn, &chunk).await)?;
     }
     let mut results = vec![TransitionResult::Conflict; reports.len()];
     let mut changed_runs = BTreeSet::new();

@@ -285,6 +285,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        check_transitions(&batch)?;
         let (results, touched) = self
             .write(move |tx| {
                 let mut touched = task_instances::Touched::default();
@@ -340,9 +341,7 @@ impl Store for SqliteStore {
             .write(move |tx| task_instances::claim(tx, &request))
             .await?;
         if !claimed.is_empty() && self.watchers.receiver_count() > 0 {
-            let runs: std::collections::BTreeSet<i64> =
-                claimed.iter().map(|c| c.ti.dag_run_id).collect();
-            self.changed([Change::Runs(runs.into_iter().collect())]);
+            self.changed([Change::Runs(ClaimedTask::runs_of(&claimed))]);
         }
         Ok(claimed)
     }
@@ -362,6 +361,7 @@ impl Store for SqliteStore {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
+        check_finishes(&reports)?;
         let (results, runs) = self
             .write(move |tx| task_instances::finish(tx, &reports))
             .await?;

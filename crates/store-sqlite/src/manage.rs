@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use rusqlite::{
     params, params_from_iter, types::Value, Connection, OptionalExtension, Transaction,
 };
-use updraft_model::state::IllegalTransition;
 use updraft_store::*;
 
 use crate::codec::{instant, micros, opt_instant};
@@ -249,15 +248,7 @@ fn mark_tis(tx: &Transaction, mark: &MarkTaskInstances) -> Result<Vec<TaskInstan
         ),
         params![mark.state.as_str()],
     )?;
-    if !mark.state.is_finished() {
-        if let Some(ti) = before.first() {
-            return Err(IllegalTransition {
-                from: ti.state,
-                to: mark.state,
-            }
-            .into());
-        }
-    }
+    mark.check(&before)?;
     let now = micros(mark.now);
     for ti in &before {
         let live = matches!(ti.state, TaskState::Running | TaskState::Restarting);

@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction};
 use updraft_store::{
-    Change, ClaimRequest, ClaimedTask, FinishReport, Occupancy, Result, TaskInstance, TaskState,
-    Transition, TransitionResult,
+    log_tail_stored, Change, ClaimRequest, ClaimedTask, FinishReport, Occupancy, Result,
+    TaskInstance, TaskState, Transition, TransitionResult,
 };
 
 use crate::codec::{micros, opt_instant, opt_micros, parse};
@@ -86,7 +86,8 @@ impl Touched {
     }
 }
 
-/// Applies `batch`, noting the runs (and queues) of the transitions that applied in `touched`.
+/// Applies `batch` (already checked against the state machine), noting the runs (and queues)
+/// of the transitions that applied in `touched`.
 pub(crate) fn apply(
     tx: &Transaction,
     batch: &[Transition],
@@ -113,7 +114,6 @@ pub(crate) fn apply(
         .map_err(db_err)?;
     let mut results = Vec::with_capacity(batch.len());
     for t in batch {
-        t.from.check_transition(t.to)?;
         let mut rows = stmt
             .query(params![
                 t.ti_id,
@@ -340,16 +340,7 @@ pub fn finish(
 ) -> Result<(Vec<TransitionResult>, Vec<i64>)> {
     // While the claims still hold: a fenced try's tail is refused.
     for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
-        match crate::logs::append(tx, &chunk) {
-            // A tail that cannot be placed (see `logs::append`) must not keep the state from
-            // being recorded; a database error fails the transaction as any would.
-            Err(updraft_store::StoreError::Corrupt(message)) => {
-                tracing::warn!(ti_id = chunk.ti_id, %message, "log tail not stored");
-            }
-            other => {
-                other?;
-            }
-        }
+        log_tail_stored(chunk.ti_id, crate::logs::append(tx, &chunk))?;
     }
     let mut update = tx
         .prepare_cached(
@@ -385,7 +376,6 @@ pub fn finish(
     let mut results = Vec::with_capacity(reports.len());
     let mut runs = BTreeSet::new();
     for r in reports {
-        TaskState::Running.check_transition(r.state)?;
         let run: Option<i64> = update
             .query_row(
                 params![
