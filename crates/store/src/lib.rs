@@ -6,6 +6,7 @@
 
 mod auth;
 mod browse;
+pub mod codec;
 mod connection;
 mod dag_sync;
 mod event_log;
