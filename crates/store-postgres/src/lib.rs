@@ -13,12 +13,16 @@
 mod auth;
 mod browse;
 mod changes;
+mod claims;
 mod codec;
 mod connections;
 mod dags;
 mod event_log;
+mod finish;
 mod jobs;
+mod logs;
 mod manage;
+mod ownership;
 mod queueing;
 mod runs;
 mod schema;
@@ -312,13 +316,13 @@ impl Store for PostgresStore {
     }
     async fn own_dag_runs(&self, request: OwnRuns) -> Result<Vec<DagRun>> {
         let mut tx = self.begin().await?;
-        let owned = runs::own(&mut tx, &request).await?;
+        let owned = ownership::own(&mut tx, &request).await?;
         self.commit(tx, None).await?;
         Ok(owned)
     }
     async fn release_owned_dag_runs(&self, scheduler_id: &str) -> Result<()> {
         let mut tx = self.begin().await?;
-        runs::release_owned(&mut tx, scheduler_id).await?;
+        ownership::release(&mut tx, scheduler_id).await?;
         self.commit(tx, Some(Announce::Everything)).await
     }
     async fn release_dag_run(&self, id: i64) -> Result<()> {
@@ -408,7 +412,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        let claimed = task_instances::claim(&mut tx, &request).await?;
+        let claimed = claims::claim(&mut tx, &request).await?;
         self.commit(tx, None).await?;
         // Not announced to other processes: no notification on the claim path.
         if !claimed.is_empty() && self.inner.watchers.receiver_count() > 0 {
@@ -425,7 +429,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        let lost = task_instances::heartbeat(&mut tx, claim_ids, lease_until).await?;
+        let lost = claims::heartbeat(&mut tx, claim_ids, lease_until).await?;
         self.commit(tx, None).await?;
         Ok(lost)
     }
@@ -435,24 +439,24 @@ impl Store for PostgresStore {
         }
         check_finishes(&reports)?;
         let mut tx = self.begin().await?;
-        let (results, runs) = task_instances::finish(&mut tx, &reports).await?;
+        let (results, runs) = finish::finish(&mut tx, &reports).await?;
         let change = (!runs.is_empty()).then_some(Announce::Runs(runs));
         self.commit(tx, change).await?;
         Ok(results)
     }
     async fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
-        task_instances::expired_claims(&mut *self.conn().await?, now).await
+        claims::expired_claims(&mut *self.conn().await?, now).await
     }
     async fn claims_of_worker(&self, worker_id: &str) -> Result<Vec<TaskInstance>> {
-        task_instances::claims_of_worker(&mut *self.conn().await?, worker_id).await
+        claims::claims_of_worker(&mut *self.conn().await?, worker_id).await
     }
     async fn running_task_instances(&self) -> Result<Vec<TaskInstance>> {
-        task_instances::running(&mut *self.conn().await?).await
+        claims::running(&mut *self.conn().await?).await
     }
 
     async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend> {
         let mut tx = self.begin().await?;
-        let result = jobs::append_log(&mut tx, &chunk).await?;
+        let result = logs::append(&mut tx, &chunk).await?;
         self.commit(tx, None).await?;
         Ok(result)
     }
@@ -462,7 +466,7 @@ impl Store for PostgresStore {
         try_number: u32,
         from: u64,
     ) -> Result<Option<(u64, String)>> {
-        jobs::read_log_from(&mut *self.conn().await?, ti_id, try_number, from).await
+        logs::read_from(&mut *self.conn().await?, ti_id, try_number, from).await
     }
 
     async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
