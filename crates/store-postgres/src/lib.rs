@@ -182,6 +182,21 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Announces `change` (if any) inside `tx` to the watchers of every process only (not to
+    /// schedulers nor claim waiters), commits, then tells this process's watchers.
+    async fn commit_for_watchers(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        change: Option<Announce>,
+    ) -> Result<()> {
+        if let Some(change) = &change {
+            changes::notify_watchers(&mut tx, &self.inner.origin, change).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.changed(change.map(Change::from));
+        Ok(())
+    }
+
     /// Tells this process's watchers of changes it committed (after the commit).
     fn changed(&self, changes: impl IntoIterator<Item = Change>) {
         if self.inner.watchers.receiver_count() == 0 {
@@ -282,7 +297,7 @@ impl Store for PostgresStore {
     }
     async fn set_next_dagrun(&self, dag_id: &str, next: Option<DateTime<Utc>>) -> Result<()> {
         dags::set_next_dagrun(&mut *self.conn().await?, dag_id, next).await?;
-        self.changed([Change::Everything]);
+        self.changed([Change::Dags(vec![dag_id.to_string()])]);
         Ok(())
     }
     async fn due_dags(&self, now: DateTime<Utc>) -> Result<Vec<DagRecord>> {
@@ -367,11 +382,9 @@ impl Store for PostgresStore {
         check_transitions(&batch)?;
         let mut tx = self.begin().await?;
         let (results, runs) = task_instances::apply(&mut tx, &batch).await?;
-        self.commit(tx, None).await?;
-        // Not announced to other processes: the scheduler that applies them drives the run.
-        if !runs.is_empty() {
-            self.changed([Change::Runs(runs)]);
-        }
+        // Announced to watchers only: the scheduler that applies them drives the run.
+        let change = (!runs.is_empty()).then_some(Announce::Runs(runs));
+        self.commit_for_watchers(tx, change).await?;
         Ok(results)
     }
     async fn occupancy(&self) -> Result<Occupancy> {
@@ -413,11 +426,9 @@ impl Store for PostgresStore {
         }
         let mut tx = self.begin().await?;
         let claimed = claims::claim(&mut tx, &request).await?;
-        self.commit(tx, None).await?;
-        // Not announced to other processes: no notification on the claim path.
-        if !claimed.is_empty() && self.inner.watchers.receiver_count() > 0 {
-            self.changed([Change::Runs(ClaimedTask::runs_of(&claimed))]);
-        }
+        // Announced to watchers only: nothing else reacts to a task starting.
+        let change = (!claimed.is_empty()).then(|| Announce::Runs(ClaimedTask::runs_of(&claimed)));
+        self.commit_for_watchers(tx, change).await?;
         Ok(claimed)
     }
     async fn heartbeat(

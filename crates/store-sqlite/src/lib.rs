@@ -197,9 +197,10 @@ impl Store for SqliteStore {
     }
     async fn set_next_dagrun(&self, dag_id: &str, next: Option<DateTime<Utc>>) -> Result<()> {
         let dag_id = dag_id.to_string();
-        self.write(move |tx| dags::set_next_dagrun(tx, &dag_id, next))
+        let written = dag_id.clone();
+        self.write(move |tx| dags::set_next_dagrun(tx, &written, next))
             .await?;
-        self.changed([Change::Everything]);
+        self.changed([Change::Dags(vec![dag_id])]);
         Ok(())
     }
     async fn due_dags(&self, now: DateTime<Utc>) -> Result<Vec<DagRecord>> {

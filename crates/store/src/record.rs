@@ -390,6 +390,9 @@ pub enum Change {
     Runs(Vec<i64>),
     /// Task instances were queued on these queues.
     WorkQueued(Vec<String>),
+    /// What these DAGs' rows say about their scheduling changed (the next scheduled run),
+    /// not their definitions, runs or pauses: for readers only.
+    Dags(Vec<String>),
     /// DAGs, pauses or anything else: look at everything. Also sent after the notification
     /// connection was lost and restored, since changes in between were missed.
     Everything,
