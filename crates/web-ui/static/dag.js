@@ -369,6 +369,76 @@
     }, function (err) { say(status, String(err), true); });
   }
 
+  // ---- Grid: cells are plain table cells (20,000 links would make a big grid slow); a cell's
+  // task instance is its column's run prefix plus its row's task. Listeners sit on the document
+  // so they survive the live swaps of the grid's region.
+  function gridCell(target) {
+    var td = target && target.closest ? target.closest("table.grid td") : null;
+    return td && td.className ? td : null;
+  }
+  function cellParts(td) {
+    var row = td.parentElement;
+    var table = td.closest("table");
+    var col = td.cellIndex;
+    var head = table.tHead.rows[0].cells[col];
+    var task = row.cells[0];
+    return { run: head, task: task, href: head.getAttribute("data-cells") + task.getAttribute("data-task") };
+  }
+  function seconds(ms) {
+    var s = ms / 1000;
+    if (s < 60) return s.toFixed(1) + "s";
+    var whole = Math.round(s), h = Math.floor(whole / 3600), m = Math.floor(whole % 3600 / 60), r = whole % 60;
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h > 0 ? h + "h " + pad(m) + "m " + pad(r) + "s" : m + "m " + pad(r) + "s";
+  }
+  function cellLabel(td) {
+    var parts = cellParts(td);
+    var state = td.className.replace(/^state-/, "").replace(/_/g, " ");
+    var ms = td.getAttribute("data-ms");
+    return parts.task.textContent.trim() + ", " + parts.run.getAttribute("data-run") + ": " + state + (ms !== null ? ", " + seconds(Number(ms)) : "");
+  }
+  function focusCell(table, td) {
+    table.querySelectorAll("td[tabindex]").forEach(function (c) { c.removeAttribute("tabindex"); });
+    td.setAttribute("tabindex", "0");
+    td.setAttribute("aria-label", cellLabel(td));
+    td.focus();
+  }
+  function setupGrid() {
+    document.addEventListener("mouseover", function (e) {
+      var td = gridCell(e.target);
+      if (td && !td.title) td.title = cellLabel(td);
+    });
+    document.addEventListener("click", function (e) {
+      var td = gridCell(e.target);
+      if (!td) return;
+      var href = cellParts(td).href;
+      if (e.ctrlKey || e.metaKey) window.open(href, "_blank");
+      else location.assign(href);
+    });
+    document.addEventListener("focusin", function (e) {
+      // Tabbing into the grid lands on its first task instance.
+      if (!e.target.matches || !e.target.matches("table.grid[data-grid]")) return;
+      var first = e.target.querySelector("tbody td[class]");
+      if (first) focusCell(e.target, first);
+    });
+    document.addEventListener("keydown", function (e) {
+      var td = e.target && e.target.closest ? e.target.closest("table.grid tbody td") : null;
+      if (!td) return;
+      var table = td.closest("table");
+      var row = td.parentElement, col = td.cellIndex, rows = table.tBodies[0].rows;
+      var next = null;
+      if (e.key === "Enter" || e.key === " ") {
+        if (td.className) { e.preventDefault(); location.assign(cellParts(td).href); }
+        return;
+      }
+      if (e.key === "ArrowRight") next = row.cells[col + 1];
+      else if (e.key === "ArrowLeft" && col > 1) next = row.cells[col - 1];
+      else if (e.key === "ArrowDown" && row.sectionRowIndex + 1 < rows.length) next = rows[row.sectionRowIndex + 1].cells[col];
+      else if (e.key === "ArrowUp" && row.sectionRowIndex > 0) next = rows[row.sectionRowIndex - 1].cells[col];
+      if (next) { e.preventDefault(); focusCell(table, next); }
+    });
+  }
+
   // ---- Why a task instance is not running: the API's dependencies endpoint.
   function setupDeps(box) {
     var list = box.querySelector("[data-deps-list]");
@@ -398,4 +468,5 @@
   document.querySelectorAll("[data-clear]").forEach(setupClear);
   document.querySelectorAll("[data-log]").forEach(setupLog);
   setupActions();
+  setupGrid();
 })();

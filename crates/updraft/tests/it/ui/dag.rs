@@ -92,7 +92,7 @@ async fn trigger_with_params_and_watch_the_grid_turn_green_without_reloading() {
     wait_until(
         &client,
         "both cells green",
-        "document.querySelectorAll('.grid .cell.state-success').length === 2",
+        "document.querySelectorAll('.grid td.state-success').length === 2",
     )
     .await;
     assert!(
@@ -101,11 +101,38 @@ async fn trigger_with_params_and_watch_the_grid_turn_green_without_reloading() {
     );
     screenshot(&client, "grid").await;
 
-    // The params reached the task: its log says so.
+    // A cell names its task, run, state and duration when pointed at or focused.
     let first = client
-        .find(Locator::Css(".grid .cell.state-success"))
+        .find(Locator::Css(".grid td.state-success"))
         .await
         .expect("a cell");
+    client
+        .execute(
+            "document.querySelector('table.grid[data-grid]').focus(); return null;",
+            vec![],
+        )
+        .await
+        .expect("focus the grid");
+    wait_until(
+        &client,
+        "the focused cell's label",
+        "document.activeElement.matches('td.state-success') && /^first, manual__.*: success, \\d+\\.\\ds$/.test(document.activeElement.getAttribute('aria-label'))",
+    )
+    .await;
+    client
+        .execute(
+            "document.activeElement.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowDown', bubbles: true})); return null;",
+            vec![],
+        )
+        .await
+        .expect("press the down arrow");
+    wait_until(
+        &client,
+        "the cell below focused",
+        "/^second, manual__.*: success/.test(document.activeElement.getAttribute('aria-label'))",
+    )
+    .await;
+    // The params reached the task: its log says so.
     first.click().await.expect("open the task instance");
     wait_until(&client, "the log", "document.querySelector('.log-lines') && document.querySelector('.log-lines').textContent.includes('hello 3')").await;
     screenshot(&client, "task_instance").await;

@@ -3,7 +3,7 @@
 //! XComs, tries, why it is not running, and the actions on it; and the log as a download.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -18,6 +18,7 @@ use super::{dur, header, load, page, DagHeader};
 use crate::grid::seconds;
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::time::Moment;
 use crate::UiError;
@@ -128,7 +129,7 @@ pub(crate) async fn page_route(
     State(state): State<RestState>,
     session: Session,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
-    Query(query): Query<TryQuery>,
+    QueryParams(query): QueryParams<TryQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
     let (run, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
@@ -283,7 +284,7 @@ pub(crate) async fn download_log(
     State(state): State<RestState>,
     session: Session,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
-    Query(query): Query<TryQuery>,
+    QueryParams(query): QueryParams<TryQuery>,
 ) -> Result<Response, UiError> {
     session.require(Action::Read, Resource::TaskLog)?;
     let (_, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
