@@ -334,39 +334,53 @@
     }
     if (search) search.addEventListener("input", filter);
     var url = box.getAttribute("data-follow");
-    if (!url) return;
-    var status = box.querySelector("[data-log-status]");
-    say(status, "Following the log while the task runs…", false);
-    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/x-ndjson" } }).then(function (r) {
-      if (!r.ok || !r.body) { say(status, "The log cannot be followed (" + r.status + ")", true); return; }
-      var reader = r.body.getReader();
-      var decoder = new TextDecoder();
-      var buffered = "";
-      var number = pre.querySelectorAll(".log-line").length;
-      function pump() {
-        return reader.read().then(function (chunk) {
-          if (chunk.done) { say(status, "The try has ended.", false); return; }
-          buffered += decoder.decode(chunk.value, { stream: true });
-          var parts = buffered.split("\n");
-          buffered = parts.pop();
-          var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
-          parts.forEach(function (p) {
-            if (!p) return;
-            try {
-              var m = JSON.parse(p);
-              if (m.event && m.event.indexOf("::") === 0) return;
-              number += 1;
-              pre.appendChild(logLine(number, messageText(m)));
-              pre.appendChild(document.createTextNode("\n"));
-            } catch (e) { /* a partial line: ignore */ }
+    if (url) { follow(url); return; }
+    if (!box.hasAttribute("data-await-try")) return;
+    // Opened before the try started: read its whole log (following it while the try runs)
+    // once the live region says it has started.
+    document.addEventListener("updraft:swapped", function started(e) {
+      var from = e.target.getAttribute && e.target.getAttribute("data-follow-from-start");
+      if (!from) return;
+      document.removeEventListener("updraft:swapped", started);
+      var empty = box.querySelector("[data-log-empty]");
+      if (empty) empty.remove();
+      box.setAttribute("data-follow", from);
+      follow(from);
+    });
+    function follow(url) {
+      var status = box.querySelector("[data-log-status]");
+      say(status, "Following the log while the task runs…", false);
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/x-ndjson" } }).then(function (r) {
+        if (!r.ok || !r.body) { say(status, "The log cannot be followed (" + r.status + ")", true); return; }
+        var reader = r.body.getReader();
+        var decoder = new TextDecoder();
+        var buffered = "";
+        var number = pre.querySelectorAll(".log-line").length;
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done) { say(status, "The try has ended.", false); filter(); return; }
+            buffered += decoder.decode(chunk.value, { stream: true });
+            var parts = buffered.split("\n");
+            buffered = parts.pop();
+            var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+            parts.forEach(function (p) {
+              if (!p) return;
+              try {
+                var m = JSON.parse(p);
+                if (m.event && m.event.indexOf("::") === 0) return;
+                number += 1;
+                pre.appendChild(logLine(number, messageText(m)));
+                pre.appendChild(document.createTextNode("\n"));
+              } catch (e) { /* a partial line: ignore */ }
+            });
+            filter();
+            if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+            return pump();
           });
-          filter();
-          if (atBottom) window.scrollTo(0, document.body.scrollHeight);
-          return pump();
-        });
-      }
-      return pump();
-    }, function (err) { say(status, String(err), true); });
+        }
+        return pump();
+      }, function (err) { say(status, String(err), true); });
+    }
   }
 
   // ---- Grid: cells are plain table cells (20,000 links would make a big grid slow); a cell's
