@@ -26,20 +26,29 @@ fn assert_escaped(body: &str) {
 }
 
 #[tokio::test]
-async fn the_grid_shows_runs_as_columns_and_cells_that_link_to_task_instances() {
+async fn the_grid_shows_runs_as_columns_and_cells_that_lead_to_task_instances() {
     let ui = Ui::start().await;
     dag_world::etl_with_a_run(ui.store.as_ref()).await;
     let mut browser = ui.signed_in(Role::Admin).await;
     let body = norm(browser.get("/dags/etl").await.ok());
     assert!(body.contains("<h1>etl</h1>"), "{body}");
+    // A cell is its state and duration; its column and row say where it leads.
     assert!(
-        body.contains(r#"class="cell state-success" href="/dags/etl/runs/r1/tasks/extract?try=1""#),
+        body.contains(r#"<th scope="col" class="run-col" data-cells="/dags/etl/runs/r1/tasks/" data-run="r1">"#),
         "{body}"
     );
-    assert!(body.contains(r#"class="cell state-failed""#));
     assert!(
-        body.contains(r#"class="cell state-failed" href="/dags/etl/runs/r1/tasks/transform?try=1" title="failed "#),
-        "a text label, not colour alone"
+        body.contains(r#"<th scope="row" class="task-col" data-task="extract">"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<td class="state-success" data-ms="#),
+        "{body}"
+    );
+    assert!(body.contains(r#"<td class="state-failed""#), "{body}");
+    assert!(
+        body.contains(r#"aria-describedby="grid-help""#),
+        "the grid says how to use it"
     );
     assert!(body.contains(r#"href="/dags/etl/runs/r1""#));
     assert!(body.contains(r#"data-live="/dags/etl?runs=25&amp;fragment=grid""#));
@@ -179,6 +188,15 @@ async fn details_show_the_schedule_next_fire_times_and_params() {
     );
     assert!(body.contains("<code>count</code>"));
     assert!(body.contains("(none: required)"), "day has no default");
+    assert!(
+        body.contains("<dt><code>retries</code></dt><dd><code>2</code></dd>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<dt><code>retry_delay</code></dt><dd><code>5m</code></dd>"),
+        "{body}"
+    );
+    assert!(body.contains("&lt;b&gt;etl&lt;/b&gt;"), "{body}");
     assert!(body.contains("one of <code>&quot;dev&quot;</code>"));
     assert!(
         body.contains("&lt;script&gt;alert(&#39;param&#39;)&lt;/script&gt;"),
@@ -296,7 +314,7 @@ async fn the_task_instance_page_shows_the_log_with_line_links_xcoms_and_tries() 
         "the log line is shown, escaped"
     );
     assert!(
-        !body.contains("data-follow"),
+        !body.contains("data-follow=") && !body.contains("data-await-try"),
         "an ended try is not followed"
     );
     assert!(body.contains("<code>return_value</code>"));
