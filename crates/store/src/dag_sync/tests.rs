@@ -20,6 +20,7 @@ fn dag(dag_id: &str) -> Dag {
         max_active_tasks: 16,
         tags: Vec::new(),
         params: serde_json::Map::new(),
+        default_args: serde_json::Map::new(),
         tasks: Vec::new(),
     }
 }
