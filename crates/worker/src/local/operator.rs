@@ -36,6 +36,7 @@ impl LocalWorker {
                 .await
                 .map(|launch| Work::Process(Box::new(launch))),
             Operator::Empty => Ok(Work::Nothing),
+            Operator::Python { .. } => Err("Python tasks cannot run yet".to_string()),
         }
     }
 }
