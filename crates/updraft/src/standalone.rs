@@ -143,11 +143,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         .with_context(|| format!("cannot create the DAG folder {}", dags_folder.display()))?;
 
     let heartbeats = Arc::new(Heartbeats::default());
-    let mut processor = DagProcessor::new(
-        dags_folder.clone(),
-        app.store.clone(),
-        app.config.core.dags_are_paused_at_creation,
-    );
+    let mut processor = app.dag_processor()?;
     processor.sync().await?;
     Heartbeats::beat(&heartbeats.dag_processor);
 
