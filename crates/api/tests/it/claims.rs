@@ -20,6 +20,7 @@ fn report(ti_id: i64, try_number: u32, claim_id: &str, state: TaskState) -> Fini
         xcom: None,
         infrastructure_failure: false,
         log_tail: None,
+        effects: Default::default(),
     }
 }
 
