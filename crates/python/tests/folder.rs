@@ -68,12 +68,21 @@ fn python_files_are_run_once_until_they_or_their_imports_change() {
     );
     let mut folder = DagFolder::with_python(dags.clone(), Arc::new(parser));
 
-    rewrite(&dags.join("helper.py"), "TASKS = [{'task_id': 'one', 'operator': 'empty'}]\n");
+    rewrite(
+        &dags.join("helper.py"),
+        "TASKS = [{'task_id': 'one', 'operator': 'empty'}]\n",
+    );
     let two = "import helper\nDAGS = [{'dag_id': 'p1', 'tasks': helper.TASKS}, {'dag_id': 'p2', 'tasks': [{'task_id': 'e', 'operator': 'empty'}]}]\n";
     rewrite(&dags.join("two.py"), two);
-    rewrite(&dags.join("broken.py"), "DAG = None\nraise RuntimeError('broken on purpose')\n");
+    rewrite(
+        &dags.join("broken.py"),
+        "DAG = None\nraise RuntimeError('broken on purpose')\n",
+    );
     rewrite(&dags.join("plain.py"), "print('not a workflow file')\n");
-    rewrite(&dags.join("y.yaml"), "tasks:\n  - {task_id: a, bash_command: 'true'}\n");
+    rewrite(
+        &dags.join("y.yaml"),
+        "tasks:\n  - {task_id: a, bash_command: 'true'}\n",
+    );
 
     let scan = folder.scan().unwrap();
     let ids: Vec<&str> = scan.dags.iter().map(|d| d.dag.dag_id.as_str()).collect();
@@ -83,7 +92,9 @@ fn python_files_are_run_once_until_they_or_their_imports_change() {
     assert_eq!(scan.dags[0].fileloc, dags.join("two.py"));
     assert_eq!(scan.import_errors.len(), 1, "{:?}", scan.import_errors);
     assert_eq!(scan.import_errors[0].filename, dags.join("broken.py"));
-    assert!(scan.import_errors[0].error.contains("line 2: RuntimeError: broken on purpose"));
+    assert!(scan.import_errors[0]
+        .error
+        .contains("line 2: RuntimeError: broken on purpose"));
     // helper.py and plain.py do not mention DAGs: never run (safe mode).
     let mut first = runs(dir.path());
     first.sort();
@@ -122,7 +133,9 @@ fn python_files_are_run_once_until_they_or_their_imports_change() {
     assert_eq!(ids, vec!["fixed", "p1", "p2", "y", "z"]);
     assert_eq!(scan.import_errors.len(), 1);
     assert_eq!(scan.import_errors[0].filename, dags.join("zdup.py"));
-    assert!(scan.import_errors[0].error.contains("dag_id `p1` is already defined"));
+    assert!(scan.import_errors[0]
+        .error
+        .contains("dag_id `p1` is already defined"));
 
     // Without the Python bridge, .py files are not DAG files.
     let scan = DagFolder::new(dags.clone()).scan().unwrap();

@@ -24,7 +24,7 @@ pub use auth::*;
 pub use browse::*;
 pub use connection::*;
 pub use event_log::*;
-pub use execution::{StoreExecution, TaskExecution};
+pub use execution::{DagSource, StoreExecution, TaskExecution};
 pub use manage::*;
 pub use record::*;
 pub use secret::Secrets;
@@ -59,6 +59,9 @@ pub enum StoreError {
     /// decrypts it. Names the variable or connection.
     #[error("cannot read a stored secret: {0}")]
     Secret(String),
+    /// What this way of reaching the cluster cannot do (yet).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     #[error(transparent)]
     IllegalTransition(#[from] updraft_model::state::IllegalTransition),
 }

@@ -70,6 +70,14 @@ impl App {
         Ok(updraft_python::sdk::extract(&self.home.join("cache"))?)
     }
 
+    /// The Python SDK directory for Python tasks, `None` in a binary built without it.
+    pub fn python_sdk_for_tasks(home: &Path) -> Result<Option<PathBuf>> {
+        if !updraft_python::sdk::embedded() {
+            return Ok(None);
+        }
+        Ok(Some(updraft_python::sdk::extract(&home.join("cache"))?))
+    }
+
     /// What runs the DAG folder's `.py` files; `None` in a binary built without the SDK.
     pub fn python_parser(&self) -> Result<Option<Arc<dyn updraft_dagfile::PythonParser>>> {
         if !updraft_python::sdk::embedded() {
