@@ -124,7 +124,7 @@ def _refuse_unsupported(key, value, where):
     neutral = value is None or value is False or value == [] or value == () or value == 0
     if not neutral:
         name = UNSUPPORTED_KEYS[key] or key
-        raise NotSupportedByUpdraft(f"{name} ({key}= in {where})")
+        raise NotSupportedByUpdraft(name, f"{key}= in {where}")
 
 
 class BaseOperator(DependencyMixin):

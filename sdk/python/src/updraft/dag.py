@@ -57,7 +57,7 @@ class DAG:
         for key, value in kwargs.items():
             if key in UNSUPPORTED_ARGS:
                 if value not in (None, False, {}, [], ()):
-                    raise NotSupportedByUpdraft(f"{UNSUPPORTED_ARGS[key]} ({key}= of DAG)")
+                    raise NotSupportedByUpdraft(UNSUPPORTED_ARGS[key], f"{key}= of DAG")
             elif key not in INFORMATIONAL_ARGS:
                 raise TypeError(f"DAG.__init__() got an unexpected keyword argument {key!r}")
         self.doc_md = kwargs.get("doc_md")

@@ -35,6 +35,9 @@ class DependencyMixin:
         return other
 
     def __lshift__(self, other):
+        if isinstance(other, Label):
+            other._pending_downstream.append(self)
+            return other
         self.set_upstream(other)
         return other
 
