@@ -160,9 +160,13 @@ def build_context(info, dag, task):
     logical_date = parse_time(info.get("logical_date"))
     ti = TaskInstance(info, task)
     params = dict(info.get("params") or {})
+    # The worker sends the run's params; defaults of the DAG and the task fill any gap.
     if task is not None:
         for key, value in (task.params or {}).items():
             params.setdefault(key, getattr(value, "value", value))
+    if dag is not None:
+        for key in dag.params:
+            params.setdefault(key, dag.params[key])
     ts = info.get("ts")
     context = {
         "dag": dag,
