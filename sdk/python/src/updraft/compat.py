@@ -70,16 +70,28 @@ def _feature(module):
 
 
 class _RefusingLoader(importlib.abc.Loader):
+    """An empty module whose every name is refused: `from airflow.x.y import Thing` fails
+    naming Thing (the import of the module itself succeeds, so the error can name the class)."""
+
     def create_module(self, spec):
         return None
 
     def exec_module(self, module):
-        raise NotSupportedByUpdraft(_feature(module.__name__), f"module {module.__name__}")
+        module_name = module.__name__
+
+        def __getattr__(name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            feature = name if name[:1].isupper() else _feature(f"{module_name}.{name}")
+            raise NotSupportedByUpdraft(feature, f"{module_name}.{name}")
+
+        module.__getattr__ = __getattr__
 
 
 class AirflowModuleFinder(importlib.abc.MetaPathFinder):
-    """Last on sys.meta_path: an `airflow.*` module the shim package does not have is refused
-    with the feature's name instead of Python's bare "No module named"."""
+    """Last on sys.meta_path: an `airflow.*` module the shim package does not have loads as a
+    module that refuses every name it is asked for, naming the feature, instead of Python's bare
+    "No module named"."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname.startswith("airflow."):
