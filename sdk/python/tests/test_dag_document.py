@@ -242,7 +242,7 @@ def test_unsupported_arguments_are_refused_by_name(dag_folder):
         "callback": "DAG('d', on_failure_callback=print)",
         "task_callback": "DAG('d', default_args={'on_failure_callback': print})",
         "mapping": "DAG('d').__enter__(); task(lambda x: x).expand(x=[1])",
-        "sensor": "__import__('airflow.sensors.filesystem')",
+        "sensor": "from airflow.sensors.filesystem import FileSensor",
         "param_key": "Param(1, pattern='x')",
         "continuous": "DAG('d', schedule='@continuous', start_date=datetime(2024, 1, 1))",
     }
@@ -251,7 +251,7 @@ def test_unsupported_arguments_are_refused_by_name(dag_folder):
         "callback": "DAG callbacks is not supported yet by updraft",
         "task_callback": "task callbacks is not supported yet by updraft",
         "mapping": "Dynamic task mapping (partial/expand) is not supported yet by updraft",
-        "sensor": "Sensor is not supported yet by updraft",
+        "sensor": "FileSensor is not supported yet by updraft",
         "param_key": "Param schema key 'pattern' is not supported yet by updraft",
         "continuous": "The @continuous schedule is not supported yet by updraft",
     }

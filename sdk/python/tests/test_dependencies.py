@@ -119,3 +119,29 @@ def test_wrong_taskflow_call_fails_where_it_is_written(dag_folder):
     error = dag_folder.parse("badcall.py")["error"]
     assert error["message"] == "TypeError: needs(): missing a required argument: 'b'"
     assert error["line"] == 9
+
+
+def test_xcomarg_in_a_custom_operators_template_field_is_a_dependency(dag_folder):
+    dag_folder.write("custom.py", """
+        from updraft import DAG, BaseOperator, task
+
+        class Send(BaseOperator):
+            template_fields = ("payload",)
+
+            def __init__(self, payload, **kwargs):
+                super().__init__(**kwargs)
+                self.payload = payload
+
+            def execute(self, context):
+                return self.payload
+
+        with DAG("custom"):
+            @task
+            def build():
+                return {"x": 1}
+
+            Send(task_id="send", payload={"body": build()})
+    """)
+    doc = dag_folder.dag("custom.py")
+    assert dependencies(doc) == {"build": [], "send": ["build"]}
+    assert tasks_by_id(doc)["send"]["python_callable"] == "Send.execute"

@@ -229,3 +229,20 @@ def test_without_a_worker_the_runner_exits_1(tmp_path, dag_folder):
                                    UPDRAFT_SUPERVISOR=str(tmp_path / "nobody.sock")))
     assert done.returncode == 1
     assert b"cannot start the task" in done.stderr
+
+
+def test_a_thread_left_running_does_not_keep_the_try_alive(tmp_path, dag_folder):
+    file = dag_folder.write("threads.py", """
+        import threading, time
+        from updraft import DAG, task
+
+        with DAG("threads"):
+            @task
+            def spawn():
+                threading.Thread(target=time.sleep, args=(600,)).start()
+                return "started"
+
+            spawn()
+    """)
+    code, finish, _ = FakeWorker(tmp_path).run(file, "threads", "spawn")
+    assert (code, finish["return_value"]) == (0, "started")

@@ -38,6 +38,10 @@ def main():
 
 if __name__ == "__main__":
     code = main()
+    import logging
+
+    logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    sys.exit(code)
+    # Threads the task left running must not keep the try alive after `finish`.
+    os._exit(code)

@@ -32,4 +32,20 @@ def load_dag_file(path):
         # A `with DAG(...)` left open by an exception must not swallow later DAGs.
         del _registry.dag_stack[:]
         del _registry.group_stack[:]
-    return list(_registry.created_dags[first:])
+    dags = list(_registry.created_dags[first:])
+    for dag in dags:
+        link_template_references(dag)
+    return dags
+
+
+def link_template_references(dag):
+    """An XComArg in a templated field of any operator (a user's own too) makes its task
+    upstream, as Airflow does when the field is set."""
+    from .nodes import XComArg
+    from .runtime_values import find_references
+
+    for task in list(dag.tasks):
+        for field in task.template_fields:
+            for reference in find_references(getattr(task, field, None)):
+                if isinstance(reference, XComArg) and reference.operator is not task:
+                    reference.operator >> task
