@@ -72,6 +72,7 @@ KINDS = """
 
             def execute(self, context):
                 print(f"hello {self.who}")
+                self.log.info("logged at info level by %s", self.task_id)
                 return self.who
 
         Greeting(task_id="custom", who="{{ ds_nodash }}")
@@ -160,6 +161,7 @@ def test_custom_operator_renders_its_template_fields(kinds):
     assert code == 0, log
     assert finish["return_value"] == "20240301"
     assert "hello 20240301" in log
+    assert "INFO - logged at info level by custom" in log
 
 
 def test_without_jinja2_simple_templates_render_and_others_fail_clearly(tmp_path, dag_folder):

@@ -6,9 +6,27 @@ import os
 import sys
 
 
+def configure_output():
+    """Each line reaches the task log when it is written (a killed task loses nothing), and
+    `logging.info` is shown, as in Airflow's task logs."""
+    import logging
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="[%(asctime)s] {%(filename)s:%(lineno)d} %(levelname)s - %(message)s",
+    )
+
+
 def main():
     from . import supervisor
     from .runtime import finish_message
+
+    configure_output()
 
     path = os.environ.get("UPDRAFT_SUPERVISOR")
     if not path:

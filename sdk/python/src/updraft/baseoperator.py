@@ -230,6 +230,13 @@ class BaseOperator(DependencyMixin):
         return seen
 
     @property
+    def log(self):
+        import logging
+
+        return logging.getLogger(f"airflow.task.operators.{type(self).__module__}."
+                                 f"{type(self).__name__}")
+
+    @property
     def output(self):
         return XComArg(self)
 
