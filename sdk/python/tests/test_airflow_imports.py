@@ -161,3 +161,14 @@ def test_unsupported_is_an_import_error_for_optional_fallbacks(dag_folder):
             EmptyOperator(task_id="t")
     """)
     assert dag_folder.dag("fallback.py")["dag_id"] == "fallback"
+
+
+def test_airflow_utils_timezone(dag_folder):
+    dag_folder.write("tz.py", """
+        from airflow import DAG
+        from airflow.utils import timezone
+        from airflow.operators.empty import EmptyOperator
+        with DAG("tz", schedule="@hourly", start_date=timezone.datetime(2024, 5, 6, 7)):
+            EmptyOperator(task_id="t")
+    """)
+    assert dag_folder.dag("tz.py")["start_date"] == "2024-05-06T07:00:00+00:00"
