@@ -283,3 +283,19 @@ def test_invalid_ids_and_settings_fail_with_the_reason(dag_folder):
         error = dag_folder.parse(f"{name}.py")["error"]
         assert error is not None and error["message"].startswith(message), (name, error)
         assert error["line"] == 3, error
+
+
+def test_callables_defined_inside_a_dag_function_are_named_by_their_path(dag_folder):
+    dag_folder.write("nested.py", """
+        from updraft import dag, task
+
+        @dag
+        def outer():
+            @task
+            def inner():
+                return 1
+            inner()
+
+        outer()
+    """)
+    assert dag_folder.dag("nested.py")["tasks"][0]["python_callable"] == "outer.inner"

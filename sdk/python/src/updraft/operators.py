@@ -19,7 +19,8 @@ def _depend_on_references(task, *values):
 
 def callable_name(function):
     name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
-    return name or type(function).__name__
+    # A function defined inside a @dag function reads `outer.inner`, not `outer.<locals>.inner`.
+    return name.replace(".<locals>", "") if name else type(function).__name__
 
 
 def callable_line(function):
