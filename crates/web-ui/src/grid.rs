@@ -24,13 +24,20 @@ pub struct GridRun {
     pub bar: u32,
 }
 
-/// A cell.
+/// A cell. It carries no link of its own: the page's script opens the task instance (its
+/// latest try) from the column's and the row's headers, which keeps a grid of 20,000 cells
+/// small enough to render and load fast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridCell {
     pub state: &'static str,
-    /// The try its link opens (at least 1, also before the first try).
-    pub try_number: u32,
     pub seconds: Option<f64>,
+}
+
+impl GridCell {
+    /// The duration in whole milliseconds, as the page's script reads it.
+    pub fn millis(&self) -> Option<u64> {
+        self.seconds.map(|s| (s * 1000.0).round().max(0.0) as u64)
+    }
 }
 
 /// A row: one task, with a cell per column (`None`: the task was not in that run's version).
@@ -78,7 +85,6 @@ pub fn build(
         };
         cells[row][col] = Some(GridCell {
             state: ti.state.as_str(),
-            try_number: ti.try_number.max(1),
             seconds: seconds(ti.start_date, ti.end_date, now),
         });
     }

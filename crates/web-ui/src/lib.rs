@@ -20,6 +20,7 @@ pub mod grid;
 pub mod layout;
 pub mod links;
 mod login;
+mod query;
 pub mod session;
 pub mod state_label;
 pub mod svg;

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
@@ -16,6 +16,7 @@ use updraft_rest_api::auth::{cookies, CSRF_COOKIE};
 use updraft_rest_api::RestState;
 
 use crate::assets::Asset;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::{links, UiError};
 
@@ -68,7 +69,7 @@ fn destination(next: Option<&str>) -> String {
 pub async fn form(
     State(state): State<RestState>,
     jar: CookieJar,
-    Query(query): Query<NextQuery>,
+    QueryParams(query): QueryParams<NextQuery>,
 ) -> Result<Response, UiError> {
     let next = destination(query.next.as_deref());
     if let Some(Ok(_)) = cookies::cookie_principal(&state, &jar).await {

@@ -229,6 +229,7 @@
       if (fresh && fresh.dataset.live) {
         region.replaceWith(fresh);
         applyTimeZone(fresh);
+        fresh.dispatchEvent(new CustomEvent("updraft:swapped", { bubbles: true }));
         if (focused) { const el = doc.getElementById(focused); if (el) el.focus(); }
       }
     } finally {

@@ -334,39 +334,123 @@
     }
     if (search) search.addEventListener("input", filter);
     var url = box.getAttribute("data-follow");
-    if (!url) return;
-    var status = box.querySelector("[data-log-status]");
-    say(status, "Following the log while the task runs…", false);
-    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/x-ndjson" } }).then(function (r) {
-      if (!r.ok || !r.body) { say(status, "The log cannot be followed (" + r.status + ")", true); return; }
-      var reader = r.body.getReader();
-      var decoder = new TextDecoder();
-      var buffered = "";
-      var number = pre.querySelectorAll(".log-line").length;
-      function pump() {
-        return reader.read().then(function (chunk) {
-          if (chunk.done) { say(status, "The try has ended.", false); return; }
-          buffered += decoder.decode(chunk.value, { stream: true });
-          var parts = buffered.split("\n");
-          buffered = parts.pop();
-          var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
-          parts.forEach(function (p) {
-            if (!p) return;
-            try {
-              var m = JSON.parse(p);
-              if (m.event && m.event.indexOf("::") === 0) return;
-              number += 1;
-              pre.appendChild(logLine(number, messageText(m)));
-              pre.appendChild(document.createTextNode("\n"));
-            } catch (e) { /* a partial line: ignore */ }
+    if (url) { follow(url); return; }
+    if (!box.hasAttribute("data-await-try")) return;
+    // Opened before the try started: read its whole log (following it while the try runs)
+    // once the live region says it has started.
+    document.addEventListener("updraft:swapped", function started(e) {
+      var from = e.target.getAttribute && e.target.getAttribute("data-follow-from-start");
+      if (!from) return;
+      document.removeEventListener("updraft:swapped", started);
+      var empty = box.querySelector("[data-log-empty]");
+      if (empty) empty.remove();
+      box.setAttribute("data-follow", from);
+      follow(from);
+    });
+    function follow(url) {
+      var status = box.querySelector("[data-log-status]");
+      say(status, "Following the log while the task runs…", false);
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/x-ndjson" } }).then(function (r) {
+        if (!r.ok || !r.body) { say(status, "The log cannot be followed (" + r.status + ")", true); return; }
+        var reader = r.body.getReader();
+        var decoder = new TextDecoder();
+        var buffered = "";
+        var number = pre.querySelectorAll(".log-line").length;
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done) { say(status, "The try has ended.", false); filter(); return; }
+            buffered += decoder.decode(chunk.value, { stream: true });
+            var parts = buffered.split("\n");
+            buffered = parts.pop();
+            var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+            parts.forEach(function (p) {
+              if (!p) return;
+              try {
+                var m = JSON.parse(p);
+                if (m.event && m.event.indexOf("::") === 0) return;
+                number += 1;
+                pre.appendChild(logLine(number, messageText(m)));
+                pre.appendChild(document.createTextNode("\n"));
+              } catch (e) { /* a partial line: ignore */ }
+            });
+            filter();
+            if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+            return pump();
           });
-          filter();
-          if (atBottom) window.scrollTo(0, document.body.scrollHeight);
-          return pump();
-        });
+        }
+        return pump();
+      }, function (err) { say(status, String(err), true); });
+    }
+  }
+
+  // ---- Grid: cells are plain table cells (20,000 links would make a big grid slow); a cell's
+  // task instance is its column's run prefix plus its row's task. Listeners sit on the document
+  // so they survive the live swaps of the grid's region.
+  function gridCell(target) {
+    var td = target && target.closest ? target.closest("table.grid td") : null;
+    return td && td.className ? td : null;
+  }
+  function cellParts(td) {
+    var row = td.parentElement;
+    var table = td.closest("table");
+    var col = td.cellIndex;
+    var head = table.tHead.rows[0].cells[col];
+    var task = row.cells[0];
+    return { run: head, task: task, href: head.getAttribute("data-cells") + task.getAttribute("data-task") };
+  }
+  function seconds(ms) {
+    var s = ms / 1000;
+    if (s < 60) return s.toFixed(1) + "s";
+    var whole = Math.round(s), h = Math.floor(whole / 3600), m = Math.floor(whole % 3600 / 60), r = whole % 60;
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h > 0 ? h + "h " + pad(m) + "m " + pad(r) + "s" : m + "m " + pad(r) + "s";
+  }
+  function cellLabel(td) {
+    var parts = cellParts(td);
+    var state = td.className.replace(/^state-/, "").replace(/_/g, " ");
+    var ms = td.getAttribute("data-ms");
+    return parts.task.textContent.trim() + ", " + parts.run.getAttribute("data-run") + ": " + state + (ms !== null ? ", " + seconds(Number(ms)) : "");
+  }
+  function focusCell(table, td) {
+    table.querySelectorAll("td[tabindex]").forEach(function (c) { c.removeAttribute("tabindex"); });
+    td.setAttribute("tabindex", "0");
+    td.setAttribute("aria-label", cellLabel(td));
+    td.focus();
+  }
+  function setupGrid() {
+    document.addEventListener("mouseover", function (e) {
+      var td = gridCell(e.target);
+      if (td && !td.title) td.title = cellLabel(td);
+    });
+    document.addEventListener("click", function (e) {
+      var td = gridCell(e.target);
+      if (!td) return;
+      var href = cellParts(td).href;
+      if (e.ctrlKey || e.metaKey) window.open(href, "_blank");
+      else location.assign(href);
+    });
+    document.addEventListener("focusin", function (e) {
+      // Tabbing into the grid lands on its first task instance.
+      if (!e.target.matches || !e.target.matches("table.grid[data-grid]")) return;
+      var first = e.target.querySelector("tbody td[class]");
+      if (first) focusCell(e.target, first);
+    });
+    document.addEventListener("keydown", function (e) {
+      var td = e.target && e.target.closest ? e.target.closest("table.grid tbody td") : null;
+      if (!td) return;
+      var table = td.closest("table");
+      var row = td.parentElement, col = td.cellIndex, rows = table.tBodies[0].rows;
+      var next = null;
+      if (e.key === "Enter" || e.key === " ") {
+        if (td.className) { e.preventDefault(); location.assign(cellParts(td).href); }
+        return;
       }
-      return pump();
-    }, function (err) { say(status, String(err), true); });
+      if (e.key === "ArrowRight") next = row.cells[col + 1];
+      else if (e.key === "ArrowLeft" && col > 1) next = row.cells[col - 1];
+      else if (e.key === "ArrowDown" && row.sectionRowIndex + 1 < rows.length) next = rows[row.sectionRowIndex + 1].cells[col];
+      else if (e.key === "ArrowUp" && row.sectionRowIndex > 0) next = rows[row.sectionRowIndex - 1].cells[col];
+      if (next) { e.preventDefault(); focusCell(table, next); }
+    });
   }
 
   // ---- Why a task instance is not running: the API's dependencies endpoint.
@@ -398,4 +482,5 @@
   document.querySelectorAll("[data-clear]").forEach(setupClear);
   document.querySelectorAll("[data-log]").forEach(setupLog);
   setupActions();
+  setupGrid();
 })();

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use updraft_store::{JobKind, JobRecord, TaskInstance};
 
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::time::{ago, Moment};
 use crate::UiError;
@@ -74,7 +75,7 @@ struct SectionsFragment {
 pub async fn page(
     State(state): State<RestState>,
     session: Session,
-    Query(query): Query<ClusterQuery>,
+    QueryParams(query): QueryParams<ClusterQuery>,
 ) -> Result<Response, UiError> {
     let store = state.store();
     let now = Utc::now();

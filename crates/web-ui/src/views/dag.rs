@@ -10,7 +10,7 @@ mod trigger;
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -27,6 +27,7 @@ use crate::assets::Asset;
 use crate::grid::{self, Grid, DEFAULT_RUNS, MAX_RUNS};
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::time::{self, Moment};
 use crate::UiError;
@@ -249,7 +250,7 @@ async fn grid_page(
     State(state): State<RestState>,
     session: Session,
     Path(dag_id): Path<String>,
-    Query(query): Query<GridQuery>,
+    QueryParams(query): QueryParams<GridQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
     let runs = query.runs.unwrap_or(DEFAULT_RUNS).clamp(1, MAX_RUNS);

@@ -6,7 +6,6 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::Query;
 use futures_util::future::try_join_all;
 use serde::Deserialize;
 use updraft_model::DagRunState;
@@ -18,6 +17,7 @@ use updraft_store::{
 
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::state_label::StateLabel;
 use crate::time::Moment;
@@ -118,7 +118,7 @@ struct TableFragment {
 pub async fn page(
     State(state): State<RestState>,
     session: Session,
-    Query(query): Query<DagsQuery>,
+    QueryParams(query): QueryParams<DagsQuery>,
 ) -> Result<Response, UiError> {
     let store = state.store();
     let limit = query.limit.unwrap_or(PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use updraft_store::{
 
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::state_label::StateLabel;
 use crate::time::{ago, Moment};
@@ -127,7 +128,7 @@ struct StatusFragment {
 pub async fn page(
     State(state): State<RestState>,
     session: Session,
-    Query(query): Query<HomeQuery>,
+    QueryParams(query): QueryParams<HomeQuery>,
 ) -> Result<Response, UiError> {
     let status = status(&state).await?;
     match query.fragment.as_deref() {

@@ -26,20 +26,29 @@ fn assert_escaped(body: &str) {
 }
 
 #[tokio::test]
-async fn the_grid_shows_runs_as_columns_and_cells_that_link_to_task_instances() {
+async fn the_grid_shows_runs_as_columns_and_cells_that_lead_to_task_instances() {
     let ui = Ui::start().await;
     dag_world::etl_with_a_run(ui.store.as_ref()).await;
     let mut browser = ui.signed_in(Role::Admin).await;
     let body = norm(browser.get("/dags/etl").await.ok());
     assert!(body.contains("<h1>etl</h1>"), "{body}");
+    // A cell is its state and duration; its column and row say where it leads.
     assert!(
-        body.contains(r#"class="cell state-success" href="/dags/etl/runs/r1/tasks/extract?try=1""#),
+        body.contains(r#"<th scope="col" class="run-col" data-cells="/dags/etl/runs/r1/tasks/" data-run="r1">"#),
         "{body}"
     );
-    assert!(body.contains(r#"class="cell state-failed""#));
     assert!(
-        body.contains(r#"class="cell state-failed" href="/dags/etl/runs/r1/tasks/transform?try=1" title="failed "#),
-        "a text label, not colour alone"
+        body.contains(r#"<th scope="row" class="task-col" data-task="extract">"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<td class="state-success" data-ms="#),
+        "{body}"
+    );
+    assert!(body.contains(r#"<td class="state-failed""#), "{body}");
+    assert!(
+        body.contains(r#"aria-describedby="grid-help""#),
+        "the grid says how to use it"
     );
     assert!(body.contains(r#"href="/dags/etl/runs/r1""#));
     assert!(body.contains(r#"data-live="/dags/etl?runs=25&amp;fragment=grid""#));

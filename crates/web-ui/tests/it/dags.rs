@@ -73,6 +73,25 @@ async fn the_list_filters_sorts_and_escapes_dag_ids() {
         browser.get("/dags?sort=nope").await.status,
         StatusCode::BAD_REQUEST
     );
+    // A malformed value is the UI's error page naming the parameter, on every view.
+    for path in [
+        "/dags?page=abc",
+        "/dags/etl?runs=-1",
+        "/admin/variables?page=x",
+    ] {
+        let answer = browser.get(path).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            answer.body.contains("<!doctype html>"),
+            "{path}: {}",
+            answer.body
+        );
+        assert!(
+            answer.body.contains("bad query parameter"),
+            "{path}: {}",
+            answer.body
+        );
+    }
 
     // Pausing through the API (as the switch does) shows in the paused filter.
     let answer = browser

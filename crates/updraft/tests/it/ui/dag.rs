@@ -92,7 +92,7 @@ async fn trigger_with_params_and_watch_the_grid_turn_green_without_reloading() {
     wait_until(
         &client,
         "both cells green",
-        "document.querySelectorAll('.grid .cell.state-success').length === 2",
+        "document.querySelectorAll('.grid td.state-success').length === 2",
     )
     .await;
     assert!(
@@ -101,11 +101,38 @@ async fn trigger_with_params_and_watch_the_grid_turn_green_without_reloading() {
     );
     screenshot(&client, "grid").await;
 
-    // The params reached the task: its log says so.
+    // A cell names its task, run, state and duration when pointed at or focused.
     let first = client
-        .find(Locator::Css(".grid .cell.state-success"))
+        .find(Locator::Css(".grid td.state-success"))
         .await
         .expect("a cell");
+    client
+        .execute(
+            "document.querySelector('table.grid[data-grid]').focus(); return null;",
+            vec![],
+        )
+        .await
+        .expect("focus the grid");
+    wait_until(
+        &client,
+        "the focused cell's label",
+        "document.activeElement.matches('td.state-success') && /^first, manual__.*: success, \\d+\\.\\ds$/.test(document.activeElement.getAttribute('aria-label'))",
+    )
+    .await;
+    client
+        .execute(
+            "document.activeElement.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowDown', bubbles: true})); return null;",
+            vec![],
+        )
+        .await
+        .expect("press the down arrow");
+    wait_until(
+        &client,
+        "the cell below focused",
+        "/^second, manual__.*: success/.test(document.activeElement.getAttribute('aria-label'))",
+    )
+    .await;
+    // The params reached the task: its log says so.
     first.click().await.expect("open the task instance");
     wait_until(&client, "the log", "document.querySelector('.log-lines') && document.querySelector('.log-lines').textContent.includes('hello 3')").await;
     screenshot(&client, "task_instance").await;
@@ -255,6 +282,9 @@ dag_id: ui_live
 tasks:
   - task_id: talk
     bash_command: "echo line-1; test -f $UPDRAFT_HOME/go || sleep 1; while ! test -f $UPDRAFT_HOME/go; do sleep 0.1; done; echo line-after-go"
+  - task_id: after
+    dependencies: [talk]
+    bash_command: "echo after-line-1; sleep 0.3; echo after-line-2"
 "#,
     );
     let standalone = home.standalone();
@@ -285,8 +315,44 @@ tasks:
     )
     .await;
     mark_page(&client).await;
+    // A second tab on the task that has not started yet.
+    client.new_window(true).await.expect("a second tab");
+    let tabs = client.windows().await.expect("the tabs");
+    client
+        .switch_to_window(tabs[1].clone())
+        .await
+        .expect("to the second tab");
+    client
+        .goto(&format!(
+            "{base}/dags/ui_live/runs/{}/tasks/after",
+            crate_encode(&run_id)
+        ))
+        .await
+        .expect("the waiting task's page");
+    wait_until(
+        &client,
+        "the page to wait for the try",
+        "document.querySelector('[data-await-try]') !== null",
+    )
+    .await;
+    mark_page(&client).await;
     // The task goes on only now: what it writes next must arrive in the open page.
     std::fs::write(home.path().join("go"), "").expect("the go file");
+    // The task that was waiting starts: its page reads its log without a reload.
+    wait_until(
+        &client,
+        "the waiting task's log",
+        "document.querySelector('.log-lines').textContent.includes('after-line-2')",
+    )
+    .await;
+    assert!(
+        page_was_not_reloaded(&client).await,
+        "the waiting task's log arrived in the open page"
+    );
+    client
+        .switch_to_window(tabs[0].clone())
+        .await
+        .expect("back to the first tab");
     wait_until(
         &client,
         "the next line",

@@ -3,7 +3,7 @@
 //! the field empty keeps it.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Html;
 use updraft_rest_api::auth::{Action, Resource};
 use updraft_rest_api::RestState;
@@ -11,6 +11,7 @@ use updraft_rest_api::RestState;
 use super::{tabs, ListQuery, Pager, Tab};
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::UiError;
 
@@ -43,7 +44,7 @@ struct ConnectionsPage {
 pub async fn page(
     State(state): State<RestState>,
     session: Session,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Html<String>, UiError> {
     session.require(Action::Read, Resource::Connection)?;
     let found = state

@@ -1,7 +1,7 @@
 //! `/admin/variables`: list, search, create, edit and delete (Op and Admin).
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Html;
 use updraft_rest_api::auth::{Action, Resource};
 use updraft_rest_api::RestState;
@@ -9,6 +9,7 @@ use updraft_rest_api::RestState;
 use super::{tabs, ListQuery, Pager, Tab};
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::UiError;
 
@@ -37,7 +38,7 @@ struct VariablesPage {
 pub async fn page(
     State(state): State<RestState>,
     session: Session,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Html<String>, UiError> {
     session.require(Action::Read, Resource::Variable)?;
     let found = state

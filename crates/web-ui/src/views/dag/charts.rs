@@ -2,7 +2,7 @@
 //! durations of the last runs — SVG laid out in Rust (`crate::svg`).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use super::{header, load, page, DagHeader};
 use crate::grid::{seconds, DEFAULT_RUNS, MAX_RUNS};
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::svg::{durations as durations_svg, gantt as gantt_svg, graph as graph_svg};
 use crate::UiError;
@@ -140,7 +141,7 @@ pub(crate) async fn graph(
     State(state): State<RestState>,
     session: Session,
     Path(dag_id): Path<String>,
-    Query(query): Query<RunQuery>,
+    QueryParams(query): QueryParams<RunQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
     let (run, tis, choices) = selected_run(&state, &dag, query.run_id.as_deref()).await?;
@@ -195,7 +196,7 @@ pub(crate) async fn gantt(
     State(state): State<RestState>,
     session: Session,
     Path(dag_id): Path<String>,
-    Query(query): Query<RunQuery>,
+    QueryParams(query): QueryParams<RunQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
     let (run, mut tis, choices) = selected_run(&state, &dag, query.run_id.as_deref()).await?;
@@ -264,7 +265,7 @@ pub(crate) async fn durations(
     State(state): State<RestState>,
     session: Session,
     Path(dag_id): Path<String>,
-    Query(query): Query<RunQuery>,
+    QueryParams(query): QueryParams<RunQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
     let limit = query.runs.unwrap_or(DEFAULT_RUNS).clamp(1, MAX_RUNS);

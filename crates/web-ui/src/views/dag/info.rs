@@ -2,7 +2,7 @@
 //! Details, the Runs and Tasks tables and the audit log.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::Utc;
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use crate::code::{self, Hunk};
 use crate::grid::seconds;
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::time::Moment;
 use crate::UiError;
@@ -50,7 +51,7 @@ pub(crate) async fn code(
     State(state): State<RestState>,
     session: Session,
     Path(dag_id): Path<String>,
-    Query(query): Query<CodeQuery>,
+    QueryParams(query): QueryParams<CodeQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
     let version = query.version.unwrap_or(record.version);
@@ -226,7 +227,7 @@ pub(crate) async fn runs(
     State(state): State<RestState>,
     session: Session,
     Path(dag_id): Path<String>,
-    Query(query): Query<PageQuery>,
+    QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
     let n = query.page.unwrap_or(0);
@@ -338,7 +339,7 @@ pub(crate) async fn audit(
     State(state): State<RestState>,
     session: Session,
     Path(dag_id): Path<String>,
-    Query(query): Query<PageQuery>,
+    QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Response, UiError> {
     session.require(Action::Read, Resource::EventLog)?;
     let (record, dag) = load(&state, &dag_id).await?;

@@ -2,7 +2,7 @@
 //! actions on it — clear with a dry-run preview, mark success or failed, the note.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use super::{dur, header, load, page, DagHeader};
 use crate::grid::seconds;
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::time::Moment;
 use crate::UiError;
@@ -138,7 +139,7 @@ pub(crate) async fn page_route(
     State(state): State<RestState>,
     session: Session,
     Path((dag_id, run_id)): Path<(String, String)>,
-    Query(query): Query<FragmentQuery>,
+    QueryParams(query): QueryParams<FragmentQuery>,
 ) -> Result<Response, UiError> {
     page_handler(state, session, dag_id, run_id, query.fragment).await
 }

@@ -3,7 +3,7 @@
 //! XComs, tries, why it is not running, and the actions on it; and the log as a download.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -18,6 +18,7 @@ use super::{dur, header, load, page, DagHeader};
 use crate::grid::seconds;
 use crate::layout::Page;
 use crate::links;
+use crate::query::QueryParams;
 use crate::session::Session;
 use crate::time::Moment;
 use crate::UiError;
@@ -52,6 +53,9 @@ struct TiRegion {
     state: &'static str,
     try_number: u32,
     tries: Vec<TryRow>,
+    /// Set once the shown try has started: where its whole log is read from, for a page that
+    /// was opened before the try started (and so shows nothing yet).
+    follow_from_start: Option<String>,
 }
 
 #[derive(Template)]
@@ -68,6 +72,8 @@ struct TiPage {
     lines: Vec<String>,
     /// Set while the shown try runs: the API URL the script follows the rest of the log from.
     follow: Option<String>,
+    /// The shown try has not started: the script reads its log once the live region says it has.
+    awaits_try: bool,
     can_read_log: bool,
     download: String,
     command: Option<String>,
@@ -128,7 +134,7 @@ pub(crate) async fn page_route(
     State(state): State<RestState>,
     session: Session,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
-    Query(query): Query<TryQuery>,
+    QueryParams(query): QueryParams<TryQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
     let (run, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
@@ -160,7 +166,23 @@ pub(crate) async fn page_route(
             hostname: ti.hostname.clone(),
         });
     }
+    let can_read_log = session.allows(Action::Read, Resource::TaskLog, Some(&dag_id));
+    let live = is_live(&ti, shown_try);
+    let started = ti.try_number > 0 && ti.try_number >= shown_try;
+    let api_ti = format!(
+        "/api/v2/dags/{}/dagRuns/{}/taskInstances/{}",
+        links::encode(&dag_id),
+        links::encode(&run_id),
+        links::encode(&task_id)
+    );
+    let follow_from = |offset: u64| {
+        format!(
+            "{api_ti}/logs/{shown_try}?token={}",
+            updraft_rest_api::log_continuation_token(offset)
+        )
+    };
     let region = TiRegion {
+        follow_from_start: (started && can_read_log).then(|| follow_from(0)),
         live: format!(
             "{}&fragment=ti",
             links::task_try(&dag_id, &run_id, &task_id, shown_try)
@@ -173,8 +195,6 @@ pub(crate) async fn page_route(
     if query.fragment.as_deref() == Some("ti") {
         return Ok(page(&region)?.into_response());
     }
-    let can_read_log = session.allows(Action::Read, Resource::TaskLog, Some(&dag_id));
-    let live = is_live(&ti, shown_try);
     let text = if can_read_log && ti.try_number > 0 {
         log_text(&state, &ti, shown_try).await?.unwrap_or_default()
     } else {
@@ -186,18 +206,7 @@ pub(crate) async fn page_route(
     } else {
         text.as_str()
     };
-    let api_ti = format!(
-        "/api/v2/dags/{}/dagRuns/{}/taskInstances/{}",
-        links::encode(&dag_id),
-        links::encode(&run_id),
-        links::encode(&task_id)
-    );
-    let follow = (live && can_read_log).then(|| {
-        format!(
-            "{api_ti}/logs/{shown_try}?token={}",
-            updraft_rest_api::log_continuation_token(shown.len() as u64)
-        )
-    });
+    let follow = (live && can_read_log).then(|| follow_from(shown.len() as u64));
     let xcoms = if session.allows(Action::Read, Resource::XCom, Some(&dag_id)) {
         state
             .store()
@@ -243,6 +252,7 @@ pub(crate) async fn page_route(
         shown_try,
         lines: shown.lines().map(str::to_string).collect(),
         follow,
+        awaits_try: !started,
         can_read_log,
         download: format!(
             "{}/tasks/{}/log?try={shown_try}",
@@ -286,7 +296,7 @@ pub(crate) async fn download_log(
     State(state): State<RestState>,
     session: Session,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
-    Query(query): Query<TryQuery>,
+    QueryParams(query): QueryParams<TryQuery>,
 ) -> Result<Response, UiError> {
     session.require(Action::Read, Resource::TaskLog)?;
     let (_, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
