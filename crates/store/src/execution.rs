@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// A DAG file's text at one version, and where the file is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DagSource {
     pub fileloc: String,
     pub source: String,
@@ -40,15 +40,15 @@ pub trait TaskExecution: Send + Sync + 'static {
     /// connections before them).
     async fn connections(&self) -> Result<Vec<ConnectionRecord>>;
     /// The source of a DAG's file at `version`, and the file's path: what a Python task
-    /// executes. Not offered over HTTP yet: a remote worker answers
-    /// [`StoreError::Unsupported`](crate::StoreError::Unsupported).
+    /// executes. By default [`StoreError::Unsupported`](crate::StoreError::Unsupported).
     async fn dag_source(&self, dag_id: &str, version: i64) -> Result<DagSource> {
         let _ = (dag_id, version);
         Err(crate::StoreError::Unsupported(
             "reading a DAG's source from this worker".into(),
         ))
     }
-    /// Sets a variable (`Variable.set` in a Python task); not offered over HTTP yet.
+    /// Sets a variable (`Variable.set` in a Python task). By default
+    /// [`StoreError::Unsupported`](crate::StoreError::Unsupported).
     async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
         let _ = (key, value);
         Err(crate::StoreError::Unsupported(

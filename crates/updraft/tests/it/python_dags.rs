@@ -177,7 +177,10 @@ fn a_branch_skips_the_path_not_taken_and_a_fail_exception_is_not_retried() {
     }
     let home = Home::new();
     home.write_dag("branching.py", BRANCHING);
-    let doc = home.json(&["dags", "test", "branching"]);
+    // The run fails (`refuse`), so the command exits non-zero; its document still says why.
+    let out = home.run(&["dags", "test", "branching", "--output", "json"]);
+    assert!(!out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(state_of(&doc, "pick"), "success", "{doc:#}");
     assert_eq!(state_of(&doc, "left"), "success", "{doc:#}");
     assert_eq!(state_of(&doc, "right"), "skipped", "{doc:#}");
