@@ -251,7 +251,15 @@ impl PythonParser for ParseChildren {
                 scope.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(file) = files.get(i) else { break };
+                    let started = std::time::Instant::now();
                     let answer = self.parse_one(folder, file);
+                    tracing::debug!(
+                        file = %file.display(),
+                        ms = started.elapsed().as_millis() as u64,
+                        dags = answer.dags.as_ref().map_or(0, Vec::len),
+                        ok = answer.dags.is_ok(),
+                        "Python DAG file run"
+                    );
                     if let Ok(mut slot) = answers[i].lock() {
                         *slot = Some(answer);
                     }

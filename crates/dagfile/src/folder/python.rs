@@ -66,16 +66,18 @@ pub(super) fn scan_python(
     let mut to_parse: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for file in files {
         let previous = cache.remove(&file.path);
-        if let Some(previous) = previous.filter(|p| !p.racy) {
-            let same = previous
-                .stamps
-                .iter()
-                .all(|(path, seen)| stamp(path) == *seen);
+        if let Some(previous) = previous {
+            // Stamps taken too close to a write prove nothing: then the content decides.
+            let same = !previous.racy
+                && previous
+                    .stamps
+                    .iter()
+                    .all(|(path, seen)| stamp(path) == *seen);
             if same {
                 kept.insert(file.path, previous);
                 continue;
             }
-            // Changed stamps: run it again only if some content changed.
+            // Changed (or untrusted) stamps: run it again only if some content changed.
             let Some(content) = read(&file.path, stats) else {
                 continue;
             };

@@ -9,7 +9,7 @@ use crate::fixture::{state_of, Home};
 
 /// Whether this binary carries the Python SDK (it is embedded from `sdk/python/src` at build
 /// time) and a `python3` is there to run it. Without them these tests cannot run, and say so.
-fn python_ready() -> bool {
+pub fn python_ready() -> bool {
     let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../sdk/python/src/updraft/_run.py");
     if !sdk.is_file() {
