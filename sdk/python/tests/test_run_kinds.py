@@ -191,3 +191,31 @@ def test_without_jinja2_simple_templates_render_and_others_fail_clearly(tmp_path
     _, finish, _ = run("needs_jinja")
     assert finish["state"] == "failed"
     assert "needs Jinja (install jinja2 in the task's Python)" in finish["error"]
+
+
+def test_a_subclass_of_a_native_operator_with_its_own_execute_is_a_python_task(
+        tmp_path, dag_folder):
+    file = dag_folder.write("skipper.py", """
+        from updraft import DAG, AirflowSkipException
+        from airflow.operators.dummy_operator import DummyOperator
+        from airflow.operators.bash import BashOperator
+
+        class SkipOperator(DummyOperator):
+            def execute(self, context):
+                raise AirflowSkipException("skipping on purpose")
+
+        class Placeholder(DummyOperator):
+            ui_color = "#fff"
+
+        with DAG("skipper"):
+            SkipOperator(task_id="skip") >> Placeholder(task_id="plain")
+            BashOperator(task_id="bash", bash_command="true")
+    """)
+    tasks = {t["task_id"]: t for t in dag_folder.dag("skipper.py")["tasks"]}
+    assert (tasks["skip"]["operator"], tasks["skip"]["python_kind"]) == ("python", "task")
+    assert tasks["skip"]["python_callable"] == "SkipOperator.execute"
+    assert tasks["plain"]["operator"] == "empty"
+    assert tasks["bash"]["operator"] == "bash"
+    code, finish, log = FakeWorker(tmp_path).run(file, "skipper", "skip")
+    assert (code, finish["state"]) == (0, "skipped")
+    assert "skipping on purpose" in log

@@ -159,6 +159,7 @@ def build_context(info, dag, task):
     """The context of the running task from the worker's `start` answer."""
     logical_date = parse_time(info.get("logical_date"))
     ti = TaskInstance(info, task)
+    ti.dag_run = DagRun(info, info.get("dag_id"))
     params = dict(info.get("params") or {})
     # The worker sends the run's params; defaults of the DAG and the task fill any gap.
     if task is not None:
@@ -182,7 +183,7 @@ def build_context(info, dag, task):
         "data_interval_start": parse_time(info.get("data_interval_start")),
         "data_interval_end": parse_time(info.get("data_interval_end")),
         "params": params,
-        "dag_run": DagRun(info, info.get("dag_id")),
+        "dag_run": ti.dag_run,
         "conf": info.get("conf") or {},
         "var": {"value": _VariableAccessor(False), "json": _VariableAccessor(True)},
         "conn": _ConnectionAccessor(),

@@ -13,6 +13,7 @@ from . import context as task_context
 from .exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from .loader import load_dag_file
 from .runtime_values import resolve
+from .serialize import python_kind
 from .templates import render
 
 
@@ -160,7 +161,7 @@ def finish_message(info, push):
         task_context._stack.append(context)
         render_template_fields(task, context, dag_file)
         result = task.execute(context)
-        kind = getattr(task, "_python_kind", "task")
+        kind = python_kind(task)
         if kind == "bash":
             result = run_bash(task, result, context,
                               render_command=isinstance(task, DecoratedPythonOperator))

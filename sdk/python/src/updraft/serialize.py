@@ -69,9 +69,26 @@ def _json_number(seconds):
     return int(seconds) if float(seconds).is_integer() else seconds
 
 
+def _kind(task):
+    """How updraft runs the task. A subclass of a natively run operator that brings its own
+    `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
+    from .operators import BashOperator, EmptyOperator
+
+    kind = task._updraft_kind
+    native = {"bash": BashOperator, "empty": EmptyOperator}.get(kind)
+    if native is not None and type(task).execute is not native.execute:
+        return "python"
+    return kind
+
+
+def python_kind(task):
+    """What the SDK does with a Python task's result (the same at parse and at run time)."""
+    return task._python_kind if task._updraft_kind == "python" else "task"
+
+
 def task_document(task):
     doc = {"task_id": task.task_id}
-    kind = task._updraft_kind
+    kind = _kind(task)
     if kind == "bash":
         doc["operator"] = "bash"
         doc["bash_command"] = task.bash_command
@@ -84,7 +101,7 @@ def task_document(task):
             doc["python_callable"] = callable_name(function)
         else:
             doc["python_callable"] = f"{type(task).__qualname__}.execute"
-        doc["python_kind"] = task._python_kind
+        doc["python_kind"] = python_kind(task)
         if task._source_line is not None:
             doc["source_line"] = task._source_line
     if task.upstream_task_ids:
