@@ -299,3 +299,36 @@ def test_callables_defined_inside_a_dag_function_are_named_by_their_path(dag_fol
         outer()
     """)
     assert dag_folder.dag("nested.py")["tasks"][0]["python_callable"] == "outer.inner"
+
+
+def test_python_tasks_may_name_another_interpreter(dag_folder):
+    dag_folder.write("external.py", """
+        from airflow import DAG
+        from airflow.decorators import task
+        from airflow.operators.python import ExternalPythonOperator, PythonOperator
+        from airflow.operators.bash import BashOperator
+
+        with DAG("external", default_args={"python_executable": "/venvs/default/bin/python"}):
+            ExternalPythonOperator(task_id="op", python="/venvs/a/bin/python",
+                                   python_callable=print)
+
+            @task.external_python(python="/venvs/b/bin/python")
+            def decorated():
+                return 1
+
+            @task.branch_external_python(python="/venvs/c/bin/python")
+            def pick():
+                return "op"
+
+            decorated(); pick()
+            PythonOperator(task_id="from_defaults", python_callable=print)
+            BashOperator(task_id="bash", bash_command="true")
+    """)
+    tasks = tasks_by_id(dag_folder.dag("external.py"))
+    assert {t: (d.get("python_executable"), d.get("python_kind")) for t, d in tasks.items()} == {
+        "op": ("/venvs/a/bin/python", "task"),
+        "decorated": ("/venvs/b/bin/python", "task"),
+        "pick": ("/venvs/c/bin/python", "branch"),
+        "from_defaults": ("/venvs/default/bin/python", "task"),
+        "bash": (None, None),
+    }

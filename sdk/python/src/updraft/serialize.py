@@ -102,6 +102,8 @@ def task_document(task):
         else:
             doc["python_callable"] = f"{type(task).__qualname__}.execute"
         doc["python_kind"] = python_kind(task)
+        if getattr(task, "python_executable", None):
+            doc["python_executable"] = task.python_executable
         if task._source_line is not None:
             doc["source_line"] = task._source_line
     if task.upstream_task_ids:

@@ -1,7 +1,8 @@
 """The Python operators."""
 
 from updraft import (  # noqa: F401
-    BranchPythonOperator, PythonOperator, ShortCircuitOperator, get_current_context,
+    BranchExternalPythonOperator, BranchPythonOperator, ExternalPythonOperator, PythonOperator,
+    ShortCircuitOperator, get_current_context,
 )
 from updraft.compat import refuse_names as _refuse_names
 
@@ -13,7 +14,5 @@ def is_venv_installed():
 
 __getattr__ = _refuse_names(__name__, {
     "PythonVirtualenvOperator": "PythonVirtualenvOperator",
-    "ExternalPythonOperator": "ExternalPythonOperator",
     "BranchPythonVirtualenvOperator": "BranchPythonVirtualenvOperator",
-    "BranchExternalPythonOperator": "BranchExternalPythonOperator",
 })
