@@ -42,6 +42,20 @@ def render_template_fields(task, context, dag_file):
             setattr(task, field, resolve(getattr(task, field), context))
 
 
+def rendered_fields(task):
+    """The task's templated fields after rendering, as JSON can hold them (for
+    `updraft tasks render`)."""
+    fields = {}
+    for field in task.template_fields:
+        value = getattr(task, field, None)
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            value = repr(value)
+        fields[field] = value
+    return fields
+
+
 def run_bash(task, command, context, render_command):
     """Runs a command produced by the task with bash, streaming its output to the log. The last
     line is the result; an exit code in skip_on_exit_code skips, any other non-zero fails."""
@@ -160,6 +174,11 @@ def finish_message(info, push):
         context = task_context.build_context(info, dag, task)
         task_context._stack.append(context)
         render_template_fields(task, context, dag_file)
+        if info.get("render_only"):
+            outcome["rendered"] = rendered_fields(task)
+            for field, value in outcome["rendered"].items():
+                print(f"# {field}\n{value}", flush=True)
+            return outcome
         result = task.execute(context)
         kind = python_kind(task)
         if kind == "bash":
