@@ -206,7 +206,7 @@ def finish_message(info, push):
             print(f"Done. Returned value was: {result!r}", flush=True)
             outcome["return_value"] = result
     except AirflowSkipException as err:
-        print(f"Task skipped: {err}", flush=True)
+        print(f"Task skipped: {err}" if str(err) else "Task skipped", flush=True)
         outcome.update(state="skipped", skip=[])
     except AirflowFailException as err:
         traceback.print_exc()
