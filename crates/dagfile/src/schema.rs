@@ -225,6 +225,11 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
             None => Vec::new(),
         },
     };
+    // Kept as written for the UI; a non-finite number was refused above as a setting.
+    let default_args = match present("default_args").map(|n| n.to_json(&mut |_, _| {})) {
+        Some(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
 
     let tasks = match get(entries, "tasks") {
         None => {
@@ -270,6 +275,7 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
         max_active_tasks: max_active_tasks?,
         tags: tags?,
         params: params?,
+        default_args,
         tasks: tasks?,
     })
 }

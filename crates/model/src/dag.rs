@@ -29,6 +29,9 @@ pub struct Dag {
     pub tags: Vec<String>,
     /// As written in the file: each entry a plain default or a param spec (see [`crate::param`]).
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// The file's `default_args` as written (already applied to `tasks`): what the UI shows.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub default_args: serde_json::Map<String, serde_json::Value>,
     /// In the order of the file; `dependencies` name tasks of this list.
     pub tasks: Vec<Task>,
 }

@@ -34,6 +34,9 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     next: Option<String>,
+    /// The form's token (see [`cookies::login_form_token`]).
+    #[serde(default)]
+    form_token: String,
 }
 
 #[derive(Template)]
@@ -44,16 +47,18 @@ struct LoginPage {
     next: String,
     username: String,
     error: Option<String>,
+    form_token: String,
 }
 
 impl LoginPage {
-    fn new(next: String, username: String, error: Option<String>) -> Self {
+    fn new(next: String, username: String, error: Option<String>, form_token: String) -> Self {
         LoginPage {
             css: Asset::Css.url(),
             icon: Asset::Icon.url(),
             next,
             username,
             error,
+            form_token,
         }
     }
 }
@@ -75,8 +80,9 @@ pub async fn form(
     if let Some(Ok(_)) = cookies::cookie_principal(&state, &jar).await {
         return Ok(Redirect::to(&next).into_response());
     }
-    let page = LoginPage::new(next, String::new(), None);
-    Ok(Html(page.render()?).into_response())
+    let (jar, form_token) = cookies::login_form_token(&state, jar);
+    let page = LoginPage::new(next, String::new(), None, form_token);
+    Ok((jar, Html(page.render()?)).into_response())
 }
 
 /// `POST /login`: checks the credentials; on success sets the cookies and goes on to `next`.
@@ -95,10 +101,23 @@ pub async fn submit(
         username: form.username,
         password: form.password,
     };
+    let forged = !cookies::login_form_token_matches(&jar, &form.form_token);
+    let (jar, form_token) = cookies::login_form_token(&state, jar);
     let refused = |status: StatusCode, message: &str| -> Result<Response, UiError> {
-        let page = LoginPage::new(next.clone(), username.clone(), Some(message.to_string()));
-        Ok((status, Html(page.render()?)).into_response())
+        let page = LoginPage::new(
+            next.clone(),
+            username.clone(),
+            Some(message.to_string()),
+            form_token.clone(),
+        );
+        Ok((status, jar.clone(), Html(page.render()?)).into_response())
     };
+    if forged {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "This sign-in did not come from this site's form (or the form is too old): sign in again.",
+        );
+    }
     match login::check(&state, credentials, client).await {
         Ok((user, role)) => {
             let (token, _) = state

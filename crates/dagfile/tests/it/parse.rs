@@ -52,6 +52,7 @@ fn minimal_file_takes_defaults() {
         max_active_tasks: 16,
         tags: vec![],
         params: serde_json::Map::new(),
+        default_args: serde_json::Map::new(),
         tasks: vec![Task::new(
             "a",
             Operator::Bash {
@@ -180,6 +181,14 @@ fn full_expected() -> Dag {
         max_active_tasks: 8,
         tags: vec!["etl".into(), "users".into()],
         params: params.as_object().unwrap().clone(),
+        default_args: serde_json::json!({
+            "env": {"STAGE": "prod"}, "execution_timeout": "1h", "max_retry_delay": "10m",
+            "pool": "etl", "queue": "etl_queue", "retries": 2, "retry_delay": "30s",
+            "retry_exponential_backoff": true,
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
         tasks: vec![extract, load, notify],
     }
 }
@@ -260,6 +269,11 @@ fn default_args_apply_and_task_keys_override() {
     assert_eq!(a.execution_timeout, Some(Duration::from_secs(600)));
     assert_eq!((b.retries, b.queue.as_str()), (0, "cpu"));
     assert_eq!(b.execution_timeout, None);
+    assert_eq!(
+        serde_json::Value::Object(dag.default_args),
+        serde_json::json!({"retries": 3, "queue": "gpu", "execution_timeout": "10m"}),
+        "kept as written, for the UI"
+    );
 }
 
 #[test]

@@ -24,6 +24,7 @@ fn dag(schedule: &str, tz: &str, start: Option<&str>, end: Option<&str>, catchup
         max_active_tasks: 16,
         tags: Vec::new(),
         params: serde_json::Map::new(),
+        default_args: serde_json::Map::new(),
         tasks: Vec::new(),
     }
 }

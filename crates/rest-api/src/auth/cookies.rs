@@ -31,6 +31,37 @@ pub fn add_login_cookies(state: &RestState, jar: CookieJar, token: String) -> Co
     jar.add(token_cookie).add(csrf_cookie)
 }
 
+/// The cookie that ties the sign-in form to the browser that loaded it.
+pub const LOGIN_FORM_COOKIE: &str = "_login_form";
+
+/// The token the sign-in form carries, and the jar that holds it as a cookie: the one the
+/// browser already has, or a fresh one. A sign-in posted by another site lacks the cookie's
+/// value (it can neither read the cookie nor the form), so the UI refuses it, and cannot log
+/// a victim's browser into the attacker's account.
+pub fn login_form_token(state: &RestState, jar: CookieJar) -> (CookieJar, String) {
+    if let Some(existing) = jar.get(LOGIN_FORM_COOKIE) {
+        let token = existing.value().to_string();
+        if !token.is_empty() {
+            return (jar, token);
+        }
+    }
+    let token = random_token();
+    let cookie = Cookie::build((LOGIN_FORM_COOKIE, token.clone()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.config().secure_cookies);
+    (jar.add(cookie), token)
+}
+
+/// Whether `submitted` is the sign-in form token of this browser.
+pub fn login_form_token_matches(jar: &CookieJar, submitted: &str) -> bool {
+    !submitted.is_empty()
+        && jar
+            .get(LOGIN_FORM_COOKIE)
+            .is_some_and(|c| c.value() == submitted)
+}
+
 /// Removes the login cookies.
 pub fn clear_login_cookies(jar: CookieJar) -> CookieJar {
     jar.remove(Cookie::build(TOKEN_COOKIE).path("/"))

@@ -58,6 +58,7 @@ fn dag(tasks: Vec<Task>) -> Dag {
         max_active_tasks: 16,
         tags: Vec::new(),
         params: serde_json::Map::new(),
+        default_args: serde_json::Map::new(),
         tasks,
     }
 }

@@ -71,6 +71,7 @@ pub fn dag(dag_id: &str, schedule: &str, tasks: Vec<Task>) -> Dag {
         max_active_tasks: 16,
         tags: Vec::new(),
         params: serde_json::Map::new(),
+        default_args: serde_json::Map::new(),
         tasks,
     }
 }

@@ -30,6 +30,7 @@ pub fn dag(dag_id: &str, schedule: Schedule, task_ids: &[&str]) -> Dag {
         max_active_tasks: 16,
         tags: vec!["conformance".to_string()],
         params: serde_json::Map::new(),
+        default_args: serde_json::Map::new(),
         tasks: task_ids
             .iter()
             .map(|id| {

@@ -188,6 +188,15 @@ async fn details_show_the_schedule_next_fire_times_and_params() {
     );
     assert!(body.contains("<code>count</code>"));
     assert!(body.contains("(none: required)"), "day has no default");
+    assert!(
+        body.contains("<dt><code>retries</code></dt><dd><code>2</code></dd>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<dt><code>retry_delay</code></dt><dd><code>5m</code></dd>"),
+        "{body}"
+    );
+    assert!(body.contains("&lt;b&gt;etl&lt;/b&gt;"), "{body}");
     assert!(body.contains("one of <code>&quot;dev&quot;</code>"));
     assert!(
         body.contains("&lt;script&gt;alert(&#39;param&#39;)&lt;/script&gt;"),

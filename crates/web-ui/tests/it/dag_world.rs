@@ -30,6 +30,10 @@ pub async fn publish(store: &dyn Store) {
         "table": "users",
     });
     etl.params = params.as_object().cloned().unwrap_or_default();
+    etl.default_args = json!({"retries": 2, "retry_delay": "5m", "pool": "<b>etl</b>"})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut first = etl.clone();
     first.tasks.truncate(2);
     fixture::sync(store, vec![fixture::upsert(first, "h1")]).await;

@@ -102,14 +102,11 @@ impl Ui {
     pub async fn signed_in(&self, role: Role) -> Browser {
         let mut browser = self.browser();
         let answer = browser
-            .post_form(
-                "/login",
-                &[
-                    ("username", &username(role)),
-                    ("password", PASSWORD),
-                    ("next", "/"),
-                ],
-            )
+            .sign_in(&[
+                ("username", &username(role)),
+                ("password", PASSWORD),
+                ("next", "/"),
+            ])
             .await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
         browser
@@ -150,6 +147,26 @@ impl Browser {
             &[],
         )
         .await
+    }
+
+    /// Submits the sign-in form as a browser does: loads it first, then posts `fields` with
+    /// the form's token.
+    pub async fn sign_in(&mut self, fields: &[(&str, &str)]) -> Answer {
+        let form = self.get("/login").await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        let token = self
+            .cookie("_login_form")
+            .expect("the sign-in form's cookie")
+            .to_string();
+        assert!(
+            form.body
+                .contains(&format!(r#"name="form_token" value="{token}""#)),
+            "the form carries the cookie's token: {}",
+            form.body
+        );
+        let mut fields = fields.to_vec();
+        fields.push(("form_token", &token));
+        self.post_form("/login", &fields).await
     }
 
     /// A JSON request as `app.js` sends it: with the CSRF header.

@@ -34,14 +34,11 @@ async fn a_page_without_a_session_redirects_to_the_login_form_and_back() {
     );
 
     let answer = browser
-        .post_form(
-            "/login",
-            &[
-                ("username", "viewer"),
-                ("password", PASSWORD),
-                ("next", "/dags?search=etl"),
-            ],
-        )
+        .sign_in(&[
+            ("username", "viewer"),
+            ("password", PASSWORD),
+            ("next", "/dags?search=etl"),
+        ])
         .await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
     assert_eq!(answer.location(), Some("/dags?search=etl"));
@@ -88,10 +85,7 @@ async fn wrong_passwords_are_refused_and_then_locked_out() {
     let mut statuses = Vec::new();
     for _ in 0..6 {
         let answer = browser
-            .post_form(
-                "/login",
-                &[("username", &username(Role::Admin)), ("password", "wrong")],
-            )
+            .sign_in(&[("username", &username(Role::Admin)), ("password", "wrong")])
             .await;
         if statuses.is_empty() {
             assert!(
@@ -116,14 +110,11 @@ async fn next_must_be_a_path_of_this_site() {
     let ui = Ui::start().await;
     let mut browser = ui.browser();
     let answer = browser
-        .post_form(
-            "/login",
-            &[
-                ("username", "user"),
-                ("password", PASSWORD),
-                ("next", "//evil.example/"),
-            ],
-        )
+        .sign_in(&[
+            ("username", "user"),
+            ("password", PASSWORD),
+            ("next", "//evil.example/"),
+        ])
         .await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
     assert_eq!(answer.location(), Some("/"));
@@ -165,4 +156,31 @@ async fn pages_cannot_be_framed_or_cached() {
         .to_str()
         .unwrap()
         .starts_with("public"));
+}
+
+#[tokio::test]
+async fn a_sign_in_posted_without_the_forms_token_is_refused() {
+    let ui = Ui::start().await;
+    // Another site's page posting the form: the browser has no form cookie, or the page
+    // cannot know its value.
+    let mut browser = ui.browser();
+    let credentials = [("username", "admin"), ("password", PASSWORD)];
+    let answer = browser.post_form("/login", &credentials).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert!(
+        answer.body.contains("did not come from this site"),
+        "{}",
+        answer.body
+    );
+    assert!(browser.cookie("_token").is_none());
+    browser.get("/login").await.ok();
+    let mut forged = credentials.to_vec();
+    forged.push(("form_token", "guess"));
+    let answer = browser.post_form("/login", &forged).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert!(browser.cookie("_token").is_none());
+    // The refusal's form carries a valid token: signing in from it works.
+    let answer = browser.sign_in(&credentials).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert!(browser.cookie("_token").is_some());
 }

@@ -125,6 +125,14 @@ impl DetailsPage {
     }
 }
 
+/// A value as the file would write it: a string without quotes, anything else as JSON.
+pub(crate) fn plain_json(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// JSON text of a param's default, for the details table.
 pub(crate) fn json_text(value: &Option<serde_json::Value>) -> String {
     match value {
