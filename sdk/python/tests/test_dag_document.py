@@ -332,3 +332,20 @@ def test_python_tasks_may_name_another_interpreter(dag_folder):
         "from_defaults": ("/venvs/default/bin/python", "task"),
         "bash": (None, None),
     }
+
+
+def test_settings_assigned_after_creation_are_kept(dag_folder):
+    dag_folder.write("assigned.py", """
+        from datetime import timedelta
+        from updraft import DAG, BashOperator
+
+        with DAG("assigned"):
+            t = BashOperator(task_id="t", bash_command="true")
+            t.retries = 4
+            t.trigger_rule = "all_done"
+            t.execution_timeout = timedelta(minutes=1)
+            t.doc_md = "documented later"
+    """)
+    task = dag_folder.dag("assigned.py")["tasks"][0]
+    assert (task["retries"], task["trigger_rule"], task["execution_timeout"]) == (4, "all_done",
+                                                                               60)

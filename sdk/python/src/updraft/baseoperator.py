@@ -240,7 +240,13 @@ class BaseOperator(DependencyMixin):
     def output(self):
         return XComArg(self)
 
-    # Settings read like Airflow's attributes.
+    # Settings read and written like Airflow's attributes (`task.retries = 3` after creation).
+    def __setattr__(self, name, value):
+        if name in SETTING_KEYS and "settings" in self.__dict__:
+            self.settings[name] = check_setting(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
     def __getattr__(self, name):
         if name in SETTING_KEYS:
             return self.__dict__.get("settings", {}).get(name, _SETTING_DEFAULTS.get(name))
