@@ -126,6 +126,9 @@ def test_latest_only(kinds):
     assert finish["skip"] == []
     _, finish, _ = kinds("latest")  # the fake worker's run is from 2024
     assert finish["skip"] == ["after_latest"]
+    _, finish, _ = kinds("latest", data_interval_start="2024-03-01T00:00:00+00:00",
+                         data_interval_end="2024-03-01T00:00:00+00:00")  # @once
+    assert finish["skip"] == []
     _, finish, _ = kinds("latest", run_type="manual",
                          dag_run={"run_id": "manual__1", "run_type": "manual", "conf": {}})
     assert finish["skip"] == []

@@ -135,7 +135,8 @@ def latest_only_skips(task, context, now=None):
     """Skips the direct downstream tasks unless the run's data interval is the latest one."""
     run = context["dag_run"]
     start, end = context["data_interval_start"], context["data_interval_end"]
-    if run.run_type == "manual" or start is None or end is None:
+    if run.run_type == "manual" or start is None or end is None or end <= start:
+        # A manual run, or a schedule without periods (@once): nothing later can supersede it.
         print("Manual or unscheduled run: not skipping downstream tasks", flush=True)
         return []
     now = now or datetime.datetime.now(datetime.timezone.utc)
