@@ -222,3 +222,22 @@ def test_a_subclass_of_a_native_operator_with_its_own_execute_is_a_python_task(
     code, finish, log = FakeWorker(tmp_path).run(file, "skipper", "skip")
     assert (code, finish["state"]) == (0, "skipped")
     assert "skipping on purpose" in log
+
+
+def test_jinja_templates_with_airflows_filters_when_jinja2_is_installed(tmp_path, dag_folder):
+    pytest.importorskip("jinja2")
+    file = dag_folder.write("jinja.py", """
+        from updraft import DAG, PythonOperator
+
+        with DAG("jinja", params={"items": ["a", "b"]}):
+            PythonOperator(task_id="t", python_callable=lambda x: x, op_args=[
+                "{{ logical_date | ds_nodash }}-{% for i in params['items'] %}{{ i }}{% endfor %}"
+                "-{{ macros.ds_add(ds, 1) }}"])
+            PythonOperator(task_id="undefined", python_callable=lambda x: x,
+                           op_args=["{{ not_there }}"])
+    """)
+    _, finish, log = FakeWorker(tmp_path).run(file, "jinja", "t")
+    assert finish["return_value"] == "20240301-ab-2024-03-02", log
+    _, finish, _ = FakeWorker(tmp_path).run(file, "jinja", "undefined")
+    assert finish["state"] == "failed"
+    assert "'not_there' is undefined" in finish["error"]
