@@ -172,3 +172,15 @@ def test_airflow_utils_timezone(dag_folder):
             EmptyOperator(task_id="t")
     """)
     assert dag_folder.dag("tz.py")["start_date"] == "2024-05-06T07:00:00+00:00"
+
+
+def test_old_attribute_paths_from_the_airflow_package(dag_folder):
+    dag_folder.write("old.py", """
+        import airflow
+        from airflow import DAG
+        from airflow.operators.python_operator import PythonOperator
+
+        with DAG("old", default_args={"start_date": airflow.utils.dates.days_ago(2)}):
+            PythonOperator(task_id="t", python_callable=print)
+    """)
+    assert dag_folder.dag("old.py")["start_date"].endswith("T00:00:00+00:00")

@@ -257,3 +257,19 @@ def test_render_only_reports_the_rendered_fields_without_running(tmp_path, dag_f
         "op_kwargs": {"b": "run scheduled__2024-03-01T00:00:00+00:00"},
     }
     assert "# op_args\n['2024-03-01']" in log
+
+
+def test_xcom_pull_of_any_key_is_refused_by_name(tmp_path, dag_folder):
+    file = dag_folder.write("anykey.py", """
+        from updraft import DAG, task
+
+        with DAG("anykey"):
+            @task
+            def pull(ti=None):
+                return ti.xcom_pull(task_ids="x", key=None)
+
+            pull()
+    """)
+    _, finish, _ = FakeWorker(tmp_path).run(file, "anykey", "pull")
+    assert finish["error"] == ("NotSupportedByUpdraft: xcom_pull(key=None) (the latest XCom of "
+                               "any key) is not supported yet by updraft (name the key)")

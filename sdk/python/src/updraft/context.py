@@ -74,6 +74,9 @@ class TaskInstance:
                   include_prior_dates=False, map_indexes=None, default=None, run_id=None):
         if include_prior_dates:
             raise NotSupportedByUpdraft("xcom_pull(include_prior_dates=True)")
+        if key is None:
+            raise NotSupportedByUpdraft("xcom_pull(key=None) (the latest XCom of any key)",
+                                        "name the key")
         single = task_ids is None or isinstance(task_ids, str)
         if task_ids is None:
             ids = [self.task_id]
@@ -82,8 +85,7 @@ class TaskInstance:
         else:
             ids = list(task_ids)
         reply = supervisor.current().request(
-            "xcom_pull", dag_id=dag_id, task_ids=ids, key=key if key is not None else
-            "return_value", run_id=run_id, map_indexes=None,
+            "xcom_pull", dag_id=dag_id, task_ids=ids, key=key, run_id=run_id, map_indexes=None,
         )
         values = [default if v is None else v for v in reply.get("values", [])]
         if single:
