@@ -24,7 +24,7 @@ def test_every_example_parses(dag_folder):
     assert found == {
         "python_branching": ["choose", "fast_path", "join", "thorough.check",
                              "thorough.process"],
-        "taskflow_etl": ["extract", "load", "transform"],
+        "taskflow_etl": ["publish", "read_station", "summarise"],
         "tutorial": ["print_date", "templated", "wait"],
     }
 
@@ -47,11 +47,12 @@ def run_in_order(tmp_path, file, dag_id, task_ids, **context):
 def test_taskflow_etl_passes_results_along(tmp_path, dag_folder):
     copy_examples(dag_folder)
     finishes = run_in_order(tmp_path, dag_folder.path / "taskflow_etl.py", "taskflow_etl",
-                            ["extract", "transform", "load"])
-    assert finishes["transform"][1]["return_value"] == {"total": 1236.7, "count": 3}
-    code, finish, log = finishes["load"]
-    assert (code, finish["return_value"]) == (0, 1236.7)
-    assert "2024-03-01: 3 orders, total 1236.70" in log
+                            ["read_station", "summarise", "publish"])
+    assert finishes["summarise"][1]["return_value"] == {"mean": 15.333333333333334,
+                                                         "peak": 19.0}
+    code, finish, log = finishes["publish"]
+    assert (code, finish["return_value"]) == (0, 15.3)
+    assert "2024-03-01: mean 15.3 C, peak 19.0 C" in log
 
 
 def test_python_branching_follows_the_param(tmp_path, dag_folder):
