@@ -25,7 +25,7 @@ def test_every_example_parses(dag_folder):
         "python_branching": ["choose", "fast_path", "join", "thorough.check",
                              "thorough.process"],
         "taskflow_etl": ["publish", "read_station", "summarise"],
-        "tutorial": ["print_date", "templated", "wait"],
+        "tutorial": ["pause", "report_window", "show_date"],
     }
 
 

@@ -126,5 +126,5 @@ def test_the_tutorial_runs_to_success(dag_folder, tmp_path):
     run = updraft(home, "dags", "test", "tutorial", "2024-03-01")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "of tutorial: success" in run.stdout
-    for task_id in ("print_date", "wait", "templated"):
+    for task_id in ("show_date", "pause", "report_window"):
         assert any(task_id in line and "success" in line for line in run.stdout.splitlines())
