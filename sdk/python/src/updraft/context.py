@@ -3,12 +3,9 @@
 calling convention that hands a callable the context values its signature names."""
 
 import datetime
+import importlib
 import inspect
 import json
-import random
-import time
-import types
-import uuid
 
 from . import supervisor
 from .exceptions import AirflowException, NotSupportedByUpdraft
@@ -151,10 +148,25 @@ def _ds_format(ds, input_format, output_format):
     return datetime.datetime.strptime(str(ds), input_format).strftime(output_format)
 
 
-macros = types.SimpleNamespace(
-    ds_add=_ds_add, ds_format=_ds_format, datetime=datetime.datetime,
-    timedelta=datetime.timedelta, json=json, time=time, uuid=uuid, random=random.random,
-)
+class _Macros:
+    """Airflow's `macros`: the date helpers, and modules imported on first use (a task that does
+    not use them does not pay for their import)."""
+
+    ds_add = staticmethod(_ds_add)
+    ds_format = staticmethod(_ds_format)
+    timedelta = datetime.timedelta
+    datetime = datetime.datetime
+    json = json
+
+    def __getattr__(self, name):
+        if name in ("time", "uuid", "dateutil"):
+            return importlib.import_module(name)
+        if name == "random":
+            return importlib.import_module("random").random
+        raise AttributeError(f"macros has no {name!r}")
+
+
+macros = _Macros()
 
 
 def build_context(info, dag, task):
