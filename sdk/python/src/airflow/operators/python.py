@@ -2,7 +2,7 @@
 
 from updraft import (  # noqa: F401
     BranchExternalPythonOperator, BranchPythonOperator, ExternalPythonOperator, PythonOperator,
-    ShortCircuitOperator, get_current_context,
+    ShortCircuitOperator, get_current_context, task,
 )
 from updraft.compat import refuse_names as _refuse_names
 
