@@ -349,3 +349,16 @@ def test_settings_assigned_after_creation_are_kept(dag_folder):
     task = dag_folder.dag("assigned.py")["tasks"][0]
     assert (task["retries"], task["trigger_rule"], task["execution_timeout"]) == (4, "all_done",
                                                                                60)
+
+
+def test_pool_slots_other_than_one_are_refused(dag_folder):
+    dag_folder.write("slots.py", """
+        from updraft import DAG, EmptyOperator
+        with DAG("slots"):
+            EmptyOperator(task_id="one", pool_slots=1)
+            EmptyOperator(task_id="two", pool_slots=2)
+    """)
+    error = dag_folder.parse("slots.py")["error"]
+    assert error["message"].startswith(
+        "NotSupportedByUpdraft: pool_slots other than 1 is not supported yet by updraft")
+    assert error["line"] == 5

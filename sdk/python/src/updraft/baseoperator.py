@@ -23,7 +23,7 @@ SETTING_KEYS = (
 # effect): accepted and not stored.
 INFORMATIONAL_KEYS = (
     "owner", "email", "doc", "doc_md", "doc_rst", "doc_json", "doc_yaml", "task_display_name",
-    "provide_context", "start_date", "end_date", "weight_rule", "pool_slots", "ui_color",
+    "provide_context", "start_date", "end_date", "weight_rule", "ui_color",
     "ui_fgcolor", "label", "show_return_value_in_logs", "multiple_outputs", "append_env",
     "output_encoding", "executor",
 )
@@ -51,6 +51,7 @@ UNSUPPORTED_KEYS = {
     "outlets": "datasets and lineage (outlets)",
     "task_concurrency": "task_concurrency",
     "retry_delay_multiplier": None,
+    "pool_slots": "pool_slots other than 1",
 }
 
 
@@ -121,7 +122,8 @@ def check_setting(key, value):
 def _refuse_unsupported(key, value, where):
     if key not in UNSUPPORTED_KEYS:
         return
-    neutral = value is None or value is False or value == [] or value == () or value == 0
+    neutral = value is None or value is False or value == [] or value == () or value == 0 or (
+        key == "pool_slots" and value == 1)
     if not neutral:
         name = UNSUPPORTED_KEYS[key] or key
         raise NotSupportedByUpdraft(name, f"{key}= in {where}")
