@@ -122,6 +122,24 @@ def task_document(task):
     return doc
 
 
+def default_args_document(default_args):
+    """The DAG's `default_args` that updraft stores (shown with the DAG); every task already
+    carries the values it inherited, so this changes no task."""
+    from .baseoperator import SETTING_KEYS, check_setting
+
+    out = {}
+    for key, value in default_args.items():
+        if key not in SETTING_KEYS:
+            continue
+        value = check_setting(key, value)
+        if value is None:
+            continue
+        if key in ("retry_delay", "max_retry_delay", "execution_timeout"):
+            value = _json_number(value)
+        out[key] = value
+    return out
+
+
 def dag_document(dag):
     """The DAG document, or an exception saying what cannot be expressed."""
     doc = {"dag_id": dag.dag_id}
@@ -150,6 +168,9 @@ def dag_document(dag):
             str(tag) for tag in dag.tags]
     if dag.params:
         doc["params"] = serialize_params(dag.params)
+    defaults = default_args_document(dag.default_args)
+    if defaults:
+        doc["default_args"] = defaults
     doc["tasks"] = [task_document(task) for task in dag.tasks]
     try:
         json.dumps(doc, allow_nan=False)
