@@ -23,6 +23,18 @@ pub(crate) fn routes() -> Router<RestState> {
         .merge(dag::routes())
 }
 
+/// Whether the request asks for the page's live region `name` alone (`?fragment=name`);
+/// any other fragment is a bad request, so a typo shows instead of a whole page.
+pub(crate) fn wants_fragment(fragment: Option<&str>, name: &str) -> Result<bool, UiError> {
+    match fragment {
+        None => Ok(false),
+        Some(f) if f == name => Ok(true),
+        Some(other) => Err(UiError::BadRequest(format!(
+            "This page has no fragment {other:?}; it has {name:?}."
+        ))),
+    }
+}
+
 /// A template rendered into an HTML answer.
 pub(crate) fn html(template: &impl Template) -> Result<Html<String>, UiError> {
     Ok(Html(template.render()?))

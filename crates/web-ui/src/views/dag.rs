@@ -272,7 +272,7 @@ async fn grid_page(
         grid,
         live: format!("{}?runs={runs}&fragment=grid", links::dag(&dag_id)),
     };
-    if query.fragment.as_deref() == Some("grid") {
+    if crate::views::wants_fragment(query.fragment.as_deref(), "grid")? {
         return Ok(super::html(&region)?.into_response());
     }
     Ok(super::html(&GridPage {

@@ -74,6 +74,15 @@ async fn the_list_filters_sorts_and_escapes_dag_ids() {
         StatusCode::BAD_REQUEST
     );
     // A malformed value is the UI's error page naming the parameter, on every view.
+    for path in ["/dags/etl?fragment=gird", "/dags/etl/graph?fragment=nope"] {
+        let answer = browser.get(path).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            answer.body.contains("has no fragment"),
+            "{path}: {}",
+            answer.body
+        );
+    }
     for path in [
         "/dags?page=abc",
         "/dags/etl?runs=-1",

@@ -331,7 +331,7 @@ fn respond(
     fragment: Option<&str>,
     zoom: bool,
 ) -> Result<Response, UiError> {
-    if fragment == Some(region.name) {
+    if crate::views::wants_fragment(fragment, region.name)? {
         return Ok(page(&region)?.into_response());
     }
     page(&ChartPage {

@@ -116,7 +116,7 @@ pub(crate) async fn page_handler(
             })
             .collect(),
     };
-    if fragment.as_deref() == Some("run") {
+    if crate::views::wants_fragment(fragment.as_deref(), "run")? {
         return Ok(page(&region)?.into_response());
     }
     let api_dag = links::encode(&dag_id);

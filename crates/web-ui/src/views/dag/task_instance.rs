@@ -192,7 +192,7 @@ pub(crate) async fn page_route(
         try_number: ti.try_number,
         tries: try_rows,
     };
-    if query.fragment.as_deref() == Some("ti") {
+    if crate::views::wants_fragment(query.fragment.as_deref(), "ti")? {
         return Ok(page(&region)?.into_response());
     }
     let text = if can_read_log && ti.try_number > 0 {
