@@ -83,6 +83,8 @@ def check_setting(key, value):
     if key == "retries":
         if value is None:
             return 0
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)  # Airflow accepts "3" (with a warning)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"retries must be a whole number of at least 0, not {value!r}")
         return value
