@@ -1,7 +1,6 @@
-"""An extract-transform-load pipeline written with TaskFlow: each task's return value is the
-next task's argument, passed through XCom by updraft."""
+"""A small extract-transform-load pipeline written with TaskFlow: each task's return value is
+the next task's argument, passed through XCom by updraft."""
 
-import json
 from datetime import datetime
 
 from airflow.decorators import dag, task
@@ -14,24 +13,24 @@ from airflow.decorators import dag, task
     tags=["example", "python"],
 )
 def taskflow_etl():
-    """Order totals: extract the day's orders, sum them, report the total."""
+    """Weather station readings: read the day's temperatures, summarise them, publish."""
 
     @task
-    def extract():
-        orders = '{"1001": 301.27, "1002": 433.21, "1003": 502.22}'
-        return json.loads(orders)
+    def read_station():
+        return [{"hour": h, "celsius": c} for h, c in ((6, 11.5), (12, 19.0), (18, 15.5))]
 
     @task(multiple_outputs=True)
-    def transform(orders: dict):
-        return {"total": round(sum(orders.values()), 2), "count": len(orders)}
+    def summarise(readings: list):
+        temperatures = [r["celsius"] for r in readings]
+        return {"mean": sum(temperatures) / len(temperatures), "peak": max(temperatures)}
 
     @task
-    def load(total: float, count: int, ds=None):
-        print(f"{ds}: {count} orders, total {total:.2f}")
-        return total
+    def publish(mean: float, peak: float, ds=None):
+        print(f"{ds}: mean {mean:.1f} C, peak {peak:.1f} C")
+        return round(mean, 1)
 
-    summary = transform(extract())
-    load(summary["total"], summary["count"])
+    summary = summarise(read_station())
+    publish(summary["mean"], summary["peak"])
 
 
 taskflow_etl()

@@ -1,5 +1,5 @@
-"""The shape of Airflow's first tutorial, as a Python DAG file for updraft: three bash tasks,
-default_args shared by all of them, a templated command and documentation on the DAG."""
+"""A first Python DAG for updraft in the shape of Airflow's classic tutorial: three bash tasks,
+default_args shared by all of them, a templated command and documentation."""
 
 import textwrap
 from datetime import datetime, timedelta
@@ -18,30 +18,31 @@ default_args = {
 with DAG(
     "tutorial",
     default_args=default_args,
-    description="Print the date, wait, then run a templated command",
+    description="Show the host's clock, pause, then describe the run's window",
     schedule=timedelta(days=1),
     start_date=datetime(2024, 1, 1),
     catchup=False,
     tags=["example", "python"],
 ) as dag:
-    dag.doc_md = "Written like Airflow's tutorial; runs unchanged on updraft."
+    dag.doc_md = "Three bash tasks; the last one's command is a Jinja template."
 
-    print_date = BashOperator(task_id="print_date", bash_command="date")
+    show_date = BashOperator(task_id="show_date", bash_command="date -u")
 
-    wait = BashOperator(
-        task_id="wait",
+    pause = BashOperator(
+        task_id="pause",
         bash_command="sleep 1",
         retries=3,
         execution_timeout=timedelta(minutes=1),
     )
 
-    templated_command = textwrap.dedent(
+    window_command = textwrap.dedent(
         """
-        {% for offset in range(3) %}
-            echo "run {{ ds }}, {{ offset }} days later: {{ macros.ds_add(ds, offset) }}"
+        echo "run {{ run_id }} covers {{ data_interval_start }} to {{ data_interval_end }}"
+        {% for back in [1, 7] %}
+            echo "{{ back }} day(s) before {{ ds }}: {{ macros.ds_add(ds, -back) }}"
         {% endfor %}
         """
     )
-    templated = BashOperator(task_id="templated", bash_command=templated_command)
+    report_window = BashOperator(task_id="report_window", bash_command=window_command)
 
-    print_date >> [wait, templated]
+    show_date >> [pause, report_window]

@@ -172,3 +172,35 @@ def test_airflow_utils_timezone(dag_folder):
             EmptyOperator(task_id="t")
     """)
     assert dag_folder.dag("tz.py")["start_date"] == "2024-05-06T07:00:00+00:00"
+
+
+def test_old_attribute_paths_from_the_airflow_package(dag_folder):
+    dag_folder.write("old.py", """
+        import airflow
+        from airflow import DAG
+        from airflow.operators.python_operator import PythonOperator
+
+        with DAG("old", default_args={"start_date": airflow.utils.dates.days_ago(2)}):
+            PythonOperator(task_id="t", python_callable=print)
+    """)
+    assert dag_folder.dag("old.py")["start_date"].endswith("T00:00:00+00:00")
+
+
+@pytest.mark.parametrize("statement", [
+    "from airflow.sdk.bases.operator import BaseOperator, chain",
+    "from airflow.sdk.bases.hook import BaseHook",
+    "from airflow.sdk.definitions.context import Context, get_current_context",
+    "from airflow.sdk.definitions.dag import DAG, dag",
+    "from airflow.sdk.definitions.taskgroup import TaskGroup",
+    "from airflow.sdk.definitions.edges import Label",
+    "from airflow.sdk import Context",
+    "from airflow.utils.context import Context",
+    "from airflow.operators.python import task",
+    "from airflow.models.taskinstance import TaskInstance",
+    "from airflow.models.dagrun import DagRun",
+    "from airflow.utils.state import State, DagRunState, TaskInstanceState",
+])
+def test_names_used_in_type_hints_and_airflow_3_paths_import(dag_folder, statement):
+    dag_folder.write("names.py", statement + "\nfrom airflow import DAG\nDAG('names')\n")
+    answer = dag_folder.parse("names.py")
+    assert answer["error"] is None, answer["error"]

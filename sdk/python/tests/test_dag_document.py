@@ -115,7 +115,10 @@ def test_task_settings_from_arguments_group_and_dag_default_args(dag_folder):
             with TaskGroup("g", default_args={"retries": 9, "pool": "g_pool"}):
                 BashOperator(task_id="in_group", bash_command="run")
     """)
-    tasks = tasks_by_id(dag_folder.dag("task_settings.py"))
+    doc = dag_folder.dag("task_settings.py")
+    # Only what updraft stores; owner, email and depends_on_past are Airflow's alone.
+    assert doc["default_args"] == {"retries": 3, "retry_delay": 120, "queue": "etl"}
+    tasks = tasks_by_id(doc)
     assert tasks["all"] == {
         "task_id": "all", "operator": "bash", "bash_command": "run", "retries": 1,
         "retry_delay": 90, "queue": "etl", "env": {"A": "1", "N": "2"}, "cwd": "/tmp",
@@ -299,3 +302,66 @@ def test_callables_defined_inside_a_dag_function_are_named_by_their_path(dag_fol
         outer()
     """)
     assert dag_folder.dag("nested.py")["tasks"][0]["python_callable"] == "outer.inner"
+
+
+def test_python_tasks_may_name_another_interpreter(dag_folder):
+    dag_folder.write("external.py", """
+        from airflow import DAG
+        from airflow.decorators import task
+        from airflow.operators.python import ExternalPythonOperator, PythonOperator
+        from airflow.operators.bash import BashOperator
+
+        with DAG("external", default_args={"python_executable": "/venvs/default/bin/python"}):
+            ExternalPythonOperator(task_id="op", python="/venvs/a/bin/python",
+                                   python_callable=print)
+
+            @task.external_python(python="/venvs/b/bin/python")
+            def decorated():
+                return 1
+
+            @task.branch_external_python(python="/venvs/c/bin/python")
+            def pick():
+                return "op"
+
+            decorated(); pick()
+            PythonOperator(task_id="from_defaults", python_callable=print)
+            BashOperator(task_id="bash", bash_command="true")
+    """)
+    tasks = tasks_by_id(dag_folder.dag("external.py"))
+    assert {t: (d.get("python_executable"), d.get("python_kind")) for t, d in tasks.items()} == {
+        "op": ("/venvs/a/bin/python", "task"),
+        "decorated": ("/venvs/b/bin/python", "task"),
+        "pick": ("/venvs/c/bin/python", "branch"),
+        "from_defaults": ("/venvs/default/bin/python", "task"),
+        "bash": (None, None),
+    }
+
+
+def test_settings_assigned_after_creation_are_kept(dag_folder):
+    dag_folder.write("assigned.py", """
+        from datetime import timedelta
+        from updraft import DAG, BashOperator
+
+        with DAG("assigned"):
+            t = BashOperator(task_id="t", bash_command="true")
+            t.retries = 4
+            t.trigger_rule = "all_done"
+            t.execution_timeout = timedelta(minutes=1)
+            t.doc_md = "documented later"
+    """)
+    task = dag_folder.dag("assigned.py")["tasks"][0]
+    assert (task["retries"], task["trigger_rule"], task["execution_timeout"]) == (4, "all_done",
+                                                                               60)
+
+
+def test_pool_slots_other_than_one_are_refused(dag_folder):
+    dag_folder.write("slots.py", """
+        from updraft import DAG, EmptyOperator
+        with DAG("slots"):
+            EmptyOperator(task_id="one", pool_slots=1)
+            EmptyOperator(task_id="two", pool_slots=2)
+    """)
+    error = dag_folder.parse("slots.py")["error"]
+    assert error["message"].startswith(
+        "NotSupportedByUpdraft: pool_slots other than 1 is not supported yet by updraft")
+    assert error["line"] == 5

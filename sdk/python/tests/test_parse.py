@@ -169,3 +169,34 @@ def test_the_answer_is_one_json_line(dag_folder):
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["dags"][0]["description"] == "naïve café ✓\nsecond line"
+
+
+def test_a_broken_helper_module_is_still_listed_as_an_import(dag_folder):
+    dag_folder.write("shaky.py", "def broken(:\n")
+    dag_folder.write("uses_shaky.py", """
+        from updraft import DAG
+        import shaky
+    """)
+    answer = dag_folder.parse("uses_shaky.py")
+    assert answer["error"]["message"].startswith("SyntaxError")
+    assert answer["error"]["file"] == os.path.realpath(dag_folder.path / "shaky.py")
+    assert answer["imports"] == [os.path.realpath(dag_folder.path / "shaky.py")]
+
+
+def test_variables_while_parsing_come_from_the_environment_or_the_default(dag_folder):
+    dag_folder.write("vars.py", """
+        from updraft import DAG, EmptyOperator, Variable
+        with DAG(Variable.get("dag_name") + "_" + Variable.get("missing", default_var="x")):
+            EmptyOperator(task_id="t")
+        Variable.get("required")
+    """)
+    answer = dag_folder.parse("vars.py", env={"AIRFLOW_VAR_DAG_NAME": "from_env"})
+    assert answer["error"]["message"].startswith(
+        "AirflowNotFoundException: Variable 'required' is not available here")
+    dag_folder.write("vars_ok.py", """
+        from updraft import DAG, EmptyOperator, Variable
+        with DAG(Variable.get("dag_name") + "_" + Variable.get("missing", default_var="x")):
+            EmptyOperator(task_id="t")
+    """)
+    answer = dag_folder.parse("vars_ok.py", env={"AIRFLOW_VAR_DAG_NAME": "from_env"})
+    assert [d["dag_id"] for d in answer["dags"]] == ["from_env_x"]

@@ -246,3 +246,30 @@ def test_a_thread_left_running_does_not_keep_the_try_alive(tmp_path, dag_folder)
     """)
     code, finish, _ = FakeWorker(tmp_path).run(file, "threads", "spawn")
     assert (code, finish["return_value"]) == (0, "started")
+
+
+def test_render_only_reports_the_rendered_fields_without_running(tmp_path, dag_folder):
+    code, finish, log, _ = run(tmp_path, dag_folder, "classic", render_only=True)
+    assert code == 0
+    assert finish["state"] == "success" and "return_value" not in finish
+    assert finish["rendered"] == {
+        "templates_dict": {"when": "5"}, "op_args": ["2024-03-01"],
+        "op_kwargs": {"b": "run scheduled__2024-03-01T00:00:00+00:00"},
+    }
+    assert "# op_args\n['2024-03-01']" in log
+
+
+def test_xcom_pull_of_any_key_is_refused_by_name(tmp_path, dag_folder):
+    file = dag_folder.write("anykey.py", """
+        from updraft import DAG, task
+
+        with DAG("anykey"):
+            @task
+            def pull(ti=None):
+                return ti.xcom_pull(task_ids="x", key=None)
+
+            pull()
+    """)
+    _, finish, _ = FakeWorker(tmp_path).run(file, "anykey", "pull")
+    assert finish["error"] == ("NotSupportedByUpdraft: xcom_pull(key=None) (the latest XCom of "
+                               "any key) is not supported yet by updraft (name the key)")

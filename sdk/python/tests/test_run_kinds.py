@@ -126,6 +126,9 @@ def test_latest_only(kinds):
     assert finish["skip"] == []
     _, finish, _ = kinds("latest")  # the fake worker's run is from 2024
     assert finish["skip"] == ["after_latest"]
+    _, finish, _ = kinds("latest", data_interval_start="2024-03-01T00:00:00+00:00",
+                         data_interval_end="2024-03-01T00:00:00+00:00")  # @once
+    assert finish["skip"] == []
     _, finish, _ = kinds("latest", run_type="manual",
                          dag_run={"run_id": "manual__1", "run_type": "manual", "conf": {}})
     assert finish["skip"] == []
@@ -191,3 +194,50 @@ def test_without_jinja2_simple_templates_render_and_others_fail_clearly(tmp_path
     _, finish, _ = run("needs_jinja")
     assert finish["state"] == "failed"
     assert "needs Jinja (install jinja2 in the task's Python)" in finish["error"]
+
+
+def test_a_subclass_of_a_native_operator_with_its_own_execute_is_a_python_task(
+        tmp_path, dag_folder):
+    file = dag_folder.write("skipper.py", """
+        from updraft import DAG, AirflowSkipException
+        from airflow.operators.dummy_operator import DummyOperator
+        from airflow.operators.bash import BashOperator
+
+        class SkipOperator(DummyOperator):
+            def execute(self, context):
+                raise AirflowSkipException("skipping on purpose")
+
+        class Placeholder(DummyOperator):
+            ui_color = "#fff"
+
+        with DAG("skipper"):
+            SkipOperator(task_id="skip") >> Placeholder(task_id="plain")
+            BashOperator(task_id="bash", bash_command="true")
+    """)
+    tasks = {t["task_id"]: t for t in dag_folder.dag("skipper.py")["tasks"]}
+    assert (tasks["skip"]["operator"], tasks["skip"]["python_kind"]) == ("python", "task")
+    assert tasks["skip"]["python_callable"] == "SkipOperator.execute"
+    assert tasks["plain"]["operator"] == "empty"
+    assert tasks["bash"]["operator"] == "bash"
+    code, finish, log = FakeWorker(tmp_path).run(file, "skipper", "skip")
+    assert (code, finish["state"]) == (0, "skipped")
+    assert "skipping on purpose" in log
+
+
+def test_jinja_templates_with_airflows_filters_when_jinja2_is_installed(tmp_path, dag_folder):
+    pytest.importorskip("jinja2")
+    file = dag_folder.write("jinja.py", """
+        from updraft import DAG, PythonOperator
+
+        with DAG("jinja", params={"items": ["a", "b"]}):
+            PythonOperator(task_id="t", python_callable=lambda x: x, op_args=[
+                "{{ logical_date | ds_nodash }}-{% for i in params['items'] %}{{ i }}{% endfor %}"
+                "-{{ macros.ds_add(ds, 1) }}"])
+            PythonOperator(task_id="undefined", python_callable=lambda x: x,
+                           op_args=["{{ not_there }}"])
+    """)
+    _, finish, log = FakeWorker(tmp_path).run(file, "jinja", "t")
+    assert finish["return_value"] == "20240301-ab-2024-03-02", log
+    _, finish, _ = FakeWorker(tmp_path).run(file, "jinja", "undefined")
+    assert finish["state"] == "failed"
+    assert "'not_there' is undefined" in finish["error"]

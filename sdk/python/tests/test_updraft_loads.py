@@ -126,5 +126,27 @@ def test_the_tutorial_runs_to_success(dag_folder, tmp_path):
     run = updraft(home, "dags", "test", "tutorial", "2024-03-01")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "of tutorial: success" in run.stdout
-    for task_id in ("print_date", "wait", "templated"):
+    for task_id in ("show_date", "pause", "report_window"):
         assert any(task_id in line and "success" in line for line in run.stdout.splitlines())
+
+
+def test_python_examples_run_in_updraft(tmp_path):
+    if not knows_python_tasks(tmp_path):
+        pytest.skip("this updraft binary does not run Python tasks yet")
+    home = tmp_path / "home"
+    (home / "dags").mkdir(parents=True)
+    for example in EXAMPLES.glob("*.py"):
+        (home / "dags" / example.name).write_text(example.read_text())
+    errors = updraft(home, "dags", "list-import-errors", "-o", "json")
+    assert json.loads(errors.stdout) == [], errors.stdout
+    run = updraft(home, "dags", "test", "taskflow_etl", "2024-03-01")
+    assert "of taskflow_etl: success" in run.stdout, run.stdout + run.stderr
+    logs = list((home / "logs").rglob("*.log"))
+    publish = [p for p in logs if "task_id=publish" in str(p)]
+    assert publish and "2024-03-01: mean 15.3 C, peak 19.0 C" in publish[0].read_text()
+    run = updraft(home, "dags", "test", "python_branching", "2024-03-01")
+    assert "of python_branching: success" in run.stdout, run.stdout + run.stderr
+    states = {line.split("┆")[0].strip("│ "): line.split("┆")[1].strip()
+              for line in run.stdout.splitlines() if "┆" in line and "task_id" not in line}
+    assert states == {"choose": "success", "fast_path": "success", "join": "success",
+                      "thorough.check": "skipped", "thorough.process": "skipped"}

@@ -7,3 +7,7 @@ from updraft.compat import install_finder as _install_finder
 __version__ = "3.0.0+updraft"
 
 _install_finder()
+
+# Airflow's package imports these itself; old files reach them as attributes of `airflow`
+# (`airflow.utils.dates.days_ago`).
+import airflow.utils.dates  # noqa: E402,F401

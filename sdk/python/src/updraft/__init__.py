@@ -19,8 +19,10 @@ from .nodes import Label, XComArg, chain, chain_linear, cross_downstream
 from .operators import (
     BashOperator,
     BaseBranchOperator,
+    BranchExternalPythonOperator,
     BranchPythonOperator,
     DummyOperator,
+    ExternalPythonOperator,
     EmptyOperator,
     LatestOnlyOperator,
     PythonOperator,
@@ -36,7 +38,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DAG", "dag", "task", "task_group", "TaskGroup", "BaseOperator", "BashOperator",
     "PythonOperator", "BranchPythonOperator", "ShortCircuitOperator", "EmptyOperator",
-    "DummyOperator", "LatestOnlyOperator", "BaseBranchOperator", "Label", "XComArg", "chain",
+    "DummyOperator", "LatestOnlyOperator", "ExternalPythonOperator",
+    "BranchExternalPythonOperator", "BaseBranchOperator", "Label", "XComArg", "chain",
     "chain_linear", "cross_downstream", "Param", "ParamsDict", "TriggerRule", "Variable",
     "Connection", "BaseHook", "get_current_context", "days_ago", "AirflowException",
     "AirflowSkipException", "AirflowFailException", "AirflowNotFoundException",

@@ -27,6 +27,7 @@ import updraft._run  # noqa: F401
 
 PR_SET_PDEATHSIG = 1
 MAX_REQUEST = 1024 * 1024
+REQUEST_TIMEOUT_S = 10
 
 
 try:
@@ -148,7 +149,10 @@ def serve(path):
 def handle(connection, listener, children):
     fds = []
     try:
+        # A client that connects and sends nothing must not hold up every other task.
+        connection.settimeout(REQUEST_TIMEOUT_S)
         data, fds = read_request(connection)
+        connection.settimeout(None)
         request = json.loads(data)
         if request.get("op") != "fork" or len(fds) != 3:
             raise ValueError("expected {\"op\": \"fork\", ...} with 3 file descriptors")

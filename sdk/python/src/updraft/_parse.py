@@ -52,8 +52,34 @@ def describe_error(err, dag_file, folder, fallback=None):
     }
 
 
-def imported_modules(before, dag_file, folder):
-    found = set()
+class ImportRecorder:
+    """First on sys.meta_path while the file runs: notes every module file under the DAG folder
+    that an import finds, also one that then fails to load (a broken helper must still count as
+    an import, so that fixing it re-parses the file). It finds nothing itself."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.found = set()
+
+    def find_spec(self, name, path=None, target=None):
+        import importlib.machinery
+
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        except (ImportError, ValueError):
+            return None
+        origin = getattr(spec, "origin", None)
+        if origin and origin.endswith(".py") and _inside(_real(origin), self.folder):
+            self.found.add(_real(origin))
+        return None
+
+    def invalidate_caches(self):
+        pass
+
+
+def imported_modules(before, dag_file, folder, recorder=None):
+    found = set(recorder.found) if recorder is not None else set()
+    found.discard(dag_file)
     for name, module in list(sys.modules.items()):
         if name in before:
             continue
@@ -70,15 +96,19 @@ def parse(dag_file, folder):
     """The answer for one DAG file (a dict ready for JSON)."""
     before = set(sys.modules)
     answer = {"dags": [], "imports": [], "error": None}
+    recorder = ImportRecorder(folder)
+    sys.meta_path.insert(0, recorder)
     try:
         from .loader import load_dag_file
 
         dags = load_dag_file(dag_file)
     except BaseException as err:  # noqa: BLE001 - any failure of the file is its import error
         answer["error"] = describe_error(err, dag_file, folder)
-        answer["imports"] = imported_modules(before, dag_file, folder)
+        answer["imports"] = imported_modules(before, dag_file, folder, recorder)
         return answer
-    answer["imports"] = imported_modules(before, dag_file, folder)
+    finally:
+        sys.meta_path.remove(recorder)
+    answer["imports"] = imported_modules(before, dag_file, folder, recorder)
     documents, seen = [], {}
     for dag in dags:
         where = (dag.fileloc or dag_file, dag.lineno)

@@ -23,7 +23,7 @@ SETTING_KEYS = (
 # effect): accepted and not stored.
 INFORMATIONAL_KEYS = (
     "owner", "email", "doc", "doc_md", "doc_rst", "doc_json", "doc_yaml", "task_display_name",
-    "provide_context", "start_date", "end_date", "weight_rule", "pool_slots", "ui_color",
+    "provide_context", "start_date", "end_date", "weight_rule", "ui_color",
     "ui_fgcolor", "label", "show_return_value_in_logs", "multiple_outputs", "append_env",
     "output_encoding", "executor",
 )
@@ -51,6 +51,7 @@ UNSUPPORTED_KEYS = {
     "outlets": "datasets and lineage (outlets)",
     "task_concurrency": "task_concurrency",
     "retry_delay_multiplier": None,
+    "pool_slots": "pool_slots other than 1",
 }
 
 
@@ -82,6 +83,8 @@ def check_setting(key, value):
     if key == "retries":
         if value is None:
             return 0
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)  # Airflow accepts "3" (with a warning)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"retries must be a whole number of at least 0, not {value!r}")
         return value
@@ -121,7 +124,8 @@ def check_setting(key, value):
 def _refuse_unsupported(key, value, where):
     if key not in UNSUPPORTED_KEYS:
         return
-    neutral = value is None or value is False or value == [] or value == () or value == 0
+    neutral = value is None or value is False or value == [] or value == () or value == 0 or (
+        key == "pool_slots" and value == 1)
     if not neutral:
         name = UNSUPPORTED_KEYS[key] or key
         raise NotSupportedByUpdraft(name, f"{key}= in {where}")
@@ -240,7 +244,13 @@ class BaseOperator(DependencyMixin):
     def output(self):
         return XComArg(self)
 
-    # Settings read like Airflow's attributes.
+    # Settings read and written like Airflow's attributes (`task.retries = 3` after creation).
+    def __setattr__(self, name, value):
+        if name in SETTING_KEYS and "settings" in self.__dict__:
+            self.settings[name] = check_setting(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
     def __getattr__(self, name):
         if name in SETTING_KEYS:
             return self.__dict__.get("settings", {}).get(name, _SETTING_DEFAULTS.get(name))

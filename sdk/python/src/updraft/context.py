@@ -3,12 +3,9 @@
 calling convention that hands a callable the context values its signature names."""
 
 import datetime
+import importlib
 import inspect
 import json
-import random
-import time
-import types
-import uuid
 
 from . import supervisor
 from .exceptions import AirflowException, NotSupportedByUpdraft
@@ -74,6 +71,9 @@ class TaskInstance:
                   include_prior_dates=False, map_indexes=None, default=None, run_id=None):
         if include_prior_dates:
             raise NotSupportedByUpdraft("xcom_pull(include_prior_dates=True)")
+        if key is None:
+            raise NotSupportedByUpdraft("xcom_pull(key=None) (the latest XCom of any key)",
+                                        "name the key")
         single = task_ids is None or isinstance(task_ids, str)
         if task_ids is None:
             ids = [self.task_id]
@@ -82,8 +82,7 @@ class TaskInstance:
         else:
             ids = list(task_ids)
         reply = supervisor.current().request(
-            "xcom_pull", dag_id=dag_id, task_ids=ids, key=key if key is not None else
-            "return_value", run_id=run_id, map_indexes=None,
+            "xcom_pull", dag_id=dag_id, task_ids=ids, key=key, run_id=run_id, map_indexes=None,
         )
         values = [default if v is None else v for v in reply.get("values", [])]
         if single:
@@ -149,16 +148,32 @@ def _ds_format(ds, input_format, output_format):
     return datetime.datetime.strptime(str(ds), input_format).strftime(output_format)
 
 
-macros = types.SimpleNamespace(
-    ds_add=_ds_add, ds_format=_ds_format, datetime=datetime.datetime,
-    timedelta=datetime.timedelta, json=json, time=time, uuid=uuid, random=random.random,
-)
+class _Macros:
+    """Airflow's `macros`: the date helpers, and modules imported on first use (a task that does
+    not use them does not pay for their import)."""
+
+    ds_add = staticmethod(_ds_add)
+    ds_format = staticmethod(_ds_format)
+    timedelta = datetime.timedelta
+    datetime = datetime.datetime
+    json = json
+
+    def __getattr__(self, name):
+        if name in ("time", "uuid", "dateutil"):
+            return importlib.import_module(name)
+        if name == "random":
+            return importlib.import_module("random").random
+        raise AttributeError(f"macros has no {name!r}")
+
+
+macros = _Macros()
 
 
 def build_context(info, dag, task):
     """The context of the running task from the worker's `start` answer."""
     logical_date = parse_time(info.get("logical_date"))
     ti = TaskInstance(info, task)
+    ti.dag_run = DagRun(info, info.get("dag_id"))
     params = dict(info.get("params") or {})
     # The worker sends the run's params; defaults of the DAG and the task fill any gap.
     if task is not None:
@@ -182,7 +197,7 @@ def build_context(info, dag, task):
         "data_interval_start": parse_time(info.get("data_interval_start")),
         "data_interval_end": parse_time(info.get("data_interval_end")),
         "params": params,
-        "dag_run": DagRun(info, info.get("dag_id")),
+        "dag_run": ti.dag_run,
         "conf": info.get("conf") or {},
         "var": {"value": _VariableAccessor(False), "json": _VariableAccessor(True)},
         "conn": _ConnectionAccessor(),

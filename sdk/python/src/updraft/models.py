@@ -4,7 +4,6 @@ through the worker. Outside a running task only the environment is available."""
 
 import json
 import os
-import urllib.parse
 
 from . import supervisor
 from .exceptions import AirflowNotFoundException, NotSupportedByUpdraft
@@ -88,6 +87,8 @@ class Connection:
             self._parse_uri(uri)
 
     def _parse_uri(self, uri):
+        import urllib.parse
+
         parts = urllib.parse.urlsplit(uri)
         self.conn_type = parts.scheme.replace("-", "_")
         self.host = urllib.parse.unquote(parts.hostname) if parts.hostname else None
@@ -110,6 +111,8 @@ class Connection:
         return value if isinstance(value, dict) else {}
 
     def get_uri(self):
+        import urllib.parse
+
         scheme = (self.conn_type or "").replace("_", "-")
         auth = ""
         if self.login is not None or self.password is not None:

@@ -78,10 +78,20 @@ class PythonOperator(BaseOperator):
     _python_kind = "task"
 
     def __init__(self, *, python_callable, op_args=None, op_kwargs=None, templates_dict=None,
-                 templates_exts=None, show_return_value_in_logs=True, **kwargs):
+                 templates_exts=None, show_return_value_in_logs=True, python_executable=None,
+                 **kwargs):
         if not callable(python_callable):
             raise AirflowException("`python_callable` param must be callable")
         super().__init__(**kwargs)
+        # Another interpreter for this task (updraft's extension, and ExternalPythonOperator's
+        # `python`); `default_args` may give it for every Python task.
+        if python_executable is None:
+            for defaults in self._default_args_chain(self.dag, self.task_group):
+                python_executable = defaults.get("python_executable", python_executable)
+        if python_executable is not None and (
+                not isinstance(python_executable, str) or not python_executable.strip()):
+            raise ValueError(f"python_executable must be a path, not {python_executable!r}")
+        self.python_executable = python_executable
         self.python_callable = python_callable
         self.op_args = list(op_args or ())
         self.op_kwargs = dict(op_kwargs or {})
@@ -112,6 +122,25 @@ class ShortCircuitOperator(PythonOperator):
     def __init__(self, *, ignore_downstream_trigger_rules=True, **kwargs):
         super().__init__(**kwargs)
         self.ignore_downstream_trigger_rules = ignore_downstream_trigger_rules
+
+
+class ExternalPythonOperator(PythonOperator):
+    """Runs the callable with another interpreter (`python`, e.g. a virtualenv's). updraft runs
+    the DAG file again in that interpreter, so its top-level imports must resolve there."""
+
+    def __init__(self, *, python, use_dill=False, expect_airflow=True, expect_pendulum=False,
+                 string_args=None, skip_on_exit_code=None, **kwargs):
+        if string_args:
+            from .exceptions import NotSupportedByUpdraft
+
+            raise NotSupportedByUpdraft("string_args of ExternalPythonOperator")
+        super().__init__(python_executable=python, **kwargs)
+
+
+class BranchExternalPythonOperator(ExternalPythonOperator):
+    """A branch whose callable runs with another interpreter."""
+
+    _python_kind = "branch"
 
 
 class BaseBranchOperator(BaseOperator):

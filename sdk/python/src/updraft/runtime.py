@@ -13,6 +13,7 @@ from . import context as task_context
 from .exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from .loader import load_dag_file
 from .runtime_values import resolve
+from .serialize import python_kind
 from .templates import render
 
 
@@ -39,6 +40,20 @@ def render_template_fields(task, context, dag_file):
     for field in ("op_args", "op_kwargs"):
         if field not in task.template_fields and hasattr(task, field):
             setattr(task, field, resolve(getattr(task, field), context))
+
+
+def rendered_fields(task):
+    """The task's templated fields after rendering, as JSON can hold them (for
+    `updraft tasks render`)."""
+    fields = {}
+    for field in task.template_fields:
+        value = getattr(task, field, None)
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            value = repr(value)
+        fields[field] = value
+    return fields
 
 
 def run_bash(task, command, context, render_command):
@@ -120,7 +135,8 @@ def latest_only_skips(task, context, now=None):
     """Skips the direct downstream tasks unless the run's data interval is the latest one."""
     run = context["dag_run"]
     start, end = context["data_interval_start"], context["data_interval_end"]
-    if run.run_type == "manual" or start is None or end is None:
+    if run.run_type == "manual" or start is None or end is None or end <= start:
+        # A manual run, or a schedule without periods (@once): nothing later can supersede it.
         print("Manual or unscheduled run: not skipping downstream tasks", flush=True)
         return []
     now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -159,8 +175,13 @@ def finish_message(info, push):
         context = task_context.build_context(info, dag, task)
         task_context._stack.append(context)
         render_template_fields(task, context, dag_file)
+        if info.get("render_only"):
+            outcome["rendered"] = rendered_fields(task)
+            for field, value in outcome["rendered"].items():
+                print(f"# {field}\n{value}", flush=True)
+            return outcome
         result = task.execute(context)
-        kind = getattr(task, "_python_kind", "task")
+        kind = python_kind(task)
         if kind == "bash":
             result = run_bash(task, result, context,
                               render_command=isinstance(task, DecoratedPythonOperator))
@@ -186,7 +207,7 @@ def finish_message(info, push):
             print(f"Done. Returned value was: {result!r}", flush=True)
             outcome["return_value"] = result
     except AirflowSkipException as err:
-        print(f"Task skipped: {err}", flush=True)
+        print(f"Task skipped: {err}" if str(err) else "Task skipped", flush=True)
         outcome.update(state="skipped", skip=[])
     except AirflowFailException as err:
         traceback.print_exc()

@@ -69,9 +69,26 @@ def _json_number(seconds):
     return int(seconds) if float(seconds).is_integer() else seconds
 
 
+def _kind(task):
+    """How updraft runs the task. A subclass of a natively run operator that brings its own
+    `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
+    from .operators import BashOperator, EmptyOperator
+
+    kind = task._updraft_kind
+    native = {"bash": BashOperator, "empty": EmptyOperator}.get(kind)
+    if native is not None and type(task).execute is not native.execute:
+        return "python"
+    return kind
+
+
+def python_kind(task):
+    """What the SDK does with a Python task's result (the same at parse and at run time)."""
+    return task._python_kind if task._updraft_kind == "python" else "task"
+
+
 def task_document(task):
     doc = {"task_id": task.task_id}
-    kind = task._updraft_kind
+    kind = _kind(task)
     if kind == "bash":
         doc["operator"] = "bash"
         doc["bash_command"] = task.bash_command
@@ -84,7 +101,9 @@ def task_document(task):
             doc["python_callable"] = callable_name(function)
         else:
             doc["python_callable"] = f"{type(task).__qualname__}.execute"
-        doc["python_kind"] = task._python_kind
+        doc["python_kind"] = python_kind(task)
+        if getattr(task, "python_executable", None):
+            doc["python_executable"] = task.python_executable
         if task._source_line is not None:
             doc["source_line"] = task._source_line
     if task.upstream_task_ids:
@@ -101,6 +120,24 @@ def task_document(task):
     if task.task_group is not None:
         doc["task_group"] = task.task_group.group_id
     return doc
+
+
+def default_args_document(default_args):
+    """The DAG's `default_args` that updraft stores (shown with the DAG); every task already
+    carries the values it inherited, so this changes no task."""
+    from .baseoperator import SETTING_KEYS, check_setting
+
+    out = {}
+    for key, value in default_args.items():
+        if key not in SETTING_KEYS:
+            continue
+        value = check_setting(key, value)
+        if value is None:
+            continue
+        if key in ("retry_delay", "max_retry_delay", "execution_timeout"):
+            value = _json_number(value)
+        out[key] = value
+    return out
 
 
 def dag_document(dag):
@@ -131,6 +168,9 @@ def dag_document(dag):
             str(tag) for tag in dag.tags]
     if dag.params:
         doc["params"] = serialize_params(dag.params)
+    defaults = default_args_document(dag.default_args)
+    if defaults:
+        doc["default_args"] = defaults
     doc["tasks"] = [task_document(task) for task in dag.tasks]
     try:
         json.dumps(doc, allow_nan=False)

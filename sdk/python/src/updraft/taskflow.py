@@ -127,10 +127,23 @@ def _decorator(python_kind):
     return decorate
 
 
+def _external_decorator(python_kind):
+    """`@task.external_python(python=...)`: a TaskFlow task run by another interpreter."""
+
+    def decorate(python_callable=None, python=None, multiple_outputs=None, **options):
+        if python is None:
+            raise TypeError("@task.external_python needs python=<path of the interpreter>")
+        options.pop("use_dill", None)
+        options.pop("expect_airflow", None)
+        options["python_executable"] = python
+        return _decorator(python_kind)(python_callable, multiple_outputs, **options)
+
+    return decorate
+
+
 UNSUPPORTED_KINDS = {
-    "virtualenv": "@task.virtualenv", "external_python": "@task.external_python",
-    "branch_virtualenv": "@task.branch_virtualenv",
-    "branch_external_python": "@task.branch_external_python", "docker": "@task.docker",
+    "virtualenv": "@task.virtualenv",
+    "branch_virtualenv": "@task.branch_virtualenv", "docker": "@task.docker",
     "kubernetes": "@task.kubernetes", "kubernetes_cmd": "@task.kubernetes_cmd",
     "sensor": "@task.sensor", "pyspark": "@task.pyspark", "sql": "@task.sql",
     "run_if": "@task.run_if", "skip_if": "@task.skip_if", "snowpark": "@task.snowpark",
@@ -146,6 +159,8 @@ class _TaskNamespace:
         self.bash = _decorator("bash")
         self.branch = _decorator("branch")
         self.short_circuit = _decorator("short_circuit")
+        self.external_python = _external_decorator("task")
+        self.branch_external_python = _external_decorator("branch")
 
     def __call__(self, python_callable=None, multiple_outputs=None, **options):
         return self._plain(python_callable, multiple_outputs, **options)

@@ -17,13 +17,31 @@ class TemplateError(Exception):
     """A template that cannot be rendered."""
 
 
+# Airflow's date filters: `{{ logical_date | ds }}`.
+FILTERS = {
+    "ds": lambda value: value.strftime("%Y-%m-%d"),
+    "ds_nodash": lambda value: value.strftime("%Y%m%d"),
+    "ts": lambda value: value.isoformat(),
+    "ts_nodash": lambda value: value.strftime("%Y%m%dT%H%M%S"),
+    "ts_nodash_with_tz": lambda value: value.isoformat().replace("-", "").replace(":", ""),
+}
+_environment = None
+
+
+def _jinja():
+    global _environment
+    if _environment is None:
+        _environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+        _environment.filters.update(FILTERS)
+    return _environment
+
+
 def render(text, context):
     if "{{" not in text and "{%" not in text and "{#" not in text:
         return text
     if jinja2 is not None:
-        environment = jinja2.Environment(undefined=jinja2.StrictUndefined, cache_size=0)
         try:
-            return environment.from_string(text).render(**context)
+            return _jinja().from_string(text).render(**context)
         except jinja2.TemplateError as err:
             raise TemplateError(f"{type(err).__name__}: {err} in template {text!r}") from None
     return render_simple(text, context)
