@@ -237,6 +237,7 @@ macro_rules! __store_conformance_checks {
                 watchers_see_a_clear_and_a_pause,
                 watchers_see_marks_forced_states_deletes_and_notes,
                 a_moved_next_run_is_announced_for_its_dag_only,
+                heartbeats_and_ended_processes_are_announced,
                 writes_that_change_nothing_are_not_announced,
             }
         }

@@ -422,6 +422,9 @@ pub enum Change {
     /// What these DAGs' rows say about their scheduling changed (the next scheduled run),
     /// not their definitions, runs or pauses: for readers only.
     Dags(Vec<String>),
+    /// A process's heartbeat record changed (it beat, started or ended): for readers only,
+    /// such as the UI's health and cluster pages.
+    Jobs,
     /// DAGs, pauses or anything else: look at everything. Also sent after the notification
     /// connection was lost and restored, since changes in between were missed.
     Everything,

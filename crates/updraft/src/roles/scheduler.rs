@@ -137,7 +137,7 @@ async fn follow_changes(app: &App, signal: Arc<SchedulerSignal>) -> bool {
                 Change::Runs(runs) => signal.runs_changed(runs),
                 // A next run moved: when the due runs are is worked out again.
                 Change::Dags(_) | Change::Everything => signal.everything_changed(),
-                Change::WorkQueued(_) => {}
+                Change::WorkQueued(_) | Change::Jobs => {}
             }
         }
     });
