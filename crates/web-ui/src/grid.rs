@@ -33,11 +33,16 @@ pub struct GridCell {
     pub seconds: Option<f64>,
 }
 
-/// A row: one task, with a cell per column (`None`: the task was not in that run's version).
+/// A row: one task, with a cell per column (`None`: the task was not in that run's version),
+/// or the summary row of a task group, whose cells sum up its tasks' states.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridRow {
+    /// The task id, or the group id on a group's row.
     pub task_id: String,
     pub cells: Vec<Option<GridCell>>,
+    /// The task's group (the group itself on its summary row).
+    pub group: Option<String>,
+    pub is_group: bool,
 }
 
 impl GridRow {
@@ -65,10 +70,91 @@ pub struct Grid {
     pub rows: Vec<GridRow>,
 }
 
+/// The states a group's cell shows, most telling first: the first of these that any of its
+/// task instances is in (Airflow sums a group up the same way).
+const GROUP_STATE_ORDER: [&str; 12] = [
+    "failed",
+    "upstream_failed",
+    "up_for_retry",
+    "up_for_reschedule",
+    "running",
+    "restarting",
+    "deferred",
+    "queued",
+    "scheduled",
+    "none",
+    "success",
+    "skipped",
+];
+
+/// The summary of a group's cells in one column.
+fn group_cell<'a>(cells: impl Iterator<Item = &'a GridCell>) -> Option<GridCell> {
+    let states: Vec<&str> = cells.map(|c| c.state).collect();
+    let state = GROUP_STATE_ORDER
+        .iter()
+        .find(|s| states.contains(s))
+        .copied()
+        .or_else(|| states.first().copied())?;
+    Some(GridCell {
+        state,
+        seconds: None,
+    })
+}
+
+/// Puts each group's tasks under a summary row, where its first task was.
+fn with_groups(rows: Vec<GridRow>, group_of: &HashMap<String, String>) -> Vec<GridRow> {
+    let mut members: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(group) = group_of.get(&row.task_id) {
+            members.entry(group.clone()).or_default().push(i);
+        }
+    }
+    if members.is_empty() {
+        return rows;
+    }
+    let columns = rows.first().map_or(0, |r| r.cells.len());
+    let mut rows: Vec<Option<GridRow>> = rows.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(rows.len() + members.len());
+    for i in 0..rows.len() {
+        let Some(group) = rows[i]
+            .as_ref()
+            .map(|row| group_of.get(&row.task_id).cloned())
+        else {
+            continue; // already placed under its group
+        };
+        let Some(group) = group else {
+            out.extend(rows[i].take());
+            continue;
+        };
+        let tasks: Vec<GridRow> = members[&group]
+            .iter()
+            .filter_map(|&m| rows[m].take())
+            .map(|row| GridRow {
+                group: Some(group.clone()),
+                ..row
+            })
+            .collect();
+        let cells = (0..columns)
+            .map(|col| group_cell(tasks.iter().filter_map(|t| t.cells[col].as_ref())))
+            .collect();
+        out.push(GridRow {
+            task_id: group.clone(),
+            cells,
+            group: Some(group),
+            is_group: true,
+        });
+        out.extend(tasks);
+    }
+    out
+}
+
 /// Builds the grid. `runs` in any order (shown oldest first); `task_ids` the rows in the
-/// order of the DAG's current version, followed by tasks only older runs had.
+/// order of the DAG's current version, followed by tasks only older runs had; `group_of`
+/// the task group of each task in one (a group's tasks are shown together, under its
+/// summary row).
 pub fn build(
     task_ids: &[String],
+    group_of: &HashMap<String, String>,
     mut runs: Vec<DagRun>,
     tis: Vec<TaskInstance>,
     now: DateTime<Utc>,
@@ -124,11 +210,19 @@ pub fn build(
         .collect();
     Grid {
         runs,
-        rows: order
-            .into_iter()
-            .zip(cells)
-            .map(|(task_id, cells)| GridRow { task_id, cells })
-            .collect(),
+        rows: with_groups(
+            order
+                .into_iter()
+                .zip(cells)
+                .map(|(task_id, cells)| GridRow {
+                    task_id,
+                    cells,
+                    group: None,
+                    is_group: false,
+                })
+                .collect(),
+            group_of,
+        ),
     }
 }
 

@@ -417,14 +417,47 @@
     td.setAttribute("aria-label", cellLabel(td));
     td.focus();
   }
+  // A task group's rows fold under its summary row; which groups are folded survives the
+  // live swaps of the region (and reloads of the tab).
+  function foldedKey() { return "updraft-folded:" + location.pathname; }
+  function folded() {
+    try { return JSON.parse(sessionStorage.getItem(foldedKey()) || "[]"); } catch (e) { return []; }
+  }
+  function applyFolds(root) {
+    var closed = folded();
+    root.querySelectorAll("[data-group-toggle]").forEach(function (button) {
+      var group = button.getAttribute("data-group-toggle");
+      var open = closed.indexOf(group) < 0;
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+      root.querySelectorAll("tr[data-in-group]").forEach(function (tr) {
+        if (tr.getAttribute("data-in-group") === group) tr.hidden = !open;
+      });
+    });
+  }
+  function toggleGroup(button) {
+    var group = button.getAttribute("data-group-toggle");
+    var closed = folded().filter(function (g) { return g !== group; });
+    if (button.getAttribute("aria-expanded") === "true") closed.push(group);
+    try { sessionStorage.setItem(foldedKey(), JSON.stringify(closed)); } catch (e) { /* private mode */ }
+    applyFolds(document);
+  }
+  function groupButton(td) {
+    return td.parentElement.classList.contains("group-row") ? td.parentElement.querySelector("[data-group-toggle]") : null;
+  }
+
   function setupGrid() {
+    applyFolds(document);
+    document.addEventListener("updraft:swapped", function (e) { if (e.target.querySelector) applyFolds(e.target); });
     document.addEventListener("mouseover", function (e) {
       var td = gridCell(e.target);
       if (td && !td.title) td.title = cellLabel(td);
     });
     document.addEventListener("click", function (e) {
+      var toggle = e.target.closest ? e.target.closest("[data-group-toggle]") : null;
+      if (toggle) { toggleGroup(toggle); return; }
       var td = gridCell(e.target);
       if (!td) return;
+      if (groupButton(td)) { toggleGroup(groupButton(td)); return; }
       var href = cellParts(td).href;
       if (e.ctrlKey || e.metaKey) window.open(href, "_blank");
       else location.assign(href);
@@ -442,13 +475,18 @@
       var row = td.parentElement, col = td.cellIndex, rows = table.tBodies[0].rows;
       var next = null;
       if (e.key === "Enter" || e.key === " ") {
+        if (groupButton(td)) { e.preventDefault(); toggleGroup(groupButton(td)); return; }
         if (td.className) { e.preventDefault(); location.assign(cellParts(td).href); }
         return;
       }
       if (e.key === "ArrowRight") next = row.cells[col + 1];
       else if (e.key === "ArrowLeft" && col > 1) next = row.cells[col - 1];
-      else if (e.key === "ArrowDown" && row.sectionRowIndex + 1 < rows.length) next = rows[row.sectionRowIndex + 1].cells[col];
-      else if (e.key === "ArrowUp" && row.sectionRowIndex > 0) next = rows[row.sectionRowIndex - 1].cells[col];
+      else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        var step = e.key === "ArrowDown" ? 1 : -1;
+        for (var i = row.sectionRowIndex + step; i >= 0 && i < rows.length; i += step) {
+          if (!rows[i].hidden) { next = rows[i].cells[col]; break; }
+        }
+      }
       if (next) { e.preventDefault(); focusCell(table, next); }
     });
   }

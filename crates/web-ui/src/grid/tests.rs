@@ -73,7 +73,7 @@ fn runs_are_columns_oldest_left_and_cells_follow_their_run() {
         ti(1, "old", TaskState::Removed, None, None),
         ti(9, "a", TaskState::Success, None, None),
     ];
-    let g = build(&tasks, runs, tis, at(100));
+    let g = build(&tasks, &HashMap::new(), runs, tis, at(100));
     let ids: Vec<&str> = g.runs.iter().map(|r| r.run_id.as_str()).collect();
     assert_eq!(ids, vec!["r1", "r2"]);
     assert_eq!((g.runs[0].bar, g.runs[1].bar), (50, 100));
@@ -88,6 +88,48 @@ fn runs_are_columns_oldest_left_and_cells_follow_their_run() {
         g.rows[0].cells[1].as_ref().and_then(|c| c.seconds),
         Some(3.0)
     );
+}
+
+#[test]
+fn a_groups_tasks_sit_under_its_summary_row_which_shows_the_most_telling_state() {
+    let tasks: Vec<String> = ["start", "etl.extract", "end", "etl.load"]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let group_of: HashMap<String, String> = [("etl.extract", "etl"), ("etl.load", "etl")]
+        .iter()
+        .map(|(t, g)| (t.to_string(), g.to_string()))
+        .collect();
+    let runs = vec![run(1, 5, Some(0), Some(20)), run(2, 10, Some(0), None)];
+    let tis = vec![
+        ti(1, "start", TaskState::Success, Some(0), Some(1)),
+        ti(1, "etl.extract", TaskState::Success, Some(1), Some(2)),
+        ti(1, "etl.load", TaskState::Failed, Some(2), Some(3)),
+        ti(2, "etl.extract", TaskState::Running, Some(1), None),
+        ti(2, "etl.load", TaskState::None, None, None),
+    ];
+    let g = build(&tasks, &group_of, runs, tis, at(100));
+    let rows: Vec<(&str, bool, Option<&str>)> = g
+        .rows
+        .iter()
+        .map(|r| (r.task_id.as_str(), r.is_group, r.group.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("start", false, None),
+            ("etl", true, Some("etl")),
+            ("etl.extract", false, Some("etl")),
+            ("etl.load", false, Some("etl")),
+            ("end", false, None),
+        ]
+    );
+    let summary: Vec<Option<&str>> = g.rows[1]
+        .cells
+        .iter()
+        .map(|c| c.as_ref().map(|c| c.state))
+        .collect();
+    assert_eq!(summary, vec![Some("failed"), Some("running")]);
 }
 
 #[test]
@@ -109,6 +151,8 @@ fn a_rows_durations_are_milliseconds_in_column_order() {
                 seconds: Some(60.0),
             }),
         ],
+        group: None,
+        is_group: false,
     };
     assert_eq!(row.millis(), "1235,,,60000");
 }

@@ -7,6 +7,7 @@ mod run;
 mod task_instance;
 mod trigger;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use askama::Template;
@@ -256,7 +257,12 @@ async fn grid_page(
     let runs = query.runs.unwrap_or(DEFAULT_RUNS).clamp(1, MAX_RUNS);
     let (run_rows, tis) = recent_runs(&state, &dag, runs).await?;
     let task_ids: Vec<String> = dag.tasks.iter().map(|t| t.task_id.clone()).collect();
-    let grid = grid::build(&task_ids, run_rows, tis, Utc::now());
+    let group_of: HashMap<String, String> = dag
+        .tasks
+        .iter()
+        .filter_map(|t| Some((t.task_id.clone(), t.task_group.clone()?)))
+        .collect();
+    let grid = grid::build(&task_ids, &group_of, run_rows, tis, Utc::now());
     let region = GridRegion {
         run_prefixes: grid
             .runs

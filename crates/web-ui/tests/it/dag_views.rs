@@ -2,7 +2,9 @@
 //! run and task-instance pages — status, key elements, role-dependent actions, escaping.
 
 use axum::http::StatusCode;
+use updraft_model::TaskState;
 use updraft_rest_api::auth::Role;
+use updraft_store::conformance::fixture;
 
 use crate::dag_world::{self, EVIL_CONF, EVIL_DAG, EVIL_LOG, EVIL_PARAM};
 use crate::fixture::Ui;
@@ -406,4 +408,41 @@ async fn a_dag_id_with_markup_is_escaped_on_every_page() {
         );
         assert_escaped(&body);
     }
+}
+
+#[tokio::test]
+async fn a_task_groups_tasks_fold_under_its_summary_row_in_the_grid() {
+    let ui = Ui::start().await;
+    let mut grouped = fixture::dag(
+        "grouped",
+        updraft_model::Schedule::None,
+        &["start", "etl.extract", "etl.load"],
+    );
+    grouped.tasks[1].task_group = Some("etl".into());
+    grouped.tasks[2].task_group = Some("etl".into());
+    fixture::sync(ui.store.as_ref(), vec![fixture::upsert(grouped, "h1")]).await;
+    let run = dag_world::run(ui.store.as_ref(), "grouped", "r1", 0).await;
+    dag_world::finish(
+        ui.store.as_ref(),
+        &run,
+        "etl.extract",
+        TaskState::Failed,
+        "boom\n",
+        None,
+    )
+    .await;
+    let mut browser = ui.signed_in(Role::Viewer).await;
+    let body = norm(browser.get("/dags/grouped").await.ok());
+    let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        body.contains(r#"<tr class="group-row"> <th scope="row" class="task-col"><button type="button" class="group-toggle" aria-expanded="true" data-group-toggle="etl">etl</button></th> <td class="state-failed"></td>"#),
+        "the group's row sums its tasks up as failed: {body}"
+    );
+    assert!(
+        body.contains(r#"data-in-group="etl"> <th scope="row" class="task-col in-group" data-task="etl.extract">"#),
+        "{body}"
+    );
+    assert!(!body.contains(
+        r#"data-in-group="etl"> <th scope="row" class="task-col in-group" data-task="start">"#
+    ));
 }

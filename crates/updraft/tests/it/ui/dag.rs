@@ -448,3 +448,81 @@ fn crate_encode(text: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_group_folds_in_the_grid_and_stays_folded_across_a_reload() {
+    let home = home_with_user();
+    home.write_dag(
+        "ui_groups.yaml",
+        r#"
+dag_id: ui_groups
+tasks:
+  - task_id: start
+    bash_command: "true"
+  - task_id: load.users
+    task_group: load
+    dependencies: [start]
+    bash_command: "true"
+  - task_id: load.orders
+    task_group: load
+    dependencies: [start]
+    bash_command: "true"
+"#,
+    );
+    let standalone = home.standalone();
+    let run_id = home.trigger("ui_groups");
+    eventually(Duration::from_secs(60), || {
+        let states = home.json(&["tasks", "states-for-dag-run", "ui_groups", &run_id]);
+        (state_of(&states, "load.orders") == "success").then_some(())
+    })
+    .expect("the run ends");
+    let base = base_url(&standalone);
+    let driver = chromedriver();
+    let client = signed_in(&driver, &base).await;
+    client
+        .goto(&format!("{base}/dags/ui_groups"))
+        .await
+        .expect("grid");
+    wait_until(
+        &client,
+        "the group's summary row, green, above its two tasks",
+        "document.querySelector('.group-row td.state-success') !== null \
+         && document.querySelectorAll('tr[data-in-group=\"load\"]:not([hidden])').length === 2",
+    )
+    .await;
+    client
+        .find(Locator::Css("[data-group-toggle='load']"))
+        .await
+        .expect("the group's button")
+        .click()
+        .await
+        .expect("fold");
+    wait_until(
+        &client,
+        "the group folded",
+        "document.querySelectorAll('tr[data-in-group=\"load\"][hidden]').length === 2 \
+         && document.querySelector('[data-group-toggle=\"load\"]').getAttribute('aria-expanded') === 'false'",
+    )
+    .await;
+    client.refresh().await.expect("reload");
+    wait_until(
+        &client,
+        "still folded after a reload",
+        "document.querySelectorAll('tr[data-in-group=\"load\"][hidden]').length === 2",
+    )
+    .await;
+    client
+        .find(Locator::Css("[data-group-toggle='load']"))
+        .await
+        .expect("the group's button")
+        .click()
+        .await
+        .expect("unfold");
+    wait_until(
+        &client,
+        "the group open again",
+        "document.querySelectorAll('tr[data-in-group=\"load\"]:not([hidden])').length === 2",
+    )
+    .await;
+    client.close().await.expect("closing the browser");
+}
