@@ -222,6 +222,20 @@ async fn runs_tasks_and_audit_tables() {
         "{runs}"
     );
     assert!(runs.contains("1–1 of 1"));
+    // Pages count from 1, as on the DAG list: 51 runs are two pages of 50.
+    for i in 2..=51 {
+        dag_world::run(ui.store.as_ref(), "etl", &format!("r{i}"), i).await;
+    }
+    let first = norm(browser.get("/dags/etl/runs").await.ok());
+    assert!(first.contains("1–50 of 51"), "{first}");
+    assert!(first.contains(r#"href="/dags/etl/runs?page=2""#), "{first}");
+    let second = norm(browser.get("/dags/etl/runs?page=2").await.ok());
+    assert!(second.contains("51–51 of 51"), "{second}");
+    assert!(second.contains(r#"href="/dags/etl/runs""#), "{second}");
+    assert!(
+        second.contains(r#"<a href="/dags/etl/runs/r1">r1</a>"#),
+        "the oldest last"
+    );
     let tasks = norm(browser.get("/dags/etl/tasks").await.ok());
     assert!(tasks.contains(r#"<tr id="task-transform">"#));
     assert!(tasks.contains("<td>all_success</td>"));

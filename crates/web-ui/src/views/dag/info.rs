@@ -203,12 +203,16 @@ pub(crate) struct Pager {
     pub summary: String,
 }
 
+/// The pager of page `page` (counted from 0 here, from 1 in links).
 fn pager(base: &str, page: u64, shown: usize, total: u64) -> Pager {
     let first = page.saturating_mul(u64::from(PAGE_ROWS));
     Pager {
-        previous: (page > 0).then(|| format!("{base}?page={}", page - 1)),
+        previous: (page > 0).then(|| match page {
+            1 => base.to_string(),
+            _ => format!("{base}?page={page}"),
+        }),
         next: (first.saturating_add(shown as u64) < total)
-            .then(|| format!("{base}?page={}", page.saturating_add(1))),
+            .then(|| format!("{base}?page={}", page.saturating_add(2))),
         summary: if shown == 0 {
             format!("0 of {total}")
         } else {
@@ -238,7 +242,8 @@ pub(crate) async fn runs(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
-    let n = query.page.unwrap_or(0);
+    // Pages count from 1, as on the DAG list and the Admin lists.
+    let n = query.page.unwrap_or(1).max(1) - 1;
     let found = state
         .store()
         .query_dag_runs(DagRunQuery {
@@ -351,7 +356,8 @@ pub(crate) async fn audit(
 ) -> Result<Response, UiError> {
     session.require(Action::Read, Resource::EventLog)?;
     let (record, dag) = load(&state, &dag_id).await?;
-    let n = query.page.unwrap_or(0);
+    // Pages count from 1, as on the DAG list and the Admin lists.
+    let n = query.page.unwrap_or(1).max(1) - 1;
     let found = state
         .store()
         .query_event_logs(EventLogQuery {
