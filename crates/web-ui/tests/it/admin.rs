@@ -119,6 +119,14 @@ async fn roles_see_only_the_admin_pages_they_may_use() {
             "{users}"
         );
     }
+    assert!(users.contains("1–4 of 4"), "{users}");
+    let searched = admin.get("/admin/users?search=OP").await.ok();
+    assert!(searched.contains(r#"<tr data-user="op">"#), "{searched}");
+    assert!(
+        !searched.contains(r#"<tr data-user="viewer">"#),
+        "{searched}"
+    );
+    assert!(searched.contains("1–1 of 1"), "{searched}");
     let config = admin.get("/admin/config").await.ok();
     assert!(
         config.contains("The configuration is not exposed"),
