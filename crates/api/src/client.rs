@@ -390,6 +390,27 @@ impl TaskExecution for HttpExecution {
         self.get(&["connections"]).await
     }
 
+    async fn dag_source(&self, dag_id: &str, version: i64) -> Result<updraft_store::DagSource> {
+        let version = version.to_string();
+        self.get(&["dags", dag_id, "versions", &version, "source"])
+            .await
+    }
+
+    async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
+        let body = crate::wire::VariableBody {
+            key: key.to_string(),
+            value: value.to_string(),
+        };
+        self.call(
+            Method::POST,
+            &["variables"],
+            Some(encode(&body)?),
+            self.options.request_timeout,
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
         self.call(
             Method::POST,

@@ -54,7 +54,8 @@ impl From<StoreError> for HttpError {
             StoreError::Unauthorized(_)
             | StoreError::SchemaTooNew { .. }
             | StoreError::Corrupt(_)
-            | StoreError::Secret(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | StoreError::Secret(_)
+            | StoreError::Unsupported(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::warn!(error = %e, status = status.as_u16(), "store error answering a request");

@@ -12,14 +12,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use tokio::time::Instant;
 use updraft_store::{
-    ClaimRequest, ClaimedTask, FinishReport, JobHeartbeat, JobKind, LogAppend, LogChunk,
-    TransitionResult, XCom,
+    ClaimRequest, ClaimedTask, DagSource, FinishReport, JobHeartbeat, JobKind, LogAppend, LogChunk,
+    TaskExecution, TransitionResult, XCom,
 };
 
 use crate::error::{Body, HttpError};
 use crate::server::Shared;
 use crate::wire::{
-    ClaimBody, HeartbeatBody, HeartbeatReply, MAX_CLAIM_LIMIT, MAX_LEASE_SECS, MAX_WAIT_MS,
+    ClaimBody, HeartbeatBody, HeartbeatReply, VariableBody, MAX_CLAIM_LIMIT, MAX_LEASE_SECS,
+    MAX_WAIT_MS,
 };
 
 /// Without a change feed, a waiting claim looks for work this often (work queued by another
@@ -150,6 +151,29 @@ pub(crate) async fn dag_version(
 ) -> Reply<updraft_model::Dag> {
     let Path(DagVersionPath { dag_id, version }) = path?;
     Ok(Json(shared.store.get_dag_version(&dag_id, version).await?))
+}
+
+/// `GET /execution/v1/dags/{dag_id}/versions/{version}/source`: the DAG file's text at that
+/// version and its path (what a Python task executes).
+pub(crate) async fn dag_source(
+    State(shared): State<Arc<Shared>>,
+    path: Result<Path<DagVersionPath>, PathRejection>,
+) -> Reply<DagSource> {
+    let Path(DagVersionPath { dag_id, version }) = path?;
+    let execution = updraft_store::StoreExecution(shared.store.clone());
+    Ok(Json(execution.dag_source(&dag_id, version).await?))
+}
+
+/// `POST /execution/v1/variables`: sets one variable.
+pub(crate) async fn set_variable(
+    State(shared): State<Arc<Shared>>,
+    Body(variable): Body<VariableBody>,
+) -> Result<StatusCode, HttpError> {
+    shared
+        .store
+        .set_variable(&variable.key, &variable.value)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /execution/v1/runs/{dag_run_id}/xcoms`.

@@ -118,8 +118,15 @@ fn build(state: ApiState) -> Result<(Router, Arc<Wake>), ApiError> {
             "/dags/{dag_id}/versions/{version}",
             get(execution::dag_version),
         )
+        .route(
+            "/dags/{dag_id}/versions/{version}/source",
+            get(execution::dag_source),
+        )
         .route("/runs/{dag_run_id}/xcoms", get(execution::xcoms))
-        .route("/variables", get(execution::variables))
+        .route(
+            "/variables",
+            get(execution::variables).post(execution::set_variable),
+        )
         .route("/connections", get(execution::connections))
         .route("/workers/heartbeat", post(execution::worker_heartbeat))
         .route_layer(middleware::from_fn_with_state(token, require_token))

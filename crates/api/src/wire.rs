@@ -4,7 +4,8 @@
 //! [`FinishReport`](updraft_store::FinishReport), [`LogChunk`](updraft_store::LogChunk),
 //! [`LogAppend`](updraft_store::LogAppend), [`XCom`](updraft_store::XCom),
 //! [`JobHeartbeat`](updraft_store::JobHeartbeat), `TransitionResult`, `updraft_model::Dag`)
-//! use their own serde form. Variables are `[[key, value], …]`.
+//! use their own serde form, and so does a DAG's source (`DagSource`). Variables are
+//! `[[key, value], …]`.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,3 +57,10 @@ pub const MAX_LEASE_SECS: u64 = 24 * 60 * 60;
 pub const MAX_CLAIM_LIMIT: usize = 1024;
 /// The longest a claim waits for work on the server.
 pub const MAX_WAIT_MS: u64 = 30_000;
+
+/// `POST /execution/v1/variables`: sets one variable (`Variable.set` in a Python task).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariableBody {
+    pub key: String,
+    pub value: String,
+}

@@ -3,6 +3,7 @@
 //! them ([`FileRecord`]).
 
 mod ignore;
+mod python;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -15,6 +16,7 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 pub use ignore::IGNORE_FILE;
 
+use crate::python::{is_python, PythonParser};
 use crate::schema::MAX_FILE_BYTES;
 use crate::{load_source, FolderScan, ImportError, LoadedDag, PARSER_VERSION};
 use ignore::IgnoreRules;
@@ -58,10 +60,22 @@ pub struct ScanStats {
 /// A DAG folder with a cache: `scan()` re-reads only files whose (mtime, size) changed since
 /// the previous scan; [`scan_with_records`](Self::scan_with_records) also skips the files that
 /// did not change since they were recorded by an earlier process.
-#[derive(Debug)]
 pub struct DagFolder {
     root: PathBuf,
     cache: HashMap<PathBuf, Cached>,
+    /// Runs `.py` files; without one they are not DAG files.
+    python: Option<Arc<dyn PythonParser>>,
+    python_cache: HashMap<PathBuf, python::PyCached>,
+}
+
+impl std::fmt::Debug for DagFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DagFolder")
+            .field("root", &self.root)
+            .field("files", &(self.cache.len() + self.python_cache.len()))
+            .field("python", &self.python.is_some())
+            .finish()
+    }
 }
 
 /// What was loaded from a DAG file and when, as a caller keeps it between processes (the
@@ -107,6 +121,9 @@ struct Cached {
 #[derive(Debug)]
 enum Outcome {
     Loaded(Box<LoadedDag>),
+    /// The DAGs a Python file defined (any number). Never recorded: a new process runs the
+    /// file again, since a record cannot tell whether the modules it imported changed.
+    Python(Vec<LoadedDag>),
     Failed(String),
     /// Known from a record only: the file was not parsed by this process.
     Recorded(FileOutcome),
@@ -133,6 +150,16 @@ impl DagFolder {
         DagFolder {
             root,
             cache: HashMap::new(),
+            python: None,
+            python_cache: HashMap::new(),
+        }
+    }
+
+    /// A folder whose `.py` files are DAG files too, run by `parser`.
+    pub fn with_python(root: PathBuf, parser: Arc<dyn PythonParser>) -> Self {
+        DagFolder {
+            python: Some(parser),
+            ..DagFolder::new(root)
         }
     }
 
@@ -168,7 +195,7 @@ impl DagFolder {
                     path: self.root.clone(),
                 })
             }
-            Ok(_) => walk(&self.root)?,
+            Ok(_) => walk(&self.root, self.python.is_some())?,
         };
         let mut records: HashMap<PathBuf, FileRecord> = records
             .into_iter()
@@ -180,8 +207,10 @@ impl DagFolder {
             files: found.len(),
             ..ScanStats::default()
         };
+        let (python_files, found): (Vec<Found>, Vec<Found>) =
+            found.into_iter().partition(|f| is_python(&f.path));
         let mut cache = HashMap::with_capacity(found.len());
-        let mut visits = Vec::with_capacity(found.len());
+        let mut visits = Vec::with_capacity(found.len() + python_files.len());
         for file in found {
             let previous = self.cache.remove(&file.path);
             let record = records.remove(&file.path);
@@ -194,16 +223,55 @@ impl DagFolder {
             visits.push((path, outcome, visit.unchanged, visit.record));
         }
         self.cache = cache;
+        if let Some(parser) = &self.python {
+            let outcomes = python::scan_python(
+                &self.root,
+                parser.as_ref(),
+                &mut self.python_cache,
+                python_files,
+                &mut stats,
+            );
+            visits.extend(
+                outcomes
+                    .into_iter()
+                    .map(|(path, outcome)| (path, outcome, false, None)),
+            );
+            visits.sort_by(|a, b| a.0.cmp(&b.0));
+        }
 
         let mut scan = FolderScan::default();
         let mut owners: HashMap<&str, &Path> = HashMap::new();
         for (path, outcome, unchanged, record) in &visits {
+            if let Outcome::Python(dags) = outcome.as_ref() {
+                let mut taken = Vec::new();
+                for loaded in dags {
+                    let dag_id = loaded.dag.dag_id.as_str();
+                    match owners.get(dag_id) {
+                        Some(owner) => taken.push(format!(
+                            "dag_id `{dag_id}` is already defined in {}",
+                            owner.display()
+                        )),
+                        None => {
+                            owners.insert(dag_id, path);
+                            scan.dags.push(loaded.clone());
+                        }
+                    }
+                }
+                if !taken.is_empty() {
+                    scan.import_errors.push(ImportError {
+                        filename: path.clone(),
+                        error: taken.join("\n"),
+                    });
+                }
+                continue;
+            }
             let dag_id = match outcome.as_ref() {
                 Outcome::Loaded(loaded) => Ok(loaded.dag.dag_id.as_str()),
                 Outcome::Recorded(FileOutcome::Dag(dag_id)) => Ok(dag_id.as_str()),
                 Outcome::Failed(error) | Outcome::Recorded(FileOutcome::ImportError(error)) => {
                     Err(error)
                 }
+                Outcome::Python(_) => continue,
             };
             match dag_id {
                 Ok(dag_id) => match owners.get(dag_id) {
@@ -261,7 +329,7 @@ impl Cached {
     fn loaded(&self) -> Option<&Arc<Outcome>> {
         match self.outcome.as_ref() {
             Outcome::Recorded(_) => None,
-            Outcome::Loaded(_) | Outcome::Failed(_) => Some(&self.outcome),
+            Outcome::Loaded(_) | Outcome::Failed(_) | Outcome::Python(_) => Some(&self.outcome),
         }
     }
 
@@ -271,6 +339,7 @@ impl Cached {
             Outcome::Loaded(loaded) => FileOutcome::Dag(loaded.dag.dag_id.clone()),
             Outcome::Failed(error) => FileOutcome::ImportError(error.clone()),
             Outcome::Recorded(outcome) => outcome.clone(),
+            Outcome::Python(_) => return None,
         };
         Some(FileRecord {
             path: path.to_path_buf(),
@@ -428,9 +497,10 @@ fn to_micros(time: SystemTime) -> DateTime<Utc> {
     DateTime::<Utc>::from(time).trunc_subsecs(6)
 }
 
-/// Lists the DAG files below `root`, sorted by path: `.yaml`, `.yml` and `.json` files, not
+/// Lists the DAG files below `root`, sorted by path: `.yaml`, `.yml` and `.json` files (and
+/// `.py` files when `python`), not
 /// hidden, not ignored by a `.updraftignore`. Symlinks are followed, each folder once.
-fn walk(root: &Path) -> Result<Vec<Found>, DagFolderError> {
+fn walk(root: &Path, python: bool) -> Result<Vec<Found>, DagFolderError> {
     let mut found = Vec::new();
     let mut seen_dirs = HashSet::new();
     let mut stack: Vec<(PathBuf, Vec<Arc<IgnoreRules>>)> = vec![(root.to_path_buf(), Vec::new())];
@@ -481,7 +551,7 @@ fn walk(root: &Path) -> Result<Vec<Found>, DagFolderError> {
                     stack.push((path, rules.clone()));
                 }
             } else if meta.is_file()
-                && crate::Format::from_path(&path).is_some()
+                && (crate::Format::from_path(&path).is_some() || (python && is_python(&path)))
                 && !rules.iter().any(|r| r.ignores(&path, false))
             {
                 found.push(Found {

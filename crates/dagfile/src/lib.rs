@@ -4,11 +4,14 @@
 //!
 //! Layers, each knowing nothing of the next: `document` turns text into a tree of positioned
 //! values (and refuses alias bombs), `schema` turns that tree into a `Dag` collecting all
-//! problems, `folder` finds files and caches what it loaded. Nothing here runs user code.
+//! problems, `folder` finds files and caches what it loaded. Nothing here runs user code:
+//! `.py` files are run by a [`PythonParser`] the caller passes in (the Python bridge), and the
+//! DAG documents they answer are loaded here like JSON files.
 
 mod diagnostic;
 mod document;
 mod folder;
+mod python;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ pub use document::{Format, MAX_ALIAS_NODES, MAX_DEPTH};
 pub use folder::{
     DagFolder, DagFolderError, FileOutcome, FileRecord, ScanStats, IGNORE_FILE, RACY_WINDOW,
 };
+pub use python::{is_python, load_python_dags, might_define_dags, PythonAnswer, PythonParser};
 pub use schema::{
     parse_dag, DAG_KEYS, DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS, MAX_FILE_BYTES,
     MAX_TAG_LEN, OPERATORS, SETTING_KEYS, TASK_ONLY_KEYS, TRIGGER_RULES,

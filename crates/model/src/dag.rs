@@ -57,24 +57,90 @@ pub struct Task {
     pub priority_weight: i64,
     pub skip_on_exit_code: Vec<i32>,
     pub do_xcom_push: bool,
+    /// The task group it belongs to (its id is prefixed with the group's, as Airflow does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Operator {
-    Bash { bash_command: String },
+    Bash {
+        bash_command: String,
+    },
     Empty,
+    /// A Python callable, found and called by the SDK in a child `python3` that executes the
+    /// DAG file again (see `docs/python-protocol.md`).
+    Python {
+        /// Module-level dotted name or `<lambda>`; informational (UI, CLI).
+        python_callable: String,
+        /// Another interpreter than `core.python` (Airflow's `ExternalPythonOperator`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        python_executable: Option<String>,
+        #[serde(default)]
+        python_kind: PythonKind,
+        /// Line of the callable in the DAG file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_line: Option<u32>,
+    },
+}
+
+/// What a Python task's callable is for; the SDK decides what its result means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PythonKind {
+    /// `@task`, `PythonOperator`: the return value is the XCom.
+    #[default]
+    Task,
+    /// `@task.branch`, `BranchPythonOperator`: the returned ids are followed, the other
+    /// direct downstream tasks skipped.
+    Branch,
+    /// `@task.short_circuit`, `ShortCircuitOperator`: a falsy result skips everything
+    /// downstream.
+    ShortCircuit,
+    /// `@task.bash`: the callable returns a command that runs with bash.
+    Bash,
+    /// `LatestOnlyOperator`: skips downstream unless the run is the latest.
+    LatestOnly,
+}
+
+impl PythonKind {
+    /// Every kind, as DAG files name it in `python_kind:`.
+    pub const NAMES: [&'static str; 5] = ["task", "branch", "short_circuit", "bash", "latest_only"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PythonKind::Task => "task",
+            PythonKind::Branch => "branch",
+            PythonKind::ShortCircuit => "short_circuit",
+            PythonKind::Bash => "bash",
+            PythonKind::LatestOnly => "latest_only",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<PythonKind> {
+        Self::NAMES.iter().position(|n| *n == name).map(|i| {
+            [
+                Self::Task,
+                Self::Branch,
+                Self::ShortCircuit,
+                Self::Bash,
+                Self::LatestOnly,
+            ][i]
+        })
+    }
 }
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 2] = ["bash", "empty"];
+    pub const KINDS: [&'static str; 3] = ["bash", "empty", "python"];
 
     /// The kind, as DAG files name it.
     pub fn kind(&self) -> &'static str {
         match self {
             Operator::Bash { .. } => "bash",
             Operator::Empty => "empty",
+            Operator::Python { .. } => "python",
         }
     }
 }
@@ -170,6 +236,7 @@ impl Task {
             priority_weight: 1,
             skip_on_exit_code: vec![DEFAULT_SKIP_EXIT_CODE],
             do_xcom_push: true,
+            task_group: None,
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod state;
 pub mod timetable;
 pub mod trigger_rule;
 
-pub use dag::{Dag, Operator, Task};
+pub use dag::{Dag, Operator, PythonKind, Task};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};

@@ -92,7 +92,7 @@ impl State {
         loop {
             match self.changes.try_recv() {
                 // Neither changes which runs there are nor their states.
-                Ok(Change::WorkQueued(_) | Change::Dags(_)) => {}
+                Ok(Change::WorkQueued(_) | Change::Dags(_) | Change::Jobs) => {}
                 Ok(Change::Runs(_) | Change::Everything) | Err(TryRecvError::Lagged(_)) => {
                     self.entries.clear();
                     self.generation += 1;

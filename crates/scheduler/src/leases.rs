@@ -59,6 +59,7 @@ impl Scheduler {
                 xcom: None,
                 infrastructure_failure: true,
                 log_tail: None,
+                effects: Default::default(),
             });
         }
         if reports.is_empty() {

@@ -37,6 +37,8 @@ const BUFFER: usize = 1024;
 pub enum Announce {
     Runs(Vec<i64>),
     WorkQueued(Vec<String>),
+    /// On the watchers' channel only.
+    Jobs,
     Everything,
 }
 
@@ -56,6 +58,7 @@ impl From<Announce> for Change {
         match a {
             Announce::Runs(ids) => Change::Runs(ids),
             Announce::WorkQueued(queues) => Change::WorkQueued(queues),
+            Announce::Jobs => Change::Jobs,
             Announce::Everything => Change::Everything,
         }
     }

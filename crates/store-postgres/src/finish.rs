@@ -120,6 +120,9 @@ pub async fn finish(
                 .await
                 .map_err(db_err)?;
             }
+            for report in done.iter().filter(|r| !r.effects.is_empty()) {
+                apply_effects(conn, report).await?;
+            }
             for &i in &round {
                 if applied.contains(&reports[i].ti_id) {
                     results[i] = TransitionResult::Applied;
@@ -157,4 +160,39 @@ pub async fn finish(
         }
     }
     Ok((results, changed_runs.into_iter().collect()))
+}
+
+/// A finished try's pushed XComs and the tasks of its run it skipped (those not started).
+async fn apply_effects(conn: &mut PgConnection, r: &FinishReport) -> Result<()> {
+    let at = micros(r.end_date);
+    for pushed in &r.effects.xcoms {
+        sqlx::query(
+            "INSERT INTO xcom (dag_run_id, task_id, map_index, key, value, timestamp) \
+             SELECT dag_run_id, task_id, map_index, $2, $3, $4 FROM task_instance WHERE id = $1 \
+             ON CONFLICT (dag_run_id, task_id, map_index, key) \
+             DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp",
+        )
+        .bind(r.ti_id)
+        .bind(&pushed.key)
+        .bind(pushed.value.to_string())
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    if !r.effects.skip.is_empty() {
+        sqlx::query(
+            "UPDATE task_instance SET state = 'skipped', start_date = $3, end_date = $3, \
+             next_retry_at = NULL \
+             WHERE dag_run_id = (SELECT dag_run_id FROM task_instance WHERE id = $1) \
+               AND task_id = ANY($2) AND state IN ('none', 'scheduled')",
+        )
+        .bind(r.ti_id)
+        .bind(&r.effects.skip)
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
 }

@@ -481,7 +481,10 @@ impl Store for PostgresStore {
     }
 
     async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
-        jobs::heartbeat(&mut *self.conn().await?, &beat).await
+        let mut tx = self.begin().await?;
+        jobs::heartbeat(&mut tx, &beat).await?;
+        // For the UI's health and cluster pages of every server.
+        self.commit_for_watchers(tx, Some(Announce::Jobs)).await
     }
     async fn list_jobs(
         &self,
@@ -491,7 +494,9 @@ impl Store for PostgresStore {
         jobs::list(&mut *self.conn().await?, kind, alive_since).await
     }
     async fn end_job(&self, id: &str) -> Result<()> {
-        jobs::end(&mut *self.conn().await?, id).await
+        let mut tx = self.begin().await?;
+        jobs::end(&mut tx, id).await?;
+        self.commit_for_watchers(tx, Some(Announce::Jobs)).await
     }
 
     async fn changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {

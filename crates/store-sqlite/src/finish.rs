@@ -76,6 +76,9 @@ pub fn finish(
                 xcom.execute(params![r.ti_id, value.to_string(), micros(r.end_date)])
                     .map_err(db_err)?;
             }
+            if !r.effects.is_empty() {
+                apply_effects(tx, r)?;
+            }
             results.push(TransitionResult::Applied);
         } else {
             let run: Option<i64> = restarted
@@ -87,4 +90,30 @@ pub fn finish(
         }
     }
     Ok((results, runs.into_iter().collect()))
+}
+
+/// A finished try's pushed XComs and the tasks of its run it skipped (those not started).
+fn apply_effects(tx: &Transaction, r: &FinishReport) -> Result<()> {
+    let at = micros(r.end_date);
+    for pushed in &r.effects.xcoms {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO xcom (dag_run_id, task_id, map_index, key, value, timestamp) \
+             SELECT dag_run_id, task_id, map_index, ?2, ?3, ?4 FROM task_instance WHERE id = ?1",
+        )
+        .map_err(db_err)?
+        .execute(params![r.ti_id, pushed.key, pushed.value.to_string(), at])
+        .map_err(db_err)?;
+    }
+    for task_id in &r.effects.skip {
+        tx.prepare_cached(
+            "UPDATE task_instance SET state = 'skipped', start_date = ?3, end_date = ?3, \
+             next_retry_at = NULL \
+             WHERE dag_run_id = (SELECT dag_run_id FROM task_instance WHERE id = ?1) \
+               AND task_id = ?2 AND state IN ('none', 'scheduled')",
+        )
+        .map_err(db_err)?
+        .execute(params![r.ti_id, task_id, at])
+        .map_err(db_err)?;
+    }
+    Ok(())
 }

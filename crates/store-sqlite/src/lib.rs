@@ -395,7 +395,9 @@ impl Store for SqliteStore {
     }
 
     async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
-        self.write(move |tx| jobs::heartbeat(tx, &beat)).await
+        self.write(move |tx| jobs::heartbeat(tx, &beat)).await?;
+        self.changed([Change::Jobs]);
+        Ok(())
     }
     async fn list_jobs(
         &self,
@@ -406,7 +408,9 @@ impl Store for SqliteStore {
     }
     async fn end_job(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(move |tx| jobs::end(tx, &id)).await
+        self.write(move |tx| jobs::end(tx, &id)).await?;
+        self.changed([Change::Jobs]);
+        Ok(())
     }
 
     async fn changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {

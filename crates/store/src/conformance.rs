@@ -154,6 +154,7 @@ macro_rules! __store_conformance_checks {
                 concurrent_claims_on_two_handles_never_share_a_task,
                 heartbeat_extends_leases_and_reports_lost_claims,
                 finish_records_the_outcome_and_the_xcom,
+                finish_applies_pushed_xcoms_and_skips_tasks_not_started,
                 finish_with_a_stale_claim_is_a_conflict_and_changes_nothing,
                 finish_rejects_an_illegal_outcome_and_changes_nothing,
                 finish_of_a_cleared_task_resets_it_to_none,
@@ -237,6 +238,7 @@ macro_rules! __store_conformance_checks {
                 watchers_see_a_clear_and_a_pause,
                 watchers_see_marks_forced_states_deletes_and_notes,
                 a_moved_next_run_is_announced_for_its_dag_only,
+                heartbeats_and_ended_processes_are_announced,
                 writes_that_change_nothing_are_not_announced,
             }
         }

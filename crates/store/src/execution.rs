@@ -15,6 +15,13 @@ use crate::{
     Result, Store, TransitionResult, XCom,
 };
 
+/// A DAG file's text at one version, and where the file is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DagSource {
+    pub fileloc: String,
+    pub source: String,
+}
+
 #[async_trait]
 pub trait TaskExecution: Send + Sync + 'static {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>>;
@@ -32,6 +39,22 @@ pub trait TaskExecution: Send + Sync + 'static {
     /// The connections of the database, decrypted (the worker puts its environment's
     /// connections before them).
     async fn connections(&self) -> Result<Vec<ConnectionRecord>>;
+    /// The source of a DAG's file at `version`, and the file's path: what a Python task
+    /// executes. By default [`StoreError::Unsupported`](crate::StoreError::Unsupported).
+    async fn dag_source(&self, dag_id: &str, version: i64) -> Result<DagSource> {
+        let _ = (dag_id, version);
+        Err(crate::StoreError::Unsupported(
+            "reading a DAG's source from this worker".into(),
+        ))
+    }
+    /// Sets a variable (`Variable.set` in a Python task). By default
+    /// [`StoreError::Unsupported`](crate::StoreError::Unsupported).
+    async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
+        let _ = (key, value);
+        Err(crate::StoreError::Unsupported(
+            "setting a variable from this worker".into(),
+        ))
+    }
     /// Records that the worker is alive, its queues, and whether it is draining.
     async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()>;
     /// Whether logs should be sent with [`TaskExecution::append_log`]: remote workers do;
@@ -84,6 +107,16 @@ impl TaskExecution for StoreExecution {
 
     async fn connections(&self) -> Result<Vec<ConnectionRecord>> {
         crate::all_connections(self.0.as_ref()).await
+    }
+
+    async fn dag_source(&self, dag_id: &str, version: i64) -> Result<DagSource> {
+        let source = self.0.dag_source(dag_id, version).await?;
+        let fileloc = self.0.get_dag(dag_id).await?.fileloc;
+        Ok(DagSource { fileloc, source })
+    }
+
+    async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
+        self.0.set_variable(key, value).await
     }
 
     async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {

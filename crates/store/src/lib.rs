@@ -28,7 +28,7 @@ pub use browse::*;
 pub use connection::*;
 pub use dag_sync::*;
 pub use event_log::*;
-pub use execution::{StoreExecution, TaskExecution};
+pub use execution::{DagSource, StoreExecution, TaskExecution};
 pub use manage::*;
 pub use record::*;
 pub use secret::Secrets;
@@ -64,6 +64,9 @@ pub enum StoreError {
     /// decrypts it. Names the variable or connection.
     #[error("cannot read a stored secret: {0}")]
     Secret(String),
+    /// What this way of reaching the cluster cannot do (yet).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     #[error(transparent)]
     IllegalTransition(#[from] updraft_model::state::IllegalTransition),
 }

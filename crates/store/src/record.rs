@@ -257,6 +257,35 @@ pub struct FinishReport {
     /// longer the worker's), and a short task's log costs no request of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<LogTail>,
+    /// What the try did besides ending (a Python task's pushed XComs and skipped tasks),
+    /// applied in the finish's transaction when the report is.
+    #[serde(default, skip_serializing_if = "TryEffects::is_empty")]
+    pub effects: TryEffects,
+}
+
+/// What a try changed in its run besides its own state and return value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TryEffects {
+    /// XComs pushed under keys other than `return_value` (`ti.xcom_push`), in order.
+    #[serde(default)]
+    pub xcoms: Vec<PushedXCom>,
+    /// Task ids of the same run to mark `skipped` if they have not started (state `none`
+    /// or `scheduled`): the paths a branch did not take, what a short circuit cut off.
+    #[serde(default)]
+    pub skip: Vec<String>,
+}
+
+impl TryEffects {
+    pub fn is_empty(&self) -> bool {
+        self.xcoms.is_empty() && self.skip.is_empty()
+    }
+}
+
+/// One XCom a try pushed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushedXCom {
+    pub key: String,
+    pub value: serde_json::Value,
 }
 
 impl FinishReport {
@@ -402,6 +431,9 @@ pub enum Change {
     /// What these DAGs' rows say about their scheduling changed (the next scheduled run),
     /// not their definitions, runs or pauses: for readers only.
     Dags(Vec<String>),
+    /// A process's heartbeat record changed (it beat, started or ended): for readers only,
+    /// such as the UI's health and cluster pages.
+    Jobs,
     /// DAGs, pauses or anything else: look at everything. Also sent after the notification
     /// connection was lost and restored, since changes in between were missed.
     Everything,

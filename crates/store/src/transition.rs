@@ -82,6 +82,7 @@ mod tests {
             xcom: None,
             infrastructure_failure: false,
             log_tail: None,
+            effects: Default::default(),
         }
     }
 

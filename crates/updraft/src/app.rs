@@ -65,6 +65,38 @@ impl App {
         })
     }
 
+    /// Where the embedded Python SDK is extracted (`$UPDRAFT_HOME/cache/sdk-<hash>`).
+    pub fn python_sdk(&self) -> Result<PathBuf> {
+        Ok(updraft_python::sdk::extract(&self.home.join("cache"))?)
+    }
+
+    /// The Python SDK directory for Python tasks, `None` in a binary built without it.
+    pub fn python_sdk_for_tasks(home: &Path) -> Result<Option<PathBuf>> {
+        if !updraft_python::sdk::embedded() {
+            return Ok(None);
+        }
+        Ok(Some(updraft_python::sdk::extract(&home.join("cache"))?))
+    }
+
+    /// What runs the DAG folder's `.py` files; `None` in a binary built without the SDK.
+    pub fn python_parser(&self) -> Result<Option<Arc<dyn updraft_dagfile::PythonParser>>> {
+        if !updraft_python::sdk::embedded() {
+            return Ok(None);
+        }
+        let parser = updraft_python::ParseChildren::new(self.config.python()?, self.python_sdk()?);
+        Ok(Some(Arc::new(parser)))
+    }
+
+    /// The DAG processor of this process's DAG folder.
+    pub fn dag_processor(&self) -> Result<crate::dag_processor::DagProcessor> {
+        Ok(crate::dag_processor::DagProcessor::new(
+            self.config.core.dags_folder.clone(),
+            self.store.clone(),
+            self.config.core.dags_are_paused_at_creation,
+            self.python_parser()?,
+        ))
+    }
+
     /// The SQLite file, when the database is one.
     pub fn sqlite_path(&self) -> Option<&Path> {
         match &self.database {

@@ -19,6 +19,17 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub scheduler: SchedulerSection,
     pub worker: WorkerSection,
+    pub dag_processor: DagProcessorSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DagProcessorSection {
+    /// The longest one Python DAG file may run before its process is killed (an import error).
+    pub dag_file_processor_timeout: String,
+    /// Python DAG files run at once.
+    pub parsing_processes: u32,
+    /// The memory (address space) a Python DAG file's process may use, in MiB; 0: no limit.
+    pub memory_limit_mib: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +48,9 @@ pub struct CoreConfig {
     pub sensitive_var_conn_names: String,
     /// `Enabled` allows `POST /connections/test` (Airflow's `core.test_connection`).
     pub test_connection: String,
+    /// The Python interpreter for Python DAG files and tasks (a task may name another with
+    /// `python_executable`).
+    pub python: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +137,7 @@ impl Config {
                 fernet_key: String::new(),
                 sensitive_var_conn_names: String::new(),
                 test_connection: "Disabled".into(),
+                python: "python3".into(),
             },
             database: DatabaseConfig {
                 url: format!("sqlite://{}", home.join("updraft.db").display()),
@@ -159,7 +174,27 @@ impl Config {
                 servers: Vec::new(),
                 queues: vec!["default".into()],
             },
+            dag_processor: DagProcessorSection {
+                dag_file_processor_timeout: "50s".into(),
+                parsing_processes: 2,
+                memory_limit_mib: 2048,
+            },
         }
+    }
+
+    /// How Python children are started (`core.python`, `dag_processor.*`).
+    pub fn python(&self) -> Result<updraft_python::PythonConfig> {
+        let d = &self.dag_processor;
+        Ok(updraft_python::PythonConfig {
+            interpreter: self.core.python.clone(),
+            parse_timeout: duration(
+                "dag_processor.dag_file_processor_timeout",
+                &d.dag_file_processor_timeout,
+            )?,
+            parse_memory_limit: (d.memory_limit_mib > 0)
+                .then(|| d.memory_limit_mib.saturating_mul(1 << 20)),
+            parse_concurrency: d.parsing_processes.max(1) as usize,
+        })
     }
 
     /// Loads the configuration in force for `home`.

@@ -8,13 +8,16 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use tracing::{debug, info};
-use updraft_dagfile::{DagFolder, FileOutcome, FileRecord};
+use updraft_dagfile::{DagFolder, FileOutcome, FileRecord, PythonParser};
 use updraft_store::{
     DagFileOutcome, DagFileRecord, DagSync, DagUpsert, ImportErrorRecord, Store, SyncReport,
 };
 
 pub struct DagProcessor {
-    folder: DagFolder,
+    /// `None` only while a scan has it (on a blocking thread: Python files take a while).
+    folder: Option<DagFolder>,
+    root: std::path::PathBuf,
+    python: Option<Arc<dyn PythonParser>>,
     store: Arc<dyn Store>,
     paused_at_creation: bool,
 }
@@ -24,9 +27,12 @@ impl DagProcessor {
         folder: std::path::PathBuf,
         store: Arc<dyn Store>,
         paused_at_creation: bool,
+        python: Option<Arc<dyn PythonParser>>,
     ) -> Self {
         DagProcessor {
-            folder: DagFolder::new(folder),
+            folder: Some(new_folder(&folder, &python)),
+            root: folder,
+            python,
             store,
             paused_at_creation,
         }
@@ -34,7 +40,7 @@ impl DagProcessor {
 
     /// Scans the folder (re-reading only changed files) and makes the store match it.
     pub async fn sync(&mut self) -> Result<SyncReport> {
-        let root = self.folder.root().display().to_string();
+        let root = self.root.display().to_string();
         let records = self
             .store
             .dag_files(&root)
@@ -42,10 +48,19 @@ impl DagProcessor {
             .into_iter()
             .map(from_store)
             .collect();
-        let scan = self
-            .folder
-            .scan_with_records(records)
-            .context("cannot scan the DAG folder")?;
+        let mut folder = match self.folder.take() {
+            Some(folder) => folder,
+            // A scan that panicked took the folder with it: start from an empty cache.
+            None => new_folder(&self.root, &self.python),
+        };
+        let (folder, scan) = tokio::task::spawn_blocking(move || {
+            let scan = folder.scan_with_records(records);
+            (folder, scan)
+        })
+        .await
+        .context("the DAG folder scan panicked")?;
+        self.folder = Some(folder);
+        let scan = scan.context("cannot scan the DAG folder")?;
         let stats = scan.stats;
         let sync = DagSync {
             dags: scan
@@ -86,6 +101,13 @@ impl DagProcessor {
             info!(added = ?report.added, updated = ?report.updated, removed = ?report.deactivated, import_errors = errors, "DAG folder synced");
         }
         Ok(report)
+    }
+}
+
+fn new_folder(root: &std::path::Path, python: &Option<Arc<dyn PythonParser>>) -> DagFolder {
+    match python {
+        Some(parser) => DagFolder::with_python(root.to_path_buf(), parser.clone()),
+        None => DagFolder::new(root.to_path_buf()),
     }
 }
 

@@ -86,6 +86,8 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             drain_grace: None,
             announce: false,
             sensitive_names: updraft_secrets::SensitiveNames::new(&c.core.sensitive_var_conn_names),
+            python_interpreter: c.core.python.clone(),
+            python_sdk: App::python_sdk_for_tasks(&app.home)?,
         },
         work_queued,
         Arc::new(move |reported: updraft_worker::Reported| {
@@ -97,6 +99,16 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             );
             if !reported.refused_runs.is_empty() {
                 hook_signal.runs_changed(reported.refused_runs);
+            }
+            // Tasks a try skipped changed beside it: those runs are read again.
+            let skipped: Vec<i64> = reported
+                .applied
+                .iter()
+                .filter(|(_, report)| !report.effects.skip.is_empty())
+                .map(|(run, _)| *run)
+                .collect();
+            if !skipped.is_empty() {
+                hook_signal.runs_changed(skipped);
             }
         }),
         spawn_reaper(),
@@ -143,11 +155,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         .with_context(|| format!("cannot create the DAG folder {}", dags_folder.display()))?;
 
     let heartbeats = Arc::new(Heartbeats::default());
-    let mut processor = DagProcessor::new(
-        dags_folder.clone(),
-        app.store.clone(),
-        app.config.core.dags_are_paused_at_creation,
-    );
+    let mut processor = app.dag_processor()?;
     processor.sync().await?;
     Heartbeats::beat(&heartbeats.dag_processor);
 

@@ -58,6 +58,10 @@ impl From<Change> for ChangeEvent {
                 kind: "dags",
                 ..nothing
             },
+            Change::Jobs => ChangeEvent {
+                kind: "jobs",
+                ..nothing
+            },
             Change::Everything => ChangeEvent {
                 everything: true,
                 ..nothing
@@ -115,6 +119,7 @@ mod tests {
             json(Change::WorkQueued(vec!["default".into()])),
             r#"{"kind":"queues","queues":["default"]}"#
         );
+        assert_eq!(json(Change::Jobs), r#"{"kind":"jobs"}"#);
         assert_eq!(
             json(Change::Everything),
             r#"{"kind":"everything","everything":true}"#

@@ -251,6 +251,19 @@
     return true;
   }
 
+  // Heartbeats arrive every few seconds from every process: a region that shows them is
+  // re-fetched at most once a second for them, however many processes beat.
+  const beatTimers = new Map();
+  function refreshForBeats(region) {
+    const url = region.dataset.live;
+    if (beatTimers.has(url)) return;
+    beatTimers.set(url, setTimeout(() => {
+      beatTimers.delete(url);
+      const current = live().find((r) => r.dataset.live === url);
+      if (current) refresh(current);
+    }, 1000));
+  }
+
   function connect() {
     if (live().length === 0 || !window.EventSource) return;
     const source = new EventSource("/ui/events");
@@ -258,7 +271,11 @@
     source.addEventListener("change", (event) => {
       let change;
       try { change = JSON.parse(event.data); } catch (e) { return; }
-      for (const region of live()) if (concerns(region, change)) refresh(region);
+      for (const region of live()) {
+        if (!concerns(region, change)) continue;
+        if (change.kind === "jobs") refreshForBeats(region);
+        else refresh(region);
+      }
     });
     source.addEventListener("error", () => {
       // The browser reconnects by itself after a dropped connection. It gives up only when

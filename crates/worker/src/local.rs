@@ -52,6 +52,10 @@ pub struct LocalWorkerConfig {
     /// Names that mark a variable (or an extra key) as secret: their values are masked in
     /// task logs (`core.sensitive_var_conn_names` with Airflow's built-in list).
     pub sensitive_names: updraft_secrets::SensitiveNames,
+    /// The interpreter of Python tasks that name none (`core.python`).
+    pub python_interpreter: String,
+    /// The extracted Python SDK; `None` in a binary built without it (Python tasks fail).
+    pub python_sdk: Option<PathBuf>,
 }
 
 pub struct LocalWorker {

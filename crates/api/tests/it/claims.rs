@@ -20,6 +20,7 @@ fn report(ti_id: i64, try_number: u32, claim_id: &str, state: TaskState) -> Fini
         xcom: None,
         infrastructure_failure: false,
         log_tail: None,
+        effects: Default::default(),
     }
 }
 
@@ -257,6 +258,32 @@ async fn workers_read_the_dag_and_variables_and_announce_themselves() {
     assert_eq!(
         worker.variables().await.expect("variables"),
         vec![("k".to_string(), "v".to_string())]
+    );
+    // A Python task's needs: the DAG file at the run's version, and Variable.set.
+    let source = worker.dag_source(DAG_ID, 1).await.expect("dag_source");
+    let local = updraft_store::StoreExecution(server.store.clone())
+        .dag_source(DAG_ID, 1)
+        .await
+        .expect("dag_source in-process");
+    assert_eq!(source, local);
+    assert!(!source.fileloc.is_empty());
+    let missing = worker
+        .dag_source(DAG_ID, 2)
+        .await
+        .expect_err("no version 2");
+    assert!(
+        matches!(&missing, updraft_store::StoreError::NotFound(_)),
+        "{missing:?}"
+    );
+    worker.set_variable("k", "v2").await.expect("set_variable");
+    worker.set_variable("new", "n").await.expect("set_variable");
+    assert_eq!(
+        store.get_variable("k").await.unwrap().as_deref(),
+        Some("v2")
+    );
+    assert_eq!(
+        store.get_variable("new").await.unwrap().as_deref(),
+        Some("n")
     );
     // Connections, whole: the worker's templates read them (and its log masks them).
     let connection = updraft_store::ConnectionRecord {

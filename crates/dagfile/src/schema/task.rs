@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use updraft_model::{Operator, Task, TriggerRule};
+use updraft_model::{Operator, PythonKind, Task, TriggerRule};
 
 use super::value::{check_id, get, Ctx};
 use crate::diagnostic::Pos;
@@ -27,7 +27,25 @@ pub const SETTING_KEYS: &[&str] = &[
 ];
 
 /// Keys only a task may have.
-pub const TASK_ONLY_KEYS: &[&str] = &["task_id", "operator", "bash_command", "dependencies"];
+pub const TASK_ONLY_KEYS: &[&str] = &[
+    "task_id",
+    "operator",
+    "bash_command",
+    "dependencies",
+    "python_callable",
+    "python_executable",
+    "python_kind",
+    "source_line",
+    "task_group",
+];
+
+/// Keys that belong to `operator: python` only.
+const PYTHON_KEYS: &[&str] = &[
+    "python_callable",
+    "python_executable",
+    "python_kind",
+    "source_line",
+];
 
 /// `updraft_model::TriggerRule` as written in files.
 pub const TRIGGER_RULES: &[&str] = &updraft_model::TRIGGER_RULE_NAMES;
@@ -215,7 +233,14 @@ pub(crate) fn read_task(
         None => fallback,
     };
 
-    let allowed: Vec<&str> = TASK_ONLY_KEYS.iter().chain(SETTING_KEYS).copied().collect();
+    // The keys YAML authors write first; the Python SDK's own keys last.
+    let (common, python) = TASK_ONLY_KEYS.split_at(4);
+    let allowed: Vec<&str> = common
+        .iter()
+        .chain(SETTING_KEYS)
+        .chain(python)
+        .copied()
+        .collect();
     ctx.check_keys(entries, &allowed, &label);
 
     let operator = read_operator(entries, node.pos, &label, ctx);
@@ -235,9 +260,15 @@ pub(crate) fn read_task(
         }
     }
 
+    let task_group = match get(entries, "task_group") {
+        Some(e) => ctx.opt_string(&e.value, &label, "task_group")?,
+        None => None,
+    };
+
     let own = read_settings(entries, &label, ctx);
     let mut task = Task::new(task_id?, operator?);
     task.dependencies = dependencies;
+    task.task_group = task_group;
     for setting in defaults.iter().chain(&own) {
         setting.apply(&mut task);
     }
@@ -272,6 +303,23 @@ fn read_operator(
             Some((name, e.value.pos))
         }
     };
+    if operator.as_ref().is_some_and(|(name, _)| name == "python") {
+        if let Some(cmd) = command {
+            ctx.error(
+                cmd.key_pos,
+                format!("{label}`bash_command` does not go with `operator: python`"),
+            );
+            return None;
+        }
+        return read_python(entries, operator.and_then(|(_, pos)| pos), label, ctx);
+    }
+    if let Some(e) = PYTHON_KEYS.iter().find_map(|key| get(entries, key)) {
+        ctx.error(
+            e.key_pos,
+            format!("{label}`{}` goes only with `operator: python`", e.key),
+        );
+        return None;
+    }
     match (operator, command) {
         (Some((name, _)), None) if name == "empty" => Some(Operator::Empty),
         (Some((name, _)), Some(cmd)) if name == "empty" => {
@@ -297,4 +345,53 @@ fn read_operator(
             Some(Operator::Bash { bash_command })
         }
     }
+}
+
+/// `operator: python`: the callable's name, and how the SDK is to run it.
+fn read_python(
+    entries: &[Entry],
+    operator_pos: Option<Pos>,
+    label: &str,
+    ctx: &mut Ctx,
+) -> Option<Operator> {
+    let Some(callable) = get(entries, "python_callable") else {
+        ctx.error(
+            operator_pos,
+            format!("{label}operator `python` needs `python_callable`"),
+        );
+        return None;
+    };
+    let python_callable = ctx.text(&callable.value, label, "python_callable")?;
+    let python_executable = match get(entries, "python_executable") {
+        Some(e) => ctx.opt_string(&e.value, label, "python_executable")?,
+        None => None,
+    };
+    let python_kind = match get(entries, "python_kind") {
+        None => PythonKind::default(),
+        Some(e) => {
+            let name = ctx.string(&e.value, label, "python_kind")?;
+            let Some(kind) = PythonKind::from_name(&name) else {
+                ctx.error(
+                    e.value.pos,
+                    format!(
+                        "{label}unknown python_kind `{name}`; allowed: {}",
+                        PythonKind::NAMES.join(", ")
+                    ),
+                );
+                return None;
+            };
+            kind
+        }
+    };
+    let source_line = match get(entries, "source_line") {
+        None => None,
+        Some(e) if matches!(e.value.kind, NodeKind::Null) => None,
+        Some(e) => Some(ctx.u32_at_least(&e.value, label, "source_line", 0)?),
+    };
+    Some(Operator::Python {
+        python_callable,
+        python_executable,
+        python_kind,
+        source_line,
+    })
 }

@@ -426,8 +426,24 @@ fn error_cases() {
         // Operators.
         ("tasks:\n  - {task_id: a}\n", &["task `a`: missing required key `bash_command` (or set `operator: empty`)"]),
         (
+            "tasks:\n  - {task_id: a, operator: docker}\n",
+            &["task `a`: unknown operator `docker`; allowed: bash, empty, python"],
+        ),
+        (
             "tasks:\n  - {task_id: a, operator: python}\n",
-            &["task `a`: unknown operator `python`; allowed: bash, empty"],
+            &["task `a`: operator `python` needs `python_callable`"],
+        ),
+        (
+            "tasks:\n  - {task_id: a, operator: python, python_callable: f, python_kind: map}\n",
+            &["task `a`: unknown python_kind `map`; allowed: task, branch, short_circuit, bash, latest_only"],
+        ),
+        (
+            "tasks:\n  - {task_id: a, bash_command: 'true', python_callable: f}\n",
+            &["task `a`: `python_callable` goes only with `operator: python`"],
+        ),
+        (
+            "tasks:\n  - {task_id: a, operator: python, python_callable: f, bash_command: x}\n",
+            &["task `a`: `bash_command` does not go with `operator: python`"],
         ),
         (
             "tasks:\n  - {task_id: a, operator: bash}\n",
@@ -742,10 +758,10 @@ fn every_operator_kind_of_the_model_loads_from_a_file() {
     // that kind, so neither can gain a kind the other does not know.
     assert_eq!(updraft_dagfile::OPERATORS, Operator::KINDS);
     for kind in Operator::KINDS {
-        let command = if kind == "empty" {
-            ""
-        } else {
-            ", bash_command: 'true'"
+        let command = match kind {
+            "empty" => "",
+            "python" => ", python_callable: f",
+            _ => ", bash_command: 'true'",
         };
         let dag = check_ok(&format!(
             "tasks:\n  - {{task_id: a, operator: {kind}{command}}}\n"
@@ -758,4 +774,37 @@ fn every_operator_kind_of_the_model_loads_from_a_file() {
         ));
         assert_eq!(dag.tasks[0].trigger_rule, rule, "{name}");
     }
+}
+
+#[test]
+fn python_tasks_load_with_their_keys_and_task_group() {
+    let dag = check_ok(
+        "tasks:\n  - task_id: grp.a\n    operator: python\n    python_callable: extract\n    \
+         python_executable: /venv/bin/python\n    python_kind: branch\n    source_line: 12\n    \
+         task_group: grp\n  - {task_id: b, operator: python, python_callable: '<lambda>', dependencies: [grp.a]}\n",
+    );
+    assert_eq!(
+        dag.tasks[0].operator,
+        Operator::Python {
+            python_callable: "extract".into(),
+            python_executable: Some("/venv/bin/python".into()),
+            python_kind: updraft_model::PythonKind::Branch,
+            source_line: Some(12),
+        }
+    );
+    assert_eq!(dag.tasks[0].task_group.as_deref(), Some("grp"));
+    assert_eq!(
+        dag.tasks[1].operator,
+        Operator::Python {
+            python_callable: "<lambda>".into(),
+            python_executable: None,
+            python_kind: updraft_model::PythonKind::Task,
+            source_line: None,
+        }
+    );
+    assert_eq!(dag.tasks[1].task_group, None);
+    // The serialized definition keeps them (the store holds it as JSON).
+    let json = serde_json::to_value(&dag).unwrap();
+    let back: Dag = serde_json::from_value(json).unwrap();
+    assert_eq!(back, dag);
 }

@@ -203,7 +203,20 @@ pub(crate) fn operator_name(dag: &Dag, task_id: &str) -> Option<&'static str> {
     dag.task(task_id).map(|task| match task.operator {
         updraft_model::Operator::Bash { .. } => "BashOperator",
         updraft_model::Operator::Empty => "EmptyOperator",
+        updraft_model::Operator::Python { python_kind, .. } => python_operator_name(python_kind),
     })
+}
+
+/// Airflow's class name of a Python task of this kind.
+pub(crate) fn python_operator_name(kind: updraft_model::PythonKind) -> &'static str {
+    use updraft_model::PythonKind;
+    match kind {
+        PythonKind::Task => "PythonOperator",
+        PythonKind::Branch => "BranchPythonOperator",
+        PythonKind::ShortCircuit => "ShortCircuitOperator",
+        PythonKind::Bash => "BashOperator",
+        PythonKind::LatestOnly => "LatestOnlyOperator",
+    }
 }
 
 /// A 422 for a note longer than Airflow allows.

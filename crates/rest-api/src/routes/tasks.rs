@@ -96,6 +96,12 @@ impl TaskResponse {
                 vec![],
                 "#e8f7e4",
             ),
+            Operator::Python { python_kind, .. } => (
+                super::common::python_operator_name(*python_kind),
+                "airflow.providers.standard.operators.python",
+                vec!["templates_dict", "op_args", "op_kwargs"],
+                "#ffefeb",
+            ),
         };
         let mut downstream: Vec<String> = dag
             .downstream_of(&task.task_id)

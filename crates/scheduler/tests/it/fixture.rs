@@ -342,6 +342,7 @@ impl World {
                 xcom: None,
                 infrastructure_failure: false,
                 log_tail: None,
+                effects: Default::default(),
             }])
             .await
             .unwrap();

@@ -81,6 +81,22 @@ async fn watchers_hear_changes_committed_through_another_store() {
     elsewhere.set_paused("d", true).await.unwrap();
     assert_eq!(next(&mut rx).await, Change::Everything, "a pause");
 
+    // Another server's heartbeat and end: the UI's cluster page follows them.
+    elsewhere
+        .job_heartbeat(updraft_store::JobHeartbeat {
+            id: "w9".into(),
+            kind: updraft_store::JobKind::Worker,
+            hostname: "elsewhere".into(),
+            queues: vec![],
+            state: "running".into(),
+            now: at(7),
+        })
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, Change::Jobs, "a heartbeat");
+    elsewhere.end_job("w9").await.unwrap();
+    assert_eq!(next(&mut rx).await, Change::Jobs, "an end");
+
     // Its own commits once each (not again through the database).
     here.set_paused("d", false).await.unwrap();
     assert_eq!(next(&mut rx).await, Change::Everything);

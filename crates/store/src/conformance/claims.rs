@@ -8,8 +8,8 @@ use serde_json::json;
 use super::fixture::*;
 use super::TestDatabase;
 use crate::{
-    ClaimRequest, FinishReport, NewDagRun, StoreError, TaskState, Transition, TransitionResult,
-    XCom,
+    ClaimRequest, FinishReport, NewDagRun, PushedXCom, StoreError, TaskState, Transition,
+    TransitionResult, TryEffects, XCom,
 };
 
 pub async fn claim_takes_highest_priority_first_up_to_the_limit(db: &dyn TestDatabase) {
@@ -294,6 +294,87 @@ pub async fn finish_records_the_outcome_and_the_xcom(db: &dyn TestDatabase) {
         TransitionResult::Conflict
     );
     assert_eq!(ti(&*store, run.id, &claimed[0].ti.task_id).await, done);
+}
+
+pub async fn finish_applies_pushed_xcoms_and_skips_tasks_not_started(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    // Only `branch` and `ran` are queued; `left` and `right` wait downstream in `none`
+    // and `scheduled`.
+    publish(&*store, &["d"]).await;
+    let run = create(
+        &*store,
+        new_run(
+            "d",
+            "r",
+            vec![task("branch"), task("ran"), task("left"), task("right")],
+        ),
+    )
+    .await;
+    let branch = queue(&*store, &ti(&*store, run.id, "branch").await).await;
+    queue(&*store, &ti(&*store, run.id, "ran").await).await;
+    apply(
+        &*store,
+        transition(&ti(&*store, run.id, "right").await, TaskState::Scheduled),
+    )
+    .await;
+    let claimed = claim(&*store, claim_request("w", None, 2)).await;
+    let mine = claimed.iter().find(|c| c.ti.id == branch.id).unwrap();
+    let other = claimed.iter().find(|c| c.ti.id != branch.id).unwrap();
+    let effects = TryEffects {
+        xcoms: vec![PushedXCom {
+            key: "picked".into(),
+            value: json!(["ran"]),
+        }],
+        // `ran` is running: not skipped. An unknown id changes nothing.
+        skip: vec!["left".into(), "right".into(), "ran".into(), "nope".into()],
+    };
+    let with_effects = FinishReport {
+        xcom: Some(json!("ran")),
+        effects: effects.clone(),
+        ..report(mine, TaskState::Success)
+    };
+    assert_eq!(
+        finish(&*store, with_effects.clone()).await,
+        TransitionResult::Applied
+    );
+    for task_id in ["left", "right"] {
+        let skipped = ti(&*store, run.id, task_id).await;
+        assert_eq!(skipped.state, TaskState::Skipped, "{task_id}");
+        assert_eq!(skipped.end_date, Some(at(5)), "{task_id}");
+    }
+    assert_eq!(ti(&*store, run.id, "ran").await.state, TaskState::Running);
+    let mut xcoms = store.xcoms_for_run(run.id).await.unwrap();
+    xcoms.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(
+        xcoms,
+        vec![
+            XCom {
+                task_id: "branch".into(),
+                key: "picked".into(),
+                value: json!(["ran"]),
+            },
+            XCom {
+                task_id: "branch".into(),
+                key: "return_value".into(),
+                value: json!("ran"),
+            },
+        ]
+    );
+    // A refused report (the claim is not the try's) applies none of its effects.
+    let refused = FinishReport {
+        claim_id: "not-the-claim".into(),
+        effects: TryEffects {
+            xcoms: vec![PushedXCom {
+                key: "late".into(),
+                value: json!(1),
+            }],
+            skip: vec!["ran".into()],
+        },
+        ..report(other, TaskState::Success)
+    };
+    assert_eq!(finish(&*store, refused).await, TransitionResult::Conflict);
+    assert_eq!(ti(&*store, run.id, "ran").await.state, TaskState::Running);
+    assert_eq!(store.xcoms_for_run(run.id).await.unwrap().len(), 2);
 }
 
 pub async fn finish_with_a_stale_claim_is_a_conflict_and_changes_nothing(db: &dyn TestDatabase) {

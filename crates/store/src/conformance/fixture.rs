@@ -253,6 +253,7 @@ pub fn report(claimed: &ClaimedTask, state: TaskState) -> FinishReport {
         xcom: None,
         infrastructure_failure: false,
         log_tail: None,
+        effects: Default::default(),
     }
 }
 

@@ -6,7 +6,7 @@ use tokio::sync::broadcast::Receiver;
 
 use super::fixture::*;
 use super::TestDatabase;
-use crate::{Change, QueueItem, TaskState, TransitionResult};
+use crate::{Change, JobHeartbeat, JobKind, QueueItem, TaskState, TransitionResult};
 
 /// What the watcher was sent so far (own commits are sent before the call returns).
 fn sent(rx: &mut Receiver<Change>) -> Vec<Change> {
@@ -188,4 +188,22 @@ pub async fn a_moved_next_run_is_announced_for_its_dag_only(db: &dyn TestDatabas
         .expect("set_next_dagrun");
     // Not "everything": readers' caches of DAG versions, users and run totals stay.
     assert_eq!(sent(&mut rx), vec![Change::Dags(vec!["h".into()])]);
+}
+
+/// The UI's health and cluster pages follow heartbeats: a beat and a process's end reach the
+/// watchers.
+pub async fn heartbeats_and_ended_processes_are_announced(db: &dyn TestDatabase) {
+    let (store, mut rx) = db.open_watched().await;
+    let beat = JobHeartbeat {
+        id: "w1".into(),
+        kind: JobKind::Worker,
+        hostname: "host".into(),
+        queues: vec![],
+        state: "running".into(),
+        now: at(1),
+    };
+    store.job_heartbeat(beat).await.expect("heartbeat");
+    assert_eq!(sent(&mut rx), vec![Change::Jobs], "a beat");
+    store.end_job("w1").await.expect("end");
+    assert_eq!(sent(&mut rx), vec![Change::Jobs], "an end");
 }

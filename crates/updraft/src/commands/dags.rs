@@ -12,7 +12,6 @@ use updraft_store::{DagRun, StoreError};
 
 use crate::app::App;
 use crate::cli::{DagsCommand, Output};
-use crate::dag_processor::DagProcessor;
 use crate::output::{self, time};
 
 pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
@@ -178,11 +177,7 @@ pub async fn sync_folder(app: &App) -> Result<()> {
     if !app.config.core.dags_folder.is_dir() {
         return Ok(());
     }
-    let mut processor = DagProcessor::new(
-        app.config.core.dags_folder.clone(),
-        app.store.clone(),
-        app.config.core.dags_are_paused_at_creation,
-    );
+    let mut processor = app.dag_processor()?;
     processor.sync().await?;
     Ok(())
 }

@@ -160,10 +160,7 @@ fn selected_tasks(dag: &Dag, pattern: Option<&Regex>, no_downstream: bool) -> Ve
 }
 
 fn operator_name(op: &Operator) -> &'static str {
-    match op {
-        Operator::Bash { .. } => "bash",
-        Operator::Empty => "empty",
-    }
+    op.kind()
 }
 
 pub async fn print_states(app: &App, run: &DagRun, out: Output) -> Result<()> {

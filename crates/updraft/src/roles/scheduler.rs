@@ -16,7 +16,6 @@ use updraft_store::{Change, JobKind};
 
 use crate::app::App;
 use crate::config::duration;
-use crate::dag_processor::DagProcessor;
 use crate::recovery;
 
 /// How often a scheduler looks for work left by dead processes on its own host.
@@ -57,11 +56,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
 
     let folder = c.core.dags_folder.clone();
     let processor = if folder.is_dir() {
-        let mut processor = DagProcessor::new(
-            folder.clone(),
-            app.store.clone(),
-            c.core.dags_are_paused_at_creation,
-        );
+        let mut processor = app.dag_processor()?;
         processor.sync().await?;
         Some(processor)
     } else {
@@ -142,7 +137,7 @@ async fn follow_changes(app: &App, signal: Arc<SchedulerSignal>) -> bool {
                 Change::Runs(runs) => signal.runs_changed(runs),
                 // A next run moved: when the due runs are is worked out again.
                 Change::Dags(_) | Change::Everything => signal.everything_changed(),
-                Change::WorkQueued(_) => {}
+                Change::WorkQueued(_) | Change::Jobs => {}
             }
         }
     });

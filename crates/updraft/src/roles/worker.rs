@@ -81,6 +81,8 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
             sensitive_names: updraft_secrets::SensitiveNames::new(
                 &config.core.sensitive_var_conn_names,
             ),
+            python_interpreter: config.core.python.clone(),
+            python_sdk: crate::app::App::python_sdk_for_tasks(&crate::config::updraft_home())?,
         },
         Arc::new(Notify::new()),
         Arc::new(|_| {}),

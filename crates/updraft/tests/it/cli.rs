@@ -309,16 +309,30 @@ fn every_operator_kind_runs_to_its_end() {
                 dag.push_str("  - task_id: t_bash\n    bash_command: echo ran-as-a-process\n")
             }
             "empty" => dag.push_str("  - task_id: t_empty\n    operator: empty\n"),
+            // A Python task's body lives in a Python DAG file (the SDK runs it from there).
+            "python" => home.write_dag(
+                "kinds_py.py",
+                "from datetime import datetime\nfrom airflow.decorators import dag, task\n\n\
+                 @dag(schedule=None, start_date=datetime(2024, 1, 1))\ndef kinds_py():\n\
+                 \x20   @task\n    def t_python():\n        print('ran-in-python')\n\n\
+                 \x20   t_python()\n\n\nkinds_py()\n",
+            ),
             other => panic!("operator kind {other:?} has no case in this test"),
         }
     }
     home.write_dag("kinds.yaml", &dag);
     let doc = home.json(&["dags", "test", "kinds"]);
     assert_eq!(doc["state"], "success", "{doc}");
+    let py_doc = home.json(&["dags", "test", "kinds_py"]);
+    assert_eq!(py_doc["state"], "success", "{py_doc}");
     for kind in updraft_model::Operator::KINDS {
-        assert_eq!(state_of(&doc, &format!("t_{kind}")), "success", "{kind}");
+        let doc = if kind == "python" { &py_doc } else { &doc };
+        assert_eq!(state_of(doc, &format!("t_{kind}")), "success", "{kind}");
     }
     let run_id = doc["run_id"].as_str().unwrap();
     let log = home.ok(&["tasks", "logs", "kinds", run_id, "t_bash"]);
     assert!(log.contains("ran-as-a-process"), "{log}");
+    let run_id = py_doc["run_id"].as_str().unwrap();
+    let log = home.ok(&["tasks", "logs", "kinds_py", run_id, "t_python"]);
+    assert!(log.contains("ran-in-python"), "{log}");
 }

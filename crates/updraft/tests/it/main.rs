@@ -8,6 +8,7 @@ mod dag_folder;
 mod fixture;
 mod operations;
 mod python;
+mod python_dags;
 mod rest_clients;
 mod secrets;
 mod standalone;

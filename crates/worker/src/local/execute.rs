@@ -66,6 +66,7 @@ impl LocalWorker {
             xcom,
             infrastructure_failure: false,
             log_tail: None,
+            effects: Default::default(),
         };
         let dag = match self
             .dags
@@ -101,8 +102,10 @@ impl LocalWorker {
             let (state, at) = retry::after_failure(task, user_try, Utc::now());
             report(state, at, None)
         };
-        let launch = match self.prepare(&claimed, &dag, task, log_path.clone()).await {
-            Ok(operator::Work::Process(launch)) => *launch,
+        let (launch, supervisor) = match self.prepare(&claimed, &dag, task, log_path.clone()).await
+        {
+            Ok(operator::Work::Process(launch)) => (*launch, None),
+            Ok(operator::Work::Python(prepared)) => (prepared.launch, Some(prepared.supervisor)),
             Ok(operator::Work::Nothing) => return report(TaskState::Success, None, None),
             Err(message) => {
                 return FinishReport {
@@ -119,7 +122,76 @@ impl LocalWorker {
             let outcome = run_task_guarded(launch, cancel, self.reaper.as_ref()).await;
             (outcome, None)
         };
-        let mut finished = match outcome {
+        let python = supervisor.map(|s| s.finish());
+        let mut finished = match (outcome, python) {
+            // Killed or timed out: as any process, whatever the child said before.
+            (outcome @ TaskOutcome::Failed { .. }, Some((None, _)))
+            | (outcome, None)
+            | (
+                outcome @ TaskOutcome::Failed {
+                    reason: FailureReason::Killed | FailureReason::TimedOut(_),
+                },
+                Some(_),
+            ) => self.process_finish(&claimed, task, outcome),
+            (_, Some((None, _))) => {
+                write_log_line(
+                    &log_path,
+                    "the Python process exited without reporting how the task ended",
+                );
+                failed(task)
+            }
+            (_, Some((Some(finish), pushed))) => {
+                let mut finished = match finish.state {
+                    operator::FinishState::Success => {
+                        let xcom = finish.return_value.filter(|_| task.do_xcom_push);
+                        report(TaskState::Success, None, xcom)
+                    }
+                    operator::FinishState::Skipped => report(TaskState::Skipped, None, None),
+                    operator::FinishState::Failed if finish.retry => failed(task),
+                    // AirflowFailException: failed for good, whatever the retries left.
+                    operator::FinishState::Failed => report(TaskState::Failed, None, None),
+                };
+                if let Some(error) = &finish.error {
+                    info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %error, "python task ended with an error");
+                }
+                finished.effects = updraft_store::TryEffects {
+                    xcoms: pushed,
+                    skip: finish.skip,
+                };
+                finished
+            }
+        };
+        finished.log_tail = log_tail;
+        finished
+    }
+
+    /// The report of a try from how its process ended (bash tasks, and Python tasks that
+    /// did not report).
+    fn process_finish(
+        &self,
+        claimed: &ClaimedTask,
+        task: &Task,
+        outcome: TaskOutcome,
+    ) -> FinishReport {
+        let ti = &claimed.ti;
+        let report = |state: TaskState, next_retry_at, xcom| FinishReport {
+            ti_id: ti.id,
+            try_number: ti.try_number,
+            claim_id: claimed.claim_id.clone(),
+            state,
+            end_date: Utc::now(),
+            next_retry_at,
+            xcom,
+            infrastructure_failure: false,
+            log_tail: None,
+            effects: Default::default(),
+        };
+        let failed = |task: &Task| {
+            let user_try = ti.try_number.saturating_sub(ti.infra_failures);
+            let (state, at) = retry::after_failure(task, user_try, Utc::now());
+            report(state, at, None)
+        };
+        match outcome {
             TaskOutcome::Success { xcom } => {
                 let xcom = xcom
                     .filter(|_| task.do_xcom_push)
@@ -145,9 +217,7 @@ impl LocalWorker {
                     failed(task)
                 }
             }
-        };
-        finished.log_tail = log_tail;
-        finished
+        }
     }
 
     /// Logs why a try could not start (a template error, say). A remote worker's file stays on

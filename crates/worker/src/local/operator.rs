@@ -3,6 +3,7 @@
 
 mod bash;
 mod context;
+mod python;
 
 use std::path::PathBuf;
 
@@ -18,7 +19,11 @@ pub(super) enum Work {
     Process(Box<TaskLaunch>),
     /// Nothing to run: the try succeeds at once (`EmptyOperator`).
     Nothing,
+    /// A Python process and the socket it reports on.
+    Python(Box<PythonTry>),
 }
+
+pub(super) use python::{FinishState, PythonTry};
 
 impl LocalWorker {
     /// Prepares `claimed`'s try of `task`; `Err` is why it cannot start (a template that
@@ -36,6 +41,12 @@ impl LocalWorker {
                 .await
                 .map(|launch| Work::Process(Box::new(launch))),
             Operator::Empty => Ok(Work::Nothing),
+            Operator::Python {
+                python_executable, ..
+            } => self
+                .prepare_python(claimed, dag, task, python_executable.as_deref(), log_path)
+                .await
+                .map(|prepared| Work::Python(Box::new(prepared))),
         }
     }
 }

@@ -128,6 +128,7 @@ mod tests {
                     offset: 0,
                     data: "x".repeat(log_bytes),
                 }),
+                effects: Default::default(),
             },
             dag_run_id: 1,
         }

@@ -12,6 +12,7 @@ mod chaos;
 mod database_outage;
 mod max_active_runs;
 mod proxy;
+mod python_tasks;
 mod queues;
 mod rolling_restart;
 mod task_logs;

@@ -3,7 +3,9 @@
 
 use fantoccini::{Client, Locator};
 
-use super::{admin_password, screenshot, sign_in, standalone_with_examples, wait_for, Driver};
+use super::{
+    admin_password, screenshot, sign_in, standalone_with_examples, wait_for, wait_until, Driver,
+};
 use crate::fixture::Home;
 
 const EXAMPLES: [&str; 3] = ["branching", "hello_world", "users_etl"];
@@ -201,6 +203,23 @@ async fn an_admin_sees_the_examples_pauses_a_dag_edits_a_variable_and_sees_the_w
     let row = workers.text().await.expect("text");
     assert!(row.contains("running"), "{row}");
     screenshot(&browser, "cluster").await;
+    // The next heartbeat shows without a reload.
+    let beat_of_the_worker =
+        "document.querySelector(\"table[data-section='workers'] tbody tr time\").getAttribute('datetime')";
+    let first_beat = browser
+        .execute(
+            &format!("window.__notReloaded = true; return {beat_of_the_worker};"),
+            vec![],
+        )
+        .await
+        .expect("the heartbeat shown");
+    let first_beat = first_beat.as_str().expect("a datetime").to_string();
+    wait_until(
+        &browser,
+        "the next heartbeat",
+        &format!("{beat_of_the_worker} !== '{first_beat}' && window.__notReloaded === true"),
+    )
+    .await;
 
     // Logging out ends the session.
     browser.goto(&format!("{base}/logout")).await.expect("goto");

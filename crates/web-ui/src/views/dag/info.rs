@@ -306,12 +306,12 @@ pub(crate) async fn tasks(
         .iter()
         .map(|t| TaskRow {
             task_id: t.task_id.clone(),
-            operator: match t.operator {
-                Operator::Bash { .. } => "bash",
-                Operator::Empty => "empty",
-            },
+            operator: t.operator.kind(),
             command: match &t.operator {
                 Operator::Bash { bash_command } => Some(bash_command.clone()),
+                Operator::Python {
+                    python_callable, ..
+                } => Some(python_callable.clone()),
                 Operator::Empty => None,
             },
             dependencies: t.dependencies.join(", "),

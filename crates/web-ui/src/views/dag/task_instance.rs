@@ -239,6 +239,9 @@ pub(crate) async fn page_route(
         .and_then(|g| g.dag.task(&task_id).map(|t| t.operator.clone()))
         .and_then(|op| match op {
             Operator::Bash { bash_command } => Some(bash_command),
+            Operator::Python {
+                python_callable, ..
+            } => Some(python_callable),
             Operator::Empty => None,
         });
     page(&TiPage {

@@ -1,0 +1,137 @@
+//! Python DAG files: this crate runs no user code, so a [`PythonParser`] (the binary passes
+//! the Python bridge's) runs each file in a child process and answers with the DAG documents
+//! it defined, which are loaded here like JSON DAG files so that validation is shared.
+
+use std::path::{Path, PathBuf};
+
+use crate::{content_hash, parse_dag_source, Format, LoadedDag};
+
+/// Runs Python DAG files and reports what each defined.
+pub trait PythonParser: Send + Sync {
+    /// Parses `files` (absolute paths below `folder`), several at once as the parser sees
+    /// fit; one answer per file, in the same order.
+    fn parse(&self, folder: &Path, files: &[PathBuf]) -> Vec<PythonAnswer>;
+}
+
+/// What running one Python DAG file gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PythonAnswer {
+    /// Each DAG the file defined, as a JSON DAG document; or the import-error text (an
+    /// exception with its file, line and traceback; a timeout; a crash).
+    pub dags: Result<Vec<serde_json::Value>, String>,
+    /// Modules under the DAG folder the file imported (absolute paths): a change to one of
+    /// them is a change of the file.
+    pub imports: Vec<PathBuf>,
+}
+
+/// Whether a `.py` file may define DAGs: like Airflow's safe mode, a file that does not
+/// mention `dag` (in any case) is not run at all.
+pub fn might_define_dags(content: &[u8]) -> bool {
+    content.windows(3).any(|w| w.eq_ignore_ascii_case(b"dag"))
+}
+
+/// Whether the file is a Python source file (`.py`).
+pub fn is_python(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("py"))
+}
+
+/// Turns the documents a Python file answered into loaded DAGs, each validated by the JSON
+/// loader. `source` is the file's text, kept as the DAG's source (the Code view, and what a
+/// worker executes at the run's pinned version).
+pub fn load_python_dags(
+    path: &Path,
+    source: &str,
+    documents: &[serde_json::Value],
+) -> Result<Vec<LoadedDag>, String> {
+    let default_dag_id = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut loaded: Vec<LoadedDag> = Vec::with_capacity(documents.len());
+    let mut errors = Vec::new();
+    for document in documents {
+        let text = match serde_json::to_string_pretty(document) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(format!("a DAG document cannot be written as JSON: {e}"));
+                continue;
+            }
+        };
+        let name = document
+            .get("dag_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or(&default_dag_id)
+            .to_string();
+        match parse_dag_source(&text, &default_dag_id, Format::Json) {
+            Ok(dag) if loaded.iter().any(|l| l.dag.dag_id == dag.dag_id) => {
+                errors.push(format!(
+                    "dag_id `{}` is defined twice in the file",
+                    dag.dag_id
+                ));
+            }
+            Ok(dag) => {
+                // The definition can change while the file does not (a module it imports
+                // changed): the hash covers both, so such a change is a new version.
+                let mut hashed = source.as_bytes().to_vec();
+                hashed.push(0);
+                hashed.extend_from_slice(text.as_bytes());
+                loaded.push(LoadedDag {
+                    dag,
+                    fileloc: path.to_path_buf(),
+                    source: source.to_string(),
+                    content_hash: content_hash(&hashed),
+                });
+            }
+            Err(error) => errors.push(format!(
+                "DAG `{name}` as the SDK wrote it does not load:\n{error}"
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_mode_looks_for_dag_in_any_case() {
+        assert!(might_define_dags(b"from airflow import DAG"));
+        assert!(might_define_dags(b"@dag()"));
+        assert!(might_define_dags(b"x = 'Dag'"));
+        assert!(!might_define_dags(b"import os\nprint(1)\n"));
+        assert!(!might_define_dags(b""));
+    }
+
+    #[test]
+    fn documents_load_like_json_files_and_errors_name_the_dag() {
+        let path = Path::new("/dags/two.py");
+        let docs = vec![
+            serde_json::json!({"dag_id": "a", "tasks": [{"task_id": "t", "operator": "python", "python_callable": "f"}]}),
+            serde_json::json!({"dag_id": "b", "tasks": [{"task_id": "t", "operator": "empty"}]}),
+        ];
+        let loaded = load_python_dags(path, "source", &docs).unwrap();
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded[0].dag.dag_id, "a");
+        assert_eq!(loaded[1].dag.dag_id, "b");
+        assert_ne!(loaded[0].content_hash, loaded[1].content_hash);
+        assert_eq!(loaded[0].source, "source");
+
+        let bad = vec![
+            serde_json::json!({"dag_id": "c", "tasks": [{"task_id": "t", "operator": "nope"}]}),
+        ];
+        let error = load_python_dags(path, "source", &bad).unwrap_err();
+        assert!(error.contains("DAG `c`"), "{error}");
+        assert!(error.contains("unknown operator `nope`"), "{error}");
+
+        let twice = vec![docs[1].clone(), docs[1].clone()];
+        let error = load_python_dags(path, "source", &twice).unwrap_err();
+        assert!(error.contains("dag_id `b` is defined twice"), "{error}");
+    }
+}

@@ -1,0 +1,169 @@
+//! Python tasks (`operator: python`): the try runs `python3 -m updraft._run` under the same
+//! process machinery as a bash task (process group, timeout, kill, log), with the DAG file's
+//! source at the run's pinned version written to a private directory, and a Unix socket on
+//! which the child asks for its context, XComs, variables and connections and reports how
+//! it ended (`docs/python-protocol.md`; served by `supervisor`).
+
+mod supervisor;
+
+use std::path::{Path, PathBuf};
+
+use updraft_model::{Dag, Task};
+use updraft_store::ClaimedTask;
+use updraft_template::identity_env;
+
+use super::super::LocalWorker;
+use crate::process::TaskLaunch;
+pub(in crate::local) use supervisor::{FinishState, Supervisor};
+
+/// The environment variable naming the socket the child talks to.
+pub const SUPERVISOR_ENV: &str = "UPDRAFT_SUPERVISOR";
+
+/// A Python try ready to start: the process, and the socket server it will talk to.
+pub(in crate::local) struct PythonTry {
+    pub launch: TaskLaunch,
+    pub supervisor: Supervisor,
+}
+
+impl LocalWorker {
+    /// Writes the pinned DAG source, binds the try's socket and builds the process.
+    pub(super) async fn prepare_python(
+        &self,
+        claimed: &ClaimedTask,
+        dag: &Dag,
+        task: &Task,
+        python_executable: Option<&str>,
+        log_path: PathBuf,
+    ) -> Result<PythonTry, String> {
+        let sdk = self
+            .config
+            .python_sdk
+            .as_deref()
+            .ok_or("Python tasks need the Python SDK, and this updraft was built without it")?;
+        let ti = &claimed.ti;
+        let pinned = self
+            .execution
+            .dag_source(&ti.dag_id, claimed.dag_run.dag_version)
+            .await
+            .map_err(|e| format!("cannot read the DAG file's source: {e}"))?;
+        let (ctx, mask) = self
+            .template_context(claimed, dag, task, std::iter::empty())
+            .await?;
+        let render = |what: &str, t: &str| {
+            self.renderer
+                .render(t, &ctx)
+                .map_err(|e| format!("cannot render {what}: {e}"))
+        };
+
+        // The file keeps its name, so that tracebacks read as the author wrote it.
+        let dir = tempfile::Builder::new()
+            .prefix("updraft-py-")
+            .tempdir()
+            .map_err(|e| format!("cannot create the task's temporary directory: {e}"))?;
+        let original = Path::new(&pinned.fileloc);
+        let file_name = original
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| format!("{}.py", ti.dag_id).into());
+        let source_dir = dir.path().join("dag");
+        let dag_file = source_dir.join(&file_name);
+        std::fs::create_dir_all(&source_dir)
+            .and_then(|()| std::fs::write(&dag_file, &pinned.source))
+            .map_err(|e| format!("cannot write the DAG file's source: {e}"))?;
+
+        let context = supervisor::context_json(claimed, dag, &ctx, &dag_file);
+        let socket = dir.path().join("supervisor.sock");
+        let supervisor = Supervisor::start(
+            &socket,
+            dir,
+            context,
+            self.execution.clone(),
+            claimed.clone(),
+        )?;
+
+        let mut env = identity_env(&ctx);
+        env.push((
+            crate::process::CLAIM_ID_ENV.into(),
+            claimed.claim_id.clone(),
+        ));
+        // Modules next to the DAG file in the folder it came from still import, where the
+        // folder is on this machine.
+        let mut python_path: Vec<&Path> = vec![sdk, source_dir.as_path()];
+        if let Some(folder) = original.parent().filter(|p| p.is_dir()) {
+            python_path.push(folder);
+        }
+        env.push(("PYTHONPATH".into(), join_paths(&python_path)));
+        env.push((SUPERVISOR_ENV.into(), socket.display().to_string()));
+        env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+        env.push((
+            "PYTHONPYCACHEPREFIX".into(),
+            sdk.join("__pycache__").display().to_string(),
+        ));
+        for (key, value) in &task.env {
+            env.push((key.clone(), render(&format!("env {key}"), value)?));
+        }
+        let cwd = task
+            .cwd
+            .as_deref()
+            .map(|c| render("cwd", c))
+            .transpose()?
+            .map(PathBuf::from);
+        let interpreter = python_executable.unwrap_or(&self.config.python_interpreter);
+        Ok(PythonTry {
+            launch: TaskLaunch {
+                command: format!("{} -m updraft._run", shell_quote(interpreter)),
+                env,
+                cwd,
+                timeout: task.execution_timeout,
+                skip_exit_codes: Vec::new(),
+                log_path,
+                capture_xcom: false,
+                kill_grace: self.config.kill_grace,
+                direct_exec: self.config.direct_exec,
+                mask,
+            },
+            supervisor,
+        })
+    }
+}
+
+fn join_paths(paths: &[&Path]) -> String {
+    let inherited = std::env::var_os("PYTHONPATH");
+    let all = paths
+        .iter()
+        .map(|p| p.to_path_buf())
+        .chain(inherited.iter().flat_map(std::env::split_paths));
+    std::env::join_paths(all)
+        .map(|joined| joined.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `word` as one shell word: as it is when it needs no quoting (so that a plain interpreter
+/// path starts without a shell), else in single quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn interpreters_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("python3"), "python3");
+        assert_eq!(
+            shell_quote("/opt/venv/bin/python3.12"),
+            "/opt/venv/bin/python3.12"
+        );
+        assert_eq!(shell_quote("/my env/python"), "'/my env/python'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}

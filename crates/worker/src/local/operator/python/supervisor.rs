@@ -1,0 +1,349 @@
+//! The worker's end of a Python try's socket: JSON lines, one request → one answer (start,
+//! xcom_pull, xcom_push, variable_get, variable_set, connection_get, finish). What the
+//! child pushed and how it said it ended are kept for the finish report.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+use updraft_model::Dag;
+use updraft_store::{ClaimedTask, PushedXCom, TaskExecution};
+use updraft_template::TemplateContext;
+
+/// The longest request line read (an XCom value pushed by the child).
+const MAX_REQUEST: usize = 16 << 20;
+
+/// How the child said its try ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::local) enum FinishState {
+    Success,
+    Skipped,
+    Failed,
+}
+
+/// The child's `finish` message.
+#[derive(Debug, Clone, PartialEq)]
+pub(in crate::local) struct Finish {
+    pub state: FinishState,
+    /// Whether a failure may be retried (`false` for `AirflowFailException`).
+    pub retry: bool,
+    pub error: Option<String>,
+    pub skip: Vec<String>,
+    /// Absent, or `null`: no XCom.
+    pub return_value: Option<Value>,
+}
+
+#[derive(Default)]
+struct Reported {
+    finish: Option<Finish>,
+    pushed: Vec<PushedXCom>,
+}
+
+/// Serves one try's socket until [`Supervisor::finish`]; owns the try's private directory.
+pub(in crate::local) struct Supervisor {
+    server: JoinHandle<()>,
+    reported: Arc<Mutex<Reported>>,
+    _dir: tempfile::TempDir,
+}
+
+struct Served {
+    context: Value,
+    execution: Arc<dyn TaskExecution>,
+    claimed: ClaimedTask,
+    reported: Arc<Mutex<Reported>>,
+}
+
+impl Supervisor {
+    pub(in crate::local) fn start(
+        socket: &Path,
+        dir: tempfile::TempDir,
+        context: Value,
+        execution: Arc<dyn TaskExecution>,
+        claimed: ClaimedTask,
+    ) -> Result<Supervisor, String> {
+        let listener = UnixListener::bind(socket)
+            .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+        let reported = Arc::new(Mutex::new(Reported::default()));
+        let served = Arc::new(Served {
+            context,
+            execution,
+            claimed,
+            reported: reported.clone(),
+        });
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, served.clone()));
+            }
+        });
+        Ok(Supervisor {
+            server,
+            reported,
+            _dir: dir,
+        })
+    }
+
+    /// Stops serving (the child has exited) and answers what it reported: its `finish`, if
+    /// it sent one, and the XComs it pushed.
+    pub(in crate::local) fn finish(self) -> (Option<Finish>, Vec<PushedXCom>) {
+        self.server.abort();
+        let mut reported = match self.reported.lock() {
+            Ok(reported) => reported,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (reported.finish.take(), std::mem::take(&mut reported.pushed))
+    }
+}
+
+async fn serve(stream: UnixStream, served: Arc<Served>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut lines)
+            .take(MAX_REQUEST as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let answer = if line.len() > MAX_REQUEST {
+            json!({"ok": false, "error": format!("request longer than {MAX_REQUEST} bytes")})
+        } else {
+            match serde_json::from_slice::<Value>(&line) {
+                Ok(request) => served.answer(&request).await,
+                Err(e) => json!({"ok": false, "error": format!("not a JSON request: {e}")}),
+            }
+        };
+        let mut out = answer.to_string().into_bytes();
+        out.push(b'\n');
+        if write.write_all(&out).await.is_err() {
+            return;
+        }
+        if line.len() > MAX_REQUEST {
+            return;
+        }
+    }
+}
+
+fn refused(message: impl Into<String>) -> Value {
+    json!({"ok": false, "error": message.into()})
+}
+
+impl Served {
+    async fn answer(&self, request: &Value) -> Value {
+        let op = request.get("op").and_then(Value::as_str).unwrap_or("");
+        let text = |key: &str| request.get(key).and_then(Value::as_str);
+        match op {
+            "start" => json!({"ok": true, "context": self.context}),
+            "xcom_pull" => self.xcom_pull(request).await,
+            "xcom_push" => {
+                let Some(key) = text("key") else {
+                    return refused("xcom_push needs a string `key`");
+                };
+                let value = request.get("value").cloned().unwrap_or(Value::Null);
+                self.with_reported(|r| {
+                    r.pushed.retain(|p| p.key != key);
+                    r.pushed.push(PushedXCom {
+                        key: key.to_string(),
+                        value,
+                    });
+                });
+                json!({"ok": true})
+            }
+            "variable_get" => {
+                let Some(key) = text("key") else {
+                    return refused("variable_get needs a string `key`");
+                };
+                match self.execution.variables().await {
+                    Ok(variables) => match variables.into_iter().find(|(k, _)| k == key) {
+                        Some((_, value)) => json!({"ok": true, "found": true, "value": value}),
+                        None => json!({"ok": true, "found": false, "value": null}),
+                    },
+                    Err(e) => refused(e.to_string()),
+                }
+            }
+            "variable_set" => {
+                let (Some(key), Some(value)) = (text("key"), text("value")) else {
+                    return refused("variable_set needs a string `key` and `value`");
+                };
+                match self.execution.set_variable(key, value).await {
+                    Ok(()) => json!({"ok": true}),
+                    Err(e) => refused(e.to_string()),
+                }
+            }
+            "connection_get" => {
+                let Some(conn_id) = text("conn_id") else {
+                    return refused("connection_get needs a string `conn_id`");
+                };
+                match crate::secrets::template_connections(self.execution.as_ref()).await {
+                    Ok(connections) => match connections.get(conn_id) {
+                        Some(c) => json!({"ok": true, "found": true, "connection": {
+                            "conn_id": c.conn_id, "conn_type": c.conn_type, "host": c.host,
+                            "schema": c.schema, "login": c.login, "password": c.password,
+                            "port": c.port, "extra": c.extra,
+                        }}),
+                        None => json!({"ok": true, "found": false, "connection": null}),
+                    },
+                    Err(e) => refused(e.to_string()),
+                }
+            }
+            "finish" => match read_finish(request) {
+                Ok(finish) => {
+                    self.with_reported(|r| r.finish = Some(finish));
+                    json!({"ok": true})
+                }
+                Err(message) => refused(message),
+            },
+            other => refused(format!("unknown op {other:?}")),
+        }
+    }
+
+    fn with_reported(&self, change: impl FnOnce(&mut Reported)) {
+        let mut reported = match self.reported.lock() {
+            Ok(reported) => reported,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        change(&mut reported);
+    }
+
+    /// XComs of this run: the stored ones, and what this try pushed so far (stored only
+    /// when it finishes).
+    async fn xcom_pull(&self, request: &Value) -> Value {
+        let run = &self.claimed.dag_run;
+        if let Some(dag_id) = request.get("dag_id").and_then(Value::as_str) {
+            if dag_id != run.dag_id {
+                return refused("xcom_pull from another DAG is not supported yet");
+            }
+        }
+        if let Some(run_id) = request.get("run_id").and_then(Value::as_str) {
+            if run_id != run.run_id {
+                return refused("xcom_pull from another run is not supported yet");
+            }
+        }
+        let key = request
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or("return_value");
+        let task_ids: Vec<&str> = match request.get("task_ids") {
+            Some(Value::String(one)) => vec![one.as_str()],
+            Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+            _ => return refused("xcom_pull needs `task_ids`: a task id or a list of them"),
+        };
+        let stored = match self.execution.xcoms_for_run(run.id).await {
+            Ok(stored) => stored,
+            Err(e) => return refused(e.to_string()),
+        };
+        let own = self.claimed.ti.task_id.as_str();
+        let pushed: Vec<PushedXCom> = match self.reported.lock() {
+            Ok(r) => r.pushed.clone(),
+            Err(poisoned) => poisoned.into_inner().pushed.clone(),
+        };
+        let values: Vec<Value> = task_ids
+            .iter()
+            .map(|task_id| {
+                let mine = (*task_id == own)
+                    .then(|| pushed.iter().find(|p| p.key == key))
+                    .flatten()
+                    .map(|p| p.value.clone());
+                mine.or_else(|| {
+                    stored
+                        .iter()
+                        .find(|x| x.task_id == *task_id && x.key == key)
+                        .map(|x| x.value.clone())
+                })
+                .unwrap_or(Value::Null)
+            })
+            .collect();
+        json!({"ok": true, "values": values})
+    }
+}
+
+fn read_finish(request: &Value) -> Result<Finish, String> {
+    let state = match request.get("state").and_then(Value::as_str) {
+        Some("success") => FinishState::Success,
+        Some("skipped") => FinishState::Skipped,
+        Some("failed") => FinishState::Failed,
+        other => {
+            return Err(format!(
+                "finish needs `state`: success, skipped or failed (got {other:?})"
+            ))
+        }
+    };
+    let skip = match request.get("skip") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .map(|id| id.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("finish `skip` must list task ids")?,
+        Some(_) => return Err("finish `skip` must list task ids".into()),
+    };
+    Ok(Finish {
+        state,
+        retry: request
+            .get("retry")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        error: request
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        skip,
+        return_value: request
+            .get("return_value")
+            .cloned()
+            .filter(|v| !v.is_null()),
+    })
+}
+
+fn iso(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// The `start` answer's context (what templates get, as JSON).
+pub(super) fn context_json(
+    claimed: &ClaimedTask,
+    dag: &Dag,
+    ctx: &TemplateContext,
+    dag_file: &Path,
+) -> Value {
+    let run = &claimed.dag_run;
+    let logical = ctx.logical_date;
+    let conf = Value::Object(ctx.conf.clone());
+    let params: Map<String, Value> = ctx.params();
+    let upstream: Vec<&str> = dag
+        .task(&claimed.ti.task_id)
+        .map(|t| t.dependencies.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    json!({
+        "dag_file": dag_file.display().to_string(),
+        "dag_id": ctx.dag_id,
+        "task_id": ctx.task_id,
+        "run_id": ctx.run_id,
+        "try_number": ctx.try_number,
+        "map_index": -1,
+        "logical_date": iso(logical),
+        "data_interval_start": iso(ctx.data_interval_start),
+        "data_interval_end": iso(ctx.data_interval_end),
+        "ds": logical.format("%Y-%m-%d").to_string(),
+        "ds_nodash": logical.format("%Y%m%d").to_string(),
+        "ts": iso(logical),
+        "run_type": ctx.run_type,
+        "params": params,
+        "conf": conf,
+        "dag_run": {
+            "run_id": run.run_id,
+            "run_type": ctx.run_type,
+            "conf": conf,
+            "logical_date": iso(logical),
+            "start_date": run.start_date.map(iso),
+        },
+        "upstream": upstream,
+    })
+}

@@ -1,0 +1,2 @@
+"""Airflow's hooks: only BaseHook.get_connection."""
+

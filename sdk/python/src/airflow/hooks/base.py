@@ -1,0 +1,3 @@
+"""BaseHook."""
+
+from updraft import BaseHook  # noqa: F401

@@ -1,0 +1,3 @@
+"""Airflow's `airflow.models.connection`."""
+
+from updraft import Connection  # noqa: F401

@@ -1,0 +1,3 @@
+"""Airflow's `airflow.models.dag`."""
+
+from updraft import DAG, dag  # noqa: F401

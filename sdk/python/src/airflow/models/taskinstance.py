@@ -1,0 +1,3 @@
+"""Airflow's `airflow.models.taskinstance`."""
+
+from updraft.context import TaskInstance  # noqa: F401

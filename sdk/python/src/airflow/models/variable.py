@@ -1,0 +1,3 @@
+"""Airflow's `airflow.models.variable`."""
+
+from updraft import Variable  # noqa: F401

@@ -1,0 +1,2 @@
+"""Airflow 2's operators."""
+

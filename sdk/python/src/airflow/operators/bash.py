@@ -1,0 +1,3 @@
+"""BashOperator."""
+
+from updraft import BashOperator  # noqa: F401

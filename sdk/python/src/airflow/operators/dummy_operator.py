@@ -1,0 +1,3 @@
+"""DummyOperator (Airflow 1 module name)."""
+
+from updraft import DummyOperator  # noqa: F401

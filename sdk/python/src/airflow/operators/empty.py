@@ -1,0 +1,3 @@
+"""EmptyOperator."""
+
+from updraft import EmptyOperator  # noqa: F401

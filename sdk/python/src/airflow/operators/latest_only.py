@@ -1,0 +1,3 @@
+"""LatestOnlyOperator."""
+
+from updraft import LatestOnlyOperator  # noqa: F401

@@ -1,0 +1,3 @@
+"""LatestOnlyOperator (Airflow 1 module name)."""
+
+from updraft import LatestOnlyOperator  # noqa: F401

@@ -1,0 +1,2 @@
+"""Airflow providers: only the standard provider's operators exist in updraft."""
+

@@ -1,0 +1,2 @@
+"""Airflow 3's standard provider."""
+

@@ -1,0 +1,2 @@
+"""The standard provider's operators."""
+

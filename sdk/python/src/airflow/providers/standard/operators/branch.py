@@ -1,0 +1,3 @@
+"""BaseBranchOperator."""
+
+from updraft import BaseBranchOperator  # noqa: F401

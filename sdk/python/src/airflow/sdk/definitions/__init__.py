@@ -1,0 +1,2 @@
+"""Airflow 3 `airflow.sdk.definitions`."""
+

@@ -1,0 +1,3 @@
+"""Airflow 3 `airflow.sdk.definitions.param`."""
+
+from updraft.param import Param, ParamsDict  # noqa: F401

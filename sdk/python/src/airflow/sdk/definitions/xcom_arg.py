@@ -1,0 +1,3 @@
+"""Airflow 3 `airflow.sdk.definitions.xcom_arg`."""
+
+from updraft import XComArg  # noqa: F401

@@ -1,0 +1,2 @@
+"""Airflow's `airflow.utils` modules DAG files import."""
+

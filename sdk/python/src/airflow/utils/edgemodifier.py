@@ -1,0 +1,3 @@
+"""Label."""
+
+from updraft.nodes import EdgeModifier, Label  # noqa: F401

@@ -1,0 +1,3 @@
+"""TaskGroup."""
+
+from updraft import TaskGroup, task_group  # noqa: F401

@@ -1,0 +1,3 @@
+"""TriggerRule."""
+
+from updraft import TriggerRule  # noqa: F401

@@ -1,0 +1,179 @@
+"""A DAG as the JSON document updraft's DAG file loader (`crates/dagfile`) reads: dates as
+ISO-8601 with offset, durations in seconds, schedules as cron, preset or seconds."""
+
+import datetime
+import json
+
+from .exceptions import NotSupportedByUpdraft
+from .operators import callable_name
+from .param import serialize_params
+
+SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly",
+                    "@yearly")
+PRESET_ALIASES = {"@annually": "@yearly", "@midnight": "@daily"}
+
+
+def timezone_name(tzinfo):
+    """The IANA name of a tzinfo (zoneinfo, pendulum, dateutil), or None for a fixed offset."""
+    if tzinfo is None:
+        return None
+    for attribute in ("key", "name", "zone"):
+        name = getattr(tzinfo, attribute, None)
+        if isinstance(name, str) and name and name[0] not in "+-":
+            return name
+    if tzinfo is datetime.timezone.utc:
+        return "UTC"
+    return None
+
+
+def _instant(key, value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        value = datetime.datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime.datetime):
+        raise TypeError(f"{key} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        # Airflow reads a naive datetime in its default time zone, UTC.
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return datetime.datetime.isoformat(value)
+
+
+def schedule_text(schedule):
+    if schedule is None:
+        return None
+    if isinstance(schedule, datetime.timedelta):
+        seconds = schedule.total_seconds()
+        if seconds <= 0 or seconds != int(seconds):
+            raise ValueError(f"a timedelta schedule must be whole positive seconds: {schedule}")
+        return int(seconds)
+    if isinstance(schedule, str):
+        text = schedule.strip()
+        text = PRESET_ALIASES.get(text.lower(), text)
+        if text.lower() == "@continuous":
+            raise NotSupportedByUpdraft("The @continuous schedule")
+        return text
+    if isinstance(schedule, (list, tuple)) or type(schedule).__name__ in (
+        "Dataset", "Asset", "DatasetAll", "DatasetAny", "AssetAll", "AssetAny"
+    ):
+        raise NotSupportedByUpdraft("Data-aware scheduling (datasets/assets as schedule)")
+    if type(schedule).__name__ == "relativedelta":
+        raise NotSupportedByUpdraft("A relativedelta schedule", "use a cron expression")
+    raise NotSupportedByUpdraft(f"A {type(schedule).__name__} schedule",
+                                "use a cron expression, a preset, a timedelta or None")
+
+
+def _json_number(seconds):
+    return int(seconds) if float(seconds).is_integer() else seconds
+
+
+def _kind(task):
+    """How updraft runs the task. A subclass of a natively run operator that brings its own
+    `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
+    from .operators import BashOperator, EmptyOperator
+
+    kind = task._updraft_kind
+    native = {"bash": BashOperator, "empty": EmptyOperator}.get(kind)
+    if native is not None and type(task).execute is not native.execute:
+        return "python"
+    return kind
+
+
+def python_kind(task):
+    """What the SDK does with a Python task's result (the same at parse and at run time)."""
+    return task._python_kind if task._updraft_kind == "python" else "task"
+
+
+def task_document(task):
+    doc = {"task_id": task.task_id}
+    kind = _kind(task)
+    if kind == "bash":
+        doc["operator"] = "bash"
+        doc["bash_command"] = task.bash_command
+    elif kind == "empty":
+        doc["operator"] = "empty"
+    else:
+        doc["operator"] = "python"
+        function = getattr(task, "python_callable", None)
+        if function is not None:
+            doc["python_callable"] = callable_name(function)
+        else:
+            doc["python_callable"] = f"{type(task).__qualname__}.execute"
+        doc["python_kind"] = python_kind(task)
+        if getattr(task, "python_executable", None):
+            doc["python_executable"] = task.python_executable
+        if task._source_line is not None:
+            doc["source_line"] = task._source_line
+    if task.upstream_task_ids:
+        doc["dependencies"] = sorted(task.upstream_task_ids)
+    for key, value in task.settings.items():
+        if key in ("env", "cwd") and value is None:
+            continue
+        if key == "skip_on_exit_code" and kind not in ("bash",) and doc.get(
+                "python_kind") != "bash":
+            continue
+        if key in ("retry_delay", "max_retry_delay", "execution_timeout") and value is not None:
+            value = _json_number(value)
+        doc[key] = value
+    if task.task_group is not None:
+        doc["task_group"] = task.task_group.group_id
+    return doc
+
+
+def default_args_document(default_args):
+    """The DAG's `default_args` that updraft stores (shown with the DAG); every task already
+    carries the values it inherited, so this changes no task."""
+    from .baseoperator import SETTING_KEYS, check_setting
+
+    out = {}
+    for key, value in default_args.items():
+        if key not in SETTING_KEYS:
+            continue
+        value = check_setting(key, value)
+        if value is None:
+            continue
+        if key in ("retry_delay", "max_retry_delay", "execution_timeout"):
+            value = _json_number(value)
+        out[key] = value
+    return out
+
+
+def dag_document(dag):
+    """The DAG document, or an exception saying what cannot be expressed."""
+    doc = {"dag_id": dag.dag_id}
+    if dag.description is not None:
+        doc["description"] = dag.description
+    schedule = schedule_text(dag.schedule)
+    if schedule is not None:
+        doc["schedule"] = schedule
+    start = _instant("start_date", dag.start_date)
+    if start is not None:
+        doc["start_date"] = start
+        zone = timezone_name(getattr(dag.start_date, "tzinfo", None))
+        if zone is not None and zone not in ("UTC", "Etc/UTC"):
+            doc["timezone"] = zone
+    end = _instant("end_date", dag.end_date)
+    if end is not None:
+        doc["end_date"] = end
+    if dag.catchup is not None:
+        doc["catchup"] = bool(dag.catchup)
+    if dag.max_active_runs is not None:
+        doc["max_active_runs"] = dag.max_active_runs
+    if dag.max_active_tasks is not None:
+        doc["max_active_tasks"] = dag.max_active_tasks
+    if dag.tags:
+        doc["tags"] = sorted(dag.tags) if isinstance(dag.tags, (set, frozenset)) else [
+            str(tag) for tag in dag.tags]
+    if dag.params:
+        doc["params"] = serialize_params(dag.params)
+    defaults = default_args_document(dag.default_args)
+    if defaults:
+        doc["default_args"] = defaults
+    doc["tasks"] = [task_document(task) for task in dag.tasks]
+    try:
+        json.dumps(doc, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"DAG {dag.dag_id!r} cannot be stored as JSON: {err}") from None
+    return doc
