@@ -2,7 +2,7 @@
 //! records and pool usage ([`ManageStore`]). Changes the scheduler must see are announced
 //! like the engine's own writes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -99,8 +99,8 @@ impl ManageStore for PostgresStore {
         }
         let mut tx = self.begin().await?;
         let marked = mark_tis(&mut tx, &mark).await?;
-        let runs: BTreeSet<i64> = marked.iter().map(|ti| ti.dag_run_id).collect();
-        let change = (!runs.is_empty()).then(|| Announce::Runs(runs.into_iter().collect()));
+        let runs = TaskInstance::runs_of(&marked);
+        let change = (!runs.is_empty()).then_some(Announce::Runs(runs));
         self.commit(tx, change).await?;
         Ok(marked)
     }

@@ -139,8 +139,8 @@ impl SqliteStore {
 
 /// One [`Change::Runs`] naming the runs of `tis`, if any.
 pub(crate) fn runs_of(tis: &[TaskInstance]) -> Option<Change> {
-    let runs: std::collections::BTreeSet<i64> = tis.iter().map(|ti| ti.dag_run_id).collect();
-    (!runs.is_empty()).then(|| Change::Runs(runs.into_iter().collect()))
+    let runs = TaskInstance::runs_of(tis);
+    (!runs.is_empty()).then_some(Change::Runs(runs))
 }
 
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {

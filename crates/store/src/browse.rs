@@ -184,6 +184,12 @@ pub struct TaskInstanceQuery {
     pub duration_lte: Option<f64>,
     /// Empty: by id.
     pub sort: Vec<Sort<TaskInstanceSortField>>,
+    /// Only task instances with a greater id: with the order by id and no offset, the next
+    /// page after one that ended at this id (keyset paging; no row is read twice).
+    pub id_after: Option<i64>,
+    /// Leaves [`Page::total`] uncounted (0): counting reads every match, which a reader
+    /// that pages through all of them does not need.
+    pub without_total: bool,
     pub window: Window,
 }
 

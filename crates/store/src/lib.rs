@@ -103,6 +103,20 @@ impl StoreError {
             message: message.into(),
         })
     }
+
+    /// Whether the same call may succeed if tried again: the database was busy or could not
+    /// be reached, or the API server was unavailable. Anything else (a failed statement,
+    /// missing or corrupt data, a refused token) fails again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(db) => match db.failure {
+                DatabaseFailure::Busy | DatabaseFailure::Unreachable => true,
+                DatabaseFailure::Other => false,
+            },
+            StoreError::Unavailable(_) => true,
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

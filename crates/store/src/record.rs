@@ -160,6 +160,15 @@ pub struct TaskInstance {
     pub note: Option<String>,
 }
 
+impl TaskInstance {
+    /// The runs of `tis`, each once and in id order: what a write of them changed, for
+    /// watchers.
+    pub fn runs_of(tis: &[TaskInstance]) -> Vec<i64> {
+        let runs: std::collections::BTreeSet<i64> = tis.iter().map(|ti| ti.dag_run_id).collect();
+        runs.into_iter().collect()
+    }
+}
+
 /// A compare-and-set on one task instance: applied only if it is still in `from` at `try_number`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {

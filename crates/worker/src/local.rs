@@ -42,7 +42,7 @@ pub struct LocalWorkerConfig {
     pub heartbeat_interval: Duration,
     pub lease: Duration,
     pub kill_grace: Duration,
-    /// See [`TaskLaunch::direct_exec`].
+    /// See [`crate::process::TaskLaunch::direct_exec`].
     pub direct_exec: bool,
     /// On shutdown, let running tasks finish for up to this long before killing them (a
     /// drain, for rolling restarts); `None` kills them at once.

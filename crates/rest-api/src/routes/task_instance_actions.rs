@@ -116,6 +116,8 @@ async fn select(
             limit: SELECT_PAGE,
             offset: 0,
         },
+        // In id order, each page after the last id of the one before, uncounted.
+        without_total: true,
         ..TaskInstanceQuery::default()
     };
     match scope {
@@ -131,11 +133,11 @@ async fn select(
     loop {
         let page = state.store().query_task_instances(query.clone()).await?;
         let full = page.items.len() as u32 == SELECT_PAGE;
+        query.id_after = page.items.last().map(|row| row.ti.id);
         out.extend(page.items.into_iter().filter(|row| keep(&row.ti)));
         if !full {
             return Ok(out);
         }
-        query.window.offset += u64::from(SELECT_PAGE);
     }
 }
 

@@ -246,6 +246,8 @@ async fn get_task_instances(
         duration_gte: f.duration_gte,
         duration_lte: f.duration_lte,
         sort,
+        id_after: None,
+        without_total: false,
         window: Paging {
             limit: f.limit,
             offset: f.offset,
@@ -426,6 +428,8 @@ async fn get_task_instances_batch(
         duration_gte: b.duration_gte,
         duration_lte: b.duration_lte,
         sort: sort_or_default(&b.order_by.clone().into_iter().collect::<Vec<_>>())?,
+        id_after: None,
+        without_total: false,
         window: Paging {
             limit: Some(b.page_limit.unwrap_or(100)),
             offset: b.page_offset,

@@ -119,17 +119,24 @@ pub async fn query_task_instances(
         let p = f.bind(Arg::Float(seconds * 1e6));
         f.push(format!("{DURATION} <= {p}"));
     }
+    if let Some(id) = query.id_after {
+        let p = f.bind(Arg::Int(id));
+        f.push(format!("ti.id > {p}"));
+    }
     let from = format!(
         " FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id{}",
         f.where_sql()
     );
-    let count_sql = format!("SELECT COUNT(*){from}");
-    let count: i64 = f
-        .query(&count_sql)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_err)
-        .and_then(|row| column(&row, 0))?;
+    let count: i64 = if query.without_total {
+        0
+    } else {
+        let count_sql = format!("SELECT COUNT(*){from}");
+        f.query(&count_sql)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)
+            .and_then(|row| column(&row, 0))?
+    };
     let order = order_by(&query.sort, TaskInstanceSortField::Id, ti_sort, "ti.id");
     let window = f.window_sql(query.window);
     let sql = format!(

@@ -123,14 +123,21 @@ pub fn query_task_instances(
         let p = f.bind(seconds * 1e6);
         f.push(format!("{DURATION} <= {p}"));
     }
+    if let Some(id) = query.id_after {
+        let p = f.bind(id);
+        f.push(format!("ti.id > {p}"));
+    }
     let from = format!(
         " FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id{}",
         f.where_sql()
     );
-    let count: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*){from}"))
-        .and_then(|mut s| s.query_row(f.values(), |r| r.get(0)))
-        .map_err(db_err)?;
+    let count: i64 = if query.without_total {
+        0
+    } else {
+        conn.prepare_cached(&format!("SELECT COUNT(*){from}"))
+            .and_then(|mut s| s.query_row(f.values(), |r| r.get(0)))
+            .map_err(db_err)?
+    };
     let order = order_by(&query.sort, TaskInstanceSortField::Id, ti_sort, "ti.id");
     let window = f.window_sql(query.window);
     let sql = format!(

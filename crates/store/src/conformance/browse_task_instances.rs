@@ -347,3 +347,45 @@ pub async fn task_tries_are_the_finished_tries_oldest_first(db: &dyn TestDatabas
     let unknown = untried.id + 1000;
     assert_not_found(store.task_tries(unknown).await, &unknown.to_string());
 }
+
+pub async fn task_instances_page_by_id_after_the_last_one_without_a_total(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    world(db, &*store).await;
+    let all = store.query_task_instances(every_ti()).await.unwrap();
+    let every_id: Vec<i64> = all.items.iter().map(|r| r.ti.id).collect();
+    let mut query = TaskInstanceQuery {
+        window: window(5, 0),
+        without_total: true,
+        ..TaskInstanceQuery::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.query_task_instances(query.clone()).await.unwrap();
+        assert_eq!(page.total, 0, "not counted");
+        seen.extend(page.items.iter().map(|r| r.ti.id));
+        match page.items.last() {
+            Some(last) if page.items.len() == 5 => query.id_after = Some(last.ti.id),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, every_id, "every task instance once, in id order");
+    // Combined with a filter, and counted when asked.
+    let after = TaskInstanceQuery {
+        id_after: Some(every_id[9]),
+        task_ids: Some(vec!["load".into()]),
+        ..every_ti()
+    };
+    let page = store.query_task_instances(after).await.unwrap();
+    let expected: Vec<i64> = all
+        .items
+        .iter()
+        .filter(|r| r.ti.id > every_id[9] && r.ti.task_id == "load")
+        .map(|r| r.ti.id)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        page.items.iter().map(|r| r.ti.id).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(page.total, expected.len() as u64);
+}

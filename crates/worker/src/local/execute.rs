@@ -82,8 +82,7 @@ impl LocalWorker {
                 let mut r = report(TaskState::Failed, None, None);
                 r.log_tail = self
                     .log_before_start(&log_path, &format!("cannot load the DAG definition: {e}"));
-                if let StoreError::Database(_) | StoreError::Unavailable(_) = e {
-                    // Transient: not the task's fault.
+                if retried_at_once(&e) {
                     r.state = TaskState::UpForRetry;
                     r.next_retry_at = Some(Utc::now());
                     r.infrastructure_failure = true;
@@ -284,6 +283,13 @@ impl LocalWorker {
     }
 }
 
+/// Whether a try whose DAG version could not be loaded because of `e` is retried at once as an
+/// infrastructure failure (not the task's fault) rather than failed: only when loading again
+/// can succeed, decided by the kind of failure, never by its message.
+fn retried_at_once(e: &StoreError) -> bool {
+    e.is_transient()
+}
+
 fn write_log_line(path: &Path, message: &str) {
     use std::io::Write;
     if let Some(parent) = path.parent() {
@@ -296,5 +302,28 @@ fn write_log_line(path: &Path, message: &str) {
     {
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let _ = writeln!(f, "[{ts}] {{updraft}} {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use updraft_store::{DatabaseFailure, StoreError};
+
+    use super::retried_at_once;
+
+    #[test]
+    fn only_a_failure_that_may_pass_retries_a_try_whose_dag_did_not_load() {
+        let db = |failure| StoreError::database_failure(failure, "database is locked");
+        assert!(retried_at_once(&db(DatabaseFailure::Busy)));
+        assert!(retried_at_once(&db(DatabaseFailure::Unreachable)));
+        // The same words as a busy database, but a failure of another kind: not retried.
+        assert!(!retried_at_once(&db(DatabaseFailure::Other)));
+        assert!(retried_at_once(&StoreError::Unavailable(
+            "connection refused".into()
+        )));
+        assert!(!retried_at_once(&StoreError::NotFound(
+            "version 3 of DAG \"d\"".into()
+        )));
+        assert!(!retried_at_once(&StoreError::Corrupt("bad JSON".into())));
     }
 }
