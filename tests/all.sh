@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole check, as CI runs it: formatting, lints (clippy with warnings denied, rustdoc's
 # broken intra-doc links, unused dependencies), then every test of the workspace.
-# cargo-machete (the unused-dependency check) is installed on first use.
+# cargo-machete (the unused-dependency check) is installed on first use. Last, the Python SDK's
+# pytest suite (sdk/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
@@ -13,3 +14,5 @@ if ! command -v cargo-machete >/dev/null; then
 fi
 cargo machete
 cargo test --workspace --all-features
+# The Python SDK's own suite (its loader checks use the updraft binary built just above).
+sdk/python/run-tests.sh

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Creates the virtual environment of the REST API's client tests and the Python SDK's tests (schemathesis,
-# apache-airflow-client, pytest, Jinja2, pinned in requirements.txt beside this script) at $UPDRAFT_TEST_VENV,
-# default <repository>/.venv. Does nothing when that environment already holds exactly these
-# requirements (a stamp records their checksum), so .ci/run and the tests can both call it.
+# Creates the virtual environment of the REST API's client tests and of the Python SDK's tests
+# (schemathesis, apache-airflow-client, pytest, Jinja2, pendulum: pinned in requirements.txt
+# beside this script) at $UPDRAFT_TEST_VENV, default <repository>/.venv. Does nothing when that
+# environment already holds exactly these requirements (a stamp records their checksum), so
+# .ci/run and the tests can both call it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"

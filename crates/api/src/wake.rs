@@ -107,7 +107,7 @@ async fn follow_changes(store: Arc<dyn Store>, wake: Arc<Wake>) {
                 while let Some(change) = changes.recv().await {
                     match change {
                         Change::WorkQueued(_) | Change::Everything => wake.poke(),
-                        Change::Runs(_) => {}
+                        Change::Runs(_) | Change::Dags(_) => {}
                     }
                 }
                 wake.feed_live.store(false, Ordering::Relaxed);

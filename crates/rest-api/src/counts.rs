@@ -91,7 +91,8 @@ impl State {
     fn forget_changed(&mut self) {
         loop {
             match self.changes.try_recv() {
-                Ok(Change::WorkQueued(_)) => {}
+                // Neither changes which runs there are nor their states.
+                Ok(Change::WorkQueued(_) | Change::Dags(_)) => {}
                 Ok(Change::Runs(_) | Change::Everything) | Err(TryRecvError::Lagged(_)) => {
                     self.entries.clear();
                     self.generation += 1;

@@ -70,7 +70,7 @@ impl State {
     fn forget_changed(&mut self) {
         loop {
             match self.changes.try_recv() {
-                Ok(Change::Runs(_) | Change::WorkQueued(_)) => {}
+                Ok(Change::Runs(_) | Change::WorkQueued(_) | Change::Dags(_)) => {}
                 Ok(Change::Everything) | Err(TryRecvError::Lagged(_)) => self.by_dag.clear(),
                 Err(TryRecvError::Closed) => {
                     self.by_dag.clear();

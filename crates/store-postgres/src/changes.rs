@@ -3,6 +3,11 @@
 //! listener turns them into [`Change`]s, leaving out its own. A scheduler's listener
 //! ([`listen`]) feeds one receiver; the watchers' listener ([`watch_others`]) feeds the
 //! store's broadcast channel, next to the store's own commits.
+//!
+//! Changes only readers care about — claims, the scheduler's own transitions, notes — go on
+//! a second channel, [`WATCH_CHANNEL`], that only the watchers' listener listens on: a UI on
+//! another server sees a task start at once, and schedulers and claim waiters are not woken
+//! for what they need not react to.
 
 use std::time::Duration;
 
@@ -16,6 +21,9 @@ use crate::{db_err, redact};
 
 /// The channel every updraft process notifies and listens on.
 pub const CHANNEL: &str = "updraft_changes";
+
+/// The channel of changes that concern only watchers ([`notify_watchers`]).
+pub const WATCH_CHANNEL: &str = "updraft_watch";
 
 /// PostgreSQL refuses payloads of 8000 bytes or more; a longer change says "everything".
 const MAX_PAYLOAD: usize = 7900;
@@ -88,6 +96,23 @@ pub async fn notify(
     Ok(())
 }
 
+/// Announces `change` to the watchers of other processes only (on [`WATCH_CHANNEL`]), inside
+/// the caller's transaction.
+pub async fn notify_watchers(
+    conn: &mut PgConnection,
+    origin: &str,
+    change: &Announce,
+) -> Result<()> {
+    let payload = encode(origin, change, &[])?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(WATCH_CHANNEL)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 /// What a notification means to the store `origin`: nothing if it wrote it; the announced
 /// change, and for watchers also the runs it touched.
 fn decode(payload: &str, origin: &str) -> Vec<Change> {
@@ -116,6 +141,14 @@ enum Sink {
 }
 
 impl Sink {
+    /// What it listens on: watchers hear also what concerns only them.
+    fn channels(&self) -> &'static [&'static str] {
+        match self {
+            Sink::Scheduler(_) => &[CHANNEL],
+            Sink::Watchers(_) => &[CHANNEL, WATCH_CHANNEL],
+        }
+    }
+
     /// Resolves when nobody can receive any more (never for watchers: the store may make
     /// new receivers until it is dropped).
     async fn closed(&self) {
@@ -148,14 +181,17 @@ impl Sink {
     }
 }
 
-async fn connect(url: &str) -> Result<PgListener> {
+async fn connect(url: &str, channels: &[&str]) -> Result<PgListener> {
     let mut listener = PgListener::connect(url)
         .await
         .map_err(|e| StoreError::database(format!("cannot listen at {}: {e}", redact(url))))?;
     // Reconnect inside `try_recv` before reporting a lost connection, so that nothing is
     // missed between the report and the next `try_recv`.
     listener.eager_reconnect(true);
-    listener.listen(CHANNEL).await.map_err(db_err)?;
+    listener
+        .listen_all(channels.iter().copied())
+        .await
+        .map_err(db_err)?;
     Ok(listener)
 }
 
@@ -166,15 +202,10 @@ pub async fn listen(
     origin: String,
     closed: watch::Receiver<()>,
 ) -> Result<mpsc::Receiver<Change>> {
-    let listener = connect(url).await?;
     let (tx, rx) = mpsc::channel(BUFFER);
-    tokio::spawn(forward(
-        listener,
-        url.to_string(),
-        origin,
-        Sink::Scheduler(tx),
-        closed,
-    ));
+    let sink = Sink::Scheduler(tx);
+    let listener = connect(url, sink.channels()).await?;
+    tokio::spawn(forward(listener, url.to_string(), origin, sink, closed));
     Ok(rx)
 }
 
@@ -189,7 +220,7 @@ pub fn watch_others(
 ) {
     tokio::spawn(async move {
         let sink = Sink::Watchers(watchers);
-        let listener = match connect(&url).await {
+        let listener = match connect(&url, sink.channels()).await {
             Ok(listener) => listener,
             Err(e) => {
                 tracing::warn!(error = %e, "change notifications for watchers: cannot listen yet");
@@ -261,7 +292,7 @@ async fn reconnect(url: &str, sink: &Sink, closed: &mut watch::Receiver<()>) -> 
             _ = closed.changed() => return None,
             _ = tokio::time::sleep(delay) => {}
         }
-        match connect(url).await {
+        match connect(url, sink.channels()).await {
             Ok(listener) => return Some(listener),
             Err(e) => {
                 tracing::warn!(error = %e, "change notifications: cannot reconnect yet");

@@ -1,13 +1,13 @@
 //! DAG rows: publishing a folder scan as DAG versions, pausing, and the next-run bookkeeping.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
-use updraft_model::Schedule;
 use updraft_store::{
-    DagFileOutcome, DagFileRecord, DagRecord, DagSync, ImportErrorRecord, Result, StoreError,
+    plan_file_records, plan_sync, readable_file_record, under, DagFileOutcome, DagFileRecord,
+    DagRecord, DagSync, DagUpsert, DagWrite, ImportErrorRecord, PublishedDag, Result, StoreError,
     SyncReport,
 };
 
@@ -37,112 +37,43 @@ pub(crate) fn dag_from_row(row: &PgRow) -> Result<DagRecord> {
     })
 }
 
-/// Makes the database match the scan; also says whether anything changed (for notifications).
+/// Makes the database match the scan (as [`plan_sync`] decides); also says whether anything
+/// changed (for notifications).
 pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport, bool)> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(SYNC_LOCK)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
-    let mut existing: HashMap<String, (bool, i64, String, String)> = HashMap::new();
-    let rows = sqlx::query(
-        "SELECT d.dag_id, d.is_active, d.version, v.content_hash, d.fileloc FROM dag d \
-         JOIN dag_version v ON v.dag_id = d.dag_id AND v.version = d.version",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    for row in &rows {
-        existing.insert(
-            col(row, 0)?,
-            (col(row, 1)?, col(row, 2)?, col(row, 3)?, col(row, 4)?),
-        );
-    }
-    // Lock the existing rows this sync writes, in dag_id order as queueing does, so that a
-    // sync and a queueing transaction never wait for each other in a cycle.
-    let in_scanned_folder = |fileloc: &str| {
-        sync.folder
-            .as_deref()
-            .is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder))
-    };
-    // The DAGs of unchanged files stay as they are.
-    let kept: Vec<&str> = sync
-        .files
-        .iter()
-        .flatten()
-        .filter_map(|f| match &f.outcome {
-            DagFileOutcome::Dag(dag_id) => Some(dag_id.as_str()),
-            DagFileOutcome::ImportError(_) => None,
-        })
-        .collect();
-    let scanned: HashSet<&str> = sync
-        .dags
-        .iter()
-        .map(|u| u.dag.dag_id.as_str())
-        .chain(kept.iter().copied())
-        .collect();
-    let mut written: Vec<&str> = sync
-        .dags
-        .iter()
-        .filter(|u| {
-            existing
-                .get(&u.dag.dag_id)
-                .is_some_and(|(active, _, hash, fileloc)| {
-                    !active || *hash != u.content_hash || *fileloc != u.fileloc
-                })
-        })
-        .map(|u| u.dag.dag_id.as_str())
-        .chain(
-            existing
-                .iter()
-                .filter(|(id, (active, _, _, fileloc))| {
-                    *active && !scanned.contains(id.as_str()) && in_scanned_folder(fileloc)
-                })
-                .map(|(id, _)| id.as_str()),
-        )
-        .collect();
-    written.sort_unstable();
-    written.dedup();
-    if !written.is_empty() {
+    let existing = published(conn).await?;
+    let stored_errors = import_errors(conn).await?;
+    let plan = plan_sync(sync, &existing, &stored_errors);
+    if !plan.rows_written.is_empty() {
         sqlx::query(
             "SELECT dag_id FROM dag WHERE dag_id = ANY($1) ORDER BY dag_id FOR NO KEY UPDATE",
         )
-        .bind(&written)
+        .bind(&plan.rows_written)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
     }
     let now = micros(sync.now);
-    let mut report = SyncReport::default();
-    let mut seen: HashSet<String> = kept.iter().map(|id| id.to_string()).collect();
-    for upsert in &sync.dags {
-        let dag = &upsert.dag;
-        seen.insert(dag.dag_id.clone());
-        let definition = || {
-            serde_json::to_string(dag)
-                .map_err(|e| StoreError::Corrupt(format!("cannot serialize DAG: {e}")))
-        };
-        let tags = serde_json::to_string(&dag.tags).unwrap_or_else(|_| "[]".into());
-        let has_schedule = dag.schedule != Schedule::None;
-        let schedule = dag.schedule.describe();
-        match existing.get(&dag.dag_id) {
-            Some((active, _, hash, fileloc)) if *hash == upsert.content_hash => {
-                if !active || *fileloc != upsert.fileloc {
-                    sqlx::query(
-                        "UPDATE dag SET is_active = TRUE, fileloc = $2, needs_next_dagrun = TRUE \
-                         WHERE dag_id = $1",
-                    )
-                    .bind(&dag.dag_id)
-                    .bind(&upsert.fileloc)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                    report.updated.push(dag.dag_id.clone());
-                }
+    for write in &plan.writes {
+        match *write {
+            DagWrite::Reactivate(upsert) => {
+                sqlx::query(
+                    "UPDATE dag SET is_active = TRUE, fileloc = $2, needs_next_dagrun = TRUE \
+                     WHERE dag_id = $1",
+                )
+                .bind(&upsert.dag.dag_id)
+                .bind(&upsert.fileloc)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
             }
-            Some((_, version, _, _)) => {
-                let version = version + 1;
-                insert_version(conn, upsert, version, &definition()?, now).await?;
+            DagWrite::NewVersion { upsert, version } => {
+                let dag = &upsert.dag;
+                insert_version(conn, upsert, version, now).await?;
                 sqlx::query(
                     "UPDATE dag SET fileloc = $2, is_active = TRUE, version = $3, schedule = $4, \
                      has_schedule = $5, tags = $6, description = $7, needs_next_dagrun = TRUE, \
@@ -151,17 +82,17 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
                 .bind(&dag.dag_id)
                 .bind(&upsert.fileloc)
                 .bind(version)
-                .bind(&schedule)
-                .bind(has_schedule)
-                .bind(&tags)
+                .bind(dag.schedule.describe())
+                .bind(upsert.has_schedule())
+                .bind(upsert.tags_json())
                 .bind(&dag.description)
                 .bind(now)
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
-                report.updated.push(dag.dag_id.clone());
             }
-            None => {
+            DagWrite::Create(upsert) => {
+                let dag = &upsert.dag;
                 sqlx::query(
                     "INSERT INTO dag (dag_id, fileloc, is_paused, is_active, version, schedule, \
                      has_schedule, tags, description, needs_next_dagrun, last_parsed_at) \
@@ -169,47 +100,80 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
                 )
                 .bind(&dag.dag_id)
                 .bind(&upsert.fileloc)
-                .bind(&schedule)
-                .bind(has_schedule)
-                .bind(&tags)
+                .bind(dag.schedule.describe())
+                .bind(upsert.has_schedule())
+                .bind(upsert.tags_json())
                 .bind(&dag.description)
                 .bind(now)
                 .bind(sync.paused_at_creation)
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
-                insert_version(conn, upsert, 1, &definition()?, now).await?;
-                report.added.push(dag.dag_id.clone());
+                insert_version(conn, upsert, 1, now).await?;
             }
         }
     }
-    for (dag_id, (active, _, _, fileloc)) in &existing {
-        if *active && !seen.contains(dag_id) && in_scanned_folder(fileloc) {
-            sqlx::query("UPDATE dag SET is_active = FALSE, next_dagrun = NULL WHERE dag_id = $1")
-                .bind(dag_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
-            report.deactivated.push(dag_id.clone());
-        }
+    if !plan.deactivate.is_empty() {
+        sqlx::query("UPDATE dag SET is_active = FALSE, next_dagrun = NULL WHERE dag_id = ANY($1)")
+            .bind(&plan.deactivate)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
     }
-    let errors_changed = replace_import_errors(conn, &sync.import_errors, now).await?;
+    if let Some(errors) = &plan.import_errors {
+        sqlx::query("DELETE FROM import_error")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        let (files, texts): (Vec<&str>, Vec<&str>) = errors
+            .iter()
+            .map(|e| (e.filename.as_str(), e.error.as_str()))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO import_error (filename, error, timestamp) \
+             SELECT f, e, $3 FROM UNNEST($1::text[], $2::text[]) AS t(f, e)",
+        )
+        .bind(files)
+        .bind(texts)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
     // Records are bookkeeping of the DAG processors: writing them announces nothing.
     if let Some(files) = &sync.files {
         record_files(conn, sync.folder.as_deref(), files).await?;
     }
-    report.added.sort();
-    report.updated.sort();
-    report.deactivated.sort();
-    let changed = errors_changed || report != SyncReport::default();
-    Ok((report, changed))
+    let changed = plan.changes_anything();
+    Ok((plan.report, changed))
+}
+
+/// Every DAG with its current version's hash.
+async fn published(conn: &mut PgConnection) -> Result<Vec<PublishedDag>> {
+    let rows = sqlx::query(
+        "SELECT d.dag_id, d.is_active, d.version, v.content_hash, d.fileloc FROM dag d \
+         JOIN dag_version v ON v.dag_id = d.dag_id AND v.version = d.version",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(PublishedDag {
+                dag_id: col(row, 0)?,
+                is_active: col(row, 1)?,
+                version: col(row, 2)?,
+                content_hash: col(row, 3)?,
+                fileloc: col(row, 4)?,
+            })
+        })
+        .collect()
 }
 
 async fn insert_version(
     conn: &mut PgConnection,
-    upsert: &updraft_store::DagUpsert,
+    upsert: &DagUpsert,
     version: i64,
-    definition: &str,
     now: i64,
 ) -> Result<()> {
     sqlx::query(
@@ -219,48 +183,13 @@ async fn insert_version(
     .bind(&upsert.dag.dag_id)
     .bind(version)
     .bind(&upsert.content_hash)
-    .bind(definition)
+    .bind(upsert.definition_json()?)
     .bind(&upsert.source)
     .bind(now)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
     Ok(())
-}
-
-/// Replaces the import errors unless they are the same; says whether they changed.
-async fn replace_import_errors(
-    conn: &mut PgConnection,
-    errors: &[ImportErrorRecord],
-    now: i64,
-) -> Result<bool> {
-    let current = import_errors(conn).await?;
-    let mut wanted = errors.to_vec();
-    wanted.sort_by(|a, b| a.filename.cmp(&b.filename));
-    if current == wanted {
-        return Ok(false);
-    }
-    sqlx::query("DELETE FROM import_error")
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    // The last error of a file wins, as with one `INSERT OR REPLACE` per error.
-    let mut latest: HashMap<&str, &str> = HashMap::new();
-    for e in errors {
-        latest.insert(&e.filename, &e.error);
-    }
-    let (files, texts): (Vec<&str>, Vec<&str>) = latest.into_iter().unzip();
-    sqlx::query(
-        "INSERT INTO import_error (filename, error, timestamp) \
-         SELECT f, e, $3 FROM UNNEST($1::text[], $2::text[]) AS t(f, e)",
-    )
-    .bind(files)
-    .bind(texts)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    Ok(true)
 }
 
 async fn query_dags(
@@ -420,20 +349,6 @@ fn file_from_row(row: &PgRow) -> Result<DagFileRecord> {
     })
 }
 
-/// A record that cannot be decoded (only a manual edit could make one) is a stale cache entry:
-/// left out, so its file is parsed again and the record rewritten.
-fn readable(fileloc: &str, decoded: Result<DagFileRecord>) -> Option<DagFileRecord> {
-    decoded
-        .inspect_err(
-            |error| tracing::warn!(fileloc, %error, "ignoring an unreadable dag_file record"),
-        )
-        .ok()
-}
-
-fn under(folder: Option<&str>, fileloc: &str) -> bool {
-    folder.is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder))
-}
-
 /// The records under `folder` that the database still matches (see `Store::dag_files`).
 pub async fn files(conn: &mut PgConnection, folder: &str) -> Result<Vec<DagFileRecord>> {
     let rows = sqlx::query(&format!(
@@ -454,7 +369,7 @@ pub async fn files(conn: &mut PgConnection, folder: &str) -> Result<Vec<DagFileR
         if !under(Some(folder), &fileloc) {
             continue;
         }
-        if let Some(file) = readable(&fileloc, file_from_row(row)) {
+        if let Some(file) = readable_file_record(&fileloc, file_from_row(row)) {
             files.push(file);
         }
     }
@@ -476,10 +391,11 @@ async fn record_files(
     for row in &rows {
         let fileloc: String = col(row, 0)?;
         if under(folder, &fileloc) {
-            let file = readable(&fileloc, file_from_row(row));
+            let file = readable_file_record(&fileloc, file_from_row(row));
             existing.insert(fileloc, file);
         }
     }
+    let plan = plan_file_records(existing, files);
     let mut fileloc = Vec::new();
     let mut mtime = Vec::new();
     let mut size = Vec::new();
@@ -488,10 +404,7 @@ async fn record_files(
     let mut parser_version = Vec::new();
     let mut dag_id = Vec::new();
     let mut import_error = Vec::new();
-    for file in files {
-        if existing.remove(&file.fileloc).flatten().as_ref() == Some(file) {
-            continue;
-        }
+    for file in plan.upsert {
         fileloc.push(file.fileloc.as_str());
         mtime.push(opt_micros(file.mtime));
         size.push(
@@ -531,10 +444,9 @@ async fn record_files(
         .await
         .map_err(db_err)?;
     }
-    if !existing.is_empty() {
-        let gone: Vec<&str> = existing.keys().map(String::as_str).collect();
+    if !plan.delete.is_empty() {
         sqlx::query("DELETE FROM dag_file WHERE fileloc = ANY($1)")
-            .bind(&gone)
+            .bind(&plan.delete)
             .execute(&mut *conn)
             .await
             .map_err(db_err)?;

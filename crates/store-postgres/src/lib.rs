@@ -13,12 +13,16 @@
 mod auth;
 mod browse;
 mod changes;
+mod claims;
 mod codec;
 mod connections;
 mod dags;
 mod event_log;
+mod finish;
 mod jobs;
+mod logs;
 mod manage;
+mod ownership;
 mod queueing;
 mod runs;
 mod schema;
@@ -178,6 +182,21 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Announces `change` (if any) inside `tx` to the watchers of every process only (not to
+    /// schedulers nor claim waiters), commits, then tells this process's watchers.
+    async fn commit_for_watchers(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        change: Option<Announce>,
+    ) -> Result<()> {
+        if let Some(change) = &change {
+            changes::notify_watchers(&mut tx, &self.inner.origin, change).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.changed(change.map(Change::from));
+        Ok(())
+    }
+
     /// Tells this process's watchers of changes it committed (after the commit).
     fn changed(&self, changes: impl IntoIterator<Item = Change>) {
         if self.inner.watchers.receiver_count() == 0 {
@@ -278,7 +297,7 @@ impl Store for PostgresStore {
     }
     async fn set_next_dagrun(&self, dag_id: &str, next: Option<DateTime<Utc>>) -> Result<()> {
         dags::set_next_dagrun(&mut *self.conn().await?, dag_id, next).await?;
-        self.changed([Change::Everything]);
+        self.changed([Change::Dags(vec![dag_id.to_string()])]);
         Ok(())
     }
     async fn due_dags(&self, now: DateTime<Utc>) -> Result<Vec<DagRecord>> {
@@ -312,13 +331,13 @@ impl Store for PostgresStore {
     }
     async fn own_dag_runs(&self, request: OwnRuns) -> Result<Vec<DagRun>> {
         let mut tx = self.begin().await?;
-        let owned = runs::own(&mut tx, &request).await?;
+        let owned = ownership::own(&mut tx, &request).await?;
         self.commit(tx, None).await?;
         Ok(owned)
     }
     async fn release_owned_dag_runs(&self, scheduler_id: &str) -> Result<()> {
         let mut tx = self.begin().await?;
-        runs::release_owned(&mut tx, scheduler_id).await?;
+        ownership::release(&mut tx, scheduler_id).await?;
         self.commit(tx, Some(Announce::Everything)).await
     }
     async fn release_dag_run(&self, id: i64) -> Result<()> {
@@ -360,16 +379,12 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        for t in &batch {
-            t.from.check_transition(t.to)?;
-        }
+        check_transitions(&batch)?;
         let mut tx = self.begin().await?;
         let (results, runs) = task_instances::apply(&mut tx, &batch).await?;
-        self.commit(tx, None).await?;
-        // Not announced to other processes: the scheduler that applies them drives the run.
-        if !runs.is_empty() {
-            self.changed([Change::Runs(runs)]);
-        }
+        // Announced to watchers only: the scheduler that applies them drives the run.
+        let change = (!runs.is_empty()).then_some(Announce::Runs(runs));
+        self.commit_for_watchers(tx, change).await?;
         Ok(results)
     }
     async fn occupancy(&self) -> Result<Occupancy> {
@@ -410,14 +425,10 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        let claimed = task_instances::claim(&mut tx, &request).await?;
-        self.commit(tx, None).await?;
-        // Not announced to other processes: no notification on the claim path.
-        if !claimed.is_empty() && self.inner.watchers.receiver_count() > 0 {
-            let runs: std::collections::BTreeSet<i64> =
-                claimed.iter().map(|c| c.ti.dag_run_id).collect();
-            self.changed([Change::Runs(runs.into_iter().collect())]);
-        }
+        let claimed = claims::claim(&mut tx, &request).await?;
+        // Announced to watchers only: nothing else reacts to a task starting.
+        let change = (!claimed.is_empty()).then(|| Announce::Runs(ClaimedTask::runs_of(&claimed)));
+        self.commit_for_watchers(tx, change).await?;
         Ok(claimed)
     }
     async fn heartbeat(
@@ -429,7 +440,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        let lost = task_instances::heartbeat(&mut tx, claim_ids, lease_until).await?;
+        let lost = claims::heartbeat(&mut tx, claim_ids, lease_until).await?;
         self.commit(tx, None).await?;
         Ok(lost)
     }
@@ -437,28 +448,26 @@ impl Store for PostgresStore {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        for r in &reports {
-            TaskState::Running.check_transition(r.state)?;
-        }
+        check_finishes(&reports)?;
         let mut tx = self.begin().await?;
-        let (results, runs) = task_instances::finish(&mut tx, &reports).await?;
+        let (results, runs) = finish::finish(&mut tx, &reports).await?;
         let change = (!runs.is_empty()).then_some(Announce::Runs(runs));
         self.commit(tx, change).await?;
         Ok(results)
     }
     async fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
-        task_instances::expired_claims(&mut *self.conn().await?, now).await
+        claims::expired_claims(&mut *self.conn().await?, now).await
     }
     async fn claims_of_worker(&self, worker_id: &str) -> Result<Vec<TaskInstance>> {
-        task_instances::claims_of_worker(&mut *self.conn().await?, worker_id).await
+        claims::claims_of_worker(&mut *self.conn().await?, worker_id).await
     }
     async fn running_task_instances(&self) -> Result<Vec<TaskInstance>> {
-        task_instances::running(&mut *self.conn().await?).await
+        claims::running(&mut *self.conn().await?).await
     }
 
     async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend> {
         let mut tx = self.begin().await?;
-        let result = jobs::append_log(&mut tx, &chunk).await?;
+        let result = logs::append(&mut tx, &chunk).await?;
         self.commit(tx, None).await?;
         Ok(result)
     }
@@ -468,7 +477,7 @@ impl Store for PostgresStore {
         try_number: u32,
         from: u64,
     ) -> Result<Option<(u64, String)>> {
-        jobs::read_log_from(&mut *self.conn().await?, ti_id, try_number, from).await
+        logs::read_from(&mut *self.conn().await?, ti_id, try_number, from).await
     }
 
     async fn job_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {

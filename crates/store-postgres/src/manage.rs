@@ -7,7 +7,6 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use updraft_model::state::IllegalTransition;
 use updraft_store::*;
 
 use crate::changes::Announce;
@@ -19,28 +18,32 @@ use crate::{db_err, PostgresStore};
 #[async_trait]
 impl ManageStore for PostgresStore {
     async fn set_dag_run_note(&self, id: i64, note: Option<String>) -> Result<()> {
+        let mut tx = self.begin().await?;
         let n = sqlx::query("UPDATE dag_run SET note = $2 WHERE id = $1")
             .bind(id)
             .bind(note)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?
             .rows_affected();
         found(n, || format!("dag run #{id}"))?;
-        self.changed([Change::Runs(vec![id])]);
-        Ok(())
+        // Only readers show notes.
+        self.commit_for_watchers(tx, Some(Announce::Runs(vec![id])))
+            .await
     }
     async fn set_task_instance_note(&self, ti_id: i64, note: Option<String>) -> Result<()> {
-        let n = sqlx::query("UPDATE task_instance SET note = $2 WHERE id = $1")
-            .bind(ti_id)
-            .bind(note)
-            .execute(&mut *self.conn().await?)
+        let mut tx = self.begin().await?;
+        let run: Option<i64> = sqlx::query_scalar(
+            "UPDATE task_instance SET note = $2 WHERE id = $1 RETURNING dag_run_id",
+        )
+        .bind(ti_id)
+        .bind(note)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let run = run.ok_or_else(|| StoreError::NotFound(format!("task instance #{ti_id}")))?;
+        self.commit_for_watchers(tx, Some(Announce::Runs(vec![run])))
             .await
-            .map_err(db_err)?
-            .rows_affected();
-        found(n, || format!("task instance #{ti_id}"))?;
-        self.changed([Change::Everything]);
-        Ok(())
     }
     async fn delete_dag_run(&self, id: i64) -> Result<()> {
         let mut tx = self.begin().await?;
@@ -294,15 +297,7 @@ async fn mark_tis(conn: &mut PgConnection, mark: &MarkTaskInstances) -> Result<V
     .await
     .map_err(db_err)?;
     let before = rows.iter().map(ti_from_row).collect::<Result<Vec<_>>>()?;
-    if !mark.state.is_finished() {
-        if let Some(ti) = before.first() {
-            return Err(IllegalTransition {
-                from: ti.state,
-                to: mark.state,
-            }
-            .into());
-        }
-    }
+    mark.check(&before)?;
     if before.is_empty() {
         return Ok(Vec::new());
     }

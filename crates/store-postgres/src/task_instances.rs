@@ -1,5 +1,5 @@
-//! Task instance rows: compare-and-set state changes, claims and leases, finished tries
-//! (queueing is in `queueing`).
+//! Task instance rows: reading them, compare-and-set state changes and clearing (claims are
+//! in `claims`, finished tries in `finish`, queueing in `queueing`).
 //!
 //! Batches are written with one statement per *round*: round k holds the k-th change of every
 //! task instance in the batch, so a round touches each row at most once and the rounds keep
@@ -12,11 +12,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
-use updraft_store::{
-    ClaimRequest, ClaimedTask, FinishReport, Result, TaskInstance, Transition, TransitionResult,
-};
+use updraft_store::{Result, TaskInstance, Transition, TransitionResult};
 
-use crate::codec::{col, col_opt_instant, col_u32, micros, opt_instant, opt_micros, parse, to_u32};
+use crate::codec::{col, col_opt_instant, col_u32, micros, opt_instant, opt_micros, parse};
 use crate::db_err;
 
 pub(crate) const TI_COLUMNS: &str =
@@ -53,11 +51,11 @@ pub(crate) fn ti_from_row(row: &PgRow) -> Result<TaskInstance> {
     })
 }
 
-fn tis_from_rows(rows: &[PgRow]) -> Result<Vec<TaskInstance>> {
+pub(crate) fn tis_from_rows(rows: &[PgRow]) -> Result<Vec<TaskInstance>> {
     rows.iter().map(ti_from_row).collect()
 }
 
-async fn query_tis(
+pub(crate) async fn query_tis(
     conn: &mut PgConnection,
     where_clause: &str,
     bind: Option<i64>,
@@ -81,7 +79,10 @@ pub async fn of_run(conn: &mut PgConnection, dag_run_id: i64) -> Result<Vec<Task
 
 /// Locks the task instance rows `ids` in id order (a single row needs no ordering: its
 /// statement locks it).
-async fn lock_rows(conn: &mut PgConnection, ids: impl IntoIterator<Item = i64>) -> Result<()> {
+pub(crate) async fn lock_rows(
+    conn: &mut PgConnection,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<()> {
     let ids: Vec<i64> = ids
         .into_iter()
         .collect::<BTreeSet<_>>()
@@ -98,7 +99,7 @@ async fn lock_rows(conn: &mut PgConnection, ids: impl IntoIterator<Item = i64>) 
 }
 
 /// Splits `ids` (in batch order) into rounds of indices, each id at most once per round.
-fn rounds(ids: impl Iterator<Item = i64>) -> Vec<Vec<usize>> {
+pub(crate) fn rounds(ids: impl Iterator<Item = i64>) -> Vec<Vec<usize>> {
     let mut seen: HashMap<i64, usize> = HashMap::new();
     let mut rounds: Vec<Vec<usize>> = Vec::new();
     for (index, id) in ids.enumerate() {
@@ -112,8 +113,8 @@ fn rounds(ids: impl Iterator<Item = i64>) -> Vec<Vec<usize>> {
     rounds
 }
 
-/// Applies the compare-and-sets of `batch` (already checked against the state machine).
-/// Applies `batch`; also answers the runs of the transitions that applied.
+/// Applies the compare-and-sets of `batch` (already checked against the state machine); also
+/// answers the runs of the transitions that applied.
 pub async fn apply(
     conn: &mut PgConnection,
     batch: &[Transition],
@@ -252,346 +253,4 @@ pub async fn clear(
         .map_err(db_err)?;
     }
     Ok(cleared)
-}
-
-/// Claims up to `limit` queued task instances in one statement. Rows other claimers hold are
-/// skipped (`SKIP LOCKED`), so concurrent claims never wait for each other nor share a task.
-pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
-    let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-    let mut filters = String::new();
-    if request.queues.is_some() {
-        filters.push_str(" AND queue = ANY($7)");
-    }
-    match request.dag_run_id {
-        Some(_) => filters.push_str(" AND dag_run_id = $6"),
-        None => filters.push_str(
-            " AND dag_run_id NOT IN (SELECT id FROM dag_run WHERE runner IS NOT NULL \
-             AND state IN ('queued', 'running')) AND $6::bigint IS NULL",
-        ),
-    }
-    if request.queues.is_none() {
-        filters.push_str(" AND $7::text[] IS NULL");
-    }
-    let sql = format!(
-        "WITH picked AS ( \
-             SELECT id AS picked_id FROM task_instance WHERE state = 'queued'{filters} \
-             ORDER BY priority_weight DESC, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
-         UPDATE task_instance SET state = 'running', claim_id = gen_random_uuid()::text, \
-             worker_id = $1, hostname = $2, lease_until = $3, start_date = $4, end_date = NULL \
-         FROM picked WHERE id = picked.picked_id \
-         RETURNING {TI_COLUMNS}"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(&request.worker_id)
-        .bind(&request.hostname)
-        .bind(micros(request.lease_until))
-        .bind(micros(request.now))
-        .bind(limit)
-        .bind(request.dag_run_id)
-        .bind(&request.queues)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    let mut tis = tis_from_rows(&rows)?;
-    tis.sort_by(|a, b| {
-        b.priority_weight
-            .cmp(&a.priority_weight)
-            .then(a.id.cmp(&b.id))
-    });
-    let run_ids: Vec<i64> = tis
-        .iter()
-        .map(|ti| ti.dag_run_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let runs: HashMap<i64, updraft_store::DagRun> = crate::runs::get_many(conn, &run_ids)
-        .await?
-        .into_iter()
-        .map(|run| (run.id, run))
-        .collect();
-    tis.into_iter()
-        .map(|ti| {
-            let dag_run = runs.get(&ti.dag_run_id).cloned().ok_or_else(|| {
-                updraft_store::StoreError::Corrupt(format!(
-                    "task instance {} belongs to no run",
-                    ti.id
-                ))
-            })?;
-            let claim_id = ti.claim_id.clone().unwrap_or_default();
-            Ok(ClaimedTask {
-                ti,
-                claim_id,
-                dag_run,
-            })
-        })
-        .collect()
-}
-
-pub async fn heartbeat(
-    conn: &mut PgConnection,
-    claim_ids: &[String],
-    lease_until: DateTime<Utc>,
-) -> Result<Vec<String>> {
-    let renewed: Vec<String> = sqlx::query_scalar(
-        // Rows locked in id order, as batches lock them.
-        "UPDATE task_instance t SET lease_until = $2 \
-         FROM (SELECT id FROM task_instance WHERE claim_id = ANY($1) AND state = 'running' \
-               ORDER BY id FOR UPDATE) AS held \
-         WHERE t.id = held.id RETURNING t.claim_id",
-    )
-    .bind(claim_ids)
-    .bind(micros(lease_until))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    let renewed: HashSet<String> = renewed.into_iter().collect();
-    Ok(claim_ids
-        .iter()
-        .filter(|id| !renewed.contains(*id))
-        .cloned()
-        .collect())
-}
-
-/// Records finished tries (already checked against the state machine). Returns one result per
-/// report and the runs whose task instances changed.
-pub async fn finish(
-    conn: &mut PgConnection,
-    reports: &[FinishReport],
-) -> Result<(Vec<TransitionResult>, Vec<i64>)> {
-    lock_rows(conn, reports.iter().map(|r| r.ti_id)).await?;
-    // Under the rows' locks, and while the claims still hold: a fenced try's tail is refused.
-    for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
-        match crate::jobs::append_log(conn, &chunk).await {
-            // A tail that cannot be placed (see `append_log`) must not keep the state
-            // from being recorded; a database error fails the transaction as any would.
-            Err(updraft_store::StoreError::Corrupt(message)) => {
-                tracing::warn!(ti_id = chunk.ti_id, %message, "log tail not stored");
-            }
-            other => {
-                other?;
-            }
-        }
-    }
-    let mut results = vec![TransitionResult::Conflict; reports.len()];
-    let mut changed_runs = BTreeSet::new();
-    for round in rounds(reports.iter().map(|r| r.ti_id)) {
-        let items: Vec<&FinishReport> = round.iter().map(|&i| &reports[i]).collect();
-        let rows = sqlx::query(
-            "UPDATE task_instance t SET state = b.state, end_date = b.end_date, \
-             next_retry_at = b.next_retry_at, infra_failures = t.infra_failures + b.infra, \
-             lease_until = NULL \
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
-                         $6::bigint[], $7::bigint[]) \
-                  AS b(id, try_number, claim_id, state, end_date, next_retry_at, infra) \
-             WHERE t.id = b.id AND t.try_number = b.try_number AND t.claim_id = b.claim_id \
-               AND t.state = 'running' \
-             RETURNING t.id, t.dag_run_id",
-        )
-        .bind(items.iter().map(|r| r.ti_id).collect::<Vec<_>>())
-        .bind(
-            items
-                .iter()
-                .map(|r| i64::from(r.try_number))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|r| r.claim_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(items.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
-        .bind(items.iter().map(|r| micros(r.end_date)).collect::<Vec<_>>())
-        .bind(
-            items
-                .iter()
-                .map(|r| opt_micros(r.next_retry_at))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|r| i64::from(r.infrastructure_failure))
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        let mut applied = HashSet::new();
-        for row in &rows {
-            applied.insert(col::<i64>(row, 0)?);
-            changed_runs.insert(col::<i64>(row, 1)?);
-        }
-        let (done, missed): (Vec<&FinishReport>, Vec<&FinishReport>) =
-            items.iter().partition(|r| applied.contains(&r.ti_id));
-        if !done.is_empty() {
-            sqlx::query(
-                "INSERT INTO task_try (ti_id, try_number, state, hostname, worker_id, \
-                 start_date, end_date, infrastructure_failure) \
-                 SELECT t.id, t.try_number, t.state, t.hostname, t.worker_id, t.start_date, \
-                        t.end_date, b.infra \
-                 FROM task_instance t JOIN UNNEST($1::bigint[], $2::bool[]) AS b(id, infra) \
-                      ON t.id = b.id \
-                 ON CONFLICT (ti_id, try_number) DO UPDATE SET state = excluded.state, \
-                 hostname = excluded.hostname, worker_id = excluded.worker_id, \
-                 start_date = excluded.start_date, end_date = excluded.end_date, \
-                 infrastructure_failure = excluded.infrastructure_failure",
-            )
-            .bind(done.iter().map(|r| r.ti_id).collect::<Vec<_>>())
-            .bind(
-                done.iter()
-                    .map(|r| r.infrastructure_failure)
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-            let with_xcom: Vec<&FinishReport> =
-                done.iter().copied().filter(|r| r.xcom.is_some()).collect();
-            if !with_xcom.is_empty() {
-                let ids: Vec<i64> = with_xcom.iter().map(|r| r.ti_id).collect();
-                let values: Vec<String> = with_xcom
-                    .iter()
-                    .filter_map(|r| r.xcom.as_ref().map(|v| v.to_string()))
-                    .collect();
-                let written: Vec<i64> = with_xcom.iter().map(|r| micros(r.end_date)).collect();
-                sqlx::query(
-                    "INSERT INTO xcom (dag_run_id, task_id, map_index, key, value, timestamp) \
-                     SELECT t.dag_run_id, t.task_id, t.map_index, 'return_value', b.value, b.at \
-                     FROM task_instance t \
-                     JOIN UNNEST($1::bigint[], $2::text[], $3::bigint[]) AS b(id, value, at) \
-                          ON t.id = b.id \
-                     ON CONFLICT (dag_run_id, task_id, map_index, key) \
-                     DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp",
-                )
-                .bind(ids)
-                .bind(values)
-                .bind(written)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
-            }
-            for report in done.iter().filter(|r| !r.effects.is_empty()) {
-                apply_effects(conn, report).await?;
-            }
-            for &i in &round {
-                if applied.contains(&reports[i].ti_id) {
-                    results[i] = TransitionResult::Applied;
-                }
-            }
-        }
-        if !missed.is_empty() {
-            // A cleared try (restarting) is over once its worker reports: back to none.
-            let reset: Vec<i64> = sqlx::query_scalar(
-                "UPDATE task_instance t SET state = 'none', claim_id = NULL, lease_until = NULL, \
-                 start_date = NULL, end_date = NULL \
-                 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) \
-                      AS b(id, try_number, claim_id) \
-                 WHERE t.id = b.id AND t.try_number = b.try_number AND t.claim_id = b.claim_id \
-                   AND t.state = 'restarting' \
-                 RETURNING t.dag_run_id",
-            )
-            .bind(missed.iter().map(|r| r.ti_id).collect::<Vec<_>>())
-            .bind(
-                missed
-                    .iter()
-                    .map(|r| i64::from(r.try_number))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                missed
-                    .iter()
-                    .map(|r| r.claim_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_err)?;
-            changed_runs.extend(reset);
-        }
-    }
-    Ok((results, changed_runs.into_iter().collect()))
-}
-
-/// A finished try's pushed XComs and the tasks of its run it skipped (those not started).
-async fn apply_effects(conn: &mut PgConnection, r: &FinishReport) -> Result<()> {
-    let at = micros(r.end_date);
-    for pushed in &r.effects.xcoms {
-        sqlx::query(
-            "INSERT INTO xcom (dag_run_id, task_id, map_index, key, value, timestamp) \
-             SELECT dag_run_id, task_id, map_index, $2, $3, $4 FROM task_instance WHERE id = $1 \
-             ON CONFLICT (dag_run_id, task_id, map_index, key) \
-             DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp",
-        )
-        .bind(r.ti_id)
-        .bind(&pushed.key)
-        .bind(pushed.value.to_string())
-        .bind(at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    }
-    if !r.effects.skip.is_empty() {
-        sqlx::query(
-            "UPDATE task_instance SET state = 'skipped', start_date = $3, end_date = $3, \
-             next_retry_at = NULL \
-             WHERE dag_run_id = (SELECT dag_run_id FROM task_instance WHERE id = $1) \
-               AND task_id = ANY($2) AND state IN ('none', 'scheduled')",
-        )
-        .bind(r.ti_id)
-        .bind(&r.effects.skip)
-        .bind(at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    }
-    Ok(())
-}
-
-pub async fn expired_claims(
-    conn: &mut PgConnection,
-    now: DateTime<Utc>,
-) -> Result<Vec<TaskInstance>> {
-    query_tis(
-        conn,
-        "state IN ('running', 'restarting') AND lease_until < $1",
-        Some(micros(now)),
-        None,
-    )
-    .await
-}
-
-pub async fn claims_of_worker(
-    conn: &mut PgConnection,
-    worker_id: &str,
-) -> Result<Vec<TaskInstance>> {
-    query_tis(
-        conn,
-        "state IN ('running', 'restarting') AND worker_id = $1",
-        None,
-        Some(worker_id),
-    )
-    .await
-}
-
-/// Every running task instance, for the crash check of local workers.
-pub async fn running(conn: &mut PgConnection) -> Result<Vec<TaskInstance>> {
-    query_tis(conn, "state IN ('running', 'restarting')", None, None).await
-}
-
-/// The try number and claim of a task instance, locked until the transaction ends.
-pub(crate) async fn lock_claim(
-    conn: &mut PgConnection,
-    ti_id: i64,
-) -> Result<Option<(u32, Option<String>)>> {
-    let row =
-        sqlx::query("SELECT try_number, claim_id FROM task_instance WHERE id = $1 FOR UPDATE")
-            .bind(ti_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_err)?;
-    match row {
-        Some(row) => Ok(Some((to_u32(col(&row, 0)?)?, col(&row, 1)?))),
-        None => Ok(None),
-    }
 }

@@ -1,12 +1,12 @@
 //! DAG rows: publishing a folder scan as DAG versions, pausing, and the next-run bookkeeping.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
-use updraft_model::Schedule;
 use updraft_store::{
-    DagFileOutcome, DagFileRecord, DagRecord, DagSync, ImportErrorRecord, Result, StoreError,
+    plan_file_records, plan_sync, readable_file_record, under, DagFileOutcome, DagFileRecord,
+    DagRecord, DagSync, DagUpsert, DagWrite, ImportErrorRecord, PublishedDag, Result, StoreError,
     SyncReport,
 };
 
@@ -37,59 +37,26 @@ pub(crate) fn conversion(index: usize, e: StoreError) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
 }
 
-/// Makes the database match the scan; also says whether anything changed (for watchers).
+/// Makes the database match the scan (as [`plan_sync`] decides); also says whether anything
+/// changed (for watchers).
 pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool)> {
-    let mut existing: HashMap<String, (bool, i64, String, String)> = HashMap::new();
-    {
-        let mut stmt = tx
-            .prepare(
-                "SELECT d.dag_id, d.is_active, d.version, v.content_hash, d.fileloc FROM dag d \
-                 JOIN dag_version v ON v.dag_id = d.dag_id AND v.version = d.version",
-            )
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-                ))
-            })
-            .map_err(db_err)?;
-        for row in rows {
-            let (id, info) = row.map_err(db_err)?;
-            existing.insert(id, info);
-        }
-    }
+    let existing = published(tx)?;
+    let stored_errors = import_errors(tx)?;
+    let plan = plan_sync(sync, &existing, &stored_errors);
     let now = micros(sync.now);
-    let mut report = SyncReport::default();
-    // The DAGs of unchanged files stay as they are.
-    let mut seen: HashSet<String> = kept_dags(sync).map(str::to_string).collect();
-    for upsert in &sync.dags {
-        let dag = &upsert.dag;
-        seen.insert(dag.dag_id.clone());
-        let definition = || {
-            serde_json::to_string(dag)
-                .map_err(|e| StoreError::Corrupt(format!("cannot serialize DAG: {e}")))
-        };
-        let tags = serde_json::to_string(&dag.tags).unwrap_or_else(|_| "[]".into());
-        let has_schedule = dag.schedule != Schedule::None;
-        let schedule = dag.schedule.describe();
-        match existing.get(&dag.dag_id) {
-            Some((active, version, hash, fileloc)) if *hash == upsert.content_hash => {
-                if !active || *fileloc != upsert.fileloc {
-                    tx.execute(
-                        "UPDATE dag SET is_active = 1, fileloc = ?2, needs_next_dagrun = 1 \
-                         WHERE dag_id = ?1",
-                        params![dag.dag_id, upsert.fileloc],
-                    )
-                    .map_err(db_err)?;
-                    report.updated.push(dag.dag_id.clone());
-                }
-                let _ = version;
+    for write in &plan.writes {
+        match *write {
+            DagWrite::Reactivate(upsert) => {
+                tx.execute(
+                    "UPDATE dag SET is_active = 1, fileloc = ?2, needs_next_dagrun = 1 \
+                     WHERE dag_id = ?1",
+                    params![upsert.dag.dag_id, upsert.fileloc],
+                )
+                .map_err(db_err)?;
             }
-            Some((_, version, _, _)) => {
-                let version = version + 1;
-                insert_version(tx, upsert, version, &definition()?, now)?;
+            DagWrite::NewVersion { upsert, version } => {
+                let dag = &upsert.dag;
+                insert_version(tx, upsert, version, now)?;
                 tx.execute(
                     "UPDATE dag SET fileloc = ?2, is_active = 1, version = ?3, schedule = ?4, \
                      has_schedule = ?5, tags = ?6, description = ?7, needs_next_dagrun = 1, \
@@ -98,17 +65,17 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool)> {
                         dag.dag_id,
                         upsert.fileloc,
                         version,
-                        schedule,
-                        has_schedule,
-                        tags,
+                        dag.schedule.describe(),
+                        upsert.has_schedule(),
+                        upsert.tags_json(),
                         dag.description,
                         now
                     ],
                 )
                 .map_err(db_err)?;
-                report.updated.push(dag.dag_id.clone());
             }
-            None => {
+            DagWrite::Create(upsert) => {
+                let dag = &upsert.dag;
                 tx.execute(
                     "INSERT INTO dag (dag_id, fileloc, is_paused, is_active, version, schedule, \
                      has_schedule, tags, description, needs_next_dagrun, last_parsed_at) \
@@ -116,52 +83,66 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool)> {
                     params![
                         dag.dag_id,
                         upsert.fileloc,
-                        schedule,
-                        has_schedule,
-                        tags,
+                        dag.schedule.describe(),
+                        upsert.has_schedule(),
+                        upsert.tags_json(),
                         dag.description,
                         now,
                         sync.paused_at_creation
                     ],
                 )
                 .map_err(db_err)?;
-                insert_version(tx, upsert, 1, &definition()?, now)?;
-                report.added.push(dag.dag_id.clone());
+                insert_version(tx, upsert, 1, now)?;
             }
         }
     }
-    for (dag_id, (active, _, _, fileloc)) in &existing {
-        let in_scanned_folder = sync
-            .folder
-            .as_deref()
-            .is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder));
-        if *active && !seen.contains(dag_id) && in_scanned_folder {
+    for dag_id in &plan.deactivate {
+        tx.execute(
+            "UPDATE dag SET is_active = 0, next_dagrun = NULL WHERE dag_id = ?1",
+            params![dag_id],
+        )
+        .map_err(db_err)?;
+    }
+    if let Some(errors) = &plan.import_errors {
+        tx.execute("DELETE FROM import_error", []).map_err(db_err)?;
+        for e in errors {
             tx.execute(
-                "UPDATE dag SET is_active = 0, next_dagrun = NULL WHERE dag_id = ?1",
-                params![dag_id],
+                "INSERT INTO import_error (filename, error, timestamp) VALUES (?1, ?2, ?3)",
+                params![e.filename, e.error, now],
             )
             .map_err(db_err)?;
-            report.deactivated.push(dag_id.clone());
         }
     }
-    let errors_changed = replace_import_errors(tx, &sync.import_errors, now)?;
     if let Some(files) = &sync.files {
         record_files(tx, sync.folder.as_deref(), files)?;
     }
-    report.added.sort();
-    report.updated.sort();
-    report.deactivated.sort();
-    let changed = errors_changed || report != SyncReport::default();
-    Ok((report, changed))
+    let changed = plan.changes_anything();
+    Ok((plan.report, changed))
 }
 
-fn insert_version(
-    tx: &Transaction,
-    upsert: &updraft_store::DagUpsert,
-    version: i64,
-    definition: &str,
-    now: i64,
-) -> Result<()> {
+/// Every DAG with its current version's hash.
+fn published(tx: &Transaction) -> Result<Vec<PublishedDag>> {
+    let mut stmt = tx
+        .prepare(
+            "SELECT d.dag_id, d.is_active, d.version, v.content_hash, d.fileloc FROM dag d \
+             JOIN dag_version v ON v.dag_id = d.dag_id AND v.version = d.version",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(PublishedDag {
+                dag_id: r.get(0)?,
+                is_active: r.get(1)?,
+                version: r.get(2)?,
+                content_hash: r.get(3)?,
+                fileloc: r.get(4)?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+fn insert_version(tx: &Transaction, upsert: &DagUpsert, version: i64, now: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO dag_version (dag_id, version, content_hash, definition, source, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -169,43 +150,13 @@ fn insert_version(
             upsert.dag.dag_id,
             version,
             upsert.content_hash,
-            definition,
+            upsert.definition_json()?,
             upsert.source,
             now
         ],
     )
     .map_err(db_err)?;
     Ok(())
-}
-
-/// The dag_ids of the files recorded with a DAG: their DAGs are kept active.
-fn kept_dags(sync: &DagSync) -> impl Iterator<Item = &str> {
-    sync.files
-        .iter()
-        .flatten()
-        .filter_map(|f| match &f.outcome {
-            DagFileOutcome::Dag(dag_id) => Some(dag_id.as_str()),
-            DagFileOutcome::ImportError(_) => None,
-        })
-}
-
-/// Replaces the import errors unless they are the same; says whether they changed.
-fn replace_import_errors(tx: &Transaction, errors: &[ImportErrorRecord], now: i64) -> Result<bool> {
-    let current = import_errors(tx)?;
-    let mut wanted = errors.to_vec();
-    wanted.sort_by(|a, b| a.filename.cmp(&b.filename));
-    if current == wanted {
-        return Ok(false);
-    }
-    tx.execute("DELETE FROM import_error", []).map_err(db_err)?;
-    for e in errors {
-        tx.execute(
-            "INSERT OR REPLACE INTO import_error (filename, error, timestamp) VALUES (?1, ?2, ?3)",
-            params![e.filename, e.error, now],
-        )
-        .map_err(db_err)?;
-    }
-    Ok(true)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<DagRecord>> {
@@ -343,23 +294,9 @@ fn file_from_row(row: &Row) -> rusqlite::Result<DagFileRecord> {
     })
 }
 
-/// A record that cannot be decoded (only a manual edit could make one) is a stale cache entry:
-/// left out, so its file is parsed again and the record rewritten.
-fn readable(fileloc: &str, decoded: rusqlite::Result<DagFileRecord>) -> Option<DagFileRecord> {
-    decoded
-        .inspect_err(
-            |error| tracing::warn!(fileloc, %error, "ignoring an unreadable dag_file record"),
-        )
-        .ok()
-}
-
 /// The file of a `dag_file` row, and the row as a record if it can be decoded.
 fn located_file_from_row(row: &Row) -> rusqlite::Result<(String, rusqlite::Result<DagFileRecord>)> {
     Ok((row.get(0)?, file_from_row(row)))
-}
-
-fn under(folder: Option<&str>, fileloc: &str) -> bool {
-    folder.is_none_or(|folder| std::path::Path::new(fileloc).starts_with(folder))
 }
 
 /// The records under `folder` that the database still matches (see `Store::dag_files`).
@@ -383,7 +320,7 @@ pub fn files(conn: &Connection, folder: &str) -> Result<Vec<DagFileRecord>> {
         if !under(Some(folder), &fileloc) {
             continue;
         }
-        if let Some(file) = readable(&fileloc, decoded) {
+        if let Some(file) = readable_file_record(&fileloc, decoded) {
             files.push(file);
         }
     }
@@ -402,21 +339,19 @@ fn record_files(tx: &Transaction, folder: Option<&str>, files: &[DagFileRecord])
         for row in rows {
             let (fileloc, decoded) = row.map_err(db_err)?;
             if under(folder, &fileloc) {
-                let file = readable(&fileloc, decoded);
+                let file = readable_file_record(&fileloc, decoded);
                 existing.insert(fileloc, file);
             }
         }
     }
+    let plan = plan_file_records(existing, files);
     let mut upsert = tx
         .prepare_cached(
             "INSERT OR REPLACE INTO dag_file (fileloc, mtime, size, content_hash, recorded_at, \
              parser_version, dag_id, import_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(db_err)?;
-    for file in files {
-        if existing.remove(&file.fileloc).flatten().as_ref() == Some(file) {
-            continue;
-        }
+    for file in plan.upsert {
         let size = i64::try_from(file.size)
             .map_err(|_| StoreError::Corrupt(format!("file size {}", file.size)))?;
         let (dag_id, error) = match &file.outcome {
@@ -439,7 +374,7 @@ fn record_files(tx: &Transaction, folder: Option<&str>, files: &[DagFileRecord])
     let mut delete = tx
         .prepare_cached("DELETE FROM dag_file WHERE fileloc = ?1")
         .map_err(db_err)?;
-    for fileloc in existing.keys() {
+    for fileloc in &plan.delete {
         delete.execute(params![fileloc]).map_err(db_err)?;
     }
     Ok(())

@@ -4,10 +4,12 @@
 
 mod auth;
 mod browse;
+mod claims;
 mod codec;
 mod connections;
 mod dags;
 mod event_log;
+mod finish;
 mod jobs;
 mod logs;
 mod manage;
@@ -195,9 +197,10 @@ impl Store for SqliteStore {
     }
     async fn set_next_dagrun(&self, dag_id: &str, next: Option<DateTime<Utc>>) -> Result<()> {
         let dag_id = dag_id.to_string();
-        self.write(move |tx| dags::set_next_dagrun(tx, &dag_id, next))
+        let written = dag_id.clone();
+        self.write(move |tx| dags::set_next_dagrun(tx, &written, next))
             .await?;
-        self.changed([Change::Everything]);
+        self.changed([Change::Dags(vec![dag_id])]);
         Ok(())
     }
     async fn due_dags(&self, now: DateTime<Utc>) -> Result<Vec<DagRecord>> {
@@ -285,6 +288,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        check_transitions(&batch)?;
         let (results, touched) = self
             .write(move |tx| {
                 let mut touched = task_instances::Touched::default();
@@ -296,7 +300,7 @@ impl Store for SqliteStore {
         Ok(results)
     }
     async fn occupancy(&self) -> Result<Occupancy> {
-        self.read(task_instances::occupancy).await
+        self.read(queueing::occupancy).await
     }
     async fn queue(
         &self,
@@ -336,13 +340,9 @@ impl Store for SqliteStore {
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>> {
-        let claimed = self
-            .write(move |tx| task_instances::claim(tx, &request))
-            .await?;
+        let claimed = self.write(move |tx| claims::claim(tx, &request)).await?;
         if !claimed.is_empty() && self.watchers.receiver_count() > 0 {
-            let runs: std::collections::BTreeSet<i64> =
-                claimed.iter().map(|c| c.ti.dag_run_id).collect();
-            self.changed([Change::Runs(runs.into_iter().collect())]);
+            self.changed([Change::Runs(ClaimedTask::runs_of(&claimed))]);
         }
         Ok(claimed)
     }
@@ -355,32 +355,30 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let claim_ids = claim_ids.to_vec();
-        self.write(move |tx| task_instances::heartbeat(tx, &claim_ids, lease_until))
+        self.write(move |tx| claims::heartbeat(tx, &claim_ids, lease_until))
             .await
     }
     async fn finish(&self, reports: Vec<FinishReport>) -> Result<Vec<TransitionResult>> {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        let (results, runs) = self
-            .write(move |tx| task_instances::finish(tx, &reports))
-            .await?;
+        check_finishes(&reports)?;
+        let (results, runs) = self.write(move |tx| finish::finish(tx, &reports)).await?;
         if !runs.is_empty() {
             self.changed([Change::Runs(runs)]);
         }
         Ok(results)
     }
     async fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
-        self.read(move |c| task_instances::expired_claims(c, now))
-            .await
+        self.read(move |c| claims::expired_claims(c, now)).await
     }
     async fn claims_of_worker(&self, worker_id: &str) -> Result<Vec<TaskInstance>> {
         let worker_id = worker_id.to_string();
-        self.read(move |c| task_instances::claims_of_worker(c, &worker_id))
+        self.read(move |c| claims::claims_of_worker(c, &worker_id))
             .await
     }
     async fn running_task_instances(&self) -> Result<Vec<TaskInstance>> {
-        self.read(task_instances::running).await
+        self.read(claims::running).await
     }
 
     async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend> {

@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use rusqlite::{
     params, params_from_iter, types::Value, Connection, OptionalExtension, Transaction,
 };
-use updraft_model::state::IllegalTransition;
 use updraft_store::*;
 
 use crate::codec::{instant, micros, opt_instant};
@@ -31,17 +30,20 @@ impl ManageStore for SqliteStore {
         .inspect(|_| self.changed([Change::Runs(vec![id])]))
     }
     async fn set_task_instance_note(&self, ti_id: i64, note: Option<String>) -> Result<()> {
-        self.write(move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE task_instance SET note = ?2 WHERE id = ?1",
+        let run = self
+            .write(move |tx| {
+                tx.query_row(
+                    "UPDATE task_instance SET note = ?2 WHERE id = ?1 RETURNING dag_run_id",
                     params![ti_id, note],
+                    |r| r.get::<_, i64>(0),
                 )
-                .map_err(db_err)?;
-            found(n, || format!("task instance #{ti_id}"))
-        })
-        .await
-        .inspect(|_| self.changed([Change::Everything]))
+                .optional()
+                .map_err(db_err)?
+                .ok_or_else(|| StoreError::NotFound(format!("task instance #{ti_id}")))
+            })
+            .await?;
+        self.changed([Change::Runs(vec![run])]);
+        Ok(())
     }
     async fn delete_dag_run(&self, id: i64) -> Result<()> {
         self.write(move |tx| {
@@ -249,15 +251,7 @@ fn mark_tis(tx: &Transaction, mark: &MarkTaskInstances) -> Result<Vec<TaskInstan
         ),
         params![mark.state.as_str()],
     )?;
-    if !mark.state.is_finished() {
-        if let Some(ti) = before.first() {
-            return Err(IllegalTransition {
-                from: ti.state,
-                to: mark.state,
-            }
-            .into());
-        }
-    }
+    mark.check(&before)?;
     let now = micros(mark.now);
     for ti in &before {
         let live = matches!(ti.state, TaskState::Running | TaskState::Restarting);

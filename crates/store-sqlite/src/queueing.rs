@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Transaction};
-use updraft_store::{QueueItem, Result, TaskState, Transition, TransitionResult};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use updraft_store::{Occupancy, QueueItem, Result, TaskState, Transition, TransitionResult};
 
 use crate::db_err;
 use crate::task_instances::{apply, Touched};
@@ -14,6 +14,42 @@ const DAG_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
     WHERE dag_id = ?1 AND state IN ('queued', 'running', 'restarting')";
 const POOL_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
     WHERE pool = ?1 AND state IN ('queued', 'running', 'restarting')";
+
+/// Task instances holding a slot of their DAG and pool; the condition is word for word that of
+/// the `task_instance_occupying` index.
+const OCCUPANCY: &str = "SELECT dag_id, pool, COUNT(*) FROM task_instance \
+    WHERE state IN ('queued', 'running', 'restarting') GROUP BY dag_id, pool";
+
+pub fn occupancy(conn: &Connection) -> Result<Occupancy> {
+    let mut occupancy = Occupancy::default();
+    let mut stmt = conn.prepare_cached(OCCUPANCY).map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+            ))
+        })
+        .map_err(db_err)?;
+    for row in rows {
+        let (dag_id, pool, n) = row.map_err(db_err)?;
+        *occupancy.per_dag.entry(dag_id).or_default() += n;
+        *occupancy.per_pool.entry(pool).or_default() += n;
+        occupancy.total += n;
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT name, slots FROM pool")
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+        .map_err(db_err)?;
+    for row in rows {
+        let (name, slots) = row.map_err(db_err)?;
+        occupancy.pool_slots.insert(name, slots);
+    }
+    Ok(occupancy)
+}
 
 /// Queues what fits; notes the runs and queues that got work in `touched`.
 pub(crate) fn queue(
@@ -81,10 +117,9 @@ pub(crate) fn queue(
 mod tests {
     use rusqlite::Connection;
 
-    use super::{DAG_OCCUPANCY, POOL_OCCUPANCY};
+    use super::{DAG_OCCUPANCY, OCCUPANCY, POOL_OCCUPANCY};
     use crate::runs::RUNNING_RUNS;
     use crate::schema::migrate;
-    use crate::task_instances::OCCUPANCY;
 
     /// The plan of `sql` as SQLite reports it, one step per line.
     fn plan(conn: &Connection, sql: &str) -> String {

@@ -235,6 +235,8 @@ macro_rules! __store_conformance_checks {
             watch {
                 watchers_see_a_trigger_queueing_a_claim_and_a_finish,
                 watchers_see_a_clear_and_a_pause,
+                watchers_see_marks_forced_states_deletes_and_notes,
+                a_moved_next_run_is_announced_for_its_dag_only,
                 writes_that_change_nothing_are_not_announced,
             }
         }

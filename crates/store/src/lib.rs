@@ -6,13 +6,16 @@
 
 mod auth;
 mod browse;
+pub mod codec;
 mod connection;
+mod dag_sync;
 mod event_log;
 mod execution;
 mod manage;
 mod record;
 mod secret;
 mod task_log;
+mod transition;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -23,12 +26,14 @@ use chrono::{DateTime, Utc};
 pub use auth::*;
 pub use browse::*;
 pub use connection::*;
+pub use dag_sync::*;
 pub use event_log::*;
 pub use execution::{DagSource, StoreExecution, TaskExecution};
 pub use manage::*;
 pub use record::*;
 pub use secret::Secrets;
 pub use task_log::{log_path, read_try_log, TryLog};
+pub use transition::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -222,6 +222,15 @@ pub struct ClaimedTask {
     pub dag_run: DagRun,
 }
 
+impl ClaimedTask {
+    /// The runs of `claimed`, each once and in id order: what a claim changed, for watchers.
+    pub fn runs_of(claimed: &[ClaimedTask]) -> Vec<i64> {
+        let runs: std::collections::BTreeSet<i64> =
+            claimed.iter().map(|c| c.ti.dag_run_id).collect();
+        runs.into_iter().collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinishReport {
     pub ti_id: i64,
@@ -410,6 +419,9 @@ pub enum Change {
     Runs(Vec<i64>),
     /// Task instances were queued on these queues.
     WorkQueued(Vec<String>),
+    /// What these DAGs' rows say about their scheduling changed (the next scheduled run),
+    /// not their definitions, runs or pauses: for readers only.
+    Dags(Vec<String>),
     /// DAGs, pauses or anything else: look at everything. Also sent after the notification
     /// connection was lost and restored, since changes in between were missed.
     Everything,

@@ -24,7 +24,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangeEvent {
     /// `runs` (task instances of `runs` changed, or the runs were created), `queues` (work
-    /// was queued) or `everything`.
+    /// was queued), `dags` (a DAG's next scheduled run moved) or `everything`.
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<i64>,
@@ -52,6 +52,10 @@ impl From<Change> for ChangeEvent {
             Change::WorkQueued(queues) => ChangeEvent {
                 kind: "queues",
                 queues,
+                ..nothing
+            },
+            Change::Dags(_) => ChangeEvent {
+                kind: "dags",
                 ..nothing
             },
             Change::Everything => ChangeEvent {

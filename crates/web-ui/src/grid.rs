@@ -33,18 +33,30 @@ pub struct GridCell {
     pub seconds: Option<f64>,
 }
 
-impl GridCell {
-    /// The duration in whole milliseconds, as the page's script reads it.
-    pub fn millis(&self) -> Option<u64> {
-        self.seconds.map(|s| (s * 1000.0).round().max(0.0) as u64)
-    }
-}
-
 /// A row: one task, with a cell per column (`None`: the task was not in that run's version).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridRow {
     pub task_id: String,
     pub cells: Vec<Option<GridCell>>,
+}
+
+impl GridRow {
+    /// The cells' durations in whole milliseconds, comma-separated in column order (empty for
+    /// a cell without one): what the page's script reads for its tooltips, once per row
+    /// instead of an attribute on each of thousands of cells.
+    pub fn millis(&self) -> String {
+        let mut out = String::with_capacity(self.cells.len() * 5);
+        for (i, cell) in self.cells.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            if let Some(seconds) = cell.as_ref().and_then(|c| c.seconds) {
+                let ms = (seconds * 1000.0).round().max(0.0) as u64;
+                out.push_str(&ms.to_string());
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -408,7 +408,7 @@
   function cellLabel(td) {
     var parts = cellParts(td);
     var state = td.className.replace(/^state-/, "").replace(/_/g, " ");
-    var ms = td.getAttribute("data-ms");
+    var ms = (td.parentElement.getAttribute("data-ms") || "").split(",")[td.cellIndex - 1] || null;
     return parts.task.textContent.trim() + ", " + parts.run.getAttribute("data-run") + ": " + state + (ms !== null ? ", " + seconds(Number(ms)) : "");
   }
   function focusCell(table, td) {

@@ -204,3 +204,29 @@ def test_names_used_in_type_hints_and_airflow_3_paths_import(dag_folder, stateme
     dag_folder.write("names.py", statement + "\nfrom airflow import DAG\nDAG('names')\n")
     answer = dag_folder.parse("names.py")
     assert answer["error"] is None, answer["error"]
+
+
+def test_pendulum_dates_and_zones_when_pendulum_is_installed(tmp_path, dag_folder):
+    pytest.importorskip("pendulum")
+    file = dag_folder.write("pend.py", """
+        import pendulum
+        from airflow.sdk import DAG, task
+
+        with DAG("pend", schedule="0 9 * * *", catchup=False,
+                 start_date=pendulum.datetime(2024, 7, 1, tz="Europe/Amsterdam"),
+                 end_date=pendulum.datetime(2030, 1, 1, tz="UTC")):
+            @task
+            def when(logical_date=None, data_interval_end=None):
+                return [type(logical_date).__module__.split(".")[0],
+                        logical_date.to_date_string(),
+                        (data_interval_end - logical_date).in_hours()]
+
+            when()
+    """)
+    doc = dag_folder.dag("pend.py")
+    assert (doc["start_date"], doc["timezone"], doc["end_date"]) == (
+        "2024-07-01T00:00:00+02:00", "Europe/Amsterdam", "2030-01-01T00:00:00+00:00")
+    from conftest import FakeWorker
+
+    _, finish, log = FakeWorker(tmp_path).run(file, "pend", "when")
+    assert finish["return_value"] == ["pendulum", "2024-03-01", 24], log

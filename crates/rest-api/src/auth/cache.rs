@@ -126,7 +126,7 @@ impl State {
                     self.entries.clear();
                     self.generation += 1;
                 }
-                Ok(Change::Runs(_) | Change::WorkQueued(_)) => {}
+                Ok(Change::Runs(_) | Change::WorkQueued(_) | Change::Dags(_)) => {}
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Closed) => {
                     self.entries.clear();

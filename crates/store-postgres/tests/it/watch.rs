@@ -1,12 +1,15 @@
 //! `Store::watch` across processes: a watcher hears its own store's commits and, through the
-//! database, every other store's — including the runs of work queued elsewhere, which a
-//! scheduler's change stream leaves out.
+//! database, every other store's — including the runs of work queued elsewhere, the
+//! scheduler's own transitions, claims and notes, which a scheduler's change stream leaves
+//! out.
 
 use std::time::Duration;
 
 use tokio::sync::broadcast::Receiver;
 use updraft_store::conformance::fixture::*;
-use updraft_store::{AuthStore, Change, QueueItem, Store, TaskState, TransitionResult};
+use updraft_store::{
+    AuthStore, Change, ManageStore, QueueItem, Store, TaskState, TransitionResult,
+};
 use updraft_store_postgres::testing::TestPostgres;
 
 /// The next change, failing the test if none comes in a long while.
@@ -41,6 +44,11 @@ async fn watchers_hear_changes_committed_through_another_store() {
 
     let a = ti(&elsewhere, run.id, "a").await;
     apply(&elsewhere, transition(&a, TaskState::Scheduled)).await;
+    assert_eq!(
+        next(&mut rx).await,
+        Change::Runs(vec![run.id]),
+        "a scheduler's transition"
+    );
     let item = QueueItem {
         ti_id: a.id,
         try_number: a.try_number,
@@ -54,6 +62,7 @@ async fn watchers_hear_changes_committed_through_another_store() {
     assert_eq!(next(&mut rx).await, Change::Runs(vec![run.id]), "queued");
 
     let claimed = claim_one(&elsewhere, "w").await;
+    assert_eq!(next(&mut rx).await, Change::Runs(vec![run.id]), "a claim");
     finish(&elsewhere, report(&claimed, TaskState::Failed)).await;
     assert_eq!(next(&mut rx).await, Change::Runs(vec![run.id]), "a finish");
 
@@ -62,6 +71,12 @@ async fn watchers_hear_changes_committed_through_another_store() {
         .await
         .unwrap();
     assert_eq!(next(&mut rx).await, Change::Runs(vec![run.id]), "a clear");
+
+    elsewhere
+        .set_dag_run_note(run.id, Some("seen".into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, Change::Runs(vec![run.id]), "a note");
 
     elsewhere.set_paused("d", true).await.unwrap();
     assert_eq!(next(&mut rx).await, Change::Everything, "a pause");
@@ -87,6 +102,7 @@ async fn watchers_hear_changes_committed_through_another_store() {
         .iter()
         .filter(|c| matches!(c, Change::Runs(ids) if *ids == vec![run.id]))
         .count();
+    // Transitions, claims and notes concern watchers only.
     assert_eq!(runs, 3, "trigger, finish and clear: {heard:?}");
 }
 

@@ -112,3 +112,80 @@ pub async fn writes_that_change_nothing_are_not_announced(db: &dyn TestDatabase)
     publish(&*store, &["d"]).await;
     assert_eq!(sent(&mut rx), vec![]);
 }
+
+pub async fn watchers_see_marks_forced_states_deletes_and_notes(db: &dyn TestDatabase) {
+    let (store, mut rx) = db.open_watched().await;
+    let run = queued_run(&*store, "d", "r", vec![task("a"), task("b")]).await;
+    claim_one(&*store, "w").await;
+    let a = ti(&*store, run.id, "a").await;
+    let b = ti(&*store, run.id, "b").await;
+    sent(&mut rx);
+
+    let marked = store
+        .mark_task_instances(crate::MarkTaskInstances {
+            ti_ids: vec![a.id],
+            state: TaskState::Success,
+            now: at(3),
+        })
+        .await
+        .expect("mark_task_instances");
+    assert_eq!(marked.len(), 1);
+    assert_eq!(sent(&mut rx), vec![Change::Runs(vec![run.id])], "a mark");
+
+    store
+        .set_dag_run_note(run.id, Some("looked at".into()))
+        .await
+        .expect("set_dag_run_note");
+    assert_eq!(
+        sent(&mut rx),
+        vec![Change::Runs(vec![run.id])],
+        "a run's note"
+    );
+    store
+        .set_task_instance_note(b.id, Some("slow".into()))
+        .await
+        .expect("set_task_instance_note");
+    assert_eq!(
+        sent(&mut rx),
+        vec![Change::Runs(vec![run.id])],
+        "a task instance's note"
+    );
+
+    store
+        .force_dag_run_state(run.id, crate::DagRunState::Failed, at(4))
+        .await
+        .expect("force_dag_run_state");
+    assert_eq!(
+        sent(&mut rx),
+        vec![Change::Runs(vec![run.id])],
+        "a forced state"
+    );
+
+    store.delete_dag_run(run.id).await.expect("delete_dag_run");
+    assert_eq!(
+        sent(&mut rx),
+        vec![Change::Runs(vec![run.id])],
+        "a deleted run"
+    );
+
+    store.delete_dag("d").await.expect("delete_dag");
+    assert_eq!(sent(&mut rx), vec![Change::Everything], "a deleted DAG");
+
+    // Failed: nothing committed, nothing announced.
+    assert!(store.set_task_instance_note(b.id, None).await.is_err());
+    assert!(store.delete_dag_run(run.id).await.is_err());
+    assert!(store.delete_dag("d").await.is_err());
+    assert_eq!(sent(&mut rx), vec![]);
+}
+
+pub async fn a_moved_next_run_is_announced_for_its_dag_only(db: &dyn TestDatabase) {
+    let (store, mut rx) = db.open_watched().await;
+    sync(&*store, vec![upsert(hourly("h"), "h1")]).await;
+    sent(&mut rx);
+    store
+        .set_next_dagrun("h", Some(at(60)))
+        .await
+        .expect("set_next_dagrun");
+    // Not "everything": readers' caches of DAG versions, users and run totals stay.
+    assert_eq!(sent(&mut rx), vec![Change::Dags(vec!["h".into()])]);
+}

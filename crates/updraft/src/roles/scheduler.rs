@@ -135,7 +135,8 @@ async fn follow_changes(app: &App, signal: Arc<SchedulerSignal>) -> bool {
         while let Some(change) = changes.recv().await {
             match change {
                 Change::Runs(runs) => signal.runs_changed(runs),
-                Change::Everything => signal.everything_changed(),
+                // A next run moved: when the due runs are is worked out again.
+                Change::Dags(_) | Change::Everything => signal.everything_changed(),
                 Change::WorkQueued(_) => {}
             }
         }

@@ -91,6 +91,29 @@ fn runs_are_columns_oldest_left_and_cells_follow_their_run() {
 }
 
 #[test]
+fn a_rows_durations_are_milliseconds_in_column_order() {
+    let row = GridRow {
+        task_id: "t".into(),
+        cells: vec![
+            Some(GridCell {
+                state: "success",
+                seconds: Some(1.2345),
+            }),
+            None,
+            Some(GridCell {
+                state: "queued",
+                seconds: None,
+            }),
+            Some(GridCell {
+                state: "running",
+                seconds: Some(60.0),
+            }),
+        ],
+    };
+    assert_eq!(row.millis(), "1235,,,60000");
+}
+
+#[test]
 fn a_running_duration_counts_to_now() {
     assert_eq!(seconds(Some(at(0)), None, at(7)), Some(7.0));
     assert_eq!(seconds(None, Some(at(7)), at(9)), None);

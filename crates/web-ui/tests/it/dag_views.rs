@@ -42,8 +42,12 @@ async fn the_grid_shows_runs_as_columns_and_cells_that_lead_to_task_instances() 
         "{body}"
     );
     assert!(
-        body.contains(r#"<td class="state-success" data-ms="#),
+        body.contains(r#"<td class="state-success"></td>"#),
         "{body}"
+    );
+    assert!(
+        body.contains(r#"<tr data-ms=""#),
+        "durations once per row: {body}"
     );
     assert!(body.contains(r#"<td class="state-failed""#), "{body}");
     assert!(

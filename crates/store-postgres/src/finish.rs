@@ -1,0 +1,198 @@
+//! Finished tries reported by workers: the state, the history row, the XCom and the log tail
+//! in one transaction, fenced by the claim.
+
+use std::collections::{BTreeSet, HashSet};
+
+use sqlx::PgConnection;
+use updraft_store::{log_tail_stored, FinishReport, Result, TransitionResult};
+
+use crate::codec::{col, micros, opt_micros};
+use crate::db_err;
+use crate::task_instances::{lock_rows, rounds};
+
+/// Records finished tries (already checked against the state machine). Returns one result per
+/// report and the runs whose task instances changed.
+pub async fn finish(
+    conn: &mut PgConnection,
+    reports: &[FinishReport],
+) -> Result<(Vec<TransitionResult>, Vec<i64>)> {
+    lock_rows(conn, reports.iter().map(|r| r.ti_id)).await?;
+    // Under the rows' locks, and while the claims still hold: a fenced try's tail is refused.
+    for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
+        log_tail_stored(chunk.ti_id, crate::logs::append(conn, &chunk).await)?;
+    }
+    let mut results = vec![TransitionResult::Conflict; reports.len()];
+    let mut changed_runs = BTreeSet::new();
+    for round in rounds(reports.iter().map(|r| r.ti_id)) {
+        let items: Vec<&FinishReport> = round.iter().map(|&i| &reports[i]).collect();
+        let rows = sqlx::query(
+            "UPDATE task_instance t SET state = b.state, end_date = b.end_date, \
+             next_retry_at = b.next_retry_at, infra_failures = t.infra_failures + b.infra, \
+             lease_until = NULL \
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
+                         $6::bigint[], $7::bigint[]) \
+                  AS b(id, try_number, claim_id, state, end_date, next_retry_at, infra) \
+             WHERE t.id = b.id AND t.try_number = b.try_number AND t.claim_id = b.claim_id \
+               AND t.state = 'running' \
+             RETURNING t.id, t.dag_run_id",
+        )
+        .bind(items.iter().map(|r| r.ti_id).collect::<Vec<_>>())
+        .bind(
+            items
+                .iter()
+                .map(|r| i64::from(r.try_number))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|r| r.claim_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(items.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
+        .bind(items.iter().map(|r| micros(r.end_date)).collect::<Vec<_>>())
+        .bind(
+            items
+                .iter()
+                .map(|r| opt_micros(r.next_retry_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|r| i64::from(r.infrastructure_failure))
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        let mut applied = HashSet::new();
+        for row in &rows {
+            applied.insert(col::<i64>(row, 0)?);
+            changed_runs.insert(col::<i64>(row, 1)?);
+        }
+        let (done, missed): (Vec<&FinishReport>, Vec<&FinishReport>) =
+            items.iter().partition(|r| applied.contains(&r.ti_id));
+        if !done.is_empty() {
+            sqlx::query(
+                "INSERT INTO task_try (ti_id, try_number, state, hostname, worker_id, \
+                 start_date, end_date, infrastructure_failure) \
+                 SELECT t.id, t.try_number, t.state, t.hostname, t.worker_id, t.start_date, \
+                        t.end_date, b.infra \
+                 FROM task_instance t JOIN UNNEST($1::bigint[], $2::bool[]) AS b(id, infra) \
+                      ON t.id = b.id \
+                 ON CONFLICT (ti_id, try_number) DO UPDATE SET state = excluded.state, \
+                 hostname = excluded.hostname, worker_id = excluded.worker_id, \
+                 start_date = excluded.start_date, end_date = excluded.end_date, \
+                 infrastructure_failure = excluded.infrastructure_failure",
+            )
+            .bind(done.iter().map(|r| r.ti_id).collect::<Vec<_>>())
+            .bind(
+                done.iter()
+                    .map(|r| r.infrastructure_failure)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+            let with_xcom: Vec<&FinishReport> =
+                done.iter().copied().filter(|r| r.xcom.is_some()).collect();
+            if !with_xcom.is_empty() {
+                let ids: Vec<i64> = with_xcom.iter().map(|r| r.ti_id).collect();
+                let values: Vec<String> = with_xcom
+                    .iter()
+                    .filter_map(|r| r.xcom.as_ref().map(|v| v.to_string()))
+                    .collect();
+                let written: Vec<i64> = with_xcom.iter().map(|r| micros(r.end_date)).collect();
+                sqlx::query(
+                    "INSERT INTO xcom (dag_run_id, task_id, map_index, key, value, timestamp) \
+                     SELECT t.dag_run_id, t.task_id, t.map_index, 'return_value', b.value, b.at \
+                     FROM task_instance t \
+                     JOIN UNNEST($1::bigint[], $2::text[], $3::bigint[]) AS b(id, value, at) \
+                          ON t.id = b.id \
+                     ON CONFLICT (dag_run_id, task_id, map_index, key) \
+                     DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp",
+                )
+                .bind(ids)
+                .bind(values)
+                .bind(written)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            }
+            for report in done.iter().filter(|r| !r.effects.is_empty()) {
+                apply_effects(conn, report).await?;
+            }
+            for &i in &round {
+                if applied.contains(&reports[i].ti_id) {
+                    results[i] = TransitionResult::Applied;
+                }
+            }
+        }
+        if !missed.is_empty() {
+            // A cleared try (restarting) is over once its worker reports: back to none.
+            let reset: Vec<i64> = sqlx::query_scalar(
+                "UPDATE task_instance t SET state = 'none', claim_id = NULL, lease_until = NULL, \
+                 start_date = NULL, end_date = NULL \
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) \
+                      AS b(id, try_number, claim_id) \
+                 WHERE t.id = b.id AND t.try_number = b.try_number AND t.claim_id = b.claim_id \
+                   AND t.state = 'restarting' \
+                 RETURNING t.dag_run_id",
+            )
+            .bind(missed.iter().map(|r| r.ti_id).collect::<Vec<_>>())
+            .bind(
+                missed
+                    .iter()
+                    .map(|r| i64::from(r.try_number))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                missed
+                    .iter()
+                    .map(|r| r.claim_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+            changed_runs.extend(reset);
+        }
+    }
+    Ok((results, changed_runs.into_iter().collect()))
+}
+
+/// A finished try's pushed XComs and the tasks of its run it skipped (those not started).
+async fn apply_effects(conn: &mut PgConnection, r: &FinishReport) -> Result<()> {
+    let at = micros(r.end_date);
+    for pushed in &r.effects.xcoms {
+        sqlx::query(
+            "INSERT INTO xcom (dag_run_id, task_id, map_index, key, value, timestamp) \
+             SELECT dag_run_id, task_id, map_index, $2, $3, $4 FROM task_instance WHERE id = $1 \
+             ON CONFLICT (dag_run_id, task_id, map_index, key) \
+             DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp",
+        )
+        .bind(r.ti_id)
+        .bind(&pushed.key)
+        .bind(pushed.value.to_string())
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    if !r.effects.skip.is_empty() {
+        sqlx::query(
+            "UPDATE task_instance SET state = 'skipped', start_date = $3, end_date = $3, \
+             next_retry_at = NULL \
+             WHERE dag_run_id = (SELECT dag_run_id FROM task_instance WHERE id = $1) \
+               AND task_id = ANY($2) AND state IN ('none', 'scheduled')",
+        )
+        .bind(r.ti_id)
+        .bind(&r.effects.skip)
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}

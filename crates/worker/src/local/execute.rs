@@ -1,0 +1,300 @@
+//! One claimed try, from its claim to its finish report: the DAG version it belongs to, what
+//! its operator makes of it, the process (with its log shipped to the server for a remote
+//! worker), and the state it ends in.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+use updraft_model::{retry, Task, TaskState};
+use updraft_store::{ClaimedTask, FinishReport, LogTail, StoreError};
+
+use super::operator;
+use super::reporter::Finished;
+use super::LocalWorker;
+use crate::log_shipper::{LogShipper, MAX_TAIL};
+use crate::process::{run_task_guarded, FailureReason, TaskLaunch, TaskOutcome};
+
+impl LocalWorker {
+    pub(super) fn start(
+        self: &Arc<Self>,
+        claimed: ClaimedTask,
+        finished: mpsc::UnboundedSender<Finished>,
+    ) {
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(claimed.claim_id.clone(), cancel_tx);
+        }
+        let worker = self.clone();
+        tokio::spawn(async move {
+            let claim_id = claimed.claim_id.clone();
+            let dag_run_id = claimed.ti.dag_run_id;
+            let report = worker.execute(claimed, cancel_rx).await;
+            if let Ok(mut unreported) = worker.unreported.lock() {
+                unreported.insert(claim_id.clone());
+            }
+            if let Ok(mut running) = worker.running.lock() {
+                running.remove(&claim_id);
+            }
+            let _ = finished.send(Finished { report, dag_run_id });
+            worker.work_queued.notify_one();
+        });
+    }
+
+    pub(super) async fn execute(
+        &self,
+        claimed: ClaimedTask,
+        cancel: watch::Receiver<bool>,
+    ) -> FinishReport {
+        let ti = &claimed.ti;
+        let log_path = crate::process::log_path(
+            &self.config.base_log_folder,
+            &ti.dag_id,
+            &ti.run_id,
+            &ti.task_id,
+            ti.try_number,
+        );
+        let report = |state: TaskState, next_retry_at, xcom| FinishReport {
+            ti_id: ti.id,
+            try_number: ti.try_number,
+            claim_id: claimed.claim_id.clone(),
+            state,
+            end_date: Utc::now(),
+            next_retry_at,
+            xcom,
+            infrastructure_failure: false,
+            log_tail: None,
+            effects: Default::default(),
+        };
+        let dag = match self
+            .dags
+            .get(
+                self.execution.as_ref(),
+                &ti.dag_id,
+                claimed.dag_run.dag_version,
+            )
+            .await
+        {
+            Ok(dag) => dag,
+            Err(e) => {
+                let mut r = report(TaskState::Failed, None, None);
+                r.log_tail = self
+                    .log_before_start(&log_path, &format!("cannot load the DAG definition: {e}"));
+                if let StoreError::Database(_) | StoreError::Unavailable(_) = e {
+                    // Transient: not the task's fault.
+                    r.state = TaskState::UpForRetry;
+                    r.next_retry_at = Some(Utc::now());
+                    r.infrastructure_failure = true;
+                }
+                return r;
+            }
+        };
+        let Some(task) = dag.task(&ti.task_id) else {
+            return FinishReport {
+                log_tail: self
+                    .log_before_start(&log_path, "the task is not in this version of the DAG"),
+                ..report(TaskState::Failed, None, None)
+            };
+        };
+        let failed = |task: &Task| {
+            let user_try = ti.try_number.saturating_sub(ti.infra_failures);
+            let (state, at) = retry::after_failure(task, user_try, Utc::now());
+            report(state, at, None)
+        };
+        let (launch, supervisor) = match self.prepare(&claimed, &dag, task, log_path.clone()).await
+        {
+            Ok(operator::Work::Process(launch)) => (*launch, None),
+            Ok(operator::Work::Python(prepared)) => (prepared.launch, Some(prepared.supervisor)),
+            Ok(operator::Work::Nothing) => return report(TaskState::Success, None, None),
+            Err(message) => {
+                return FinishReport {
+                    log_tail: self.log_before_start(&log_path, &message),
+                    ..failed(task)
+                };
+            }
+        };
+        debug!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "task started");
+        let (outcome, log_tail) = if self.execution.ships_logs() {
+            self.run_shipping_logs(&claimed, launch, cancel, log_path.clone())
+                .await
+        } else {
+            let outcome = run_task_guarded(launch, cancel, self.reaper.as_ref()).await;
+            (outcome, None)
+        };
+        let python = supervisor.map(|s| s.finish());
+        let mut finished = match (outcome, python) {
+            // Killed or timed out: as any process, whatever the child said before.
+            (outcome @ TaskOutcome::Failed { .. }, Some((None, _)))
+            | (outcome, None)
+            | (
+                outcome @ TaskOutcome::Failed {
+                    reason: FailureReason::Killed | FailureReason::TimedOut(_),
+                },
+                Some(_),
+            ) => self.process_finish(&claimed, task, outcome),
+            (_, Some((None, _))) => {
+                write_log_line(
+                    &log_path,
+                    "the Python process exited without reporting how the task ended",
+                );
+                failed(task)
+            }
+            (_, Some((Some(finish), pushed))) => {
+                let mut finished = match finish.state {
+                    operator::FinishState::Success => {
+                        let xcom = finish.return_value.filter(|_| task.do_xcom_push);
+                        report(TaskState::Success, None, xcom)
+                    }
+                    operator::FinishState::Skipped => report(TaskState::Skipped, None, None),
+                    operator::FinishState::Failed if finish.retry => failed(task),
+                    // AirflowFailException: failed for good, whatever the retries left.
+                    operator::FinishState::Failed => report(TaskState::Failed, None, None),
+                };
+                if let Some(error) = &finish.error {
+                    info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %error, "python task ended with an error");
+                }
+                finished.effects = updraft_store::TryEffects {
+                    xcoms: pushed,
+                    skip: finish.skip,
+                };
+                finished
+            }
+        };
+        finished.log_tail = log_tail;
+        finished
+    }
+
+    /// The report of a try from how its process ended (bash tasks, and Python tasks that
+    /// did not report).
+    fn process_finish(
+        &self,
+        claimed: &ClaimedTask,
+        task: &Task,
+        outcome: TaskOutcome,
+    ) -> FinishReport {
+        let ti = &claimed.ti;
+        let report = |state: TaskState, next_retry_at, xcom| FinishReport {
+            ti_id: ti.id,
+            try_number: ti.try_number,
+            claim_id: claimed.claim_id.clone(),
+            state,
+            end_date: Utc::now(),
+            next_retry_at,
+            xcom,
+            infrastructure_failure: false,
+            log_tail: None,
+            effects: Default::default(),
+        };
+        let failed = |task: &Task| {
+            let user_try = ti.try_number.saturating_sub(ti.infra_failures);
+            let (state, at) = retry::after_failure(task, user_try, Utc::now());
+            report(state, at, None)
+        };
+        match outcome {
+            TaskOutcome::Success { xcom } => {
+                let xcom = xcom
+                    .filter(|_| task.do_xcom_push)
+                    .map(serde_json::Value::String);
+                report(TaskState::Success, None, xcom)
+            }
+            TaskOutcome::Skipped { .. } => report(TaskState::Skipped, None, None),
+            TaskOutcome::Failed { reason } => {
+                info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %reason, "task failed");
+                if reason == FailureReason::Killed {
+                    // Cancelled by a shutdown or a lost claim: not the task's fault.
+                    let (state, at) = retry::after_infrastructure_failure(
+                        task,
+                        ti.try_number,
+                        ti.infra_failures,
+                        Utc::now(),
+                    );
+                    FinishReport {
+                        infrastructure_failure: true,
+                        ..report(state, at, None)
+                    }
+                } else {
+                    failed(task)
+                }
+            }
+        }
+    }
+
+    /// Logs why a try could not start (a template error, say). A remote worker's file stays on
+    /// its machine, so the log so far goes with the finish report: the user reads the reason
+    /// where they read every log.
+    fn log_before_start(&self, log_path: &Path, message: &str) -> Option<LogTail> {
+        write_log_line(log_path, message);
+        if !self.execution.ships_logs() {
+            return None;
+        }
+        let log = std::fs::read(log_path).ok()?;
+        (log.len() <= MAX_TAIL).then(|| LogTail {
+            offset: 0,
+            data: String::from_utf8_lossy(&log).into_owned(),
+        })
+    }
+
+    /// Runs the try while its log is sent to the server; a fenced claim kills the task. The
+    /// end of the log not sent yet goes with the finish report.
+    async fn run_shipping_logs(
+        &self,
+        claimed: &ClaimedTask,
+        launch: TaskLaunch,
+        mut cancel: watch::Receiver<bool>,
+        log_path: PathBuf,
+    ) -> (TaskOutcome, Option<LogTail>) {
+        let shipper = LogShipper::new(
+            self.execution.clone(),
+            log_path,
+            claimed.ti.id,
+            claimed.ti.try_number,
+            claimed.claim_id.clone(),
+        );
+        let (done_tx, done_rx) = watch::channel(false);
+        let (fenced_tx, mut fenced_rx) = watch::channel(false);
+        let shipping = tokio::spawn(shipper.run(done_rx, fenced_tx));
+        // Cancelled by the worker, or by the server refusing the log of a try that is no
+        // longer ours.
+        let (kill_tx, kill_rx) = watch::channel(false);
+        let relay = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = cancel.changed() => {
+                        if changed.is_err() { return; }
+                        if *cancel.borrow() { let _ = kill_tx.send(true); return; }
+                    }
+                    changed = fenced_rx.changed() => {
+                        if changed.is_err() { continue; }
+                        if *fenced_rx.borrow() {
+                            warn!("the server refused the log of this try: claim lost; killing the task");
+                            let _ = kill_tx.send(true);
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let outcome = run_task_guarded(launch, kill_rx, self.reaper.as_ref()).await;
+        relay.abort();
+        let _ = done_tx.send(true);
+        let tail = shipping.await.ok().flatten();
+        (outcome, tail)
+    }
+}
+
+fn write_log_line(path: &Path, message: &str) {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let _ = writeln!(f, "[{ts}] {{updraft}} {message}");
+    }
+}
