@@ -121,8 +121,7 @@ struct Cached {
 #[derive(Debug)]
 enum Outcome {
     Loaded(Box<LoadedDag>),
-    /// The DAGs a Python file defined (any number). Never recorded: a new process runs the
-    /// file again, since a record cannot tell whether the modules it imported changed.
+    /// The DAGs a Python file defined (any number); recorded only as `folder/python.rs` says.
     Python(Vec<LoadedDag>),
     Failed(String),
     /// Known from a record only: the file was not parsed by this process.
@@ -228,13 +227,14 @@ impl DagFolder {
                 &self.root,
                 parser.as_ref(),
                 &mut self.python_cache,
+                &mut records,
                 python_files,
                 &mut stats,
             );
             visits.extend(
                 outcomes
                     .into_iter()
-                    .map(|(path, outcome)| (path, outcome, false, None)),
+                    .map(|v| (v.path, v.outcome, v.unchanged, v.record)),
             );
             visits.sort_by(|a, b| a.0.cmp(&b.0));
         }
@@ -257,7 +257,9 @@ impl DagFolder {
                         }
                     }
                 }
-                if !taken.is_empty() {
+                if taken.is_empty() {
+                    scan.files.extend(record.clone());
+                } else {
                     scan.import_errors.push(ImportError {
                         filename: path.clone(),
                         error: taken.join("\n"),
@@ -339,6 +341,7 @@ impl Cached {
             Outcome::Loaded(loaded) => FileOutcome::Dag(loaded.dag.dag_id.clone()),
             Outcome::Failed(error) => FileOutcome::ImportError(error.clone()),
             Outcome::Recorded(outcome) => outcome.clone(),
+            // Recorded by `folder/python.rs`, never from this cache.
             Outcome::Python(_) => return None,
         };
         Some(FileRecord {

@@ -4,13 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{content_hash, parse_dag_source, Format, LoadedDag};
+use crate::{parse_dag_source, Format, LoadedDag};
 
 /// Runs Python DAG files and reports what each defined.
 pub trait PythonParser: Send + Sync {
     /// Parses `files` (absolute paths below `folder`), several at once as the parser sees
     /// fit; one answer per file, in the same order.
     fn parse(&self, folder: &Path, files: &[PathBuf]) -> Vec<PythonAnswer>;
+
+    /// What besides a file decides what it loads to (the SDK, the interpreter): part of the
+    /// hash a file's record carries, so that a record made with another SDK is not trusted.
+    fn salt(&self) -> String;
 }
 
 /// What running one Python DAG file gave.
@@ -22,6 +26,10 @@ pub struct PythonAnswer {
     /// Modules under the DAG folder the file imported (absolute paths): a change to one of
     /// them is a change of the file.
     pub imports: Vec<PathBuf>,
+    /// The file ran to its end (an answer, or an exception it raised), so running it again
+    /// unchanged gives the same; `false` for a timeout, a crash, an interpreter that could
+    /// not start.
+    pub settled: bool,
 }
 
 /// Whether a `.py` file may define DAGs: like Airflow's safe mode, a file that does not
@@ -40,10 +48,14 @@ pub fn is_python(path: &Path) -> bool {
 /// Turns the documents a Python file answered into loaded DAGs, each validated by the JSON
 /// loader. `source` is the file's text, kept as the DAG's source (the Code view, and what a
 /// worker executes at the run's pinned version).
+///
+/// `content_hash`: the hash each DAG is published with; `None` hashes the file with the DAG's
+/// document (a definition can change while the file does not, when a module it imports does).
 pub fn load_python_dags(
     path: &Path,
     source: &str,
     documents: &[serde_json::Value],
+    content_hash: Option<&str>,
 ) -> Result<Vec<LoadedDag>, String> {
     let default_dag_id = path
         .file_stem()
@@ -74,14 +86,20 @@ pub fn load_python_dags(
             Ok(dag) => {
                 // The definition can change while the file does not (a module it imports
                 // changed): the hash covers both, so such a change is a new version.
-                let mut hashed = source.as_bytes().to_vec();
-                hashed.push(0);
-                hashed.extend_from_slice(text.as_bytes());
+                let hash = match content_hash {
+                    Some(hash) => hash.to_string(),
+                    None => {
+                        let mut hashed = source.as_bytes().to_vec();
+                        hashed.push(0);
+                        hashed.extend_from_slice(text.as_bytes());
+                        crate::content_hash(&hashed)
+                    }
+                };
                 loaded.push(LoadedDag {
                     dag,
                     fileloc: path.to_path_buf(),
                     source: source.to_string(),
-                    content_hash: content_hash(&hashed),
+                    content_hash: hash,
                 });
             }
             Err(error) => errors.push(format!(
@@ -116,7 +134,7 @@ mod tests {
             serde_json::json!({"dag_id": "a", "tasks": [{"task_id": "t", "operator": "python", "python_callable": "f"}]}),
             serde_json::json!({"dag_id": "b", "tasks": [{"task_id": "t", "operator": "empty"}]}),
         ];
-        let loaded = load_python_dags(path, "source", &docs).unwrap();
+        let loaded = load_python_dags(path, "source", &docs, None).unwrap();
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded[0].dag.dag_id, "a");
         assert_eq!(loaded[1].dag.dag_id, "b");
@@ -126,12 +144,12 @@ mod tests {
         let bad = vec![
             serde_json::json!({"dag_id": "c", "tasks": [{"task_id": "t", "operator": "nope"}]}),
         ];
-        let error = load_python_dags(path, "source", &bad).unwrap_err();
+        let error = load_python_dags(path, "source", &bad, None).unwrap_err();
         assert!(error.contains("DAG `c`"), "{error}");
         assert!(error.contains("unknown operator `nope`"), "{error}");
 
         let twice = vec![docs[1].clone(), docs[1].clone()];
-        let error = load_python_dags(path, "source", &twice).unwrap_err();
+        let error = load_python_dags(path, "source", &twice, None).unwrap_err();
         assert!(error.contains("dag_id `b` is defined twice"), "{error}");
     }
 }

@@ -71,6 +71,7 @@ impl ParseChildren {
         let failed = |message: String| PythonAnswer {
             dags: Err(message),
             imports: Vec::new(),
+            settled: false,
         };
         let mut command = Command::new(&self.config.interpreter);
         command
@@ -166,6 +167,7 @@ impl ParseChildren {
         let failed = |message: String| PythonAnswer {
             dags: Err(message),
             imports: Vec::new(),
+            settled: false,
         };
         let status = match ended.status {
             Ok(status) => status,
@@ -201,6 +203,7 @@ impl ParseChildren {
         PythonAnswer {
             dags,
             imports: answer.imports,
+            settled: true,
         }
     }
 }
@@ -241,6 +244,14 @@ fn stderr_tail(stderr: &[u8]) -> String {
 }
 
 impl PythonParser for ParseChildren {
+    fn salt(&self) -> String {
+        format!(
+            "sdk {} python {}",
+            crate::sdk::content_hash(),
+            self.config.interpreter
+        )
+    }
+
     fn parse(&self, folder: &Path, files: &[PathBuf]) -> Vec<PythonAnswer> {
         let next = AtomicUsize::new(0);
         let answers: Vec<Mutex<Option<PythonAnswer>>> =
@@ -272,6 +283,7 @@ impl PythonParser for ParseChildren {
                 slot.into_inner().ok().flatten().unwrap_or(PythonAnswer {
                     dags: Err("the file's parse did not finish".to_string()),
                     imports: Vec::new(),
+                    settled: false,
                 })
             })
             .collect()

@@ -142,3 +142,85 @@ fn python_files_are_run_once_until_they_or_their_imports_change() {
     let ids: Vec<PathBuf> = scan.dags.iter().map(|d| d.fileloc.clone()).collect();
     assert_eq!(ids, vec![dags.join("y.yaml")]);
 }
+
+#[test]
+fn another_process_trusts_the_records_of_self_contained_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = dir.path().join("sdk");
+    std::fs::create_dir_all(sdk.join("updraft")).unwrap();
+    std::fs::write(sdk.join("updraft/__init__.py"), "").unwrap();
+    std::fs::write(sdk.join("updraft/_parse.py"), STAND_IN).unwrap();
+    let dags = dir.path().join("dags");
+    std::fs::create_dir_all(&dags).unwrap();
+    let parser = Arc::new(ParseChildren::new(
+        PythonConfig {
+            parse_timeout: Duration::from_secs(20),
+            ..PythonConfig::default()
+        },
+        sdk,
+    ));
+    rewrite(
+        &dags.join("helper.py"),
+        "TASKS = [{'task_id': 'one', 'operator': 'empty'}]\n",
+    );
+    rewrite(
+        &dags.join("alone.py"),
+        "DAGS = [{'dag_id': 'alone', 'tasks': [{'task_id': 'e', 'operator': 'empty'}]}]\n",
+    );
+    rewrite(
+        &dags.join("raises.py"),
+        "DAG = 1\nraise ValueError('always')\n",
+    );
+    rewrite(
+        &dags.join("imports.py"),
+        "import helper\nDAGS = [{'dag_id': 'imp', 'tasks': helper.TASKS}]\n",
+    );
+    rewrite(
+        &dags.join("two.py"),
+        "DAGS = [{'dag_id': 't1', 'tasks': [{'task_id': 'e', 'operator': 'empty'}]}, \
+         {'dag_id': 't2', 'tasks': [{'task_id': 'e', 'operator': 'empty'}]}]\n",
+    );
+
+    let first = DagFolder::with_python(dags.clone(), parser.clone())
+        .scan()
+        .unwrap();
+    assert_eq!(first.dags.len(), 4);
+    let recorded: Vec<PathBuf> = first.files.iter().map(|r| r.path.clone()).collect();
+    // Self-contained and settled: recorded. With imports or several DAGs: not.
+    assert_eq!(
+        recorded,
+        vec![dags.join("alone.py"), dags.join("raises.py")]
+    );
+    let alone = first.dags.iter().find(|d| d.dag.dag_id == "alone").unwrap();
+    assert_eq!(alone.content_hash, first.files[0].content_hash);
+    assert_eq!(runs(dir.path()).len(), 4);
+
+    // A new process, given those records: runs only the files they cannot vouch for, and
+    // reports the recorded error again.
+    let mut second = DagFolder::with_python(dags.clone(), parser.clone());
+    let scan = second.scan_with_records(first.files.clone()).unwrap();
+    let mut ran = runs(dir.path())[4..].to_vec();
+    ran.sort();
+    assert_eq!(ran, vec!["imports.py", "two.py"]);
+    let ids: Vec<&str> = scan.dags.iter().map(|d| d.dag.dag_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["imp", "t1", "t2"],
+        "alone is published as recorded"
+    );
+    assert_eq!(scan.import_errors.len(), 1);
+    assert!(scan.import_errors[0].error.contains("ValueError: always"));
+    assert_eq!(scan.files.len(), 2);
+
+    // Its own cache then keeps them all; a change to the recorded file runs it.
+    let _ = second.scan_with_records(scan.files.clone()).unwrap();
+    assert_eq!(runs(dir.path()).len(), 6);
+    rewrite(
+        &dags.join("alone.py"),
+        "DAGS = [{'dag_id': 'alone', 'tasks': [{'task_id': 'changed', 'operator': 'empty'}]}]\n",
+    );
+    let scan = second.scan_with_records(scan.files.clone()).unwrap();
+    assert_eq!(runs(dir.path()).len(), 7);
+    let alone = scan.dags.iter().find(|d| d.dag.dag_id == "alone").unwrap();
+    assert_eq!(alone.dag.tasks[0].task_id, "changed");
+}

@@ -1,5 +1,11 @@
 //! The Python files of a DAG folder: run by the [`PythonParser`] only when the file or a
 //! module it imported from the folder changed since this process last ran it.
+//!
+//! A file that imports nothing from the folder, ran to its end and defined one DAG (or raised)
+//! is also recorded like a YAML file ([`FileRecord`], keyed by a hash of its content and of the
+//! parser's [`salt`](PythonParser::salt)), so another process does not run it again while it
+//! is unchanged. A file that imports from the folder is run once by every process: a record
+//! cannot say whether an imported module changed.
 
 use std::collections::HashMap;
 use std::fs;
@@ -9,8 +15,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{now, racy, to_micros, Found, Outcome, ScanStats};
+use super::{now, racy, to_micros, FileOutcome, FileRecord, Found, Outcome, ScanStats};
 use crate::python::{load_python_dags, might_define_dags, PythonParser};
+use crate::PARSER_VERSION;
 
 /// A file's (mtime, size) as last seen; `None` when it could not be looked at.
 type Stamp = (PathBuf, Option<(Option<DateTime<Utc>>, u64)>);
@@ -25,7 +32,18 @@ pub(super) struct PyCached {
     /// sha256 over the file and the modules it imported (path and content of each).
     fingerprint: String,
     imports: Vec<PathBuf>,
-    pub(super) outcome: Arc<Outcome>,
+    outcome: Arc<Outcome>,
+    /// What to record of it, when it can be recorded.
+    record: Option<FileRecord>,
+}
+
+/// One Python file brought up to date, as the folder scan takes it.
+pub(super) struct PyVisit {
+    pub path: PathBuf,
+    pub outcome: Arc<Outcome>,
+    /// Its record still holds: what it loaded to is published already.
+    pub unchanged: bool,
+    pub record: Option<FileRecord>,
 }
 
 fn stamp(path: &Path) -> Option<(Option<DateTime<Utc>>, u64)> {
@@ -51,22 +69,40 @@ fn fingerprint(content: &[u8], imports: &[PathBuf]) -> String {
     crate::content_hash(&hashed)
 }
 
+/// The content hash a record of a Python file (and the DAG it defined) carries: the file and
+/// what else decides what it loads to (the parser's salt: its SDK, its interpreter).
+fn record_hash(content: &[u8], salt: &str) -> String {
+    let mut hashed = content.to_vec();
+    hashed.push(0);
+    hashed.extend_from_slice(salt.as_bytes());
+    crate::content_hash(&hashed)
+}
+
 /// Brings the Python files up to date: from `cache` when neither they nor their imports
-/// changed, else by running them (all that changed in one call, so the parser runs them
-/// side by side). Answers each file's outcome; files that vanished or that safe mode skips
-/// are left out.
+/// changed, from `records` when an earlier process recorded an unchanged file, else by running
+/// them (all that changed in one call, so the parser runs them side by side). Files that
+/// vanished or that safe mode skips are left out.
 pub(super) fn scan_python(
     folder: &Path,
     parser: &dyn PythonParser,
     cache: &mut HashMap<PathBuf, PyCached>,
+    records: &mut HashMap<PathBuf, FileRecord>,
     files: Vec<Found>,
     stats: &mut ScanStats,
-) -> Vec<(PathBuf, Arc<Outcome>)> {
-    let mut kept: HashMap<PathBuf, PyCached> = HashMap::with_capacity(files.len());
+) -> Vec<PyVisit> {
+    let salt = parser.salt();
+    let mut kept: HashMap<PathBuf, (PyCached, bool)> = HashMap::with_capacity(files.len());
     let mut to_parse: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for file in files {
-        let previous = cache.remove(&file.path);
+        let record = records.remove(&file.path);
+        // A recorded outcome stands only while the database still holds the record.
+        let previous = cache.remove(&file.path).filter(|p| {
+            !matches!(p.outcome.as_ref(), Outcome::Recorded(_))
+                || record.as_ref().map(|r| &r.content_hash)
+                    == p.record.as_ref().map(|r| &r.content_hash)
+        });
         if let Some(previous) = previous {
+            let unchanged = matches!(previous.outcome.as_ref(), Outcome::Recorded(_));
             // Stamps taken too close to a write prove nothing: then the content decides.
             let same = !previous.racy
                 && previous
@@ -74,7 +110,7 @@ pub(super) fn scan_python(
                     .iter()
                     .all(|(path, seen)| stamp(path) == *seen);
             if same {
-                kept.insert(file.path, previous);
+                kept.insert(file.path, (previous, unchanged));
                 continue;
             }
             // Changed (or untrusted) stamps: run it again only if some content changed.
@@ -88,14 +124,12 @@ pub(super) fn scan_python(
                 let read_at = now();
                 let stamps = stamps_of(&file.path, &previous.imports);
                 let racy = is_racy(&stamps, read_at);
-                kept.insert(
-                    file.path,
-                    PyCached {
-                        stamps,
-                        racy,
-                        ..previous
-                    },
-                );
+                let cached = PyCached {
+                    stamps,
+                    racy,
+                    ..previous
+                };
+                kept.insert(file.path, (cached, unchanged));
                 continue;
             }
             to_parse.push((file.path, content));
@@ -104,8 +138,26 @@ pub(super) fn scan_python(
         let Some(content) = read(&file.path, stats) else {
             continue;
         };
-        if might_define_dags(&content) {
-            to_parse.push((file.path, content));
+        if !might_define_dags(&content) {
+            continue;
+        }
+        let hash = record_hash(&content, &salt);
+        match record.filter(|r| r.content_hash == hash) {
+            Some(record) => {
+                stats.unchanged += 1;
+                let read_at = now();
+                let stamps = stamps_of(&file.path, &[]);
+                let cached = PyCached {
+                    racy: is_racy(&stamps, read_at),
+                    stamps,
+                    fingerprint: fingerprint(&content, &[]),
+                    imports: Vec::new(),
+                    outcome: Arc::new(Outcome::Recorded(record.outcome.clone())),
+                    record: Some(record),
+                };
+                kept.insert(file.path, (cached, true));
+            }
+            None => to_parse.push((file.path, content)),
         }
     }
 
@@ -116,13 +168,6 @@ pub(super) fn scan_python(
         for ((path, content), answer) in to_parse.into_iter().zip(answers) {
             let read_at = now();
             let source = String::from_utf8_lossy(&content);
-            let outcome = match answer.dags {
-                Ok(documents) => match load_python_dags(&path, &source, &documents) {
-                    Ok(dags) => Outcome::Python(dags),
-                    Err(error) => Outcome::Failed(error),
-                },
-                Err(error) => Outcome::Failed(error),
-            };
             let mut imports: Vec<PathBuf> = answer
                 .imports
                 .into_iter()
@@ -130,26 +175,64 @@ pub(super) fn scan_python(
                 .collect();
             imports.sort();
             imports.dedup();
+            // Only what the file alone decides is recorded: no imports from the folder, and
+            // an outcome of its own (not a timeout or a crash, which may not happen again).
+            let hash = (answer.settled && imports.is_empty()).then(|| record_hash(&content, &salt));
+            let outcome = match answer.dags {
+                Ok(documents) => {
+                    let single = hash.as_deref().filter(|_| documents.len() == 1);
+                    match load_python_dags(&path, &source, &documents, single) {
+                        Ok(dags) => Outcome::Python(dags),
+                        Err(error) => Outcome::Failed(error),
+                    }
+                }
+                Err(error) => Outcome::Failed(error),
+            };
             let stamps = stamps_of(&path, &imports);
-            let racy = is_racy(&stamps, read_at);
-            kept.insert(
-                path,
-                PyCached {
-                    stamps,
-                    racy,
-                    fingerprint: fingerprint(&content, &imports),
-                    imports,
-                    outcome: Arc::new(outcome),
-                },
-            );
+            let recorded = match &outcome {
+                Outcome::Python(dags) if dags.len() == 1 => {
+                    Some(FileOutcome::Dag(dags[0].dag.dag_id.clone()))
+                }
+                Outcome::Failed(error) => Some(FileOutcome::ImportError(error.clone())),
+                _ => None,
+            };
+            let record = hash.zip(recorded).map(|(content_hash, outcome)| {
+                let (mtime, size) = stamps[0].1.unwrap_or((None, content.len() as u64));
+                FileRecord {
+                    path: path.clone(),
+                    mtime,
+                    size,
+                    content_hash,
+                    recorded_at: read_at,
+                    parser_version: PARSER_VERSION.to_string(),
+                    outcome,
+                }
+            });
+            let cached = PyCached {
+                racy: is_racy(&stamps, read_at),
+                stamps,
+                fingerprint: fingerprint(&content, &imports),
+                imports,
+                outcome: Arc::new(outcome),
+                record,
+            };
+            kept.insert(path, (cached, false));
         }
     }
-    let outcomes = kept
+    let visits = kept
         .iter()
-        .map(|(path, cached)| (path.clone(), Arc::clone(&cached.outcome)))
+        .map(|(path, (cached, unchanged))| PyVisit {
+            path: path.clone(),
+            outcome: Arc::clone(&cached.outcome),
+            unchanged: *unchanged,
+            record: cached.record.clone(),
+        })
         .collect();
-    *cache = kept;
-    outcomes
+    *cache = kept
+        .into_iter()
+        .map(|(path, (cached, _))| (path, cached))
+        .collect();
+    visits
 }
 
 fn read(path: &Path, stats: &mut ScanStats) -> Option<Vec<u8>> {

@@ -139,6 +139,8 @@ def branching():
 
     @task
     def left():
+        from airflow.models import Variable
+        print("the key is " + Variable.get("api_key"))
         return "went left"
 
     @task
@@ -177,6 +179,7 @@ fn a_branch_skips_the_path_not_taken_and_a_fail_exception_is_not_retried() {
     }
     let home = Home::new();
     home.write_dag("branching.py", BRANCHING);
+    home.ok(&["variables", "set", "api_key", "s3cr3t-value"]);
     // The run fails (`refuse`), so the command exits non-zero; its document still says why.
     let out = home.run(&["dags", "test", "branching", "--output", "json"]);
     assert!(!out.status.success());
@@ -190,6 +193,11 @@ fn a_branch_skips_the_path_not_taken_and_a_fail_exception_is_not_retried() {
     assert_eq!(state_of(&doc, "refuse"), "failed", "{doc:#}");
     assert_eq!(crate::fixture::try_of(&doc, "refuse"), 1, "{doc:#}");
     assert_eq!(doc["state"], "failed", "{doc:#}");
+    // A secret the callable read is masked in its log.
+    let run_id = doc["run_id"].as_str().unwrap();
+    let log = home.ok(&["tasks", "logs", "branching", run_id, "left"]);
+    assert!(log.contains("the key is ***"), "{log}");
+    assert!(!log.contains("s3cr3t-value"), "{log}");
 }
 
 #[test]

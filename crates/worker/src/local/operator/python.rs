@@ -46,9 +46,23 @@ impl LocalWorker {
             .dag_source(&ti.dag_id, claimed.dag_run.dag_version)
             .await
             .map_err(|e| format!("cannot read the DAG file's source: {e}"))?;
-        let (ctx, mask) = self
+        let (ctx, _) = self
             .template_context(claimed, dag, task, std::iter::empty())
             .await?;
+        // The callable may read any variable or connection (no template tells which), so
+        // the log masks every secret one of them holds, as Airflow's does.
+        let variables = self
+            .execution
+            .variables()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let connections = crate::secrets::template_connections(self.execution.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mask =
+            crate::secrets::log_masker(&self.config.sensitive_names, &variables, &connections);
         let render = |what: &str, t: &str| {
             self.renderer
                 .render(t, &ctx)

@@ -347,3 +347,167 @@ pub(super) fn context_json(
         "upstream": upstream,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+    use updraft_store::conformance::fixture::{claim_one, queued_run, task};
+    use updraft_store::{Store, StoreExecution, XCom};
+    use updraft_store_sqlite::SqliteStore;
+
+    /// The child's end of the socket, as the SDK uses it: one request, one answer.
+    struct Child {
+        lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+        write: tokio::net::unix::OwnedWriteHalf,
+    }
+
+    impl Child {
+        async fn ask(&mut self, request: Value) -> Value {
+            let mut out = request.to_string().into_bytes();
+            out.push(b'\n');
+            self.write.write_all(&out).await.unwrap();
+            let line = self.lines.next_line().await.unwrap().expect("an answer");
+            serde_json::from_str(&line).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_socket_serves_the_protocol_and_keeps_what_the_child_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("updraft.db")).unwrap());
+        let run = queued_run(&*store, "d", "r", vec![task("a"), task("b")]).await;
+        let claimed = claim_one(&*store, "w").await;
+        let other = if claimed.ti.task_id == "a" { "b" } else { "a" };
+        store
+            .put_xcom(
+                updraft_store::XComKey {
+                    dag_id: "d".into(),
+                    run_id: "r".into(),
+                    task_id: other.into(),
+                    map_index: -1,
+                    key: "return_value".into(),
+                },
+                json!({"n": 1}),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        store.set_variable("v", "value").await.unwrap();
+        let execution: Arc<dyn TaskExecution> = Arc::new(StoreExecution(store.clone()));
+        let try_dir = tempfile::tempdir().unwrap();
+        let socket = try_dir.path().join("s.sock");
+        let supervisor = Supervisor::start(
+            &socket,
+            try_dir,
+            json!({"dag_id": "d"}),
+            execution,
+            claimed.clone(),
+        )
+        .unwrap();
+
+        let stream = UnixStream::connect(&socket).await.unwrap();
+        let (read, write) = stream.into_split();
+        let mut child = Child {
+            lines: BufReader::new(read).lines(),
+            write,
+        };
+        let own = claimed.ti.task_id.clone();
+        assert_eq!(
+            child.ask(json!({"op": "start"})).await,
+            json!({"ok": true, "context": {"dag_id": "d"}})
+        );
+        assert_eq!(
+            child
+                .ask(json!({"op": "xcom_push", "key": "k", "value": [1, 2]}))
+                .await,
+            json!({"ok": true})
+        );
+        // Stored XComs, this try's own pushes (not stored yet), and nulls for the rest.
+        let pulled = child
+            .ask(json!({"op": "xcom_pull", "task_ids": [other, "nope"], "key": null}))
+            .await;
+        assert_eq!(pulled, json!({"ok": true, "values": [{"n": 1}, null]}));
+        let pulled = child
+            .ask(json!({"op": "xcom_pull", "task_ids": own, "key": "k"}))
+            .await;
+        assert_eq!(pulled, json!({"ok": true, "values": [[1, 2]]}));
+        let refused = child
+            .ask(json!({"op": "xcom_pull", "task_ids": [other], "run_id": "elsewhere"}))
+            .await;
+        assert_eq!(refused["ok"], false, "{refused}");
+        assert_eq!(
+            child.ask(json!({"op": "variable_get", "key": "v"})).await,
+            json!({"ok": true, "found": true, "value": "value"})
+        );
+        assert_eq!(
+            child
+                .ask(json!({"op": "variable_set", "key": "w", "value": "new"}))
+                .await,
+            json!({"ok": true})
+        );
+        assert_eq!(
+            store.get_variable("w").await.unwrap().as_deref(),
+            Some("new")
+        );
+        assert_eq!(
+            child
+                .ask(json!({"op": "connection_get", "conn_id": "missing"}))
+                .await["found"],
+            false
+        );
+        let unknown = child.ask(json!({"op": "launch_rockets"})).await;
+        assert_eq!(unknown["ok"], false, "{unknown}");
+        let bad = child.ask(json!({"op": "finish", "state": "maybe"})).await;
+        assert_eq!(bad["ok"], false, "{bad}");
+        assert_eq!(
+            child
+                .ask(json!({"op": "finish", "state": "failed", "retry": false,
+                       "error": "AirflowFailException: no", "skip": [other]}))
+                .await,
+            json!({"ok": true})
+        );
+
+        let (finish, pushed) = supervisor.finish();
+        assert_eq!(
+            finish,
+            Some(Finish {
+                state: FinishState::Failed,
+                retry: false,
+                error: Some("AirflowFailException: no".into()),
+                skip: vec![other.to_string()],
+                return_value: None,
+            })
+        );
+        assert_eq!(
+            pushed,
+            vec![PushedXCom {
+                key: "k".into(),
+                value: json!([1, 2]),
+            }]
+        );
+        // Nothing was stored by the pushes themselves: they go with the finish report.
+        assert_eq!(
+            store.xcoms_for_run(run.id).await.unwrap(),
+            vec![XCom {
+                task_id: other.into(),
+                key: "return_value".into(),
+                value: json!({"n": 1}),
+            }]
+        );
+    }
+
+    #[test]
+    fn finish_messages_default_to_a_retry_and_no_value() {
+        let finish = read_finish(&json!({"state": "success", "return_value": null})).unwrap();
+        assert_eq!(finish.state, FinishState::Success);
+        assert!(finish.retry);
+        assert_eq!(finish.return_value, None);
+        assert!(finish.skip.is_empty());
+        let finish = read_finish(&json!({"state": "skipped"})).unwrap();
+        assert_eq!(finish.state, FinishState::Skipped);
+        assert!(read_finish(&json!({"state": "success", "skip": [1]})).is_err());
+        assert!(read_finish(&json!({})).is_err());
+    }
+}
