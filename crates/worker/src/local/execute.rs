@@ -56,18 +56,7 @@ impl LocalWorker {
             &ti.task_id,
             ti.try_number,
         );
-        let report = |state: TaskState, next_retry_at, xcom| FinishReport {
-            ti_id: ti.id,
-            try_number: ti.try_number,
-            claim_id: claimed.claim_id.clone(),
-            state,
-            end_date: Utc::now(),
-            next_retry_at,
-            xcom,
-            infrastructure_failure: false,
-            log_tail: None,
-            effects: Default::default(),
-        };
+        let report = |state, next_retry_at, xcom| report_of(&claimed, state, next_retry_at, xcom);
         let dag = match self
             .dags
             .get(
@@ -97,11 +86,7 @@ impl LocalWorker {
                 ..report(TaskState::Failed, None, None)
             };
         };
-        let failed = |task: &Task| {
-            let user_try = ti.try_number.saturating_sub(ti.infra_failures);
-            let (state, at) = retry::after_failure(task, user_try, Utc::now());
-            report(state, at, None)
-        };
+        let failed = |task: &Task| failed_report(&claimed, task);
         let (launch, supervisor) = match self.prepare(&claimed, &dag, task, log_path.clone()).await
         {
             Ok(operator::Work::Process(launch)) => (*launch, None),
@@ -174,23 +159,8 @@ impl LocalWorker {
         outcome: TaskOutcome,
     ) -> FinishReport {
         let ti = &claimed.ti;
-        let report = |state: TaskState, next_retry_at, xcom| FinishReport {
-            ti_id: ti.id,
-            try_number: ti.try_number,
-            claim_id: claimed.claim_id.clone(),
-            state,
-            end_date: Utc::now(),
-            next_retry_at,
-            xcom,
-            infrastructure_failure: false,
-            log_tail: None,
-            effects: Default::default(),
-        };
-        let failed = |task: &Task| {
-            let user_try = ti.try_number.saturating_sub(ti.infra_failures);
-            let (state, at) = retry::after_failure(task, user_try, Utc::now());
-            report(state, at, None)
-        };
+        let report = |state, next_retry_at, xcom| report_of(claimed, state, next_retry_at, xcom);
+        let failed = |task: &Task| failed_report(claimed, task);
         match outcome {
             TaskOutcome::Success { xcom } => {
                 let xcom = xcom
@@ -303,6 +273,36 @@ fn write_log_line(path: &Path, message: &str) {
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let _ = writeln!(f, "[{ts}] {{updraft}} {message}");
     }
+}
+
+/// The report of `claimed`'s try ending now in `state`.
+fn report_of(
+    claimed: &ClaimedTask,
+    state: TaskState,
+    next_retry_at: Option<chrono::DateTime<Utc>>,
+    xcom: Option<serde_json::Value>,
+) -> FinishReport {
+    FinishReport {
+        ti_id: claimed.ti.id,
+        try_number: claimed.ti.try_number,
+        claim_id: claimed.claim_id.clone(),
+        state,
+        end_date: Utc::now(),
+        next_retry_at,
+        xcom,
+        infrastructure_failure: false,
+        log_tail: None,
+        effects: Default::default(),
+    }
+}
+
+/// The report of a try that failed by the task's fault: up for retry while its retries last
+/// (tries lost to the infrastructure do not count against them).
+fn failed_report(claimed: &ClaimedTask, task: &Task) -> FinishReport {
+    let ti = &claimed.ti;
+    let user_try = ti.try_number.saturating_sub(ti.infra_failures);
+    let (state, at) = retry::after_failure(task, user_try, Utc::now());
+    report_of(claimed, state, at, None)
 }
 
 #[cfg(test)]
