@@ -1,4 +1,4 @@
-//! The generated DAG files of the workloads (YAML, every task a `true`).
+//! The generated DAG files of the workloads (YAML, every task a `true`; W8's in Python).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -86,6 +86,60 @@ pub fn layers(dag_id: &str, layers: usize, width: usize) -> String {
             task(&mut text, &task_id(layer * width + i), &deps);
         }
     }
+    text
+}
+
+/// The body every W8 task runs: it notes the wall-clock instant it began (the first thing the
+/// callable does, so the harness can set it against the instant the task was claimed),
+/// checks that what its upstream tasks returned are such instants, and returns its own.
+const PYTHON_STEP: &str = r#"import time
+from datetime import datetime
+
+from airflow.decorators import dag, task
+
+
+@task
+def step(upstream=None):
+    started = time.time()
+    values = upstream if isinstance(upstream, list) else [upstream]
+    for value in values:
+        if value is not None and not isinstance(value, float):
+            raise ValueError(f"upstream returned {value!r}, expected an instant")
+    return started
+
+"#;
+
+/// W8: [`chain`] as a Python DAG of `@task`s, each taking the previous one's result.
+pub fn python_chain(dag_id: &str, n: usize) -> String {
+    let mut text = python_header(dag_id, "a straight chain of Python tasks");
+    text.push_str("    previous = None\n");
+    let _ = writeln!(text, "    for i in range({n}):");
+    text.push_str("        previous = step.override(task_id=f\"t{i:04d}\")(previous)\n");
+    text.push_str("\n\nbuild()\n");
+    text
+}
+
+/// W8: [`fan`] as a Python DAG: `start`'s result goes to each parallel task, and all of
+/// theirs to `end`.
+pub fn python_fan(dag_id: &str, width: usize) -> String {
+    let mut text = python_header(dag_id, "start, a fan-out of Python tasks, end");
+    text.push_str("    first = step.override(task_id=\"start\")()\n");
+    let _ = writeln!(
+        text,
+        "    middle = [step.override(task_id=f\"t{{i:04d}}\")(first) for i in range({width})]"
+    );
+    text.push_str("    step.override(task_id=\"end\")(middle)\n");
+    text.push_str("\n\nbuild()\n");
+    text
+}
+
+fn python_header(dag_id: &str, what: &str) -> String {
+    let mut text = PYTHON_STEP.to_owned();
+    let _ = writeln!(
+        text,
+        "@dag(dag_id=\"{dag_id}\", description=\"updraft-bench, {what}\", \
+         schedule=None, start_date=datetime(2024, 1, 1))\ndef build():"
+    );
     text
 }
 

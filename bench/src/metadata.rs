@@ -64,6 +64,8 @@ pub trait Metadata {
     fn active_dag_count(&self) -> Result<usize>;
     fn run(&self, dag_id: &str, run_id: &str) -> Result<RunRecord>;
     fn task_instances(&self, run: &RunRecord) -> Result<Vec<TaskRecord>>;
+    /// The run's XCom `return_value`s as `(task id, JSON text)`, in task id order.
+    fn return_values(&self, run: &RunRecord) -> Result<Vec<(String, String)>>;
     /// How many of these runs are not finished yet.
     fn unfinished_runs(&self, dag_id: &str) -> Result<usize>;
 }
@@ -136,6 +138,16 @@ impl Metadata for SqliteMetadata {
         })?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .context("cannot read task_instance")
+    }
+
+    fn return_values(&self, run: &RunRecord) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT task_id, value FROM xcom \
+             WHERE dag_run_id = ?1 AND key = 'return_value' ORDER BY task_id",
+        )?;
+        let rows = stmt.query_map([run.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .context("cannot read xcom")
     }
 
     fn unfinished_runs(&self, dag_id: &str) -> Result<usize> {
@@ -240,6 +252,21 @@ impl Metadata for PostgresMetadata {
                     end_date: r.try_get(3)?,
                 })
             })
+            .collect()
+    }
+
+    fn return_values(&self, run: &RunRecord) -> Result<Vec<(String, String)>> {
+        let rows = self
+            .client
+            .borrow_mut()
+            .query(
+                "SELECT task_id, value FROM xcom \
+                 WHERE dag_run_id = $1 AND key = 'return_value' ORDER BY task_id",
+                &[&run.id],
+            )
+            .context("cannot read xcom")?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
 

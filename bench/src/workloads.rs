@@ -1,4 +1,4 @@
-//! The workloads W1–W7, W13 and W14 of `shared/design/WORKLOADS.md`, each run on a fresh
+//! The workloads W1–W8, W13 and W14 of `shared/design/WORKLOADS.md`, each run on a fresh
 //! `$UPDRAFT_HOME`.
 
 mod api;
@@ -7,6 +7,7 @@ mod fan200;
 mod idle100;
 mod latency;
 mod parse1000;
+mod python;
 mod startup;
 mod throughput;
 mod ui;
@@ -35,12 +36,13 @@ pub enum Workload {
     Throughput,
     Parse1000,
     Latency,
+    Python,
     Api,
     Ui,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Chain40,
         Workload::Fan200,
         Workload::Idle100,
@@ -48,6 +50,7 @@ impl Workload {
         Workload::Throughput,
         Workload::Parse1000,
         Workload::Latency,
+        Workload::Python,
         Workload::Api,
         Workload::Ui,
     ];
@@ -61,6 +64,7 @@ impl Workload {
             Workload::Throughput => "W5",
             Workload::Parse1000 => "W6",
             Workload::Latency => "W7",
+            Workload::Python => "W8",
             Workload::Api => "W13",
             Workload::Ui => "W14",
         }
@@ -75,6 +79,7 @@ impl Workload {
             Workload::Throughput => "throughput",
             Workload::Parse1000 => "parse1000",
             Workload::Latency => "latency",
+            Workload::Python => "python",
             Workload::Api => "api",
             Workload::Ui => "ui",
         }
@@ -95,7 +100,7 @@ impl Workload {
                 .into_iter()
                 .find(|w| w.id().eq_ignore_ascii_case(word) || w.name().eq_ignore_ascii_case(word))
             else {
-                bail!("unknown workload {word:?}: expected all, w1…w7, w13, w14 or a name like chain40");
+                bail!("unknown workload {word:?}: expected all, w1…w8, w13, w14 or a name like chain40");
             };
             if !list.contains(&w) {
                 list.push(w);
@@ -117,6 +122,7 @@ impl Workload {
             Workload::Throughput => throughput::run(bench),
             Workload::Parse1000 => parse1000::run(bench),
             Workload::Latency => latency::run(bench),
+            Workload::Python => python::run(bench),
             Workload::Api => api::run(bench),
             Workload::Ui => ui::run(bench),
         }
@@ -136,6 +142,9 @@ impl Workload {
                 "task_instances": s.throughput_runs * s.throughput_width}),
             Workload::Parse1000 => json!({"files": s.parse_files, "tasks_per_file": s.parse_tasks}),
             Workload::Latency => json!({"triggers": s.latency_triggers, "tasks": 2}),
+            Workload::Python => json!({
+                "chain_tasks": s.chain_length, "fan_parallel_tasks": s.fan_width,
+                "fan_tasks": s.fan_width + 2, "floor_starts": s.python_floor_starts}),
             Workload::Api => json!({
                 "dags": s.api_dags, "tasks_per_dag": s.api_tasks_per_dag, "runs": s.api_runs,
                 "task_instances": s.api_runs * s.api_tasks_per_dag,
@@ -166,6 +175,8 @@ pub struct Sizes {
     pub parse_files: usize,
     pub parse_tasks: usize,
     pub latency_triggers: usize,
+    /// W8: how many times each Python start-up floor is timed.
+    pub python_floor_starts: usize,
     /// W13: the DAGs of the history, their tasks, and the runs (half of them of one DAG).
     pub api_dags: usize,
     pub api_tasks_per_dag: usize,
@@ -197,6 +208,7 @@ impl Sizes {
             parse_files: 1000,
             parse_tasks: 10,
             latency_triggers: 100,
+            python_floor_starts: 20,
             api_dags: 100,
             api_tasks_per_dag: 10,
             api_runs: 100_000,
@@ -219,6 +231,7 @@ impl Sizes {
             throughput_width: 100,
             parse_files: 100,
             latency_triggers: 10,
+            python_floor_starts: 3,
             api_dags: 10,
             api_runs: 2_000,
             api_requests: 100,
@@ -294,6 +307,7 @@ fn start(bench: &Bench, home: &Home, dags: usize) -> Result<Deployment> {
 /// A task instance that ran, instants in microseconds since the epoch.
 #[derive(Debug, Clone)]
 struct TaskTimes {
+    task_id: String,
     start: i64,
     end: i64,
 }
@@ -304,9 +318,11 @@ struct SuccessfulRun {
     end: i64,
     /// In task id order.
     tasks: Vec<TaskTimes>,
+    /// XCom `return_value`s as `(task id, JSON text)`, in task id order.
+    return_values: Vec<(String, String)>,
 }
 
-/// Writes one DAG file into a fresh home, starts updraft, triggers the DAG once with
+/// Writes one DAG file (YAML) into a fresh home, starts updraft, triggers the DAG once with
 /// `--wait`, and returns the finished run and the trigger's wall time in seconds.
 fn single_run(
     bench: &Bench,
@@ -314,8 +330,19 @@ fn single_run(
     source: String,
     tasks: usize,
 ) -> Result<(SuccessfulRun, f64)> {
+    single_run_of_file(bench, dag_id, format!("{dag_id}.yaml"), source, tasks)
+}
+
+/// As [`single_run`], with the DAG file's name given (its extension says its language).
+fn single_run_of_file(
+    bench: &Bench,
+    dag_id: &str,
+    file_name: String,
+    source: String,
+    tasks: usize,
+) -> Result<(SuccessfulRun, f64)> {
     let home = bench.home()?;
-    dag_folder::write(&home.dags(), [(format!("{dag_id}.yaml"), source)])?;
+    dag_folder::write(&home.dags(), [(file_name, source)])?;
     let running = start(bench, &home, 1)?;
     let metadata = bench.database.open(&home)?;
     let clock = std::time::Instant::now();
@@ -349,7 +376,11 @@ fn successful_run(
     let tasks = instances
         .into_iter()
         .map(|ti| match (ti.state.as_str(), ti.start_date, ti.end_date) {
-            ("success", Some(start), Some(end)) => Ok(TaskTimes { start, end }),
+            ("success", Some(start), Some(end)) => Ok(TaskTimes {
+                task_id: ti.task_id,
+                start,
+                end,
+            }),
             _ => bail!(
                 "task {} of run {run_id} is {} (start {:?}, end {:?})",
                 ti.task_id,
@@ -359,7 +390,13 @@ fn successful_run(
             ),
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(SuccessfulRun { run, end, tasks })
+    let return_values = metadata.return_values(&run)?;
+    Ok(SuccessfulRun {
+        run,
+        end,
+        tasks,
+        return_values,
+    })
 }
 
 fn millis(micros: i64) -> f64 {

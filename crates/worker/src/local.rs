@@ -72,6 +72,8 @@ pub struct LocalWorker {
     unreported: Mutex<HashSet<String>>,
     /// Kills the task process groups if this process dies; `None` where none could be started.
     reaper: Option<Reaper>,
+    /// `config.python_interpreter` as the program it ends up running, asked once.
+    python_resolved: tokio::sync::OnceCell<String>,
 }
 
 impl LocalWorker {
@@ -92,6 +94,7 @@ impl LocalWorker {
             running: Mutex::new(HashMap::new()),
             unreported: Mutex::new(HashSet::new()),
             reaper,
+            python_resolved: tokio::sync::OnceCell::new(),
         })
     }
 

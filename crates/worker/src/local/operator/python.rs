@@ -122,7 +122,13 @@ impl LocalWorker {
             .map(|c| render("cwd", c))
             .transpose()?
             .map(PathBuf::from);
-        let interpreter = python_executable.unwrap_or(&self.config.python_interpreter);
+        // A task that sets its own PATH chooses its `python3` there, as before.
+        let own_path = task.env.iter().any(|(key, _)| key == "PATH");
+        let interpreter = match python_executable {
+            Some(named) => named,
+            None if own_path => &self.config.python_interpreter,
+            None => self.default_python().await,
+        };
         Ok(PythonTry {
             launch: TaskLaunch {
                 command: format!("{} -m updraft._run", shell_quote(interpreter)),
@@ -139,6 +145,42 @@ impl LocalWorker {
             supervisor,
         })
     }
+}
+
+impl LocalWorker {
+    /// The interpreter of Python tasks that name none. `python3` on PATH is often a launcher
+    /// (a pyenv shim is a shell script that looks up a version and then execs the real
+    /// interpreter) that costs several times the interpreter's own start on every try, so the
+    /// interpreter is asked once where it really is. When that fails the name is used as it
+    /// is, and the try's own start reports the problem.
+    async fn default_python(&self) -> &str {
+        let configured = &self.config.python_interpreter;
+        self.python_resolved
+            .get_or_init(|| async move {
+                match real_interpreter(configured).await {
+                    Some(real) => {
+                        tracing::info!(configured = %configured, real = %real, "Python interpreter resolved");
+                        real
+                    }
+                    None => configured.clone(),
+                }
+            })
+            .await
+    }
+}
+
+/// Where `interpreter`'s `sys.executable` is, when it starts and says an absolute path.
+async fn real_interpreter(interpreter: &str) -> Option<String> {
+    let output = tokio::process::Command::new(interpreter)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| tracing::warn!(interpreter, error = %e, "cannot start the Python interpreter"))
+        .ok()?;
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && Path::new(&path).is_absolute()).then_some(path)
 }
 
 fn join_paths(paths: &[&Path]) -> String {
@@ -168,7 +210,24 @@ fn shell_quote(word: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use std::path::Path;
+
+    use super::{real_interpreter, shell_quote};
+
+    /// The real interpreter answers its own path (it is no launcher); a missing one answers
+    /// nothing, so that the try's own start reports it.
+    #[tokio::test]
+    async fn the_default_interpreter_is_resolved_to_the_real_one() {
+        let real = real_interpreter("python3")
+            .await
+            .expect("python3 on PATH starts and names its interpreter");
+        assert!(Path::new(&real).is_absolute(), "{real}");
+        assert_eq!(
+            real_interpreter(&real).await.as_deref(),
+            Some(real.as_str())
+        );
+        assert_eq!(real_interpreter("/nonexistent/bin/python3").await, None);
+    }
 
     #[test]
     fn interpreters_are_quoted_only_when_needed() {
