@@ -10,12 +10,17 @@ use crate::fixture::Home;
 
 const EXAMPLES: [&str; 3] = ["branching", "hello_world", "users_etl"];
 
+/// The texts of the elements `css` selects, read in one step: a live region swapped in
+/// between two reads would leave the first one's elements stale.
 async fn texts(browser: &Client, css: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for element in browser.find_all(Locator::Css(css)).await.expect("find") {
-        found.push(element.text().await.expect("text"));
-    }
-    found
+    let found = browser
+        .execute(
+            "return Array.from(document.querySelectorAll(arguments[0])).map((e) => e.innerText.trim());",
+            vec![serde_json::json!(css)],
+        )
+        .await
+        .expect("read the texts");
+    serde_json::from_value(found).expect("a list of texts")
 }
 
 async fn attrs(browser: &Client, css: &str, attr: &str) -> Vec<String> {
@@ -97,9 +102,17 @@ async fn an_admin_sees_the_examples_pauses_a_dag_edits_a_variable_and_sees_the_w
     screenshot(&browser, "dags").await;
 
     // Pause hello_world with its switch: the page says so, and the server agrees.
-    let switch = wait_for(&browser, "input[data-pause='hello_world']").await;
-    let was_active = switch.is_selected().await.expect("checked");
-    switch.click().await.expect("click the switch");
+    wait_for(&browser, "input[data-pause='hello_world']").await;
+    // Read and click in one step: a live refresh may swap the table between two steps.
+    let was_active = browser
+        .execute(
+            "const s = document.querySelector(\"input[data-pause='hello_world']\"); \
+             const was = s.checked; s.click(); return was;",
+            vec![],
+        )
+        .await
+        .expect("click the switch");
+    let was_active = was_active.as_bool().expect("checked or not");
     let label = "[data-pause-label='hello_world']";
     let expected = if was_active { "paused" } else { "active" };
     browser
