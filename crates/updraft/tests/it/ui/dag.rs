@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 
-use crate::fixture::{eventually, state_of};
+use crate::fixture::state_of;
 use browser::{
     base_url, chromedriver, home_with_user, mark_page, page_was_not_reloaded, screenshot,
-    signed_in, wait_until,
+    signed_in, wait_for_task, wait_until,
 };
 
 const PARAMS_DAG: &str = r#"
@@ -289,11 +289,7 @@ tasks:
     );
     let standalone = home.standalone();
     let run_id = home.trigger("ui_live");
-    eventually(Duration::from_secs(60), || {
-        let states = home.json(&["tasks", "states-for-dag-run", "ui_live", &run_id]);
-        (state_of(&states, "talk") == "running").then_some(())
-    })
-    .expect("the task runs");
+    wait_for_task(&home, "ui_live", &run_id, "talk", "running");
     let base = base_url(&standalone);
     let driver = chromedriver();
     let client = signed_in(&driver, &base).await;
@@ -471,11 +467,7 @@ tasks:
     );
     let standalone = home.standalone();
     let run_id = home.trigger("ui_groups");
-    eventually(Duration::from_secs(60), || {
-        let states = home.json(&["tasks", "states-for-dag-run", "ui_groups", &run_id]);
-        (state_of(&states, "load.orders") == "success").then_some(())
-    })
-    .expect("the run ends");
+    home.wait_for_run("ui_groups", &run_id, Duration::from_secs(60));
     let base = base_url(&standalone);
     let driver = chromedriver();
     let client = signed_in(&driver, &base).await;

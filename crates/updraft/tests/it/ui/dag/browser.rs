@@ -10,6 +10,15 @@ use crate::ui::{sign_in, Driver};
 
 pub use crate::ui::screenshot;
 
+/// Waits until `task_id` of the run `run_id` of `dag_id` is in `state`, as the CLI reads it.
+pub fn wait_for_task(home: &Home, dag_id: &str, run_id: &str, task_id: &str, state: &str) {
+    crate::fixture::eventually(std::time::Duration::from_secs(60), || {
+        let states = home.json(&["tasks", "states-for-dag-run", dag_id, run_id]);
+        (crate::fixture::state_of(&states, task_id) == state).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{dag_id}.{task_id} of {run_id} never became {state}"));
+}
+
 pub const USER: &str = "ui-admin";
 pub const PASSWORD: &str = "correct horse battery staple";
 
