@@ -169,6 +169,22 @@ pub(crate) struct PageQuery {
     page: Option<u64>,
 }
 
+impl PageQuery {
+    /// The page asked for, counted from 0 (pages count from 1 in addresses, as on the DAG
+    /// list and the Admin lists).
+    fn index(&self) -> u64 {
+        self.page.unwrap_or(1).max(1) - 1
+    }
+
+    /// The rows of that page.
+    fn window(&self) -> Window {
+        Window {
+            limit: PAGE_ROWS,
+            offset: self.index().saturating_mul(u64::from(PAGE_ROWS)),
+        }
+    }
+}
+
 /// A row of the Runs table.
 pub(crate) struct RunRow {
     pub run_id: String,
@@ -242,8 +258,7 @@ pub(crate) async fn runs(
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
-    // Pages count from 1, as on the DAG list and the Admin lists.
-    let n = query.page.unwrap_or(1).max(1) - 1;
+    let n = query.index();
     let found = state
         .store()
         .query_dag_runs(DagRunQuery {
@@ -252,10 +267,7 @@ pub(crate) async fn runs(
                 field: DagRunSortField::LogicalDate,
                 descending: true,
             }],
-            window: Window {
-                limit: PAGE_ROWS,
-                offset: n.saturating_mul(u64::from(PAGE_ROWS)),
-            },
+            window: query.window(),
             ..Default::default()
         })
         .await?;
@@ -356,8 +368,7 @@ pub(crate) async fn audit(
 ) -> Result<Response, UiError> {
     session.require(Action::Read, Resource::EventLog)?;
     let (record, dag) = load(&state, &dag_id).await?;
-    // Pages count from 1, as on the DAG list and the Admin lists.
-    let n = query.page.unwrap_or(1).max(1) - 1;
+    let n = query.index();
     let found = state
         .store()
         .query_event_logs(EventLogQuery {
@@ -366,10 +377,7 @@ pub(crate) async fn audit(
                 field: EventLogSortField::When,
                 descending: true,
             }],
-            window: Window {
-                limit: PAGE_ROWS,
-                offset: n.saturating_mul(u64::from(PAGE_ROWS)),
-            },
+            window: query.window(),
             ..Default::default()
         })
         .await?;
