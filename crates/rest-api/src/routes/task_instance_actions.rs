@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use updraft_model::{Decision, TaskState, UpstreamSummary};
+use updraft_model::{setup_teardown, Decision, TaskState, UpstreamSummary};
 use updraft_scheduler::DagGraph;
 use updraft_store::{
     DagRun, MarkTaskInstances, TaskInstance, TaskInstanceQuery, TaskInstanceRow, TimeRange, Window,
@@ -418,12 +418,13 @@ async fn post_clear_task_instances(
                     }
                 }
             }
-            Some(related_tasks(
-                &graph,
+            // With their setups and teardowns, as Airflow clears them.
+            Some(BTreeSet::from_iter(setup_teardown::clear_selection(
+                &graph.dag,
                 &names,
                 body.include_upstream.unwrap_or(false),
                 body.include_downstream.unwrap_or(false),
-            ))
+            )))
         }
         _ => None,
     };

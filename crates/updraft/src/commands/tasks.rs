@@ -145,18 +145,16 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The tasks matching `pattern` (all when `None`), with their downstream unless told not to.
+/// The tasks matching `pattern` (all when `None`), with their downstream unless told not to,
+/// and the setups and teardowns that go with them (Airflow's clearing rules).
 fn selected_tasks(dag: &Dag, pattern: Option<&Regex>, no_downstream: bool) -> Vec<String> {
-    let matched = dag
+    let matched: Vec<String> = dag
         .tasks
         .iter()
         .filter(|t| pattern.is_none_or(|p| p.is_match(&t.task_id)))
-        .map(|t| t.task_id.as_str());
-    if no_downstream {
-        matched.map(str::to_string).collect()
-    } else {
-        dag.downstream_closure(matched)
-    }
+        .map(|t| t.task_id.clone())
+        .collect();
+    updraft_model::setup_teardown::clear_selection(dag, &matched, false, !no_downstream)
 }
 
 fn operator_name(op: &Operator) -> &'static str {

@@ -11,6 +11,7 @@ mod python;
 mod python_dags;
 mod rest_clients;
 mod secrets;
+mod setup_teardown;
 mod standalone;
 mod ui;
 mod users;
