@@ -94,6 +94,28 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                 log => print!("{}", log.text().unwrap_or_default()),
             }
         }
+        TasksCommand::Test {
+            dag_id,
+            task_id,
+            logical_date_or_run_id,
+            task_params,
+            env_vars,
+        } => {
+            return super::task_dev::test(
+                &app,
+                dag_id,
+                task_id,
+                logical_date_or_run_id.as_deref(),
+                task_params.as_deref(),
+                env_vars.as_deref(),
+            )
+            .await;
+        }
+        TasksCommand::Render {
+            dag_id,
+            task_id,
+            logical_date_or_run_id,
+        } => return super::task_dev::render(&app, dag_id, task_id, logical_date_or_run_id).await,
         TasksCommand::Clear {
             dag_id,
             task_regex,

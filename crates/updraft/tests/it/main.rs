@@ -13,5 +13,6 @@ mod rest_clients;
 mod secrets;
 mod setup_teardown;
 mod standalone;
+mod task_dev;
 mod ui;
 mod users;
