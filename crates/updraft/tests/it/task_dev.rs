@@ -169,3 +169,41 @@ fn tasks_render_prints_each_templated_field() {
         "{out:?}"
     );
 }
+
+#[test]
+fn tasks_render_asks_the_sdk_for_a_python_tasks_fields() {
+    let home = Home::new();
+    home.write_dag(
+        "py_render.py",
+        r#"
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.python import PythonOperator
+
+def never_called(day, who=None):
+    raise RuntimeError("render must not call the task")
+
+with DAG(dag_id="py_render", schedule=None, params={"who": "world"}):
+    PythonOperator(task_id="op", python_callable=never_called, op_args=["{{ ds }}"],
+                   op_kwargs={"who": "{{ params.who }}"})
+"#,
+    );
+    let stdout = home.ok(&["tasks", "render", "py_render", "op", "2026-03-04"]);
+    let rule = "# ----------------------------------------------------------";
+    assert!(
+        stdout.contains(&format!(
+            "{rule}\n# property: op_args\n{rule}\n[\"2026-03-04\"]\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "# property: op_kwargs\n{rule}\n{{\"who\":\"world\"}}\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("# property: templates_dict\n{rule}\nNone\n")),
+        "{stdout}"
+    );
+    assert_eq!(rows(&home), (0, 0));
+}

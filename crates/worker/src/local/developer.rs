@@ -166,31 +166,33 @@ impl LocalWorker {
     }
 
     /// The templated fields of `try_`'s task, rendered as its try would render them, in
-    /// Airflow's order for the operator (`bash_command`, `env`, `cwd` for a bash task). A
-    /// Python task's own arguments are rendered by the SDK when it runs; its `env` and
-    /// `cwd` are shown.
+    /// Airflow's order for the operator: `bash_command`, `env`, `cwd` for a bash task; a
+    /// Python task's own (`templates_dict`, `op_args`, `op_kwargs`, ...) rendered by the SDK.
     pub async fn render_fields(&self, try_: &TaskTry) -> Result<Vec<(String, String)>, String> {
         let claimed = try_.claimed()?;
         let Some(task) = try_.dag.task(&try_.task_id) else {
             return Err(format!("task {:?} not found", try_.task_id));
         };
         let command = match &task.operator {
-            Operator::Bash { bash_command } => Some(bash_command.as_str()),
-            Operator::Python { .. } => None,
+            Operator::Bash { bash_command } => bash_command.as_str(),
+            Operator::Python {
+                python_executable, ..
+            } => {
+                return self
+                    .render_python(&claimed, try_, python_executable.as_deref())
+                    .await
+            }
             Operator::Empty => return Ok(Vec::new()),
         };
         let (ctx, mask) = self
-            .template_context(&claimed, &try_.dag, task, command.into_iter())
+            .template_context(&claimed, &try_.dag, task, std::iter::once(command))
             .await?;
         let render = |what: &str, t: &str| {
             self.renderer
                 .render(t, &ctx)
                 .map_err(|e| format!("cannot render {what}: {e}"))
         };
-        let mut fields = Vec::new();
-        if let Some(command) = command {
-            fields.push(("bash_command".to_string(), render("bash_command", command)?));
-        }
+        let mut fields = vec![("bash_command".to_string(), render("bash_command", command)?)];
         let mut env = serde_json::Map::new();
         for (key, value) in &task.env {
             env.insert(key.clone(), render(&format!("env {key}"), value)?.into());
@@ -213,6 +215,61 @@ impl LocalWorker {
             }
         }
         Ok(fields)
+    }
+}
+
+impl LocalWorker {
+    /// Starts the Python task with `render_only`: the SDK loads the DAG file, renders the
+    /// task's templated fields and reports them instead of calling the task.
+    async fn render_python(
+        &self,
+        claimed: &ClaimedTask,
+        try_: &TaskTry,
+        python_executable: Option<&str>,
+    ) -> Result<Vec<(String, String)>, String> {
+        let Some(task) = try_.dag.task(&try_.task_id) else {
+            return Err(format!("task {:?} not found", try_.task_id));
+        };
+        let log = tempfile::Builder::new()
+            .prefix("updraft-render-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        let log_path = log.path().join("render.log");
+        let prepared = self
+            .prepare_python_try(
+                claimed,
+                &try_.dag,
+                task,
+                python_executable,
+                log_path.clone(),
+                true,
+            )
+            .await?;
+        let (_never_cancelled, cancel) = watch::channel(false);
+        let outcome = run_task_guarded(prepared.launch, cancel, self.reaper.as_ref()).await;
+        let (finish, _) = prepared.supervisor.finish();
+        let why = || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            format!("the task's fields could not be rendered:\n{log}")
+        };
+        match (outcome, finish) {
+            (TaskOutcome::Success { .. }, Some(finish)) if finish.state == FinishState::Success => {
+                Ok(finish
+                    .rendered
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(field, value)| {
+                        let text = match value {
+                            serde_json::Value::String(s) => s,
+                            serde_json::Value::Null => "None".to_string(),
+                            other => other.to_string(),
+                        };
+                        (field, text)
+                    })
+                    .collect())
+            }
+            _ => Err(why()),
+        }
     }
 }
 
