@@ -15,7 +15,7 @@
 //!
 //! Indexes are into `dag.tasks`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::Dag;
 
@@ -172,49 +172,59 @@ pub fn clear_selection(
     include_upstream: bool,
     include_downstream: bool,
 ) -> Vec<String> {
+    let n = dag.tasks.len();
     let edges = Edges::of(dag);
-    let matched: Vec<usize> = dag
-        .tasks
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| task_ids.contains(&t.task_id))
-        .map(|(i, _)| i)
+    let wanted: HashSet<&str> = task_ids.iter().map(String::as_str).collect();
+    let matched: Vec<usize> = (0..n)
+        .filter(|&i| wanted.contains(dag.tasks[i].task_id.as_str()))
         .collect();
-    let mut selected: BTreeSet<usize> = matched.iter().copied().collect();
-    let with_setups = |i: usize, selected: &mut BTreeSet<usize>| {
-        for s in relevant_setups(dag, &edges, i) {
-            selected.insert(s);
-            selected.extend(teardowns_of(dag, &edges, s).filter(|&t| t != i));
-        }
-    };
+    let mut is_matched = vec![false; n];
     for &m in &matched {
-        let role = dag.tasks[m].role;
-        if include_downstream {
-            let below = reachable(&[m], &edges.downstream);
-            for d in (0..dag.tasks.len()).filter(|&d| below[d]) {
-                selected.insert(d);
-                if !matched.contains(&d) && dag.tasks[d].role.is_work() {
-                    with_setups(d, &mut selected);
-                }
-            }
+        is_matched[m] = true;
+    }
+    let none = || vec![false; n];
+    let below = if include_downstream {
+        reachable(&matched, &edges.downstream)
+    } else {
+        none()
+    };
+    let above = if include_upstream {
+        reachable(&matched, &edges.upstream)
+    } else {
+        none()
+    };
+    let mut selected: Vec<bool> = (0..n)
+        .map(|i| is_matched[i] || below[i] || above[i])
+        .collect();
+    if has_roles(dag) {
+        let role = |i: usize| dag.tasks[i].role;
+        // Work tasks whose relevant setups (and those setups' teardowns) come along.
+        let needing_setups = (0..n).filter(|&i| {
+            role(i).is_work()
+                && ((below[i] && !is_matched[i]) || (is_matched[i] && !include_upstream))
+        });
+        let mut setups: BTreeSet<usize> = BTreeSet::new();
+        for i in needing_setups.collect::<Vec<_>>() {
+            setups.extend(relevant_setups(dag, &edges, i));
         }
-        if include_upstream {
-            let above = reachable(&[m], &edges.upstream);
-            for u in (0..dag.tasks.len()).filter(|&u| above[u]) {
-                selected.insert(u);
-                if dag.tasks[u].role.is_setup {
-                    selected.extend(teardowns_of(dag, &edges, u).filter(|&t| t != m));
-                }
+        // Setups upstream of what is cleared, and matched setups cleared without their
+        // downstream, bring their teardowns.
+        setups.extend((0..n).filter(|&i| role(i).is_setup && above[i]));
+        setups.extend(
+            matched
+                .iter()
+                .copied()
+                .filter(|&m| role(m).is_setup && !include_downstream),
+        );
+        for s in setups {
+            selected[s] = true;
+            for t in teardowns_of(dag, &edges, s) {
+                selected[t] = true;
             }
-        } else if role.is_work() {
-            with_setups(m, &mut selected);
-        }
-        if role.is_setup && !include_downstream {
-            selected.extend(teardowns_of(dag, &edges, m));
         }
     }
-    selected
-        .into_iter()
+    (0..n)
+        .filter(|&i| selected[i])
         .map(|i| dag.tasks[i].task_id.clone())
         .collect()
 }
