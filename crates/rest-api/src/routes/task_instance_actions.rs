@@ -550,7 +550,18 @@ async fn get_task_instance_dependencies(
                 .filter(|t| upstream_ids.contains(&t.task_id.as_str()))
                 .map(|t| t.state)
                 .collect();
-            let summary = UpstreamSummary::from_states(states.iter().copied());
+            let mut summary = UpstreamSummary::from_states(states.iter().copied());
+            // A teardown's rule looks at its setups among them.
+            for t in tis
+                .iter()
+                .filter(|t| upstream_ids.contains(&t.task_id.as_str()))
+            {
+                if graph.dag.task(&t.task_id).is_some_and(|u| u.role.is_setup) {
+                    summary.setups += 1;
+                    summary.setup_success += usize::from(t.state == TaskState::Success);
+                    summary.setup_skipped += usize::from(t.state == TaskState::Skipped);
+                }
+            }
             if task.trigger_rule.decide(&summary) != Decision::Run {
                 deps.push(dep(
                     "Trigger Rule",
