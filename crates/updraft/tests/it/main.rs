@@ -11,6 +11,8 @@ mod python;
 mod python_dags;
 mod rest_clients;
 mod secrets;
+mod setup_teardown;
 mod standalone;
+mod task_dev;
 mod ui;
 mod users;

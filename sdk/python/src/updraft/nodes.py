@@ -128,11 +128,23 @@ class XComArg(DependencyMixin):
     zip = map
     concat = map
 
-    def as_setup(self, *args, **kwargs):
-        return self.operator.as_setup(*args, **kwargs)
+    def as_setup(self):
+        self.operator.as_setup()
+        return self
 
-    def as_teardown(self, *args, **kwargs):
-        return self.operator.as_teardown(*args, **kwargs)
+    def as_teardown(self, *, setups=None, on_failure_fail_dagrun=None):
+        self.operator.as_teardown(setups=setups, on_failure_fail_dagrun=on_failure_fail_dagrun)
+        return self
+
+    def __enter__(self):
+        from .setup_teardown import enter
+
+        return enter(self)
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        from .setup_teardown import exit_block
+
+        exit_block()
 
 
 class Label(DependencyMixin):

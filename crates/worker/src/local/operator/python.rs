@@ -35,6 +35,21 @@ impl LocalWorker {
         python_executable: Option<&str>,
         log_path: PathBuf,
     ) -> Result<PythonTry, String> {
+        self.prepare_python_try(claimed, dag, task, python_executable, log_path, false)
+            .await
+    }
+
+    /// As [`Self::prepare_python`]; with `render_only` the SDK renders the task's templated
+    /// fields and reports them in its `finish` instead of calling the task (`tasks render`).
+    pub(in crate::local) async fn prepare_python_try(
+        &self,
+        claimed: &ClaimedTask,
+        dag: &Dag,
+        task: &Task,
+        python_executable: Option<&str>,
+        log_path: PathBuf,
+        render_only: bool,
+    ) -> Result<PythonTry, String> {
         let sdk = self
             .config
             .python_sdk
@@ -85,7 +100,10 @@ impl LocalWorker {
             .and_then(|()| std::fs::write(&dag_file, &pinned.source))
             .map_err(|e| format!("cannot write the DAG file's source: {e}"))?;
 
-        let context = supervisor::context_json(claimed, dag, &ctx, &dag_file);
+        let mut context = supervisor::context_json(claimed, dag, &ctx, &dag_file);
+        if render_only {
+            context["render_only"] = serde_json::Value::Bool(true);
+        }
         let socket = dir.path().join("supervisor.sock");
         let supervisor = Supervisor::start(
             &socket,

@@ -35,6 +35,8 @@ pub(in crate::local) struct Finish {
     pub skip: Vec<String>,
     /// Absent, or `null`: no XCom.
     pub return_value: Option<Value>,
+    /// A try started with `render_only`: the task's templated fields, rendered by the SDK.
+    pub rendered: Option<Map<String, Value>>,
 }
 
 #[derive(Default)]
@@ -299,6 +301,7 @@ fn read_finish(request: &Value) -> Result<Finish, String> {
             .get("return_value")
             .cloned()
             .filter(|v| !v.is_null()),
+        rendered: request.get("rendered").and_then(Value::as_object).cloned(),
     })
 }
 
@@ -478,6 +481,7 @@ mod tests {
                 error: Some("AirflowFailException: no".into()),
                 skip: vec![other.to_string()],
                 return_value: None,
+                rendered: None,
             })
         );
         assert_eq!(
