@@ -58,9 +58,10 @@ class BashOperator(BaseOperator):
         self.bash_command = bash_command
         self.append_env = append_env
         _depend_on_references(self, bash_command, env)
-        # A command that only exists at run time (an upstream result) or that reads the task's
-        # own params is produced by the SDK and then run with bash.
-        if not isinstance(bash_command, str) or self.params:
+        # A command that only exists at run time (an upstream result), that reads the task's
+        # own params or that pushes XComs while it is rendered (`{{ ti.xcom_push(...) }}`) is
+        # produced by the SDK and then run with bash.
+        if not isinstance(bash_command, str) or self.params or "xcom_push" in bash_command:
             self._updraft_kind = "python"
             self._python_kind = "bash"
 
@@ -96,6 +97,9 @@ class PythonOperator(BaseOperator):
         self.op_args = list(op_args or ())
         self.op_kwargs = dict(op_kwargs or {})
         self.templates_dict = templates_dict
+        if templates_exts:
+            # Values of the templated fields ending in one of these name template files.
+            self.template_ext = tuple(templates_exts)
         self._source_line = callable_line(python_callable)
         _depend_on_references(self, self.op_args, self.op_kwargs, templates_dict)
 

@@ -14,16 +14,19 @@ from .exceptions import AirflowException, AirflowFailException, AirflowSkipExcep
 from .loader import load_dag_file
 from .runtime_values import resolve
 from .serialize import python_kind
-from .templates import render
+from .templates import TemplateError, render
 
 
 def _render_field(task, value, context, folder):
     def render_text(text):
+        # As in Airflow, a value ending in one of the task's template extensions names a
+        # template file (relative to the DAG file's folder), which must exist.
         if task.template_ext and text.endswith(tuple(task.template_ext)):
             path = os.path.join(folder, text)
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as file:
-                    text = file.read()
+            if not os.path.isfile(path):
+                raise TemplateError(f"template file {text!r} not found in {folder}")
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
         return render(text, context)
 
     return resolve(value, context, render=render_text)
