@@ -2,6 +2,8 @@
 their import paths, `@task.short_circuit` options, XComs pushed from a bash template, template
 files named by `templates_exts`, and `task.render_template`."""
 
+import textwrap
+
 import pytest
 
 from conftest import FakeWorker, tasks_by_id
@@ -95,6 +97,24 @@ def test_templates_exts_read_and_render_the_named_file(idioms):
     code, finish, _ = idioms("missing_file")
     assert (code, finish["state"]) == (1, "failed")
     assert "template file 'queries/none.sql' not found" in finish["error"]
+
+
+def test_template_files_are_found_in_the_dag_folder_the_pinned_file_came_from(tmp_path):
+    # The worker runs the pinned source from a directory of its own: the template file is only
+    # in the DAG folder, which the context names.
+    pinned = tmp_path / "pinned"
+    pinned.mkdir()
+    (pinned / "idioms.py").write_text(textwrap.dedent(IDIOMS))
+    folder = tmp_path / "folder"
+    (folder / "queries").mkdir(parents=True)
+    (folder / "queries" / "q.sql").write_text("select {{ ds_nodash }}")
+    worker = FakeWorker(tmp_path)
+    code, finish, log = worker.run(pinned / "idioms.py", "idioms", "from_file",
+                                   dag_folder=str(folder))
+    assert code == 0, log
+    assert finish["return_value"] == "select 20240301"
+    code, finish, _ = worker.run(pinned / "idioms.py", "idioms", "from_file")
+    assert finish["error"].endswith(f"template file 'queries/q.sql' not found in {pinned}")
 
 
 def test_render_template_renders_nested_values(idioms):

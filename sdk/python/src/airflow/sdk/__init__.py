@@ -17,4 +17,6 @@ __getattr__ = _refuse_names(__name__, {
     "ObjectStoragePath": "ObjectStoragePath", "setup": "Setup and teardown tasks",
     "teardown": "Setup and teardown tasks", "BaseNotifier": "Notifiers",
     "EdgeModifier": None, "Trigger": "Deferrable operators (triggers)",
+    "RetryAction": "Retry policies", "RetryRule": "Retry policies",
+    "ExceptionRetryPolicy": "Retry policies", "RetryPolicy": "Retry policies",
 })
