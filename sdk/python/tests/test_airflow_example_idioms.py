@@ -1,6 +1,7 @@
 """Idioms of Airflow's own example DAGs (see test_airflow_parity.py) that the SDK must take:
 their import paths, `@task.short_circuit` options, XComs pushed from a bash template, template
-files named by `templates_exts`, and `task.render_template`."""
+files named by `templates_exts`, `task.render_template`, bash output processors and upstream
+results in a bash task's env."""
 
 import textwrap
 
@@ -9,7 +10,8 @@ import pytest
 from conftest import FakeWorker, tasks_by_id
 
 IDIOMS = """
-    import datetime
+    import json
+    import shlex
 
     from airflow.providers.common.compat.sdk import TriggerRule, timezone
     from airflow.providers.standard.operators.bash import BashOperator
@@ -54,6 +56,19 @@ IDIOMS = """
             raise AirflowSkipException("a weekday")
 
         weekend(day="{{ logical_date.strftime('%A') }}")
+
+        @task.bash(multiple_outputs=True, output_processor=json.loads)
+        def stats():
+            return "echo " + shlex.quote(json.dumps({"n": "3"}))
+
+        counted = stats()
+
+        @task.bash
+        def use_env():
+            return 'echo "n=$N"'
+
+        use_env.override(env={"N": counted["n"]})()
+        BashOperator(task_id="processed", bash_command="echo 7", output_processor=int)
 """
 
 
@@ -138,15 +153,24 @@ def test_compat_names_updraft_lacks_are_refused_by_name(dag_folder):
                                 "(airflow.sdk.Asset)")
 
 
-def test_output_processor_is_refused_by_name(dag_folder):
-    dag_folder.write("processor.py", """
-        import json
-        from airflow.sdk import DAG
-        from airflow.providers.standard.operators.bash import BashOperator
+def test_output_processor_turns_the_last_line_into_the_result(idioms, tmp_path):
+    worker = FakeWorker(tmp_path)
+    code, finish, log = idioms("stats", worker)
+    assert code == 0, log
+    assert finish["return_value"] == {"n": "3"}
+    assert worker.pushed == {"n": "3"}
+    _, finish, _ = idioms("processed")
+    assert finish["return_value"] == 7
 
-        with DAG("processor"):
-            BashOperator(task_id="t", bash_command="echo {}", output_processor=json.loads)
-    """)
-    error = dag_folder.parse("processor.py")["error"]
-    assert error["message"].startswith(
-        "NotSupportedByUpdraft: output_processor of BashOperator is not supported yet")
+
+def test_an_upstream_result_in_a_bash_tasks_env(dag_folder, idioms, tmp_path):
+    dag_folder.write("idioms.py", IDIOMS)
+    use_env = tasks_by_id(dag_folder.dag("idioms.py"))["use_env"]
+    assert use_env["dependencies"] == ["stats"]
+    # Airflow's str(XComArg): the template that pulls it, which the worker renders too.
+    assert use_env["env"] == {
+        "N": "{{ task_instance.xcom_pull(task_ids='stats', dag_id='idioms', key='n') }}"}
+    worker = FakeWorker(tmp_path, xcoms={("stats", "n"): "3"})
+    code, finish, log = idioms("use_env", worker)
+    assert code == 0, log
+    assert finish["return_value"] == "n=3"

@@ -40,6 +40,8 @@ def updraft(home, *args, timeout=300):
     env = dict(os.environ, UPDRAFT_HOME=str(home),
                # The examples import pendulum: tasks run with this suite's interpreter.
                UPDRAFT_CORE__PYTHON=sys.executable,
+               # Some examples write under $AIRFLOW_HOME, which Airflow's tasks always have.
+               AIRFLOW_HOME=str(home),
                # DAGs that start paused would not matter to `dags test`, but keep them plain.
                UPDRAFT_CORE__DAGS_ARE_PAUSED_AT_CREATION="false")
     return subprocess.run([str(BINARY), *args], env=env, capture_output=True, timeout=timeout,

@@ -52,7 +52,6 @@ UNSUPPORTED_KEYS = {
     "task_concurrency": "task_concurrency",
     "retry_delay_multiplier": None,
     "pool_slots": "pool_slots other than 1",
-    "output_processor": "output_processor of BashOperator",
 }
 
 

@@ -75,7 +75,10 @@ def run_bash(task, command, context, render_command):
                         f"string, not {command!r}")
     env = dict(os.environ)
     env.pop("UPDRAFT_SUPERVISOR", None)
-    env.update(task.env or {})
+    for key, value in (task.env or {}).items():
+        # A BashOperator's env was rendered with its templated fields; a @task.bash's is
+        # rendered here (it may pull upstream results: `env={"N": other["count"]}`).
+        env[key] = render(value, context) if render_command else value
     print(f"Running command: {command}", flush=True)
     sys.stderr.flush()
     process = subprocess.Popen(["bash", "-c", command], stdout=subprocess.PIPE,
@@ -194,6 +197,8 @@ def finish_message(info, push):
         if kind == "bash":
             result = run_bash(task, result, context,
                               render_command=isinstance(task, DecoratedPythonOperator))
+            if getattr(task, "output_processor", None) is not None:
+                result = task.output_processor(result)
         elif kind == "branch":
             outcome["skip"] = branch_skips(task, result)
         elif kind == "short_circuit":
