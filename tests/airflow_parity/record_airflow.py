@@ -7,8 +7,9 @@ repository; nothing here needs Airflow otherwise):
     python -m venv /tmp/airflow && /tmp/airflow/bin/pip install apache-airflow==3.3.2
     /tmp/airflow/bin/python tests/airflow_parity/record_airflow.py [DAG_ID ...]
 
-Each DAG runs alone: its file (and the SQL templates) in a DAG folder of its own (so one file that Airflow cannot
-serialize does not stop the others), in a fresh AIRFLOW_HOME with SQLite. A run whose process
+Each DAG runs alone: its file (and the SQL templates) in a DAG folder of its own (so one file
+that Airflow cannot serialize does not stop the others), in an AIRFLOW_HOME with SQLite made
+fresh for the recording. A run whose process
 keeps going after the run has ended (some do) is stopped once its state is final; one that
 never ends (a sensor waiting for a human, another DAG, a file) is recorded as `timeout` after
 RUN_LIMIT seconds with the states it had.

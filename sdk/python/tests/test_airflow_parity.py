@@ -101,8 +101,16 @@ def _run(home, dag_id):
         run = json.loads(done.stdout)
     except json.JSONDecodeError:
         return {"error": done.stdout + done.stderr}
-    return {"state": run["state"],
-            "tasks": {ti["task_id"]: ti["state"] for ti in run["task_instances"]}}
+    tasks = {_key(ti): ti["state"] for ti in run["task_instances"]}
+    return {"state": run["state"], "tasks": tasks}
+
+
+def _key(ti):
+    """A task instance as expected.json names it: mapped ones as `task_id[map_index]`."""
+    map_index = ti.get("map_index", -1)
+    if map_index is None or map_index < 0:
+        return ti["task_id"]
+    return f"{ti['task_id']}[{map_index}]"
 
 
 def test_supported_examples_end_in_airflows_states(examples):
