@@ -268,6 +268,19 @@ class BaseOperator(DependencyMixin):
     def execute(self, context):
         raise NotImplementedError(f"{type(self).__name__} has no execute() method")
 
+    def render_template(self, content, context, jinja_env=None, seen_oids=None):
+        """Renders `content` with the context as the task's templated fields are: strings
+        as templates, lists, tuples, sets and dict values one by one, anything else as is."""
+        from .templates import render
+
+        if isinstance(content, str):
+            return render(content, context)
+        if isinstance(content, (list, tuple, set)):
+            return type(content)(self.render_template(v, context) for v in content)
+        if isinstance(content, dict):
+            return {k: self.render_template(v, context) for k, v in content.items()}
+        return content
+
     # Airflow features updraft does not have yet.
     @classmethod
     def partial(cls, *args, **kwargs):

@@ -119,6 +119,16 @@ class XComArg(DependencyMixin):
     def __repr__(self):
         return f"XComArg({self.operator.task_id!r}, key={self.key!r})"
 
+    def __str__(self):
+        # As in Airflow: the template that pulls the value, for use inside templated strings
+        # (`env={"X": str(task.output)}`, f-strings of bash commands).
+        dag_id = self.operator.dag.dag_id if self.operator.dag is not None else None
+        pulled = [f"task_ids='{self.operator.task_id}'"]
+        if dag_id is not None:
+            pulled.append(f"dag_id='{dag_id}'")
+        pulled.append(f"key='{self.key}'")
+        return f"{{{{ task_instance.xcom_pull({', '.join(pulled)}) }}}}"
+
     # Airflow's task mapping over an upstream result.
     def map(self, *args, **kwargs):
         from .exceptions import NotSupportedByUpdraft

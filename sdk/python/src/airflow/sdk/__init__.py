@@ -16,4 +16,6 @@ __getattr__ = _refuse_names(__name__, {
     "BaseSensorOperator": "BaseSensorOperator", "PokeReturnValue": "PokeReturnValue",
     "ObjectStoragePath": "ObjectStoragePath", "BaseNotifier": "Notifiers",
     "EdgeModifier": None, "Trigger": "Deferrable operators (triggers)",
+    "RetryAction": "Retry policies", "RetryRule": "Retry policies",
+    "ExceptionRetryPolicy": "Retry policies", "RetryPolicy": "Retry policies",
 })

@@ -315,6 +315,7 @@ pub(super) fn context_json(
     dag: &Dag,
     ctx: &TemplateContext,
     dag_file: &Path,
+    dag_folder: Option<&Path>,
 ) -> Value {
     let run = &claimed.dag_run;
     let logical = ctx.logical_date;
@@ -326,6 +327,7 @@ pub(super) fn context_json(
         .unwrap_or_default();
     json!({
         "dag_file": dag_file.display().to_string(),
+        "dag_folder": dag_folder.map(|folder| folder.display().to_string()),
         "dag_id": ctx.dag_id,
         "task_id": ctx.task_id,
         "run_id": ctx.run_id,
