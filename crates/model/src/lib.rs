@@ -3,6 +3,7 @@
 
 pub mod dag;
 pub mod duration;
+pub mod mapping;
 pub mod param;
 pub mod retry;
 pub mod state;
@@ -10,6 +11,7 @@ pub mod timetable;
 pub mod trigger_rule;
 
 pub use dag::{Dag, Operator, PythonKind, Task};
+pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
