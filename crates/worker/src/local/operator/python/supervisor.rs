@@ -492,6 +492,7 @@ mod tests {
             store.xcoms_for_run(run.id).await.unwrap(),
             vec![XCom {
                 task_id: other.into(),
+                map_index: -1,
                 key: "return_value".into(),
                 value: json!({"n": 1}),
             }]
