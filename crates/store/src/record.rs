@@ -318,6 +318,9 @@ pub struct XCom {
     pub value: serde_json::Value,
 }
 
+/// Values by map index.
+type IndexedValues = Vec<(i64, serde_json::Value)>;
+
 fn unmapped() -> i64 {
     -1
 }
@@ -329,7 +332,7 @@ impl XCom {
     /// otherwise.
     pub fn as_seen_downstream(xcoms: Vec<XCom>) -> Vec<XCom> {
         let mut out: Vec<XCom> = Vec::with_capacity(xcoms.len());
-        let mut mapped: Vec<(String, String, Vec<(i64, serde_json::Value)>)> = Vec::new();
+        let mut mapped: Vec<(String, String, IndexedValues)> = Vec::new();
         for x in xcoms {
             if x.map_index < 0 {
                 out.push(x);
