@@ -156,6 +156,9 @@ pub enum TasksCommand {
         task_id: String,
         #[arg(long = "try")]
         try_number: Option<u32>,
+        /// The instance of a mapped task.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        map_index: i64,
     },
     /// Clear task instances so that they, and their downstream, run again.
     Clear {

@@ -185,8 +185,7 @@ async fn read(
     Ok(read_try_log(
         state.store().as_ref(),
         &state.config().base_log_folder,
-        ti.id,
-        (&ti.dag_id, &ti.run_id, &ti.task_id),
+        ti,
         try_number,
         from,
     )

@@ -85,7 +85,10 @@ impl LocalWorker {
             .and_then(|()| std::fs::write(&dag_file, &pinned.source))
             .map_err(|e| format!("cannot write the DAG file's source: {e}"))?;
 
-        let context = supervisor::context_json(claimed, dag, &ctx, &dag_file);
+        let mut context = supervisor::context_json(claimed, dag, &ctx, &dag_file);
+        if let Some(arguments) = self.mapped_arguments(claimed, task).await? {
+            context["map_kwargs"] = serde_json::Value::Object(arguments);
+        }
         let socket = dir.path().join("supervisor.sock");
         let supervisor = Supervisor::start(
             &socket,
