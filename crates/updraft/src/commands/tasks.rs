@@ -196,9 +196,9 @@ pub async fn print_states(app: &App, run: &DagRun, out: Output) -> Result<()> {
                 .map(|ti| {
                     vec![
                         ti.task_id.clone(),
-                        ti.map_index.to_string(),
                         ti.state.to_string(),
                         ti.try_number.to_string(),
+                        ti.map_index.to_string(),
                         time(ti.start_date),
                         time(ti.end_date),
                     ]
@@ -209,9 +209,9 @@ pub async fn print_states(app: &App, run: &DagRun, out: Output) -> Result<()> {
                 &value,
                 &[
                     "task_id",
-                    "map_index",
                     "state",
                     "try_number",
+                    "map_index",
                     "start_date",
                     "end_date",
                 ],

@@ -119,3 +119,50 @@ fn a_result_that_cannot_be_mapped_over_fails_the_task_that_returned_it() {
         "{log}"
     );
 }
+
+const MAPPED_PY: &str = r#"
+from datetime import datetime
+from airflow.decorators import dag, task
+from airflow.operators.bash import BashOperator
+
+
+@dag(schedule=None, start_date=datetime(2024, 1, 1))
+def mapped_py():
+    @task
+    def numbers():
+        return [1, 2, 3]
+
+    @task
+    def add(x, y, ti=None):
+        print(f"instance {ti.map_index} adds {x} and {y}")
+        return x + y
+
+    @task
+    def total(values):
+        print(f"total {sum(values)} of {list(values)}")
+        return sum(values)
+
+    total(add.partial(y=10).expand(x=numbers()))
+    BashOperator.partial(task_id="echo").expand(bash_command=["echo one", "echo two"])
+
+
+mapped_py()
+"#;
+
+#[test]
+fn python_taskflow_mapping_runs_and_reduces() {
+    let home = Home::new();
+    home.write_dag("mapped_py.py", MAPPED_PY);
+    let doc = home.json(&["dags", "test", "mapped_py"]);
+    assert_eq!(doc["state"], "success", "{doc:#}");
+    let success = |n: i64| (0..n).map(|i| (i, "success".to_string())).collect::<Vec<_>>();
+    assert_eq!(instances(&doc, "add"), success(3));
+    assert_eq!(instances(&doc, "echo"), success(2));
+    let run_id = doc["run_id"].as_str().unwrap();
+    let log = home.ok(&["tasks", "logs", "mapped_py", run_id, "add", "--map-index", "2"]);
+    assert!(log.contains("instance 2 adds 3 and 10"), "{log}");
+    let log = home.ok(&["tasks", "logs", "mapped_py", run_id, "total"]);
+    assert!(log.contains("total 36 of [11, 12, 13]"), "{log}");
+    let log = home.ok(&["tasks", "logs", "mapped_py", run_id, "echo", "--map-index", "1"]);
+    assert!(log.contains("{stdout} two"), "{log}");
+}

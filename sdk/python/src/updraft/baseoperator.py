@@ -157,6 +157,7 @@ class BaseOperator(DependencyMixin):
         self.settings = {}
         self.params = dict(params or {})
         self._source_line = None
+        self._mapping = None
 
         merged = {}
         for source in self._default_args_chain(dag, task_group) + [default_args or {}]:
@@ -268,13 +269,14 @@ class BaseOperator(DependencyMixin):
     def execute(self, context):
         raise NotImplementedError(f"{type(self).__name__} has no execute() method")
 
-    # Airflow features updraft does not have yet.
+    # Dynamic task mapping (see mapping.py).
     @classmethod
-    def partial(cls, *args, **kwargs):
-        raise NotSupportedByUpdraft("Dynamic task mapping (partial/expand)")
+    def partial(cls, **kwargs):
+        from .mapping import PartialOperator
 
-    expand = partial
-    expand_kwargs = partial
+        return PartialOperator(cls, kwargs)
+
+    # Airflow features updraft does not have yet.
 
     def as_setup(self, *args, **kwargs):
         raise NotSupportedByUpdraft("Setup and teardown tasks (as_setup)")
