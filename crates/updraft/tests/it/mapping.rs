@@ -155,14 +155,34 @@ fn python_taskflow_mapping_runs_and_reduces() {
     home.write_dag("mapped_py.py", MAPPED_PY);
     let doc = home.json(&["dags", "test", "mapped_py"]);
     assert_eq!(doc["state"], "success", "{doc:#}");
-    let success = |n: i64| (0..n).map(|i| (i, "success".to_string())).collect::<Vec<_>>();
+    let success = |n: i64| {
+        (0..n)
+            .map(|i| (i, "success".to_string()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(instances(&doc, "add"), success(3));
     assert_eq!(instances(&doc, "echo"), success(2));
     let run_id = doc["run_id"].as_str().unwrap();
-    let log = home.ok(&["tasks", "logs", "mapped_py", run_id, "add", "--map-index", "2"]);
+    let log = home.ok(&[
+        "tasks",
+        "logs",
+        "mapped_py",
+        run_id,
+        "add",
+        "--map-index",
+        "2",
+    ]);
     assert!(log.contains("instance 2 adds 3 and 10"), "{log}");
     let log = home.ok(&["tasks", "logs", "mapped_py", run_id, "total"]);
     assert!(log.contains("total 36 of [11, 12, 13]"), "{log}");
-    let log = home.ok(&["tasks", "logs", "mapped_py", run_id, "echo", "--map-index", "1"]);
+    let log = home.ok(&[
+        "tasks",
+        "logs",
+        "mapped_py",
+        run_id,
+        "echo",
+        "--map-index",
+        "1",
+    ]);
     assert!(log.contains("{stdout} two"), "{log}");
 }
