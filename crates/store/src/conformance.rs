@@ -297,6 +297,7 @@ mod tests {
             ),
             ("variables", include_str!("conformance/variables.rs")),
             ("manage", include_str!("conformance/manage.rs")),
+            ("mapping", include_str!("conformance/mapping.rs")),
             ("secrets", include_str!("conformance/secrets.rs")),
             ("auth", include_str!("conformance/auth.rs")),
             ("connections", include_str!("conformance/connections.rs")),
