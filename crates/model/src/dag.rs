@@ -60,6 +60,10 @@ pub struct Task {
     /// The task group it belongs to (its id is prefixed with the group's, as Airflow does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_group: Option<String>,
+    /// Set for a mapped task (`expand`, `expand_kwargs`): it runs as one task instance per
+    /// mapped value (see [`crate::mapping`]); the other settings are its `partial` ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<crate::Mapping>,
     /// Airflow's setup and teardown roles (`as_setup()`, `as_teardown()`): see
     /// [`crate::setup_teardown`].
     #[serde(default, skip_serializing_if = "TaskRole::is_work")]
@@ -183,6 +187,16 @@ impl Dag {
         self.tasks.iter().find(|t| t.task_id == task_id)
     }
 
+    /// The mapped tasks that map over `task_id`'s result, in file order: what that result
+    /// must be fit for (a list or a dict, not too long).
+    pub fn mapped_consumers<'a>(&'a self, task_id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.tasks.iter().filter(move |t| {
+            t.mapping
+                .as_ref()
+                .is_some_and(|m| m.upstream_tasks().contains(&task_id))
+        })
+    }
+
     /// Direct downstream task ids of `task_id`, in file order.
     pub fn downstream_of<'a>(&'a self, task_id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
         self.tasks
@@ -263,6 +277,7 @@ impl Task {
             do_xcom_push: true,
             task_group: None,
             role: TaskRole::default(),
+            mapping: None,
         }
     }
 }

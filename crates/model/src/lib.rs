@@ -3,6 +3,7 @@
 
 pub mod dag;
 pub mod duration;
+pub mod mapping;
 pub mod param;
 pub mod retry;
 pub mod setup_teardown;
@@ -11,6 +12,7 @@ pub mod timetable;
 pub mod trigger_rule;
 
 pub use dag::{Dag, Operator, PythonKind, Task, TaskRole};
+pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};

@@ -38,6 +38,9 @@ pub struct SchedulerConfig {
     /// Workers' lease. After this scheduler could not reach the database, it expires no
     /// worker lease until this long has passed: workers could not renew theirs either.
     pub worker_lease: Duration,
+    /// A mapped task expanding to more instances than this fails (Airflow's
+    /// `core.max_map_length`).
+    pub max_map_length: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -51,6 +54,7 @@ impl Default for SchedulerConfig {
             job_kind: JobKind::Scheduler,
             run_lease: Duration::from_secs(10),
             worker_lease: Duration::from_secs(30),
+            max_map_length: updraft_model::DEFAULT_MAX_MAP_LENGTH,
         }
     }
 }

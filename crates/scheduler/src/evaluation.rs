@@ -6,9 +6,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tracing::{debug, error, info};
 use updraft_model::{DagRunState, TaskState};
-use updraft_store::{StoreError, TransitionResult};
+use updraft_store::{StoreError, TransitionResult, XCom};
 
-use crate::{earliest, plan_run, DagGraph, PassOutcome, Scheduler, SchedulerError};
+use crate::{
+    earliest, plan_run_mapped, DagGraph, MapInputs, PassOutcome, Scheduler, SchedulerError,
+};
 
 impl Scheduler {
     /// Plans `runs` and applies the plans; returns the DAG ids of the runs that finished.
@@ -19,6 +21,8 @@ impl Scheduler {
         outcome: &mut PassOutcome,
     ) -> Result<Vec<String>, SchedulerError> {
         let mut transitions = Vec::new();
+        let mut expansions = Vec::new();
+        let mut expanding_runs = Vec::new();
         let mut transition_runs = Vec::new();
         let mut finished_runs = Vec::new();
         for run in runs {
@@ -29,19 +33,40 @@ impl Scheduler {
                 limits.insert(run.dag_id.clone(), graph.dag.max_active_tasks);
             }
             self.keep_run(run.id).await?;
-            let (plan, retry_due) = {
-                // Planned in place: copying a wide run's task instances on every pass would
-                // cost more than planning it.
-                let kept = self.kept();
-                let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
-                let retry_due = tis
-                    .iter()
-                    .filter(|ti| ti.state == TaskState::UpForRetry)
-                    .filter_map(|ti| ti.next_retry_at)
-                    .filter(|at| *at > now)
-                    .min();
-                (plan_run(&graph, tis, now), retry_due)
+            let mut xcoms = None;
+            let (plan, retry_due) = loop {
+                let inputs = MapInputs {
+                    xcoms: xcoms.as_deref(),
+                    max_map_length: self.config.max_map_length,
+                };
+                let (plan, retry_due) = {
+                    // Planned in place: copying a wide run's task instances on every pass
+                    // would cost more than planning it.
+                    let kept = self.kept();
+                    let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
+                    let retry_due = tis
+                        .iter()
+                        .filter(|ti| ti.state == TaskState::UpForRetry)
+                        .filter_map(|ti| ti.next_retry_at)
+                        .filter(|at| *at > now)
+                        .min();
+                    (plan_run_mapped(&graph, tis, inputs, now), retry_due)
+                };
+                // A mapped task is ready and maps over upstream results: read them once.
+                if plan.needs_xcoms && xcoms.is_none() {
+                    let stored = self.store.xcoms_for_run(run.id).await?;
+                    xcoms = Some(XCom::as_seen_downstream(stored));
+                    continue;
+                }
+                break (plan, retry_due);
             };
+            for message in &plan.mapping_errors {
+                error!(dag_id = %run.dag_id, run_id = %run.run_id, "{message}");
+            }
+            if !plan.expansions.is_empty() {
+                expanding_runs.push(run.id);
+            }
+            expansions.extend(plan.expansions);
             transition_runs.extend(std::iter::repeat_n(run.id, plan.transitions.len()));
             if let Some(state) = plan.final_state {
                 finished_runs.push((run, state));
@@ -49,8 +74,16 @@ impl Scheduler {
             outcome.next_due = earliest(outcome.next_due, retry_due);
             transitions.extend(plan.transitions);
         }
-        let results = self.store.apply_transitions(transitions.clone()).await?;
+        let results = self
+            .store
+            .apply_plan(transitions.clone(), expansions)
+            .await?;
         self.keep_transitions(&transition_runs, &transitions, &results);
+        // The new instances have ids only the store knows: keep the runs as stored.
+        for run in expanding_runs {
+            let tis = self.store.task_instances(run).await?;
+            self.kept().insert(run, tis);
+        }
         let conflicts = results
             .iter()
             .filter(|r| **r == TransitionResult::Conflict)

@@ -30,7 +30,7 @@ pub use config::{Clock, SchedulerConfig, SystemClock};
 pub use dag_cache::DagCache;
 pub use graph::DagGraph;
 use ownership::Ownership;
-pub use plan::{plan_run, RunPlan};
+pub use plan::{plan_run, plan_run_mapped, MapInputs, RunPlan};
 pub use signal::{FinishedTry, SchedulerSignal};
 pub use trigger::{new_dag_run, TriggerRequest};
 

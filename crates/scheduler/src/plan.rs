@@ -4,76 +4,151 @@
 
 use chrono::{DateTime, Utc};
 use updraft_model::trigger_rule::{Decision, UpstreamSummary};
-use updraft_model::{DagRunState, Operator, TaskState};
-use updraft_store::{TaskInstance, Transition};
+use updraft_model::{DagRunState, Mapping, Operator, Task, TaskState, DEFAULT_MAX_MAP_LENGTH};
+use updraft_store::{Expansion, TaskInstance, Transition, XCom};
 
 use crate::graph::DagGraph;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct RunPlan {
     pub transitions: Vec<Transition>,
+    /// Mapped tasks expanded by their transition to `scheduled` (applied with it).
+    pub expansions: Vec<Expansion>,
+    /// A mapped task is ready but maps over upstream results that were not passed in: plan
+    /// again with the run's XComs ([`MapInputs::xcoms`]). That task is left as it is.
+    pub needs_xcoms: bool,
+    /// Why a ready mapped task could not be expanded (it is marked `upstream_failed`).
+    pub mapping_errors: Vec<String>,
     /// Set when every task is finished once the transitions are applied.
     pub final_state: Option<DagRunState>,
 }
 
-pub fn plan_run(graph: &DagGraph, tis: &[TaskInstance], now: DateTime<Utc>) -> RunPlan {
-    let mut by_task: Vec<Option<&TaskInstance>> = vec![None; graph.dag.tasks.len()];
-    for ti in tis {
-        if let Some(&i) = graph.index.get(&ti.task_id) {
-            by_task[i] = Some(ti);
+/// What expanding a mapped task needs beyond the task instances.
+#[derive(Debug, Clone, Copy)]
+pub struct MapInputs<'a> {
+    /// The run's XComs as a downstream sees them ([`XCom::as_seen_downstream`]), when loaded.
+    pub xcoms: Option<&'a [XCom]>,
+    /// Airflow's `max_map_length`.
+    pub max_map_length: usize,
+}
+
+impl Default for MapInputs<'_> {
+    fn default() -> Self {
+        MapInputs {
+            xcoms: None,
+            max_map_length: DEFAULT_MAX_MAP_LENGTH,
         }
     }
-    let mut states: Vec<Option<TaskState>> = by_task.iter().map(|t| t.map(|ti| ti.state)).collect();
+}
+
+pub fn plan_run(graph: &DagGraph, tis: &[TaskInstance], now: DateTime<Utc>) -> RunPlan {
+    plan_run_mapped(graph, tis, MapInputs::default(), now)
+}
+
+/// [`plan_run`], expanding the mapped tasks that are ready: into as many instances as their
+/// values (skipped for none, as in Airflow).
+pub fn plan_run_mapped(
+    graph: &DagGraph,
+    tis: &[TaskInstance],
+    inputs: MapInputs<'_>,
+    now: DateTime<Utc>,
+) -> RunPlan {
+    // Each task's instances: one, or one per map index once a mapped task expanded.
+    let mut by_task: Vec<Vec<&TaskInstance>> = vec![Vec::new(); graph.dag.tasks.len()];
+    for ti in tis {
+        if let Some(&i) = graph.index.get(&ti.task_id) {
+            by_task[i].push(ti);
+        }
+    }
+    let mut states: Vec<Vec<TaskState>> = by_task
+        .iter()
+        .map(|tis| tis.iter().map(|ti| ti.state).collect())
+        .collect();
     let mut plan = RunPlan::default();
     for &i in &graph.topological {
-        let Some(ti) = by_task[i] else { continue };
         let task = &graph.dag.tasks[i];
-        let to = match ti.state {
-            TaskState::None => {
-                let summary = summarize(
-                    graph.upstream[i]
+        for (j, ti) in by_task[i].iter().enumerate() {
+            let mut expand_to = None;
+            let to = match ti.state {
+                TaskState::None => {
+                    let summary = summarize(graph.upstream[i].iter().flat_map(|&u| {
+                        let is_setup = graph.dag.tasks[u].role.is_setup;
+                        instances(&states[u])
+                            .into_iter()
+                            .map(move |s| (s, is_setup))
+                    }));
+                    let indirect_setups = graph.indirect_setups[i]
                         .iter()
-                        .map(|&u| (states[u], graph.dag.tasks[u].role.is_setup)),
-                );
-                let decision =
-                    match setups_decide(graph.indirect_setups[i].iter().map(|&s| states[s])) {
+                        .flat_map(|&s| instances(&states[s]));
+                    let decision = match setups_decide(indirect_setups) {
                         Some(settled) => settled,
                         None => match task.trigger_rule.decide(&summary) {
                             // A teardown also waits for every task between its setups and itself.
                             Decision::Run
                                 if !graph.teardown_scope[i]
                                     .iter()
-                                    .all(|&t| states[t].is_none_or(TaskState::is_finished)) =>
+                                    .all(|&t| states[t].iter().all(|s| s.is_finished())) =>
                             {
                                 Decision::Wait
                             }
                             decision => decision,
                         },
                     };
-                match decision {
-                    Decision::Wait => None,
-                    Decision::Run if task.operator == Operator::Empty => Some(TaskState::Success),
-                    Decision::Run => Some(TaskState::Scheduled),
-                    Decision::Skip => Some(TaskState::Skipped),
-                    Decision::UpstreamFailed => Some(TaskState::UpstreamFailed),
+                    match decision {
+                        Decision::Wait => None,
+                        Decision::Run if task.operator == Operator::Empty => {
+                            Some(TaskState::Success)
+                        }
+                        Decision::Run => match task.mapping.as_ref().filter(|_| ti.map_index < 0) {
+                            None => Some(TaskState::Scheduled),
+                            Some(mapping) => match expansion(task, mapping, inputs) {
+                                Expand::NeedsXcoms => {
+                                    plan.needs_xcoms = true;
+                                    None
+                                }
+                                Expand::To(0) => Some(TaskState::Skipped),
+                                Expand::To(n) => {
+                                    expand_to = Some(n);
+                                    Some(TaskState::Scheduled)
+                                }
+                                Expand::Fails(message) => {
+                                    plan.mapping_errors.push(message);
+                                    Some(TaskState::UpstreamFailed)
+                                }
+                            },
+                        },
+                        Decision::Skip => Some(TaskState::Skipped),
+                        Decision::UpstreamFailed => Some(TaskState::UpstreamFailed),
+                    }
                 }
+                TaskState::UpForRetry if ti.next_retry_at.is_none_or(|at| at <= now) => {
+                    Some(TaskState::Scheduled)
+                }
+                _ => None,
+            };
+            if let Some(to) = to {
+                states[i][j] = to;
+                plan.transitions.push(Transition {
+                    ti_id: ti.id,
+                    try_number: ti.try_number,
+                    from: ti.state,
+                    to,
+                    now,
+                    new_try: false,
+                    next_retry_at: None,
+                });
             }
-            TaskState::UpForRetry if ti.next_retry_at.is_none_or(|at| at <= now) => {
-                Some(TaskState::Scheduled)
+            if let Some(count) = expand_to {
+                // Downstream planned in this pass sees every instance, not only the first.
+                states[i].extend(std::iter::repeat_n(
+                    to.unwrap_or(TaskState::Scheduled),
+                    count - 1,
+                ));
+                plan.expansions.push(Expansion {
+                    ti_id: ti.id,
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                });
             }
-            _ => None,
-        };
-        if let Some(to) = to {
-            states[i] = Some(to);
-            plan.transitions.push(Transition {
-                ti_id: ti.id,
-                try_number: ti.try_number,
-                from: ti.state,
-                to,
-                now,
-                new_try: false,
-                next_retry_at: None,
-            });
         }
     }
     plan.final_state = final_state(graph, &states);
@@ -104,7 +179,42 @@ fn setups_decide(setups: impl Iterator<Item = Option<TaskState>>) -> Option<Deci
     }
 }
 
-/// Counts the states of a task's direct upstream, given with whether each is a setup.
+/// What a ready mapped task's placeholder becomes.
+enum Expand {
+    To(usize),
+    NeedsXcoms,
+    Fails(String),
+}
+
+fn expansion(task: &Task, mapping: &Mapping, inputs: MapInputs<'_>) -> Expand {
+    let xcoms = match (mapping.reads_upstream(), inputs.xcoms) {
+        (true, None) => return Expand::NeedsXcoms,
+        (_, xcoms) => xcoms.unwrap_or_default(),
+    };
+    let resolve = |task_id: &str| {
+        xcoms
+            .iter()
+            .find(|x| x.task_id == task_id && x.key == "return_value")
+            .map(|x| &x.value)
+    };
+    match mapping.length(&task.task_id, &resolve, inputs.max_map_length) {
+        Ok(n) => Expand::To(n),
+        Err(e) => Expand::Fails(e.to_string()),
+    }
+}
+
+/// A task's instances' states for its downstream: one per instance, or `None` for a task
+/// without any (not in this run's version).
+fn instances(states: &[TaskState]) -> Vec<Option<TaskState>> {
+    if states.is_empty() {
+        vec![None]
+    } else {
+        states.iter().copied().map(Some).collect()
+    }
+}
+
+/// Counts the states of a task's direct upstream (each mapped instance once), given with
+/// whether each is a setup.
 fn summarize(upstream: impl Iterator<Item = (Option<TaskState>, bool)>) -> UpstreamSummary {
     let mut s = UpstreamSummary::default();
     for (state, is_setup) in upstream {
@@ -133,14 +243,14 @@ fn summarize(upstream: impl Iterator<Item = (Option<TaskState>, bool)>) -> Upstr
 /// Airflow's rule: once every task is finished, the run failed if any leaf failed or was
 /// upstream-failed, and succeeded otherwise; a teardown counts only with
 /// `on_failure_fail_dagrun`, and does not hide the tasks upstream of it.
-fn final_state(graph: &DagGraph, states: &[Option<TaskState>]) -> Option<DagRunState> {
+fn final_state(graph: &DagGraph, states: &[Vec<TaskState>]) -> Option<DagRunState> {
     if !states.iter().flatten().all(|s| s.is_finished()) {
         return None;
     }
     let leaf_failed = states
         .iter()
         .enumerate()
-        .any(|(i, s)| graph.decides_outcome[i] && s.is_some_and(TaskState::is_failure));
+        .any(|(i, s)| graph.decides_outcome[i] && s.iter().any(|s| s.is_failure()));
     Some(if leaf_failed {
         DagRunState::Failed
     } else {
@@ -148,5 +258,7 @@ fn final_state(graph: &DagGraph, states: &[Option<TaskState>]) -> Option<DagRunS
     })
 }
 
+#[cfg(test)]
+mod mapping_tests;
 #[cfg(test)]
 mod tests;

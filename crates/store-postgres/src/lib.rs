@@ -375,13 +375,18 @@ impl Store for PostgresStore {
     async fn task_instances(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>> {
         task_instances::of_run(&mut *self.conn().await?, dag_run_id).await
     }
-    async fn apply_transitions(&self, batch: Vec<Transition>) -> Result<Vec<TransitionResult>> {
+    async fn apply_plan(
+        &self,
+        batch: Vec<Transition>,
+        expansions: Vec<Expansion>,
+    ) -> Result<Vec<TransitionResult>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         check_transitions(&batch)?;
         let mut tx = self.begin().await?;
         let (results, runs) = task_instances::apply(&mut tx, &batch).await?;
+        task_instances::expand(&mut tx, &batch, &results, &expansions).await?;
         // Announced to watchers only: the scheduler that applies them drives the run.
         let change = (!runs.is_empty()).then_some(Announce::Runs(runs));
         self.commit_for_watchers(tx, change).await?;

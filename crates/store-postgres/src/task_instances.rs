@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
-use updraft_store::{Result, TaskInstance, Transition, TransitionResult};
+use updraft_store::{Expansion, Result, TaskInstance, Transition, TransitionResult};
 
 use crate::codec::{col, col_opt_instant, col_u32, micros, opt_instant, opt_micros, parse};
 use crate::db_err;
@@ -179,6 +179,47 @@ pub async fn apply(
         }
     }
     Ok((results, runs.into_iter().collect()))
+}
+
+/// Expands the mapped tasks whose placeholder's transition was applied (see
+/// [`updraft_store::Expansion`]), inside the transaction of that transition.
+pub async fn expand(
+    conn: &mut PgConnection,
+    batch: &[Transition],
+    results: &[TransitionResult],
+    expansions: &[Expansion],
+) -> Result<()> {
+    for expansion in expansions {
+        let applied = batch
+            .iter()
+            .zip(results)
+            .any(|(t, r)| t.ti_id == expansion.ti_id && *r == TransitionResult::Applied);
+        if !applied {
+            continue;
+        }
+        let placeholder =
+            sqlx::query("UPDATE task_instance SET map_index = 0 WHERE id = $1 AND map_index = -1")
+                .bind(expansion.ti_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        if placeholder.rows_affected() == 0 || expansion.count < 2 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, \
+             try_number, state, queue, pool, priority_weight, start_date, end_date) \
+             SELECT t.dag_run_id, t.dag_id, t.run_id, t.task_id, i, t.try_number, t.state, \
+             t.queue, t.pool, t.priority_weight, t.start_date, t.end_date \
+             FROM task_instance t, generate_series(1::bigint, $2::bigint - 1) AS i WHERE t.id = $1",
+        )
+        .bind(expansion.ti_id)
+        .bind(i64::from(expansion.count))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 pub async fn earliest_retry(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>> {

@@ -9,7 +9,7 @@ use crate::db_err;
 
 pub async fn xcoms_for_run(conn: &mut PgConnection, dag_run_id: i64) -> Result<Vec<XCom>> {
     let rows = sqlx::query(
-        "SELECT task_id, key, value FROM xcom WHERE dag_run_id = $1 \
+        "SELECT task_id, key, value, map_index FROM xcom WHERE dag_run_id = $1 \
          ORDER BY task_id, map_index, key",
     )
     .bind(dag_run_id)
@@ -21,10 +21,12 @@ pub async fn xcoms_for_run(conn: &mut PgConnection, dag_run_id: i64) -> Result<V
             let task_id: String = col(row, 0)?;
             let key: String = col(row, 1)?;
             let value: String = col(row, 2)?;
+            let map_index: i64 = col(row, 3)?;
             let value = serde_json::from_str(&value)
                 .map_err(|e| StoreError::Corrupt(format!("xcom {task_id}/{key}: {e}")))?;
             Ok(XCom {
                 task_id,
+                map_index,
                 key,
                 value,
             })

@@ -284,7 +284,11 @@ impl Store for SqliteStore {
         self.read(move |c| task_instances::of_run(c, dag_run_id))
             .await
     }
-    async fn apply_transitions(&self, batch: Vec<Transition>) -> Result<Vec<TransitionResult>> {
+    async fn apply_plan(
+        &self,
+        batch: Vec<Transition>,
+        expansions: Vec<Expansion>,
+    ) -> Result<Vec<TransitionResult>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -293,6 +297,7 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 let mut touched = task_instances::Touched::default();
                 let results = task_instances::apply(tx, &batch, &mut touched)?;
+                task_instances::expand(tx, &batch, &results, &expansions)?;
                 Ok((results, touched))
             })
             .await?;

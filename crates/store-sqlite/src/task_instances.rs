@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, Row, Transaction};
-use updraft_store::{Change, Result, TaskInstance, TaskState, Transition, TransitionResult};
+use updraft_store::{
+    Change, Expansion, Result, TaskInstance, TaskState, Transition, TransitionResult,
+};
 
 use crate::codec::{micros, opt_instant, opt_micros, parse};
 use crate::dags::conversion;
@@ -134,6 +136,48 @@ pub(crate) fn apply(
         }
     }
     Ok(results)
+}
+
+/// Expands the mapped tasks whose placeholder's transition was applied (see
+/// [`updraft_store::Expansion`]), inside the transaction of that transition.
+pub(crate) fn expand(
+    tx: &Transaction,
+    batch: &[Transition],
+    results: &[TransitionResult],
+    expansions: &[Expansion],
+) -> Result<()> {
+    for expansion in expansions {
+        let applied = batch
+            .iter()
+            .zip(results)
+            .any(|(t, r)| t.ti_id == expansion.ti_id && *r == TransitionResult::Applied);
+        if !applied {
+            continue;
+        }
+        let placeholder = tx
+            .execute(
+                "UPDATE task_instance SET map_index = 0 WHERE id = ?1 AND map_index = -1",
+                params![expansion.ti_id],
+            )
+            .map_err(db_err)?;
+        if placeholder == 0 {
+            continue;
+        }
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, \
+                 try_number, state, queue, pool, priority_weight, start_date, end_date) \
+                 SELECT dag_run_id, dag_id, run_id, task_id, ?2, try_number, state, queue, pool, \
+                 priority_weight, start_date, end_date FROM task_instance WHERE id = ?1",
+            )
+            .map_err(db_err)?;
+        for map_index in 1..i64::from(expansion.count) {
+            insert
+                .execute(params![expansion.ti_id, map_index])
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn earliest_retry(conn: &Connection) -> Result<Option<DateTime<Utc>>> {

@@ -8,7 +8,10 @@ use crate::db_err;
 
 pub fn xcoms_for_run(conn: &Connection, dag_run_id: i64) -> Result<Vec<XCom>> {
     let mut stmt = conn
-        .prepare_cached("SELECT task_id, key, value FROM xcom WHERE dag_run_id = ?1")
+        .prepare_cached(
+            "SELECT task_id, key, value, map_index FROM xcom WHERE dag_run_id = ?1 \
+             ORDER BY task_id, map_index, key",
+        )
         .map_err(db_err)?;
     let rows = stmt
         .query_map(params![dag_run_id], |r| {
@@ -16,16 +19,18 @@ pub fn xcoms_for_run(conn: &Connection, dag_run_id: i64) -> Result<Vec<XCom>> {
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
             ))
         })
         .map_err(db_err)?;
     let mut out = Vec::new();
     for row in rows {
-        let (task_id, key, value) = row.map_err(db_err)?;
+        let (task_id, key, value, map_index) = row.map_err(db_err)?;
         let value = serde_json::from_str(&value)
             .map_err(|e| StoreError::Corrupt(format!("xcom {task_id}/{key}: {e}")))?;
         out.push(XCom {
             task_id,
+            map_index,
             key,
             value,
         });

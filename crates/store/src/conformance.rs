@@ -35,6 +35,7 @@ pub mod dags;
 pub mod event_log;
 pub mod fixture;
 pub mod manage;
+pub mod mapping;
 pub mod runs;
 pub mod secrets;
 pub mod task_instances;
@@ -143,6 +144,10 @@ macro_rules! __store_conformance_checks {
                 clear_resets_finished_tasks_and_reopens_the_run,
                 clear_makes_running_tasks_restarting,
                 clear_keeps_a_restarting_task_restarting,
+            }
+            mapping {
+                apply_plan_expands_a_placeholder_once,
+                mapped_instances_keep_their_own_xcoms,
             }
             claims {
                 claim_takes_highest_priority_first_up_to_the_limit,
@@ -293,6 +298,7 @@ mod tests {
             ),
             ("variables", include_str!("conformance/variables.rs")),
             ("manage", include_str!("conformance/manage.rs")),
+            ("mapping", include_str!("conformance/mapping.rs")),
             ("secrets", include_str!("conformance/secrets.rs")),
             ("auth", include_str!("conformance/auth.rs")),
             ("connections", include_str!("conformance/connections.rs")),

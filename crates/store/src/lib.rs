@@ -197,7 +197,17 @@ pub trait Store:
 
     async fn task_instances(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>>;
     /// Applies a batch of compare-and-set state changes in one transaction.
-    async fn apply_transitions(&self, batch: Vec<Transition>) -> Result<Vec<TransitionResult>>;
+    async fn apply_transitions(&self, batch: Vec<Transition>) -> Result<Vec<TransitionResult>> {
+        self.apply_plan(batch, Vec::new()).await
+    }
+    /// Applies a batch of compare-and-set state changes and the expansions of mapped tasks
+    /// they decide ([`Expansion`]: each applies only with its task instance's transition)
+    /// in one transaction.
+    async fn apply_plan(
+        &self,
+        batch: Vec<Transition>,
+        expansions: Vec<Expansion>,
+    ) -> Result<Vec<TransitionResult>>;
     /// Queued and running task instances, per DAG and per pool, for concurrency limits.
     async fn occupancy(&self) -> Result<Occupancy>;
     /// Queues `items` in order (`scheduled` → `queued`, new try), each only if its DAG stays

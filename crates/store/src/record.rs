@@ -311,8 +311,63 @@ pub struct LogTail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XCom {
     pub task_id: String,
+    /// The mapped instance that pushed it (`-1`: a task that is not mapped).
+    #[serde(default = "unmapped")]
+    pub map_index: i64,
     pub key: String,
     pub value: serde_json::Value,
+}
+
+/// Values by map index.
+type IndexedValues = Vec<(i64, serde_json::Value)>;
+
+fn unmapped() -> i64 {
+    -1
+}
+
+impl XCom {
+    /// A run's XComs as a task downstream sees them: the values a mapped task's instances
+    /// pushed under one key become one list in `map_index` order (Airflow's reduce of a
+    /// mapped result); an unmapped task's values stay as they are. Input order is kept
+    /// otherwise.
+    pub fn as_seen_downstream(xcoms: Vec<XCom>) -> Vec<XCom> {
+        let mut out: Vec<XCom> = Vec::with_capacity(xcoms.len());
+        let mut mapped: Vec<(String, String, IndexedValues)> = Vec::new();
+        for x in xcoms {
+            if x.map_index < 0 {
+                out.push(x);
+                continue;
+            }
+            match mapped
+                .iter_mut()
+                .find(|(task, key, _)| *task == x.task_id && *key == x.key)
+            {
+                Some((_, _, values)) => values.push((x.map_index, x.value)),
+                None => mapped.push((x.task_id, x.key, vec![(x.map_index, x.value)])),
+            }
+        }
+        for (task_id, key, mut values) in mapped {
+            values.sort_by_key(|(index, _)| *index);
+            out.push(XCom {
+                task_id,
+                map_index: -1,
+                key,
+                value: serde_json::Value::Array(values.into_iter().map(|(_, v)| v).collect()),
+            });
+        }
+        out
+    }
+}
+
+/// Expanding a mapped task's placeholder (`map_index` -1) into its instances, applied with
+/// the transition that decides the placeholder is ready ([`crate::Store::apply_plan`]): only
+/// if that compare-and-set is applied, the placeholder becomes instance 0 and instances
+/// 1..`count` are created in the same state, in the same transaction, so that a crash or
+/// another scheduler never sees half an expansion and it happens once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expansion {
+    pub ti_id: i64,
+    pub count: u32,
 }
 
 /// One task instance the scheduler wants queued (from `scheduled`, starting try

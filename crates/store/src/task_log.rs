@@ -14,12 +14,17 @@ pub fn log_path(
     dag_id: &str,
     run_id: &str,
     task_id: &str,
+    map_index: i64,
     try_number: u32,
 ) -> PathBuf {
     let mut path = base.to_path_buf();
     path.push(format!("dag_id={}", path_safe(dag_id)));
     path.push(format!("run_id={}", path_safe(run_id)));
     path.push(format!("task_id={}", path_safe(task_id)));
+    // A mapped instance's tries, in Airflow's layout.
+    if map_index >= 0 {
+        path.push(format!("map_index={map_index}"));
+    }
     path.push(format!("attempt={try_number}.log"));
     path
 }
@@ -81,15 +86,21 @@ impl TryLog {
 pub async fn read_try_log(
     store: &dyn Store,
     base_log_folder: &Path,
-    ti_id: i64,
-    (dag_id, run_id, task_id): (&str, &str, &str),
+    ti: &crate::TaskInstance,
     try_number: u32,
     from: u64,
 ) -> Result<TryLog> {
-    if let Some((start, text)) = store.read_log_from(ti_id, try_number, from).await? {
+    if let Some((start, text)) = store.read_log_from(ti.id, try_number, from).await? {
         return Ok(TryLog::Database { start, text });
     }
-    let path = log_path(base_log_folder, dag_id, run_id, task_id, try_number);
+    let path = log_path(
+        base_log_folder,
+        &ti.dag_id,
+        &ti.run_id,
+        &ti.task_id,
+        ti.map_index,
+        try_number,
+    );
     match read_file_from(&path, from).await {
         // A task's output need not be UTF-8; show what it wrote rather than nothing.
         Ok(bytes) => Ok(TryLog::File {
@@ -118,7 +129,7 @@ mod tests {
     fn log_path_layout_and_escaping() {
         let base = Path::new("/logs");
         let check = |dag: &str, run: &str, task: &str, expect: &str| {
-            assert_eq!(log_path(base, dag, run, task, 3), PathBuf::from(expect));
+            assert_eq!(log_path(base, dag, run, task, -1, 3), PathBuf::from(expect));
         };
         check(
             "etl",
@@ -131,6 +142,10 @@ mod tests {
             "../../../etc",
             "a\\b",
             "/logs/dag_id=etl/run_id=..%2F..%2F..%2Fetc/task_id=a%5Cb/attempt=3.log",
+        );
+        assert_eq!(
+            log_path(base, "etl", "r", "t", 2, 1),
+            PathBuf::from("/logs/dag_id=etl/run_id=r/task_id=t/map_index=2/attempt=1.log")
         );
         check(
             "a%2Fb",

@@ -25,6 +25,8 @@ pub struct TemplateContext {
     pub run_id: String,
     pub task_id: String,
     pub try_number: u32,
+    /// The mapped instance's index (`-1`: the task is not mapped).
+    pub map_index: i64,
     /// Airflow's run type: `manual`, `scheduled`, `backfill`, `asset_triggered`.
     pub run_type: String,
     pub logical_date: DateTime<Utc>,
@@ -93,7 +95,7 @@ impl TemplateContext {
             run_id: self.run_id.clone(),
             task_id: self.task_id.clone(),
             try_number: self.try_number,
-            map_index: -1,
+            map_index: self.map_index,
             logical_date,
             xcoms,
         });

@@ -156,6 +156,9 @@ pub enum TasksCommand {
         task_id: String,
         #[arg(long = "try")]
         try_number: Option<u32>,
+        /// The instance of a mapped task.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        map_index: i64,
     },
     /// Run one task in this process with its log on the terminal: no scheduler, and nothing
     /// recorded (Airflow's `tasks test`). Exits 1 when the task fails.

@@ -61,6 +61,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             job_kind: JobKind::Standalone,
             run_lease: duration("scheduler.lease", &c.scheduler.lease)?,
             worker_lease: duration("worker.lease", &c.worker.lease)?,
+            max_map_length: updraft_model::DEFAULT_MAX_MAP_LENGTH,
         },
         signal.clone(),
         work_queued.clone(),

@@ -31,6 +31,9 @@ pub struct GridRun {
 pub struct GridCell {
     pub state: &'static str,
     pub seconds: Option<f64>,
+    /// A mapped task's cell sums up its instances: how many are in the cell's state, of how
+    /// many (`3/4 success`).
+    pub mapped: Option<String>,
 }
 
 /// A row: one task, with a cell per column (`None`: the task was not in that run's version),
@@ -98,6 +101,34 @@ fn group_cell<'a>(cells: impl Iterator<Item = &'a GridCell>) -> Option<GridCell>
     Some(GridCell {
         state,
         seconds: None,
+        mapped: None,
+    })
+}
+
+/// A mapped task's cell: the most telling state of its instances (as a group's), with the
+/// count of instances in it and of all, and the span from the first start to the last end.
+fn mapped_cell(instances: &[&TaskInstanceSummary], now: DateTime<Utc>) -> Option<GridCell> {
+    let states: Vec<&'static str> = instances.iter().map(|ti| ti.state.as_str()).collect();
+    let state = GROUP_STATE_ORDER
+        .iter()
+        .find(|s| states.contains(s))
+        .copied()
+        .or_else(|| states.first().copied())?;
+    let count = states.iter().filter(|s| **s == state).count();
+    let start = instances.iter().filter_map(|ti| ti.start_date).min();
+    let end = if instances.iter().all(|ti| ti.end_date.is_some()) {
+        instances.iter().filter_map(|ti| ti.end_date).max()
+    } else {
+        None
+    };
+    Some(GridCell {
+        state,
+        seconds: seconds(start, end, now),
+        mapped: Some(format!(
+            "{count}/{} {}",
+            instances.len(),
+            state.replace('_', " ")
+        )),
     })
 }
 
@@ -168,7 +199,8 @@ pub fn build(
         .map(|(i, t)| (t.clone(), i))
         .collect();
     let mut cells: Vec<Vec<Option<GridCell>>> = vec![vec![None; runs.len()]; order.len()];
-    for ti in tis {
+    let mut mapped: HashMap<(usize, usize), Vec<&TaskInstanceSummary>> = HashMap::new();
+    for ti in &tis {
         let Some(&col) = column.get(&ti.dag_run_id) else {
             continue;
         };
@@ -181,10 +213,18 @@ pub fn build(
                 order.len() - 1
             }
         };
+        if ti.map_index >= 0 {
+            mapped.entry((row, col)).or_default().push(ti);
+            continue;
+        }
         cells[row][col] = Some(GridCell {
             state: ti.state.as_str(),
             seconds: seconds(ti.start_date, ti.end_date, now),
+            mapped: None,
         });
+    }
+    for ((row, col), instances) in mapped {
+        cells[row][col] = mapped_cell(&instances, now);
     }
     let durations: Vec<Option<f64>> = runs
         .iter()

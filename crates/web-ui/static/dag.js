@@ -407,7 +407,8 @@
   }
   function cellLabel(td) {
     var parts = cellParts(td);
-    var state = td.className.replace(/^state-/, "").replace(/_/g, " ");
+    // A mapped task's cell names its instances: "3/4 success".
+    var state = td.getAttribute("data-mapped") || td.className.replace(/^state-/, "").replace(/_/g, " ");
     var ms = (td.parentElement.getAttribute("data-ms") || "").split(",")[td.cellIndex - 1] || null;
     return parts.task.textContent.trim() + ", " + parts.run.getAttribute("data-run") + ": " + state + (ms !== null ? ", " + seconds(Number(ms)) : "");
   }

@@ -174,3 +174,13 @@ def test_an_upstream_result_in_a_bash_tasks_env(dag_folder, idioms, tmp_path):
     code, finish, log = idioms("use_env", worker)
     assert code == 0, log
     assert finish["return_value"] == "n=3"
+
+
+def test_a_task_asking_for_the_task_state_store_is_refused_by_name():
+    from updraft import task
+    from updraft.exceptions import NotSupportedByUpdraft
+
+    with pytest.raises(NotSupportedByUpdraft, match="task_state_store context value"):
+        @task
+        def process(table, task_state_store=None):
+            return table

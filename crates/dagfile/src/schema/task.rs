@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use updraft_model::{Operator, PythonKind, Task, TaskRole, TriggerRule};
 
+use super::mapping::{read_mapping, MappedOperator, ReadMapping};
 use super::value::{check_id, get, Ctx};
 use crate::diagnostic::Pos;
 use crate::document::{Entry, Node, NodeKind};
@@ -36,6 +37,8 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "teardown",
     "setups",
     "on_failure_fail_dagrun",
+    "expand",
+    "expand_kwargs",
     "python_callable",
     "python_executable",
     "python_kind",
@@ -240,8 +243,8 @@ pub(crate) fn read_task(
         None => fallback,
     };
 
-    // The keys YAML authors write most first; the Python SDK's own keys last.
-    let (common, python) = TASK_ONLY_KEYS.split_at(4);
+    // The keys YAML authors write first; the Python SDK's own keys last.
+    let (common, python) = TASK_ONLY_KEYS.split_at(10);
     let allowed: Vec<&str> = common
         .iter()
         .chain(SETTING_KEYS)
@@ -250,20 +253,36 @@ pub(crate) fn read_task(
         .collect();
     ctx.check_keys(entries, &allowed, &label);
 
-    let operator = read_operator(entries, node.pos, &label, ctx);
+    let mapped_operator = match get(entries, "operator").map(|e| &e.value.kind) {
+        Some(NodeKind::Str(name)) if name == "empty" => MappedOperator::Empty,
+        Some(NodeKind::Str(name)) if name == "python" => MappedOperator::Python,
+        _ => MappedOperator::Bash,
+    };
+    let mapping_read = read_mapping(entries, mapped_operator, &label, ctx);
+    let mapping_failed = mapping_read.is_none()
+        && (get(entries, "expand").is_some() || get(entries, "expand_kwargs").is_some());
+    let operator = read_operator(entries, node.pos, mapping_read.as_ref(), &label, ctx);
 
     let mut dependencies = Vec::new();
     let mut dependency_pos = Vec::new();
+    let mut seen = HashSet::new();
     if let Some(e) = get(entries, "dependencies") {
-        let mut seen = HashSet::new();
         for (dep, pos) in ctx
             .string_list(&e.value, &label, "dependencies")
             .unwrap_or_default()
         {
-            if seen.insert(dep) {
+            if seen.insert(dep.to_string()) {
                 dependencies.push(dep.to_string());
                 dependency_pos.push(pos);
             }
+        }
+    }
+    // A task mapped over an upstream result depends on it, as an `XComArg` makes it in
+    // Airflow.
+    for (upstream, pos) in mapping_read.iter().flat_map(|m| &m.upstream) {
+        if seen.insert(upstream.clone()) {
+            dependencies.push(upstream.clone());
+            dependency_pos.push(*pos);
         }
     }
 
@@ -288,9 +307,13 @@ pub(crate) fn read_task(
     }
 
     let own = read_settings(entries, &label, ctx);
+    if mapping_failed {
+        return None;
+    }
     let mut task = Task::new(task_id?, operator?);
     task.dependencies = dependencies;
     task.task_group = task_group;
+    task.mapping = mapping_read.map(|m| m.mapping);
     for setting in defaults.iter().chain(&own) {
         setting.apply(&mut task);
     }
@@ -358,10 +381,12 @@ fn read_role(entries: &[Entry], label: &str, ctx: &mut Ctx) -> Option<TaskRole> 
 fn read_operator(
     entries: &[Entry],
     task_pos: Option<Pos>,
+    mapping: Option<&ReadMapping>,
     label: &str,
     ctx: &mut Ctx,
 ) -> Option<Operator> {
     let command = get(entries, "bash_command");
+    let command_mapped = mapping.is_some_and(|m| m.supplies_command);
     let operator = match get(entries, "operator") {
         None => None,
         Some(e) => {
@@ -405,6 +430,10 @@ fn read_operator(
             );
             None
         }
+        // Each mapped instance gets its own command; the task has none of its own.
+        (_, None) if command_mapped => Some(Operator::Bash {
+            bash_command: String::new(),
+        }),
         (Some((_, pos)), None) => {
             ctx.error(pos, format!("{label}operator `bash` needs `bash_command`"));
             None
@@ -413,6 +442,18 @@ fn read_operator(
             ctx.error(
                 task_pos,
                 format!("{label}missing required key `bash_command` (or set `operator: empty`)"),
+            );
+            None
+        }
+        (_, Some(cmd))
+            if mapping.is_some_and(|m| {
+                matches!(&m.mapping, updraft_model::Mapping::Expand(args)
+                    if args.iter().any(|a| a.name == "bash_command"))
+            }) =>
+        {
+            ctx.error(
+                cmd.key_pos,
+                format!("{label}`bash_command` is both set and in `expand`: keep one"),
             );
             None
         }

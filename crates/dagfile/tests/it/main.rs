@@ -2,5 +2,6 @@
 
 mod folder;
 mod hostile;
+mod mapping;
 mod parse;
 mod schema_file;

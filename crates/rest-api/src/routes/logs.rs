@@ -16,7 +16,7 @@ use updraft_store::{read_try_log, TaskInstance, TryLog};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::common::{PathParams, QueryParams};
-use super::task_instances::task_instance;
+use super::task_instances::task_instance_at;
 use crate::auth::{Access, Action, Resource};
 use crate::{RestError, RestState};
 
@@ -185,8 +185,7 @@ async fn read(
     Ok(read_try_log(
         state.store().as_ref(),
         &state.config().base_log_folder,
-        ti.id,
-        (&ti.dag_id, &ti.run_id, &ti.task_id),
+        ti,
         try_number,
         from,
     )
@@ -209,8 +208,9 @@ async fn get_log(
     QueryParams(query): QueryParams<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Response, RestError> {
-    let (_, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
-    if query.map_index.is_some_and(|m| m != -1) || try_number == 0 || try_number > ti.try_number {
+    let map_index = query.map_index.unwrap_or(-1);
+    let (_, ti) = task_instance_at(&state, &dag_id, &run_id, &task_id, map_index).await?;
+    if try_number == 0 || try_number > ti.try_number {
         return Err(RestError::not_found(format!(
             "TaskInstance {task_id} of run {run_id} has no try {try_number}"
         )));
@@ -276,11 +276,12 @@ async fn stream(
             if !f.first {
                 tokio::time::sleep(FOLLOW_INTERVAL).await;
                 // The state first, then the log: a try seen ended has written all of it.
-                match super::task_instances::task_instance(
+                match super::task_instances::task_instance_at(
                     &f.state,
                     &f.ti.dag_id,
                     &f.ti.run_id,
                     &f.ti.task_id,
+                    f.ti.map_index,
                 )
                 .await
                 {

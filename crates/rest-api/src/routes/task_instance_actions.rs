@@ -176,7 +176,7 @@ pub struct PatchTaskInstanceBody {
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PatchQuery {
-    /// Only -1: updraft does not map tasks.
+    /// Only -1: marking one instance of a mapped task is not supported yet.
     pub map_index: Option<i64>,
     /// The fields of the body to apply (`new_state`, `note`); default: those present.
     #[serde(default)]
@@ -413,7 +413,7 @@ async fn post_clear_task_instances(
                     ClearTaskId::Mapped(_, _) => {
                         return Err(RestError::invalid(
                             &["body", "task_ids"],
-                            "updraft has no mapped tasks: map_index must be -1",
+                            "clearing one instance of a mapped task is not supported yet: give its task id to clear all of them",
                         ))
                     }
                 }

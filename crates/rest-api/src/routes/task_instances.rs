@@ -31,6 +31,14 @@ pub(crate) const PERMISSIONS: super::Permissions = &[
         Access::Require(Action::Read, Resource::TaskInstance),
     ),
     (
+        "get_mapped_task_instance",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
+    (
+        "get_mapped_task_instances",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
+    (
         "get_task_instance_tries",
         Access::Require(Action::Read, Resource::TaskInstance),
     ),
@@ -48,6 +56,8 @@ pub(crate) fn routes() -> OpenApiRouter<RestState> {
     OpenApiRouter::new()
         .routes(routes!(get_task_instances))
         .routes(routes!(get_task_instance))
+        .routes(routes!(get_mapped_task_instance))
+        .routes(routes!(get_mapped_task_instances))
         .routes(routes!(get_task_instance_tries))
         .routes(routes!(get_task_instance_try_details))
         .routes(routes!(get_task_instances_batch))
@@ -60,16 +70,28 @@ pub(crate) async fn task_instance(
     run_id: &str,
     task_id: &str,
 ) -> Result<(DagRun, TaskInstance), RestError> {
+    task_instance_at(state, dag_id, run_id, task_id, -1).await
+}
+
+/// A run and one of its task instances by map index (-1: a task that is not mapped, or a
+/// mapped task not expanded yet), or Airflow's 404.
+pub(crate) async fn task_instance_at(
+    state: &RestState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    map_index: i64,
+) -> Result<(DagRun, TaskInstance), RestError> {
     let run = dag_run(state, dag_id, run_id).await?;
     let ti = state
         .store()
         .task_instances(run.id)
         .await?
         .into_iter()
-        .find(|ti| ti.task_id == task_id)
+        .find(|ti| ti.task_id == task_id && ti.map_index == map_index)
         .ok_or_else(|| {
             RestError::not_found(format!(
-                "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` and map_index: `-1` was not found"
+                "The Task Instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` and map_index: `{map_index}` was not found"
             ))
         })?;
     Ok((run, ti))
@@ -276,6 +298,63 @@ async fn get_task_instance(
             .instance(&state, &ti, run.logical_date, run.dag_version)
             .await?,
     ))
+}
+
+/// One instance of a mapped task.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}",
+    operation_id = "get_mapped_task_instance", tag = "Task Instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
+        ("map_index" = i64, Path)),
+    responses((status = 200, body = TaskInstanceResponse), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_mapped_task_instance(
+    State(state): State<RestState>,
+    PathParams((dag_id, run_id, task_id, map_index)): PathParams<(String, String, String, i64)>,
+) -> Result<Json<TaskInstanceResponse>, RestError> {
+    let (run, ti) = task_instance_at(&state, &dag_id, &run_id, &task_id, map_index).await?;
+    Ok(Json(
+        Shaper::default()
+            .instance(&state, &ti, run.logical_date, run.dag_version)
+            .await?,
+    ))
+}
+
+/// Every instance of a mapped task in a run, by map index.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/listMapped",
+    operation_id = "get_mapped_task_instances", tag = "Task Instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path)),
+    responses((status = 200, body = TaskInstanceCollectionResponse), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_mapped_task_instances(
+    State(state): State<RestState>,
+    PathParams((dag_id, run_id, task_id)): PathParams<(String, String, String)>,
+) -> Result<Json<TaskInstanceCollectionResponse>, RestError> {
+    let run = dag_run(&state, &dag_id, &run_id).await?;
+    let mut mapped: Vec<TaskInstance> = state
+        .store()
+        .task_instances(run.id)
+        .await?
+        .into_iter()
+        .filter(|ti| ti.task_id == task_id)
+        .collect();
+    if mapped.is_empty() {
+        return Err(RestError::not_found(format!(
+            "Task id {task_id} not found in run {run_id} of DAG {dag_id}"
+        )));
+    }
+    mapped.retain(|ti| ti.map_index >= 0);
+    mapped.sort_by_key(|ti| ti.map_index);
+    let mut shaper = Shaper::default();
+    let mut task_instances = Vec::with_capacity(mapped.len());
+    for ti in &mapped {
+        task_instances.push(
+            shaper
+                .instance(&state, ti, run.logical_date, run.dag_version)
+                .await?,
+        );
+    }
+    Ok(Json(TaskInstanceCollectionResponse {
+        total_entries: task_instances.len() as u64,
+        task_instances,
+    }))
 }
 
 async fn tries(

@@ -101,7 +101,7 @@ async fn a_local_log_file_is_read_and_streamed_until_the_try_ends() {
     let store = server.store.clone();
     let run = world::run(store.as_ref(), "solo", "s1", 0).await;
     let claimed = world::claim(store.as_ref(), &run, "a").await;
-    let file = log_path(&server.dir.path().join("logs"), "solo", "s1", "a", 1);
+    let file = log_path(&server.dir.path().join("logs"), "solo", "s1", "a", -1, 1);
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, "[2024-01-01T00:00:01.000Z] {updraft} started\n").unwrap();
 

@@ -488,3 +488,75 @@ async fn a_teardowns_dependencies_count_its_setups() {
         .await;
     assert!(names(&body).contains(&"Trigger Rule".to_string()), "{body}");
 }
+
+#[tokio::test]
+async fn mapped_task_instances_are_read_by_map_index() {
+    let server = Server::start().await;
+    world::publish(server.store.as_ref()).await;
+    let store = server.store.as_ref();
+    let run = world::run(store, "etl", "r1", 0).await;
+    let placeholder = fixture::ti(store, run.id, "b").await;
+    store
+        .apply_plan(
+            vec![fixture::transition(&placeholder, TaskState::Scheduled)],
+            vec![updraft_store::Expansion {
+                ti_id: placeholder.id,
+                count: 3,
+            }],
+        )
+        .await
+        .unwrap();
+
+    let (status, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b/2",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["task_id"].as_str(), body["map_index"].as_i64()),
+        (Some("b"), Some(2))
+    );
+    assert_eq!(body["state"], "scheduled");
+
+    let (status, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b/listMapped",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total_entries"], 3);
+    let indexes: Vec<i64> = body["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["map_index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(indexes, vec![0, 1, 2]);
+
+    // Expanded: no instance -1 any more, as in Airflow.
+    let (status, body) = server
+        .get(Role::Viewer, "/api/v2/dags/etl/dagRuns/r1/taskInstances/b")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("map_index: `-1`"),
+        "{body}"
+    );
+    let (status, _) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b/3",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/nope/listMapped",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -10,7 +10,7 @@ use updraft_store::TaskInstance;
 use super::*;
 
 /// The instant every plan is made at.
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap()
 }
 
@@ -18,7 +18,7 @@ fn now() -> DateTime<Utc> {
 /// [setup|teardown|teardown!]`, e.g. `"c <- a b all_done"`. Tasks run bash unless marked
 /// `empty`; a teardown has Airflow's `all_done_setup_success`, and `teardown!` fails the run
 /// when it fails (`on_failure_fail_dagrun`).
-fn graph(lines: &[&str]) -> DagGraph {
+pub(super) fn graph(lines: &[&str]) -> DagGraph {
     let tasks = lines
         .iter()
         .map(|line| {
@@ -53,7 +53,7 @@ fn graph(lines: &[&str]) -> DagGraph {
     DagGraph::new(Arc::new(dag(tasks)))
 }
 
-fn dag(tasks: Vec<Task>) -> Dag {
+pub(super) fn dag(tasks: Vec<Task>) -> Dag {
     Dag {
         dag_id: "d".to_string(),
         description: None,
@@ -74,7 +74,7 @@ fn dag(tasks: Vec<Task>) -> Dag {
 /// Task instances from `task=state` words, in the DAG's task order; a task left out is in
 /// state `none`. `up_for_retry@S` retries `S` seconds from now (negative: overdue). Every
 /// task instance is on try 1 unless it is in state `none`.
-fn instances(graph: &DagGraph, states: &str) -> Vec<TaskInstance> {
+pub(super) fn instances(graph: &DagGraph, states: &str) -> Vec<TaskInstance> {
     let given: Vec<(&str, &str)> = states
         .split_whitespace()
         .map(|w| w.split_once('=').expect("task=state"))
@@ -630,6 +630,7 @@ fn a_run_of_a_dag_without_tasks_succeeds() {
         RunPlan {
             transitions: Vec::new(),
             final_state: Some(DagRunState::Success),
+            ..RunPlan::default()
         }
     );
 }

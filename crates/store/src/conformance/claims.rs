@@ -283,6 +283,7 @@ pub async fn finish_records_the_outcome_and_the_xcom(db: &dyn TestDatabase) {
         store.xcoms_for_run(run.id).await.unwrap(),
         vec![XCom {
             task_id: claimed[0].ti.task_id.clone(),
+            map_index: -1,
             key: "return_value".into(),
             value,
         }]
@@ -350,11 +351,13 @@ pub async fn finish_applies_pushed_xcoms_and_skips_tasks_not_started(db: &dyn Te
         vec![
             XCom {
                 task_id: "branch".into(),
+                map_index: -1,
                 key: "picked".into(),
                 value: json!(["ran"]),
             },
             XCom {
                 task_id: "branch".into(),
+                map_index: -1,
                 key: "return_value".into(),
                 value: json!("ran"),
             },

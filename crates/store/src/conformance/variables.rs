@@ -80,6 +80,7 @@ pub async fn xcoms_belong_to_their_run(db: &dyn TestDatabase) {
     }
     let xcom = |value| XCom {
         task_id: "a".into(),
+        map_index: -1,
         key: "return_value".into(),
         value,
     };

@@ -35,6 +35,7 @@ pub fn context() -> TemplateContext {
         run_id: "scheduled__2026-01-01T00:00:00+00:00".to_owned(),
         task_id: "load".to_owned(),
         try_number: 2,
+        map_index: -1,
         run_type: "scheduled".to_owned(),
         logical_date: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
         data_interval_start: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),

@@ -7,7 +7,7 @@ use chrono::Utc;
 use regex::Regex;
 use serde_json::json;
 use updraft_model::{Dag, Operator};
-use updraft_store::DagRun;
+use updraft_store::{DagRun, TaskInstance};
 
 use super::dags::{load_dag, not_found, sync_folder};
 use crate::app::App;
@@ -59,6 +59,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             run_id,
             task_id,
             try_number,
+            map_index,
         } => {
             let run = app
                 .store
@@ -66,8 +67,20 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                 .await
                 .map_err(not_found)?;
             let tis = app.store.task_instances(run.id).await?;
-            let Some(ti) = tis.iter().find(|ti| ti.task_id == *task_id) else {
-                bail!("task {task_id:?} not found in run {run_id:?} of DAG {dag_id:?}");
+            let instances: Vec<&TaskInstance> =
+                tis.iter().filter(|ti| ti.task_id == *task_id).collect();
+            let Some(ti) = instances.iter().find(|ti| ti.map_index == *map_index) else {
+                if instances.is_empty() {
+                    bail!("task {task_id:?} not found in run {run_id:?} of DAG {dag_id:?}");
+                }
+                bail!(
+                    "task {task_id:?} has no map index {map_index} in run {run_id:?}: it has {}",
+                    instances
+                        .iter()
+                        .map(|ti| ti.map_index.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             };
             let try_number = try_number.unwrap_or(ti.try_number);
             if try_number == 0 || try_number > ti.try_number {
@@ -80,8 +93,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             let log = updraft_store::read_try_log(
                 app.store.as_ref(),
                 &app.config.logging.base_log_folder,
-                ti.id,
-                (dag_id, run_id, task_id),
+                ti,
                 try_number,
                 0,
             )
@@ -190,7 +202,8 @@ pub async fn print_states(app: &App, run: &DagRun, out: Output) -> Result<()> {
         "run_id": run.run_id,
         "state": run.state,
         "task_instances": tis.iter().map(|ti| json!({
-            "task_id": ti.task_id, "state": ti.state, "try_number": ti.try_number,
+            "task_id": ti.task_id, "map_index": ti.map_index, "state": ti.state,
+            "try_number": ti.try_number,
             "start_date": ti.start_date, "end_date": ti.end_date,
         })).collect::<Vec<_>>(),
     });
@@ -205,6 +218,7 @@ pub async fn print_states(app: &App, run: &DagRun, out: Output) -> Result<()> {
                         ti.task_id.clone(),
                         ti.state.to_string(),
                         ti.try_number.to_string(),
+                        ti.map_index.to_string(),
                         time(ti.start_date),
                         time(ti.end_date),
                     ]
@@ -213,7 +227,14 @@ pub async fn print_states(app: &App, run: &DagRun, out: Output) -> Result<()> {
             output::print(
                 out,
                 &value,
-                &["task_id", "state", "try_number", "start_date", "end_date"],
+                &[
+                    "task_id",
+                    "state",
+                    "try_number",
+                    "map_index",
+                    "start_date",
+                    "end_date",
+                ],
                 rows,
             )?;
         }

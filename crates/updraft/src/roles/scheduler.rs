@@ -47,6 +47,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
             job_kind: JobKind::Scheduler,
             run_lease,
             worker_lease: duration("worker.lease", &c.worker.lease)?,
+            max_map_length: updraft_model::DEFAULT_MAX_MAP_LENGTH,
         },
         signal.clone(),
         // No worker in this process: workers learn of queued work from the database.

@@ -125,15 +125,18 @@ fn a_rows_durations_are_milliseconds_in_column_order() {
             Some(GridCell {
                 state: "success",
                 seconds: Some(1.2345),
+                mapped: None,
             }),
             None,
             Some(GridCell {
                 state: "queued",
                 seconds: None,
+                mapped: None,
             }),
             Some(GridCell {
                 state: "running",
                 seconds: Some(60.0),
+                mapped: None,
             }),
         ],
         group: None,
@@ -147,4 +150,41 @@ fn a_running_duration_counts_to_now() {
     assert_eq!(seconds(Some(at(0)), None, at(7)), Some(7.0));
     assert_eq!(seconds(None, Some(at(7)), at(9)), None);
     assert_eq!(seconds(Some(at(5)), Some(at(1)), at(9)), Some(0.0));
+}
+
+#[test]
+fn a_mapped_tasks_cell_counts_its_instances() {
+    let instance = |index: i64, state, end| TaskInstanceSummary {
+        map_index: index,
+        ..ti(1, "m", state, Some(index), end)
+    };
+    let g = build(
+        &["m".to_string()],
+        &HashMap::new(),
+        vec![run(1, 0, Some(0), None)],
+        vec![
+            instance(0, TaskState::Success, Some(5)),
+            instance(1, TaskState::Running, None),
+            instance(2, TaskState::Success, Some(3)),
+            instance(3, TaskState::Success, Some(4)),
+        ],
+        at(10),
+    );
+    let cell = g.rows[0].cells[0].clone().unwrap();
+    assert_eq!(cell.state, "running");
+    assert_eq!(cell.mapped.as_deref(), Some("1/4 running"));
+    assert_eq!(cell.seconds, Some(10.0), "from the first start to now");
+    let g = build(
+        &["m".to_string()],
+        &HashMap::new(),
+        vec![run(1, 0, Some(0), None)],
+        vec![
+            instance(0, TaskState::Success, Some(5)),
+            instance(1, TaskState::Success, Some(7)),
+        ],
+        at(10),
+    );
+    let cell = g.rows[0].cells[0].clone().unwrap();
+    assert_eq!(cell.mapped.as_deref(), Some("2/2 success"));
+    assert_eq!(cell.seconds, Some(7.0));
 }

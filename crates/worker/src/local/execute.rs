@@ -54,6 +54,7 @@ impl LocalWorker {
             &ti.dag_id,
             &ti.run_id,
             &ti.task_id,
+            ti.map_index,
             ti.try_number,
         );
         let report = |state, next_retry_at, xcom| report_of(&claimed, state, next_retry_at, xcom);
@@ -146,6 +147,22 @@ impl LocalWorker {
                 finished
             }
         };
+        let mut log_tail = log_tail;
+        if finished.state == TaskState::Success && ti.map_index < 0 {
+            if let Err(why) = operator::result_for_mapping(&dag, task, &mut finished.xcom) {
+                // As Airflow: the task whose result cannot be mapped over fails.
+                let line = format!("the task's result cannot be mapped over: {why}");
+                write_log_line(&log_path, &line);
+                if let Some(tail) = &mut log_tail {
+                    tail.data.push_str(&line);
+                    tail.data.push('\n');
+                }
+                finished = FinishReport {
+                    effects: finished.effects,
+                    ..failed(task)
+                };
+            }
+        }
         finished.log_tail = log_tail;
         finished
     }

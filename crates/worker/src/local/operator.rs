@@ -3,6 +3,7 @@
 
 mod bash;
 mod context;
+mod mapped;
 mod python;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub(super) enum Work {
     Python(Box<PythonTry>),
 }
 
+pub(super) use mapped::result_for_mapping;
 pub(super) use python::{FinishState, PythonTry};
 
 impl LocalWorker {
@@ -35,6 +37,20 @@ impl LocalWorker {
         task: &Task,
         log_path: PathBuf,
     ) -> Result<Work, String> {
+        let mapped_bash = match &task.operator {
+            Operator::Bash { .. } => self.mapped_arguments(claimed, task).await?,
+            _ => None,
+        };
+        if let Some(arguments) = mapped_bash {
+            let task = mapped::bash_task_with(task, &arguments)?;
+            let Operator::Bash { bash_command } = &task.operator else {
+                return Err("a mapped bash task lost its command".into());
+            };
+            return self
+                .prepare_bash(claimed, dag, &task, bash_command, log_path)
+                .await
+                .map(|launch| Work::Process(Box::new(launch)));
+        }
         match &task.operator {
             Operator::Bash { bash_command } => self
                 .prepare_bash(claimed, dag, task, bash_command, log_path)

@@ -157,6 +157,7 @@ class BaseOperator(DependencyMixin):
         self.settings = {}
         self.params = dict(params or {})
         self._source_line = None
+        self._mapping = None
 
         merged = {}
         for source in self._default_args_chain(dag, task_group) + [default_args or {}]:
@@ -281,13 +282,12 @@ class BaseOperator(DependencyMixin):
             return {k: self.render_template(v, context) for k, v in content.items()}
         return content
 
-    # Airflow features updraft does not have yet.
+    # Dynamic task mapping (see mapping.py).
     @classmethod
-    def partial(cls, *args, **kwargs):
-        raise NotSupportedByUpdraft("Dynamic task mapping (partial/expand)")
+    def partial(cls, **kwargs):
+        from .mapping import PartialOperator
 
-    expand = partial
-    expand_kwargs = partial
+        return PartialOperator(cls, kwargs)
 
     # Setup and teardown (`setup_teardown.py`).
     is_setup = False

@@ -12,6 +12,7 @@ import traceback
 from . import context as task_context
 from .exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from .loader import load_dag_file
+from .mapping import apply_map_kwargs
 from .runtime_values import resolve
 from .serialize import python_kind
 from .templates import TemplateError, render
@@ -184,6 +185,7 @@ def finish_message(info, push):
             raise AirflowException(f"DAG {info['dag_id']!r} is not defined in {dag_file}")
         dag = dags[-1]
         task = dag.get_task(info["task_id"])
+        apply_map_kwargs(task, info.get("map_kwargs"))
         context = task_context.build_context(info, dag, task)
         task_context._stack.append(context)
         render_template_fields(task, context, dag_file, info.get("dag_folder"))

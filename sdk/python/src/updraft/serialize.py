@@ -89,9 +89,12 @@ def python_kind(task):
 def task_document(task):
     doc = {"task_id": task.task_id}
     kind = _kind(task)
+    mapping = getattr(task, "_mapping", None)
     if kind == "bash":
         doc["operator"] = "bash"
-        doc["bash_command"] = task.bash_command
+        # A mapped command comes from each instance's arguments.
+        if task.bash_command:
+            doc["bash_command"] = task.bash_command
     elif kind == "empty":
         doc["operator"] = "empty"
     else:
@@ -125,6 +128,8 @@ def task_document(task):
         doc["teardown"] = True
         if task.on_failure_fail_dagrun:
             doc["on_failure_fail_dagrun"] = True
+    if mapping:
+        doc.update(mapping)
     return doc
 
 

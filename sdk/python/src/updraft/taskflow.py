@@ -27,6 +27,9 @@ KNOWN_CONTEXT_KEYS = frozenset((
     "start_date", "task_reschedule_count",
 ))
 
+# Context values of Airflow's that updraft does not provide yet.
+UNSUPPORTED_CONTEXT_KEYS = ("task_state_store",)
+
 
 def infer_multiple_outputs(function):
     """True when the function is annotated to return a mapping (Airflow's rule)."""
@@ -80,6 +83,14 @@ class TaskDecorator:
     """A function made a task factory by `@task`."""
 
     def __init__(self, function, python_kind, options):
+        # A context value updraft does not have would be None at run time: refuse it here.
+        try:
+            parameters = inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            parameters = {}
+        for name in UNSUPPORTED_CONTEXT_KEYS:
+            if name in parameters:
+                raise NotSupportedByUpdraft(f"The {name} context value")
         self.function = function
         self.python_kind = python_kind
         self.options = options
@@ -88,8 +99,21 @@ class TaskDecorator:
         self.__wrapped__ = function
 
     def __call__(self, *args, **kwargs):
+        return XComArg(self._create(args, kwargs))
+
+    def _create(self, args, kwargs, mapped_names=()):
+        """The task of a call; `mapped_names`: the arguments each mapped instance brings
+        (`None`: not known before run time, from `expand_kwargs`)."""
         options = dict(self.options)
-        _check_call(self.function, args, kwargs)
+        if mapped_names is None:
+            signature = inspect.signature(self.function)
+            try:
+                signature.bind_partial(*args, **kwargs)
+            except TypeError as err:
+                raise TypeError(f"{self.function.__name__}(): {err}") from None
+        else:
+            _check_call(self.function, args,
+                        {**kwargs, **{name: None for name in mapped_names}})
         label = options.pop("task_id", None) or self.function.__name__
         dag = options.get("dag") or _registry.current_dag()
         group = options.get("task_group")
@@ -109,16 +133,21 @@ class TaskDecorator:
             task_id=label, python_callable=self.function, op_args=args, op_kwargs=kwargs,
             python_kind=self.python_kind, multiple_outputs=bool(multiple_outputs), **options,
         )
-        return XComArg(operator)
+        return operator
 
     def override(self, **options):
         return TaskDecorator(self.function, self.python_kind, {**self.options, **options})
 
-    def partial(self, *args, **kwargs):
-        raise NotSupportedByUpdraft("Dynamic task mapping (partial/expand)")
+    def partial(self, **kwargs):
+        from .mapping import PartialTask
 
-    expand = partial
-    expand_kwargs = partial
+        return PartialTask(self, kwargs)
+
+    def expand(self, **mapped):
+        return self.partial().expand(**mapped)
+
+    def expand_kwargs(self, value):
+        return self.partial().expand_kwargs(value)
 
 
 def _decorator(python_kind):

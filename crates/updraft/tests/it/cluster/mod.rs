@@ -10,6 +10,7 @@
 
 mod chaos;
 mod database_outage;
+mod mapping;
 mod max_active_runs;
 mod proxy;
 mod python_tasks;

@@ -121,8 +121,7 @@ async fn log_text(
     let log = read_try_log(
         state.store().as_ref(),
         &state.config().base_log_folder,
-        ti.id,
-        (&ti.dag_id, &ti.run_id, &ti.task_id),
+        ti,
         try_number,
         0,
     )

@@ -39,6 +39,7 @@ impl LocalWorker {
             run_id: ti.run_id.clone(),
             task_id: ti.task_id.clone(),
             try_number: ti.try_number,
+            map_index: ti.map_index,
             run_type: run.run_type.to_string(),
             logical_date: run.logical_date,
             data_interval_start: run.data_interval_start,
@@ -61,7 +62,7 @@ impl LocalWorker {
                 .xcoms_for_run(run.id)
                 .await
                 .map_err(|e| e.to_string())?;
-            ctx.xcoms = xcoms
+            ctx.xcoms = updraft_store::XCom::as_seen_downstream(xcoms)
                 .into_iter()
                 .map(|x| ((x.task_id, x.key), x.value))
                 .collect();

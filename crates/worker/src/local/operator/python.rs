@@ -107,6 +107,9 @@ impl LocalWorker {
         if render_only {
             context["render_only"] = serde_json::Value::Bool(true);
         }
+        if let Some(arguments) = self.mapped_arguments(claimed, task).await? {
+            context["map_kwargs"] = serde_json::Value::Object(arguments);
+        }
         let socket = dir.path().join("supervisor.sock");
         let supervisor = Supervisor::start(
             &socket,

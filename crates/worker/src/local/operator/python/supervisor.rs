@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 use updraft_model::Dag;
-use updraft_store::{ClaimedTask, PushedXCom, TaskExecution};
+use updraft_store::{ClaimedTask, PushedXCom, TaskExecution, XCom};
 use updraft_template::TemplateContext;
 
 /// The longest request line read (an XCom value pushed by the child).
@@ -238,7 +238,7 @@ impl Served {
             _ => return refused("xcom_pull needs `task_ids`: a task id or a list of them"),
         };
         let stored = match self.execution.xcoms_for_run(run.id).await {
-            Ok(stored) => stored,
+            Ok(stored) => XCom::as_seen_downstream(stored),
             Err(e) => return refused(e.to_string()),
         };
         let own = self.claimed.ti.task_id.as_str();
@@ -332,7 +332,7 @@ pub(super) fn context_json(
         "task_id": ctx.task_id,
         "run_id": ctx.run_id,
         "try_number": ctx.try_number,
-        "map_index": -1,
+        "map_index": claimed.ti.map_index,
         "logical_date": iso(logical),
         "data_interval_start": iso(ctx.data_interval_start),
         "data_interval_end": iso(ctx.data_interval_end),
@@ -498,6 +498,7 @@ mod tests {
             store.xcoms_for_run(run.id).await.unwrap(),
             vec![XCom {
                 task_id: other.into(),
+                map_index: -1,
                 key: "return_value".into(),
                 value: json!({"n": 1}),
             }]

@@ -1,0 +1,252 @@
+//! `expand:` and `expand_kwargs:` of a task: dynamic task mapping (Airflow's
+//! `.partial(…).expand(…)` and `.expand_kwargs(…)`). The task's other keys are its `partial`
+//! arguments; a value to map over is a literal list (or a mapping, mapped over as its
+//! `[key, value]` pairs) or `{xcom: task_id}`, an upstream task's result.
+
+use updraft_model::{MapSource, MappedArgument, Mapping};
+
+use super::value::Ctx;
+use crate::diagnostic::Pos;
+use crate::document::{Entry, Node, NodeKind};
+
+/// What a bash task may map over, as Airflow's `BashOperator.partial(…).expand(…)` takes it.
+pub(crate) const BASH_MAPPABLE: &[&str] = &["bash_command", "env"];
+
+/// How a task's operator constrains its mapped arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MappedOperator {
+    Bash,
+    Empty,
+    /// The SDK checks the names against the callable when it serializes the task.
+    Python,
+}
+
+/// A task's mapping as read, with the upstream tasks it reads (and where they are named).
+pub(crate) struct ReadMapping {
+    pub mapping: Mapping,
+    pub upstream: Vec<(String, Option<Pos>)>,
+    /// Whether every instance gets a `bash_command` from the mapping, so the task needs none.
+    pub supplies_command: bool,
+}
+
+/// Reads `expand` or `expand_kwargs` of a task's entries (`None` when it has neither, or
+/// they are wrong: the problems are recorded).
+pub(crate) fn read_mapping(
+    entries: &[Entry],
+    operator: MappedOperator,
+    label: &str,
+    ctx: &mut Ctx,
+) -> Option<ReadMapping> {
+    let expand = entries.iter().find(|e| e.key == "expand");
+    let kwargs = entries.iter().find(|e| e.key == "expand_kwargs");
+    let (entry, is_kwargs) = match (expand, kwargs) {
+        (None, None) => return None,
+        (Some(_), Some(k)) => {
+            ctx.error(
+                k.key_pos,
+                format!("{label}`expand` and `expand_kwargs` do not go together: pick one"),
+            );
+            return None;
+        }
+        (Some(e), None) => (e, false),
+        (None, Some(k)) => (k, true),
+    };
+    if operator == MappedOperator::Empty {
+        ctx.error(
+            entry.key_pos,
+            format!(
+                "{label}`{}` needs arguments to map over; `operator: empty` has none",
+                entry.key
+            ),
+        );
+        return None;
+    }
+    if is_kwargs {
+        read_expand_kwargs(&entry.value, operator, label, ctx)
+    } else {
+        read_expand(&entry.value, operator, label, ctx)
+    }
+}
+
+fn read_expand(
+    node: &Node,
+    operator: MappedOperator,
+    label: &str,
+    ctx: &mut Ctx,
+) -> Option<ReadMapping> {
+    let entries = ctx.map(node, label, "expand")?;
+    if entries.is_empty() {
+        ctx.error(
+            node.pos,
+            format!("{label}`expand` needs at least one argument to map over"),
+        );
+        return None;
+    }
+    let mut ok = true;
+    let mut args = Vec::new();
+    let mut upstream = Vec::new();
+    for entry in entries {
+        let key = format!("expand.{}", entry.key);
+        if operator == MappedOperator::Bash && !BASH_MAPPABLE.contains(&entry.key.as_str()) {
+            ctx.error(
+                entry.key_pos,
+                format!(
+                    "{label}`{key}`: a bash task cannot map over `{}`; it can map over: {}",
+                    entry.key,
+                    BASH_MAPPABLE.join(", ")
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        let Some(source) = read_source(&entry.value, label, &key, ctx) else {
+            ok = false;
+            continue;
+        };
+        if let MapSource::Literal(values) = &source {
+            for (i, value) in values.iter().enumerate() {
+                if let Err(why) = check_bash_argument(operator, &entry.key, value) {
+                    ctx.error(entry.value.pos, format!("{label}`{key}` item {i}: {why}"));
+                    ok = false;
+                }
+            }
+        }
+        if let MapSource::Xcom(task_id) = &source {
+            upstream.push((task_id.clone(), entry.value.pos));
+        }
+        args.push(MappedArgument {
+            name: entry.key.clone(),
+            source,
+        });
+    }
+    let supplies_command = args.iter().any(|a| a.name == "bash_command");
+    ok.then_some(ReadMapping {
+        mapping: Mapping::Expand(args),
+        upstream,
+        supplies_command,
+    })
+}
+
+fn read_expand_kwargs(
+    node: &Node,
+    operator: MappedOperator,
+    label: &str,
+    ctx: &mut Ctx,
+) -> Option<ReadMapping> {
+    let key = "expand_kwargs";
+    let source = read_source(node, label, key, ctx)?;
+    let mut upstream = Vec::new();
+    let supplies_command = match &source {
+        MapSource::Xcom(task_id) => {
+            upstream.push((task_id.clone(), node.pos));
+            // Known only when the upstream result is: an instance without one fails.
+            true
+        }
+        MapSource::Literal(items) => {
+            let mut ok = true;
+            let mut every_command = !items.is_empty();
+            for (i, item) in items.iter().enumerate() {
+                let serde_json::Value::Object(kwargs) = item else {
+                    ctx.error(
+                        node.pos,
+                        format!(
+                            "{label}`{key}` item {i} must be a mapping of arguments, found {}",
+                            updraft_model::mapping::kind_of(item)
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                };
+                every_command &= kwargs.contains_key("bash_command");
+                for (name, value) in kwargs {
+                    if operator == MappedOperator::Bash && !BASH_MAPPABLE.contains(&name.as_str()) {
+                        ctx.error(
+                            node.pos,
+                            format!(
+                                "{label}`{key}` item {i}: a bash task cannot map over `{name}`; \
+                                 it can map over: {}",
+                                BASH_MAPPABLE.join(", ")
+                            ),
+                        );
+                        ok = false;
+                    } else if let Err(why) = check_bash_argument(operator, name, value) {
+                        ctx.error(node.pos, format!("{label}`{key}` item {i}: {why}"));
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                return None;
+            }
+            every_command
+        }
+    };
+    Some(ReadMapping {
+        mapping: Mapping::ExpandKwargs(source),
+        upstream,
+        supplies_command,
+    })
+}
+
+/// A value to map over: `{xcom: task_id}`, a list, or a mapping (its `[key, value]` pairs).
+fn read_source(node: &Node, label: &str, key: &str, ctx: &mut Ctx) -> Option<MapSource> {
+    match &node.kind {
+        NodeKind::Map(entries) if entries.len() == 1 && entries[0].key == "xcom" => {
+            let task_id = ctx.string(&entries[0].value, label, &format!("{key}.xcom"))?;
+            Some(MapSource::Xcom(task_id))
+        }
+        NodeKind::Seq(_) | NodeKind::Map(_) => {
+            let mut non_finite = false;
+            let value = node.to_json(&mut |_, _| non_finite = true);
+            if non_finite {
+                ctx.error(
+                    node.pos,
+                    format!("{label}`{key}` holds a number that JSON cannot store"),
+                );
+                return None;
+            }
+            updraft_model::mapping::as_sequence(&value).map(MapSource::Literal)
+        }
+        _ => {
+            ctx.error(
+                node.pos,
+                format!(
+                    "{label}`{key}` must be a list to map over (or `{{xcom: task_id}}`, an \
+                     upstream task's result), found {}",
+                    node.describe()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Checks a literal value of a bash task's mapped argument.
+fn check_bash_argument(
+    operator: MappedOperator,
+    name: &str,
+    value: &serde_json::Value,
+) -> Result<(), String> {
+    use serde_json::Value;
+    if operator != MappedOperator::Bash {
+        return Ok(());
+    }
+    match (name, value) {
+        ("bash_command", Value::String(_)) => Ok(()),
+        ("bash_command", other) => Err(format!(
+            "`bash_command` must be a string, found {}",
+            updraft_model::mapping::kind_of(other)
+        )),
+        ("env", Value::Object(vars)) => {
+            match vars.iter().find(|(_, v)| v.is_object() || v.is_array()) {
+                Some((var, _)) => Err(format!("`env.{var}` must be a scalar")),
+                None => Ok(()),
+            }
+        }
+        ("env", other) => Err(format!(
+            "`env` must be a mapping of variables, found {}",
+            updraft_model::mapping::kind_of(other)
+        )),
+        _ => Ok(()),
+    }
+}
