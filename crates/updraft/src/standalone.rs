@@ -88,6 +88,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             sensitive_names: updraft_secrets::SensitiveNames::new(&c.core.sensitive_var_conn_names),
             python_interpreter: c.core.python.clone(),
             python_sdk: App::python_sdk_for_tasks(&app.home)?,
+            python_fork_server: c.worker.python_fork_server,
         },
         work_queued,
         Arc::new(move |reported: updraft_worker::Reported| {

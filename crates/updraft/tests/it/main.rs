@@ -9,6 +9,7 @@ mod fixture;
 mod operations;
 mod python;
 mod python_dags;
+mod python_fork_server;
 mod rest_clients;
 mod secrets;
 mod standalone;
