@@ -14,5 +14,7 @@ if ! command -v cargo-machete >/dev/null; then
 fi
 cargo machete
 cargo test --workspace --all-features
-# The Python SDK's own suite (its loader checks use the updraft binary built just above).
+# The Python SDK's own suite (its loader checks use the updraft binary built just above), with
+# the Airflow parity check: Airflow's example DAGs from the pinned wheels, which it downloads
+# into .cache/airflow-parity on first use (docs/airflow-parity.md).
 sdk/python/run-tests.sh

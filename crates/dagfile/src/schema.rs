@@ -248,7 +248,7 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
                     .filter_map(|(i, item)| read_task(item, i, &defaults, ctx))
                     .collect();
                 graph::check(&read, ctx);
-                Some(read.into_iter().map(|r| r.task).collect())
+                Some(graph::with_named_setups(read))
             }
             _ => {
                 ctx.error(

@@ -60,6 +60,24 @@ pub struct Task {
     /// The task group it belongs to (its id is prefixed with the group's, as Airflow does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_group: Option<String>,
+    /// Airflow's setup and teardown roles (`as_setup()`, `as_teardown()`): see
+    /// [`crate::setup_teardown`].
+    #[serde(default, skip_serializing_if = "TaskRole::is_work")]
+    pub role: TaskRole,
+}
+
+/// Whether a task sets up or tears down a resource for the work tasks between them. A
+/// teardown runs once its setups are done whatever its work tasks did, and does not decide
+/// the run's outcome unless `on_failure_fail_dagrun`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRole {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_setup: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_teardown: bool,
+    /// A teardown whose failure fails the run (Airflow's `on_failure_fail_dagrun`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_failure_fail_dagrun: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +234,13 @@ impl Dag {
     }
 }
 
+impl TaskRole {
+    /// Neither a setup nor a teardown: an ordinary ("work") task.
+    pub fn is_work(&self) -> bool {
+        !self.is_setup && !self.is_teardown
+    }
+}
+
 impl Task {
     /// A task with every optional setting at its default; used by loaders and tests.
     pub fn new(task_id: impl Into<String>, operator: Operator) -> Self {
@@ -237,6 +262,7 @@ impl Task {
             skip_on_exit_code: vec![DEFAULT_SKIP_EXIT_CODE],
             do_xcom_push: true,
             task_group: None,
+            role: TaskRole::default(),
         }
     }
 }

@@ -5,11 +5,12 @@ pub mod dag;
 pub mod duration;
 pub mod param;
 pub mod retry;
+pub mod setup_teardown;
 pub mod state;
 pub mod timetable;
 pub mod trigger_rule;
 
-pub use dag::{Dag, Operator, PythonKind, Task};
+pub use dag::{Dag, Operator, PythonKind, Task, TaskRole};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};

@@ -41,6 +41,11 @@ pub struct UpstreamSummary {
     pub removed: usize,
     /// Upstream tasks in any finished state (the sum of the counts above).
     pub done: usize,
+    /// Of `total`, the setup tasks, and those of them that succeeded or were skipped (what
+    /// `all_done_setup_success` looks at).
+    pub setups: usize,
+    pub setup_success: usize,
+    pub setup_skipped: usize,
 }
 
 /// What the scheduler does with a task whose upstream looks like an `UpstreamSummary`.
@@ -126,8 +131,9 @@ impl TriggerRule {
     /// - `upstream_failed` counts as a failure wherever Airflow counts it (`all_failed`,
     ///   `one_failed`, the `none_failed*` rules, `all_success`), but not as "done with an
     ///   outcome" for `one_done`, which needs a success or a failure.
-    /// - `all_done_setup_success`: updraft has no setup tasks, so, as in Airflow for a task
-    ///   without setup upstream, it behaves like `all_done`.
+    /// - `all_done_setup_success` (a teardown's rule): runs once every upstream task is done,
+    ///   if at least one upstream setup succeeded; skipped when every upstream setup was
+    ///   skipped, upstream-failed when none succeeded. Without setup upstream, `all_done`.
     pub fn decide(self, upstream: &UpstreamSummary) -> Decision {
         let total = upstream.total.saturating_sub(upstream.removed);
         if total == 0 {
@@ -190,6 +196,16 @@ impl TriggerRule {
             TriggerRule::NoneFailedMinOneSuccess if failures > 0 => Decision::UpstreamFailed,
             TriggerRule::NoneFailedMinOneSuccess if skipped >= total => Decision::Skip,
             TriggerRule::NoneSkipped if skipped > 0 => Decision::Skip,
+            TriggerRule::AllDoneSetupSuccess
+                if all_done && upstream.setups > 0 && upstream.setup_skipped >= upstream.setups =>
+            {
+                Decision::Skip
+            }
+            TriggerRule::AllDoneSetupSuccess
+                if all_done && upstream.setups > 0 && upstream.setup_success == 0 =>
+            {
+                Decision::UpstreamFailed
+            }
             _ => return None,
         };
         Some(settled)

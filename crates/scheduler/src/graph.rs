@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use updraft_model::Dag;
+use updraft_model::{setup_teardown, Dag};
 
 #[derive(Debug)]
 pub struct DagGraph {
@@ -13,7 +13,13 @@ pub struct DagGraph {
     pub topological: Vec<usize>,
     pub upstream: Vec<Vec<usize>>,
     pub downstream: Vec<Vec<usize>>,
-    pub is_leaf: Vec<bool>,
+    /// The tasks whose states decide the run's outcome: the leaves, not counting teardowns
+    /// that may not fail the run (`setup_teardown::outcome_tasks`).
+    pub decides_outcome: Vec<bool>,
+    /// Per teardown, the tasks between its setups and itself, which it waits for too.
+    pub teardown_scope: Vec<Vec<usize>>,
+    /// Per work task, the setups not directly upstream of it that must succeed first.
+    pub indirect_setups: Vec<Vec<usize>>,
     pub index: HashMap<String, usize>,
 }
 
@@ -37,12 +43,10 @@ impl DagGraph {
                     .collect()
             })
             .collect();
-        let mut is_leaf = vec![true; dag.tasks.len()];
         let mut remaining: Vec<usize> = upstream.iter().map(Vec::len).collect();
         let mut downstream = vec![Vec::new(); dag.tasks.len()];
         for (task, ups) in upstream.iter().enumerate() {
             for &u in ups {
-                is_leaf[u] = false;
                 downstream[u].push(task);
             }
         }
@@ -61,11 +65,13 @@ impl DagGraph {
             next += 1;
         }
         DagGraph {
+            decides_outcome: setup_teardown::outcome_tasks(&dag),
+            teardown_scope: setup_teardown::teardown_scopes(&dag),
+            indirect_setups: setup_teardown::indirect_setups(&dag),
             dag,
             topological,
             upstream,
             downstream,
-            is_leaf,
             index,
         }
     }

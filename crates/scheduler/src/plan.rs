@@ -30,8 +30,27 @@ pub fn plan_run(graph: &DagGraph, tis: &[TaskInstance], now: DateTime<Utc>) -> R
         let task = &graph.dag.tasks[i];
         let to = match ti.state {
             TaskState::None => {
-                let summary = summarize(graph.upstream[i].iter().map(|&u| states[u]));
-                match task.trigger_rule.decide(&summary) {
+                let summary = summarize(
+                    graph.upstream[i]
+                        .iter()
+                        .map(|&u| (states[u], graph.dag.tasks[u].role.is_setup)),
+                );
+                let decision =
+                    match setups_decide(graph.indirect_setups[i].iter().map(|&s| states[s])) {
+                        Some(settled) => settled,
+                        None => match task.trigger_rule.decide(&summary) {
+                            // A teardown also waits for every task between its setups and itself.
+                            Decision::Run
+                                if !graph.teardown_scope[i]
+                                    .iter()
+                                    .all(|&t| states[t].is_none_or(TaskState::is_finished)) =>
+                            {
+                                Decision::Wait
+                            }
+                            decision => decision,
+                        },
+                    };
+                match decision {
                     Decision::Wait => None,
                     Decision::Run if task.operator == Operator::Empty => Some(TaskState::Success),
                     Decision::Run => Some(TaskState::Scheduled),
@@ -61,10 +80,43 @@ pub fn plan_run(graph: &DagGraph, tis: &[TaskInstance], now: DateTime<Utc>) -> R
     plan
 }
 
-fn summarize(upstream: impl Iterator<Item = Option<TaskState>>) -> UpstreamSummary {
+/// What the setups a work task needs beyond its direct upstream decide (Airflow's setup
+/// constraint): a failed one fails it, a skipped one skips it, an unfinished one keeps it
+/// waiting; `None` when they all succeeded, and its trigger rule decides.
+fn setups_decide(setups: impl Iterator<Item = Option<TaskState>>) -> Option<Decision> {
+    let (mut skipped, mut waiting) = (false, false);
+    for state in setups {
+        match state {
+            Some(TaskState::Success) | Some(TaskState::Removed) | None => {}
+            Some(TaskState::Failed) | Some(TaskState::UpstreamFailed) => {
+                return Some(Decision::UpstreamFailed)
+            }
+            Some(TaskState::Skipped) => skipped = true,
+            Some(_) => waiting = true,
+        }
+    }
+    if skipped {
+        Some(Decision::Skip)
+    } else if waiting {
+        Some(Decision::Wait)
+    } else {
+        None
+    }
+}
+
+/// Counts the states of a task's direct upstream, given with whether each is a setup.
+fn summarize(upstream: impl Iterator<Item = (Option<TaskState>, bool)>) -> UpstreamSummary {
     let mut s = UpstreamSummary::default();
-    for state in upstream {
+    for (state, is_setup) in upstream {
         s.total += 1;
+        if is_setup {
+            s.setups += 1;
+            match state {
+                Some(TaskState::Success) => s.setup_success += 1,
+                Some(TaskState::Skipped) => s.setup_skipped += 1,
+                _ => {}
+            }
+        }
         match state {
             Some(TaskState::Success) => s.success += 1,
             Some(TaskState::Failed) => s.failed += 1,
@@ -79,7 +131,8 @@ fn summarize(upstream: impl Iterator<Item = Option<TaskState>>) -> UpstreamSumma
 }
 
 /// Airflow's rule: once every task is finished, the run failed if any leaf failed or was
-/// upstream-failed, and succeeded otherwise.
+/// upstream-failed, and succeeded otherwise; a teardown counts only with
+/// `on_failure_fail_dagrun`, and does not hide the tasks upstream of it.
 fn final_state(graph: &DagGraph, states: &[Option<TaskState>]) -> Option<DagRunState> {
     if !states.iter().flatten().all(|s| s.is_finished()) {
         return None;
@@ -87,7 +140,7 @@ fn final_state(graph: &DagGraph, states: &[Option<TaskState>]) -> Option<DagRunS
     let leaf_failed = states
         .iter()
         .enumerate()
-        .any(|(i, s)| graph.is_leaf[i] && s.is_some_and(TaskState::is_failure));
+        .any(|(i, s)| graph.decides_outcome[i] && s.is_some_and(TaskState::is_failure));
     Some(if leaf_failed {
         DagRunState::Failed
     } else {

@@ -36,6 +36,12 @@ impl BrowseStore for PostgresStore {
     ) -> Result<Page<TaskInstanceRow>> {
         run_list::query_task_instances(&mut *self.conn().await?, &query).await
     }
+    async fn task_instance_summaries(
+        &self,
+        dag_run_ids: Vec<i64>,
+    ) -> Result<Vec<TaskInstanceSummary>> {
+        run_list::task_instance_summaries(&mut *self.conn().await?, &dag_run_ids).await
+    }
     async fn task_tries(&self, ti_id: i64) -> Result<Vec<TaskTry>> {
         run_list::task_tries(&mut *self.conn().await?, ti_id).await
     }

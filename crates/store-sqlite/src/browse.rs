@@ -44,6 +44,13 @@ impl BrowseStore for SqliteStore {
         self.read(move |c| run_list::query_task_instances(c, &query))
             .await
     }
+    async fn task_instance_summaries(
+        &self,
+        dag_run_ids: Vec<i64>,
+    ) -> Result<Vec<TaskInstanceSummary>> {
+        self.read(move |c| run_list::task_instance_summaries(c, &dag_run_ids))
+            .await
+    }
     async fn task_tries(&self, ti_id: i64) -> Result<Vec<TaskTry>> {
         self.read(move |c| run_list::task_tries(c, ti_id)).await
     }

@@ -222,6 +222,18 @@ pub struct DagRunCounts {
     pub counts: Vec<(DagRunState, u64)>,
 }
 
+/// What a grid cell shows of a task instance: the few columns a page of thousands of them
+/// needs, without the rest of the row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskInstanceSummary {
+    pub dag_run_id: i64,
+    pub task_id: String,
+    pub map_index: i64,
+    pub state: TaskState,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+}
+
 /// A published version of a DAG (without its definition).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DagVersionRecord {
@@ -264,6 +276,12 @@ pub trait BrowseStore: Send + Sync {
     async fn query_dag_runs(&self, query: DagRunQuery) -> Result<Page<DagRun>>;
     async fn query_task_instances(&self, query: TaskInstanceQuery)
         -> Result<Page<TaskInstanceRow>>;
+    /// The task instances of the given runs (ids), in summary, ordered by run, task and map
+    /// index; unknown ids match nothing.
+    async fn task_instance_summaries(
+        &self,
+        dag_run_ids: Vec<i64>,
+    ) -> Result<Vec<TaskInstanceSummary>>;
     /// The finished tries of a task instance, oldest first; `NotFound` for an unknown one.
     async fn task_tries(&self, ti_id: i64) -> Result<Vec<TaskTry>>;
     /// Import errors; an empty `sort` orders them by id.

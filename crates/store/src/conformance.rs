@@ -196,6 +196,7 @@ macro_rules! __store_conformance_checks {
                 query_task_instances_sorts_by_each_field_both_ways,
                 task_tries_are_the_finished_tries_oldest_first,
                 task_instances_page_by_id_after_the_last_one_without_a_total,
+                task_instance_summaries_are_the_runs_task_instances_in_brief,
             }
             variables {
                 ping_answers,

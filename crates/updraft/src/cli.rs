@@ -157,7 +157,29 @@ pub enum TasksCommand {
         #[arg(long = "try")]
         try_number: Option<u32>,
     },
-    /// Clear task instances so that they, and their downstream, run again.
+    /// Run one task in this process with its log on the terminal: no scheduler, and nothing
+    /// recorded (Airflow's `tasks test`). Exits 1 when the task fails.
+    Test {
+        dag_id: String,
+        task_id: String,
+        /// A run id of the DAG, or a logical date (RFC 3339 or YYYY-MM-DD); default now.
+        logical_date_or_run_id: Option<String>,
+        /// Params for the task, a JSON object (they override the DAG's).
+        #[arg(short = 't', long)]
+        task_params: Option<String>,
+        /// Environment variables for the task, a JSON object.
+        #[arg(long)]
+        env_vars: Option<String>,
+    },
+    /// Print each templated field of a task, rendered for a run (Airflow's `tasks render`).
+    Render {
+        dag_id: String,
+        task_id: String,
+        /// A run id of the DAG, or a logical date (RFC 3339 or YYYY-MM-DD).
+        logical_date_or_run_id: String,
+    },
+    /// Clear task instances so that they, and their downstream, run again; a work task's
+    /// setups and teardowns are cleared with it.
     Clear {
         dag_id: String,
         /// Regular expression on task ids.

@@ -4,6 +4,7 @@ pub mod connections;
 mod dags;
 pub mod jobs;
 mod pools;
+mod task_dev;
 mod tasks;
 pub mod users;
 mod variables;

@@ -69,27 +69,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
     let hook_signal = signal.clone();
     let worker = LocalWorker::new(
         Arc::new(StoreExecution(app.store.clone())),
-        LocalWorkerConfig {
-            worker_id: recovery::worker_id(),
-            hostname: recovery::hostname(),
-            concurrency: c.worker.concurrency.unwrap_or(c.core.parallelism).max(1) as usize,
-            queues: None,
-            only_run,
-            base_log_folder: c.logging.base_log_folder.clone(),
-            heartbeat_interval: duration(
-                "worker.heartbeat_interval",
-                &c.worker.heartbeat_interval,
-            )?,
-            lease: duration("worker.lease", &c.worker.lease)?,
-            kill_grace: duration("worker.kill_grace", &c.worker.kill_grace)?,
-            direct_exec: c.worker.direct_exec,
-            drain_grace: None,
-            announce: false,
-            sensitive_names: updraft_secrets::SensitiveNames::new(&c.core.sensitive_var_conn_names),
-            python_interpreter: c.core.python.clone(),
-            python_sdk: App::python_sdk_for_tasks(&app.home)?,
-            python_fork_server: c.worker.python_fork_server,
-        },
+        worker_config(app, only_run)?,
         work_queued,
         Arc::new(move |reported: updraft_worker::Reported| {
             hook_signal.tries_finished(
@@ -118,6 +98,29 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
         scheduler,
         worker,
         signal,
+    })
+}
+
+/// The local worker's settings from the configuration; `only_run` for `dags test`.
+pub fn worker_config(app: &App, only_run: Option<i64>) -> Result<LocalWorkerConfig> {
+    let c = &app.config;
+    Ok(LocalWorkerConfig {
+        worker_id: recovery::worker_id(),
+        hostname: recovery::hostname(),
+        concurrency: c.worker.concurrency.unwrap_or(c.core.parallelism).max(1) as usize,
+        queues: None,
+        only_run,
+        base_log_folder: c.logging.base_log_folder.clone(),
+        heartbeat_interval: duration("worker.heartbeat_interval", &c.worker.heartbeat_interval)?,
+        lease: duration("worker.lease", &c.worker.lease)?,
+        kill_grace: duration("worker.kill_grace", &c.worker.kill_grace)?,
+        direct_exec: c.worker.direct_exec,
+        drain_grace: None,
+        announce: false,
+        sensitive_names: updraft_secrets::SensitiveNames::new(&c.core.sensitive_var_conn_names),
+        python_interpreter: c.core.python.clone(),
+        python_sdk: App::python_sdk_for_tasks(&app.home)?,
+        python_fork_server: c.worker.python_fork_server,
     })
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use updraft_store::{DagRun, TaskInstance};
+use updraft_store::{DagRun, TaskInstanceSummary};
 
 /// The number of runs shown by default, and the most a page may ask for.
 pub const DEFAULT_RUNS: u32 = 25;
@@ -156,7 +156,7 @@ pub fn build(
     task_ids: &[String],
     group_of: &HashMap<String, String>,
     mut runs: Vec<DagRun>,
-    tis: Vec<TaskInstance>,
+    tis: Vec<TaskInstanceSummary>,
     now: DateTime<Utc>,
 ) -> Grid {
     runs.sort_by(|a, b| a.logical_date.cmp(&b.logical_date).then(a.id.cmp(&b.id)));

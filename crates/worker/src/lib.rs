@@ -5,7 +5,9 @@ pub mod log_shipper;
 pub mod process;
 mod secrets;
 
-pub use local::{FinishedHook, LocalWorker, LocalWorkerConfig, Reported};
+pub use local::{
+    FinishedHook, LocalWorker, LocalWorkerConfig, ReadOnlyExecution, Reported, TaskTry, TestOutcome,
+};
 
 pub use process::{
     kill_orphans, log_path, reaper_main, run_task, run_task_guarded, FailureReason, Reaper,

@@ -16,11 +16,13 @@ use updraft_store::{ClaimRequest, ClaimedTask, StoreError, TaskExecution};
 use updraft_template::Renderer;
 
 mod dag_cache;
+mod developer;
 mod execute;
 mod heartbeat;
 mod operator;
 mod reporter;
 
+pub use developer::{ReadOnlyExecution, TaskTry, TestOutcome};
 pub use reporter::{FinishedHook, Reported};
 
 use crate::process::Reaper;

@@ -134,8 +134,6 @@ def test_an_airflow_3_style_file_loads(dag_folder):
     ("from airflow.sdk import Asset", "Asset is not supported yet by updraft"),
     ("from airflow.operators.python import PythonVirtualenvOperator",
      "PythonVirtualenvOperator is not supported yet by updraft"),
-    ("from airflow.decorators import setup\n@setup\ndef f(): pass",
-     "Setup and teardown tasks (@setup) is not supported yet by updraft"),
     ("from airflow.decorators import task\n@task.virtualenv\ndef f(): pass",
      "@task.virtualenv is not supported yet by updraft"),
     ("from airflow.operators.bash import BashOperator\nBashOperator.partial(task_id='x')",

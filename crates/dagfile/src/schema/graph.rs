@@ -5,6 +5,21 @@ use std::collections::{HashMap, VecDeque};
 use super::task::ReadTask;
 use super::value::{closest, Ctx};
 
+/// The tasks, with those that a teardown names in `setups` marked as setups.
+pub(crate) fn with_named_setups(read: Vec<ReadTask>) -> Vec<updraft_model::Task> {
+    let named: std::collections::HashSet<String> =
+        read.iter().flat_map(|r| r.setups.iter().cloned()).collect();
+    read.into_iter()
+        .map(|r| {
+            let mut task = r.task;
+            if named.contains(&task.task_id) && !task.role.is_teardown {
+                task.role.is_setup = true;
+            }
+            task
+        })
+        .collect()
+}
+
 /// Reports every graph problem of `tasks` (in file order).
 pub(crate) fn check(tasks: &[ReadTask], ctx: &mut Ctx) {
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(tasks.len());

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use updraft_model::{Operator, PythonKind, Task, TriggerRule};
+use updraft_model::{Operator, PythonKind, Task, TaskRole, TriggerRule};
 
 use super::value::{check_id, get, Ctx};
 use crate::diagnostic::Pos;
@@ -32,6 +32,10 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "operator",
     "bash_command",
     "dependencies",
+    "setup",
+    "teardown",
+    "setups",
+    "on_failure_fail_dagrun",
     "python_callable",
     "python_executable",
     "python_kind",
@@ -76,6 +80,9 @@ pub(crate) struct ReadTask {
     pub task: Task,
     pub id_pos: Option<Pos>,
     pub dependency_pos: Vec<Option<Pos>>,
+    /// The tasks a teardown names in `setups`: they become setups (Airflow's
+    /// `as_teardown(setups=…)`), and upstream of it.
+    pub setups: Vec<String>,
 }
 
 impl Setting {
@@ -233,7 +240,7 @@ pub(crate) fn read_task(
         None => fallback,
     };
 
-    // The keys YAML authors write first; the Python SDK's own keys last.
+    // The keys YAML authors write most first; the Python SDK's own keys last.
     let (common, python) = TASK_ONLY_KEYS.split_at(4);
     let allowed: Vec<&str> = common
         .iter()
@@ -265,6 +272,21 @@ pub(crate) fn read_task(
         None => None,
     };
 
+    let role = read_role(entries, &label, ctx);
+    let mut setups = Vec::new();
+    if let Some(e) = get(entries, "setups") {
+        for (setup, pos) in ctx
+            .string_list(&e.value, &label, "setups")
+            .unwrap_or_default()
+        {
+            setups.push(setup.to_string());
+            if !dependencies.iter().any(|d| d == setup) {
+                dependencies.push(setup.to_string());
+                dependency_pos.push(pos);
+            }
+        }
+    }
+
     let own = read_settings(entries, &label, ctx);
     let mut task = Task::new(task_id?, operator?);
     task.dependencies = dependencies;
@@ -272,10 +294,64 @@ pub(crate) fn read_task(
     for setting in defaults.iter().chain(&own) {
         setting.apply(&mut task);
     }
+    let role = role?;
+    if role.is_teardown {
+        // As Airflow's `as_teardown()`: a teardown's rule is not the author's to choose.
+        if let Some(e) = get(entries, "trigger_rule") {
+            if task.trigger_rule != TriggerRule::AllDoneSetupSuccess {
+                ctx.error(
+                    e.key_pos,
+                    format!(
+                        "{label}a teardown's trigger_rule is all_done_setup_success; leave it out"
+                    ),
+                );
+                return None;
+            }
+        }
+        task.trigger_rule = TriggerRule::AllDoneSetupSuccess;
+    } else if let Some(e) = get(entries, "setups") {
+        ctx.error(
+            e.key_pos,
+            format!("{label}`setups` goes only with `teardown: true`"),
+        );
+        return None;
+    }
+    task.role = role;
     Some(ReadTask {
         task,
         id_pos: id_entry.and_then(|e| e.value.pos),
         dependency_pos,
+        setups,
+    })
+}
+
+/// `setup`, `teardown` and `on_failure_fail_dagrun`; `None` when they contradict each other.
+fn read_role(entries: &[Entry], label: &str, ctx: &mut Ctx) -> Option<TaskRole> {
+    let mut flag = |key: &str| match get(entries, key) {
+        Some(e) => ctx.bool(&e.value, label, key).map(|b| (b, Some(e))),
+        None => Some((false, None)),
+    };
+    let (is_setup, _) = flag("setup")?;
+    let (is_teardown, teardown) = flag("teardown")?;
+    let (on_failure_fail_dagrun, fail_entry) = flag("on_failure_fail_dagrun")?;
+    if is_setup && is_teardown {
+        ctx.error(
+            teardown.map(|e| e.key_pos).unwrap_or_default(),
+            format!("{label}a task is a setup or a teardown, not both"),
+        );
+        return None;
+    }
+    if on_failure_fail_dagrun && !is_teardown {
+        ctx.error(
+            fail_entry.map(|e| e.key_pos).unwrap_or_default(),
+            format!("{label}`on_failure_fail_dagrun` goes only with `teardown: true`"),
+        );
+        return None;
+    }
+    Some(TaskRole {
+        is_setup,
+        is_teardown,
+        on_failure_fail_dagrun,
     })
 }
 

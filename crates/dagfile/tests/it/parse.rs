@@ -687,3 +687,54 @@ fn python_tasks_load_with_their_keys_and_task_group() {
     let back: Dag = serde_json::from_value(json).unwrap();
     assert_eq!(back, dag);
 }
+
+/// `teardown: true` with `setups:` is Airflow's `as_teardown(setups=…)`: the named tasks
+/// become setups upstream of it, and its trigger rule is `all_done_setup_success`.
+#[test]
+fn setup_and_teardown_tasks_load() {
+    let dag = check_ok(
+        "tasks:\n  - {task_id: create, bash_command: echo create}\n  - {task_id: query, bash_command: echo query, dependencies: [create]}\n  - {task_id: delete, bash_command: echo delete, dependencies: [query], teardown: true, setups: [create], on_failure_fail_dagrun: true}\n  - {task_id: own, operator: empty, setup: true}\n",
+    );
+    let role = |id: &str| dag.task(id).unwrap().role;
+    assert!(role("create").is_setup && !role("create").is_teardown);
+    assert!(role("query").is_work());
+    assert!(role("delete").is_teardown && role("delete").on_failure_fail_dagrun);
+    assert!(role("own").is_setup);
+    let delete = dag.task("delete").unwrap();
+    assert_eq!(delete.dependencies, ["query", "create"]);
+    assert_eq!(delete.trigger_rule, TriggerRule::AllDoneSetupSuccess);
+    // The stored definition keeps the roles.
+    let json = serde_json::to_value(&dag).unwrap();
+    let back: updraft_model::Dag = serde_json::from_value(json).unwrap();
+    assert_eq!(back, dag);
+
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "tasks:\n  - {task_id: a, operator: empty, setup: true, teardown: true}\n",
+            &["task `a`: a task is a setup or a teardown, not both"],
+        ),
+        (
+            "tasks:\n  - {task_id: a, operator: empty, on_failure_fail_dagrun: true}\n",
+            &["`on_failure_fail_dagrun` goes only with `teardown: true`"],
+        ),
+        (
+            "tasks:\n  - {task_id: s, operator: empty}\n  - {task_id: a, operator: empty, setups: [s]}\n",
+            &["task `a`: `setups` goes only with `teardown: true`"],
+        ),
+        (
+            "tasks:\n  - {task_id: a, operator: empty, teardown: true, trigger_rule: all_success}\n",
+            &["a teardown's trigger_rule is all_done_setup_success"],
+        ),
+        (
+            "tasks:\n  - {task_id: a, operator: empty, teardown: true, setups: [nope]}\n",
+            &["task `a`: depends on unknown task `nope`"],
+        ),
+        (
+            "tasks:\n  - {task_id: a, operator: empty, setup: yes please}\n",
+            &["setup"],
+        ),
+    ];
+    for (source, expected) in cases {
+        check_err(source, expected);
+    }
+}

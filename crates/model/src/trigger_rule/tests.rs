@@ -81,6 +81,7 @@ fn summary_counts_states() {
                 skipped: 1,
                 removed: 1,
                 done: 5,
+                ..UpstreamSummary::default()
             },
         ),
     ];
@@ -98,4 +99,42 @@ fn names_round_trip() {
         assert_eq!(json, format!("\"{name}\""));
     }
     assert!("all_sucess".parse::<TriggerRule>().is_err());
+}
+
+/// A teardown's rule: with setups upstream, it waits for everything, then runs if one setup
+/// succeeded, whatever the work tasks did.
+#[test]
+fn all_done_setup_success_follows_the_setups() {
+    let rule = TriggerRule::AllDoneSetupSuccess;
+    // `work` then `setups` as (success, skipped, failed) among them, plus unfinished ones.
+    let with = |work: &str, success: usize, skipped: usize, failed: usize, waiting: usize| {
+        let mut s = summary(work);
+        let setups = success + skipped + failed + waiting;
+        s.total += setups;
+        s.success += success;
+        s.skipped += skipped;
+        s.failed += failed;
+        s.done += success + skipped + failed;
+        s.setups = setups;
+        s.setup_success = success;
+        s.setup_skipped = skipped;
+        s
+    };
+    assert_eq!(rule.decide(&with("f", 1, 0, 0, 0)), Decision::Run);
+    assert_eq!(rule.decide(&with("uf", 1, 1, 0, 0)), Decision::Run);
+    assert_eq!(rule.decide(&with("s", 1, 0, 1, 0)), Decision::Run);
+    assert_eq!(rule.decide(&with("n", 1, 0, 0, 0)), Decision::Wait);
+    assert_eq!(rule.decide(&with("s", 1, 0, 0, 1)), Decision::Wait);
+    assert_eq!(rule.decide(&with("sk", 0, 2, 0, 0)), Decision::Skip);
+    assert_eq!(
+        rule.decide(&with("uf", 0, 0, 1, 0)),
+        Decision::UpstreamFailed
+    );
+    assert_eq!(
+        rule.decide(&with("sk", 0, 1, 1, 0)),
+        Decision::UpstreamFailed
+    );
+    // No setup upstream: `all_done`.
+    assert_eq!(rule.decide(&summary("f sk")), Decision::Run);
+    assert_eq!(rule.decide(&summary("f n")), Decision::Wait);
 }

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use updraft_model::{Decision, TaskState, UpstreamSummary};
+use updraft_model::{setup_teardown, Decision, TaskState, UpstreamSummary};
 use updraft_scheduler::DagGraph;
 use updraft_store::{
     DagRun, MarkTaskInstances, TaskInstance, TaskInstanceQuery, TaskInstanceRow, TimeRange, Window,
@@ -418,12 +418,13 @@ async fn post_clear_task_instances(
                     }
                 }
             }
-            Some(related_tasks(
-                &graph,
+            // With their setups and teardowns, as Airflow clears them.
+            Some(BTreeSet::from_iter(setup_teardown::clear_selection(
+                &graph.dag,
                 &names,
                 body.include_upstream.unwrap_or(false),
                 body.include_downstream.unwrap_or(false),
-            ))
+            )))
         }
         _ => None,
     };
@@ -549,7 +550,18 @@ async fn get_task_instance_dependencies(
                 .filter(|t| upstream_ids.contains(&t.task_id.as_str()))
                 .map(|t| t.state)
                 .collect();
-            let summary = UpstreamSummary::from_states(states.iter().copied());
+            let mut summary = UpstreamSummary::from_states(states.iter().copied());
+            // A teardown's rule looks at its setups among them.
+            for t in tis
+                .iter()
+                .filter(|t| upstream_ids.contains(&t.task_id.as_str()))
+            {
+                if graph.dag.task(&t.task_id).is_some_and(|u| u.role.is_setup) {
+                    summary.setups += 1;
+                    summary.setup_success += usize::from(t.state == TaskState::Success);
+                    summary.setup_skipped += usize::from(t.state == TaskState::Skipped);
+                }
+            }
             if task.trigger_rule.decide(&summary) != Decision::Run {
                 deps.push(dep(
                     "Trigger Rule",

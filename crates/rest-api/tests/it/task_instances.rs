@@ -386,3 +386,105 @@ async fn clearing_with_upstream_and_past_reaches_every_run_beyond_one_page() {
     assert_eq!(runs.len(), 301);
     assert!(runs.contains("r000") && runs.contains("r300") && !runs.contains("r301"));
 }
+
+/// Clearing a work task through the API (what the UI's clear sends) clears its setup and
+/// teardown too, as Airflow's does; clearing a teardown clears only itself.
+#[tokio::test]
+async fn clearing_a_work_task_clears_its_setup_and_teardown() {
+    let server = Server::start().await;
+    let store = server.store.as_ref();
+    let mut dag = fixture::dag(
+        "cluster",
+        updraft_model::Schedule::None,
+        &["create", "query", "delete"],
+    );
+    dag.tasks[0].role.is_setup = true;
+    dag.tasks[1].dependencies = vec!["create".into()];
+    dag.tasks[2].dependencies = vec!["query".into(), "create".into()];
+    dag.tasks[2].role.is_teardown = true;
+    fixture::sync(store, vec![fixture::upsert(dag, "h1")]).await;
+    let run = world::run(store, "cluster", "r1", 0).await;
+    for task in ["create", "query", "delete"] {
+        world::finish(store, &run, task, TaskState::Success).await;
+    }
+    let clear = |task: &str| json!({"dag_run_id": "r1", "task_ids": [task], "only_failed": false, "dry_run": true});
+    let cleared = |answer: &serde_json::Value| {
+        let mut ids: Vec<String> = answer["task_instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["task_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let path = "/api/v2/dags/cluster/clearTaskInstances";
+    let (status, answer) = server
+        .call(Some(Role::User), Method::POST, path, Some(clear("query")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(cleared(&answer), ["create", "delete", "query"]);
+    let (_, answer) = server
+        .call(Some(Role::User), Method::POST, path, Some(clear("delete")))
+        .await;
+    assert_eq!(cleared(&answer), ["delete"]);
+
+    let mut real = clear("create");
+    real["dry_run"] = json!(false);
+    let (status, answer) = server
+        .call(Some(Role::User), Method::POST, path, Some(real))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let state = |task: &'static str| async move { fixture::ti(store, run.id, task).await.state };
+    assert_eq!(state("create").await, TaskState::None);
+    assert_eq!(state("delete").await, TaskState::None);
+    assert_eq!(state("query").await, TaskState::Success);
+}
+
+/// A teardown whose only setup failed will not run: its dependencies say so by its trigger
+/// rule, though every upstream task is done.
+#[tokio::test]
+async fn a_teardowns_dependencies_count_its_setups() {
+    let server = Server::start().await;
+    let store = server.store.as_ref();
+    let mut dag = fixture::dag(
+        "cluster",
+        updraft_model::Schedule::None,
+        &["create", "query", "delete"],
+    );
+    dag.tasks[0].role.is_setup = true;
+    dag.tasks[1].dependencies = vec!["create".into()];
+    dag.tasks[2].dependencies = vec!["query".into(), "create".into()];
+    dag.tasks[2].role.is_teardown = true;
+    dag.tasks[2].trigger_rule = updraft_model::TriggerRule::AllDoneSetupSuccess;
+    fixture::sync(store, vec![fixture::upsert(dag, "h1")]).await;
+    let run = world::run(store, "cluster", "r1", 0).await;
+    let path = "/api/v2/dags/cluster/dagRuns/r1/taskInstances/delete/dependencies";
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    world::finish(store, &run, "create", TaskState::Success).await;
+    world::finish(store, &run, "query", TaskState::Failed).await;
+    let (status, body) = server.get(Role::Viewer, path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        !names(&body).contains(&"Trigger Rule".to_string()),
+        "{body}"
+    );
+
+    let failed_setup = world::run(store, "cluster", "r2", 60).await;
+    world::finish(store, &failed_setup, "create", TaskState::Failed).await;
+    world::finish(store, &failed_setup, "query", TaskState::Failed).await;
+    let (_, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/cluster/dagRuns/r2/taskInstances/delete/dependencies",
+        )
+        .await;
+    assert!(names(&body).contains(&"Trigger Rule".to_string()), "{body}");
+}

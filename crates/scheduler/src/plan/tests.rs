@@ -14,8 +14,10 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap()
 }
 
-/// A DAG from one line per task: `id [<- upstream…] [trigger_rule] [empty]`, e.g.
-/// `"c <- a b all_done"`. Tasks run bash unless marked `empty`.
+/// A DAG from one line per task: `id [<- upstream…] [trigger_rule] [empty]
+/// [setup|teardown|teardown!]`, e.g. `"c <- a b all_done"`. Tasks run bash unless marked
+/// `empty`; a teardown has Airflow's `all_done_setup_success`, and `teardown!` fails the run
+/// when it fails (`on_failure_fail_dagrun`).
 fn graph(lines: &[&str]) -> DagGraph {
     let tasks = lines
         .iter()
@@ -33,6 +35,12 @@ fn graph(lines: &[&str]) -> DagGraph {
                     continue;
                 } else if word == "empty" {
                     task.operator = Operator::Empty;
+                } else if word == "setup" {
+                    task.role.is_setup = true;
+                } else if word == "teardown" || word == "teardown!" {
+                    task.role.is_teardown = true;
+                    task.role.on_failure_fail_dagrun = word == "teardown!";
+                    task.trigger_rule = TriggerRule::AllDoneSetupSuccess;
                 } else if let Ok(rule) = word.parse::<TriggerRule>() {
                     task.trigger_rule = rule;
                 } else {
@@ -488,6 +496,124 @@ fn run_final_state_follows_the_leaves() {
             states: "a=success",
             expect: "b=scheduled",
             final_state: None,
+        },
+    ];
+    for case in &cases {
+        check(case);
+    }
+}
+
+/// Airflow's basic example: create >> query >> delete, create >> delete.
+const SETUP_TEARDOWN: &[&str] = &[
+    "create setup",
+    "query <- create",
+    "delete <- query create teardown",
+];
+
+#[test]
+fn setups_and_teardowns() {
+    let cases = [
+        Case {
+            name: "the teardown waits for the work task",
+            dag: SETUP_TEARDOWN,
+            states: "create=success query=running",
+            expect: "",
+            final_state: None,
+        },
+        Case {
+            name: "the teardown runs after the work task failed",
+            dag: SETUP_TEARDOWN,
+            states: "create=success query=failed",
+            expect: "delete=scheduled",
+            final_state: None,
+        },
+        Case {
+            name: "a failed work task fails the run though the teardown succeeded",
+            dag: SETUP_TEARDOWN,
+            states: "create=success query=failed delete=success",
+            expect: "",
+            final_state: Some(DagRunState::Failed),
+        },
+        Case {
+            name: "a failed teardown does not fail the run",
+            dag: SETUP_TEARDOWN,
+            states: "create=success query=success delete=failed",
+            expect: "",
+            final_state: Some(DagRunState::Success),
+        },
+        Case {
+            name: "a failed teardown fails the run with on_failure_fail_dagrun",
+            dag: &[
+                "create setup",
+                "query <- create",
+                "delete <- query create teardown!",
+            ],
+            states: "create=success query=success delete=failed",
+            expect: "",
+            final_state: Some(DagRunState::Failed),
+        },
+        Case {
+            name: "a failed setup fails its work task and teardown upstream",
+            dag: SETUP_TEARDOWN,
+            states: "create=failed",
+            expect: "delete=upstream_failed query=upstream_failed",
+            final_state: Some(DagRunState::Failed),
+        },
+        Case {
+            name: "a skipped setup skips its work task and teardown",
+            dag: SETUP_TEARDOWN,
+            states: "create=skipped",
+            expect: "delete=skipped query=skipped",
+            final_state: Some(DagRunState::Success),
+        },
+        Case {
+            name: "one setup succeeded of two: the teardown runs",
+            dag: &[
+                "s1 setup",
+                "s2 setup",
+                "work <- s1 s2 all_done",
+                "t <- work s1 s2 teardown",
+            ],
+            states: "s1=success s2=failed work=success",
+            expect: "t=scheduled",
+            final_state: None,
+        },
+        Case {
+            name: "the teardown waits for tasks between its setup and itself",
+            dag: &[
+                "create setup",
+                "a <- create",
+                "b <- create",
+                "c <- a b one_success",
+                "delete <- c create teardown",
+            ],
+            states: "create=success a=success b=running c=success",
+            expect: "",
+            final_state: None,
+        },
+        Case {
+            name: "a work task needs its indirect setup to succeed",
+            dag: &[
+                "create setup",
+                "a <- create",
+                "b <- a all_done",
+                "delete <- b create teardown",
+            ],
+            states: "create=failed a=upstream_failed",
+            expect: "b=upstream_failed delete=upstream_failed",
+            final_state: Some(DagRunState::Failed),
+        },
+        Case {
+            name: "a task after a teardown decides the run",
+            dag: &[
+                "create setup",
+                "query <- create",
+                "delete <- query create teardown",
+                "report <- delete",
+            ],
+            states: "create=success query=success delete=success report=failed",
+            expect: "",
+            final_state: Some(DagRunState::Failed),
         },
     ];
     for case in &cases {

@@ -3,7 +3,7 @@
 use sqlx::PgConnection;
 use updraft_store::{
     DagRun, DagRunQuery, DagRunSortField, Page, Result, StoreError, TaskInstanceQuery,
-    TaskInstanceRow, TaskInstanceSortField, TaskTry,
+    TaskInstanceRow, TaskInstanceSortField, TaskInstanceSummary, TaskTry,
 };
 
 use super::sql::{col, nullable, order_by, qualified, total, Arg, Column, Filter};
@@ -158,6 +158,33 @@ pub async fn query_task_instances(
         items,
         total: total(count),
     })
+}
+
+pub async fn task_instance_summaries(
+    conn: &mut PgConnection,
+    dag_run_ids: &[i64],
+) -> Result<Vec<TaskInstanceSummary>> {
+    let rows = sqlx::query(
+        "SELECT dag_run_id, task_id, map_index, state, start_date, end_date \
+         FROM task_instance WHERE dag_run_id = ANY($1) \
+         ORDER BY dag_run_id, task_id COLLATE \"C\", map_index",
+    )
+    .bind(dag_run_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(TaskInstanceSummary {
+                dag_run_id: column(row, 0)?,
+                task_id: column(row, 1)?,
+                map_index: column(row, 2)?,
+                state: parse(&column::<String>(row, 3)?)?,
+                start_date: col_opt_instant(row, 4)?,
+                end_date: col_opt_instant(row, 5)?,
+            })
+        })
+        .collect()
 }
 
 pub async fn task_tries(conn: &mut PgConnection, ti_id: i64) -> Result<Vec<TaskTry>> {

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use updraft_store::{
     DagRun, DagRunQuery, DagRunSortField, Page, Result, StoreError, TaskInstanceQuery,
-    TaskInstanceRow, TaskInstanceSortField, TaskTry,
+    TaskInstanceRow, TaskInstanceSortField, TaskInstanceSummary, TaskTry,
 };
 
 use super::sql::{col, nullable, order_by, qualified, total, Column, Filter};
@@ -160,6 +160,44 @@ pub fn query_task_instances(
         items,
         total: total(count),
     })
+}
+
+pub fn task_instance_summaries(
+    conn: &Connection,
+    dag_run_ids: &[i64],
+) -> Result<Vec<TaskInstanceSummary>> {
+    // One statement for any number of runs: the ids travel as one JSON array.
+    let ids = format!(
+        "[{}]",
+        dag_run_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT dag_run_id, task_id, map_index, state, start_date, end_date \
+             FROM task_instance WHERE dag_run_id IN (SELECT value FROM json_each(?1)) \
+             ORDER BY dag_run_id, task_id, map_index",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![ids], |row| {
+            let at = |i: usize| opt_instant(row.get(i)?).map_err(|e| conversion(i, e));
+            Ok(TaskInstanceSummary {
+                dag_run_id: row.get(0)?,
+                task_id: row.get(1)?,
+                map_index: row.get(2)?,
+                state: parse(&row.get::<_, String>(3)?).map_err(|e| conversion(3, e))?,
+                start_date: at(4)?,
+                end_date: at(5)?,
+            })
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err)?;
+    Ok(rows)
 }
 
 pub fn task_tries(conn: &Connection, ti_id: i64) -> Result<Vec<TaskTry>> {

@@ -6,8 +6,8 @@ use super::browse_runs::{expected_order, range, time, world, Key};
 use super::fixture::*;
 use super::TestDatabase;
 use crate::{
-    TaskInstanceQuery, TaskInstanceRow, TaskInstanceSortField, TaskState, Transition,
-    TransitionResult,
+    TaskInstanceQuery, TaskInstanceRow, TaskInstanceSortField, TaskInstanceSummary, TaskState,
+    Transition, TransitionResult,
 };
 
 fn every_ti() -> TaskInstanceQuery {
@@ -388,4 +388,33 @@ pub async fn task_instances_page_by_id_after_the_last_one_without_a_total(db: &d
         expected
     );
     assert_eq!(page.total, expected.len() as u64);
+}
+
+pub async fn task_instance_summaries_are_the_runs_task_instances_in_brief(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let runs = world(db, &*store).await;
+    let asked = [runs[3].id, runs[0].id, runs[3].id + 10_000];
+    let mut expected = Vec::new();
+    for id in [runs[0].id, runs[3].id] {
+        let mut tis = store.task_instances(id).await.unwrap();
+        assert!(!tis.is_empty());
+        tis.sort_by(|a, b| (&a.task_id, a.map_index).cmp(&(&b.task_id, b.map_index)));
+        expected.extend(tis.into_iter().map(|ti| TaskInstanceSummary {
+            dag_run_id: ti.dag_run_id,
+            task_id: ti.task_id,
+            map_index: ti.map_index,
+            state: ti.state,
+            start_date: ti.start_date,
+            end_date: ti.end_date,
+        }));
+    }
+    assert!(
+        expected.iter().any(|s| s.start_date.is_some()),
+        "the world has started task instances"
+    );
+    assert_eq!(
+        store.task_instance_summaries(asked.to_vec()).await.unwrap(),
+        expected
+    );
+    assert_eq!(store.task_instance_summaries(vec![]).await.unwrap(), vec![]);
 }

@@ -223,7 +223,7 @@ fn parse_conf(
     Ok(conf)
 }
 
-fn read_conf(conf: Option<&str>) -> Result<serde_json::Map<String, serde_json::Value>> {
+pub(super) fn read_conf(conf: Option<&str>) -> Result<serde_json::Map<String, serde_json::Value>> {
     let Some(text) = conf else {
         return Ok(serde_json::Map::new());
     };

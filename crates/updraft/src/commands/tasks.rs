@@ -94,6 +94,28 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                 log => print!("{}", log.text().unwrap_or_default()),
             }
         }
+        TasksCommand::Test {
+            dag_id,
+            task_id,
+            logical_date_or_run_id,
+            task_params,
+            env_vars,
+        } => {
+            return super::task_dev::test(
+                &app,
+                dag_id,
+                task_id,
+                logical_date_or_run_id.as_deref(),
+                task_params.as_deref(),
+                env_vars.as_deref(),
+            )
+            .await;
+        }
+        TasksCommand::Render {
+            dag_id,
+            task_id,
+            logical_date_or_run_id,
+        } => return super::task_dev::render(&app, dag_id, task_id, logical_date_or_run_id).await,
         TasksCommand::Clear {
             dag_id,
             task_regex,
@@ -145,18 +167,16 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The tasks matching `pattern` (all when `None`), with their downstream unless told not to.
+/// The tasks matching `pattern` (all when `None`), with their downstream unless told not to,
+/// and the setups and teardowns that go with them (Airflow's clearing rules).
 fn selected_tasks(dag: &Dag, pattern: Option<&Regex>, no_downstream: bool) -> Vec<String> {
-    let matched = dag
+    let matched: Vec<String> = dag
         .tasks
         .iter()
         .filter(|t| pattern.is_none_or(|p| p.is_match(&t.task_id)))
-        .map(|t| t.task_id.as_str());
-    if no_downstream {
-        matched.map(str::to_string).collect()
-    } else {
-        dag.downstream_closure(matched)
-    }
+        .map(|t| t.task_id.clone())
+        .collect();
+    updraft_model::setup_teardown::clear_selection(dag, &matched, false, !no_downstream)
 }
 
 fn operator_name(op: &Operator) -> &'static str {

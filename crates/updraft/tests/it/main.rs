@@ -12,6 +12,8 @@ mod python_dags;
 mod python_fork_server;
 mod rest_clients;
 mod secrets;
+mod setup_teardown;
 mod standalone;
+mod task_dev;
 mod ui;
 mod users;

@@ -279,3 +279,47 @@ fn broken_python_files_are_import_errors_and_other_dags_still_run() {
     assert_eq!(states["state"], "success", "{states:#}");
     standalone.sigterm();
 }
+
+const TEMPLATE_FILE: &str = r#"
+from datetime import datetime
+from airflow.sdk import dag, task
+
+@dag(schedule=None, start_date=datetime(2024, 1, 1))
+def template_file():
+    @task(templates_exts=[".sql"])
+    def show(query):
+        print(f"query: {query}")
+        return query
+
+    show("sql/query.sql")
+
+template_file()
+"#;
+
+/// The worker runs a task from the DAG file's pinned source, in a directory of its own; a
+/// template file named relative to the DAG file is still found in the DAG folder, as Airflow
+/// finds it on its search path.
+#[test]
+fn a_template_file_next_to_the_dag_file_is_read_and_rendered() {
+    if !python_ready() {
+        return;
+    }
+    let home = Home::new();
+    std::fs::create_dir_all(home.dags().join("sql")).unwrap();
+    std::fs::write(
+        home.dags().join("sql/query.sql"),
+        "select * from t where day = '{{ ds }}'",
+    )
+    .unwrap();
+    home.write_dag("template_file.py", TEMPLATE_FILE);
+    let doc = home.json(&["dags", "test", "template_file", "2024-03-01"]);
+    assert_eq!(state_of(&doc, "show"), "success", "{doc:#}");
+    assert_eq!(
+        xcoms(&home),
+        vec![(
+            "show".to_owned(),
+            "return_value".to_owned(),
+            Value::from("select * from t where day = '2024-03-01'")
+        )]
+    );
+}

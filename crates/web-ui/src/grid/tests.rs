@@ -35,29 +35,14 @@ fn ti(
     state: TaskState,
     start: Option<i64>,
     end: Option<i64>,
-) -> TaskInstance {
-    TaskInstance {
-        id: run * 100,
+) -> TaskInstanceSummary {
+    TaskInstanceSummary {
         dag_run_id: run,
-        dag_id: "d".into(),
-        run_id: format!("r{run}"),
         task_id: task.into(),
         map_index: -1,
-        try_number: 1,
         state,
-        queue: "default".into(),
-        pool: "default_pool".into(),
-        priority_weight: 1,
-        hostname: None,
-        worker_id: None,
-        claim_id: None,
-        lease_until: None,
-        queued_at: None,
         start_date: start.map(at),
         end_date: end.map(at),
-        next_retry_at: None,
-        infra_failures: 0,
-        note: None,
     }
 }
 

@@ -27,6 +27,9 @@ pub struct GraphTask {
     pub state: Option<String>,
     /// Where the node links to (the task instance), if anywhere.
     pub href: Option<String>,
+    /// A setup or teardown is marked (an arrow up or down before its id, as Airflow's graph
+    /// shows them), and the edge from a setup to its teardown is dashed.
+    pub role: updraft_model::TaskRole,
 }
 
 /// Where a task landed.
@@ -123,9 +126,14 @@ pub fn render(tasks: &[GraphTask], label: &str) -> String {
         let (x1, y1) = (a.x + NODE_WIDTH, a.y + NODE_HEIGHT / 2.0);
         let (x2, y2) = (b.x, b.y + NODE_HEIGHT / 2.0);
         let bend = (x2 - x1) / 2.0;
+        let class = if tasks[up].role.is_setup && tasks[down].role.is_teardown {
+            "edge setup-teardown"
+        } else {
+            "edge"
+        };
         let _ = write!(
             out,
-            r#"<path class="edge" d="M{},{}C{},{} {},{} {},{}" marker-end="url(#arrow)"/>"#,
+            r#"<path class="{class}" d="M{},{}C{},{} {},{} {},{}" marker-end="url(#arrow)"/>"#,
             fmt_num(x1),
             fmt_num(y1),
             fmt_num(x1 + bend),
@@ -144,9 +152,14 @@ pub fn render(tasks: &[GraphTask], label: &str) -> String {
         if let Some(href) = &task.href {
             let _ = write!(out, r#"<a href="{}">"#, escape(href));
         }
+        let (role_class, role_title, mark) = match (task.role.is_setup, task.role.is_teardown) {
+            (true, _) => (" role-setup", " (setup)", "↑ "),
+            (_, true) => (" role-teardown", " (teardown)", "↓ "),
+            _ => ("", "", ""),
+        };
         let _ = write!(
             out,
-            r#"<g class="node state-{cls}" data-task-id="{id}" transform="translate({x},{y})"><title>{id}: {state_text}</title><rect width="{w}" height="{h}" rx="5"/><text x="10" y="17" class="task-id">{label}</text><text x="10" y="32" class="task-state">{state_text}</text></g>"#,
+            r#"<g class="node state-{cls}{role_class}" data-task-id="{id}" transform="translate({x},{y})"><title>{id}{role_title}: {state_text}</title><rect width="{w}" height="{h}" rx="5"/><text x="10" y="17" class="task-id">{mark}{label}</text><text x="10" y="32" class="task-state">{state_text}</text></g>"#,
             cls = escape(state),
             x = fmt_num(place.x),
             y = fmt_num(place.y),

@@ -21,7 +21,7 @@ use updraft_model::Dag;
 use updraft_rest_api::auth::{Action, Resource};
 use updraft_rest_api::RestState;
 use updraft_store::{
-    DagRecord, DagRunQuery, DagRunSortField, Sort, StoreError, TaskInstanceQuery, Window,
+    DagRecord, DagRunQuery, DagRunSortField, Sort, StoreError, TaskInstanceSummary, Window,
 };
 
 use crate::assets::Asset;
@@ -144,12 +144,12 @@ pub(crate) fn header(
     }
 }
 
-/// The DAG's latest `limit` runs (newest first) and their task instances.
+/// The DAG's latest `limit` runs (newest first) and their task instances, in brief.
 pub(crate) async fn recent_runs(
     state: &RestState,
     dag: &Dag,
     limit: u32,
-) -> Result<(Vec<updraft_store::DagRun>, Vec<updraft_store::TaskInstance>), UiError> {
+) -> Result<(Vec<updraft_store::DagRun>, Vec<TaskInstanceSummary>), UiError> {
     let runs = state
         .store()
         .query_dag_runs(DagRunQuery {
@@ -168,22 +168,8 @@ pub(crate) async fn recent_runs(
     }
     let tis = state
         .store()
-        .query_task_instances(TaskInstanceQuery {
-            dag_ids: Some(vec![dag.dag_id.clone()]),
-            run_ids: Some(runs.iter().map(|r| r.run_id.clone()).collect()),
-            window: Window {
-                limit: (runs.len() as u32).saturating_mul(dag.tasks.len().max(1) as u32 + 50),
-                offset: 0,
-            },
-            // Bounded by the runs shown: counting every match again would double the work.
-            without_total: true,
-            ..Default::default()
-        })
-        .await?
-        .items
-        .into_iter()
-        .map(|row| row.ti)
-        .collect();
+        .task_instance_summaries(runs.iter().map(|r| r.id).collect())
+        .await?;
     Ok((runs, tis))
 }
 

@@ -29,6 +29,7 @@ from .operators import (
     ShortCircuitOperator,
 )
 from .param import Param, ParamsDict
+from .setup_teardown import setup, teardown
 from .task_group import TaskGroup, task_group
 from .taskflow import task
 from .trigger_rule import TriggerRule
@@ -43,5 +44,5 @@ __all__ = [
     "chain_linear", "cross_downstream", "Param", "ParamsDict", "TriggerRule", "Variable",
     "Connection", "BaseHook", "get_current_context", "days_ago", "AirflowException",
     "AirflowSkipException", "AirflowFailException", "AirflowNotFoundException",
-    "NotSupportedByUpdraft",
+    "NotSupportedByUpdraft", "setup", "teardown",
 ]

@@ -5,7 +5,7 @@ own subclass with an `execute(self, context)` method runs as a Python task."""
 import datetime
 import re
 
-from . import _registry
+from . import _registry, setup_teardown
 from .exceptions import AirflowException, NotSupportedByUpdraft
 from .nodes import DependencyMixin, XComArg
 from .trigger_rule import normalize as normalize_trigger_rule
@@ -268,6 +268,19 @@ class BaseOperator(DependencyMixin):
     def execute(self, context):
         raise NotImplementedError(f"{type(self).__name__} has no execute() method")
 
+    def render_template(self, content, context, jinja_env=None, seen_oids=None):
+        """Renders `content` with the context as the task's templated fields are: strings
+        as templates, lists, tuples, sets and dict values one by one, anything else as is."""
+        from .templates import render
+
+        if isinstance(content, str):
+            return render(content, context)
+        if isinstance(content, (list, tuple, set)):
+            return type(content)(self.render_template(v, context) for v in content)
+        if isinstance(content, dict):
+            return {k: self.render_template(v, context) for k, v in content.items()}
+        return content
+
     # Airflow features updraft does not have yet.
     @classmethod
     def partial(cls, *args, **kwargs):
@@ -276,11 +289,33 @@ class BaseOperator(DependencyMixin):
     expand = partial
     expand_kwargs = partial
 
-    def as_setup(self, *args, **kwargs):
-        raise NotSupportedByUpdraft("Setup and teardown tasks (as_setup)")
+    # Setup and teardown (`setup_teardown.py`).
+    is_setup = False
+    is_teardown = False
+    _on_failure_fail_dagrun = False
 
-    def as_teardown(self, *args, **kwargs):
-        raise NotSupportedByUpdraft("Setup and teardown tasks (as_teardown)")
+    @property
+    def on_failure_fail_dagrun(self):
+        return self._on_failure_fail_dagrun
+
+    @on_failure_fail_dagrun.setter
+    def on_failure_fail_dagrun(self, value):
+        setup_teardown.check_fail_dagrun(self, value)
+        self._on_failure_fail_dagrun = bool(value)
+
+    def as_setup(self):
+        setup_teardown.mark_setup(self)
+        return self
+
+    def as_teardown(self, *, setups=None, on_failure_fail_dagrun=None):
+        setup_teardown.mark_teardown(self, setups, on_failure_fail_dagrun)
+        return self
+
+    def __enter__(self):
+        return setup_teardown.enter(self)
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        setup_teardown.exit_block()
 
     def __repr__(self):
         return f"<Task({type(self).__name__}): {self.task_id}>"

@@ -119,6 +119,16 @@ class XComArg(DependencyMixin):
     def __repr__(self):
         return f"XComArg({self.operator.task_id!r}, key={self.key!r})"
 
+    def __str__(self):
+        # As in Airflow: the template that pulls the value, for use inside templated strings
+        # (`env={"X": str(task.output)}`, f-strings of bash commands).
+        dag_id = self.operator.dag.dag_id if self.operator.dag is not None else None
+        pulled = [f"task_ids='{self.operator.task_id}'"]
+        if dag_id is not None:
+            pulled.append(f"dag_id='{dag_id}'")
+        pulled.append(f"key='{self.key}'")
+        return f"{{{{ task_instance.xcom_pull({', '.join(pulled)}) }}}}"
+
     # Airflow's task mapping over an upstream result.
     def map(self, *args, **kwargs):
         from .exceptions import NotSupportedByUpdraft
@@ -128,11 +138,23 @@ class XComArg(DependencyMixin):
     zip = map
     concat = map
 
-    def as_setup(self, *args, **kwargs):
-        return self.operator.as_setup(*args, **kwargs)
+    def as_setup(self):
+        self.operator.as_setup()
+        return self
 
-    def as_teardown(self, *args, **kwargs):
-        return self.operator.as_teardown(*args, **kwargs)
+    def as_teardown(self, *, setups=None, on_failure_fail_dagrun=None):
+        self.operator.as_teardown(setups=setups, on_failure_fail_dagrun=on_failure_fail_dagrun)
+        return self
+
+    def __enter__(self):
+        from .setup_teardown import enter
+
+        return enter(self)
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        from .setup_teardown import exit_block
+
+        exit_block()
 
 
 class Label(DependencyMixin):

@@ -51,16 +51,21 @@ class BashOperator(BaseOperator):
     _updraft_kind = "bash"
 
     def __init__(self, *, bash_command, env=None, append_env=False, output_encoding="utf-8",
-                 skip_exit_code=None, skip_on_exit_code=99, cwd=None, **kwargs):
+                 skip_exit_code=None, skip_on_exit_code=99, cwd=None, output_processor=None,
+                 **kwargs):
         if skip_exit_code is not None:
             skip_on_exit_code = skip_exit_code
         super().__init__(env=env, cwd=cwd, skip_on_exit_code=skip_on_exit_code, **kwargs)
         self.bash_command = bash_command
         self.append_env = append_env
+        self.output_processor = output_processor
         _depend_on_references(self, bash_command, env)
-        # A command that only exists at run time (an upstream result) or that reads the task's
-        # own params is produced by the SDK and then run with bash.
-        if not isinstance(bash_command, str) or self.params:
+        # A command that only exists at run time (an upstream result), that reads the task's
+        # own params or that pushes XComs while it is rendered (`{{ ti.xcom_push(...) }}`) is
+        # produced by the SDK and then run with bash.
+        # So is one whose output a Python function turns into the result (`output_processor`).
+        if (not isinstance(bash_command, str) or self.params or "xcom_push" in bash_command
+                or output_processor is not None):
             self._updraft_kind = "python"
             self._python_kind = "bash"
 
@@ -82,6 +87,7 @@ class PythonOperator(BaseOperator):
                  **kwargs):
         if not callable(python_callable):
             raise AirflowException("`python_callable` param must be callable")
+        env = kwargs.get("env")
         super().__init__(**kwargs)
         # Another interpreter for this task (updraft's extension, and ExternalPythonOperator's
         # `python`); `default_args` may give it for every Python task.
@@ -96,8 +102,11 @@ class PythonOperator(BaseOperator):
         self.op_args = list(op_args or ())
         self.op_kwargs = dict(op_kwargs or {})
         self.templates_dict = templates_dict
+        if templates_exts:
+            # Values of the templated fields ending in one of these name template files.
+            self.template_ext = tuple(templates_exts)
         self._source_line = callable_line(python_callable)
-        _depend_on_references(self, self.op_args, self.op_kwargs, templates_dict)
+        _depend_on_references(self, self.op_args, self.op_kwargs, templates_dict, env)
 
     def execute(self, context):
         from .context import call_with_context

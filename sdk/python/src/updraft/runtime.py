@@ -14,27 +14,36 @@ from .exceptions import AirflowException, AirflowFailException, AirflowSkipExcep
 from .loader import load_dag_file
 from .runtime_values import resolve
 from .serialize import python_kind
-from .templates import render
+from .templates import TemplateError, render
 
 
-def _render_field(task, value, context, folder):
+def _render_field(task, value, context, folders):
     def render_text(text):
+        # As in Airflow, a value ending in one of the task's template extensions names a
+        # template file (relative to the DAG file's folder), which must exist.
         if task.template_ext and text.endswith(tuple(task.template_ext)):
-            path = os.path.join(folder, text)
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as file:
-                    text = file.read()
+            paths = [os.path.join(folder, text) for folder in folders]
+            path = next((p for p in paths if os.path.isfile(p)), None)
+            if path is None:
+                raise TemplateError(
+                    f"template file {text!r} not found in {' or '.join(folders)}")
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
         return render(text, context)
 
     return resolve(value, context, render=render_text)
 
 
-def render_template_fields(task, context, dag_file):
-    folder = os.path.dirname(dag_file)
+def render_template_fields(task, context, dag_file, dag_folder=None):
+    """Renders the task's templated fields in place. Template files are looked up next to the
+    DAG file the task runs (its pinned source), then in the DAG folder it came from."""
+    folders = [os.path.dirname(dag_file)]
+    if dag_folder and dag_folder not in folders:
+        folders.append(dag_folder)
     for field in task.template_fields:
         value = getattr(task, field, None)
         if value is not None:
-            setattr(task, field, _render_field(task, value, context, folder))
+            setattr(task, field, _render_field(task, value, context, folders))
     # Positional and keyword arguments of a TaskFlow call or a PythonOperator may hold
     # XComArgs and @dag params even when the class lists no template fields.
     for field in ("op_args", "op_kwargs"):
@@ -66,7 +75,10 @@ def run_bash(task, command, context, render_command):
                         f"string, not {command!r}")
     env = dict(os.environ)
     env.pop("UPDRAFT_SUPERVISOR", None)
-    env.update(task.env or {})
+    for key, value in (task.env or {}).items():
+        # A BashOperator's env was rendered with its templated fields; a @task.bash's is
+        # rendered here (it may pull upstream results: `env={"N": other["count"]}`).
+        env[key] = render(value, context) if render_command else value
     print(f"Running command: {command}", flush=True)
     sys.stderr.flush()
     process = subprocess.Popen(["bash", "-c", command], stdout=subprocess.PIPE,
@@ -174,7 +186,7 @@ def finish_message(info, push):
         task = dag.get_task(info["task_id"])
         context = task_context.build_context(info, dag, task)
         task_context._stack.append(context)
-        render_template_fields(task, context, dag_file)
+        render_template_fields(task, context, dag_file, info.get("dag_folder"))
         if info.get("render_only"):
             outcome["rendered"] = rendered_fields(task)
             for field, value in outcome["rendered"].items():
@@ -185,6 +197,8 @@ def finish_message(info, push):
         if kind == "bash":
             result = run_bash(task, result, context,
                               render_command=isinstance(task, DecoratedPythonOperator))
+            if getattr(task, "output_processor", None) is not None:
+                result = task.output_processor(result)
         elif kind == "branch":
             outcome["skip"] = branch_skips(task, result)
         elif kind == "short_circuit":

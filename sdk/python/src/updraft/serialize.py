@@ -119,6 +119,12 @@ def task_document(task):
         doc[key] = value
     if task.task_group is not None:
         doc["task_group"] = task.task_group.group_id
+    if task.is_setup:
+        doc["setup"] = True
+    if task.is_teardown:
+        doc["teardown"] = True
+        if task.on_failure_fail_dagrun:
+            doc["on_failure_fail_dagrun"] = True
     return doc
 
 

@@ -60,8 +60,27 @@ class TaskGroup(DependencyMixin):
         return [t for t in self._tasks() if not (t.upstream_task_ids & ids)]
 
     def _leaves(self):
-        ids = {t.task_id for t in self._tasks()}
-        return [t for t in self._tasks() if not (t.downstream_task_ids & ids)]
+        # As Airflow's: a teardown is no leaf of its group; the work before it stands in for
+        # it (not its setups), so `group >> x` does not wait on the clean-up.
+        tasks = {t.task_id: t for t in self._tasks()}
+        leaves = []
+
+        def before_teardown(teardown):
+            for upstream_id in sorted(teardown.upstream_task_ids & tasks.keys()):
+                upstream = tasks[upstream_id]
+                if upstream.is_teardown:
+                    before_teardown(upstream)
+                elif not upstream.is_setup and upstream not in leaves:
+                    leaves.append(upstream)
+
+        for t in tasks.values():
+            if t.downstream_task_ids & tasks.keys():
+                continue
+            if t.is_teardown:
+                before_teardown(t)
+            elif t not in leaves:
+                leaves.append(t)
+        return leaves
 
     def get_roots(self):
         return self._roots()

@@ -42,10 +42,21 @@ def infer_multiple_outputs(function):
 class DecoratedPythonOperator(PythonOperator):
     """The task a `@task` call creates."""
 
-    def __init__(self, *, python_kind="task", multiple_outputs=False, **kwargs):
+    def __init__(self, *, python_kind="task", multiple_outputs=False,
+                 ignore_downstream_trigger_rules=None, output_processor=None, **kwargs):
         self._python_kind = python_kind
         self.multiple_outputs = multiple_outputs
         super().__init__(**kwargs)
+        if output_processor is not None and python_kind != "bash":
+            raise TypeError("output_processor is an argument of @task.bash only")
+        # BashOperator's argument: turns the command's last line into the result.
+        self.output_processor = output_processor
+        if ignore_downstream_trigger_rules is not None:
+            # ShortCircuitOperator's argument, which `@task.short_circuit(...)` passes on.
+            if python_kind != "short_circuit":
+                raise TypeError("ignore_downstream_trigger_rules is an argument of "
+                                "@task.short_circuit only")
+            self.ignore_downstream_trigger_rules = ignore_downstream_trigger_rules
 
 
 def _check_call(function, args, kwargs):

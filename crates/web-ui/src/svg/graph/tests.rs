@@ -8,6 +8,7 @@ fn task(id: &str, deps: &[&str]) -> GraphTask {
         dependencies: deps.iter().map(|d| d.to_string()).collect(),
         state: None,
         href: None,
+        role: Default::default(),
     }
 }
 
@@ -24,6 +25,7 @@ fn big(n: usize) -> Vec<GraphTask> {
                 dependencies: deps,
                 state: Some("success".into()),
                 href: Some(format!("/ti/{i}")),
+                role: Default::default(),
             }
         })
         .collect()
@@ -113,6 +115,7 @@ fn nodes_are_links_with_escaped_ids_and_state_labels() {
         dependencies: vec![],
         state: Some("up_for_retry".into()),
         href: Some("/dags/x/runs/r/tasks/%3Cscript%3E?try=1&a=\"".into()),
+        role: Default::default(),
     }];
     let svg = render(&tasks, "Graph of <x>");
     assert!(!svg.contains("<script>"), "{svg}");
@@ -121,4 +124,29 @@ fn nodes_are_links_with_escaped_ids_and_state_labels() {
     assert!(svg.contains(r#"class="node state-up_for_retry""#));
     assert!(svg.contains(">up for retry</text>"));
     assert!(svg.contains(r#"aria-label="Graph of &lt;x&gt;""#));
+}
+
+#[test]
+fn setups_and_teardowns_are_marked_and_their_edge_dashed() {
+    let mut create = task("create", &[]);
+    create.role.is_setup = true;
+    let query = task("query", &["create"]);
+    let mut delete = task("delete", &["query", "create"]);
+    delete.role.is_teardown = true;
+    let svg = render(&[create, query, delete], "g");
+    assert!(
+        svg.contains(r#"class="node state-none role-setup" data-task-id="create""#),
+        "{svg}"
+    );
+    assert!(svg.contains("<title>create (setup): none</title>"), "{svg}");
+    assert!(svg.contains(r#"class="task-id">↑ create</text>"#), "{svg}");
+    assert!(svg.contains(r#"class="node state-none role-teardown" data-task-id="delete""#));
+    assert!(svg.contains(r#"class="task-id">↓ delete</text>"#), "{svg}");
+    assert!(svg.contains(r#"class="task-id">query</text>"#), "{svg}");
+    assert_eq!(
+        svg.matches(r#"class="edge setup-teardown""#).count(),
+        1,
+        "{svg}"
+    );
+    assert_eq!(svg.matches(r#"class="edge""#).count(), 2, "{svg}");
 }

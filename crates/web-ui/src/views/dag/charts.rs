@@ -154,6 +154,7 @@ pub(crate) async fn graph(
                 task_id: t.task_id.clone(),
                 dependencies: t.dependencies.clone(),
                 state: ti.map(|ti| ti.state.as_str().to_string()),
+                role: t.role,
                 href: Some(match (&run, ti) {
                     (Some(r), Some(ti)) => {
                         links::task_try(&dag_id, &r.run_id, &t.task_id, ti.try_number.max(1))

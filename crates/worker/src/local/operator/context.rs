@@ -14,7 +14,7 @@ use updraft_secrets::Masker;
 impl LocalWorker {
     /// The template context of `claimed`'s try of `task`, for the operator's own templates
     /// (`templates`) and the task's `env` and `cwd`, and the masker for the secrets it read.
-    pub(super) async fn template_context<'a>(
+    pub(in crate::local) async fn template_context<'a>(
         &self,
         claimed: &ClaimedTask,
         dag: &Dag,

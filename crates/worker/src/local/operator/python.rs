@@ -36,6 +36,21 @@ impl LocalWorker {
         python_executable: Option<&str>,
         log_path: PathBuf,
     ) -> Result<PythonTry, String> {
+        self.prepare_python_try(claimed, dag, task, python_executable, log_path, false)
+            .await
+    }
+
+    /// As [`Self::prepare_python`]; with `render_only` the SDK renders the task's templated
+    /// fields and reports them in its `finish` instead of calling the task (`tasks render`).
+    pub(in crate::local) async fn prepare_python_try(
+        &self,
+        claimed: &ClaimedTask,
+        dag: &Dag,
+        task: &Task,
+        python_executable: Option<&str>,
+        log_path: PathBuf,
+        render_only: bool,
+    ) -> Result<PythonTry, String> {
         let sdk = self
             .config
             .python_sdk
@@ -86,7 +101,13 @@ impl LocalWorker {
             .and_then(|()| std::fs::write(&dag_file, &pinned.source))
             .map_err(|e| format!("cannot write the DAG file's source: {e}"))?;
 
-        let context = supervisor::context_json(claimed, dag, &ctx, &dag_file);
+        // The folder the DAG file came from, where it is on this machine: template files
+        // named relative to the DAG file are looked up there too (Airflow's search path).
+        let dag_folder = original.parent().filter(|p| p.is_dir());
+        let mut context = supervisor::context_json(claimed, dag, &ctx, &dag_file, dag_folder);
+        if render_only {
+            context["render_only"] = serde_json::Value::Bool(true);
+        }
         let socket = dir.path().join("supervisor.sock");
         let supervisor = Supervisor::start(
             &socket,
@@ -104,7 +125,7 @@ impl LocalWorker {
         // Modules next to the DAG file in the folder it came from still import, where the
         // folder is on this machine.
         let mut python_path: Vec<&Path> = vec![sdk, source_dir.as_path()];
-        if let Some(folder) = original.parent().filter(|p| p.is_dir()) {
+        if let Some(folder) = dag_folder {
             python_path.push(folder);
         }
         env.push(("PYTHONPATH".into(), join_paths(&python_path)));

@@ -1,7 +1,3 @@
 """Airflow 2's `airflow.decorators`."""
 
-from updraft import dag, task, task_group  # noqa: F401
-from updraft.compat import refusing_decorator as _refusing
-
-setup = _refusing("Setup and teardown tasks (@setup)")
-teardown = _refusing("Setup and teardown tasks (@teardown)")
+from updraft import dag, setup, task, task_group, teardown  # noqa: F401

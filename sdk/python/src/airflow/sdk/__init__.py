@@ -2,8 +2,8 @@
 
 from updraft import (  # noqa: F401
     DAG, BaseHook, BaseOperator, Connection, Label, Param, ParamsDict, TaskGroup, TriggerRule,
-    Variable, XComArg, chain, chain_linear, cross_downstream, dag, get_current_context, task,
-    task_group,
+    Variable, XComArg, chain, chain_linear, cross_downstream, dag, get_current_context, setup,
+    task, task_group, teardown,
 )
 from updraft.context import DagRun, TaskInstance  # noqa: F401
 from updraft.compat import refuse_names as _refuse_names
@@ -14,7 +14,8 @@ __getattr__ = _refuse_names(__name__, {
     "Asset": "Asset", "AssetAlias": "AssetAlias", "AssetAll": "AssetAll", "AssetAny": "AssetAny",
     "AssetWatcher": "AssetWatcher", "Metadata": "Asset metadata", "Dataset": "Dataset",
     "BaseSensorOperator": "BaseSensorOperator", "PokeReturnValue": "PokeReturnValue",
-    "ObjectStoragePath": "ObjectStoragePath", "setup": "Setup and teardown tasks",
-    "teardown": "Setup and teardown tasks", "BaseNotifier": "Notifiers",
+    "ObjectStoragePath": "ObjectStoragePath", "BaseNotifier": "Notifiers",
     "EdgeModifier": None, "Trigger": "Deferrable operators (triggers)",
+    "RetryAction": "Retry policies", "RetryRule": "Retry policies",
+    "ExceptionRetryPolicy": "Retry policies", "RetryPolicy": "Retry policies",
 })

@@ -35,6 +35,8 @@ pub(in crate::local) struct Finish {
     pub skip: Vec<String>,
     /// Absent, or `null`: no XCom.
     pub return_value: Option<Value>,
+    /// A try started with `render_only`: the task's templated fields, rendered by the SDK.
+    pub rendered: Option<Map<String, Value>>,
 }
 
 #[derive(Default)]
@@ -299,6 +301,7 @@ fn read_finish(request: &Value) -> Result<Finish, String> {
             .get("return_value")
             .cloned()
             .filter(|v| !v.is_null()),
+        rendered: request.get("rendered").and_then(Value::as_object).cloned(),
     })
 }
 
@@ -312,6 +315,7 @@ pub(super) fn context_json(
     dag: &Dag,
     ctx: &TemplateContext,
     dag_file: &Path,
+    dag_folder: Option<&Path>,
 ) -> Value {
     let run = &claimed.dag_run;
     let logical = ctx.logical_date;
@@ -323,6 +327,7 @@ pub(super) fn context_json(
         .unwrap_or_default();
     json!({
         "dag_file": dag_file.display().to_string(),
+        "dag_folder": dag_folder.map(|folder| folder.display().to_string()),
         "dag_id": ctx.dag_id,
         "task_id": ctx.task_id,
         "run_id": ctx.run_id,
@@ -478,6 +483,7 @@ mod tests {
                 error: Some("AirflowFailException: no".into()),
                 skip: vec![other.to_string()],
                 return_value: None,
+                rendered: None,
             })
         );
         assert_eq!(

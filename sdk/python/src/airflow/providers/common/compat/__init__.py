@@ -1,0 +1,1 @@
+"""Airflow's `common.compat` provider: stable import paths for the SDK's names."""

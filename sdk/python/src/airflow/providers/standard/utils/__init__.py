@@ -1,0 +1,1 @@
+"""The standard provider's helpers."""
