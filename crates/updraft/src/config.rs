@@ -117,6 +117,9 @@ pub struct WorkerSection {
     /// Start a command without shell syntax (`true`, `python etl.py 2026-01-01`) directly
     /// rather than through `bash -c`, with the same arguments and environment.
     pub direct_exec: bool,
+    /// Start Python tasks (of `core.python`) by forking them from a fork server that has
+    /// imported the SDK once, instead of starting an interpreter per try.
+    pub python_fork_server: bool,
     /// How long a remote worker told to stop (SIGTERM) lets its running tasks finish before
     /// it kills them and they are retried elsewhere.
     pub shutdown_grace: String,
@@ -170,6 +173,7 @@ impl Config {
                 lease: "30s".into(),
                 kill_grace: "5s".into(),
                 direct_exec: true,
+                python_fork_server: true,
                 shutdown_grace: "60s".into(),
                 servers: Vec::new(),
                 queues: vec!["default".into()],

@@ -121,6 +121,7 @@ pub fn worker_config(app: &App, only_run: Option<i64>) -> Result<LocalWorkerConf
         sensitive_names: updraft_secrets::SensitiveNames::new(&c.core.sensitive_var_conn_names),
         python_interpreter: c.core.python.clone(),
         python_sdk: App::python_sdk_for_tasks(&app.home)?,
+        python_fork_server: c.worker.python_fork_server,
     })
 }
 

@@ -58,6 +58,9 @@ pub struct LocalWorkerConfig {
     pub python_interpreter: String,
     /// The extracted Python SDK; `None` in a binary built without it (Python tasks fail).
     pub python_sdk: Option<PathBuf>,
+    /// Start Python tries of `core.python` through the SDK's fork server
+    /// (`worker.python_fork_server`) rather than a new interpreter each.
+    pub python_fork_server: bool,
 }
 
 pub struct LocalWorker {
@@ -76,6 +79,8 @@ pub struct LocalWorker {
     reaper: Option<Reaper>,
     /// `config.python_interpreter` as the program it ends up running, asked once.
     python_resolved: tokio::sync::OnceCell<String>,
+    /// The fork server of that interpreter, made on the first Python try that uses it.
+    fork_server: std::sync::OnceLock<Arc<crate::process::ForkServer>>,
 }
 
 impl LocalWorker {
@@ -97,6 +102,7 @@ impl LocalWorker {
             unreported: Mutex::new(HashSet::new()),
             reaper,
             python_resolved: tokio::sync::OnceCell::new(),
+            fork_server: std::sync::OnceLock::new(),
         })
     }
 

@@ -20,6 +20,7 @@
 //!   killed with `SIGKILL`, so no task runs unobserved.
 
 mod direct;
+mod forkserver;
 mod orphan;
 mod output;
 mod reaper;
@@ -28,6 +29,7 @@ mod spawner;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -35,6 +37,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::watch;
 
+pub use forkserver::{ForkError, ForkServer};
 use output::{Pipes, Sink};
 pub use reaper::{reaper_main, Reaper};
 
@@ -82,6 +85,10 @@ pub struct TaskLaunch {
     /// Secrets the task's templates used (connection passwords, values of variables with
     /// secret names), written as `***` in its log; `None` when there are none.
     pub mask: Option<updraft_secrets::Masker>,
+    /// Have this fork server start the process when the command would start its interpreter
+    /// (a Python try), with the same environment and directory; it is spawned when the server
+    /// cannot.
+    pub fork_server: Option<Arc<ForkServer>>,
 }
 
 /// How a task try ended.
@@ -113,6 +120,10 @@ pub enum FailureReason {
     /// The process could not be started (or its log file could not be opened).
     #[error("could not start the task: {0}")]
     SpawnError(String),
+    /// How the process ended is not known: waiting for it failed, or the fork server that
+    /// started it died first (taking it along). Not the task's doing.
+    #[error("lost track of the task process: {0}")]
+    Lost(String),
 }
 
 /// Where a try's log goes (shared with its readers, so it lives in the store crate).
@@ -145,6 +156,7 @@ pub async fn run_task_guarded(
         kill_grace,
         direct_exec,
         mask,
+        fork_server,
     } = launch;
     if *cancel.borrow() {
         // Cancelled before it started: nothing ran, so there is nothing to log or kill.
@@ -159,8 +171,9 @@ pub async fn run_task_guarded(
         log_path,
         direct_exec,
         mask,
+        fork_server,
     };
-    let started = match spawner::start(spec, reaper) {
+    let started = match spawner::start(spec, reaper).await {
         Ok(started) => started,
         Err(message) => {
             return TaskOutcome::Failed {
@@ -172,7 +185,9 @@ pub async fn run_task_guarded(
     // `GroupGuard` has killed it (when the future is dropped early).
     let spawner::Started {
         log,
-        mut child,
+        mut leader,
+        stdout,
+        stderr,
         pgid,
         registration: _registration,
     } = started;
@@ -180,10 +195,10 @@ pub async fn run_task_guarded(
         pgid,
         leader_reaped: false,
     };
-    let mut pipes = Pipes::new(child.stdout.take(), child.stderr.take());
+    let mut pipes = Pipes::new(stdout, stderr);
     let mut sink = Sink::new(log, capture_xcom);
 
-    let wait = child.wait();
+    let wait = leader.wait();
     tokio::pin!(wait);
     let first = pipes
         .pump(&mut sink, async {
@@ -248,7 +263,7 @@ pub async fn run_task_guarded(
             sink.log
                 .updraft(format_args!("lost track of the task process: {e}"));
             TaskOutcome::Failed {
-                reason: FailureReason::SpawnError(format!("waiting for the task process: {e}")),
+                reason: FailureReason::Lost(e.to_string()),
             }
         }
         (Ok(_), Some(why)) => {

@@ -10,6 +10,7 @@ mod mapping;
 mod operations;
 mod python;
 mod python_dags;
+mod python_fork_server;
 mod rest_clients;
 mod secrets;
 mod setup_teardown;

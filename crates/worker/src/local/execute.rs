@@ -188,8 +188,9 @@ impl LocalWorker {
             TaskOutcome::Skipped { .. } => report(TaskState::Skipped, None, None),
             TaskOutcome::Failed { reason } => {
                 info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %reason, "task failed");
-                if reason == FailureReason::Killed {
-                    // Cancelled by a shutdown or a lost claim: not the task's fault.
+                if matches!(reason, FailureReason::Killed | FailureReason::Lost(_)) {
+                    // Cancelled by a shutdown or a lost claim, or the fork server that started
+                    // it died: not the task's fault.
                     let (state, at) = retry::after_infrastructure_failure(
                         task,
                         ti.try_number,

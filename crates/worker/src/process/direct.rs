@@ -50,6 +50,11 @@ impl Direct {
         &self.program
     }
 
+    /// The working directory, as the program sees it in `PWD`.
+    pub(super) fn pwd(&self) -> &Path {
+        &self.pwd
+    }
+
     /// Adds `argv[0]`, the arguments, and the environment bash would have passed on, to a
     /// command of [`Self::program`] whose other settings (and the task's variables) are
     /// already made. Bash sets `PWD` to the working directory (keeping an inherited value that
@@ -67,6 +72,43 @@ impl Direct {
             command.env_remove("OLDPWD");
         }
     }
+}
+
+impl Direct {
+    /// The complete environment the program gets under [`Self::apply`]: the worker's own,
+    /// the task's variables over it, then what bash passes on. `None` when a variable of the
+    /// worker is not UTF-8 (the fork server takes text).
+    pub(super) fn environment(
+        &self,
+        task_env: &[(String, String)],
+    ) -> Option<Vec<(String, String)>> {
+        let worker = worker_env().as_ref()?;
+        let mut env: Vec<(String, String)> = Vec::with_capacity(worker.len() + task_env.len() + 3);
+        let mut set = |key: &str, value: String| match env.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => env.push((key.to_owned(), value)),
+        };
+        for (key, value) in worker.iter().chain(task_env) {
+            set(key, value.clone());
+        }
+        set("PWD", self.pwd.to_str()?.to_owned());
+        set("SHLVL", self.shlvl.clone());
+        set("_", self.program.to_str()?.to_owned());
+        if !self.keep_oldpwd {
+            env.retain(|(k, _)| k != "OLDPWD");
+        }
+        Some(env)
+    }
+}
+
+/// The worker's whole environment, read once; `None` when a variable is not UTF-8.
+fn worker_env() -> &'static Option<Vec<(String, String)>> {
+    static WORKER_ENV: OnceLock<Option<Vec<(String, String)>>> = OnceLock::new();
+    WORKER_ENV.get_or_init(|| {
+        std::env::vars_os()
+            .map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    })
 }
 
 /// How bash would run `command`, given the variables the task adds to the worker's

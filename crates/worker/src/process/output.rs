@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
-use tokio::process::{ChildStderr, ChildStdout};
 use updraft_secrets::Masker;
 
+use super::spawner::Output;
 use super::{MAX_LOG_LINE, MAX_XCOM};
 
 /// Size of one read from a pipe.
@@ -220,8 +220,8 @@ fn emit_line(mut line: &[u8], stream: Stream, sink: &mut Sink) {
 
 /// The two output pipes of a task, read together so lines land in the log in arrival order.
 pub(super) struct Pipes {
-    stdout: Option<ChildStdout>,
-    stderr: Option<ChildStderr>,
+    stdout: Option<Output>,
+    stderr: Option<Output>,
     stdout_lines: LineBuffer,
     stderr_lines: LineBuffer,
     stdout_buf: Box<[u8]>,
@@ -229,7 +229,7 @@ pub(super) struct Pipes {
 }
 
 impl Pipes {
-    pub(super) fn new(stdout: Option<ChildStdout>, stderr: Option<ChildStderr>) -> Pipes {
+    pub(super) fn new(stdout: Option<Output>, stderr: Option<Output>) -> Pipes {
         Pipes {
             stdout,
             stderr,

@@ -12,16 +12,23 @@
 //! semantics it blocks only until the child has called `exec`. No dedicated thread is needed:
 //! nothing is tied to the spawning thread's lifetime (as `PR_SET_PDEATHSIG` was; crash safety
 //! is the reaper's job now).
+//!
+//! A Python try may instead be forked by the fork server (`forkserver`), with the environment
+//! and directory the direct start would give it; when the server cannot, the try is spawned.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::OnceLock;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, OnceLock};
 
+use nix::fcntl::OFlag;
 use nix::unistd::Pid;
+use tokio::io::AsyncRead;
 use tokio::process::{Child, Command};
 
 use super::direct;
+use super::forkserver::{ForkServer, Forked, Request};
 use super::output::TaskLog;
 use super::reaper::{Reaper, Registration};
 
@@ -33,20 +40,45 @@ pub(super) struct Spec {
     pub log_path: PathBuf,
     pub direct_exec: bool,
     pub mask: Option<updraft_secrets::Masker>,
+    pub fork_server: Option<Arc<ForkServer>>,
 }
 
-/// A running task: its log (header already written), its process, and its process group's
-/// place on the reaper's list.
+/// A pipe the task writes its output to.
+pub(super) type Output = Box<dyn AsyncRead + Unpin + Send>;
+
+/// A running task: its log (header already written), its process, its output, and its process
+/// group's place on the reaper's list.
 pub(super) struct Started<'r> {
     pub log: TaskLog,
-    pub child: Child,
+    pub leader: Leader,
+    pub stdout: Option<Output>,
+    pub stderr: Option<Output>,
     pub pgid: Pid,
     pub registration: Option<Registration<'r>>,
 }
 
+/// The task's first process: a child of the worker, or of the fork server.
+pub(super) enum Leader {
+    Spawned(Child),
+    Forked(Forked),
+}
+
+impl Leader {
+    /// Waits for the leader's exit; cancel-safe.
+    pub(super) async fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self {
+            Leader::Spawned(child) => child.wait().await,
+            Leader::Forked(forked) => forked.wait().await,
+        }
+    }
+}
+
 /// Opens the log, starts the process and registers its group with `reaper` at once. The error
 /// is a message for the user; it has been written to the log when the log could be opened.
-pub(super) fn start<'r>(mut spec: Spec, reaper: Option<&'r Reaper>) -> Result<Started<'r>, String> {
+pub(super) async fn start<'r>(
+    mut spec: Spec,
+    reaper: Option<&'r Reaper>,
+) -> Result<Started<'r>, String> {
     // tokio::process needs a runtime to watch the child; fail cleanly rather than panic.
     tokio::runtime::Handle::try_current()
         .map_err(|e| format!("run_task must be called inside a tokio runtime: {e}"))?;
@@ -62,16 +94,43 @@ pub(super) fn start<'r>(mut spec: Spec, reaper: Option<&'r Reaper>) -> Result<St
         log.finish();
         Err(message)
     };
+    let plan = || direct::plan(&spec.command, &spec.env, spec.cwd.as_deref());
+    if let Some(server) = spec.fork_server.take() {
+        match fork(&server, &spec, plan()).await {
+            Ok(Some((forked, stdout, stderr))) => {
+                let pgid = forked.pid;
+                let server_pid = forked.server_pid;
+                // Registered at once, as below; the server's own death takes the leader with
+                // it, but not what the leader started in its group.
+                let registration = reaper.map(|r| r.guard(pgid));
+                log.updraft(format_args!(
+                    "started process {pgid}: forked by the Python fork server (process {server_pid})"
+                ));
+                log.flush();
+                return Ok(Started {
+                    log,
+                    leader: Leader::Forked(forked),
+                    stdout: Some(stdout),
+                    stderr: Some(stderr),
+                    pgid,
+                    registration,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log.updraft(format_args!("{e}; starting the process directly"));
+            }
+        }
+    }
     // A direct start that fails (a script without `#!`, say) is left to bash, which has its
     // own ways and messages for such programs.
-    let plan = || direct::plan(&spec.command, &spec.env, spec.cwd.as_deref());
     let direct = spec.direct_exec.then(plan).flatten().and_then(|direct| {
         let mut command = configure(Command::new(direct.program()), &spec);
         direct.apply(&mut command);
         let child = command.spawn().ok()?;
         Some((child, direct))
     });
-    let (child, how) = match direct {
+    let (mut child, how) = match direct {
         Some((child, direct)) => (
             child,
             format!("{}, without a shell", direct.program().display()),
@@ -98,12 +157,55 @@ pub(super) fn start<'r>(mut spec: Spec, reaper: Option<&'r Reaper>) -> Result<St
     let registration = reaper.map(|r| r.guard(pgid));
     log.updraft(format_args!("started process {pgid}: {how}"));
     log.flush();
+    let stdout = child.stdout.take().map(|out| Box::new(out) as Output);
+    let stderr = child.stderr.take().map(|out| Box::new(out) as Output);
     Ok(Started {
         log,
-        child,
+        leader: Leader::Spawned(child),
+        stdout,
+        stderr,
         pgid,
         registration,
     })
+}
+
+/// Has the fork server start the try, with what the direct start would give it (`plan`:
+/// `None` when only bash could start the command, which the server cannot do). `Ok(None)`:
+/// the try is not for the server.
+async fn fork(
+    server: &ForkServer,
+    spec: &Spec,
+    plan: Option<direct::Direct>,
+) -> Result<Option<(Forked, Output, Output)>, String> {
+    let Some(plan) = plan.filter(|plan| plan.program() == server.interpreter()) else {
+        return Ok(None);
+    };
+    let Some(env) = plan.environment(&spec.env) else {
+        return Ok(None);
+    };
+    let pipe =
+        || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"));
+    let (stdout_read, stdout_write) = pipe()?;
+    let (stderr_read, stderr_write) = pipe()?;
+    let stdin = std::fs::File::open("/dev/null")
+        .map(OwnedFd::from)
+        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+    let receiver = |fd: OwnedFd| {
+        tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+            .map(|pipe| Box::new(pipe) as Output)
+            .map_err(|e| format!("cannot read a pipe: {e}"))
+    };
+    let stdout = receiver(stdout_read)?;
+    let stderr = receiver(stderr_read)?;
+    let request = Request {
+        env: &env,
+        cwd: plan.pwd(),
+        stdin,
+        stdout: stdout_write,
+        stderr: stderr_write,
+    };
+    let forked = server.fork(request).await.map_err(|e| e.to_string())?;
+    Ok(Some((forked, stdout, stderr)))
 }
 
 /// `bash` resolved once on the worker's `PATH`. The child does not walk `PATH` on every spawn,

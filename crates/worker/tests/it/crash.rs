@@ -56,6 +56,7 @@ async fn stand_in_worker() {
         kill_grace: Duration::from_secs(5),
         direct_exec: true,
         mask: None,
+        fork_server: None,
     };
     run_task_guarded(launch, watch::channel(false).1, Some(&reaper)).await;
 }

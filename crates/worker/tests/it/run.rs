@@ -21,6 +21,7 @@ fn launch(dir: &Path, command: &str) -> TaskLaunch {
         kill_grace: Duration::from_secs(5),
         direct_exec: true,
         mask: None,
+        fork_server: None,
     }
 }
 

@@ -26,6 +26,7 @@ import updraft.runtime  # noqa: F401
 import updraft._run  # noqa: F401
 
 PR_SET_PDEATHSIG = 1
+START_DIR = os.getcwd()
 MAX_REQUEST = 1024 * 1024
 REQUEST_TIMEOUT_S = 10
 
@@ -44,12 +45,15 @@ def die_with_parent():
         pass
 
 
-def run_child(connection, listener, fds, request):
+def run_child(connection, listener, fds, request, server_pid):
     """In the forked child: become the task process, never return."""
     code = 1
     try:
         os.setpgid(0, 0)
         die_with_parent()
+        if os.getppid() != server_pid:
+            # The server died before the death signal was armed.
+            os._exit(1)
         for number in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
             signal.signal(number, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
@@ -65,6 +69,10 @@ def run_child(connection, listener, fds, request):
         os.environ.update(env)
         if request.get("cwd"):
             os.chdir(request["cwd"])
+        # `python3 -m` puts its working directory first on sys.path: the task's, not the
+        # server's.
+        if sys.path and sys.path[0] == START_DIR:
+            sys.path[0] = os.getcwd()
         for entry in reversed([p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]):
             if entry not in sys.path:
                 sys.path.insert(0, entry)
@@ -158,9 +166,16 @@ def handle(connection, listener, children):
             raise ValueError("expected {\"op\": \"fork\", ...} with 3 file descriptors")
         sys.stdout.flush()
         sys.stderr.flush()
+        server_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            run_child(connection, listener, fds, request)
+            run_child(connection, listener, fds, request, server_pid)
+        # The child does it too; done here as well, the group exists before the worker learns
+        # the pid, so a kill(-pid) sent at once (a cancel) cannot miss it.
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass
         children[pid] = connection
         send(connection, {"ok": True, "pid": pid})
     except (OSError, ValueError) as err:

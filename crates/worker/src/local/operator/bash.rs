@@ -51,6 +51,7 @@ impl LocalWorker {
             kill_grace: self.config.kill_grace,
             direct_exec: self.config.direct_exec,
             mask,
+            fork_server: None,
         })
     }
 }

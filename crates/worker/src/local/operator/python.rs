@@ -7,13 +7,14 @@
 mod supervisor;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use updraft_model::{Dag, Task};
 use updraft_store::ClaimedTask;
 use updraft_template::identity_env;
 
 use super::super::LocalWorker;
-use crate::process::TaskLaunch;
+use crate::process::{ForkServer, TaskLaunch};
 pub(in crate::local) use supervisor::{FinishState, Supervisor};
 
 /// The environment variable naming the socket the child talks to.
@@ -148,10 +149,13 @@ impl LocalWorker {
             .map(PathBuf::from);
         // A task that sets its own PATH chooses its `python3` there, as before.
         let own_path = task.env.iter().any(|(key, _)| key == "PATH");
-        let interpreter = match python_executable {
-            Some(named) => named,
-            None if own_path => &self.config.python_interpreter,
-            None => self.default_python().await,
+        let (interpreter, fork_server) = match python_executable {
+            Some(named) => (named, None),
+            None if own_path => (self.config.python_interpreter.as_str(), None),
+            None => {
+                let interpreter = self.default_python().await;
+                (interpreter, self.fork_server(interpreter, sdk))
+            }
         };
         Ok(PythonTry {
             launch: TaskLaunch {
@@ -165,6 +169,7 @@ impl LocalWorker {
                 kill_grace: self.config.kill_grace,
                 direct_exec: self.config.direct_exec,
                 mask,
+                fork_server,
             },
             supervisor,
         })
@@ -190,6 +195,20 @@ impl LocalWorker {
                 }
             })
             .await
+    }
+}
+
+impl LocalWorker {
+    /// The fork server of the default interpreter, when it is used: it forks only a resolved
+    /// interpreter (an absolute path), whose tries it can start as they would start.
+    fn fork_server(&self, interpreter: &str, sdk: &Path) -> Option<Arc<ForkServer>> {
+        if !self.config.python_fork_server || !Path::new(interpreter).is_absolute() {
+            return None;
+        }
+        let server = self
+            .fork_server
+            .get_or_init(|| Arc::new(ForkServer::new(interpreter, sdk)));
+        Some(server.clone())
     }
 }
 
