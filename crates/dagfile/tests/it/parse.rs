@@ -316,7 +316,7 @@ fn error_cases() {
         ),
         (
             "tasks:\n  - task_id: a\n    bash_command: x\n    retires: 3\n",
-            &["line 4, column 5: task `a`: unknown key `retires` (did you mean `retries`?); allowed keys: task_id, operator, bash_command, dependencies, expand, expand_kwargs, trigger_rule"],
+            &["line 4, column 5: task `a`: unknown key `retires` (did you mean `retries`?); allowed keys: task_id, operator, bash_command, dependencies, setup, teardown, setups, on_failure_fail_dagrun, expand, expand_kwargs, trigger_rule"],
         ),
         (
             "default_args:\n  owner: me\n  task_id: x\ntasks:\n  - {task_id: a, bash_command: x}\n",
