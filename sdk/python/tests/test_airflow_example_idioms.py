@@ -176,11 +176,17 @@ def test_an_upstream_result_in_a_bash_tasks_env(dag_folder, idioms, tmp_path):
     assert finish["return_value"] == "n=3"
 
 
-def test_a_task_asking_for_the_task_state_store_is_refused_by_name():
-    from updraft import task
-    from updraft.exceptions import NotSupportedByUpdraft
+def test_a_task_asking_for_the_task_state_store_is_refused_by_name(dag_folder):
+    dag_folder.write("store.py", """
+        from airflow.sdk import DAG, task
 
-    with pytest.raises(NotSupportedByUpdraft, match="task_state_store context value"):
-        @task
-        def process(table, task_state_store=None):
-            return table
+        with DAG("store"):
+            @task
+            def process(table, task_state_store=None):
+                return table
+
+            process("t")
+    """)
+    error = dag_folder.parse("store.py")["error"]
+    assert error["message"].startswith(
+        "NotSupportedByUpdraft: The task_state_store context value is not supported yet")
