@@ -387,12 +387,9 @@ async fn clearing_with_upstream_and_past_reaches_every_run_beyond_one_page() {
     assert!(runs.contains("r000") && runs.contains("r300") && !runs.contains("r301"));
 }
 
-/// Clearing a work task through the API (what the UI's clear sends) clears its setup and
-/// teardown too, as Airflow's does; clearing a teardown clears only itself.
-#[tokio::test]
-async fn clearing_a_work_task_clears_its_setup_and_teardown() {
-    let server = Server::start().await;
-    let store = server.store.as_ref();
+/// DAG `cluster`: setup `create` → work `query` → teardown `delete` (of `create`), as the
+/// loader defines a teardown (Airflow's trigger rule for it).
+async fn publish_setup_work_teardown(store: &dyn updraft_store::Store) {
     let mut dag = fixture::dag(
         "cluster",
         updraft_model::Schedule::None,
@@ -402,7 +399,17 @@ async fn clearing_a_work_task_clears_its_setup_and_teardown() {
     dag.tasks[1].dependencies = vec!["create".into()];
     dag.tasks[2].dependencies = vec!["query".into(), "create".into()];
     dag.tasks[2].role.is_teardown = true;
+    dag.tasks[2].trigger_rule = updraft_model::TriggerRule::AllDoneSetupSuccess;
     fixture::sync(store, vec![fixture::upsert(dag, "h1")]).await;
+}
+
+/// Clearing a work task through the API (what the UI's clear sends) clears its setup and
+/// teardown too, as Airflow's does; clearing a teardown clears only itself.
+#[tokio::test]
+async fn clearing_a_work_task_clears_its_setup_and_teardown() {
+    let server = Server::start().await;
+    let store = server.store.as_ref();
+    publish_setup_work_teardown(store).await;
     let run = world::run(store, "cluster", "r1", 0).await;
     for task in ["create", "query", "delete"] {
         world::finish(store, &run, task, TaskState::Success).await;
@@ -447,17 +454,7 @@ async fn clearing_a_work_task_clears_its_setup_and_teardown() {
 async fn a_teardowns_dependencies_count_its_setups() {
     let server = Server::start().await;
     let store = server.store.as_ref();
-    let mut dag = fixture::dag(
-        "cluster",
-        updraft_model::Schedule::None,
-        &["create", "query", "delete"],
-    );
-    dag.tasks[0].role.is_setup = true;
-    dag.tasks[1].dependencies = vec!["create".into()];
-    dag.tasks[2].dependencies = vec!["query".into(), "create".into()];
-    dag.tasks[2].role.is_teardown = true;
-    dag.tasks[2].trigger_rule = updraft_model::TriggerRule::AllDoneSetupSuccess;
-    fixture::sync(store, vec![fixture::upsert(dag, "h1")]).await;
+    publish_setup_work_teardown(store).await;
     let run = world::run(store, "cluster", "r1", 0).await;
     let path = "/api/v2/dags/cluster/dagRuns/r1/taskInstances/delete/dependencies";
     let names = |body: &serde_json::Value| -> Vec<String> {
