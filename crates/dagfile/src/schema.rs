@@ -2,6 +2,7 @@
 //! parsed document into a validated `updraft_model::Dag`, reporting every problem at once.
 
 mod graph;
+mod http;
 mod mapping;
 mod task;
 mod value;

@@ -105,6 +105,8 @@ pub enum Operator {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source_line: Option<u32>,
     },
+    /// One HTTP request (Airflow's `HttpOperator`).
+    Http(crate::HttpCall),
 }
 
 /// What a Python task's callable is for; the SDK decides what its result means.
@@ -155,7 +157,7 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 3] = ["bash", "empty", "python"];
+    pub const KINDS: [&'static str; 4] = ["bash", "empty", "http", "python"];
 
     /// The kind, as DAG files name it.
     pub fn kind(&self) -> &'static str {
@@ -163,6 +165,7 @@ impl Operator {
             Operator::Bash { .. } => "bash",
             Operator::Empty => "empty",
             Operator::Python { .. } => "python",
+            Operator::Http(_) => "http",
         }
     }
 }

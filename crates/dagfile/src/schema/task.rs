@@ -44,6 +44,7 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "python_kind",
     "source_line",
     "task_group",
+    "http",
 ];
 
 /// Keys that belong to `operator: python` only.
@@ -413,6 +414,30 @@ fn read_operator(
             return None;
         }
         return read_python(entries, operator.and_then(|(_, pos)| pos), label, ctx);
+    }
+    if operator.as_ref().is_some_and(|(name, _)| name == "http") {
+        if let Some(cmd) = command {
+            ctx.error(
+                cmd.key_pos,
+                format!("{label}`bash_command` does not go with `operator: http`"),
+            );
+            return None;
+        }
+        if mapping.is_some() {
+            ctx.error(
+                operator.and_then(|(_, pos)| pos),
+                format!("{label}`operator: http` cannot be mapped yet"),
+            );
+            return None;
+        }
+        return super::http::read_http(entries, operator.and_then(|(_, pos)| pos), label, ctx);
+    }
+    if let Some(e) = get(entries, "http") {
+        ctx.error(
+            e.key_pos,
+            format!("{label}`http` goes only with `operator: http`"),
+        );
+        return None;
     }
     if let Some(e) = PYTHON_KEYS.iter().find_map(|key| get(entries, key)) {
         ctx.error(

@@ -427,7 +427,7 @@ fn error_cases() {
         ("tasks:\n  - {task_id: a}\n", &["task `a`: missing required key `bash_command` (or set `operator: empty`)"]),
         (
             "tasks:\n  - {task_id: a, operator: docker}\n",
-            &["task `a`: unknown operator `docker`; allowed: bash, empty, python"],
+            &["task `a`: unknown operator `docker`; allowed: bash, empty, http, python"],
         ),
         (
             "tasks:\n  - {task_id: a, operator: python}\n",
@@ -640,6 +640,7 @@ fn every_operator_kind_of_the_model_loads_from_a_file() {
         let command = match kind {
             "empty" => "",
             "python" => ", python_callable: f",
+            "http" => ", http: {endpoint: items}",
             _ => ", bash_command: 'true'",
         };
         let dag = check_ok(&format!(

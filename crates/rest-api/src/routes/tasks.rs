@@ -102,6 +102,12 @@ impl TaskResponse {
                 vec!["templates_dict", "op_args", "op_kwargs"],
                 "#ffefeb",
             ),
+            Operator::Http(_) => (
+                "HttpOperator",
+                "airflow.providers.http.operators.http",
+                vec!["endpoint", "data", "headers"],
+                "#f4a460",
+            ),
         };
         let mut downstream: Vec<String> = dag
             .downstream_of(&task.task_id)

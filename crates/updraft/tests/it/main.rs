@@ -6,6 +6,7 @@ mod cluster;
 mod crash;
 mod dag_folder;
 mod fixture;
+mod http_tasks;
 mod mapping;
 mod operations;
 mod python;

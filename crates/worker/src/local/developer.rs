@@ -17,7 +17,7 @@ use updraft_store::{
     LogAppend, LogChunk, StoreError, TaskExecution, TaskInstance, TransitionResult, XCom,
 };
 
-use super::operator::{FinishState, Work};
+use super::operator::{FinishState, HttpOutcome, Work};
 use super::LocalWorker;
 use crate::process::{run_task_guarded, TaskOutcome};
 
@@ -123,6 +123,21 @@ impl LocalWorker {
             }
             Work::Process(launch) => (*launch, None),
             Work::Python(prepared) => (prepared.launch, Some(prepared.supervisor)),
+            Work::Http(call) => {
+                let (_never_cancelled, cancel) = watch::channel(false);
+                let outcome = call.run(&log_path, task.execution_timeout, cancel).await;
+                LogFollower::new(log_path).copy_new(terminal);
+                return match outcome {
+                    HttpOutcome::Success(xcom) => TestOutcome {
+                        state: TaskState::Success,
+                        xcom: xcom.filter(|_| task.do_xcom_push),
+                        error: None,
+                    },
+                    HttpOutcome::Failed(why) => failed(why),
+                    HttpOutcome::TimedOut(limit) => failed(format!("timed out after {limit:?}")),
+                    HttpOutcome::Cancelled => failed("cancelled".into()),
+                };
+            }
         };
         launch.env.extend(try_.env.iter().cloned());
         let (_never_cancelled, cancel) = watch::channel(false);
@@ -183,6 +198,12 @@ impl LocalWorker {
                     .await
             }
             Operator::Empty => return Ok(Vec::new()),
+            Operator::Http(call) => {
+                return Ok(self
+                    .prepare_http(&claimed, &try_.dag, task, call)
+                    .await?
+                    .fields())
+            }
         };
         let (ctx, mask) = self
             .template_context(&claimed, &try_.dag, task, std::iter::once(command))

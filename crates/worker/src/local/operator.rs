@@ -3,6 +3,7 @@
 
 mod bash;
 mod context;
+mod http;
 mod mapped;
 mod python;
 
@@ -22,8 +23,11 @@ pub(super) enum Work {
     Nothing,
     /// A Python process and the socket it reports on.
     Python(Box<PythonTry>),
+    /// A request the worker makes itself.
+    Http(Box<HttpTry>),
 }
 
+pub(super) use http::{HttpOutcome, HttpTry};
 pub(super) use mapped::result_for_mapping;
 pub(super) use python::{FinishState, PinnedFiles, PythonTry};
 
@@ -63,6 +67,10 @@ impl LocalWorker {
                 .prepare_python(claimed, dag, task, python_executable.as_deref(), log_path)
                 .await
                 .map(|prepared| Work::Python(Box::new(prepared))),
+            Operator::Http(call) => self
+                .prepare_http(claimed, dag, task, call)
+                .await
+                .map(|prepared| Work::Http(Box::new(prepared))),
         }
     }
 }

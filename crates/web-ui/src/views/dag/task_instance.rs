@@ -242,6 +242,7 @@ pub(crate) async fn page_route(
                 python_callable, ..
             } => Some(python_callable),
             Operator::Empty => None,
+            Operator::Http(call) => Some(call.summary()),
         });
     page(&TiPage {
         page: Page::new(&session, "dags"),
