@@ -9,7 +9,7 @@ use updraft_model::{DagRunState, TaskState};
 use updraft_store::{StoreError, TransitionResult, XCom};
 
 use crate::{
-    earliest, plan_run_mapped, DagGraph, MapInputs, PassOutcome, Scheduler, SchedulerError,
+    earliest, plan::plan_run_held, DagGraph, MapInputs, PassOutcome, Scheduler, SchedulerError,
 };
 
 impl Scheduler {
@@ -32,7 +32,9 @@ impl Scheduler {
             if let Ok(mut limits) = self.dag_limits.lock() {
                 limits.insert(run.dag_id.clone(), graph.dag.max_active_tasks);
             }
+            self.remember_task_limits(&graph);
             self.keep_run(run.id).await?;
+            let held = self.held_tasks(run, &graph).await?;
             let mut xcoms = None;
             let (plan, retry_due) = loop {
                 let inputs = MapInputs {
@@ -50,7 +52,8 @@ impl Scheduler {
                         .filter_map(|ti| ti.next_retry_at)
                         .filter(|at| *at > now)
                         .min();
-                    (plan_run_mapped(&graph, tis, inputs, now), retry_due)
+                    let plan = plan_run_held(&graph, tis, inputs, held.as_deref(), now);
+                    (plan, retry_due)
                 };
                 // A mapped task is ready and maps over upstream results: read them once.
                 if plan.needs_xcoms && xcoms.is_none() {
@@ -69,7 +72,7 @@ impl Scheduler {
             expansions.extend(plan.expansions);
             transition_runs.extend(std::iter::repeat_n(run.id, plan.transitions.len()));
             if let Some(state) = plan.final_state {
-                finished_runs.push((run, state));
+                finished_runs.push((run, state, graph.dag.max_consecutive_failed_dag_runs));
             }
             outcome.next_due = earliest(outcome.next_due, retry_due);
             transitions.extend(plan.transitions);
@@ -84,6 +87,20 @@ impl Scheduler {
             let tis = self.store.task_instances(run).await?;
             self.kept().insert(run, tis);
         }
+        // A run's changes may release the later runs of its DAG that wait for their past.
+        let changed_runs: Vec<&updraft_store::DagRun> = runs
+            .iter()
+            .filter(|r| {
+                transition_runs
+                    .iter()
+                    .zip(&results)
+                    .any(|(id, res)| *id == r.id && *res == TransitionResult::Applied)
+            })
+            .collect();
+        let released = self.past_waiters_of(&changed_runs);
+        if !released.is_empty() {
+            self.signal.runs_changed(released);
+        }
         let conflicts = results
             .iter()
             .filter(|r| **r == TransitionResult::Conflict)
@@ -94,11 +111,12 @@ impl Scheduler {
             self.signal.everything_changed();
             return Ok(finished);
         }
-        for (run, state) in finished_runs {
+        for (run, state, max_failed) in finished_runs {
             {
                 let mut kept = self.kept();
                 kept.remove(&run.id);
             }
+            self.forget_past_waiter(run);
             if self
                 .store
                 .set_dag_run_state(run.id, DagRunState::Running, state, now)
@@ -107,6 +125,10 @@ impl Scheduler {
             {
                 info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
                 finished.push(run.dag_id.clone());
+                if state == DagRunState::Failed && max_failed > 0 {
+                    self.pause_after_failures(&run.dag_id, max_failed, now)
+                        .await?;
+                }
             }
         }
         Ok(finished)

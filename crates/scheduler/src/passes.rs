@@ -12,6 +12,11 @@ use updraft_store::RunStart;
 
 use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
 
+/// The DAG ids of `ids`, looked up in `dags`.
+fn runs_of<'a>(ids: &'a [i64], dags: &'a HashMap<i64, String>) -> impl Iterator<Item = &'a String> {
+    ids.iter().filter_map(|id| dags.get(id))
+}
+
 impl Scheduler {
     /// Runs passes until `shutdown` turns true: on every signal, at the next due instant,
     /// and at least every sweep interval.
@@ -132,18 +137,36 @@ impl Scheduler {
             self.refresh_ownership(&runs, now).await?;
         }
         let mut running_per_dag: HashMap<String, u32> = HashMap::new();
+        let mut running_ids_to_dags: HashMap<i64, String> = HashMap::new();
         for run in &runs {
             if run.state == DagRunState::Running {
                 *running_per_dag.entry(run.dag_id.clone()).or_default() += 1;
+                running_ids_to_dags.insert(run.id, run.dag_id.clone());
             }
         }
-        let (queued, running): (Vec<_>, Vec<_>) = runs
+        // Later runs of the changed runs' DAGs may wait for their past (`depends_on_past`).
+        let released = {
+            let changed: Vec<_> = runs.iter().filter(|r| dirty.contains(&r.id)).collect();
+            self.past_waiters_of(&changed)
+        };
+        let (queued, mut running): (Vec<_>, Vec<_>) = runs
             .into_iter()
             .filter(|run| self.in_scope(run))
             .partition(|run| run.state == DagRunState::Queued);
+        if full {
+            let timed_out = self.time_out_runs(&running, now, &mut outcome).await?;
+            if !timed_out.is_empty() {
+                running.retain(|run| !timed_out.contains(&run.id));
+                for run in runs_of(&timed_out, &running_ids_to_dags) {
+                    if let Some(active) = running_per_dag.get_mut(run) {
+                        *active = active.saturating_sub(1);
+                    }
+                }
+            }
+        }
         let to_evaluate: Vec<_> = running
             .into_iter()
-            .filter(|run| full || dirty.contains(&run.id))
+            .filter(|run| full || dirty.contains(&run.id) || released.contains(&run.id))
             .collect();
         for dag_id in self.evaluate(&to_evaluate, now, &mut outcome).await? {
             if let Some(active) = running_per_dag.get_mut(&dag_id) {
