@@ -781,7 +781,10 @@ fn runs_that_depend_on_other_runs() {
     );
     check_err(
         &format!("max_consecutive_failed_dag_runs: -1\n{MINIMAL}"),
-        &["max_consecutive_failed_dag_runs", "a whole number of at least 0"],
+        &[
+            "max_consecutive_failed_dag_runs",
+            "a whole number of at least 0",
+        ],
     );
     check_err(
         "tasks:\n  - {task_id: a, bash_command: x, max_active_tis_per_dag: 0}\n",
@@ -797,7 +800,10 @@ fn runs_that_depend_on_other_runs() {
 fn a_definition_stored_before_run_dependencies_reads_with_their_defaults() {
     let mut stored = serde_json::to_value(check_ok(MINIMAL)).unwrap();
     let task = stored["tasks"][0].as_object_mut().unwrap();
-    assert!(!task.contains_key("past"), "neutral settings are not stored");
+    assert!(
+        !task.contains_key("past"),
+        "neutral settings are not stored"
+    );
     let dag: Dag = serde_json::from_value(stored).unwrap();
     assert_eq!(dag, check_ok(MINIMAL));
 }
