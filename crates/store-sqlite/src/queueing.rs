@@ -1,5 +1,6 @@
 //! Queueing within `max_active_tasks` and pool slots, counted inside the write transaction.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -100,25 +101,26 @@ pub(crate) fn queue(
         if let Some(limits) = &item.task_limits {
             let task_key = (item.dag_id.as_str(), limits.task_id.as_str());
             let run_key = (limits.dag_run_id, limits.task_id.as_str());
-            if !per_task.contains_key(&task_key) {
-                let n = tx
-                    .prepare_cached(TASK_OCCUPANCY)
-                    .and_then(|mut s| {
-                        s.query_row(params![item.dag_id, limits.task_id], |r| r.get(0))
-                    })
-                    .map_err(db_err)?;
-                per_task.insert(task_key, n);
-            }
-            if !per_task_run.contains_key(&run_key) {
-                let n = tx
-                    .prepare_cached(TASK_RUN_OCCUPANCY)
-                    .and_then(|mut s| {
-                        s.query_row(params![limits.dag_run_id, limits.task_id], |r| r.get(0))
-                    })
-                    .map_err(db_err)?;
-                per_task_run.insert(run_key, n);
-            }
-            let (in_dag, in_run) = (per_task[&task_key], per_task_run[&run_key]);
+            let in_dag = match per_task.entry(task_key) {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(e) => *e.insert(
+                    tx.prepare_cached(TASK_OCCUPANCY)
+                        .and_then(|mut s| {
+                            s.query_row(params![item.dag_id, limits.task_id], |r| r.get(0))
+                        })
+                        .map_err(db_err)?,
+                ),
+            };
+            let in_run = match per_task_run.entry(run_key) {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(e) => *e.insert(
+                    tx.prepare_cached(TASK_RUN_OCCUPANCY)
+                        .and_then(|mut s| {
+                            s.query_row(params![limits.dag_run_id, limits.task_id], |r| r.get(0))
+                        })
+                        .map_err(db_err)?,
+                ),
+            };
             if limits.per_dag.is_some_and(|l| in_dag >= l)
                 || limits.per_run.is_some_and(|l| in_run >= l)
             {
