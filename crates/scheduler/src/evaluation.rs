@@ -34,14 +34,15 @@ impl Scheduler {
             }
             self.remember_task_limits(&graph);
             self.keep_run(run.id).await?;
-            let held = self.held_tasks(run, &graph).await?;
+            // Read only when the plan would start a task that depends on its past.
+            let mut held: Option<Option<Vec<bool>>> = None;
             let mut xcoms = None;
             let (plan, retry_due) = loop {
                 let inputs = MapInputs {
                     xcoms: xcoms.as_deref(),
                     max_map_length: self.config.max_map_length,
                 };
-                let (plan, retry_due) = {
+                let (plan, retry_due, starts_past) = {
                     // Planned in place: copying a wide run's task instances on every pass
                     // would cost more than planning it.
                     let kept = self.kept();
@@ -52,9 +53,23 @@ impl Scheduler {
                         .filter_map(|ti| ti.next_retry_at)
                         .filter(|at| *at > now)
                         .min();
-                    let plan = plan_run_held(&graph, tis, inputs, held.as_deref(), now);
-                    (plan, retry_due)
+                    let plan = plan_run_held(
+                        &graph,
+                        tis,
+                        inputs,
+                        held.as_ref().and_then(|h| h.as_deref()),
+                        now,
+                    );
+                    let starts_past = held.is_none() && starts_past_dependent(&graph, tis, &plan);
+                    (plan, retry_due, starts_past)
                 };
+                if starts_past {
+                    held = Some(self.held_tasks(run, &graph).await?);
+                    continue;
+                }
+                if held.is_none() {
+                    self.forget_past_waiter(run);
+                }
                 // A mapped task is ready and maps over upstream results: read them once.
                 if plan.needs_xcoms && xcoms.is_none() {
                     let stored = self.store.xcoms_for_run(run.id).await?;
@@ -171,4 +186,23 @@ impl Scheduler {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Whether `plan` starts (schedules, or succeeds as an empty task) a task instance of a task
+/// that depends on its past: only then is the previous run read.
+fn starts_past_dependent(
+    graph: &DagGraph,
+    tis: &[updraft_store::TaskInstance],
+    plan: &crate::RunPlan,
+) -> bool {
+    if !graph.dag.tasks.iter().any(|t| t.past.applies()) {
+        return false;
+    }
+    plan.transitions
+        .iter()
+        .filter(|t| t.from == TaskState::None)
+        .filter(|t| matches!(t.to, TaskState::Scheduled | TaskState::Success))
+        .filter_map(|t| tis.iter().find(|ti| ti.id == t.ti_id))
+        .filter_map(|ti| graph.index.get(&ti.task_id))
+        .any(|&i| graph.dag.tasks[i].past.applies())
 }
