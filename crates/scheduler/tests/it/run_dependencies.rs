@@ -84,6 +84,21 @@ async fn a_run_past_its_dagrun_timeout_fails_and_its_unfinished_tasks_are_skippe
     );
     world.pass().await;
     assert_eq!(world.states(&run).await, "work=skipped after=skipped");
+
+    // Cleared, the run starts afresh: its timeout counts from its new start.
+    world
+        .store
+        .clear_task_instances(run.id, &["work".into(), "after".into()], world.now())
+        .await
+        .unwrap();
+    world.clock.advance(Duration::minutes(1));
+    world.pass().await;
+    let rerun = world.run(run.id).await;
+    assert_eq!(
+        (rerun.state, rerun.start_date),
+        (DagRunState::Running, Some(world.now()))
+    );
+    assert_eq!(world.states(&rerun).await, "work=queued after=none");
 }
 
 #[tokio::test]
