@@ -1,6 +1,7 @@
 //! Evaluating a run: planning its task instances from their states and the DAG, and
 //! committing the transitions.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -103,15 +104,14 @@ impl Scheduler {
             self.kept().insert(run, tis);
         }
         // A run's changes may release the later runs of its DAG that wait for their past.
-        let changed_runs: Vec<&updraft_store::DagRun> = runs
+        let changed: HashSet<i64> = transition_runs
             .iter()
-            .filter(|r| {
-                transition_runs
-                    .iter()
-                    .zip(&results)
-                    .any(|(id, res)| *id == r.id && *res == TransitionResult::Applied)
-            })
+            .zip(&results)
+            .filter(|(_, result)| **result == TransitionResult::Applied)
+            .map(|(run, _)| *run)
             .collect();
+        let changed_runs: Vec<&updraft_store::DagRun> =
+            runs.iter().filter(|r| changed.contains(&r.id)).collect();
         let released = self.past_waiters_of(&changed_runs);
         if !released.is_empty() {
             self.signal.runs_changed(released);
@@ -198,11 +198,15 @@ fn starts_past_dependent(
     if !graph.dag.tasks.iter().any(|t| t.past.applies()) {
         return false;
     }
-    plan.transitions
+    let starting: HashSet<i64> = plan
+        .transitions
         .iter()
         .filter(|t| t.from == TaskState::None)
         .filter(|t| matches!(t.to, TaskState::Scheduled | TaskState::Success))
-        .filter_map(|t| tis.iter().find(|ti| ti.id == t.ti_id))
+        .map(|t| t.ti_id)
+        .collect();
+    tis.iter()
+        .filter(|ti| starting.contains(&ti.id))
         .filter_map(|ti| graph.index.get(&ti.task_id))
         .any(|&i| graph.dag.tasks[i].past.applies())
 }

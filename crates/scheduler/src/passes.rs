@@ -12,11 +12,6 @@ use updraft_store::RunStart;
 
 use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
 
-/// The DAG ids of `ids`, looked up in `dags`.
-fn runs_of<'a>(ids: &'a [i64], dags: &'a HashMap<i64, String>) -> impl Iterator<Item = &'a String> {
-    ids.iter().filter_map(|id| dags.get(id))
-}
-
 impl Scheduler {
     /// Runs passes until `shutdown` turns true: on every signal, at the next due instant,
     /// and at least every sweep interval.
@@ -137,11 +132,9 @@ impl Scheduler {
             self.refresh_ownership(&runs, now).await?;
         }
         let mut running_per_dag: HashMap<String, u32> = HashMap::new();
-        let mut running_ids_to_dags: HashMap<i64, String> = HashMap::new();
         for run in &runs {
             if run.state == DagRunState::Running {
                 *running_per_dag.entry(run.dag_id.clone()).or_default() += 1;
-                running_ids_to_dags.insert(run.id, run.dag_id.clone());
             }
         }
         // Later runs of the changed runs' DAGs may wait for their past (`depends_on_past`).
@@ -154,15 +147,14 @@ impl Scheduler {
             .filter(|run| self.in_scope(run))
             .partition(|run| run.state == DagRunState::Queued);
         if full {
+            // A run that timed out frees its place for a queued run of its DAG at once.
             let timed_out = self.time_out_runs(&running, now, &mut outcome).await?;
-            if !timed_out.is_empty() {
-                running.retain(|run| !timed_out.contains(&run.id));
-                for run in runs_of(&timed_out, &running_ids_to_dags) {
-                    if let Some(active) = running_per_dag.get_mut(run) {
-                        *active = active.saturating_sub(1);
-                    }
+            for run in running.iter().filter(|run| timed_out.contains(&run.id)) {
+                if let Some(active) = running_per_dag.get_mut(&run.dag_id) {
+                    *active = active.saturating_sub(1);
                 }
             }
+            running.retain(|run| !timed_out.contains(&run.id));
         }
         let to_evaluate: Vec<_> = running
             .into_iter()
