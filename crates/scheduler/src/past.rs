@@ -12,9 +12,15 @@ use crate::{DagGraph, Scheduler, SchedulerError};
 
 /// Which tasks of a run may not start yet (by index into the DAG's tasks), given the task
 /// instances of its previous run. Only the tasks in `waiting` (their instance has not started
-/// yet) are looked at. A task with no instance in the previous run (added since) waits only
-/// without `ignore_first_depends_on_past`, Airflow 3's default being not to.
-pub fn held_by_past(graph: &DagGraph, waiting: &[bool], previous: &[TaskInstance]) -> Vec<bool> {
+/// yet) are looked at. A task with no instance in the previous run waits, unless it has none
+/// in any earlier run either (it is new: not in `ran_before`) and it has
+/// `ignore_first_depends_on_past`, Airflow 3's default.
+pub fn held_by_past(
+    graph: &DagGraph,
+    waiting: &[bool],
+    previous: &[TaskInstance],
+    ran_before: &HashSet<String>,
+) -> Vec<bool> {
     let mut by_task: HashMap<&str, Vec<TaskState>> = HashMap::new();
     for ti in previous {
         by_task
@@ -39,7 +45,9 @@ pub fn held_by_past(graph: &DagGraph, waiting: &[bool], previous: &[TaskInstance
                 return false;
             }
             match done(&task.task_id) {
-                None => !task.past.ignore_first_depends_on_past,
+                None => {
+                    !task.past.ignore_first_depends_on_past || ran_before.contains(&task.task_id)
+                }
                 Some(false) => true,
                 Some(true) if task.past.wait_for_downstream => graph.downstream[i]
                     .iter()
@@ -79,9 +87,28 @@ impl Scheduler {
                 .await?
             {
                 None => None,
-                Some(previous) => {
-                    let previous = self.store.task_instances(previous.id).await?;
-                    Some(held_by_past(graph, &waiting, &previous)).filter(|h| h.contains(&true))
+                Some(run_before) => {
+                    let previous = self.store.task_instances(run_before.id).await?;
+                    let mut ran_before = HashSet::new();
+                    for (i, task) in graph.dag.tasks.iter().enumerate() {
+                        let missing = waiting[i]
+                            && task.past.ignore_first_depends_on_past
+                            && !previous.iter().any(|ti| ti.task_id == task.task_id);
+                        if missing
+                            && self
+                                .store
+                                .has_earlier_task_instance(
+                                    &run.dag_id,
+                                    &task.task_id,
+                                    run.logical_date,
+                                )
+                                .await?
+                        {
+                            ran_before.insert(task.task_id.clone());
+                        }
+                    }
+                    Some(held_by_past(graph, &waiting, &previous, &ran_before))
+                        .filter(|h| h.contains(&true))
                 }
             }
         };

@@ -374,6 +374,14 @@ impl Store for PostgresStore {
     ) -> Result<Option<DagRun>> {
         runs::previous(&mut *self.conn().await?, dag_id, before, scheduled_only).await
     }
+    async fn has_earlier_task_instance(
+        &self,
+        dag_id: &str,
+        task_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<bool> {
+        runs::has_earlier_task_instance(&mut *self.conn().await?, dag_id, task_id, before).await
+    }
     async fn latest_dag_run_states(&self, dag_id: &str, limit: u32) -> Result<Vec<DagRunState>> {
         runs::latest_states(&mut *self.conn().await?, dag_id, limit).await
     }

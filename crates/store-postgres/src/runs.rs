@@ -174,6 +174,25 @@ pub async fn previous(
     Ok(runs_from_rows(&rows)?.pop())
 }
 
+/// See [`updraft_store::Store::has_earlier_task_instance`].
+pub async fn has_earlier_task_instance(
+    conn: &mut PgConnection,
+    dag_id: &str,
+    task_id: &str,
+    before: DateTime<Utc>,
+) -> Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM dag_run r JOIN task_instance ti ON ti.dag_run_id = r.id \
+         WHERE r.dag_id = $1 AND r.logical_date < $3 AND ti.task_id = $2)",
+    )
+    .bind(dag_id)
+    .bind(task_id)
+    .bind(micros(before))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)
+}
+
 /// See [`updraft_store::Store::latest_dag_run_states`].
 pub async fn latest_states(
     conn: &mut PgConnection,

@@ -193,6 +193,21 @@ pub fn previous(
     .pop())
 }
 
+/// See [`updraft_store::Store::has_earlier_task_instance`].
+pub fn has_earlier_task_instance(
+    conn: &Connection,
+    dag_id: &str,
+    task_id: &str,
+    before: DateTime<Utc>,
+) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM dag_run r JOIN task_instance ti ON ti.dag_run_id = r.id \
+         WHERE r.dag_id = ?1 AND r.logical_date < ?3 AND ti.task_id = ?2)",
+    )
+    .and_then(|mut s| s.query_row(params![dag_id, task_id, micros(before)], |r| r.get(0)))
+    .map_err(db_err)
+}
+
 /// See [`updraft_store::Store::latest_dag_run_states`].
 pub fn latest_states(conn: &Connection, dag_id: &str, limit: u32) -> Result<Vec<DagRunState>> {
     let mut stmt = conn

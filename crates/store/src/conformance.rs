@@ -139,6 +139,7 @@ macro_rules! __store_conformance_checks {
                 time_out_dag_run_fails_the_run_and_skips_its_unfinished_tasks,
                 time_out_dag_run_leaves_a_run_that_is_not_running,
                 previous_dag_run_is_the_latest_earlier_logical_date,
+                has_earlier_task_instance_looks_at_earlier_runs_only,
                 latest_dag_run_states_are_newest_first,
                 queue_admits_within_max_active_tis_per_dag,
                 queue_admits_within_max_active_tis_per_dagrun,

@@ -196,6 +196,14 @@ pub trait Store:
         before: DateTime<Utc>,
         scheduled_only: bool,
     ) -> Result<Option<DagRun>>;
+    /// Whether task `task_id` of `dag_id` has an instance in a run with a logical date before
+    /// `before` (`ignore_first_depends_on_past`: a task that never ran before does not wait).
+    async fn has_earlier_task_instance(
+        &self,
+        dag_id: &str,
+        task_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<bool>;
     /// The states of the `limit` runs of `dag_id` with the latest logical dates, newest first
     /// (`max_consecutive_failed_dag_runs`).
     async fn latest_dag_run_states(&self, dag_id: &str, limit: u32) -> Result<Vec<DagRunState>>;

@@ -27,7 +27,16 @@ pub(super) async fn reasons(
             let tis = state.store().task_instances(previous.id).await?;
             let mut waiting = vec![false; graph.dag.tasks.len()];
             waiting[index] = true;
-            if held_by_past(graph, &waiting, &tis)[index] {
+            let mut ran_before = std::collections::HashSet::new();
+            if !tis.iter().any(|t| t.task_id == task.task_id)
+                && state
+                    .store()
+                    .has_earlier_task_instance(&run.dag_id, &task.task_id, run.logical_date)
+                    .await?
+            {
+                ran_before.insert(task.task_id.clone());
+            }
+            if held_by_past(graph, &waiting, &tis, &ran_before)[index] {
                 let unsuccessful = tis
                     .iter()
                     .filter(|t| t.task_id == task.task_id)

@@ -1,5 +1,6 @@
 //! Which tasks wait for their past, and that waiting holds back only their start.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
@@ -101,7 +102,7 @@ fn depends_on_past_waits_until_the_previous_instance_succeeded_or_was_skipped() 
         (Skipped, false),
     ] {
         assert_eq!(
-            held_by_past(&graph, &waiting, &previous(state, None)),
+            held_by_past(&graph, &waiting, &previous(state, None), &HashSet::new()),
             vec![held, false, false],
             "previous a {state:?}"
         );
@@ -114,16 +115,31 @@ fn wait_for_downstream_also_waits_for_the_direct_downstream_of_the_previous_inst
     let graph = chain(WAITS);
     let waiting = [true, true, true];
     assert_eq!(
-        held_by_past(&graph, &waiting, &previous(Success, Running)),
+        held_by_past(
+            &graph,
+            &waiting,
+            &previous(Success, Running),
+            &HashSet::new()
+        ),
         vec![true, false, false]
     );
     // `c` is not directly downstream of `a`: it is not waited for.
     assert_eq!(
-        held_by_past(&graph, &waiting, &previous(Success, Success)),
+        held_by_past(
+            &graph,
+            &waiting,
+            &previous(Success, Success),
+            &HashSet::new()
+        ),
         vec![false, false, false]
     );
     assert_eq!(
-        held_by_past(&graph, &waiting, &previous(Running, Success)),
+        held_by_past(
+            &graph,
+            &waiting,
+            &previous(Running, Success),
+            &HashSet::new()
+        ),
         vec![true, false, false]
     );
 }
@@ -133,7 +149,7 @@ fn a_task_new_since_the_previous_run_waits_only_without_ignore_first_depends_on_
     let previous = vec![ti(11, "b", TaskState::Success)];
     let waiting = [true, true, true];
     assert_eq!(
-        held_by_past(&chain(DEPENDS), &waiting, &previous),
+        held_by_past(&chain(DEPENDS), &waiting, &previous, &HashSet::new()),
         vec![false, false, false]
     );
     let strict = PastDependency {
@@ -141,7 +157,18 @@ fn a_task_new_since_the_previous_run_waits_only_without_ignore_first_depends_on_
         ..DEPENDS
     };
     assert_eq!(
-        held_by_past(&chain(strict), &waiting, &previous),
+        held_by_past(&chain(strict), &waiting, &previous, &HashSet::new()),
+        vec![true, false, false]
+    );
+}
+
+#[test]
+fn a_task_missing_from_the_previous_run_but_run_before_waits() {
+    // As Airflow: only a task that never ran before counts as having no past.
+    let previous = vec![ti(11, "b", TaskState::Success)];
+    let ran_before = HashSet::from(["a".to_string()]);
+    assert_eq!(
+        held_by_past(&chain(DEPENDS), &[true, true, true], &previous, &ran_before),
         vec![true, false, false]
     );
 }
@@ -153,7 +180,8 @@ fn an_instance_that_started_is_not_held() {
         held_by_past(
             &graph,
             &[false, true, true],
-            &previous(TaskState::Failed, TaskState::None)
+            &previous(TaskState::Failed, TaskState::None),
+            &HashSet::new()
         ),
         vec![false, false, false]
     );

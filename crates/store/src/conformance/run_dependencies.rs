@@ -144,6 +144,27 @@ pub async fn previous_dag_run_is_the_latest_earlier_logical_date(db: &dyn TestDa
     );
 }
 
+pub async fn has_earlier_task_instance_looks_at_earlier_runs_only(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d", "e"]).await;
+    create(&*store, run_at("d", "s10", 10, RunType::Scheduled)).await;
+    create(&*store, run_at("e", "s5", 5, RunType::Scheduled)).await;
+    let earlier = |dag_id: &'static str, task_id: &'static str, before| {
+        let store = store.clone();
+        async move {
+            store
+                .has_earlier_task_instance(dag_id, task_id, at(before))
+                .await
+                .expect("has_earlier_task_instance")
+        }
+    };
+    assert!(earlier("d", "a", 20).await);
+    assert!(!earlier("d", "a", 10).await, "only runs before");
+    assert!(!earlier("d", "new", 20).await, "another task");
+    assert!(earlier("e", "a", 20).await);
+    assert!(!earlier("nothing", "a", 20).await);
+}
+
 pub async fn latest_dag_run_states_are_newest_first(db: &dyn TestDatabase) {
     let store = db.open().await;
     publish(&*store, &["d"]).await;
