@@ -29,6 +29,8 @@ pub const DAG_KEYS: &[&str] = &[
     "catchup",
     "max_active_runs",
     "max_active_tasks",
+    "dagrun_timeout",
+    "max_consecutive_failed_dag_runs",
     "tags",
     "params",
     "default_args",
@@ -191,6 +193,15 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
     let max_active_tasks = node("max_active_tasks").map_or(Some(DEFAULT_MAX_ACTIVE_TASKS), |n| {
         ctx.u32_at_least(n, "", "max_active_tasks", 1)
     });
+    let dagrun_timeout = node("dagrun_timeout").map_or(Some(None), |n| {
+        // As in Airflow, a zero timeout is none.
+        ctx.opt_duration(n, "", "dagrun_timeout")
+            .map(|d| d.filter(|d| !d.is_zero()))
+    });
+    let max_consecutive_failed_dag_runs = node("max_consecutive_failed_dag_runs")
+        .map_or(Some(0), |n| {
+            ctx.u32_at_least(n, "", "max_consecutive_failed_dag_runs", 0)
+        });
     let tags = read_tags(node("tags"), ctx);
     let params = match present("params") {
         None => Some(serde_json::Map::new()),
@@ -275,6 +286,8 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
         catchup: catchup?,
         max_active_runs: max_active_runs?,
         max_active_tasks: max_active_tasks?,
+        dagrun_timeout: dagrun_timeout?,
+        max_consecutive_failed_dag_runs: max_consecutive_failed_dag_runs?,
         tags: tags?,
         params: params?,
         default_args,

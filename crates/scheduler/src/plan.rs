@@ -53,6 +53,19 @@ pub fn plan_run_mapped(
     inputs: MapInputs<'_>,
     now: DateTime<Utc>,
 ) -> RunPlan {
+    plan_run_held(graph, tis, inputs, None, now)
+}
+
+/// [`plan_run_mapped`], where the tasks marked in `held` (by index into the DAG's tasks) may
+/// not start yet: their previous run has not done what `depends_on_past` asks
+/// ([`crate::past`]). They can still be skipped or upstream-failed, as in Airflow.
+pub fn plan_run_held(
+    graph: &DagGraph,
+    tis: &[TaskInstance],
+    inputs: MapInputs<'_>,
+    held: Option<&[bool]>,
+    now: DateTime<Utc>,
+) -> RunPlan {
     // Each task's instances: one, or one per map index once a mapped task expanded.
     let mut by_task: Vec<Vec<&TaskInstance>> = vec![Vec::new(); graph.dag.tasks.len()];
     for ti in tis {
@@ -94,8 +107,10 @@ pub fn plan_run_mapped(
                             decision => decision,
                         },
                     };
+                    let held = held.is_some_and(|h| h.get(i).copied().unwrap_or(false));
                     match decision {
                         Decision::Wait => None,
+                        Decision::Run if held => None,
                         Decision::Run if task.operator == Operator::Empty => {
                             Some(TaskState::Success)
                         }

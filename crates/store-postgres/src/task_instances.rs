@@ -284,7 +284,7 @@ pub async fn clear(
         .map_err(db_err)?;
     if cleared > 0 {
         sqlx::query(
-            "UPDATE dag_run SET state = 'queued', end_date = NULL, queued_at = $2 \
+            "UPDATE dag_run SET state = 'queued', start_date = NULL, end_date = NULL, queued_at = $2 \
              WHERE id = $1 AND state IN ('success', 'failed')",
         )
         .bind(dag_run_id)

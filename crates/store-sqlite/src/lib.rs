@@ -265,6 +265,41 @@ impl Store for SqliteStore {
         Ok(result)
     }
 
+    async fn time_out_dag_run(&self, id: i64, now: DateTime<Utc>) -> Result<TransitionResult> {
+        let result = self
+            .write(move |tx| manage::time_out_run(tx, id, now))
+            .await?;
+        if result == TransitionResult::Applied {
+            self.changed([Change::Runs(vec![id])]);
+        }
+        Ok(result)
+    }
+    async fn previous_dag_run(
+        &self,
+        dag_id: &str,
+        before: DateTime<Utc>,
+        scheduled_only: bool,
+    ) -> Result<Option<DagRun>> {
+        let dag_id = dag_id.to_string();
+        self.read(move |c| runs::previous(c, &dag_id, before, scheduled_only))
+            .await
+    }
+    async fn has_earlier_task_instance(
+        &self,
+        dag_id: &str,
+        task_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (dag_id, task_id) = (dag_id.to_string(), task_id.to_string());
+        self.read(move |c| runs::has_earlier_task_instance(c, &dag_id, &task_id, before))
+            .await
+    }
+    async fn latest_dag_run_states(&self, dag_id: &str, limit: u32) -> Result<Vec<DagRunState>> {
+        let dag_id = dag_id.to_string();
+        self.read(move |c| runs::latest_states(c, &dag_id, limit))
+            .await
+    }
+
     async fn start_dag_run(
         &self,
         id: i64,

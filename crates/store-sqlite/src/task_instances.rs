@@ -226,7 +226,7 @@ pub fn clear(
     }
     if cleared > 0 {
         tx.execute(
-            "UPDATE dag_run SET state = 'queued', end_date = NULL, queued_at = ?2 \
+            "UPDATE dag_run SET state = 'queued', start_date = NULL, end_date = NULL, queued_at = ?2 \
              WHERE id = ?1 AND state IN ('success', 'failed')",
             params![dag_run_id, micros(now)],
         )

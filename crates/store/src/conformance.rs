@@ -36,6 +36,7 @@ pub mod event_log;
 pub mod fixture;
 pub mod manage;
 pub mod mapping;
+pub mod run_dependencies;
 pub mod runs;
 pub mod secrets;
 pub mod task_instances;
@@ -133,6 +134,15 @@ macro_rules! __store_conformance_checks {
                 start_dag_run_keeps_max_active_runs,
                 concurrent_run_starts_never_exceed_max_active_runs,
                 times_round_trip_with_microsecond_precision,
+            }
+            run_dependencies {
+                time_out_dag_run_fails_the_run_and_skips_its_unfinished_tasks,
+                time_out_dag_run_leaves_a_run_that_is_not_running,
+                previous_dag_run_is_the_latest_earlier_logical_date,
+                has_earlier_task_instance_looks_at_earlier_runs_only,
+                latest_dag_run_states_are_newest_first,
+                queue_admits_within_max_active_tis_per_dag,
+                queue_admits_within_max_active_tis_per_dagrun,
             }
             task_instances {
                 apply_transitions_is_a_compare_and_set,
@@ -292,6 +302,10 @@ mod tests {
             ("cluster", include_str!("conformance/cluster.rs")),
             ("dags", include_str!("conformance/dags.rs")),
             ("runs", include_str!("conformance/runs.rs")),
+            (
+                "run_dependencies",
+                include_str!("conformance/run_dependencies.rs"),
+            ),
             (
                 "task_instances",
                 include_str!("conformance/task_instances.rs"),

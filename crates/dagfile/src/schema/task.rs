@@ -25,6 +25,11 @@ pub const SETTING_KEYS: &[&str] = &[
     "priority_weight",
     "skip_on_exit_code",
     "do_xcom_push",
+    "depends_on_past",
+    "wait_for_downstream",
+    "ignore_first_depends_on_past",
+    "max_active_tis_per_dag",
+    "max_active_tis_per_dagrun",
 ];
 
 /// Keys only a task may have.
@@ -77,6 +82,11 @@ pub(crate) enum Setting {
     PriorityWeight(i64),
     SkipOnExitCode(Vec<i32>),
     DoXcomPush(bool),
+    DependsOnPast(bool),
+    WaitForDownstream(bool),
+    IgnoreFirstDependsOnPast(bool),
+    MaxActiveTisPerDag(Option<u32>),
+    MaxActiveTisPerDagrun(Option<u32>),
 }
 
 /// A task read from the file, with the places its graph checks point at.
@@ -105,6 +115,11 @@ impl Setting {
             Setting::PriorityWeight(v) => task.priority_weight = v,
             Setting::SkipOnExitCode(v) => task.skip_on_exit_code = v,
             Setting::DoXcomPush(v) => task.do_xcom_push = v,
+            Setting::DependsOnPast(v) => task.past.depends_on_past = v,
+            Setting::WaitForDownstream(v) => task.past.wait_for_downstream = v,
+            Setting::IgnoreFirstDependsOnPast(v) => task.past.ignore_first_depends_on_past = v,
+            Setting::MaxActiveTisPerDag(v) => task.max_active_tis_per_dag = v,
+            Setting::MaxActiveTisPerDagrun(v) => task.max_active_tis_per_dagrun = v,
         }
     }
 }
@@ -136,6 +151,17 @@ fn read_setting(key: &str, node: &Node, label: &str, ctx: &mut Ctx) -> Option<Se
         }
         "skip_on_exit_code" => Setting::SkipOnExitCode(read_exit_codes(node, label, ctx)?),
         "do_xcom_push" => Setting::DoXcomPush(ctx.bool(node, label, key)?),
+        "depends_on_past" => Setting::DependsOnPast(ctx.bool(node, label, key)?),
+        "wait_for_downstream" => Setting::WaitForDownstream(ctx.bool(node, label, key)?),
+        "ignore_first_depends_on_past" => {
+            Setting::IgnoreFirstDependsOnPast(ctx.bool(node, label, key)?)
+        }
+        "max_active_tis_per_dag" => {
+            Setting::MaxActiveTisPerDag(ctx.opt_u32_at_least(node, label, key, 1)?)
+        }
+        "max_active_tis_per_dagrun" => {
+            Setting::MaxActiveTisPerDagrun(ctx.opt_u32_at_least(node, label, key, 1)?)
+        }
         _ => return None,
     })
 }

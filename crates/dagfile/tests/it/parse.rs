@@ -50,6 +50,8 @@ fn minimal_file_takes_defaults() {
         catchup: false,
         max_active_runs: 16,
         max_active_tasks: 16,
+        dagrun_timeout: None,
+        max_consecutive_failed_dag_runs: 0,
         tags: vec![],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
@@ -179,6 +181,8 @@ fn full_expected() -> Dag {
         catchup: true,
         max_active_runs: 2,
         max_active_tasks: 8,
+        dagrun_timeout: None,
+        max_consecutive_failed_dag_runs: 0,
         tags: vec!["etl".into(), "users".into()],
         params: params.as_object().unwrap().clone(),
         default_args: serde_json::json!({

@@ -472,7 +472,7 @@ pub struct TaskDependencyCollectionResponse {
     pub dependencies: Vec<TaskDependencyResponse>,
 }
 
-fn dep(name: &str, reason: String) -> TaskDependencyResponse {
+pub(super) fn dep(name: &str, reason: String) -> TaskDependencyResponse {
     TaskDependencyResponse {
         name: name.to_string(),
         reason,
@@ -580,6 +580,7 @@ async fn get_task_instance_dependencies(
                 ));
             }
         }
+        deps.extend(super::ti_run_dependencies::reasons(&state, &run, &ti, &graph, index).await?);
         let occupancy = state.store().occupancy().await?;
         if let Some(&slots) = occupancy.pool_slots.get(&ti.pool) {
             let used = occupancy.per_pool.get(&ti.pool).copied().unwrap_or(0);

@@ -357,6 +357,55 @@ async fn dependencies_explain_why_a_task_waits() {
 }
 
 #[tokio::test]
+async fn dependencies_name_the_previous_run_a_task_depends_on() {
+    use updraft_store::conformance::fixture;
+    let server = Server::start().await;
+    let store = server.store.as_ref();
+    let mut dag = fixture::dag("past", updraft_model::Schedule::None, &["a"]);
+    dag.tasks[0].past.depends_on_past = true;
+    fixture::sync(store, vec![fixture::upsert(dag, "h1")]).await;
+    let first = world::run(store, "past", "r1", 0).await;
+    world::run(store, "past", "r2", 10).await;
+    let path = "/api/v2/dags/past/dagRuns/r2/taskInstances/a/dependencies";
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, body) = server.get(Role::Viewer, path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        names(&body).contains(&"Previous Dagrun State".to_string()),
+        "{body}"
+    );
+    assert!(
+        body.to_string()
+            .contains("1 previous task instance(s) are not in a successful state"),
+        "{body}"
+    );
+    // The first run has no past.
+    let (_, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/past/dagRuns/r1/taskInstances/a/dependencies",
+        )
+        .await;
+    assert!(
+        !names(&body).contains(&"Previous Dagrun State".to_string()),
+        "{body}"
+    );
+    world::finish(store, &first, "a", TaskState::Success).await;
+    let (_, body) = server.get(Role::Viewer, path).await;
+    assert!(
+        !names(&body).contains(&"Previous Dagrun State".to_string()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn clearing_with_upstream_and_past_reaches_every_run_beyond_one_page() {
     let server = Server::start().await;
     world::publish(server.store.as_ref()).await;

@@ -13,6 +13,7 @@ mod python;
 mod python_dags;
 mod python_fork_server;
 mod rest_clients;
+mod run_dependencies;
 mod secrets;
 mod setup_teardown;
 mod standalone;

@@ -187,6 +187,11 @@ async fn details_show_the_schedule_next_fire_times_and_params() {
     let mut browser = ui.signed_in(Role::Viewer).await;
     let body = norm(browser.get("/dags/etl/details").await.ok());
     assert!(body.contains("<code>0 * * * *</code>"), "{body}");
+    assert!(body.contains("<dt>Run timeout</dt><dd>none</dd>"), "{body}");
+    assert!(
+        body.contains("<dt>Pause after failed runs</dt><dd>never</dd>"),
+        "{body}"
+    );
     assert_eq!(
         body.matches("<li><time datetime=").count(),
         5,

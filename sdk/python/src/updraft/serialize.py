@@ -86,6 +86,20 @@ def python_kind(task):
     return task._python_kind if task._updraft_kind == "python" else "task"
 
 
+# Task settings whose neutral value is left out of the document (the loader's default), so
+# that a DAG that does not use them reads as before; written when the DAG's default_args set
+# them otherwise, since the loader applies those to every task.
+NEUTRAL_SETTINGS = {
+    "depends_on_past": False, "wait_for_downstream": False,
+    "ignore_first_depends_on_past": True, "max_active_tis_per_dag": None,
+    "max_active_tis_per_dagrun": None,
+}
+
+
+def _neutral(key, value):
+    return key in NEUTRAL_SETTINGS and value == NEUTRAL_SETTINGS[key]
+
+
 def task_document(task):
     doc = {"task_id": task.task_id}
     kind = _kind(task)
@@ -111,8 +125,11 @@ def task_document(task):
             doc["source_line"] = task._source_line
     if task.upstream_task_ids:
         doc["dependencies"] = sorted(task.upstream_task_ids)
+    dag_defaults = getattr(task.dag, "default_args", None) or {}
     for key, value in task.settings.items():
         if key in ("env", "cwd") and value is None:
+            continue
+        if _neutral(key, value) and _neutral(key, dag_defaults.get(key, NEUTRAL_SETTINGS[key])):
             continue
         if key == "skip_on_exit_code" and kind not in ("bash",) and doc.get(
                 "python_kind") != "bash":
@@ -143,7 +160,7 @@ def default_args_document(default_args):
         if key not in SETTING_KEYS:
             continue
         value = check_setting(key, value)
-        if value is None:
+        if value is None or _neutral(key, value):
             continue
         if key in ("retry_delay", "max_retry_delay", "execution_timeout"):
             value = _json_number(value)
@@ -174,6 +191,10 @@ def dag_document(dag):
         doc["max_active_runs"] = dag.max_active_runs
     if dag.max_active_tasks is not None:
         doc["max_active_tasks"] = dag.max_active_tasks
+    if dag.dagrun_timeout is not None and dag.dagrun_timeout.total_seconds() > 0:
+        doc["dagrun_timeout"] = _json_number(dag.dagrun_timeout.total_seconds())
+    if dag.max_consecutive_failed_dag_runs:
+        doc["max_consecutive_failed_dag_runs"] = dag.max_consecutive_failed_dag_runs
     if dag.tags:
         doc["tags"] = sorted(dag.tags) if isinstance(dag.tags, (set, frozenset)) else [
             str(tag) for tag in dag.tags]
