@@ -72,10 +72,11 @@ def _json_number(seconds):
 def _kind(task):
     """How updraft runs the task. A subclass of a natively run operator that brings its own
     `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
+    from .http import HttpOperator
     from .operators import BashOperator, EmptyOperator
 
     kind = task._updraft_kind
-    native = {"bash": BashOperator, "empty": EmptyOperator}.get(kind)
+    native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator}.get(kind)
     if native is not None and type(task).execute is not native.execute:
         return "python"
     return kind
@@ -111,6 +112,9 @@ def task_document(task):
             doc["bash_command"] = task.bash_command
     elif kind == "empty":
         doc["operator"] = "empty"
+    elif kind == "http":
+        doc["operator"] = "http"
+        doc["http"] = task.http_document()
     else:
         doc["operator"] = "python"
         function = getattr(task, "python_callable", None)
