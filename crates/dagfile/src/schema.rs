@@ -249,6 +249,7 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
                     .filter_map(|(i, item)| read_task(item, i, &defaults, ctx))
                     .collect();
                 graph::check(&read, ctx);
+                mapping::check_map_groups(&read, ctx);
                 Some(graph::with_named_setups(read))
             }
             _ => {

@@ -73,9 +73,12 @@ pub fn plan_run_mapped(
                 TaskState::None => {
                     let summary = summarize(graph.upstream[i].iter().flat_map(|&u| {
                         let is_setup = graph.dag.tasks[u].role.is_setup;
-                        instances(&states[u])
-                            .into_iter()
-                            .map(move |s| (s, is_setup))
+                        let seen = if map_group::same_group(graph, i, u) {
+                            map_group::upstream_in_group(ti.map_index, &by_task[u], &states[u])
+                        } else {
+                            instances(&states[u])
+                        };
+                        seen.into_iter().map(move |s| (s, is_setup))
                     }));
                     let indirect_setups = graph.indirect_setups[i]
                         .iter()
@@ -96,6 +99,26 @@ pub fn plan_run_mapped(
                     };
                     match decision {
                         Decision::Wait => None,
+                        // A task of a mapped group expands as soon as it may run at all; each
+                        // instance then waits for its own upstream instances.
+                        Decision::Run if task.map_group.is_some() && ti.map_index < 0 => {
+                            match task.mapping.as_ref().map(|m| expansion(task, m, inputs)) {
+                                None => Some(TaskState::Scheduled),
+                                Some(Expand::NeedsXcoms) => {
+                                    plan.needs_xcoms = true;
+                                    None
+                                }
+                                Some(Expand::To(0)) => Some(TaskState::Skipped),
+                                Some(Expand::To(n)) => {
+                                    expand_to = Some(n);
+                                    Some(TaskState::None)
+                                }
+                                Some(Expand::Fails(message)) => {
+                                    plan.mapping_errors.push(message);
+                                    Some(TaskState::UpstreamFailed)
+                                }
+                            }
+                        }
                         Decision::Run if task.operator == Operator::Empty => {
                             Some(TaskState::Success)
                         }
@@ -258,6 +281,7 @@ fn final_state(graph: &DagGraph, states: &[Vec<TaskState>]) -> Option<DagRunStat
     })
 }
 
+mod map_group;
 #[cfg(test)]
 mod mapping_tests;
 #[cfg(test)]

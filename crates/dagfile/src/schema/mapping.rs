@@ -34,6 +34,7 @@ pub(crate) struct ReadMapping {
 pub(crate) fn read_mapping(
     entries: &[Entry],
     operator: MappedOperator,
+    in_map_group: bool,
     label: &str,
     ctx: &mut Ctx,
 ) -> Option<ReadMapping> {
@@ -51,7 +52,8 @@ pub(crate) fn read_mapping(
         (Some(e), None) => (e, false),
         (None, Some(k)) => (k, true),
     };
-    if operator == MappedOperator::Empty {
+    // A task of a mapped group runs once per the group's values, whatever its operator.
+    if operator == MappedOperator::Empty && !in_map_group {
         ctx.error(
             entry.key_pos,
             format!(
@@ -111,8 +113,16 @@ fn read_expand(
                 }
             }
         }
-        if let MapSource::Xcom(task_id) = &source {
-            upstream.push((task_id.clone(), entry.value.pos));
+        if operator == MappedOperator::Bash && source.needs_python() {
+            ctx.error(
+                entry.value.pos,
+                format!("{label}`{key}`: `map` needs Python callables; a bash task cannot use it"),
+            );
+            ok = false;
+            continue;
+        }
+        for task_id in source.upstream() {
+            upstream.push((task_id.to_string(), entry.value.pos));
         }
         args.push(MappedArgument {
             name: entry.key.clone(),
@@ -135,13 +145,23 @@ fn read_expand_kwargs(
 ) -> Option<ReadMapping> {
     let key = "expand_kwargs";
     let source = read_source(node, label, key, ctx)?;
-    let mut upstream = Vec::new();
+    if operator == MappedOperator::Bash && source.needs_python() {
+        ctx.error(
+            node.pos,
+            format!("{label}`{key}`: `map` needs Python callables; a bash task cannot use it"),
+        );
+        return None;
+    }
+    let upstream: Vec<_> = source
+        .upstream()
+        .into_iter()
+        .map(|task_id| (task_id.to_string(), node.pos))
+        .collect();
     let supplies_command = match &source {
-        MapSource::Xcom(task_id) => {
-            upstream.push((task_id.clone(), node.pos));
-            // Known only when the upstream result is: an instance without one fails.
-            true
-        }
+        // Known only when the upstream result is: an instance without one fails.
+        MapSource::Xcom(_) | MapSource::Map { .. } | MapSource::Zip { .. } => true,
+        MapSource::Concat(sources) if !sources.iter().all(is_literal) => true,
+        MapSource::Concat(_) => false,
         MapSource::Literal(items) => {
             let mut ok = true;
             let mut every_command = !items.is_empty();
@@ -188,12 +208,25 @@ fn read_expand_kwargs(
     })
 }
 
-/// A value to map over: `{xcom: task_id}`, a list, or a mapping (its `[key, value]` pairs).
+fn is_literal(source: &MapSource) -> bool {
+    matches!(source, MapSource::Literal(_))
+}
+
+/// A value to map over: `{xcom: task_id}`, a list, a mapping (its `[key, value]` pairs), or
+/// a combination of values: `{zip: [...], fillvalue: v}` (Airflow's `XComArg.zip`, as long as
+/// the shortest; with `fillvalue`, the longest), `{concat: [...]}`, and `{map: source,
+/// callables: [...]}` (`XComArg.map`, whose callables the Python SDK applies).
 fn read_source(node: &Node, label: &str, key: &str, ctx: &mut Ctx) -> Option<MapSource> {
+    let keyed = |entries: &[Entry], name: &str| entries.iter().any(|e| e.key == name);
     match &node.kind {
         NodeKind::Map(entries) if entries.len() == 1 && entries[0].key == "xcom" => {
             let task_id = ctx.string(&entries[0].value, label, &format!("{key}.xcom"))?;
             Some(MapSource::Xcom(task_id))
+        }
+        NodeKind::Map(entries)
+            if keyed(entries, "zip") || keyed(entries, "concat") || keyed(entries, "map") =>
+        {
+            read_combined(entries, node, label, key, ctx)
         }
         NodeKind::Seq(_) | NodeKind::Map(_) => {
             let mut non_finite = false;
@@ -217,6 +250,105 @@ fn read_source(node: &Node, label: &str, key: &str, ctx: &mut Ctx) -> Option<Map
                 ),
             );
             None
+        }
+    }
+}
+
+/// `{zip: …}`, `{concat: …}` or `{map: …}`.
+fn read_combined(
+    entries: &[Entry],
+    node: &Node,
+    label: &str,
+    key: &str,
+    ctx: &mut Ctx,
+) -> Option<MapSource> {
+    let find = |name: &str| entries.iter().find(|e| e.key == name);
+    let (kind, allowed): (&str, &[&str]) = if find("zip").is_some() {
+        ("zip", &["zip", "fillvalue"])
+    } else if find("concat").is_some() {
+        ("concat", &["concat"])
+    } else {
+        ("map", &["map", "callables"])
+    };
+    if let Some(extra) = entries.iter().find(|e| !allowed.contains(&e.key.as_str())) {
+        ctx.error(
+            extra.key_pos,
+            format!(
+                "{label}`{key}.{kind}` takes only: {} (found `{}`)",
+                allowed.join(", "),
+                extra.key
+            ),
+        );
+        return None;
+    }
+    let inner = find(kind)?;
+    let inner_key = format!("{key}.{kind}");
+    if kind == "map" {
+        let source = read_source(&inner.value, label, &inner_key, ctx)?;
+        let callables = match find("callables") {
+            Some(e) => ctx
+                .string_list(&e.value, label, &format!("{key}.callables"))?
+                .into_iter()
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            None => Vec::new(),
+        };
+        return Some(MapSource::Map {
+            source: Box::new(source),
+            callables,
+        });
+    }
+    let NodeKind::Seq(items) = &inner.value.kind else {
+        ctx.error(
+            inner.value.pos,
+            format!(
+                "{label}`{inner_key}` must be a list of values to combine, found {}",
+                inner.value.describe()
+            ),
+        );
+        return None;
+    };
+    let mut sources = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        sources.push(read_source(item, label, &format!("{inner_key}[{i}]"), ctx)?);
+    }
+    if sources.is_empty() {
+        ctx.error(
+            node.pos,
+            format!("{label}`{inner_key}` needs at least one value"),
+        );
+        return None;
+    }
+    if kind == "concat" {
+        return Some(MapSource::Concat(sources));
+    }
+    let fillvalue = find("fillvalue").map(|e| e.value.to_json(&mut |_, _| {}));
+    Some(MapSource::Zip {
+        sources,
+        longest: fillvalue.is_some(),
+        fillvalue: fillvalue.unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// Tasks of one mapped group (`map_group`) must be mapped alike, so that they expand to the
+/// same instances.
+pub(crate) fn check_map_groups(tasks: &[super::task::ReadTask], ctx: &mut Ctx) {
+    let mut first: Vec<(&str, &super::task::ReadTask)> = Vec::new();
+    for read in tasks {
+        let Some(group) = read.task.map_group.as_deref() else {
+            continue;
+        };
+        match first.iter().find(|(g, _)| *g == group) {
+            None => first.push((group, read)),
+            Some((_, other)) if other.task.mapping != read.task.mapping => ctx.error(
+                read.id_pos,
+                format!(
+                    "task `{}`: tasks of mapped group `{group}` must map over the same values \
+                     (`{}` maps over others)",
+                    read.task.task_id, other.task.task_id
+                ),
+            ),
+            Some(_) => {}
         }
     }
 }

@@ -39,6 +39,7 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "on_failure_fail_dagrun",
     "expand",
     "expand_kwargs",
+    "map_group",
     "python_callable",
     "python_executable",
     "python_kind",
@@ -258,7 +259,20 @@ pub(crate) fn read_task(
         Some(NodeKind::Str(name)) if name == "python" => MappedOperator::Python,
         _ => MappedOperator::Bash,
     };
-    let mapping_read = read_mapping(entries, mapped_operator, &label, ctx);
+    let map_group = match get(entries, "map_group") {
+        Some(e) => ctx.opt_string(&e.value, &label, "map_group")?,
+        None => None,
+    };
+    if map_group.is_some() && get(entries, "expand").is_none() && get(entries, "expand_kwargs").is_none() {
+        if let Some(e) = get(entries, "map_group") {
+            ctx.error(
+                e.key_pos,
+                format!("{label}`map_group` needs the group's `expand` or `expand_kwargs`"),
+            );
+        }
+        return None;
+    }
+    let mapping_read = read_mapping(entries, mapped_operator, map_group.is_some(), &label, ctx);
     let mapping_failed = mapping_read.is_none()
         && (get(entries, "expand").is_some() || get(entries, "expand_kwargs").is_some());
     let operator = read_operator(entries, node.pos, mapping_read.as_ref(), &label, ctx);
@@ -314,6 +328,7 @@ pub(crate) fn read_task(
     task.dependencies = dependencies;
     task.task_group = task_group;
     task.mapping = mapping_read.map(|m| m.mapping);
+    task.map_group = map_group;
     for setting in defaults.iter().chain(&own) {
         setting.apply(&mut task);
     }
