@@ -19,6 +19,8 @@ pub(crate) enum MappedOperator {
     Empty,
     /// The SDK checks the names against the callable when it serializes the task.
     Python,
+    /// A bash task of a mapped group: the names are the group's.
+    GroupBash,
 }
 
 /// A task's mapping as read, with the upstream tasks it reads (and where they are named).
@@ -27,6 +29,8 @@ pub(crate) struct ReadMapping {
     pub upstream: Vec<(String, Option<Pos>)>,
     /// Whether every instance gets a `bash_command` from the mapping, so the task needs none.
     pub supplies_command: bool,
+    /// A task of a mapped group: a `bash_command` of its own wins over the group's.
+    pub in_map_group: bool,
 }
 
 /// Reads `expand` or `expand_kwargs` of a task's entries (`None` when it has neither, or
@@ -63,11 +67,19 @@ pub(crate) fn read_mapping(
         );
         return None;
     }
-    if is_kwargs {
+    // A bash task of a mapped group takes `bash_command`/`env` of the group's arguments and
+    // leaves the others to the group's other tasks.
+    let operator = if in_map_group && operator == MappedOperator::Bash {
+        MappedOperator::GroupBash
+    } else {
+        operator
+    };
+    let read = if is_kwargs {
         read_expand_kwargs(&entry.value, operator, label, ctx)
     } else {
         read_expand(&entry.value, operator, label, ctx)
-    }
+    };
+    read.map(|r| ReadMapping { in_map_group, ..r })
 }
 
 fn read_expand(
@@ -113,7 +125,9 @@ fn read_expand(
                 }
             }
         }
-        if operator == MappedOperator::Bash && source.needs_python() {
+        if matches!(operator, MappedOperator::Bash | MappedOperator::GroupBash)
+            && source.needs_python()
+        {
             ctx.error(
                 entry.value.pos,
                 format!("{label}`{key}`: `map` needs Python callables; a bash task cannot use it"),
@@ -134,6 +148,7 @@ fn read_expand(
         mapping: Mapping::Expand(args),
         upstream,
         supplies_command,
+        in_map_group: false,
     })
 }
 
@@ -145,7 +160,8 @@ fn read_expand_kwargs(
 ) -> Option<ReadMapping> {
     let key = "expand_kwargs";
     let source = read_source(node, label, key, ctx)?;
-    if operator == MappedOperator::Bash && source.needs_python() {
+    if matches!(operator, MappedOperator::Bash | MappedOperator::GroupBash) && source.needs_python()
+    {
         ctx.error(
             node.pos,
             format!("{label}`{key}`: `map` needs Python callables; a bash task cannot use it"),
@@ -205,6 +221,7 @@ fn read_expand_kwargs(
         mapping: Mapping::ExpandKwargs(source),
         upstream,
         supplies_command,
+        in_map_group: false,
     })
 }
 
@@ -360,7 +377,7 @@ fn check_bash_argument(
     value: &serde_json::Value,
 ) -> Result<(), String> {
     use serde_json::Value;
-    if operator != MappedOperator::Bash {
+    if !matches!(operator, MappedOperator::Bash | MappedOperator::GroupBash) {
         return Ok(());
     }
     match (name, value) {

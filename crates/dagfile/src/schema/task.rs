@@ -263,7 +263,10 @@ pub(crate) fn read_task(
         Some(e) => ctx.opt_string(&e.value, &label, "map_group")?,
         None => None,
     };
-    if map_group.is_some() && get(entries, "expand").is_none() && get(entries, "expand_kwargs").is_none() {
+    if map_group.is_some()
+        && get(entries, "expand").is_none()
+        && get(entries, "expand_kwargs").is_none()
+    {
         if let Some(e) = get(entries, "map_group") {
             ctx.error(
                 e.key_pos,
@@ -462,7 +465,8 @@ fn read_operator(
         }
         (_, Some(cmd))
             if mapping.is_some_and(|m| {
-                matches!(&m.mapping, updraft_model::Mapping::Expand(args)
+                !m.in_map_group
+                    && matches!(&m.mapping, updraft_model::Mapping::Expand(args)
                     if args.iter().any(|a| a.name == "bash_command"))
             }) =>
         {

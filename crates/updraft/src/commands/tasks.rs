@@ -112,6 +112,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             logical_date_or_run_id,
             task_params,
             env_vars,
+            map_index,
         } => {
             return super::task_dev::test(
                 &app,
@@ -120,6 +121,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                 logical_date_or_run_id.as_deref(),
                 task_params.as_deref(),
                 env_vars.as_deref(),
+                *map_index,
             )
             .await;
         }

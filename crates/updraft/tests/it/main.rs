@@ -6,6 +6,7 @@ mod cluster;
 mod crash;
 mod dag_folder;
 mod fixture;
+mod mapped_groups;
 mod mapping;
 mod operations;
 mod python;

@@ -33,7 +33,8 @@ impl LocalWorker {
         } else {
             Vec::new()
         };
-        let same_index = grouped_python.then(|| same_index_xcoms(task, claimed.ti.map_index, &stored));
+        let same_index =
+            grouped_python.then(|| same_index_xcoms(task, claimed.ti.map_index, &stored));
         let xcoms = XCom::as_seen_downstream(stored);
         let resolve = |task_id: &str| {
             xcoms
@@ -72,6 +73,9 @@ fn same_index_xcoms(task: &Task, map_index: i64, stored: &[XCom]) -> Map<String,
     }
     out
 }
+
+/// What a bash task's instance may take from its mapping.
+pub(super) const BASH_ARGUMENTS: [&str; 2] = ["bash_command", "env"];
 
 /// A bash task with an instance's mapped `bash_command` and `env` in place of the task's own
 /// (a mapped argument replaces its partial value, as in Airflow).
