@@ -283,6 +283,8 @@ fn final_state(graph: &DagGraph, states: &[Vec<TaskState>]) -> Option<DagRunStat
 
 mod map_group;
 #[cfg(test)]
+mod map_group_tests;
+#[cfg(test)]
 mod mapping_tests;
 #[cfg(test)]
 mod tests;
