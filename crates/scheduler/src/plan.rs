@@ -8,6 +8,7 @@ use updraft_model::{DagRunState, Mapping, Operator, Task, TaskState, DEFAULT_MAX
 use updraft_store::{Expansion, TaskInstance, Transition, XCom};
 
 use crate::graph::DagGraph;
+use reexpand::Revise;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct RunPlan {
@@ -122,8 +123,32 @@ pub fn plan_run_mapped(
                         Decision::Run if task.operator == Operator::Empty => {
                             Some(TaskState::Success)
                         }
-                        Decision::Run => match task.mapping.as_ref().filter(|_| ti.map_index < 0) {
+                        Decision::Run => match task.mapping.as_ref() {
                             None => Some(TaskState::Scheduled),
+                            Some(mapping) if ti.map_index >= 0 => {
+                                let have = by_task[i].len();
+                                match reexpand::revise(task, mapping, ti, have, inputs) {
+                                    Revise::Keep => Some(TaskState::Scheduled),
+                                    Revise::NeedsXcoms => {
+                                        plan.needs_xcoms = true;
+                                        None
+                                    }
+                                    Revise::Remove => Some(TaskState::Removed),
+                                    // In a mapped group the new instances wait for their
+                                    // own index upstream: they, and this one, stay `none`.
+                                    Revise::Grow(n) => {
+                                        expand_to = Some(n);
+                                        Some(match task.map_group {
+                                            Some(_) => TaskState::None,
+                                            None => TaskState::Scheduled,
+                                        })
+                                    }
+                                    Revise::Fails(message) => {
+                                        plan.mapping_errors.push(message);
+                                        Some(TaskState::UpstreamFailed)
+                                    }
+                                }
+                            }
                             Some(mapping) => match expansion(task, mapping, inputs) {
                                 Expand::NeedsXcoms => {
                                     plan.needs_xcoms = true;
@@ -163,9 +188,14 @@ pub fn plan_run_mapped(
             }
             if let Some(count) = expand_to {
                 // Downstream planned in this pass sees every instance, not only the first.
+                let have = if ti.map_index < 0 {
+                    1
+                } else {
+                    by_task[i].len()
+                };
                 states[i].extend(std::iter::repeat_n(
                     to.unwrap_or(TaskState::Scheduled),
-                    count - 1,
+                    count.saturating_sub(have),
                 ));
                 plan.expansions.push(Expansion {
                     ti_id: ti.id,
@@ -286,5 +316,6 @@ mod map_group;
 mod map_group_tests;
 #[cfg(test)]
 mod mapping_tests;
+mod reexpand;
 #[cfg(test)]
 mod tests;
