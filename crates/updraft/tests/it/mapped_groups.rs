@@ -3,6 +3,8 @@
 //! tasks upstream of it (a failure at one index leaves the others running, as in Airflow),
 //! and a task after the group reduces the results.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::fixture::{state_of, Home};
@@ -273,4 +275,67 @@ fn map_zip_and_concat_expand_as_in_airflow() {
     assert!(log_at("both", "4").contains("instance 4: 'two'"));
     let log = home.ok(&["tasks", "logs", "transforms", run_id, "whole"]);
     assert!(log.contains("whole [2, 3, 4]"), "{log}");
+}
+
+/// Airflow's revision of map indexes: the upstream of a mapped task cleared (with its
+/// downstream) and run again with more values grows the task, with fewer removes the
+/// instances past the new length; the reduce sees the new values only.
+#[test]
+fn a_mapped_task_expands_again_when_its_upstream_reruns_with_another_length() {
+    let home = Home::new();
+    let items = home.path().join("items.json");
+    let write_items = |names: &[&str]| {
+        let list: Vec<Value> = names.iter().map(|n| serde_json::json!({"N": n})).collect();
+        std::fs::write(&items, Value::Array(list).to_string()).unwrap();
+    };
+    write_items(&["a", "b", "c"]);
+    home.write_dag(
+        "regrow.yaml",
+        &format!(
+            "tasks:
+  - task_id: producer
+    bash_command: cat {}
+  - task_id: each
+    bash_command: echo \"item $N\"
+    expand:
+      env: {{xcom: producer}}
+  - task_id: total
+    bash_command: echo \"{{{{ ti.xcom_pull(task_ids='each') | join(',') }}}}\"
+    dependencies: [each]
+",
+            items.display()
+        ),
+    );
+    let _standalone = home.standalone();
+    let run_id = home.trigger("regrow");
+    let wait = || home.wait_for_run("regrow", &run_id, Duration::from_secs(60));
+    let doc = wait();
+    assert_eq!(doc["state"], "success", "{doc:#}");
+    assert_eq!(instances(&doc, "each"), states(&["success"; 3]));
+
+    let rerun = |names: &[&str]| {
+        write_items(names);
+        home.ok(&[
+            "tasks",
+            "clear",
+            "regrow",
+            "-t",
+            "^producer$",
+            "--run-id",
+            &run_id,
+        ]);
+        let doc = wait();
+        assert_eq!(doc["state"], "success", "{doc:#}");
+        (doc, home.ok(&["tasks", "logs", "regrow", &run_id, "total"]))
+    };
+    let (doc, log) = rerun(&["a", "b", "c", "d"]);
+    assert_eq!(instances(&doc, "each"), states(&["success"; 4]));
+    assert!(log.contains("item a,item b,item c,item d"), "{log}");
+
+    let (doc, log) = rerun(&["x", "y"]);
+    assert_eq!(
+        instances(&doc, "each"),
+        states(&["success", "success", "removed", "removed"])
+    );
+    assert!(log.contains("item x,item y"), "{log}");
 }
