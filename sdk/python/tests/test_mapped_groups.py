@@ -102,6 +102,15 @@ def test_a_group_task_gets_the_groups_arguments_and_its_own_index_upstream(tmp_p
             EmptyOperator(task_id="e")
         g.partial(x=1).expand(x=[2])
      """, "'x' is given to both partial() and expand()"),
+    ("""
+        @task
+        def nums():
+            return [1]
+        @task
+        def double(n):
+            return n * 2
+        nums().map(double)
+     """, "map() argument must be a plain function, not a @task operator"),
 ])
 def test_mapped_group_mistakes_fail_where_they_are_written(dag_folder, body, message):
     import textwrap

@@ -64,7 +64,11 @@ class MapXComArg(_DerivedXComArg):
         super().__init__([arg])
         self.arg = arg
         self.callables = list(callables)
+        from .taskflow import TaskDecorator
+
         for function in self.callables:
+            if isinstance(function, TaskDecorator):
+                raise ValueError("map() argument must be a plain function, not a @task operator")
             if not callable(function):
                 raise TypeError(f"map() takes a callable, not {type(function).__name__}")
 
