@@ -184,6 +184,9 @@ pub enum TasksCommand {
         task_id: String,
         /// A run id of the DAG, or a logical date (RFC 3339 or YYYY-MM-DD).
         logical_date_or_run_id: String,
+        /// The instance of a mapped task to render.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        map_index: i64,
     },
     /// Clear task instances so that they, and their downstream, run again; a work task's
     /// setups and teardowns are cleared with it.

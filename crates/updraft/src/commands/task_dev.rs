@@ -89,8 +89,16 @@ fn check_map_index(try_: &TaskTry) -> Result<()> {
 }
 
 /// `tasks render DAG TASK DATE|RUN_ID`: each templated field as Airflow prints it.
-pub async fn render(app: &App, dag_id: &str, task_id: &str, when: &str) -> Result<ExitCode> {
-    let try_ = task_try(app, dag_id, task_id, Some(when), serde_json::Map::new()).await?;
+pub async fn render(
+    app: &App,
+    dag_id: &str,
+    task_id: &str,
+    when: &str,
+    map_index: i64,
+) -> Result<ExitCode> {
+    let mut try_ = task_try(app, dag_id, task_id, Some(when), serde_json::Map::new()).await?;
+    try_.map_index = map_index;
+    check_map_index(&try_)?;
     let fields = worker(app)?
         .render_fields(&try_)
         .await

@@ -129,7 +129,17 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             dag_id,
             task_id,
             logical_date_or_run_id,
-        } => return super::task_dev::render(&app, dag_id, task_id, logical_date_or_run_id).await,
+            map_index,
+        } => {
+            return super::task_dev::render(
+                &app,
+                dag_id,
+                task_id,
+                logical_date_or_run_id,
+                *map_index,
+            )
+            .await
+        }
         TasksCommand::Clear {
             dag_id,
             task_regex,

@@ -197,6 +197,18 @@ fn a_yaml_mapped_group_expands_every_task_over_the_groups_values() {
     let run_id = doc["run_id"].as_str().unwrap();
     let log = home.ok(&["tasks", "logs", "yaml_group", run_id, "all"]);
     assert!(log.contains("0 hello!,1 bonjour!"), "{log}");
+    // `tasks render --map-index`: an instance's command and environment, as it ran.
+    let out = home.ok(&[
+        "tasks",
+        "render",
+        "yaml_group",
+        "say.mark",
+        run_id,
+        "--map-index",
+        "1",
+    ]);
+    assert!(out.contains("echo \"1 $WORD!\""), "{out}");
+    assert!(out.contains("\"WORD\": \"bonjour\""), "{out}");
 
     // Tasks of one group must map over the same values.
     home.write_dag(

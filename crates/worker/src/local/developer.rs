@@ -175,6 +175,9 @@ impl LocalWorker {
         let Some(task) = try_.dag.task(&try_.task_id) else {
             return Err(format!("task {:?} not found", try_.task_id));
         };
+        // A mapped bash instance renders its own command and environment.
+        let mapped = self.mapped_bash_task(&claimed, task).await?;
+        let task = mapped.as_ref().unwrap_or(task);
         let command = match &task.operator {
             Operator::Bash { bash_command } => bash_command.as_str(),
             Operator::Python {

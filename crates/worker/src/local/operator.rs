@@ -37,21 +37,7 @@ impl LocalWorker {
         task: &Task,
         log_path: PathBuf,
     ) -> Result<Work, String> {
-        let mapped_bash = match &task.operator {
-            Operator::Bash { .. } => self.mapped_arguments(claimed, task).await?,
-            _ => None,
-        };
-        if let Some(mut arguments) = mapped_bash {
-            if task.map_group.is_some() {
-                // A bash task of a mapped group takes what it can of the group's arguments;
-                // a command of its own wins over the group's.
-                let own_command = matches!(&task.operator, Operator::Bash { bash_command } if !bash_command.is_empty());
-                arguments.retain(|name, _| {
-                    mapped::BASH_ARGUMENTS.contains(&name.as_str())
-                        && !(own_command && name == "bash_command")
-                });
-            }
-            let task = mapped::bash_task_with(task, &arguments)?;
+        if let Some(task) = self.mapped_bash_task(claimed, task).await? {
             let Operator::Bash { bash_command } = &task.operator else {
                 return Err("a mapped bash task lost its command".into());
             };

@@ -52,6 +52,32 @@ impl LocalWorker {
     }
 }
 
+impl LocalWorker {
+    /// A mapped bash task with the instance's own `bash_command`/`env` in place (`None` for a
+    /// bash task that is not mapped, or another operator).
+    pub(crate) async fn mapped_bash_task(
+        &self,
+        claimed: &ClaimedTask,
+        task: &Task,
+    ) -> Result<Option<Task>, String> {
+        if !matches!(task.operator, Operator::Bash { .. }) {
+            return Ok(None);
+        }
+        let Some(mut arguments) = self.mapped_arguments(claimed, task).await? else {
+            return Ok(None);
+        };
+        if task.map_group.is_some() {
+            // A bash task of a mapped group takes what it can of the group's arguments;
+            // a command of its own wins over the group's.
+            let own_command = matches!(&task.operator, Operator::Bash { bash_command } if !bash_command.is_empty());
+            arguments.retain(|name, _| {
+                BASH_ARGUMENTS.contains(&name.as_str()) && !(own_command && name == "bash_command")
+            });
+        }
+        bash_task_with(task, &arguments).map(Some)
+    }
+}
+
 /// The `map_kwargs` entry of a task of a mapped group that holds what its direct upstream
 /// tasks pushed at the same map index (`{task_id: {key: value}}`): an upstream of the same
 /// group gives a downstream of it the value of the same index, not the list of all (the SDK
@@ -75,7 +101,7 @@ fn same_index_xcoms(task: &Task, map_index: i64, stored: &[XCom]) -> Map<String,
 }
 
 /// What a bash task's instance may take from its mapping.
-pub(super) const BASH_ARGUMENTS: [&str; 2] = ["bash_command", "env"];
+const BASH_ARGUMENTS: [&str; 2] = ["bash_command", "env"];
 
 /// A bash task with an instance's mapped `bash_command` and `env` in place of the task's own
 /// (a mapped argument replaces its partial value, as in Airflow).
