@@ -17,7 +17,7 @@ use updraft_store::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::common::{check_note, current_dag, dag_graph, dag_run, PathParams, QueryParams};
-use super::task_instances::{task_instance, task_instance_at};
+use super::task_instances::task_instance_at;
 use super::ti_shape::{Shaper, TaskInstanceCollectionResponse};
 use crate::auth::{Access, Action, Resource};
 use crate::{RestError, RestState};
@@ -43,6 +43,10 @@ pub(crate) const PERMISSIONS: super::Permissions = &[
         "get_task_instance_dependencies",
         Access::Require(Action::Read, Resource::TaskInstance),
     ),
+    (
+        "get_mapped_task_instance_dependencies",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
 ];
 
 pub(crate) fn routes() -> OpenApiRouter<RestState> {
@@ -52,6 +56,7 @@ pub(crate) fn routes() -> OpenApiRouter<RestState> {
         .routes(routes!(patch_mapped_task_instance))
         .routes(routes!(post_clear_task_instances))
         .routes(routes!(get_task_instance_dependencies))
+        .routes(routes!(get_mapped_task_instance_dependencies))
 }
 
 /// `task_ids` plus, transitively, their upstream and/or downstream tasks. Each task is
@@ -540,7 +545,32 @@ async fn get_task_instance_dependencies(
     State(state): State<RestState>,
     PathParams((dag_id, run_id, task_id)): PathParams<(String, String, String)>,
 ) -> Result<Json<TaskDependencyCollectionResponse>, RestError> {
-    let (run, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
+    dependencies(&state, &dag_id, &run_id, &task_id, -1).await
+}
+
+/// [`get_task_instance_dependencies`] of one instance of a mapped task.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/dependencies",
+    operation_id = "get_mapped_task_instance_dependencies", tag = "Task Instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
+        ("map_index" = i64, Path)),
+    responses((status = 200, body = TaskDependencyCollectionResponse), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_mapped_task_instance_dependencies(
+    State(state): State<RestState>,
+    PathParams((dag_id, run_id, task_id, map_index)): PathParams<(String, String, String, i64)>,
+) -> Result<Json<TaskDependencyCollectionResponse>, RestError> {
+    dependencies(&state, &dag_id, &run_id, &task_id, map_index).await
+}
+
+async fn dependencies(
+    state: &RestState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    map_index: i64,
+) -> Result<Json<TaskDependencyCollectionResponse>, RestError> {
+    let state = state.clone();
+    let (dag_id, task_id) = (dag_id.to_string(), task_id.to_string());
+    let (run, ti) = task_instance_at(&state, &dag_id, run_id, &task_id, map_index).await?;
     let mut deps = Vec::new();
     let waiting = matches!(
         ti.state,
@@ -596,7 +626,19 @@ async fn get_task_instance_dependencies(
             .map(|&u| graph.dag.tasks[u].task_id.as_str())
             .collect();
         if !upstream_ids.is_empty() {
-            let tis = state.store().task_instances(run.id).await?;
+            // In a mapped group an instance waits only for its own index of the group's tasks.
+            let counts = |t: &TaskInstance| {
+                let same_group = task.map_group.is_some()
+                    && graph.dag.task(&t.task_id).map(|u| &u.map_group) == Some(&task.map_group);
+                !same_group || ti.map_index < 0 || t.map_index == ti.map_index
+            };
+            let tis: Vec<TaskInstance> = state
+                .store()
+                .task_instances(run.id)
+                .await?
+                .into_iter()
+                .filter(counts)
+                .collect();
             let states: Vec<TaskState> = tis
                 .iter()
                 .filter(|t| upstream_ids.contains(&t.task_id.as_str()))

@@ -652,4 +652,14 @@ async fn one_instance_of_a_mapped_task_is_cleared_or_marked() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Why instance 1 (cleared, its upstream failed) does not run.
+    let (status, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b/1/dependencies",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.to_string().contains("Trigger Rule"), "{body}");
 }

@@ -507,6 +507,9 @@ async fn a_mapped_tasks_page_shows_one_instance_with_a_map_index_selector() {
         body.contains(r#"data-task-id="transform" data-map-index="2""#),
         "{body}"
     );
+    assert!(body.contains(
+        r#"data-deps="/api/v2/dags/etl/dagRuns/m1/taskInstances/transform/2/dependencies""#
+    ));
 
     // Without a map index: the first instance; an index it does not have is a 404 page.
     let body = norm(browser.get("/dags/etl/runs/m1/tasks/transform").await.ok());

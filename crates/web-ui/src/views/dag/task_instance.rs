@@ -303,7 +303,7 @@ pub(crate) async fn page_route(
         command,
         rendered: rendered_command(&text),
         xcoms,
-        deps_api: format!("{api_ti}/dependencies"),
+        deps_api: format!("{instance_api}/dependencies"),
         ti_api: instance_api,
         clear_api: format!("/api/v2/dags/{}/clearTaskInstances", links::encode(&dag_id)),
         clear_task: Some(task_id.clone()),
