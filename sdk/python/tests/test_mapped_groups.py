@@ -49,8 +49,9 @@ def test_every_task_of_a_mapped_group_carries_the_groups_expansion(dag_folder):
     for task_id in ("op.add", "op.double", "op.done"):
         assert tasks[task_id]["expand"] == {"num": {"xcom": "numbers"}}, task_id
         assert tasks[task_id]["map_group"] == "op"
-        # The values mapped over come first, as for a mapped task.
-        assert "numbers" in tasks[task_id]["dependencies"]
+    # The values mapped over come before the group's first task, as in Airflow.
+    assert tasks["op.add"]["dependencies"] == ["numbers"]
+    assert tasks["op.double"]["dependencies"] == ["op.add"]
     assert tasks["op.done"]["operator"] == "empty"
     assert tasks["total"]["dependencies"] == ["op.double"]
     assert "map_group" not in tasks["total"]

@@ -347,6 +347,41 @@ fn read_combined(
     })
 }
 
+/// As Airflow makes the results a mapped group maps over upstream of the group's first tasks
+/// only: a task of the group after another of it does not depend on them directly (it would
+/// change what its trigger rule counts), unless written so.
+pub(crate) fn unlink_group_sources(tasks: &mut [super::task::ReadTask]) {
+    let groups: std::collections::HashMap<String, String> = tasks
+        .iter()
+        .filter_map(|r| Some((r.task.task_id.clone(), r.task.map_group.clone()?)))
+        .collect();
+    for read in tasks.iter_mut() {
+        let Some(group) = read.task.map_group.as_deref() else {
+            continue;
+        };
+        let after_another = read
+            .task
+            .dependencies
+            .iter()
+            .any(|d| groups.get(d).map(String::as_str) == Some(group));
+        if !after_another || read.mapping_dependencies.is_empty() {
+            continue;
+        }
+        let added = std::mem::take(&mut read.mapping_dependencies);
+        let kept: Vec<(String, Option<crate::diagnostic::Pos>)> = read
+            .task
+            .dependencies
+            .drain(..)
+            .zip(read.dependency_pos.drain(..))
+            .filter(|(d, _)| !added.contains(d))
+            .collect();
+        for (dependency, pos) in kept {
+            read.task.dependencies.push(dependency);
+            read.dependency_pos.push(pos);
+        }
+    }
+}
+
 /// Tasks of one mapped group (`map_group`) must be mapped alike, so that they expand to the
 /// same instances.
 pub(crate) fn check_map_groups(tasks: &[super::task::ReadTask], ctx: &mut Ctx) {

@@ -87,6 +87,8 @@ pub(crate) struct ReadTask {
     /// The tasks a teardown names in `setups`: they become setups (Airflow's
     /// `as_teardown(setups=…)`), and upstream of it.
     pub setups: Vec<String>,
+    /// Dependencies added because the task maps over their results (not written).
+    pub mapping_dependencies: Vec<String>,
 }
 
 impl Setting {
@@ -296,10 +298,12 @@ pub(crate) fn read_task(
     }
     // A task mapped over an upstream result depends on it, as an `XComArg` makes it in
     // Airflow.
+    let mut mapping_dependencies = Vec::new();
     for (upstream, pos) in mapping_read.iter().flat_map(|m| &m.upstream) {
         if seen.insert(upstream.clone()) {
             dependencies.push(upstream.clone());
             dependency_pos.push(*pos);
+            mapping_dependencies.push(upstream.clone());
         }
     }
 
@@ -363,6 +367,7 @@ pub(crate) fn read_task(
         id_pos: id_entry.and_then(|e| e.value.pos),
         dependency_pos,
         setups,
+        mapping_dependencies,
     })
 }
 

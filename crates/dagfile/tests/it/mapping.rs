@@ -143,6 +143,24 @@ fn combined_sources_and_mapped_groups_load() {
     let two = dag.task("g.two").unwrap();
     assert_eq!(two.map_group.as_deref(), Some("g"));
     assert_eq!(two.mapping, dag.task("g.one").unwrap().mapping);
+
+    // What a group maps over comes before its first tasks only, as in Airflow.
+    let dag = check_ok(
+        "tasks:
+  - task_id: src
+    bash_command: echo '[1]'
+  - {task_id: h.a, map_group: h, bash_command: echo a, expand: {env: {xcom: src}}}
+  - {task_id: h.b, map_group: h, bash_command: echo b, expand: {env: {xcom: src}}, dependencies: [h.a]}
+",
+    );
+    assert_eq!(
+        dag.task("h.a").unwrap().dependencies,
+        vec!["src".to_string()]
+    );
+    assert_eq!(
+        dag.task("h.b").unwrap().dependencies,
+        vec!["h.a".to_string()]
+    );
 }
 
 #[test]

@@ -63,8 +63,12 @@ def expand_group(make_group, function, partial_kwargs, mapped=None, kwargs_value
     tasks = list(group._tasks())
     for task in tasks:
         _mark(task, group, document, sources)
+    # As in Airflow, what the group maps over comes before the group's first tasks (the others
+    # follow them); updraft's loader leaves it out of the later tasks' dependencies as well.
+    ids = {task.task_id for task in tasks}
+    roots = [task for task in tasks if not (task.upstream_task_ids & ids)]
     for reference in references:
-        for task in tasks:
+        for task in roots:
             if task not in reference._leaves():
                 reference >> task
     return group if result is None else result
