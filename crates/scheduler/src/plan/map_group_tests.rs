@@ -90,3 +90,25 @@ fn instance_i_follows_only_instance_i_of_its_group_upstream() {
     );
     assert_eq!(plan.final_state, Option::None);
 }
+
+#[test]
+fn a_trigger_rule_in_a_group_counts_the_same_index_only() {
+    use TaskState::*;
+    // `g.b` runs when its own `g.a` failed (all_failed), index by index.
+    let plain = graph(&["g.a", "g.b <- g.a all_failed"]);
+    let mut dag = (*plain.dag).clone();
+    for task in &mut dag.tasks {
+        task.map_group = Some("g".into());
+        task.mapping = Some(Mapping::Expand(vec![MappedArgument {
+            name: "n".into(),
+            source: MapSource::Literal(vec![json!(1), json!(2)]),
+        }]));
+    }
+    let graph = DagGraph::new(std::sync::Arc::new(dag));
+    let base = instances(&graph, "");
+    let mut tis = expanded(&base, "g.a", 200, &[Failed, Success]);
+    tis.extend(expanded(&base, "g.b", 300, &[None, None]));
+    let plan = plan_run_mapped(&graph, &tis, MapInputs::default(), now());
+    let moves: Vec<(i64, TaskState)> = plan.transitions.iter().map(|t| (t.ti_id, t.to)).collect();
+    assert_eq!(moves, vec![(300, Scheduled), (301, Skipped)]);
+}
