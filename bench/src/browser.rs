@@ -99,6 +99,13 @@ impl Browser {
         self.call("POST", &path, Some(json!({"script": script, "args": []})))
     }
 
+    /// Runs `script` (a function body whose last argument is the callback it answers with)
+    /// in the page and returns what it answered.
+    pub fn execute_async(&mut self, script: &str) -> Result<Value> {
+        let path = format!("/session/{}/execute/async", self.session);
+        self.call("POST", &path, Some(json!({"script": script, "args": []})))
+    }
+
     /// The current page's navigation and paint timing.
     pub fn timing(&mut self) -> Result<PageTiming> {
         let v = self.execute(

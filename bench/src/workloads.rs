@@ -353,6 +353,49 @@ fn single_run_of_file(
     Ok((done, wall))
 }
 
+/// One DAG file of [`repeated_runs_of_files`].
+struct DagFile {
+    dag_id: &'static str,
+    file_name: String,
+    source: String,
+    tasks: usize,
+}
+
+/// Starts updraft once with all `files` in its DAG folder, then runs each DAG `runs` times,
+/// one run at a time, in order; per file, its runs. The first run of a DAG pays what is started
+/// on first use (for Python, the fork server and the DAG version's preloader).
+fn repeated_runs_of_files(
+    bench: &Bench,
+    files: &[DagFile],
+    runs: usize,
+) -> Result<Vec<Vec<SuccessfulRun>>> {
+    let home = bench.home()?;
+    dag_folder::write(
+        &home.dags(),
+        files
+            .iter()
+            .map(|f| (f.file_name.clone(), f.source.clone())),
+    )?;
+    let running = start(bench, &home, files.len())?;
+    let metadata = bench.database.open(&home)?;
+    let mut all = Vec::with_capacity(files.len());
+    for file in files {
+        let mut done = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let run_id = bench.updraft.trigger(&home, file.dag_id, true)?;
+            done.push(successful_run(
+                &*metadata,
+                file.dag_id,
+                &run_id,
+                file.tasks,
+            )?);
+        }
+        all.push(done);
+    }
+    running.stop()?;
+    Ok(all)
+}
+
 fn successful_run(
     metadata: &dyn Metadata,
     dag_id: &str,

@@ -6,6 +6,10 @@
 //! XCom; both are the same machine's wall clock. Python's own start-up floor on this machine is
 //! timed beside it: `python3 -c pass` (whatever `python3` is on PATH, e.g. a pyenv shim), and the
 //! real interpreter behind it with `-c pass` and `-c 'import updraft'` (the SDK of this repo).
+//!
+//! One `standalone` runs each DAG twice: the goals are judged on the second runs (what every
+//! run after the first costs), and the first runs, which start the fork server and each DAG
+//! version's preloader, are reported beside them.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::{millis, seconds, single_run_of_file, Bench, SuccessfulRun};
+use super::{millis, repeated_runs_of_files, seconds, Bench, DagFile, SuccessfulRun};
 use crate::dag_folder;
 use crate::measurement::{Figure, Goal, Measurement, Unit};
 use crate::stats;
@@ -24,41 +28,59 @@ const FAN: &str = "python_fan200";
 
 pub fn run(bench: &Bench) -> Result<Measurement> {
     let n = bench.sizes.chain_length;
-    let (chain, _) = single_run_of_file(
-        bench,
-        CHAIN,
-        format!("{CHAIN}.py"),
-        dag_folder::python_chain(CHAIN, n),
-        n,
-    )?;
     let fan_tasks = bench.sizes.fan_width + 2;
-    let (fan, _) = single_run_of_file(
-        bench,
-        FAN,
-        format!("{FAN}.py"),
-        dag_folder::python_fan(FAN, bench.sizes.fan_width),
-        fan_tasks,
-    )?;
+    let files = [
+        DagFile {
+            dag_id: CHAIN,
+            file_name: format!("{CHAIN}.py"),
+            source: dag_folder::python_chain(CHAIN, n),
+            tasks: n,
+        },
+        DagFile {
+            dag_id: FAN,
+            file_name: format!("{FAN}.py"),
+            source: dag_folder::python_fan(FAN, bench.sizes.fan_width),
+            tasks: fan_tasks,
+        },
+    ];
+    // Each DAG twice: the first run after start-up starts the fork server (the chain's) and
+    // the DAG version's preloader; the second is what every later run costs.
+    let runs = repeated_runs_of_files(bench, &files, 2)?;
+    let [chain_runs, fan_runs] = <[Vec<SuccessfulRun>; 2]>::try_from(runs)
+        .map_err(|_| anyhow::anyhow!("expected the runs of two DAGs"))?;
+    let [chain_first, chain] = <[SuccessfulRun; 2]>::try_from(chain_runs)
+        .map_err(|_| anyhow::anyhow!("expected two runs of the chain"))?;
+    let [fan_first, fan] = <[SuccessfulRun; 2]>::try_from(fan_runs)
+        .map_err(|_| anyhow::anyhow!("expected two runs of the fan"))?;
 
-    let mut to_callable = claimed_to_callable(&chain)?;
-    to_callable.extend(claimed_to_callable(&fan)?);
+    let chain_to_callable = claimed_to_callable(&chain)?;
+    let fan_to_callable = claimed_to_callable(&fan)?;
+    let mut to_callable = chain_to_callable.clone();
+    to_callable.extend(&fan_to_callable);
     let hops: Vec<f64> = chain
         .tasks
         .windows(2)
         .map(|w| millis(w[1].start - w[0].end))
         .collect();
-    let fan_s = seconds(fan.end - fan.run.queued_at);
+    let run_s = |run: &SuccessfulRun| seconds(run.end - run.run.queued_at);
+    let fan_s = run_s(&fan);
 
     let mut m = Measurement::default();
     m.figure(
         Figure::new(
             "chain_run_s",
-            "chain of 40 @tasks: trigger → run success",
+            "chain of 40 @tasks: trigger → run success (its second run)",
             Unit::Seconds,
-            seconds(chain.end - chain.run.queued_at),
+            run_s(&chain),
         )
         .goal(Goal::AtMost(0.6)),
     );
+    m.figure(Figure::new(
+        "chain_first_run_s",
+        "chain: its first run after start-up (starts the fork server and the preloader)",
+        Unit::Seconds,
+        run_s(&chain_first),
+    ));
     m.figure(Figure::new(
         "chain_hop_median_ms",
         "chain: median hop (task end → next claimed)",
@@ -68,12 +90,18 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
     m.figure(
         Figure::new(
             "fan_run_s",
-            "start → 200 parallel @tasks → end: trigger → run success",
+            "start → 200 parallel @tasks → end: trigger → run success (its second run)",
             Unit::Seconds,
             fan_s,
         )
         .goal(Goal::AtMost(1.0)),
     );
+    m.figure(Figure::new(
+        "fan_first_run_s",
+        "fan: its first run (starts its preloader)",
+        Unit::Seconds,
+        run_s(&fan_first),
+    ));
     m.figure(Figure::new(
         "fan_task_instances_per_s",
         "fan: task instances per second",
@@ -83,7 +111,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
     m.figure(
         Figure::new(
             "claimed_to_callable_p50_ms",
-            "claimed → callable running, p50",
+            "claimed → callable running, p50 (second runs)",
             Unit::Millis,
             stats::percentile(&to_callable, 50.0),
         )
@@ -92,12 +120,48 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
     m.figure(
         Figure::new(
             "claimed_to_callable_p99_ms",
-            "claimed → callable running, p99",
+            "claimed → callable running, p99 (second runs)",
             Unit::Millis,
             stats::percentile(&to_callable, 99.0),
         )
         .goal(Goal::AtMost(30.0)),
     );
+
+    // Apart: a chain's try waits for nothing, while the fan's 200 are claimed together and
+    // wait for the 2 cores.
+    for (key, label, values, p) in [
+        (
+            "chain_claimed_to_callable_p50_ms",
+            "chain alone: claimed → callable running, p50",
+            &chain_to_callable,
+            50.0,
+        ),
+        (
+            "chain_claimed_to_callable_p99_ms",
+            "chain alone: claimed → callable running, p99",
+            &chain_to_callable,
+            99.0,
+        ),
+        (
+            "fan_claimed_to_callable_p50_ms",
+            "fan alone: claimed → callable running, p50",
+            &fan_to_callable,
+            50.0,
+        ),
+        (
+            "fan_claimed_to_callable_p99_ms",
+            "fan alone: claimed → callable running, p99",
+            &fan_to_callable,
+            99.0,
+        ),
+    ] {
+        m.figure(Figure::new(
+            key,
+            label,
+            Unit::Millis,
+            stats::percentile(values, p),
+        ));
+    }
 
     let starts = bench.sizes.python_floor_starts;
     let interpreter = real_interpreter()?;

@@ -448,7 +448,32 @@
     return td.parentElement.classList.contains("group-row") ? td.parentElement.querySelector("[data-group-toggle]") : null;
   }
 
+  // Rows past the first screen arrive in a <template>: moved into the table a few at a time
+  // once the page has been painted, so that a big grid shows its first screen at once.
+  function fillGrid(root, done) {
+    var templates = root.querySelectorAll("template[data-grid-rest]");
+    if (!templates.length) { done(); return; }
+    var pending = templates.length;
+    templates.forEach(function (template) {
+      var body = template.parentElement.querySelector("tbody");
+      var rows = Array.prototype.slice.call(template.content.querySelectorAll("tr"));
+      function step() {
+        rows.splice(0, 40).forEach(function (tr) { body.appendChild(tr); });
+        if (rows.length) { requestAnimationFrame(step); return; }
+        template.remove();
+        if (--pending === 0) done();
+      }
+      requestAnimationFrame(step);
+    });
+  }
+
   function setupGrid() {
+    var filled = function () {
+      applyFolds(document);
+      if (document.querySelector("table.grid")) document.documentElement.setAttribute("data-grid-complete", String(Math.round(performance.now())));
+    };
+    if (document.readyState === "complete") fillGrid(document, filled);
+    else window.addEventListener("load", function () { fillGrid(document, filled); });
     applyFolds(document);
     document.addEventListener("updraft:swapped", function (e) { if (e.target.querySelector) applyFolds(e.target); });
     document.addEventListener("mouseover", function (e) {

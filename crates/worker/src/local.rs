@@ -81,6 +81,8 @@ pub struct LocalWorker {
     python_resolved: tokio::sync::OnceCell<String>,
     /// The fork server of that interpreter, made on the first Python try that uses it.
     fork_server: std::sync::OnceLock<Arc<crate::process::ForkServer>>,
+    /// The DAG files of the Python tries run so far, one per pinned version.
+    pinned_files: operator::PinnedFiles,
 }
 
 impl LocalWorker {
@@ -103,6 +105,7 @@ impl LocalWorker {
             reaper,
             python_resolved: tokio::sync::OnceCell::new(),
             fork_server: std::sync::OnceLock::new(),
+            pinned_files: operator::PinnedFiles::default(),
         })
     }
 

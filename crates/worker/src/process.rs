@@ -29,7 +29,6 @@ mod spawner;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -37,7 +36,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::watch;
 
-pub use forkserver::{ForkError, ForkServer};
+pub use forkserver::{ForkError, ForkLaunch, ForkServer, Preload};
 use output::{Pipes, Sink};
 pub use reaper::{reaper_main, Reaper};
 
@@ -88,7 +87,7 @@ pub struct TaskLaunch {
     /// Have this fork server start the process when the command would start its interpreter
     /// (a Python try), with the same environment and directory; it is spawned when the server
     /// cannot.
-    pub fork_server: Option<Arc<ForkServer>>,
+    pub fork_server: Option<ForkLaunch>,
 }
 
 /// How a task try ended.

@@ -359,3 +359,115 @@ fn a_killed_worker_takes_the_fork_server_and_its_tasks_along() {
         "{survivors:?} of {all:?} outlived their worker"
     );
 }
+
+/// Every import of the file notes the process it ran in, and what its tasks read of it.
+const PRELOADED: &str = r#"
+import os
+from datetime import datetime
+
+from airflow.decorators import dag, task
+from airflow.models import Variable
+
+with open(os.environ["IMPORTS_FILE"], "a") as imports:
+    imports.write(f"{os.getpid()}\n")
+
+READS_VARIABLE = os.environ.get("READS_VARIABLE") == "1"
+if READS_VARIABLE:
+    WHERE = Variable.get("where", default_var="nowhere")
+
+
+@dag(schedule=None, start_date=datetime(2024, 1, 1))
+def preloaded():
+    @task
+    def one(n):
+        return {"n": n, "pid": os.getpid(), "where": WHERE if READS_VARIABLE else None}
+
+    one.expand(n=[1, 2, 3, 4])
+
+
+preloaded()
+"#;
+
+/// The pids the DAG file was imported in, one line each.
+fn imports(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The fork server has a DAG version's file executed once, by a preloader, and forks the
+/// version's tries from it; a file that reads a variable while it is imported gets the
+/// variable's value in each try, which executes the file as before.
+#[test]
+fn the_tries_of_a_dag_version_are_forked_from_one_import_of_its_file() {
+    if !python_ready() {
+        return;
+    }
+    let home = Home::new();
+    let imports_file = home.path().join("imports");
+    home.write_dag("preloaded.py", PRELOADED);
+    home.ok(&["variables", "set", "where", "the store"]);
+    let run = |reads_variable: &str| {
+        std::fs::remove_file(&imports_file).ok();
+        let out = home
+            .command()
+            .args(["dags", "test", "preloaded", "--output", "json"])
+            .env("IMPORTS_FILE", &imports_file)
+            .env("READS_VARIABLE", reads_variable)
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(doc["state"], "success", "{doc:#}");
+        doc["run_id"].as_str().unwrap().to_owned()
+    };
+
+    // What each try returned: the process it ran in, and the variable's value it saw.
+    let tries = |run_id: &str| -> Vec<(String, String)> {
+        let db = rusqlite::Connection::open(home.path().join("updraft.db")).unwrap();
+        let mut query = db
+            .prepare(
+                "SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id \
+                 WHERE r.run_id = ?1 AND x.task_id = 'one' AND x.key = 'return_value' \
+                 ORDER BY x.map_index",
+            )
+            .unwrap();
+        let values = query
+            .query_map([run_id], |row| row.get::<_, String>(0))
+            .unwrap()
+            .map(|value| {
+                let value: Value = serde_json::from_str(&value.unwrap()).unwrap();
+                (
+                    value["pid"].to_string(),
+                    value["where"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        values
+    };
+
+    let preloaded = tries(&run("0"));
+    assert_eq!(preloaded.len(), 4);
+    let loaded = imports(&imports_file);
+    for (pid, _) in &preloaded {
+        assert!(
+            !loaded.contains(pid),
+            "try {pid} imported the file: {loaded:?}"
+        );
+    }
+    // The preloader's import (and the parse's, when `dags test` parsed the file).
+    assert!(!loaded.is_empty() && loaded.len() <= 2, "{loaded:?}");
+
+    let each = tries(&run("1"));
+    assert_eq!(each.len(), 4);
+    let loaded = imports(&imports_file);
+    for (pid, place) in &each {
+        assert!(
+            loaded.contains(pid),
+            "try {pid} did not import the file: {loaded:?}"
+        );
+        assert_eq!(place, "the store");
+    }
+}

@@ -177,6 +177,8 @@ pub(crate) async fn recent_runs(
 pub(crate) struct GridQuery {
     runs: Option<u32>,
     fragment: Option<String>,
+    /// `all`: every row in the table at once.
+    rows: Option<String>,
 }
 
 /// The grid's region: re-rendered alone for `?fragment=grid`.
@@ -190,7 +192,16 @@ struct GridRegion {
     /// row its encoded task id: encoded once, not once per cell.
     run_prefixes: Vec<String>,
     task_paths: Vec<String>,
+    /// Rows rendered into the table; the rest come inside a `<template>` that the page's
+    /// script moves into the table after the first paint.
+    eager_rows: usize,
+    /// This grid with every row in the table (without scripts).
+    all_rows_href: String,
 }
+
+/// A grid of more rows than this shows them first and the rest after the first paint: a
+/// 200-task grid of 100 runs is 20,000 cells, whose layout would hold the first screen up.
+const EAGER_ROWS: usize = 40;
 
 #[derive(Template)]
 #[template(path = "dag/grid.html")]
@@ -251,7 +262,16 @@ async fn grid_page(
         .filter_map(|t| Some((t.task_id.clone(), t.task_group.clone()?)))
         .collect();
     let grid = grid::build(&task_ids, &group_of, run_rows, tis, Utc::now());
+    let fragment = crate::views::wants_fragment(query.fragment.as_deref(), "grid")?;
+    // A fragment replaces a grid already shown: all of it at once, or its rows would jump.
+    let all_rows = fragment || query.rows.as_deref() == Some("all");
     let region = GridRegion {
+        eager_rows: if all_rows {
+            grid.rows.len()
+        } else {
+            grid.rows.len().min(EAGER_ROWS)
+        },
+        all_rows_href: format!("{}?runs={runs}&rows=all", links::dag(&dag_id)),
         run_prefixes: grid
             .runs
             .iter()
@@ -266,7 +286,7 @@ async fn grid_page(
         grid,
         live: format!("{}?runs={runs}&fragment=grid", links::dag(&dag_id)),
     };
-    if crate::views::wants_fragment(query.fragment.as_deref(), "grid")? {
+    if fragment {
         return Ok(super::html(&region)?.into_response());
     }
     Ok(super::html(&GridPage {

@@ -461,6 +461,40 @@ async fn a_task_groups_tasks_fold_under_its_summary_row_in_the_grid() {
     ));
 }
 
+/// A grid of many tasks sends the rows past the first screen in a `<template>`, which the
+/// page's script moves into the table after the first paint; without scripts, a link shows
+/// them all, and the live fragment always has them all (it replaces a grid already shown).
+#[tokio::test]
+async fn a_big_grid_sends_the_rows_past_the_first_screen_after_it() {
+    let ui = Ui::start().await;
+    let ids: Vec<String> = (0..60).map(|i| format!("task_{i:02}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let wide = fixture::dag("wide", updraft_model::Schedule::None, &ids);
+    fixture::sync(ui.store.as_ref(), vec![fixture::upsert(wide, "h1")]).await;
+    dag_world::run(ui.store.as_ref(), "wide", "r1", 0).await;
+    let mut browser = ui.signed_in(Role::Viewer).await;
+    let rows_in = |html: &str| html.matches("<tr data-ms=").count();
+
+    let page = norm(browser.get("/dags/wide").await.ok());
+    let (table, rest) = page
+        .split_once("<template data-grid-rest>")
+        .expect("the later rows in a template");
+    let (later, _) = rest.split_once("</template>").expect("the template ends");
+    assert_eq!(rows_in(table), 40, "{table}");
+    assert_eq!(rows_in(later), 20, "{later}");
+    assert!(table.contains(r#"data-task="task_39""#) && later.contains(r#"data-task="task_40""#));
+    assert!(
+        page.contains(r#"<a href="/dags/wide?runs=25&amp;rows=all">Show all rows</a>"#),
+        "{page}"
+    );
+
+    for path in ["/dags/wide?rows=all", "/dags/wide?fragment=grid"] {
+        let all = norm(browser.get(path).await.ok());
+        assert!(!all.contains("<template"), "{path}: {all}");
+        assert_eq!(rows_in(&all), 60, "{path}");
+    }
+}
+
 #[tokio::test]
 async fn a_mapped_tasks_page_shows_one_instance_with_a_map_index_selector() {
     let ui = Ui::start().await;

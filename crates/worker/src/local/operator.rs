@@ -25,7 +25,7 @@ pub(super) enum Work {
 }
 
 pub(super) use mapped::result_for_mapping;
-pub(super) use python::{FinishState, PythonTry};
+pub(super) use python::{FinishState, PinnedFiles, PythonTry};
 
 impl LocalWorker {
     /// Prepares `claimed`'s try of `task`; `Err` is why it cannot start (a template that

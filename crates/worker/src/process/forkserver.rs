@@ -85,13 +85,34 @@ pub(super) struct Forked {
     answers: AsyncBufReader<UnixStream>,
 }
 
-/// What the child gets: its complete environment, working directory, and stdio.
+/// What the child gets: its complete environment, working directory, and stdio; and the DAG
+/// file to have it forked from a preloader of.
 pub(super) struct Request<'a> {
     pub env: &'a [(String, String)],
     pub cwd: &'a Path,
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    pub preload: Option<&'a Preload>,
+}
+
+/// A try forked by a fork server.
+#[derive(Debug, Clone)]
+pub struct ForkLaunch {
+    pub server: Arc<ForkServer>,
+    /// Have the child forked by a preloader of this DAG file.
+    pub preload: Option<Preload>,
+}
+
+/// The DAG file a try runs, which a preloader executes once for every try that runs it under
+/// the same environment (docs/python-protocol.md, "Fork server"). The file must not change
+/// while it is preloaded: a pinned DAG version's source, written once.
+#[derive(Debug, Clone)]
+pub struct Preload {
+    pub dag_file: PathBuf,
+    /// The variables that differ between tries (the try's identity, its supervisor socket, the
+    /// task's own variables): the preloader executes the file without them.
+    pub per_try_env: Vec<String>,
 }
 
 impl ForkServer {
@@ -279,13 +300,23 @@ async fn fork_on(running: &Running, request: Request<'_>) -> Result<Forked, Fork
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    let mut line = serde_json::json!({
+    let mut message = serde_json::json!({
         "op": "fork",
-        "env": env,
         "cwd": request.cwd.to_string_lossy(),
-    })
-    .to_string()
-    .into_bytes();
+    });
+    if let Some(preload) = request.preload {
+        let stable: serde_json::Map<String, Value> = env
+            .iter()
+            .filter(|(key, _)| !preload.per_try_env.contains(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        message["preload"] = serde_json::json!({
+            "dag_file": preload.dag_file.to_string_lossy(),
+            "env": stable,
+        });
+    }
+    message["env"] = Value::Object(env);
+    let mut line = message.to_string().into_bytes();
     line.push(b'\n');
     let fds = [
         request.stdin.as_raw_fd(),

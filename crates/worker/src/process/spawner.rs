@@ -20,7 +20,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use nix::fcntl::OFlag;
 use nix::unistd::Pid;
@@ -28,7 +28,7 @@ use tokio::io::AsyncRead;
 use tokio::process::{Child, Command};
 
 use super::direct;
-use super::forkserver::{ForkServer, Forked, Request};
+use super::forkserver::{ForkLaunch, Forked, Request};
 use super::output::TaskLog;
 use super::reaper::{Reaper, Registration};
 
@@ -40,7 +40,7 @@ pub(super) struct Spec {
     pub log_path: PathBuf,
     pub direct_exec: bool,
     pub mask: Option<updraft_secrets::Masker>,
-    pub fork_server: Option<Arc<ForkServer>>,
+    pub fork_server: Option<ForkLaunch>,
 }
 
 /// A pipe the task writes its output to.
@@ -95,8 +95,8 @@ pub(super) async fn start<'r>(
         Err(message)
     };
     let plan = || direct::plan(&spec.command, &spec.env, spec.cwd.as_deref());
-    if let Some(server) = spec.fork_server.take() {
-        match fork(&server, &spec, plan()).await {
+    if let Some(launch) = spec.fork_server.take() {
+        match fork(&launch, &spec, plan()).await {
             Ok(Some((forked, stdout, stderr))) => {
                 let pgid = forked.pid;
                 let server_pid = forked.server_pid;
@@ -173,10 +173,11 @@ pub(super) async fn start<'r>(
 /// `None` when only bash could start the command, which the server cannot do). `Ok(None)`:
 /// the try is not for the server.
 async fn fork(
-    server: &ForkServer,
+    launch: &ForkLaunch,
     spec: &Spec,
     plan: Option<direct::Direct>,
 ) -> Result<Option<(Forked, Output, Output)>, String> {
+    let server = &launch.server;
     let Some(plan) = plan.filter(|plan| plan.program() == server.interpreter()) else {
         return Ok(None);
     };
@@ -203,6 +204,7 @@ async fn fork(
         stdin,
         stdout: stdout_write,
         stderr: stderr_write,
+        preload: launch.preload.as_ref(),
     };
     let forked = server.fork(request).await.map_err(|e| e.to_string())?;
     Ok(Some((forked, stdout, stderr)))

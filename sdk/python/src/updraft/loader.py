@@ -17,6 +17,20 @@ def module_name(path):
     return f"unusual_prefix_{digest}_{safe}"
 
 
+# DAG files a fork server's preloader executed before forking: path -> its DAGs.
+_preloaded = {}
+
+
+def preload(path, dags):
+    _preloaded[path] = dags
+
+
+def dags_of_file(path):
+    """The DAGs of the file at `path`: those preloaded, else the file executed now."""
+    dags = _preloaded.get(path)
+    return list(dags) if dags is not None else load_dag_file(path)
+
+
 def load_dag_file(path):
     """Runs the file; the DAGs created while it ran, in creation order."""
     first = len(_registry.created_dags)

@@ -11,7 +11,7 @@ import traceback
 
 from . import context as task_context
 from .exceptions import AirflowException, AirflowFailException, AirflowSkipException
-from .loader import load_dag_file
+from .loader import dags_of_file
 from .mapping import apply_map_kwargs
 from .runtime_values import resolve
 from .serialize import python_kind
@@ -180,7 +180,7 @@ def finish_message(info, push):
     outcome = {"state": "success", "retry": False, "error": None, "skip": []}
     try:
         dag_file = info["dag_file"]
-        dags = [d for d in load_dag_file(dag_file) if d.dag_id == info["dag_id"]]
+        dags = [d for d in dags_of_file(dag_file) if d.dag_id == info["dag_id"]]
         if not dags:
             raise AirflowException(f"DAG {info['dag_id']!r} is not defined in {dag_file}")
         dag = dags[-1]

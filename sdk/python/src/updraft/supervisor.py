@@ -52,6 +52,16 @@ def connect(path):
     return _client
 
 
+# Set while a fork server's preloader executes a DAG file for the tasks it will fork: a file
+# that reads variables or connections then gets them only in a running task, so it is loaded
+# per try instead.
+preloading = False
+asked_while_preloading = False
+
+
 def current():
     """The worker connection of this task process, or None (parsing, unit tests)."""
+    global asked_while_preloading
+    if preloading:
+        asked_while_preloading = True
     return _client

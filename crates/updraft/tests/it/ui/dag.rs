@@ -519,6 +519,70 @@ tasks:
     client.close().await.expect("closing the browser");
 }
 
+/// A grid of more rows than the first screen holds gets the rest after its first paint: every
+/// row ends up in the table, in order, and a task group among the late rows folds as any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_grid_fills_in_its_later_rows_after_the_first_paint() {
+    let home = home_with_user();
+    let mut yaml = String::from("dag_id: ui_wide\ntasks:\n");
+    for i in 0..50 {
+        yaml.push_str(&format!(
+            "  - task_id: t{i:02}\n    bash_command: \"true\"\n"
+        ));
+    }
+    for i in 0..10 {
+        yaml.push_str(&format!(
+            "  - task_id: late.l{i}\n    task_group: late\n    bash_command: \"true\"\n"
+        ));
+    }
+    home.write_dag("ui_wide.yaml", &yaml);
+    let standalone = home.standalone();
+    let run_id = home.trigger("ui_wide");
+    home.wait_for_run("ui_wide", &run_id, Duration::from_secs(120));
+    let base = base_url(&standalone);
+    let driver = chromedriver();
+    let client = signed_in(&driver, &base).await;
+    client
+        .goto(&format!("{base}/dags/ui_wide"))
+        .await
+        .expect("grid");
+    wait_until(
+        &client,
+        "every row in the table, the template gone",
+        "document.documentElement.hasAttribute('data-grid-complete') \
+         && document.querySelector('template[data-grid-rest]') === null \
+         && document.querySelectorAll('table.grid tbody tr').length === 61 \
+         && document.querySelectorAll('table.grid tbody tr[data-ms] td.state-success').length === 60",
+    )
+    .await;
+    let order = client
+        .execute(
+            "return Array.from(document.querySelectorAll('table.grid tbody th[data-task]'))\
+             .map(function (th) { return th.getAttribute('data-task'); });",
+            vec![],
+        )
+        .await
+        .expect("the rows' tasks");
+    let order: Vec<String> = serde_json::from_value(order).expect("a list of task ids");
+    let mut expected: Vec<String> = (0..50).map(|i| format!("t{i:02}")).collect();
+    expected.extend((0..10).map(|i| format!("late.l{i}")));
+    assert_eq!(order, expected);
+    client
+        .find(Locator::Css("[data-group-toggle='late']"))
+        .await
+        .expect("the late group's button")
+        .click()
+        .await
+        .expect("fold");
+    wait_until(
+        &client,
+        "the late group folded",
+        "document.querySelectorAll('tr[data-in-group=\"late\"][hidden]').length === 10",
+    )
+    .await;
+    client.close().await.expect("closing the browser");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mapped_tasks_instance_is_chosen_by_its_map_index() {
     let home = home_with_user();

@@ -4,6 +4,7 @@
 //! which the child asks for its context, XComs, variables and connections and reports how
 //! it ended (`docs/python-protocol.md`; served by `supervisor`).
 
+mod pinned;
 mod supervisor;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,8 @@ use updraft_store::ClaimedTask;
 use updraft_template::identity_env;
 
 use super::super::LocalWorker;
-use crate::process::{ForkServer, TaskLaunch};
+use crate::process::{ForkLaunch, ForkServer, Preload, TaskLaunch};
+pub(in crate::local) use pinned::PinnedFiles;
 pub(in crate::local) use supervisor::{FinishState, Supervisor};
 
 /// The environment variable naming the socket the child talks to.
@@ -58,10 +60,13 @@ impl LocalWorker {
             .ok_or("Python tasks need the Python SDK, and this updraft was built without it")?;
         let ti = &claimed.ti;
         let pinned = self
-            .execution
-            .dag_source(&ti.dag_id, claimed.dag_run.dag_version)
-            .await
-            .map_err(|e| format!("cannot read the DAG file's source: {e}"))?;
+            .pinned_files
+            .get(
+                self.execution.as_ref(),
+                &ti.dag_id,
+                claimed.dag_run.dag_version,
+            )
+            .await?;
         let (ctx, _) = self
             .template_context(claimed, dag, task, std::iter::empty())
             .await?;
@@ -85,26 +90,18 @@ impl LocalWorker {
                 .map_err(|e| format!("cannot render {what}: {e}"))
         };
 
-        // The file keeps its name, so that tracebacks read as the author wrote it.
+        // The try's own directory holds the socket it talks to the worker on.
         let dir = tempfile::Builder::new()
             .prefix("updraft-py-")
             .tempdir()
             .map_err(|e| format!("cannot create the task's temporary directory: {e}"))?;
-        let original = Path::new(&pinned.fileloc);
-        let file_name = original
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_else(|| format!("{}.py", ti.dag_id).into());
-        let source_dir = dir.path().join("dag");
-        let dag_file = source_dir.join(&file_name);
-        std::fs::create_dir_all(&source_dir)
-            .and_then(|()| std::fs::write(&dag_file, &pinned.source))
-            .map_err(|e| format!("cannot write the DAG file's source: {e}"))?;
+        let dag_file = pinned.dag_file.as_path();
+        let source_dir = pinned.dir();
 
         // The folder the DAG file came from, where it is on this machine: template files
         // named relative to the DAG file are looked up there too (Airflow's search path).
-        let dag_folder = original.parent().filter(|p| p.is_dir());
-        let mut context = supervisor::context_json(claimed, dag, &ctx, &dag_file, dag_folder);
+        let dag_folder = pinned.fileloc.parent().filter(|p| p.is_dir());
+        let mut context = supervisor::context_json(claimed, dag, &ctx, dag_file, dag_folder);
         if render_only {
             context["render_only"] = serde_json::Value::Bool(true);
         }
@@ -121,13 +118,21 @@ impl LocalWorker {
         )?;
 
         let mut env = identity_env(&ctx);
+        // What differs between tries (and the task's own variables, which Airflow gives its
+        // operators' commands, never the process that parses the DAG file).
+        let mut per_try_env: Vec<String> = env.iter().map(|(key, _)| key.clone()).collect();
+        per_try_env.extend([
+            crate::process::CLAIM_ID_ENV.to_owned(),
+            SUPERVISOR_ENV.to_owned(),
+        ]);
+        per_try_env.extend(task.env.keys().cloned());
         env.push((
             crate::process::CLAIM_ID_ENV.into(),
             claimed.claim_id.clone(),
         ));
         // Modules next to the DAG file in the folder it came from still import, where the
         // folder is on this machine.
-        let mut python_path: Vec<&Path> = vec![sdk, source_dir.as_path()];
+        let mut python_path: Vec<&Path> = vec![sdk, source_dir];
         if let Some(folder) = dag_folder {
             python_path.push(folder);
         }
@@ -154,7 +159,14 @@ impl LocalWorker {
             None if own_path => (self.config.python_interpreter.as_str(), None),
             None => {
                 let interpreter = self.default_python().await;
-                (interpreter, self.fork_server(interpreter, sdk))
+                let launch = self.fork_server(interpreter, sdk).map(|server| ForkLaunch {
+                    server,
+                    preload: Some(Preload {
+                        dag_file: dag_file.to_path_buf(),
+                        per_try_env,
+                    }),
+                });
+                (interpreter, launch)
             }
         };
         Ok(PythonTry {
