@@ -255,12 +255,14 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
                 None
             }
             NodeKind::Seq(items) => {
-                let read: Vec<_> = items
+                let mut read: Vec<_> = items
                     .iter()
                     .enumerate()
                     .filter_map(|(i, item)| read_task(item, i, &defaults, ctx))
                     .collect();
+                mapping::unlink_group_sources(&mut read);
                 graph::check(&read, ctx);
+                mapping::check_map_groups(&read, ctx);
                 Some(graph::with_named_setups(read))
             }
             _ => {

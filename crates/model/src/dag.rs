@@ -76,6 +76,11 @@ pub struct Task {
     /// mapped value (see [`crate::mapping`]); the other settings are its `partial` ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<crate::Mapping>,
+    /// The mapped task group whose arguments `mapping` holds (Airflow's `@task_group` called
+    /// with `.expand(…)`): every task of the group expands to the same instances, and an
+    /// instance depends only on the same map index of the group's other tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_group: Option<String>,
     /// Airflow's setup and teardown roles (`as_setup()`, `as_teardown()`): see
     /// [`crate::setup_teardown`].
     #[serde(default, skip_serializing_if = "TaskRole::is_work")]
@@ -353,6 +358,7 @@ impl Task {
             past: PastDependency::default(),
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
+            map_group: None,
         }
     }
 }

@@ -451,6 +451,18 @@ impl Store for PostgresStore {
         self.commit(tx, change).await?;
         Ok(cleared)
     }
+    async fn clear_mapped_task_instances(
+        &self,
+        dag_run_id: i64,
+        instances: &[(String, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let cleared = task_instances::clear_mapped(&mut tx, dag_run_id, instances, now).await?;
+        let change = (cleared > 0).then(|| Announce::Runs(vec![dag_run_id]));
+        self.commit(tx, change).await?;
+        Ok(cleared)
+    }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>> {
         if request.limit == 0 || request.queues.as_ref().is_some_and(|q| q.is_empty()) {

@@ -378,6 +378,24 @@ impl Store for SqliteStore {
         }
         Ok(cleared)
     }
+    async fn clear_mapped_task_instances(
+        &self,
+        dag_run_id: i64,
+        instances: &[(String, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let items: Vec<(String, Option<i64>)> = instances
+            .iter()
+            .map(|(task_id, map_index)| (task_id.clone(), Some(*map_index)))
+            .collect();
+        let cleared = self
+            .write(move |tx| task_instances::clear_instances(tx, dag_run_id, &items, now))
+            .await?;
+        if cleared > 0 {
+            self.changed([Change::Runs(vec![dag_run_id])]);
+        }
+        Ok(cleared)
+    }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>> {
         let claimed = self.write(move |tx| claims::claim(tx, &request)).await?;

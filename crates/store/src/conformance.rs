@@ -158,6 +158,7 @@ macro_rules! __store_conformance_checks {
             mapping {
                 apply_plan_expands_a_placeholder_once,
                 mapped_instances_keep_their_own_xcoms,
+                one_mapped_instance_is_cleared_and_a_task_expands_again,
             }
             claims {
                 claim_takes_highest_priority_first_up_to_the_limit,

@@ -254,6 +254,14 @@ pub trait Store:
         task_ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<usize>;
+    /// [`Store::clear_task_instances`] for single instances of mapped tasks (`(task_id,
+    /// map_index)`, Airflow's clear by `[task_id, map_index]`): only those, and their XComs.
+    async fn clear_mapped_task_instances(
+        &self,
+        dag_run_id: i64,
+        instances: &[(String, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<usize>;
 
     // --- workers ---
 

@@ -296,7 +296,8 @@ def test_unsupported_arguments_are_refused_by_name(dag_folder):
     cases = {
         "callback": "DAG('d', on_failure_callback=print)",
         "task_callback": "DAG('d', default_args={'on_failure_callback': print})",
-        "mapping": "DAG('d').__enter__(); task(task_id='t')(lambda x: x).expand(x=[1]).zip([2])",
+        "mapping": "DAG('d').__enter__(); r = task(task_id='t')(lambda x: x).expand(x=[1]); "
+                   "r.map(str).concat(r)",
         "sensor": "from airflow.sensors.filesystem import FileSensor",
         "param_key": "Param(1, pattern='x')",
         "continuous": "DAG('d', schedule='@continuous', start_date=datetime(2024, 1, 1))",
@@ -304,7 +305,7 @@ def test_unsupported_arguments_are_refused_by_name(dag_folder):
     expected = {
         "callback": "DAG callbacks is not supported yet by updraft",
         "task_callback": "task callbacks is not supported yet by updraft",
-        "mapping": "XComArg.map (dynamic task mapping) is not supported yet by updraft",
+        "mapping": "concat() of an XComArg.map() is not supported yet by updraft",
         "sensor": "FileSensor is not supported yet by updraft",
         "param_key": "Param schema key 'pattern' is not supported yet by updraft",
         "continuous": "The @continuous schedule is not supported yet by updraft",

@@ -44,6 +44,7 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "on_failure_fail_dagrun",
     "expand",
     "expand_kwargs",
+    "map_group",
     "python_callable",
     "python_executable",
     "python_kind",
@@ -97,6 +98,8 @@ pub(crate) struct ReadTask {
     /// The tasks a teardown names in `setups`: they become setups (Airflow's
     /// `as_teardown(setups=…)`), and upstream of it.
     pub setups: Vec<String>,
+    /// Dependencies added because the task maps over their results (not written).
+    pub mapping_dependencies: Vec<String>,
 }
 
 impl Setting {
@@ -285,7 +288,23 @@ pub(crate) fn read_task(
         Some(NodeKind::Str(name)) if name == "python" => MappedOperator::Python,
         _ => MappedOperator::Bash,
     };
-    let mapping_read = read_mapping(entries, mapped_operator, &label, ctx);
+    let map_group = match get(entries, "map_group") {
+        Some(e) => ctx.opt_string(&e.value, &label, "map_group")?,
+        None => None,
+    };
+    if map_group.is_some()
+        && get(entries, "expand").is_none()
+        && get(entries, "expand_kwargs").is_none()
+    {
+        if let Some(e) = get(entries, "map_group") {
+            ctx.error(
+                e.key_pos,
+                format!("{label}`map_group` needs the group's `expand` or `expand_kwargs`"),
+            );
+        }
+        return None;
+    }
+    let mapping_read = read_mapping(entries, mapped_operator, map_group.is_some(), &label, ctx);
     let mapping_failed = mapping_read.is_none()
         && (get(entries, "expand").is_some() || get(entries, "expand_kwargs").is_some());
     let operator = read_operator(entries, node.pos, mapping_read.as_ref(), &label, ctx);
@@ -306,10 +325,12 @@ pub(crate) fn read_task(
     }
     // A task mapped over an upstream result depends on it, as an `XComArg` makes it in
     // Airflow.
+    let mut mapping_dependencies = Vec::new();
     for (upstream, pos) in mapping_read.iter().flat_map(|m| &m.upstream) {
         if seen.insert(upstream.clone()) {
             dependencies.push(upstream.clone());
             dependency_pos.push(*pos);
+            mapping_dependencies.push(upstream.clone());
         }
     }
 
@@ -341,6 +362,7 @@ pub(crate) fn read_task(
     task.dependencies = dependencies;
     task.task_group = task_group;
     task.mapping = mapping_read.map(|m| m.mapping);
+    task.map_group = map_group;
     for setting in defaults.iter().chain(&own) {
         setting.apply(&mut task);
     }
@@ -372,6 +394,7 @@ pub(crate) fn read_task(
         id_pos: id_entry.and_then(|e| e.value.pos),
         dependency_pos,
         setups,
+        mapping_dependencies,
     })
 }
 
@@ -498,7 +521,8 @@ fn read_operator(
         }
         (_, Some(cmd))
             if mapping.is_some_and(|m| {
-                matches!(&m.mapping, updraft_model::Mapping::Expand(args)
+                !m.in_map_group
+                    && matches!(&m.mapping, updraft_model::Mapping::Expand(args)
                     if args.iter().any(|a| a.name == "bash_command"))
             }) =>
         {

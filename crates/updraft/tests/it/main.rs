@@ -7,6 +7,7 @@ mod crash;
 mod dag_folder;
 mod fixture;
 mod http_tasks;
+mod mapped_groups;
 mod mapping;
 mod operations;
 mod python;

@@ -34,6 +34,8 @@ pub struct TaskTry {
     pub run: DagRun,
     /// Added to the task's environment (Airflow's `--env-vars`).
     pub env: Vec<(String, String)>,
+    /// The instance of a mapped task (Airflow's `--map-index`); -1 for an unmapped task.
+    pub map_index: i64,
 }
 
 /// How a test try ended.
@@ -62,7 +64,7 @@ impl TaskTry {
                 dag_id: self.dag.dag_id.clone(),
                 run_id: self.run.run_id.clone(),
                 task_id: self.task_id.clone(),
-                map_index: -1,
+                map_index: self.map_index,
                 try_number: 1,
                 state: TaskState::Running,
                 queue: task.queue.clone(),
@@ -188,6 +190,9 @@ impl LocalWorker {
         let Some(task) = try_.dag.task(&try_.task_id) else {
             return Err(format!("task {:?} not found", try_.task_id));
         };
+        // A mapped bash instance renders its own command and environment.
+        let mapped = self.mapped_bash_task(&claimed, task).await?;
+        let task = mapped.as_ref().unwrap_or(task);
         let command = match &task.operator {
             Operator::Bash { bash_command } => bash_command.as_str(),
             Operator::Python {

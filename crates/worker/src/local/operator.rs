@@ -41,12 +41,7 @@ impl LocalWorker {
         task: &Task,
         log_path: PathBuf,
     ) -> Result<Work, String> {
-        let mapped_bash = match &task.operator {
-            Operator::Bash { .. } => self.mapped_arguments(claimed, task).await?,
-            _ => None,
-        };
-        if let Some(arguments) = mapped_bash {
-            let task = mapped::bash_task_with(task, &arguments)?;
+        if let Some(task) = self.mapped_bash_task(claimed, task).await? {
             let Operator::Bash { bash_command } = &task.operator else {
                 return Err("a mapped bash task lost its command".into());
             };

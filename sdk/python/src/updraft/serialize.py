@@ -151,6 +151,8 @@ def task_document(task):
             doc["on_failure_fail_dagrun"] = True
     if mapping:
         doc.update(mapping)
+        if getattr(task, "_map_group_id", None) is not None:
+            doc["map_group"] = task._map_group_id
     return doc
 
 
