@@ -3,6 +3,7 @@
 //! processes (the CLI next to `standalone`) queue for it instead of failing mid-transaction.
 
 mod auth;
+mod backfill;
 mod browse;
 mod claims;
 mod codec;

@@ -234,6 +234,33 @@ CREATE INDEX dag_run_logical_date ON dag_run (logical_date);
 CREATE INDEX dag_run_by_state ON dag_run (state, end_date);
 CREATE INDEX task_instance_by_state ON task_instance (state, end_date);
 "#,
+    // Backfills (Airflow 3): the plan of dates lives here, so it survives restarts.
+    r#"
+CREATE TABLE backfill (
+    id INTEGER PRIMARY KEY,
+    dag_id TEXT NOT NULL REFERENCES dag(dag_id) ON DELETE CASCADE,
+    from_date INTEGER NOT NULL,
+    to_date INTEGER NOT NULL,
+    dag_run_conf TEXT NOT NULL,
+    reprocess_behavior TEXT NOT NULL,
+    max_active_runs INTEGER NOT NULL,
+    run_backwards INTEGER NOT NULL,
+    is_paused INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    completed_at INTEGER,
+    updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX backfill_one_active ON backfill (dag_id) WHERE completed_at IS NULL;
+CREATE TABLE backfill_dag_run (
+    backfill_id INTEGER NOT NULL REFERENCES backfill(id) ON DELETE CASCADE,
+    logical_date INTEGER NOT NULL,
+    sort_ordinal INTEGER NOT NULL,
+    dag_run_id INTEGER REFERENCES dag_run(id) ON DELETE SET NULL,
+    exception_reason TEXT,
+    taken INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (backfill_id, sort_ordinal)
+);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -5,6 +5,7 @@
 //! write that lost a race changes nothing and is reported as [`TransitionResult::Conflict`].
 
 mod auth;
+mod backfill;
 mod browse;
 pub mod codec;
 mod connection;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use auth::*;
+pub use backfill::*;
 pub use browse::*;
 pub use connection::*;
 pub use dag_sync::*;
@@ -125,7 +127,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// and the CLI read and change by hand is grouped in the supertraits, one concern each.
 #[async_trait]
 pub trait Store:
-    BrowseStore + ManageStore + AuthStore + ConnectionStore + EventLogStore + Send + Sync + 'static
+    BrowseStore + ManageStore + AuthStore + BackfillStore + ConnectionStore + EventLogStore + Send + Sync + 'static
 {
     /// A trivial round trip, for health checks.
     async fn ping(&self) -> Result<()>;
