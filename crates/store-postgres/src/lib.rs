@@ -11,6 +11,7 @@
 //! they round-trip exactly.
 
 mod auth;
+mod backfill;
 mod browse;
 mod changes;
 mod claims;

@@ -230,6 +230,34 @@ CREATE INDEX dag_run_by_dag_state ON dag_run (dag_id, state);
 CREATE INDEX dag_run_by_state ON dag_run (state, end_date);
 CREATE INDEX task_instance_by_state ON task_instance (state, end_date);
 "#,
+    // Backfills (Airflow 3): the plan of dates lives here, so it survives restarts and
+    // failovers; at most one backfill of a DAG is not completed.
+    r#"
+CREATE TABLE backfill (
+    id BIGSERIAL PRIMARY KEY,
+    dag_id TEXT NOT NULL REFERENCES dag(dag_id) ON DELETE CASCADE,
+    from_date BIGINT NOT NULL,
+    to_date BIGINT NOT NULL,
+    dag_run_conf TEXT NOT NULL,
+    reprocess_behavior TEXT NOT NULL,
+    max_active_runs BIGINT NOT NULL,
+    run_backwards BOOLEAN NOT NULL,
+    is_paused BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL,
+    completed_at BIGINT,
+    updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX backfill_one_active ON backfill (dag_id) WHERE completed_at IS NULL;
+CREATE TABLE backfill_dag_run (
+    backfill_id BIGINT NOT NULL REFERENCES backfill(id) ON DELETE CASCADE,
+    logical_date BIGINT NOT NULL,
+    sort_ordinal BIGINT NOT NULL,
+    dag_run_id BIGINT REFERENCES dag_run(id) ON DELETE SET NULL,
+    exception_reason TEXT,
+    taken BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (backfill_id, sort_ordinal)
+);
+"#,
 ];
 
 /// The schema version this binary writes.
