@@ -3,6 +3,7 @@
 //! workers whose lease ran out. It reacts to events (a task finished, a run was triggered)
 //! rather than rescanning; a periodic sweep is only the safety net.
 
+mod backfill;
 mod config;
 mod dag_cache;
 mod evaluation;
@@ -28,6 +29,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use updraft_store::{Store, StoreError, TaskInstance};
 
+pub use backfill::{
+    backfill_dates, plan_backfill, BackfillError, BackfillRequest, DEFAULT_BACKFILL_MAX_ACTIVE_RUNS,
+    MAX_BACKFILL_DATES,
+};
 pub use config::{Clock, SchedulerConfig, SystemClock};
 pub use dag_cache::DagCache;
 pub use graph::DagGraph;

@@ -125,6 +125,7 @@ impl Scheduler {
             self.beat(now).await?;
             self.refresh_paused().await?;
             self.create_scheduled_runs(now).await?;
+            self.advance_backfills(now).await?;
             self.expire_leases(now).await?;
         }
         let runs = self.store.unfinished_dag_runs().await?;

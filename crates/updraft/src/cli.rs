@@ -64,6 +64,10 @@ pub enum Command {
     Pools(PoolsCommand),
     #[command(subcommand)]
     Dags(DagsCommand),
+    /// Backfills: runs of a DAG for a range of past logical dates, which the schedulers
+    /// create a few at a time.
+    #[command(subcommand)]
+    Backfill(BackfillCommand),
     #[command(subcommand)]
     Tasks(TasksCommand),
     #[command(subcommand)]
@@ -95,6 +99,8 @@ pub enum DagsCommand {
     Unpause {
         dag_id: String,
     },
+    /// Create a backfill (`backfill create`).
+    Backfill(BackfillCreateArgs),
     /// Create a DAG run now.
     Trigger {
         dag_id: String,
@@ -311,4 +317,52 @@ pub enum PoolsCommand {
 pub enum ConfigCommand {
     /// Show the configuration in force.
     List(OutputArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackfillCommand {
+    /// Create a backfill: runs for the DAG's logical dates from `--from-date` to `--to-date`.
+    Create(BackfillCreateArgs),
+    /// List backfills, oldest first.
+    List {
+        #[arg(long)]
+        dag_id: Option<String>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Stop creating runs for a backfill until it is unpaused.
+    Pause { id: i64 },
+    Unpause { id: i64 },
+    /// Stop a backfill for good: no more runs, its queued runs fail.
+    Cancel { id: i64 },
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillCreateArgs {
+    #[arg(long)]
+    pub dag_id: String,
+    /// The first logical date (RFC 3339 time or a date), included.
+    #[arg(long)]
+    pub from_date: String,
+    /// The last logical date, included.
+    #[arg(long)]
+    pub to_date: String,
+    /// What to do with dates that already have a run: `none` skips them, `failed` runs the
+    /// failed ones again, `completed` runs every finished one again.
+    #[arg(long, default_value = "none", value_parser = ["none", "failed", "completed"])]
+    pub reprocess_behavior: String,
+    /// How many of the backfill's runs may be unfinished at once (default 10).
+    #[arg(long)]
+    pub max_active_runs: Option<u32>,
+    /// Create the newest runs first.
+    #[arg(long)]
+    pub run_backwards: bool,
+    /// The runs' conf, a JSON object.
+    #[arg(long)]
+    pub dag_run_conf: Option<String>,
+    /// Print the dates and what would happen to each, and create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub output: OutputArg,
 }

@@ -17,6 +17,7 @@ use crate::output::{self, time};
 pub async fn run(app: App, cmd: &DagsCommand) -> Result<ExitCode> {
     sync_folder(&app).await?;
     match cmd {
+        DagsCommand::Backfill(args) => return super::backfill::create(app, args).await,
         DagsCommand::List(out) => {
             let dags = app.store.list_dags().await?;
             let value: Vec<_> = dags
