@@ -1,6 +1,7 @@
 //! End-to-end tests of the `updraft` binary: real processes, a real SQLite file, real tasks.
 
 mod audit;
+mod backfill;
 mod cli;
 mod cluster;
 mod crash;
