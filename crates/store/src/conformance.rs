@@ -25,6 +25,7 @@
 //! the first difference. Times come from [`fixture::at`], never from the clock.
 
 pub mod auth;
+pub mod backfill;
 pub mod browse;
 pub mod browse_runs;
 pub mod browse_task_instances;
@@ -134,6 +135,13 @@ macro_rules! __store_conformance_checks {
                 start_dag_run_keeps_max_active_runs,
                 concurrent_run_starts_never_exceed_max_active_runs,
                 times_round_trip_with_microsecond_precision,
+            }
+            backfill {
+                backfills_round_trip_with_their_dates,
+                a_dag_has_one_backfill_until_it_completes,
+                taking_a_date_creates_its_run_once,
+                reprocessing_a_date_clears_its_existing_run,
+                cancelling_a_backfill_fails_its_queued_runs_and_completes_it,
             }
             run_dependencies {
                 time_out_dag_run_fails_the_run_and_skips_its_unfinished_tasks,
