@@ -3,6 +3,7 @@
 //! operations (by operation id) needs.
 
 mod auth;
+mod backfills;
 pub(crate) mod bulk;
 mod common;
 pub(crate) mod config;
@@ -50,6 +51,7 @@ pub(crate) const PERMISSIONS: &[Permissions] = &[
     tasks::PERMISSIONS,
     dag_runs::PERMISSIONS,
     dag_run_actions::PERMISSIONS,
+    backfills::PERMISSIONS,
     task_instances::PERMISSIONS,
     task_instance_actions::PERMISSIONS,
     logs::PERMISSIONS,
@@ -73,6 +75,7 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
         .merge(tasks::routes())
         .merge(dag_runs::routes())
         .merge(dag_run_actions::routes())
+        .merge(backfills::routes())
         .merge(task_instances::routes())
         .merge(task_instance_actions::routes())
         .merge(logs::routes())

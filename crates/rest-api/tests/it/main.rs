@@ -1,6 +1,7 @@
 //! Contract tests of the public REST API against a real server on a SQLite file.
 
 mod auth;
+mod backfills;
 mod config;
 mod connections;
 mod dag_runs;
