@@ -102,7 +102,9 @@ pub async fn plan_backfill(
     // The latest run of each logical date decides (several manual runs may share one).
     let mut existing: HashMap<DateTime<Utc>, (i64, DagRunState)> = HashMap::new();
     for run in store.list_dag_runs(&request.dag_id).await? {
-        let entry = existing.entry(run.logical_date).or_insert((run.id, run.state));
+        let entry = existing
+            .entry(run.logical_date)
+            .or_insert((run.id, run.state));
         if run.id > entry.0 {
             *entry = (run.id, run.state);
         }

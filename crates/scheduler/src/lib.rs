@@ -30,8 +30,8 @@ use tokio::sync::Notify;
 use updraft_store::{Store, StoreError, TaskInstance};
 
 pub use backfill::{
-    backfill_dates, plan_backfill, BackfillError, BackfillRequest, DEFAULT_BACKFILL_MAX_ACTIVE_RUNS,
-    MAX_BACKFILL_DATES,
+    backfill_dates, plan_backfill, BackfillError, BackfillRequest,
+    DEFAULT_BACKFILL_MAX_ACTIVE_RUNS, MAX_BACKFILL_DATES,
 };
 pub use config::{Clock, SchedulerConfig, SystemClock};
 pub use dag_cache::DagCache;

@@ -41,7 +41,11 @@ async fn get(conn: &mut PgConnection, id: i64) -> Result<Backfill> {
     backfill_from_row(&row)
 }
 
-async fn query(conn: &mut PgConnection, filter: &str, dag_id: Option<&str>) -> Result<Vec<Backfill>> {
+async fn query(
+    conn: &mut PgConnection,
+    filter: &str,
+    dag_id: Option<&str>,
+) -> Result<Vec<Backfill>> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM backfill WHERE {filter} AND ($1::TEXT IS NULL OR dag_id = $1) \
          ORDER BY id"

@@ -234,9 +234,7 @@ impl BackfillStore for SqliteStore {
         self.write(move |tx| {
             let current = get(tx, id)?;
             if current.completed_at.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "backfill #{id} is completed"
-                )));
+                return Err(StoreError::Conflict(format!("backfill #{id} is completed")));
             }
             tx.execute(
                 "UPDATE backfill SET is_paused = ?2, updated_at = ?3 WHERE id = ?1",

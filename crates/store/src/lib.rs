@@ -127,7 +127,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// and the CLI read and change by hand is grouped in the supertraits, one concern each.
 #[async_trait]
 pub trait Store:
-    BrowseStore + ManageStore + AuthStore + BackfillStore + ConnectionStore + EventLogStore + Send + Sync + 'static
+    BrowseStore
+    + ManageStore
+    + AuthStore
+    + BackfillStore
+    + ConnectionStore
+    + EventLogStore
+    + Send
+    + Sync
+    + 'static
 {
     /// A trivial round trip, for health checks.
     async fn ping(&self) -> Result<()>;

@@ -331,10 +331,16 @@ pub enum BackfillCommand {
         output: OutputArg,
     },
     /// Stop creating runs for a backfill until it is unpaused.
-    Pause { id: i64 },
-    Unpause { id: i64 },
+    Pause {
+        id: i64,
+    },
+    Unpause {
+        id: i64,
+    },
     /// Stop a backfill for good: no more runs, its queued runs fail.
-    Cancel { id: i64 },
+    Cancel {
+        id: i64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -244,7 +244,11 @@ async fn get_backfill(
     Ok(Json(state.store().get_backfill(id).await?.into()))
 }
 
-async fn set_paused(state: &RestState, id: i64, paused: bool) -> Result<Json<BackfillResponse>, RestError> {
+async fn set_paused(
+    state: &RestState,
+    id: i64,
+    paused: bool,
+) -> Result<Json<BackfillResponse>, RestError> {
     let backfill = state
         .store()
         .set_backfill_paused(id, paused, Utc::now())

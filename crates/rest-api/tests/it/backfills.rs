@@ -19,7 +19,12 @@ async fn a_backfill_is_dry_run_created_listed_paused_and_cancelled() {
     sync(&*server.store, vec![upsert(hourly("h"), "h1")]).await;
 
     let (status, dry) = server
-        .call(Some(Role::Op), Method::POST, "/api/v2/backfills/dry_run", Some(body(0, 120)))
+        .call(
+            Some(Role::Op),
+            Method::POST,
+            "/api/v2/backfills/dry_run",
+            Some(body(0, 120)),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{dry}");
     assert_eq!(
@@ -31,7 +36,12 @@ async fn a_backfill_is_dry_run_created_listed_paused_and_cancelled() {
     assert_eq!(listed, json!({"backfills": [], "total_entries": 0}));
 
     let (status, created) = server
-        .call(Some(Role::Op), Method::POST, "/api/v2/backfills", Some(body(0, 120)))
+        .call(
+            Some(Role::Op),
+            Method::POST,
+            "/api/v2/backfills",
+            Some(body(0, 120)),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{created}");
     assert_eq!(created["dag_id"], "h");
@@ -41,38 +51,73 @@ async fn a_backfill_is_dry_run_created_listed_paused_and_cancelled() {
     assert_eq!(created["is_paused"], false);
     assert!(created["completed_at"].is_null());
     let id = created["id"].as_i64().expect("id");
-    let (status, got) = server.get(Role::Viewer, &format!("/api/v2/backfills/{id}")).await;
+    let (status, got) = server
+        .get(Role::Viewer, &format!("/api/v2/backfills/{id}"))
+        .await;
     assert_eq!((status, &got), (StatusCode::OK, &created));
     let (_, listed) = server.get(Role::Viewer, "/api/v2/backfills?dag_id=h").await;
     assert_eq!(listed["total_entries"], 1);
 
     // A second one for the same DAG waits for the first.
     let (status, again) = server
-        .call(Some(Role::Op), Method::POST, "/api/v2/backfills", Some(body(0, 60)))
+        .call(
+            Some(Role::Op),
+            Method::POST,
+            "/api/v2/backfills",
+            Some(body(0, 60)),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{again}");
 
     let (status, paused) = server
-        .call(Some(Role::Op), Method::PUT, &format!("/api/v2/backfills/{id}/pause"), None)
+        .call(
+            Some(Role::Op),
+            Method::PUT,
+            &format!("/api/v2/backfills/{id}/pause"),
+            None,
+        )
         .await;
-    assert_eq!((status, &paused["is_paused"]), (StatusCode::OK, &json!(true)));
+    assert_eq!(
+        (status, &paused["is_paused"]),
+        (StatusCode::OK, &json!(true))
+    );
     let (_, unpaused) = server
-        .call(Some(Role::Op), Method::PUT, &format!("/api/v2/backfills/{id}/unpause"), None)
+        .call(
+            Some(Role::Op),
+            Method::PUT,
+            &format!("/api/v2/backfills/{id}/unpause"),
+            None,
+        )
         .await;
     assert_eq!(unpaused["is_paused"], false);
     let (status, cancelled) = server
-        .call(Some(Role::Op), Method::PUT, &format!("/api/v2/backfills/{id}/cancel"), None)
+        .call(
+            Some(Role::Op),
+            Method::PUT,
+            &format!("/api/v2/backfills/{id}/cancel"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(!cancelled["completed_at"].is_null());
     let (status, _) = server
-        .call(Some(Role::Op), Method::PUT, &format!("/api/v2/backfills/{id}/pause"), None)
+        .call(
+            Some(Role::Op),
+            Method::PUT,
+            &format!("/api/v2/backfills/{id}/pause"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
     // A viewer may look but not create.
     let (status, _) = server
-        .call(Some(Role::Viewer), Method::POST, "/api/v2/backfills", Some(body(0, 60)))
+        .call(
+            Some(Role::Viewer),
+            Method::POST,
+            "/api/v2/backfills",
+            Some(body(0, 60)),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
@@ -84,14 +129,24 @@ async fn bad_backfill_requests_are_refused() {
     let (status, _) = server.get(Role::Viewer, "/api/v2/backfills/99").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, answer) = server
-        .call(Some(Role::Op), Method::POST, "/api/v2/backfills", Some(body(120, 0)))
+        .call(
+            Some(Role::Op),
+            Method::POST,
+            "/api/v2/backfills",
+            Some(body(120, 0)),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert!(answer.to_string().contains("is after"), "{answer}");
     let mut unknown = body(0, 60);
     unknown["dag_id"] = json!("nope");
     let (status, _) = server
-        .call(Some(Role::Op), Method::POST, "/api/v2/backfills", Some(unknown))
+        .call(
+            Some(Role::Op),
+            Method::POST,
+            "/api/v2/backfills",
+            Some(unknown),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let mut bad = body(0, 60);

@@ -66,8 +66,15 @@ pub async fn backfills_round_trip_with_their_dates(db: &dyn TestDatabase) {
         store.list_backfills(Some("d")).await.expect("list"),
         vec![created.clone()]
     );
-    assert!(store.list_backfills(Some("other")).await.expect("list").is_empty());
-    assert_eq!(store.active_backfills().await.expect("active"), vec![created.clone()]);
+    assert!(store
+        .list_backfills(Some("other"))
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(
+        store.active_backfills().await.expect("active"),
+        vec![created.clone()]
+    );
     let dates = store.backfill_dag_runs(created.id).await.expect("dates");
     let summary: Vec<_> = dates
         .iter()
@@ -84,7 +91,9 @@ pub async fn backfills_round_trip_with_their_dates(db: &dyn TestDatabase) {
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.create_backfill(new_backfill("unknown", vec![date(0)])).await,
+        store
+            .create_backfill(new_backfill("unknown", vec![date(0)]))
+            .await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -96,12 +105,26 @@ pub async fn a_dag_has_one_backfill_until_it_completes(db: &dyn TestDatabase) {
         .create_backfill(new_backfill("d", vec![date(0)]))
         .await
         .expect("create_backfill");
-    let again = error(store.create_backfill(new_backfill("d", vec![date(60)])).await);
+    let again = error(
+        store
+            .create_backfill(new_backfill("d", vec![date(60)]))
+            .await,
+    );
     assert!(matches!(again, StoreError::Conflict(_)), "{again:?}");
-    assert!(store.complete_backfill(first.id, at(5)).await.expect("complete"));
-    assert!(!store.complete_backfill(first.id, at(6)).await.expect("complete"));
+    assert!(store
+        .complete_backfill(first.id, at(5))
+        .await
+        .expect("complete"));
+    assert!(!store
+        .complete_backfill(first.id, at(6))
+        .await
+        .expect("complete"));
     assert_eq!(
-        store.get_backfill(first.id).await.expect("get").completed_at,
+        store
+            .get_backfill(first.id)
+            .await
+            .expect("get")
+            .completed_at,
         Some(at(5))
     );
     assert!(store.active_backfills().await.expect("active").is_empty());
@@ -210,7 +233,10 @@ pub async fn cancelling_a_backfill_fails_its_queued_runs_and_completes_it(db: &d
         .await
         .expect("take")
         .expect("taken");
-    let cancelled = store.cancel_backfill(backfill.id, at(9)).await.expect("cancel");
+    let cancelled = store
+        .cancel_backfill(backfill.id, at(9))
+        .await
+        .expect("cancel");
     assert_eq!(cancelled.completed_at, Some(at(9)));
     assert!(cancelled.is_paused);
     assert_eq!(
@@ -230,7 +256,10 @@ pub async fn cancelling_a_backfill_fails_its_queued_runs_and_completes_it(db: &d
     ));
     // Cancelling again changes nothing.
     assert_eq!(
-        store.cancel_backfill(backfill.id, at(11)).await.expect("cancel"),
+        store
+            .cancel_backfill(backfill.id, at(11))
+            .await
+            .expect("cancel"),
         cancelled
     );
 }

@@ -56,7 +56,10 @@ pub async fn create(app: App, args: &BackfillCreateArgs) -> Result<ExitCode> {
         to_date: parse_time(&args.to_date, &dag)?,
         run_backwards: args.run_backwards,
         dag_run_conf: conf,
-        reprocess_behavior: args.reprocess_behavior.parse().map_err(anyhow::Error::msg)?,
+        reprocess_behavior: args
+            .reprocess_behavior
+            .parse()
+            .map_err(anyhow::Error::msg)?,
         max_active_runs: args.max_active_runs,
     };
     let plan = match plan_backfill(app.store.as_ref(), &request, Utc::now()).await {

@@ -17,7 +17,11 @@ fn backfill_runs(home: &Home) -> Vec<Value> {
         .as_array()
         .expect("a list of runs")
         .iter()
-        .filter(|r| r["logical_date"].as_str().is_some_and(|d| d.starts_with("2024")))
+        .filter(|r| {
+            r["logical_date"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("2024"))
+        })
         .cloned()
         .collect();
     runs.sort_by_key(|r| r["logical_date"].as_str().unwrap_or_default().to_string());
@@ -38,8 +42,12 @@ fn wait_completed(home: &Home, id: i64) -> Value {
             return found;
         }
         if Instant::now() > deadline {
-            let log = std::fs::read_to_string(home.path().join("standalone.log")).unwrap_or_default();
-            panic!("backfill {id} did not complete: {found:#}\n{:#?}\n{log}", backfill_runs(home));
+            let log =
+                std::fs::read_to_string(home.path().join("standalone.log")).unwrap_or_default();
+            panic!(
+                "backfill {id} did not complete: {found:#}\n{:#?}\n{log}",
+                backfill_runs(home)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -51,12 +59,18 @@ fn actions(dry_run: &Value) -> Vec<(String, String)> {
         .expect("a list of dates")
         .iter()
         .map(|d| {
-            let action = match (d["exception_reason"].as_str(), d["reprocesses_run"].as_bool()) {
+            let action = match (
+                d["exception_reason"].as_str(),
+                d["reprocesses_run"].as_bool(),
+            ) {
                 (Some(reason), _) => reason.to_string(),
                 (None, Some(true)) => "reprocess".to_string(),
                 _ => "create".to_string(),
             };
-            (d["logical_date"].as_str().unwrap_or_default()[..10].to_string(), action)
+            (
+                d["logical_date"].as_str().unwrap_or_default()[..10].to_string(),
+                action,
+            )
         })
         .collect()
 }
@@ -72,33 +86,66 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
 fn backfill_creates_one_run_per_date_and_reprocesses_as_asked() {
     let home = Home::new();
     let gate = home.path().join("gate");
-    home.write_dag("daily.yaml", &DAG.replace("{gate}", &gate.display().to_string()));
+    home.write_dag(
+        "daily.yaml",
+        &DAG.replace("{gate}", &gate.display().to_string()),
+    );
 
     // A dry run lists the dates and creates nothing.
     let dry = home.json(&[
-        "backfill", "create", "--dag-id", "daily", "--from-date", "2024-01-01", "--to-date",
-        "2024-01-03", "--dry-run",
+        "backfill",
+        "create",
+        "--dag-id",
+        "daily",
+        "--from-date",
+        "2024-01-01",
+        "--to-date",
+        "2024-01-03",
+        "--dry-run",
     ]);
     assert_eq!(
         actions(&dry),
-        pairs(&[("2024-01-01", "create"), ("2024-01-02", "create"), ("2024-01-03", "create")])
+        pairs(&[
+            ("2024-01-01", "create"),
+            ("2024-01-02", "create"),
+            ("2024-01-03", "create")
+        ])
     );
-    assert!(home.json(&["backfill", "list"]).as_array().unwrap().is_empty());
+    assert!(home
+        .json(&["backfill", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     let _standalone = home.standalone();
     assert!(backfill_runs(&home).is_empty(), "a dry run created runs");
 
     // Newest first, one at a time: the runs never overlap and start newest first.
     let created = home.json(&[
-        "dags", "backfill", "--dag-id", "daily", "--from-date", "2024-01-01", "--to-date",
-        "2024-01-03", "--max-active-runs", "1", "--run-backwards",
+        "dags",
+        "backfill",
+        "--dag-id",
+        "daily",
+        "--from-date",
+        "2024-01-01",
+        "--to-date",
+        "2024-01-03",
+        "--max-active-runs",
+        "1",
+        "--run-backwards",
     ]);
     let id = created[0]["id"].as_i64().expect("the backfill's id");
     assert_eq!(created[0]["max_active_runs"], 1);
     assert_eq!(created[0]["run_backwards"], true);
     // One backfill of a DAG at a time.
     let second = home.run(&[
-        "backfill", "create", "--dag-id", "daily", "--from-date", "2024-01-05", "--to-date",
+        "backfill",
+        "create",
+        "--dag-id",
+        "daily",
+        "--from-date",
+        "2024-01-05",
+        "--to-date",
         "2024-01-06",
     ]);
     assert!(!second.status.success());
@@ -111,21 +158,40 @@ fn backfill_creates_one_run_per_date_and_reprocesses_as_asked() {
     let runs = backfill_runs(&home);
     let summary: Vec<_> = runs
         .iter()
-        .map(|r| (r["run_type"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["run_type"].as_str().unwrap(),
+                r["state"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
-        vec![("backfill", "success"), ("backfill", "failed"), ("backfill", "success")]
+        vec![
+            ("backfill", "success"),
+            ("backfill", "failed"),
+            ("backfill", "success")
+        ]
     );
     let start = |i: usize| runs[i]["start_date"].as_str().unwrap().to_string();
     let end = |i: usize| runs[i]["end_date"].as_str().unwrap().to_string();
-    assert!(end(2) <= start(1) && end(1) <= start(0), "runs overlapped or ran oldest first: {runs:#?}");
+    assert!(
+        end(2) <= start(1) && end(1) <= start(0),
+        "runs overlapped or ran oldest first: {runs:#?}"
+    );
 
     // `none` skips every date with a run; `failed` runs the failed one again.
     std::fs::write(&gate, "").unwrap();
     let dry = home.json(&[
-        "backfill", "create", "--dag-id", "daily", "--from-date", "2024-01-01", "--to-date",
-        "2024-01-04", "--dry-run",
+        "backfill",
+        "create",
+        "--dag-id",
+        "daily",
+        "--from-date",
+        "2024-01-01",
+        "--to-date",
+        "2024-01-04",
+        "--dry-run",
     ]);
     assert_eq!(
         actions(&dry),
@@ -137,15 +203,30 @@ fn backfill_creates_one_run_per_date_and_reprocesses_as_asked() {
         ])
     );
     let created = home.json(&[
-        "backfill", "create", "--dag-id", "daily", "--from-date", "2024-01-01", "--to-date",
-        "2024-01-04", "--reprocess-behavior", "failed", "--dag-run-conf", "{\"k\": 1}",
+        "backfill",
+        "create",
+        "--dag-id",
+        "daily",
+        "--from-date",
+        "2024-01-01",
+        "--to-date",
+        "2024-01-04",
+        "--reprocess-behavior",
+        "failed",
+        "--dag-run-conf",
+        "{\"k\": 1}",
     ]);
     let id = created[0]["id"].as_i64().unwrap();
     wait_completed(&home, id);
     let runs = backfill_runs(&home);
     let summary: Vec<_> = runs
         .iter()
-        .map(|r| (r["logical_date"].as_str().unwrap()[..10].to_string(), r["state"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["logical_date"].as_str().unwrap()[..10].to_string(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -160,8 +241,17 @@ fn backfill_creates_one_run_per_date_and_reprocesses_as_asked() {
 
     // `completed` runs every finished date again.
     let dry = home.json(&[
-        "backfill", "create", "--dag-id", "daily", "--from-date", "2024-01-03", "--to-date",
-        "2024-01-04", "--reprocess-behavior", "completed", "--dry-run",
+        "backfill",
+        "create",
+        "--dag-id",
+        "daily",
+        "--from-date",
+        "2024-01-03",
+        "--to-date",
+        "2024-01-04",
+        "--reprocess-behavior",
+        "completed",
+        "--dry-run",
     ]);
     assert_eq!(
         actions(&dry),
@@ -173,11 +263,44 @@ fn backfill_creates_one_run_per_date_and_reprocesses_as_asked() {
 fn backfill_refuses_bad_requests_clearly() {
     let home = Home::new();
     home.write_dag("daily.yaml", &DAG.replace("{gate}", "/nonexistent"));
-    home.write_dag("manual.yaml", "tasks:\n  - task_id: t\n    bash_command: 'true'\n");
+    home.write_dag(
+        "manual.yaml",
+        "tasks:\n  - task_id: t\n    bash_command: 'true'\n",
+    );
     let cases: [(&[&str], &str); 3] = [
-        (&["--dag-id", "nope", "--from-date", "2024-01-01", "--to-date", "2024-01-02"], "not found"),
-        (&["--dag-id", "daily", "--from-date", "2024-01-03", "--to-date", "2024-01-02"], "is after"),
-        (&["--dag-id", "manual", "--from-date", "2024-01-01", "--to-date", "2024-01-02"], "no schedule"),
+        (
+            &[
+                "--dag-id",
+                "nope",
+                "--from-date",
+                "2024-01-01",
+                "--to-date",
+                "2024-01-02",
+            ],
+            "not found",
+        ),
+        (
+            &[
+                "--dag-id",
+                "daily",
+                "--from-date",
+                "2024-01-03",
+                "--to-date",
+                "2024-01-02",
+            ],
+            "is after",
+        ),
+        (
+            &[
+                "--dag-id",
+                "manual",
+                "--from-date",
+                "2024-01-01",
+                "--to-date",
+                "2024-01-02",
+            ],
+            "no schedule",
+        ),
     ];
     for (args, message) in cases {
         let mut all = vec!["backfill", "create"];
@@ -187,5 +310,9 @@ fn backfill_refuses_bad_requests_clearly() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
-    assert!(home.json(&["backfill", "list"]).as_array().unwrap().is_empty());
+    assert!(home
+        .json(&["backfill", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty());
 }

@@ -83,5 +83,9 @@ fn two_schedulers_create_each_backfill_run_exactly_once() {
     seen.sort();
     let before = seen.len();
     seen.dedup();
-    assert_eq!((before, seen.len()), (12, 12), "each run's task ran once: {lines}");
+    assert_eq!(
+        (before, seen.len()),
+        (12, 12),
+        "each run's task ran once: {lines}"
+    );
 }
