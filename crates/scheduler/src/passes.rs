@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tracing::{info, warn};
-use updraft_model::DagRunState;
+use updraft_model::{DagRunState, RunType};
 use updraft_store::RunStart;
 
 use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
@@ -133,8 +133,10 @@ impl Scheduler {
             self.refresh_ownership(&runs, now).await?;
         }
         let mut running_per_dag: HashMap<String, u32> = HashMap::new();
+        // A backfill's runs do not count against their DAG's `max_active_runs` (Airflow 3):
+        // the backfill limits them itself.
         for run in &runs {
-            if run.state == DagRunState::Running {
+            if run.state == DagRunState::Running && run.run_type != RunType::Backfill {
                 *running_per_dag.entry(run.dag_id.clone()).or_default() += 1;
             }
         }
@@ -171,8 +173,18 @@ impl Scheduler {
             let Some(graph) = self.run_graph(&run, now).await? else {
                 continue;
             };
-            let limit = graph.dag.max_active_runs;
-            let active = running_per_dag.entry(run.dag_id.clone()).or_default();
+            let backfill = run.run_type == RunType::Backfill;
+            let limit = if backfill {
+                u32::MAX
+            } else {
+                graph.dag.max_active_runs
+            };
+            let mut unlimited = 0;
+            let active = if backfill {
+                &mut unlimited
+            } else {
+                running_per_dag.entry(run.dag_id.clone()).or_default()
+            };
             if *active >= limit {
                 continue;
             }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 use updraft_store::{
-    DagRun, DagRunState, NewDagRun, Result, RunStart, StoreError, TransitionResult,
+    DagRun, DagRunState, NewDagRun, Result, RunStart, RunType, StoreError, TransitionResult,
 };
 
 use crate::codec::{
@@ -259,26 +259,38 @@ pub async fn start(
     max_active_runs: u32,
     now: DateTime<Utc>,
 ) -> Result<RunStart> {
-    let dag_id: Option<String> =
-        sqlx::query_scalar("SELECT dag_id FROM dag_run WHERE id = $1 AND state = 'queued'")
+    let queued: Option<(String, String)> =
+        sqlx::query_as("SELECT dag_id, run_type FROM dag_run WHERE id = $1 AND state = 'queued'")
             .bind(id)
             .fetch_optional(&mut *conn)
             .await
             .map_err(db_err)?;
-    let Some(dag_id) = dag_id else {
+    let Some((dag_id, run_type)) = queued else {
         return Ok(RunStart::NotQueued);
     };
+    // A backfill's runs are limited by the backfill's own `max_active_runs` (when they are
+    // created), not by the DAG's, and do not count against it (Airflow 3).
+    if run_type == RunType::Backfill.as_str() {
+        return Ok(
+            match set_state(conn, id, DagRunState::Queued, DagRunState::Running, now).await? {
+                TransitionResult::Applied => RunStart::Started,
+                TransitionResult::Conflict => RunStart::NotQueued,
+            },
+        );
+    }
     sqlx::query("SELECT dag_id FROM dag WHERE dag_id = $1 FOR NO KEY UPDATE")
         .bind(&dag_id)
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
-    let running: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM dag_run WHERE dag_id = $1 AND state = 'running'")
-            .bind(&dag_id)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_err)?;
+    let running: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dag_run WHERE dag_id = $1 AND state = 'running' \
+             AND run_type <> 'backfill'",
+    )
+    .bind(&dag_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
     if running >= i64::from(max_active_runs) {
         return Ok(RunStart::AtLimit);
     }

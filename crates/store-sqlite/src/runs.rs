@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use updraft_store::{
-    DagRun, DagRunState, NewDagRun, Result, RunStart, StoreError, TransitionResult,
+    DagRun, DagRunState, NewDagRun, Result, RunStart, RunType, StoreError, TransitionResult,
 };
 
 use crate::codec::{instant, json_map, micros, opt_instant, opt_micros, parse};
@@ -231,7 +231,8 @@ pub fn latest_states(conn: &Connection, dag_id: &str, limit: u32) -> Result<Vec<
 
 /// The running runs of a DAG; its `WHERE` matches the partial index `dag_run_running`.
 pub(crate) const RUNNING_RUNS: &str =
-    "SELECT count(*) FROM dag_run WHERE dag_id = ?1 AND state = 'running'";
+    "SELECT count(*) FROM dag_run WHERE dag_id = ?1 AND state = 'running' \
+     AND run_type <> 'backfill'";
 
 /// See [`updraft_store::Store::start_dag_run`]; SQLite's one writer at a time makes the count
 /// and the change atomic.
@@ -241,20 +242,25 @@ pub fn start(
     max_active_runs: u32,
     now: DateTime<Utc>,
 ) -> Result<RunStart> {
-    let dag_id: Option<String> = tx
+    let queued: Option<(String, String)> = tx
         .query_row(
-            "SELECT dag_id FROM dag_run WHERE id = ?1 AND state = 'queued'",
+            "SELECT dag_id, run_type FROM dag_run WHERE id = ?1 AND state = 'queued'",
             params![id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(db_err)?;
-    let Some(dag_id) = dag_id else {
+    let Some((dag_id, run_type)) = queued else {
         return Ok(RunStart::NotQueued);
     };
-    let running: i64 = tx
-        .query_row(RUNNING_RUNS, params![dag_id], |r| r.get(0))
-        .map_err(db_err)?;
+    // A backfill's runs are limited by the backfill's own `max_active_runs` (when they are
+    // created), not by the DAG's, and do not count against it (Airflow 3).
+    let running: i64 = if run_type == RunType::Backfill.as_str() {
+        0
+    } else {
+        tx.query_row(RUNNING_RUNS, params![dag_id], |r| r.get(0))
+            .map_err(db_err)?
+    };
     if running >= i64::from(max_active_runs) {
         return Ok(RunStart::AtLimit);
     }

@@ -142,6 +142,7 @@ macro_rules! __store_conformance_checks {
                 taking_a_date_creates_its_run_once,
                 reprocessing_a_date_clears_its_existing_run,
                 cancelling_a_backfill_fails_its_queued_runs_and_completes_it,
+                backfill_runs_neither_wait_for_nor_count_against_max_active_runs,
             }
             run_dependencies {
                 time_out_dag_run_fails_the_run_and_skips_its_unfinished_tasks,

@@ -220,7 +220,8 @@ pub trait Store:
     /// Starts a queued run (`queued` → `running`) unless its DAG already has
     /// `max_active_runs` running runs. The count and the change are one transaction, and
     /// starts of one DAG's runs are serialised, so schedulers starting runs of the same DAG
-    /// at the same moment never exceed the limit between them.
+    /// at the same moment never exceed the limit between them. Backfill runs are neither
+    /// held back by the limit nor counted (their backfill limits them when creating them).
     async fn start_dag_run(
         &self,
         id: i64,

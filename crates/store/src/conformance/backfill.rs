@@ -263,3 +263,39 @@ pub async fn cancelling_a_backfill_fails_its_queued_runs_and_completes_it(db: &d
         cancelled
     );
 }
+
+pub async fn backfill_runs_neither_wait_for_nor_count_against_max_active_runs(
+    db: &dyn TestDatabase,
+) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    let manual = create(&*store, new_run("d", "manual", vec![task("a")])).await;
+    let start = |id| {
+        let store = store.clone();
+        async move { store.start_dag_run(id, 1, at(1)).await.expect("start") }
+    };
+    assert_eq!(start(manual.id).await, crate::RunStart::Started);
+    let backfill = create(
+        &*store,
+        crate::NewDagRun {
+            run_type: RunType::Backfill,
+            ..new_run("d", "backfill__1", vec![task("a")])
+        },
+    )
+    .await;
+    assert_eq!(
+        start(backfill.id).await,
+        crate::RunStart::Started,
+        "the DAG's limit of one does not hold a backfill run back"
+    );
+    store
+        .force_dag_run_state(manual.id, DagRunState::Success, at(2))
+        .await
+        .expect("finish the manual run");
+    let next = create(&*store, new_run("d", "manual2", vec![task("a")])).await;
+    assert_eq!(
+        start(next.id).await,
+        crate::RunStart::Started,
+        "the running backfill run does not count"
+    );
+}
