@@ -163,7 +163,18 @@ impl Scheduler {
             .into_iter()
             .filter(|run| full || dirty.contains(&run.id) || released.contains(&run.id))
             .collect();
-        for dag_id in self.evaluate(&to_evaluate, now, &mut outcome).await? {
+        let backfill_dags: HashSet<String> = to_evaluate
+            .iter()
+            .filter(|run| run.run_type == RunType::Backfill)
+            .map(|run| run.dag_id.clone())
+            .collect();
+        let finished = self.evaluate(&to_evaluate, now, &mut outcome).await?;
+        if finished.iter().any(|dag_id| backfill_dags.contains(dag_id)) {
+            // A backfill run ended: its backfill may create the next one, which only a full
+            // pass does; not waiting for the sweep.
+            self.signal.everything_changed();
+        }
+        for dag_id in finished {
             if let Some(active) = running_per_dag.get_mut(&dag_id) {
                 *active = active.saturating_sub(1);
             }

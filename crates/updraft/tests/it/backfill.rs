@@ -117,10 +117,8 @@ fn backfill_creates_one_run_per_date_and_reprocesses_as_asked() {
         .unwrap()
         .is_empty());
 
-    let _standalone = home.standalone();
-    assert!(backfill_runs(&home).is_empty(), "a dry run created runs");
-
-    // Newest first, one at a time: the runs never overlap and start newest first.
+    // Newest first, one at a time: the runs never overlap and start newest first. Created
+    // before the scheduler starts, so that the second backfill below meets it unfinished.
     let created = home.json(&[
         "dags",
         "backfill",
@@ -154,6 +152,13 @@ fn backfill_creates_one_run_per_date_and_reprocesses_as_asked() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
+    // Nothing runs a backfill but a scheduler: the dry run, the refused one, and this one
+    // before any scheduler ran, created no runs.
+    assert!(
+        backfill_runs(&home).is_empty(),
+        "runs exist before any scheduler ran"
+    );
+    let _standalone = home.standalone();
     wait_completed(&home, id);
     let runs = backfill_runs(&home);
     let summary: Vec<_> = runs
