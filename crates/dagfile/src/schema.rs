@@ -2,6 +2,7 @@
 //! parsed document into a validated `updraft_model::Dag`, reporting every problem at once.
 
 mod graph;
+mod http;
 mod mapping;
 mod task;
 mod value;
@@ -28,6 +29,8 @@ pub const DAG_KEYS: &[&str] = &[
     "catchup",
     "max_active_runs",
     "max_active_tasks",
+    "dagrun_timeout",
+    "max_consecutive_failed_dag_runs",
     "tags",
     "params",
     "default_args",
@@ -190,6 +193,15 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
     let max_active_tasks = node("max_active_tasks").map_or(Some(DEFAULT_MAX_ACTIVE_TASKS), |n| {
         ctx.u32_at_least(n, "", "max_active_tasks", 1)
     });
+    let dagrun_timeout = node("dagrun_timeout").map_or(Some(None), |n| {
+        // As in Airflow, a zero timeout is none.
+        ctx.opt_duration(n, "", "dagrun_timeout")
+            .map(|d| d.filter(|d| !d.is_zero()))
+    });
+    let max_consecutive_failed_dag_runs = node("max_consecutive_failed_dag_runs")
+        .map_or(Some(0), |n| {
+            ctx.u32_at_least(n, "", "max_consecutive_failed_dag_runs", 0)
+        });
     let tags = read_tags(node("tags"), ctx);
     let params = match present("params") {
         None => Some(serde_json::Map::new()),
@@ -243,12 +255,14 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
                 None
             }
             NodeKind::Seq(items) => {
-                let read: Vec<_> = items
+                let mut read: Vec<_> = items
                     .iter()
                     .enumerate()
                     .filter_map(|(i, item)| read_task(item, i, &defaults, ctx))
                     .collect();
+                mapping::unlink_group_sources(&mut read);
                 graph::check(&read, ctx);
+                mapping::check_map_groups(&read, ctx);
                 Some(graph::with_named_setups(read))
             }
             _ => {
@@ -274,6 +288,8 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
         catchup: catchup?,
         max_active_runs: max_active_runs?,
         max_active_tasks: max_active_tasks?,
+        dagrun_timeout: dagrun_timeout?,
+        max_consecutive_failed_dag_runs: max_consecutive_failed_dag_runs?,
         tags: tags?,
         params: params?,
         default_args,

@@ -26,6 +26,18 @@ pub struct Dag {
     pub catchup: bool,
     pub max_active_runs: u32,
     pub max_active_tasks: u32,
+    /// Airflow's `dagrun_timeout`: a running run older than this (from its start) is failed
+    /// and its unfinished task instances skipped.
+    #[serde(
+        default,
+        with = "opt_duration_secs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dagrun_timeout: Option<Duration>,
+    /// Airflow's `max_consecutive_failed_dag_runs`: the DAG is paused once its last this
+    /// many runs (by logical date) failed; 0 never pauses it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_consecutive_failed_dag_runs: u32,
     pub tags: Vec<String>,
     /// As written in the file: each entry a plain default or a param spec (see [`crate::param`]).
     pub params: serde_json::Map<String, serde_json::Value>,
@@ -64,10 +76,72 @@ pub struct Task {
     /// mapped value (see [`crate::mapping`]); the other settings are its `partial` ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<crate::Mapping>,
+    /// The mapped task group whose arguments `mapping` holds (Airflow's `@task_group` called
+    /// with `.expand(…)`): every task of the group expands to the same instances, and an
+    /// instance depends only on the same map index of the group's other tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_group: Option<String>,
     /// Airflow's setup and teardown roles (`as_setup()`, `as_teardown()`): see
     /// [`crate::setup_teardown`].
     #[serde(default, skip_serializing_if = "TaskRole::is_work")]
     pub role: TaskRole,
+    /// Airflow's `depends_on_past`, `wait_for_downstream` and `ignore_first_depends_on_past`:
+    /// see [`PastDependency`].
+    #[serde(default, skip_serializing_if = "PastDependency::is_off")]
+    pub past: PastDependency,
+    /// Airflow's `max_active_tis_per_dag`: instances of this task queued or running at once,
+    /// over every run of the DAG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_tis_per_dag: Option<u32>,
+    /// Airflow's `max_active_tis_per_dagrun`: instances of this task (a mapped task's) queued
+    /// or running at once within one run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_tis_per_dagrun: Option<u32>,
+}
+
+/// Whether a task instance waits for the same task in the previous run (by logical date)
+/// before it starts: Airflow's `depends_on_past` (that task succeeded or was skipped) and
+/// `wait_for_downstream` (and so did the tasks directly downstream of it there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastDependency {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub depends_on_past: bool,
+    /// Implies `depends_on_past`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait_for_downstream: bool,
+    /// Airflow 3's default (true): a task that has no instance in any earlier run (a new task)
+    /// does not wait.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub ignore_first_depends_on_past: bool,
+}
+
+impl Default for PastDependency {
+    fn default() -> Self {
+        PastDependency {
+            depends_on_past: false,
+            wait_for_downstream: false,
+            ignore_first_depends_on_past: true,
+        }
+    }
+}
+
+impl PastDependency {
+    /// Whether the task waits for its previous instance at all.
+    pub fn applies(&self) -> bool {
+        self.depends_on_past || self.wait_for_downstream
+    }
+
+    fn is_off(&self) -> bool {
+        *self == PastDependency::default()
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Whether a task sets up or tears down a resource for the work tasks between them. A
@@ -105,6 +179,8 @@ pub enum Operator {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source_line: Option<u32>,
     },
+    /// One HTTP request (Airflow's `HttpOperator`).
+    Http(crate::HttpCall),
 }
 
 /// What a Python task's callable is for; the SDK decides what its result means.
@@ -155,7 +231,7 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 3] = ["bash", "empty", "python"];
+    pub const KINDS: [&'static str; 4] = ["bash", "empty", "http", "python"];
 
     /// The kind, as DAG files name it.
     pub fn kind(&self) -> &'static str {
@@ -163,6 +239,7 @@ impl Operator {
             Operator::Bash { .. } => "bash",
             Operator::Empty => "empty",
             Operator::Python { .. } => "python",
+            Operator::Http(_) => "http",
         }
     }
 }
@@ -278,6 +355,10 @@ impl Task {
             task_group: None,
             role: TaskRole::default(),
             mapping: None,
+            past: PastDependency::default(),
+            max_active_tis_per_dag: None,
+            max_active_tis_per_dagrun: None,
+            map_group: None,
         }
     }
 }

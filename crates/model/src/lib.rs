@@ -3,6 +3,7 @@
 
 pub mod dag;
 pub mod duration;
+pub mod http;
 pub mod mapping;
 pub mod param;
 pub mod retry;
@@ -11,7 +12,8 @@ pub mod state;
 pub mod timetable;
 pub mod trigger_rule;
 
-pub use dag::{Dag, Operator, PythonKind, Task, TaskRole};
+pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
+pub use http::{HttpCall, HttpData};
 pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};

@@ -14,6 +14,10 @@ use serde_json::Value;
 /// instances.
 pub const DEFAULT_MAX_MAP_LENGTH: usize = 1024;
 
+/// The one argument of an `expand_kwargs` instance whose source has an `XComArg.map`: the
+/// item before the SDK's callables turn it into the dict of arguments.
+pub const MAP_ITEM: &str = "__map_item__";
+
 /// Where a mapped argument's values come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -22,6 +26,24 @@ pub enum MapSource {
     Literal(Vec<Value>),
     /// An upstream task's `return_value` XCom (Airflow's `XComArg`).
     Xcom(String),
+    /// `XComArg.map(f)`: the source's values, each turned by Python callables that the SDK
+    /// applies where the value is resolved (their names are kept for display). The engine
+    /// sees the source's values: the length is the source's.
+    Map {
+        source: Box<MapSource>,
+        callables: Vec<String>,
+    },
+    /// `XComArg.zip(…)`: item i is the list of every source's item i; as long as the shortest
+    /// source, or the longest with `fillvalue` in the gaps when `longest`.
+    Zip {
+        sources: Vec<MapSource>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        longest: bool,
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        fillvalue: Value,
+    },
+    /// `XComArg.concat(…)`: the sources' items one after the other.
+    Concat(Vec<MapSource>),
 }
 
 /// One argument of `expand(name=…)`.
@@ -80,11 +102,38 @@ pub enum MappingError {
 }
 
 impl MapSource {
-    /// The upstream task this source reads, if any.
-    pub fn upstream(&self) -> Option<&str> {
+    /// The upstream tasks this source reads, each once, in order.
+    pub fn upstream(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_upstream(&mut out);
+        out
+    }
+
+    fn collect_upstream<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
-            MapSource::Literal(_) => None,
-            MapSource::Xcom(task_id) => Some(task_id),
+            MapSource::Literal(_) => {}
+            MapSource::Xcom(task_id) => {
+                if !out.contains(&task_id.as_str()) {
+                    out.push(task_id);
+                }
+            }
+            MapSource::Map { source, .. } => source.collect_upstream(out),
+            MapSource::Zip { sources, .. } | MapSource::Concat(sources) => {
+                for source in sources {
+                    source.collect_upstream(out);
+                }
+            }
+        }
+    }
+
+    /// Whether Python must turn each value (an `XComArg.map` somewhere in the source).
+    pub fn needs_python(&self) -> bool {
+        match self {
+            MapSource::Literal(_) | MapSource::Xcom(_) => false,
+            MapSource::Map { .. } => true,
+            MapSource::Zip { sources, .. } | MapSource::Concat(sources) => {
+                sources.iter().any(MapSource::needs_python)
+            }
         }
     }
 
@@ -106,6 +155,41 @@ impl MapSource {
                     mapped: mapped.to_string(),
                     kind: kind_of(value),
                 })
+            }
+            MapSource::Map { source, .. } => source.values(mapped, resolve),
+            MapSource::Zip {
+                sources,
+                longest,
+                fillvalue,
+            } => {
+                let columns = sources
+                    .iter()
+                    .map(|s| s.values(mapped, resolve))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let lengths = columns.iter().map(Vec::len);
+                let length = if *longest {
+                    lengths.max()
+                } else {
+                    lengths.min()
+                }
+                .unwrap_or(0);
+                Ok((0..length)
+                    .map(|i| {
+                        Value::Array(
+                            columns
+                                .iter()
+                                .map(|c| c.get(i).cloned().unwrap_or_else(|| fillvalue.clone()))
+                                .collect(),
+                        )
+                    })
+                    .collect())
+            }
+            MapSource::Concat(sources) => {
+                let mut out = Vec::new();
+                for source in sources {
+                    out.extend(source.values(mapped, resolve)?);
+                }
+                Ok(out)
             }
         }
     }
@@ -146,10 +230,8 @@ impl Mapping {
             Mapping::Expand(args) => args.iter().map(|a| &a.source).collect(),
             Mapping::ExpandKwargs(source) => vec![source],
         };
-        for task_id in sources.into_iter().filter_map(MapSource::upstream) {
-            if !out.contains(&task_id) {
-                out.push(task_id);
-            }
+        for source in sources {
+            source.collect_upstream(&mut out);
         }
         out
     }
@@ -158,6 +240,14 @@ impl Mapping {
     /// definition alone).
     pub fn reads_upstream(&self) -> bool {
         !self.upstream_tasks().is_empty()
+    }
+
+    /// Whether an instance's arguments need Python to be final (`XComArg.map`).
+    pub fn needs_python(&self) -> bool {
+        match self {
+            Mapping::Expand(args) => args.iter().any(|a| a.source.needs_python()),
+            Mapping::ExpandKwargs(source) => source.needs_python(),
+        }
     }
 
     /// How many instances the task `mapped` expands to (0: it is skipped, as in Airflow).
@@ -225,6 +315,12 @@ impl Mapping {
                 let item = values
                     .get(map_index)
                     .ok_or_else(|| out_of_range(values.len()))?;
+                if source.needs_python() {
+                    // Only the SDK's callables make the item a dict of arguments.
+                    let mut out = serde_json::Map::new();
+                    out.insert(MAP_ITEM.to_string(), item.clone());
+                    return Ok(out);
+                }
                 match item {
                     Value::Object(kwargs) => Ok(kwargs.clone()),
                     other => Err(MappingError::NotKwargs {
@@ -370,6 +466,55 @@ mod tests {
         assert!(Mapping::check_pushed("up", "m", Some(&json!(5)), 1024).is_err());
         assert!(Mapping::check_pushed("up", "m", None, 1024).is_err());
         assert!(Mapping::check_pushed("up", "m", Some(&json!([1, 2])), 1).is_err());
+    }
+
+    #[test]
+    fn zip_pairs_items_and_concat_chains_them() {
+        let a = json!([1, 2, 3]);
+        let b = json!({"x": 10});
+        let resolve = |task: &str| match task {
+            "a" => Some(&a),
+            "b" => Some(&b),
+            _ => None,
+        };
+        let zip = |longest| MapSource::Zip {
+            sources: vec![MapSource::Xcom("a".into()), MapSource::Xcom("b".into())],
+            longest,
+            fillvalue: json!("-"),
+        };
+        let shortest = Mapping::Expand(vec![arg("p", zip(false))]);
+        assert_eq!(shortest.length("m", &resolve, 1024), Ok(1));
+        assert_eq!(
+            shortest.arguments("m", 0, &resolve).unwrap()["p"],
+            json!([1, ["x", 10]])
+        );
+        let longest = Mapping::Expand(vec![arg("p", zip(true))]);
+        assert_eq!(longest.length("m", &resolve, 1024), Ok(3));
+        assert_eq!(
+            longest.arguments("m", 2, &resolve).unwrap()["p"],
+            json!([3, "-"])
+        );
+        let concat = Mapping::Expand(vec![arg(
+            "c",
+            MapSource::Concat(vec![
+                MapSource::Xcom("a".into()),
+                MapSource::Literal(vec![json!(4)]),
+            ]),
+        )]);
+        assert_eq!(concat.length("m", &resolve, 1024), Ok(4));
+        assert_eq!(concat.arguments("m", 3, &resolve).unwrap()["c"], json!(4));
+        assert_eq!(concat.upstream_tasks(), vec!["a"]);
+        assert!(!concat.needs_python());
+        let mapped = Mapping::Expand(vec![arg(
+            "n",
+            MapSource::Map {
+                source: Box::new(zip(false)),
+                callables: vec!["double".into()],
+            },
+        )]);
+        assert_eq!(mapped.length("m", &resolve, 1024), Ok(1));
+        assert_eq!(mapped.upstream_tasks(), vec!["a", "b"]);
+        assert!(mapped.needs_python());
     }
 
     #[test]

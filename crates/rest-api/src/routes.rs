@@ -20,6 +20,7 @@ mod pools;
 mod task_instance_actions;
 mod task_instances;
 mod tasks;
+mod ti_run_dependencies;
 mod ti_shape;
 mod variables;
 mod version;

@@ -1,6 +1,7 @@
 //! Evaluating a run: planning its task instances from their states and the DAG, and
 //! committing the transitions.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use updraft_model::{DagRunState, TaskState};
 use updraft_store::{StoreError, TransitionResult, XCom};
 
 use crate::{
-    earliest, plan_run_mapped, DagGraph, MapInputs, PassOutcome, Scheduler, SchedulerError,
+    earliest, plan::plan_run_held, DagGraph, MapInputs, PassOutcome, Scheduler, SchedulerError,
 };
 
 impl Scheduler {
@@ -32,14 +33,17 @@ impl Scheduler {
             if let Ok(mut limits) = self.dag_limits.lock() {
                 limits.insert(run.dag_id.clone(), graph.dag.max_active_tasks);
             }
+            self.remember_task_limits(&graph);
             self.keep_run(run.id).await?;
+            // Read only when the plan would start a task that depends on its past.
+            let mut held: Option<Option<Vec<bool>>> = None;
             let mut xcoms = None;
             let (plan, retry_due) = loop {
                 let inputs = MapInputs {
                     xcoms: xcoms.as_deref(),
                     max_map_length: self.config.max_map_length,
                 };
-                let (plan, retry_due) = {
+                let (plan, retry_due, starts_past) = {
                     // Planned in place: copying a wide run's task instances on every pass
                     // would cost more than planning it.
                     let kept = self.kept();
@@ -50,8 +54,23 @@ impl Scheduler {
                         .filter_map(|ti| ti.next_retry_at)
                         .filter(|at| *at > now)
                         .min();
-                    (plan_run_mapped(&graph, tis, inputs, now), retry_due)
+                    let plan = plan_run_held(
+                        &graph,
+                        tis,
+                        inputs,
+                        held.as_ref().and_then(|h| h.as_deref()),
+                        now,
+                    );
+                    let starts_past = held.is_none() && starts_past_dependent(&graph, tis, &plan);
+                    (plan, retry_due, starts_past)
                 };
+                if starts_past {
+                    held = Some(self.held_tasks(run, &graph).await?);
+                    continue;
+                }
+                if held.is_none() {
+                    self.forget_past_waiter(run);
+                }
                 // A mapped task is ready and maps over upstream results: read them once.
                 if plan.needs_xcoms && xcoms.is_none() {
                     let stored = self.store.xcoms_for_run(run.id).await?;
@@ -69,7 +88,7 @@ impl Scheduler {
             expansions.extend(plan.expansions);
             transition_runs.extend(std::iter::repeat_n(run.id, plan.transitions.len()));
             if let Some(state) = plan.final_state {
-                finished_runs.push((run, state));
+                finished_runs.push((run, state, graph.dag.max_consecutive_failed_dag_runs));
             }
             outcome.next_due = earliest(outcome.next_due, retry_due);
             transitions.extend(plan.transitions);
@@ -84,6 +103,19 @@ impl Scheduler {
             let tis = self.store.task_instances(run).await?;
             self.kept().insert(run, tis);
         }
+        // A run's changes may release the later runs of its DAG that wait for their past.
+        let changed: HashSet<i64> = transition_runs
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| **result == TransitionResult::Applied)
+            .map(|(run, _)| *run)
+            .collect();
+        let changed_runs: Vec<&updraft_store::DagRun> =
+            runs.iter().filter(|r| changed.contains(&r.id)).collect();
+        let released = self.past_waiters_of(&changed_runs);
+        if !released.is_empty() {
+            self.signal.runs_changed(released);
+        }
         let conflicts = results
             .iter()
             .filter(|r| **r == TransitionResult::Conflict)
@@ -94,11 +126,12 @@ impl Scheduler {
             self.signal.everything_changed();
             return Ok(finished);
         }
-        for (run, state) in finished_runs {
+        for (run, state, max_failed) in finished_runs {
             {
                 let mut kept = self.kept();
                 kept.remove(&run.id);
             }
+            self.forget_past_waiter(run);
             if self
                 .store
                 .set_dag_run_state(run.id, DagRunState::Running, state, now)
@@ -107,6 +140,10 @@ impl Scheduler {
             {
                 info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
                 finished.push(run.dag_id.clone());
+                if state == DagRunState::Failed && max_failed > 0 {
+                    self.pause_after_failures(&run.dag_id, max_failed, now)
+                        .await?;
+                }
             }
         }
         Ok(finished)
@@ -149,4 +186,27 @@ impl Scheduler {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Whether `plan` starts (schedules, or succeeds as an empty task) a task instance of a task
+/// that depends on its past: only then is the previous run read.
+fn starts_past_dependent(
+    graph: &DagGraph,
+    tis: &[updraft_store::TaskInstance],
+    plan: &crate::RunPlan,
+) -> bool {
+    if !graph.dag.tasks.iter().any(|t| t.past.applies()) {
+        return false;
+    }
+    let starting: HashSet<i64> = plan
+        .transitions
+        .iter()
+        .filter(|t| t.from == TaskState::None)
+        .filter(|t| matches!(t.to, TaskState::Scheduled | TaskState::Success))
+        .map(|t| t.ti_id)
+        .collect();
+    tis.iter()
+        .filter(|ti| starting.contains(&ti.id))
+        .filter_map(|ti| graph.index.get(&ti.task_id))
+        .any(|&i| graph.dag.tasks[i].past.applies())
 }

@@ -11,14 +11,16 @@ mod kept_states;
 mod leases;
 mod ownership;
 mod passes;
+mod past;
 mod paused;
 mod plan;
 mod queueing;
+mod run_timeout;
 mod scheduled_runs;
 mod signal;
 mod trigger;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +32,8 @@ pub use config::{Clock, SchedulerConfig, SystemClock};
 pub use dag_cache::DagCache;
 pub use graph::DagGraph;
 use ownership::Ownership;
-pub use plan::{plan_run, plan_run_mapped, MapInputs, RunPlan};
+pub use past::held_by_past;
+pub use plan::{plan_run, plan_run_held, plan_run_mapped, MapInputs, RunPlan};
 pub use signal::{FinishedTry, SchedulerSignal};
 pub use trigger::{new_dag_run, TriggerRequest};
 
@@ -58,6 +61,12 @@ pub struct Scheduler {
     run_tasks: Mutex<HashMap<i64, Vec<TaskInstance>>>,
     /// `max_active_tasks` of the DAGs of the runs evaluated (the version each run is pinned to).
     dag_limits: Mutex<HashMap<String, u32>>,
+    /// Per DAG, its tasks' `max_active_tis_per_dag` and `max_active_tis_per_dagrun` (only
+    /// the tasks that have one), from the versions of the runs evaluated.
+    task_limits: Mutex<HashMap<String, queueing::DagTaskLimits>>,
+    /// Per DAG, its runs that waited for their past (`depends_on_past`) when last evaluated:
+    /// a change in another run of the DAG evaluates them again.
+    past_waiters: Mutex<HashMap<String, HashSet<i64>>>,
     /// Which unfinished runs this scheduler owns (evaluates), and which it saw owned by
     /// others, as of the last ownership refresh. A run in neither set is new: its appearance
     /// refreshes ownership, so a triggered run is adopted at once.
@@ -94,6 +103,8 @@ impl Scheduler {
             heartbeat,
             run_tasks: Mutex::new(HashMap::new()),
             dag_limits: Mutex::new(HashMap::new()),
+            task_limits: Mutex::new(HashMap::new()),
+            past_waiters: Mutex::new(HashMap::new()),
             ownership: Mutex::new(Ownership::default()),
             last_failure: Mutex::new(None),
         }

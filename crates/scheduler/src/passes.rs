@@ -137,13 +137,28 @@ impl Scheduler {
                 *running_per_dag.entry(run.dag_id.clone()).or_default() += 1;
             }
         }
-        let (queued, running): (Vec<_>, Vec<_>) = runs
+        // Later runs of the changed runs' DAGs may wait for their past (`depends_on_past`).
+        let released = {
+            let changed: Vec<_> = runs.iter().filter(|r| dirty.contains(&r.id)).collect();
+            self.past_waiters_of(&changed)
+        };
+        let (queued, mut running): (Vec<_>, Vec<_>) = runs
             .into_iter()
             .filter(|run| self.in_scope(run))
             .partition(|run| run.state == DagRunState::Queued);
+        if full {
+            // A run that timed out frees its place for a queued run of its DAG at once.
+            let timed_out = self.time_out_runs(&running, now, &mut outcome).await?;
+            for run in running.iter().filter(|run| timed_out.contains(&run.id)) {
+                if let Some(active) = running_per_dag.get_mut(&run.dag_id) {
+                    *active = active.saturating_sub(1);
+                }
+            }
+            running.retain(|run| !timed_out.contains(&run.id));
+        }
         let to_evaluate: Vec<_> = running
             .into_iter()
-            .filter(|run| full || dirty.contains(&run.id))
+            .filter(|run| full || dirty.contains(&run.id) || released.contains(&run.id))
             .collect();
         for dag_id in self.evaluate(&to_evaluate, now, &mut outcome).await? {
             if let Some(active) = running_per_dag.get_mut(&dag_id) {

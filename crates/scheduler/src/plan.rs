@@ -8,6 +8,7 @@ use updraft_model::{DagRunState, Mapping, Operator, Task, TaskState, DEFAULT_MAX
 use updraft_store::{Expansion, TaskInstance, Transition, XCom};
 
 use crate::graph::DagGraph;
+use reexpand::Revise;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct RunPlan {
@@ -53,6 +54,19 @@ pub fn plan_run_mapped(
     inputs: MapInputs<'_>,
     now: DateTime<Utc>,
 ) -> RunPlan {
+    plan_run_held(graph, tis, inputs, None, now)
+}
+
+/// [`plan_run_mapped`], where the tasks marked in `held` (by index into the DAG's tasks) may
+/// not start yet: their previous run has not done what `depends_on_past` asks
+/// (the `past` module). They can still be skipped or upstream-failed, as in Airflow.
+pub fn plan_run_held(
+    graph: &DagGraph,
+    tis: &[TaskInstance],
+    inputs: MapInputs<'_>,
+    held: Option<&[bool]>,
+    now: DateTime<Utc>,
+) -> RunPlan {
     // Each task's instances: one, or one per map index once a mapped task expanded.
     let mut by_task: Vec<Vec<&TaskInstance>> = vec![Vec::new(); graph.dag.tasks.len()];
     for ti in tis {
@@ -73,9 +87,12 @@ pub fn plan_run_mapped(
                 TaskState::None => {
                     let summary = summarize(graph.upstream[i].iter().flat_map(|&u| {
                         let is_setup = graph.dag.tasks[u].role.is_setup;
-                        instances(&states[u])
-                            .into_iter()
-                            .map(move |s| (s, is_setup))
+                        let seen = if map_group::same_group(graph, i, u) {
+                            map_group::upstream_in_group(ti.map_index, &by_task[u], &states[u])
+                        } else {
+                            instances(&states[u])
+                        };
+                        seen.into_iter().map(move |s| (s, is_setup))
                     }));
                     let indirect_setups = graph.indirect_setups[i]
                         .iter()
@@ -94,13 +111,59 @@ pub fn plan_run_mapped(
                             decision => decision,
                         },
                     };
+                    let held = held.is_some_and(|h| h.get(i).copied().unwrap_or(false));
                     match decision {
                         Decision::Wait => None,
+                        Decision::Run if held => None,
+                        // A task of a mapped group expands as soon as it may run at all; each
+                        // instance then waits for its own upstream instances.
+                        Decision::Run if task.map_group.is_some() && ti.map_index < 0 => {
+                            match task.mapping.as_ref().map(|m| expansion(task, m, inputs)) {
+                                None => Some(TaskState::Scheduled),
+                                Some(Expand::NeedsXcoms) => {
+                                    plan.needs_xcoms = true;
+                                    None
+                                }
+                                Some(Expand::To(0)) => Some(TaskState::Skipped),
+                                Some(Expand::To(n)) => {
+                                    expand_to = Some(n);
+                                    Some(TaskState::None)
+                                }
+                                Some(Expand::Fails(message)) => {
+                                    plan.mapping_errors.push(message);
+                                    Some(TaskState::UpstreamFailed)
+                                }
+                            }
+                        }
                         Decision::Run if task.operator == Operator::Empty => {
                             Some(TaskState::Success)
                         }
-                        Decision::Run => match task.mapping.as_ref().filter(|_| ti.map_index < 0) {
+                        Decision::Run => match task.mapping.as_ref() {
                             None => Some(TaskState::Scheduled),
+                            Some(mapping) if ti.map_index >= 0 => {
+                                let have = by_task[i].len();
+                                match reexpand::revise(task, mapping, ti, have, inputs) {
+                                    Revise::Keep => Some(TaskState::Scheduled),
+                                    Revise::NeedsXcoms => {
+                                        plan.needs_xcoms = true;
+                                        None
+                                    }
+                                    Revise::Remove => Some(TaskState::Removed),
+                                    // In a mapped group the new instances wait for their
+                                    // own index upstream: they, and this one, stay `none`.
+                                    Revise::Grow(n) => {
+                                        expand_to = Some(n);
+                                        Some(match task.map_group {
+                                            Some(_) => TaskState::None,
+                                            None => TaskState::Scheduled,
+                                        })
+                                    }
+                                    Revise::Fails(message) => {
+                                        plan.mapping_errors.push(message);
+                                        Some(TaskState::UpstreamFailed)
+                                    }
+                                }
+                            }
                             Some(mapping) => match expansion(task, mapping, inputs) {
                                 Expand::NeedsXcoms => {
                                     plan.needs_xcoms = true;
@@ -140,9 +203,14 @@ pub fn plan_run_mapped(
             }
             if let Some(count) = expand_to {
                 // Downstream planned in this pass sees every instance, not only the first.
+                let have = if ti.map_index < 0 {
+                    1
+                } else {
+                    by_task[i].len()
+                };
                 states[i].extend(std::iter::repeat_n(
                     to.unwrap_or(TaskState::Scheduled),
-                    count - 1,
+                    count.saturating_sub(have),
                 ));
                 plan.expansions.push(Expansion {
                     ti_id: ti.id,
@@ -258,7 +326,11 @@ fn final_state(graph: &DagGraph, states: &[Vec<TaskState>]) -> Option<DagRunStat
     })
 }
 
+mod map_group;
+#[cfg(test)]
+mod map_group_tests;
 #[cfg(test)]
 mod mapping_tests;
+mod reexpand;
 #[cfg(test)]
 mod tests;

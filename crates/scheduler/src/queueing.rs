@@ -5,9 +5,13 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use updraft_model::TaskState;
-use updraft_store::{Occupancy, QueueItem, TaskInstance, TransitionResult};
+use updraft_store::{Occupancy, QueueItem, TaskInstance, TaskLimits, TransitionResult};
 
-use crate::{Scheduler, SchedulerError};
+use crate::{DagGraph, Scheduler, SchedulerError};
+
+/// A DAG's tasks that limit their own instances: task id → (`max_active_tis_per_dag`,
+/// `max_active_tis_per_dagrun`).
+pub(crate) type DagTaskLimits = HashMap<String, (Option<u32>, Option<u32>)>;
 
 impl Scheduler {
     /// Moves `scheduled` task instances to `queued` (starting a new try), highest priority
@@ -31,9 +35,15 @@ impl Scheduler {
             .lock()
             .map(|l| l.clone())
             .unwrap_or_default();
+        let task_limits = self
+            .task_limits
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
         let chosen: Vec<Chosen> = {
             let kept = self.kept();
             let candidates = self.queueing_candidates(&kept, &occupancy, &limits);
+            let candidates = within_task_limits(candidates, &kept, &task_limits);
             choose(candidates, &occupancy, free, &limits, self.config.only_run)
                 .into_iter()
                 .map(|ti| Chosen {
@@ -42,6 +52,15 @@ impl Scheduler {
                     dag_run_id: ti.dag_run_id,
                     dag_id: ti.dag_id.clone(),
                     pool: ti.pool.clone(),
+                    task_limits: task_limits
+                        .get(&ti.dag_id)
+                        .and_then(|tasks| tasks.get(&ti.task_id))
+                        .map(|&(per_dag, per_run)| TaskLimits {
+                            task_id: ti.task_id.clone(),
+                            dag_run_id: ti.dag_run_id,
+                            per_dag,
+                            per_run,
+                        }),
                 })
                 .collect()
         };
@@ -56,6 +75,7 @@ impl Scheduler {
                 dag_id: c.dag_id.clone(),
                 pool: c.pool.clone(),
                 max_active_tasks: limits.get(&c.dag_id).copied().unwrap_or(u32::MAX),
+                task_limits: c.task_limits.clone(),
             })
             .collect();
         let results = self.store.queue(items, now).await?;
@@ -131,6 +151,89 @@ struct Chosen {
     dag_run_id: i64,
     dag_id: String,
     pool: String,
+    task_limits: Option<TaskLimits>,
+}
+
+impl Scheduler {
+    /// Remembers the task limits of the version a run being evaluated is pinned to.
+    pub(crate) fn remember_task_limits(&self, graph: &DagGraph) {
+        let tasks: DagTaskLimits = graph
+            .dag
+            .tasks
+            .iter()
+            .filter(|t| t.max_active_tis_per_dag.is_some() || t.max_active_tis_per_dagrun.is_some())
+            .map(|t| {
+                (
+                    t.task_id.clone(),
+                    (t.max_active_tis_per_dag, t.max_active_tis_per_dagrun),
+                )
+            })
+            .collect();
+        if let Ok(mut limits) = self.task_limits.lock() {
+            if tasks.is_empty() {
+                limits.remove(&graph.dag.dag_id);
+            } else {
+                limits.insert(graph.dag.dag_id.clone(), tasks);
+            }
+        }
+    }
+}
+
+/// `candidates` (in order) without those whose task is at its `max_active_tis_per_dag` or
+/// `max_active_tis_per_dagrun`, counting the queued and running instances of the kept runs
+/// and the candidates kept before them. The store counts again when it queues, over every
+/// run, so a run another scheduler owns never lets a task exceed its limit.
+pub fn within_task_limits<'a>(
+    candidates: Vec<&'a TaskInstance>,
+    kept: &HashMap<i64, Vec<TaskInstance>>,
+    task_limits: &HashMap<String, DagTaskLimits>,
+) -> Vec<&'a TaskInstance> {
+    if task_limits.is_empty() {
+        return candidates;
+    }
+    let limits_of = |ti: &TaskInstance| {
+        task_limits
+            .get(&ti.dag_id)
+            .and_then(|tasks| tasks.get(&ti.task_id))
+            .copied()
+    };
+    let mut per_dag: HashMap<(String, String), u32> = HashMap::new();
+    let mut per_run: HashMap<(i64, String), u32> = HashMap::new();
+    for ti in kept.values().flatten() {
+        if limits_of(ti).is_some()
+            && matches!(
+                ti.state,
+                TaskState::Queued | TaskState::Running | TaskState::Restarting
+            )
+        {
+            *per_dag
+                .entry((ti.dag_id.clone(), ti.task_id.clone()))
+                .or_default() += 1;
+            *per_run
+                .entry((ti.dag_run_id, ti.task_id.clone()))
+                .or_default() += 1;
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|ti| {
+            let Some((dag_limit, run_limit)) = limits_of(ti) else {
+                return true;
+            };
+            let in_dag = per_dag
+                .entry((ti.dag_id.clone(), ti.task_id.clone()))
+                .or_default();
+            let in_run = per_run
+                .entry((ti.dag_run_id, ti.task_id.clone()))
+                .or_default();
+            if dag_limit.is_some_and(|l| *in_dag >= l) || run_limit.is_some_and(|l| *in_run >= l) {
+                return false;
+            }
+            *in_dag += 1;
+            *in_run += 1;
+            true
+        })
+        .collect()
 }
 
 /// Picks from `candidates` (highest priority first) at most `free` task instances such that no

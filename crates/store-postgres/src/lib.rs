@@ -359,6 +359,33 @@ impl Store for PostgresStore {
         Ok(result)
     }
 
+    async fn time_out_dag_run(&self, id: i64, now: DateTime<Utc>) -> Result<TransitionResult> {
+        let mut tx = self.begin().await?;
+        let result = manage::time_out_run(&mut tx, id, now).await?;
+        let change = (result == TransitionResult::Applied).then(|| Announce::Runs(vec![id]));
+        self.commit(tx, change).await?;
+        Ok(result)
+    }
+    async fn previous_dag_run(
+        &self,
+        dag_id: &str,
+        before: DateTime<Utc>,
+        scheduled_only: bool,
+    ) -> Result<Option<DagRun>> {
+        runs::previous(&mut *self.conn().await?, dag_id, before, scheduled_only).await
+    }
+    async fn has_earlier_task_instance(
+        &self,
+        dag_id: &str,
+        task_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<bool> {
+        runs::has_earlier_task_instance(&mut *self.conn().await?, dag_id, task_id, before).await
+    }
+    async fn latest_dag_run_states(&self, dag_id: &str, limit: u32) -> Result<Vec<DagRunState>> {
+        runs::latest_states(&mut *self.conn().await?, dag_id, limit).await
+    }
+
     async fn start_dag_run(
         &self,
         id: i64,
@@ -420,6 +447,18 @@ impl Store for PostgresStore {
     ) -> Result<usize> {
         let mut tx = self.begin().await?;
         let cleared = task_instances::clear(&mut tx, dag_run_id, task_ids, now).await?;
+        let change = (cleared > 0).then(|| Announce::Runs(vec![dag_run_id]));
+        self.commit(tx, change).await?;
+        Ok(cleared)
+    }
+    async fn clear_mapped_task_instances(
+        &self,
+        dag_run_id: i64,
+        instances: &[(String, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let cleared = task_instances::clear_mapped(&mut tx, dag_run_id, instances, now).await?;
         let change = (cleared > 0).then(|| Announce::Runs(vec![dag_run_id]));
         self.commit(tx, change).await?;
         Ok(cleared)

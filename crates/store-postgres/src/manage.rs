@@ -111,22 +111,7 @@ impl ManageStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, state FROM task_instance WHERE dag_run_id = $1 ORDER BY id FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let tis = rows
-            .into_iter()
-            .map(|(ti_id, text)| {
-                let state = text
-                    .parse::<TaskState>()
-                    .map_err(|e| StoreError::Corrupt(format!("task instance {ti_id}: {e}")))?;
-                Ok((ti_id, state))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let tis = run_ti_states(&mut tx, id).await?;
         for mark in marks_for_run_state(&tis, state, now) {
             mark_tis(&mut tx, &mark).await?;
         }
@@ -283,6 +268,50 @@ async fn delete_run_rows(
         query.execute(&mut *conn).await.map_err(db_err)?;
     }
     Ok(())
+}
+
+/// See [`Store::time_out_dag_run`]; the caller commits.
+pub(crate) async fn time_out_run(
+    conn: &mut PgConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<TransitionResult> {
+    let changed = sqlx::query(
+        "UPDATE dag_run SET state = 'failed', end_date = $2 WHERE id = $1 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(micros(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(TransitionResult::Conflict);
+    }
+    let tis = run_ti_states(conn, id).await?;
+    for mark in marks_for_timeout(&tis, now) {
+        mark_tis(conn, &mark).await?;
+    }
+    Ok(TransitionResult::Applied)
+}
+
+/// `(id, state)` of every task instance of a run, locked in id order.
+async fn run_ti_states(conn: &mut PgConnection, id: i64) -> Result<Vec<(i64, TaskState)>> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, state FROM task_instance WHERE dag_run_id = $1 ORDER BY id FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter()
+        .map(|(ti_id, text)| {
+            let state = text
+                .parse::<TaskState>()
+                .map_err(|e| StoreError::Corrupt(format!("task instance {ti_id}: {e}")))?;
+            Ok((ti_id, state))
+        })
+        .collect()
 }
 
 async fn mark_tis(conn: &mut PgConnection, mark: &MarkTaskInstances) -> Result<Vec<TaskInstance>> {

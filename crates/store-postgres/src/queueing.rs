@@ -59,6 +59,43 @@ async fn occupied(
         .collect()
 }
 
+/// Occupying task instances of the tasks of `items` that have limits: per (DAG, task) and
+/// per (run, task). Called under the `dag` rows' locks, so the counts hold.
+async fn task_occupancy(
+    conn: &mut PgConnection,
+    items: &[QueueItem],
+) -> Result<(HashMap<(String, String), u32>, HashMap<(i64, String), u32>)> {
+    let limited: Vec<_> = items
+        .iter()
+        .filter_map(|i| i.task_limits.as_ref().map(|l| (i, l)))
+        .collect();
+    if limited.is_empty() {
+        return Ok((HashMap::new(), HashMap::new()));
+    }
+    let dags: Vec<&str> = limited.iter().map(|(i, _)| i.dag_id.as_str()).collect();
+    let tasks: Vec<&str> = limited.iter().map(|(_, l)| l.task_id.as_str()).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT dag_id, task_id, dag_run_id, COUNT(*) FROM task_instance \
+         WHERE state IN {OCCUPYING} AND dag_id = ANY($1) AND task_id = ANY($2) \
+         GROUP BY dag_id, task_id, dag_run_id"
+    ))
+    .bind(&dags)
+    .bind(&tasks)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let (mut per_task, mut per_task_run) = (HashMap::new(), HashMap::new());
+    for row in &rows {
+        let dag_id: String = col(row, 0)?;
+        let task_id: String = col(row, 1)?;
+        let run: i64 = col(row, 2)?;
+        let n = col_u32(row, 3)?;
+        *per_task.entry((dag_id, task_id.clone())).or_default() += n;
+        *per_task_run.entry((run, task_id)).or_default() += n;
+    }
+    Ok((per_task, per_task_run))
+}
+
 /// Queues `items` in order, each only if its DAG and its pool have room, counted under locks
 /// on the involved `pool` and `dag` rows (taken in a fixed order: pools, then DAGs, each by
 /// name), so that concurrent queueing never exceeds a limit. Returns one result per item,
@@ -100,6 +137,7 @@ pub async fn queue(
         .map_err(db_err)?;
     let mut per_dag = occupied(conn, "dag_id", &dags).await?;
     let mut per_pool = occupied(conn, "pool", &pools).await?;
+    let (mut per_task, mut per_task_run) = task_occupancy(conn, items).await?;
 
     let ids: Vec<i64> = items
         .iter()
@@ -137,6 +175,19 @@ pub async fn queue(
             .is_some_and(|&slots| i64::from(*pool_count) >= slots);
         if *dag_count >= item.max_active_tasks || pool_full {
             continue;
+        }
+        if let Some(limits) = &item.task_limits {
+            let task_key = (item.dag_id.clone(), limits.task_id.clone());
+            let run_key = (limits.dag_run_id, limits.task_id.clone());
+            let in_dag = per_task.get(&task_key).copied().unwrap_or(0);
+            let in_run = per_task_run.get(&run_key).copied().unwrap_or(0);
+            if limits.per_dag.is_some_and(|l| in_dag >= l)
+                || limits.per_run.is_some_and(|l| in_run >= l)
+            {
+                continue;
+            }
+            per_task.insert(task_key, in_dag + 1);
+            per_task_run.insert(run_key, in_run + 1);
         }
         *dag_count += 1;
         *pool_count += 1;

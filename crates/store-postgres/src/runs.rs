@@ -154,6 +154,68 @@ pub async fn list(conn: &mut PgConnection, dag_id: &str) -> Result<Vec<DagRun>> 
     runs_from_rows(&rows)
 }
 
+/// See [`updraft_store::Store::previous_dag_run`].
+pub async fn previous(
+    conn: &mut PgConnection,
+    dag_id: &str,
+    before: DateTime<Utc>,
+    scheduled_only: bool,
+) -> Result<Option<DagRun>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 AND logical_date < $2 \
+         AND (NOT $3 OR run_type <> 'manual') ORDER BY logical_date DESC, id DESC LIMIT 1"
+    ))
+    .bind(dag_id)
+    .bind(micros(before))
+    .bind(scheduled_only)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(runs_from_rows(&rows)?.pop())
+}
+
+/// See [`updraft_store::Store::has_earlier_task_instance`].
+pub async fn has_earlier_task_instance(
+    conn: &mut PgConnection,
+    dag_id: &str,
+    task_id: &str,
+    before: DateTime<Utc>,
+) -> Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM dag_run r JOIN task_instance ti ON ti.dag_run_id = r.id \
+         WHERE r.dag_id = $1 AND r.logical_date < $3 AND ti.task_id = $2)",
+    )
+    .bind(dag_id)
+    .bind(task_id)
+    .bind(micros(before))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)
+}
+
+/// See [`updraft_store::Store::latest_dag_run_states`].
+pub async fn latest_states(
+    conn: &mut PgConnection,
+    dag_id: &str,
+    limit: u32,
+) -> Result<Vec<DagRunState>> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, state FROM dag_run WHERE dag_id = $1 \
+         ORDER BY logical_date DESC, id DESC LIMIT $2",
+    )
+    .bind(dag_id)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter()
+        .map(|(id, text)| {
+            text.parse::<DagRunState>()
+                .map_err(|e| StoreError::Corrupt(format!("dag run {id}: {e}")))
+        })
+        .collect()
+}
+
 pub async fn unfinished(conn: &mut PgConnection) -> Result<Vec<DagRun>> {
     let rows = sqlx::query(&format!(
         "SELECT {RUN_COLUMNS} FROM dag_run WHERE state IN ('queued', 'running') \

@@ -197,21 +197,24 @@ pub async fn expand(
         if !applied {
             continue;
         }
-        let placeholder =
-            sqlx::query("UPDATE task_instance SET map_index = 0 WHERE id = $1 AND map_index = -1")
-                .bind(expansion.ti_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
-        if placeholder.rows_affected() == 0 || expansion.count < 2 {
+        sqlx::query("UPDATE task_instance SET map_index = 0 WHERE id = $1 AND map_index = -1")
+            .bind(expansion.ti_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        if expansion.count < 2 {
             continue;
         }
+        // From instance 0: a placeholder just expanded, or a task expanded again to more
+        // instances than it had (the indexes it has are kept).
         sqlx::query(
             "INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, \
              try_number, state, queue, pool, priority_weight, start_date, end_date) \
-             SELECT t.dag_run_id, t.dag_id, t.run_id, t.task_id, i, t.try_number, t.state, \
+             SELECT t.dag_run_id, t.dag_id, t.run_id, t.task_id, i, 0, t.state, \
              t.queue, t.pool, t.priority_weight, t.start_date, t.end_date \
-             FROM task_instance t, generate_series(1::bigint, $2::bigint - 1) AS i WHERE t.id = $1",
+             FROM task_instance t, generate_series(1::bigint, $2::bigint - 1) AS i \
+             WHERE t.id = $1 AND t.map_index = 0 \
+             ON CONFLICT (dag_run_id, task_id, map_index) DO NOTHING",
         )
         .bind(expansion.ti_id)
         .bind(i64::from(expansion.count))
@@ -282,6 +285,55 @@ pub async fn clear(
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
+    if cleared > 0 {
+        sqlx::query(
+            "UPDATE dag_run SET state = 'queued', start_date = NULL, end_date = NULL, queued_at = $2 \
+             WHERE id = $1 AND state IN ('success', 'failed')",
+        )
+        .bind(dag_run_id)
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(cleared)
+}
+
+/// Clears single instances of mapped tasks (`(task_id, map_index)`), as [`clear`] does whole
+/// tasks.
+pub async fn clear_mapped(
+    conn: &mut PgConnection,
+    dag_run_id: i64,
+    instances: &[(String, i64)],
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let mut cleared = 0;
+    for (task_id, map_index) in instances {
+        let done = sqlx::query(
+            // As in `clear`: a running try keeps its claim and becomes `restarting`.
+            "UPDATE task_instance SET \
+             state = CASE WHEN state IN ('running', 'restarting') THEN 'restarting' ELSE 'none' END, \
+             next_retry_at = NULL, \
+             start_date = CASE WHEN state IN ('running', 'restarting') THEN start_date ELSE NULL END, \
+             end_date = CASE WHEN state IN ('running', 'restarting') THEN end_date ELSE NULL END, \
+             claim_id = CASE WHEN state IN ('running', 'restarting') THEN claim_id ELSE NULL END \
+             WHERE dag_run_id = $1 AND task_id = $2 AND map_index = $3",
+        )
+        .bind(dag_run_id)
+        .bind(task_id)
+        .bind(map_index)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        cleared += done.rows_affected() as usize;
+        sqlx::query("DELETE FROM xcom WHERE dag_run_id = $1 AND task_id = $2 AND map_index = $3")
+            .bind(dag_run_id)
+            .bind(task_id)
+            .bind(map_index)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
     if cleared > 0 {
         sqlx::query(
             "UPDATE dag_run SET state = 'queued', end_date = NULL, queued_at = $2 \

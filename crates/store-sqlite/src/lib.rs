@@ -265,6 +265,41 @@ impl Store for SqliteStore {
         Ok(result)
     }
 
+    async fn time_out_dag_run(&self, id: i64, now: DateTime<Utc>) -> Result<TransitionResult> {
+        let result = self
+            .write(move |tx| manage::time_out_run(tx, id, now))
+            .await?;
+        if result == TransitionResult::Applied {
+            self.changed([Change::Runs(vec![id])]);
+        }
+        Ok(result)
+    }
+    async fn previous_dag_run(
+        &self,
+        dag_id: &str,
+        before: DateTime<Utc>,
+        scheduled_only: bool,
+    ) -> Result<Option<DagRun>> {
+        let dag_id = dag_id.to_string();
+        self.read(move |c| runs::previous(c, &dag_id, before, scheduled_only))
+            .await
+    }
+    async fn has_earlier_task_instance(
+        &self,
+        dag_id: &str,
+        task_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (dag_id, task_id) = (dag_id.to_string(), task_id.to_string());
+        self.read(move |c| runs::has_earlier_task_instance(c, &dag_id, &task_id, before))
+            .await
+    }
+    async fn latest_dag_run_states(&self, dag_id: &str, limit: u32) -> Result<Vec<DagRunState>> {
+        let dag_id = dag_id.to_string();
+        self.read(move |c| runs::latest_states(c, &dag_id, limit))
+            .await
+    }
+
     async fn start_dag_run(
         &self,
         id: i64,
@@ -337,6 +372,24 @@ impl Store for SqliteStore {
         let task_ids = task_ids.to_vec();
         let cleared = self
             .write(move |tx| task_instances::clear(tx, dag_run_id, &task_ids, now))
+            .await?;
+        if cleared > 0 {
+            self.changed([Change::Runs(vec![dag_run_id])]);
+        }
+        Ok(cleared)
+    }
+    async fn clear_mapped_task_instances(
+        &self,
+        dag_run_id: i64,
+        instances: &[(String, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let items: Vec<(String, Option<i64>)> = instances
+            .iter()
+            .map(|(task_id, map_index)| (task_id.clone(), Some(*map_index)))
+            .collect();
+        let cleared = self
+            .write(move |tx| task_instances::clear_instances(tx, dag_run_id, &items, now))
             .await?;
         if cleared > 0 {
             self.changed([Change::Runs(vec![dag_run_id])]);

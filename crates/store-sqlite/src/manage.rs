@@ -106,23 +106,7 @@ impl ManageStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(move |tx| {
-            let mut rows = tx
-                .prepare_cached("SELECT id, state FROM task_instance WHERE dag_run_id = ?1")
-                .map_err(db_err)?;
-            let tis = rows
-                .query_map(params![id], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(db_err)?
-                .map(|row| {
-                    let (ti_id, text) = row.map_err(db_err)?;
-                    let state = text
-                        .parse::<TaskState>()
-                        .map_err(|e| StoreError::Corrupt(format!("task instance {ti_id}: {e}")))?;
-                    Ok((ti_id, state))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            drop(rows);
+            let tis = run_ti_states(tx, id)?;
             for mark in marks_for_run_state(&tis, state, now) {
                 mark_tis(tx, &mark)?;
             }
@@ -233,6 +217,49 @@ fn delete_run_rows<P: rusqlite::Params + Copy>(
         tx.execute(&sql, p).map_err(db_err)?;
     }
     Ok(())
+}
+
+/// See [`Store::time_out_dag_run`].
+pub(crate) fn time_out_run(
+    tx: &Transaction,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<TransitionResult> {
+    let changed = tx
+        .execute(
+            "UPDATE dag_run SET state = 'failed', end_date = ?2 WHERE id = ?1 AND state = 'running'",
+            params![id, micros(now)],
+        )
+        .map_err(db_err)?;
+    if changed == 0 {
+        return Ok(TransitionResult::Conflict);
+    }
+    let tis = run_ti_states(tx, id)?;
+    for mark in marks_for_timeout(&tis, now) {
+        mark_tis(tx, &mark)?;
+    }
+    Ok(TransitionResult::Applied)
+}
+
+/// `(id, state)` of every task instance of a run.
+fn run_ti_states(tx: &Transaction, id: i64) -> Result<Vec<(i64, TaskState)>> {
+    let mut rows = tx
+        .prepare_cached("SELECT id, state FROM task_instance WHERE dag_run_id = ?1")
+        .map_err(db_err)?;
+    let tis = rows
+        .query_map(params![id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(db_err)?
+        .map(|row| {
+            let (ti_id, text) = row.map_err(db_err)?;
+            let state = text
+                .parse::<TaskState>()
+                .map_err(|e| StoreError::Corrupt(format!("task instance {ti_id}: {e}")))?;
+            Ok((ti_id, state))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(tis)
 }
 
 fn mark_tis(tx: &Transaction, mark: &MarkTaskInstances) -> Result<Vec<TaskInstance>> {

@@ -1,5 +1,6 @@
 //! Queueing within `max_active_tasks` and pool slots, counted inside the write transaction.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,11 @@ const DAG_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
     WHERE dag_id = ?1 AND state IN ('queued', 'running', 'restarting')";
 const POOL_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
     WHERE pool = ?1 AND state IN ('queued', 'running', 'restarting')";
+
+const TASK_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
+    WHERE dag_id = ?1 AND task_id = ?2 AND state IN ('queued', 'running', 'restarting')";
+const TASK_RUN_OCCUPANCY: &str = "SELECT COUNT(*) FROM task_instance \
+    WHERE dag_run_id = ?1 AND task_id = ?2 AND state IN ('queued', 'running', 'restarting')";
 
 /// Task instances holding a slot of their DAG and pool; the condition is word for word that of
 /// the `task_instance_occupying` index.
@@ -60,6 +66,9 @@ pub(crate) fn queue(
 ) -> Result<Vec<TransitionResult>> {
     let mut per_dag: HashMap<&str, u32> = HashMap::new();
     let mut per_pool: HashMap<&str, (u32, Option<u32>)> = HashMap::new();
+    // A task's instances over its DAG, and within a run: counted only for tasks with limits.
+    let mut per_task: HashMap<(&str, &str), u32> = HashMap::new();
+    let mut per_task_run: HashMap<(i64, &str), u32> = HashMap::new();
     let mut results = Vec::with_capacity(items.len());
     for item in items {
         if !per_dag.contains_key(item.dag_id.as_str()) {
@@ -89,6 +98,36 @@ pub(crate) fn queue(
             results.push(TransitionResult::Conflict);
             continue;
         }
+        if let Some(limits) = &item.task_limits {
+            let task_key = (item.dag_id.as_str(), limits.task_id.as_str());
+            let run_key = (limits.dag_run_id, limits.task_id.as_str());
+            let in_dag = match per_task.entry(task_key) {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(e) => *e.insert(
+                    tx.prepare_cached(TASK_OCCUPANCY)
+                        .and_then(|mut s| {
+                            s.query_row(params![item.dag_id, limits.task_id], |r| r.get(0))
+                        })
+                        .map_err(db_err)?,
+                ),
+            };
+            let in_run = match per_task_run.entry(run_key) {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(e) => *e.insert(
+                    tx.prepare_cached(TASK_RUN_OCCUPANCY)
+                        .and_then(|mut s| {
+                            s.query_row(params![limits.dag_run_id, limits.task_id], |r| r.get(0))
+                        })
+                        .map_err(db_err)?,
+                ),
+            };
+            if limits.per_dag.is_some_and(|l| in_dag >= l)
+                || limits.per_run.is_some_and(|l| in_run >= l)
+            {
+                results.push(TransitionResult::Conflict);
+                continue;
+            }
+        }
         let result = apply(
             tx,
             &[Transition {
@@ -107,6 +146,14 @@ pub(crate) fn queue(
         if result == TransitionResult::Applied {
             per_dag.insert(&item.dag_id, dag_count + 1);
             per_pool.insert(&item.pool, (pool_count + 1, slots));
+            if let Some(limits) = &item.task_limits {
+                *per_task
+                    .entry((item.dag_id.as_str(), limits.task_id.as_str()))
+                    .or_default() += 1;
+                *per_task_run
+                    .entry((limits.dag_run_id, limits.task_id.as_str()))
+                    .or_default() += 1;
+            }
         }
         results.push(result);
     }

@@ -175,6 +175,60 @@ pub fn last_scheduled_logical_date(
     opt_instant(v)
 }
 
+/// See [`updraft_store::Store::previous_dag_run`].
+pub fn previous(
+    conn: &Connection,
+    dag_id: &str,
+    before: DateTime<Utc>,
+    scheduled_only: bool,
+) -> Result<Option<DagRun>> {
+    Ok(query_runs(
+        conn,
+        &format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = ?1 AND logical_date < ?2 \
+             AND (NOT ?3 OR run_type <> 'manual') ORDER BY logical_date DESC, id DESC LIMIT 1"
+        ),
+        params![dag_id, micros(before), scheduled_only],
+    )?
+    .pop())
+}
+
+/// See [`updraft_store::Store::has_earlier_task_instance`].
+pub fn has_earlier_task_instance(
+    conn: &Connection,
+    dag_id: &str,
+    task_id: &str,
+    before: DateTime<Utc>,
+) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM dag_run r JOIN task_instance ti ON ti.dag_run_id = r.id \
+         WHERE r.dag_id = ?1 AND r.logical_date < ?3 AND ti.task_id = ?2)",
+    )
+    .and_then(|mut s| s.query_row(params![dag_id, task_id, micros(before)], |r| r.get(0)))
+    .map_err(db_err)
+}
+
+/// See [`updraft_store::Store::latest_dag_run_states`].
+pub fn latest_states(conn: &Connection, dag_id: &str, limit: u32) -> Result<Vec<DagRunState>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, state FROM dag_run WHERE dag_id = ?1 \
+             ORDER BY logical_date DESC, id DESC LIMIT ?2",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![dag_id, limit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(db_err)?;
+    rows.map(|row| {
+        let (id, text) = row.map_err(db_err)?;
+        text.parse::<DagRunState>()
+            .map_err(|e| StoreError::Corrupt(format!("dag run {id}: {e}")))
+    })
+    .collect()
+}
+
 /// The running runs of a DAG; its `WHERE` matches the partial index `dag_run_running`.
 pub(crate) const RUNNING_RUNS: &str =
     "SELECT count(*) FROM dag_run WHERE dag_id = ?1 AND state = 'running'";

@@ -154,21 +154,21 @@ pub(crate) fn expand(
         if !applied {
             continue;
         }
-        let placeholder = tx
-            .execute(
-                "UPDATE task_instance SET map_index = 0 WHERE id = ?1 AND map_index = -1",
-                params![expansion.ti_id],
-            )
-            .map_err(db_err)?;
-        if placeholder == 0 {
-            continue;
-        }
+        tx.execute(
+            "UPDATE task_instance SET map_index = 0 WHERE id = ?1 AND map_index = -1",
+            params![expansion.ti_id],
+        )
+        .map_err(db_err)?;
+        // From instance 0: a placeholder just expanded, or a task expanded again to more
+        // instances than it had (the indexes it has are kept).
         let mut insert = tx
             .prepare_cached(
-                "INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, \
-                 try_number, state, queue, pool, priority_weight, start_date, end_date) \
-                 SELECT dag_run_id, dag_id, run_id, task_id, ?2, try_number, state, queue, pool, \
-                 priority_weight, start_date, end_date FROM task_instance WHERE id = ?1",
+                "INSERT OR IGNORE INTO task_instance (dag_run_id, dag_id, run_id, task_id, \
+                 map_index, try_number, state, queue, pool, priority_weight, start_date, \
+                 end_date) \
+                 SELECT dag_run_id, dag_id, run_id, task_id, ?2, 0, state, queue, pool, \
+                 priority_weight, start_date, end_date FROM task_instance \
+                 WHERE id = ?1 AND map_index = 0",
             )
             .map_err(db_err)?;
         for map_index in 1..i64::from(expansion.count) {
@@ -198,8 +198,19 @@ pub fn clear(
     task_ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<usize> {
+    let items: Vec<(String, Option<i64>)> = task_ids.iter().map(|t| (t.clone(), None)).collect();
+    clear_instances(tx, dag_run_id, &items, now)
+}
+
+/// Clears each `(task_id, map_index)`: every instance of the task for `None`.
+pub fn clear_instances(
+    tx: &Transaction,
+    dag_run_id: i64,
+    items: &[(String, Option<i64>)],
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let mut cleared = 0;
-    for task_id in task_ids {
+    for (task_id, map_index) in items {
         cleared += tx
             .execute(
                 // A running try (or one already cleared while running) keeps its claim and
@@ -214,19 +225,20 @@ pub fn clear(
                                  ELSE NULL END, \
                  claim_id = CASE WHEN state IN ('running', 'restarting') THEN claim_id \
                                  ELSE NULL END \
-                 WHERE dag_run_id = ?1 AND task_id = ?2",
-                params![dag_run_id, task_id],
+                 WHERE dag_run_id = ?1 AND task_id = ?2 AND (?3 IS NULL OR map_index = ?3)",
+                params![dag_run_id, task_id, map_index],
             )
             .map_err(db_err)?;
         tx.execute(
-            "DELETE FROM xcom WHERE dag_run_id = ?1 AND task_id = ?2",
-            params![dag_run_id, task_id],
+            "DELETE FROM xcom WHERE dag_run_id = ?1 AND task_id = ?2 \
+             AND (?3 IS NULL OR map_index = ?3)",
+            params![dag_run_id, task_id, map_index],
         )
         .map_err(db_err)?;
     }
     if cleared > 0 {
         tx.execute(
-            "UPDATE dag_run SET state = 'queued', end_date = NULL, queued_at = ?2 \
+            "UPDATE dag_run SET state = 'queued', start_date = NULL, end_date = NULL, queued_at = ?2 \
              WHERE id = ?1 AND state IN ('success', 'failed')",
             params![dag_run_id, micros(now)],
         )

@@ -36,6 +36,7 @@ pub mod event_log;
 pub mod fixture;
 pub mod manage;
 pub mod mapping;
+pub mod run_dependencies;
 pub mod runs;
 pub mod secrets;
 pub mod task_instances;
@@ -134,6 +135,15 @@ macro_rules! __store_conformance_checks {
                 concurrent_run_starts_never_exceed_max_active_runs,
                 times_round_trip_with_microsecond_precision,
             }
+            run_dependencies {
+                time_out_dag_run_fails_the_run_and_skips_its_unfinished_tasks,
+                time_out_dag_run_leaves_a_run_that_is_not_running,
+                previous_dag_run_is_the_latest_earlier_logical_date,
+                has_earlier_task_instance_looks_at_earlier_runs_only,
+                latest_dag_run_states_are_newest_first,
+                queue_admits_within_max_active_tis_per_dag,
+                queue_admits_within_max_active_tis_per_dagrun,
+            }
             task_instances {
                 apply_transitions_is_a_compare_and_set,
                 apply_transitions_with_new_try_increments_the_try_number,
@@ -148,6 +158,7 @@ macro_rules! __store_conformance_checks {
             mapping {
                 apply_plan_expands_a_placeholder_once,
                 mapped_instances_keep_their_own_xcoms,
+                one_mapped_instance_is_cleared_and_a_task_expands_again,
             }
             claims {
                 claim_takes_highest_priority_first_up_to_the_limit,
@@ -292,6 +303,10 @@ mod tests {
             ("cluster", include_str!("conformance/cluster.rs")),
             ("dags", include_str!("conformance/dags.rs")),
             ("runs", include_str!("conformance/runs.rs")),
+            (
+                "run_dependencies",
+                include_str!("conformance/run_dependencies.rs"),
+            ),
             (
                 "task_instances",
                 include_str!("conformance/task_instances.rs"),

@@ -182,6 +182,31 @@ pub trait Store:
         to: DagRunState,
         now: DateTime<Utc>,
     ) -> Result<TransitionResult>;
+    /// Ends a running run that ran past its DAG's `dagrun_timeout`, as Airflow does: the run
+    /// `failed`, every unfinished task instance `skipped` (a running one loses its claim, so
+    /// its worker's next heartbeat kills it and its report is refused), in one transaction.
+    /// A compare-and-set on the run being `running`: a run that finished or was timed out by
+    /// another scheduler first is a `Conflict` and nothing changes.
+    async fn time_out_dag_run(&self, id: i64, now: DateTime<Utc>) -> Result<TransitionResult>;
+    /// The run of `dag_id` with the latest logical date before `before` (only scheduled and
+    /// backfill runs with `scheduled_only`): the "previous run" of `depends_on_past`.
+    async fn previous_dag_run(
+        &self,
+        dag_id: &str,
+        before: DateTime<Utc>,
+        scheduled_only: bool,
+    ) -> Result<Option<DagRun>>;
+    /// Whether task `task_id` of `dag_id` has an instance in a run with a logical date before
+    /// `before` (`ignore_first_depends_on_past`: a task that never ran before does not wait).
+    async fn has_earlier_task_instance(
+        &self,
+        dag_id: &str,
+        task_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// The states of the `limit` runs of `dag_id` with the latest logical dates, newest first
+    /// (`max_consecutive_failed_dag_runs`).
+    async fn latest_dag_run_states(&self, dag_id: &str, limit: u32) -> Result<Vec<DagRunState>>;
     /// Starts a queued run (`queued` → `running`) unless its DAG already has
     /// `max_active_runs` running runs. The count and the change are one transaction, and
     /// starts of one DAG's runs are serialised, so schedulers starting runs of the same DAG
@@ -227,6 +252,14 @@ pub trait Store:
         &self,
         dag_run_id: i64,
         task_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<usize>;
+    /// [`Store::clear_task_instances`] for single instances of mapped tasks (`(task_id,
+    /// map_index)`, Airflow's clear by `[task_id, map_index]`): only those, and their XComs.
+    async fn clear_mapped_task_instances(
+        &self,
+        dag_run_id: i64,
+        instances: &[(String, i64)],
         now: DateTime<Utc>,
     ) -> Result<usize>;
 

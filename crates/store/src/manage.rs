@@ -133,6 +133,24 @@ pub fn still_running(dag_id: &str) -> StoreError {
     ))
 }
 
+/// What timing out a run (`dagrun_timeout`) does to its task instances, given `(id, state)`
+/// of each: Airflow skips every unfinished one, the running ones included.
+pub fn marks_for_timeout(tis: &[(i64, TaskState)], now: DateTime<Utc>) -> Vec<MarkTaskInstances> {
+    let ti_ids: Vec<i64> = tis
+        .iter()
+        .filter(|(_, s)| !s.is_finished())
+        .map(|(id, _)| *id)
+        .collect();
+    if ti_ids.is_empty() {
+        return Vec::new();
+    }
+    vec![MarkTaskInstances {
+        ti_ids,
+        state: TaskState::Skipped,
+        now,
+    }]
+}
+
 /// What marking a run `to` by hand does to its task instances, given `(id, state)` of each,
 /// as Airflow's "mark run as": `success` marks every unfinished one success; `failed` fails
 /// the running ones and skips the other unfinished ones; any other state changes only the run.

@@ -374,13 +374,25 @@ pub struct Expansion {
 /// `try_number + 1`). The store admits it only if its DAG stays within `max_active_tasks` and
 /// its pool within its slots, counted inside the queueing transaction, so that several
 /// schedulers together never exceed a limit.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueItem {
     pub ti_id: i64,
     pub try_number: u32,
     pub dag_id: String,
     pub pool: String,
     pub max_active_tasks: u32,
+    /// The task's own limits, when it has any, counted the same way.
+    pub task_limits: Option<TaskLimits>,
+}
+
+/// A task's `max_active_tis_per_dag` and `max_active_tis_per_dagrun`: how many of its
+/// instances may be queued or running at once over the DAG's runs, and within one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskLimits {
+    pub task_id: String,
+    pub dag_run_id: i64,
+    pub per_dag: Option<u32>,
+    pub per_run: Option<u32>,
 }
 
 /// A scheduler taking charge of the unfinished runs it will evaluate.

@@ -173,6 +173,10 @@ pub enum TasksCommand {
         /// Environment variables for the task, a JSON object.
         #[arg(long)]
         env_vars: Option<String>,
+        /// The instance of a mapped task to run (its values mapped over must be known: literal,
+        /// or the results of the run named).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        map_index: i64,
     },
     /// Print each templated field of a task, rendered for a run (Airflow's `tasks render`).
     Render {
@@ -180,6 +184,9 @@ pub enum TasksCommand {
         task_id: String,
         /// A run id of the DAG, or a logical date (RFC 3339 or YYYY-MM-DD).
         logical_date_or_run_id: String,
+        /// The instance of a mapped task to render.
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        map_index: i64,
     },
     /// Clear task instances so that they, and their downstream, run again; a work task's
     /// setups and teardowns are cleared with it.

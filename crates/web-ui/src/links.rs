@@ -27,6 +27,22 @@ pub fn dag_run(dag_id: &str, run_id: &str) -> String {
 }
 
 /// A try of a task instance (its log).
+/// [`task_try`] of one instance of a mapped task (`map_index` -1: a task that is not mapped).
+pub fn task_try_at(
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    map_index: i64,
+    try_number: u32,
+) -> String {
+    let link = task_try(dag_id, run_id, task_id, try_number);
+    if map_index >= 0 {
+        format!("{link}&map_index={map_index}")
+    } else {
+        link
+    }
+}
+
 pub fn task_try(dag_id: &str, run_id: &str, task_id: &str, try_number: u32) -> String {
     format!(
         "/dags/{}/runs/{}/tasks/{}?try={try_number}",

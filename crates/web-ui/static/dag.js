@@ -227,7 +227,9 @@
       include_downstream: opt("include_downstream"),
     };
     var task = box.getAttribute("data-task-id");
-    if (task) body.task_ids = [task];
+    var mapIndex = box.getAttribute("data-map-index");
+    // One instance of a mapped task: Airflow's [task_id, map_index].
+    if (task) body.task_ids = mapIndex === null ? [task] : [[task, Number(mapIndex)]];
     return body;
   }
 

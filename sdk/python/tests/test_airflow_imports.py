@@ -120,8 +120,8 @@ def test_an_airflow_3_style_file_loads(dag_folder):
      "DockerOperator is not supported yet by updraft"),
     ("from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
      "KubernetesPodOperator is not supported yet by updraft"),
-    ("from airflow.providers.http.operators.http import SimpleHttpOperator",
-     "SimpleHttpOperator is not supported yet by updraft"),
+    ("from airflow.providers.http.sensors.http import HttpSensor",
+     "HttpSensor is not supported yet by updraft"),
     ("from airflow.operators.trigger_dagrun import TriggerDagRunOperator",
      "TriggerDagRunOperator is not supported yet by updraft"),
     ("from airflow.sensors.external_task import ExternalTaskSensor",
@@ -136,8 +136,9 @@ def test_an_airflow_3_style_file_loads(dag_folder):
      "PythonVirtualenvOperator is not supported yet by updraft"),
     ("from airflow.decorators import task\n@task.virtualenv\ndef f(): pass",
      "@task.virtualenv is not supported yet by updraft"),
-    ("from airflow.decorators import task\n@task\ndef f(x): pass\nf.expand(x=[1]).map(str)",
-     "XComArg.map (dynamic task mapping) is not supported yet by updraft"),
+    ("from airflow.decorators import task\n@task\ndef f(x): pass\n"
+     "r = f.expand(x=[1])\nr.map(str).concat(r)",
+     "concat() of an XComArg.map() is not supported yet by updraft"),
 ])
 def test_unsupported_airflow_features_name_themselves(dag_folder, statement, feature):
     dag_folder.write("uses_it.py", "# a dag file\n" + statement + "\n")

@@ -116,7 +116,8 @@ def test_task_settings_from_arguments_group_and_dag_default_args(dag_folder):
                 BashOperator(task_id="in_group", bash_command="run")
     """)
     doc = dag_folder.dag("task_settings.py")
-    # Only what updraft stores; owner, email and depends_on_past are Airflow's alone.
+    # Only what updraft stores (owner and email are Airflow's alone); a neutral
+    # depends_on_past is the loader's default.
     assert doc["default_args"] == {"retries": 3, "retry_delay": 120, "queue": "etl"}
     tasks = tasks_by_id(doc)
     assert tasks["all"] == {
@@ -239,21 +240,72 @@ def test_dag_function_arguments_become_params(dag_folder):
     assert doc["tags"] == ["fn"]
 
 
+def test_runs_that_depend_on_other_runs_are_written_in_the_loaders_format(dag_folder):
+    dag_folder.write("past.py", """
+        from datetime import datetime, timedelta
+        from updraft import DAG, BashOperator, EmptyOperator, TaskGroup
+
+        with DAG("past", schedule="@daily", start_date=datetime(2024, 1, 1),
+                 dagrun_timeout=timedelta(minutes=90), max_consecutive_failed_dag_runs=3,
+                 default_args={"depends_on_past": True}):
+            BashOperator(task_id="inherits", bash_command="true")
+            EmptyOperator(task_id="opts_out", depends_on_past=False)
+            EmptyOperator(task_id="waits", wait_for_downstream=True,
+                          ignore_first_depends_on_past=False)
+            with TaskGroup("g", default_args={"depends_on_past": False}):
+                EmptyOperator(task_id="limited", max_active_tis_per_dag=1,
+                              max_active_tis_per_dagrun=2)
+        with DAG("plain"):
+            EmptyOperator(task_id="t", depends_on_past=False, max_active_tis_per_dag=None)
+    """)
+    docs = {d["dag_id"]: d for d in dag_folder.parse("past.py")["dags"]}
+    doc = docs["past"]
+    assert doc["dagrun_timeout"] == 5400
+    assert doc["max_consecutive_failed_dag_runs"] == 3
+    assert doc["default_args"] == {"depends_on_past": True}
+    tasks = tasks_by_id(doc)
+    assert tasks["inherits"]["depends_on_past"] is True
+    # Written although neutral: the loader would otherwise apply the DAG's default_args.
+    assert tasks["opts_out"]["depends_on_past"] is False
+    assert tasks["g.limited"]["depends_on_past"] is False
+    assert tasks["waits"]["wait_for_downstream"] is True
+    assert tasks["waits"]["ignore_first_depends_on_past"] is False
+    assert tasks["g.limited"]["max_active_tis_per_dag"] == 1
+    assert tasks["g.limited"]["max_active_tis_per_dagrun"] == 2
+    # Neutral values of a DAG that does not use them are left out.
+    assert docs["plain"]["tasks"] == [{"task_id": "t", "operator": "empty"}]
+    assert "dagrun_timeout" not in docs["plain"]
+
+
+def test_bad_run_dependency_settings_fail_with_the_reason(dag_folder):
+    cases = {
+        "timeout": ("DAG('d', dagrun_timeout=60)",
+                    "TypeError: dagrun_timeout must be a datetime.timedelta, not int"),
+        "failures": ("DAG('d', max_consecutive_failed_dag_runs=-1)",
+                     "ValueError: max_consecutive_failed_dag_runs must be a whole number"),
+        "limit": ("DAG('d').__enter__(); EmptyOperator(task_id='t', max_active_tis_per_dag=0)",
+                  "ValueError: max_active_tis_per_dag must be a whole number of at least 1"),
+    }
+    for name, (code, message) in cases.items():
+        dag_folder.write(f"{name}.py", "from updraft import DAG, EmptyOperator\n" + code + "\n")
+        error = dag_folder.parse(f"{name}.py")["error"]
+        assert error is not None and error["message"].startswith(message), (name, error)
+
+
 def test_unsupported_arguments_are_refused_by_name(dag_folder):
     cases = {
-        "dagrun_timeout": "DAG('d', dagrun_timeout=timedelta(hours=1))",
         "callback": "DAG('d', on_failure_callback=print)",
         "task_callback": "DAG('d', default_args={'on_failure_callback': print})",
-        "mapping": "DAG('d').__enter__(); task(task_id='t')(lambda x: x).expand(x=[1]).zip([2])",
+        "mapping": "DAG('d').__enter__(); r = task(task_id='t')(lambda x: x).expand(x=[1]); "
+                   "r.map(str).concat(r)",
         "sensor": "from airflow.sensors.filesystem import FileSensor",
         "param_key": "Param(1, pattern='x')",
         "continuous": "DAG('d', schedule='@continuous', start_date=datetime(2024, 1, 1))",
     }
     expected = {
-        "dagrun_timeout": "dagrun_timeout is not supported yet by updraft",
         "callback": "DAG callbacks is not supported yet by updraft",
         "task_callback": "task callbacks is not supported yet by updraft",
-        "mapping": "XComArg.map (dynamic task mapping) is not supported yet by updraft",
+        "mapping": "concat() of an XComArg.map() is not supported yet by updraft",
         "sensor": "FileSensor is not supported yet by updraft",
         "param_key": "Param schema key 'pattern' is not supported yet by updraft",
         "continuous": "The @continuous schedule is not supported yet by updraft",

@@ -223,6 +223,7 @@ pub async fn queue(store: &dyn Store, tis: &[TaskInstance]) {
             dag_id: ti.dag_id.clone(),
             pool: ti.pool.clone(),
             max_active_tasks: 16,
+            task_limits: None,
         })
         .collect();
     let results = store.queue(items, now).await.expect("queue");

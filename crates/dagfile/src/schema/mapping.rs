@@ -19,6 +19,8 @@ pub(crate) enum MappedOperator {
     Empty,
     /// The SDK checks the names against the callable when it serializes the task.
     Python,
+    /// A bash task of a mapped group: the names are the group's.
+    GroupBash,
 }
 
 /// A task's mapping as read, with the upstream tasks it reads (and where they are named).
@@ -27,6 +29,8 @@ pub(crate) struct ReadMapping {
     pub upstream: Vec<(String, Option<Pos>)>,
     /// Whether every instance gets a `bash_command` from the mapping, so the task needs none.
     pub supplies_command: bool,
+    /// A task of a mapped group: a `bash_command` of its own wins over the group's.
+    pub in_map_group: bool,
 }
 
 /// Reads `expand` or `expand_kwargs` of a task's entries (`None` when it has neither, or
@@ -34,6 +38,7 @@ pub(crate) struct ReadMapping {
 pub(crate) fn read_mapping(
     entries: &[Entry],
     operator: MappedOperator,
+    in_map_group: bool,
     label: &str,
     ctx: &mut Ctx,
 ) -> Option<ReadMapping> {
@@ -51,7 +56,8 @@ pub(crate) fn read_mapping(
         (Some(e), None) => (e, false),
         (None, Some(k)) => (k, true),
     };
-    if operator == MappedOperator::Empty {
+    // A task of a mapped group runs once per the group's values, whatever its operator.
+    if operator == MappedOperator::Empty && !in_map_group {
         ctx.error(
             entry.key_pos,
             format!(
@@ -61,11 +67,19 @@ pub(crate) fn read_mapping(
         );
         return None;
     }
-    if is_kwargs {
+    // A bash task of a mapped group takes `bash_command`/`env` of the group's arguments and
+    // leaves the others to the group's other tasks.
+    let operator = if in_map_group && operator == MappedOperator::Bash {
+        MappedOperator::GroupBash
+    } else {
+        operator
+    };
+    let read = if is_kwargs {
         read_expand_kwargs(&entry.value, operator, label, ctx)
     } else {
         read_expand(&entry.value, operator, label, ctx)
-    }
+    };
+    read.map(|r| ReadMapping { in_map_group, ..r })
 }
 
 fn read_expand(
@@ -111,8 +125,18 @@ fn read_expand(
                 }
             }
         }
-        if let MapSource::Xcom(task_id) = &source {
-            upstream.push((task_id.clone(), entry.value.pos));
+        if matches!(operator, MappedOperator::Bash | MappedOperator::GroupBash)
+            && source.needs_python()
+        {
+            ctx.error(
+                entry.value.pos,
+                format!("{label}`{key}`: `map` needs Python callables; a bash task cannot use it"),
+            );
+            ok = false;
+            continue;
+        }
+        for task_id in source.upstream() {
+            upstream.push((task_id.to_string(), entry.value.pos));
         }
         args.push(MappedArgument {
             name: entry.key.clone(),
@@ -124,6 +148,7 @@ fn read_expand(
         mapping: Mapping::Expand(args),
         upstream,
         supplies_command,
+        in_map_group: false,
     })
 }
 
@@ -135,13 +160,24 @@ fn read_expand_kwargs(
 ) -> Option<ReadMapping> {
     let key = "expand_kwargs";
     let source = read_source(node, label, key, ctx)?;
-    let mut upstream = Vec::new();
+    if matches!(operator, MappedOperator::Bash | MappedOperator::GroupBash) && source.needs_python()
+    {
+        ctx.error(
+            node.pos,
+            format!("{label}`{key}`: `map` needs Python callables; a bash task cannot use it"),
+        );
+        return None;
+    }
+    let upstream: Vec<_> = source
+        .upstream()
+        .into_iter()
+        .map(|task_id| (task_id.to_string(), node.pos))
+        .collect();
     let supplies_command = match &source {
-        MapSource::Xcom(task_id) => {
-            upstream.push((task_id.clone(), node.pos));
-            // Known only when the upstream result is: an instance without one fails.
-            true
-        }
+        // Known only when the upstream result is: an instance without one fails.
+        MapSource::Xcom(_) | MapSource::Map { .. } | MapSource::Zip { .. } => true,
+        MapSource::Concat(sources) if !sources.iter().all(is_literal) => true,
+        MapSource::Concat(_) => false,
         MapSource::Literal(items) => {
             let mut ok = true;
             let mut every_command = !items.is_empty();
@@ -185,15 +221,29 @@ fn read_expand_kwargs(
         mapping: Mapping::ExpandKwargs(source),
         upstream,
         supplies_command,
+        in_map_group: false,
     })
 }
 
-/// A value to map over: `{xcom: task_id}`, a list, or a mapping (its `[key, value]` pairs).
+fn is_literal(source: &MapSource) -> bool {
+    matches!(source, MapSource::Literal(_))
+}
+
+/// A value to map over: `{xcom: task_id}`, a list, a mapping (its `[key, value]` pairs), or
+/// a combination of values: `{zip: [...], fillvalue: v}` (Airflow's `XComArg.zip`, as long as
+/// the shortest; with `fillvalue`, the longest), `{concat: [...]}`, and `{map: source,
+/// callables: [...]}` (`XComArg.map`, whose callables the Python SDK applies).
 fn read_source(node: &Node, label: &str, key: &str, ctx: &mut Ctx) -> Option<MapSource> {
+    let keyed = |entries: &[Entry], name: &str| entries.iter().any(|e| e.key == name);
     match &node.kind {
         NodeKind::Map(entries) if entries.len() == 1 && entries[0].key == "xcom" => {
             let task_id = ctx.string(&entries[0].value, label, &format!("{key}.xcom"))?;
             Some(MapSource::Xcom(task_id))
+        }
+        NodeKind::Map(entries)
+            if keyed(entries, "zip") || keyed(entries, "concat") || keyed(entries, "map") =>
+        {
+            read_combined(entries, node, label, key, ctx)
         }
         NodeKind::Seq(_) | NodeKind::Map(_) => {
             let mut non_finite = false;
@@ -221,6 +271,140 @@ fn read_source(node: &Node, label: &str, key: &str, ctx: &mut Ctx) -> Option<Map
     }
 }
 
+/// `{zip: …}`, `{concat: …}` or `{map: …}`.
+fn read_combined(
+    entries: &[Entry],
+    node: &Node,
+    label: &str,
+    key: &str,
+    ctx: &mut Ctx,
+) -> Option<MapSource> {
+    let find = |name: &str| entries.iter().find(|e| e.key == name);
+    let (kind, allowed): (&str, &[&str]) = if find("zip").is_some() {
+        ("zip", &["zip", "fillvalue"])
+    } else if find("concat").is_some() {
+        ("concat", &["concat"])
+    } else {
+        ("map", &["map", "callables"])
+    };
+    if let Some(extra) = entries.iter().find(|e| !allowed.contains(&e.key.as_str())) {
+        ctx.error(
+            extra.key_pos,
+            format!(
+                "{label}`{key}.{kind}` takes only: {} (found `{}`)",
+                allowed.join(", "),
+                extra.key
+            ),
+        );
+        return None;
+    }
+    let inner = find(kind)?;
+    let inner_key = format!("{key}.{kind}");
+    if kind == "map" {
+        let source = read_source(&inner.value, label, &inner_key, ctx)?;
+        let callables = match find("callables") {
+            Some(e) => ctx
+                .string_list(&e.value, label, &format!("{key}.callables"))?
+                .into_iter()
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            None => Vec::new(),
+        };
+        return Some(MapSource::Map {
+            source: Box::new(source),
+            callables,
+        });
+    }
+    let NodeKind::Seq(items) = &inner.value.kind else {
+        ctx.error(
+            inner.value.pos,
+            format!(
+                "{label}`{inner_key}` must be a list of values to combine, found {}",
+                inner.value.describe()
+            ),
+        );
+        return None;
+    };
+    let mut sources = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        sources.push(read_source(item, label, &format!("{inner_key}[{i}]"), ctx)?);
+    }
+    if sources.is_empty() {
+        ctx.error(
+            node.pos,
+            format!("{label}`{inner_key}` needs at least one value"),
+        );
+        return None;
+    }
+    if kind == "concat" {
+        return Some(MapSource::Concat(sources));
+    }
+    let fillvalue = find("fillvalue").map(|e| e.value.to_json(&mut |_, _| {}));
+    Some(MapSource::Zip {
+        sources,
+        longest: fillvalue.is_some(),
+        fillvalue: fillvalue.unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// As Airflow makes the results a mapped group maps over upstream of the group's first tasks
+/// only: a task of the group after another of it does not depend on them directly (it would
+/// change what its trigger rule counts), unless written so.
+pub(crate) fn unlink_group_sources(tasks: &mut [super::task::ReadTask]) {
+    let groups: std::collections::HashMap<String, String> = tasks
+        .iter()
+        .filter_map(|r| Some((r.task.task_id.clone(), r.task.map_group.clone()?)))
+        .collect();
+    for read in tasks.iter_mut() {
+        let Some(group) = read.task.map_group.as_deref() else {
+            continue;
+        };
+        let after_another = read
+            .task
+            .dependencies
+            .iter()
+            .any(|d| groups.get(d).map(String::as_str) == Some(group));
+        if !after_another || read.mapping_dependencies.is_empty() {
+            continue;
+        }
+        let added = std::mem::take(&mut read.mapping_dependencies);
+        let kept: Vec<(String, Option<crate::diagnostic::Pos>)> = read
+            .task
+            .dependencies
+            .drain(..)
+            .zip(read.dependency_pos.drain(..))
+            .filter(|(d, _)| !added.contains(d))
+            .collect();
+        for (dependency, pos) in kept {
+            read.task.dependencies.push(dependency);
+            read.dependency_pos.push(pos);
+        }
+    }
+}
+
+/// Tasks of one mapped group (`map_group`) must be mapped alike, so that they expand to the
+/// same instances.
+pub(crate) fn check_map_groups(tasks: &[super::task::ReadTask], ctx: &mut Ctx) {
+    let mut first: Vec<(&str, &super::task::ReadTask)> = Vec::new();
+    for read in tasks {
+        let Some(group) = read.task.map_group.as_deref() else {
+            continue;
+        };
+        match first.iter().find(|(g, _)| *g == group) {
+            None => first.push((group, read)),
+            Some((_, other)) if other.task.mapping != read.task.mapping => ctx.error(
+                read.id_pos,
+                format!(
+                    "task `{}`: tasks of mapped group `{group}` must map over the same values \
+                     (`{}` maps over others)",
+                    read.task.task_id, other.task.task_id
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
 /// Checks a literal value of a bash task's mapped argument.
 fn check_bash_argument(
     operator: MappedOperator,
@@ -228,7 +412,7 @@ fn check_bash_argument(
     value: &serde_json::Value,
 ) -> Result<(), String> {
     use serde_json::Value;
-    if operator != MappedOperator::Bash {
+    if !matches!(operator, MappedOperator::Bash | MappedOperator::GroupBash) {
         return Ok(());
     }
     match (name, value) {

@@ -25,6 +25,11 @@ pub const SETTING_KEYS: &[&str] = &[
     "priority_weight",
     "skip_on_exit_code",
     "do_xcom_push",
+    "depends_on_past",
+    "wait_for_downstream",
+    "ignore_first_depends_on_past",
+    "max_active_tis_per_dag",
+    "max_active_tis_per_dagrun",
 ];
 
 /// Keys only a task may have.
@@ -39,11 +44,13 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "on_failure_fail_dagrun",
     "expand",
     "expand_kwargs",
+    "map_group",
     "python_callable",
     "python_executable",
     "python_kind",
     "source_line",
     "task_group",
+    "http",
 ];
 
 /// Keys that belong to `operator: python` only.
@@ -76,6 +83,11 @@ pub(crate) enum Setting {
     PriorityWeight(i64),
     SkipOnExitCode(Vec<i32>),
     DoXcomPush(bool),
+    DependsOnPast(bool),
+    WaitForDownstream(bool),
+    IgnoreFirstDependsOnPast(bool),
+    MaxActiveTisPerDag(Option<u32>),
+    MaxActiveTisPerDagrun(Option<u32>),
 }
 
 /// A task read from the file, with the places its graph checks point at.
@@ -86,6 +98,8 @@ pub(crate) struct ReadTask {
     /// The tasks a teardown names in `setups`: they become setups (Airflow's
     /// `as_teardown(setups=…)`), and upstream of it.
     pub setups: Vec<String>,
+    /// Dependencies added because the task maps over their results (not written).
+    pub mapping_dependencies: Vec<String>,
 }
 
 impl Setting {
@@ -104,6 +118,11 @@ impl Setting {
             Setting::PriorityWeight(v) => task.priority_weight = v,
             Setting::SkipOnExitCode(v) => task.skip_on_exit_code = v,
             Setting::DoXcomPush(v) => task.do_xcom_push = v,
+            Setting::DependsOnPast(v) => task.past.depends_on_past = v,
+            Setting::WaitForDownstream(v) => task.past.wait_for_downstream = v,
+            Setting::IgnoreFirstDependsOnPast(v) => task.past.ignore_first_depends_on_past = v,
+            Setting::MaxActiveTisPerDag(v) => task.max_active_tis_per_dag = v,
+            Setting::MaxActiveTisPerDagrun(v) => task.max_active_tis_per_dagrun = v,
         }
     }
 }
@@ -135,6 +154,17 @@ fn read_setting(key: &str, node: &Node, label: &str, ctx: &mut Ctx) -> Option<Se
         }
         "skip_on_exit_code" => Setting::SkipOnExitCode(read_exit_codes(node, label, ctx)?),
         "do_xcom_push" => Setting::DoXcomPush(ctx.bool(node, label, key)?),
+        "depends_on_past" => Setting::DependsOnPast(ctx.bool(node, label, key)?),
+        "wait_for_downstream" => Setting::WaitForDownstream(ctx.bool(node, label, key)?),
+        "ignore_first_depends_on_past" => {
+            Setting::IgnoreFirstDependsOnPast(ctx.bool(node, label, key)?)
+        }
+        "max_active_tis_per_dag" => {
+            Setting::MaxActiveTisPerDag(ctx.opt_u32_at_least(node, label, key, 1)?)
+        }
+        "max_active_tis_per_dagrun" => {
+            Setting::MaxActiveTisPerDagrun(ctx.opt_u32_at_least(node, label, key, 1)?)
+        }
         _ => return None,
     })
 }
@@ -258,7 +288,23 @@ pub(crate) fn read_task(
         Some(NodeKind::Str(name)) if name == "python" => MappedOperator::Python,
         _ => MappedOperator::Bash,
     };
-    let mapping_read = read_mapping(entries, mapped_operator, &label, ctx);
+    let map_group = match get(entries, "map_group") {
+        Some(e) => ctx.opt_string(&e.value, &label, "map_group")?,
+        None => None,
+    };
+    if map_group.is_some()
+        && get(entries, "expand").is_none()
+        && get(entries, "expand_kwargs").is_none()
+    {
+        if let Some(e) = get(entries, "map_group") {
+            ctx.error(
+                e.key_pos,
+                format!("{label}`map_group` needs the group's `expand` or `expand_kwargs`"),
+            );
+        }
+        return None;
+    }
+    let mapping_read = read_mapping(entries, mapped_operator, map_group.is_some(), &label, ctx);
     let mapping_failed = mapping_read.is_none()
         && (get(entries, "expand").is_some() || get(entries, "expand_kwargs").is_some());
     let operator = read_operator(entries, node.pos, mapping_read.as_ref(), &label, ctx);
@@ -279,10 +325,12 @@ pub(crate) fn read_task(
     }
     // A task mapped over an upstream result depends on it, as an `XComArg` makes it in
     // Airflow.
+    let mut mapping_dependencies = Vec::new();
     for (upstream, pos) in mapping_read.iter().flat_map(|m| &m.upstream) {
         if seen.insert(upstream.clone()) {
             dependencies.push(upstream.clone());
             dependency_pos.push(*pos);
+            mapping_dependencies.push(upstream.clone());
         }
     }
 
@@ -314,6 +362,7 @@ pub(crate) fn read_task(
     task.dependencies = dependencies;
     task.task_group = task_group;
     task.mapping = mapping_read.map(|m| m.mapping);
+    task.map_group = map_group;
     for setting in defaults.iter().chain(&own) {
         setting.apply(&mut task);
     }
@@ -345,6 +394,7 @@ pub(crate) fn read_task(
         id_pos: id_entry.and_then(|e| e.value.pos),
         dependency_pos,
         setups,
+        mapping_dependencies,
     })
 }
 
@@ -414,6 +464,30 @@ fn read_operator(
         }
         return read_python(entries, operator.and_then(|(_, pos)| pos), label, ctx);
     }
+    if operator.as_ref().is_some_and(|(name, _)| name == "http") {
+        if let Some(cmd) = command {
+            ctx.error(
+                cmd.key_pos,
+                format!("{label}`bash_command` does not go with `operator: http`"),
+            );
+            return None;
+        }
+        if mapping.is_some() {
+            ctx.error(
+                operator.and_then(|(_, pos)| pos),
+                format!("{label}`operator: http` cannot be mapped yet"),
+            );
+            return None;
+        }
+        return super::http::read_http(entries, operator.and_then(|(_, pos)| pos), label, ctx);
+    }
+    if let Some(e) = get(entries, "http") {
+        ctx.error(
+            e.key_pos,
+            format!("{label}`http` goes only with `operator: http`"),
+        );
+        return None;
+    }
     if let Some(e) = PYTHON_KEYS.iter().find_map(|key| get(entries, key)) {
         ctx.error(
             e.key_pos,
@@ -447,7 +521,8 @@ fn read_operator(
         }
         (_, Some(cmd))
             if mapping.is_some_and(|m| {
-                matches!(&m.mapping, updraft_model::Mapping::Expand(args)
+                !m.in_map_group
+                    && matches!(&m.mapping, updraft_model::Mapping::Expand(args)
                     if args.iter().any(|a| a.name == "bash_command"))
             }) =>
         {

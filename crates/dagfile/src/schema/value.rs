@@ -132,6 +132,20 @@ impl Ctx {
         u32::try_from(i).ok()
     }
 
+    /// A whole number of at least `min`, or `null` (none).
+    pub fn opt_u32_at_least(
+        &mut self,
+        node: &Node,
+        label: &str,
+        key: &str,
+        min: u32,
+    ) -> Option<Option<u32>> {
+        match node.kind {
+            NodeKind::Null => Some(None),
+            _ => self.u32_at_least(node, label, key, min).map(Some),
+        }
+    }
+
     /// `30s`, `5m`, `1h30m`, or a number of seconds.
     pub fn duration(&mut self, node: &Node, label: &str, key: &str) -> Option<Duration> {
         let secs = match &node.kind {

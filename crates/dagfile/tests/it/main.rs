@@ -4,4 +4,5 @@ mod folder;
 mod hostile;
 mod mapping;
 mod parse;
+mod run_dependencies;
 mod schema_file;

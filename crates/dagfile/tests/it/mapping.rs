@@ -100,3 +100,89 @@ fn mapping_mistakes_are_named() {
         &["missing required key `bash_command`"],
     );
 }
+
+#[test]
+fn combined_sources_and_mapped_groups_load() {
+    let dag = check_ok(
+        "tasks:
+  - task_id: a
+    bash_command: echo '[1, 2]'
+  - task_id: pairs
+    bash_command: echo $P
+    expand:
+      env: {zip: [{xcom: a}, [{P: x}, {P: y}]], fillvalue: null}
+  - task_id: both
+    expand:
+      bash_command: {concat: [[echo 1], {xcom: a}]}
+  - task_id: g.one
+    map_group: g
+    bash_command: echo $X
+    expand:
+      env: [{X: '1'}, {X: '2'}]
+      n: [1, 2]
+  - task_id: g.two
+    operator: empty
+    map_group: g
+    dependencies: [g.one]
+    expand:
+      env: [{X: '1'}, {X: '2'}]
+      n: [1, 2]
+",
+    );
+    let pairs = dag.task("pairs").unwrap();
+    assert_eq!(pairs.dependencies, vec!["a".to_string()]);
+    assert!(matches!(
+        &pairs.mapping,
+        Some(Mapping::Expand(args)) if matches!(&args[0].source,
+            MapSource::Zip { sources, longest: true, .. } if sources.len() == 2)
+    ));
+    assert_eq!(
+        dag.task("both").unwrap().dependencies,
+        vec!["a".to_string()]
+    );
+    let two = dag.task("g.two").unwrap();
+    assert_eq!(two.map_group.as_deref(), Some("g"));
+    assert_eq!(two.mapping, dag.task("g.one").unwrap().mapping);
+
+    // What a group maps over comes before its first tasks only, as in Airflow.
+    let dag = check_ok(
+        "tasks:
+  - task_id: src
+    bash_command: echo '[1]'
+  - {task_id: h.a, map_group: h, bash_command: echo a, expand: {env: {xcom: src}}}
+  - {task_id: h.b, map_group: h, bash_command: echo b, expand: {env: {xcom: src}}, dependencies: [h.a]}
+",
+    );
+    assert_eq!(
+        dag.task("h.a").unwrap().dependencies,
+        vec!["src".to_string()]
+    );
+    assert_eq!(
+        dag.task("h.b").unwrap().dependencies,
+        vec!["h.a".to_string()]
+    );
+}
+
+#[test]
+fn combined_source_and_mapped_group_mistakes_are_named() {
+    let task = |body: &str| format!("tasks:\n  - task_id: t\n{body}");
+    check_err(
+        &task("    expand:\n      bash_command: {map: [a], callables: [f]}\n"),
+        &["`expand.bash_command`: `map` needs Python callables; a bash task cannot use it"],
+    );
+    check_err(
+        &task("    expand:\n      bash_command: {zip: [[a]], extra: 1}\n"),
+        &["`expand.bash_command.zip` takes only: zip, fillvalue (found `extra`)"],
+    );
+    check_err(
+        &task("    operator: empty\n    map_group: g\n"),
+        &["`map_group` needs the group's `expand` or `expand_kwargs`"],
+    );
+    check_err(
+        "tasks:
+  - {task_id: g.a, map_group: g, expand: {bash_command: [a]}}
+  - {task_id: g.b, map_group: g, expand: {bash_command: [a, b]}}
+",
+        &["task `g.b`: tasks of mapped group `g` must map over the same values (`g.a` maps over others)"],
+    );
+}

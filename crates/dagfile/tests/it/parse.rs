@@ -50,6 +50,8 @@ fn minimal_file_takes_defaults() {
         catchup: false,
         max_active_runs: 16,
         max_active_tasks: 16,
+        dagrun_timeout: None,
+        max_consecutive_failed_dag_runs: 0,
         tags: vec![],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
@@ -179,6 +181,8 @@ fn full_expected() -> Dag {
         catchup: true,
         max_active_runs: 2,
         max_active_tasks: 8,
+        dagrun_timeout: None,
+        max_consecutive_failed_dag_runs: 0,
         tags: vec!["etl".into(), "users".into()],
         params: params.as_object().unwrap().clone(),
         default_args: serde_json::json!({
@@ -427,7 +431,7 @@ fn error_cases() {
         ("tasks:\n  - {task_id: a}\n", &["task `a`: missing required key `bash_command` (or set `operator: empty`)"]),
         (
             "tasks:\n  - {task_id: a, operator: docker}\n",
-            &["task `a`: unknown operator `docker`; allowed: bash, empty, python"],
+            &["task `a`: unknown operator `docker`; allowed: bash, empty, http, python"],
         ),
         (
             "tasks:\n  - {task_id: a, operator: python}\n",
@@ -640,6 +644,7 @@ fn every_operator_kind_of_the_model_loads_from_a_file() {
         let command = match kind {
             "empty" => "",
             "python" => ", python_callable: f",
+            "http" => ", http: {endpoint: items}",
             _ => ", bash_command: 'true'",
         };
         let dag = check_ok(&format!(

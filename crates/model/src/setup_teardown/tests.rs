@@ -36,6 +36,8 @@ fn dag(lines: &[&str]) -> Dag {
         catchup: false,
         max_active_runs: 1,
         max_active_tasks: 1,
+        dagrun_timeout: None,
+        max_consecutive_failed_dag_runs: 0,
         tags: Vec::new(),
         params: Default::default(),
         default_args: Default::default(),

@@ -22,6 +22,8 @@ fn dag(schedule: &str, tz: &str, start: Option<&str>, end: Option<&str>, catchup
         catchup,
         max_active_runs: 16,
         max_active_tasks: 16,
+        dagrun_timeout: None,
+        max_consecutive_failed_dag_runs: 0,
         tags: Vec::new(),
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),

@@ -204,6 +204,7 @@ pub(crate) fn operator_name(dag: &Dag, task_id: &str) -> Option<&'static str> {
         updraft_model::Operator::Bash { .. } => "BashOperator",
         updraft_model::Operator::Empty => "EmptyOperator",
         updraft_model::Operator::Python { python_kind, .. } => python_operator_name(python_kind),
+        updraft_model::Operator::Http(_) => "HttpOperator",
     })
 }
 

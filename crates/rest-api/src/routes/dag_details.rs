@@ -107,7 +107,7 @@ async fn get_dag_details(
     let dag = &graph.dag;
     Ok(Json(DAGDetailsResponse {
         catchup: dag.catchup,
-        dag_run_timeout: None,
+        dag_run_timeout: dag.dagrun_timeout.map(iso_duration),
         asset_expression: None,
         doc_md: None,
         start_date: dag.start_date,
@@ -453,4 +453,55 @@ async fn get_dag_stats(
         total_entries: dags.len() as u64,
         dags,
     }))
+}
+
+/// A duration as pydantic writes a `timedelta` in JSON (ISO 8601: `PT1H`, `P1DT30M`, `PT1.5S`).
+fn iso_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (days, hours, minutes, seconds) = (
+        secs / 86_400,
+        secs % 86_400 / 3_600,
+        secs % 3_600 / 60,
+        secs % 60,
+    );
+    let micros = d.subsec_micros();
+    let mut out = String::from("P");
+    if days > 0 {
+        out.push_str(&format!("{days}D"));
+    }
+    if hours > 0 || minutes > 0 || seconds > 0 || micros > 0 || days == 0 {
+        out.push('T');
+        if hours > 0 {
+            out.push_str(&format!("{hours}H"));
+        }
+        if minutes > 0 {
+            out.push_str(&format!("{minutes}M"));
+        }
+        if micros > 0 {
+            let fraction = format!("{micros:06}");
+            out.push_str(&format!("{seconds}.{}S", fraction.trim_end_matches('0')));
+        } else if seconds > 0 || (hours == 0 && minutes == 0) {
+            out.push_str(&format!("{seconds}S"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn durations_are_written_as_pydantic_writes_timedeltas() {
+        for (secs, text) in [
+            (0.0, "PT0S"),
+            (90.0, "PT1M30S"),
+            (3600.0, "PT1H"),
+            (86_400.0 + 1800.0, "P1DT30M"),
+            (86_400.0, "P1D"),
+            (1.5, "PT1.5S"),
+        ] {
+            assert_eq!(super::iso_duration(Duration::from_secs_f64(secs)), text);
+        }
+    }
 }

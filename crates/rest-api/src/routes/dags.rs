@@ -124,8 +124,10 @@ impl DAGResponse {
                 .collect(),
             max_active_tasks: dag.max_active_tasks,
             max_active_runs: Some(dag.max_active_runs),
-            max_consecutive_failed_dag_runs: 0,
-            has_task_concurrency_limits: false,
+            max_consecutive_failed_dag_runs: dag.max_consecutive_failed_dag_runs,
+            has_task_concurrency_limits: dag.tasks.iter().any(|t| {
+                t.max_active_tis_per_dag.is_some() || t.max_active_tis_per_dagrun.is_some()
+            }),
             has_import_errors: import_errors,
             next_dagrun_logical_date: next,
             next_dagrun_data_interval_start: next,

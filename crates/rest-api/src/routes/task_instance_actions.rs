@@ -17,7 +17,7 @@ use updraft_store::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::common::{check_note, current_dag, dag_graph, dag_run, PathParams, QueryParams};
-use super::task_instances::task_instance;
+use super::task_instances::task_instance_at;
 use super::ti_shape::{Shaper, TaskInstanceCollectionResponse};
 use crate::auth::{Access, Action, Resource};
 use crate::{RestError, RestState};
@@ -25,6 +25,10 @@ use crate::{RestError, RestState};
 pub(crate) const PERMISSIONS: super::Permissions = &[
     (
         "patch_task_instance",
+        Access::Require(Action::Edit, Resource::TaskInstance),
+    ),
+    (
+        "patch_mapped_task_instance",
         Access::Require(Action::Edit, Resource::TaskInstance),
     ),
     (
@@ -39,14 +43,20 @@ pub(crate) const PERMISSIONS: super::Permissions = &[
         "get_task_instance_dependencies",
         Access::Require(Action::Read, Resource::TaskInstance),
     ),
+    (
+        "get_mapped_task_instance_dependencies",
+        Access::Require(Action::Read, Resource::TaskInstance),
+    ),
 ];
 
 pub(crate) fn routes() -> OpenApiRouter<RestState> {
     OpenApiRouter::new()
         .routes(routes!(patch_task_instance))
         .routes(routes!(patch_task_instance_dry_run))
+        .routes(routes!(patch_mapped_task_instance))
         .routes(routes!(post_clear_task_instances))
         .routes(routes!(get_task_instance_dependencies))
+        .routes(routes!(get_mapped_task_instance_dependencies))
 }
 
 /// `task_ids` plus, transitively, their upstream and/or downstream tasks. Each task is
@@ -176,7 +186,7 @@ pub struct PatchTaskInstanceBody {
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PatchQuery {
-    /// Only -1: marking one instance of a mapped task is not supported yet.
+    /// The instance of a mapped task (default -1: a task that is not mapped).
     pub map_index: Option<i64>,
     /// The fields of the body to apply (`new_state`, `note`); default: those present.
     #[serde(default)]
@@ -197,11 +207,7 @@ async fn plan_patch(
     query: &PatchQuery,
     body: &PatchTaskInstanceBody,
 ) -> Result<PatchPlan, RestError> {
-    if query.map_index.is_some_and(|m| m != -1) {
-        return Err(RestError::not_found(format!(
-            "Task Instance not found for dag_id={dag_id}, run_id={run_id}, task_id={task_id}"
-        )));
-    }
+    let map_index = query.map_index.unwrap_or(-1);
     let mask: Vec<&str> = query.update_mask.iter().map(String::as_str).collect();
     if let Some(bad) = mask.iter().find(|f| !matches!(**f, "new_state" | "note")) {
         return Err(RestError::bad_request(format!(
@@ -222,7 +228,7 @@ async fn plan_patch(
         }
     };
     check_note(body.note.as_deref(), &["body", "note"])?;
-    let (run, ti) = task_instance(state, &dag_id, &run_id, &task_id).await?;
+    let (run, ti) = task_instance_at(state, &dag_id, &run_id, &task_id, map_index).await?;
     let affected = match to {
         Some(to) => {
             let graph = dag_graph(state, &run.dag_id, run.dag_version).await?;
@@ -237,7 +243,11 @@ async fn plan_patch(
                 past: body.include_past.unwrap_or(false),
                 run,
             };
-            select(state, &dag_id, &scope, Some(&tasks), |t| t.state != to).await?
+            // One instance of a mapped task: only that index of it (its relatives whole).
+            select(state, &dag_id, &scope, Some(&tasks), |t| {
+                t.state != to && (t.task_id != task_id || t.map_index == map_index)
+            })
+            .await?
         }
         None => Vec::new(),
     };
@@ -305,11 +315,12 @@ async fn patch_task_instance(
     } else {
         // Only the note changed: answer the task instance itself, as Airflow does.
         let run = dag_run(&state, &plan.ti.dag_id, &plan.ti.run_id).await?;
-        let ti = super::task_instances::task_instance(
+        let ti = task_instance_at(
             &state,
             &run.dag_id,
             &run.run_id,
             &plan.ti.task_id,
+            plan.ti.map_index,
         )
         .await?
         .1;
@@ -320,6 +331,30 @@ async fn patch_task_instance(
         });
     }
     Ok(Json(shape(&state, &changed).await?))
+}
+
+/// [`patch_task_instance`] for one instance of a mapped task.
+#[utoipa::path(patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}",
+    operation_id = "patch_mapped_task_instance", tag = "Task Instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
+        ("map_index" = i64, Path), PatchQuery),
+    request_body = PatchTaskInstanceBody,
+    responses((status = 200, body = TaskInstanceCollectionResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn patch_mapped_task_instance(
+    State(state): State<RestState>,
+    PathParams((dag_id, run_id, task_id, map_index)): PathParams<(String, String, String, i64)>,
+    QueryParams(mut query): QueryParams<PatchQuery>,
+    body: Result<Json<PatchTaskInstanceBody>, JsonRejection>,
+) -> Result<Json<TaskInstanceCollectionResponse>, RestError> {
+    query.map_index = Some(map_index);
+    patch_task_instance(
+        State(state),
+        PathParams((dag_id, run_id, task_id)),
+        QueryParams(query),
+        body,
+    )
+    .await
 }
 
 /// The task instances a `PATCH` with this body would change; changes nothing.
@@ -403,21 +438,26 @@ async fn post_clear_task_instances(
             ..TimeRange::default()
         }),
     };
+    // Tasks named with map indexes: only those instances of them (a task also named alone is
+    // cleared whole), as Airflow's `[task_id, map_index]`.
+    let mut only_indexes: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
     let tasks = match &body.task_ids {
         Some(ids) if !ids.is_empty() => {
             let mut names = Vec::new();
+            let mut whole = BTreeSet::new();
             for id in ids {
                 match id {
-                    ClearTaskId::Task(t) => names.push(t.clone()),
-                    ClearTaskId::Mapped(t, -1) => names.push(t.clone()),
-                    ClearTaskId::Mapped(_, _) => {
-                        return Err(RestError::invalid(
-                            &["body", "task_ids"],
-                            "clearing one instance of a mapped task is not supported yet: give its task id to clear all of them",
-                        ))
+                    ClearTaskId::Task(t) | ClearTaskId::Mapped(t, -1) => {
+                        whole.insert(t.clone());
+                        names.push(t.clone());
+                    }
+                    ClearTaskId::Mapped(t, i) => {
+                        only_indexes.entry(t.clone()).or_default().insert(*i);
+                        names.push(t.clone());
                     }
                 }
             }
+            only_indexes.retain(|t, _| !whole.contains(t));
             // With their setups and teardowns, as Airflow clears them.
             Some(BTreeSet::from_iter(setup_teardown::clear_selection(
                 &graph.dag,
@@ -433,6 +473,9 @@ async fn post_clear_task_instances(
     let selected = select(&state, &dag_id, &scope, tasks.as_ref(), |ti| {
         (!only_failed || matches!(ti.state, TaskState::Failed | TaskState::UpstreamFailed))
             && (!only_running || ti.state == TaskState::Running)
+            && only_indexes
+                .get(&ti.task_id)
+                .is_none_or(|indexes| indexes.contains(&ti.map_index))
     })
     .await?;
     let answer = shape(&state, &selected).await?;
@@ -440,11 +483,19 @@ async fn post_clear_task_instances(
         return Ok(Json(answer));
     }
     let mut by_run: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut instances_by_run: BTreeMap<i64, Vec<(String, i64)>> = BTreeMap::new();
     for row in &selected {
-        by_run
-            .entry(row.ti.dag_run_id)
-            .or_default()
-            .push(row.ti.task_id.clone());
+        if only_indexes.contains_key(&row.ti.task_id) {
+            instances_by_run
+                .entry(row.ti.dag_run_id)
+                .or_default()
+                .push((row.ti.task_id.clone(), row.ti.map_index));
+        } else {
+            by_run
+                .entry(row.ti.dag_run_id)
+                .or_default()
+                .push(row.ti.task_id.clone());
+        }
     }
     let now = Utc::now();
     for (run_id, task_ids) in &by_run {
@@ -453,7 +504,13 @@ async fn post_clear_task_instances(
             .clear_task_instances(*run_id, task_ids, now)
             .await?;
     }
-    if !by_run.is_empty() {
+    for (run_id, instances) in &instances_by_run {
+        state
+            .store()
+            .clear_mapped_task_instances(*run_id, instances, now)
+            .await?;
+    }
+    if !by_run.is_empty() || !instances_by_run.is_empty() {
         state.changed();
     }
     Ok(Json(answer))
@@ -472,7 +529,7 @@ pub struct TaskDependencyCollectionResponse {
     pub dependencies: Vec<TaskDependencyResponse>,
 }
 
-fn dep(name: &str, reason: String) -> TaskDependencyResponse {
+pub(super) fn dep(name: &str, reason: String) -> TaskDependencyResponse {
     TaskDependencyResponse {
         name: name.to_string(),
         reason,
@@ -488,7 +545,32 @@ async fn get_task_instance_dependencies(
     State(state): State<RestState>,
     PathParams((dag_id, run_id, task_id)): PathParams<(String, String, String)>,
 ) -> Result<Json<TaskDependencyCollectionResponse>, RestError> {
-    let (run, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
+    dependencies(&state, &dag_id, &run_id, &task_id, -1).await
+}
+
+/// [`get_task_instance_dependencies`] of one instance of a mapped task.
+#[utoipa::path(get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/dependencies",
+    operation_id = "get_mapped_task_instance_dependencies", tag = "Task Instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
+        ("map_index" = i64, Path)),
+    responses((status = 200, body = TaskDependencyCollectionResponse), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_mapped_task_instance_dependencies(
+    State(state): State<RestState>,
+    PathParams((dag_id, run_id, task_id, map_index)): PathParams<(String, String, String, i64)>,
+) -> Result<Json<TaskDependencyCollectionResponse>, RestError> {
+    dependencies(&state, &dag_id, &run_id, &task_id, map_index).await
+}
+
+async fn dependencies(
+    state: &RestState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    map_index: i64,
+) -> Result<Json<TaskDependencyCollectionResponse>, RestError> {
+    let state = state.clone();
+    let (dag_id, task_id) = (dag_id.to_string(), task_id.to_string());
+    let (run, ti) = task_instance_at(&state, &dag_id, run_id, &task_id, map_index).await?;
     let mut deps = Vec::new();
     let waiting = matches!(
         ti.state,
@@ -544,7 +626,19 @@ async fn get_task_instance_dependencies(
             .map(|&u| graph.dag.tasks[u].task_id.as_str())
             .collect();
         if !upstream_ids.is_empty() {
-            let tis = state.store().task_instances(run.id).await?;
+            // In a mapped group an instance waits only for its own index of the group's tasks.
+            let counts = |t: &TaskInstance| {
+                let same_group = task.map_group.is_some()
+                    && graph.dag.task(&t.task_id).map(|u| &u.map_group) == Some(&task.map_group);
+                !same_group || ti.map_index < 0 || t.map_index == ti.map_index
+            };
+            let tis: Vec<TaskInstance> = state
+                .store()
+                .task_instances(run.id)
+                .await?
+                .into_iter()
+                .filter(counts)
+                .collect();
             let states: Vec<TaskState> = tis
                 .iter()
                 .filter(|t| upstream_ids.contains(&t.task_id.as_str()))
@@ -580,6 +674,7 @@ async fn get_task_instance_dependencies(
                 ));
             }
         }
+        deps.extend(super::ti_run_dependencies::reasons(&state, &run, &ti, &graph, index).await?);
         let occupancy = state.store().occupancy().await?;
         if let Some(&slots) = occupancy.pool_slots.get(&ti.pool) {
             let used = occupancy.per_pool.get(&ti.pool).copied().unwrap_or(0);

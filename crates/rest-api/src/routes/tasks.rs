@@ -102,6 +102,12 @@ impl TaskResponse {
                 vec!["templates_dict", "op_args", "op_kwargs"],
                 "#ffefeb",
             ),
+            Operator::Http(_) => (
+                "HttpOperator",
+                "airflow.providers.http.operators.http",
+                vec!["endpoint", "data", "headers"],
+                "#f4a460",
+            ),
         };
         let mut downstream: Vec<String> = dag
             .downstream_of(&task.task_id)
@@ -115,8 +121,9 @@ impl TaskResponse {
             start_date: dag.start_date,
             end_date: dag.end_date,
             trigger_rule: Some(task.trigger_rule.as_str().to_string()),
-            depends_on_past: false,
-            wait_for_downstream: false,
+            // As in Airflow, `wait_for_downstream` turns `depends_on_past` on.
+            depends_on_past: task.past.applies(),
+            wait_for_downstream: task.past.wait_for_downstream,
             retries: Some(f64::from(task.retries)),
             queue: Some(task.queue.clone()),
             pool: Some(task.pool.clone()),

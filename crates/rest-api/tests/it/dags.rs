@@ -300,3 +300,37 @@ async fn deleting_a_dag_removes_it_and_its_runs() {
     let (status, _) = server.admin(Method::DELETE, "/api/v2/dags/etl", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn run_dependencies_are_reported_as_set() {
+    use updraft_store::conformance::fixture;
+    let server = Server::start().await;
+    let mut dag = fixture::dag("deps", updraft_model::Schedule::None, &["a", "b", "c"]);
+    dag.dagrun_timeout = Some(std::time::Duration::from_secs(5400));
+    dag.max_consecutive_failed_dag_runs = 4;
+    dag.tasks[0].past.depends_on_past = true;
+    dag.tasks[1].past.wait_for_downstream = true;
+    dag.tasks[2].max_active_tis_per_dag = Some(1);
+    fixture::sync(server.store.as_ref(), vec![fixture::upsert(dag, "h1")]).await;
+
+    let (status, body) = server.get(Role::Viewer, "/api/v2/dags/deps").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["max_consecutive_failed_dag_runs"], 4);
+    assert_eq!(body["has_task_concurrency_limits"], true);
+    let (_, body) = server.get(Role::Viewer, "/api/v2/dags/deps/details").await;
+    assert_eq!(body["dag_run_timeout"], "PT1H30M");
+    let (_, body) = server.get(Role::Viewer, "/api/v2/dags/deps/tasks").await;
+    let flags: Vec<(bool, bool)> = body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["depends_on_past"].as_bool().unwrap(),
+                t["wait_for_downstream"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    // As in Airflow, `wait_for_downstream` turns `depends_on_past` on.
+    assert_eq!(flags, vec![(true, false), (true, true), (false, false)]);
+}

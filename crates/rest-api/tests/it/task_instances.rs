@@ -357,6 +357,55 @@ async fn dependencies_explain_why_a_task_waits() {
 }
 
 #[tokio::test]
+async fn dependencies_name_the_previous_run_a_task_depends_on() {
+    use updraft_store::conformance::fixture;
+    let server = Server::start().await;
+    let store = server.store.as_ref();
+    let mut dag = fixture::dag("past", updraft_model::Schedule::None, &["a"]);
+    dag.tasks[0].past.depends_on_past = true;
+    fixture::sync(store, vec![fixture::upsert(dag, "h1")]).await;
+    let first = world::run(store, "past", "r1", 0).await;
+    world::run(store, "past", "r2", 10).await;
+    let path = "/api/v2/dags/past/dagRuns/r2/taskInstances/a/dependencies";
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, body) = server.get(Role::Viewer, path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        names(&body).contains(&"Previous Dagrun State".to_string()),
+        "{body}"
+    );
+    assert!(
+        body.to_string()
+            .contains("1 previous task instance(s) are not in a successful state"),
+        "{body}"
+    );
+    // The first run has no past.
+    let (_, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/past/dagRuns/r1/taskInstances/a/dependencies",
+        )
+        .await;
+    assert!(
+        !names(&body).contains(&"Previous Dagrun State".to_string()),
+        "{body}"
+    );
+    world::finish(store, &first, "a", TaskState::Success).await;
+    let (_, body) = server.get(Role::Viewer, path).await;
+    assert!(
+        !names(&body).contains(&"Previous Dagrun State".to_string()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn clearing_with_upstream_and_past_reaches_every_run_beyond_one_page() {
     let server = Server::start().await;
     world::publish(server.store.as_ref()).await;
@@ -556,4 +605,110 @@ async fn mapped_task_instances_are_read_by_map_index() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Airflow's clear of `[task_id, map_index]` and mark of `…/{task_id}/{map_index}`: only that
+/// instance of the mapped task changes (its downstream whole, when asked).
+#[tokio::test]
+async fn one_instance_of_a_mapped_task_is_cleared_or_marked() {
+    let server = Server::start().await;
+    world::publish(server.store.as_ref()).await;
+    let store = server.store.as_ref();
+    let run = world::run(store, "etl", "r1", 0).await;
+    let placeholder = fixture::ti(store, run.id, "b").await;
+    store
+        .apply_plan(
+            vec![fixture::transition(&placeholder, TaskState::Scheduled)],
+            vec![updraft_store::Expansion {
+                ti_id: placeholder.id,
+                count: 3,
+            }],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<i64> = store
+        .task_instances(run.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    store
+        .mark_task_instances(updraft_store::MarkTaskInstances {
+            ti_ids: ids,
+            state: TaskState::Failed,
+            now: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let states = || async {
+        let mut tis: Vec<(String, i64, TaskState)> = store
+            .task_instances(run.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.task_id, t.map_index, t.state))
+            .collect();
+        tis.sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)));
+        tis
+    };
+
+    let body = json!({"dag_run_id": "r1", "task_ids": [["b", 1]], "dry_run": false});
+    let (status, answer) = server
+        .call(
+            Some(Role::User),
+            Method::POST,
+            "/api/v2/dags/etl/clearTaskInstances",
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["total_entries"], 1, "{answer}");
+    use TaskState::*;
+    let row = |t: &str, i: i64, s: TaskState| (t.to_string(), i, s);
+    assert_eq!(
+        states().await,
+        vec![
+            row("a", -1, Failed),
+            row("b", 0, Failed),
+            row("b", 1, None),
+            row("b", 2, Failed),
+            row("c", -1, Failed)
+        ]
+    );
+
+    let (status, answer) = server
+        .call(
+            Some(Role::User),
+            Method::PATCH,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b/2",
+            Some(json!({"new_state": "success", "include_downstream": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["total_entries"], 2, "{answer}");
+    let after = states().await;
+    assert_eq!(after[3], row("b", 2, Success));
+    assert_eq!(after[1], row("b", 0, Failed));
+    assert_eq!(after[4], row("c", -1, Success));
+
+    let (status, _) = server
+        .call(
+            Some(Role::User),
+            Method::PATCH,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b/7",
+            Some(json!({"new_state": "success"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Why instance 1 (cleared, its upstream failed) does not run.
+    let (status, body) = server
+        .get(
+            Role::Viewer,
+            "/api/v2/dags/etl/dagRuns/r1/taskInstances/b/1/dependencies",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.to_string().contains("Trigger Rule"), "{body}");
 }

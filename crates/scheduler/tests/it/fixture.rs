@@ -69,6 +69,8 @@ pub fn dag(dag_id: &str, schedule: &str, tasks: Vec<Task>) -> Dag {
         catchup: false,
         max_active_runs: 16,
         max_active_tasks: 16,
+        dagrun_timeout: None,
+        max_consecutive_failed_dag_runs: 0,
         tags: Vec::new(),
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),

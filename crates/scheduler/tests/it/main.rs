@@ -7,5 +7,6 @@ mod concurrency;
 mod fixture;
 mod retries;
 mod robustness;
+mod run_dependencies;
 mod schedule;
 mod versions;

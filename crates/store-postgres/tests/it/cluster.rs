@@ -46,6 +46,7 @@ async fn schedule_all(
                 dag_id: ti.dag_id.clone(),
                 pool: pool.to_string(),
                 max_active_tasks,
+                task_limits: None,
             });
         }
     }

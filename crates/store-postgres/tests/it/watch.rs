@@ -55,6 +55,7 @@ async fn watchers_hear_changes_committed_through_another_store() {
         dag_id: "d".into(),
         pool: "default_pool".into(),
         max_active_tasks: 16,
+        task_limits: None,
     };
     let results = elsewhere.queue(vec![item], at(1)).await.unwrap();
     assert_eq!(results, vec![TransitionResult::Applied]);

@@ -30,6 +30,7 @@ async fn scheduled_items(
             dag_id: ti.dag_id.clone(),
             pool: pool.to_string(),
             max_active_tasks,
+            task_limits: None,
         });
     }
     items

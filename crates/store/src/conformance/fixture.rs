@@ -28,6 +28,8 @@ pub fn dag(dag_id: &str, schedule: Schedule, task_ids: &[&str]) -> Dag {
         catchup: false,
         max_active_runs: 16,
         max_active_tasks: 16,
+        dagrun_timeout: None,
+        max_consecutive_failed_dag_runs: 0,
         tags: vec!["conformance".to_string()],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),

@@ -134,3 +134,113 @@ pub async fn mapped_instances_keep_their_own_xcoms(db: &dyn TestDatabase) {
         }]
     );
 }
+
+/// Airflow's clear of `[task_id, map_index]`: only that instance and its XCom; and a task
+/// whose upstream ran again with more values grows from instance 0, keeping the others.
+pub async fn one_mapped_instance_is_cleared_and_a_task_expands_again(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    let run = create(&*store, new_run("d", "r", vec![task("m")])).await;
+    let placeholder = ti(&*store, run.id, "m").await;
+    store
+        .apply_plan(
+            vec![transition(&placeholder, TaskState::Scheduled)],
+            vec![Expansion {
+                ti_id: placeholder.id,
+                count: 3,
+            }],
+        )
+        .await
+        .unwrap();
+    for instance in store.task_instances(run.id).await.unwrap() {
+        apply(
+            &*store,
+            Transition {
+                new_try: true,
+                ..transition(&instance, TaskState::Queued)
+            },
+        )
+        .await;
+    }
+    for c in claim(&*store, claim_request("w", None, 3)).await {
+        let report = crate::FinishReport {
+            xcom: Some(json!(c.ti.map_index)),
+            ..report(&c, TaskState::Success)
+        };
+        finish(&*store, report).await;
+    }
+    let now = chrono::Utc::now();
+    let cleared = store
+        .clear_mapped_task_instances(run.id, &[("m".to_string(), 1)], now)
+        .await
+        .unwrap();
+    assert_eq!(cleared, 1);
+    let by_index = |tis: Vec<crate::TaskInstance>| {
+        let mut tis: Vec<_> = tis.into_iter().filter(|t| t.task_id == "m").collect();
+        tis.sort_by_key(|t| t.map_index);
+        tis
+    };
+    let tis = by_index(store.task_instances(run.id).await.unwrap());
+    let states: Vec<TaskState> = tis.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        vec![TaskState::Success, TaskState::None, TaskState::Success]
+    );
+    let mut pushed: Vec<i64> = store
+        .xcoms_for_run(run.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.map_index)
+        .collect();
+    pushed.sort();
+    assert_eq!(pushed, vec![0, 2]);
+
+    // Instance 0 cleared and ready again, the task now maps over five values.
+    store
+        .clear_mapped_task_instances(run.id, &[("m".to_string(), 0)], now)
+        .await
+        .unwrap();
+    let first = ti_at(&*store, run.id, "m", 0).await;
+    let results = store
+        .apply_plan(
+            vec![transition(&first, TaskState::Scheduled)],
+            vec![Expansion {
+                ti_id: first.id,
+                count: 5,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(results, vec![TransitionResult::Applied]);
+    let tis = by_index(store.task_instances(run.id).await.unwrap());
+    let seen: Vec<(i64, TaskState, u32)> = tis
+        .iter()
+        .map(|t| (t.map_index, t.state, t.try_number))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (0, TaskState::Scheduled, 1),
+            (1, TaskState::None, 1),
+            (2, TaskState::Success, 1),
+            (3, TaskState::Scheduled, 0),
+            (4, TaskState::Scheduled, 0),
+        ]
+    );
+}
+
+async fn ti_at(
+    store: &dyn crate::Store,
+    run_id: i64,
+    task_id: &str,
+    map_index: i64,
+) -> crate::TaskInstance {
+    store
+        .task_instances(run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.task_id == task_id && t.map_index == map_index)
+        .unwrap()
+}

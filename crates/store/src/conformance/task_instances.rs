@@ -362,6 +362,8 @@ pub async fn clear_resets_finished_tasks_and_reopens_the_run(db: &dyn TestDataba
     let reopened = store.get_dag_run_by_id(run.id).await.unwrap();
     assert_eq!(reopened.state, DagRunState::Queued);
     assert_eq!(reopened.end_date, None);
+    // As in Airflow: the run starts afresh, so its `dagrun_timeout` counts from then.
+    assert_eq!(reopened.start_date, None);
     assert_eq!(reopened.queued_at, at(20));
     assert_eq!(
         store.unfinished_dag_runs().await.unwrap(),

@@ -23,6 +23,7 @@ pub async fn test(
     when: Option<&str>,
     task_params: Option<&str>,
     env_vars: Option<&str>,
+    map_index: i64,
 ) -> Result<ExitCode> {
     let params = read_conf(task_params).context("-t/--task-params")?;
     let env: Vec<(String, String)> = read_conf(env_vars)
@@ -36,10 +37,11 @@ pub async fn test(
             (key, value)
         })
         .collect();
-    let try_ = task_try(app, dag_id, task_id, when, params).await?;
+    let mut try_ = task_try(app, dag_id, task_id, when, params).await?;
+    try_.map_index = map_index;
+    check_map_index(&try_)?;
     let worker = worker(app)?;
     // As Airflow's: a task may ask whether it runs under `tasks test`.
-    let mut try_ = try_;
     try_.env.push(("AIRFLOW_TEST_MODE".into(), "True".into()));
     try_.env.extend(env);
     let log_path = std::env::temp_dir().join(format!(
@@ -67,9 +69,36 @@ pub async fn test(
     })
 }
 
+/// A mapped task is tested one instance at a time, an unmapped one as itself.
+fn check_map_index(try_: &TaskTry) -> Result<()> {
+    let mapped = try_
+        .dag
+        .task(&try_.task_id)
+        .is_some_and(|t| t.mapping.is_some());
+    match (mapped, try_.map_index) {
+        (true, i) if i < 0 => bail!(
+            "task {:?} is mapped: name the instance to test with --map-index N",
+            try_.task_id
+        ),
+        (false, i) if i >= 0 => bail!(
+            "task {:?} is not mapped: --map-index does not apply",
+            try_.task_id
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// `tasks render DAG TASK DATE|RUN_ID`: each templated field as Airflow prints it.
-pub async fn render(app: &App, dag_id: &str, task_id: &str, when: &str) -> Result<ExitCode> {
-    let try_ = task_try(app, dag_id, task_id, Some(when), serde_json::Map::new()).await?;
+pub async fn render(
+    app: &App,
+    dag_id: &str,
+    task_id: &str,
+    when: &str,
+    map_index: i64,
+) -> Result<ExitCode> {
+    let mut try_ = task_try(app, dag_id, task_id, Some(when), serde_json::Map::new()).await?;
+    try_.map_index = map_index;
+    check_map_index(&try_)?;
     let fields = worker(app)?
         .render_fields(&try_)
         .await
@@ -115,6 +144,7 @@ async fn task_try(
         task_id: task_id.to_string(),
         run,
         env: Vec::new(),
+        map_index: -1,
     })
 }
 

@@ -112,6 +112,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             logical_date_or_run_id,
             task_params,
             env_vars,
+            map_index,
         } => {
             return super::task_dev::test(
                 &app,
@@ -120,6 +121,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                 logical_date_or_run_id.as_deref(),
                 task_params.as_deref(),
                 env_vars.as_deref(),
+                *map_index,
             )
             .await;
         }
@@ -127,7 +129,17 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             dag_id,
             task_id,
             logical_date_or_run_id,
-        } => return super::task_dev::render(&app, dag_id, task_id, logical_date_or_run_id).await,
+            map_index,
+        } => {
+            return super::task_dev::render(
+                &app,
+                dag_id,
+                task_id,
+                logical_date_or_run_id,
+                *map_index,
+            )
+            .await
+        }
         TasksCommand::Clear {
             dag_id,
             task_regex,

@@ -187,6 +187,11 @@ async fn details_show_the_schedule_next_fire_times_and_params() {
     let mut browser = ui.signed_in(Role::Viewer).await;
     let body = norm(browser.get("/dags/etl/details").await.ok());
     assert!(body.contains("<code>0 * * * *</code>"), "{body}");
+    assert!(body.contains("<dt>Run timeout</dt><dd>none</dd>"), "{body}");
+    assert!(
+        body.contains("<dt>Pause after failed runs</dt><dd>never</dd>"),
+        "{body}"
+    );
     assert_eq!(
         body.matches("<li><time datetime=").count(),
         5,
@@ -493,4 +498,66 @@ async fn a_big_grid_sends_the_rows_past_the_first_screen_after_it() {
         assert!(!all.contains("<template"), "{path}: {all}");
         assert_eq!(rows_in(&all), 60, "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_mapped_tasks_page_shows_one_instance_with_a_map_index_selector() {
+    let ui = Ui::start().await;
+    let store = ui.store.as_ref();
+    dag_world::publish(store).await;
+    let run = dag_world::run(store, "etl", "m1", 0).await;
+    let placeholder = fixture::ti(store, run.id, "transform").await;
+    store
+        .apply_plan(
+            vec![fixture::transition(&placeholder, TaskState::Scheduled)],
+            vec![updraft_store::Expansion {
+                ti_id: placeholder.id,
+                count: 3,
+            }],
+        )
+        .await
+        .unwrap();
+    let mut browser = ui.signed_in(Role::Op).await;
+    let body = norm(
+        browser
+            .get("/dags/etl/runs/m1/tasks/transform?map_index=2")
+            .await
+            .ok(),
+    );
+    assert!(body.contains("<code>transform</code> [2] of run"), "{body}");
+    assert!(
+        body.contains(r#"<select id="map-index" name="map_index">"#),
+        "{body}"
+    );
+    for i in 0..3 {
+        assert!(
+            body.contains(&format!(r#"<option value="{i}""#)),
+            "instance {i} offered: {body}"
+        );
+    }
+    assert!(
+        body.contains(r#"<option value="2" selected>2 · scheduled</option>"#),
+        "{body}"
+    );
+    // The actions name the instance: marked through …/{task_id}/{map_index}, cleared as
+    // Airflow's [task_id, map_index].
+    assert!(body.contains(r#"data-api="/api/v2/dags/etl/dagRuns/m1/taskInstances/transform/2""#));
+    assert!(
+        body.contains(r#"data-task-id="transform" data-map-index="2""#),
+        "{body}"
+    );
+    assert!(body.contains(
+        r#"data-deps="/api/v2/dags/etl/dagRuns/m1/taskInstances/transform/2/dependencies""#
+    ));
+
+    // Without a map index: the first instance; an index it does not have is a 404 page.
+    let body = norm(browser.get("/dags/etl/runs/m1/tasks/transform").await.ok());
+    assert!(body.contains(r#"<option value="0" selected>"#), "{body}");
+    let missing = browser
+        .get("/dags/etl/runs/m1/tasks/transform?map_index=9")
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // A task that is not mapped has no selector.
+    let body = norm(browser.get("/dags/etl/runs/m1/tasks/extract").await.ok());
+    assert!(!body.contains("map-index"), "{body}");
 }

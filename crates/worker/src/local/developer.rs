@@ -17,7 +17,7 @@ use updraft_store::{
     LogAppend, LogChunk, StoreError, TaskExecution, TaskInstance, TransitionResult, XCom,
 };
 
-use super::operator::{FinishState, Work};
+use super::operator::{FinishState, HttpOutcome, Work};
 use super::LocalWorker;
 use crate::process::{run_task_guarded, TaskOutcome};
 
@@ -34,6 +34,8 @@ pub struct TaskTry {
     pub run: DagRun,
     /// Added to the task's environment (Airflow's `--env-vars`).
     pub env: Vec<(String, String)>,
+    /// The instance of a mapped task (Airflow's `--map-index`); -1 for an unmapped task.
+    pub map_index: i64,
 }
 
 /// How a test try ended.
@@ -62,7 +64,7 @@ impl TaskTry {
                 dag_id: self.dag.dag_id.clone(),
                 run_id: self.run.run_id.clone(),
                 task_id: self.task_id.clone(),
-                map_index: -1,
+                map_index: self.map_index,
                 try_number: 1,
                 state: TaskState::Running,
                 queue: task.queue.clone(),
@@ -123,6 +125,21 @@ impl LocalWorker {
             }
             Work::Process(launch) => (*launch, None),
             Work::Python(prepared) => (prepared.launch, Some(prepared.supervisor)),
+            Work::Http(call) => {
+                let (_never_cancelled, cancel) = watch::channel(false);
+                let outcome = call.run(&log_path, task.execution_timeout, cancel).await;
+                LogFollower::new(log_path).copy_new(terminal);
+                return match outcome {
+                    HttpOutcome::Success(xcom) => TestOutcome {
+                        state: TaskState::Success,
+                        xcom: xcom.filter(|_| task.do_xcom_push),
+                        error: None,
+                    },
+                    HttpOutcome::Failed(why) => failed(why),
+                    HttpOutcome::TimedOut(limit) => failed(format!("timed out after {limit:?}")),
+                    HttpOutcome::Cancelled => failed("cancelled".into()),
+                };
+            }
         };
         launch.env.extend(try_.env.iter().cloned());
         let (_never_cancelled, cancel) = watch::channel(false);
@@ -173,6 +190,9 @@ impl LocalWorker {
         let Some(task) = try_.dag.task(&try_.task_id) else {
             return Err(format!("task {:?} not found", try_.task_id));
         };
+        // A mapped bash instance renders its own command and environment.
+        let mapped = self.mapped_bash_task(&claimed, task).await?;
+        let task = mapped.as_ref().unwrap_or(task);
         let command = match &task.operator {
             Operator::Bash { bash_command } => bash_command.as_str(),
             Operator::Python {
@@ -183,6 +203,12 @@ impl LocalWorker {
                     .await
             }
             Operator::Empty => return Ok(Vec::new()),
+            Operator::Http(call) => {
+                return Ok(self
+                    .prepare_http(&claimed, &try_.dag, task, call)
+                    .await?
+                    .fields())
+            }
         };
         let (ctx, mask) = self
             .template_context(&claimed, &try_.dag, task, std::iter::once(command))

@@ -93,6 +93,12 @@ impl LocalWorker {
             Ok(operator::Work::Process(launch)) => (*launch, None),
             Ok(operator::Work::Python(prepared)) => (prepared.launch, Some(prepared.supervisor)),
             Ok(operator::Work::Nothing) => return report(TaskState::Success, None, None),
+            Ok(operator::Work::Http(call)) => {
+                let finished = self
+                    .run_http(&claimed, task, *call, &log_path, cancel)
+                    .await;
+                return self.conclude(&claimed, &dag, task, finished, &log_path, None);
+            }
             Err(message) => {
                 return FinishReport {
                     log_tail: self.log_before_start(&log_path, &message),
@@ -109,7 +115,7 @@ impl LocalWorker {
             (outcome, None)
         };
         let python = supervisor.map(|s| s.finish());
-        let mut finished = match (outcome, python) {
+        let finished = match (outcome, python) {
             // Killed or timed out: as any process, whatever the child said before.
             (outcome @ TaskOutcome::Failed { .. }, Some((None, _)))
             | (outcome, None)
@@ -147,12 +153,59 @@ impl LocalWorker {
                 finished
             }
         };
-        let mut log_tail = log_tail;
+        self.conclude(&claimed, &dag, task, finished, &log_path, log_tail)
+    }
+
+    /// The report of an HTTP try: its XCom on success; a timeout or a failed request is the
+    /// task's failure, a cancel the infrastructure's.
+    async fn run_http(
+        &self,
+        claimed: &ClaimedTask,
+        task: &Task,
+        call: operator::HttpTry,
+        log_path: &Path,
+        cancel: watch::Receiver<bool>,
+    ) -> FinishReport {
+        let ti = &claimed.ti;
+        let outcome = match call.run(log_path, task.execution_timeout, cancel).await {
+            operator::HttpOutcome::Success(xcom) => {
+                let xcom = xcom.filter(|_| task.do_xcom_push);
+                return report_of(claimed, TaskState::Success, None, xcom);
+            }
+            operator::HttpOutcome::Failed(why) => {
+                info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %why, "http task failed");
+                return failed_report(claimed, task);
+            }
+            operator::HttpOutcome::TimedOut(limit) => FailureReason::TimedOut(limit),
+            operator::HttpOutcome::Cancelled => FailureReason::Killed,
+        };
+        self.process_finish(claimed, task, TaskOutcome::Failed { reason: outcome })
+    }
+
+    /// What every try's report gets once it ended: a result that downstream tasks map over
+    /// is checked, and a remote worker's log goes with it.
+    fn conclude(
+        &self,
+        claimed: &ClaimedTask,
+        dag: &updraft_model::Dag,
+        task: &Task,
+        mut finished: FinishReport,
+        log_path: &Path,
+        log_tail: Option<LogTail>,
+    ) -> FinishReport {
+        let ti = &claimed.ti;
+        let failed = |task: &Task| failed_report(claimed, task);
+        let mut log_tail = match log_tail {
+            Some(tail) => Some(tail),
+            // A try that ran no process shipped nothing yet: its whole log goes now.
+            None if self.execution.ships_logs() => whole_log(log_path),
+            None => None,
+        };
         if finished.state == TaskState::Success && ti.map_index < 0 {
-            if let Err(why) = operator::result_for_mapping(&dag, task, &mut finished.xcom) {
+            if let Err(why) = operator::result_for_mapping(dag, task, &mut finished.xcom) {
                 // As Airflow: the task whose result cannot be mapped over fails.
                 let line = format!("the task's result cannot be mapped over: {why}");
-                write_log_line(&log_path, &line);
+                write_log_line(log_path, &line);
                 if let Some(tail) = &mut log_tail {
                     tail.data.push_str(&line);
                     tail.data.push('\n');
@@ -216,11 +269,7 @@ impl LocalWorker {
         if !self.execution.ships_logs() {
             return None;
         }
-        let log = std::fs::read(log_path).ok()?;
-        (log.len() <= MAX_TAIL).then(|| LogTail {
-            offset: 0,
-            data: String::from_utf8_lossy(&log).into_owned(),
-        })
+        whole_log(log_path)
     }
 
     /// Runs the try while its log is sent to the server; a fenced claim kills the task. The
@@ -269,6 +318,15 @@ impl LocalWorker {
         let tail = shipping.await.ok().flatten();
         (outcome, tail)
     }
+}
+
+/// The log of a try as a tail from its start, when it is small enough to go with the report.
+fn whole_log(log_path: &Path) -> Option<LogTail> {
+    let log = std::fs::read(log_path).ok()?;
+    (log.len() <= MAX_TAIL).then(|| LogTail {
+        offset: 0,
+        data: String::from_utf8_lossy(&log).into_owned(),
+    })
 }
 
 /// Whether a try whose DAG version could not be loaded because of `e` is retried at once as an

@@ -3,6 +3,7 @@
 
 mod bash;
 mod context;
+mod http;
 mod mapped;
 mod python;
 
@@ -22,8 +23,11 @@ pub(super) enum Work {
     Nothing,
     /// A Python process and the socket it reports on.
     Python(Box<PythonTry>),
+    /// A request the worker makes itself.
+    Http(Box<HttpTry>),
 }
 
+pub(super) use http::{HttpOutcome, HttpTry};
 pub(super) use mapped::result_for_mapping;
 pub(super) use python::{FinishState, PinnedFiles, PythonTry};
 
@@ -37,12 +41,7 @@ impl LocalWorker {
         task: &Task,
         log_path: PathBuf,
     ) -> Result<Work, String> {
-        let mapped_bash = match &task.operator {
-            Operator::Bash { .. } => self.mapped_arguments(claimed, task).await?,
-            _ => None,
-        };
-        if let Some(arguments) = mapped_bash {
-            let task = mapped::bash_task_with(task, &arguments)?;
+        if let Some(task) = self.mapped_bash_task(claimed, task).await? {
             let Operator::Bash { bash_command } = &task.operator else {
                 return Err("a mapped bash task lost its command".into());
             };
@@ -63,6 +62,10 @@ impl LocalWorker {
                 .prepare_python(claimed, dag, task, python_executable.as_deref(), log_path)
                 .await
                 .map(|prepared| Work::Python(Box::new(prepared))),
+            Operator::Http(call) => self
+                .prepare_http(claimed, dag, task, call)
+                .await
+                .map(|prepared| Work::Http(Box::new(prepared))),
         }
     }
 }

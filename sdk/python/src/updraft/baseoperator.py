@@ -17,7 +17,8 @@ MAX_ID_LENGTH = 250
 SETTING_KEYS = (
     "trigger_rule", "retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay",
     "execution_timeout", "pool", "queue", "priority_weight", "do_xcom_push", "env", "cwd",
-    "skip_on_exit_code",
+    "skip_on_exit_code", "depends_on_past", "wait_for_downstream", "ignore_first_depends_on_past",
+    "max_active_tis_per_dag", "max_active_tis_per_dagrun",
 )
 # Arguments Airflow accepts that only describe the task (or are Airflow 2 leftovers with no
 # effect): accepted and not stored.
@@ -36,14 +37,9 @@ UNSUPPORTED_KEYS = {
     "on_execute_callback": "task callbacks",
     "on_skipped_callback": "task callbacks",
     "sla": "SLAs",
-    "depends_on_past": "depends_on_past",
-    "wait_for_downstream": "wait_for_downstream",
     "wait_for_past_depends_before_skipping": "wait_for_past_depends_before_skipping",
-    "ignore_first_depends_on_past": None,
     "email_on_failure": "e-mail on failure",
     "email_on_retry": "e-mail on retry",
-    "max_active_tis_per_dag": "max_active_tis_per_dag",
-    "max_active_tis_per_dagrun": "max_active_tis_per_dagrun",
     "run_as_user": "run_as_user",
     "executor_config": "executor_config",
     "resources": "resources",
@@ -90,8 +86,15 @@ def check_setting(key, value):
         return value
     if key in ("retry_delay", "max_retry_delay", "execution_timeout"):
         return _seconds(key, value)
-    if key in ("retry_exponential_backoff", "do_xcom_push"):
+    if key in ("retry_exponential_backoff", "do_xcom_push", "depends_on_past",
+               "wait_for_downstream", "ignore_first_depends_on_past"):
         return bool(value)
+    if key in ("max_active_tis_per_dag", "max_active_tis_per_dagrun"):
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be a whole number of at least 1 or None, not {value!r}")
+        return value
     if key in ("pool", "queue"):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{key} must be a non-empty string, not {value!r}")
@@ -325,5 +328,7 @@ _SETTING_DEFAULTS = {
     "trigger_rule": "all_success", "retries": 0, "retry_delay": 300.0,
     "retry_exponential_backoff": False, "max_retry_delay": None, "execution_timeout": None,
     "pool": "default_pool", "queue": "default", "priority_weight": 1, "do_xcom_push": True,
-    "env": None, "cwd": None, "skip_on_exit_code": [99],
+    "env": None, "cwd": None, "skip_on_exit_code": [99], "depends_on_past": False,
+    "wait_for_downstream": False, "ignore_first_depends_on_past": True,
+    "max_active_tis_per_dag": None, "max_active_tis_per_dagrun": None,
 }

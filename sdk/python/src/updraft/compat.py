@@ -11,8 +11,10 @@ from .exceptions import NotSupportedByUpdraft
 UNSUPPORTED_MODULES = {
     "airflow.providers.docker": "DockerOperator",
     "airflow.providers.cncf.kubernetes": "KubernetesPodOperator",
-    "airflow.providers.http": "HttpOperator (SimpleHttpOperator, HttpSensor)",
-    "airflow.operators.http_operator": "SimpleHttpOperator",
+    "airflow.providers.http.sensors": "HttpSensor",
+    "airflow.providers.http.hooks": "HttpHook",
+    "airflow.providers.http.triggers": "Deferrable operators (HTTP triggers)",
+    "airflow.providers.http.notifications": "Notifiers",
     "airflow.operators.trigger_dagrun": "TriggerDagRunOperator",
     "airflow.providers.standard.operators.trigger_dagrun": "TriggerDagRunOperator",
     "airflow.sensors.external_task": "ExternalTaskSensor",

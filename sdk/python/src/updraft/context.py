@@ -74,6 +74,13 @@ class TaskInstance:
         if key is None:
             raise NotSupportedByUpdraft("xcom_pull(key=None) (the latest XCom of any key)",
                                         "name the key")
+        if isinstance(task_ids, str) and map_indexes is None:
+            # An upstream of the same mapped task group: the value of this instance's index.
+            from .nodes import NOT_SAME_INDEX, same_index_value
+
+            value = same_index_value(self.task, task_ids, key)
+            if value is not NOT_SAME_INDEX:
+                return default if value is None else value
         single = task_ids is None or isinstance(task_ids, str)
         if task_ids is None:
             ids = [self.task_id]

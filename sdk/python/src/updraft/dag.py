@@ -16,7 +16,6 @@ INFORMATIONAL_ARGS = ("doc_md", "owner_links", "dag_display_name", "default_view
                       "orientation", "auto_register", "full_filepath", "fileloc")
 # DAG arguments with behaviour updraft does not have: refused unless neutral.
 UNSUPPORTED_ARGS = {
-    "dagrun_timeout": "dagrun_timeout",
     "on_success_callback": "DAG callbacks",
     "on_failure_callback": "DAG callbacks",
     "sla_miss_callback": "SLA callbacks",
@@ -31,7 +30,6 @@ UNSUPPORTED_ARGS = {
     "timetable": "Custom timetables",
     "fail_stop": "fail_stop",
     "fail_fast": "fail_fast",
-    "max_consecutive_failed_dag_runs": "max_consecutive_failed_dag_runs",
     "deadline": "Deadline alerts",
 }
 
@@ -51,7 +49,8 @@ class DAG:
     def __init__(self, dag_id=None, description=None, schedule=NOTSET,
                  schedule_interval=NOTSET, start_date=None, end_date=None, default_args=None,
                  catchup=None, max_active_runs=None, max_active_tasks=None, concurrency=None,
-                 tags=None, params=None, **kwargs):
+                 tags=None, params=None, dagrun_timeout=None,
+                 max_consecutive_failed_dag_runs=None, **kwargs):
         self.dag_id = check_id("dag_id", dag_id)
         self.fileloc, self.lineno = _caller_location()
         for key, value in kwargs.items():
@@ -76,6 +75,17 @@ class DAG:
         self.catchup = catchup
         self.max_active_runs = max_active_runs
         self.max_active_tasks = max_active_tasks if max_active_tasks is not None else concurrency
+        if dagrun_timeout is not None and not isinstance(dagrun_timeout, datetime.timedelta):
+            raise TypeError(
+                f"dagrun_timeout must be a datetime.timedelta, not {type(dagrun_timeout).__name__}")
+        self.dagrun_timeout = dagrun_timeout
+        if max_consecutive_failed_dag_runs is not None and (
+                isinstance(max_consecutive_failed_dag_runs, bool)
+                or not isinstance(max_consecutive_failed_dag_runs, int)
+                or max_consecutive_failed_dag_runs < 0):
+            raise ValueError("max_consecutive_failed_dag_runs must be a whole number of at least "
+                             f"0, not {max_consecutive_failed_dag_runs!r}")
+        self.max_consecutive_failed_dag_runs = max_consecutive_failed_dag_runs or 0
         self.tags = list(tags or [])
         self.params = ParamsDict(params)
         self.task_dict = {}

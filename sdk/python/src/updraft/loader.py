@@ -61,5 +61,5 @@ def link_template_references(dag):
     for task in list(dag.tasks):
         for field in task.template_fields:
             for reference in find_references(getattr(task, field, None)):
-                if isinstance(reference, XComArg) and reference.operator is not task:
-                    reference.operator >> task
+                if isinstance(reference, XComArg) and task not in reference._leaves():
+                    reference >> task

@@ -6,15 +6,28 @@ task runs. See docs/python-protocol.md."""
 
 from .exceptions import NotSupportedByUpdraft
 from .nodes import XCOM_RETURN_KEY, XComArg
+from .xcom_transforms import final_item, needs_python
 
 # What a BashOperator maps over when updraft runs it natively (without Python).
 BASH_NATIVE_ARGUMENTS = ("bash_command", "env")
 
 
+# Reserved `map_kwargs` entries (docs/python-protocol.md): what a task of a mapped group's
+# direct upstream pushed at the same map index, and an `expand_kwargs` item still to be turned
+# into a dict by the callables of an `XComArg.map`.
+SAME_INDEX_XCOMS = "__same_index_xcoms__"
+MAP_ITEM = "__map_item__"
+
+
 def source_document(name, value):
     """How a value to map over is written in the DAG document: `{"xcom": task_id}` for a task's
     result, a list for a literal (a dict as its [key, value] pairs, as Airflow maps over a
-    dict's items)."""
+    dict's items), `{"zip"|"concat"|"map": ...}` for a derived value (xcom_transforms.py)."""
+    from .xcom_transforms import _DerivedXComArg
+    from .xcom_transforms import source_document as derived_document
+
+    if isinstance(value, _DerivedXComArg):
+        return derived_document(value)
     if isinstance(value, XComArg):
         if value.key != XCOM_RETURN_KEY:
             raise NotSupportedByUpdraft("Mapping over an XCom other than a task's return value",
@@ -41,12 +54,14 @@ def _kwargs_source(value):
     return list(value)
 
 
-def attach(task, mapping, references):
+def attach(task, mapping, references, sources=None):
     """Marks `task` mapped (`mapping`: {"expand": {...}} or {"expand_kwargs": ...}) and makes
-    the tasks whose results it maps over upstream of it."""
+    the tasks whose results it maps over upstream of it. `sources`: the values mapped over by
+    name (`MAP_ITEM` for expand_kwargs), whose derived ones turn each instance's item."""
     task._mapping = mapping
+    task._map_sources = dict(sources or {})
     for reference in references:
-        reference.operator >> task
+        reference >> task
     return task
 
 
@@ -56,6 +71,8 @@ def _native_bash(task, mapped_names):
     from .operators import BashOperator
 
     if not isinstance(task, BashOperator) or type(task).execute is not BashOperator.execute:
+        return
+    if any(needs_python(v) for v in getattr(task, "_map_sources", {}).values()):
         return
     if task.params or not set(mapped_names) <= set(BASH_NATIVE_ARGUMENTS):
         return
@@ -93,9 +110,10 @@ class PartialOperator:
             if name in self.kwargs:
                 raise TypeError(f"{name!r} is given to both partial() and expand()")
         task = self._build(mapped)
-        _native_bash(task, mapped)
         refs = [v for v in mapped.values() if isinstance(v, XComArg)]
-        return attach(task, {"expand": sources}, refs)
+        attach(task, {"expand": sources}, refs, mapped)
+        _native_bash(task, mapped)
+        return task
 
     def expand_kwargs(self, value):
         source = _kwargs_source(value)
@@ -103,9 +121,10 @@ class PartialOperator:
         if isinstance(source, list):
             names = {name for item in source for name in item}
         task = self._build(())
-        _native_bash(task, names or BASH_NATIVE_ARGUMENTS)
         refs = [value] if isinstance(value, XComArg) else []
-        return attach(task, {"expand_kwargs": source}, refs)
+        attach(task, {"expand_kwargs": source}, refs, {MAP_ITEM: value})
+        _native_bash(task, names or BASH_NATIVE_ARGUMENTS)
+        return task
 
 
 class PartialTask:
@@ -124,26 +143,52 @@ class PartialTask:
         sources = {name: source_document(name, value) for name, value in mapped.items()}
         task = self.decorator._create((), self.kwargs, mapped_names=tuple(mapped))
         refs = [v for v in mapped.values() if isinstance(v, XComArg)]
-        attach(task, {"expand": sources}, refs)
+        attach(task, {"expand": sources}, refs, mapped)
         return XComArg(task)
 
     def expand_kwargs(self, value):
         source = _kwargs_source(value)
         task = self.decorator._create((), self.kwargs, mapped_names=None)
         refs = [value] if isinstance(value, XComArg) else []
-        attach(task, {"expand_kwargs": source}, refs)
+        attach(task, {"expand_kwargs": source}, refs, {MAP_ITEM: value})
         return XComArg(task)
+
+
+def final_arguments(task, map_kwargs):
+    """An instance's arguments as the task takes them: the items updraft gave, turned by the
+    callables of any `XComArg.map` mapped over; the reserved entries taken out."""
+    arguments = dict(map_kwargs)
+    task._same_index_xcoms = arguments.pop(SAME_INDEX_XCOMS, None)
+    sources = getattr(task, "_map_sources", None) or {}
+    if MAP_ITEM in arguments:
+        kwargs = final_item(sources.get(MAP_ITEM), arguments.pop(MAP_ITEM))
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"expand_kwargs() needs a dict of arguments per instance, but "
+                             f"the mapped value is {type(kwargs).__name__}")
+        arguments.update(kwargs)
+        return arguments
+    for name, source in sources.items():
+        if name in arguments:
+            arguments[name] = final_item(source, arguments[name])
+    return arguments
 
 
 def apply_map_kwargs(task, map_kwargs):
     """Puts a mapped instance's own arguments in place: a `@task`'s become arguments of the
-    call, an operator's its attributes (a mapped argument replaces its partial value)."""
+    call, an operator's its attributes (a mapped argument replaces its partial value); in a
+    mapped task group, the group's arguments replace the `MappedArgument`s the task holds."""
     from .taskflow import DecoratedPythonOperator
 
     if not map_kwargs:
         return
-    if isinstance(task, DecoratedPythonOperator):
-        task.op_kwargs = {**task.op_kwargs, **map_kwargs}
+    arguments = final_arguments(task, map_kwargs)
+    if getattr(task, "_map_group_id", None) is not None:
+        from .mapped_task_group import put_group_arguments
+
+        put_group_arguments(task, arguments)
         return
-    for name, value in map_kwargs.items():
+    if isinstance(task, DecoratedPythonOperator):
+        task.op_kwargs = {**task.op_kwargs, **arguments}
+        return
+    for name, value in arguments.items():
         setattr(task, name, value)

@@ -84,6 +84,22 @@ def _link(upstream, downstream):
     upstream.downstream_task_ids.add(downstream.task_id)
 
 
+NOT_SAME_INDEX = object()
+
+
+def same_index_value(task, upstream_id, key):
+    """In a task of a mapped task group, what an upstream task of the same group pushed at the
+    task's own map index (as Airflow pulls it); `NOT_SAME_INDEX` for any other pull."""
+    pushed = getattr(task, "_same_index_xcoms", None)
+    group = getattr(task, "_map_group_id", None)
+    if pushed is None or group is None or task.dag is None:
+        return NOT_SAME_INDEX
+    upstream = task.dag.task_dict.get(upstream_id)
+    if upstream is None or getattr(upstream, "_map_group_id", None) != group:
+        return NOT_SAME_INDEX
+    return (pushed.get(upstream_id) or {}).get(key)
+
+
 class XComArg(DependencyMixin):
     """A reference to an XCom of a task (by default its return value). Passed to a task, it
     makes that task downstream and is replaced by the value at run time."""
@@ -105,8 +121,12 @@ class XComArg(DependencyMixin):
         return [self.operator]
 
     def resolve(self, context):
-        values = context["ti"].xcom_pull(task_ids=[self.operator.task_id], key=self.key)
-        value = values[0] if values else None
+        same_index = same_index_value(context.get("task"), self.operator.task_id, self.key)
+        if same_index is not NOT_SAME_INDEX:
+            value = same_index
+        else:
+            values = context["ti"].xcom_pull(task_ids=[self.operator.task_id], key=self.key)
+            value = values[0] if values else None
         if value is None and self.key != XCOM_RETURN_KEY:
             from .exceptions import XComNotFound
 
@@ -129,14 +149,25 @@ class XComArg(DependencyMixin):
         pulled.append(f"key='{self.key}'")
         return f"{{{{ task_instance.xcom_pull({', '.join(pulled)}) }}}}"
 
-    # Airflow's task mapping over an upstream result.
-    def map(self, *args, **kwargs):
-        from .exceptions import NotSupportedByUpdraft
+    # Values derived from a result, mapped over or passed whole (xcom_transforms.py).
+    def map(self, f):
+        from .xcom_transforms import MapXComArg
 
-        raise NotSupportedByUpdraft("XComArg.map (dynamic task mapping)")
+        return MapXComArg(self, [f])
 
-    zip = map
-    concat = map
+    def zip(self, *others, **kwargs):
+        from .xcom_transforms import NOTSET, ZipXComArg
+
+        # `fillvalue` given (even None) means as long as the longest, as in Airflow.
+        fillvalue = kwargs.pop("fillvalue", NOTSET)
+        if kwargs:
+            raise TypeError(f"zip() got unexpected arguments {sorted(kwargs)}")
+        return ZipXComArg([self, *others], fillvalue=fillvalue)
+
+    def concat(self, *others):
+        from .xcom_transforms import ConcatXComArg
+
+        return ConcatXComArg([self, *others])
 
     def as_setup(self):
         self.operator.as_setup()

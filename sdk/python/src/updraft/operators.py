@@ -14,7 +14,7 @@ def _depend_on_references(task, *values):
     """An XComArg among the arguments makes its task upstream, as in Airflow."""
     for reference in find_references(values):
         if isinstance(reference, XComArg):
-            reference.operator >> task
+            reference >> task
 
 
 def callable_name(function):

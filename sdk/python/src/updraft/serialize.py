@@ -72,10 +72,11 @@ def _json_number(seconds):
 def _kind(task):
     """How updraft runs the task. A subclass of a natively run operator that brings its own
     `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
+    from .http import HttpOperator
     from .operators import BashOperator, EmptyOperator
 
     kind = task._updraft_kind
-    native = {"bash": BashOperator, "empty": EmptyOperator}.get(kind)
+    native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator}.get(kind)
     if native is not None and type(task).execute is not native.execute:
         return "python"
     return kind
@@ -84,6 +85,20 @@ def _kind(task):
 def python_kind(task):
     """What the SDK does with a Python task's result (the same at parse and at run time)."""
     return task._python_kind if task._updraft_kind == "python" else "task"
+
+
+# Task settings whose neutral value is left out of the document (the loader's default), so
+# that a DAG that does not use them reads as before; written when the DAG's default_args set
+# them otherwise, since the loader applies those to every task.
+NEUTRAL_SETTINGS = {
+    "depends_on_past": False, "wait_for_downstream": False,
+    "ignore_first_depends_on_past": True, "max_active_tis_per_dag": None,
+    "max_active_tis_per_dagrun": None,
+}
+
+
+def _neutral(key, value):
+    return key in NEUTRAL_SETTINGS and value == NEUTRAL_SETTINGS[key]
 
 
 def task_document(task):
@@ -97,6 +112,9 @@ def task_document(task):
             doc["bash_command"] = task.bash_command
     elif kind == "empty":
         doc["operator"] = "empty"
+    elif kind == "http":
+        doc["operator"] = "http"
+        doc["http"] = task.http_document()
     else:
         doc["operator"] = "python"
         function = getattr(task, "python_callable", None)
@@ -111,8 +129,11 @@ def task_document(task):
             doc["source_line"] = task._source_line
     if task.upstream_task_ids:
         doc["dependencies"] = sorted(task.upstream_task_ids)
+    dag_defaults = getattr(task.dag, "default_args", None) or {}
     for key, value in task.settings.items():
         if key in ("env", "cwd") and value is None:
+            continue
+        if _neutral(key, value) and _neutral(key, dag_defaults.get(key, NEUTRAL_SETTINGS[key])):
             continue
         if key == "skip_on_exit_code" and kind not in ("bash",) and doc.get(
                 "python_kind") != "bash":
@@ -130,6 +151,8 @@ def task_document(task):
             doc["on_failure_fail_dagrun"] = True
     if mapping:
         doc.update(mapping)
+        if getattr(task, "_map_group_id", None) is not None:
+            doc["map_group"] = task._map_group_id
     return doc
 
 
@@ -143,7 +166,7 @@ def default_args_document(default_args):
         if key not in SETTING_KEYS:
             continue
         value = check_setting(key, value)
-        if value is None:
+        if value is None or _neutral(key, value):
             continue
         if key in ("retry_delay", "max_retry_delay", "execution_timeout"):
             value = _json_number(value)
@@ -174,6 +197,10 @@ def dag_document(dag):
         doc["max_active_runs"] = dag.max_active_runs
     if dag.max_active_tasks is not None:
         doc["max_active_tasks"] = dag.max_active_tasks
+    if dag.dagrun_timeout is not None and dag.dagrun_timeout.total_seconds() > 0:
+        doc["dagrun_timeout"] = _json_number(dag.dagrun_timeout.total_seconds())
+    if dag.max_consecutive_failed_dag_runs:
+        doc["max_consecutive_failed_dag_runs"] = dag.max_consecutive_failed_dag_runs
     if dag.tags:
         doc["tags"] = sorted(dag.tags) if isinstance(dag.tags, (set, frozenset)) else [
             str(tag) for tag in dag.tags]

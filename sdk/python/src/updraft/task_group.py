@@ -98,32 +98,53 @@ def task_group(python_callable=None, **group_kwargs):
     The call gives what the function returns, or the group when that is None."""
 
     def wrap(function):
-        @functools.wraps(function)
-        def factory(*args, **kwargs):
+        def make_group():
             options = dict(group_kwargs)
             group_id = options.pop("group_id", None) or function.__name__
             options.setdefault("add_suffix_on_collision", True)
             if "tooltip" not in options and function.__doc__:
                 options["tooltip"] = function.__doc__.strip()
-            with TaskGroup(group_id, **options) as group:
+            return TaskGroup(group_id, **options)
+
+        @functools.wraps(function)
+        def factory(*args, **kwargs):
+            with make_group() as group:
                 result = function(*args, **kwargs)
             return group if result is None else result
 
         def override(**more):
             return task_group(function, **{**group_kwargs, **more})
 
-        def unsupported(*args, **kwargs):
-            from .exceptions import NotSupportedByUpdraft
-
-            raise NotSupportedByUpdraft("Mapped task groups (expand)")
+        def partial(**partial_kwargs):
+            return _PartialGroup(make_group, function, partial_kwargs)
 
         factory.override = override
-        factory.partial = unsupported
-        factory.expand = unsupported
-        factory.expand_kwargs = unsupported
+        factory.partial = partial
+        factory.expand = lambda **mapped: partial().expand(**mapped)
+        factory.expand_kwargs = lambda value: partial().expand_kwargs(value)
         factory.function = function
         return factory
 
     if python_callable is not None and callable(python_callable):
         return wrap(python_callable)
     return wrap
+
+
+class _PartialGroup:
+    """`@task_group` function`.partial(**kwargs)`: the arguments every mapped instance of the
+    group shares (mapped_task_group.py)."""
+
+    def __init__(self, make_group, function, kwargs):
+        self.make_group = make_group
+        self.function = function
+        self.kwargs = kwargs
+
+    def expand(self, **mapped):
+        from .mapped_task_group import expand_group
+
+        return expand_group(self.make_group, self.function, self.kwargs, mapped=mapped)
+
+    def expand_kwargs(self, value):
+        from .mapped_task_group import expand_group
+
+        return expand_group(self.make_group, self.function, self.kwargs, kwargs_value=value)

@@ -64,3 +64,37 @@ fn two_schedulers_expand_each_mapped_task_once() {
         );
     }
 }
+
+/// A mapped task group on PostgreSQL with a remote worker: per-index dependencies, the
+/// same-index XComs read through the API, and the reduce after the group.
+#[test]
+fn a_mapped_task_group_runs_per_index_on_postgres() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    if !crate::python_dags::python_ready() {
+        return;
+    }
+    cluster.write_dag("mapped_group.py", crate::mapped_groups::GROUP_PY);
+    let _scheduler = cluster.scheduler();
+    let api = cluster.api_server();
+    let _worker = cluster.worker(&[&api], "default", 3);
+    cluster.wait_for_scheduler();
+    let run_ids = ["g_1".to_string()];
+    cluster.trigger("mapped_group", &run_ids[0]);
+    let states = cluster.wait_for_runs("mapped_group", &run_ids, Duration::from_secs(120));
+    assert!(
+        states.values().all(|s| s == "failed"),
+        "{states:?}\n{}",
+        cluster.logs()
+    );
+    let doc = cluster.states("mapped_group", "g_1");
+    crate::mapped_groups::check_group_run(&doc, |task, index| {
+        let mut args = vec!["tasks", "logs", "mapped_group", "g_1", task];
+        let index = index.map(|i| i.to_string());
+        if let Some(index) = &index {
+            args.extend(["--map-index", index]);
+        }
+        cluster.ok(&args)
+    });
+}

@@ -16,6 +16,7 @@ mod proxy;
 mod python_tasks;
 mod queues;
 mod rolling_restart;
+mod run_dependencies;
 mod task_logs;
 mod worker_loss;
 

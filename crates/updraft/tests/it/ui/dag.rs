@@ -582,3 +582,62 @@ async fn a_big_grid_fills_in_its_later_rows_after_the_first_paint() {
     .await;
     client.close().await.expect("closing the browser");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_tasks_instance_is_chosen_by_its_map_index() {
+    let home = home_with_user();
+    home.write_dag(
+        "ui_mapped.yaml",
+        r#"
+dag_id: ui_mapped
+tasks:
+  - task_id: each
+    bash_command: echo "instance {{ ti.map_index }} says $WORD"
+    expand:
+      env: [{WORD: zero}, {WORD: one}, {WORD: two}]
+"#,
+    );
+    let standalone = home.standalone();
+    let run_id = home.trigger("ui_mapped");
+    home.wait_for_run("ui_mapped", &run_id, Duration::from_secs(60));
+    let base = base_url(&standalone);
+    let driver = chromedriver();
+    let client = signed_in(&driver, &base).await;
+    client
+        .goto(&format!(
+            "{base}/dags/ui_mapped/runs/{}/tasks/each",
+            crate_encode(&run_id)
+        ))
+        .await
+        .expect("the task instance page");
+    wait_until(
+        &client,
+        "the first instance's log",
+        "document.body.textContent.includes('instance 0 says zero')",
+    )
+    .await;
+    client
+        .find(Locator::Css("#map-index option[value='2']"))
+        .await
+        .expect("instance 2 in the selector")
+        .click()
+        .await
+        .expect("choose instance 2");
+    client
+        .find(Locator::Css("form.map-index button"))
+        .await
+        .expect("the Show button")
+        .click()
+        .await
+        .expect("show it");
+    wait_until(
+        &client,
+        "instance 2's page and log",
+        "document.querySelector('h2').textContent.includes('[2]') \
+         && document.body.textContent.includes('instance 2 says two') \
+         && document.querySelector('#map-index').value === '2'",
+    )
+    .await;
+    screenshot(&client, "task_instance_mapped").await;
+    client.close().await.expect("closing the browser");
+}

@@ -330,6 +330,7 @@ pub(crate) async fn tasks(
                     python_callable, ..
                 } => Some(python_callable.clone()),
                 Operator::Empty => None,
+                Operator::Http(call) => Some(call.summary()),
             },
             dependencies: t.dependencies.join(", "),
             trigger_rule: t.trigger_rule.as_str(),

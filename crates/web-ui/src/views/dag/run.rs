@@ -62,6 +62,7 @@ struct RunPage {
     clear_api: String,
     /// Clear one task (`None`: the run's task instances).
     clear_task: Option<String>,
+    clear_map_index: Option<i64>,
 }
 
 /// The run, or a 404 page.
@@ -132,6 +133,7 @@ pub(crate) async fn page_handler(
         run_api: format!("/api/v2/dags/{api_dag}/dagRuns/{}", links::encode(&run_id)),
         clear_api: format!("/api/v2/dags/{api_dag}/clearTaskInstances"),
         clear_task: None,
+        clear_map_index: None,
     })
 }
 

@@ -1,6 +1,7 @@
-//! `GET /dags/{dag_id}/runs/{run_id}/tasks/{task_id}?try=N`: a task instance — the log of each
-//! try (followed live through the API's NDJSON stream while the try runs), its command,
-//! XComs, tries, why it is not running, and the actions on it; and the log as a download.
+//! `GET /dags/{dag_id}/runs/{run_id}/tasks/{task_id}?try=N&map_index=M`: a task instance — the
+//! log of each try (followed live through the API's NDJSON stream while the try runs), its
+//! command, XComs, tries, why it is not running, and the actions on it; and the log as a
+//! download. A mapped task's page shows one instance, with a selector of the others.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -31,6 +32,15 @@ pub(crate) struct TryQuery {
     #[serde(rename = "try")]
     try_number: Option<u32>,
     fragment: Option<String>,
+    /// The instance of a mapped task (default: its first).
+    map_index: Option<i64>,
+}
+
+/// An instance in the map index selector of a mapped task.
+pub(crate) struct MapIndexOption {
+    pub map_index: i64,
+    pub state: &'static str,
+    pub selected: bool,
 }
 
 /// A try in the list of tries.
@@ -84,24 +94,45 @@ struct TiPage {
     ti_api: String,
     clear_api: String,
     clear_task: Option<String>,
+    /// With `clear_task`: clear only this instance of the mapped task.
+    clear_map_index: Option<i64>,
     can_edit: bool,
+    /// The shown instance's map index (-1: not mapped).
+    map_index: i64,
+    /// Every instance of a mapped task, for the selector (empty for a task that is not).
+    map_indexes: Vec<MapIndexOption>,
 }
 
+/// The run, the instance of `task_id` asked for (by default the task's only one, or a mapped
+/// task's first), and every instance of the task by map index.
 async fn task_instance(
     state: &RestState,
     dag_id: &str,
     run_id: &str,
     task_id: &str,
-) -> Result<(updraft_store::DagRun, TaskInstance), UiError> {
+    map_index: Option<i64>,
+) -> Result<(updraft_store::DagRun, TaskInstance, Vec<TaskInstance>), UiError> {
     let run = get_run(state, dag_id, run_id).await?;
-    let ti = state
+    let mut all: Vec<TaskInstance> = state
         .store()
         .task_instances(run.id)
         .await?
         .into_iter()
-        .find(|ti| ti.task_id == task_id)
-        .ok_or_else(|| UiError::NotFound(format!("The run `{run_id}` has no task `{task_id}`.")))?;
-    Ok((run, ti))
+        .filter(|ti| ti.task_id == task_id)
+        .collect();
+    all.sort_by_key(|ti| ti.map_index);
+    let ti = match map_index {
+        Some(index) => all.iter().find(|ti| ti.map_index == index).ok_or_else(|| {
+            UiError::NotFound(format!(
+                "The run `{run_id}` has no instance {index} of task `{task_id}`."
+            ))
+        })?,
+        None => all.first().ok_or_else(|| {
+            UiError::NotFound(format!("The run `{run_id}` has no task `{task_id}`."))
+        })?,
+    }
+    .clone();
+    Ok((run, ti, all))
 }
 
 fn is_live(ti: &TaskInstance, try_number: u32) -> bool {
@@ -136,7 +167,8 @@ pub(crate) async fn page_route(
     QueryParams(query): QueryParams<TryQuery>,
 ) -> Result<Response, UiError> {
     let (record, dag) = load(&state, &dag_id).await?;
-    let (run, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
+    let (run, ti, all) = task_instance(&state, &dag_id, &run_id, &task_id, query.map_index).await?;
+    let map_index = ti.map_index;
     let latest = ti.try_number.max(1);
     let shown_try = query.try_number.unwrap_or(latest).clamp(1, latest);
     let tries: Vec<TaskTry> = state.store().task_tries(ti.id).await?;
@@ -146,7 +178,7 @@ pub(crate) async fn page_route(
         .iter()
         .map(|t| TryRow {
             try_number: t.try_number,
-            href: links::task_try(&dag_id, &run_id, &task_id, t.try_number),
+            href: links::task_try_at(&dag_id, &run_id, &task_id, map_index, t.try_number),
             state: t.state.as_str(),
             current: t.try_number == shown_try,
             start: t.start_date.map(|s| Moment::in_dag_tz(s, tz)),
@@ -157,7 +189,7 @@ pub(crate) async fn page_route(
     if !try_rows.iter().any(|t| t.try_number == ti.try_number) && ti.try_number > 0 {
         try_rows.push(TryRow {
             try_number: ti.try_number,
-            href: links::task_try(&dag_id, &run_id, &task_id, ti.try_number),
+            href: links::task_try_at(&dag_id, &run_id, &task_id, map_index, ti.try_number),
             state: ti.state.as_str(),
             current: ti.try_number == shown_try,
             start: ti.start_date.map(|s| Moment::in_dag_tz(s, tz)),
@@ -174,9 +206,18 @@ pub(crate) async fn page_route(
         links::encode(&run_id),
         links::encode(&task_id)
     );
+    // The API names one instance of a mapped task by its map index.
+    let (instance_api, index_query) = if map_index >= 0 {
+        (
+            format!("{api_ti}/{map_index}"),
+            format!("&map_index={map_index}"),
+        )
+    } else {
+        (api_ti.clone(), String::new())
+    };
     let follow_from = |offset: u64| {
         format!(
-            "{api_ti}/logs/{shown_try}?token={}",
+            "{api_ti}/logs/{shown_try}?token={}{index_query}",
             updraft_rest_api::log_continuation_token(offset)
         )
     };
@@ -184,7 +225,7 @@ pub(crate) async fn page_route(
         follow_from_start: (started && can_read_log).then(|| follow_from(0)),
         live: format!(
             "{}&fragment=ti",
-            links::task_try(&dag_id, &run_id, &task_id, shown_try)
+            links::task_try_at(&dag_id, &run_id, &task_id, map_index, shown_try)
         ),
         run_db_id: run.id,
         state: ti.state.as_str(),
@@ -213,6 +254,7 @@ pub(crate) async fn page_route(
                 dag_id: Some(dag_id.clone()),
                 run_id: Some(run_id.clone()),
                 task_id: Some(task_id.clone()),
+                map_index: Some(map_index),
                 window: Window {
                     limit: XCOM_ROWS,
                     offset: 0,
@@ -242,6 +284,7 @@ pub(crate) async fn page_route(
                 python_callable, ..
             } => Some(python_callable),
             Operator::Empty => None,
+            Operator::Http(call) => Some(call.summary()),
         });
     page(&TiPage {
         page: Page::new(&session, "dags"),
@@ -254,18 +297,29 @@ pub(crate) async fn page_route(
         awaits_try: !started,
         can_read_log,
         download: format!(
-            "{}/tasks/{}/log?try={shown_try}",
+            "{}/tasks/{}/log?try={shown_try}{index_query}",
             links::dag_run(&dag_id, &run_id),
             links::encode(&task_id)
         ),
         command,
         rendered: rendered_command(&text),
         xcoms,
-        deps_api: format!("{api_ti}/dependencies"),
-        ti_api: api_ti,
+        deps_api: format!("{instance_api}/dependencies"),
+        ti_api: instance_api,
         clear_api: format!("/api/v2/dags/{}/clearTaskInstances", links::encode(&dag_id)),
         clear_task: Some(task_id.clone()),
+        clear_map_index: (map_index >= 0).then_some(map_index),
         can_edit: session.allows(Action::Edit, Resource::TaskInstance, Some(&dag_id)),
+        map_index,
+        map_indexes: all
+            .iter()
+            .filter(|t| t.map_index >= 0)
+            .map(|t| MapIndexOption {
+                map_index: t.map_index,
+                state: t.state.as_str(),
+                selected: t.map_index == map_index,
+            })
+            .collect(),
         run_id,
         task_id,
     })
@@ -298,13 +352,18 @@ pub(crate) async fn download_log(
     QueryParams(query): QueryParams<TryQuery>,
 ) -> Result<Response, UiError> {
     session.require(Action::Read, Resource::TaskLog)?;
-    let (_, ti) = task_instance(&state, &dag_id, &run_id, &task_id).await?;
+    let (_, ti, _) = task_instance(&state, &dag_id, &run_id, &task_id, query.map_index).await?;
     let try_number = query
         .try_number
         .unwrap_or(ti.try_number)
         .clamp(1, ti.try_number.max(1));
     let text = log_text(&state, &ti, try_number).await?.unwrap_or_default();
-    let name: String = format!("{dag_id}-{run_id}-{task_id}-{try_number}.log")
+    let instance = if ti.map_index >= 0 {
+        format!("{task_id}-{}", ti.map_index)
+    } else {
+        task_id.clone()
+    };
+    let name: String = format!("{dag_id}-{run_id}-{instance}-{try_number}.log")
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {

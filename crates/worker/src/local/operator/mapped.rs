@@ -23,28 +23,85 @@ impl LocalWorker {
                 task.task_id
             ));
         };
-        let xcoms = if mapping.reads_upstream() {
-            let stored = self
-                .execution
+        let grouped_python =
+            task.map_group.is_some() && matches!(task.operator, Operator::Python { .. });
+        let stored = if mapping.reads_upstream() || grouped_python {
+            self.execution
                 .xcoms_for_run(claimed.dag_run.id)
                 .await
-                .map_err(|e| e.to_string())?;
-            XCom::as_seen_downstream(stored)
+                .map_err(|e| e.to_string())?
         } else {
             Vec::new()
         };
+        let same_index =
+            grouped_python.then(|| same_index_xcoms(task, claimed.ti.map_index, &stored));
+        let xcoms = XCom::as_seen_downstream(stored);
         let resolve = |task_id: &str| {
             xcoms
                 .iter()
                 .find(|x| x.task_id == task_id && x.key == "return_value")
                 .map(|x| &x.value)
         };
-        mapping
+        let mut arguments = mapping
             .arguments(&task.task_id, index, &resolve)
-            .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if let Some(same_index) = same_index {
+            arguments.insert(SAME_INDEX_XCOMS.into(), Value::Object(same_index));
+        }
+        Ok(Some(arguments))
     }
 }
+
+impl LocalWorker {
+    /// A mapped bash task with the instance's own `bash_command`/`env` in place (`None` for a
+    /// bash task that is not mapped, or another operator).
+    pub(crate) async fn mapped_bash_task(
+        &self,
+        claimed: &ClaimedTask,
+        task: &Task,
+    ) -> Result<Option<Task>, String> {
+        if !matches!(task.operator, Operator::Bash { .. }) {
+            return Ok(None);
+        }
+        let Some(mut arguments) = self.mapped_arguments(claimed, task).await? else {
+            return Ok(None);
+        };
+        if task.map_group.is_some() {
+            // A bash task of a mapped group takes what it can of the group's arguments;
+            // a command of its own wins over the group's.
+            let own_command = matches!(&task.operator, Operator::Bash { bash_command } if !bash_command.is_empty());
+            arguments.retain(|name, _| {
+                BASH_ARGUMENTS.contains(&name.as_str()) && !(own_command && name == "bash_command")
+            });
+        }
+        bash_task_with(task, &arguments).map(Some)
+    }
+}
+
+/// The `map_kwargs` entry of a task of a mapped group that holds what its direct upstream
+/// tasks pushed at the same map index (`{task_id: {key: value}}`): an upstream of the same
+/// group gives a downstream of it the value of the same index, not the list of all (the SDK
+/// knows which upstream tasks are of its group). See docs/python-protocol.md.
+pub(crate) const SAME_INDEX_XCOMS: &str = "__same_index_xcoms__";
+
+fn same_index_xcoms(task: &Task, map_index: i64, stored: &[XCom]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for x in stored
+        .iter()
+        .filter(|x| x.map_index == map_index && task.dependencies.contains(&x.task_id))
+    {
+        if let Value::Object(keys) = out
+            .entry(x.task_id.clone())
+            .or_insert_with(|| Value::Object(Map::new()))
+        {
+            keys.insert(x.key.clone(), x.value.clone());
+        }
+    }
+    out
+}
+
+/// What a bash task's instance may take from its mapping.
+const BASH_ARGUMENTS: [&str; 2] = ["bash_command", "env"];
 
 /// A bash task with an instance's mapped `bash_command` and `env` in place of the task's own
 /// (a mapped argument replaces its partial value, as in Airflow).
