@@ -309,6 +309,9 @@ fn every_operator_kind_runs_to_its_end() {
                 dag.push_str("  - task_id: t_bash\n    bash_command: echo ran-as-a-process\n")
             }
             "empty" => dag.push_str("  - task_id: t_empty\n    operator: empty\n"),
+            "http" => dag.push_str(
+                "  - task_id: t_http\n    operator: http\n    http: {method: GET, endpoint: items}\n",
+            ),
             // A Python task's body lives in a Python DAG file (the SDK runs it from there).
             "python" => home.write_dag(
                 "kinds_py.py",
@@ -321,7 +324,18 @@ fn every_operator_kind_runs_to_its_end() {
         }
     }
     home.write_dag("kinds.yaml", &dag);
-    let doc = home.json(&["dags", "test", "kinds"]);
+    let (port, _) = crate::http_tasks::serve();
+    let out = home
+        .command()
+        .args(["dags", "test", "kinds", "--output", "json"])
+        .env(
+            "AIRFLOW_CONN_HTTP_DEFAULT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(doc["state"], "success", "{doc}");
     let py_doc = home.json(&["dags", "test", "kinds_py"]);
     assert_eq!(py_doc["state"], "success", "{py_doc}");
