@@ -79,6 +79,9 @@ impl ManageStore for SqliteStore {
             }
             delete_run_rows(tx, "dag_id = ?1", params![dag_id])?;
             for sql in [
+                "DELETE FROM backfill_dag_run WHERE backfill_id IN \
+                 (SELECT id FROM backfill WHERE dag_id = ?1)",
+                "DELETE FROM backfill WHERE dag_id = ?1",
                 "DELETE FROM dag_run WHERE dag_id = ?1",
                 "DELETE FROM dag_version WHERE dag_id = ?1",
                 "DELETE FROM dag_file WHERE dag_id = ?1",

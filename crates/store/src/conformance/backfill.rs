@@ -96,6 +96,9 @@ pub async fn backfills_round_trip_with_their_dates(db: &dyn TestDatabase) {
             .await,
         Err(StoreError::NotFound(_))
     ));
+    // Deleting the DAG deletes its backfills.
+    store.delete_dag("d").await.expect("delete_dag");
+    assert!(store.list_backfills(None).await.expect("list").is_empty());
 }
 
 pub async fn a_dag_has_one_backfill_until_it_completes(db: &dyn TestDatabase) {
