@@ -181,6 +181,8 @@ pub enum Operator {
     },
     /// One HTTP request (Airflow's `HttpOperator`).
     Http(crate::HttpCall),
+    /// One container run (Airflow's `DockerOperator`).
+    Docker(Box<crate::DockerRun>),
 }
 
 /// What a Python task's callable is for; the SDK decides what its result means.
@@ -231,7 +233,7 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 4] = ["bash", "empty", "http", "python"];
+    pub const KINDS: [&'static str; 5] = ["bash", "docker", "empty", "http", "python"];
 
     /// The kind, as DAG files name it.
     pub fn kind(&self) -> &'static str {
@@ -240,6 +242,7 @@ impl Operator {
             Operator::Empty => "empty",
             Operator::Python { .. } => "python",
             Operator::Http(_) => "http",
+            Operator::Docker(_) => "docker",
         }
     }
 }
