@@ -338,6 +338,11 @@ impl TaskRole {
 impl Task {
     /// A task with every optional setting at its default; used by loaders and tests.
     pub fn new(task_id: impl Into<String>, operator: Operator) -> Self {
+        // Airflow's DockerOperator skips on no exit code unless told; BashOperator on 99.
+        let skip_on_exit_code = match operator {
+            Operator::Docker(_) => Vec::new(),
+            _ => vec![DEFAULT_SKIP_EXIT_CODE],
+        };
         Task {
             task_id: task_id.into(),
             operator,
@@ -353,7 +358,7 @@ impl Task {
             pool: DEFAULT_POOL.to_string(),
             queue: DEFAULT_QUEUE.to_string(),
             priority_weight: 1,
-            skip_on_exit_code: vec![DEFAULT_SKIP_EXIT_CODE],
+            skip_on_exit_code,
             do_xcom_push: true,
             task_group: None,
             role: TaskRole::default(),

@@ -137,6 +137,9 @@ tasks:
   - task_id: fails
     operator: docker
     docker: {{image: {image}, command: "sh -c 'echo failing; exit 3'"}}
+  - task_id: ninety_nine
+    operator: docker
+    docker: {{image: {image}, command: "sh -c 'exit 99'", auto_remove: force}}
   - task_id: skips
     operator: docker
     skip_on_exit_code: 99
@@ -171,6 +174,11 @@ tasks:
     assert_eq!(state_of(&states, "who"), "success", "{states:#}");
     assert_eq!(state_of(&states, "fails"), "failed", "{states:#}");
     assert_eq!(state_of(&states, "skips"), "skipped", "{states:#}");
+    assert_eq!(
+        state_of(&states, "ninety_nine"),
+        "failed",
+        "unlike a bash task's, a docker task's exit code 99 is no skip by default"
+    );
     assert_eq!(state_of(&states, "sleeper"), "failed", "{states:#}");
 
     for line in ["hello world on 2024-03-01", "from the host", "to stderr"] {
