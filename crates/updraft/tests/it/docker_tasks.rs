@@ -6,10 +6,11 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::fixture::{state_of, Home};
+use crate::fixture::{eventually, state_of, try_of, Home};
 
 const IMAGE: &str = "updraft-test-busybox:1";
 
@@ -247,4 +248,56 @@ fn a_docker_task_without_an_image_is_an_import_error() {
         errors.contains("`docker.mem_limit` must be bytes"),
         "{errors}"
     );
+}
+
+#[test]
+fn a_killed_worker_leaves_no_container_running_and_the_try_runs_again() {
+    let Some(image) = image() else { return };
+    let home = Home::new();
+    let data = home.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    home.write_dag(
+        "boxed_crash.yaml",
+        &format!(
+            r#"
+dag_id: boxed_crash
+tasks:
+  - task_id: long
+    operator: docker
+    docker:
+      image: {image}
+      command: "sh -c 'if [ -e /data/started ]; then echo second try; else touch /data/started; sleep 300; fi'"
+      mounts: [{{source: {data}, target: /data}}]
+      auto_remove: force
+"#,
+            data = data.display()
+        ),
+    );
+    remove_containers_of("boxed_crash");
+    let mut standalone = home.standalone();
+    let run_id = home.trigger("boxed_crash");
+    eventually(Duration::from_secs(30), || {
+        let running = containers_of("boxed_crash", false);
+        (data.join("started").exists() && !running.is_empty()).then_some(())
+    })
+    .expect("the container never started");
+
+    standalone.sigkill();
+    // The reaper kills the container along with the `docker run` process.
+    let left = eventually(Duration::from_secs(30), || {
+        containers_of("boxed_crash", false).is_empty().then_some(())
+    });
+    assert!(
+        left.is_some(),
+        "a container outlived its worker: {:?}",
+        containers_of("boxed_crash", false)
+    );
+
+    let _restarted = home.standalone();
+    let states = home.wait_for_run("boxed_crash", &run_id, Duration::from_secs(60));
+    assert_eq!(states["state"], "success", "{states:#}");
+    assert_eq!(try_of(&states, "long"), 2);
+    let log = home.ok(&["tasks", "logs", "boxed_crash", &run_id, "long"]);
+    assert!(log.contains("second try"), "{log}");
+    remove_containers_of("boxed_crash");
 }

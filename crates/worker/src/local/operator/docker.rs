@@ -211,8 +211,10 @@ impl LocalWorker {
         };
         Ok(DockerTry {
             launch: TaskLaunch {
-                // As Airflow's, the XCom is the container's last line, stderr or stdout.
-                command: format!("exec {quoted} 2>&1"),
+                // The XCom is the last line of the container's stdout. Airflow's is the last
+                // line of stdout and stderr together, but the docker CLI copies the two
+                // streams apart, so which came last would be a race.
+                command: format!("exec {quoted}"),
                 env,
                 cwd: None,
                 timeout: task.execution_timeout,
