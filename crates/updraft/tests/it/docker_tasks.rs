@@ -16,7 +16,7 @@ const IMAGE: &str = "updraft-test-busybox:1";
 
 /// The image the tests run, built once from the host's static busybox; `None` (with the reason
 /// printed) when no Docker engine runs here or no static busybox is installed.
-fn image() -> Option<&'static str> {
+pub(crate) fn image() -> Option<&'static str> {
     let info = Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output();
