@@ -301,3 +301,29 @@ tasks:
     assert!(log.contains("second try"), "{log}");
     remove_containers_of("boxed_crash");
 }
+
+#[test]
+fn a_cancelled_docker_task_leaves_no_container_running() {
+    let Some(image) = image() else { return };
+    let home = Home::new();
+    // The run's timeout cancels the running try (not the task's own timeout).
+    home.write_dag(
+        "boxed_cancel.yaml",
+        &format!(
+            "dag_id: boxed_cancel\ndagrun_timeout: 3s\ntasks:\n  - task_id: work\n    operator: docker\n    docker: {{image: {image}, command: [sleep, '300']}}\n"
+        ),
+    );
+    remove_containers_of("boxed_cancel");
+    let out = home.run(&["dags", "test", "boxed_cancel", "--output", "json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(doc["state"], "failed", "{doc:#}");
+    let started = containers_of("boxed_cancel", true);
+    assert_eq!(started.len(), 1, "the container ran: {started:?}");
+    let running = containers_of("boxed_cancel", false);
+    assert!(
+        running.is_empty(),
+        "a cancelled task's container runs on: {running:?}"
+    );
+    remove_containers_of("boxed_cancel");
+}
