@@ -59,7 +59,7 @@ pub fn plan_run_mapped(
 
 /// [`plan_run_mapped`], where the tasks marked in `held` (by index into the DAG's tasks) may
 /// not start yet: their previous run has not done what `depends_on_past` asks
-/// ([`crate::past`]). They can still be skipped or upstream-failed, as in Airflow.
+/// (the `past` module). They can still be skipped or upstream-failed, as in Airflow.
 pub fn plan_run_held(
     graph: &DagGraph,
     tis: &[TaskInstance],

@@ -307,18 +307,6 @@ fn every_operator_kind_runs_to_its_end() {
     let docker_image = crate::docker_tasks::image();
     let mut kinds: Vec<&str> = updraft_model::Operator::KINDS.to_vec();
     kinds.retain(|k| *k != "docker" || docker_image.is_some());
-    // An HTTP task calls a server that answers one request.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        if let Ok((mut stream, _)) = listener.accept() {
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-        }
-    });
     for kind in updraft_model::Operator::KINDS {
         match kind {
             "docker" => {
@@ -328,13 +316,13 @@ fn every_operator_kind_runs_to_its_end() {
                     ));
                 }
             }
-            "http" => dag.push_str(
-                "  - task_id: t_http\n    operator: http\n    http: {method: GET, endpoint: x}\n",
-            ),
             "bash" => {
                 dag.push_str("  - task_id: t_bash\n    bash_command: echo ran-as-a-process\n")
             }
             "empty" => dag.push_str("  - task_id: t_empty\n    operator: empty\n"),
+            "http" => dag.push_str(
+                "  - task_id: t_http\n    operator: http\n    http: {method: GET, endpoint: items}\n",
+            ),
             // A Python task's body lives in a Python DAG file (the SDK runs it from there).
             "python" => home.write_dag(
                 "kinds_py.py",
@@ -347,6 +335,7 @@ fn every_operator_kind_runs_to_its_end() {
         }
     }
     home.write_dag("kinds.yaml", &dag);
+    let (port, _) = crate::http_tasks::serve();
     let out = home
         .command()
         .args(["dags", "test", "kinds", "--output", "json"])

@@ -12,7 +12,7 @@ use crate::fixture::{state_of, Home};
 
 /// What the server saw of one request.
 #[derive(Debug, Clone)]
-struct Seen {
+pub(crate) struct Seen {
     method: String,
     target: String,
     headers: Vec<(String, String)>,
@@ -20,7 +20,7 @@ struct Seen {
 }
 
 /// Answers `/items…` with a JSON list, `/created` with 201, anything else with 404.
-fn serve() -> (u16, Arc<Mutex<Vec<Seen>>>) {
+pub(crate) fn serve() -> (u16, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
