@@ -327,3 +327,34 @@ fn a_cancelled_docker_task_leaves_no_container_running() {
     );
     remove_containers_of("boxed_cancel");
 }
+
+#[test]
+fn the_clean_up_after_a_crash_kills_the_containers_of_lost_claims_only() {
+    let Some(image) = image() else { return };
+    let run = |claim: &str| {
+        let out = Command::new("docker")
+            .args(["run", "-d", "--name"])
+            .arg(updraft_model::docker::container_name(claim))
+            .args(["--label", &format!("updraft.claim_id={claim}")])
+            .args(["--label", "updraft.dag_id=orphans", image, "sleep", "300"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    remove_containers_of("orphans");
+    run("1.1.lost:1:2");
+    run("1.1.alive:1:3");
+    let killed = updraft_worker::kill_orphan_containers(&["1.1.lost:1:2".to_owned()]);
+    assert_eq!(killed, 1);
+    let running = containers_of("orphans", false);
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert!(
+        running[0].starts_with("updraft-1.1.alive_1_3 "),
+        "{running:?}"
+    );
+    remove_containers_of("orphans");
+}
