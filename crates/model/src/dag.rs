@@ -181,6 +181,8 @@ pub enum Operator {
     },
     /// One HTTP request (Airflow's `HttpOperator`).
     Http(crate::HttpCall),
+    /// One container run (Airflow's `DockerOperator`).
+    Docker(Box<crate::DockerRun>),
 }
 
 /// What a Python task's callable is for; the SDK decides what its result means.
@@ -231,7 +233,7 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 4] = ["bash", "empty", "http", "python"];
+    pub const KINDS: [&'static str; 5] = ["bash", "docker", "empty", "http", "python"];
 
     /// The kind, as DAG files name it.
     pub fn kind(&self) -> &'static str {
@@ -240,6 +242,7 @@ impl Operator {
             Operator::Empty => "empty",
             Operator::Python { .. } => "python",
             Operator::Http(_) => "http",
+            Operator::Docker(_) => "docker",
         }
     }
 }
@@ -335,6 +338,11 @@ impl TaskRole {
 impl Task {
     /// A task with every optional setting at its default; used by loaders and tests.
     pub fn new(task_id: impl Into<String>, operator: Operator) -> Self {
+        // Airflow's DockerOperator skips on no exit code unless told; BashOperator on 99.
+        let skip_on_exit_code = match operator {
+            Operator::Docker(_) => Vec::new(),
+            _ => vec![DEFAULT_SKIP_EXIT_CODE],
+        };
         Task {
             task_id: task_id.into(),
             operator,
@@ -350,7 +358,7 @@ impl Task {
             pool: DEFAULT_POOL.to_string(),
             queue: DEFAULT_QUEUE.to_string(),
             priority_weight: 1,
-            skip_on_exit_code: vec![DEFAULT_SKIP_EXIT_CODE],
+            skip_on_exit_code,
             do_xcom_push: true,
             task_group: None,
             role: TaskRole::default(),

@@ -2,6 +2,7 @@
 //! trigger rules and retry policy. No IO, no async, no clock: every instant is passed in.
 
 pub mod dag;
+pub mod docker;
 pub mod duration;
 pub mod http;
 pub mod mapping;
@@ -13,6 +14,7 @@ pub mod timetable;
 pub mod trigger_rule;
 
 pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
+pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
 pub use http::{HttpCall, HttpData};
 pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
 pub use param::{Param, ParamError, ParamType};

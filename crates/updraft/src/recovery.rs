@@ -82,6 +82,14 @@ pub async fn recover_dead_local_workers(
     if killed > 0 {
         warn!(killed, "killed leftover task processes of a dead worker");
     }
+    // A Docker task's container outlives its `docker run` process: the daemon runs it.
+    let containers =
+        tokio::task::spawn_blocking(move || updraft_worker::kill_orphan_containers(&claim_ids))
+            .await
+            .unwrap_or(0);
+    if containers > 0 {
+        warn!(containers, "killed leftover containers of a dead worker");
+    }
     Ok(scheduler
         .fail_lost_tries(&orphans, "its worker died", Utc::now())
         .await?)

@@ -10,6 +10,6 @@ pub use local::{
 };
 
 pub use process::{
-    kill_orphans, log_path, reaper_main, run_task, run_task_guarded, FailureReason, Reaper,
-    TaskLaunch, TaskOutcome, CLAIM_ID_ENV, DEFAULT_KILL_GRACE,
+    kill_orphan_containers, kill_orphans, log_path, reaper_main, run_task, run_task_guarded,
+    FailureReason, Reaper, TaskLaunch, TaskOutcome, CLAIM_ID_ENV, DEFAULT_KILL_GRACE,
 };

@@ -19,6 +19,7 @@
 //! * If the future returned by [`run_task`] is dropped before the leader exited, the group is
 //!   killed with `SIGKILL`, so no task runs unobserved.
 
+mod container;
 mod direct;
 mod forkserver;
 mod orphan;
@@ -40,6 +41,7 @@ pub use forkserver::{ForkError, ForkLaunch, ForkServer, Preload};
 use output::{Pipes, Sink};
 pub use reaper::{reaper_main, Reaper};
 
+pub use container::{docker_cli, kill_containers, kill_orphan_containers};
 pub use orphan::kill_orphans;
 
 /// The environment variable that marks every process of a task with its claim id; the caller

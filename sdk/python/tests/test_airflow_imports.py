@@ -116,8 +116,8 @@ def test_an_airflow_3_style_file_loads(dag_folder):
 
 
 @pytest.mark.parametrize("statement, feature", [
-    ("from airflow.providers.docker.operators.docker import DockerOperator",
-     "DockerOperator is not supported yet by updraft"),
+    ("from airflow.providers.docker.operators.docker_swarm import DockerSwarmOperator",
+     "DockerSwarmOperator is not supported yet by updraft"),
     ("from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
      "KubernetesPodOperator is not supported yet by updraft"),
     ("from airflow.providers.http.sensors.http import HttpSensor",
@@ -128,8 +128,9 @@ def test_an_airflow_3_style_file_loads(dag_folder):
      "ExternalTaskSensor is not supported yet by updraft"),
     ("from airflow.sensors.filesystem import FileSensor", "FileSensor is not supported yet"),
     ("from airflow.sensors import external_task", "ExternalTaskSensor is not supported yet"),
-    ("import airflow.providers.docker.operators.docker as d\nd.DockerOperator(task_id='x')",
-     "DockerOperator is not supported yet by updraft"),
+    ("from airflow.providers.docker.operators.docker import DockerOperator\n"
+     "DockerOperator(task_id='x', image='i', xcom_all=True)",
+     "DockerOperator's xcom_all is not supported yet by updraft"),
     ("from airflow.datasets import Dataset", "Dataset is not supported yet by updraft"),
     ("from airflow.sdk import Asset", "Asset is not supported yet by updraft"),
     ("from airflow.operators.python import PythonVirtualenvOperator",
@@ -151,9 +152,9 @@ def test_unsupported_airflow_features_name_themselves(dag_folder, statement, fea
 def test_unsupported_is_an_import_error_for_optional_fallbacks(dag_folder):
     dag_folder.write("fallback.py", """
         try:
-            from airflow.providers.docker.operators.docker import DockerOperator
+            from airflow.providers.docker.hooks.docker import DockerHook
         except ImportError:
-            DockerOperator = None
+            DockerHook = None
         from airflow import DAG
         from airflow.operators.empty import EmptyOperator
         with DAG("fallback"):

@@ -51,6 +51,7 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "source_line",
     "task_group",
     "http",
+    "docker",
 ];
 
 /// Keys that belong to `operator: python` only.
@@ -464,29 +465,36 @@ fn read_operator(
         }
         return read_python(entries, operator.and_then(|(_, pos)| pos), label, ctx);
     }
-    if operator.as_ref().is_some_and(|(name, _)| name == "http") {
-        if let Some(cmd) = command {
+    // The operators whose whole definition lives under a key named as they are.
+    for native in ["http", "docker"] {
+        if operator.as_ref().is_some_and(|(name, _)| name == native) {
+            if let Some(cmd) = command {
+                ctx.error(
+                    cmd.key_pos,
+                    format!("{label}`bash_command` does not go with `operator: {native}`"),
+                );
+                return None;
+            }
+            if mapping.is_some() {
+                ctx.error(
+                    operator.and_then(|(_, pos)| pos),
+                    format!("{label}`operator: {native}` cannot be mapped yet"),
+                );
+                return None;
+            }
+            let pos = operator.and_then(|(_, pos)| pos);
+            return match native {
+                "http" => super::http::read_http(entries, pos, label, ctx),
+                _ => super::docker::read_docker(entries, pos, label, ctx),
+            };
+        }
+        if let Some(e) = get(entries, native) {
             ctx.error(
-                cmd.key_pos,
-                format!("{label}`bash_command` does not go with `operator: http`"),
+                e.key_pos,
+                format!("{label}`{native}` goes only with `operator: {native}`"),
             );
             return None;
         }
-        if mapping.is_some() {
-            ctx.error(
-                operator.and_then(|(_, pos)| pos),
-                format!("{label}`operator: http` cannot be mapped yet"),
-            );
-            return None;
-        }
-        return super::http::read_http(entries, operator.and_then(|(_, pos)| pos), label, ctx);
-    }
-    if let Some(e) = get(entries, "http") {
-        ctx.error(
-            e.key_pos,
-            format!("{label}`http` goes only with `operator: http`"),
-        );
-        return None;
     }
     if let Some(e) = PYTHON_KEYS.iter().find_map(|key| get(entries, key)) {
         ctx.error(

@@ -430,8 +430,8 @@ fn error_cases() {
         // Operators.
         ("tasks:\n  - {task_id: a}\n", &["task `a`: missing required key `bash_command` (or set `operator: empty`)"]),
         (
-            "tasks:\n  - {task_id: a, operator: docker}\n",
-            &["task `a`: unknown operator `docker`; allowed: bash, empty, http, python"],
+            "tasks:\n  - {task_id: a, operator: dockers}\n",
+            &["task `a`: unknown operator `dockers`; allowed: bash, docker, empty, http, python"],
         ),
         (
             "tasks:\n  - {task_id: a, operator: python}\n",
@@ -645,6 +645,7 @@ fn every_operator_kind_of_the_model_loads_from_a_file() {
             "empty" => "",
             "python" => ", python_callable: f",
             "http" => ", http: {endpoint: items}",
+            "docker" => ", docker: {image: busybox}",
             _ => ", bash_command: 'true'",
         };
         let dag = check_ok(&format!(

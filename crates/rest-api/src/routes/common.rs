@@ -205,6 +205,7 @@ pub(crate) fn operator_name(dag: &Dag, task_id: &str) -> Option<&'static str> {
         updraft_model::Operator::Empty => "EmptyOperator",
         updraft_model::Operator::Python { python_kind, .. } => python_operator_name(python_kind),
         updraft_model::Operator::Http(_) => "HttpOperator",
+        updraft_model::Operator::Docker(_) => "DockerOperator",
     })
 }
 

@@ -108,6 +108,12 @@ impl TaskResponse {
                 vec!["endpoint", "data", "headers"],
                 "#f4a460",
             ),
+            Operator::Docker(_) => (
+                "DockerOperator",
+                "airflow.providers.docker.operators.docker",
+                vec!["image", "command", "environment"],
+                "#fff",
+            ),
         };
         let mut downstream: Vec<String> = dag
             .downstream_of(&task.task_id)

@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod dag_folder;
+mod docker_tasks;
 mod fixture;
 mod http_tasks;
 mod mapped_groups;

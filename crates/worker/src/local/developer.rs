@@ -115,7 +115,13 @@ impl LocalWorker {
             Ok(work) => work,
             Err(message) => return failed(message),
         };
+        let mut container = None;
         let (mut launch, supervisor) = match work {
+            Work::Docker(prepared) => {
+                let prepared = *prepared;
+                container = Some(prepared.container);
+                (prepared.launch, None)
+            }
             Work::Nothing => {
                 return TestOutcome {
                     state: TaskState::Success,
@@ -153,6 +159,9 @@ impl LocalWorker {
             }
         };
         follower.copy_new(terminal);
+        if let Some(container) = container {
+            container.finish(&outcome).await;
+        }
         match (outcome, supervisor.map(|s| s.finish().0)) {
             (TaskOutcome::Failed { reason }, _) => failed(reason.to_string()),
             (_, Some(None)) => {
@@ -208,6 +217,13 @@ impl LocalWorker {
                     .prepare_http(&claimed, &try_.dag, task, call)
                     .await?
                     .fields())
+            }
+            Operator::Docker(run) => {
+                let log_path = std::env::temp_dir().join("updraft-render.log");
+                return Ok(self
+                    .prepare_docker(&claimed, &try_.dag, task, run, log_path)
+                    .await?
+                    .fields());
             }
         };
         let (ctx, mask) = self

@@ -88,10 +88,16 @@ impl LocalWorker {
             };
         };
         let failed = |task: &Task| failed_report(&claimed, task);
+        let mut container = None;
         let (launch, supervisor) = match self.prepare(&claimed, &dag, task, log_path.clone()).await
         {
             Ok(operator::Work::Process(launch)) => (*launch, None),
             Ok(operator::Work::Python(prepared)) => (prepared.launch, Some(prepared.supervisor)),
+            Ok(operator::Work::Docker(prepared)) => {
+                let prepared = *prepared;
+                container = Some(prepared.container);
+                (prepared.launch, None)
+            }
             Ok(operator::Work::Nothing) => return report(TaskState::Success, None, None),
             Ok(operator::Work::Http(call)) => {
                 let finished = self
@@ -107,6 +113,11 @@ impl LocalWorker {
             }
         };
         debug!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "task started");
+        // Should this worker die, its reaper kills the container as well as the process.
+        let registered = container.as_ref().and_then(|c| {
+            let reaper = self.reaper.as_ref()?;
+            Some(reaper.guard_container(&c.name, c.docker_url.as_deref()))
+        });
         let (outcome, log_tail) = if self.execution.ships_logs() {
             self.run_shipping_logs(&claimed, launch, cancel, log_path.clone())
                 .await
@@ -114,6 +125,10 @@ impl LocalWorker {
             let outcome = run_task_guarded(launch, cancel, self.reaper.as_ref()).await;
             (outcome, None)
         };
+        if let Some(container) = container {
+            container.finish(&outcome).await;
+        }
+        drop(registered);
         let python = supervisor.map(|s| s.finish());
         let finished = match (outcome, python) {
             // Killed or timed out: as any process, whatever the child said before.

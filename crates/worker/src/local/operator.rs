@@ -3,6 +3,7 @@
 
 mod bash;
 mod context;
+mod docker;
 mod http;
 mod mapped;
 mod python;
@@ -25,8 +26,11 @@ pub(super) enum Work {
     Python(Box<PythonTry>),
     /// A request the worker makes itself.
     Http(Box<HttpTry>),
+    /// A container run by a `docker run` process.
+    Docker(Box<DockerTry>),
 }
 
+pub(super) use docker::DockerTry;
 pub(super) use http::{HttpOutcome, HttpTry};
 pub(super) use mapped::result_for_mapping;
 pub(super) use python::{FinishState, PinnedFiles, PythonTry};
@@ -66,6 +70,10 @@ impl LocalWorker {
                 .prepare_http(claimed, dag, task, call)
                 .await
                 .map(|prepared| Work::Http(Box::new(prepared))),
+            Operator::Docker(run) => self
+                .prepare_docker(claimed, dag, task, run, log_path)
+                .await
+                .map(|prepared| Work::Docker(Box::new(prepared))),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! processes are started without `PR_SET_PDEATHSIG` (that needs a `pre_exec` hook, which would
 //! make every spawn a full fork of the worker).
 //!
-//! Protocol on the reaper's stdin, one line each: `+PGID` (a task started), `-PGID` (it ended).
+//! Protocol on the reaper's stdin, one line each: `+PGID` (a task started), `-PGID` (it ended);
+//! `+docker NAME [URL]` / `-docker NAME [URL]` for a Docker task's container, which the daemon
+//! runs outside every process group and which is killed through the docker CLI.
 
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
@@ -57,6 +59,21 @@ impl Reaper {
         self.send(&format!("-{pgid}\n"));
     }
 
+    /// Registers the container `name` (of the daemon at `docker_url`) until the returned guard
+    /// is dropped.
+    pub fn guard_container(
+        &self,
+        name: &str,
+        docker_url: Option<&str>,
+    ) -> ContainerRegistration<'_> {
+        let line = match docker_url.filter(|u| !u.is_empty() && !u.contains(char::is_whitespace)) {
+            Some(url) => format!("docker {name} {url}\n"),
+            None => format!("docker {name}\n"),
+        };
+        self.send(&format!("+{line}"));
+        ContainerRegistration { reaper: self, line }
+    }
+
     fn send(&self, line: &str) {
         if let Ok(mut stdin) = self.stdin.lock() {
             if let Err(e) = stdin.write_all(line.as_bytes()) {
@@ -78,13 +95,33 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// Keeps a container on the reaper's list for as long as its task runs.
+pub struct ContainerRegistration<'a> {
+    reaper: &'a Reaper,
+    line: String,
+}
+
+impl Drop for ContainerRegistration<'_> {
+    fn drop(&mut self) {
+        self.reaper.send(&format!("-{}", self.line));
+    }
+}
+
 /// The reaper process: track groups from stdin; at end-of-file kill those left and return.
 pub fn reaper_main() {
     let mut groups: HashSet<i32> = HashSet::new();
+    let mut containers: HashSet<String> = HashSet::new();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         let (sign, number) = line.split_at(line.len().min(1));
+        if let Some(container) = number.strip_prefix("docker ") {
+            match sign {
+                "+" => containers.insert(container.to_owned()),
+                _ => containers.remove(container),
+            };
+            continue;
+        }
         let Ok(pgid) = number.trim().parse::<i32>() else {
             continue;
         };
@@ -103,5 +140,11 @@ pub fn reaper_main() {
     }
     for pgid in groups {
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+    for container in containers {
+        let mut words = container.split_whitespace();
+        if let Some(name) = words.next() {
+            super::kill_containers(&[name.to_owned()], words.next());
+        }
     }
 }

@@ -9,7 +9,9 @@ from .exceptions import NotSupportedByUpdraft
 
 # Airflow modules (and everything under them) that updraft lacks, with the feature's name.
 UNSUPPORTED_MODULES = {
-    "airflow.providers.docker": "DockerOperator",
+    "airflow.providers.docker.decorators": "@task.docker",
+    "airflow.providers.docker.hooks": "DockerHook",
+    "airflow.providers.docker.operators.docker_swarm": "DockerSwarmOperator",
     "airflow.providers.cncf.kubernetes": "KubernetesPodOperator",
     "airflow.providers.http.sensors": "HttpSensor",
     "airflow.providers.http.hooks": "HttpHook",

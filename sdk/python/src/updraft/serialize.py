@@ -72,11 +72,13 @@ def _json_number(seconds):
 def _kind(task):
     """How updraft runs the task. A subclass of a natively run operator that brings its own
     `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
+    from .docker import DockerOperator
     from .http import HttpOperator
     from .operators import BashOperator, EmptyOperator
 
     kind = task._updraft_kind
-    native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator}.get(kind)
+    native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator,
+              "docker": DockerOperator}.get(kind)
     if native is not None and type(task).execute is not native.execute:
         return "python"
     return kind
@@ -115,6 +117,9 @@ def task_document(task):
     elif kind == "http":
         doc["operator"] = "http"
         doc["http"] = task.http_document()
+    elif kind == "docker":
+        doc["operator"] = "docker"
+        doc["docker"] = task.docker_document()
     else:
         doc["operator"] = "python"
         function = getattr(task, "python_callable", None)
@@ -135,7 +140,7 @@ def task_document(task):
             continue
         if _neutral(key, value) and _neutral(key, dag_defaults.get(key, NEUTRAL_SETTINGS[key])):
             continue
-        if key == "skip_on_exit_code" and kind not in ("bash",) and doc.get(
+        if key == "skip_on_exit_code" and kind not in ("bash", "docker") and doc.get(
                 "python_kind") != "bash":
             continue
         if key in ("retry_delay", "max_retry_delay", "execution_timeout") and value is not None:

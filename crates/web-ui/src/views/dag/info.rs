@@ -331,6 +331,7 @@ pub(crate) async fn tasks(
                 } => Some(python_callable.clone()),
                 Operator::Empty => None,
                 Operator::Http(call) => Some(call.summary()),
+                Operator::Docker(run) => Some(run.summary()),
             },
             dependencies: t.dependencies.join(", "),
             trigger_rule: t.trigger_rule.as_str(),

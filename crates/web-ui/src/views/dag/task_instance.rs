@@ -285,6 +285,7 @@ pub(crate) async fn page_route(
             } => Some(python_callable),
             Operator::Empty => None,
             Operator::Http(call) => Some(call.summary()),
+            Operator::Docker(run) => Some(run.summary()),
         });
     page(&TiPage {
         page: Page::new(&session, "dags"),
