@@ -328,6 +328,7 @@ mod tests {
             ("connections", include_str!("conformance/connections.rs")),
             ("event_log", include_str!("conformance/event_log.rs")),
             ("watch", include_str!("conformance/watch.rs")),
+            ("backfill", include_str!("conformance/backfill.rs")),
         ];
         let mut written: Vec<String> = sources
             .iter()
