@@ -19,6 +19,7 @@ pub(crate) mod logs;
 pub(crate) mod monitor;
 mod pools;
 mod task_instance_actions;
+mod task_instance_dependencies;
 mod task_instances;
 mod tasks;
 mod ti_run_dependencies;
@@ -54,6 +55,7 @@ pub(crate) const PERMISSIONS: &[Permissions] = &[
     backfills::PERMISSIONS,
     task_instances::PERMISSIONS,
     task_instance_actions::PERMISSIONS,
+    task_instance_dependencies::PERMISSIONS,
     logs::PERMISSIONS,
     connections::PERMISSIONS,
     variables::PERMISSIONS,
@@ -78,6 +80,7 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
         .merge(backfills::routes())
         .merge(task_instances::routes())
         .merge(task_instance_actions::routes())
+        .merge(task_instance_dependencies::routes())
         .merge(logs::routes())
         .merge(connections::routes())
         .merge(variables::routes())

@@ -5,7 +5,7 @@ use updraft_model::TaskState;
 use updraft_scheduler::{held_by_past, DagGraph};
 use updraft_store::{DagRun, TaskInstance};
 
-use super::task_instance_actions::{dep, TaskDependencyResponse};
+use super::task_instance_dependencies::{dep, TaskDependencyResponse};
 use crate::{RestError, RestState};
 
 /// The reason, if any, that the previous run holds `ti` (task `index` of `graph`) back.
