@@ -229,11 +229,7 @@ impl LocalWorker {
         let (ctx, mask) = self
             .template_context(&claimed, &try_.dag, task, std::iter::once(command))
             .await?;
-        let render = |what: &str, t: &str| {
-            self.renderer
-                .render(t, &ctx)
-                .map_err(|e| format!("cannot render {what}: {e}"))
-        };
+        let render = |what: &str, t: &str| self.render_field(&ctx, what, t);
         let mut fields = vec![("bash_command".to_string(), render("bash_command", command)?)];
         let mut env = serde_json::Map::new();
         for (key, value) in &task.env {

@@ -23,11 +23,7 @@ impl LocalWorker {
         let (ctx, mask) = self
             .template_context(claimed, dag, task, std::iter::once(bash_command))
             .await?;
-        let render = |what: &str, t: &str| {
-            self.renderer
-                .render(t, &ctx)
-                .map_err(|e| format!("cannot render {what}: {e}"))
-        };
+        let render = |what: &str, t: &str| self.render_field(&ctx, what, t);
         let command = render("bash_command", bash_command)?;
         let mut env = identity_env(&ctx);
         env.push(("UPDRAFT_CLAIM_ID".into(), claimed.claim_id.clone()));

@@ -12,6 +12,18 @@ use super::super::LocalWorker;
 use updraft_secrets::Masker;
 
 impl LocalWorker {
+    /// `t` rendered with `ctx`; an error names the field (`what`) that did not render.
+    pub(in crate::local) fn render_field(
+        &self,
+        ctx: &TemplateContext,
+        what: &str,
+        t: &str,
+    ) -> Result<String, String> {
+        self.renderer
+            .render(t, ctx)
+            .map_err(|e| format!("cannot render {what}: {e}"))
+    }
+
     /// The template context of `claimed`'s try of `task`, for the operator's own templates
     /// (`templates`) and the task's `env` and `cwd`, and the masker for the secrets it read.
     pub(in crate::local) async fn template_context<'a>(

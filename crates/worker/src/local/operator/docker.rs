@@ -101,11 +101,7 @@ impl LocalWorker {
         let (ctx, mask) = self
             .template_context(claimed, dag, task, templates.into_iter())
             .await?;
-        let render = |what: &str, t: &str| {
-            self.renderer
-                .render(t, &ctx)
-                .map_err(|e| format!("cannot render {what}: {e}"))
-        };
+        let render = |what: &str, t: &str| self.render_field(&ctx, what, t);
         let image = render("image", &run.image)?;
         let command = match &run.command {
             None => Vec::new(),

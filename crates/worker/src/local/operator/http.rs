@@ -72,11 +72,7 @@ impl LocalWorker {
         let (ctx, template_mask) = self
             .template_context(claimed, dag, task, templates.into_iter())
             .await?;
-        let render = |what: &str, t: &str| {
-            self.renderer
-                .render(t, &ctx)
-                .map_err(|e| format!("cannot render {what}: {e}"))
-        };
+        let render = |what: &str, t: &str| self.render_field(&ctx, what, t);
         let mut rendered = call.clone();
         rendered.endpoint = render("endpoint", &call.endpoint)?;
         rendered.data = match &call.data {

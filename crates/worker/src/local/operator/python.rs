@@ -84,11 +84,7 @@ impl LocalWorker {
             .map_err(|e| e.to_string())?;
         let mask =
             crate::secrets::log_masker(&self.config.sensitive_names, &variables, &connections);
-        let render = |what: &str, t: &str| {
-            self.renderer
-                .render(t, &ctx)
-                .map_err(|e| format!("cannot render {what}: {e}"))
-        };
+        let render = |what: &str, t: &str| self.render_field(&ctx, what, t);
 
         // The try's own directory holds the socket it talks to the worker on.
         let dir = tempfile::Builder::new()
