@@ -6,6 +6,7 @@ pub mod docker;
 pub mod duration;
 pub mod http;
 pub mod mapping;
+pub mod notify;
 pub mod param;
 pub mod retry;
 pub mod setup_teardown;
@@ -17,6 +18,10 @@ pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
 pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
 pub use http::{HttpCall, HttpData};
 pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
+pub use notify::{
+    CallbackSite, DagCallbacks, DeadlineAlert, DeadlineReference, NotificationEvent, Notifier,
+    TaskCallbacks,
+};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
