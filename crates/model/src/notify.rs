@@ -1,6 +1,6 @@
 //! Notifications: the callbacks of tasks and DAGs (Airflow's `on_failure_callback` and its
-//! siblings), the notifiers they name (a webhook, a Slack incoming webhook, an email, a Python
-//! callable of the DAG file) and deadline alerts (Airflow 3.1's `DeadlineAlert`).
+//! siblings), the notifiers they name (a webhook, a Slack incoming webhook, an email) and
+//! deadline alerts (Airflow 3.1's `DeadlineAlert`).
 //!
 //! A callback never decides a state: when a task or a run reaches the state a callback is for,
 //! one notification per notifier is written to the store's outbox with the state change, and
@@ -70,12 +70,6 @@ pub enum Notifier {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         bcc: Vec<String>,
     },
-    /// A callable (or a `BaseNotifier` of the user's) of a Python DAG file, called by the SDK
-    /// in a child process that executes the DAG file at the run's version; `name` is what the
-    /// UI shows, the SDK finds it again by where it was given (`CallbackSite`).
-    Python {
-        name: String,
-    },
 }
 
 fn default_slack_conn() -> String {
@@ -101,14 +95,13 @@ fn default_html_content() -> String {
 
 impl Notifier {
     /// Every kind, as DAG files name it in `kind:`.
-    pub const KINDS: [&'static str; 4] = ["python", "slack", "smtp", "webhook"];
+    pub const KINDS: [&'static str; 3] = ["slack", "smtp", "webhook"];
 
     pub fn kind(&self) -> &'static str {
         match self {
             Notifier::Webhook { .. } => "webhook",
             Notifier::Slack { .. } => "slack",
             Notifier::Smtp { .. } => "smtp",
-            Notifier::Python { .. } => "python",
         }
     }
 
@@ -136,9 +129,6 @@ impl Notifier {
             }
             Notifier::Smtp { to, .. } if to.is_empty() => {
                 Err("an smtp notifier needs at least one address in `to`".into())
-            }
-            Notifier::Python { name } if name.is_empty() => {
-                Err("a python notifier needs the callable's `name`".into())
             }
             _ => Ok(()),
         }
@@ -330,18 +320,6 @@ impl DeadlineAlert {
     }
 }
 
-/// Where a Python callback was given, so the SDK finds the same callable again in the DAG file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallbackSite {
-    pub dag_id: String,
-    /// `None`: a DAG-level callback.
-    pub task_id: Option<String>,
-    /// The argument that holds it (`on_failure_callback`, …, `deadline`).
-    pub key: String,
-    /// Its place in that argument's list (for `deadline`, the alert's place).
-    pub index: usize,
-}
-
 mod duration_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -362,7 +340,12 @@ mod tests {
     #[test]
     fn email_on_failure_adds_an_email_after_the_callbacks() {
         let mut callbacks = TaskCallbacks::new();
-        callbacks.on_failure_callback = vec![Notifier::Python { name: "cb".into() }];
+        callbacks.on_failure_callback = vec![Notifier::Webhook {
+            url: Some("http://127.0.0.1:1/".into()),
+            http_conn_id: None,
+            endpoint: String::new(),
+            headers: BTreeMap::new(),
+        }];
         callbacks.email = vec!["ops@example.com".into()];
         let notifiers = callbacks.notifiers(NotificationEvent::TaskFailure);
         assert_eq!(notifiers.len(), 2);

@@ -141,6 +141,82 @@ pub trait NotificationStore: Send + Sync {
     ) -> Result<TransitionResult>;
 }
 
+/// What a notification is about: a run, and the task instance for a task's event.
+#[derive(Debug, Clone, Copy)]
+pub struct EventSubject<'a> {
+    pub run: &'a crate::DagRun,
+    pub task_id: Option<&'a str>,
+    pub map_index: Option<i64>,
+    pub try_number: Option<u32>,
+    /// The state the task or run ended in (`failed`, `up_for_retry`, …); for a deadline, the
+    /// run's state when it was missed.
+    pub state: &'a str,
+}
+
+/// One notification per notifier for `event` of `subject`. The context is what templates and
+/// webhooks see: the identity of the run and task, their dates, the state, and `details`
+/// (`exception`, `reason`, `deadline`). With `dedupe_key`, the n-th notifier's key is
+/// `dedupe_key:n` (a deadline fires once).
+pub fn notifications_for(
+    event: NotificationEvent,
+    notifiers: &[Notifier],
+    subject: EventSubject<'_>,
+    details: serde_json::Map<String, serde_json::Value>,
+    dedupe_key: Option<&str>,
+    now: DateTime<Utc>,
+) -> Vec<NewNotification> {
+    if notifiers.is_empty() {
+        return Vec::new();
+    }
+    let run = subject.run;
+    let mut context = serde_json::Map::new();
+    let mut put = |key: &str, value: serde_json::Value| {
+        context.insert(key.to_string(), value);
+    };
+    put("event", event.name().into());
+    put("dag_id", run.dag_id.clone().into());
+    put("run_id", run.run_id.clone().into());
+    put("run_type", run.run_type.as_str().into());
+    put("logical_date", run.logical_date.to_rfc3339().into());
+    put("ds", run.logical_date.format("%Y-%m-%d").to_string().into());
+    put("ts", run.logical_date.to_rfc3339().into());
+    put(
+        "data_interval_start",
+        run.data_interval_start.to_rfc3339().into(),
+    );
+    put("data_interval_end", run.data_interval_end.to_rfc3339().into());
+    put("queued_at", run.queued_at.to_rfc3339().into());
+    put(
+        "start_date",
+        run.start_date.map(|t| t.to_rfc3339()).into(),
+    );
+    put("conf", serde_json::Value::Object(run.conf.clone()));
+    put("task_id", subject.task_id.into());
+    put("map_index", subject.map_index.into());
+    put("try_number", subject.try_number.into());
+    put("state", subject.state.into());
+    for (key, value) in details {
+        put(&key, value);
+    }
+    let context = serde_json::Value::Object(context);
+    notifiers
+        .iter()
+        .enumerate()
+        .map(|(index, notifier)| NewNotification {
+            event,
+            dag_id: run.dag_id.clone(),
+            run_id: Some(run.run_id.clone()),
+            task_id: subject.task_id.map(str::to_string),
+            map_index: subject.map_index,
+            try_number: subject.try_number,
+            notifier: notifier.clone(),
+            context: context.clone(),
+            dedupe_key: dedupe_key.map(|key| format!("{key}:{index}")),
+            created_at: now,
+        })
+        .collect()
+}
+
 /// The delay before attempt `attempt + 1` after `attempt` failed ones: `base` doubled per
 /// attempt, at most `max`.
 pub fn retry_backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
