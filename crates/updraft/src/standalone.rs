@@ -183,6 +183,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         async move { s.run(rx).await }
     });
     let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx.clone()));
+    let deliverer = crate::roles::start_delivery(&app, shutdown_rx.clone())?;
     let signal = engine.signal.clone();
     if let Some(wake) = wake {
         let store = app.store.clone();
@@ -263,6 +264,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     let _ = shutdown_tx.send(true);
     let _ = worker.await;
     let _ = scheduler.await;
+    let _ = deliverer.await;
     let _ = http.await;
     Ok(ExitCode::SUCCESS)
 }
