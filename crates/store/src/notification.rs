@@ -191,9 +191,16 @@ pub fn notifications_for(
         run.start_date.map(|t| t.to_rfc3339()).into(),
     );
     put("conf", serde_json::Value::Object(run.conf.clone()));
-    put("task_id", subject.task_id.into());
-    put("map_index", subject.map_index.into());
-    put("try_number", subject.try_number.into());
+    // A run's event has no task: left out rather than null, so templates see it undefined.
+    if let Some(task_id) = subject.task_id {
+        put("task_id", task_id.into());
+    }
+    if let Some(map_index) = subject.map_index {
+        put("map_index", map_index.into());
+    }
+    if let Some(try_number) = subject.try_number {
+        put("try_number", try_number.into());
+    }
     put("state", subject.state.into());
     for (key, value) in details {
         put(&key, value);
