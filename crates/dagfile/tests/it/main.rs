@@ -3,6 +3,7 @@
 mod folder;
 mod hostile;
 mod mapping;
+mod notifications;
 mod parse;
 mod run_dependencies;
 mod schema_file;
