@@ -103,7 +103,10 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_active_tis_per_dagrun: Option<u32>,
     /// The task's callbacks and Airflow's `email*` keys (see [`crate::notify`]).
-    #[serde(default = "TaskCallbacks::new", skip_serializing_if = "TaskCallbacks::is_empty")]
+    #[serde(
+        default = "TaskCallbacks::new",
+        skip_serializing_if = "TaskCallbacks::is_empty"
+    )]
     pub callbacks: TaskCallbacks,
 }
 

@@ -19,8 +19,7 @@ pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
 pub use http::{HttpCall, HttpData};
 pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
 pub use notify::{
-    DagCallbacks, DeadlineAlert, DeadlineReference, NotificationEvent, Notifier,
-    TaskCallbacks,
+    DagCallbacks, DeadlineAlert, DeadlineReference, NotificationEvent, Notifier, TaskCallbacks,
 };
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};

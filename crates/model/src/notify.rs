@@ -352,7 +352,9 @@ mod tests {
         assert_eq!(notifiers[1].kind(), "smtp");
         callbacks.email_on_retry = false;
         assert!(callbacks.notifiers(NotificationEvent::TaskRetry).is_empty());
-        assert!(callbacks.notifiers(NotificationEvent::TaskSuccess).is_empty());
+        assert!(callbacks
+            .notifiers(NotificationEvent::TaskSuccess)
+            .is_empty());
     }
 
     #[test]

@@ -122,9 +122,12 @@ impl NotificationStore for PostgresStore {
     ) -> Result<TransitionResult> {
         let (state, error, next, delivered) = match &outcome {
             DeliveryOutcome::Delivered => ("delivered", None, None, Some(micros(now))),
-            DeliveryOutcome::Retry { error, retry_at } => {
-                ("pending", Some(error.as_str()), Some(micros(*retry_at)), None)
-            }
+            DeliveryOutcome::Retry { error, retry_at } => (
+                "pending",
+                Some(error.as_str()),
+                Some(micros(*retry_at)),
+                None,
+            ),
             DeliveryOutcome::GaveUp { error } => ("failed", Some(error.as_str()), None, None),
         };
         let changed = sqlx::query(

@@ -100,7 +100,9 @@ pub enum DeliveryOutcome {
         retry_at: DateTime<Utc>,
     },
     /// No attempt is left (or the failure cannot pass): the notification is `failed`.
-    GaveUp { error: String },
+    GaveUp {
+        error: String,
+    },
 }
 
 #[async_trait]
@@ -184,12 +186,12 @@ pub fn notifications_for(
         "data_interval_start",
         run.data_interval_start.to_rfc3339().into(),
     );
-    put("data_interval_end", run.data_interval_end.to_rfc3339().into());
-    put("queued_at", run.queued_at.to_rfc3339().into());
     put(
-        "start_date",
-        run.start_date.map(|t| t.to_rfc3339()).into(),
+        "data_interval_end",
+        run.data_interval_end.to_rfc3339().into(),
     );
+    put("queued_at", run.queued_at.to_rfc3339().into());
+    put("start_date", run.start_date.map(|t| t.to_rfc3339()).into());
     put("conf", serde_json::Value::Object(run.conf.clone()));
     // A run's event has no task: left out rather than null, so templates see it undefined.
     if let Some(task_id) = subject.task_id {

@@ -148,7 +148,11 @@ impl Deliverer {
         let now = Utc::now();
         let outcome = match result {
             Ok(()) => {
-                debug!(id = notification.id, event = notification.new.event.name(), "notification delivered");
+                debug!(
+                    id = notification.id,
+                    event = notification.new.event.name(),
+                    "notification delivered"
+                );
                 DeliveryOutcome::Delivered
             }
             Err(DeliveryError::Transient(error))

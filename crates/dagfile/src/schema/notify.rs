@@ -19,7 +19,8 @@ pub(super) fn read_notifiers(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, Not
         return named;
     };
     for entry in entries {
-        if let Some(notifier) = read_spec(&entry.value, "", &format!("notifiers.{}", entry.key), ctx)
+        if let Some(notifier) =
+            read_spec(&entry.value, "", &format!("notifiers.{}", entry.key), ctx)
         {
             named.insert(entry.key.clone(), notifier);
         }
@@ -31,7 +32,10 @@ pub(super) fn read_notifiers(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, Not
 fn read_spec(node: &Node, label: &str, key: &str, ctx: &mut Ctx) -> Option<Notifier> {
     ctx.map(node, label, key)?;
     let json = node.to_json(&mut |_, _| {});
-    let kind = json.get("kind").and_then(|k| k.as_str()).map(str::to_string);
+    let kind = json
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .map(str::to_string);
     match kind.as_deref() {
         Some(kind) if Notifier::KINDS.contains(&kind) => {}
         Some(kind) => {
@@ -192,7 +196,10 @@ fn read_reference(node: &Node, ctx: &mut Ctx) -> Option<DeadlineReference> {
         NodeKind::Map(entries) => {
             ctx.check_keys(entries, &["fixed_datetime"], "deadline.reference: ");
             let Some(e) = get(entries, "fixed_datetime") else {
-                ctx.error(node.pos, "`deadline.reference` as a mapping needs `fixed_datetime`");
+                ctx.error(
+                    node.pos,
+                    "`deadline.reference` as a mapping needs `fixed_datetime`",
+                );
                 return None;
             };
             let text = ctx.string(&e.value, "", "deadline.reference.fixed_datetime")?;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use updraft_model::{Notifier, Operator, PythonKind, Task, TaskRole, TriggerRule};
 
-use super::notify::read_callbacks;
 use super::mapping::{read_mapping, MappedOperator, ReadMapping};
+use super::notify::read_callbacks;
 use super::value::{check_id, get, Ctx};
 use crate::diagnostic::Pos;
 use crate::document::{Entry, Node, NodeKind};
@@ -194,8 +194,11 @@ fn read_setting(key: &str, node: &Node, label: &str, ctx: &mut Ctx) -> Option<Se
         "max_active_tis_per_dagrun" => {
             Setting::MaxActiveTisPerDagrun(ctx.opt_u32_at_least(node, label, key, 1)?)
         }
-        "on_failure_callback" | "on_success_callback" | "on_retry_callback"
-        | "on_execute_callback" | "on_skipped_callback" => {
+        "on_failure_callback"
+        | "on_success_callback"
+        | "on_retry_callback"
+        | "on_execute_callback"
+        | "on_skipped_callback" => {
             let key: &'static str = SETTING_KEYS.iter().copied().find(|k| *k == key)?;
             Setting::Callback(key, read_callbacks(node, label, key, ctx)?)
         }

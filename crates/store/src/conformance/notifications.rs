@@ -197,10 +197,7 @@ pub async fn a_failed_attempt_waits_for_its_retry_and_a_last_one_gives_up(db: &d
     let second = store.claim_notifications(claim("w", 5, 1)).await.unwrap();
     assert_eq!(second[0].id, id);
     assert_eq!(second[0].attempts, 2);
-    assert_eq!(
-        second[0].last_error.as_deref(),
-        Some("connection refused")
-    );
+    assert_eq!(second[0].last_error.as_deref(), Some("connection refused"));
     let give_up = DeliveryOutcome::GaveUp {
         error: "HTTP 500".into(),
     };
@@ -219,9 +216,7 @@ pub async fn a_failed_attempt_waits_for_its_retry_and_a_last_one_gives_up(db: &d
         .is_empty());
 }
 
-pub async fn notifications_are_stored_only_with_the_change_that_causes_them(
-    db: &dyn TestDatabase,
-) {
+pub async fn notifications_are_stored_only_with_the_change_that_causes_them(db: &dyn TestDatabase) {
     let store = db.open().await;
     let run = queued_run(&*store, "d", "r", vec![task("a")]).await;
     let claimed = claim_one(&*store, "w").await;
@@ -232,12 +227,19 @@ pub async fn notifications_are_stored_only_with_the_change_that_causes_them(
         ..TryEffects::default()
     };
     assert_eq!(finish(&*store, stale).await, TransitionResult::Conflict);
-    assert!(store.list_notifications(Some("d"), 10).await.unwrap().is_empty());
+    assert!(store
+        .list_notifications(Some("d"), 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     let mut failed = report(&claimed, TaskState::Failed);
     failed.effects.notifications = vec![notification("d", 5, None)];
     assert_eq!(finish(&*store, failed).await, TransitionResult::Applied);
-    assert_eq!(store.list_notifications(Some("d"), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.list_notifications(Some("d"), 10).await.unwrap().len(),
+        1
+    );
 
     // A run's end: stored with the change; a lost compare-and-set stores nothing.
     let mut dag_failure = notification("d", 6, None);
@@ -254,7 +256,10 @@ pub async fn notifications_are_stored_only_with_the_change_that_causes_them(
         .await
         .unwrap();
     assert_eq!(lost, TransitionResult::Conflict, "the run is still queued");
-    assert_eq!(store.list_notifications(Some("d"), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.list_notifications(Some("d"), 10).await.unwrap().len(),
+        1
+    );
     let ended = store
         .end_dag_run(
             run.id,

@@ -37,7 +37,11 @@ fn http_receiver(listener: TcpListener) -> Received {
             if reader.read_line(&mut line).is_err() {
                 continue;
             }
-            let path = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
             let mut length = 0usize;
             loop {
                 let mut header = String::new();
@@ -166,11 +170,18 @@ fn posted(seen: &Received, path: &str) -> Vec<Posted> {
 }
 
 fn wait_for_post(seen: &Received, path: &str) -> Posted {
-    eventually(Duration::from_secs(20), || posted(seen, path).into_iter().next())
-        .unwrap_or_else(|| {
-            let paths: Vec<String> = seen.lock().unwrap().iter().map(|p| p.path.clone()).collect();
-            panic!("nothing was posted to {path}; posted: {paths:?}")
-        })
+    eventually(Duration::from_secs(20), || {
+        posted(seen, path).into_iter().next()
+    })
+    .unwrap_or_else(|| {
+        let paths: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.path.clone())
+            .collect();
+        panic!("nothing was posted to {path}; posted: {paths:?}")
+    })
 }
 
 fn store(home: &Home) -> (SqliteStore, tokio::runtime::Runtime) {
@@ -327,8 +338,15 @@ tasks:
             .unwrap_or_else(|| panic!("no mail to {address}: {got:?}"))
     };
     let done = to("team@example.com");
-    assert!(done.to.contains(&"<boss@example.com>".to_string()), "{done:?}");
-    assert!(done.data.contains("Subject: mail_ok is done"), "{}", done.data);
+    assert!(
+        done.to.contains(&"<boss@example.com>".to_string()),
+        "{done:?}"
+    );
+    assert!(
+        done.data.contains("Subject: mail_ok is done"),
+        "{}",
+        done.data
+    );
     assert!(
         done.data.contains(&format!("<p>run {ok_run}: success</p>")),
         "{}",
@@ -338,7 +356,9 @@ tasks:
     assert_eq!(alert.from, "<updraft@example.com>");
 
     assert!(
-        alert.data.contains("Subject: Airflow alert: mail.flaky failed"),
+        alert
+            .data
+            .contains("Subject: Airflow alert: mail.flaky failed"),
         "{}",
         alert.data
     );
@@ -368,13 +388,19 @@ fn a_receiver_that_is_down_gets_the_delivery_once_it_is_up() {
     home.wait_for_run("late_receiver", &run_id, Duration::from_secs(30));
     let (store, runtime) = store(&home);
     let retried = eventually(Duration::from_secs(20), || {
-        let all = runtime.block_on(store.list_notifications(Some("late_receiver"), 10)).ok()?;
+        let all = runtime
+            .block_on(store.list_notifications(Some("late_receiver"), 10))
+            .ok()?;
         let n = all.into_iter().next()?;
         (n.attempts >= 2 && n.state == NotificationState::Pending).then_some(n)
     })
     .expect("the delivery was not retried while the receiver was down");
     assert!(
-        retried.last_error.as_deref().unwrap_or_default().contains("/late"),
+        retried
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("/late"),
         "{retried:?}"
     );
     let seen = http_receiver(TcpListener::bind(("127.0.0.1", port)).unwrap());
@@ -425,7 +451,11 @@ fn a_delivery_that_keeps_failing_is_in_the_event_log_and_changes_no_state() {
     let extra: Value = serde_json::from_str(failed.event.extra.as_deref().unwrap()).unwrap();
     assert_eq!(extra["attempts"], 2);
     assert!(extra["error"].as_str().unwrap().contains("500"), "{extra}");
-    assert_eq!(posted(&seen, "/broken").len(), 2, "two attempts, then given up");
+    assert_eq!(
+        posted(&seen, "/broken").len(),
+        2,
+        "two attempts, then given up"
+    );
     let notification = &runtime
         .block_on(store.list_notifications(Some("broken_hook"), 10))
         .unwrap()[0];
@@ -480,8 +510,79 @@ fn a_callback_naming_an_undefined_notifier_is_an_import_error() {
     );
     let errors = home.ok(&["dags", "list-import-errors"]);
     assert!(
-        errors.contains("names notifier `hoook`, which `notifiers:` does not define (defined: hook)"),
+        errors
+            .contains("names notifier `hoook`, which `notifiers:` does not define (defined: hook)"),
         "{errors}"
     );
     assert!(errors.contains("unknown notifier kind `pager`"), "{errors}");
+}
+
+#[test]
+fn a_python_dags_notifiers_and_deadline_are_delivered() {
+    if !crate::python_dags::python_ready() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = http_receiver(listener);
+    let home = Home::new();
+    fast_delivery(&home, 5);
+    // Airflow's Slack connection: the webhook is the password.
+    home.ok(&[
+        "connections",
+        "add",
+        "chat",
+        "--conn-type",
+        "slackwebhook",
+        "--conn-password",
+        &format!("http://127.0.0.1:{port}/slack-conn"),
+    ]);
+    home.write_dag(
+        "py_notify.py",
+        &format!(
+            r#"from datetime import timedelta
+from airflow.sdk import DAG
+from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+from updraft.notifications import WebhookNotifier
+
+with DAG(
+    "py_notify",
+    on_failure_callback=WebhookNotifier("http://127.0.0.1:{port}/py/dag_failure"),
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(seconds=1),
+        callback=AsyncCallback(SlackWebhookNotifier, kwargs={{
+            "slack_webhook_conn_id": "chat", "text": "{{{{ dag_run.run_id }}}} is late"}}),
+    ),
+):
+    BashOperator(
+        task_id="slow_fail",
+        bash_command="sleep 3; exit 2",
+        on_failure_callback=[SlackWebhookNotifier(
+            slack_webhook_conn_id="chat",
+            text="{{{{ ti.task_id }}}} failed: {{{{ exception }}}}")],
+    )
+"#
+        ),
+    );
+    let _standalone = home.standalone();
+    let run_id = home.trigger("py_notify");
+    let states = home.wait_for_run("py_notify", &run_id, Duration::from_secs(30));
+    assert_eq!(states["state"], "failed");
+    wait_for_post(&seen, "/py/dag_failure");
+    let slack: Vec<String> = eventually(Duration::from_secs(20), || {
+        let texts: Vec<String> = posted(&seen, "/slack-conn")
+            .into_iter()
+            .filter_map(|p| p.body["text"].as_str().map(str::to_string))
+            .collect();
+        (texts.len() >= 2).then_some(texts)
+    })
+    .expect("the task's and the deadline's Slack messages");
+    assert!(slack.contains(&format!("{run_id} is late")), "{slack:?}");
+    assert!(
+        slack.contains(&"slow_fail failed: exited with code 2".to_string()),
+        "{slack:?}"
+    );
 }

@@ -54,10 +54,9 @@ impl LocalWorker {
                 try_number: Some(ti.try_number),
                 state,
             };
-            report
-                .effects
-                .notifications
-                .extend(notifications_for(event, &notifiers, subject, details, None, now));
+            report.effects.notifications.extend(notifications_for(
+                event, &notifiers, subject, details, None, now,
+            ));
         }
         report
     }

@@ -79,14 +79,24 @@ pub(super) async fn send(
         .host
         .clone()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| permanent(format!("the connection `{}` has no host", connection.conn_id)))?;
+        .ok_or_else(|| {
+            permanent(format!(
+                "the connection `{}` has no host",
+                connection.conn_id
+            ))
+        })?;
     let (builder, default_port) = if !flag("disable_ssl") {
         (AsyncSmtpTransport::<Tokio1Executor>::relay(&host), 465)
     } else if !flag("disable_tls") {
-        (AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host), 587)
+        (
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host),
+            587,
+        )
     } else {
         (
-            Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)),
+            Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                &host,
+            )),
             25,
         )
     };
