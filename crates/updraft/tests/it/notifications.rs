@@ -17,16 +17,16 @@ use crate::fixture::{eventually, state_of, Home};
 
 /// One request the HTTP receiver took: its path and JSON body.
 #[derive(Debug, Clone)]
-struct Posted {
-    path: String,
-    body: Value,
+pub(crate) struct Posted {
+    pub path: String,
+    pub body: Value,
 }
 
-type Received = Arc<Mutex<Vec<Posted>>>;
+pub(crate) type Received = Arc<Mutex<Vec<Posted>>>;
 
 /// An HTTP server on `listener` that records every request and answers 200 (500 for paths
 /// under `/broken`).
-fn http_receiver(listener: TcpListener) -> Received {
+pub(crate) fn http_receiver(listener: TcpListener) -> Received {
     let seen: Received = Arc::default();
     let record = seen.clone();
     std::thread::spawn(move || {
@@ -160,7 +160,7 @@ fn fast_delivery(home: &Home, max_attempts: u32) {
     .unwrap();
 }
 
-fn posted(seen: &Received, path: &str) -> Vec<Posted> {
+pub(crate) fn posted(seen: &Received, path: &str) -> Vec<Posted> {
     seen.lock()
         .unwrap()
         .iter()
