@@ -14,6 +14,8 @@ use updraft_model::Dag;
 use updraft_store::{ClaimedTask, PushedXCom, TaskExecution, XCom};
 use updraft_template::TemplateContext;
 
+use crate::local::starting::Starting;
+
 /// The longest request line read (an XCom value pushed by the child).
 const MAX_REQUEST: usize = 16 << 20;
 
@@ -43,6 +45,8 @@ pub(in crate::local) struct Finish {
 struct Reported {
     finish: Option<Finish>,
     pushed: Vec<PushedXCom>,
+    /// Given back when the child asks for its context, right before its callable runs.
+    starting: Option<Starting>,
 }
 
 /// Serves one try's socket until [`Supervisor::finish`]; owns the try's private directory.
@@ -86,6 +90,15 @@ impl Supervisor {
             reported,
             _dir: dir,
         })
+    }
+
+    /// Gives `starting` back when the child asks for its context (or when it ends, if it
+    /// never does).
+    pub(in crate::local) fn when_started(&self, starting: Starting) {
+        match self.reported.lock() {
+            Ok(mut reported) => reported.starting = Some(starting),
+            Err(poisoned) => poisoned.into_inner().starting = Some(starting),
+        }
     }
 
     /// Stops serving (the child has exited) and answers what it reported: its `finish`, if
@@ -142,7 +155,12 @@ impl Served {
         let op = request.get("op").and_then(Value::as_str).unwrap_or("");
         let text = |key: &str| request.get(key).and_then(Value::as_str);
         match op {
-            "start" => json!({"ok": true, "context": self.context}),
+            "start" => {
+                if let Some(starting) = self.take_starting() {
+                    starting.started();
+                }
+                json!({"ok": true, "context": self.context})
+            }
             "xcom_pull" => self.xcom_pull(request).await,
             "xcom_push" => {
                 let Some(key) = text("key") else {
@@ -204,6 +222,12 @@ impl Served {
             },
             other => refused(format!("unknown op {other:?}")),
         }
+    }
+
+    fn take_starting(&self) -> Option<Starting> {
+        let mut starting = None;
+        self.with_reported(|r| starting = r.starting.take());
+        starting
     }
 
     fn with_reported(&self, change: impl FnOnce(&mut Reported)) {
