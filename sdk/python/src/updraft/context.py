@@ -81,15 +81,21 @@ class TaskInstance:
             value = same_index_value(self.task, task_ids, key)
             if value is not NOT_SAME_INDEX:
                 return default if value is None else value
-        single = task_ids is None or isinstance(task_ids, str)
+        single = (task_ids is None or isinstance(task_ids, str)) and (
+            map_indexes is None or isinstance(map_indexes, int))
         if task_ids is None:
             ids = [self.task_id]
         elif isinstance(task_ids, str):
             ids = [task_ids]
         else:
             ids = list(task_ids)
+        if map_indexes is not None and not isinstance(map_indexes, int):
+            map_indexes = list(map_indexes)
+            if not all(isinstance(i, int) for i in map_indexes):
+                raise TypeError("xcom_pull(map_indexes=...) takes a map index or a list of them")
         reply = supervisor.current().request(
-            "xcom_pull", dag_id=dag_id, task_ids=ids, key=key, run_id=run_id, map_indexes=None,
+            "xcom_pull", dag_id=dag_id, task_ids=ids, key=key, run_id=run_id,
+            map_indexes=map_indexes,
         )
         values = [default if v is None else v for v in reply.get("values", [])]
         if single:
