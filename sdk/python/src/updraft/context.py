@@ -62,6 +62,8 @@ class TaskInstance:
         self.task = task
         self.state = "running"
         self.hostname = None
+        # What the direct upstream tasks pushed, sent with the context: final by now.
+        self._upstream_xcoms = info.get("upstream_xcoms") or {}
 
     def xcom_push(self, key, value, execution_date=None):
         _json_value(value, f"XCom {key!r}")
@@ -89,6 +91,12 @@ class TaskInstance:
             ids = [task_ids]
         else:
             ids = list(task_ids)
+        if (map_indexes is None and dag_id in (None, self.dag_id)
+                and run_id in (None, self.run_id)
+                and all(i in self._upstream_xcoms for i in ids)):
+            values = [self._upstream_xcoms[i].get(key) for i in ids]
+            values = [default if v is None else v for v in values]
+            return values[0] if single else values
         if map_indexes is not None and not isinstance(map_indexes, int):
             map_indexes = list(map_indexes)
             if not all(isinstance(i, int) for i in map_indexes):
