@@ -586,3 +586,22 @@ with DAG(
         "{slack:?}"
     );
 }
+
+#[test]
+fn dags_test_delivers_the_runs_callbacks_before_it_exits() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = http_receiver(listener);
+    let home = Home::new();
+    home.write_dag(
+        "tested.yaml",
+        &format!(
+            "dag_id: tested\non_success_callback: {{kind: webhook, url: \"http://127.0.0.1:{port}/tested\"}}\ntasks:\n  - task_id: t\n    bash_command: \"true\"\n    on_success_callback: {{kind: webhook, url: \"http://127.0.0.1:{port}/tested/t\"}}\n"
+        ),
+    );
+    home.ok(&["dags", "test", "tested", "2024-01-01"]);
+    // No standalone runs: the command itself delivered them.
+    assert_eq!(posted(&seen, "/tested").len(), 1);
+    assert_eq!(posted(&seen, "/tested/t").len(), 1);
+    assert_eq!(posted(&seen, "/tested")[0].body["event"], "dag_success");
+}
