@@ -419,7 +419,11 @@ impl TaskExecution for HttpExecution {
             .await
     }
 
-    async fn dag_run_state(&self, dag_id: &str, run_id: &str) -> Result<updraft_model::DagRunState> {
+    async fn dag_run_state(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<updraft_model::DagRunState> {
         let body: crate::wire::DagRunStateBody =
             self.get(&["dag-runs", dag_id, run_id, "state"]).await?;
         Ok(body.state)

@@ -182,7 +182,8 @@ pub(crate) async fn trigger_dag_run(
             "dag_id and run_id must not be empty",
         ));
     }
-    let outcome = updraft_store::trigger_dag_run(shared.store.as_ref(), request, Utc::now()).await?;
+    let outcome =
+        updraft_store::trigger_dag_run(shared.store.as_ref(), request, Utc::now()).await?;
     Ok(Json(outcome))
 }
 

@@ -22,6 +22,6 @@ pub use http::{HttpCall, HttpData};
 pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
-pub use trigger_dag_run::TriggerDagRun;
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
+pub use trigger_dag_run::TriggerDagRun;
 pub use trigger_rule::{Decision, TriggerRule, UpstreamSummary, TRIGGER_RULE_NAMES};

@@ -122,7 +122,11 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z") {
         return Some(t.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return Some(t.and_utc());
         }
@@ -152,10 +156,12 @@ mod tests {
             at("2026-01-02 03:04:05.5").as_deref(),
             Some("2026-01-02T03:04:05.500+00:00")
         );
-        assert_eq!(at("2026-01-02").as_deref(), Some("2026-01-02T00:00:00+00:00"));
+        assert_eq!(
+            at("2026-01-02").as_deref(),
+            Some("2026-01-02T00:00:00+00:00")
+        );
         assert_eq!(at("yesterday"), None);
     }
-
 
     #[test]
     fn failed_states_win_over_allowed_states_and_other_states_wait() {

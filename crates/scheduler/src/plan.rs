@@ -135,9 +135,7 @@ pub fn plan_run_held(
                                 }
                             }
                         }
-                        Decision::Run if task.operator.runs_nothing() => {
-                            Some(TaskState::Success)
-                        }
+                        Decision::Run if task.operator.runs_nothing() => Some(TaskState::Success),
                         Decision::Run => match task.mapping.as_ref() {
                             None => Some(TaskState::Scheduled),
                             Some(mapping) if ti.map_index >= 0 => {

@@ -42,9 +42,7 @@ impl TriggerDagRunOutcome {
         match self {
             TriggerDagRunOutcome::Created { dag_run_id }
             | TriggerDagRunOutcome::Reset { dag_run_id } => Some(dag_run_id),
-            TriggerDagRunOutcome::AlreadyExists { .. } | TriggerDagRunOutcome::DagNotFound => {
-                None
-            }
+            TriggerDagRunOutcome::AlreadyExists { .. } | TriggerDagRunOutcome::DagNotFound => None,
         }
     }
 }
@@ -85,7 +83,9 @@ pub async fn trigger_dag_run(
     if let Some(run) = existing {
         return reset_or_leave(store, run, request.reset_dag_run, now).await;
     }
-    let dag = store.get_dag_version(&request.dag_id, record.version).await?;
+    let dag = store
+        .get_dag_version(&request.dag_id, record.version)
+        .await?;
     let new_run = NewDagRun {
         dag_id: request.dag_id.clone(),
         run_id: request.run_id.clone(),

@@ -55,13 +55,18 @@ pub(super) fn read_trigger_dagrun(
         );
         return None;
     };
-    let mut trigger = TriggerDagRun::new(ctx.string(&dag_id.value, label, "trigger_dagrun.trigger_dag_id")?);
+    let mut trigger =
+        TriggerDagRun::new(ctx.string(&dag_id.value, label, "trigger_dagrun.trigger_dag_id")?);
     if trigger.trigger_dag_id.trim().is_empty() {
-        ctx.error(dag_id.value.pos, format!("{label}`trigger_dagrun.trigger_dag_id` must not be empty"));
+        ctx.error(
+            dag_id.value.pos,
+            format!("{label}`trigger_dagrun.trigger_dag_id` must not be empty"),
+        );
         return None;
     }
     if let Some(e) = get(fields, "trigger_run_id") {
-        trigger.trigger_run_id = ctx.opt_string(&e.value, label, "trigger_dagrun.trigger_run_id")?;
+        trigger.trigger_run_id =
+            ctx.opt_string(&e.value, label, "trigger_dagrun.trigger_run_id")?;
     }
     if let Some(e) = get(fields, "logical_date") {
         trigger.logical_date = ctx.opt_string(&e.value, label, "trigger_dagrun.logical_date")?;
@@ -73,7 +78,10 @@ pub(super) fn read_trigger_dagrun(
                 let mut finite = true;
                 let json = e.value.to_json(&mut |_, _| finite = false);
                 if !finite {
-                    ctx.error(e.value.pos, format!("{label}`trigger_dagrun.conf` holds a number JSON cannot hold"));
+                    ctx.error(
+                        e.value.pos,
+                        format!("{label}`trigger_dagrun.conf` holds a number JSON cannot hold"),
+                    );
                     return None;
                 }
                 if let serde_json::Value::Object(map) = json {
@@ -83,7 +91,10 @@ pub(super) fn read_trigger_dagrun(
             _ => {
                 ctx.error(
                     e.value.pos,
-                    format!("{label}`trigger_dagrun.conf` must be a mapping, found {}", e.value.describe()),
+                    format!(
+                        "{label}`trigger_dagrun.conf` must be a mapping, found {}",
+                        e.value.describe()
+                    ),
                 );
                 return None;
             }
@@ -92,7 +103,10 @@ pub(super) fn read_trigger_dagrun(
     for (key, slot) in [
         ("reset_dag_run", &mut trigger.reset_dag_run),
         ("wait_for_completion", &mut trigger.wait_for_completion),
-        ("skip_when_already_exists", &mut trigger.skip_when_already_exists),
+        (
+            "skip_when_already_exists",
+            &mut trigger.skip_when_already_exists,
+        ),
     ] {
         if let Some(e) = get(fields, key) {
             *slot = ctx.bool(&e.value, label, &format!("trigger_dagrun.{key}"))?;
@@ -151,7 +165,11 @@ pub(super) fn read_external_task_marker(
         return None;
     };
     let fields = ctx.map(&section.value, label, "external_task_marker")?;
-    ctx.check_keys(fields, MARKER_KEYS, &format!("{label}external_task_marker: "));
+    ctx.check_keys(
+        fields,
+        MARKER_KEYS,
+        &format!("{label}external_task_marker: "),
+    );
     let required = |ctx: &mut Ctx, key: &str| -> Option<String> {
         let Some(e) = get(fields, key) else {
             ctx.error(
@@ -162,7 +180,10 @@ pub(super) fn read_external_task_marker(
         };
         let value = ctx.string(&e.value, label, &format!("external_task_marker.{key}"))?;
         if value.trim().is_empty() {
-            ctx.error(e.value.pos, format!("{label}`external_task_marker.{key}` must not be empty"));
+            ctx.error(
+                e.value.pos,
+                format!("{label}`external_task_marker.{key}` must not be empty"),
+            );
             return None;
         }
         Some(value)

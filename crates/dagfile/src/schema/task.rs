@@ -487,9 +487,7 @@ fn read_operator(
             let pos = operator.and_then(|(_, pos)| pos);
             return match native {
                 "http" => super::http::read_http(entries, pos, label, ctx),
-                "trigger_dagrun" => {
-                    super::cross_dag::read_trigger_dagrun(entries, pos, label, ctx)
-                }
+                "trigger_dagrun" => super::cross_dag::read_trigger_dagrun(entries, pos, label, ctx),
                 "external_task_marker" => {
                     super::cross_dag::read_external_task_marker(entries, pos, label, ctx)
                 }

@@ -63,7 +63,10 @@ fn a_marker_loads_with_airflows_defaults() {
     let Operator::ExternalTaskMarker(marker) = &dag.tasks[1].operator else {
         panic!("not a marker")
     };
-    assert_eq!((marker.logical_date.as_str(), marker.recursion_depth), ("{{ ds }}", 2));
+    assert_eq!(
+        (marker.logical_date.as_str(), marker.recursion_depth),
+        ("{{ ds }}", 2)
+    );
 }
 
 #[test]

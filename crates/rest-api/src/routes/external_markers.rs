@@ -38,10 +38,9 @@ pub(super) async fn marked(
         };
         let graph = dag_graph(state, &first.ti.dag_id, version).await?;
         let has_marker = task_ids.iter().any(|t| {
-            graph
-                .dag
-                .task(t)
-                .is_some_and(|t| matches!(t.operator, updraft_model::Operator::ExternalTaskMarker(_)))
+            graph.dag.task(t).is_some_and(|t| {
+                matches!(t.operator, updraft_model::Operator::ExternalTaskMarker(_))
+            })
         });
         if !has_marker {
             continue;

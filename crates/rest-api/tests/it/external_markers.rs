@@ -56,7 +56,13 @@ fn listed(answer: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|ti| format!("{}.{}", ti["dag_id"].as_str().unwrap(), ti["task_id"].as_str().unwrap()))
+        .map(|ti| {
+            format!(
+                "{}.{}",
+                ti["dag_id"].as_str().unwrap(),
+                ti["task_id"].as_str().unwrap()
+            )
+        })
         .collect();
     listed.sort();
     listed
@@ -89,7 +95,11 @@ async fn clearing_a_marker_clears_the_marked_tasks_of_other_dags_recursively() {
     let clear = |dag: &str, body: Value| {
         let path = format!("/api/v2/dags/{dag}/clearTaskInstances");
         let server = &server;
-        async move { server.call(Some(Role::User), Method::POST, &path, Some(body)).await }
+        async move {
+            server
+                .call(Some(Role::User), Method::POST, &path, Some(body))
+                .await
+        }
     };
     let (status, answer) = clear("parent", body.clone()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -131,10 +141,18 @@ async fn clearing_a_marker_clears_the_marked_tasks_of_other_dags_recursively() {
         ("grandchild", "t"),
         ("grandchild", "u"),
     ] {
-        assert_eq!(state(store, dag, task).await, TaskState::None, "{dag}.{task}");
+        assert_eq!(
+            state(store, dag, task).await,
+            TaskState::None,
+            "{dag}.{task}"
+        );
     }
     let other = fixture::ti(store, other.id, "load").await;
-    assert_eq!(other.state, TaskState::Success, "another logical date stays");
+    assert_eq!(
+        other.state,
+        TaskState::Success,
+        "another logical date stays"
+    );
 
     // Without its downstream the marker is not cleared, so nothing else is.
     let (_, answer) = clear(

@@ -176,11 +176,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             let cleared_runs: Vec<updraft_scheduler::ClearedRun<'_>> = runs
                 .iter()
                 .zip(&selections)
-                .map(|(run, (dag, task_ids))| updraft_scheduler::ClearedRun {
-                    dag,
-                    run,
-                    task_ids,
-                })
+                .map(|(run, (dag, task_ids))| updraft_scheduler::ClearedRun { dag, run, task_ids })
                 .collect();
             let marked = updraft_scheduler::marked_clears(app.store.as_ref(), &cleared_runs)
                 .await

@@ -65,7 +65,11 @@ fn clearing_a_marker_clears_the_marked_dags_tasks_recursively() {
         home.ok(&["dags", "test", dag_id, "2024-03-01"]);
     }
     let states = run_states(&home, "parent");
-    assert_eq!(state_of(&states, "mark"), "success", "a marker runs nothing: {states:#}");
+    assert_eq!(
+        state_of(&states, "mark"),
+        "success",
+        "a marker runs nothing: {states:#}"
+    );
 
     let listed = home.ok(&["tasks", "clear", "parent", "-t", "^start$", "--dry-run"]);
     let mut listed: Vec<String> = listed
@@ -88,7 +92,11 @@ fn clearing_a_marker_clears_the_marked_dags_tasks_recursively() {
             "parent.start"
         ]
     );
-    assert_eq!(state_of(&run_states(&home, "child"), "load"), "success", "a dry run clears nothing");
+    assert_eq!(
+        state_of(&run_states(&home, "child"), "load"),
+        "success",
+        "a dry run clears nothing"
+    );
 
     let refused = home.run(&["tasks", "clear", "shallow", "-t", "^start$"]);
     assert!(!refused.status.success());
@@ -100,9 +108,16 @@ fn clearing_a_marker_clears_the_marked_dags_tasks_recursively() {
     assert_eq!(state_of(&run_states(&home, "shallow"), "start"), "success");
 
     let cleared = home.ok(&["tasks", "clear", "parent", "-t", "^start$"]);
-    assert!(cleared.contains("cleared 7 task instance(s) in 3 run(s)"), "{cleared}");
+    assert!(
+        cleared.contains("cleared 7 task instance(s) in 3 run(s)"),
+        "{cleared}"
+    );
     let child = run_states(&home, "child");
-    assert_eq!(state_of(&child, "before"), "success", "upstream of the marked task stays");
+    assert_eq!(
+        state_of(&child, "before"),
+        "success",
+        "upstream of the marked task stays"
+    );
     for task in ["load", "report", "mark"] {
         assert_eq!(state_of(&child, task), "none", "child.{task}: {child:#}");
     }

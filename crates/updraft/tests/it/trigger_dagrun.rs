@@ -88,8 +88,14 @@ fn a_parent_triggers_a_child_with_conf_and_waits_for_its_outcome() {
     let day = chrono::Utc::now().format("%Y%m%d").to_string();
     let child_run = format!("from_{day}");
     let child = run_of(&runs, &child_run);
-    assert_eq!(child["state"], "success", "the parent waited for it: {runs:#}");
-    assert_eq!(child["run_type"], "manual", "Airflow's run type of a triggered run");
+    assert_eq!(
+        child["state"], "success",
+        "the parent waited for it: {runs:#}"
+    );
+    assert_eq!(
+        child["run_type"], "manual",
+        "Airflow's run type of a triggered run"
+    );
     assert!(
         child["logical_date"]
             .as_str()
@@ -108,7 +114,10 @@ fn a_parent_triggers_a_child_with_conf_and_waits_for_its_outcome() {
         [Value::from(child_run.clone())]
     );
     let log = home.ok(&["tasks", "logs", "waits", &waits, "go"]);
-    assert!(log.contains(&format!("Triggered DAG child: run {child_run}")), "{log}");
+    assert!(
+        log.contains(&format!("Triggered DAG child: run {child_run}")),
+        "{log}"
+    );
     assert!(log.contains("ended in allowed state success"), "{log}");
 
     let states = home.wait_for_run("waits_in_vain", &in_vain, Duration::from_secs(60));
@@ -147,7 +156,10 @@ fn an_existing_run_fails_the_trigger_unless_it_is_reset_or_skipped() {
     );
     home.write_dag(
         "skips.yaml",
-        &parent("skips", &format!("{fixed}, skip_when_already_exists: true}}")),
+        &parent(
+            "skips",
+            &format!("{fixed}, skip_when_already_exists: true}}"),
+        ),
     );
     let _standalone = home.standalone();
 
@@ -160,7 +172,11 @@ fn an_existing_run_fails_the_trigger_unless_it_is_reset_or_skipped() {
 
     let second = home.trigger("once");
     let states = home.wait_for_run("once", &second, Duration::from_secs(60));
-    assert_eq!(state_of(&states, "go"), "failed", "the run exists: {states:#}");
+    assert_eq!(
+        state_of(&states, "go"),
+        "failed",
+        "the run exists: {states:#}"
+    );
     let log = home.ok(&["tasks", "logs", "once", &second, "go"]);
     assert!(log.contains("DAG child already has a run fixed"), "{log}");
 
@@ -173,7 +189,15 @@ fn an_existing_run_fails_the_trigger_unless_it_is_reset_or_skipped() {
     assert_eq!(states["state"], "success", "{states:#}");
     let child = home.json(&["tasks", "states-for-dag-run", "child", "fixed"]);
     assert_eq!(child["state"], "success");
-    assert_eq!(try_of(&child, "echo"), 2, "cleared and run again: {child:#}");
+    assert_eq!(
+        try_of(&child, "echo"),
+        2,
+        "cleared and run again: {child:#}"
+    );
     let runs = home.json(&["dags", "list-runs", "child"]);
-    assert_eq!(runs.as_array().unwrap().len(), 1, "never a second run: {runs:#}");
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "never a second run: {runs:#}"
+    );
 }

@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use updraft_model::{Dag, Operator, TaskState};
 use updraft_store::{
-    ClaimRequest, ClaimedTask, ConnectionRecord, DagRun, DagSource, FinishReport, JobHeartbeat, LogAppend, LogChunk, StoreError, TaskExecution, TaskInstance, TransitionResult, TriggerDagRunOutcome, TriggerDagRunRequest, XCom,
+    ClaimRequest, ClaimedTask, ConnectionRecord, DagRun, DagSource, FinishReport, JobHeartbeat,
+    LogAppend, LogChunk, StoreError, TaskExecution, TaskInstance, TransitionResult,
+    TriggerDagRunOutcome, TriggerDagRunRequest, XCom,
 };
 
 use super::operator::{FinishState, HttpOutcome, TriggerOutcome, Work};
@@ -159,9 +161,7 @@ impl LocalWorker {
                 return match end.outcome {
                     TriggerOutcome::Success => state(TaskState::Success),
                     TriggerOutcome::Skipped => state(TaskState::Skipped),
-                    TriggerOutcome::Failed(why) | TriggerOutcome::FailedForGood(why) => {
-                        failed(why)
-                    }
+                    TriggerOutcome::Failed(why) | TriggerOutcome::FailedForGood(why) => failed(why),
                     TriggerOutcome::TimedOut(limit) => failed(format!("timed out after {limit:?}")),
                     TriggerOutcome::Cancelled => failed("cancelled".into()),
                 };

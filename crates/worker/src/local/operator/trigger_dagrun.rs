@@ -108,9 +108,16 @@ impl LocalWorker {
     }
 
     /// Every string in `value` rendered as a template (Airflow renders a dict's values).
-    fn render_json(&self, ctx: &TemplateContext, what: &str, value: &Value) -> Result<Value, String> {
+    fn render_json(
+        &self,
+        ctx: &TemplateContext,
+        what: &str,
+        value: &Value,
+    ) -> Result<Value, String> {
         Ok(match value {
-            Value::String(s) => Value::String(self.render_field(ctx, &format!("conf {what}"), s)?),
+            Value::String(s) => {
+                Value::String(self.render_field(ctx, &format!("conf {what}"), s)?)
+            }
             Value::Array(items) => Value::Array(
                 items
                     .iter()
@@ -119,7 +126,9 @@ impl LocalWorker {
             ),
             Value::Object(map) => Value::Object(
                 map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.render_json(ctx, &format!("{what}.{k}"), v)?)))
+                    .map(|(k, v)| {
+                        Ok((k.clone(), self.render_json(ctx, &format!("{what}.{k}"), v)?))
+                    })
                     .collect::<Result<_, String>>()?,
             ),
             other => other.clone(),
@@ -171,7 +180,8 @@ impl TriggerTry {
             ("trigger_run_id", self.run_id.clone()),
             (
                 "logical_date",
-                self.logical_date.to_rfc3339_opts(SecondsFormat::AutoSi, false),
+                self.logical_date
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, false),
             ),
             (
                 "conf",
@@ -200,7 +210,8 @@ impl TriggerTry {
         let run_id = &self.run_id;
         log.line(&format!(
             "Triggering DAG {dag_id} as run {run_id} (logical date {})",
-            self.logical_date.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            self.logical_date
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true)
         ));
         let request = TriggerDagRunRequest {
             dag_id: dag_id.clone(),
@@ -255,7 +266,10 @@ impl TriggerTry {
             return TriggerOutcome::Success;
         }
         let states = |list: &[updraft_model::DagRunState]| {
-            list.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            list.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         loop {
             log.line(&format!(
@@ -267,7 +281,9 @@ impl TriggerTry {
             let state = match execution.dag_run_state(dag_id, run_id).await {
                 Ok(state) => state,
                 Err(e) if e.is_transient() => {
-                    log.line(&format!("cannot read the run's state, looking again later: {e}"));
+                    log.line(&format!(
+                        "cannot read the run's state, looking again later: {e}"
+                    ));
                     continue;
                 }
                 Err(e) => {
