@@ -194,6 +194,12 @@ pub enum Operator {
     Http(crate::HttpCall),
     /// One container run (Airflow's `DockerOperator`).
     Docker(Box<crate::DockerRun>),
+    /// Starts a run of another DAG (Airflow's `TriggerDagRunOperator`).
+    #[serde(rename = "trigger_dagrun")]
+    TriggerDagRun(Box<crate::TriggerDagRun>),
+    /// Runs nothing; clearing it clears a task of another DAG (Airflow's
+    /// `ExternalTaskMarker`).
+    ExternalTaskMarker(crate::ExternalTaskMarker),
 }
 
 /// What a Python task's callable is for; the SDK decides what its result means.
@@ -244,7 +250,15 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 5] = ["bash", "docker", "empty", "http", "python"];
+    pub const KINDS: [&'static str; 7] = [
+        "bash",
+        "docker",
+        "empty",
+        "external_task_marker",
+        "http",
+        "python",
+        "trigger_dagrun",
+    ];
 
     /// The kind, as DAG files name it.
     pub fn kind(&self) -> &'static str {
@@ -254,7 +268,15 @@ impl Operator {
             Operator::Python { .. } => "python",
             Operator::Http(_) => "http",
             Operator::Docker(_) => "docker",
+            Operator::TriggerDagRun(_) => "trigger_dagrun",
+            Operator::ExternalTaskMarker(_) => "external_task_marker",
         }
+    }
+
+    /// Whether a try of it has nothing to run: the scheduler marks it done without a worker
+    /// (Airflow's `EmptyOperator` and its subclass `ExternalTaskMarker`).
+    pub fn runs_nothing(&self) -> bool {
+        matches!(self, Operator::Empty | Operator::ExternalTaskMarker(_))
     }
 }
 
@@ -383,7 +405,7 @@ impl Task {
     }
 }
 
-mod duration_secs {
+pub(crate) mod duration_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -61,6 +61,8 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "task_group",
     "http",
     "docker",
+    "trigger_dagrun",
+    "external_task_marker",
 ];
 
 /// Keys that belong to `operator: python` only.
@@ -510,7 +512,7 @@ fn read_operator(
         return read_python(entries, operator.and_then(|(_, pos)| pos), label, ctx);
     }
     // The operators whose whole definition lives under a key named as they are.
-    for native in ["http", "docker"] {
+    for native in ["http", "docker", "trigger_dagrun", "external_task_marker"] {
         if operator.as_ref().is_some_and(|(name, _)| name == native) {
             if let Some(cmd) = command {
                 ctx.error(
@@ -529,6 +531,10 @@ fn read_operator(
             let pos = operator.and_then(|(_, pos)| pos);
             return match native {
                 "http" => super::http::read_http(entries, pos, label, ctx),
+                "trigger_dagrun" => super::cross_dag::read_trigger_dagrun(entries, pos, label, ctx),
+                "external_task_marker" => {
+                    super::cross_dag::read_external_task_marker(entries, pos, label, ctx)
+                }
                 _ => super::docker::read_docker(entries, pos, label, ctx),
             };
         }

@@ -433,7 +433,7 @@ fn error_cases() {
         ("tasks:\n  - {task_id: a}\n", &["task `a`: missing required key `bash_command` (or set `operator: empty`)"]),
         (
             "tasks:\n  - {task_id: a, operator: dockers}\n",
-            &["task `a`: unknown operator `dockers`; allowed: bash, docker, empty, http, python"],
+            &["task `a`: unknown operator `dockers`; allowed: bash, docker, empty, external_task_marker, http, python, trigger_dagrun"],
         ),
         (
             "tasks:\n  - {task_id: a, operator: python}\n",
@@ -648,6 +648,10 @@ fn every_operator_kind_of_the_model_loads_from_a_file() {
             "python" => ", python_callable: f",
             "http" => ", http: {endpoint: items}",
             "docker" => ", docker: {image: busybox}",
+            "trigger_dagrun" => ", trigger_dagrun: {trigger_dag_id: other}",
+            "external_task_marker" => {
+                ", external_task_marker: {external_dag_id: other, external_task_id: t}"
+            }
             _ => ", bash_command: 'true'",
         };
         let dag = check_ok(&format!(

@@ -72,13 +72,15 @@ def _json_number(seconds):
 def _kind(task):
     """How updraft runs the task. A subclass of a natively run operator that brings its own
     `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
+    from .cross_dag import ExternalTaskMarker, TriggerDagRunOperator
     from .docker import DockerOperator
     from .http import HttpOperator
     from .operators import BashOperator, EmptyOperator
 
     kind = task._updraft_kind
     native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator,
-              "docker": DockerOperator}.get(kind)
+              "docker": DockerOperator, "trigger_dagrun": TriggerDagRunOperator,
+              "external_task_marker": ExternalTaskMarker}.get(kind)
     if native is not None and type(task).execute is not native.execute:
         return "python"
     return kind
@@ -120,6 +122,12 @@ def task_document(task):
     elif kind == "docker":
         doc["operator"] = "docker"
         doc["docker"] = task.docker_document()
+    elif kind == "trigger_dagrun":
+        doc["operator"] = "trigger_dagrun"
+        doc["trigger_dagrun"] = task.trigger_dagrun_document()
+    elif kind == "external_task_marker":
+        doc["operator"] = "external_task_marker"
+        doc["external_task_marker"] = task.external_task_marker_document()
     else:
         doc["operator"] = "python"
         function = getattr(task, "python_callable", None)

@@ -20,6 +20,7 @@ mod queues;
 mod rolling_restart;
 mod run_dependencies;
 mod task_logs;
+mod trigger_dagrun;
 mod worker_loss;
 
 use std::collections::{BTreeMap, BTreeSet};
