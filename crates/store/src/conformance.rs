@@ -40,6 +40,7 @@ pub mod mapping;
 pub mod run_dependencies;
 pub mod runs;
 pub mod secrets;
+pub mod sensors;
 pub mod task_instances;
 pub mod variables;
 pub mod watch;
@@ -186,6 +187,10 @@ macro_rules! __store_conformance_checks {
                 finish_counts_infrastructure_failures,
                 expired_claims_are_running_tasks_past_their_lease,
                 claims_of_worker_and_running_task_instances,
+            }
+            sensors {
+                a_rescheduled_sensor_keeps_its_try_and_its_first_poke,
+                a_deferred_wait_holds_no_slot_and_ends_where_it_stands,
             }
             cluster {
                 queue_admits_within_max_active_tasks,
