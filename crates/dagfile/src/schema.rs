@@ -4,6 +4,7 @@
 mod docker;
 mod graph;
 mod http;
+mod sensor;
 mod mapping;
 mod task;
 mod value;

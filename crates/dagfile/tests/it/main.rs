@@ -6,3 +6,4 @@ mod mapping;
 mod parse;
 mod run_dependencies;
 mod schema_file;
+mod sensors;
