@@ -290,6 +290,23 @@ impl Operator {
         }
     }
 
+    /// What a sensor operator waits for, as the UI shows it.
+    pub fn wait_summary(&self) -> Option<String> {
+        match self {
+            Operator::FileSensor(wait) => Some(format!("{} ({})", wait.filepath, wait.fs_conn_id)),
+            Operator::TimeDeltaSensor { delta } => Some(format!(
+                "{}s after the data interval",
+                delta.as_secs_f64()
+            )),
+            Operator::TimeSensor { target_time } => Some(format!("until {target_time}")),
+            Operator::DateTimeSensor { target_time } => Some(format!(
+                "until {}",
+                target_time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            )),
+            _ => None,
+        }
+    }
+
     /// The wait on time alone this operator is, which the scheduler decides itself.
     pub fn time_wait(&self) -> Option<crate::TimeWait> {
         match self {

@@ -21,6 +21,7 @@ mod execute;
 mod heartbeat;
 mod operator;
 mod reporter;
+mod sensor;
 
 pub use developer::{ReadOnlyExecution, TaskTry, TestOutcome};
 pub use reporter::{FinishedHook, Reported};

@@ -332,6 +332,7 @@ pub(crate) async fn tasks(
                 Operator::Empty => None,
                 Operator::Http(call) => Some(call.summary()),
                 Operator::Docker(run) => Some(run.summary()),
+                other => other.wait_summary(),
             },
             dependencies: t.dependencies.join(", "),
             trigger_rule: t.trigger_rule.as_str(),

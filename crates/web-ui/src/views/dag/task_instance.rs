@@ -286,6 +286,7 @@ pub(crate) async fn page_route(
             Operator::Empty => None,
             Operator::Http(call) => Some(call.summary()),
             Operator::Docker(run) => Some(run.summary()),
+            other => other.wait_summary(),
         });
     page(&TiPage {
         page: Page::new(&session, "dags"),
