@@ -29,6 +29,20 @@ from .operators import (
     ShortCircuitOperator,
 )
 from .param import Param, ParamsDict
+from .sensors import (
+    BaseSensorOperator,
+    DateTimeSensor,
+    DateTimeSensorAsync,
+    FileSensor,
+    HttpSensor,
+    PokeReturnValue,
+    PythonSensor,
+    TimeDeltaSensor,
+    TimeDeltaSensorAsync,
+    TimeSensor,
+    TimeSensorAsync,
+    WaitSensor,
+)
 from .setup_teardown import setup, teardown
 from .task_group import TaskGroup, task_group
 from .taskflow import task
@@ -44,5 +58,7 @@ __all__ = [
     "chain_linear", "cross_downstream", "Param", "ParamsDict", "TriggerRule", "Variable",
     "Connection", "BaseHook", "get_current_context", "days_ago", "AirflowException",
     "AirflowSkipException", "AirflowFailException", "AirflowNotFoundException",
-    "NotSupportedByUpdraft", "setup", "teardown",
+    "NotSupportedByUpdraft", "setup", "teardown", "BaseSensorOperator", "PokeReturnValue",
+    "PythonSensor", "FileSensor", "HttpSensor", "TimeDeltaSensor", "TimeDeltaSensorAsync",
+    "TimeSensor", "TimeSensorAsync", "DateTimeSensor", "DateTimeSensorAsync", "WaitSensor",
 ]

@@ -1,0 +1,1 @@
+"""The standard provider's sensors, served by updraft's SDK."""

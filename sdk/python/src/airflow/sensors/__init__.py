@@ -1,0 +1,3 @@
+"""Airflow 2's sensors (`airflow.sensors.*`), served by updraft's SDK."""
+
+from updraft.sensors import BaseSensorOperator, PokeReturnValue  # noqa: F401
