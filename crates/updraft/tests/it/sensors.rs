@@ -313,3 +313,70 @@ fn an_http_sensor_pokes_past_404s_and_empty_answers_until_its_filter_finds_somet
     let log = home.ok(&["tasks", "logs", "http_wait", &run_id, "up"]);
     assert!(log.contains("HTTP error: 404"), "{log}");
 }
+
+#[test]
+fn python_sensors_poke_in_their_own_processes_and_push_what_the_last_poke_returned() {
+    let home = Home::new();
+    let flag = home.path().join("flag");
+    home.write_dag(
+        "py_sensors.py",
+        &format!(
+            r#"
+import os
+from datetime import datetime
+from airflow.decorators import dag, task
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.providers.standard.sensors.python import PythonSensor
+
+FLAG = {flag:?}
+
+
+class FlagSensor(BaseSensorOperator):
+    def poke(self, context):
+        print("poking for", FLAG)
+        return os.path.exists(FLAG)
+
+
+@dag(schedule=None, start_date=datetime(2024, 1, 1))
+def py_sensors():
+    @task.sensor(poke_interval=0.5, timeout=60, mode="reschedule")
+    def flag_written():
+        return PokeReturnValue(is_done=os.path.exists(FLAG), xcom_value="seen")
+
+    @task
+    def after(value):
+        print("after got", value)
+        return value
+
+    FlagSensor(task_id="poking", poke_interval=0.5, timeout=60)
+    PythonSensor(task_id="never", python_callable=lambda: False, poke_interval=0.5,
+                 timeout=1, soft_fail=True)
+    after(flag_written())
+
+    @task.bash
+    def write_flag():
+        return f"sleep 2; touch {{FLAG}}"
+
+    write_flag()
+
+
+py_sensors()
+"#
+        ),
+    );
+    let states = dags_test(&home, "py_sensors");
+    assert_eq!(states["state"], "success", "{states:#}");
+    for task in ["flag_written", "poking", "after", "write_flag"] {
+        assert_eq!(state_of(&states, task), "success", "{task}: {states:#}");
+    }
+    assert_eq!(state_of(&states, "never"), "skipped", "soft_fail on timeout");
+    assert_eq!(try_of(&states, "flag_written"), 1);
+    assert_eq!(try_of(&states, "poking"), 1);
+    let run_id = states["run_id"].as_str().unwrap().to_owned();
+    let log = home.ok(&["tasks", "logs", "py_sensors", &run_id, "after"]);
+    assert!(log.contains("after got seen"), "{log}");
+    let log = home.ok(&["tasks", "logs", "py_sensors", &run_id, "poking"]);
+    assert!(log.matches("poking for").count() >= 2, "{log}");
+    let log = home.ok(&["tasks", "logs", "py_sensors", &run_id, "flag_written"]);
+    assert!(log.contains("Rescheduling"), "{log}");
+}
