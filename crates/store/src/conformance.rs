@@ -191,6 +191,7 @@ macro_rules! __store_conformance_checks {
             sensors {
                 a_rescheduled_sensor_keeps_its_try_and_its_first_poke,
                 a_deferred_wait_holds_no_slot_and_ends_where_it_stands,
+                marking_a_rescheduled_sensor_ends_its_try,
             }
             cluster {
                 queue_admits_within_max_active_tasks,

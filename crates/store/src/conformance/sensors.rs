@@ -100,3 +100,30 @@ pub async fn a_deferred_wait_holds_no_slot_and_ends_where_it_stands(db: &dyn Tes
     assert_eq!(done.end_date, Some(at(1)));
     assert_eq!(store.earliest_retry().await.unwrap(), None);
 }
+
+pub async fn marking_a_rescheduled_sensor_ends_its_try(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let run = queued_run(&*store, "d", "r", vec![task("a")]).await;
+    let first = claim_one(&*store, "w").await;
+    let waiting = FinishReport {
+        next_retry_at: Some(at(8)),
+        ..report(&first, TaskState::UpForReschedule)
+    };
+    assert_eq!(finish(&*store, waiting).await, TransitionResult::Applied);
+    let waiting = ti(&*store, run.id, "a").await;
+    let marked = store
+        .mark_task_instances(crate::MarkTaskInstances {
+            ti_ids: vec![waiting.id],
+            state: TaskState::Success,
+            now: at(9),
+        })
+        .await
+        .unwrap();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(marked[0].state, TaskState::Success);
+    assert_eq!(marked[0].next_retry_at, None);
+    assert_eq!(marked[0].end_date, Some(at(9)));
+    let tries = store.task_tries(waiting.id).await.unwrap();
+    assert_eq!(tries.len(), 1);
+    assert_eq!((tries[0].try_number, tries[0].state), (1, TaskState::Success));
+}
