@@ -18,6 +18,7 @@ mod python_tasks;
 mod queues;
 mod rolling_restart;
 mod run_dependencies;
+mod sensors;
 mod task_logs;
 mod worker_loss;
 
