@@ -21,6 +21,7 @@ mod secrets;
 mod sensors;
 mod setup_teardown;
 mod standalone;
+mod start_slots;
 mod task_dev;
 mod ui;
 mod users;
