@@ -4,8 +4,8 @@
 mod docker;
 mod graph;
 mod http;
-mod sensor;
 mod mapping;
+mod sensor;
 mod task;
 mod value;
 

@@ -198,9 +198,13 @@ pub enum Operator {
     },
     /// Waits until a time of the day in the DAG's time zone (`TimeSensor`): decided by the
     /// scheduler.
-    TimeSensor { target_time: chrono::NaiveTime },
+    TimeSensor {
+        target_time: chrono::NaiveTime,
+    },
     /// Waits until an instant (`DateTimeSensor`): decided by the scheduler.
-    DateTimeSensor { target_time: DateTime<Utc> },
+    DateTimeSensor {
+        target_time: DateTime<Utc>,
+    },
 }
 
 /// What a Python task's callable is for; the SDK decides what its result means.
@@ -294,10 +298,9 @@ impl Operator {
     pub fn wait_summary(&self) -> Option<String> {
         match self {
             Operator::FileSensor(wait) => Some(format!("{} ({})", wait.filepath, wait.fs_conn_id)),
-            Operator::TimeDeltaSensor { delta } => Some(format!(
-                "{}s after the data interval",
-                delta.as_secs_f64()
-            )),
+            Operator::TimeDeltaSensor { delta } => {
+                Some(format!("{}s after the data interval", delta.as_secs_f64()))
+            }
             Operator::TimeSensor { target_time } => Some(format!("until {target_time}")),
             Operator::DateTimeSensor { target_time } => Some(format!(
                 "until {}",

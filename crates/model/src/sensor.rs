@@ -83,7 +83,9 @@ impl Sensing {
             return AfterPoke::TimedOut;
         }
         let poke_number = self.pokes_by(elapsed, salt);
-        let wait = self.wait_after(poke_number, salt).min(self.timeout - elapsed);
+        let wait = self
+            .wait_after(poke_number, salt)
+            .min(self.timeout - elapsed);
         let at = chrono::Duration::from_std(wait)
             .ok()
             .and_then(|d| now.checked_add_signed(d))
@@ -237,10 +239,19 @@ mod tests {
             timeout: Duration::from_secs(25),
             ..Sensing::default()
         };
-        assert_eq!(sensing.after_poke(at(0), at(0), 1), AfterPoke::PokeAt(at(10)));
-        assert_eq!(sensing.after_poke(at(0), at(10), 1), AfterPoke::PokeAt(at(20)));
+        assert_eq!(
+            sensing.after_poke(at(0), at(0), 1),
+            AfterPoke::PokeAt(at(10))
+        );
+        assert_eq!(
+            sensing.after_poke(at(0), at(10), 1),
+            AfterPoke::PokeAt(at(20))
+        );
         // The last wait ends at the timeout, not past it.
-        assert_eq!(sensing.after_poke(at(0), at(20), 1), AfterPoke::PokeAt(at(25)));
+        assert_eq!(
+            sensing.after_poke(at(0), at(20), 1),
+            AfterPoke::PokeAt(at(25))
+        );
         assert_eq!(sensing.after_poke(at(0), at(25), 1), AfterPoke::TimedOut);
     }
 

@@ -145,7 +145,11 @@ pub fn plan_run_held(
                         // A wait on time is held here, as a due instant: no process, no slot.
                         Decision::Run if task.operator.time_wait().is_some() => {
                             let due = task.operator.time_wait().map(|wait| {
-                                wait.due(inputs.interval_end.unwrap_or(now), graph.dag.timezone, now)
+                                wait.due(
+                                    inputs.interval_end.unwrap_or(now),
+                                    graph.dag.timezone,
+                                    now,
+                                )
                             });
                             match due {
                                 Some(due) if due > now => {

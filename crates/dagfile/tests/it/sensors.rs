@@ -73,7 +73,10 @@ fn time_sensors_load_their_instants() {
             target_time: Utc.with_ymd_and_hms(2026, 1, 31, 6, 0, 0).unwrap()
         }
     );
-    assert!(dag.tasks.iter().all(|t| t.sensor.is_none()), "held by the scheduler");
+    assert!(
+        dag.tasks.iter().all(|t| t.sensor.is_none()),
+        "held by the scheduler"
+    );
 }
 
 #[test]

@@ -86,5 +86,8 @@ fn a_rescheduled_sensor_is_left_to_queueing() {
     tis[0].next_retry_at = Some(now() - Duration::seconds(1));
     let plan = plan_run(&graph, &tis, now());
     assert!(plan.transitions.is_empty(), "{:?}", plan.transitions);
-    assert_eq!(plan.final_state, None, "a run is not over while a sensor waits");
+    assert_eq!(
+        plan.final_state, None,
+        "a run is not over while a sensor waits"
+    );
 }

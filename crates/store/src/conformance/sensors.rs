@@ -35,14 +35,24 @@ pub async fn a_rescheduled_sensor_keeps_its_try_and_its_first_poke(db: &dyn Test
     assert_eq!(waiting.state, TaskState::UpForReschedule);
     assert_eq!(waiting.try_number, 1);
     assert_eq!(waiting.next_retry_at, Some(at(8)));
-    assert_eq!(waiting.start_date, Some(at(2)), "the try started at its first poke");
+    assert_eq!(
+        waiting.start_date,
+        Some(at(2)),
+        "the try started at its first poke"
+    );
     // Between pokes it holds no slot, it is no finished try, and the scheduler wakes for it.
     assert_eq!(store.occupancy().await.unwrap().total, 0);
     assert!(store.task_tries(waiting.id).await.unwrap().is_empty());
     assert_eq!(store.earliest_retry().await.unwrap(), Some(at(8)));
     // A new try from `scheduled` is not what a rescheduled sensor is queued as.
     let results = store
-        .queue(vec![QueueItem { resumes: false, ..next_poke(&waiting) }], at(9))
+        .queue(
+            vec![QueueItem {
+                resumes: false,
+                ..next_poke(&waiting)
+            }],
+            at(9),
+        )
         .await
         .unwrap();
     assert_eq!(results, vec![TransitionResult::Conflict]);
@@ -61,13 +71,20 @@ pub async fn a_rescheduled_sensor_keeps_its_try_and_its_first_poke(db: &dyn Test
     .await;
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].ti.try_number, 1);
-    assert_eq!(second[0].ti.start_date, Some(at(2)), "the claim keeps the first poke");
+    assert_eq!(
+        second[0].ti.start_date,
+        Some(at(2)),
+        "the claim keeps the first poke"
+    );
     let mut done = report(&second[0], TaskState::Success);
     done.end_date = at(11);
     assert_eq!(finish(&*store, done).await, TransitionResult::Applied);
     let tries = store.task_tries(waiting.id).await.unwrap();
     assert_eq!(tries.len(), 1, "one try however many pokes: {tries:?}");
-    assert_eq!((tries[0].try_number, tries[0].state), (1, TaskState::Success));
+    assert_eq!(
+        (tries[0].try_number, tries[0].state),
+        (1, TaskState::Success)
+    );
     assert_eq!(tries[0].start_date, Some(at(2)));
 }
 
@@ -125,5 +142,8 @@ pub async fn marking_a_rescheduled_sensor_ends_its_try(db: &dyn TestDatabase) {
     assert_eq!(marked[0].end_date, Some(at(9)));
     let tries = store.task_tries(waiting.id).await.unwrap();
     assert_eq!(tries.len(), 1);
-    assert_eq!((tries[0].try_number, tries[0].state), (1, TaskState::Success));
+    assert_eq!(
+        (tries[0].try_number, tries[0].state),
+        (1, TaskState::Success)
+    );
 }

@@ -72,7 +72,10 @@ fn a_rescheduled_file_sensor_frees_its_slot_and_keeps_its_try_until_the_file_app
     let _standalone = home.standalone();
     let run_id = home.trigger("wait_file");
     let states = waiting_states(&home, "wait_file", &run_id, "wait", "up_for_reschedule");
-    assert_eq!(states["state"], "running", "a run waits with its sensor: {states:#}");
+    assert_eq!(
+        states["state"], "running",
+        "a run waits with its sensor: {states:#}"
+    );
     assert_eq!(state_of(&states, "after"), "none");
     assert_eq!(try_of(&states, "wait"), 1);
     // Poked again (still nothing), in the same try, without holding a slot in between.
@@ -88,7 +91,14 @@ fn a_rescheduled_file_sensor_frees_its_slot_and_keeps_its_try_until_the_file_app
             "SELECT try_number, lease_until IS NULL, start_date, next_retry_at FROM task_instance \
              WHERE task_id = 'wait' AND state = 'up_for_reschedule'",
             [],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            },
         )
         .ok()
     })
@@ -139,7 +149,11 @@ fn a_sensor_timeout_fails_it_without_retries_and_soft_fail_skips_it() {
     let states = dags_test(&home, "times_out");
     assert_eq!(states["state"], "failed", "{states:#}");
     assert_eq!(state_of(&states, "wait"), "failed");
-    assert_eq!(try_of(&states, "wait"), 1, "a timeout uses none of the 3 retries");
+    assert_eq!(
+        try_of(&states, "wait"),
+        1,
+        "a timeout uses none of the 3 retries"
+    );
     assert_eq!(state_of(&states, "after"), "upstream_failed");
     let run_id = states["run_id"].as_str().unwrap().to_owned();
     let log = home.ok(&["tasks", "logs", "times_out", &run_id, "wait"]);
@@ -173,7 +187,10 @@ fn a_poking_sensor_keeps_its_slot_and_sees_a_file_written_beside_it() {
     let run_id = states["run_id"].as_str().unwrap().to_owned();
     let log = home.ok(&["tasks", "logs", "beside", &run_id, "wait"]);
     assert!(log.contains("found ") && log.contains("a/b/f.csv"), "{log}");
-    assert!(!log.contains("Rescheduling"), "poke mode sleeps in its try: {log}");
+    assert!(
+        !log.contains("Rescheduling"),
+        "poke mode sleeps in its try: {log}"
+    );
 }
 
 #[test]
@@ -369,7 +386,11 @@ py_sensors()
     for task in ["flag_written", "poking", "after", "write_flag"] {
         assert_eq!(state_of(&states, task), "success", "{task}: {states:#}");
     }
-    assert_eq!(state_of(&states, "never"), "skipped", "soft_fail on timeout");
+    assert_eq!(
+        state_of(&states, "never"),
+        "skipped",
+        "soft_fail on timeout"
+    );
     assert_eq!(try_of(&states, "flag_written"), 1);
     assert_eq!(try_of(&states, "poking"), 1);
     let run_id = states["run_id"].as_str().unwrap().to_owned();

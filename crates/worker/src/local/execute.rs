@@ -94,10 +94,13 @@ impl LocalWorker {
         };
         match &task.sensor {
             Some(sensing) => {
-                self.sense(&claimed, &dag, task, sensing, log_path, cancel)
+                self.sense(&claimed, &dag, task, sensing, log_path, cancel, starting)
                     .await
             }
-            None => self.run_try(&claimed, &dag, task, log_path, cancel).await,
+            None => {
+                self.run_try(&claimed, &dag, task, log_path, cancel, starting)
+                    .await
+            }
         }
     }
 
@@ -111,13 +114,13 @@ impl LocalWorker {
         task: &Task,
         log_path: PathBuf,
         cancel: watch::Receiver<bool>,
+        starting: &Starting,
     ) -> FinishReport {
         let ti = &claimed.ti;
         let report = |state, next_retry_at, xcom| report_of(claimed, state, next_retry_at, xcom);
         let failed = |task: &Task| failed_report(claimed, task);
         let mut container = None;
-        let (launch, supervisor) = match self.prepare(claimed, dag, task, log_path.clone()).await
-        {
+        let (launch, supervisor) = match self.prepare(claimed, dag, task, log_path.clone()).await {
             Ok(operator::Work::Process(launch)) => (*launch, None),
             Ok(operator::Work::Python(prepared)) => (prepared.launch, Some(prepared.supervisor)),
             Ok(operator::Work::Docker(prepared)) => {
@@ -133,16 +136,17 @@ impl LocalWorker {
                         report(TaskState::Success, None, None)
                     }
                     None => {
-                        write_log_line(&log_path, &format!("poking for {}: not there yet", poke.pattern));
+                        write_log_line(
+                            &log_path,
+                            &format!("poking for {}: not there yet", poke.pattern),
+                        );
                         report(TaskState::UpForReschedule, None, None)
                     }
                 };
                 return self.conclude(claimed, dag, task, finished, &log_path, None);
             }
             Ok(operator::Work::Http(call)) => {
-                let finished = self
-                    .run_http(claimed, task, *call, &log_path, cancel)
-                    .await;
+                let finished = self.run_http(claimed, task, *call, &log_path, cancel).await;
                 return self.conclude(claimed, dag, task, finished, &log_path, None);
             }
             Err(message) => {

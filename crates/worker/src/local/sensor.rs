@@ -15,6 +15,7 @@ use updraft_model::{AfterPoke, Dag, Sensing, SensorMode, Task, TaskState};
 use updraft_store::{ClaimedTask, FinishReport};
 
 use super::execute::{report_of, whole_log, write_log_line};
+use super::starting::Starting;
 use super::LocalWorker;
 use crate::process::{FailureReason, TaskOutcome};
 
@@ -27,13 +28,21 @@ impl LocalWorker {
         sensing: &Sensing,
         log_path: PathBuf,
         mut cancel: watch::Receiver<bool>,
+        starting: &Starting,
     ) -> FinishReport {
         let ti = &claimed.ti;
         let started = ti.start_date.unwrap_or_else(Utc::now);
         let salt = jitter_salt(ti.id, ti.try_number);
         loop {
             let poked = self
-                .run_try(claimed, dag, task, log_path.clone(), cancel.clone())
+                .run_try(
+                    claimed,
+                    dag,
+                    task,
+                    log_path.clone(),
+                    cancel.clone(),
+                    starting,
+                )
                 .await;
             // Found, failed, skipped or cancelled: the try ends as the poke did.
             if poked.state != TaskState::UpForReschedule || poked.next_retry_at.is_some() {

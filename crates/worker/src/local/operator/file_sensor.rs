@@ -41,12 +41,20 @@ impl LocalWorker {
                 .map_err(|why| format!("the connection `{}`: {why}", wait.fs_conn_id))?,
             // Airflow ships `fs_default` as the file system itself.
             None if wait.fs_conn_id == DEFAULT_FS_CONN_ID => String::new(),
-            None => return Err(format!("the connection `{}` is not defined", wait.fs_conn_id)),
+            None => {
+                return Err(format!(
+                    "the connection `{}` is not defined",
+                    wait.fs_conn_id
+                ))
+            }
         };
         let pattern = if base.is_empty() {
             filepath
         } else {
-            Path::new(&base).join(&filepath).to_string_lossy().into_owned()
+            Path::new(&base)
+                .join(&filepath)
+                .to_string_lossy()
+                .into_owned()
         };
         Ok(FilePoke {
             pattern,
@@ -240,14 +248,22 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("in/2026/01")).unwrap();
         std::fs::write(dir.path().join("in/2026/01/a.csv"), "x").unwrap();
         assert_eq!(poke("in/*.csv", false), None);
-        assert_eq!(poke("in/**/*.csv", false), None, "** is * without recursive");
+        assert_eq!(
+            poke("in/**/*.csv", false),
+            None,
+            "** is * without recursive"
+        );
         assert_eq!(
             poke("in/**/*.csv", true),
             Some(dir.path().join("in/2026/01/a.csv"))
         );
         assert_eq!(poke("in/2026", false), Some(dir.path().join("in/2026")));
         std::fs::write(dir.path().join("in/.hidden.csv"), "x").unwrap();
-        assert_eq!(poke("in/*.csv", false), None, "hidden files are not matched by *");
+        assert_eq!(
+            poke("in/*.csv", false),
+            None,
+            "hidden files are not matched by *"
+        );
         std::fs::write(dir.path().join("in/b.csv"), "x").unwrap();
         assert_eq!(poke("in/*.csv", false), Some(dir.path().join("in/b.csv")));
     }

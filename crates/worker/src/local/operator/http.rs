@@ -241,12 +241,12 @@ impl HttpTry {
             return HttpOutcome::Refused(
                 status.as_u16(),
                 format!(
-                "HTTP error: {}{}",
-                status.as_u16(),
-                status
-                    .canonical_reason()
-                    .map(|r| format!(":{r}"))
-                    .unwrap_or_default()
+                    "HTTP error: {}{}",
+                    status.as_u16(),
+                    status
+                        .canonical_reason()
+                        .map(|r| format!(":{r}"))
+                        .unwrap_or_default()
                 ),
             );
         }

@@ -633,7 +633,10 @@ mod tests {
         assert!(finish.retry);
         assert_eq!(finish.return_value, None);
         assert!(finish.skip.is_empty());
-        assert!(finish.sensor_done, "a finish is done unless a sensor says not");
+        assert!(
+            finish.sensor_done,
+            "a finish is done unless a sensor says not"
+        );
         let poke = read_finish(&json!({"state": "success", "sensor_done": false})).unwrap();
         assert!(!poke.sensor_done);
         let finish = read_finish(&json!({"state": "skipped"})).unwrap();
