@@ -92,15 +92,12 @@ impl LocalWorker {
                 ..report(TaskState::Failed, None, None)
             };
         };
-        match &task.sensor {
-            Some(sensing) => {
-                self.sense(&claimed, &dag, task, sensing, log_path, cancel, starting)
-                    .await
-            }
-            None => {
-                self.run_try(&claimed, &dag, task, log_path, cancel, starting)
-                    .await
-            }
+        if task.sensor.is_some() {
+            self.sense(&claimed, &dag, task, log_path, cancel, starting)
+                .await
+        } else {
+            self.run_try(&claimed, &dag, task, log_path, cancel, starting)
+                .await
         }
     }
 

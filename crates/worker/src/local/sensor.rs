@@ -11,7 +11,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tracing::info;
 use updraft_model::sensor::jitter_salt;
-use updraft_model::{AfterPoke, Dag, Sensing, SensorMode, Task, TaskState};
+use updraft_model::{AfterPoke, Dag, SensorMode, Task, TaskState};
 use updraft_store::{ClaimedTask, FinishReport};
 
 use super::execute::{report_of, whole_log, write_log_line};
@@ -20,16 +20,21 @@ use super::LocalWorker;
 use crate::process::{FailureReason, TaskOutcome};
 
 impl LocalWorker {
+    /// Runs `task`'s try as a sensor's: pokes until done, timed out, failed or rescheduled.
     pub(super) async fn sense(
         &self,
         claimed: &ClaimedTask,
         dag: &Dag,
         task: &Task,
-        sensing: &Sensing,
         log_path: PathBuf,
         mut cancel: watch::Receiver<bool>,
         starting: &Starting,
     ) -> FinishReport {
+        let Some(sensing) = &task.sensor else {
+            return self
+                .run_try(claimed, dag, task, log_path, cancel, starting)
+                .await;
+        };
         let ti = &claimed.ti;
         let started = ti.start_date.unwrap_or_else(Utc::now);
         let salt = jitter_salt(ti.id, ti.try_number);
