@@ -1,6 +1,7 @@
 //! The DAG file schema: which keys a file may have, what they mean, and the conversion of a
 //! parsed document into a validated `updraft_model::Dag`, reporting every problem at once.
 
+mod cross_dag;
 mod docker;
 mod graph;
 mod http;

@@ -205,6 +205,12 @@ pub enum Operator {
     DateTimeSensor {
         target_time: DateTime<Utc>,
     },
+    /// Starts a run of another DAG (Airflow's `TriggerDagRunOperator`).
+    #[serde(rename = "trigger_dagrun")]
+    TriggerDagRun(Box<crate::TriggerDagRun>),
+    /// Runs nothing; clearing it clears a task of another DAG (Airflow's
+    /// `ExternalTaskMarker`).
+    ExternalTaskMarker(crate::ExternalTaskMarker),
 }
 
 /// What a Python task's callable is for; the SDK decides what its result means.
@@ -267,16 +273,18 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 9] = [
+    pub const KINDS: [&'static str; 11] = [
         "bash",
         "date_time_sensor",
         "docker",
         "empty",
+        "external_task_marker",
         "file_sensor",
         "http",
         "python",
         "time_delta_sensor",
         "time_sensor",
+        "trigger_dagrun",
     ];
 
     /// The kind, as DAG files name it.
@@ -291,6 +299,8 @@ impl Operator {
             Operator::TimeDeltaSensor { .. } => "time_delta_sensor",
             Operator::TimeSensor { .. } => "time_sensor",
             Operator::DateTimeSensor { .. } => "date_time_sensor",
+            Operator::TriggerDagRun(_) => "trigger_dagrun",
+            Operator::ExternalTaskMarker(_) => "external_task_marker",
         }
     }
 
@@ -318,6 +328,12 @@ impl Operator {
             Operator::DateTimeSensor { target_time } => Some(crate::TimeWait::Until(*target_time)),
             _ => None,
         }
+    }
+
+    /// Whether a try of it has nothing to run: the scheduler marks it done without a worker
+    /// (Airflow's `EmptyOperator` and its subclass `ExternalTaskMarker`).
+    pub fn runs_nothing(&self) -> bool {
+        matches!(self, Operator::Empty | Operator::ExternalTaskMarker(_))
     }
 }
 
@@ -448,7 +464,7 @@ impl Task {
     }
 }
 
-mod duration_secs {
+pub(crate) mod duration_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

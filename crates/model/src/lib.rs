@@ -4,6 +4,7 @@
 pub mod dag;
 pub mod docker;
 pub mod duration;
+pub mod external_task_marker;
 pub mod http;
 pub mod mapping;
 pub mod param;
@@ -12,14 +13,17 @@ pub mod sensor;
 pub mod setup_teardown;
 pub mod state;
 pub mod timetable;
+pub mod trigger_dag_run;
 pub mod trigger_rule;
 
 pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
 pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
+pub use external_task_marker::ExternalTaskMarker;
 pub use http::{HttpCall, HttpData};
 pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
 pub use param::{Param, ParamError, ParamType};
 pub use sensor::{AfterPoke, FileWait, Sensing, SensorMode, TimeWait};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
+pub use trigger_dag_run::TriggerDagRun;
 pub use trigger_rule::{Decision, TriggerRule, UpstreamSummary, TRIGGER_RULE_NAMES};

@@ -17,6 +17,7 @@ mod record;
 mod secret;
 mod task_log;
 mod transition;
+mod triggered_run;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -36,6 +37,7 @@ pub use record::*;
 pub use secret::Secrets;
 pub use task_log::{log_path, read_try_log, TryLog};
 pub use transition::*;
+pub use triggered_run::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

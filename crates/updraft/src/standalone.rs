@@ -82,6 +82,9 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             if !reported.refused_runs.is_empty() {
                 hook_signal.runs_changed(reported.refused_runs);
             }
+            if !reported.changed_runs.is_empty() {
+                hook_signal.runs_changed(reported.changed_runs);
+            }
             // Tasks a try skipped changed beside it: those runs are read again.
             let skipped: Vec<i64> = reported
                 .applied

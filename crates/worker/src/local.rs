@@ -64,7 +64,7 @@ pub struct LocalWorkerConfig {
     /// (`worker.python_fork_server`) rather than a new interpreter each.
     pub python_fork_server: bool,
     /// Tries claimed but not started yet, at most (`worker.max_starting`): see
-    /// the `starting` module's reasons.
+    /// the reasons in `local/starting.rs`.
     pub max_starting: usize,
 }
 

@@ -120,11 +120,11 @@ def test_an_airflow_3_style_file_loads(dag_folder):
      "DockerSwarmOperator is not supported yet by updraft"),
     ("from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
      "KubernetesPodOperator is not supported yet by updraft"),
-    ("from airflow.operators.trigger_dagrun import TriggerDagRunOperator",
-     "TriggerDagRunOperator is not supported yet by updraft"),
     ("from airflow.sensors.external_task import ExternalTaskSensor",
      "ExternalTaskSensor is not supported yet by updraft"),
     ("from airflow.sensors.bash import BashSensor", "BashSensor is not supported yet"),
+    ("from airflow.sensors import external_task\nexternal_task.ExternalTaskSensor",
+     "ExternalTaskSensor is not supported yet"),
     ("from airflow.providers.docker.operators.docker import DockerOperator\n"
      "DockerOperator(task_id='x', image='i', xcom_all=True)",
      "DockerOperator's xcom_all is not supported yet by updraft"),

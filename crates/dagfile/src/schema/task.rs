@@ -57,6 +57,8 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "time_delta_sensor",
     "time_sensor",
     "date_time_sensor",
+    "trigger_dagrun",
+    "external_task_marker",
 ];
 
 /// Keys that belong to `operator: python` only.
@@ -474,7 +476,7 @@ fn read_operator(
         return read_python(entries, operator.and_then(|(_, pos)| pos), label, ctx);
     }
     // The operators whose whole definition lives under a key named as they are.
-    for native in ["http", "docker"]
+    for native in ["http", "docker", "trigger_dagrun", "external_task_marker"]
         .into_iter()
         .chain(super::sensor::SENSOR_OPERATORS.iter().copied())
     {
@@ -497,6 +499,10 @@ fn read_operator(
             return match native {
                 "http" => super::http::read_http(entries, pos, label, ctx),
                 "docker" => super::docker::read_docker(entries, pos, label, ctx),
+                "trigger_dagrun" => super::cross_dag::read_trigger_dagrun(entries, pos, label, ctx),
+                "external_task_marker" => {
+                    super::cross_dag::read_external_task_marker(entries, pos, label, ctx)
+                }
                 sensor => super::sensor::read_sensor_operator(sensor, entries, pos, label, ctx),
             };
         }

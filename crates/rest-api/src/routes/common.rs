@@ -211,6 +211,8 @@ pub(crate) fn operator_name(dag: &Dag, task_id: &str) -> Option<&'static str> {
         updraft_model::Operator::TimeDeltaSensor { .. } => "TimeDeltaSensor",
         updraft_model::Operator::TimeSensor { .. } => "TimeSensor",
         updraft_model::Operator::DateTimeSensor { .. } => "DateTimeSensor",
+        updraft_model::Operator::TriggerDagRun(_) => "TriggerDagRunOperator",
+        updraft_model::Operator::ExternalTaskMarker(_) => "ExternalTaskMarker",
     })
 }
 

@@ -142,6 +142,12 @@ impl LocalWorker {
                 };
                 return self.conclude(claimed, dag, task, finished, &log_path, None);
             }
+            Ok(operator::Work::Trigger(prepared)) => {
+                let finished = self
+                    .run_trigger_try(claimed, task, *prepared, &log_path, cancel)
+                    .await;
+                return self.conclude(claimed, dag, task, finished, &log_path, None);
+            }
             Ok(operator::Work::Http(call)) => {
                 let finished = self.run_http(claimed, task, *call, &log_path, cancel).await;
                 return self.conclude(claimed, dag, task, finished, &log_path, None);
@@ -263,6 +269,51 @@ impl LocalWorker {
             operator::HttpOutcome::Cancelled => FailureReason::Killed,
         };
         self.process_finish(claimed, task, TaskOutcome::Failed { reason: outcome })
+    }
+
+    /// The report of a trigger try: the XComs it pushed whatever the end; a wait that ended
+    /// in a failed state or a run that already exists fails it for good (Airflow's runner);
+    /// a timeout or a missing DAG is the task's failure, a cancel the infrastructure's.
+    async fn run_trigger_try(
+        &self,
+        claimed: &ClaimedTask,
+        task: &Task,
+        prepared: operator::TriggerTry,
+        log_path: &Path,
+        cancel: watch::Receiver<bool>,
+    ) -> FinishReport {
+        let ti = &claimed.ti;
+        let end = self
+            .run_trigger(prepared, log_path, task.execution_timeout, cancel)
+            .await;
+        let mut report = match end.outcome {
+            operator::TriggerOutcome::Success => report_of(claimed, TaskState::Success, None, None),
+            operator::TriggerOutcome::Skipped => report_of(claimed, TaskState::Skipped, None, None),
+            operator::TriggerOutcome::Failed(why) => {
+                info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %why, "trigger task failed");
+                failed_report(claimed, task)
+            }
+            operator::TriggerOutcome::FailedForGood(why) => {
+                info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %why, "trigger task failed");
+                report_of(claimed, TaskState::Failed, None, None)
+            }
+            operator::TriggerOutcome::TimedOut(limit) => self.process_finish(
+                claimed,
+                task,
+                TaskOutcome::Failed {
+                    reason: FailureReason::TimedOut(limit),
+                },
+            ),
+            operator::TriggerOutcome::Cancelled => self.process_finish(
+                claimed,
+                task,
+                TaskOutcome::Failed {
+                    reason: FailureReason::Killed,
+                },
+            ),
+        };
+        report.effects.xcoms = end.pushed;
+        report
     }
 
     /// What every try's report gets once it ended: a result that downstream tasks map over

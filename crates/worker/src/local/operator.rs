@@ -8,6 +8,7 @@ mod file_sensor;
 mod http;
 mod mapped;
 mod python;
+mod trigger_dagrun;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,8 @@ pub(super) enum Work {
     Docker(Box<DockerTry>),
     /// A file sensor's poke, made by the worker itself.
     File(FilePoke),
+    /// A run of another DAG the worker asks the cluster for (and may wait for).
+    Trigger(Box<TriggerTry>),
 }
 
 pub(super) use docker::DockerTry;
@@ -38,6 +41,7 @@ pub(super) use file_sensor::FilePoke;
 pub(super) use http::{HttpOutcome, HttpTry};
 pub(super) use mapped::result_for_mapping;
 pub(super) use python::{FinishState, PinnedFiles, PythonTry};
+pub(super) use trigger_dagrun::{TriggerOutcome, TriggerTry};
 
 impl LocalWorker {
     /// Prepares `claimed`'s try of `task`; `Err` is why it cannot start (a template that
@@ -89,6 +93,12 @@ impl LocalWorker {
                 "a {} waits in the scheduler, not on a worker",
                 task.operator.kind()
             )),
+            Operator::TriggerDagRun(trigger) => self
+                .prepare_trigger(claimed, dag, task, trigger)
+                .await
+                .map(|prepared| Work::Trigger(Box::new(prepared))),
+            // A marker only matters when it is cleared (the scheduler does not queue it).
+            Operator::ExternalTaskMarker(_) => Ok(Work::Nothing),
         }
     }
 }

@@ -6,6 +6,7 @@ which updraft maps to this package (`from airflow.decorators import dag, task`).
 
 from .baseoperator import BaseOperator
 from .context import get_current_context
+from .cross_dag import ExternalTaskMarker, TriggerDagRunOperator
 from .dag import DAG, dag, days_ago
 from .exceptions import (
     AirflowException,
@@ -54,7 +55,8 @@ __all__ = [
     "DAG", "dag", "task", "task_group", "TaskGroup", "BaseOperator", "BashOperator",
     "PythonOperator", "BranchPythonOperator", "ShortCircuitOperator", "EmptyOperator",
     "DummyOperator", "LatestOnlyOperator", "ExternalPythonOperator",
-    "BranchExternalPythonOperator", "BaseBranchOperator", "Label", "XComArg", "chain",
+    "BranchExternalPythonOperator", "BaseBranchOperator", "TriggerDagRunOperator",
+    "ExternalTaskMarker", "Label", "XComArg", "chain",
     "chain_linear", "cross_downstream", "Param", "ParamsDict", "TriggerRule", "Variable",
     "Connection", "BaseHook", "get_current_context", "days_ago", "AirflowException",
     "AirflowSkipException", "AirflowFailException", "AirflowNotFoundException",

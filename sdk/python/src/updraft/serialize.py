@@ -72,6 +72,7 @@ def _json_number(seconds):
 def _kind(task):
     """How updraft runs the task. A subclass of a natively run operator that brings its own
     `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
+    from .cross_dag import ExternalTaskMarker, TriggerDagRunOperator
     from .docker import DockerOperator
     from .http import HttpOperator
     from .operators import BashOperator, EmptyOperator
@@ -80,7 +81,8 @@ def _kind(task):
 
     kind = task._updraft_kind
     native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator,
-              "docker": DockerOperator, "file_sensor": FileSensor,
+              "docker": DockerOperator, "trigger_dagrun": TriggerDagRunOperator,
+              "external_task_marker": ExternalTaskMarker, "file_sensor": FileSensor,
               "time_delta_sensor": TimeDeltaSensor, "time_sensor": TimeSensor,
               "date_time_sensor": DateTimeSensor}.get(kind)
     if kind == "http" and isinstance(task, HttpSensor):
@@ -135,6 +137,12 @@ def task_document(task):
     elif kind in ("file_sensor", "time_delta_sensor", "time_sensor", "date_time_sensor"):
         doc["operator"] = kind
         doc[kind] = task.operator_document()
+    elif kind == "trigger_dagrun":
+        doc["operator"] = "trigger_dagrun"
+        doc["trigger_dagrun"] = task.trigger_dagrun_document()
+    elif kind == "external_task_marker":
+        doc["operator"] = "external_task_marker"
+        doc["external_task_marker"] = task.external_task_marker_document()
     else:
         doc["operator"] = "python"
         function = getattr(task, "python_callable", None)

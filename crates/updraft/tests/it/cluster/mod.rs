@@ -20,6 +20,7 @@ mod rolling_restart;
 mod run_dependencies;
 mod sensors;
 mod task_logs;
+mod trigger_dagrun;
 mod worker_loss;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -332,6 +332,8 @@ pub(crate) async fn tasks(
                 Operator::Empty => None,
                 Operator::Http(call) => Some(call.summary()),
                 Operator::Docker(run) => Some(run.summary()),
+                Operator::TriggerDagRun(trigger) => Some(trigger.summary()),
+                Operator::ExternalTaskMarker(marker) => Some(marker.summary()),
                 other => other.wait_summary(),
             },
             dependencies: t.dependencies.join(", "),

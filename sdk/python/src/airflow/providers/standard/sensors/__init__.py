@@ -1,1 +1,11 @@
-"""The standard provider's sensors, served by updraft's SDK."""
+"""The standard provider's sensors, served by updraft's SDK; a class updraft does not have
+(`ExternalTaskSensor`, say) is refused with its name."""
+
+from updraft.exceptions import NotSupportedByUpdraft as _NotSupported
+
+
+def __getattr__(name):
+    # Lower-case names are submodules: Python imports them when this says there is none.
+    if not name[:1].isupper():
+        raise AttributeError(name)
+    raise _NotSupported(name, f"{__name__}.{name}")
