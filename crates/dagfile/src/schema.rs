@@ -7,6 +7,7 @@ mod graph;
 mod http;
 mod mapping;
 mod notify;
+mod sensor;
 mod task;
 mod value;
 

@@ -108,6 +108,10 @@ pub struct Task {
         skip_serializing_if = "TaskCallbacks::is_empty"
     )]
     pub callbacks: TaskCallbacks,
+    /// Set for a sensor the worker pokes (a file sensor, a Python or HTTP sensor): how it
+    /// pokes and when it gives up (see [`crate::sensor`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<crate::Sensing>,
 }
 
 /// Whether a task instance waits for the same task in the previous run (by logical date)
@@ -194,6 +198,24 @@ pub enum Operator {
     Http(crate::HttpCall),
     /// One container run (Airflow's `DockerOperator`).
     Docker(Box<crate::DockerRun>),
+    /// Waits for a file or a glob to match (Airflow's `FileSensor`); poked by the worker
+    /// itself, without a process.
+    FileSensor(crate::FileWait),
+    /// Waits until the run's data interval end plus `delta` (`TimeDeltaSensor`): decided by
+    /// the scheduler, no process and no worker slot.
+    TimeDeltaSensor {
+        #[serde(with = "duration_secs")]
+        delta: Duration,
+    },
+    /// Waits until a time of the day in the DAG's time zone (`TimeSensor`): decided by the
+    /// scheduler.
+    TimeSensor {
+        target_time: chrono::NaiveTime,
+    },
+    /// Waits until an instant (`DateTimeSensor`): decided by the scheduler.
+    DateTimeSensor {
+        target_time: DateTime<Utc>,
+    },
     /// Starts a run of another DAG (Airflow's `TriggerDagRunOperator`).
     #[serde(rename = "trigger_dagrun")]
     TriggerDagRun(Box<crate::TriggerDagRun>),
@@ -219,11 +241,21 @@ pub enum PythonKind {
     Bash,
     /// `LatestOnlyOperator`: skips downstream unless the run is the latest.
     LatestOnly,
+    /// `PythonSensor`, `@task.sensor`, a `BaseSensorOperator`'s `poke`: each call is one
+    /// poke; a truthy result (or a done `PokeReturnValue`) ends the wait.
+    Sensor,
 }
 
 impl PythonKind {
     /// Every kind, as DAG files name it in `python_kind:`.
-    pub const NAMES: [&'static str; 5] = ["task", "branch", "short_circuit", "bash", "latest_only"];
+    pub const NAMES: [&'static str; 6] = [
+        "task",
+        "branch",
+        "short_circuit",
+        "bash",
+        "latest_only",
+        "sensor",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -232,6 +264,7 @@ impl PythonKind {
             PythonKind::ShortCircuit => "short_circuit",
             PythonKind::Bash => "bash",
             PythonKind::LatestOnly => "latest_only",
+            PythonKind::Sensor => "sensor",
         }
     }
 
@@ -243,6 +276,7 @@ impl PythonKind {
                 Self::ShortCircuit,
                 Self::Bash,
                 Self::LatestOnly,
+                Self::Sensor,
             ][i]
         })
     }
@@ -250,13 +284,17 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 11] = [
         "bash",
+        "date_time_sensor",
         "docker",
         "empty",
         "external_task_marker",
+        "file_sensor",
         "http",
         "python",
+        "time_delta_sensor",
+        "time_sensor",
         "trigger_dagrun",
     ];
 
@@ -268,8 +306,38 @@ impl Operator {
             Operator::Python { .. } => "python",
             Operator::Http(_) => "http",
             Operator::Docker(_) => "docker",
+            Operator::FileSensor(_) => "file_sensor",
+            Operator::TimeDeltaSensor { .. } => "time_delta_sensor",
+            Operator::TimeSensor { .. } => "time_sensor",
+            Operator::DateTimeSensor { .. } => "date_time_sensor",
             Operator::TriggerDagRun(_) => "trigger_dagrun",
             Operator::ExternalTaskMarker(_) => "external_task_marker",
+        }
+    }
+
+    /// What a sensor operator waits for, as the UI shows it.
+    pub fn wait_summary(&self) -> Option<String> {
+        match self {
+            Operator::FileSensor(wait) => Some(format!("{} ({})", wait.filepath, wait.fs_conn_id)),
+            Operator::TimeDeltaSensor { delta } => {
+                Some(format!("{}s after the data interval", delta.as_secs_f64()))
+            }
+            Operator::TimeSensor { target_time } => Some(format!("until {target_time}")),
+            Operator::DateTimeSensor { target_time } => Some(format!(
+                "until {}",
+                target_time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            )),
+            _ => None,
+        }
+    }
+
+    /// The wait on time alone this operator is, which the scheduler decides itself.
+    pub fn time_wait(&self) -> Option<crate::TimeWait> {
+        match self {
+            Operator::TimeDeltaSensor { delta } => Some(crate::TimeWait::AfterInterval(*delta)),
+            Operator::TimeSensor { target_time } => Some(crate::TimeWait::TimeOfDay(*target_time)),
+            Operator::DateTimeSensor { target_time } => Some(crate::TimeWait::Until(*target_time)),
+            _ => None,
         }
     }
 
@@ -376,6 +444,8 @@ impl Task {
             Operator::Docker(_) => Vec::new(),
             _ => vec![DEFAULT_SKIP_EXIT_CODE],
         };
+        // A file sensor is a sensor whatever its file says; other kinds opt in.
+        let sensor = matches!(operator, Operator::FileSensor(_)).then(crate::Sensing::default);
         Task {
             task_id: task_id.into(),
             operator,
@@ -401,6 +471,7 @@ impl Task {
             max_active_tis_per_dagrun: None,
             map_group: None,
             callbacks: TaskCallbacks::new(),
+            sensor,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod mapping;
 pub mod notify;
 pub mod param;
 pub mod retry;
+pub mod sensor;
 pub mod setup_teardown;
 pub mod state;
 pub mod timetable;
@@ -25,6 +26,7 @@ pub use notify::{
     DagCallbacks, DeadlineAlert, DeadlineReference, NotificationEvent, Notifier, TaskCallbacks,
 };
 pub use param::{Param, ParamError, ParamType};
+pub use sensor::{AfterPoke, FileWait, Sensing, SensorMode, TimeWait};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
 pub use trigger_dag_run::TriggerDagRun;

@@ -41,6 +41,7 @@ pub mod notifications;
 pub mod run_dependencies;
 pub mod runs;
 pub mod secrets;
+pub mod sensors;
 pub mod task_instances;
 pub mod variables;
 pub mod watch;
@@ -187,6 +188,11 @@ macro_rules! __store_conformance_checks {
                 finish_counts_infrastructure_failures,
                 expired_claims_are_running_tasks_past_their_lease,
                 claims_of_worker_and_running_task_instances,
+            }
+            sensors {
+                a_rescheduled_sensor_keeps_its_try_and_its_first_poke,
+                a_deferred_wait_holds_no_slot_and_ends_where_it_stands,
+                marking_a_rescheduled_sensor_ends_its_try,
             }
             cluster {
                 queue_admits_within_max_active_tasks,

@@ -251,7 +251,8 @@ pub trait Store:
     ) -> Result<Vec<TransitionResult>>;
     /// Queued and running task instances, per DAG and per pool, for concurrency limits.
     async fn occupancy(&self) -> Result<Occupancy>;
-    /// Queues `items` in order (`scheduled` → `queued`, new try), each only if its DAG stays
+    /// Queues `items` in order (`scheduled` → `queued`, new try; a rescheduled sensor's next
+    /// poke `up_for_reschedule` → `queued`, same try), each only if its DAG stays
     /// within `max_active_tasks` and its pool within its slots, counted inside the same
     /// transaction: several schedulers queueing at once never exceed a limit. An item that
     /// was not queued (its state moved on, or no room) is a `Conflict`.
@@ -260,7 +261,8 @@ pub trait Store:
         items: Vec<QueueItem>,
         now: DateTime<Utc>,
     ) -> Result<Vec<TransitionResult>>;
-    /// The earliest `next_retry_at` of an `up_for_retry` task in an unfinished run.
+    /// The earliest `next_retry_at` of an `up_for_retry`, `up_for_reschedule` or `deferred`
+    /// task in an unfinished run: when the scheduler must look again.
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>>;
     /// Resets the given tasks (and what the caller computed as their downstream) to `none`
     /// so they run again; running ones become `restarting`. Reopens finished runs.

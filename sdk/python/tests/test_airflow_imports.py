@@ -120,11 +120,9 @@ def test_an_airflow_3_style_file_loads(dag_folder):
      "DockerSwarmOperator is not supported yet by updraft"),
     ("from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
      "KubernetesPodOperator is not supported yet by updraft"),
-    ("from airflow.providers.http.sensors.http import HttpSensor",
-     "HttpSensor is not supported yet by updraft"),
     ("from airflow.sensors.external_task import ExternalTaskSensor",
      "ExternalTaskSensor is not supported yet by updraft"),
-    ("from airflow.sensors.filesystem import FileSensor", "FileSensor is not supported yet"),
+    ("from airflow.sensors.bash import BashSensor", "BashSensor is not supported yet"),
     ("from airflow.sensors import external_task\nexternal_task.ExternalTaskSensor",
      "ExternalTaskSensor is not supported yet"),
     ("from airflow.providers.docker.operators.docker import DockerOperator\n"

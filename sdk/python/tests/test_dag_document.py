@@ -299,7 +299,7 @@ def test_unsupported_arguments_are_refused_by_name(dag_folder):
         "task_callback": "DAG('d', default_args={'on_failure_callback': print})",
         "mapping": "DAG('d').__enter__(); r = task(task_id='t')(lambda x: x).expand(x=[1]); "
                    "r.map(str).concat(r)",
-        "sensor": "from airflow.sensors.filesystem import FileSensor",
+        "sensor": "from airflow.sensors.bash import BashSensor",
         "param_key": "Param(1, pattern='x')",
         "continuous": "DAG('d', schedule='@continuous', start_date=datetime(2024, 1, 1))",
     }
@@ -307,7 +307,7 @@ def test_unsupported_arguments_are_refused_by_name(dag_folder):
         "callback": "Python callables as callbacks (name a SlackWebhookNotifier",
         "task_callback": "Python callables as callbacks (name a SlackWebhookNotifier",
         "mapping": "concat() of an XComArg.map() is not supported yet by updraft",
-        "sensor": "FileSensor is not supported yet by updraft",
+        "sensor": "BashSensor is not supported yet by updraft",
         "param_key": "Param schema key 'pattern' is not supported yet by updraft",
         "continuous": "The @continuous schedule is not supported yet by updraft",
     }

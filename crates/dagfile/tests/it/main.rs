@@ -8,3 +8,4 @@ mod notifications;
 mod parse;
 mod run_dependencies;
 mod schema_file;
+mod sensors;

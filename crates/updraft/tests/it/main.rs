@@ -20,6 +20,7 @@ mod python_fork_server;
 mod rest_clients;
 mod run_dependencies;
 mod secrets;
+mod sensors;
 mod setup_teardown;
 mod standalone;
 mod start_slots;

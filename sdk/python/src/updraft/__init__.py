@@ -34,6 +34,20 @@ from .operators import (
     ShortCircuitOperator,
 )
 from .param import Param, ParamsDict
+from .sensors import (
+    BaseSensorOperator,
+    DateTimeSensor,
+    DateTimeSensorAsync,
+    FileSensor,
+    HttpSensor,
+    PokeReturnValue,
+    PythonSensor,
+    TimeDeltaSensor,
+    TimeDeltaSensorAsync,
+    TimeSensor,
+    TimeSensorAsync,
+    WaitSensor,
+)
 from .setup_teardown import setup, teardown
 from .task_group import TaskGroup, task_group
 from .taskflow import task
@@ -52,4 +66,7 @@ __all__ = [
     "AirflowSkipException", "AirflowFailException", "AirflowNotFoundException",
     "NotSupportedByUpdraft", "setup", "teardown", "BaseNotifier", "SlackWebhookNotifier",
     "SmtpNotifier", "WebhookNotifier", "DeadlineAlert", "DeadlineReference", "AsyncCallback",
+    "NotSupportedByUpdraft", "setup", "teardown", "BaseSensorOperator", "PokeReturnValue",
+    "PythonSensor", "FileSensor", "HttpSensor", "TimeDeltaSensor", "TimeDeltaSensorAsync",
+    "TimeSensor", "TimeSensorAsync", "DateTimeSensor", "DateTimeSensorAsync", "WaitSensor",
 ]

@@ -76,19 +76,31 @@ def _kind(task):
     from .docker import DockerOperator
     from .http import HttpOperator
     from .operators import BashOperator, EmptyOperator
+    from .sensors import (DateTimeSensor, FileSensor, HttpSensor, TimeDeltaSensor,
+                          TimeSensor)
 
     kind = task._updraft_kind
     native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator,
               "docker": DockerOperator, "trigger_dagrun": TriggerDagRunOperator,
-              "external_task_marker": ExternalTaskMarker}.get(kind)
-    if native is not None and type(task).execute is not native.execute:
+              "external_task_marker": ExternalTaskMarker, "file_sensor": FileSensor,
+              "time_delta_sensor": TimeDeltaSensor, "time_sensor": TimeSensor,
+              "date_time_sensor": DateTimeSensor}.get(kind)
+    if kind == "http" and isinstance(task, HttpSensor):
+        native = HttpSensor
+    if native is not None and (type(task).execute is not native.execute
+                               or getattr(type(task), "poke", None)
+                               is not getattr(native, "poke", None)):
+        # A subclass that pokes (or runs) its own way: a Python sensor (or task).
         return "python"
     return kind
 
 
 def python_kind(task):
     """What the SDK does with a Python task's result (the same at parse and at run time)."""
-    return task._python_kind if task._updraft_kind == "python" else "task"
+    if task._updraft_kind == "python":
+        return task._python_kind
+    # A natively poked sensor's subclass with its own `poke` runs as a Python sensor.
+    return "sensor" if getattr(task, "_sensing", None) is not None else "task"
 
 
 # Task settings whose neutral value is left out of the document (the loader's default), so
@@ -122,6 +134,9 @@ def task_document(task):
     elif kind == "docker":
         doc["operator"] = "docker"
         doc["docker"] = task.docker_document()
+    elif kind in ("file_sensor", "time_delta_sensor", "time_sensor", "date_time_sensor"):
+        doc["operator"] = kind
+        doc[kind] = task.operator_document()
     elif kind == "trigger_dagrun":
         doc["operator"] = "trigger_dagrun"
         doc["trigger_dagrun"] = task.trigger_dagrun_document()
@@ -140,6 +155,10 @@ def task_document(task):
             doc["python_executable"] = task.python_executable
         if task._source_line is not None:
             doc["source_line"] = task._source_line
+    sensing = getattr(task, "_sensing", None)
+    if sensing is not None and (kind in ("file_sensor", "http")
+                                or doc.get("python_kind") == "sensor"):
+        doc["sensor"] = dict(sensing)
     if task.upstream_task_ids:
         doc["dependencies"] = sorted(task.upstream_task_ids)
     dag_defaults = getattr(task.dag, "default_args", None) or {}

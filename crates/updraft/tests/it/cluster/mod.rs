@@ -19,6 +19,7 @@ mod python_tasks;
 mod queues;
 mod rolling_restart;
 mod run_dependencies;
+mod sensors;
 mod task_logs;
 mod trigger_dagrun;
 mod worker_loss;
