@@ -139,3 +139,64 @@ impl BackfillsPage {
         format!("{}/runs", links::dag(&self.dag.dag_id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn date(taken: bool, skipped: bool, run_state: Option<DagRunState>) -> BackfillDagRun {
+        BackfillDagRun {
+            backfill_id: 1,
+            logical_date: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+            sort_ordinal: 0,
+            dag_run_id: run_state.map(|_| 7),
+            exception_reason: skipped.then(|| "already exists".to_string()),
+            taken,
+            run_state,
+        }
+    }
+
+    #[test]
+    fn progress_counts_finished_runs_of_the_dates_the_backfill_runs() {
+        let dates = [
+            date(true, false, Some(DagRunState::Success)),
+            date(true, false, Some(DagRunState::Failed)),
+            date(true, false, Some(DagRunState::Running)),
+            date(false, false, None),
+            // Skipped: its run is someone else's, finished or not.
+            date(false, true, Some(DagRunState::Success)),
+            // To reprocess but not taken yet: the finished state is the old run's.
+            date(false, false, Some(DagRunState::Failed)),
+        ];
+        assert_eq!(progress(&dates), (2, 5));
+        assert_eq!(progress(&[]), (0, 0));
+    }
+
+    #[test]
+    fn a_cancelled_backfill_is_told_from_one_that_ran_out_of_dates() {
+        let at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let mut b = Backfill {
+            id: 1,
+            dag_id: "etl".into(),
+            from_date: at,
+            to_date: at,
+            dag_run_conf: Default::default(),
+            reprocess_behavior: Default::default(),
+            max_active_runs: 10,
+            run_backwards: false,
+            is_paused: false,
+            created_at: at,
+            completed_at: None,
+            updated_at: at,
+        };
+        assert_eq!(state_of(&b), "running");
+        b.is_paused = true;
+        assert_eq!(state_of(&b), "paused");
+        b.completed_at = Some(at);
+        assert_eq!(state_of(&b), "cancelled");
+        b.is_paused = false;
+        assert_eq!(state_of(&b), "completed");
+    }
+}
