@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::notify::{DagCallbacks, TaskCallbacks};
 use crate::timetable::Schedule;
 use crate::trigger_rule::TriggerRule;
 
@@ -38,6 +39,10 @@ pub struct Dag {
     /// many runs (by logical date) failed; 0 never pauses it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_consecutive_failed_dag_runs: u32,
+    /// The DAG's `on_success_callback`, `on_failure_callback` and deadline alerts (see
+    /// [`crate::notify`]).
+    #[serde(default, skip_serializing_if = "DagCallbacks::is_empty")]
+    pub callbacks: DagCallbacks,
     pub tags: Vec<String>,
     /// As written in the file: each entry a plain default or a param spec (see [`crate::param`]).
     pub params: serde_json::Map<String, serde_json::Value>,
@@ -97,6 +102,12 @@ pub struct Task {
     /// or running at once within one run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_active_tis_per_dagrun: Option<u32>,
+    /// The task's callbacks and Airflow's `email*` keys (see [`crate::notify`]).
+    #[serde(
+        default = "TaskCallbacks::new",
+        skip_serializing_if = "TaskCallbacks::is_empty"
+    )]
+    pub callbacks: TaskCallbacks,
 }
 
 /// Whether a task instance waits for the same task in the previous run (by logical date)
@@ -389,6 +400,7 @@ impl Task {
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
             map_group: None,
+            callbacks: TaskCallbacks::new(),
         }
     }
 }

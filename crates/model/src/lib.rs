@@ -7,6 +7,7 @@ pub mod duration;
 pub mod external_task_marker;
 pub mod http;
 pub mod mapping;
+pub mod notify;
 pub mod param;
 pub mod retry;
 pub mod setup_teardown;
@@ -20,6 +21,9 @@ pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
 pub use external_task_marker::ExternalTaskMarker;
 pub use http::{HttpCall, HttpData};
 pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
+pub use notify::{
+    DagCallbacks, DeadlineAlert, DeadlineReference, NotificationEvent, Notifier, TaskCallbacks,
+};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};

@@ -6,6 +6,7 @@
 mod backfill;
 mod config;
 mod dag_cache;
+mod deadlines;
 mod evaluation;
 mod external_marker;
 mod graph;

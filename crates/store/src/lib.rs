@@ -13,6 +13,7 @@ mod dag_sync;
 mod event_log;
 mod execution;
 mod manage;
+mod notification;
 mod record;
 mod secret;
 mod task_log;
@@ -33,6 +34,7 @@ pub use dag_sync::*;
 pub use event_log::*;
 pub use execution::{DagSource, StoreExecution, TaskExecution};
 pub use manage::*;
+pub use notification::*;
 pub use record::*;
 pub use secret::Secrets;
 pub use task_log::{log_path, read_try_log, TryLog};
@@ -135,6 +137,7 @@ pub trait Store:
     + BackfillStore
     + ConnectionStore
     + EventLogStore
+    + NotificationStore
     + Send
     + Sync
     + 'static

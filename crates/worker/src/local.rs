@@ -19,7 +19,8 @@ mod dag_cache;
 mod developer;
 mod execute;
 mod heartbeat;
-mod operator;
+mod notifications;
+pub(crate) mod operator;
 mod reporter;
 mod starting;
 

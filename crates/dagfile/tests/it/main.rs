@@ -4,6 +4,7 @@ mod cross_dag;
 mod folder;
 mod hostile;
 mod mapping;
+mod notifications;
 mod parse;
 mod run_dependencies;
 mod schema_file;

@@ -52,6 +52,7 @@ fn minimal_file_takes_defaults() {
         max_active_tasks: 16,
         dagrun_timeout: None,
         max_consecutive_failed_dag_runs: 0,
+        callbacks: Default::default(),
         tags: vec![],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
@@ -183,6 +184,7 @@ fn full_expected() -> Dag {
         max_active_tasks: 8,
         dagrun_timeout: None,
         max_consecutive_failed_dag_runs: 0,
+        callbacks: Default::default(),
         tags: vec!["etl".into(), "users".into()],
         params: params.as_object().unwrap().clone(),
         default_args: serde_json::json!({

@@ -5,6 +5,7 @@ mod active_active;
 mod clear;
 mod concurrency;
 mod fixture;
+mod notifications;
 mod retries;
 mod robustness;
 mod run_dependencies;

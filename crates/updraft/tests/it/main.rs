@@ -12,6 +12,7 @@ mod fixture;
 mod http_tasks;
 mod mapped_groups;
 mod mapping;
+mod notifications;
 mod operations;
 mod python;
 mod python_dags;

@@ -5,6 +5,7 @@ mod bash;
 mod context;
 mod docker;
 mod http;
+pub(crate) use http::{base_url, join_url};
 mod mapped;
 mod python;
 mod trigger_dagrun;

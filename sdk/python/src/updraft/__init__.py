@@ -17,6 +17,10 @@ from .exceptions import (
 )
 from .models import BaseHook, Connection, Variable
 from .nodes import Label, XComArg, chain, chain_linear, cross_downstream
+from .notifications import (
+    AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineReference, SlackWebhookNotifier,
+    SmtpNotifier, WebhookNotifier,
+)
 from .operators import (
     BashOperator,
     BaseBranchOperator,
@@ -46,5 +50,6 @@ __all__ = [
     "chain_linear", "cross_downstream", "Param", "ParamsDict", "TriggerRule", "Variable",
     "Connection", "BaseHook", "get_current_context", "days_ago", "AirflowException",
     "AirflowSkipException", "AirflowFailException", "AirflowNotFoundException",
-    "NotSupportedByUpdraft", "setup", "teardown",
+    "NotSupportedByUpdraft", "setup", "teardown", "BaseNotifier", "SlackWebhookNotifier",
+    "SmtpNotifier", "WebhookNotifier", "DeadlineAlert", "DeadlineReference", "AsyncCallback",
 ]

@@ -154,6 +154,11 @@ def task_document(task):
         if key in ("retry_delay", "max_retry_delay", "execution_timeout") and value is not None:
             value = _json_number(value)
         doc[key] = value
+    for key, value in getattr(task, "notify", {}).items():
+        # Airflow's defaults (no callback, e-mails on) are left out.
+        if value == [] or (key.startswith("email_on_") and value is True):
+            continue
+        doc[key] = value
     if task.task_group is not None:
         doc["task_group"] = task.task_group.group_id
     if task.is_setup:
@@ -219,6 +224,11 @@ def dag_document(dag):
             str(tag) for tag in dag.tags]
     if dag.params:
         doc["params"] = serialize_params(dag.params)
+    for key in ("on_success_callback", "on_failure_callback"):
+        if dag.callbacks.get(key):
+            doc[key] = dag.callbacks[key]
+    if dag.deadline:
+        doc["deadline"] = dag.deadline
     defaults = default_args_document(dag.default_args)
     if defaults:
         doc["default_args"] = defaults

@@ -13,6 +13,7 @@ mod chaos;
 mod database_outage;
 mod mapping;
 mod max_active_runs;
+mod notifications;
 mod proxy;
 mod python_tasks;
 mod queues;

@@ -6,6 +6,7 @@ from updraft import (  # noqa: F401
     task, task_group, teardown,
 )
 from updraft.context import DagRun, TaskInstance  # noqa: F401
+from updraft.notifications import BaseNotifier  # noqa: F401
 from updraft.compat import refuse_names as _refuse_names
 
 Context = dict
@@ -14,7 +15,7 @@ __getattr__ = _refuse_names(__name__, {
     "Asset": "Asset", "AssetAlias": "AssetAlias", "AssetAll": "AssetAll", "AssetAny": "AssetAny",
     "AssetWatcher": "AssetWatcher", "Metadata": "Asset metadata", "Dataset": "Dataset",
     "BaseSensorOperator": "BaseSensorOperator", "PokeReturnValue": "PokeReturnValue",
-    "ObjectStoragePath": "ObjectStoragePath", "BaseNotifier": "Notifiers",
+    "ObjectStoragePath": "ObjectStoragePath",
     "EdgeModifier": None, "Trigger": "Deferrable operators (triggers)",
     "RetryAction": "Retry policies", "RetryRule": "Retry policies",
     "ExceptionRetryPolicy": "Retry policies", "RetryPolicy": "Retry policies",
