@@ -28,7 +28,9 @@ fn row(page: &str, id: i64) -> String {
     let start = page
         .find(&format!(r#"<tr data-backfill="{id}">"#))
         .unwrap_or_else(|| panic!("no row for backfill {id}:\n{page}"));
-    let end = page[start..].find("</tr>").map_or(page.len(), |e| start + e);
+    let end = page[start..]
+        .find("</tr>")
+        .map_or(page.len(), |e| start + e);
     page[start..end].to_string()
 }
 
@@ -67,10 +69,7 @@ async fn the_form_plans_and_creates_a_backfill_that_the_tab_lists() {
     ] {
         assert!(empty.contains(field), "{field} in {empty}");
     }
-    assert!(
-        !empty.contains("has no schedule"),
-        "etl is hourly: {empty}"
-    );
+    assert!(!empty.contains("has no schedule"), "etl is hourly: {empty}");
 
     // The dry run lists the dates without r1's, which reprocess_behavior none skips.
     let dry = admin
@@ -128,7 +127,10 @@ async fn the_form_plans_and_creates_a_backfill_that_the_tab_lists() {
         )),
         "{row}"
     );
-    assert!(!row.contains("/unpause"), "a running one is not unpaused: {row}");
+    assert!(
+        !row.contains("/unpause"),
+        "a running one is not unpaused: {row}"
+    );
     let stored = ui.store.get_backfill(id).await.expect("stored");
     assert_eq!(stored.dag_run_conf.get("source"), Some(&json!("ui")));
 }
@@ -141,7 +143,9 @@ async fn pause_unpause_and_cancel_change_the_row_and_its_actions() {
     let id = create(&mut op, body()).await;
     let api = format!("/api/v2/backfills/{id}");
 
-    let paused = op.api(Method::PUT, &format!("{api}/pause"), json!({})).await;
+    let paused = op
+        .api(Method::PUT, &format!("{api}/pause"), json!({}))
+        .await;
     assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
     let page = op.get("/dags/etl/backfills").await.ok();
     let r = row(&page, id);
@@ -168,7 +172,10 @@ async fn pause_unpause_and_cancel_change_the_row_and_its_actions() {
         r.contains(r#"<span class="state backfill-cancelled">cancelled</span>"#),
         "{r}"
     );
-    assert!(!r.contains("<form"), "a cancelled backfill has no actions: {r}");
+    assert!(
+        !r.contains("<form"),
+        "a cancelled backfill has no actions: {r}"
+    );
     assert_eq!(
         r.matches("<time datetime=").count(),
         4,
@@ -203,14 +210,29 @@ async fn bad_requests_answer_the_message_the_form_shows() {
     bad_date["to_date"] = json!("2024-13-45T00:00:00Z");
     for (what, request, status, message) in [
         ("a reversed range", reversed, 422, "is after to_date"),
-        ("a DAG without a schedule", no_schedule, 422, "has no schedule"),
-        ("a conf that is not an object", array_conf, 422, "dag_run_conf"),
+        (
+            "a DAG without a schedule",
+            no_schedule,
+            422,
+            "has no schedule",
+        ),
+        (
+            "a conf that is not an object",
+            array_conf,
+            422,
+            "dag_run_conf",
+        ),
         ("no run at a time", zero_runs, 422, "at least 1"),
         ("a date that does not exist", bad_date, 422, "to_date"),
     ] {
         for url in ["/api/v2/backfills/dry_run", "/api/v2/backfills"] {
             let answer = admin.api(Method::POST, url, request.clone()).await;
-            assert_eq!(answer.status.as_u16(), status, "{what} at {url}: {}", answer.body);
+            assert_eq!(
+                answer.status.as_u16(),
+                status,
+                "{what} at {url}: {}",
+                answer.body
+            );
             let detail: Value = serde_json::from_str(&answer.body).expect("JSON");
             assert!(
                 detail["detail"].to_string().contains(message),
@@ -227,16 +249,17 @@ async fn bad_requests_answer_the_message_the_form_shows() {
         .is_empty());
 
     // A DAG without a schedule says so above its form, its id escaped.
-    let path = format!("/dags/{}/backfills", updraft_web_ui::links::encode(EVIL_DAG));
+    let path = format!(
+        "/dags/{}/backfills",
+        updraft_web_ui::links::encode(EVIL_DAG)
+    );
     let page = admin.get(&path).await.ok();
     assert!(page.contains("This DAG has no schedule"), "{page}");
     assert!(!page.contains(EVIL_DAG), "escaped: {page}");
 
     // One unfinished backfill per DAG: the second is a conflict.
     create(&mut admin, body()).await;
-    let again = admin
-        .api(Method::POST, "/api/v2/backfills", body())
-        .await;
+    let again = admin.api(Method::POST, "/api/v2/backfills", body()).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
     assert!(again.body.contains("detail"), "{}", again.body);
 
@@ -259,12 +282,14 @@ async fn a_viewer_sees_the_backfills_but_can_neither_create_nor_cancel() {
     assert!(!page.contains("New backfill"), "{page}");
     assert!(!page.contains("<form data-api="), "no actions: {page}");
 
-    let refused = viewer
-        .api(Method::POST, "/api/v2/backfills", body())
-        .await;
+    let refused = viewer.api(Method::POST, "/api/v2/backfills", body()).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     let refused = viewer
-        .api(Method::PUT, &format!("/api/v2/backfills/{id}/cancel"), json!({}))
+        .api(
+            Method::PUT,
+            &format!("/api/v2/backfills/{id}/cancel"),
+            json!({}),
+        )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     let stored = ui.store.get_backfill(id).await.expect("stored");
