@@ -1,6 +1,7 @@
 //! The pure domain of updraft: DAG definitions, schedules, states and their legal transitions,
 //! trigger rules and retry policy. No IO, no async, no clock: every instant is passed in.
 
+pub mod asset;
 pub mod dag;
 pub mod docker;
 pub mod duration;
@@ -13,6 +14,7 @@ pub mod state;
 pub mod timetable;
 pub mod trigger_rule;
 
+pub use asset::{Asset, AssetCondition, AssetError, AssetKey};
 pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
 pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
 pub use http::{HttpCall, HttpData};

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use updraft_store::{log_tail_stored, FinishReport, Result, TransitionResult};
+use updraft_store::{log_tail_stored, FinishReport, Result, TaskState, TransitionResult};
 
 use crate::codec::{micros, opt_micros};
 use crate::db_err;
@@ -78,6 +78,9 @@ pub fn finish(
             }
             if !r.effects.is_empty() {
                 apply_effects(tx, r)?;
+            }
+            if r.state == TaskState::Success {
+                crate::assets::emit_outlet_events(tx, r.ti_id, micros(r.end_date))?;
             }
             results.push(TransitionResult::Applied);
         } else {
