@@ -194,7 +194,10 @@ mod tests {
     #[test]
     fn name_or_uri_alone_names_both() {
         let by_uri = Asset::new(None, Some("s3://b/k")).unwrap();
-        assert_eq!((by_uri.name.as_str(), by_uri.uri.as_str()), ("s3://b/k", "s3://b/k"));
+        assert_eq!(
+            (by_uri.name.as_str(), by_uri.uri.as_str()),
+            ("s3://b/k", "s3://b/k")
+        );
         let by_name = Asset::new(Some("orders"), None).unwrap();
         assert_eq!(by_name.uri, "orders");
         assert_eq!(by_name.group, "asset");
@@ -233,7 +236,10 @@ mod tests {
         }
         assert_eq!(cond.summary(), "a & (b | c)");
         assert_eq!(
-            cond.assets().iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
+            cond.assets()
+                .iter()
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>(),
             ["a", "b", "c"]
         );
     }

@@ -197,12 +197,12 @@ impl FromStr for RunType {
             RunType::Backfill,
             RunType::AssetTriggered,
         ]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownState {
-                kind: "run type",
-                value: s.to_string(),
-            })
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or_else(|| UnknownState {
+            kind: "run type",
+            value: s.to_string(),
+        })
     }
 }
 

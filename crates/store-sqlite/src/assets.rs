@@ -100,7 +100,8 @@ pub fn emit_outlet_events(tx: &Transaction, ti_id: i64, at: i64) -> Result<bool>
     Ok(true)
 }
 
-const ASSET_COLUMNS: &str = "a.id, a.name, a.uri, a.asset_group, a.extra, a.created_at, a.updated_at";
+const ASSET_COLUMNS: &str =
+    "a.id, a.name, a.uri, a.asset_group, a.extra, a.created_at, a.updated_at";
 
 fn asset_from_row(row: &Row) -> rusqlite::Result<AssetRecord> {
     Ok(AssetRecord {
@@ -184,7 +185,10 @@ fn get_asset(conn: &Connection, id: i64) -> Result<AssetRecord> {
 
 fn like(pattern: &Option<String>) -> Option<String> {
     pattern.as_ref().map(|p| {
-        let escaped = p.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = p
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         format!("%{escaped}%")
     })
 }
@@ -212,7 +216,10 @@ fn list_assets(conn: &Connection, q: &AssetQuery) -> Result<(Vec<AssetRecord>, i
         ))
         .map_err(db_err)?;
     let rows = stmt
-        .query_map(params![name, uri, dag_ids, q.limit, q.offset], asset_from_row)
+        .query_map(
+            params![name, uri, dag_ids, q.limit, q.offset],
+            asset_from_row,
+        )
         .map_err(db_err)?;
     let assets: Vec<AssetRecord> = rows.collect::<rusqlite::Result<_>>().map_err(db_err)?;
     let assets = assets
@@ -326,7 +333,10 @@ fn create_event(tx: &Transaction, e: &NewAssetEvent) -> Result<AssetEvent> {
         )
         .map_err(db_err)?;
     if !exists {
-        return Err(StoreError::NotFound(format!("asset with ID {}", e.asset_id)));
+        return Err(StoreError::NotFound(format!(
+            "asset with ID {}",
+            e.asset_id
+        )));
     }
     let extra = serde_json::to_string(&e.extra)
         .map_err(|err| StoreError::Corrupt(format!("extra: {err}")))?;

@@ -161,8 +161,10 @@ pub trait AssetStore: Send + Sync {
     /// queued (another scheduler created the run) or the DAG is paused. The run's triggering
     /// events are the events of the consumed assets since the DAG's previous asset-triggered
     /// run, up to its logical date.
-    async fn create_asset_triggered_run(&self, request: AssetTriggeredRun)
-        -> Result<Option<DagRun>>;
+    async fn create_asset_triggered_run(
+        &self,
+        request: AssetTriggeredRun,
+    ) -> Result<Option<DagRun>>;
     /// The events that triggered a run, oldest first (empty for other runs).
     async fn triggering_asset_events(&self, dag_run_id: i64) -> Result<Vec<AssetEvent>>;
 }

@@ -74,13 +74,18 @@ pub(crate) fn read_asset_schedule(node: &Node, ctx: &mut Ctx) -> Option<ReadSche
 fn read_condition(node: &Node, label: &str, ctx: &mut Ctx) -> Option<AssetCondition> {
     match &node.kind {
         NodeKind::Seq(items) => read_items(items, label, ctx).map(AssetCondition::All),
-        NodeKind::Map(entries) if entries.len() == 1 && ["all", "any"].contains(&entries[0].key.as_str()) => {
+        NodeKind::Map(entries)
+            if entries.len() == 1 && ["all", "any"].contains(&entries[0].key.as_str()) =>
+        {
             let entry = &entries[0];
             let inner = format!("{label}.{}", entry.key);
             let NodeKind::Seq(items) = &entry.value.kind else {
                 ctx.error(
                     entry.value.pos,
-                    format!("{inner} must be a list of assets or conditions, found {}", entry.value.describe()),
+                    format!(
+                        "{inner} must be a list of assets or conditions, found {}",
+                        entry.value.describe()
+                    ),
                 );
                 return None;
             };
@@ -95,7 +100,9 @@ fn read_condition(node: &Node, label: &str, ctx: &mut Ctx) -> Option<AssetCondit
                 AssetCondition::Any(items)
             })
         }
-        NodeKind::Str(_) | NodeKind::Map(_) => read_asset(node, label, ctx).map(AssetCondition::Asset),
+        NodeKind::Str(_) | NodeKind::Map(_) => {
+            read_asset(node, label, ctx).map(AssetCondition::Asset)
+        }
         _ => {
             ctx.error(
                 node.pos,
@@ -112,11 +119,16 @@ fn read_condition(node: &Node, label: &str, ctx: &mut Ctx) -> Option<AssetCondit
 
 fn read_items(items: &[Node], label: &str, ctx: &mut Ctx) -> Option<Vec<AssetCondition>> {
     if items.is_empty() {
-        ctx.error(None, format!("{label}: an empty list of assets never triggers a run"));
+        ctx.error(
+            None,
+            format!("{label}: an empty list of assets never triggers a run"),
+        );
         return None;
     }
-    let read: Vec<Option<AssetCondition>> =
-        items.iter().map(|i| read_condition(i, label, ctx)).collect();
+    let read: Vec<Option<AssetCondition>> = items
+        .iter()
+        .map(|i| read_condition(i, label, ctx))
+        .collect();
     read.into_iter().collect()
 }
 
@@ -156,7 +168,10 @@ pub(crate) fn read_asset(node: &Node, label: &str, ctx: &mut Ctx) -> Option<Asse
         _ => {
             ctx.error(
                 node.pos,
-                format!("{label}: an asset is a name or a mapping with `name`/`uri`, found {}", node.describe()),
+                format!(
+                    "{label}: an asset is a name or a mapping with `name`/`uri`, found {}",
+                    node.describe()
+                ),
             );
             return None;
         }
@@ -171,7 +186,12 @@ pub(crate) fn read_asset(node: &Node, label: &str, ctx: &mut Ctx) -> Option<Asse
 }
 
 /// A task's `outlets` or `inlets`: a list of assets.
-pub(crate) fn read_asset_list(node: &Node, label: &str, key: &str, ctx: &mut Ctx) -> Option<Vec<Asset>> {
+pub(crate) fn read_asset_list(
+    node: &Node,
+    label: &str,
+    key: &str,
+    ctx: &mut Ctx,
+) -> Option<Vec<Asset>> {
     let items: Vec<&Node> = match &node.kind {
         NodeKind::Null => return Some(Vec::new()),
         NodeKind::Seq(items) => items.iter().collect(),
