@@ -55,6 +55,7 @@ fn minimal_file_takes_defaults() {
         tags: vec![],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
+        asset_schedule: None,
         tasks: vec![Task::new(
             "a",
             Operator::Bash {
