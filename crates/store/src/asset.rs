@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use updraft_model::{Asset, AssetKey, Dag};
 
 use crate::{DagRun, NewDagRun, Result};
@@ -54,7 +54,7 @@ pub struct LastAssetEvent {
 
 /// One update of an asset: by a task's successful try (its source) or recorded through the
 /// API (no source).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssetEvent {
     pub id: i64,
     pub asset_id: i64,
@@ -71,7 +71,7 @@ pub struct AssetEvent {
     pub created_dagruns: Vec<TriggeredRun>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggeredRun {
     pub dag_id: String,
     pub run_id: String,
@@ -211,6 +211,29 @@ impl<'a> DagAssets<'a> {
     pub fn is_empty(&self) -> bool {
         self.assets.is_empty()
     }
+}
+
+/// A run's triggering events as its tasks see them (`triggering_asset_events` in templates
+/// and in Python's context): the asset's URI → its events, oldest first.
+pub fn triggering_events_json(events: &[AssetEvent]) -> serde_json::Value {
+    let mut by_uri = serde_json::Map::new();
+    for e in events {
+        let entry = by_uri
+            .entry(e.uri.clone())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(list) = entry {
+            list.push(serde_json::json!({
+                "asset": {"name": e.name, "uri": e.uri, "group": e.group},
+                "extra": e.extra,
+                "source_dag_id": e.source_dag_id,
+                "source_task_id": e.source_task_id,
+                "source_run_id": e.source_run_id,
+                "source_map_index": e.source_map_index,
+                "timestamp": e.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+            }));
+        }
+    }
+    serde_json::Value::Object(by_uri)
 }
 
 /// The run id of an asset-triggered run created at `run_after` (Airflow's
