@@ -192,7 +192,9 @@ pub(crate) async fn triggering_asset_events(
     path: Result<Path<RunPath>, PathRejection>,
 ) -> Reply<Vec<updraft_store::AssetEvent>> {
     let Path(RunPath { dag_run_id }) = path?;
-    Ok(Json(shared.store.triggering_asset_events(dag_run_id).await?))
+    Ok(Json(
+        shared.store.triggering_asset_events(dag_run_id).await?,
+    ))
 }
 
 /// `GET /execution/v1/variables`: `[[key, value], …]`.

@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use updraft_store::*;
 
 use crate::changes::Announce;
-use crate::codec::{col, col_instant, json_map, micros, opt_micros};
+use crate::codec::{col, col_instant, col_opt_instant, json_map, micros, opt_micros};
 use crate::{db_err, runs, PostgresStore};
 
 /// Registers the assets a published DAG version names and replaces its references: the
@@ -296,7 +296,8 @@ fn event_from_row(row: &PgRow) -> Result<AssetEvent> {
 
 async fn with_runs(conn: &mut PgConnection, mut event: AssetEvent) -> Result<AssetEvent> {
     let rows = sqlx::query(
-        "SELECT r.dag_id, r.run_id FROM dagrun_asset_event l \
+        "SELECT r.dag_id, r.run_id, r.state, r.logical_date, r.start_date, r.end_date \
+         FROM dagrun_asset_event l \
          JOIN dag_run r ON r.id = l.dag_run_id WHERE l.event_id = $1 ORDER BY r.id",
     )
     .bind(event.id)
@@ -309,6 +310,10 @@ async fn with_runs(conn: &mut PgConnection, mut event: AssetEvent) -> Result<Ass
             Ok(TriggeredRun {
                 dag_id: col(r, 0)?,
                 run_id: col(r, 1)?,
+                state: col(r, 2)?,
+                logical_date: col_instant(r, 3)?,
+                start_date: col_opt_instant(r, 4)?,
+                end_date: col_opt_instant(r, 5)?,
             })
         })
         .collect::<Result<_>>()?;

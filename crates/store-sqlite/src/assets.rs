@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use updraft_store::*;
 
-use crate::codec::{instant, json_map, micros, opt_micros};
+use crate::codec::{instant, json_map, micros, opt_instant, opt_micros};
 use crate::dags::conversion;
 use crate::{db_err, runs, SqliteStore};
 
@@ -252,7 +252,8 @@ fn event_from_row(row: &Row) -> rusqlite::Result<AssetEvent> {
 fn with_runs(conn: &Connection, mut event: AssetEvent) -> Result<AssetEvent> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT r.dag_id, r.run_id FROM dagrun_asset_event l \
+            "SELECT r.dag_id, r.run_id, r.state, r.logical_date, r.start_date, r.end_date \
+             FROM dagrun_asset_event l \
              JOIN dag_run r ON r.id = l.dag_run_id WHERE l.event_id = ?1 ORDER BY r.id",
         )
         .map_err(db_err)?;
@@ -261,6 +262,10 @@ fn with_runs(conn: &Connection, mut event: AssetEvent) -> Result<AssetEvent> {
             Ok(TriggeredRun {
                 dag_id: r.get(0)?,
                 run_id: r.get(1)?,
+                state: r.get(2)?,
+                logical_date: instant(r.get(3)?).map_err(|e| conversion(3, e))?,
+                start_date: opt_instant(r.get(4)?).map_err(|e| conversion(4, e))?,
+                end_date: opt_instant(r.get(5)?).map_err(|e| conversion(5, e))?,
             })
         })
         .map_err(db_err)?;

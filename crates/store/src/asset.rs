@@ -75,6 +75,10 @@ pub struct AssetEvent {
 pub struct TriggeredRun {
     pub dag_id: String,
     pub run_id: String,
+    pub state: String,
+    pub logical_date: DateTime<Utc>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
 }
 
 /// An event waiting for a DAG scheduled on its asset: Airflow's `AssetDagRunQueue` row. One

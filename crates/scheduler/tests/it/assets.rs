@@ -210,7 +210,11 @@ async fn asset_or_time_schedule_runs_on_both() {
     // Without catch-up the latest missed tick (the 4th, 13:00) runs first, as in Airflow.
     assert_eq!(
         types,
-        [RunType::Scheduled, RunType::AssetTriggered, RunType::Scheduled]
+        [
+            RunType::Scheduled,
+            RunType::AssetTriggered,
+            RunType::Scheduled
+        ]
     );
 }
 
