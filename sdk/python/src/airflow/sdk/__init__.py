@@ -5,14 +5,14 @@ from updraft import (  # noqa: F401
     Variable, XComArg, chain, chain_linear, cross_downstream, dag, get_current_context, setup,
     task, task_group, teardown,
 )
+from updraft.assets import Asset, AssetAll, AssetAny, Dataset  # noqa: F401
 from updraft.context import DagRun, TaskInstance  # noqa: F401
 from updraft.compat import refuse_names as _refuse_names
 
 Context = dict
 
 __getattr__ = _refuse_names(__name__, {
-    "Asset": "Asset", "AssetAlias": "AssetAlias", "AssetAll": "AssetAll", "AssetAny": "AssetAny",
-    "AssetWatcher": "AssetWatcher", "Metadata": "Asset metadata", "Dataset": "Dataset",
+    "AssetAlias": "AssetAlias", "AssetWatcher": "AssetWatcher", "Metadata": "Asset metadata",
     "BaseSensorOperator": "BaseSensorOperator", "PokeReturnValue": "PokeReturnValue",
     "ObjectStoragePath": "ObjectStoragePath", "BaseNotifier": "Notifiers",
     "EdgeModifier": None, "Trigger": "Deferrable operators (triggers)",
