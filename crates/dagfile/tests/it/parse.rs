@@ -194,6 +194,7 @@ fn full_expected() -> Dag {
         .as_object()
         .unwrap()
         .clone(),
+        asset_schedule: None,
         tasks: vec![extract, load, notify],
     }
 }
