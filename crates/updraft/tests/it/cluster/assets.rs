@@ -193,7 +193,7 @@ fn asset_and_backfill_runs_exist_once_while_schedulers_are_killed() {
     ]);
     let backfill = created[0]["id"].as_i64().expect("the backfill's id");
 
-    let producer_runs: Vec<String> = (0..8).map(|i| format!("chaos_produce_{i}")).collect();
+    let producer_runs: Vec<String> = (0..12).map(|i| format!("chaos_produce_{i}")).collect();
     let mut kills: Vec<String> = Vec::new();
     let started = Instant::now();
     std::thread::scope(|scope| {
