@@ -120,6 +120,9 @@ pub struct WorkerSection {
     /// Start Python tasks (of `core.python`) by forking them from a fork server that has
     /// imported the SDK once, instead of starting an interpreter per try.
     pub python_fork_server: bool,
+    /// Tries a worker holds claimed but not started yet, at most; the rest stay queued for
+    /// whichever worker can start them first. Defaults to the number of cores.
+    pub max_starting: Option<u32>,
     /// How long a remote worker told to stop (SIGTERM) lets its running tasks finish before
     /// it kills them and they are retried elsewhere.
     pub shutdown_grace: String,
@@ -174,6 +177,7 @@ impl Config {
                 kill_grace: "5s".into(),
                 direct_exec: true,
                 python_fork_server: true,
+                max_starting: None,
                 shutdown_grace: "60s".into(),
                 servers: Vec::new(),
                 queues: vec!["default".into()],
@@ -183,6 +187,14 @@ impl Config {
                 parsing_processes: 2,
                 memory_limit_mib: 2048,
             },
+        }
+    }
+
+    /// `worker.max_starting`, or the number of cores.
+    pub fn max_starting(&self) -> usize {
+        match self.worker.max_starting {
+            Some(n) => n.max(1) as usize,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 

@@ -122,6 +122,7 @@ pub fn worker_config(app: &App, only_run: Option<i64>) -> Result<LocalWorkerConf
         python_interpreter: c.core.python.clone(),
         python_sdk: App::python_sdk_for_tasks(&app.home)?,
         python_fork_server: c.worker.python_fork_server,
+        max_starting: c.max_starting(),
     })
 }
 

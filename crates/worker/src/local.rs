@@ -21,6 +21,7 @@ mod execute;
 mod heartbeat;
 mod operator;
 mod reporter;
+mod starting;
 
 pub use developer::{ReadOnlyExecution, TaskTry, TestOutcome};
 pub use reporter::{FinishedHook, Reported};
@@ -61,6 +62,9 @@ pub struct LocalWorkerConfig {
     /// Start Python tries of `core.python` through the SDK's fork server
     /// (`worker.python_fork_server`) rather than a new interpreter each.
     pub python_fork_server: bool,
+    /// Tries claimed but not started yet, at most (`worker.max_starting`): see
+    /// [`starting`](self::starting)'s reasons.
+    pub max_starting: usize,
 }
 
 pub struct LocalWorker {
@@ -68,8 +72,10 @@ pub struct LocalWorker {
     config: LocalWorkerConfig,
     renderer: Renderer,
     dags: dag_cache::DagCache,
-    /// Woken by the scheduler when it queued work, and by a finished task freeing a slot.
+    /// Woken by the scheduler when it queued work, by a finished task freeing a slot, and by
+    /// a try that started freeing its start slot.
     work_queued: Arc<Notify>,
+    start_slots: starting::StartSlots,
     on_finished: FinishedHook,
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Claims whose try ended but whose report is not committed yet: their leases are still
@@ -93,11 +99,13 @@ impl LocalWorker {
         on_finished: FinishedHook,
         reaper: Option<Reaper>,
     ) -> Arc<Self> {
+        let start_slots = starting::StartSlots::new(config.max_starting, work_queued.clone());
         Arc::new(LocalWorker {
             execution,
             config,
             renderer: Renderer::new(),
             dags: dag_cache::DagCache::default(),
+            start_slots,
             work_queued,
             on_finished,
             running: Mutex::new(HashMap::new()),
@@ -125,7 +133,11 @@ impl LocalWorker {
             if *shutdown.borrow() {
                 break;
             }
-            let free = self.config.concurrency.saturating_sub(self.running_count());
+            let free = self
+                .config
+                .concurrency
+                .saturating_sub(self.running_count())
+                .min(self.start_slots.free());
             let mut claimed = 0;
             let mut failed = false;
             let claim_started = tokio::time::Instant::now();
@@ -151,7 +163,7 @@ impl LocalWorker {
             }
             // A long-polling claim already waited for work on the server, unless it came back
             // empty at once (a server shutting down does that): then wait here, not spin.
-            let empty_at_once = claimed == 0 && claim_started.elapsed() < EMPTY_AT_ONCE;
+            let empty_at_once = free > 0 && claimed == 0 && claim_started.elapsed() < EMPTY_AT_ONCE;
             if long_polls && free > 0 && !failed && !empty_at_once {
                 continue;
             }

@@ -125,6 +125,16 @@ def test_upstream_results_become_arguments_and_multiple_outputs_push_each_key(tm
     assert worker.pushed == {"count": 2, "total": 9}
 
 
+def test_upstream_results_sent_with_the_context_cost_no_pull(tmp_path, dag_folder):
+    worker = FakeWorker(tmp_path)
+    code, finish, _, worker = run(
+        tmp_path, dag_folder, "split", worker,
+        upstream=["extract"], upstream_xcoms={"extract": {"return_value": {"rows": [4, 5]}}})
+    assert code == 0
+    assert finish["return_value"] == {"count": 2, "total": 9}
+    assert [r["op"] for r in worker.requests] == ["start", "xcom_push", "xcom_push", "finish"]
+
+
 def test_context_kwargs_and_task_output_reach_the_log(tmp_path, dag_folder):
     worker = FakeWorker(tmp_path, xcoms={("split", "count"): 2, ("split", "total"): 9})
     code, finish, log, _ = run(tmp_path, dag_folder, "report", worker,

@@ -21,6 +21,7 @@ mod run_dependencies;
 mod secrets;
 mod setup_teardown;
 mod standalone;
+mod start_slots;
 mod task_dev;
 mod ui;
 mod users;

@@ -138,8 +138,10 @@ def mapped_py():
         return x + y
 
     @task
-    def total(values):
+    def total(values, ti=None):
         print(f"total {sum(values)} of {list(values)}")
+        one = ti.xcom_pull(task_ids="add", map_indexes=1)
+        print(f"picked {one} and {ti.xcom_pull(task_ids='add', map_indexes=[0, 2])}")
         return sum(values)
 
     total(add.partial(y=10).expand(x=numbers()))
@@ -175,6 +177,7 @@ fn python_taskflow_mapping_runs_and_reduces() {
     assert!(log.contains("instance 2 adds 3 and 10"), "{log}");
     let log = home.ok(&["tasks", "logs", "mapped_py", run_id, "total"]);
     assert!(log.contains("total 36 of [11, 12, 13]"), "{log}");
+    assert!(log.contains("picked 12 and [11, 13]"), "{log}");
     let log = home.ok(&[
         "tasks",
         "logs",

@@ -13,6 +13,7 @@ use updraft_store::{ClaimedTask, FinishReport, LogTail, StoreError};
 
 use super::operator;
 use super::reporter::Finished;
+use super::starting::Starting;
 use super::LocalWorker;
 use crate::log_shipper::{LogShipper, MAX_TAIL};
 use crate::process::{run_task_guarded, FailureReason, TaskLaunch, TaskOutcome};
@@ -27,11 +28,13 @@ impl LocalWorker {
         if let Ok(mut running) = self.running.lock() {
             running.insert(claimed.claim_id.clone(), cancel_tx);
         }
+        let starting = self.start_slots.take();
         let worker = self.clone();
         tokio::spawn(async move {
             let claim_id = claimed.claim_id.clone();
             let dag_run_id = claimed.ti.dag_run_id;
-            let report = worker.execute(claimed, cancel_rx).await;
+            let report = worker.execute(claimed, cancel_rx, &starting).await;
+            starting.started();
             if let Ok(mut unreported) = worker.unreported.lock() {
                 unreported.insert(claim_id.clone());
             }
@@ -43,10 +46,12 @@ impl LocalWorker {
         });
     }
 
+    /// Runs one claimed try; `starting` is given back once the try's own code runs.
     pub(super) async fn execute(
         &self,
         claimed: ClaimedTask,
         cancel: watch::Receiver<bool>,
+        starting: &Starting,
     ) -> FinishReport {
         let ti = &claimed.ti;
         let log_path = crate::process::log_path(
@@ -112,6 +117,11 @@ impl LocalWorker {
                 };
             }
         };
+        match &supervisor {
+            // Its callable runs once the child asked for its context.
+            Some(supervisor) => supervisor.when_started(starting.clone()),
+            None => starting.started(),
+        }
         debug!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, "task started");
         // Should this worker die, its reaper kills the container as well as the process.
         let registered = container.as_ref().and_then(|c| {

@@ -63,6 +63,8 @@ class TaskInstance:
         self.task = task
         self.state = "running"
         self.hostname = None
+        # What the direct upstream tasks pushed, sent with the context: final by now.
+        self._upstream_xcoms = info.get("upstream_xcoms") or {}
 
     def xcom_push(self, key, value, execution_date=None):
         _json_value(value, f"XCom {key!r}")
@@ -82,15 +84,27 @@ class TaskInstance:
             value = same_index_value(self.task, task_ids, key)
             if value is not NOT_SAME_INDEX:
                 return default if value is None else value
-        single = task_ids is None or isinstance(task_ids, str)
+        single = (task_ids is None or isinstance(task_ids, str)) and (
+            map_indexes is None or isinstance(map_indexes, int))
         if task_ids is None:
             ids = [self.task_id]
         elif isinstance(task_ids, str):
             ids = [task_ids]
         else:
             ids = list(task_ids)
+        if (map_indexes is None and dag_id in (None, self.dag_id)
+                and run_id in (None, self.run_id)
+                and all(i in self._upstream_xcoms for i in ids)):
+            values = [self._upstream_xcoms[i].get(key) for i in ids]
+            values = [default if v is None else v for v in values]
+            return values[0] if single else values
+        if map_indexes is not None and not isinstance(map_indexes, int):
+            map_indexes = list(map_indexes)
+            if not all(isinstance(i, int) for i in map_indexes):
+                raise TypeError("xcom_pull(map_indexes=...) takes a map index or a list of them")
         reply = supervisor.current().request(
-            "xcom_pull", dag_id=dag_id, task_ids=ids, key=key, run_id=run_id, map_indexes=None,
+            "xcom_pull", dag_id=dag_id, task_ids=ids, key=key, run_id=run_id,
+            map_indexes=map_indexes,
         )
         values = [default if v is None else v for v in reply.get("values", [])]
         if single:

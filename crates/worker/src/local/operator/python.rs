@@ -101,6 +101,10 @@ impl LocalWorker {
         if render_only {
             context["render_only"] = serde_json::Value::Bool(true);
         }
+        if !task.dependencies.is_empty() {
+            // Sent with the context, a `@task`'s arguments cost the child no round trip.
+            context["upstream_xcoms"] = self.upstream_xcoms(claimed, task).await?;
+        }
         if let Some(arguments) = self.mapped_arguments(claimed, task).await? {
             context["map_kwargs"] = serde_json::Value::Object(arguments);
         }
@@ -185,6 +189,31 @@ impl LocalWorker {
 }
 
 impl LocalWorker {
+    /// What the task's direct upstream tasks pushed, as a task downstream sees it (a mapped
+    /// task's values as one list): `{task_id: {key: value}}`, with every upstream task there.
+    async fn upstream_xcoms(
+        &self,
+        claimed: &ClaimedTask,
+        task: &Task,
+    ) -> Result<serde_json::Value, String> {
+        let stored = self
+            .execution
+            .xcoms_for_run(claimed.dag_run.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut upstream: serde_json::Map<String, serde_json::Value> = task
+            .dependencies
+            .iter()
+            .map(|id| (id.clone(), serde_json::Value::Object(Default::default())))
+            .collect();
+        for xcom in updraft_store::XCom::as_seen_downstream(stored) {
+            if let Some(serde_json::Value::Object(keys)) = upstream.get_mut(&xcom.task_id) {
+                keys.insert(xcom.key, xcom.value);
+            }
+        }
+        Ok(serde_json::Value::Object(upstream))
+    }
+
     /// The interpreter of Python tasks that name none. `python3` on PATH is often a launcher
     /// (a pyenv shim is a shell script that looks up a version and then execs the real
     /// interpreter) that costs several times the interpreter's own start on every try, so the

@@ -14,6 +14,8 @@ use updraft_model::Dag;
 use updraft_store::{ClaimedTask, PushedXCom, TaskExecution, XCom};
 use updraft_template::TemplateContext;
 
+use crate::local::starting::Starting;
+
 /// The longest request line read (an XCom value pushed by the child).
 const MAX_REQUEST: usize = 16 << 20;
 
@@ -43,6 +45,8 @@ pub(in crate::local) struct Finish {
 struct Reported {
     finish: Option<Finish>,
     pushed: Vec<PushedXCom>,
+    /// Given back when the child asks for its context, right before its callable runs.
+    starting: Option<Starting>,
 }
 
 /// Serves one try's socket until [`Supervisor::finish`]; owns the try's private directory.
@@ -86,6 +90,15 @@ impl Supervisor {
             reported,
             _dir: dir,
         })
+    }
+
+    /// Gives `starting` back when the child asks for its context (or when it ends, if it
+    /// never does).
+    pub(in crate::local) fn when_started(&self, starting: Starting) {
+        match self.reported.lock() {
+            Ok(mut reported) => reported.starting = Some(starting),
+            Err(poisoned) => poisoned.into_inner().starting = Some(starting),
+        }
     }
 
     /// Stops serving (the child has exited) and answers what it reported: its `finish`, if
@@ -142,7 +155,12 @@ impl Served {
         let op = request.get("op").and_then(Value::as_str).unwrap_or("");
         let text = |key: &str| request.get(key).and_then(Value::as_str);
         match op {
-            "start" => json!({"ok": true, "context": self.context}),
+            "start" => {
+                if let Some(starting) = self.take_starting() {
+                    starting.started();
+                }
+                json!({"ok": true, "context": self.context})
+            }
             "xcom_pull" => self.xcom_pull(request).await,
             "xcom_push" => {
                 let Some(key) = text("key") else {
@@ -206,6 +224,12 @@ impl Served {
         }
     }
 
+    fn take_starting(&self) -> Option<Starting> {
+        let mut starting = None;
+        self.with_reported(|r| starting = r.starting.take());
+        starting
+    }
+
     fn with_reported(&self, change: impl FnOnce(&mut Reported)) {
         let mut reported = match self.reported.lock() {
             Ok(reported) => reported,
@@ -237,7 +261,18 @@ impl Served {
             Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
             _ => return refused("xcom_pull needs `task_ids`: a task id or a list of them"),
         };
+        // `map_indexes` names instances: one value per task and index, in that order.
+        let map_indexes: Option<Vec<i64>> = match request.get("map_indexes") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(one)) => one.as_i64().map(|i| vec![i]),
+            Some(Value::Array(many)) => many.iter().map(Value::as_i64).collect(),
+            Some(_) => None,
+        };
+        if map_indexes.is_none() && request.get("map_indexes").is_some_and(|m| !m.is_null()) {
+            return refused("xcom_pull's `map_indexes` is a map index or a list of them");
+        }
         let stored = match self.execution.xcoms_for_run(run.id).await {
+            Ok(stored) if map_indexes.is_some() => stored,
             Ok(stored) => XCom::as_seen_downstream(stored),
             Err(e) => return refused(e.to_string()),
         };
@@ -246,17 +281,29 @@ impl Served {
             Ok(r) => r.pushed.clone(),
             Err(poisoned) => poisoned.into_inner().pushed.clone(),
         };
-        let values: Vec<Value> = task_ids
-            .iter()
-            .map(|task_id| {
-                let mine = (*task_id == own)
+        let own_index = self.claimed.ti.map_index;
+        let wanted: Vec<(&str, Option<i64>)> = match &map_indexes {
+            None => task_ids.iter().map(|task_id| (*task_id, None)).collect(),
+            Some(indexes) => task_ids
+                .iter()
+                .flat_map(|task_id| indexes.iter().map(move |index| (*task_id, Some(*index))))
+                .collect(),
+        };
+        let values: Vec<Value> = wanted
+            .into_iter()
+            .map(|(task_id, index)| {
+                let mine = (task_id == own && index.is_none_or(|i| i == own_index))
                     .then(|| pushed.iter().find(|p| p.key == key))
                     .flatten()
                     .map(|p| p.value.clone());
                 mine.or_else(|| {
                     stored
                         .iter()
-                        .find(|x| x.task_id == *task_id && x.key == key)
+                        .find(|x| {
+                            x.task_id == task_id
+                                && x.key == key
+                                && index.is_none_or(|i| i == x.map_index)
+                        })
                         .map(|x| x.value.clone())
                 })
                 .unwrap_or(Value::Null)
@@ -358,7 +405,9 @@ pub(super) fn context_json(
 mod tests {
     use super::*;
     use tokio::io::AsyncBufReadExt;
-    use updraft_store::conformance::fixture::{claim_one, queued_run, task};
+    use updraft_store::conformance::fixture::{
+        claim_one, create, new_run, publish, queue, queued_run, task, ti, transition,
+    };
     use updraft_store::{Store, StoreExecution, XCom};
     use updraft_store_sqlite::SqliteStore;
 
@@ -504,6 +553,71 @@ mod tests {
                 value: json!({"n": 1}),
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn a_pull_names_mapped_instances_or_gets_all_of_their_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("updraft.db")).unwrap());
+        publish(&*store, &["d"]).await;
+        let run = create(
+            &*store,
+            new_run("d", "r", vec![task("a"), task("u"), task("m")]),
+        )
+        .await;
+        let placeholder = ti(&*store, run.id, "m").await;
+        let expansion = updraft_store::Expansion {
+            ti_id: placeholder.id,
+            count: 2,
+        };
+        let decide = transition(&placeholder, updraft_model::TaskState::Scheduled);
+        store
+            .apply_plan(vec![decide], vec![expansion])
+            .await
+            .unwrap();
+        queue(&*store, &ti(&*store, run.id, "a").await).await;
+        let claimed = claim_one(&*store, "w").await;
+        for (task_id, map_index, value) in [("m", 1, "one"), ("m", 0, "zero"), ("u", -1, "u")] {
+            let key = updraft_store::XComKey {
+                dag_id: "d".into(),
+                run_id: "r".into(),
+                task_id: task_id.into(),
+                map_index,
+                key: "return_value".into(),
+            };
+            store.put_xcom(key, json!(value), Utc::now()).await.unwrap();
+        }
+        let execution: Arc<dyn TaskExecution> = Arc::new(StoreExecution(store.clone()));
+        let try_dir = tempfile::tempdir().unwrap();
+        let socket = try_dir.path().join("s.sock");
+        let _supervisor =
+            Supervisor::start(&socket, try_dir, json!({}), execution, claimed).unwrap();
+        let (read, write) = UnixStream::connect(&socket).await.unwrap().into_split();
+        let mut child = Child {
+            lines: BufReader::new(read).lines(),
+            write,
+        };
+        let mut pull = async |task_ids: Value, map_indexes: Value| {
+            let answer = child
+                .ask(json!({"op": "xcom_pull", "task_ids": task_ids, "map_indexes": map_indexes}))
+                .await;
+            assert_eq!(answer["ok"], true, "{answer}");
+            answer["values"].clone()
+        };
+        assert_eq!(
+            pull(json!(["m", "u"]), Value::Null).await,
+            json!([["zero", "one"], "u"])
+        );
+        assert_eq!(pull(json!(["m"]), json!(1)).await, json!(["one"]));
+        assert_eq!(
+            pull(json!(["m", "u"]), json!([1, -1])).await,
+            json!(["one", null, null, "u"])
+        );
+        let refused = child
+            .ask(json!({"op": "xcom_pull", "task_ids": ["m"], "map_indexes": "first"}))
+            .await;
+        assert_eq!(refused["ok"], false, "{refused}");
     }
 
     #[test]
