@@ -250,7 +250,7 @@ async fn queued_events_are_deleted_per_asset_and_per_dag() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
-        post_event(&server, json!({"asset_id": raw})).await.0,
+        post_event(server, json!({"asset_id": raw})).await.0,
         StatusCode::OK
     );
     assert_eq!(
