@@ -5,7 +5,9 @@ from updraft import (  # noqa: F401
     Variable, XComArg, chain, chain_linear, cross_downstream, dag, get_current_context, setup,
     task, task_group, teardown,
 )
-from updraft.assets import Asset, AssetAll, AssetAny, Dataset  # noqa: F401
+from updraft.assets import (  # noqa: F401
+    Asset, AssetAll, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, Dataset,
+)
 from updraft.context import DagRun, TaskInstance  # noqa: F401
 from updraft.compat import refuse_names as _refuse_names
 
@@ -13,6 +15,9 @@ Context = dict
 
 __getattr__ = _refuse_names(__name__, {
     "AssetAlias": "AssetAlias", "AssetWatcher": "AssetWatcher", "Metadata": "Asset metadata",
+    "asset": "The @asset decorator", "AssetAccessControl": "Asset access control (teams)",
+    "CronPartitionTimetable": "Asset partitions", "PartitionedAssetTimetable": "Asset partitions",
+    "AllowedKeyMapper": "Asset partitions", "PartitionedAtRuntime": "Asset partitions",
     "BaseSensorOperator": "BaseSensorOperator", "PokeReturnValue": "PokeReturnValue",
     "ObjectStoragePath": "ObjectStoragePath", "BaseNotifier": "Notifiers",
     "EdgeModifier": None, "Trigger": "Deferrable operators (triggers)",
