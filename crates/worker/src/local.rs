@@ -63,7 +63,7 @@ pub struct LocalWorkerConfig {
     /// (`worker.python_fork_server`) rather than a new interpreter each.
     pub python_fork_server: bool,
     /// Tries claimed but not started yet, at most (`worker.max_starting`): see
-    /// [`starting`](self::starting)'s reasons.
+    /// `starting`'s reasons.
     pub max_starting: usize,
 }
 
