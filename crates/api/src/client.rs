@@ -420,6 +420,24 @@ impl TaskExecution for HttpExecution {
         .map(|_| ())
     }
 
+    async fn trigger_dag_run(
+        &self,
+        request: updraft_store::TriggerDagRunRequest,
+    ) -> Result<updraft_store::TriggerDagRunOutcome> {
+        self.post(&["dag-runs"], &request, self.options.request_timeout)
+            .await
+    }
+
+    async fn dag_run_state(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<updraft_model::DagRunState> {
+        let body: crate::wire::DagRunStateBody =
+            self.get(&["dag-runs", dag_id, run_id, "state"]).await?;
+        Ok(body.state)
+    }
+
     async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {
         self.call(
             Method::POST,

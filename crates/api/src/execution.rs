@@ -13,14 +13,14 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use updraft_store::{
     ClaimRequest, ClaimedTask, DagSource, FinishReport, JobHeartbeat, JobKind, LogAppend, LogChunk,
-    TaskExecution, TransitionResult, XCom,
+    TaskExecution, TransitionResult, TriggerDagRunOutcome, TriggerDagRunRequest, XCom,
 };
 
 use crate::error::{Body, HttpError};
 use crate::server::Shared;
 use crate::wire::{
-    ClaimBody, HeartbeatBody, HeartbeatReply, VariableBody, MAX_CLAIM_LIMIT, MAX_LEASE_SECS,
-    MAX_WAIT_MS,
+    ClaimBody, DagRunStateBody, HeartbeatBody, HeartbeatReply, VariableBody, MAX_CLAIM_LIMIT,
+    MAX_LEASE_SECS, MAX_WAIT_MS,
 };
 
 /// Without a change feed, a waiting claim looks for work this often (work queued by another
@@ -162,6 +162,39 @@ pub(crate) async fn dag_source(
     let Path(DagVersionPath { dag_id, version }) = path?;
     let execution = updraft_store::StoreExecution(shared.store.clone());
     Ok(Json(execution.dag_source(&dag_id, version).await?))
+}
+
+/// The parameters of `dag-runs/{dag_id}/{run_id}/state`.
+#[derive(Deserialize)]
+pub(crate) struct DagRunPath {
+    dag_id: String,
+    run_id: String,
+}
+
+/// `POST /execution/v1/dag-runs`: creates (or resets) the run a trigger task asks for; a
+/// missing DAG or an existing run is an outcome for the worker to act on, not an error.
+pub(crate) async fn trigger_dag_run(
+    State(shared): State<Arc<Shared>>,
+    Body(request): Body<TriggerDagRunRequest>,
+) -> Reply<TriggerDagRunOutcome> {
+    if request.dag_id.is_empty() || request.run_id.trim().is_empty() {
+        return Err(HttpError::unprocessable(
+            "dag_id and run_id must not be empty",
+        ));
+    }
+    let outcome =
+        updraft_store::trigger_dag_run(shared.store.as_ref(), request, Utc::now()).await?;
+    Ok(Json(outcome))
+}
+
+/// `GET /execution/v1/dag-runs/{dag_id}/{run_id}/state`: `{"state": …}`.
+pub(crate) async fn dag_run_state(
+    State(shared): State<Arc<Shared>>,
+    path: Result<Path<DagRunPath>, PathRejection>,
+) -> Reply<DagRunStateBody> {
+    let Path(DagRunPath { dag_id, run_id }) = path?;
+    let state = updraft_store::dag_run_state(shared.store.as_ref(), &dag_id, &run_id).await?;
+    Ok(Json(DagRunStateBody { state }))
 }
 
 /// `POST /execution/v1/variables`: sets one variable.

@@ -132,6 +132,11 @@ fn build(state: ApiState) -> Result<(Router, Arc<Wake>), ApiError> {
             get(execution::variables).post(execution::set_variable),
         )
         .route("/connections", get(execution::connections))
+        .route("/dag-runs", post(execution::trigger_dag_run))
+        .route(
+            "/dag-runs/{dag_id}/{run_id}/state",
+            get(execution::dag_run_state),
+        )
         .route("/workers/heartbeat", post(execution::worker_heartbeat))
         .route_layer(middleware::from_fn_with_state(token, require_token))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));

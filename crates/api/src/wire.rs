@@ -64,3 +64,9 @@ pub struct VariableBody {
     pub key: String,
     pub value: String,
 }
+
+/// The answer of `GET /execution/v1/dag-runs/{dag_id}/{run_id}/state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DagRunStateBody {
+    pub state: updraft_model::DagRunState,
+}

@@ -2,10 +2,12 @@
 //! parsed document into a validated `updraft_model::Dag`, reporting every problem at once.
 
 mod asset;
+mod cross_dag;
 mod docker;
 mod graph;
 mod http;
 mod mapping;
+mod notify;
 mod task;
 mod value;
 
@@ -37,6 +39,10 @@ pub const DAG_KEYS: &[&str] = &[
     "params",
     "default_args",
     "tasks",
+    "notifiers",
+    "on_success_callback",
+    "on_failure_callback",
+    "deadline",
 ];
 
 /// DAG files larger than this are rejected without being parsed.
@@ -58,7 +64,10 @@ pub fn parse_dag(
         return Err(vec![too_big(source.len() as u64)]);
     }
     let (root, diags) = document::parse(source, format).map_err(|d| vec![d])?;
-    let mut ctx = Ctx { diags, dropped: 0 };
+    let mut ctx = Ctx {
+        diags,
+        ..Ctx::default()
+    };
     let dag = read_dag(&root, default_dag_id, &mut ctx);
     match dag {
         Some(dag) if ctx.diags.is_empty() => Ok(dag),
@@ -227,6 +236,17 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
         }
     };
 
+    if let Some(n) = present("notifiers") {
+        ctx.notifiers = notify::read_notifiers(n, ctx);
+    }
+    let dag_callback = |key: &str, ctx: &mut Ctx| match present(key) {
+        None => Some(Vec::new()),
+        Some(n) => notify::read_callbacks(n, "", key, ctx),
+    };
+    let on_success_callback = dag_callback("on_success_callback", ctx);
+    let on_failure_callback = dag_callback("on_failure_callback", ctx);
+    let deadline = present("deadline").map_or(Some(Vec::new()), |n| notify::read_deadlines(n, ctx));
+
     let defaults = match present("default_args") {
         None => Vec::new(),
         Some(n) => match ctx.map(n, "", "default_args") {
@@ -289,6 +309,11 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
         max_active_tasks: max_active_tasks?,
         dagrun_timeout: dagrun_timeout?,
         max_consecutive_failed_dag_runs: max_consecutive_failed_dag_runs?,
+        callbacks: updraft_model::DagCallbacks {
+            on_success_callback: on_success_callback?,
+            on_failure_callback: on_failure_callback?,
+            deadline: deadline?,
+        },
         tags: tags?,
         params: params?,
         default_args,

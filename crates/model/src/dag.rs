@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::notify::{DagCallbacks, TaskCallbacks};
 use crate::timetable::Schedule;
 use crate::trigger_rule::TriggerRule;
 
@@ -38,6 +39,10 @@ pub struct Dag {
     /// many runs (by logical date) failed; 0 never pauses it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_consecutive_failed_dag_runs: u32,
+    /// The DAG's `on_success_callback`, `on_failure_callback` and deadline alerts (see
+    /// [`crate::notify`]).
+    #[serde(default, skip_serializing_if = "DagCallbacks::is_empty")]
+    pub callbacks: DagCallbacks,
     pub tags: Vec<String>,
     /// As written in the file: each entry a plain default or a param spec (see [`crate::param`]).
     pub params: serde_json::Map<String, serde_json::Value>,
@@ -108,6 +113,12 @@ pub struct Task {
     /// The assets the task reads (Airflow's `inlets`): informational.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inlets: Vec<crate::Asset>,
+    /// The task's callbacks and Airflow's `email*` keys (see [`crate::notify`]).
+    #[serde(
+        default = "TaskCallbacks::new",
+        skip_serializing_if = "TaskCallbacks::is_empty"
+    )]
+    pub callbacks: TaskCallbacks,
 }
 
 /// Whether a task instance waits for the same task in the previous run (by logical date)
@@ -194,6 +205,12 @@ pub enum Operator {
     Http(crate::HttpCall),
     /// One container run (Airflow's `DockerOperator`).
     Docker(Box<crate::DockerRun>),
+    /// Starts a run of another DAG (Airflow's `TriggerDagRunOperator`).
+    #[serde(rename = "trigger_dagrun")]
+    TriggerDagRun(Box<crate::TriggerDagRun>),
+    /// Runs nothing; clearing it clears a task of another DAG (Airflow's
+    /// `ExternalTaskMarker`).
+    ExternalTaskMarker(crate::ExternalTaskMarker),
 }
 
 /// What a Python task's callable is for; the SDK decides what its result means.
@@ -244,7 +261,15 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 5] = ["bash", "docker", "empty", "http", "python"];
+    pub const KINDS: [&'static str; 7] = [
+        "bash",
+        "docker",
+        "empty",
+        "external_task_marker",
+        "http",
+        "python",
+        "trigger_dagrun",
+    ];
 
     /// The kind, as DAG files name it.
     pub fn kind(&self) -> &'static str {
@@ -254,7 +279,15 @@ impl Operator {
             Operator::Python { .. } => "python",
             Operator::Http(_) => "http",
             Operator::Docker(_) => "docker",
+            Operator::TriggerDagRun(_) => "trigger_dagrun",
+            Operator::ExternalTaskMarker(_) => "external_task_marker",
         }
+    }
+
+    /// Whether a try of it has nothing to run: the scheduler marks it done without a worker
+    /// (Airflow's `EmptyOperator` and its subclass `ExternalTaskMarker`).
+    pub fn runs_nothing(&self) -> bool {
+        matches!(self, Operator::Empty | Operator::ExternalTaskMarker(_))
     }
 }
 
@@ -380,11 +413,12 @@ impl Task {
             map_group: None,
             outlets: Vec::new(),
             inlets: Vec::new(),
+            callbacks: TaskCallbacks::new(),
         }
     }
 }
 
-mod duration_secs {
+pub(crate) mod duration_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -5,21 +5,29 @@ pub mod asset;
 pub mod dag;
 pub mod docker;
 pub mod duration;
+pub mod external_task_marker;
 pub mod http;
 pub mod mapping;
+pub mod notify;
 pub mod param;
 pub mod retry;
 pub mod setup_teardown;
 pub mod state;
 pub mod timetable;
+pub mod trigger_dag_run;
 pub mod trigger_rule;
 
 pub use asset::{Asset, AssetCondition, AssetError, AssetKey};
 pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
 pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
+pub use external_task_marker::ExternalTaskMarker;
 pub use http::{HttpCall, HttpData};
 pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
+pub use notify::{
+    DagCallbacks, DeadlineAlert, DeadlineReference, NotificationEvent, Notifier, TaskCallbacks,
+};
 pub use param::{Param, ParamError, ParamType};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
+pub use trigger_dag_run::TriggerDagRun;
 pub use trigger_rule::{Decision, TriggerRule, UpstreamSummary, TRIGGER_RULE_NAMES};

@@ -14,6 +14,7 @@ mod dag_run_actions;
 mod dag_runs;
 mod dags;
 mod event_logs;
+mod external_markers;
 mod import_errors;
 mod jobs;
 pub(crate) mod logs;

@@ -88,7 +88,7 @@ impl Scheduler {
             expansions.extend(plan.expansions);
             transition_runs.extend(std::iter::repeat_n(run.id, plan.transitions.len()));
             if let Some(state) = plan.final_state {
-                finished_runs.push((run, state, graph.dag.max_consecutive_failed_dag_runs));
+                finished_runs.push((run, state, graph.clone()));
             }
             outcome.next_due = earliest(outcome.next_due, retry_due);
             transitions.extend(plan.transitions);
@@ -126,15 +126,22 @@ impl Scheduler {
             self.signal.everything_changed();
             return Ok(finished);
         }
-        for (run, state, max_failed) in finished_runs {
+        for (run, state, graph) in finished_runs {
             {
                 let mut kept = self.kept();
                 kept.remove(&run.id);
             }
             self.forget_past_waiter(run);
+            let max_failed = graph.dag.max_consecutive_failed_dag_runs;
+            let reason = match state {
+                DagRunState::Success => "success",
+                _ => "task_failure",
+            };
+            let notifications =
+                crate::deadlines::run_end_notifications(&graph.dag, run, state, reason, now);
             if self
                 .store
-                .set_dag_run_state(run.id, DagRunState::Running, state, now)
+                .end_dag_run(run.id, DagRunState::Running, state, now, notifications)
                 .await?
                 == TransitionResult::Applied
             {

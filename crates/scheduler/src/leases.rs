@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use tracing::{debug, warn};
-use updraft_model::{retry, TaskState};
-use updraft_store::{FinishReport, TaskInstance};
+use updraft_model::{retry, NotificationEvent, TaskState};
+use updraft_store::{notifications_for, EventSubject, FinishReport, TaskInstance};
 
 use crate::{Scheduler, SchedulerError};
 
@@ -41,13 +41,36 @@ impl Scheduler {
             };
             let run = self.store.get_dag_run_by_id(ti.dag_run_id).await?;
             let graph = self.run_graph(&run, now).await?;
-            let (state, next_retry_at) = match graph.as_ref().and_then(|g| g.dag.task(&ti.task_id))
-            {
+            let task = graph.as_ref().and_then(|g| g.dag.task(&ti.task_id));
+            let (state, next_retry_at) = match task {
                 Some(task) => {
                     retry::after_infrastructure_failure(task, ti.try_number, ti.infra_failures, now)
                 }
                 None => (TaskState::Failed, None),
             };
+            // A try that fails for good this way calls the task's on_failure_callback, as
+            // Airflow does for a zombie task; stored with the finish below.
+            let mut effects = updraft_store::TryEffects::default();
+            if let (Some(task), TaskState::Failed) = (task, state) {
+                let event = NotificationEvent::TaskFailure;
+                let mut details = serde_json::Map::new();
+                details.insert("exception".into(), why.into());
+                let subject = EventSubject {
+                    run: &run,
+                    task_id: Some(&ti.task_id),
+                    map_index: Some(ti.map_index),
+                    try_number: Some(ti.try_number),
+                    state: state.as_str(),
+                };
+                effects.notifications = notifications_for(
+                    event,
+                    &task.callbacks.notifiers(event),
+                    subject,
+                    details,
+                    None,
+                    now,
+                );
+            }
             warn!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, new_state = %state, "{why}; failing the try");
             reports.push(FinishReport {
                 ti_id: ti.id,
@@ -59,7 +82,7 @@ impl Scheduler {
                 xcom: None,
                 infrastructure_failure: true,
                 log_tail: None,
-                effects: Default::default(),
+                effects,
             });
         }
         if reports.is_empty() {

@@ -7,7 +7,9 @@ mod asset_runs;
 mod backfill;
 mod config;
 mod dag_cache;
+mod deadlines;
 mod evaluation;
+mod external_marker;
 mod graph;
 mod kept_states;
 mod leases;
@@ -37,6 +39,7 @@ pub use backfill::{
 };
 pub use config::{Clock, SchedulerConfig, SystemClock};
 pub use dag_cache::DagCache;
+pub use external_marker::{marked_clears, ClearedRun, MarkedClear, MarkerError};
 pub use graph::DagGraph;
 use ownership::Ownership;
 pub use past::held_by_past;

@@ -155,6 +155,8 @@ impl Scheduler {
             .filter(|run| self.in_scope(run))
             .partition(|run| run.state == DagRunState::Queued);
         if full {
+            let unfinished: Vec<&updraft_store::DagRun> = queued.iter().chain(&running).collect();
+            self.check_deadlines(&unfinished, now, &mut outcome).await?;
             // A run that timed out frees its place for a queued run of its DAG at once.
             let timed_out = self.time_out_runs(&running, now, &mut outcome).await?;
             for run in running.iter().filter(|run| timed_out.contains(&run.id)) {

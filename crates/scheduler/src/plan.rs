@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use updraft_model::trigger_rule::{Decision, UpstreamSummary};
-use updraft_model::{DagRunState, Mapping, Operator, Task, TaskState, DEFAULT_MAX_MAP_LENGTH};
+use updraft_model::{DagRunState, Mapping, Task, TaskState, DEFAULT_MAX_MAP_LENGTH};
 use updraft_store::{Expansion, TaskInstance, Transition, XCom};
 
 use crate::graph::DagGraph;
@@ -135,9 +135,7 @@ pub fn plan_run_held(
                                 }
                             }
                         }
-                        Decision::Run if task.operator == Operator::Empty => {
-                            Some(TaskState::Success)
-                        }
+                        Decision::Run if task.operator.runs_nothing() => Some(TaskState::Success),
                         Decision::Run => match task.mapping.as_ref() {
                             None => Some(TaskState::Scheduled),
                             Some(mapping) if ti.map_index >= 0 => {

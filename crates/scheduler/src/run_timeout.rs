@@ -48,6 +48,22 @@ impl Scheduler {
             // first when it is a conflict.
             if self.store.time_out_dag_run(run.id, now).await? == TransitionResult::Applied {
                 info!(dag_id = %run.dag_id, run_id = %run.run_id, "dag run timed out (dagrun_timeout); failed, unfinished tasks skipped");
+                // Airflow calls the DAG's on_failure_callback with reason `timed_out`. Stored
+                // after the timeout's own transaction (the store's timeout takes none), under
+                // a key, so a second scheduler's attempt stores nothing.
+                let mut notifications = crate::deadlines::run_end_notifications(
+                    &graph.dag,
+                    run,
+                    DagRunState::Failed,
+                    "timed_out",
+                    now,
+                );
+                for (index, n) in notifications.iter_mut().enumerate() {
+                    n.dedupe_key = Some(format!("timed_out:{}:{index}", run.id));
+                }
+                if !notifications.is_empty() {
+                    self.store.add_notifications(notifications).await?;
+                }
                 self.kept().remove(&run.id);
                 self.forget_past_waiter(run);
                 timed_out.push(run.id);

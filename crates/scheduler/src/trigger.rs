@@ -60,16 +60,7 @@ pub fn new_dag_run(
         data_interval_end: logical_date,
         conf: request.conf,
         dag_version: version,
-        tasks: dag
-            .tasks
-            .iter()
-            .map(|t| NewTaskInstance {
-                task_id: t.task_id.clone(),
-                queue: t.queue.clone(),
-                pool: t.pool.clone(),
-                priority_weight: t.priority_weight,
-            })
-            .collect(),
+        tasks: NewTaskInstance::for_dag(dag),
         now,
         next_dagrun,
         runner: None,

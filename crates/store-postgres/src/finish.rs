@@ -200,5 +200,6 @@ async fn apply_effects(conn: &mut PgConnection, r: &FinishReport) -> Result<()> 
         .await
         .map_err(db_err)?;
     }
+    crate::notifications::insert(conn, &r.effects.notifications).await?;
     Ok(())
 }

@@ -24,6 +24,7 @@ mod finish;
 mod jobs;
 mod logs;
 mod manage;
+mod notifications;
 mod ownership;
 mod queueing;
 mod runs;

@@ -118,5 +118,6 @@ fn apply_effects(tx: &Transaction, r: &FinishReport) -> Result<()> {
         .execute(params![r.ti_id, task_id, at])
         .map_err(db_err)?;
     }
+    crate::notifications::insert(tx, &r.effects.notifications)?;
     Ok(())
 }

@@ -15,6 +15,7 @@ mod finish;
 mod jobs;
 mod logs;
 mod manage;
+mod notifications;
 mod ownership;
 mod queueing;
 mod readers;

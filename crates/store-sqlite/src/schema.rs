@@ -261,6 +261,31 @@ CREATE TABLE backfill_dag_run (
     PRIMARY KEY (backfill_id, sort_ordinal)
 );
 "#,
+    // The notification outbox: written with the state change that causes it, delivered by
+    // the delivery loops (`claimed_by` / `claim_until` are a deliverer's lease).
+    r#"
+CREATE TABLE notification (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event TEXT NOT NULL,
+    dag_id TEXT NOT NULL,
+    run_id TEXT,
+    task_id TEXT,
+    map_index INTEGER,
+    try_number INTEGER,
+    notifier TEXT NOT NULL,
+    context TEXT NOT NULL,
+    dedupe_key TEXT UNIQUE,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    claimed_by TEXT,
+    claim_until INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    delivered_at INTEGER
+);
+CREATE INDEX notification_pending ON notification (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX notification_dag ON notification (dag_id, id);
     // Assets (Airflow 3's data-aware scheduling): the assets DAGs name, who schedules on and
     // who produces them, their events, the events queued per consuming DAG until its run is
     // created, and which events triggered which run.

@@ -275,6 +275,7 @@ mod tests {
             params: serde_json::Map::new(),
             default_args: serde_json::Map::new(),
             asset_schedule: None,
+            callbacks: Default::default(),
             tasks: Vec::new(),
         }
     }

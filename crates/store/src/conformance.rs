@@ -38,6 +38,7 @@ pub mod event_log;
 pub mod fixture;
 pub mod manage;
 pub mod mapping;
+pub mod notifications;
 pub mod run_dependencies;
 pub mod runs;
 pub mod secrets;
@@ -265,6 +266,13 @@ macro_rules! __store_conformance_checks {
                 connections_can_be_put_read_replaced_and_deleted,
                 connections_are_queried_by_pattern_sorted_and_paged,
             }
+            notifications {
+                notifications_round_trip_and_a_dedupe_key_is_stored_once,
+                a_notification_is_claimed_by_one_deliverer_until_its_claim_expires,
+                concurrent_notification_claims_never_share_an_entry,
+                a_failed_attempt_waits_for_its_retry_and_a_last_one_gives_up,
+                notifications_are_stored_only_with_the_change_that_causes_them,
+            }
             event_log {
                 event_logs_are_added_and_read_back,
                 event_logs_are_filtered_sorted_and_paged,
@@ -340,6 +348,10 @@ mod tests {
             ("watch", include_str!("conformance/watch.rs")),
             ("backfill", include_str!("conformance/backfill.rs")),
             ("assets", include_str!("conformance/assets.rs")),
+            (
+                "notifications",
+                include_str!("conformance/notifications.rs"),
+            ),
         ];
         let mut written: Vec<String> = sources
             .iter()

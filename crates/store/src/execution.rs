@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use updraft_model::DagRunState;
 
 use crate::{
     ClaimRequest, ClaimedTask, ConnectionRecord, FinishReport, JobHeartbeat, LogAppend, LogChunk,
@@ -62,6 +63,25 @@ pub trait TaskExecution: Send + Sync + 'static {
         let _ = dag_run_id;
         Err(crate::StoreError::Unsupported(
             "reading a run's triggering asset events from this worker".into(),
+        ))
+    }
+    /// Creates (or, with `reset_dag_run`, clears) a run of another DAG for a trigger task
+    /// (`TriggerDagRunOperator`). By default [`StoreError::Unsupported`](crate::StoreError::Unsupported).
+    async fn trigger_dag_run(
+        &self,
+        request: crate::TriggerDagRunRequest,
+    ) -> Result<crate::TriggerDagRunOutcome> {
+        let _ = request;
+        Err(crate::StoreError::Unsupported(
+            "triggering a DAG run from this worker".into(),
+        ))
+    }
+    /// The state of a DAG run, for a trigger task that waits for the run it started. By
+    /// default [`StoreError::Unsupported`](crate::StoreError::Unsupported).
+    async fn dag_run_state(&self, dag_id: &str, run_id: &str) -> Result<DagRunState> {
+        let _ = (dag_id, run_id);
+        Err(crate::StoreError::Unsupported(
+            "reading a DAG run's state from this worker".into(),
         ))
     }
     /// Records that the worker is alive, its queues, and whether it is draining.
@@ -130,6 +150,17 @@ impl TaskExecution for StoreExecution {
 
     async fn triggering_asset_events(&self, dag_run_id: i64) -> Result<Vec<crate::AssetEvent>> {
         self.0.triggering_asset_events(dag_run_id).await
+    }
+
+    async fn trigger_dag_run(
+        &self,
+        request: crate::TriggerDagRunRequest,
+    ) -> Result<crate::TriggerDagRunOutcome> {
+        crate::trigger_dag_run(self.0.as_ref(), request, Utc::now()).await
+    }
+
+    async fn dag_run_state(&self, dag_id: &str, run_id: &str) -> Result<DagRunState> {
+        crate::dag_run_state(self.0.as_ref(), dag_id, run_id).await
     }
 
     async fn worker_heartbeat(&self, beat: JobHeartbeat) -> Result<()> {

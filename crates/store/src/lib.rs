@@ -14,10 +14,12 @@ mod dag_sync;
 mod event_log;
 mod execution;
 mod manage;
+mod notification;
 mod record;
 mod secret;
 mod task_log;
 mod transition;
+mod triggered_run;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -34,10 +36,12 @@ pub use dag_sync::*;
 pub use event_log::*;
 pub use execution::{DagSource, StoreExecution, TaskExecution};
 pub use manage::*;
+pub use notification::*;
 pub use record::*;
 pub use secret::Secrets;
 pub use task_log::{log_path, read_try_log, TryLog};
 pub use transition::*;
+pub use triggered_run::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -136,6 +140,7 @@ pub trait Store:
     + BackfillStore
     + ConnectionStore
     + EventLogStore
+    + NotificationStore
     + Send
     + Sync
     + 'static

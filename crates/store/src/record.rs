@@ -273,11 +273,15 @@ pub struct TryEffects {
     /// or `scheduled`): the paths a branch did not take, what a short circuit cut off.
     #[serde(default)]
     pub skip: Vec<String>,
+    /// What the try's end tells its callbacks (`on_failure_callback`, …): stored in the
+    /// notification outbox in the finish's transaction, so only if the report is applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<crate::NewNotification>,
 }
 
 impl TryEffects {
     pub fn is_empty(&self) -> bool {
-        self.xcoms.is_empty() && self.skip.is_empty()
+        self.xcoms.is_empty() && self.skip.is_empty() && self.notifications.is_empty()
     }
 }
 

@@ -198,7 +198,8 @@ pub enum TasksCommand {
         map_index: i64,
     },
     /// Clear task instances so that they, and their downstream, run again; a work task's
-    /// setups and teardowns are cleared with it.
+    /// setups and teardowns are cleared with it, and a cleared `ExternalTaskMarker` clears
+    /// its task of the other DAG (and its downstream) in the run of the same logical date.
     Clear {
         dag_id: String,
         /// Regular expression on task ids.
@@ -210,6 +211,9 @@ pub enum TasksCommand {
         /// Do not clear the downstream tasks.
         #[arg(long)]
         no_downstream: bool,
+        /// List the task instances that would be cleared, and clear nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

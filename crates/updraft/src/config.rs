@@ -20,6 +20,24 @@ pub struct Config {
     pub scheduler: SchedulerSection,
     pub worker: WorkerSection,
     pub dag_processor: DagProcessorSection,
+    pub notifications: NotificationsSection,
+}
+
+/// The delivery of callbacks' notifications (webhooks, Slack, email) by `standalone` and
+/// every `scheduler`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotificationsSection {
+    /// How often the delivery loop looks for due notifications when nothing is due sooner.
+    pub poll_interval: String,
+    /// Attempts before a notification is given up (and written to the event log).
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt, doubled after each, up to `max_retry_delay`.
+    pub retry_delay: String,
+    pub max_retry_delay: String,
+    /// The limit of one request or SMTP session.
+    pub timeout: String,
+    /// How long a delivery's claim holds; a process that dies leaves it to others after it.
+    pub lease: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,7 +205,28 @@ impl Config {
                 parsing_processes: 2,
                 memory_limit_mib: 2048,
             },
+            notifications: NotificationsSection {
+                poll_interval: "1s".into(),
+                max_attempts: 5,
+                retry_delay: "5s".into(),
+                max_retry_delay: "5m".into(),
+                timeout: "30s".into(),
+                lease: "2m".into(),
+            },
         }
+    }
+
+    /// How this process delivers notifications, its claims named `deliverer_id`.
+    pub fn delivery(&self, deliverer_id: &str) -> Result<updraft_worker::notify::DeliveryConfig> {
+        let n = &self.notifications;
+        let mut config = updraft_worker::notify::DeliveryConfig::new(deliverer_id);
+        config.poll_interval = duration("notifications.poll_interval", &n.poll_interval)?;
+        config.max_attempts = n.max_attempts.max(1);
+        config.retry_base = duration("notifications.retry_delay", &n.retry_delay)?;
+        config.retry_max = duration("notifications.max_retry_delay", &n.max_retry_delay)?;
+        config.timeout = duration("notifications.timeout", &n.timeout)?;
+        config.lease = duration("notifications.lease", &n.lease)?;
+        Ok(config)
     }
 
     /// `worker.max_starting`, or the number of cores.

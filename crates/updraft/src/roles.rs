@@ -30,3 +30,14 @@ pub fn announce(text: &str) {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush());
 }
+
+/// Starts this process's notification delivery loop (`standalone` and every `scheduler`:
+/// the processes that hold the database), until `shutdown`.
+pub fn start_delivery(
+    app: &crate::app::App,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let config = app.config.delivery(&crate::recovery::worker_id())?;
+    let deliverer = updraft_worker::notify::Deliverer::new(app.store.clone(), config)?;
+    Ok(tokio::spawn(std::sync::Arc::new(deliverer).run(shutdown)))
+}

@@ -82,6 +82,9 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             if !reported.refused_runs.is_empty() {
                 hook_signal.runs_changed(reported.refused_runs);
             }
+            if !reported.changed_runs.is_empty() {
+                hook_signal.runs_changed(reported.changed_runs);
+            }
             // Tasks a try skipped changed beside it: those runs are read again.
             let skipped: Vec<i64> = reported
                 .applied
@@ -184,6 +187,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         async move { s.run(rx).await }
     });
     let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx.clone()));
+    let deliverer = crate::roles::start_delivery(&app, shutdown_rx.clone())?;
     let signal = engine.signal.clone();
     if let Some(wake) = wake {
         let store = app.store.clone();
@@ -264,6 +268,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     let _ = shutdown_tx.send(true);
     let _ = worker.await;
     let _ = scheduler.await;
+    let _ = deliverer.await;
     let _ = http.await;
     Ok(ExitCode::SUCCESS)
 }
@@ -288,6 +293,22 @@ pub async fn run_one(app: &App, run: &DagRun) -> Result<DagRun> {
     let _ = shutdown_tx.send(true);
     let _ = worker.await;
     let _ = scheduler.await;
+    // As Airflow's `dags test` runs the callbacks: one attempt at what is due now (the run's
+    // notifications among them); what fails is left to `standalone` or a scheduler to retry.
+    let deliverer = updraft_worker::notify::Deliverer::new(
+        app.store.clone(),
+        app.config.delivery(&crate::recovery::worker_id())?,
+    )?;
+    loop {
+        match deliverer.deliver_due().await {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) => {
+                warn!(error = %e, "cannot deliver the run's notifications");
+                break;
+            }
+        }
+    }
     Ok(finished)
 }
 

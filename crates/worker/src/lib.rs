@@ -2,6 +2,7 @@
 
 mod local;
 pub mod log_shipper;
+pub mod notify;
 pub mod process;
 mod secrets;
 

@@ -19,7 +19,8 @@ mod dag_cache;
 mod developer;
 mod execute;
 mod heartbeat;
-mod operator;
+mod notifications;
+pub(crate) mod operator;
 mod reporter;
 mod starting;
 
@@ -63,7 +64,7 @@ pub struct LocalWorkerConfig {
     /// (`worker.python_fork_server`) rather than a new interpreter each.
     pub python_fork_server: bool,
     /// Tries claimed but not started yet, at most (`worker.max_starting`): see
-    /// `starting`'s reasons.
+    /// the reasons in `local/starting.rs`.
     pub max_starting: usize,
 }
 

@@ -116,8 +116,8 @@ def test_task_settings_from_arguments_group_and_dag_default_args(dag_folder):
                 BashOperator(task_id="in_group", bash_command="run")
     """)
     doc = dag_folder.dag("task_settings.py")
-    # Only what updraft stores (owner and email are Airflow's alone); a neutral
-    # depends_on_past is the loader's default.
+    # Only what updraft stores (owner is Airflow's alone; email goes with each task, for
+    # email_on_failure); a neutral depends_on_past is the loader's default.
     assert doc["default_args"] == {"retries": 3, "retry_delay": 120, "queue": "etl"}
     tasks = tasks_by_id(doc)
     assert tasks["all"] == {
@@ -126,6 +126,7 @@ def test_task_settings_from_arguments_group_and_dag_default_args(dag_folder):
         "skip_on_exit_code": [3, 4], "retry_exponential_backoff": True,
         "max_retry_delay": 3600, "execution_timeout": 600, "pool": "small",
         "priority_weight": 5, "do_xcom_push": False, "trigger_rule": "all_done",
+        "email": ["a@example.com"],
     }
     assert tasks["inherits"]["retries"] == 3
     assert tasks["inherits"]["retry_delay"] == 120
@@ -303,8 +304,8 @@ def test_unsupported_arguments_are_refused_by_name(dag_folder):
         "continuous": "DAG('d', schedule='@continuous', start_date=datetime(2024, 1, 1))",
     }
     expected = {
-        "callback": "DAG callbacks is not supported yet by updraft",
-        "task_callback": "task callbacks is not supported yet by updraft",
+        "callback": "Python callables as callbacks (name a SlackWebhookNotifier",
+        "task_callback": "Python callables as callbacks (name a SlackWebhookNotifier",
         "mapping": "concat() of an XComArg.map() is not supported yet by updraft",
         "sensor": "FileSensor is not supported yet by updraft",
         "param_key": "Param schema key 'pattern' is not supported yet by updraft",

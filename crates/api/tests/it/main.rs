@@ -6,6 +6,7 @@
 mod auth;
 mod bad_requests;
 mod claims;
+mod dag_runs;
 mod failover;
 mod fixture;
 mod logs;

@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use updraft_model::{Operator, PythonKind, Task, TaskRole, TriggerRule};
+use updraft_model::{Notifier, Operator, PythonKind, Task, TaskRole, TriggerRule};
 
 use super::mapping::{read_mapping, MappedOperator, ReadMapping};
+use super::notify::read_callbacks;
 use super::value::{check_id, get, Ctx};
 use crate::diagnostic::Pos;
 use crate::document::{Entry, Node, NodeKind};
@@ -30,6 +31,14 @@ pub const SETTING_KEYS: &[&str] = &[
     "ignore_first_depends_on_past",
     "max_active_tis_per_dag",
     "max_active_tis_per_dagrun",
+    "on_failure_callback",
+    "on_success_callback",
+    "on_retry_callback",
+    "on_execute_callback",
+    "on_skipped_callback",
+    "email",
+    "email_on_failure",
+    "email_on_retry",
 ];
 
 /// Keys only a task may have.
@@ -54,6 +63,8 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "docker",
     "outlets",
     "inlets",
+    "trigger_dagrun",
+    "external_task_marker",
 ];
 
 /// Keys that belong to `operator: python` only.
@@ -91,6 +102,11 @@ pub(crate) enum Setting {
     IgnoreFirstDependsOnPast(bool),
     MaxActiveTisPerDag(Option<u32>),
     MaxActiveTisPerDagrun(Option<u32>),
+    /// One of the callback keys, and its notifiers.
+    Callback(&'static str, Vec<Notifier>),
+    Email(Vec<String>),
+    EmailOnFailure(bool),
+    EmailOnRetry(bool),
 }
 
 /// A task read from the file, with the places its graph checks point at.
@@ -126,6 +142,20 @@ impl Setting {
             Setting::IgnoreFirstDependsOnPast(v) => task.past.ignore_first_depends_on_past = v,
             Setting::MaxActiveTisPerDag(v) => task.max_active_tis_per_dag = v,
             Setting::MaxActiveTisPerDagrun(v) => task.max_active_tis_per_dagrun = v,
+            Setting::Callback(key, v) => {
+                let callbacks = &mut task.callbacks;
+                let list = match key {
+                    "on_failure_callback" => &mut callbacks.on_failure_callback,
+                    "on_success_callback" => &mut callbacks.on_success_callback,
+                    "on_retry_callback" => &mut callbacks.on_retry_callback,
+                    "on_execute_callback" => &mut callbacks.on_execute_callback,
+                    _ => &mut callbacks.on_skipped_callback,
+                };
+                *list = v;
+            }
+            Setting::Email(v) => task.callbacks.email = v,
+            Setting::EmailOnFailure(v) => task.callbacks.email_on_failure = v,
+            Setting::EmailOnRetry(v) => task.callbacks.email_on_retry = v,
         }
     }
 }
@@ -168,6 +198,22 @@ fn read_setting(key: &str, node: &Node, label: &str, ctx: &mut Ctx) -> Option<Se
         "max_active_tis_per_dagrun" => {
             Setting::MaxActiveTisPerDagrun(ctx.opt_u32_at_least(node, label, key, 1)?)
         }
+        "on_failure_callback"
+        | "on_success_callback"
+        | "on_retry_callback"
+        | "on_execute_callback"
+        | "on_skipped_callback" => {
+            let key: &'static str = SETTING_KEYS.iter().copied().find(|k| *k == key)?;
+            Setting::Callback(key, read_callbacks(node, label, key, ctx)?)
+        }
+        "email" => Setting::Email(
+            ctx.string_list(node, label, key)?
+                .into_iter()
+                .map(|(address, _)| address.to_string())
+                .collect(),
+        ),
+        "email_on_failure" => Setting::EmailOnFailure(ctx.bool(node, label, key)?),
+        "email_on_retry" => Setting::EmailOnRetry(ctx.bool(node, label, key)?),
         _ => return None,
     })
 }
@@ -478,7 +524,7 @@ fn read_operator(
         return read_python(entries, operator.and_then(|(_, pos)| pos), label, ctx);
     }
     // The operators whose whole definition lives under a key named as they are.
-    for native in ["http", "docker"] {
+    for native in ["http", "docker", "trigger_dagrun", "external_task_marker"] {
         if operator.as_ref().is_some_and(|(name, _)| name == native) {
             if let Some(cmd) = command {
                 ctx.error(
@@ -497,6 +543,10 @@ fn read_operator(
             let pos = operator.and_then(|(_, pos)| pos);
             return match native {
                 "http" => super::http::read_http(entries, pos, label, ctx),
+                "trigger_dagrun" => super::cross_dag::read_trigger_dagrun(entries, pos, label, ctx),
+                "external_task_marker" => {
+                    super::cross_dag::read_external_task_marker(entries, pos, label, ctx)
+                }
                 _ => super::docker::read_docker(entries, pos, label, ctx),
             };
         }

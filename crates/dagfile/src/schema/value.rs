@@ -17,6 +17,8 @@ pub(crate) struct Ctx {
     pub diags: Vec<Diagnostic>,
     /// Problems found beyond `MAX_COLLECTED`.
     pub dropped: usize,
+    /// The file's named notifiers (`notifiers:`), which callback keys may name.
+    pub notifiers: std::collections::BTreeMap<String, updraft_model::Notifier>,
 }
 
 impl Ctx {

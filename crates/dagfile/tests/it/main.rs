@@ -1,9 +1,11 @@
 //! Integration tests of updraft-dagfile: one binary, a module per area.
 
 mod assets;
+mod cross_dag;
 mod folder;
 mod hostile;
 mod mapping;
+mod notifications;
 mod parse;
 mod run_dependencies;
 mod schema_file;

@@ -52,6 +52,7 @@ fn minimal_file_takes_defaults() {
         max_active_tasks: 16,
         dagrun_timeout: None,
         max_consecutive_failed_dag_runs: 0,
+        callbacks: Default::default(),
         tags: vec![],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
@@ -184,6 +185,7 @@ fn full_expected() -> Dag {
         max_active_tasks: 8,
         dagrun_timeout: None,
         max_consecutive_failed_dag_runs: 0,
+        callbacks: Default::default(),
         tags: vec!["etl".into(), "users".into()],
         params: params.as_object().unwrap().clone(),
         default_args: serde_json::json!({
@@ -433,7 +435,7 @@ fn error_cases() {
         ("tasks:\n  - {task_id: a}\n", &["task `a`: missing required key `bash_command` (or set `operator: empty`)"]),
         (
             "tasks:\n  - {task_id: a, operator: dockers}\n",
-            &["task `a`: unknown operator `dockers`; allowed: bash, docker, empty, http, python"],
+            &["task `a`: unknown operator `dockers`; allowed: bash, docker, empty, external_task_marker, http, python, trigger_dagrun"],
         ),
         (
             "tasks:\n  - {task_id: a, operator: python}\n",
@@ -648,6 +650,10 @@ fn every_operator_kind_of_the_model_loads_from_a_file() {
             "python" => ", python_callable: f",
             "http" => ", http: {endpoint: items}",
             "docker" => ", docker: {image: busybox}",
+            "trigger_dagrun" => ", trigger_dagrun: {trigger_dag_id: other}",
+            "external_task_marker" => {
+                ", external_task_marker: {external_dag_id: other, external_task_id: t}"
+            }
             _ => ", bash_command: 'true'",
         };
         let dag = check_ok(&format!(

@@ -38,6 +38,7 @@ fn dag(lines: &[&str]) -> Dag {
         max_active_tasks: 1,
         dagrun_timeout: None,
         max_consecutive_failed_dag_runs: 0,
+        callbacks: Default::default(),
         tags: Vec::new(),
         params: Default::default(),
         default_args: Default::default(),

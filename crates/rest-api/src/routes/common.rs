@@ -206,6 +206,8 @@ pub(crate) fn operator_name(dag: &Dag, task_id: &str) -> Option<&'static str> {
         updraft_model::Operator::Python { python_kind, .. } => python_operator_name(python_kind),
         updraft_model::Operator::Http(_) => "HttpOperator",
         updraft_model::Operator::Docker(_) => "DockerOperator",
+        updraft_model::Operator::TriggerDagRun(_) => "TriggerDagRunOperator",
+        updraft_model::Operator::ExternalTaskMarker(_) => "ExternalTaskMarker",
     })
 }
 

@@ -468,7 +468,10 @@ async fn post_clear_task_instances(
                 .is_none_or(|indexes| indexes.contains(&ti.map_index))
     })
     .await?;
-    let answer = shape(&state, &selected).await?;
+    // Markers among them clear their external tasks too (Airflow's recursive clear).
+    let marked = super::external_markers::marked(&state, &selected).await?;
+    let answered: Vec<TaskInstanceRow> = selected.iter().chain(&marked.rows).cloned().collect();
+    let answer = shape(&state, &answered).await?;
     if body.dry_run.unwrap_or(true) {
         return Ok(Json(answer));
     }
@@ -500,7 +503,13 @@ async fn post_clear_task_instances(
             .clear_mapped_task_instances(*run_id, instances, now)
             .await?;
     }
-    if !by_run.is_empty() || !instances_by_run.is_empty() {
+    for clear in &marked.clears {
+        state
+            .store()
+            .clear_task_instances(clear.run.id, &clear.task_ids, now)
+            .await?;
+    }
+    if !by_run.is_empty() || !instances_by_run.is_empty() || !marked.clears.is_empty() {
         state.changed();
     }
     Ok(Json(answer))

@@ -114,6 +114,25 @@ impl TaskResponse {
                 vec!["image", "command", "environment"],
                 "#fff",
             ),
+            Operator::TriggerDagRun(_) => (
+                "TriggerDagRunOperator",
+                "airflow.providers.standard.operators.trigger_dagrun",
+                vec![
+                    "trigger_dag_id",
+                    "trigger_run_id",
+                    "logical_date",
+                    "conf",
+                    "wait_for_completion",
+                    "skip_when_already_exists",
+                ],
+                "#ffefeb",
+            ),
+            Operator::ExternalTaskMarker(_) => (
+                "ExternalTaskMarker",
+                "airflow.providers.standard.sensors.external_task",
+                vec!["external_dag_id", "external_task_id", "logical_date"],
+                "#4db7db",
+            ),
         };
         let mut downstream: Vec<String> = dag
             .downstream_of(&task.task_id)

@@ -8,6 +8,7 @@ mod connections;
 mod dag_runs;
 mod dags;
 mod event_logs;
+mod external_markers;
 mod fixture;
 mod import_errors;
 mod jobs;

@@ -38,6 +38,7 @@ fn chain(past: PastDependency) -> DagGraph {
         max_active_tasks: 16,
         dagrun_timeout: None,
         max_consecutive_failed_dag_runs: 0,
+        callbacks: Default::default(),
         tags: Vec::new(),
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),

@@ -6,6 +6,7 @@ mod assets;
 mod clear;
 mod concurrency;
 mod fixture;
+mod notifications;
 mod retries;
 mod robustness;
 mod run_dependencies;

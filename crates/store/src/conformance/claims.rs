@@ -328,6 +328,7 @@ pub async fn finish_applies_pushed_xcoms_and_skips_tasks_not_started(db: &dyn Te
         }],
         // `ran` is running: not skipped. An unknown id changes nothing.
         skip: vec!["left".into(), "right".into(), "ran".into(), "nope".into()],
+        ..TryEffects::default()
     };
     let with_effects = FinishReport {
         xcom: Some(json!("ran")),
@@ -372,6 +373,7 @@ pub async fn finish_applies_pushed_xcoms_and_skips_tasks_not_started(db: &dyn Te
                 value: json!(1),
             }],
             skip: vec!["ran".into()],
+            ..TryEffects::default()
         },
         ..report(other, TaskState::Success)
     };

@@ -30,6 +30,7 @@ pub fn dag(dag_id: &str, schedule: Schedule, task_ids: &[&str]) -> Dag {
         max_active_tasks: 16,
         dagrun_timeout: None,
         max_consecutive_failed_dag_runs: 0,
+        callbacks: Default::default(),
         tags: vec!["conformance".to_string()],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),

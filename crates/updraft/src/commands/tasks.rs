@@ -145,6 +145,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             task_regex,
             run_id,
             no_downstream,
+            dry_run,
         } => {
             sync_folder(&app).await?;
             let (current, _) = load_dag(&app, dag_id).await?;
@@ -164,15 +165,48 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
                     .map_err(not_found)?],
                 None => app.store.list_dag_runs(dag_id).await?,
             };
-            let mut cleared = 0;
+            // Each run keeps the DAG version it started with; its downstream is that
+            // version's.
+            let mut selections = Vec::with_capacity(runs.len());
             for run in &runs {
-                // Each run keeps the DAG version it started with; its downstream is that
-                // version's.
                 let dag = app.store.get_dag_version(dag_id, run.dag_version).await?;
                 let task_ids = selected_tasks(&dag, pattern.as_ref(), *no_downstream);
+                selections.push((dag, task_ids));
+            }
+            let cleared_runs: Vec<updraft_scheduler::ClearedRun<'_>> = runs
+                .iter()
+                .zip(&selections)
+                .map(|(run, (dag, task_ids))| updraft_scheduler::ClearedRun { dag, run, task_ids })
+                .collect();
+            let marked = updraft_scheduler::marked_clears(app.store.as_ref(), &cleared_runs)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut plan: Vec<(&DagRun, &[String])> = runs
+                .iter()
+                .zip(&selections)
+                .map(|(run, (_, task_ids))| (run, task_ids.as_slice()))
+                .collect();
+            plan.extend(marked.iter().map(|m| (&m.run, m.task_ids.as_slice())));
+            if *dry_run {
+                for (run, task_ids) in &plan {
+                    let tis = app.store.task_instances(run.id).await?;
+                    for ti in tis.iter().filter(|ti| task_ids.contains(&ti.task_id)) {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            run.dag_id,
+                            run.run_id,
+                            ti.task_id,
+                            ti.state.as_str()
+                        );
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut cleared = 0;
+            for (run, task_ids) in &plan {
                 cleared += app
                     .store
-                    .clear_task_instances(run.id, &task_ids, Utc::now())
+                    .clear_task_instances(run.id, task_ids, Utc::now())
                     .await?;
             }
             app.wake_standalone();
@@ -184,7 +218,7 @@ pub async fn run(app: App, cmd: &TasksCommand) -> Result<ExitCode> {
             crate::audit::record(&app, "cli_tasks_clear", target, params).await;
             println!(
                 "cleared {cleared} task instance(s) in {} run(s)",
-                runs.len()
+                plan.len()
             );
         }
     }

@@ -104,6 +104,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
     });
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let deliverer = super::start_delivery(&app, shutdown_rx.clone())?;
     let running = tokio::spawn({
         let scheduler = scheduler.clone();
         async move { scheduler.run(shutdown_rx).await }
@@ -118,6 +119,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
     info!("shutting down: handing the runs over");
     let _ = shutdown_tx.send(true);
     let _ = running.await;
+    let _ = deliverer.await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -323,6 +323,13 @@ fn every_operator_kind_runs_to_its_end() {
             "http" => dag.push_str(
                 "  - task_id: t_http\n    operator: http\n    http: {method: GET, endpoint: items}\n",
             ),
+            // Without waiting: the triggered run is created, nothing runs it in `dags test`.
+            "trigger_dagrun" => dag.push_str(
+                "  - task_id: t_trigger_dagrun\n    operator: trigger_dagrun\n    trigger_dagrun: {trigger_dag_id: kinds_py, trigger_run_id: from_kinds}\n",
+            ),
+            "external_task_marker" => dag.push_str(
+                "  - task_id: t_external_task_marker\n    operator: external_task_marker\n    external_task_marker: {external_dag_id: kinds_py, external_task_id: t_python}\n",
+            ),
             // A Python task's body lives in a Python DAG file (the SDK runs it from there).
             "python" => home.write_dag(
                 "kinds_py.py",

@@ -14,10 +14,11 @@ use tokio::sync::watch;
 use updraft_model::{Dag, Operator, TaskState};
 use updraft_store::{
     ClaimRequest, ClaimedTask, ConnectionRecord, DagRun, DagSource, FinishReport, JobHeartbeat,
-    LogAppend, LogChunk, StoreError, TaskExecution, TaskInstance, TransitionResult, XCom,
+    LogAppend, LogChunk, StoreError, TaskExecution, TaskInstance, TransitionResult,
+    TriggerDagRunOutcome, TriggerDagRunRequest, XCom,
 };
 
-use super::operator::{FinishState, HttpOutcome, Work};
+use super::operator::{FinishState, HttpOutcome, TriggerOutcome, Work};
 use super::LocalWorker;
 use crate::process::{run_task_guarded, TaskOutcome};
 
@@ -146,6 +147,25 @@ impl LocalWorker {
                     HttpOutcome::Cancelled => failed("cancelled".into()),
                 };
             }
+            Work::Trigger(prepared) => {
+                let (_never_cancelled, cancel) = watch::channel(false);
+                let end = self
+                    .run_trigger(*prepared, &log_path, task.execution_timeout, cancel)
+                    .await;
+                LogFollower::new(log_path).copy_new(terminal);
+                let state = |state| TestOutcome {
+                    state,
+                    xcom: None,
+                    error: None,
+                };
+                return match end.outcome {
+                    TriggerOutcome::Success => state(TaskState::Success),
+                    TriggerOutcome::Skipped => state(TaskState::Skipped),
+                    TriggerOutcome::Failed(why) | TriggerOutcome::FailedForGood(why) => failed(why),
+                    TriggerOutcome::TimedOut(limit) => failed(format!("timed out after {limit:?}")),
+                    TriggerOutcome::Cancelled => failed("cancelled".into()),
+                };
+            }
         };
         launch.env.extend(try_.env.iter().cloned());
         let (_never_cancelled, cancel) = watch::channel(false);
@@ -212,6 +232,35 @@ impl LocalWorker {
                     .await
             }
             Operator::Empty => return Ok(Vec::new()),
+            Operator::TriggerDagRun(trigger) => {
+                return Ok(self
+                    .prepare_trigger(&claimed, &try_.dag, task, trigger)
+                    .await?
+                    .fields())
+            }
+            Operator::ExternalTaskMarker(marker) => {
+                let (ctx, _) = self
+                    .template_context(
+                        &claimed,
+                        &try_.dag,
+                        task,
+                        [
+                            marker.external_dag_id.as_str(),
+                            marker.external_task_id.as_str(),
+                            marker.logical_date.as_str(),
+                        ]
+                        .into_iter(),
+                    )
+                    .await?;
+                return [
+                    ("external_dag_id", &marker.external_dag_id),
+                    ("external_task_id", &marker.external_task_id),
+                    ("logical_date", &marker.logical_date),
+                ]
+                .into_iter()
+                .map(|(field, t)| Ok((field.to_owned(), self.render_field(&ctx, field, t)?)))
+                .collect();
+            }
             Operator::Http(call) => {
                 return Ok(self
                     .prepare_http(&claimed, &try_.dag, task, call)
@@ -392,6 +441,14 @@ impl TaskExecution for ReadOnlyExecution {
     }
     async fn set_variable(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.0.set_variable(key, value).await
+    }
+    async fn trigger_dag_run(
+        &self,
+        _request: TriggerDagRunRequest,
+    ) -> Result<TriggerDagRunOutcome, StoreError> {
+        Err(StoreError::Unsupported(
+            "triggering a DAG run: a test try records nothing".into(),
+        ))
     }
     async fn worker_heartbeat(&self, _beat: JobHeartbeat) -> Result<(), StoreError> {
         Ok(())

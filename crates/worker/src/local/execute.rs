@@ -103,18 +103,28 @@ impl LocalWorker {
                 container = Some(prepared.container);
                 (prepared.launch, None)
             }
-            Ok(operator::Work::Nothing) => return report(TaskState::Success, None, None),
+            Ok(operator::Work::Nothing) => {
+                let done = report(TaskState::Success, None, None);
+                return self.with_notifications(&claimed, task, done, None);
+            }
+            Ok(operator::Work::Trigger(prepared)) => {
+                let finished = self
+                    .run_trigger_try(&claimed, task, *prepared, &log_path, cancel)
+                    .await;
+                return self.conclude(&claimed, &dag, task, finished, &log_path, None, None);
+            }
             Ok(operator::Work::Http(call)) => {
                 let finished = self
                     .run_http(&claimed, task, *call, &log_path, cancel)
                     .await;
-                return self.conclude(&claimed, &dag, task, finished, &log_path, None);
+                return self.conclude(&claimed, &dag, task, finished, &log_path, None, None);
             }
             Err(message) => {
-                return FinishReport {
+                let done = FinishReport {
                     log_tail: self.log_before_start(&log_path, &message),
                     ..failed(task)
                 };
+                return self.with_notifications(&claimed, task, done, Some(message));
             }
         };
         match &supervisor {
@@ -140,6 +150,10 @@ impl LocalWorker {
         }
         drop(registered);
         let python = supervisor.map(|s| s.finish());
+        let mut error = match &outcome {
+            TaskOutcome::Failed { reason } => Some(reason.to_string()),
+            _ => None,
+        };
         let finished = match (outcome, python) {
             // Killed or timed out: as any process, whatever the child said before.
             (outcome @ TaskOutcome::Failed { .. }, Some((None, _)))
@@ -168,17 +182,21 @@ impl LocalWorker {
                     // AirflowFailException: failed for good, whatever the retries left.
                     operator::FinishState::Failed => report(TaskState::Failed, None, None),
                 };
+                if finish.error.is_some() {
+                    error.clone_from(&finish.error);
+                }
                 if let Some(error) = &finish.error {
                     info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %error, "python task ended with an error");
                 }
                 finished.effects = updraft_store::TryEffects {
                     xcoms: pushed,
                     skip: finish.skip,
+                    notifications: Vec::new(),
                 };
                 finished
             }
         };
-        self.conclude(&claimed, &dag, task, finished, &log_path, log_tail)
+        self.conclude(&claimed, &dag, task, finished, &log_path, log_tail, error)
     }
 
     /// The report of an HTTP try: its XCom on success; a timeout or a failed request is the
@@ -207,8 +225,55 @@ impl LocalWorker {
         self.process_finish(claimed, task, TaskOutcome::Failed { reason: outcome })
     }
 
+    /// The report of a trigger try: the XComs it pushed whatever the end; a wait that ended
+    /// in a failed state or a run that already exists fails it for good (Airflow's runner);
+    /// a timeout or a missing DAG is the task's failure, a cancel the infrastructure's.
+    async fn run_trigger_try(
+        &self,
+        claimed: &ClaimedTask,
+        task: &Task,
+        prepared: operator::TriggerTry,
+        log_path: &Path,
+        cancel: watch::Receiver<bool>,
+    ) -> FinishReport {
+        let ti = &claimed.ti;
+        let end = self
+            .run_trigger(prepared, log_path, task.execution_timeout, cancel)
+            .await;
+        let mut report = match end.outcome {
+            operator::TriggerOutcome::Success => report_of(claimed, TaskState::Success, None, None),
+            operator::TriggerOutcome::Skipped => report_of(claimed, TaskState::Skipped, None, None),
+            operator::TriggerOutcome::Failed(why) => {
+                info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %why, "trigger task failed");
+                failed_report(claimed, task)
+            }
+            operator::TriggerOutcome::FailedForGood(why) => {
+                info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %why, "trigger task failed");
+                report_of(claimed, TaskState::Failed, None, None)
+            }
+            operator::TriggerOutcome::TimedOut(limit) => self.process_finish(
+                claimed,
+                task,
+                TaskOutcome::Failed {
+                    reason: FailureReason::TimedOut(limit),
+                },
+            ),
+            operator::TriggerOutcome::Cancelled => self.process_finish(
+                claimed,
+                task,
+                TaskOutcome::Failed {
+                    reason: FailureReason::Killed,
+                },
+            ),
+        };
+        report.effects.xcoms = end.pushed;
+        report
+    }
+
     /// What every try's report gets once it ended: a result that downstream tasks map over
-    /// is checked, and a remote worker's log goes with it.
+    /// is checked, a remote worker's log goes with it, and so do the notifications of the
+    /// task's callbacks for the state it ends in (`error`: why it failed).
+    #[allow(clippy::too_many_arguments)]
     fn conclude(
         &self,
         claimed: &ClaimedTask,
@@ -217,6 +282,7 @@ impl LocalWorker {
         mut finished: FinishReport,
         log_path: &Path,
         log_tail: Option<LogTail>,
+        mut error: Option<String>,
     ) -> FinishReport {
         let ti = &claimed.ti;
         let failed = |task: &Task| failed_report(claimed, task);
@@ -239,10 +305,11 @@ impl LocalWorker {
                     effects: finished.effects,
                     ..failed(task)
                 };
+                error = Some(line);
             }
         }
         finished.log_tail = log_tail;
-        finished
+        self.with_notifications(claimed, task, finished, error)
     }
 
     /// The report of a try from how its process ended (bash tasks, and Python tasks that

@@ -5,8 +5,10 @@ mod bash;
 mod context;
 mod docker;
 mod http;
+pub(crate) use http::{base_url, join_url};
 mod mapped;
 mod python;
+mod trigger_dagrun;
 
 use std::path::PathBuf;
 
@@ -28,12 +30,15 @@ pub(super) enum Work {
     Http(Box<HttpTry>),
     /// A container run by a `docker run` process.
     Docker(Box<DockerTry>),
+    /// A run of another DAG the worker asks the cluster for (and may wait for).
+    Trigger(Box<TriggerTry>),
 }
 
 pub(super) use docker::DockerTry;
 pub(super) use http::{HttpOutcome, HttpTry};
 pub(super) use mapped::result_for_mapping;
 pub(super) use python::{FinishState, PinnedFiles, PythonTry};
+pub(super) use trigger_dagrun::{TriggerOutcome, TriggerTry};
 
 impl LocalWorker {
     /// Prepares `claimed`'s try of `task`; `Err` is why it cannot start (a template that
@@ -74,6 +79,12 @@ impl LocalWorker {
                 .prepare_docker(claimed, dag, task, run, log_path)
                 .await
                 .map(|prepared| Work::Docker(Box::new(prepared))),
+            Operator::TriggerDagRun(trigger) => self
+                .prepare_trigger(claimed, dag, task, trigger)
+                .await
+                .map(|prepared| Work::Trigger(Box::new(prepared))),
+            // A marker only matters when it is cleared (the scheduler does not queue it).
+            Operator::ExternalTaskMarker(_) => Ok(Work::Nothing),
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Reported {
     /// Runs with a report that was refused (the try was no longer this worker's): their
     /// state is not what the report said.
     pub refused_runs: Vec<i64>,
+    /// Runs a try created or cleared while it ran (a trigger task's): the scheduler looks at
+    /// them at once rather than at its next sweep.
+    pub changed_runs: Vec<i64>,
 }
 
 /// A try that ended, waiting to be reported.

@@ -7,6 +7,7 @@ which updraft maps to this package (`from airflow.decorators import dag, task`).
 from .assets import Asset, AssetAll, AssetAny, AssetOrTimeSchedule, Dataset
 from .baseoperator import BaseOperator
 from .context import get_current_context
+from .cross_dag import ExternalTaskMarker, TriggerDagRunOperator
 from .dag import DAG, dag, days_ago
 from .exceptions import (
     AirflowException,
@@ -17,6 +18,10 @@ from .exceptions import (
 )
 from .models import BaseHook, Connection, Variable
 from .nodes import Label, XComArg, chain, chain_linear, cross_downstream
+from .notifications import (
+    AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineReference, SlackWebhookNotifier,
+    SmtpNotifier, WebhookNotifier,
+)
 from .operators import (
     BashOperator,
     BaseBranchOperator,
@@ -41,10 +46,12 @@ __all__ = [
     "DAG", "dag", "task", "task_group", "TaskGroup", "BaseOperator", "BashOperator",
     "PythonOperator", "BranchPythonOperator", "ShortCircuitOperator", "EmptyOperator",
     "DummyOperator", "LatestOnlyOperator", "ExternalPythonOperator",
-    "BranchExternalPythonOperator", "BaseBranchOperator", "Label", "XComArg", "chain",
+    "BranchExternalPythonOperator", "BaseBranchOperator", "TriggerDagRunOperator",
+    "ExternalTaskMarker", "Label", "XComArg", "chain",
     "chain_linear", "cross_downstream", "Param", "ParamsDict", "TriggerRule", "Variable",
     "Connection", "BaseHook", "get_current_context", "days_ago", "AirflowException",
     "AirflowSkipException", "AirflowFailException", "AirflowNotFoundException",
     "NotSupportedByUpdraft", "setup", "teardown", "Asset", "AssetAll", "AssetAny",
-    "AssetOrTimeSchedule", "Dataset",
+    "AssetOrTimeSchedule", "Dataset", "BaseNotifier", "SlackWebhookNotifier",
+    "SmtpNotifier", "WebhookNotifier", "DeadlineAlert", "DeadlineReference", "AsyncCallback",
 ]

@@ -5,7 +5,7 @@ own subclass with an `execute(self, context)` method runs as a Python task."""
 import datetime
 import re
 
-from . import _registry, assets, setup_teardown
+from . import _registry, assets, notifications, setup_teardown
 from .exceptions import AirflowException, NotSupportedByUpdraft
 from .nodes import DependencyMixin, XComArg
 from .trigger_rule import normalize as normalize_trigger_rule
@@ -23,7 +23,7 @@ SETTING_KEYS = (
 # Arguments Airflow accepts that only describe the task (or are Airflow 2 leftovers with no
 # effect): accepted and not stored.
 INFORMATIONAL_KEYS = (
-    "owner", "email", "doc", "doc_md", "doc_rst", "doc_json", "doc_yaml", "task_display_name",
+    "owner", "doc", "doc_md", "doc_rst", "doc_json", "doc_yaml", "task_display_name",
     "provide_context", "start_date", "end_date", "weight_rule", "ui_color",
     "ui_fgcolor", "label", "show_return_value_in_logs", "multiple_outputs", "append_env",
     "output_encoding", "executor",
@@ -31,15 +31,8 @@ INFORMATIONAL_KEYS = (
 # Arguments that change behaviour updraft does not have: refused when set to anything but
 # their neutral value, so nothing is silently dropped.
 UNSUPPORTED_KEYS = {
-    "on_failure_callback": "task callbacks",
-    "on_success_callback": "task callbacks",
-    "on_retry_callback": "task callbacks",
-    "on_execute_callback": "task callbacks",
-    "on_skipped_callback": "task callbacks",
     "sla": "SLAs",
     "wait_for_past_depends_before_skipping": "wait_for_past_depends_before_skipping",
-    "email_on_failure": "e-mail on failure",
-    "email_on_retry": "e-mail on retry",
     "run_as_user": "run_as_user",
     "executor_config": "executor_config",
     "resources": "resources",
@@ -122,6 +115,19 @@ def check_setting(key, value):
     raise KeyError(key)
 
 
+# Callbacks and Airflow's e-mail keys: stored as notifier documents (see `notifications`).
+NOTIFY_KEYS = notifications.CALLBACK_KEYS + ("email", "email_on_failure", "email_on_retry")
+
+
+def _notify_setting(key, value):
+    """A callback or e-mail key's value as the DAG document stores it."""
+    if key in notifications.CALLBACK_KEYS:
+        return notifications.callback_documents(key, value)
+    if key == "email":
+        return notifications._addresses(key, value)
+    return bool(value)
+
+
 def _refuse_unsupported(key, value, where):
     if key not in UNSUPPORTED_KEYS:
         return
@@ -156,6 +162,8 @@ class BaseOperator(DependencyMixin):
         self.downstream_task_ids = set()
         self.task_id = check_id("task_id", self._prefixed(task_id))
         self.settings = {}
+        # Callbacks and e-mail keys as notifier documents, by key (see NOTIFY_KEYS).
+        self.notify = {}
         self.params = dict(params or {})
         self._source_line = None
         self._mapping = None
@@ -168,6 +176,9 @@ class BaseOperator(DependencyMixin):
             # default_args may hold keys for other operator kinds: only ours are applied.
             if key in SETTING_KEYS and key in self._accepted_settings():
                 self.settings[key] = check_setting(key, value)
+            elif key in NOTIFY_KEYS:
+                self.notify[key] = _notify_setting(key, value)
+                setattr(self, key, value)
             else:
                 _refuse_unsupported(key, value, f"default_args of {where}")
         # Assets the task updates (an event each when it succeeds) and reads.
@@ -181,6 +192,9 @@ class BaseOperator(DependencyMixin):
         for key, value in kwargs.items():
             if key in SETTING_KEYS and key in self._accepted_settings():
                 self.settings[key] = check_setting(key, value)
+            elif key in NOTIFY_KEYS:
+                self.notify[key] = _notify_setting(key, value)
+                setattr(self, key, value)
             elif key in UNSUPPORTED_KEYS:
                 _refuse_unsupported(key, value, where)
             elif key in INFORMATIONAL_KEYS:

@@ -17,8 +17,6 @@ UNSUPPORTED_MODULES = {
     "airflow.providers.http.hooks": "HttpHook",
     "airflow.providers.http.triggers": "Deferrable operators (HTTP triggers)",
     "airflow.providers.http.notifications": "Notifiers",
-    "airflow.operators.trigger_dagrun": "TriggerDagRunOperator",
-    "airflow.providers.standard.operators.trigger_dagrun": "TriggerDagRunOperator",
     "airflow.sensors.external_task": "ExternalTaskSensor",
     "airflow.sensors.external_task_sensor": "ExternalTaskSensor",
     "airflow.providers.standard.sensors.external_task": "ExternalTaskSensor",

@@ -6,7 +6,7 @@ import functools
 import inspect
 import sys
 
-from . import _registry
+from . import _registry, notifications
 from .baseoperator import check_id
 from .exceptions import DuplicateTaskIdFound, NotSupportedByUpdraft, TaskNotFound
 from .param import NOTSET, Param, ParamsDict
@@ -16,8 +16,6 @@ INFORMATIONAL_ARGS = ("doc_md", "owner_links", "dag_display_name", "default_view
                       "orientation", "auto_register", "full_filepath", "fileloc")
 # DAG arguments with behaviour updraft does not have: refused unless neutral.
 UNSUPPORTED_ARGS = {
-    "on_success_callback": "DAG callbacks",
-    "on_failure_callback": "DAG callbacks",
     "sla_miss_callback": "SLA callbacks",
     "user_defined_macros": "user_defined_macros",
     "user_defined_filters": "user_defined_filters",
@@ -30,7 +28,6 @@ UNSUPPORTED_ARGS = {
     "timetable": "Custom timetables",
     "fail_stop": "fail_stop",
     "fail_fast": "fail_fast",
-    "deadline": "Deadline alerts",
 }
 
 
@@ -50,8 +47,19 @@ class DAG:
                  schedule_interval=NOTSET, start_date=None, end_date=None, default_args=None,
                  catchup=None, max_active_runs=None, max_active_tasks=None, concurrency=None,
                  tags=None, params=None, dagrun_timeout=None,
-                 max_consecutive_failed_dag_runs=None, **kwargs):
+                 max_consecutive_failed_dag_runs=None, on_success_callback=None,
+                 on_failure_callback=None, deadline=None, **kwargs):
         self.dag_id = check_id("dag_id", dag_id)
+        # As notifier documents (an unsupported callback is refused here, naming it).
+        self.callbacks = {
+            "on_success_callback": notifications.callback_documents(
+                "on_success_callback", on_success_callback),
+            "on_failure_callback": notifications.callback_documents(
+                "on_failure_callback", on_failure_callback),
+        }
+        self.on_success_callback = on_success_callback
+        self.on_failure_callback = on_failure_callback
+        self.deadline = notifications.deadline_documents(deadline)
         self.fileloc, self.lineno = _caller_location()
         for key, value in kwargs.items():
             if key in UNSUPPORTED_ARGS:

@@ -86,13 +86,15 @@ def _json_number(seconds):
 def _kind(task):
     """How updraft runs the task. A subclass of a natively run operator that brings its own
     `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
+    from .cross_dag import ExternalTaskMarker, TriggerDagRunOperator
     from .docker import DockerOperator
     from .http import HttpOperator
     from .operators import BashOperator, EmptyOperator
 
     kind = task._updraft_kind
     native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator,
-              "docker": DockerOperator}.get(kind)
+              "docker": DockerOperator, "trigger_dagrun": TriggerDagRunOperator,
+              "external_task_marker": ExternalTaskMarker}.get(kind)
     if native is not None and type(task).execute is not native.execute:
         return "python"
     return kind
@@ -134,6 +136,12 @@ def task_document(task):
     elif kind == "docker":
         doc["operator"] = "docker"
         doc["docker"] = task.docker_document()
+    elif kind == "trigger_dagrun":
+        doc["operator"] = "trigger_dagrun"
+        doc["trigger_dagrun"] = task.trigger_dagrun_document()
+    elif kind == "external_task_marker":
+        doc["operator"] = "external_task_marker"
+        doc["external_task_marker"] = task.external_task_marker_document()
     else:
         doc["operator"] = "python"
         function = getattr(task, "python_callable", None)
@@ -163,6 +171,11 @@ def task_document(task):
     for key, documents in getattr(task, "_asset_documents", {}).items():
         if documents:
             doc[key] = documents
+    for key, value in getattr(task, "notify", {}).items():
+        # Airflow's defaults (no callback, e-mails on) are left out.
+        if value == [] or (key.startswith("email_on_") and value is True):
+            continue
+        doc[key] = value
     if task.task_group is not None:
         doc["task_group"] = task.task_group.group_id
     if task.is_setup:
@@ -228,6 +241,11 @@ def dag_document(dag):
             str(tag) for tag in dag.tags]
     if dag.params:
         doc["params"] = serialize_params(dag.params)
+    for key in ("on_success_callback", "on_failure_callback"):
+        if dag.callbacks.get(key):
+            doc[key] = dag.callbacks[key]
+    if dag.deadline:
+        doc["deadline"] = dag.deadline
     defaults = default_args_document(dag.default_args)
     if defaults:
         doc["default_args"] = defaults

@@ -14,12 +14,14 @@ mod chaos;
 mod database_outage;
 mod mapping;
 mod max_active_runs;
+mod notifications;
 mod proxy;
 mod python_tasks;
 mod queues;
 mod rolling_restart;
 mod run_dependencies;
 mod task_logs;
+mod trigger_dagrun;
 mod worker_loss;
 
 use std::collections::{BTreeMap, BTreeSet};

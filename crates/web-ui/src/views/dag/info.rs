@@ -332,6 +332,8 @@ pub(crate) async fn tasks(
                 Operator::Empty => None,
                 Operator::Http(call) => Some(call.summary()),
                 Operator::Docker(run) => Some(run.summary()),
+                Operator::TriggerDagRun(trigger) => Some(trigger.summary()),
+                Operator::ExternalTaskMarker(marker) => Some(marker.summary()),
             },
             dependencies: t.dependencies.join(", "),
             trigger_rule: t.trigger_rule.as_str(),

@@ -286,6 +286,8 @@ pub(crate) async fn page_route(
             Operator::Empty => None,
             Operator::Http(call) => Some(call.summary()),
             Operator::Docker(run) => Some(run.summary()),
+            Operator::TriggerDagRun(trigger) => Some(trigger.summary()),
+            Operator::ExternalTaskMarker(marker) => Some(marker.summary()),
         });
     page(&TiPage {
         page: Page::new(&session, "dags"),

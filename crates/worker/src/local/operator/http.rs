@@ -262,7 +262,7 @@ impl HttpTry {
 }
 
 /// Airflow's `HttpHook` base URL of a connection.
-fn base_url(connection: &TemplateConnection) -> String {
+pub(crate) fn base_url(connection: &TemplateConnection) -> String {
     let host = connection.host.clone().unwrap_or_default();
     let mut base = if host.contains("://") {
         host
@@ -281,7 +281,7 @@ fn base_url(connection: &TemplateConnection) -> String {
 }
 
 /// The endpoint joined to the base URL with one `/` between them.
-fn join_url(base: &str, endpoint: &str) -> String {
+pub(crate) fn join_url(base: &str, endpoint: &str) -> String {
     if !base.is_empty()
         && !base.ends_with('/')
         && !endpoint.is_empty()

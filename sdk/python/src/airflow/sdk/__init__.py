@@ -9,6 +9,7 @@ from updraft.assets import (  # noqa: F401
     Asset, AssetAll, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, Dataset,
 )
 from updraft.context import DagRun, TaskInstance  # noqa: F401
+from updraft.notifications import BaseNotifier  # noqa: F401
 from updraft.compat import refuse_names as _refuse_names
 
 Context = dict
@@ -19,7 +20,7 @@ __getattr__ = _refuse_names(__name__, {
     "CronPartitionTimetable": "Asset partitions", "PartitionedAssetTimetable": "Asset partitions",
     "AllowedKeyMapper": "Asset partitions", "PartitionedAtRuntime": "Asset partitions",
     "BaseSensorOperator": "BaseSensorOperator", "PokeReturnValue": "PokeReturnValue",
-    "ObjectStoragePath": "ObjectStoragePath", "BaseNotifier": "Notifiers",
+    "ObjectStoragePath": "ObjectStoragePath",
     "EdgeModifier": None, "Trigger": "Deferrable operators (triggers)",
     "RetryAction": "Retry policies", "RetryRule": "Retry policies",
     "ExceptionRetryPolicy": "Retry policies", "RetryPolicy": "Retry policies",

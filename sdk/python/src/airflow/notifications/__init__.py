@@ -1,0 +1,1 @@
+"""`airflow.notifications`: notifiers, served by updraft."""

@@ -1,0 +1,11 @@
+"""Sensors: updraft has none of them yet (the module of ExternalTaskMarker is here); a class
+asked of this package is refused with its name."""
+
+from updraft.exceptions import NotSupportedByUpdraft as _NotSupported
+
+
+def __getattr__(name):
+    # Lower-case names are submodules: Python imports them when this says there is none.
+    if not name[:1].isupper():
+        raise AttributeError(name)
+    raise _NotSupported(name, f"{__name__}.{name}")

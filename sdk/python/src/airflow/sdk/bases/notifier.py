@@ -1,0 +1,5 @@
+"""`airflow.sdk.bases.notifier`: updraft's BaseNotifier."""
+
+from updraft.notifications import BaseNotifier
+
+__all__ = ["BaseNotifier"]
