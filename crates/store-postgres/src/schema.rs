@@ -283,6 +283,7 @@ CREATE TABLE notification (
 );
 CREATE INDEX notification_pending ON notification (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX notification_dag ON notification (dag_id, id);
+"#,
     // Assets (Airflow 3's data-aware scheduling): the assets DAGs name, who schedules on and
     // who produces them, their events, the events queued per consuming DAG until its run is
     // created (one scheduler consumes them: a compare-and-set on these rows), and which
