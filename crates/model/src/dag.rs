@@ -49,6 +49,11 @@ pub struct Dag {
     /// The file's `default_args` as written (already applied to `tasks`): what the UI shows.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub default_args: serde_json::Map<String, serde_json::Value>,
+    /// Airflow's asset schedule: the DAG gets a run (`asset_triggered`) when this condition
+    /// on its assets' queued events holds. With a time `schedule` too, either one makes a run
+    /// (Airflow's `AssetOrTimeSchedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_schedule: Option<crate::AssetCondition>,
     /// In the order of the file; `dependencies` name tasks of this list.
     pub tasks: Vec<Task>,
 }
@@ -102,6 +107,12 @@ pub struct Task {
     /// or running at once within one run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_active_tis_per_dagrun: Option<u32>,
+    /// The assets a successful try updates: one asset event each (Airflow's `outlets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outlets: Vec<crate::Asset>,
+    /// The assets the task reads (Airflow's `inlets`): informational.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inlets: Vec<crate::Asset>,
     /// The task's callbacks and Airflow's `email*` keys (see [`crate::notify`]).
     #[serde(
         default = "TaskCallbacks::new",
@@ -470,6 +481,8 @@ impl Task {
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
             map_group: None,
+            outlets: Vec::new(),
+            inlets: Vec::new(),
             callbacks: TaskCallbacks::new(),
             sensor,
         }

@@ -1,6 +1,7 @@
 //! The pure domain of updraft: DAG definitions, schedules, states and their legal transitions,
 //! trigger rules and retry policy. No IO, no async, no clock: every instant is passed in.
 
+pub mod asset;
 pub mod dag;
 pub mod docker;
 pub mod duration;
@@ -17,6 +18,7 @@ pub mod timetable;
 pub mod trigger_dag_run;
 pub mod trigger_rule;
 
+pub use asset::{Asset, AssetCondition, AssetError, AssetKey};
 pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
 pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
 pub use external_task_marker::ExternalTaskMarker;

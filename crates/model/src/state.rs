@@ -39,6 +39,8 @@ pub enum RunType {
     Manual,
     Scheduled,
     Backfill,
+    /// Created because the DAG's asset condition was met (Airflow's `asset_triggered`).
+    AssetTriggered,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,6 +159,7 @@ impl RunType {
             RunType::Manual => "manual",
             RunType::Scheduled => "scheduled",
             RunType::Backfill => "backfill",
+            RunType::AssetTriggered => "asset_triggered",
         }
     }
 }
@@ -196,13 +199,18 @@ impl FromStr for DagRunState {
 impl FromStr for RunType {
     type Err = UnknownState;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [RunType::Manual, RunType::Scheduled, RunType::Backfill]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownState {
-                kind: "run type",
-                value: s.to_string(),
-            })
+        [
+            RunType::Manual,
+            RunType::Scheduled,
+            RunType::Backfill,
+            RunType::AssetTriggered,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or_else(|| UnknownState {
+            kind: "run type",
+            value: s.to_string(),
+        })
     }
 }
 

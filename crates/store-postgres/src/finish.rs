@@ -130,6 +130,12 @@ pub async fn finish(
             for report in done.iter().filter(|r| !r.effects.is_empty()) {
                 apply_effects(conn, report).await?;
             }
+            let succeeded: Vec<(i64, i64)> = done
+                .iter()
+                .filter(|r| r.state == updraft_model::TaskState::Success)
+                .map(|r| (r.ti_id, micros(r.end_date)))
+                .collect();
+            crate::assets::emit_outlet_events(conn, &succeeded).await?;
             for &i in &round {
                 if applied.contains(&reports[i].ti_id) {
                     results[i] = TransitionResult::Applied;

@@ -82,6 +82,9 @@ pub fn finish(
             if !r.effects.is_empty() {
                 apply_effects(tx, r)?;
             }
+            if r.state == TaskState::Success {
+                crate::assets::emit_outlet_events(tx, r.ti_id, micros(r.end_date))?;
+            }
             results.push(TransitionResult::Applied);
         } else {
             let run: Option<i64> = restarted

@@ -4,6 +4,7 @@
 //! Every task instance state change is a compare-and-set on (id, try number, expected state): a
 //! write that lost a race changes nothing and is reported as [`TransitionResult::Conflict`].
 
+mod asset;
 mod auth;
 mod backfill;
 mod browse;
@@ -26,6 +27,7 @@ pub mod conformance;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use asset::*;
 pub use auth::*;
 pub use backfill::*;
 pub use browse::*;
@@ -134,6 +136,7 @@ pub trait Store:
     BrowseStore
     + ManageStore
     + AuthStore
+    + AssetStore
     + BackfillStore
     + ConnectionStore
     + EventLogStore

@@ -128,8 +128,10 @@ def test_an_airflow_3_style_file_loads(dag_folder):
     ("from airflow.providers.docker.operators.docker import DockerOperator\n"
      "DockerOperator(task_id='x', image='i', xcom_all=True)",
      "DockerOperator's xcom_all is not supported yet by updraft"),
-    ("from airflow.datasets import Dataset", "Dataset is not supported yet by updraft"),
-    ("from airflow.sdk import Asset", "Asset is not supported yet by updraft"),
+    ("from airflow.datasets import DatasetAlias", "AssetAlias is not supported yet by updraft"),
+    ("from airflow.sdk import AssetAlias", "AssetAlias is not supported yet by updraft"),
+    ("from airflow.timetables.interval import CronDataIntervalTimetable",
+     "CronDataIntervalTimetable is not supported yet by updraft"),
     ("from airflow.operators.python import PythonVirtualenvOperator",
      "PythonVirtualenvOperator is not supported yet by updraft"),
     ("from airflow.decorators import task\n@task.virtualenv\ndef f(): pass",

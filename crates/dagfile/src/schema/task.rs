@@ -66,6 +66,8 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "time_delta_sensor",
     "time_sensor",
     "date_time_sensor",
+    "outlets",
+    "inlets",
     "trigger_dagrun",
     "external_task_marker",
 ];
@@ -406,6 +408,14 @@ pub(crate) fn read_task(
         }
     }
 
+    let outlets = match get(entries, "outlets") {
+        Some(e) => super::asset::read_asset_list(&e.value, &label, "outlets", ctx),
+        None => Some(Vec::new()),
+    };
+    let inlets = match get(entries, "inlets") {
+        Some(e) => super::asset::read_asset_list(&e.value, &label, "inlets", ctx),
+        None => Some(Vec::new()),
+    };
     let own = read_settings(entries, &label, ctx);
     if mapping_failed {
         return None;
@@ -418,6 +428,8 @@ pub(crate) fn read_task(
     task.task_group = task_group;
     task.mapping = mapping_read.map(|m| m.mapping);
     task.map_group = map_group;
+    task.outlets = outlets?;
+    task.inlets = inlets?;
     for setting in defaults.iter().chain(&own) {
         setting.apply(&mut task);
     }

@@ -1,5 +1,6 @@
 //! Integration tests of updraft-dagfile: one binary, a module per area.
 
+mod assets;
 mod cross_dag;
 mod folder;
 mod hostile;

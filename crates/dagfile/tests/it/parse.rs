@@ -56,6 +56,7 @@ fn minimal_file_takes_defaults() {
         tags: vec![],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
+        asset_schedule: None,
         tasks: vec![Task::new(
             "a",
             Operator::Bash {
@@ -195,6 +196,7 @@ fn full_expected() -> Dag {
         .as_object()
         .unwrap()
         .clone(),
+        asset_schedule: None,
         tasks: vec![extract, load, notify],
     }
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `updraft` binary: real processes, a real SQLite file, real tasks.
 
+mod assets;
 mod audit;
 mod backfill;
 mod cli;

@@ -26,7 +26,6 @@ UNSUPPORTED_MODULES = {
     "airflow.sensors.filesystem_async": "Deferrable operators (triggers)",
     "airflow.providers.standard.triggers": "Deferrable operators (triggers)",
     "airflow.triggers": "Deferrable operators (triggers)",
-    "airflow.datasets": "Dataset",
     "airflow.assets": "Asset",
     "airflow.timetables": "Custom timetables",
     "airflow.operators.email": "EmailOperator",

@@ -4,6 +4,7 @@ ISO-8601 with offset, durations in seconds, schedules as cron, preset or seconds
 import datetime
 import json
 
+from . import assets
 from .exceptions import NotSupportedByUpdraft
 from .operators import callable_name
 from .param import serialize_params
@@ -55,14 +56,27 @@ def schedule_text(schedule):
         if text.lower() == "@continuous":
             raise NotSupportedByUpdraft("The @continuous schedule")
         return text
-    if isinstance(schedule, (list, tuple)) or type(schedule).__name__ in (
-        "Dataset", "Asset", "DatasetAll", "DatasetAny", "AssetAll", "AssetAny"
-    ):
-        raise NotSupportedByUpdraft("Data-aware scheduling (datasets/assets as schedule)")
+    if isinstance(schedule, assets.AssetOrTimeSchedule):
+        return schedule.to_document(_timetable_text)
+    if assets.is_asset_schedule(schedule) or isinstance(schedule, (list, tuple)):
+        return assets.condition_document(schedule)
+    if isinstance(schedule, assets.CronTriggerTimetable):
+        return _timetable_text(schedule)
     if type(schedule).__name__ == "relativedelta":
         raise NotSupportedByUpdraft("A relativedelta schedule", "use a cron expression")
     raise NotSupportedByUpdraft(f"A {type(schedule).__name__} schedule",
                                 "use a cron expression, a preset, a timedelta or None")
+
+
+def _timetable_text(timetable):
+    """The time part of an `AssetOrTimeSchedule`: a cron text, a preset, a timedelta or a
+    `CronTriggerTimetable`."""
+    if isinstance(timetable, assets.CronTriggerTimetable):
+        return schedule_text(timetable.cron)
+    text = schedule_text(timetable)
+    if text is None or isinstance(text, (dict, list)):
+        raise ValueError("AssetOrTimeSchedule needs a time schedule as its timetable")
+    return str(text)
 
 
 def _json_number(seconds):
@@ -173,6 +187,9 @@ def task_document(task):
         if key in ("retry_delay", "max_retry_delay", "execution_timeout") and value is not None:
             value = _json_number(value)
         doc[key] = value
+    for key, documents in getattr(task, "_asset_documents", {}).items():
+        if documents:
+            doc[key] = documents
     for key, value in getattr(task, "notify", {}).items():
         # Airflow's defaults (no callback, e-mails on) are left out.
         if value == [] or (key.startswith("email_on_") and value is True):

@@ -28,7 +28,8 @@ KNOWN_CONTEXT_KEYS = frozenset((
 ))
 
 # Context values of Airflow's that updraft does not provide yet.
-UNSUPPORTED_CONTEXT_KEYS = ("task_state_store",)
+UNSUPPORTED_CONTEXT_KEYS = ("task_state_store", "inlet_events", "outlet_events",
+                            "asset_state_store")
 
 
 def infer_multiple_outputs(function):

@@ -8,6 +8,7 @@
 //!
 //! Every test skips (loudly) when PostgreSQL is unreachable, unless `CI` is set.
 
+mod assets;
 mod backfill;
 mod chaos;
 mod database_outage;

@@ -403,6 +403,7 @@ pub(super) fn context_json(
             "start_date": run.start_date.map(iso),
         },
         "upstream": upstream,
+        "triggering_asset_events": ctx.triggering_asset_events,
     })
 }
 
