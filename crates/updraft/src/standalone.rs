@@ -247,6 +247,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     });
     let http = tokio::spawn(async move { http.await });
 
+    let shutdown = crate::roles::shutdown_signal();
     // Written once and never fatal: a closed stdout (`| head`, a supervisor that stopped
     // reading) must not take the scheduler down.
     let banner = format!(
@@ -263,7 +264,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     }
     info!(%address, "standalone started");
 
-    crate::roles::shutdown_signal().await;
+    shutdown.await;
     info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = worker.await;

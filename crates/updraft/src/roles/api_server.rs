@@ -66,12 +66,13 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
             }
         }
     });
+    let shutdown = super::shutdown_signal();
     super::announce(&format!(
         "updraft api-server is running\n  api: http://{address}\n  REST API: http://{address}/api/v2 (reference: http://{address}/docs)\n  health: http://{address}/api/v2/monitor/health\n  database: {}\n",
         app.database_name()
     ));
     info!(%address, "API server started");
-    updraft_api::serve_with(listener, state, rest, super::shutdown_signal()).await?;
+    updraft_api::serve_with(listener, state, rest, shutdown).await?;
     beats.abort();
     if let Err(e) = app.store.end_job(&job_id).await {
         warn!(error = %e, "could not remove this API server's heartbeat");

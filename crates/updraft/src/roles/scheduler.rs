@@ -109,13 +109,14 @@ pub async fn run(app: App) -> Result<ExitCode> {
         let scheduler = scheduler.clone();
         async move { scheduler.run(shutdown_rx).await }
     });
+    let shutdown = super::shutdown_signal();
     super::announce(&format!(
         "updraft scheduler {scheduler_id} is running\n  DAG folder:  {}\n  database:    {}\n",
         folder.display(),
         app.database_name()
     ));
     info!(%scheduler_id, "scheduler started");
-    super::shutdown_signal().await;
+    shutdown.await;
     info!("shutting down: handing the runs over");
     let _ = shutdown_tx.send(true);
     let _ = running.await;

@@ -92,13 +92,14 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let running = tokio::spawn(worker.run(shutdown_rx));
+    let shutdown = super::shutdown_signal();
     super::announce(&format!(
         "updraft worker {worker_id} is running\n  servers:     {}\n  queues:      {}\n  concurrency: {concurrency}\n",
         servers.join(","),
         queues.join(",")
     ));
     info!(%worker_id, ?queues, "worker started");
-    super::shutdown_signal().await;
+    shutdown.await;
     info!("draining: no new tasks; waiting for the running ones");
     let _ = shutdown_tx.send(true);
     let _ = running.await;
