@@ -145,8 +145,7 @@ fn python_callables_and_custom_notifiers_are_called_with_airflows_context() {
         (page.items.len() >= 2).then_some(page.items)
     })
     .expect("no notification_failed rows for the callbacks that raised");
-    let mut tasks: Vec<Option<String>> =
-        failures.iter().map(|f| f.event.task_id.clone()).collect();
+    let mut tasks: Vec<Option<String>> = failures.iter().map(|f| f.event.task_id.clone()).collect();
     tasks.sort();
     assert_eq!(tasks, vec![None, Some("fine".to_string())]);
     for failure in &failures {

@@ -120,7 +120,10 @@ pub(super) async fn run(
     };
     let what = format!(
         "{}{}[{}]",
-        callback.task_id.map(|t| format!("{t}.")).unwrap_or_default(),
+        callback
+            .task_id
+            .map(|t| format!("{t}."))
+            .unwrap_or_default(),
         callback.callback,
         callback.index
     );
