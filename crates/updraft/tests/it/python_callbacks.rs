@@ -188,3 +188,33 @@ fn a_yaml_dag_cannot_name_a_python_callback() {
         "{errors}"
     );
 }
+
+#[test]
+fn dags_test_calls_a_python_callback_before_it_exits() {
+    if !crate::python_dags::python_ready() {
+        return;
+    }
+    let home = Home::new();
+    let out = home.path().join("called.txt");
+    home.write_dag(
+        "tested_py.py",
+        &format!(
+            r#"from airflow.sdk import DAG
+from airflow.providers.standard.operators.bash import BashOperator
+
+
+def done(context):
+    with open({out:?}, "w") as f:
+        f.write(context["dag_run"].run_id + " " + context["reason"])
+
+
+with DAG("tested_py", on_success_callback=done):
+    BashOperator(task_id="t", bash_command="true")
+"#
+        ),
+    );
+    home.ok(&["dags", "test", "tested_py", "2024-01-01"]);
+    // No standalone runs: the command itself called it.
+    let text = std::fs::read_to_string(&out).expect("the callback did not run");
+    assert!(text.ends_with(" success"), "{text}");
+}
