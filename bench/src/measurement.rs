@@ -77,6 +77,10 @@ pub enum Unit {
     CpuMillisPerTask,
     #[serde(rename = "reads/s")]
     ReadsPerSecond,
+    #[serde(rename = "%")]
+    Percent,
+    #[serde(rename = "slots")]
+    Slots,
 }
 
 impl fmt::Display for Unit {
@@ -89,6 +93,8 @@ impl fmt::Display for Unit {
             Unit::CpuSeconds => "CPU-s",
             Unit::CpuMillisPerTask => "CPU-ms/TI",
             Unit::ReadsPerSecond => "reads/s",
+            Unit::Percent => "%",
+            Unit::Slots => "slots",
         })
     }
 }

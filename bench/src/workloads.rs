@@ -1,4 +1,4 @@
-//! The workloads W1–W8, W13 and W14 of `shared/design/WORKLOADS.md`, each run on a fresh
+//! The workloads W1–W8, W12, W13 and W14 of `shared/design/WORKLOADS.md`, each run on a fresh
 //! `$UPDRAFT_HOME`.
 
 mod api;
@@ -8,6 +8,7 @@ mod idle100;
 mod latency;
 mod parse1000;
 mod python;
+mod sensors;
 mod startup;
 mod throughput;
 mod ui;
@@ -37,12 +38,13 @@ pub enum Workload {
     Parse1000,
     Latency,
     Python,
+    Sensors,
     Api,
     Ui,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 11] = [
         Workload::Chain40,
         Workload::Fan200,
         Workload::Idle100,
@@ -51,6 +53,7 @@ impl Workload {
         Workload::Parse1000,
         Workload::Latency,
         Workload::Python,
+        Workload::Sensors,
         Workload::Api,
         Workload::Ui,
     ];
@@ -65,6 +68,7 @@ impl Workload {
             Workload::Parse1000 => "W6",
             Workload::Latency => "W7",
             Workload::Python => "W8",
+            Workload::Sensors => "W12",
             Workload::Api => "W13",
             Workload::Ui => "W14",
         }
@@ -80,6 +84,7 @@ impl Workload {
             Workload::Parse1000 => "parse1000",
             Workload::Latency => "latency",
             Workload::Python => "python",
+            Workload::Sensors => "sensors",
             Workload::Api => "api",
             Workload::Ui => "ui",
         }
@@ -100,7 +105,7 @@ impl Workload {
                 .into_iter()
                 .find(|w| w.id().eq_ignore_ascii_case(word) || w.name().eq_ignore_ascii_case(word))
             else {
-                bail!("unknown workload {word:?}: expected all, w1…w8, w13, w14 or a name like chain40");
+                bail!("unknown workload {word:?}: expected all, w1…w8, w12, w13, w14 or a name like chain40");
             };
             if !list.contains(&w) {
                 list.push(w);
@@ -123,6 +128,7 @@ impl Workload {
             Workload::Parse1000 => parse1000::run(bench),
             Workload::Latency => latency::run(bench),
             Workload::Python => python::run(bench),
+            Workload::Sensors => sensors::run(bench),
             Workload::Api => api::run(bench),
             Workload::Ui => ui::run(bench),
         }
@@ -145,6 +151,10 @@ impl Workload {
             Workload::Python => json!({
                 "chain_tasks": s.chain_length, "fan_parallel_tasks": s.fan_width,
                 "fan_tasks": s.fan_width + 2, "floor_starts": s.python_floor_starts}),
+            Workload::Sensors => json!({
+                "sensors": s.sensor_count, "time_sensors": s.sensor_count.div_ceil(2),
+                "reschedule_file_sensors": s.sensor_count / 2,
+                "poke_interval_s": 60, "waiting_seconds": s.idle_seconds}),
             Workload::Api => json!({
                 "dags": s.api_dags, "tasks_per_dag": s.api_tasks_per_dag, "runs": s.api_runs,
                 "task_instances": s.api_runs * s.api_tasks_per_dag,
@@ -177,6 +187,8 @@ pub struct Sizes {
     pub latency_triggers: usize,
     /// W8: how many times each Python start-up floor is timed.
     pub python_floor_starts: usize,
+    /// W12: sensors waiting at once (half time sensors, half rescheduled file sensors).
+    pub sensor_count: usize,
     /// W13: the DAGs of the history, their tasks, and the runs (half of them of one DAG).
     pub api_dags: usize,
     pub api_tasks_per_dag: usize,
@@ -209,6 +221,7 @@ impl Sizes {
             parse_tasks: 10,
             latency_triggers: 100,
             python_floor_starts: 20,
+            sensor_count: 1000,
             api_dags: 100,
             api_tasks_per_dag: 10,
             api_runs: 100_000,
@@ -232,6 +245,7 @@ impl Sizes {
             parse_files: 100,
             latency_triggers: 10,
             python_floor_starts: 3,
+            sensor_count: 100,
             api_dags: 10,
             api_runs: 2_000,
             api_requests: 100,

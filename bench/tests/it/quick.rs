@@ -92,7 +92,7 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
         .collect();
     assert_eq!(
         ids,
-        ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W13", "W14"]
+        ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W12", "W13", "W14"]
     );
     for w in workloads {
         for f in w["figures"].as_array().unwrap() {
@@ -147,18 +147,25 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
             >= median(&workloads[7], "claimed_to_callable_p50_ms")
     );
     assert!(median(&workloads[7], "python_import_updraft_ms") > 0.0);
+    // W12: every sensor waited (the time sensors deferred, the file sensors rescheduled),
+    // holding no worker slot between pokes.
+    let sensors = size("sensor_count");
+    assert_eq!(counts(8)["sensors"], sensors);
+    assert_eq!(counts(8)["deferred"], sensors.div_ceil(2));
+    assert_eq!(counts(8)["up_for_reschedule"], sensors / 2);
+    assert_eq!(median(&workloads[8], "slots_held_max"), 0.0);
     // W13: the API answered what the history holds, and every timed read was answered.
-    assert_w13_counts(&workloads[8], sizes);
+    assert_w13_counts(&workloads[9], sizes);
     // W14: the history with the wide DAG, every view answered, the whole grid in the browser.
-    let w14 = &workloads[9];
-    assert_eq!(counts(9)["runs"], size("api_runs") + size("ui_grid_runs"));
+    let w14 = &workloads[10];
+    assert_eq!(counts(10)["runs"], size("api_runs") + size("ui_grid_runs"));
     let wide_tasks = size("ui_grid_layers") * size("ui_grid_width");
     assert_eq!(
-        counts(9)["task_instances"],
+        counts(10)["task_instances"],
         size("api_runs") * size("api_tasks_per_dag") + size("ui_grid_runs") * wide_tasks
     );
-    assert_eq!(counts(9)["grid_cells"], size("ui_grid_runs") * wide_tasks);
-    assert_eq!(counts(9)["browser_loads"], size("ui_browser_loads"));
+    assert_eq!(counts(10)["grid_cells"], size("ui_grid_runs") * wide_tasks);
+    assert_eq!(counts(10)["browser_loads"], size("ui_browser_loads"));
     for view in [
         "home",
         "dags",

@@ -386,6 +386,15 @@ impl TaskExecution for HttpExecution {
         self.get(&["variables"]).await
     }
 
+    async fn triggering_asset_events(
+        &self,
+        dag_run_id: i64,
+    ) -> Result<Vec<updraft_store::AssetEvent>> {
+        let dag_run_id = dag_run_id.to_string();
+        self.get(&["runs", &dag_run_id, "triggering-asset-events"])
+            .await
+    }
+
     async fn connections(&self) -> Result<Vec<updraft_store::ConnectionRecord>> {
         self.get(&["connections"]).await
     }

@@ -218,6 +218,18 @@ pub(crate) async fn xcoms(
     Ok(Json(shared.store.xcoms_for_run(dag_run_id).await?))
 }
 
+/// `GET /execution/v1/runs/{dag_run_id}/triggering-asset-events`: the asset events that
+/// triggered the run (for its tasks' `triggering_asset_events`).
+pub(crate) async fn triggering_asset_events(
+    State(shared): State<Arc<Shared>>,
+    path: Result<Path<RunPath>, PathRejection>,
+) -> Reply<Vec<updraft_store::AssetEvent>> {
+    let Path(RunPath { dag_run_id }) = path?;
+    Ok(Json(
+        shared.store.triggering_asset_events(dag_run_id).await?,
+    ))
+}
+
 /// `GET /execution/v1/variables`: `[[key, value], …]`.
 pub(crate) async fn variables(State(shared): State<Arc<Shared>>) -> Reply<Vec<(String, String)>> {
     Ok(Json(shared.store.list_variables().await?))

@@ -124,6 +124,10 @@ fn build(state: ApiState) -> Result<(Router, Arc<Wake>), ApiError> {
         )
         .route("/runs/{dag_run_id}/xcoms", get(execution::xcoms))
         .route(
+            "/runs/{dag_run_id}/triggering-asset-events",
+            get(execution::triggering_asset_events),
+        )
+        .route(
             "/variables",
             get(execution::variables).post(execution::set_variable),
         )

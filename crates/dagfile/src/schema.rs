@@ -1,12 +1,14 @@
 //! The DAG file schema: which keys a file may have, what they mean, and the conversion of a
 //! parsed document into a validated `updraft_model::Dag`, reporting every problem at once.
 
+mod asset;
 mod cross_dag;
 mod docker;
 mod graph;
 mod http;
 mod mapping;
 mod notify;
+mod sensor;
 mod task;
 mod value;
 
@@ -152,31 +154,28 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
 
     let schedule_entry =
         get(entries, "schedule").filter(|e| !matches!(e.value.kind, NodeKind::Null));
-    let schedule = match schedule_entry {
-        None => Some(Schedule::None),
-        Some(e) => {
-            let text = match &e.value.kind {
-                NodeKind::Str(s) => Some(s.clone()),
-                NodeKind::Int(i) => Some(i.to_string()),
-                _ => {
-                    ctx.error(
-                        e.value.pos,
-                        format!(
-                            "`schedule` must be a cron expression, a preset like @daily, or a duration; found {}",
-                            e.value.describe()
-                        ),
-                    );
-                    None
+    let (schedule, asset_schedule) = match schedule_entry {
+        None => (Some(Schedule::None), None),
+        Some(e) => match &e.value.kind {
+            NodeKind::Str(_) | NodeKind::Int(_) => {
+                let text = match &e.value.kind {
+                    NodeKind::Int(i) => i.to_string(),
+                    NodeKind::Str(s) => s.clone(),
+                    _ => String::new(),
+                };
+                match Schedule::parse(&text) {
+                    Ok(schedule) => (Some(schedule), None),
+                    Err(err) => {
+                        ctx.error(e.value.pos, format!("`schedule`: {err}"));
+                        (None, None)
+                    }
                 }
-            };
-            text.and_then(|text| match Schedule::parse(&text) {
-                Ok(schedule) => Some(schedule),
-                Err(err) => {
-                    ctx.error(e.value.pos, format!("`schedule`: {err}"));
-                    None
-                }
-            })
-        }
+            }
+            _ => match asset::read_asset_schedule(&e.value, ctx) {
+                Some(read) => (Some(read.time), read.assets),
+                None => (None, None),
+            },
+        },
     };
 
     // Dates are read in the DAG's zone; with a bad zone, UTC still checks their syntax.
@@ -320,6 +319,7 @@ fn read_dag(root: &Node, default_dag_id: &str, ctx: &mut Ctx) -> Option<Dag> {
         tags: tags?,
         params: params?,
         default_args,
+        asset_schedule,
         tasks: tasks?,
     })
 }

@@ -49,6 +49,11 @@ pub struct Dag {
     /// The file's `default_args` as written (already applied to `tasks`): what the UI shows.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub default_args: serde_json::Map<String, serde_json::Value>,
+    /// Airflow's asset schedule: the DAG gets a run (`asset_triggered`) when this condition
+    /// on its assets' queued events holds. With a time `schedule` too, either one makes a run
+    /// (Airflow's `AssetOrTimeSchedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_schedule: Option<crate::AssetCondition>,
     /// In the order of the file; `dependencies` name tasks of this list.
     pub tasks: Vec<Task>,
 }
@@ -102,12 +107,22 @@ pub struct Task {
     /// or running at once within one run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_active_tis_per_dagrun: Option<u32>,
+    /// The assets a successful try updates: one asset event each (Airflow's `outlets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outlets: Vec<crate::Asset>,
+    /// The assets the task reads (Airflow's `inlets`): informational.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inlets: Vec<crate::Asset>,
     /// The task's callbacks and Airflow's `email*` keys (see [`crate::notify`]).
     #[serde(
         default = "TaskCallbacks::new",
         skip_serializing_if = "TaskCallbacks::is_empty"
     )]
     pub callbacks: TaskCallbacks,
+    /// Set for a sensor the worker pokes (a file sensor, a Python or HTTP sensor): how it
+    /// pokes and when it gives up (see [`crate::sensor`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<crate::Sensing>,
 }
 
 /// Whether a task instance waits for the same task in the previous run (by logical date)
@@ -194,6 +209,24 @@ pub enum Operator {
     Http(crate::HttpCall),
     /// One container run (Airflow's `DockerOperator`).
     Docker(Box<crate::DockerRun>),
+    /// Waits for a file or a glob to match (Airflow's `FileSensor`); poked by the worker
+    /// itself, without a process.
+    FileSensor(crate::FileWait),
+    /// Waits until the run's data interval end plus `delta` (`TimeDeltaSensor`): decided by
+    /// the scheduler, no process and no worker slot.
+    TimeDeltaSensor {
+        #[serde(with = "duration_secs")]
+        delta: Duration,
+    },
+    /// Waits until a time of the day in the DAG's time zone (`TimeSensor`): decided by the
+    /// scheduler.
+    TimeSensor {
+        target_time: chrono::NaiveTime,
+    },
+    /// Waits until an instant (`DateTimeSensor`): decided by the scheduler.
+    DateTimeSensor {
+        target_time: DateTime<Utc>,
+    },
     /// Starts a run of another DAG (Airflow's `TriggerDagRunOperator`).
     #[serde(rename = "trigger_dagrun")]
     TriggerDagRun(Box<crate::TriggerDagRun>),
@@ -219,11 +252,21 @@ pub enum PythonKind {
     Bash,
     /// `LatestOnlyOperator`: skips downstream unless the run is the latest.
     LatestOnly,
+    /// `PythonSensor`, `@task.sensor`, a `BaseSensorOperator`'s `poke`: each call is one
+    /// poke; a truthy result (or a done `PokeReturnValue`) ends the wait.
+    Sensor,
 }
 
 impl PythonKind {
     /// Every kind, as DAG files name it in `python_kind:`.
-    pub const NAMES: [&'static str; 5] = ["task", "branch", "short_circuit", "bash", "latest_only"];
+    pub const NAMES: [&'static str; 6] = [
+        "task",
+        "branch",
+        "short_circuit",
+        "bash",
+        "latest_only",
+        "sensor",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -232,6 +275,7 @@ impl PythonKind {
             PythonKind::ShortCircuit => "short_circuit",
             PythonKind::Bash => "bash",
             PythonKind::LatestOnly => "latest_only",
+            PythonKind::Sensor => "sensor",
         }
     }
 
@@ -243,6 +287,7 @@ impl PythonKind {
                 Self::ShortCircuit,
                 Self::Bash,
                 Self::LatestOnly,
+                Self::Sensor,
             ][i]
         })
     }
@@ -250,13 +295,17 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 11] = [
         "bash",
+        "date_time_sensor",
         "docker",
         "empty",
         "external_task_marker",
+        "file_sensor",
         "http",
         "python",
+        "time_delta_sensor",
+        "time_sensor",
         "trigger_dagrun",
     ];
 
@@ -268,8 +317,38 @@ impl Operator {
             Operator::Python { .. } => "python",
             Operator::Http(_) => "http",
             Operator::Docker(_) => "docker",
+            Operator::FileSensor(_) => "file_sensor",
+            Operator::TimeDeltaSensor { .. } => "time_delta_sensor",
+            Operator::TimeSensor { .. } => "time_sensor",
+            Operator::DateTimeSensor { .. } => "date_time_sensor",
             Operator::TriggerDagRun(_) => "trigger_dagrun",
             Operator::ExternalTaskMarker(_) => "external_task_marker",
+        }
+    }
+
+    /// What a sensor operator waits for, as the UI shows it.
+    pub fn wait_summary(&self) -> Option<String> {
+        match self {
+            Operator::FileSensor(wait) => Some(format!("{} ({})", wait.filepath, wait.fs_conn_id)),
+            Operator::TimeDeltaSensor { delta } => {
+                Some(format!("{}s after the data interval", delta.as_secs_f64()))
+            }
+            Operator::TimeSensor { target_time } => Some(format!("until {target_time}")),
+            Operator::DateTimeSensor { target_time } => Some(format!(
+                "until {}",
+                target_time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            )),
+            _ => None,
+        }
+    }
+
+    /// The wait on time alone this operator is, which the scheduler decides itself.
+    pub fn time_wait(&self) -> Option<crate::TimeWait> {
+        match self {
+            Operator::TimeDeltaSensor { delta } => Some(crate::TimeWait::AfterInterval(*delta)),
+            Operator::TimeSensor { target_time } => Some(crate::TimeWait::TimeOfDay(*target_time)),
+            Operator::DateTimeSensor { target_time } => Some(crate::TimeWait::Until(*target_time)),
+            _ => None,
         }
     }
 
@@ -376,6 +455,8 @@ impl Task {
             Operator::Docker(_) => Vec::new(),
             _ => vec![DEFAULT_SKIP_EXIT_CODE],
         };
+        // A file sensor is a sensor whatever its file says; other kinds opt in.
+        let sensor = matches!(operator, Operator::FileSensor(_)).then(crate::Sensing::default);
         Task {
             task_id: task_id.into(),
             operator,
@@ -400,7 +481,10 @@ impl Task {
             max_active_tis_per_dag: None,
             max_active_tis_per_dagrun: None,
             map_group: None,
+            outlets: Vec::new(),
+            inlets: Vec::new(),
             callbacks: TaskCallbacks::new(),
+            sensor,
         }
     }
 }

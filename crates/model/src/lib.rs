@@ -1,6 +1,7 @@
 //! The pure domain of updraft: DAG definitions, schedules, states and their legal transitions,
 //! trigger rules and retry policy. No IO, no async, no clock: every instant is passed in.
 
+pub mod asset;
 pub mod dag;
 pub mod docker;
 pub mod duration;
@@ -10,12 +11,14 @@ pub mod mapping;
 pub mod notify;
 pub mod param;
 pub mod retry;
+pub mod sensor;
 pub mod setup_teardown;
 pub mod state;
 pub mod timetable;
 pub mod trigger_dag_run;
 pub mod trigger_rule;
 
+pub use asset::{Asset, AssetCondition, AssetError, AssetKey};
 pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
 pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
 pub use external_task_marker::ExternalTaskMarker;
@@ -25,6 +28,7 @@ pub use notify::{
     DagCallbacks, DeadlineAlert, DeadlineReference, NotificationEvent, Notifier, TaskCallbacks,
 };
 pub use param::{Param, ParamError, ParamType};
+pub use sensor::{AfterPoke, FileWait, Sensing, SensorMode, TimeWait};
 pub use state::{DagRunState, RunType, TaskState};
 pub use timetable::{next_fire_times, next_run, NextRun, Schedule, ScheduleError};
 pub use trigger_dag_run::TriggerDagRun;

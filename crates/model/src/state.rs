@@ -39,6 +39,8 @@ pub enum RunType {
     Manual,
     Scheduled,
     Backfill,
+    /// Created because the DAG's asset condition was met (Airflow's `asset_triggered`).
+    AssetTriggered,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,15 +108,23 @@ impl TaskState {
             (None | UpForRetry, Scheduled) => true,
             (None | Scheduled | UpForRetry, Queued) => true,
             (Queued, Running) => true,
+            // A rescheduled sensor's next poke goes on with the same try.
+            (UpForReschedule, Queued) => true,
             // A queued task can fail before it starts (its worker died, or it cannot render).
             (Queued, Failed | UpForRetry) => true,
-            (Running, Success | Failed | UpForRetry | Skipped | Restarting) => true,
+            (Running, Success | Failed | UpForRetry | Skipped | Restarting | UpForReschedule) => {
+                true
+            }
             (Restarting, UpForRetry | Failed) => true,
             (None | Scheduled, Skipped | UpstreamFailed | Removed) => true,
             // A task with nothing to execute (the empty operator) succeeds where it stands.
             (None | Scheduled, Success) => true,
             (UpForRetry, Failed) => true,
             (Deferred | UpForReschedule, Scheduled | Failed) => true,
+            // A wait on time the scheduler holds: it begins, or ends with the instant.
+            (None | Scheduled, Deferred) => true,
+            (Deferred, Success | Skipped) => true,
+            (UpForReschedule, Skipped) => true,
             _ => false,
         }
     }
@@ -149,6 +159,7 @@ impl RunType {
             RunType::Manual => "manual",
             RunType::Scheduled => "scheduled",
             RunType::Backfill => "backfill",
+            RunType::AssetTriggered => "asset_triggered",
         }
     }
 }
@@ -188,13 +199,18 @@ impl FromStr for DagRunState {
 impl FromStr for RunType {
     type Err = UnknownState;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [RunType::Manual, RunType::Scheduled, RunType::Backfill]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownState {
-                kind: "run type",
-                value: s.to_string(),
-            })
+        [
+            RunType::Manual,
+            RunType::Scheduled,
+            RunType::Backfill,
+            RunType::AssetTriggered,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or_else(|| UnknownState {
+            kind: "run type",
+            value: s.to_string(),
+        })
     }
 }
 
@@ -236,6 +252,23 @@ mod tests {
         for pair in path.windows(2) {
             assert!(pair[0].can_become(pair[1]), "{} -> {}", pair[0], pair[1]);
         }
+    }
+
+    #[test]
+    fn a_sensor_waits_between_pokes_and_a_time_wait_ends_where_it_stands() {
+        use TaskState::*;
+        for path in [
+            &[Queued, Running, UpForReschedule, Queued, Running, Success][..],
+            &[None, Deferred, Success],
+            &[None, Deferred, None],
+            &[UpForReschedule, None],
+        ] {
+            for pair in path.windows(2) {
+                assert!(pair[0].can_become(pair[1]), "{} -> {}", pair[0], pair[1]);
+            }
+        }
+        assert!(!UpForReschedule.is_finished() && !Deferred.is_finished());
+        assert!(!UpForReschedule.can_become(Running) && !Deferred.can_become(Queued));
     }
 
     #[test]

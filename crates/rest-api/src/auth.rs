@@ -89,6 +89,8 @@ pub enum Resource {
     EventLog,
     Config,
     User,
+    /// Assets, their events and queued events.
+    Asset,
     /// Health, version: anything every signed-in user may read.
     Website,
 }
@@ -125,7 +127,7 @@ pub fn allows(role: Role, action: Action, resource: Resource, dag_id: Option<&st
         (Resource::Pool | Resource::XCom, _) => Role::Op,
         (_, Action::Read) => Role::Viewer,
         (
-            Resource::Dag | Resource::DagRun | Resource::TaskInstance,
+            Resource::Dag | Resource::DagRun | Resource::TaskInstance | Resource::Asset,
             Action::Create | Action::Edit | Action::Delete,
         ) => Role::User,
         (_, _) => Role::Admin,

@@ -2,6 +2,7 @@
 //! `routes()` with its handlers and a `PERMISSIONS` table naming the access each of its
 //! operations (by operation id) needs.
 
+mod assets;
 mod auth;
 mod backfills;
 pub(crate) mod bulk;
@@ -54,6 +55,7 @@ pub(crate) const PERMISSIONS: &[Permissions] = &[
     dag_runs::PERMISSIONS,
     dag_run_actions::PERMISSIONS,
     backfills::PERMISSIONS,
+    assets::PERMISSIONS,
     task_instances::PERMISSIONS,
     task_instance_actions::PERMISSIONS,
     task_instance_dependencies::PERMISSIONS,
@@ -79,6 +81,7 @@ pub(crate) fn api_v2() -> OpenApiRouter<RestState> {
         .merge(dag_runs::routes())
         .merge(dag_run_actions::routes())
         .merge(backfills::routes())
+        .merge(assets::routes())
         .merge(task_instances::routes())
         .merge(task_instance_actions::routes())
         .merge(task_instance_dependencies::routes())

@@ -42,6 +42,7 @@ impl Scheduler {
                 let inputs = MapInputs {
                     xcoms: xcoms.as_deref(),
                     max_map_length: self.config.max_map_length,
+                    interval_end: Some(run.data_interval_end),
                 };
                 let (plan, retry_due, starts_past) = {
                     // Planned in place: copying a wide run's task instances on every pass
@@ -50,7 +51,14 @@ impl Scheduler {
                     let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
                     let retry_due = tis
                         .iter()
-                        .filter(|ti| ti.state == TaskState::UpForRetry)
+                        .filter(|ti| {
+                            matches!(
+                                ti.state,
+                                TaskState::UpForRetry
+                                    | TaskState::UpForReschedule
+                                    | TaskState::Deferred
+                            )
+                        })
                         .filter_map(|ti| ti.next_retry_at)
                         .filter(|at| *at > now)
                         .min();

@@ -166,6 +166,7 @@ fn render_marker(
         variables: Default::default(),
         xcoms: Default::default(),
         connections: Default::default(),
+        triggering_asset_events: serde_json::Value::Object(Default::default()),
     };
     let render = |field: &str, template: &str| {
         renderer

@@ -3,6 +3,7 @@
 //! workers whose lease ran out. It reacts to events (a task finished, a run was triggered)
 //! rather than rescanning; a periodic sweep is only the safety net.
 
+mod asset_runs;
 mod backfill;
 mod config;
 mod dag_cache;
@@ -31,6 +32,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use updraft_store::{Store, StoreError, TaskInstance};
 
+pub use asset_runs::events_to_consume;
 pub use backfill::{
     backfill_dates, plan_backfill, BackfillError, BackfillRequest,
     DEFAULT_BACKFILL_MAX_ACTIVE_RUNS, MAX_BACKFILL_DATES,

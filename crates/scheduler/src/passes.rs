@@ -128,6 +128,11 @@ impl Scheduler {
             self.advance_backfills(now).await?;
             self.expire_leases(now).await?;
         }
+        if self.config.only_run.is_none() && (full || !dirty.is_empty()) {
+            // A finished try or an external event may have queued asset events: their
+            // consumers' runs are created before the runs are read, so this pass adopts them.
+            self.create_asset_triggered_runs(now).await?;
+        }
         let runs = self.store.unfinished_dag_runs().await?;
         if self.config.only_run.is_none() && (full || self.has_new_runs(&runs)) {
             self.refresh_ownership(&runs, now).await?;

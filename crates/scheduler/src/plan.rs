@@ -24,13 +24,17 @@ pub struct RunPlan {
     pub final_state: Option<DagRunState>,
 }
 
-/// What expanding a mapped task needs beyond the task instances.
+/// What planning needs beyond the task instances: for expanding mapped tasks, and for the
+/// waits on time the scheduler decides itself.
 #[derive(Debug, Clone, Copy)]
 pub struct MapInputs<'a> {
     /// The run's XComs as a downstream sees them ([`XCom::as_seen_downstream`]), when loaded.
     pub xcoms: Option<&'a [XCom]>,
     /// Airflow's `max_map_length`.
     pub max_map_length: usize,
+    /// The end of the run's data interval, which a `TimeDeltaSensor` waits from (`now`
+    /// when not given).
+    pub interval_end: Option<DateTime<Utc>>,
 }
 
 impl Default for MapInputs<'_> {
@@ -38,6 +42,7 @@ impl Default for MapInputs<'_> {
         MapInputs {
             xcoms: None,
             max_map_length: DEFAULT_MAX_MAP_LENGTH,
+            interval_end: None,
         }
     }
 }
@@ -83,6 +88,8 @@ pub fn plan_run_held(
         let task = &graph.dag.tasks[i];
         for (j, ti) in by_task[i].iter().enumerate() {
             let mut expand_to = None;
+            // When a wait on time that begins here is over.
+            let mut wait_until = None;
             let to = match ti.state {
                 TaskState::None => {
                     let summary = summarize(graph.upstream[i].iter().flat_map(|&u| {
@@ -135,6 +142,23 @@ pub fn plan_run_held(
                                 }
                             }
                         }
+                        // A wait on time is held here, as a due instant: no process, no slot.
+                        Decision::Run if task.operator.time_wait().is_some() => {
+                            let due = task.operator.time_wait().map(|wait| {
+                                wait.due(
+                                    inputs.interval_end.unwrap_or(now),
+                                    graph.dag.timezone,
+                                    now,
+                                )
+                            });
+                            match due {
+                                Some(due) if due > now => {
+                                    wait_until = Some(due);
+                                    Some(TaskState::Deferred)
+                                }
+                                _ => Some(TaskState::Success),
+                            }
+                        }
                         Decision::Run if task.operator.runs_nothing() => Some(TaskState::Success),
                         Decision::Run => match task.mapping.as_ref() {
                             None => Some(TaskState::Scheduled),
@@ -185,6 +209,10 @@ pub fn plan_run_held(
                 TaskState::UpForRetry if ti.next_retry_at.is_none_or(|at| at <= now) => {
                     Some(TaskState::Scheduled)
                 }
+                // Its instant came. (A rescheduled sensor's next poke is queued directly.)
+                TaskState::Deferred if ti.next_retry_at.is_none_or(|at| at <= now) => {
+                    Some(TaskState::Success)
+                }
                 _ => None,
             };
             if let Some(to) = to {
@@ -196,7 +224,7 @@ pub fn plan_run_held(
                     to,
                     now,
                     new_try: false,
-                    next_retry_at: None,
+                    next_retry_at: wait_until,
                 });
             }
             if let Some(count) = expand_to {
@@ -332,3 +360,5 @@ mod mapping_tests;
 mod reexpand;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod time_wait_tests;

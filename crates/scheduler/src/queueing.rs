@@ -42,13 +42,14 @@ impl Scheduler {
             .unwrap_or_default();
         let chosen: Vec<Chosen> = {
             let kept = self.kept();
-            let candidates = self.queueing_candidates(&kept, &occupancy, &limits);
+            let candidates = self.queueing_candidates(&kept, &occupancy, &limits, now);
             let candidates = within_task_limits(candidates, &kept, &task_limits);
             choose(candidates, &occupancy, free, &limits, self.config.only_run)
                 .into_iter()
                 .map(|ti| Chosen {
                     ti_id: ti.id,
                     try_number: ti.try_number,
+                    resumes: ti.state == TaskState::UpForReschedule,
                     dag_run_id: ti.dag_run_id,
                     dag_id: ti.dag_id.clone(),
                     pool: ti.pool.clone(),
@@ -76,6 +77,7 @@ impl Scheduler {
                 pool: c.pool.clone(),
                 max_active_tasks: limits.get(&c.dag_id).copied().unwrap_or(u32::MAX),
                 task_limits: c.task_limits.clone(),
+                resumes: c.resumes,
             })
             .collect();
         let results = self.store.queue(items, now).await?;
@@ -93,14 +95,15 @@ impl Scheduler {
                 .and_then(|tis| tis.iter_mut().find(|ti| ti.id == c.ti_id))
             {
                 ti.state = TaskState::Queued;
-                ti.try_number += 1;
+                ti.try_number += u32::from(!c.resumes);
                 ti.next_retry_at = None;
             }
         }
         Ok(queued)
     }
 
-    /// The `scheduled` task instances of the kept runs that could be queued now (their DAG
+    /// The `scheduled` task instances of the kept runs, and the rescheduled sensors whose next
+    /// poke is due, that could be queued now (their DAG
     /// is below `max_active_tasks`, their pool has a free slot, their DAG is not paused),
     /// highest priority first. Every running run in scope is kept after a full pass, so this
     /// reads nothing from the store.
@@ -109,6 +112,7 @@ impl Scheduler {
         kept: &'a HashMap<i64, Vec<TaskInstance>>,
         occupancy: &updraft_store::Occupancy,
         limits: &HashMap<String, u32>,
+        now: DateTime<Utc>,
     ) -> Vec<&'a TaskInstance> {
         let dag_full = |dag_id: &str| {
             let active = occupancy.per_dag.get(dag_id).copied().unwrap_or(0);
@@ -131,7 +135,11 @@ impl Scheduler {
             .iter()
             .filter(|(run, _)| self.config.only_run.is_none_or(|only| only == **run))
             .flat_map(|(_, tis)| tis.iter())
-            .filter(|ti| ti.state == TaskState::Scheduled)
+            .filter(|ti| match ti.state {
+                TaskState::Scheduled => true,
+                TaskState::UpForReschedule => ti.next_retry_at.is_none_or(|at| at <= now),
+                _ => false,
+            })
             .filter(|ti| !dag_full(&ti.dag_id) && !pool_full(&ti.pool))
             .filter(|ti| self.config.only_run.is_some() || !paused.contains(ti.dag_id.as_str()))
             .collect();
@@ -148,6 +156,8 @@ impl Scheduler {
 struct Chosen {
     ti_id: i64,
     try_number: u32,
+    /// A rescheduled sensor's next poke: the same try goes on.
+    resumes: bool,
     dag_run_id: i64,
     dag_id: String,
     pool: String,

@@ -33,7 +33,8 @@ pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Ve
              SELECT id AS picked_id FROM task_instance WHERE state = 'queued'{filters} \
              ORDER BY priority_weight DESC, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
          UPDATE task_instance SET state = 'running', claim_id = gen_random_uuid()::text, \
-             worker_id = $1, hostname = $2, lease_until = $3, start_date = $4, end_date = NULL \
+             worker_id = $1, hostname = $2, lease_until = $3, \
+             start_date = COALESCE(start_date, $4), end_date = NULL \
          FROM picked WHERE id = picked.picked_id \
          RETURNING {TI_COLUMNS}"
     );

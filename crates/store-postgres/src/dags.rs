@@ -74,6 +74,7 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
             DagWrite::NewVersion { upsert, version } => {
                 let dag = &upsert.dag;
                 insert_version(conn, upsert, version, now).await?;
+                crate::assets::register(conn, dag, now).await?;
                 sqlx::query(
                     "UPDATE dag SET fileloc = $2, is_active = TRUE, version = $3, schedule = $4, \
                      has_schedule = $5, tags = $6, description = $7, needs_next_dagrun = TRUE, \
@@ -110,6 +111,7 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
                 .await
                 .map_err(db_err)?;
                 insert_version(conn, upsert, 1, now).await?;
+                crate::assets::register(conn, dag, now).await?;
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use sqlx::PgConnection;
-use updraft_store::{log_tail_stored, FinishReport, Result, TransitionResult};
+use updraft_store::{log_tail_stored, FinishReport, Result, TaskState, TransitionResult};
 
 use crate::codec::{col, micros, opt_micros};
 use crate::db_err;
@@ -73,6 +73,11 @@ pub async fn finish(
         }
         let (done, missed): (Vec<&FinishReport>, Vec<&FinishReport>) =
             items.iter().partition(|r| applied.contains(&r.ti_id));
+        let ended: Vec<&FinishReport> = done
+            .iter()
+            .copied()
+            .filter(|r| r.state != TaskState::UpForReschedule)
+            .collect();
         if !done.is_empty() {
             sqlx::query(
                 "INSERT INTO task_try (ti_id, try_number, state, hostname, worker_id, \
@@ -86,9 +91,11 @@ pub async fn finish(
                  start_date = excluded.start_date, end_date = excluded.end_date, \
                  infrastructure_failure = excluded.infrastructure_failure",
             )
-            .bind(done.iter().map(|r| r.ti_id).collect::<Vec<_>>())
+            // A rescheduled sensor's try goes on: it is history once it ends.
+            .bind(ended.iter().map(|r| r.ti_id).collect::<Vec<_>>())
             .bind(
-                done.iter()
+                ended
+                    .iter()
                     .map(|r| r.infrastructure_failure)
                     .collect::<Vec<_>>(),
             )
@@ -123,6 +130,12 @@ pub async fn finish(
             for report in done.iter().filter(|r| !r.effects.is_empty()) {
                 apply_effects(conn, report).await?;
             }
+            let succeeded: Vec<(i64, i64)> = done
+                .iter()
+                .filter(|r| r.state == updraft_model::TaskState::Success)
+                .map(|r| (r.ti_id, micros(r.end_date)))
+                .collect();
+            crate::assets::emit_outlet_events(conn, &succeeded).await?;
             for &i in &round {
                 if applied.contains(&reports[i].ti_id) {
                     results[i] = TransitionResult::Applied;

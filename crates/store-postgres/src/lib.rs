@@ -10,6 +10,7 @@
 //! Instants are stored as `BIGINT` microseconds since the Unix epoch (UTC), as in SQLite, so
 //! they round-trip exactly.
 
+mod assets;
 mod auth;
 mod backfill;
 mod browse;

@@ -333,7 +333,13 @@ async fn mark_tis(conn: &mut PgConnection, mark: &MarkTaskInstances) -> Result<V
     let now = micros(mark.now);
     let live: Vec<i64> = before
         .iter()
-        .filter(|ti| matches!(ti.state, TaskState::Running | TaskState::Restarting))
+        // A rescheduled sensor is within its try too: marking it ends that try.
+        .filter(|ti| {
+            matches!(
+                ti.state,
+                TaskState::Running | TaskState::Restarting | TaskState::UpForReschedule
+            )
+        })
         .map(|ti| ti.id)
         .collect();
     if !live.is_empty() {

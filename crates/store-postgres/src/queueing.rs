@@ -165,7 +165,12 @@ pub async fn queue(
         let Some((try_number, state)) = current.get_mut(&item.ti_id) else {
             continue;
         };
-        if *try_number != i64::from(item.try_number) || state != TaskState::Scheduled.as_str() {
+        let from = if item.resumes {
+            TaskState::UpForReschedule
+        } else {
+            TaskState::Scheduled
+        };
+        if *try_number != i64::from(item.try_number) || state != from.as_str() {
             continue;
         }
         let dag_count = per_dag.entry(item.dag_id.clone()).or_default();
@@ -191,7 +196,7 @@ pub async fn queue(
         }
         *dag_count += 1;
         *pool_count += 1;
-        *try_number += 1;
+        *try_number += i64::from(!item.resumes);
         *state = TaskState::Queued.as_str().to_string();
         results[index] = TransitionResult::Applied;
         admitted.push(item.ti_id);
@@ -199,12 +204,16 @@ pub async fn queue(
     if admitted.is_empty() {
         return Ok((results, Vec::new(), Vec::new()));
     }
-    // Exactly what `apply` does for scheduled → queued with a new try.
+    // Exactly what `apply` does for scheduled → queued with a new try, and for a rescheduled
+    // sensor's next poke (same try, its first poke's start kept).
     let rows = sqlx::query(
-        "UPDATE task_instance SET state = 'queued', try_number = try_number + 1, \
-         next_retry_at = NULL, queued_at = $2, start_date = NULL, end_date = NULL, \
-         claim_id = NULL, lease_until = NULL \
-         WHERE id = ANY($1) AND state = 'scheduled' RETURNING id, queue, dag_run_id",
+        "UPDATE task_instance SET state = 'queued', \
+         try_number = try_number + CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END, \
+         next_retry_at = NULL, queued_at = $2, \
+         start_date = CASE WHEN state = 'up_for_reschedule' THEN start_date ELSE NULL END, \
+         end_date = NULL, claim_id = NULL, lease_until = NULL \
+         WHERE id = ANY($1) AND state IN ('scheduled', 'up_for_reschedule') \
+         RETURNING id, queue, dag_run_id",
     )
     .bind(&admitted)
     .bind(micros(now))

@@ -284,8 +284,63 @@ CREATE TABLE notification (
 CREATE INDEX notification_pending ON notification (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX notification_dag ON notification (dag_id, id);
 "#,
+    // Assets (Airflow 3's data-aware scheduling): the assets DAGs name, who schedules on and
+    // who produces them, their events, the events queued per consuming DAG until its run is
+    // created (one scheduler consumes them: a compare-and-set on these rows), and which
+    // events triggered which run.
+    r#"
+CREATE TABLE asset (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT COLLATE "C" NOT NULL,
+    uri TEXT COLLATE "C" NOT NULL,
+    asset_group TEXT NOT NULL,
+    extra TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (name, uri)
+);
+CREATE TABLE dag_schedule_asset_reference (
+    asset_id BIGINT NOT NULL REFERENCES asset(id) ON DELETE CASCADE,
+    dag_id TEXT COLLATE "C" NOT NULL REFERENCES dag(dag_id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (asset_id, dag_id)
+);
+CREATE INDEX dag_schedule_asset_reference_dag ON dag_schedule_asset_reference (dag_id);
+CREATE TABLE task_outlet_asset_reference (
+    dag_id TEXT COLLATE "C" NOT NULL REFERENCES dag(dag_id) ON DELETE CASCADE,
+    task_id TEXT COLLATE "C" NOT NULL,
+    asset_id BIGINT NOT NULL REFERENCES asset(id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (dag_id, task_id, asset_id)
+);
+CREATE INDEX task_outlet_asset_reference_asset ON task_outlet_asset_reference (asset_id);
+CREATE TABLE asset_event (
+    id BIGSERIAL PRIMARY KEY,
+    asset_id BIGINT NOT NULL REFERENCES asset(id) ON DELETE CASCADE,
+    extra TEXT NOT NULL,
+    source_dag_id TEXT,
+    source_task_id TEXT,
+    source_run_id TEXT,
+    source_map_index BIGINT NOT NULL DEFAULT -1,
+    timestamp BIGINT NOT NULL
+);
+CREATE INDEX asset_event_by_asset ON asset_event (asset_id, timestamp);
+CREATE TABLE asset_dag_run_queue (
+    asset_id BIGINT NOT NULL REFERENCES asset(id) ON DELETE CASCADE,
+    target_dag_id TEXT COLLATE "C" NOT NULL REFERENCES dag(dag_id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (asset_id, target_dag_id)
+);
+CREATE TABLE dagrun_asset_event (
+    dag_run_id BIGINT NOT NULL REFERENCES dag_run(id) ON DELETE CASCADE,
+    event_id BIGINT NOT NULL REFERENCES asset_event(id) ON DELETE CASCADE,
+    PRIMARY KEY (dag_run_id, event_id)
+);
+CREATE INDEX dagrun_asset_event_by_event ON dagrun_asset_event (event_id);
+"#,
 ];
-
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -128,7 +128,9 @@ pub async fn apply(
             "UPDATE task_instance t SET state = b.to_state, try_number = t.try_number + b.inc, \
              next_retry_at = b.next_retry_at, \
              queued_at = CASE WHEN b.to_state = 'queued' THEN b.now ELSE t.queued_at END, \
-             start_date = CASE WHEN b.to_state IN ('skipped', 'upstream_failed') THEN b.now \
+             start_date = CASE WHEN b.from_state = 'up_for_reschedule' AND b.to_state = 'queued' \
+                               THEN t.start_date \
+                               WHEN b.to_state IN ('skipped', 'upstream_failed') THEN b.now \
                                WHEN b.to_state = 'success' AND t.start_date IS NULL THEN b.now \
                                WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
                                ELSE t.start_date END, \
@@ -227,7 +229,7 @@ pub async fn expand(
 
 pub async fn earliest_retry(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>> {
     let v: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(next_retry_at) FROM task_instance WHERE state = 'up_for_retry' \
+        "SELECT MIN(next_retry_at) FROM task_instance WHERE state IN ('up_for_retry', 'up_for_reschedule', 'deferred') \
          AND dag_run_id IN (SELECT id FROM dag_run WHERE state IN ('queued', 'running'))",
     )
     .fetch_one(&mut *conn)

@@ -46,7 +46,7 @@ pub fn claim(tx: &Transaction, request: &ClaimRequest) -> Result<Vec<ClaimedTask
     let mut stmt = tx
         .prepare_cached(
             "UPDATE task_instance SET state = 'running', claim_id = ?3, worker_id = ?4, \
-             hostname = ?5, lease_until = ?6, start_date = ?7, end_date = NULL \
+             hostname = ?5, lease_until = ?6, start_date = COALESCE(start_date, ?7), end_date = NULL \
              WHERE id = ?1 AND try_number = ?2 AND state = 'queued'",
         )
         .map_err(db_err)?;
@@ -81,7 +81,8 @@ pub fn claim(tx: &Transaction, request: &ClaimRequest) -> Result<Vec<ClaimedTask
         ti.worker_id = Some(request.worker_id.clone());
         ti.hostname = Some(request.hostname.clone());
         ti.lease_until = Some(request.lease_until);
-        ti.start_date = Some(request.now);
+        // A rescheduled sensor's try started at its first poke.
+        ti.start_date = Some(ti.start_date.unwrap_or(request.now));
         ti.end_date = None;
         claimed.push(ClaimedTask {
             ti,

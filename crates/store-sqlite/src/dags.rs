@@ -57,6 +57,7 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool)> {
             DagWrite::NewVersion { upsert, version } => {
                 let dag = &upsert.dag;
                 insert_version(tx, upsert, version, now)?;
+                crate::assets::register(tx, dag, now)?;
                 tx.execute(
                     "UPDATE dag SET fileloc = ?2, is_active = 1, version = ?3, schedule = ?4, \
                      has_schedule = ?5, tags = ?6, description = ?7, needs_next_dagrun = 1, \
@@ -93,6 +94,7 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool)> {
                 )
                 .map_err(db_err)?;
                 insert_version(tx, upsert, 1, now)?;
+                crate::assets::register(tx, dag, now)?;
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use updraft_store::{log_tail_stored, FinishReport, Result, TransitionResult};
+use updraft_store::{log_tail_stored, FinishReport, Result, TaskState, TransitionResult};
 
 use crate::codec::{micros, opt_micros};
 use crate::db_err;
@@ -69,15 +69,21 @@ pub fn finish(
             .map_err(db_err)?;
         if let Some(run) = run {
             runs.insert(run);
-            history
-                .execute(params![r.ti_id, r.infrastructure_failure])
-                .map_err(db_err)?;
+            // A rescheduled sensor's try goes on: it is history once it ends.
+            if r.state != TaskState::UpForReschedule {
+                history
+                    .execute(params![r.ti_id, r.infrastructure_failure])
+                    .map_err(db_err)?;
+            }
             if let Some(value) = &r.xcom {
                 xcom.execute(params![r.ti_id, value.to_string(), micros(r.end_date)])
                     .map_err(db_err)?;
             }
             if !r.effects.is_empty() {
                 apply_effects(tx, r)?;
+            }
+            if r.state == TaskState::Success {
+                crate::assets::emit_outlet_events(tx, r.ti_id, micros(r.end_date))?;
             }
             results.push(TransitionResult::Applied);
         } else {

@@ -2,6 +2,7 @@
 //! process. Writes take the database lock up front (`BEGIN IMMEDIATE`) so that concurrent
 //! processes (the CLI next to `standalone`) queue for it instead of failing mid-transaction.
 
+mod assets;
 mod auth;
 mod backfill;
 mod browse;

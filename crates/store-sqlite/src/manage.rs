@@ -284,7 +284,11 @@ fn mark_tis(tx: &Transaction, mark: &MarkTaskInstances) -> Result<Vec<TaskInstan
     mark.check(&before)?;
     let now = micros(mark.now);
     for ti in &before {
-        let live = matches!(ti.state, TaskState::Running | TaskState::Restarting);
+        // A rescheduled sensor is within its try too: marking it ends that try.
+        let live = matches!(
+            ti.state,
+            TaskState::Running | TaskState::Restarting | TaskState::UpForReschedule
+        );
         if live {
             // The try that ran ends here: its history row, as a finish would write it.
             tx.execute(

@@ -133,10 +133,14 @@ pub(crate) fn queue(
             &[Transition {
                 ti_id: item.ti_id,
                 try_number: item.try_number,
-                from: TaskState::Scheduled,
+                from: if item.resumes {
+                    TaskState::UpForReschedule
+                } else {
+                    TaskState::Scheduled
+                },
                 to: TaskState::Queued,
                 now,
-                new_try: true,
+                new_try: !item.resumes,
                 next_retry_at: None,
             }],
             touched,

@@ -287,6 +287,61 @@ CREATE TABLE notification (
 CREATE INDEX notification_pending ON notification (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX notification_dag ON notification (dag_id, id);
 "#,
+    // Assets (Airflow 3's data-aware scheduling): the assets DAGs name, who schedules on and
+    // who produces them, their events, the events queued per consuming DAG until its run is
+    // created, and which events triggered which run.
+    r#"
+CREATE TABLE asset (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    asset_group TEXT NOT NULL,
+    extra TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (name, uri)
+);
+CREATE TABLE dag_schedule_asset_reference (
+    asset_id INTEGER NOT NULL REFERENCES asset(id) ON DELETE CASCADE,
+    dag_id TEXT NOT NULL REFERENCES dag(dag_id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (asset_id, dag_id)
+);
+CREATE INDEX dag_schedule_asset_reference_dag ON dag_schedule_asset_reference (dag_id);
+CREATE TABLE task_outlet_asset_reference (
+    dag_id TEXT NOT NULL REFERENCES dag(dag_id) ON DELETE CASCADE,
+    task_id TEXT NOT NULL,
+    asset_id INTEGER NOT NULL REFERENCES asset(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (dag_id, task_id, asset_id)
+);
+CREATE INDEX task_outlet_asset_reference_asset ON task_outlet_asset_reference (asset_id);
+CREATE TABLE asset_event (
+    id INTEGER PRIMARY KEY,
+    asset_id INTEGER NOT NULL REFERENCES asset(id) ON DELETE CASCADE,
+    extra TEXT NOT NULL,
+    source_dag_id TEXT,
+    source_task_id TEXT,
+    source_run_id TEXT,
+    source_map_index INTEGER NOT NULL DEFAULT -1,
+    timestamp INTEGER NOT NULL
+);
+CREATE INDEX asset_event_by_asset ON asset_event (asset_id, timestamp);
+CREATE TABLE asset_dag_run_queue (
+    asset_id INTEGER NOT NULL REFERENCES asset(id) ON DELETE CASCADE,
+    target_dag_id TEXT NOT NULL REFERENCES dag(dag_id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (asset_id, target_dag_id)
+);
+CREATE TABLE dagrun_asset_event (
+    dag_run_id INTEGER NOT NULL REFERENCES dag_run(id) ON DELETE CASCADE,
+    event_id INTEGER NOT NULL REFERENCES asset_event(id) ON DELETE CASCADE,
+    PRIMARY KEY (dag_run_id, event_id)
+);
+CREATE INDEX dagrun_asset_event_by_event ON dagrun_asset_event (event_id);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -97,7 +97,8 @@ pub(crate) fn apply(
             "UPDATE task_instance SET state = ?4, try_number = try_number + ?5, \
              next_retry_at = ?6, \
              queued_at = CASE WHEN ?4 = 'queued' THEN ?7 ELSE queued_at END, \
-             start_date = CASE WHEN ?4 IN ('skipped', 'upstream_failed') THEN ?7 \
+             start_date = CASE WHEN ?3 = 'up_for_reschedule' AND ?4 = 'queued' THEN start_date \
+                               WHEN ?4 IN ('skipped', 'upstream_failed') THEN ?7 \
                                WHEN ?4 = 'success' AND start_date IS NULL THEN ?7 \
                                WHEN ?4 IN ('none', 'scheduled', 'queued') THEN NULL \
                                ELSE start_date END, \
@@ -183,7 +184,7 @@ pub(crate) fn expand(
 pub fn earliest_retry(conn: &Connection) -> Result<Option<DateTime<Utc>>> {
     let v: Option<i64> = conn
         .query_row(
-            "SELECT MIN(next_retry_at) FROM task_instance WHERE state = 'up_for_retry' \
+            "SELECT MIN(next_retry_at) FROM task_instance WHERE state IN ('up_for_retry', 'up_for_reschedule', 'deferred') \
              AND dag_run_id IN (SELECT id FROM dag_run WHERE state IN ('queued', 'running'))",
             [],
             |r| r.get(0),

@@ -24,6 +24,7 @@
 //! by the part of the trait they exercise; they assert states, values and errors, and panic on
 //! the first difference. Times come from [`fixture::at`], never from the clock.
 
+pub mod assets;
 pub mod auth;
 pub mod backfill;
 pub mod browse;
@@ -41,6 +42,7 @@ pub mod notifications;
 pub mod run_dependencies;
 pub mod runs;
 pub mod secrets;
+pub mod sensors;
 pub mod task_instances;
 pub mod variables;
 pub mod watch;
@@ -137,6 +139,15 @@ macro_rules! __store_conformance_checks {
                 concurrent_run_starts_never_exceed_max_active_runs,
                 times_round_trip_with_microsecond_precision,
             }
+            assets {
+                publishing_registers_assets_and_their_references,
+                a_successful_try_emits_its_outlets_and_queues_them,
+                a_paused_consumer_gets_nothing_queued,
+                an_external_event_is_recorded_and_queued,
+                an_asset_triggered_run_consumes_its_events_once,
+                a_paused_dag_gets_no_asset_triggered_run,
+                queued_events_are_deleted_by_dag_asset_and_time,
+            }
             backfill {
                 backfills_round_trip_with_their_dates,
                 a_dag_has_one_backfill_until_it_completes,
@@ -187,6 +198,11 @@ macro_rules! __store_conformance_checks {
                 finish_counts_infrastructure_failures,
                 expired_claims_are_running_tasks_past_their_lease,
                 claims_of_worker_and_running_task_instances,
+            }
+            sensors {
+                a_rescheduled_sensor_keeps_its_try_and_its_first_poke,
+                a_deferred_wait_holds_no_slot_and_ends_where_it_stands,
+                marking_a_rescheduled_sensor_ends_its_try,
             }
             cluster {
                 queue_admits_within_max_active_tasks,
@@ -337,6 +353,7 @@ mod tests {
             ("event_log", include_str!("conformance/event_log.rs")),
             ("watch", include_str!("conformance/watch.rs")),
             ("backfill", include_str!("conformance/backfill.rs")),
+            ("assets", include_str!("conformance/assets.rs")),
             (
                 "notifications",
                 include_str!("conformance/notifications.rs"),

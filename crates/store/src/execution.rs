@@ -56,6 +56,15 @@ pub trait TaskExecution: Send + Sync + 'static {
             "setting a variable from this worker".into(),
         ))
     }
+    /// The asset events that triggered run `dag_run_id` (an `asset_triggered` run's
+    /// `triggering_asset_events`). By default
+    /// [`StoreError::Unsupported`](crate::StoreError::Unsupported).
+    async fn triggering_asset_events(&self, dag_run_id: i64) -> Result<Vec<crate::AssetEvent>> {
+        let _ = dag_run_id;
+        Err(crate::StoreError::Unsupported(
+            "reading a run's triggering asset events from this worker".into(),
+        ))
+    }
     /// Creates (or, with `reset_dag_run`, clears) a run of another DAG for a trigger task
     /// (`TriggerDagRunOperator`). By default [`StoreError::Unsupported`](crate::StoreError::Unsupported).
     async fn trigger_dag_run(
@@ -137,6 +146,10 @@ impl TaskExecution for StoreExecution {
 
     async fn set_variable(&self, key: &str, value: &str) -> Result<()> {
         self.0.set_variable(key, value).await
+    }
+
+    async fn triggering_asset_events(&self, dag_run_id: i64) -> Result<Vec<crate::AssetEvent>> {
+        self.0.triggering_asset_events(dag_run_id).await
     }
 
     async fn trigger_dag_run(

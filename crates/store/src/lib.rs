@@ -4,6 +4,7 @@
 //! Every task instance state change is a compare-and-set on (id, try number, expected state): a
 //! write that lost a race changes nothing and is reported as [`TransitionResult::Conflict`].
 
+mod asset;
 mod auth;
 mod backfill;
 mod browse;
@@ -26,6 +27,7 @@ pub mod conformance;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use asset::*;
 pub use auth::*;
 pub use backfill::*;
 pub use browse::*;
@@ -134,6 +136,7 @@ pub trait Store:
     BrowseStore
     + ManageStore
     + AuthStore
+    + AssetStore
     + BackfillStore
     + ConnectionStore
     + EventLogStore
@@ -251,7 +254,8 @@ pub trait Store:
     ) -> Result<Vec<TransitionResult>>;
     /// Queued and running task instances, per DAG and per pool, for concurrency limits.
     async fn occupancy(&self) -> Result<Occupancy>;
-    /// Queues `items` in order (`scheduled` → `queued`, new try), each only if its DAG stays
+    /// Queues `items` in order (`scheduled` → `queued`, new try; a rescheduled sensor's next
+    /// poke `up_for_reschedule` → `queued`, same try), each only if its DAG stays
     /// within `max_active_tasks` and its pool within its slots, counted inside the same
     /// transaction: several schedulers queueing at once never exceed a limit. An item that
     /// was not queued (its state moved on, or no room) is a `Conflict`.
@@ -260,7 +264,8 @@ pub trait Store:
         items: Vec<QueueItem>,
         now: DateTime<Utc>,
     ) -> Result<Vec<TransitionResult>>;
-    /// The earliest `next_retry_at` of an `up_for_retry` task in an unfinished run.
+    /// The earliest `next_retry_at` of an `up_for_retry`, `up_for_reschedule` or `deferred`
+    /// task in an unfinished run: when the scheduler must look again.
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>>;
     /// Resets the given tasks (and what the caller computed as their downstream) to `none`
     /// so they run again; running ones become `restarting`. Reopens finished runs.

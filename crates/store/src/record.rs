@@ -387,6 +387,9 @@ pub struct QueueItem {
     pub max_active_tasks: u32,
     /// The task's own limits, when it has any, counted the same way.
     pub task_limits: Option<TaskLimits>,
+    /// A rescheduled sensor's next poke: queued from `up_for_reschedule` with the same try
+    /// (and its first poke's `start_date` kept), not from `scheduled` with a new one.
+    pub resumes: bool,
 }
 
 /// A task's `max_active_tis_per_dag` and `max_active_tis_per_dagrun`: how many of its

@@ -45,6 +45,9 @@ pub struct TemplateContext {
     /// Connections by id (the environment's before the database's), pre-loaded when
     /// [`crate::needs_connections`] says so.
     pub connections: BTreeMap<String, TemplateConnection>,
+    /// An asset-triggered run's triggering events, by asset URI (Airflow's
+    /// `triggering_asset_events`); an empty object for other runs.
+    pub triggering_asset_events: Json,
 }
 
 impl TemplateContext {
@@ -120,6 +123,13 @@ impl TemplateContext {
             ("data_interval_start", Value::from_object(start)),
             ("data_interval_end", Value::from_object(end)),
             ("run_id", Value::from(self.run_id.as_str())),
+            (
+                "triggering_asset_events",
+                match &self.triggering_asset_events {
+                    Json::Object(_) => Value::from_serialize(&self.triggering_asset_events),
+                    _ => Value::from_serialize(serde_json::Map::new()),
+                },
+            ),
             ("dag_run", dag_run),
             ("dag", Value::from_object(DagValue(self.dag_id.clone()))),
             ("params", Value::from_serialize(self.params())),

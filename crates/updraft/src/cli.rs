@@ -68,6 +68,9 @@ pub enum Command {
     /// create a few at a time.
     #[command(subcommand)]
     Backfill(BackfillCommand),
+    /// Assets (data-aware scheduling): what DAGs produce and are scheduled on.
+    #[command(subcommand)]
+    Assets(AssetsCommand),
     #[command(subcommand)]
     Tasks(TasksCommand),
     #[command(subcommand)]
@@ -375,4 +378,37 @@ pub struct BackfillCreateArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub output: OutputArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssetsCommand {
+    /// List the assets, with their latest event, the DAGs scheduled on them and the tasks
+    /// that produce them.
+    List {
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Show one asset.
+    Details {
+        #[command(flatten)]
+        asset: AssetSelector,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Trigger a run of the DAG whose task produces the asset.
+    Materialize {
+        #[command(flatten)]
+        asset: AssetSelector,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+}
+
+/// An asset by its name, its URI, or both.
+#[derive(Debug, Args)]
+pub struct AssetSelector {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub uri: Option<String>,
 }

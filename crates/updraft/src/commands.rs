@@ -1,5 +1,6 @@
 //! One function per CLI verb; each returns the process exit code.
 
+mod assets;
 mod backfill;
 pub mod connections;
 mod dags;
@@ -95,6 +96,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pools(cmd) => pools::run(App::open(&cli).await?, cmd).await,
         Command::Dags(cmd) => dags::run(App::open(&cli).await?, cmd).await,
         Command::Backfill(cmd) => backfill::run(App::open(&cli).await?, cmd).await,
+        Command::Assets(cmd) => assets::run(App::open(&cli).await?, cmd).await,
         Command::Tasks(cmd) => tasks::run(App::open(&cli).await?, cmd).await,
         Command::Variables(cmd) => variables::run(App::open(&cli).await?, cmd).await,
         Command::Users(cmd) => users::run(App::open(&cli).await?, cmd).await,

@@ -14,7 +14,7 @@ pub struct Page {
     pub role: &'static str,
     /// For scripts' writes (`X-CSRF-Token`), and for the logout form.
     pub csrf: String,
-    /// The active navigation item: `home`, `dags`, `cluster` or `admin`.
+    /// The active navigation item: `home`, `dags`, `assets`, `cluster` or `admin`.
     pub nav: &'static str,
     pub css: String,
     pub js: String,

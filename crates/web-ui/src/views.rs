@@ -1,6 +1,7 @@
 //! The pages, one module per view; each has its handlers and its templates' structs.
 
 mod admin;
+mod assets;
 mod cluster;
 mod dag;
 mod dags;
@@ -19,6 +20,7 @@ pub(crate) fn routes() -> Router<RestState> {
         .route("/", get(home::page))
         .route("/dags", get(dags::page))
         .route("/cluster", get(cluster::page))
+        .route("/assets", get(assets::page))
         .merge(admin::routes())
         .merge(dag::routes())
 }

@@ -1,6 +1,7 @@
-// The DAG views' interactions: graph zoom and pan, the trigger form, run and task-instance
-// actions, and a task's live log. Every write is a fetch to /api/v2 with the CSRF header, so
-// the API checks permissions and records the audit row; pages work without this script.
+// The DAG views' interactions: graph zoom and pan, the trigger and backfill forms, run and
+// task-instance actions, and a task's live log. Every write is a fetch to /api/v2 with the
+// CSRF header, so the API checks permissions and records the audit row; pages work without
+// this script.
 "use strict";
 (function () {
   function csrf() {
@@ -214,6 +215,69 @@
         window.location.href = form.getAttribute("data-after") + "/runs/" + encodeURIComponent(a.body.dag_run_id);
       }, function (err) { say(status, String(err), true); });
     });
+  }
+
+  // ---- Backfill form: a dry run lists the logical dates; creating one reloads the list.
+  // A datetime-local value is read as UTC, as the form's labels say.
+  function utcInstant(input, label) {
+    var raw = input.value;
+    if (!raw) throw new Error(label + " is required");
+    var withSeconds = raw.length === 16 ? raw + ":00" : raw;
+    var at = new Date(withSeconds + "Z");
+    if (isNaN(at.getTime())) throw new Error(label + " is not a date and time: " + raw);
+    return at.toISOString();
+  }
+
+  function backfillBody(form) {
+    var field = function (n) { return form.querySelector("[name=" + n + "]"); };
+    var conf = field("dag_run_conf").value.trim() || "{}";
+    try { conf = JSON.parse(conf); } catch (e) {
+      throw new Error("The conf is not valid JSON (" + e.message + ")");
+    }
+    if (conf === null || typeof conf !== "object" || Array.isArray(conf)) {
+      throw new Error("The conf must be a JSON object");
+    }
+    var max = Number(field("max_active_runs").value);
+    if (!Number.isInteger(max) || max < 1) throw new Error("Max active runs must be a whole number of at least 1");
+    return {
+      dag_id: form.getAttribute("data-dag-id"),
+      from_date: utcInstant(field("from_date"), "From"),
+      to_date: utcInstant(field("to_date"), "To"),
+      reprocess_behavior: field("reprocess_behavior").value,
+      max_active_runs: max,
+      run_backwards: field("run_backwards").checked,
+      dag_run_conf: conf,
+    };
+  }
+
+  function setupBackfill(form) {
+    var status = form.querySelector("[data-backfill-status]");
+    var preview = form.querySelector("[data-backfill-preview]");
+    function send(dryRun) {
+      var body;
+      try { body = backfillBody(form); } catch (err) { say(status, err.message, true); return; }
+      preview.hidden = true;
+      say(status, dryRun ? "Planning…" : "Creating…", false);
+      // Not data-api: app.js sends every form that has one by itself.
+      var url = form.getAttribute("data-backfill-api") + (dryRun ? "/dry_run" : "");
+      api("POST", url, body).then(function (a) {
+        if (!a.ok) { say(status, reason(a), true); return; }
+        if (!dryRun) { window.location.reload(); return; }
+        var dates = a.body.backfills || [];
+        say(status, dates.length + " run" + (dates.length === 1 ? "" : "s") + " would be created.", false);
+        preview.textContent = "";
+        var ul = document.createElement("ul");
+        dates.forEach(function (d) {
+          var li = document.createElement("li");
+          li.textContent = d.logical_date;
+          ul.appendChild(li);
+        });
+        preview.appendChild(ul);
+        preview.hidden = false;
+      }, function (err) { say(status, String(err), true); });
+    }
+    form.querySelector("[data-backfill-dry-run]").addEventListener("click", function () { send(true); });
+    form.addEventListener("submit", function (e) { e.preventDefault(); send(false); });
   }
 
   // ---- Run and task-instance actions: clear with a dry-run preview, mark, note.
@@ -545,6 +609,7 @@
   document.querySelectorAll("[data-deps]").forEach(setupDeps);
   document.querySelectorAll("[data-graph]").forEach(setupGraph);
   document.querySelectorAll("form[data-trigger]").forEach(setupTrigger);
+  document.querySelectorAll("form[data-backfill]").forEach(setupBackfill);
   document.querySelectorAll("[data-clear]").forEach(setupClear);
   document.querySelectorAll("[data-log]").forEach(setupLog);
   setupActions();

@@ -22,6 +22,7 @@ mod heartbeat;
 mod notifications;
 pub(crate) mod operator;
 mod reporter;
+mod sensor;
 mod starting;
 
 pub use developer::{ReadOnlyExecution, TaskTry, TestOutcome};

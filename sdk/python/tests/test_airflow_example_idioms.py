@@ -145,12 +145,12 @@ def test_weekday_names_and_skip_from_airflow_sdk_exceptions(idioms):
 
 
 def test_compat_names_updraft_lacks_are_refused_by_name(dag_folder):
-    dag_folder.write("asset.py", """
-        from airflow.providers.common.compat.sdk import Asset
+    dag_folder.write("alias.py", """
+        from airflow.providers.common.compat.sdk import AssetAlias
     """)
-    error = dag_folder.parse("asset.py")["error"]
-    assert error["message"] == ("NotSupportedByUpdraft: Asset is not supported yet by updraft "
-                                "(airflow.sdk.Asset)")
+    error = dag_folder.parse("alias.py")["error"]
+    assert error["message"] == ("NotSupportedByUpdraft: AssetAlias is not supported yet by "
+                                "updraft (airflow.sdk.AssetAlias)")
 
 
 def test_output_processor_turns_the_last_line_into_the_result(idioms, tmp_path):

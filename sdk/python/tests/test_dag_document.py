@@ -297,13 +297,13 @@ def test_unsupported_arguments_are_refused_by_name(dag_folder):
     cases = {
         "mapping": "DAG('d').__enter__(); r = task(task_id='t')(lambda x: x).expand(x=[1]); "
                    "r.map(str).concat(r)",
-        "sensor": "from airflow.sensors.filesystem import FileSensor",
+        "sensor": "from airflow.sensors.bash import BashSensor",
         "param_key": "Param(1, pattern='x')",
         "continuous": "DAG('d', schedule='@continuous', start_date=datetime(2024, 1, 1))",
     }
     expected = {
         "mapping": "concat() of an XComArg.map() is not supported yet by updraft",
-        "sensor": "FileSensor is not supported yet by updraft",
+        "sensor": "BashSensor is not supported yet by updraft",
         "param_key": "Param schema key 'pattern' is not supported yet by updraft",
         "continuous": "The @continuous schedule is not supported yet by updraft",
     }

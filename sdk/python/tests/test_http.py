@@ -39,14 +39,6 @@ def test_an_http_task_without_callables_is_native(dag_folder):
     assert tasks["filtered"]["operator"] == "python"
 
 
-def test_http_sensor_is_refused_by_name(dag_folder):
-    dag_folder.write("sensing.py", """
-        from airflow.providers.http.sensors.http import HttpSensor
-    """)
-    answer = dag_folder.parse("sensing.py")
-    assert "HttpSensor is not supported yet by updraft" in answer["error"]["message"]
-
-
 @pytest.fixture
 def items_server():
     class Handler(http.server.BaseHTTPRequestHandler):

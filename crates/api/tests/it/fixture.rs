@@ -224,6 +224,7 @@ pub async fn queue(store: &dyn Store, tis: &[TaskInstance]) {
             pool: ti.pool.clone(),
             max_active_tasks: 16,
             task_limits: None,
+            resumes: false,
         })
         .collect();
     let results = store.queue(items, now).await.expect("queue");

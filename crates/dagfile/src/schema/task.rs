@@ -61,6 +61,13 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "task_group",
     "http",
     "docker",
+    "sensor",
+    "file_sensor",
+    "time_delta_sensor",
+    "time_sensor",
+    "date_time_sensor",
+    "outlets",
+    "inlets",
     "trigger_dagrun",
     "external_task_marker",
 ];
@@ -401,15 +408,28 @@ pub(crate) fn read_task(
         }
     }
 
+    let outlets = match get(entries, "outlets") {
+        Some(e) => super::asset::read_asset_list(&e.value, &label, "outlets", ctx),
+        None => Some(Vec::new()),
+    };
+    let inlets = match get(entries, "inlets") {
+        Some(e) => super::asset::read_asset_list(&e.value, &label, "inlets", ctx),
+        None => Some(Vec::new()),
+    };
     let own = read_settings(entries, &label, ctx);
     if mapping_failed {
         return None;
     }
-    let mut task = Task::new(task_id?, operator?);
+    let operator = operator?;
+    let sensor = super::sensor::read_sensing(entries, &operator, &label, ctx);
+    let mut task = Task::new(task_id?, operator);
+    task.sensor = sensor?;
     task.dependencies = dependencies;
     task.task_group = task_group;
     task.mapping = mapping_read.map(|m| m.mapping);
     task.map_group = map_group;
+    task.outlets = outlets?;
+    task.inlets = inlets?;
     for setting in defaults.iter().chain(&own) {
         setting.apply(&mut task);
     }
@@ -512,7 +532,10 @@ fn read_operator(
         return read_python(entries, operator.and_then(|(_, pos)| pos), label, ctx);
     }
     // The operators whose whole definition lives under a key named as they are.
-    for native in ["http", "docker", "trigger_dagrun", "external_task_marker"] {
+    for native in ["http", "docker", "trigger_dagrun", "external_task_marker"]
+        .into_iter()
+        .chain(super::sensor::SENSOR_OPERATORS.iter().copied())
+    {
         if operator.as_ref().is_some_and(|(name, _)| name == native) {
             if let Some(cmd) = command {
                 ctx.error(
@@ -531,11 +554,12 @@ fn read_operator(
             let pos = operator.and_then(|(_, pos)| pos);
             return match native {
                 "http" => super::http::read_http(entries, pos, label, ctx),
+                "docker" => super::docker::read_docker(entries, pos, label, ctx),
                 "trigger_dagrun" => super::cross_dag::read_trigger_dagrun(entries, pos, label, ctx),
                 "external_task_marker" => {
                     super::cross_dag::read_external_task_marker(entries, pos, label, ctx)
                 }
-                _ => super::docker::read_docker(entries, pos, label, ctx),
+                sensor => super::sensor::read_sensor_operator(sensor, entries, pos, label, ctx),
             };
         }
         if let Some(e) = get(entries, native) {

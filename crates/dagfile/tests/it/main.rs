@@ -1,5 +1,6 @@
 //! Integration tests of updraft-dagfile: one binary, a module per area.
 
+mod assets;
 mod cross_dag;
 mod folder;
 mod hostile;
@@ -8,3 +9,4 @@ mod notifications;
 mod parse;
 mod run_dependencies;
 mod schema_file;
+mod sensors;

@@ -56,6 +56,7 @@ fn minimal_file_takes_defaults() {
         tags: vec![],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
+        asset_schedule: None,
         tasks: vec![Task::new(
             "a",
             Operator::Bash {
@@ -195,6 +196,7 @@ fn full_expected() -> Dag {
         .as_object()
         .unwrap()
         .clone(),
+        asset_schedule: None,
         tasks: vec![extract, load, notify],
     }
 }
@@ -433,7 +435,7 @@ fn error_cases() {
         ("tasks:\n  - {task_id: a}\n", &["task `a`: missing required key `bash_command` (or set `operator: empty`)"]),
         (
             "tasks:\n  - {task_id: a, operator: dockers}\n",
-            &["task `a`: unknown operator `dockers`; allowed: bash, docker, empty, external_task_marker, http, python, trigger_dagrun"],
+            &["task `a`: unknown operator `dockers`; allowed: bash, date_time_sensor, docker, empty, external_task_marker, file_sensor, http, python, time_delta_sensor, time_sensor, trigger_dagrun"],
         ),
         (
             "tasks:\n  - {task_id: a, operator: python}\n",
@@ -648,6 +650,10 @@ fn every_operator_kind_of_the_model_loads_from_a_file() {
             "python" => ", python_callable: f",
             "http" => ", http: {endpoint: items}",
             "docker" => ", docker: {image: busybox}",
+            "file_sensor" => ", file_sensor: {filepath: /tmp/x}",
+            "time_delta_sensor" => ", time_delta_sensor: {delta: 5m}",
+            "time_sensor" => ", time_sensor: {target_time: '14:30'}",
+            "date_time_sensor" => ", date_time_sensor: {target_time: '2026-01-31T06:00:00Z'}",
             "trigger_dagrun" => ", trigger_dagrun: {trigger_dag_id: other}",
             "external_task_marker" => {
                 ", external_task_marker: {external_dag_id: other, external_task_id: t}"

@@ -42,6 +42,7 @@ fn dag(lines: &[&str]) -> Dag {
         tags: Vec::new(),
         params: Default::default(),
         default_args: Default::default(),
+        asset_schedule: None,
         tasks,
     }
 }

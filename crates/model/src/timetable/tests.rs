@@ -28,6 +28,7 @@ fn dag(schedule: &str, tz: &str, start: Option<&str>, end: Option<&str>, catchup
         tags: Vec::new(),
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
+        asset_schedule: None,
         tasks: Vec::new(),
     }
 }

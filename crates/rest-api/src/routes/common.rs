@@ -200,12 +200,17 @@ pub(crate) fn seconds_between(
 
 /// Airflow's operator class name of a task.
 pub(crate) fn operator_name(dag: &Dag, task_id: &str) -> Option<&'static str> {
-    dag.task(task_id).map(|task| match task.operator {
+    dag.task(task_id).map(|task| match &task.operator {
         updraft_model::Operator::Bash { .. } => "BashOperator",
         updraft_model::Operator::Empty => "EmptyOperator",
-        updraft_model::Operator::Python { python_kind, .. } => python_operator_name(python_kind),
+        updraft_model::Operator::Python { python_kind, .. } => python_operator_name(*python_kind),
+        updraft_model::Operator::Http(_) if task.sensor.is_some() => "HttpSensor",
         updraft_model::Operator::Http(_) => "HttpOperator",
         updraft_model::Operator::Docker(_) => "DockerOperator",
+        updraft_model::Operator::FileSensor(_) => "FileSensor",
+        updraft_model::Operator::TimeDeltaSensor { .. } => "TimeDeltaSensor",
+        updraft_model::Operator::TimeSensor { .. } => "TimeSensor",
+        updraft_model::Operator::DateTimeSensor { .. } => "DateTimeSensor",
         updraft_model::Operator::TriggerDagRun(_) => "TriggerDagRunOperator",
         updraft_model::Operator::ExternalTaskMarker(_) => "ExternalTaskMarker",
     })
@@ -220,6 +225,7 @@ pub(crate) fn python_operator_name(kind: updraft_model::PythonKind) -> &'static 
         PythonKind::ShortCircuit => "ShortCircuitOperator",
         PythonKind::Bash => "BashOperator",
         PythonKind::LatestOnly => "LatestOnlyOperator",
+        PythonKind::Sensor => "PythonSensor",
     }
 }
 

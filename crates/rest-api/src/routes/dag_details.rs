@@ -108,7 +108,7 @@ async fn get_dag_details(
     Ok(Json(DAGDetailsResponse {
         catchup: dag.catchup,
         dag_run_timeout: dag.dagrun_timeout.map(iso_duration),
-        asset_expression: None,
+        asset_expression: dag.asset_schedule.as_ref().map(|c| c.expression()),
         doc_md: None,
         start_date: dag.start_date,
         end_date: dag.end_date,

@@ -103,6 +103,7 @@ pub(crate) async fn run_responses(
     let mut out = Vec::new();
     for run in runs {
         let version = versions.get(state, &run.dag_id, run.dag_version).await?;
+        let dated = run.run_type != RunType::AssetTriggered;
         out.push(DAGRunResponse {
             duration: seconds_between(run.start_date, run.end_date),
             triggered_by: Some(
@@ -110,18 +111,21 @@ pub(crate) async fn run_responses(
                     RunType::Scheduled => "timetable",
                     RunType::Backfill => "backfill",
                     RunType::Manual => "rest_api",
+                    RunType::AssetTriggered => "asset",
                 }
                 .to_string(),
             ),
             dag_run_id: run.run_id,
             dag_display_name: run.dag_id.clone(),
             dag_id: run.dag_id,
-            logical_date: Some(run.logical_date),
+            // Airflow 3: an asset-triggered run has no logical date nor data interval, only
+            // `run_after` (the store keeps run_after as its logical date, for ordering).
+            logical_date: dated.then_some(run.logical_date),
             queued_at: Some(run.queued_at),
             start_date: run.start_date,
             end_date: run.end_date,
-            data_interval_start: Some(run.data_interval_start),
-            data_interval_end: Some(run.data_interval_end),
+            data_interval_start: dated.then_some(run.data_interval_start),
+            data_interval_end: dated.then_some(run.data_interval_end),
             run_after: run.logical_date,
             last_scheduling_decision: None,
             run_type: run.run_type.as_str().to_string(),

@@ -109,8 +109,14 @@ impl DAGResponse {
             relative_fileloc: Some(record.fileloc.clone()),
             fileloc: record.fileloc.clone(),
             description: record.description.clone(),
-            timetable_summary: Some(record.schedule.clone()),
-            timetable_description: Some(timetable_description(&dag.schedule)),
+            timetable_summary: Some(timetable_summary(record, dag)),
+            timetable_description: Some(match (&dag.asset_schedule, &dag.schedule) {
+                (None, schedule) => timetable_description(schedule),
+                (Some(_), Schedule::None) => "Triggered by assets".to_string(),
+                (Some(_), schedule) => {
+                    format!("Triggered by assets or {}", timetable_description(schedule))
+                }
+            }),
             timetable_periodic: periodic,
             timetable_partitioned: false,
             tags: record
@@ -154,6 +160,16 @@ fn next_dagrun(record: &DagRecord, graph: &DagGraph) -> Option<DateTime<Utc>> {
             .into_iter()
             .next()
     })
+}
+
+/// Airflow's summaries: the schedule, `Asset` for a DAG scheduled on assets, `Asset or …`
+/// for assets or a time schedule (`AssetOrTimeSchedule`).
+fn timetable_summary(record: &DagRecord, dag: &updraft_model::Dag) -> String {
+    match (&dag.asset_schedule, &dag.schedule) {
+        (None, _) => record.schedule.clone(),
+        (Some(_), Schedule::None) => "Asset".to_string(),
+        (Some(_), _) => format!("Asset or {}", record.schedule),
+    }
 }
 
 fn timetable_description(schedule: &Schedule) -> String {

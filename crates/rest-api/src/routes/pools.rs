@@ -3,7 +3,7 @@
 //!
 //! Differences from Airflow, because updraft has no such thing: `slots` cannot be `-1`
 //! (unlimited: a task whose pool has no row runs unlimited), `include_deferred` is always
-//! false (no deferrable tasks) and `team_name` is always null. Pools have no numeric id:
+//! false (a `deferred` task, a time sensor, waits in the scheduler and never takes a slot) and `team_name` is always null. Pools have no numeric id:
 //! `order_by=id` sorts by name.
 
 use std::collections::{HashMap, HashSet};
@@ -78,7 +78,7 @@ pub struct PoolBody {
     pub slots: u32,
     #[serde(default)]
     pub description: Option<String>,
-    /// Accepted for compatibility; updraft has no deferred tasks.
+    /// Accepted for compatibility; deferred tasks (time sensors) never take a slot.
     #[serde(default)]
     pub include_deferred: bool,
     /// Accepted for compatibility; updraft has no teams.
@@ -93,7 +93,7 @@ pub struct PoolPatchBody {
     pub pool: Option<String>,
     pub slots: Option<u32>,
     pub description: Option<String>,
-    /// Accepted for compatibility (updraft has no deferred tasks); ignored.
+    /// Accepted for compatibility (deferred tasks never take a slot); ignored.
     #[allow(dead_code)]
     pub include_deferred: Option<bool>,
     /// Accepted for compatibility (updraft has no teams); ignored.

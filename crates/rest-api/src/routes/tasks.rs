@@ -114,6 +114,30 @@ impl TaskResponse {
                 vec!["image", "command", "environment"],
                 "#fff",
             ),
+            Operator::FileSensor(_) => (
+                "FileSensor",
+                "airflow.providers.standard.sensors.filesystem",
+                vec!["filepath"],
+                "#91818a",
+            ),
+            Operator::TimeDeltaSensor { .. } => (
+                "TimeDeltaSensor",
+                "airflow.providers.standard.sensors.time_delta",
+                vec![],
+                "#fff",
+            ),
+            Operator::TimeSensor { .. } => (
+                "TimeSensor",
+                "airflow.providers.standard.sensors.time",
+                vec![],
+                "#fff",
+            ),
+            Operator::DateTimeSensor { .. } => (
+                "DateTimeSensor",
+                "airflow.providers.standard.sensors.date_time",
+                vec!["target_time"],
+                "#fff",
+            ),
             Operator::TriggerDagRun(_) => (
                 "TriggerDagRunOperator",
                 "airflow.providers.standard.operators.trigger_dagrun",

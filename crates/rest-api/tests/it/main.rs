@@ -1,5 +1,6 @@
 //! Contract tests of the public REST API against a real server on a SQLite file.
 
+mod assets;
 mod auth;
 mod backfills;
 mod config;

@@ -42,6 +42,7 @@ fn chain(past: PastDependency) -> DagGraph {
         tags: Vec::new(),
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
+        asset_schedule: None,
         tasks,
     }))
 }

@@ -70,6 +70,7 @@ pub(super) fn dag(tasks: Vec<Task>) -> Dag {
         tags: Vec::new(),
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
+        asset_schedule: None,
         tasks,
     }
 }

@@ -75,6 +75,7 @@ pub fn dag(dag_id: &str, schedule: &str, tasks: Vec<Task>) -> Dag {
         tags: Vec::new(),
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
+        asset_schedule: None,
         tasks,
     }
 }

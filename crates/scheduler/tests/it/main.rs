@@ -2,6 +2,7 @@
 //! file, driven pass by pass under a fake clock, with the tests acting as the worker.
 
 mod active_active;
+mod assets;
 mod clear;
 mod concurrency;
 mod fixture;

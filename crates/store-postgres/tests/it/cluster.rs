@@ -47,6 +47,7 @@ async fn schedule_all(
                 pool: pool.to_string(),
                 max_active_tasks,
                 task_limits: None,
+                resumes: false,
             });
         }
     }

@@ -56,6 +56,7 @@ async fn watchers_hear_changes_committed_through_another_store() {
         pool: "default_pool".into(),
         max_active_tasks: 16,
         task_limits: None,
+        resumes: false,
     };
     let results = elsewhere.queue(vec![item], at(1)).await.unwrap();
     assert_eq!(results, vec![TransitionResult::Applied]);

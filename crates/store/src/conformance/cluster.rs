@@ -31,6 +31,7 @@ async fn scheduled_items(
             pool: pool.to_string(),
             max_active_tasks,
             task_limits: None,
+            resumes: false,
         });
     }
     items

@@ -34,6 +34,7 @@ pub fn dag(dag_id: &str, schedule: Schedule, task_ids: &[&str]) -> Dag {
         tags: vec!["conformance".to_string()],
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
+        asset_schedule: None,
         tasks: task_ids
             .iter()
             .map(|id| {

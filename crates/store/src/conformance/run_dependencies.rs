@@ -213,6 +213,7 @@ fn limited(ti: &crate::TaskInstance, per_dag: Option<u32>, per_run: Option<u32>)
             per_dag,
             per_run,
         }),
+        resumes: false,
     }
 }
 

@@ -40,6 +40,7 @@ pub async fn watchers_see_a_trigger_queueing_a_claim_and_a_finish(db: &dyn TestD
                 pool: "default_pool".into(),
                 max_active_tasks: 16,
                 task_limits: None,
+                resumes: false,
             }],
             at(1),
         )

@@ -24,6 +24,7 @@ fn dag(dag_id: &str) -> Dag {
         tags: Vec::new(),
         params: serde_json::Map::new(),
         default_args: serde_json::Map::new(),
+        asset_schedule: None,
         tasks: Vec::new(),
     }
 }

@@ -69,5 +69,16 @@ pub fn context() -> TemplateContext {
         )]
         .into_iter()
         .collect(),
+        triggering_asset_events: json!({
+            "s3://raw/orders": [{
+                "asset": {"name": "orders", "uri": "s3://raw/orders", "group": "asset"},
+                "extra": {"rows": 7},
+                "source_dag_id": "ingest",
+                "source_task_id": "fetch",
+                "source_run_id": "manual__1",
+                "source_map_index": -1,
+                "timestamp": "2026-01-01T00:00:00.000000+00:00",
+            }],
+        }),
     }
 }

@@ -291,3 +291,21 @@ fn renderer_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Renderer>();
 }
+
+#[test]
+fn triggering_asset_events() {
+    check(&[
+        (
+            "{{ triggering_asset_events['s3://raw/orders'][0].source_dag_id }}",
+            "ingest",
+        ),
+        (
+            "{% for uri, events in triggering_asset_events.items() %}{{ uri }}={{ events | length }}:{{ events[0].extra.rows }}{% endfor %}",
+            "s3://raw/orders=1:7",
+        ),
+        (
+            "{{ (triggering_asset_events.values() | first | first).asset.name }}",
+            "orders",
+        ),
+    ]);
+}

@@ -252,7 +252,7 @@ pub fn parse_time(text: &str, dag: &Dag) -> Result<DateTime<Utc>> {
         .with_context(|| format!("{text} does not exist in {}", dag.timezone))
 }
 
-fn print_runs(out: Output, runs: &[DagRun]) -> Result<()> {
+pub fn print_runs(out: Output, runs: &[DagRun]) -> Result<()> {
     let value: Vec<_> = runs
         .iter()
         .map(|r| {

@@ -338,6 +338,20 @@ fn every_operator_kind_runs_to_its_end() {
                  \x20   @task\n    def t_python():\n        print('ran-in-python')\n\n\
                  \x20   t_python()\n\n\nkinds_py()\n",
             ),
+            // A sensor finds what it waits for at its first poke, or its instant passed.
+            "file_sensor" => dag.push_str(&format!(
+                "  - task_id: t_file_sensor\n    operator: file_sensor\n    file_sensor: {{filepath: '{}'}}\n",
+                home.path().join("dags").display()
+            )),
+            "time_delta_sensor" => dag.push_str(
+                "  - task_id: t_time_delta_sensor\n    operator: time_delta_sensor\n    time_delta_sensor: {delta: 0}\n",
+            ),
+            "time_sensor" => dag.push_str(
+                "  - task_id: t_time_sensor\n    operator: time_sensor\n    time_sensor: {target_time: '00:00'}\n",
+            ),
+            "date_time_sensor" => dag.push_str(
+                "  - task_id: t_date_time_sensor\n    operator: date_time_sensor\n    date_time_sensor: {target_time: '2020-01-01T00:00:00Z'}\n",
+            ),
             other => panic!("operator kind {other:?} has no case in this test"),
         }
     }

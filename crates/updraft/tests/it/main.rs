@@ -1,5 +1,6 @@
 //! End-to-end tests of the `updraft` binary: real processes, a real SQLite file, real tasks.
 
+mod assets;
 mod audit;
 mod backfill;
 mod cli;
@@ -21,6 +22,7 @@ mod python_fork_server;
 mod rest_clients;
 mod run_dependencies;
 mod secrets;
+mod sensors;
 mod setup_teardown;
 mod standalone;
 mod start_slots;

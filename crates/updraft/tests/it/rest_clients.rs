@@ -63,7 +63,7 @@ fn base_url(standalone: &Standalone) -> String {
 }
 
 /// The password standalone generated for `admin` on first start.
-fn admin_password(home: &Home) -> String {
+pub(crate) fn admin_password(home: &Home) -> String {
     let path = home.path().join("standalone_admin_password.txt");
     eventually(Duration::from_secs(10), || {
         std::fs::read_to_string(&path)

@@ -3,6 +3,7 @@
 //! serving the example DAGs. With `UPDATE_SCREENSHOTS=1` the tests also save screenshots of
 //! the main views into `docs/screenshots/`.
 
+mod backfill;
 mod dag;
 mod shell;
 

@@ -11,7 +11,12 @@ use serde_json::{json, Value};
 use crate::fixture::{Home, Standalone};
 
 /// An HTTP/1.0 request; answers the status and the body.
-fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+pub(crate) fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_once('/').expect("a path");
     let mut stream = std::net::TcpStream::connect(host).expect("connect");
@@ -40,7 +45,7 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -
 }
 
 /// `POST /auth/token`: the status and the token, if one was given.
-fn login(base: &str, username: &str, password: &str) -> (u16, Option<String>) {
+pub(crate) fn login(base: &str, username: &str, password: &str) -> (u16, Option<String>) {
     let body = json!({"username": username, "password": password}).to_string();
     let (status, text) = http("POST", &format!("{base}/auth/token"), &[], Some(&body));
     let token = serde_json::from_str::<Value>(&text)

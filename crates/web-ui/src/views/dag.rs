@@ -1,6 +1,7 @@
 //! The pages of one DAG: the header they share (pause toggle, trigger button, tabs) and the
-//! grid (`/dags/{dag_id}`); the other tabs live in the submodules.
+//! grid (`/dags/{dag_id}`); the other tabs (backfills among them) live in the submodules.
 
+mod backfills;
 mod charts;
 mod info;
 mod run;
@@ -45,6 +46,7 @@ pub(crate) fn routes() -> Router<RestState> {
         .route("/dags/{dag_id}/tasks", get(info::tasks))
         .route("/dags/{dag_id}/audit", get(info::audit))
         .route("/dags/{dag_id}/trigger", get(trigger::form))
+        .route("/dags/{dag_id}/backfills", get(backfills::page_route))
         .route("/dags/{dag_id}/runs/{run_id}", get(run::page_route))
         .route(
             "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}",
@@ -65,6 +67,7 @@ pub(crate) const TABS: &[(&str, &str, &str)] = &[
     ("code", "Code", "/code"),
     ("details", "Details", "/details"),
     ("runs", "Runs", "/runs"),
+    ("backfills", "Backfills", "/backfills"),
     ("tasks", "Tasks", "/tasks"),
     ("audit", "Audit log", "/audit"),
 ];

@@ -2,6 +2,8 @@
 //! cookies a browser would send, and the pages' markup checked.
 
 mod admin;
+mod assets;
+mod backfills;
 mod cluster;
 mod dag_views;
 mod dag_world;

@@ -131,6 +131,17 @@ impl LocalWorker {
                 }
             }
             Work::Process(launch) => (*launch, None),
+            // One poke: `tasks test` does not wait.
+            Work::File(poke) => {
+                return match poke.poke() {
+                    Some(_) => TestOutcome {
+                        state: TaskState::Success,
+                        xcom: None,
+                        error: None,
+                    },
+                    None => failed(format!("the sensor found nothing at {}", poke.pattern)),
+                }
+            }
             Work::Python(prepared) => (prepared.launch, Some(prepared.supervisor)),
             Work::Http(call) => {
                 let (_never_cancelled, cancel) = watch::channel(false);
@@ -142,7 +153,7 @@ impl LocalWorker {
                         xcom: xcom.filter(|_| task.do_xcom_push),
                         error: None,
                     },
-                    HttpOutcome::Failed(why) => failed(why),
+                    HttpOutcome::Failed(why) | HttpOutcome::Refused(_, why) => failed(why),
                     HttpOutcome::TimedOut(limit) => failed(format!("timed out after {limit:?}")),
                     HttpOutcome::Cancelled => failed("cancelled".into()),
                 };
@@ -186,6 +197,9 @@ impl LocalWorker {
             (TaskOutcome::Failed { reason }, _) => failed(reason.to_string()),
             (_, Some(None)) => {
                 failed("the Python process exited without reporting how the task ended".into())
+            }
+            (_, Some(Some(finish))) if !finish.sensor_done => {
+                failed("the sensor's poke found nothing".into())
             }
             (_, Some(Some(finish))) => TestOutcome {
                 state: match finish.state {
@@ -267,6 +281,15 @@ impl LocalWorker {
                     .await?
                     .fields())
             }
+            Operator::FileSensor(wait) => {
+                let poke = self
+                    .prepare_file_sensor(&claimed, &try_.dag, task, wait)
+                    .await?;
+                return Ok(vec![("filepath".to_string(), poke.pattern)]);
+            }
+            Operator::TimeDeltaSensor { .. }
+            | Operator::TimeSensor { .. }
+            | Operator::DateTimeSensor { .. } => return Ok(Vec::new()),
             Operator::Docker(run) => {
                 let log_path = std::env::temp_dir().join("updraft-render.log");
                 return Ok(self

@@ -92,10 +92,34 @@ impl LocalWorker {
                 ..report(TaskState::Failed, None, None)
             };
         };
-        let failed = |task: &Task| failed_report(&claimed, task);
+        let (finished, error) = if task.sensor.is_some() {
+            self.sense(&claimed, &dag, task, log_path, cancel, starting)
+                .await
+        } else {
+            self.run_try(&claimed, &dag, task, log_path, cancel, starting)
+                .await
+        };
+        // Once per try, however many pokes a sensor took.
+        self.with_notifications(&claimed, task, finished, error)
+    }
+
+    /// Runs one try of `task` (one poke of a sensor) and answers its report. A sensor's poke
+    /// that found nothing answers `up_for_reschedule` without an instant: the sensor's loop
+    /// (`sense`) decides what follows.
+    pub(super) async fn run_try(
+        &self,
+        claimed: &ClaimedTask,
+        dag: &updraft_model::Dag,
+        task: &Task,
+        log_path: PathBuf,
+        cancel: watch::Receiver<bool>,
+        starting: &Starting,
+    ) -> (FinishReport, Option<String>) {
+        let ti = &claimed.ti;
+        let report = |state, next_retry_at, xcom| report_of(claimed, state, next_retry_at, xcom);
+        let failed = |task: &Task| failed_report(claimed, task);
         let mut container = None;
-        let (launch, supervisor) = match self.prepare(&claimed, &dag, task, log_path.clone()).await
-        {
+        let (launch, supervisor) = match self.prepare(claimed, dag, task, log_path.clone()).await {
             Ok(operator::Work::Process(launch)) => (*launch, None),
             Ok(operator::Work::Python(prepared)) => (prepared.launch, Some(prepared.supervisor)),
             Ok(operator::Work::Docker(prepared)) => {
@@ -103,28 +127,39 @@ impl LocalWorker {
                 container = Some(prepared.container);
                 (prepared.launch, None)
             }
-            Ok(operator::Work::Nothing) => {
-                let done = report(TaskState::Success, None, None);
-                return self.with_notifications(&claimed, task, done, None);
+            Ok(operator::Work::Nothing) => return (report(TaskState::Success, None, None), None),
+            Ok(operator::Work::File(poke)) => {
+                let finished = match poke.poke() {
+                    Some(found) => {
+                        write_log_line(&log_path, &format!("found {}", found.display()));
+                        report(TaskState::Success, None, None)
+                    }
+                    None => {
+                        write_log_line(
+                            &log_path,
+                            &format!("poking for {}: not there yet", poke.pattern),
+                        );
+                        report(TaskState::UpForReschedule, None, None)
+                    }
+                };
+                return self.conclude(claimed, dag, task, finished, &log_path, None, None);
             }
             Ok(operator::Work::Trigger(prepared)) => {
                 let finished = self
-                    .run_trigger_try(&claimed, task, *prepared, &log_path, cancel)
+                    .run_trigger_try(claimed, task, *prepared, &log_path, cancel)
                     .await;
-                return self.conclude(&claimed, &dag, task, finished, &log_path, None, None);
+                return self.conclude(claimed, dag, task, finished, &log_path, None, None);
             }
             Ok(operator::Work::Http(call)) => {
-                let finished = self
-                    .run_http(&claimed, task, *call, &log_path, cancel)
-                    .await;
-                return self.conclude(&claimed, &dag, task, finished, &log_path, None, None);
+                let finished = self.run_http(claimed, task, *call, &log_path, cancel).await;
+                return self.conclude(claimed, dag, task, finished, &log_path, None, None);
             }
             Err(message) => {
                 let done = FinishReport {
                     log_tail: self.log_before_start(&log_path, &message),
                     ..failed(task)
                 };
-                return self.with_notifications(&claimed, task, done, Some(message));
+                return (done, Some(message));
             }
         };
         match &supervisor {
@@ -139,7 +174,7 @@ impl LocalWorker {
             Some(reaper.guard_container(&c.name, c.docker_url.as_deref()))
         });
         let (outcome, log_tail) = if self.execution.ships_logs() {
-            self.run_shipping_logs(&claimed, launch, cancel, log_path.clone())
+            self.run_shipping_logs(claimed, launch, cancel, log_path.clone())
                 .await
         } else {
             let outcome = run_task_guarded(launch, cancel, self.reaper.as_ref()).await;
@@ -163,7 +198,7 @@ impl LocalWorker {
                     reason: FailureReason::Killed | FailureReason::TimedOut(_),
                 },
                 Some(_),
-            ) => self.process_finish(&claimed, task, outcome),
+            ) => self.process_finish(claimed, task, outcome),
             (_, Some((None, _))) => {
                 write_log_line(
                     &log_path,
@@ -173,6 +208,10 @@ impl LocalWorker {
             }
             (_, Some((Some(finish), pushed))) => {
                 let mut finished = match finish.state {
+                    // A sensor's poke that found nothing.
+                    operator::FinishState::Success if !finish.sensor_done => {
+                        report(TaskState::UpForReschedule, None, None)
+                    }
                     operator::FinishState::Success => {
                         let xcom = finish.return_value.filter(|_| task.do_xcom_push);
                         report(TaskState::Success, None, xcom)
@@ -196,7 +235,7 @@ impl LocalWorker {
                 finished
             }
         };
-        self.conclude(&claimed, &dag, task, finished, &log_path, log_tail, error)
+        self.conclude(claimed, dag, task, finished, &log_path, log_tail, error)
     }
 
     /// The report of an HTTP try: its XCom on success; a timeout or a failed request is the
@@ -211,11 +250,29 @@ impl LocalWorker {
     ) -> FinishReport {
         let ti = &claimed.ti;
         let outcome = match call.run(log_path, task.execution_timeout, cancel).await {
+            // An HTTP sensor is done when a JSON filter finds something truthy; it pushes
+            // nothing, as Airflow's `HttpSensor`.
+            operator::HttpOutcome::Success(xcom) if task.sensor.is_some() => {
+                let filtered = matches!(
+                    &task.operator,
+                    updraft_model::Operator::Http(call) if call.response_filter.is_some()
+                );
+                let done = !filtered || xcom.as_ref().is_some_and(truthy);
+                let state = if done {
+                    TaskState::Success
+                } else {
+                    TaskState::UpForReschedule
+                };
+                return report_of(claimed, state, None, None);
+            }
+            operator::HttpOutcome::Refused(404, _) if task.sensor.is_some() => {
+                return report_of(claimed, TaskState::UpForReschedule, None, None);
+            }
             operator::HttpOutcome::Success(xcom) => {
                 let xcom = xcom.filter(|_| task.do_xcom_push);
                 return report_of(claimed, TaskState::Success, None, xcom);
             }
-            operator::HttpOutcome::Failed(why) => {
+            operator::HttpOutcome::Failed(why) | operator::HttpOutcome::Refused(_, why) => {
                 info!(dag_id = %ti.dag_id, run_id = %ti.run_id, task_id = %ti.task_id, try_number = ti.try_number, %why, "http task failed");
                 return failed_report(claimed, task);
             }
@@ -283,7 +340,7 @@ impl LocalWorker {
         log_path: &Path,
         log_tail: Option<LogTail>,
         mut error: Option<String>,
-    ) -> FinishReport {
+    ) -> (FinishReport, Option<String>) {
         let ti = &claimed.ti;
         let failed = |task: &Task| failed_report(claimed, task);
         let mut log_tail = match log_tail {
@@ -309,12 +366,12 @@ impl LocalWorker {
             }
         }
         finished.log_tail = log_tail;
-        self.with_notifications(claimed, task, finished, error)
+        (finished, error)
     }
 
     /// The report of a try from how its process ended (bash tasks, and Python tasks that
     /// did not report).
-    fn process_finish(
+    pub(super) fn process_finish(
         &self,
         claimed: &ClaimedTask,
         task: &Task,
@@ -413,7 +470,7 @@ impl LocalWorker {
 }
 
 /// The log of a try as a tail from its start, when it is small enough to go with the report.
-fn whole_log(log_path: &Path) -> Option<LogTail> {
+pub(super) fn whole_log(log_path: &Path) -> Option<LogTail> {
     let log = std::fs::read(log_path).ok()?;
     (log.len() <= MAX_TAIL).then(|| LogTail {
         offset: 0,
@@ -428,7 +485,7 @@ fn retried_at_once(e: &StoreError) -> bool {
     e.is_transient()
 }
 
-fn write_log_line(path: &Path, message: &str) {
+pub(super) fn write_log_line(path: &Path, message: &str) {
     use std::io::Write;
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
@@ -443,8 +500,21 @@ fn write_log_line(path: &Path, message: &str) {
     }
 }
 
+/// Python's truth of a JSON value: what an HTTP sensor's filter must find.
+fn truthy(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+    }
+}
+
 /// The report of `claimed`'s try ending now in `state`.
-fn report_of(
+pub(super) fn report_of(
     claimed: &ClaimedTask,
     state: TaskState,
     next_retry_at: Option<chrono::DateTime<Utc>>,

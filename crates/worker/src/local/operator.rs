@@ -4,6 +4,7 @@
 mod bash;
 mod context;
 mod docker;
+mod file_sensor;
 mod http;
 pub(crate) use http::{base_url, join_url};
 mod mapped;
@@ -30,11 +31,14 @@ pub(super) enum Work {
     Http(Box<HttpTry>),
     /// A container run by a `docker run` process.
     Docker(Box<DockerTry>),
+    /// A file sensor's poke, made by the worker itself.
+    File(FilePoke),
     /// A run of another DAG the worker asks the cluster for (and may wait for).
     Trigger(Box<TriggerTry>),
 }
 
 pub(super) use docker::DockerTry;
+pub(super) use file_sensor::FilePoke;
 pub(super) use http::{HttpOutcome, HttpTry};
 pub(super) use mapped::result_for_mapping;
 pub(super) use python::{FinishState, PinnedFiles, PythonTry};
@@ -79,6 +83,17 @@ impl LocalWorker {
                 .prepare_docker(claimed, dag, task, run, log_path)
                 .await
                 .map(|prepared| Work::Docker(Box::new(prepared))),
+            Operator::FileSensor(wait) => self
+                .prepare_file_sensor(claimed, dag, task, wait)
+                .await
+                .map(Work::File),
+            // Never queued: the scheduler decides them (`scheduler::plan`).
+            Operator::TimeDeltaSensor { .. }
+            | Operator::TimeSensor { .. }
+            | Operator::DateTimeSensor { .. } => Err(format!(
+                "a {} waits in the scheduler, not on a worker",
+                task.operator.kind()
+            )),
             Operator::TriggerDagRun(trigger) => self
                 .prepare_trigger(claimed, dag, task, trigger)
                 .await

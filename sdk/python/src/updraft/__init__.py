@@ -4,6 +4,7 @@ DAG files import from here (`from updraft import DAG, task`) or from Airflow's m
 which updraft maps to this package (`from airflow.decorators import dag, task`).
 """
 
+from .assets import Asset, AssetAll, AssetAny, AssetOrTimeSchedule, Dataset
 from .baseoperator import BaseOperator
 from .context import get_current_context
 from .cross_dag import ExternalTaskMarker, TriggerDagRunOperator
@@ -34,6 +35,20 @@ from .operators import (
     ShortCircuitOperator,
 )
 from .param import Param, ParamsDict
+from .sensors import (
+    BaseSensorOperator,
+    DateTimeSensor,
+    DateTimeSensorAsync,
+    FileSensor,
+    HttpSensor,
+    PokeReturnValue,
+    PythonSensor,
+    TimeDeltaSensor,
+    TimeDeltaSensorAsync,
+    TimeSensor,
+    TimeSensorAsync,
+    WaitSensor,
+)
 from .setup_teardown import setup, teardown
 from .task_group import TaskGroup, task_group
 from .taskflow import task
@@ -50,6 +65,10 @@ __all__ = [
     "chain_linear", "cross_downstream", "Param", "ParamsDict", "TriggerRule", "Variable",
     "Connection", "BaseHook", "get_current_context", "days_ago", "AirflowException",
     "AirflowSkipException", "AirflowFailException", "AirflowNotFoundException",
-    "NotSupportedByUpdraft", "setup", "teardown", "BaseNotifier", "SlackWebhookNotifier",
+    "NotSupportedByUpdraft", "setup", "teardown", "Asset", "AssetAll", "AssetAny",
+    "AssetOrTimeSchedule", "Dataset", "BaseNotifier", "SlackWebhookNotifier",
     "SmtpNotifier", "WebhookNotifier", "DeadlineAlert", "DeadlineReference", "AsyncCallback",
+    "NotSupportedByUpdraft", "setup", "teardown", "BaseSensorOperator", "PokeReturnValue",
+    "PythonSensor", "FileSensor", "HttpSensor", "TimeDeltaSensor", "TimeDeltaSensorAsync",
+    "TimeSensor", "TimeSensorAsync", "DateTimeSensor", "DateTimeSensorAsync", "WaitSensor",
 ]

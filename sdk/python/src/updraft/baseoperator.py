@@ -5,7 +5,7 @@ own subclass with an `execute(self, context)` method runs as a Python task."""
 import datetime
 import re
 
-from . import _registry, notifications, setup_teardown
+from . import _registry, assets, notifications, setup_teardown
 from .exceptions import AirflowException, NotSupportedByUpdraft
 from .nodes import DependencyMixin, XComArg
 from .trigger_rule import normalize as normalize_trigger_rule
@@ -36,8 +36,6 @@ UNSUPPORTED_KEYS = {
     "run_as_user": "run_as_user",
     "executor_config": "executor_config",
     "resources": "resources",
-    "inlets": "lineage (inlets)",
-    "outlets": "datasets and lineage (outlets)",
     "task_concurrency": "task_concurrency",
     "retry_delay_multiplier": None,
     "pool_slots": "pool_slots other than 1",
@@ -183,6 +181,13 @@ class BaseOperator(DependencyMixin):
                 setattr(self, key, value)
             else:
                 _refuse_unsupported(key, value, f"default_args of {where}")
+        # Assets the task updates (an event each when it succeeds) and reads.
+        self.outlets = kwargs.pop("outlets", None) or []
+        self.inlets = kwargs.pop("inlets", None) or []
+        self._asset_documents = {
+            key: assets.outlet_documents(key, getattr(self, key), where)
+            for key in ("outlets", "inlets")
+        }
         unknown = {}
         for key, value in kwargs.items():
             if key in SETTING_KEYS and key in self._accepted_settings():

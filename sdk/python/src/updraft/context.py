@@ -8,6 +8,7 @@ import inspect
 import json
 
 from . import supervisor
+from .assets import triggering_asset_events
 from .exceptions import AirflowException, NotSupportedByUpdraft
 from .models import Connection, Variable
 
@@ -231,6 +232,7 @@ def build_context(info, dag, task):
         "task_instance_key_str": f"{info.get('dag_id')}__{info.get('task_id')}__"
                                  f"{info.get('ds_nodash')}",
         "try_number": info.get("try_number"),
+        "triggering_asset_events": triggering_asset_events(info.get("triggering_asset_events")),
     }
     if logical_date is not None:
         context["ts_nodash"] = logical_date.strftime("%Y%m%dT%H%M%S")

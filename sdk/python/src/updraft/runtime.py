@@ -164,6 +164,24 @@ def latest_only_skips(task, context, now=None):
     return sorted(task.downstream_task_ids)
 
 
+def poke_result(result, outcome):
+    """A sensor's poke: truthy (or a done PokeReturnValue) ends the wait, with the
+    PokeReturnValue's `xcom_value` as the result; otherwise `sensor_done` is false and nothing
+    is pushed (updraft pokes again)."""
+    from .sensors import PokeReturnValue
+
+    if isinstance(result, PokeReturnValue):
+        done, value = bool(result.is_done), result.xcom_value
+    else:
+        done, value = bool(result), None
+    if not done:
+        print("Poke returned False: not there yet", flush=True)
+        outcome["sensor_done"] = False
+        return None
+    print("Success criteria met. Exiting.", flush=True)
+    return value
+
+
 def _check_json(value, what):
     try:
         json.dumps(value, allow_nan=False)
@@ -207,6 +225,8 @@ def finish_message(info, push):
             outcome["skip"] = short_circuit_skips(task, result)
         elif kind == "latest_only":
             outcome["skip"] = latest_only_skips(task, context)
+        elif kind == "sensor":
+            result = poke_result(result, outcome)
         if task.do_xcom_push and result is not None:
             if getattr(task, "multiple_outputs", False):
                 if not isinstance(result, dict):

@@ -4,7 +4,7 @@ ISO-8601 with offset, durations in seconds, schedules as cron, preset or seconds
 import datetime
 import json
 
-from . import notifications
+from . import assets, notifications
 from .exceptions import NotSupportedByUpdraft
 from .operators import callable_name
 from .param import serialize_params
@@ -56,14 +56,27 @@ def schedule_text(schedule):
         if text.lower() == "@continuous":
             raise NotSupportedByUpdraft("The @continuous schedule")
         return text
-    if isinstance(schedule, (list, tuple)) or type(schedule).__name__ in (
-        "Dataset", "Asset", "DatasetAll", "DatasetAny", "AssetAll", "AssetAny"
-    ):
-        raise NotSupportedByUpdraft("Data-aware scheduling (datasets/assets as schedule)")
+    if isinstance(schedule, assets.AssetOrTimeSchedule):
+        return schedule.to_document(_timetable_text)
+    if assets.is_asset_schedule(schedule) or isinstance(schedule, (list, tuple)):
+        return assets.condition_document(schedule)
+    if isinstance(schedule, assets.CronTriggerTimetable):
+        return _timetable_text(schedule)
     if type(schedule).__name__ == "relativedelta":
         raise NotSupportedByUpdraft("A relativedelta schedule", "use a cron expression")
     raise NotSupportedByUpdraft(f"A {type(schedule).__name__} schedule",
                                 "use a cron expression, a preset, a timedelta or None")
+
+
+def _timetable_text(timetable):
+    """The time part of an `AssetOrTimeSchedule`: a cron text, a preset, a timedelta or a
+    `CronTriggerTimetable`."""
+    if isinstance(timetable, assets.CronTriggerTimetable):
+        return schedule_text(timetable.cron)
+    text = schedule_text(timetable)
+    if text is None or isinstance(text, (dict, list)):
+        raise ValueError("AssetOrTimeSchedule needs a time schedule as its timetable")
+    return str(text)
 
 
 def _json_number(seconds):
@@ -77,19 +90,31 @@ def _kind(task):
     from .docker import DockerOperator
     from .http import HttpOperator
     from .operators import BashOperator, EmptyOperator
+    from .sensors import (DateTimeSensor, FileSensor, HttpSensor, TimeDeltaSensor,
+                          TimeSensor)
 
     kind = task._updraft_kind
     native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator,
               "docker": DockerOperator, "trigger_dagrun": TriggerDagRunOperator,
-              "external_task_marker": ExternalTaskMarker}.get(kind)
-    if native is not None and type(task).execute is not native.execute:
+              "external_task_marker": ExternalTaskMarker, "file_sensor": FileSensor,
+              "time_delta_sensor": TimeDeltaSensor, "time_sensor": TimeSensor,
+              "date_time_sensor": DateTimeSensor}.get(kind)
+    if kind == "http" and isinstance(task, HttpSensor):
+        native = HttpSensor
+    if native is not None and (type(task).execute is not native.execute
+                               or getattr(type(task), "poke", None)
+                               is not getattr(native, "poke", None)):
+        # A subclass that pokes (or runs) its own way: a Python sensor (or task).
         return "python"
     return kind
 
 
 def python_kind(task):
     """What the SDK does with a Python task's result (the same at parse and at run time)."""
-    return task._python_kind if task._updraft_kind == "python" else "task"
+    if task._updraft_kind == "python":
+        return task._python_kind
+    # A natively poked sensor's subclass with its own `poke` runs as a Python sensor.
+    return "sensor" if getattr(task, "_sensing", None) is not None else "task"
 
 
 # Task settings whose neutral value is left out of the document (the loader's default), so
@@ -123,6 +148,9 @@ def task_document(task):
     elif kind == "docker":
         doc["operator"] = "docker"
         doc["docker"] = task.docker_document()
+    elif kind in ("file_sensor", "time_delta_sensor", "time_sensor", "date_time_sensor"):
+        doc["operator"] = kind
+        doc[kind] = task.operator_document()
     elif kind == "trigger_dagrun":
         doc["operator"] = "trigger_dagrun"
         doc["trigger_dagrun"] = task.trigger_dagrun_document()
@@ -141,6 +169,10 @@ def task_document(task):
             doc["python_executable"] = task.python_executable
         if task._source_line is not None:
             doc["source_line"] = task._source_line
+    sensing = getattr(task, "_sensing", None)
+    if sensing is not None and (kind in ("file_sensor", "http")
+                                or doc.get("python_kind") == "sensor"):
+        doc["sensor"] = dict(sensing)
     if task.upstream_task_ids:
         doc["dependencies"] = sorted(task.upstream_task_ids)
     dag_defaults = getattr(task.dag, "default_args", None) or {}
@@ -155,6 +187,9 @@ def task_document(task):
         if key in ("retry_delay", "max_retry_delay", "execution_timeout") and value is not None:
             value = _json_number(value)
         doc[key] = value
+    for key, documents in getattr(task, "_asset_documents", {}).items():
+        if documents:
+            doc[key] = documents
     for key, value in getattr(task, "notify", {}).items():
         # Airflow's defaults (no callback, e-mails on) are left out.
         if value == [] or (key.startswith("email_on_") and value is True):

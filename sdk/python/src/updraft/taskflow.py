@@ -28,7 +28,8 @@ KNOWN_CONTEXT_KEYS = frozenset((
 ))
 
 # Context values of Airflow's that updraft does not provide yet.
-UNSUPPORTED_CONTEXT_KEYS = ("task_state_store",)
+UNSUPPORTED_CONTEXT_KEYS = ("task_state_store", "inlet_events", "outlet_events",
+                            "asset_state_store")
 
 
 def infer_multiple_outputs(function):
@@ -129,10 +130,17 @@ class TaskDecorator:
             multiple_outputs = infer_multiple_outputs(self.function)
         if self.function.__doc__ and "doc_md" not in options:
             options["doc_md"] = self.function.__doc__
+        sensing = None
+        if self.python_kind == "sensor":
+            from .sensors import pop_sensor_arguments
+
+            sensing = pop_sensor_arguments(options)
         operator = DecoratedPythonOperator(
             task_id=label, python_callable=self.function, op_args=args, op_kwargs=kwargs,
             python_kind=self.python_kind, multiple_outputs=bool(multiple_outputs), **options,
         )
+        if sensing is not None:
+            operator._sensing = sensing
         return operator
 
     def override(self, **options):
@@ -185,13 +193,14 @@ UNSUPPORTED_KINDS = {
     "virtualenv": "@task.virtualenv",
     "branch_virtualenv": "@task.branch_virtualenv", "docker": "@task.docker",
     "kubernetes": "@task.kubernetes", "kubernetes_cmd": "@task.kubernetes_cmd",
-    "sensor": "@task.sensor", "pyspark": "@task.pyspark", "sql": "@task.sql",
+    "pyspark": "@task.pyspark", "sql": "@task.sql",
     "run_if": "@task.run_if", "skip_if": "@task.skip_if", "snowpark": "@task.snowpark",
 }
 
 
 class _TaskNamespace:
-    """`task`, `task.python`, `task.bash`, `task.branch`, `task.short_circuit`."""
+    """`task`, `task.python`, `task.bash`, `task.branch`, `task.short_circuit`,
+    `task.sensor`."""
 
     def __init__(self):
         self._plain = _decorator("task")
@@ -199,6 +208,8 @@ class _TaskNamespace:
         self.bash = _decorator("bash")
         self.branch = _decorator("branch")
         self.short_circuit = _decorator("short_circuit")
+        # Each call of the function is one poke (a PythonSensor's).
+        self.sensor = _decorator("sensor")
         self.external_python = _external_decorator("task")
         self.branch_external_python = _external_decorator("branch")
 

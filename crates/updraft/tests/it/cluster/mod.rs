@@ -8,6 +8,7 @@
 //!
 //! Every test skips (loudly) when PostgreSQL is unreachable, unless `CI` is set.
 
+mod assets;
 mod backfill;
 mod chaos;
 mod database_outage;
@@ -19,6 +20,7 @@ mod python_tasks;
 mod queues;
 mod rolling_restart;
 mod run_dependencies;
+mod sensors;
 mod task_logs;
 mod trigger_dagrun;
 mod worker_loss;

@@ -2,7 +2,7 @@
 //! without reloading, the graph with zoom, a live log while the task runs, and clearing a
 //! failed task so that it runs again.
 
-mod browser;
+pub(super) mod browser;
 
 use std::time::Duration;
 

@@ -26,6 +26,8 @@ pub(crate) const LEGEND: &[(&str, &str)] = &[
     ("success", "success"),
     ("failed", "failed"),
     ("up_for_retry", "up for retry"),
+    ("up_for_reschedule", "up for reschedule"),
+    ("deferred", "deferred"),
     ("upstream_failed", "upstream failed"),
     ("skipped", "skipped"),
     ("scheduled", "scheduled"),

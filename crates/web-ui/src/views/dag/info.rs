@@ -334,6 +334,7 @@ pub(crate) async fn tasks(
                 Operator::Docker(run) => Some(run.summary()),
                 Operator::TriggerDagRun(trigger) => Some(trigger.summary()),
                 Operator::ExternalTaskMarker(marker) => Some(marker.summary()),
+                other => other.wait_summary(),
             },
             dependencies: t.dependencies.join(", "),
             trigger_rule: t.trigger_rule.as_str(),

@@ -288,6 +288,7 @@ pub(crate) async fn page_route(
             Operator::Docker(run) => Some(run.summary()),
             Operator::TriggerDagRun(trigger) => Some(trigger.summary()),
             Operator::ExternalTaskMarker(marker) => Some(marker.summary()),
+            other => other.wait_summary(),
         });
     page(&TiPage {
         page: Page::new(&session, "dags"),

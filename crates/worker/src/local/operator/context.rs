@@ -67,7 +67,16 @@ impl LocalWorker {
             variables: Default::default(),
             xcoms: Default::default(),
             connections: Default::default(),
+            triggering_asset_events: serde_json::Value::Object(Default::default()),
         };
+        if run.run_type == updraft_model::RunType::AssetTriggered {
+            let events = self
+                .execution
+                .triggering_asset_events(run.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            ctx.triggering_asset_events = updraft_store::triggering_events_json(&events);
+        }
         if want_xcoms {
             let xcoms = self
                 .execution

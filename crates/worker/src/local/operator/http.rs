@@ -49,6 +49,9 @@ pub(in crate::local) struct HttpTry {
 pub(in crate::local) enum HttpOutcome {
     Success(Option<Value>),
     Failed(String),
+    /// The server answered with a status the call does not accept (an HTTP sensor pokes
+    /// again after a 404, as Airflow's `HttpSensor`).
+    Refused(u16, String),
     TimedOut(Duration),
     Cancelled,
 }
@@ -174,7 +177,7 @@ impl HttpTry {
                 HttpOutcome::Cancelled
             }
         };
-        if let HttpOutcome::Failed(why) = &outcome {
+        if let HttpOutcome::Failed(why) | HttpOutcome::Refused(_, why) = &outcome {
             log.line(why);
         }
         outcome
@@ -235,14 +238,17 @@ impl HttpTry {
             log.line(&capped(&body));
         }
         if !call.accepts(status.as_u16()) {
-            return HttpOutcome::Failed(format!(
-                "HTTP error: {}{}",
+            return HttpOutcome::Refused(
                 status.as_u16(),
-                status
-                    .canonical_reason()
-                    .map(|r| format!(":{r}"))
-                    .unwrap_or_default()
-            ));
+                format!(
+                    "HTTP error: {}{}",
+                    status.as_u16(),
+                    status
+                        .canonical_reason()
+                        .map(|r| format!(":{r}"))
+                        .unwrap_or_default()
+                ),
+            );
         }
         match &call.response_filter {
             None => HttpOutcome::Success(Some(Value::String(body))),

@@ -5,6 +5,10 @@ from updraft import (  # noqa: F401
     Variable, XComArg, chain, chain_linear, cross_downstream, dag, get_current_context, setup,
     task, task_group, teardown,
 )
+from updraft.sensors import BaseSensorOperator, PokeReturnValue  # noqa: F401
+from updraft.assets import (  # noqa: F401
+    Asset, AssetAll, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, Dataset,
+)
 from updraft.context import DagRun, TaskInstance  # noqa: F401
 from updraft.notifications import BaseNotifier  # noqa: F401
 from updraft.compat import refuse_names as _refuse_names
@@ -12,9 +16,10 @@ from updraft.compat import refuse_names as _refuse_names
 Context = dict
 
 __getattr__ = _refuse_names(__name__, {
-    "Asset": "Asset", "AssetAlias": "AssetAlias", "AssetAll": "AssetAll", "AssetAny": "AssetAny",
-    "AssetWatcher": "AssetWatcher", "Metadata": "Asset metadata", "Dataset": "Dataset",
-    "BaseSensorOperator": "BaseSensorOperator", "PokeReturnValue": "PokeReturnValue",
+    "AssetAlias": "AssetAlias", "AssetWatcher": "AssetWatcher", "Metadata": "Asset metadata",
+    "asset": "The @asset decorator", "AssetAccessControl": "Asset access control (teams)",
+    "CronPartitionTimetable": "Asset partitions", "PartitionedAssetTimetable": "Asset partitions",
+    "AllowedKeyMapper": "Asset partitions", "PartitionedAtRuntime": "Asset partitions",
     "ObjectStoragePath": "ObjectStoragePath",
     "EdgeModifier": None, "Trigger": "Deferrable operators (triggers)",
     "RetryAction": "Retry policies", "RetryRule": "Retry policies",

@@ -1,7 +1,8 @@
-"""Sensors: updraft has none of them yet (the module of ExternalTaskMarker is here); a class
-asked of this package is refused with its name."""
+"""Airflow 2's sensors (`airflow.sensors.*`), served by updraft's SDK; a sensor class updraft
+does not have (`ExternalTaskSensor`, say) is refused with its name."""
 
 from updraft.exceptions import NotSupportedByUpdraft as _NotSupported
+from updraft.sensors import BaseSensorOperator, PokeReturnValue  # noqa: F401
 
 
 def __getattr__(name):

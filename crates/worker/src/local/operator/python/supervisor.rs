@@ -39,6 +39,8 @@ pub(in crate::local) struct Finish {
     pub return_value: Option<Value>,
     /// A try started with `render_only`: the task's templated fields, rendered by the SDK.
     pub rendered: Option<Map<String, Value>>,
+    /// `false` for a sensor's poke that found nothing (`"sensor_done": false`).
+    pub sensor_done: bool,
 }
 
 #[derive(Default)]
@@ -349,6 +351,10 @@ fn read_finish(request: &Value) -> Result<Finish, String> {
             .cloned()
             .filter(|v| !v.is_null()),
         rendered: request.get("rendered").and_then(Value::as_object).cloned(),
+        sensor_done: request
+            .get("sensor_done")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
     })
 }
 
@@ -397,6 +403,7 @@ pub(super) fn context_json(
             "start_date": run.start_date.map(iso),
         },
         "upstream": upstream,
+        "triggering_asset_events": ctx.triggering_asset_events,
     })
 }
 
@@ -533,6 +540,7 @@ mod tests {
                 skip: vec![other.to_string()],
                 return_value: None,
                 rendered: None,
+                sensor_done: true,
             })
         );
         assert_eq!(
@@ -626,6 +634,12 @@ mod tests {
         assert!(finish.retry);
         assert_eq!(finish.return_value, None);
         assert!(finish.skip.is_empty());
+        assert!(
+            finish.sensor_done,
+            "a finish is done unless a sensor says not"
+        );
+        let poke = read_finish(&json!({"state": "success", "sensor_done": false})).unwrap();
+        assert!(!poke.sensor_done);
         let finish = read_finish(&json!({"state": "skipped"})).unwrap();
         assert_eq!(finish.state, FinishState::Skipped);
         assert!(read_finish(&json!({"state": "success", "skip": [1]})).is_err());

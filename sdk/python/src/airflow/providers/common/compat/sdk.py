@@ -8,7 +8,7 @@ from airflow.exceptions import (  # noqa: F401
     AirflowTaskTimeout, ParamValidationError, XComNotFound,
 )
 from airflow.sdk import (  # noqa: F401
-    DAG, BaseHook, BaseOperator, Connection, Context, Label, Param, TaskGroup, TriggerRule,
+    DAG, Asset, AssetAll, AssetAny, BaseHook, BaseOperator, Connection, Context, Label, Param, TaskGroup, TriggerRule,
     Variable, XComArg, chain, chain_linear, cross_downstream, dag, get_current_context, task,
     task_group,
 )

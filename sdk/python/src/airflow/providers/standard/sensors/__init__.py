@@ -1,5 +1,5 @@
-"""Sensors: updraft has none of them yet (the module of ExternalTaskMarker is here); a class
-asked of this package is refused with its name."""
+"""The standard provider's sensors, served by updraft's SDK; a class updraft does not have
+(`ExternalTaskSensor`, say) is refused with its name."""
 
 from updraft.exceptions import NotSupportedByUpdraft as _NotSupported
 

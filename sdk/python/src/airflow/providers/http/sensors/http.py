@@ -1,0 +1,3 @@
+"""`HttpSensor`."""
+
+from updraft.sensors import HttpSensor  # noqa: F401

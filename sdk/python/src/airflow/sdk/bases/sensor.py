@@ -1,0 +1,3 @@
+"""`airflow.sdk.bases.sensor`."""
+
+from updraft.sensors import BaseSensorOperator, PokeReturnValue  # noqa: F401

@@ -1,0 +1,3 @@
+"""`airflow.sensors.base`."""
+
+from updraft.sensors import BaseSensorOperator, PokeReturnValue  # noqa: F401

@@ -1,0 +1,3 @@
+"""`FileSensor`."""
+
+from updraft.sensors import FileSensor  # noqa: F401

@@ -1,0 +1,3 @@
+"""`PythonSensor`."""
+
+from updraft.sensors import PokeReturnValue, PythonSensor  # noqa: F401

@@ -1,0 +1,2 @@
+"""`airflow.timetables`: the cron trigger timetable and `AssetOrTimeSchedule`; other
+timetables are refused by name."""
