@@ -67,6 +67,7 @@ pub fn parse_dag(
     let (root, diags) = document::parse(source, format).map_err(|d| vec![d])?;
     let mut ctx = Ctx {
         diags,
+        python_callbacks: matches!(format, Format::Json),
         ..Ctx::default()
     };
     let dag = read_dag(&root, default_dag_id, &mut ctx);

@@ -70,6 +70,19 @@ pub enum Notifier {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         bcc: Vec<String>,
     },
+    /// A callback of a Python DAG file that is Python code (a callable, or a `BaseNotifier`
+    /// subclass with its own `notify`): where the SDK finds it again in the DAG file, run at
+    /// the run's pinned version with the event's context. The SDK writes it; a YAML file
+    /// cannot.
+    Python {
+        /// The task whose callback it is; `None` for the DAG's own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_id: Option<String>,
+        /// The argument that gave it (`on_failure_callback`, …).
+        callback: String,
+        /// Its position in that argument's list (0 for a single callable).
+        index: u32,
+    },
 }
 
 fn default_slack_conn() -> String {
@@ -94,14 +107,17 @@ fn default_html_content() -> String {
 }
 
 impl Notifier {
-    /// Every kind, as DAG files name it in `kind:`.
+    /// Every kind a DAG file may name in `kind:`.
     pub const KINDS: [&'static str; 3] = ["slack", "smtp", "webhook"];
+    /// The kind of a Python callback, which only the Python SDK writes.
+    pub const PYTHON_KIND: &'static str = "python";
 
     pub fn kind(&self) -> &'static str {
         match self {
             Notifier::Webhook { .. } => "webhook",
             Notifier::Slack { .. } => "slack",
             Notifier::Smtp { .. } => "smtp",
+            Notifier::Python { .. } => Self::PYTHON_KIND,
         }
     }
 

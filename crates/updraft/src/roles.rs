@@ -42,7 +42,17 @@ pub fn start_delivery(
     app: &crate::app::App,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let config = app.config.delivery(&crate::recovery::worker_id())?;
-    let deliverer = updraft_worker::notify::Deliverer::new(app.store.clone(), config)?;
+    let deliverer = deliverer(app)?;
     Ok(tokio::spawn(std::sync::Arc::new(deliverer).run(shutdown)))
+}
+
+/// This process's deliverer of notifications, Python callbacks run with the interpreter and
+/// SDK of Python tasks.
+pub fn deliverer(app: &crate::app::App) -> anyhow::Result<updraft_worker::notify::Deliverer> {
+    let config = app.config.delivery(&crate::recovery::worker_id())?;
+    let python = updraft_worker::notify::PythonCallbacks {
+        interpreter: app.config.core.python.clone(),
+        sdk: crate::app::App::python_sdk_for_tasks(&app.home)?,
+    };
+    Ok(updraft_worker::notify::Deliverer::new(app.store.clone(), config)?.with_python(python))
 }

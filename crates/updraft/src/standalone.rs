@@ -296,10 +296,7 @@ pub async fn run_one(app: &App, run: &DagRun) -> Result<DagRun> {
     let _ = scheduler.await;
     // As Airflow's `dags test` runs the callbacks: one attempt at what is due now (the run's
     // notifications among them); what fails is left to `standalone` or a scheduler to retry.
-    let deliverer = updraft_worker::notify::Deliverer::new(
-        app.store.clone(),
-        app.config.delivery(&crate::recovery::worker_id())?,
-    )?;
+    let deliverer = crate::roles::deliverer(app)?;
     loop {
         match deliverer.deliver_due().await {
             Ok(0) => break,

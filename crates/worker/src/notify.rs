@@ -6,8 +6,11 @@
 //! event log, and changes no state.
 
 mod email;
+mod python;
 mod render;
 mod send;
+
+pub use python::PythonCallbacks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +75,7 @@ pub struct Deliverer {
     store: Arc<dyn Store>,
     config: DeliveryConfig,
     http: reqwest::Client,
+    python: Option<PythonCallbacks>,
 }
 
 impl Deliverer {
@@ -84,7 +88,15 @@ impl Deliverer {
             store,
             config,
             http,
+            python: None,
         })
+    }
+
+    /// Runs Python callbacks (notifiers of kind `python`) with this interpreter and SDK;
+    /// without it they fail.
+    pub fn with_python(mut self, python: PythonCallbacks) -> Self {
+        self.python = Some(python);
+        self
     }
 
     /// Delivers until `shutdown` turns true; wakes at the next due notification or every
@@ -137,7 +149,12 @@ impl Deliverer {
     }
 
     async fn attempt(&self, notification: Notification) {
-        let result = tokio::time::timeout(self.config.timeout, self.send(&notification))
+        // A Python callback keeps to its own limit (and is not retried past it).
+        let limit = match notification.new.notifier {
+            Notifier::Python { .. } => self.config.timeout + Duration::from_secs(5),
+            _ => self.config.timeout,
+        };
+        let result = tokio::time::timeout(limit, self.send(&notification))
             .await
             .unwrap_or_else(|_| {
                 Err(DeliveryError::Transient(format!(
@@ -285,6 +302,25 @@ impl Deliverer {
                     html_content: &context.render(html_content)?,
                 };
                 email::send(&connection, &mail, self.config.timeout).await
+            }
+            Notifier::Python {
+                task_id,
+                callback,
+                index,
+            } => {
+                let callback = python::CallbackRef {
+                    task_id: task_id.as_deref(),
+                    callback,
+                    index: *index,
+                };
+                python::run(
+                    &self.store,
+                    self.python.as_ref(),
+                    notification,
+                    callback,
+                    self.config.timeout,
+                )
+                .await
             }
         }
     }

@@ -74,24 +74,70 @@ def test_deadline_alerts_become_documents(dag_folder):
     ]
 
 
-def test_python_callables_and_custom_notifiers_are_refused_by_name(dag_folder):
-    cases = {
-        "function": "def cb(context): pass\nDAG('d', on_failure_callback=cb)",
-        "custom": "from airflow.notifications.basenotifier import BaseNotifier\n"
-                  "class Mine(BaseNotifier):\n    def notify(self, context): pass\n"
-                  "DAG('d').__enter__(); EmptyOperator(task_id='t', on_success_callback=Mine())",
-        "deadline": "from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, "
-                    "DeadlineReference\n"
-                    "DAG('d', deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT,"
-                    " interval=timedelta(1), callback=AsyncCallback(print)))",
-    }
-    for name, code in cases.items():
-        dag_folder.write(f"{name}.py", "from datetime import timedelta\n"
-                         "from updraft import DAG, EmptyOperator\n" + code + "\n")
-        error = dag_folder.parse(f"{name}.py")["error"]
-        assert error is not None, name
-        assert error["message"].startswith(
-            "NotSupportedByUpdraft: Python callables as callbacks"), (name, error)
+def test_python_callbacks_become_references_to_where_they_were_given(dag_folder):
+    dag_folder.write("pycb.py", """
+        from airflow.sdk import DAG, task
+        from airflow.notifications.basenotifier import BaseNotifier
+        from airflow.providers.standard.operators.empty import EmptyOperator
+        from updraft.notifications import WebhookNotifier
+
+        def alert(context):
+            pass
+
+        class Mine(BaseNotifier):
+            def notify(self, context):
+                pass
+
+        hook = WebhookNotifier("http://127.0.0.1:9/hook")
+        with DAG("pycb", on_success_callback=alert, on_failure_callback=[hook, Mine()],
+                 default_args={"on_retry_callback": alert}):
+            EmptyOperator(task_id="t", on_failure_callback=[hook, alert, Mine()])
+
+            @task(on_success_callback=alert)
+            def add():
+                return 1
+
+            add()
+            add()
+    """)
+    doc = dag_folder.dag("pycb.py")
+    assert doc["on_success_callback"] == [
+        {"kind": "python", "callback": "on_success_callback", "index": 0}]
+    assert doc["on_failure_callback"] == [
+        {"kind": "webhook", "url": "http://127.0.0.1:9/hook"},
+        {"kind": "python", "callback": "on_failure_callback", "index": 1}]
+    tasks = tasks_by_id(doc)
+    assert tasks["t"]["on_failure_callback"] == [
+        {"kind": "webhook", "url": "http://127.0.0.1:9/hook"},
+        {"kind": "python", "callback": "on_failure_callback", "index": 1, "task_id": "t"},
+        {"kind": "python", "callback": "on_failure_callback", "index": 2, "task_id": "t"}]
+    assert tasks["t"]["on_retry_callback"] == [
+        {"kind": "python", "callback": "on_retry_callback", "index": 0, "task_id": "t"}]
+    # A TaskFlow call renamed after its arguments were read names itself as it ends up.
+    assert tasks["add__1"]["on_success_callback"] == [
+        {"kind": "python", "callback": "on_success_callback", "index": 0, "task_id": "add__1"}]
+
+
+def test_python_code_as_a_deadline_callback_is_refused_by_name(dag_folder):
+    dag_folder.write("deadline.py", """
+        from datetime import timedelta
+        from updraft import DAG
+        from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
+        DAG('d', deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT,
+                                        interval=timedelta(1), callback=AsyncCallback(print)))
+    """)
+    error = dag_folder.parse("deadline.py")["error"]
+    assert error is not None
+    assert error["message"].startswith(
+        "NotSupportedByUpdraft: Python code as a deadline's callback"), error
+
+
+def test_a_callback_that_is_not_callable_is_an_error_naming_the_key(dag_folder):
+    dag_folder.write("bad.py", "from updraft import DAG\nDAG('d', on_failure_callback='x')\n")
+    error = dag_folder.parse("bad.py")["error"]
+    assert error is not None
+    assert error["message"].startswith(
+        "TypeError: on_failure_callback must be a callable, a notifier or a list"), error
 
 
 def test_bad_notifier_arguments_fail_with_the_reason(dag_folder):

@@ -38,6 +38,18 @@ fn read_spec(node: &Node, label: &str, key: &str, ctx: &mut Ctx) -> Option<Notif
         .map(str::to_string);
     match kind.as_deref() {
         Some(kind) if Notifier::KINDS.contains(&kind) => {}
+        Some(Notifier::PYTHON_KIND) if ctx.python_callbacks => {}
+        Some(Notifier::PYTHON_KIND) => {
+            ctx.error(
+                node.pos,
+                format!(
+                    "{label}`{key}`: kind `python` names a callback of a Python DAG file; \
+                     here name a notifier of kind {}",
+                    Notifier::KINDS.join(", ")
+                ),
+            );
+            return None;
+        }
         Some(kind) => {
             ctx.error(
                 node.pos,

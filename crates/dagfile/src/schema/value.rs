@@ -19,6 +19,9 @@ pub(crate) struct Ctx {
     pub dropped: usize,
     /// The file's named notifiers (`notifiers:`), which callback keys may name.
     pub notifiers: std::collections::BTreeMap<String, updraft_model::Notifier>,
+    /// Whether notifiers of kind `python` (Python callbacks, written by the Python SDK in its
+    /// JSON documents) are accepted; a YAML file has no Python code to call.
+    pub python_callbacks: bool,
 }
 
 impl Ctx {

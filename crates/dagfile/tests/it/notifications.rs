@@ -113,3 +113,38 @@ fn bad_callbacks_are_import_errors_naming_the_key() {
         &["`deadline` needs `interval`", "`deadline` needs `callback`"],
     );
 }
+
+#[test]
+fn python_callbacks_load_from_the_sdks_json_and_not_from_yaml() {
+    let dag = parse_dag_source(
+        r#"{"dag_id": "py", "on_success_callback": [{"kind": "python",
+            "callback": "on_success_callback", "index": 0}],
+            "tasks": [{"task_id": "t", "operator": "bash", "bash_command": "x",
+                       "on_failure_callback": [{"kind": "webhook", "url": "http://h/"},
+                           {"kind": "python", "callback": "on_failure_callback", "index": 1,
+                            "task_id": "t"}]}]}"#,
+        "py",
+        Format::Json,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        dag.callbacks.on_success_callback,
+        vec![Notifier::Python {
+            task_id: None,
+            callback: "on_success_callback".into(),
+            index: 0
+        }]
+    );
+    assert_eq!(
+        dag.tasks[0].callbacks.on_failure_callback[1],
+        Notifier::Python {
+            task_id: Some("t".into()),
+            callback: "on_failure_callback".into(),
+            index: 1
+        }
+    );
+    check_err(
+        "tasks:\n  - {task_id: a, bash_command: x, on_failure_callback: {kind: python, callback: on_failure_callback, index: 0}}\n",
+        &["kind `python` names a callback of a Python DAG file"],
+    );
+}

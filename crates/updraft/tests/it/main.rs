@@ -16,6 +16,7 @@ mod mapping;
 mod notifications;
 mod operations;
 mod python;
+mod python_callbacks;
 mod python_dags;
 mod python_fork_server;
 mod rest_clients;

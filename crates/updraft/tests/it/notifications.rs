@@ -150,7 +150,7 @@ fn smtp_session(stream: TcpStream, record: &Mutex<Vec<Mail>>) {
 }
 
 /// Fast retries and polling, so the tests wait for seconds, not minutes.
-fn fast_delivery(home: &Home, max_attempts: u32) {
+pub(crate) fn fast_delivery(home: &Home, max_attempts: u32) {
     std::fs::write(
         home.path().join("updraft.toml"),
         format!(
@@ -184,7 +184,7 @@ fn wait_for_post(seen: &Received, path: &str) -> Posted {
     })
 }
 
-fn store(home: &Home) -> (SqliteStore, tokio::runtime::Runtime) {
+pub(crate) fn store(home: &Home) -> (SqliteStore, tokio::runtime::Runtime) {
     let store = SqliteStore::open(&home.path().join("updraft.db")).expect("open");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

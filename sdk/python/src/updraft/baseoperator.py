@@ -119,10 +119,10 @@ def check_setting(key, value):
 NOTIFY_KEYS = notifications.CALLBACK_KEYS + ("email", "email_on_failure", "email_on_retry")
 
 
-def _notify_setting(key, value):
+def _notify_setting(key, value, task_id):
     """A callback or e-mail key's value as the DAG document stores it."""
     if key in notifications.CALLBACK_KEYS:
-        return notifications.callback_documents(key, value)
+        return notifications.callback_documents(key, value, task_id)
     if key == "email":
         return notifications._addresses(key, value)
     return bool(value)
@@ -177,7 +177,7 @@ class BaseOperator(DependencyMixin):
             if key in SETTING_KEYS and key in self._accepted_settings():
                 self.settings[key] = check_setting(key, value)
             elif key in NOTIFY_KEYS:
-                self.notify[key] = _notify_setting(key, value)
+                self.notify[key] = _notify_setting(key, value, self.task_id)
                 setattr(self, key, value)
             else:
                 _refuse_unsupported(key, value, f"default_args of {where}")
@@ -193,7 +193,7 @@ class BaseOperator(DependencyMixin):
             if key in SETTING_KEYS and key in self._accepted_settings():
                 self.settings[key] = check_setting(key, value)
             elif key in NOTIFY_KEYS:
-                self.notify[key] = _notify_setting(key, value)
+                self.notify[key] = _notify_setting(key, value, self.task_id)
                 setattr(self, key, value)
             elif key in UNSUPPORTED_KEYS:
                 _refuse_unsupported(key, value, where)

@@ -2,7 +2,12 @@
 `deadline=` may name. Each notifier becomes a notifier document in the DAG (kind `webhook`,
 `slack` or `smtp`); updraft delivers it off the scheduler's path, retried with backoff, with
 its text fields rendered against the event's context (`{{ dag.dag_id }}`, `{{ ti.task_id }}`,
-`{{ run_id }}`, `{{ exception }}`, …)."""
+`{{ run_id }}`, `{{ exception }}`, …).
+
+A callback that is Python code (a function, or a `BaseNotifier` subclass with its own
+`notify(context)`) becomes a document of kind `python` naming where it was given (the task,
+the argument, its position in it); updraft calls it by running the DAG file again at the run's
+version (`updraft._callback`)."""
 
 import datetime
 
@@ -12,26 +17,38 @@ CALLBACK_KEYS = ("on_failure_callback", "on_success_callback", "on_retry_callbac
                  "on_execute_callback", "on_skipped_callback")
 DAG_CALLBACK_KEYS = ("on_success_callback", "on_failure_callback")
 
-PYTHON_CALLBACKS = ("Python callables as callbacks (name a SlackWebhookNotifier, SmtpNotifier "
-                    "or WebhookNotifier instead)")
+PYTHON_DEADLINE_CALLBACKS = ("Python code as a deadline's callback (name a SlackWebhookNotifier, "
+                             "SmtpNotifier or WebhookNotifier instead)")
 
 
 class BaseNotifier:
-    """Airflow's `BaseNotifier`. Updraft delivers its own notifiers; a subclass with a
-    `notify(context)` of its own is Python code, which updraft does not run as a callback."""
+    """Airflow's `BaseNotifier`: a subclass implements `notify(context)`; calling the notifier
+    with the context renders its `template_fields` and calls `notify`. The notifiers below
+    are delivered by updraft itself; any other subclass runs as a Python callback."""
 
     template_fields = ()
 
     def notify(self, context):
         raise NotImplementedError
 
-    def __call__(self, *args, **kwargs):
-        raise NotSupportedByUpdraft(
-            "calling a notifier from DAG code", f"{type(self).__name__}(...)(context)")
+    def render_template_fields(self, context):
+        from .runtime_values import resolve
+        from .templates import render
+
+        for field in self.template_fields:
+            value = getattr(self, field, None)
+            if value is not None:
+                setattr(self, field, resolve(value, context, render=lambda t: render(t, context)))
+
+    def __call__(self, context, *args, **kwargs):
+        if not isinstance(context, dict):
+            raise TypeError("a notifier is called with the callback's context (a dict)")
+        self.render_template_fields(context)
+        self.notify(context)
 
     def _document(self):
-        raise NotSupportedByUpdraft(
-            PYTHON_CALLBACKS, f"{type(self).__name__} (a notifier with its own notify())")
+        """The notifier document updraft delivers on its own; `None`: Python code to call."""
+        return None
 
 
 def _addresses(key, value):
@@ -141,20 +158,31 @@ send_slack_webhook_notification = SlackWebhookNotifier
 send_smtp_notification = SmtpNotifier
 
 
-def callback_documents(key, value):
-    """The notifier documents of a callback argument: a notifier or a list of them."""
+def callback_items(value):
+    """A callback argument's callbacks, in order: the positions `kind: python` names."""
     if value is None:
         return []
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def callback_documents(key, value, task_id=None, python=True):
+    """The notifier documents of a callback argument: a notifier, a callable or a list of
+    them. Python code becomes a reference to `key`'s `index`-th callback of `task_id` (of the
+    DAG without one); with `python=False` it is refused."""
     out = []
-    for item in items:
-        if isinstance(item, BaseNotifier):
-            out.append(item._document())
-        elif callable(item):
-            name = getattr(item, "__qualname__", None) or type(item).__name__
-            raise NotSupportedByUpdraft(PYTHON_CALLBACKS, f"{key}={name}")
-        else:
-            raise TypeError(f"{key} must be a notifier or a list of notifiers, not {item!r}")
+    for index, item in enumerate(callback_items(value)):
+        if not callable(item):
+            raise TypeError(f"{key} must be a callable, a notifier or a list of them, "
+                            f"not {item!r}")
+        doc = item._document() if isinstance(item, BaseNotifier) else None
+        if doc is None:
+            if not python:
+                name = getattr(item, "__qualname__", None) or type(item).__name__
+                raise NotSupportedByUpdraft(PYTHON_DEADLINE_CALLBACKS, f"{key}={name}")
+            doc = {"kind": "python", "callback": key, "index": index}
+            if task_id is not None:
+                doc["task_id"] = task_id
+        out.append(doc)
     return out
 
 
@@ -208,7 +236,7 @@ class AsyncCallback:
         if isinstance(target, BaseNotifier):
             return target
         name = getattr(target, "__qualname__", repr(target))
-        raise NotSupportedByUpdraft(PYTHON_CALLBACKS, f"AsyncCallback({name})")
+        raise NotSupportedByUpdraft(PYTHON_DEADLINE_CALLBACKS, f"AsyncCallback({name})")
 
 
 SyncCallback = AsyncCallback
@@ -235,7 +263,7 @@ class DeadlineAlert:
         return {
             "reference": self.reference._document(),
             "interval": self.interval.total_seconds(),
-            "callback": callback_documents("deadline callback", callback),
+            "callback": callback_documents("deadline callback", callback, python=False),
         }
 
 

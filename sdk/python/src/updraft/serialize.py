@@ -4,7 +4,7 @@ ISO-8601 with offset, durations in seconds, schedules as cron, preset or seconds
 import datetime
 import json
 
-from . import assets
+from . import assets, notifications
 from .exceptions import NotSupportedByUpdraft
 from .operators import callable_name
 from .param import serialize_params
@@ -194,6 +194,11 @@ def task_document(task):
         # Airflow's defaults (no callback, e-mails on) are left out.
         if value == [] or (key.startswith("email_on_") and value is True):
             continue
+        if key in notifications.CALLBACK_KEYS:
+            # A Python callback names its task as it is now (a TaskFlow call may have been
+            # renamed, e.g. `add__1`, after its arguments were read).
+            value = [dict(d, task_id=task.task_id) if d.get("kind") == "python" else d
+                     for d in value]
         doc[key] = value
     if task.task_group is not None:
         doc["task_group"] = task.task_group.group_id
