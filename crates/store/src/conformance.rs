@@ -354,6 +354,7 @@ mod tests {
             ("watch", include_str!("conformance/watch.rs")),
             ("backfill", include_str!("conformance/backfill.rs")),
             ("assets", include_str!("conformance/assets.rs")),
+            ("sensors", include_str!("conformance/sensors.rs")),
             (
                 "notifications",
                 include_str!("conformance/notifications.rs"),
