@@ -5,6 +5,7 @@ pub mod log_shipper;
 pub mod notify;
 pub mod process;
 mod secrets;
+mod waiting;
 
 pub use local::{
     FinishedHook, LocalWorker, LocalWorkerConfig, ReadOnlyExecution, Reported, TaskTry, TestOutcome,

@@ -37,6 +37,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::watch;
 
+use crate::waiting::{after, cancelled};
+
 pub use forkserver::{ForkError, ForkLaunch, ForkServer, Preload};
 use output::{Pipes, Sink};
 pub use reaper::{reaper_main, Reaper};
@@ -143,7 +145,7 @@ pub async fn run_task(launch: TaskLaunch, cancel: watch::Receiver<bool>) -> Task
 /// group is killed if this process dies.
 pub async fn run_task_guarded(
     launch: TaskLaunch,
-    cancel: watch::Receiver<bool>,
+    mut cancel: watch::Receiver<bool>,
     reaper: Option<&Reaper>,
 ) -> TaskOutcome {
     let TaskLaunch {
@@ -206,7 +208,7 @@ pub async fn run_task_guarded(
             tokio::select! {
                 biased;
                 status = &mut wait => Event::Exited(status),
-                () = cancelled(cancel) => Event::Cancelled,
+                () = cancelled(&mut cancel) => Event::Cancelled,
                 () = after(timeout) => Event::TimedOut,
             }
         })
@@ -344,26 +346,6 @@ fn exit_outcome(status: ExitStatus, skip_exit_codes: &[i32], sink: &mut Sink) ->
         let reason = FailureReason::Signal(signal);
         sink.log.updraft(&reason);
         TaskOutcome::Failed { reason }
-    }
-}
-
-/// Resolves once the watched value is `true`; never if the sender is gone first.
-async fn cancelled(mut cancel: watch::Receiver<bool>) {
-    loop {
-        if *cancel.borrow_and_update() {
-            return;
-        }
-        if cancel.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// Resolves after `limit`, never without one.
-async fn after(limit: Option<Duration>) {
-    match limit {
-        Some(limit) => tokio::time::sleep(limit).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -18,6 +18,7 @@ use super::execute::{report_of, whole_log, write_log_line};
 use super::starting::Starting;
 use super::LocalWorker;
 use crate::process::{FailureReason, TaskOutcome};
+use crate::waiting::cancelled;
 
 impl LocalWorker {
     /// Runs `task`'s try as a sensor's: pokes until done, timed out, failed or rescheduled.
@@ -103,18 +104,6 @@ impl LocalWorker {
             }
             let error = (state == TaskState::Failed).then_some(line);
             return (report, error);
-        }
-    }
-}
-
-/// Resolves once `cancel` turns true (never, if its sender is gone).
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    loop {
-        if *cancel.borrow() {
-            return;
-        }
-        if cancel.changed().await.is_err() {
-            std::future::pending::<()>().await;
         }
     }
 }

@@ -19,6 +19,7 @@ use updraft_store::ClaimedTask;
 use updraft_template::TemplateConnection;
 
 use super::super::LocalWorker;
+use crate::waiting::{after, cancelled};
 
 /// The most of a response body written to the task log.
 const MAX_LOGGED_BODY: usize = 32 * 1024;
@@ -167,7 +168,7 @@ impl HttpTry {
         let request = self.send(&log);
         let outcome = tokio::select! {
             outcome = request => outcome,
-            () = sleep_or_forever(timeout) => {
+            () = after(timeout) => {
                 let limit = timeout.unwrap_or_default();
                 log.line(&format!("timed out after {limit:?}"));
                 HttpOutcome::TimedOut(limit)
@@ -333,24 +334,6 @@ fn capped(body: &str) -> String {
         &body[..end],
         body.len() - end
     )
-}
-
-async fn sleep_or_forever(timeout: Option<Duration>) {
-    match timeout {
-        Some(limit) => tokio::time::sleep(limit).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    loop {
-        if *cancel.borrow() {
-            return;
-        }
-        if cancel.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 /// The try's log: lines with the time, secrets masked.

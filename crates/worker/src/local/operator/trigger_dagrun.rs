@@ -19,6 +19,7 @@ use updraft_store::{
 use updraft_template::TemplateContext;
 
 use super::super::LocalWorker;
+use crate::waiting::{after, cancelled};
 
 /// The XCom key of the triggered DAG's id (the provider's `XCOM_DAG_ID`).
 const XCOM_DAG_ID: &str = "trigger_dag_id";
@@ -154,7 +155,7 @@ impl LocalWorker {
         });
         let outcome = tokio::select! {
             outcome = work => outcome,
-            () = sleep_or_forever(timeout) => {
+            () = after(timeout) => {
                 let limit = timeout.unwrap_or_default();
                 log.line(&format!("timed out after {limit:?}"));
                 TriggerOutcome::TimedOut(limit)
@@ -325,24 +326,6 @@ fn strings_in<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 
 fn python_bool(b: bool) -> String {
     if b { "True" } else { "False" }.to_owned()
-}
-
-async fn sleep_or_forever(timeout: Option<Duration>) {
-    match timeout {
-        Some(limit) => tokio::time::sleep(limit).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    loop {
-        if *cancel.borrow() {
-            return;
-        }
-        if cancel.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 /// The try's log: lines with the time.
