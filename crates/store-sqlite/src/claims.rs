@@ -53,7 +53,14 @@ pub fn claim(tx: &Transaction, request: &ClaimRequest) -> Result<Vec<ClaimedTask
     let mut runs = HashMap::new();
     let mut claimed = Vec::with_capacity(candidates.len());
     for mut ti in candidates {
-        let claim_id = format!("{}.{}.{}", ti.id, ti.try_number, request.worker_id);
+        // The claim's instant tells apart the claims of one try (a sensor's pokes).
+        let claim_id = format!(
+            "{}.{}.{}.{}",
+            ti.id,
+            ti.try_number,
+            micros(request.now),
+            request.worker_id
+        );
         let changed = stmt
             .execute(params![
                 ti.id,

@@ -76,6 +76,13 @@ pub async fn a_rescheduled_sensor_keeps_its_try_and_its_first_poke(db: &dyn Test
         Some(at(2)),
         "the claim keeps the first poke"
     );
+    assert_ne!(
+        second[0].claim_id, first.claim_id,
+        "each poke is a claim of its own"
+    );
+    // A report of the earlier poke (sent again, say) is fenced off the current one.
+    let stale = report(&first, TaskState::Success);
+    assert_eq!(finish(&*store, stale).await, TransitionResult::Conflict);
     let mut done = report(&second[0], TaskState::Success);
     done.end_date = at(11);
     assert_eq!(finish(&*store, done).await, TransitionResult::Applied);
