@@ -10,6 +10,7 @@ pub(crate) use http::{base_url, join_url};
 mod mapped;
 mod python;
 mod trigger_dagrun;
+mod try_log;
 
 use std::path::PathBuf;
 

@@ -6,11 +6,9 @@
 //! `HEAD` sends none, the other methods send it as the body; a status of 400 or more fails
 //! the try unless `expected_status` says otherwise.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::watch;
 use updraft_model::{Dag, HttpCall, HttpData, Task};
@@ -19,6 +17,7 @@ use updraft_store::ClaimedTask;
 use updraft_template::TemplateConnection;
 
 use super::super::LocalWorker;
+use super::try_log::TryLog;
 use crate::waiting::{after, cancelled};
 
 /// The most of a response body written to the task log.
@@ -164,7 +163,7 @@ impl HttpTry {
         timeout: Option<Duration>,
         mut cancel: watch::Receiver<bool>,
     ) -> HttpOutcome {
-        let log = TryLog::open(log_path, self.masks.clone());
+        let log = TryLog::open(log_path, "http", self.masks.clone());
         let request = self.send(&log);
         let outcome = tokio::select! {
             outcome = request => outcome,
@@ -337,43 +336,6 @@ fn capped(body: &str) -> String {
 }
 
 /// The try's log: lines with the time, secrets masked.
-struct TryLog {
-    file: Option<std::sync::Mutex<std::fs::File>>,
-    masks: Vec<Masker>,
-}
-
-impl TryLog {
-    fn open(path: &Path, masks: Vec<Masker>) -> TryLog {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(
-                |e| tracing::warn!(path = %path.display(), error = %e, "cannot open the task log"),
-            )
-            .ok()
-            .map(std::sync::Mutex::new);
-        TryLog { file, masks }
-    }
-
-    fn line(&self, text: &str) {
-        let Some(file) = &self.file else { return };
-        let mut text = text.to_owned();
-        for mask in &self.masks {
-            text = mask.mask(&text).into_owned();
-        }
-        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        if let Ok(mut file) = file.lock() {
-            for line in text.lines() {
-                let _ = writeln!(file, "[{ts}] {{http}} {line}");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,6 @@
 //! `poke_interval` until it is in `allowed_states` or `failed_states` (Airflow's
 //! non-deferrable wait). No process runs.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use updraft_store::{
 use updraft_template::TemplateContext;
 
 use super::super::LocalWorker;
+use super::try_log::TryLog;
 use crate::waiting::{after, cancelled};
 
 /// The XCom key of the triggered DAG's id (the provider's `XCOM_DAG_ID`).
@@ -145,7 +145,7 @@ impl LocalWorker {
         timeout: Option<Duration>,
         mut cancel: watch::Receiver<bool>,
     ) -> TriggerEnd {
-        let log = TriggerLog::open(log_path);
+        let log = TryLog::open(log_path, "trigger_dagrun", Vec::new());
         let mut pushed = Vec::new();
         let work = prepared.trigger_and_wait(self.execution.as_ref(), &log, &mut pushed, |run| {
             (self.on_finished)(super::super::Reported {
@@ -202,7 +202,7 @@ impl TriggerTry {
     async fn trigger_and_wait(
         &self,
         execution: &dyn TaskExecution,
-        log: &TriggerLog,
+        log: &TryLog,
         pushed: &mut Vec<PushedXCom>,
         changed: impl Fn(i64),
     ) -> TriggerOutcome {
@@ -329,38 +329,6 @@ fn python_bool(b: bool) -> String {
 }
 
 /// The try's log: lines with the time.
-struct TriggerLog {
-    file: Option<std::sync::Mutex<std::fs::File>>,
-}
-
-impl TriggerLog {
-    fn open(path: &Path) -> TriggerLog {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(
-                |e| tracing::warn!(path = %path.display(), error = %e, "cannot open the task log"),
-            )
-            .ok()
-            .map(std::sync::Mutex::new);
-        TriggerLog { file }
-    }
-
-    fn line(&self, text: &str) {
-        let Some(file) = &self.file else { return };
-        let ts = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        if let Ok(mut file) = file.lock() {
-            for line in text.lines() {
-                let _ = writeln!(file, "[{ts}] {{trigger_dagrun}} {line}");
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
