@@ -4,6 +4,7 @@
 mod asset;
 mod cross_dag;
 mod docker;
+mod external_sensor;
 mod graph;
 mod http;
 mod mapping;

@@ -119,8 +119,9 @@ pub struct Task {
         skip_serializing_if = "TaskCallbacks::is_empty"
     )]
     pub callbacks: TaskCallbacks,
-    /// Set for a sensor the worker pokes (a file sensor, a Python or HTTP sensor): how it
-    /// pokes and when it gives up (see [`crate::sensor`]).
+    /// Set for a sensor the worker pokes (a file sensor, a Python or HTTP sensor) or the
+    /// scheduler pokes (a wait on another DAG): how it pokes and when it gives up (see
+    /// [`crate::sensor`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensor: Option<crate::Sensing>,
 }
@@ -233,6 +234,10 @@ pub enum Operator {
     /// Runs nothing; clearing it clears a task of another DAG (Airflow's
     /// `ExternalTaskMarker`).
     ExternalTaskMarker(crate::ExternalTaskMarker),
+    /// Waits for a task, a task group or a run of another DAG (Airflow's
+    /// `ExternalTaskSensor`): decided by the scheduler from the store at each poke, no
+    /// process and no worker slot.
+    ExternalTaskSensor(Box<crate::ExternalTaskSensor>),
 }
 
 /// What a Python task's callable is for; the SDK decides what its result means.
@@ -295,12 +300,13 @@ impl PythonKind {
 
 impl Operator {
     /// Every kind, as DAG files name it in `operator:`.
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 12] = [
         "bash",
         "date_time_sensor",
         "docker",
         "empty",
         "external_task_marker",
+        "external_task_sensor",
         "file_sensor",
         "http",
         "python",
@@ -323,6 +329,7 @@ impl Operator {
             Operator::DateTimeSensor { .. } => "date_time_sensor",
             Operator::TriggerDagRun(_) => "trigger_dagrun",
             Operator::ExternalTaskMarker(_) => "external_task_marker",
+            Operator::ExternalTaskSensor(_) => "external_task_sensor",
         }
     }
 
@@ -338,6 +345,7 @@ impl Operator {
                 "until {}",
                 target_time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
             )),
+            Operator::ExternalTaskSensor(sensor) => Some(sensor.summary()),
             _ => None,
         }
     }
@@ -348,6 +356,14 @@ impl Operator {
             Operator::TimeDeltaSensor { delta } => Some(crate::TimeWait::AfterInterval(*delta)),
             Operator::TimeSensor { target_time } => Some(crate::TimeWait::TimeOfDay(*target_time)),
             Operator::DateTimeSensor { target_time } => Some(crate::TimeWait::Until(*target_time)),
+            _ => None,
+        }
+    }
+
+    /// The wait on another DAG this operator is, which the scheduler decides itself.
+    pub fn external_wait(&self) -> Option<&crate::ExternalTaskSensor> {
+        match self {
+            Operator::ExternalTaskSensor(sensor) => Some(sensor),
             _ => None,
         }
     }
@@ -455,8 +471,13 @@ impl Task {
             Operator::Docker(_) => Vec::new(),
             _ => vec![DEFAULT_SKIP_EXIT_CODE],
         };
-        // A file sensor is a sensor whatever its file says; other kinds opt in.
-        let sensor = matches!(operator, Operator::FileSensor(_)).then(crate::Sensing::default);
+        // A file sensor (or a wait on another DAG) is a sensor whatever its file says; other
+        // kinds opt in.
+        let sensor = matches!(
+            operator,
+            Operator::FileSensor(_) | Operator::ExternalTaskSensor(_)
+        )
+        .then(crate::Sensing::default);
         Task {
             task_id: task_id.into(),
             operator,

@@ -6,6 +6,7 @@ pub mod dag;
 pub mod docker;
 pub mod duration;
 pub mod external_task_marker;
+pub mod external_task_sensor;
 pub mod http;
 pub mod mapping;
 pub mod notify;
@@ -22,6 +23,7 @@ pub use asset::{Asset, AssetCondition, AssetError, AssetKey};
 pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
 pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
 pub use external_task_marker::ExternalTaskMarker;
+pub use external_task_sensor::{ExternalTarget, ExternalTaskSensor, ExternalVerdict};
 pub use http::{HttpCall, HttpData};
 pub use mapping::{MapSource, MappedArgument, Mapping, MappingError, DEFAULT_MAX_MAP_LENGTH};
 pub use notify::{

@@ -124,6 +124,9 @@ impl TaskState {
             // A wait on time the scheduler holds: it begins, or ends with the instant.
             (None | Scheduled, Deferred) => true,
             (Deferred, Success | Skipped) => true,
+            // A wait on another DAG the scheduler holds: each poke that finds it unmet sets
+            // the next one.
+            (Deferred, Deferred) => true,
             (UpForReschedule, Skipped) => true,
             _ => false,
         }

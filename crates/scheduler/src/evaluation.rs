@@ -26,6 +26,9 @@ impl Scheduler {
         let mut expanding_runs = Vec::new();
         let mut transition_runs = Vec::new();
         let mut finished_runs = Vec::new();
+        let mut external_endings = Vec::new();
+        // Runs where a wait on another DAG began: evaluated again at once for its first poke.
+        let mut poke_now = Vec::new();
         for run in runs {
             let Some(graph) = self.run_graph(run, now).await? else {
                 continue;
@@ -38,11 +41,13 @@ impl Scheduler {
             // Read only when the plan would start a task that depends on its past.
             let mut held: Option<Option<Vec<bool>>> = None;
             let mut xcoms = None;
+            let mut external = None;
             let (plan, retry_due) = loop {
                 let inputs = MapInputs {
                     xcoms: xcoms.as_deref(),
                     max_map_length: self.config.max_map_length,
                     interval_end: Some(run.data_interval_end),
+                    external: external.as_ref(),
                 };
                 let (plan, retry_due, starts_past) = {
                     // Planned in place: copying a wide run's task instances on every pass
@@ -85,8 +90,20 @@ impl Scheduler {
                     xcoms = Some(XCom::as_seen_downstream(stored));
                     continue;
                 }
+                // A wait on another DAG is due: poke it, then plan with what it found.
+                if plan.needs_external && external.is_none() {
+                    let tis = self.kept().get(&run.id).cloned().unwrap_or_default();
+                    external = Some(self.poke_external_waits(run, &graph, &tis, now).await?);
+                    continue;
+                }
                 break (plan, retry_due);
             };
+            if !plan.external_endings.is_empty() {
+                external_endings.push((run, plan.external_endings.clone()));
+            }
+            if starts_external_wait(&plan, now) {
+                poke_now.push(run.id);
+            }
             for message in &plan.mapping_errors {
                 error!(dag_id = %run.dag_id, run_id = %run.run_id, "{message}");
             }
@@ -123,6 +140,15 @@ impl Scheduler {
         let released = self.past_waiters_of(&changed_runs);
         if !released.is_empty() {
             self.signal.runs_changed(released);
+        }
+        poke_now.retain(|run| changed.contains(run));
+        if !poke_now.is_empty() {
+            self.signal.runs_changed(poke_now);
+        }
+        for (run, endings) in external_endings {
+            if changed.contains(&run.id) {
+                self.record_external_endings(run, &endings, now).await?;
+            }
         }
         let conflicts = results
             .iter()
@@ -201,6 +227,16 @@ impl Scheduler {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Whether `plan` begins a wait whose first poke is due now: only a wait on another DAG
+/// does (a wait on time whose instant passed ends at once).
+fn starts_external_wait(plan: &crate::RunPlan, now: DateTime<Utc>) -> bool {
+    plan.transitions.iter().any(|t| {
+        t.from == TaskState::None
+            && t.to == TaskState::Deferred
+            && t.next_retry_at.is_some_and(|at| at <= now)
+    })
 }
 
 /// Whether `plan` starts (schedules, or succeeds as an empty task) a task instance of a task

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use updraft_model::{setup_teardown, Dag, ExternalTaskMarker, Operator};
 use updraft_store::{DagRun, Store, StoreError};
-use updraft_template::{Renderer, TemplateContext};
+use updraft_template::Renderer;
 
 /// Task instances of one run that a clear takes along.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,24 +150,7 @@ fn render_marker(
         task_id: task.task_id.clone(),
         message,
     };
-    let ctx = TemplateContext {
-        dag_id: dag.dag_id.clone(),
-        run_id: run.run_id.clone(),
-        task_id: task.task_id.clone(),
-        try_number: 0,
-        map_index: -1,
-        run_type: run.run_type.to_string(),
-        logical_date: run.logical_date,
-        data_interval_start: run.data_interval_start,
-        data_interval_end: run.data_interval_end,
-        conf: run.conf.clone(),
-        dag_params: dag.param_defaults(),
-        task: serde_json::to_value(task).unwrap_or_default(),
-        variables: Default::default(),
-        xcoms: Default::default(),
-        connections: Default::default(),
-        triggering_asset_events: serde_json::Value::Object(Default::default()),
-    };
+    let ctx = crate::run_context::run_context(dag, task, run);
     let render = |field: &str, template: &str| {
         renderer
             .render(template, &ctx)

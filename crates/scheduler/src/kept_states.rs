@@ -47,6 +47,10 @@ impl Scheduler {
                 ti.state = t.to;
                 ti.try_number += u32::from(t.new_try);
                 ti.next_retry_at = t.next_retry_at;
+                // As the store does: a wait's timeout counts from when it began.
+                if t.to == updraft_model::TaskState::Deferred && ti.start_date.is_none() {
+                    ti.start_date = Some(t.now);
+                }
             }
         }
     }

@@ -3,10 +3,14 @@
 //! Pure: the caller loads the task instances and applies the plan as compare-and-set writes.
 
 use chrono::{DateTime, Utc};
+use updraft_model::sensor::jitter_salt;
 use updraft_model::trigger_rule::{Decision, UpstreamSummary};
-use updraft_model::{DagRunState, Mapping, Task, TaskState, DEFAULT_MAX_MAP_LENGTH};
+use updraft_model::{
+    AfterPoke, DagRunState, ExternalVerdict, Mapping, Task, TaskState, DEFAULT_MAX_MAP_LENGTH,
+};
 use updraft_store::{Expansion, TaskInstance, Transition, XCom};
 
+use crate::external_wait::Verdicts;
 use crate::graph::DagGraph;
 use reexpand::Revise;
 
@@ -20,6 +24,12 @@ pub struct RunPlan {
     pub needs_xcoms: bool,
     /// Why a ready mapped task could not be expanded (it is marked `upstream_failed`).
     pub mapping_errors: Vec<String>,
+    /// A wait on another DAG is due: plan again with its poke's verdict
+    /// ([`MapInputs::external`]). That task is left as it is.
+    pub needs_external: bool,
+    /// Waits on other DAGs that this plan ends other than by success: task id, the state it
+    /// ends in, and why.
+    pub external_endings: Vec<(String, TaskState, String)>,
     /// Set when every task is finished once the transitions are applied.
     pub final_state: Option<DagRunState>,
 }
@@ -35,6 +45,8 @@ pub struct MapInputs<'a> {
     /// The end of the run's data interval, which a `TimeDeltaSensor` waits from (`now`
     /// when not given).
     pub interval_end: Option<DateTime<Utc>>,
+    /// What the due waits on other DAGs found, when poked.
+    pub external: Option<&'a Verdicts>,
 }
 
 impl Default for MapInputs<'_> {
@@ -43,6 +55,7 @@ impl Default for MapInputs<'_> {
             xcoms: None,
             max_map_length: DEFAULT_MAX_MAP_LENGTH,
             interval_end: None,
+            external: None,
         }
     }
 }
@@ -88,8 +101,9 @@ pub fn plan_run_held(
         let task = &graph.dag.tasks[i];
         for (j, ti) in by_task[i].iter().enumerate() {
             let mut expand_to = None;
-            // When a wait on time that begins here is over.
+            // When a wait on time that begins here is over (or a wait on another DAG pokes).
             let mut wait_until = None;
+            let mut new_try = false;
             let to = match ti.state {
                 TaskState::None => {
                     let summary = summarize(graph.upstream[i].iter().flat_map(|&u| {
@@ -159,6 +173,13 @@ pub fn plan_run_held(
                                 _ => Some(TaskState::Success),
                             }
                         }
+                        // A wait on another DAG: the scheduler pokes it at once, and holds
+                        // it between pokes. It is the sensor's try, as in Airflow.
+                        Decision::Run if task.operator.external_wait().is_some() => {
+                            wait_until = Some(now);
+                            new_try = true;
+                            Some(TaskState::Deferred)
+                        }
                         Decision::Run if task.operator.runs_nothing() => Some(TaskState::Success),
                         Decision::Run => match task.mapping.as_ref() {
                             None => Some(TaskState::Scheduled),
@@ -209,9 +230,27 @@ pub fn plan_run_held(
                 TaskState::UpForRetry if ti.next_retry_at.is_none_or(|at| at <= now) => {
                     Some(TaskState::Scheduled)
                 }
-                // Its instant came. (A rescheduled sensor's next poke is queued directly.)
                 TaskState::Deferred if ti.next_retry_at.is_none_or(|at| at <= now) => {
-                    Some(TaskState::Success)
+                    match task.operator.external_wait() {
+                        // Its instant came. (A rescheduled sensor's next poke is queued
+                        // directly.)
+                        None => Some(TaskState::Success),
+                        Some(_) => match inputs.external.and_then(|v| v.get(&ti.id)) {
+                            None => {
+                                plan.needs_external = true;
+                                None
+                            }
+                            Some(verdict) => {
+                                let (to, next_poke, why) =
+                                    after_external_poke(task, ti, verdict, now);
+                                wait_until = next_poke;
+                                if let Some(why) = why {
+                                    plan.external_endings.push((ti.task_id.clone(), to, why));
+                                }
+                                Some(to)
+                            }
+                        },
+                    }
                 }
                 _ => None,
             };
@@ -223,7 +262,7 @@ pub fn plan_run_held(
                     from: ti.state,
                     to,
                     now,
-                    new_try: false,
+                    new_try,
                     next_retry_at: wait_until,
                 });
             }
@@ -247,6 +286,43 @@ pub fn plan_run_held(
     }
     plan.final_state = final_state(graph, &states);
     plan
+}
+
+/// What a wait on another DAG becomes after a poke found `verdict`: its state, its next
+/// poke while it waits, and why it ended when not by success. A failure (or a timeout,
+/// counted from the first poke) skips the sensor instead with `soft_fail`, as in Airflow.
+fn after_external_poke(
+    task: &Task,
+    ti: &TaskInstance,
+    verdict: &ExternalVerdict,
+    now: DateTime<Utc>,
+) -> (TaskState, Option<DateTime<Utc>>, Option<String>) {
+    let sensing = task.sensor.clone().unwrap_or_default();
+    let failed = |why: String| {
+        let to = if sensing.soft_fail {
+            TaskState::Skipped
+        } else {
+            TaskState::Failed
+        };
+        (to, None, Some(why))
+    };
+    match verdict {
+        ExternalVerdict::Met => (TaskState::Success, None, None),
+        ExternalVerdict::Failed(why) => failed(why.clone()),
+        ExternalVerdict::Skipped(why) => (TaskState::Skipped, None, Some(why.clone())),
+        ExternalVerdict::Pending => {
+            let started = ti.start_date.unwrap_or(now);
+            match sensing.after_poke(started, now, jitter_salt(ti.id, ti.try_number)) {
+                AfterPoke::PokeAt(at) => (TaskState::Deferred, Some(at), None),
+                AfterPoke::TimedOut => failed(format!(
+                    "Sensor has timed out; run duration of {}s is more than the specified \
+                     timeout of {}s.",
+                    (now - started).num_seconds(),
+                    sensing.timeout.as_secs()
+                )),
+            }
+        }
+    }
 }
 
 /// What the setups a work task needs beyond its direct upstream decide (Airflow's setup

@@ -131,7 +131,8 @@ pub async fn apply(
              start_date = CASE WHEN b.from_state = 'up_for_reschedule' AND b.to_state = 'queued' \
                                THEN t.start_date \
                                WHEN b.to_state IN ('skipped', 'upstream_failed') THEN b.now \
-                               WHEN b.to_state = 'success' AND t.start_date IS NULL THEN b.now \
+                               WHEN b.to_state IN ('success', 'deferred') \
+                                    AND t.start_date IS NULL THEN b.now \
                                WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
                                ELSE t.start_date END, \
              end_date = CASE WHEN b.to_state IN ('success', 'failed', 'skipped', \

@@ -99,7 +99,7 @@ pub(crate) fn apply(
              queued_at = CASE WHEN ?4 = 'queued' THEN ?7 ELSE queued_at END, \
              start_date = CASE WHEN ?3 = 'up_for_reschedule' AND ?4 = 'queued' THEN start_date \
                                WHEN ?4 IN ('skipped', 'upstream_failed') THEN ?7 \
-                               WHEN ?4 = 'success' AND start_date IS NULL THEN ?7 \
+                               WHEN ?4 IN ('success', 'deferred') AND start_date IS NULL THEN ?7 \
                                WHEN ?4 IN ('none', 'scheduled', 'queued') THEN NULL \
                                ELSE start_date END, \
              end_date = CASE WHEN ?4 IN ('success', 'failed', 'skipped', 'upstream_failed', \

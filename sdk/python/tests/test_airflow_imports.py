@@ -120,11 +120,15 @@ def test_an_airflow_3_style_file_loads(dag_folder):
      "DockerSwarmOperator is not supported yet by updraft"),
     ("from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
      "KubernetesPodOperator is not supported yet by updraft"),
-    ("from airflow.sensors.external_task import ExternalTaskSensor",
-     "ExternalTaskSensor is not supported yet by updraft"),
+    ("from airflow.sensors.external_task import ExternalTaskSensorLink",
+     "ExternalTaskSensorLink is not supported yet by updraft"),
     ("from airflow.sensors.bash import BashSensor", "BashSensor is not supported yet"),
-    ("from airflow.sensors import external_task\nexternal_task.ExternalTaskSensor",
-     "ExternalTaskSensor is not supported yet"),
+    ("from airflow.sensors import external_task\nexternal_task.ExternalDagLink",
+     "ExternalDagLink is not supported yet"),
+    ("from airflow.sensors.external_task import ExternalTaskSensor\n"
+     "ExternalTaskSensor(task_id='s', external_dag_id='d', execution_date_fn=lambda d: d)",
+     "ExternalTaskSensor's execution_date_fn is not supported yet by updraft (use "
+     "execution_delta)"),
     ("from airflow.providers.docker.operators.docker import DockerOperator\n"
      "DockerOperator(task_id='x', image='i', xcom_all=True)",
      "DockerOperator's xcom_all is not supported yet by updraft"),

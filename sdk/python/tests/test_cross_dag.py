@@ -1,6 +1,6 @@
-"""TriggerDagRunOperator and ExternalTaskMarker: native tasks of updraft's worker
-(`operator: trigger_dagrun`, `operator: external_task_marker`) with Airflow's arguments, from
-Airflow 2's and 3's import paths."""
+"""TriggerDagRunOperator, ExternalTaskMarker and ExternalTaskSensor: native tasks of updraft
+(`operator: trigger_dagrun`, `operator: external_task_marker`, `operator: external_task_sensor`)
+with Airflow's arguments, from Airflow 2's and 3's import paths."""
 
 from conftest import tasks_by_id
 
@@ -74,9 +74,66 @@ def test_bad_arguments_are_import_errors_that_say_why(dag_folder):
         assert message in answer["error"]["message"], (name, answer)
 
 
-def test_the_sensor_beside_the_marker_is_still_refused_by_name(dag_folder):
-    dag_folder.write("sensing.py", """
+def test_external_task_sensors_serialize_with_their_sensing(dag_folder):
+    dag_folder.write("waiting.py", """
+        from datetime import datetime, timedelta
+        from airflow import DAG
         from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+        from airflow.sensors.external_task import ExternalTaskSensor as Airflow2Sensor
+        from airflow.utils.state import State, TaskInstanceState
+
+        with DAG("waiting", start_date=datetime(2024, 1, 1), schedule=None):
+            ExternalTaskSensor(task_id="one", external_dag_id="up", external_task_id="load")
+            ExternalTaskSensor(
+                task_id="full", external_dag_id="up", external_task_ids=["a", "b"],
+                allowed_states=[TaskInstanceState.SUCCESS, "skipped"],
+                failed_states=[State.FAILED], execution_delta=timedelta(hours=6),
+                check_existence=True, poke_interval=10, timeout=600, mode="reschedule",
+                soft_fail=True, deferrable=True)
+            Airflow2Sensor(task_id="group", external_dag_id="up",
+                           external_task_group_id="section", skipped_states=["skipped"])
+            ExternalTaskSensor(task_id="run", external_dag_id="up",
+                               failed_states=["failed"], execution_delta=timedelta(hours=-1))
     """)
-    answer = dag_folder.parse("sensing.py")
-    assert "ExternalTaskSensor is not supported yet by updraft" in answer["error"]["message"]
+    tasks = tasks_by_id(dag_folder.dag("waiting.py"))
+    assert tasks["one"]["operator"] == "external_task_sensor"
+    assert tasks["one"]["external_task_sensor"] == {
+        "external_dag_id": "up", "external_task_ids": ["load"]}
+    assert tasks["full"]["external_task_sensor"] == {
+        "external_dag_id": "up", "external_task_ids": ["a", "b"],
+        "allowed_states": ["success", "skipped"], "failed_states": ["failed"],
+        "execution_delta": 21600, "check_existence": True}
+    assert tasks["full"]["sensor"] == {"poke_interval": 10, "timeout": 600,
+                                       "mode": "reschedule", "soft_fail": True}
+    assert tasks["group"]["external_task_sensor"] == {
+        "external_dag_id": "up", "external_task_group_id": "section",
+        "skipped_states": ["skipped"]}
+    assert tasks["run"]["external_task_sensor"] == {
+        "external_dag_id": "up", "failed_states": ["failed"], "execution_delta": -3600}
+
+
+def test_external_task_sensor_arguments_are_checked_as_airflow_checks_them(dag_folder):
+    cases = {
+        "both_ids": ("external_task_id='a', external_task_ids=['b']",
+                     "Only one of `external_task_id` or `external_task_ids`"),
+        "group_and_ids": ("external_task_ids=['a'], external_task_group_id='g'",
+                          "Only one of `external_task_group_id` or `external_task_ids`"),
+        "duplicates": ("external_task_id='a', allowed_states=['success'], "
+                       "failed_states=['success']",
+                       "Duplicate values provided across allowed_states"),
+        "run_state": ("failed_states=['upstream_failed']",
+                      "Valid values for `allowed_states`"),
+        "same_ids": ("external_task_ids=['a', 'a']",
+                     "Duplicate task_ids passed in external_task_ids parameter"),
+    }
+    for name, (arguments, message) in cases.items():
+        dag_folder.write(f"{name}.py", f"""
+            from datetime import datetime
+            from airflow import DAG
+            from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+
+            with DAG("{name}", start_date=datetime(2024, 1, 1), schedule=None):
+                ExternalTaskSensor(task_id="s", external_dag_id="up", {arguments})
+        """)
+        answer = dag_folder.parse(f"{name}.py")
+        assert message in answer["error"]["message"], (name, answer)

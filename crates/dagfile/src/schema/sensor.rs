@@ -116,7 +116,7 @@ pub(super) fn read_sensor_operator(
     }
 }
 
-/// Reads `sensor:`, allowed on the operators the worker pokes (`default` is what a sensor
+/// Reads `sensor:`, allowed on the operators that poke (`default` is what a sensor
 /// operator has without it); `Some(None)` when the task is no sensor.
 pub(super) fn read_sensing(
     entries: &[Entry],
@@ -125,13 +125,13 @@ pub(super) fn read_sensing(
     ctx: &mut Ctx,
 ) -> Option<Option<Sensing>> {
     let pokes = match operator {
-        Operator::FileSensor(_) | Operator::Http(_) => true,
+        Operator::FileSensor(_) | Operator::Http(_) | Operator::ExternalTaskSensor(_) => true,
         Operator::Python { python_kind, .. } => *python_kind == updraft_model::PythonKind::Sensor,
         _ => false,
     };
     let Some(entry) = get(entries, "sensor") else {
         return Some(match operator {
-            Operator::FileSensor(_) => Some(Sensing::default()),
+            Operator::FileSensor(_) | Operator::ExternalTaskSensor(_) => Some(Sensing::default()),
             Operator::Python {
                 python_kind: updraft_model::PythonKind::Sensor,
                 ..
@@ -143,8 +143,9 @@ pub(super) fn read_sensing(
         ctx.error(
             entry.key_pos,
             format!(
-                "{label}`sensor` goes only with a sensor the worker pokes: `operator: \
-                 file_sensor`, `operator: http` (an HTTP sensor) or `python_kind: sensor`"
+                "{label}`sensor` goes only with a sensor that pokes: `operator: \
+                 file_sensor`, `operator: external_task_sensor`, `operator: http` (an HTTP \
+                 sensor) or `python_kind: sensor`"
             ),
         );
         return None;

@@ -70,6 +70,7 @@ pub const TASK_ONLY_KEYS: &[&str] = &[
     "inlets",
     "trigger_dagrun",
     "external_task_marker",
+    "external_task_sensor",
 ];
 
 /// Keys that belong to `operator: python` only.
@@ -532,9 +533,15 @@ fn read_operator(
         return read_python(entries, operator.and_then(|(_, pos)| pos), label, ctx);
     }
     // The operators whose whole definition lives under a key named as they are.
-    for native in ["http", "docker", "trigger_dagrun", "external_task_marker"]
-        .into_iter()
-        .chain(super::sensor::SENSOR_OPERATORS.iter().copied())
+    for native in [
+        "http",
+        "docker",
+        "trigger_dagrun",
+        "external_task_marker",
+        "external_task_sensor",
+    ]
+    .into_iter()
+    .chain(super::sensor::SENSOR_OPERATORS.iter().copied())
     {
         if operator.as_ref().is_some_and(|(name, _)| name == native) {
             if let Some(cmd) = command {
@@ -558,6 +565,9 @@ fn read_operator(
                 "trigger_dagrun" => super::cross_dag::read_trigger_dagrun(entries, pos, label, ctx),
                 "external_task_marker" => {
                     super::cross_dag::read_external_task_marker(entries, pos, label, ctx)
+                }
+                "external_task_sensor" => {
+                    super::external_sensor::read_external_task_sensor(entries, pos, label, ctx)
                 }
                 sensor => super::sensor::read_sensor_operator(sensor, entries, pos, label, ctx),
             };

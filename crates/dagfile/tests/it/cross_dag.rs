@@ -1,9 +1,12 @@
-//! `operator: trigger_dagrun` and `operator: external_task_marker`: their keys, Airflow's
-//! defaults, and the mistakes a file can make with them.
+//! `operator: trigger_dagrun`, `operator: external_task_marker` and
+//! `operator: external_task_sensor`: their keys, Airflow's defaults, and the mistakes a file
+//! can make with them.
 
 use std::time::Duration;
 
-use updraft_model::{DagRunState, ExternalTaskMarker, Operator, TriggerDagRun};
+use updraft_model::{
+    DagRunState, ExternalTarget, ExternalTaskMarker, Operator, Sensing, TriggerDagRun,
+};
 
 use crate::parse::{check_err, check_ok};
 
@@ -112,4 +115,88 @@ fn mistakes_are_import_errors_that_name_them() {
     for (source, expected) in cases {
         check_err(source, expected);
     }
+}
+
+#[test]
+fn external_task_sensors_load_with_their_target_states_and_delta() {
+    let dag = check_ok(
+        "tasks:\n  - task_id: one\n    operator: external_task_sensor\n    \
+         external_task_sensor: {external_dag_id: up, external_task_id: load}\n  \
+         - task_id: group\n    operator: external_task_sensor\n    \
+         external_task_sensor: {external_dag_id: up, external_task_group_id: g, \
+         failed_states: [failed], execution_delta: -1h, check_existence: true}\n    \
+         sensor: {poke_interval: 5s, soft_fail: true}\n  \
+         - task_id: run\n    operator: external_task_sensor\n    \
+         external_task_sensor: {external_dag_id: up, allowed_states: [success, failed], \
+         external_task_ids: [], execution_delta: 6h}\n",
+    );
+    let sensor = |i: usize| dag.tasks[i].operator.external_wait().unwrap().clone();
+    let one = sensor(0);
+    assert_eq!(
+        one.target,
+        ExternalTarget::Tasks {
+            task_ids: vec!["load".into()]
+        }
+    );
+    assert_eq!(one.allowed_states, vec!["success"]);
+    assert_eq!(one.execution_delta_secs, None);
+    assert_eq!(dag.tasks[0].sensor, Some(Sensing::default()));
+    let group = sensor(1);
+    assert_eq!(
+        group.target,
+        ExternalTarget::Group {
+            group_id: "g".into()
+        }
+    );
+    assert_eq!(group.execution_delta_secs, Some(-3600));
+    assert!(group.check_existence);
+    let sensing = dag.tasks[1].sensor.clone().unwrap();
+    assert_eq!(sensing.poke_interval, std::time::Duration::from_secs(5));
+    assert!(sensing.soft_fail);
+    let run = sensor(2);
+    assert_eq!(run.target, ExternalTarget::Run);
+    assert_eq!(run.allowed_states, vec!["success", "failed"]);
+    assert_eq!(run.execution_delta_secs, Some(6 * 3600));
+}
+
+#[test]
+fn bad_external_task_sensors_say_why() {
+    let task = |fields: &str| {
+        format!(
+            "tasks:\n  - task_id: s\n    operator: external_task_sensor\n    \
+             external_task_sensor: {{{fields}}}\n"
+        )
+    };
+    check_err(
+        "tasks:\n  - task_id: s\n    operator: external_task_sensor\n",
+        &["task `s`: operator `external_task_sensor` needs `external_task_sensor:` (with `external_dag_id`)"],
+    );
+    check_err(
+        &task("external_task_id: a"),
+        &["`external_task_sensor` needs `external_dag_id`"],
+    );
+    check_err(
+        &task("external_dag_id: up, external_task_group_id: g, external_task_ids: [a]"),
+        &["only one of `external_task_group_id` or `external_task_ids` may be given"],
+    );
+    check_err(
+        &task("external_dag_id: up, external_task_id: a, allowed_states: [success], skipped_states: [success]"),
+        &["Duplicate values provided across allowed_states, skipped_states and failed_states."],
+    );
+    check_err(
+        &task("external_dag_id: up, external_task_ids: [a, a]"),
+        &["Duplicate task_ids passed in external_task_ids parameter"],
+    );
+    check_err(
+        &task("external_dag_id: up, external_task_id: a, failed_states: [broken]"),
+        &["\"broken\" is not a task state"],
+    );
+    check_err(
+        &task("external_dag_id: up, execution_delta: -soon"),
+        &["`external_task_sensor.execution_delta`"],
+    );
+    check_err(
+        &task("external_dag_id: up, wait: 1"),
+        &["unknown key `wait`"],
+    );
 }

@@ -7,6 +7,7 @@ mod hostile;
 mod mapping;
 mod notifications;
 mod parse;
+mod parse_keys;
 mod run_dependencies;
 mod schema_file;
 mod sensors;

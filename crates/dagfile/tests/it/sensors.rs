@@ -110,7 +110,7 @@ fn a_python_sensor_and_an_http_sensor_take_sensor_settings() {
 fn sensor_mistakes_are_named() {
     check_err(
         "tasks:\n  - {task_id: a, bash_command: 'true', sensor: {timeout: 5}}\n",
-        &["task `a`: `sensor` goes only with a sensor the worker pokes"],
+        &["task `a`: `sensor` goes only with a sensor that pokes"],
     );
     check_err(
         "tasks:\n  - {task_id: a, operator: file_sensor}\n",

@@ -213,6 +213,7 @@ pub(crate) fn operator_name(dag: &Dag, task_id: &str) -> Option<&'static str> {
         updraft_model::Operator::DateTimeSensor { .. } => "DateTimeSensor",
         updraft_model::Operator::TriggerDagRun(_) => "TriggerDagRunOperator",
         updraft_model::Operator::ExternalTaskMarker(_) => "ExternalTaskMarker",
+        updraft_model::Operator::ExternalTaskSensor(_) => "ExternalTaskSensor",
     })
 }
 

@@ -157,6 +157,17 @@ impl TaskResponse {
                 vec!["external_dag_id", "external_task_id", "logical_date"],
                 "#4db7db",
             ),
+            Operator::ExternalTaskSensor(_) => (
+                "ExternalTaskSensor",
+                "airflow.providers.standard.sensors.external_task",
+                vec![
+                    "external_dag_id",
+                    "external_task_id",
+                    "external_task_ids",
+                    "external_task_group_id",
+                ],
+                "#4db7db",
+            ),
         };
         let mut downstream: Vec<String> = dag
             .downstream_of(&task.task_id)

@@ -98,7 +98,7 @@ fn an_upstream_result_is_read_before_expanding() {
     let inputs = MapInputs {
         xcoms: Some(&xcoms),
         max_map_length: 1024,
-        interval_end: None,
+        ..MapInputs::default()
     };
     let plan = plan_run_mapped(&graph, &tis, inputs, now());
     assert_eq!(
@@ -122,7 +122,7 @@ fn an_upstream_result_is_read_before_expanding() {
         MapInputs {
             xcoms: Some(&empty),
             max_map_length: 1024,
-            interval_end: None,
+            ..MapInputs::default()
         },
         now(),
     );
@@ -145,7 +145,7 @@ fn a_result_that_cannot_be_mapped_fails_the_task_with_the_reason() {
         MapInputs {
             xcoms: Some(&text),
             max_map_length: 1024,
-            interval_end: None,
+            ..MapInputs::default()
         },
         now(),
     );
@@ -161,7 +161,7 @@ fn a_result_that_cannot_be_mapped_fails_the_task_with_the_reason() {
         MapInputs {
             xcoms: Some(&long),
             max_map_length: 2,
-            interval_end: None,
+            ..MapInputs::default()
         },
         now(),
     );

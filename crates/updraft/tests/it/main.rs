@@ -9,6 +9,7 @@ mod crash;
 mod dag_folder;
 mod docker_tasks;
 mod external_task_marker;
+mod external_task_sensor;
 mod fixture;
 mod http_tasks;
 mod mapped_groups;

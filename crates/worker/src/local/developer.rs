@@ -289,7 +289,8 @@ impl LocalWorker {
             }
             Operator::TimeDeltaSensor { .. }
             | Operator::TimeSensor { .. }
-            | Operator::DateTimeSensor { .. } => return Ok(Vec::new()),
+            | Operator::DateTimeSensor { .. }
+            | Operator::ExternalTaskSensor(_) => return Ok(Vec::new()),
             Operator::Docker(run) => {
                 let log_path = std::env::temp_dir().join("updraft-render.log");
                 return Ok(self

@@ -91,7 +91,8 @@ impl LocalWorker {
             // Never queued: the scheduler decides them (`scheduler::plan`).
             Operator::TimeDeltaSensor { .. }
             | Operator::TimeSensor { .. }
-            | Operator::DateTimeSensor { .. } => Err(format!(
+            | Operator::DateTimeSensor { .. }
+            | Operator::ExternalTaskSensor(_) => Err(format!(
                 "a {} waits in the scheduler, not on a worker",
                 task.operator.kind()
             )),

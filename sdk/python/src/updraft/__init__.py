@@ -7,7 +7,7 @@ which updraft maps to this package (`from airflow.decorators import dag, task`).
 from .assets import Asset, AssetAll, AssetAny, AssetOrTimeSchedule, Dataset
 from .baseoperator import BaseOperator
 from .context import get_current_context
-from .cross_dag import ExternalTaskMarker, TriggerDagRunOperator
+from .cross_dag import ExternalTaskMarker, ExternalTaskSensor, TriggerDagRunOperator
 from .dag import DAG, dag, days_ago
 from .exceptions import (
     AirflowException,
@@ -61,7 +61,7 @@ __all__ = [
     "PythonOperator", "BranchPythonOperator", "ShortCircuitOperator", "EmptyOperator",
     "DummyOperator", "LatestOnlyOperator", "ExternalPythonOperator",
     "BranchExternalPythonOperator", "BaseBranchOperator", "TriggerDagRunOperator",
-    "ExternalTaskMarker", "Label", "XComArg", "chain",
+    "ExternalTaskMarker", "ExternalTaskSensor", "Label", "XComArg", "chain",
     "chain_linear", "cross_downstream", "Param", "ParamsDict", "TriggerRule", "Variable",
     "Connection", "BaseHook", "get_current_context", "days_ago", "AirflowException",
     "AirflowSkipException", "AirflowFailException", "AirflowNotFoundException",

@@ -1,13 +1,14 @@
 """Operators that reach another DAG: `TriggerDagRunOperator` (a run of another DAG, started
 by updraft's worker through its task-execution API: `operator: trigger_dagrun`) and
 `ExternalTaskMarker` (runs nothing; clearing it clears a task of another DAG:
-`operator: external_task_marker`)."""
+`operator: external_task_marker`) and `ExternalTaskSensor` (waits for another DAG's tasks or
+run, poked by the scheduler: `operator: external_task_sensor`)."""
 
 import datetime
 import json
 
 from .baseoperator import BaseOperator
-from .exceptions import NotSupportedByUpdraft
+from .exceptions import AirflowException, NotSupportedByUpdraft
 
 _RUN_STATES = ("queued", "running", "success", "failed")
 
@@ -143,6 +144,101 @@ class ExternalTaskMarker(BaseOperator):
             doc["logical_date"] = self.logical_date
         if self.recursion_depth != 10:
             doc["recursion_depth"] = self.recursion_depth
+        return doc
+
+    def execute(self, context):
+        return None
+
+
+_TASK_STATES = ("none", "scheduled", "queued", "running", "success", "restarting", "failed",
+                "up_for_retry", "up_for_reschedule", "upstream_failed", "skipped", "removed",
+                "deferred")
+
+
+class ExternalTaskSensor(BaseOperator):
+    """Waits until `external_task_id` (or `external_task_ids`, or the tasks of
+    `external_task_group_id`, or, with none of them, the whole run) of `external_dag_id` is in
+    one of `allowed_states`, in the run of the same logical date (minus `execution_delta`).
+    The scheduler pokes it from its database every `poke_interval`: no process and no worker
+    slot while it waits, whatever the `mode` (`deferrable=True` is the same wait)."""
+
+    template_fields = ("external_dag_id", "external_task_id", "external_task_ids",
+                       "external_task_group_id")
+    ui_color = "#4db7db"
+    _updraft_kind = "external_task_sensor"
+
+    def __init__(self, *, external_dag_id, external_task_id=None, external_task_ids=None,
+                 external_task_group_id=None, allowed_states=None, skipped_states=None,
+                 failed_states=None, execution_delta=None, execution_date_fn=None,
+                 check_existence=False, poll_interval=None, deferrable=False, **kwargs):
+        from .sensors import pop_sensor_arguments
+
+        if execution_delta is not None and execution_date_fn is not None:
+            raise ValueError("Only one of `execution_delta` or `execution_date_fn` may be "
+                             "provided to ExternalTaskSensor; not both.")
+        if execution_date_fn is not None:
+            raise NotSupportedByUpdraft("ExternalTaskSensor's execution_date_fn",
+                                        "use execution_delta")
+        if poll_interval is not None:
+            kwargs.setdefault("poke_interval", poll_interval)
+        for name in ("start_from_trigger", "end_from_trigger"):
+            kwargs.pop(name, None)
+        self._sensing = pop_sensor_arguments(kwargs)
+        super().__init__(**kwargs)
+        allowed = [getattr(s, "value", s) for s in (allowed_states or ["success"])]
+        skipped = [getattr(s, "value", s) for s in (skipped_states or [])]
+        failed = [getattr(s, "value", s) for s in (failed_states or [])]
+        if len(set(allowed + skipped + failed)) != len(allowed) + len(skipped) + len(failed):
+            raise AirflowException("Duplicate values provided across allowed_states, "
+                                   "skipped_states and failed_states.")
+        if not external_task_ids:
+            external_task_ids = None
+        if external_task_id is not None and external_task_ids is not None:
+            raise ValueError("Only one of `external_task_id` or `external_task_ids` may be "
+                             "provided to ExternalTaskSensor; use external_task_id or "
+                             "external_task_ids or external_task_group_id.")
+        if external_task_id is not None:
+            external_task_ids = [external_task_id]
+        if external_task_group_id is not None and external_task_ids is not None:
+            raise ValueError("Only one of `external_task_group_id` or `external_task_ids` may "
+                             "be provided to ExternalTaskSensor; use external_task_id or "
+                             "external_task_ids or external_task_group_id.")
+        valid = _TASK_STATES if (external_task_ids or external_task_group_id) else _RUN_STATES
+        for state in allowed + skipped + failed:
+            if state not in valid:
+                raise ValueError("Valid values for `allowed_states`, `skipped_states` and "
+                                 f"`failed_states` here: {list(valid)}; not {state!r}")
+        if external_task_ids is not None and len(set(external_task_ids)) != len(
+                list(external_task_ids)):
+            raise ValueError("Duplicate task_ids passed in external_task_ids parameter")
+        self.external_dag_id = external_dag_id
+        self.external_task_id = external_task_id
+        self.external_task_ids = list(external_task_ids) if external_task_ids else None
+        self.external_task_group_id = external_task_group_id
+        self.allowed_states = allowed
+        self.skipped_states = skipped
+        self.failed_states = failed
+        self.execution_delta = execution_delta
+        self.check_existence = check_existence
+        self.deferrable = deferrable
+
+    def external_task_sensor_document(self):
+        """The `external_task_sensor:` of the task's document."""
+        doc = {"external_dag_id": self.external_dag_id}
+        if self.external_task_ids:
+            doc["external_task_ids"] = list(self.external_task_ids)
+        elif self.external_task_group_id is not None:
+            doc["external_task_group_id"] = self.external_task_group_id
+        if self.allowed_states != ["success"]:
+            doc["allowed_states"] = self.allowed_states
+        if self.failed_states:
+            doc["failed_states"] = self.failed_states
+        if self.skipped_states:
+            doc["skipped_states"] = self.skipped_states
+        if self.execution_delta is not None:
+            doc["execution_delta"] = int(_seconds(self.execution_delta))
+        if self.check_existence:
+            doc["check_existence"] = True
         return doc
 
     def execute(self, context):

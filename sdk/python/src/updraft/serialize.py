@@ -86,7 +86,7 @@ def _json_number(seconds):
 def _kind(task):
     """How updraft runs the task. A subclass of a natively run operator that brings its own
     `execute` (a DummyOperator that raises AirflowSkipException) is a Python task."""
-    from .cross_dag import ExternalTaskMarker, TriggerDagRunOperator
+    from .cross_dag import ExternalTaskMarker, ExternalTaskSensor, TriggerDagRunOperator
     from .docker import DockerOperator
     from .http import HttpOperator
     from .operators import BashOperator, EmptyOperator
@@ -96,7 +96,8 @@ def _kind(task):
     kind = task._updraft_kind
     native = {"bash": BashOperator, "empty": EmptyOperator, "http": HttpOperator,
               "docker": DockerOperator, "trigger_dagrun": TriggerDagRunOperator,
-              "external_task_marker": ExternalTaskMarker, "file_sensor": FileSensor,
+              "external_task_marker": ExternalTaskMarker,
+              "external_task_sensor": ExternalTaskSensor, "file_sensor": FileSensor,
               "time_delta_sensor": TimeDeltaSensor, "time_sensor": TimeSensor,
               "date_time_sensor": DateTimeSensor}.get(kind)
     if kind == "http" and isinstance(task, HttpSensor):
@@ -157,6 +158,9 @@ def task_document(task):
     elif kind == "external_task_marker":
         doc["operator"] = "external_task_marker"
         doc["external_task_marker"] = task.external_task_marker_document()
+    elif kind == "external_task_sensor":
+        doc["operator"] = "external_task_sensor"
+        doc["external_task_sensor"] = task.external_task_sensor_document()
     else:
         doc["operator"] = "python"
         function = getattr(task, "python_callable", None)
@@ -170,7 +174,7 @@ def task_document(task):
         if task._source_line is not None:
             doc["source_line"] = task._source_line
     sensing = getattr(task, "_sensing", None)
-    if sensing is not None and (kind in ("file_sensor", "http")
+    if sensing is not None and (kind in ("file_sensor", "http", "external_task_sensor")
                                 or doc.get("python_kind") == "sensor"):
         doc["sensor"] = dict(sensing)
     if task.upstream_task_ids:
