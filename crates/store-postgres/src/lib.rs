@@ -27,6 +27,7 @@ mod manage;
 mod notifications;
 mod ownership;
 mod queueing;
+mod retention;
 mod runs;
 mod schema;
 mod task_instances;

@@ -19,6 +19,7 @@ mod notifications;
 mod ownership;
 mod queueing;
 mod readers;
+mod retention;
 mod runs;
 mod schema;
 mod task_instances;

@@ -39,6 +39,7 @@ pub mod fixture;
 pub mod manage;
 pub mod mapping;
 pub mod notifications;
+pub mod retention;
 pub mod run_dependencies;
 pub mod runs;
 pub mod secrets;
@@ -279,6 +280,14 @@ macro_rules! __store_conformance_checks {
                 a_failed_attempt_waits_for_its_retry_and_a_last_one_gives_up,
                 notifications_are_stored_only_with_the_change_that_causes_them,
             }
+            retention {
+                clean_deletes_old_finished_runs_and_keeps_the_rest,
+                clean_dry_run_counts_and_deletes_nothing,
+                clean_archives_what_it_deletes,
+                clean_goes_in_batches,
+                clean_of_a_run_part_keeps_the_runs,
+                clean_of_other_tables_goes_by_their_age,
+            }
             event_log {
                 event_logs_are_added_and_read_back,
                 event_logs_are_filtered_sorted_and_paged,
@@ -359,6 +368,7 @@ mod tests {
                 "notifications",
                 include_str!("conformance/notifications.rs"),
             ),
+            ("retention", include_str!("conformance/retention.rs")),
         ];
         let mut written: Vec<String> = sources
             .iter()

@@ -16,6 +16,7 @@ mod execution;
 mod manage;
 mod notification;
 mod record;
+pub mod retention;
 mod secret;
 mod task_log;
 mod transition;
@@ -38,6 +39,10 @@ pub use execution::{DagSource, StoreExecution, TaskExecution};
 pub use manage::*;
 pub use notification::*;
 pub use record::*;
+pub use retention::{
+    clean_history, ArchiveStamp, CleanBatch, CleanRequest, CleanSummary, CleanTable, Cleaned,
+    DeletedTry, RetentionStore,
+};
 pub use secret::Secrets;
 pub use task_log::{log_path, read_try_log, TryLog};
 pub use transition::*;
@@ -141,6 +146,7 @@ pub trait Store:
     + ConnectionStore
     + EventLogStore
     + NotificationStore
+    + RetentionStore
     + Send
     + Sync
     + 'static
