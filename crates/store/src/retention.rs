@@ -89,6 +89,18 @@ impl CleanTable {
         }
     }
 
+    /// The names its rows are counted under ([`COUNTED_TABLES`]): a run's parts for the
+    /// tables of runs, its own name otherwise.
+    pub fn counted(self) -> Vec<&'static str> {
+        match statements::standalone(self) {
+            Some(st) => vec![st.counted],
+            None => statements::run_parts(self)
+                .iter()
+                .map(|part| part.counted)
+                .collect(),
+        }
+    }
+
     /// Whether rows belong to runs (and so go only with finished, old runs).
     pub fn is_run_part(self) -> bool {
         matches!(

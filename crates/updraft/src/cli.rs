@@ -257,6 +257,36 @@ pub enum DbCommand {
     Migrate,
     /// Check that the database can be reached and its schema is current.
     Check,
+    /// Purge old records (Airflow's `db clean`): finished runs with their task instances,
+    /// tries, logs and XComs, the audit log, process records, asset events and delivered
+    /// notifications older than a timestamp, in small batches, safe while the cluster runs.
+    Clean(DbCleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbCleanArgs {
+    /// Purge data created before this instant (RFC 3339, or a date or time without a zone,
+    /// read as UTC), e.g. `2026-01-01T00:00:00+00:00`.
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub clean_before_timestamp: String,
+    /// Tables to clean, comma-separated (all by default): dag_run, task_instance,
+    /// task_instance_history, xcom, log, job, asset_event, notification.
+    #[arg(short, long, value_delimiter = ',', value_name = "TABLE[,TABLE…]")]
+    pub tables: Vec<String>,
+    /// Count what would be deleted and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not copy deleted rows into `_updraft_deleted__<table>__<timestamp>` tables.
+    #[arg(long)]
+    pub skip_archive: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Runs (or rows of tables outside runs) deleted per transaction.
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: u32,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod assets;
 mod backfill;
 pub mod connections;
 mod dags;
+mod db_clean;
 pub mod jobs;
 mod pools;
 mod task_dev;
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Db(DbCommand::Clean(args)) => db_clean::run(App::open(&cli).await?, args).await,
         Command::Db(DbCommand::Migrate | DbCommand::Check) => {
             // Opening migrates (safely when several processes start at once).
             let app = App::open(&cli).await?;

@@ -75,6 +75,11 @@ pub struct CoreConfig {
 pub struct DatabaseConfig {
     /// `sqlite:///absolute/path.db`, `sqlite://relative.db` or a plain file path.
     pub url: String,
+    /// Delete history older than this (`30d`) automatically, as `db clean --skip-archive`
+    /// would; empty: never (the default).
+    pub retention: String,
+    /// How often `standalone` (or one of the schedulers) applies `retention`.
+    pub retention_interval: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +170,8 @@ impl Config {
             },
             database: DatabaseConfig {
                 url: format!("sqlite://{}", home.join("updraft.db").display()),
+                retention: String::new(),
+                retention_interval: "1h".into(),
             },
             api: ApiConfig {
                 host: "127.0.0.1".into(),

@@ -9,6 +9,7 @@ mod dag_processor;
 mod output;
 mod recovery;
 mod rest;
+mod retention;
 mod roles;
 mod standalone;
 mod wake;

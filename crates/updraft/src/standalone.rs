@@ -188,6 +188,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     });
     let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx.clone()));
     let deliverer = crate::roles::start_delivery(&app, shutdown_rx.clone())?;
+    let retention = crate::retention::start(&app, recovery::worker_id(), shutdown_rx.clone())?;
     let signal = engine.signal.clone();
     if let Some(wake) = wake {
         let store = app.store.clone();
@@ -270,6 +271,10 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     let _ = worker.await;
     let _ = scheduler.await;
     let _ = deliverer.await;
+    // Between batches nothing is half done: a batch not committed is rolled back.
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     let _ = http.await;
     Ok(ExitCode::SUCCESS)
 }

@@ -105,6 +105,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let deliverer = super::start_delivery(&app, shutdown_rx.clone())?;
+    let retention = crate::retention::start(&app, scheduler_id.clone(), shutdown_rx.clone())?;
     let running = tokio::spawn({
         let scheduler = scheduler.clone();
         async move { scheduler.run(shutdown_rx).await }
@@ -121,6 +122,10 @@ pub async fn run(app: App) -> Result<ExitCode> {
     let _ = shutdown_tx.send(true);
     let _ = running.await;
     let _ = deliverer.await;
+    // Between batches nothing is half done: a batch not committed is rolled back.
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod dag_folder;
+mod db_clean;
 mod docker_tasks;
 mod external_task_marker;
 mod external_task_sensor;
