@@ -2,6 +2,7 @@
 //! deletion with its archive tables, and the log files of the deleted tries.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::fixture::*;
 
@@ -157,4 +158,44 @@ fn db_clean_refuses_unknown_tables_and_timestamps() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{stderr}");
     }
+}
+
+#[test]
+fn standalone_applies_the_retention_to_finished_runs() {
+    let home = Home::new();
+    std::fs::write(
+        home.path().join("updraft.toml"),
+        "[database]\nretention = \"1s\"\nretention_interval = \"1s\"\n",
+    )
+    .unwrap();
+    let marks = home.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    home.write_dag(
+        "d.yaml",
+        &format!(
+            "tasks:\n  - task_id: slow\n    bash_command: sleep 3; touch {}/{{{{ run_id }}}}\n",
+            marks.display()
+        ),
+    );
+    let _standalone = home.standalone();
+    let run_id = home.trigger("d");
+    // The run is older than the retention long before it finishes, and stays until then.
+    let mark = marks.join(&run_id);
+    let mut seen_running = false;
+    let gone = eventually(Duration::from_secs(60), || {
+        let ids = run_ids(&home);
+        if !ids.contains(&run_id) {
+            return Some(());
+        }
+        seen_running |= !mark.exists();
+        None
+    });
+    assert!(
+        gone.is_some(),
+        "the finished run was never deleted\n{}",
+        std::fs::read_to_string(home.path().join("standalone.log")).unwrap_or_default()
+    );
+    assert!(seen_running, "the run was seen before its task finished");
+    assert!(mark.exists(), "the run was deleted before its task ran");
+    assert_eq!(log_files(&home, &run_id), Vec::<PathBuf>::new());
 }

@@ -18,6 +18,7 @@ mod notifications;
 mod proxy;
 mod python_tasks;
 mod queues;
+mod retention;
 mod rolling_restart;
 mod run_dependencies;
 mod sensors;
@@ -390,11 +391,19 @@ impl Cluster {
 
     /// Starts `updraft scheduler`.
     pub fn scheduler(&self) -> Proc {
+        self.scheduler_with_env(&[])
+    }
+
+    /// Starts `updraft scheduler` with `env` (`UPDRAFT_…` settings).
+    pub fn scheduler_with_env(&self, env: &[(&str, &str)]) -> Proc {
         let spec = Spec {
             role: Role::Scheduler,
             name: self.next_name(Role::Scheduler),
             args: vec!["scheduler".into()],
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         self.spawn(spec)
     }
