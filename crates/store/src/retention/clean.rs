@@ -70,8 +70,9 @@ pub async fn clean_history(store: &dyn Store, request: &CleanRequest) -> Result<
     // `xcom`) takes are not left for a later one.
     let mut covered: Vec<String> = Vec::new();
     for &table in &request.tables {
+        let before = cutoff(table, request.before);
         if request.dry_run {
-            let counted = store.count_cleanable(table, request.before).await?;
+            let counted = store.count_cleanable(table, before).await?;
             let fresh: Vec<(String, u64)> = counted
                 .into_iter()
                 .filter(|(name, _)| !covered.contains(name))
@@ -90,7 +91,7 @@ pub async fn clean_history(store: &dyn Store, request: &CleanRequest) -> Result<
         loop {
             let batch = CleanBatch {
                 table,
-                before: request.before,
+                before,
                 after,
                 limit: request.batch_size.max(1),
                 archive: request.archive.clone(),
@@ -119,6 +120,18 @@ pub async fn clean_history(store: &dyn Store, request: &CleanRequest) -> Result<
         "history cleaned"
     );
     Ok(summary)
+}
+
+/// Records of processes that beat within this are of live processes (or of one that just
+/// died): they stay whatever the cutoff, so a cutoff in the future does not make live
+/// schedulers and workers vanish from `jobs check` and the health endpoint.
+const LIVE_JOB: chrono::Duration = chrono::Duration::minutes(5);
+
+fn cutoff(table: CleanTable, before: DateTime<Utc>) -> DateTime<Utc> {
+    match table {
+        CleanTable::Job => before.min(Utc::now() - LIVE_JOB),
+        _ => before,
+    }
 }
 
 async fn batch_with_retries(store: &dyn Store, batch: CleanBatch) -> Result<Cleaned> {
