@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use updraft_model::{Dag, Operator, Schedule, Task};
 
 use crate::{
-    ClaimRequest, ClaimedTask, DagRun, DagSync, DagUpsert, FinishReport, NewDagRun,
+    ClaimRequest, ClaimedTask, DagRun, DagSync, DagUpsert, FinishReport, LogChunk, NewDagRun,
     NewTaskInstance, Result, RunType, Store, StoreError, SyncReport, TaskInstance, TaskState,
     Transition, TransitionResult,
 };
@@ -265,6 +265,43 @@ pub async fn finish(store: &dyn Store, report: FinishReport) -> TransitionResult
     let results = store.finish(vec![report]).await.expect("finish");
     assert_eq!(results.len(), 1);
     results[0]
+}
+
+/// Claims the one queued task instance of `run` for worker `w`, ships `log` as its log, and
+/// finishes it successfully with the XCom `xcom`; answers the claim.
+pub async fn run_try(
+    store: &dyn Store,
+    run: &DagRun,
+    log: &str,
+    xcom: serde_json::Value,
+) -> ClaimedTask {
+    let claimed = claim(
+        store,
+        ClaimRequest {
+            dag_run_id: Some(run.id),
+            ..claim_request("w", None, 1)
+        },
+    )
+    .await
+    .remove(0);
+    let chunk = LogChunk {
+        ti_id: claimed.ti.id,
+        try_number: claimed.ti.try_number,
+        claim_id: claimed.claim_id.clone(),
+        offset: 0,
+        data: log.into(),
+    };
+    store.append_log(chunk).await.expect("append_log");
+    let done = finish(
+        store,
+        FinishReport {
+            xcom: Some(xcom),
+            ..report(&claimed, TaskState::Success)
+        },
+    )
+    .await;
+    assert_eq!(done, TransitionResult::Applied);
+    claimed
 }
 
 /// The error of a call that must fail.

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::fixture::*;
 use super::TestDatabase;
 use crate::{
-    ClaimRequest, DagFileOutcome, DagFileRecord, DagRunState, DagSync, FinishReport, LogChunk,
+    ClaimRequest, DagFileOutcome, DagFileRecord, DagRunState, DagSync, FinishReport,
     MarkTaskInstances, PoolUsage, StoreError, TaskState, TransitionResult, Window, XComKey,
     XComQuery,
 };
@@ -62,33 +62,7 @@ pub async fn delete_dag_run_deletes_its_task_instances_xcoms_and_logs(db: &dyn T
     let kept = queued_run(&*store, "d", "kept", vec![task("a")]).await;
     let mut claimed = Vec::new();
     for run in [&doomed, &kept] {
-        let c = claim(
-            &*store,
-            ClaimRequest {
-                dag_run_id: Some(run.id),
-                ..claim_request("w", None, 1)
-            },
-        )
-        .await
-        .remove(0);
-        let chunk = LogChunk {
-            ti_id: c.ti.id,
-            try_number: c.ti.try_number,
-            claim_id: c.claim_id.clone(),
-            offset: 0,
-            data: "hello\n".into(),
-        };
-        store.append_log(chunk).await.unwrap();
-        let done = finish(
-            &*store,
-            FinishReport {
-                xcom: Some(json!(run.run_id)),
-                ..report(&c, TaskState::Success)
-            },
-        )
-        .await;
-        assert_eq!(done, TransitionResult::Applied);
-        claimed.push(c);
+        claimed.push(run_try(&*store, run, "hello\n", json!(run.run_id)).await);
     }
 
     store.delete_dag_run(doomed.id).await.unwrap();

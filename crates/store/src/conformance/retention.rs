@@ -6,9 +6,8 @@ use serde_json::json;
 use super::fixture::*;
 use super::TestDatabase;
 use crate::{
-    ArchiveStamp, ClaimRequest, CleanBatch, CleanRequest, CleanSummary, CleanTable, DagRun,
-    DagRunState, DeletedTry, FinishReport, JobHeartbeat, JobKind, LogChunk, NewEventLog, Store,
-    StoreError, TaskState, TransitionResult,
+    ArchiveStamp, CleanBatch, CleanRequest, CleanSummary, CleanTable, DagRun, DagRunState,
+    DeletedTry, JobHeartbeat, JobKind, NewEventLog, Store, StoreError, TaskState,
 };
 
 /// Every run of this suite starts before it, except those made at `at(100)`.
@@ -46,32 +45,7 @@ async fn finished_run(store: &dyn Store, run_id: &str, minutes: i64) -> DagRun {
     }
     let run = create(store, new).await;
     queue(store, &ti(store, run.id, "a").await).await;
-    let claimed = claim(
-        store,
-        ClaimRequest {
-            dag_run_id: Some(run.id),
-            ..claim_request("w", None, 1)
-        },
-    )
-    .await
-    .remove(0);
-    let chunk = LogChunk {
-        ti_id: claimed.ti.id,
-        try_number: claimed.ti.try_number,
-        claim_id: claimed.claim_id.clone(),
-        offset: 0,
-        data: format!("log of {run_id}\n"),
-    };
-    store.append_log(chunk).await.expect("append_log");
-    let done = finish(
-        store,
-        FinishReport {
-            xcom: Some(json!(run_id)),
-            ..report(&claimed, TaskState::Success)
-        },
-    )
-    .await;
-    assert_eq!(done, TransitionResult::Applied);
+    run_try(store, &run, &format!("log of {run_id}\n"), json!(run_id)).await;
     store
         .force_dag_run_state(run.id, DagRunState::Success, at(minutes + 5))
         .await
