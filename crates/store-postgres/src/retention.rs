@@ -60,6 +60,38 @@ impl RetentionStore for PostgresStore {
         self.commit_for_watchers(tx, change).await?;
         Ok(cleaned)
     }
+
+    async fn archive_tables(&self) -> Result<Vec<String>> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        archive_tables(&mut conn).await
+    }
+
+    async fn drop_archive_table(&self, name: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if !archive_tables(&mut tx).await?.iter().any(|n| n == name) {
+            return Err(StoreError::NotFound(format!("archive table {name:?}")));
+        }
+        // Checked above: an archive table's name holds only safe characters.
+        sqlx::query(&format!("DROP TABLE {name}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+}
+
+async fn archive_tables(conn: &mut PgConnection) -> Result<Vec<String>> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
+         ORDER BY tablename",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(names
+        .into_iter()
+        .filter(|n| retention::is_archive_table(n))
+        .collect())
 }
 
 async fn clean(conn: &mut PgConnection, batch: &CleanBatch) -> Result<Cleaned> {

@@ -28,6 +28,15 @@ impl RetentionStore for SqliteStore {
         }
         Ok(cleaned)
     }
+
+    async fn archive_tables(&self) -> Result<Vec<String>> {
+        self.read(archive_tables).await
+    }
+
+    async fn drop_archive_table(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.write(move |tx| drop_archive_table(tx, &name)).await
+    }
 }
 
 fn count(c: &Connection, table: CleanTable, before: i64) -> Result<Vec<(String, u64)>> {
@@ -154,4 +163,29 @@ fn tries(tx: &Transaction, query: &str, whole: bool) -> Result<Vec<DeletedTry>> 
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_err)?;
     Ok(retention::tries_of(rows, whole))
+}
+
+pub(crate) fn archive_tables(c: &Connection) -> Result<Vec<String>> {
+    let mut stmt = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .map_err(db_err)?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_err)?;
+    Ok(names
+        .into_iter()
+        .filter(|n| retention::is_archive_table(n))
+        .collect())
+}
+
+pub(crate) fn drop_archive_table(tx: &Transaction, name: &str) -> Result<()> {
+    if !archive_tables(tx)?.iter().any(|n| n == name) {
+        return Err(StoreError::NotFound(format!("archive table {name:?}")));
+    }
+    // Checked above: an archive table's name holds only safe characters.
+    tx.execute(&format!("DROP TABLE {name}"), [])
+        .map_err(db_err)?;
+    Ok(())
 }

@@ -147,6 +147,24 @@ impl ArchiveStamp {
 /// What every archive table's name starts with.
 pub const ARCHIVE_PREFIX: &str = "_updraft_deleted__";
 
+/// Whether `name` is an archive table `db clean` made: the prefix, then only lowercase
+/// letters, digits and `_` (so it is safe to write into SQL).
+pub fn is_archive_table(name: &str) -> bool {
+    name.strip_prefix(ARCHIVE_PREFIX).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
+}
+
+/// The table whose rows an archive table holds (`dag_run` of
+/// `_updraft_deleted__dag_run__20260101000000`).
+pub fn archived_table(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(ARCHIVE_PREFIX)?;
+    rest.rsplit_once("__").map(|(table, _)| table)
+}
+
 /// One batch of a clean: up to `limit` runs (or rows, for tables outside runs) of `table`
 /// older than `before`, whose key is above `after`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +220,11 @@ pub trait RetentionStore: Send + Sync {
     /// its DAG and run type (manual runs excepted); it is re-checked under lock, so a run a
     /// user clears at the same moment is either cleared or deleted, never half of each.
     async fn clean_batch(&self, batch: CleanBatch) -> Result<Cleaned>;
+    /// The archive tables cleans made ([`is_archive_table`]), sorted by name.
+    async fn archive_tables(&self) -> Result<Vec<String>>;
+    /// Drops one archive table (`db drop-archived`); a name that is not an archive table is
+    /// refused as [`StoreError::NotFound`](crate::StoreError::NotFound).
+    async fn drop_archive_table(&self, name: &str) -> Result<()>;
 }
 
 /// The tries of `(dag_id, run_id, task_id, map_index, try_number)` rows: with `whole`, every
@@ -222,4 +245,33 @@ pub fn tries_of(rows: Vec<(String, String, String, i64, i64)>, whole: bool) -> V
         }
     }
     tries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_table_names() {
+        let stamp = ArchiveStamp::new(
+            DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default(),
+        );
+        let name = stamp.table("task_instance_history");
+        assert_eq!(
+            name,
+            "_updraft_deleted__task_instance_history__20260102030405"
+        );
+        assert!(is_archive_table(&name));
+        assert_eq!(archived_table(&name), Some("task_instance_history"));
+        for not in [
+            "dag_run",
+            "_updraft_deleted__",
+            "_updraft_deleted__x\"; DROP TABLE dag",
+            "_updraft_deleted__Dag",
+        ] {
+            assert!(!is_archive_table(not), "{not}");
+        }
+    }
 }

@@ -261,6 +261,15 @@ pub enum DbCommand {
     /// tries, logs and XComs, the audit log, process records, asset events and delivered
     /// notifications older than a timestamp, in small batches, safe while the cluster runs.
     Clean(DbCleanArgs),
+    /// Drop the archive tables `db clean` made (`_updraft_deleted__<table>__<timestamp>`).
+    DropArchived {
+        /// Only the archives of these tables, comma-separated (all by default).
+        #[arg(short, long, value_delimiter = ',', value_name = "TABLE[,TABLE…]")]
+        tables: Vec<String>,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]

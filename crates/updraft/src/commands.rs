@@ -54,6 +54,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Db(DbCommand::Clean(args)) => db_clean::run(App::open(&cli).await?, args).await,
+        Command::Db(DbCommand::DropArchived { tables, yes }) => {
+            db_clean::drop_archived(App::open(&cli).await?, tables, *yes).await
+        }
         Command::Db(DbCommand::Migrate | DbCommand::Check) => {
             // Opening migrates (safely when several processes start at once).
             let app = App::open(&cli).await?;

@@ -164,7 +164,8 @@ pub async fn clean_dry_run_counts_and_deletes_nothing(db: &dyn TestDatabase) {
 }
 
 /// Unless archiving is skipped, every deleted row is copied into
-/// `_updraft_deleted__<table>__<stamp>` first: copied back, the run is whole again.
+/// `_updraft_deleted__<table>__<stamp>` first: copied back, the run is whole again; the
+/// archive tables are listed and dropped.
 pub async fn clean_archives_what_it_deletes(db: &dyn TestDatabase) {
     let store = db.open().await;
     let old = finished_run(&*store, "old", 0).await;
@@ -214,6 +215,23 @@ pub async fn clean_archives_what_it_deletes(db: &dyn TestDatabase) {
             .as_deref(),
         Some("log of old\n")
     );
+
+    // `db drop-archived`: the archive tables are listed, and dropped one by one.
+    assert_eq!(store.archive_tables().await.unwrap(), expected);
+    store
+        .drop_archive_table(&stamp.table("xcom"))
+        .await
+        .expect("drop");
+    let left = store.archive_tables().await.unwrap();
+    assert_eq!(left.len(), 4);
+    assert!(!left.contains(&stamp.table("xcom")));
+    for not in [stamp.table("xcom"), "dag_run".to_string()] {
+        assert!(matches!(
+            error(store.drop_archive_table(&not).await),
+            StoreError::NotFound(_)
+        ));
+    }
+    assert!(store.get_dag_run_by_id(old.id).await.is_ok());
 }
 
 /// A batch takes at most its limit of runs, in one transaction each; the batches of a clean

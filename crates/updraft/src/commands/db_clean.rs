@@ -1,5 +1,5 @@
-//! `updraft db clean`: Airflow's purge of old records, with its confirmation prompt, dry run
-//! and archive tables.
+//! `updraft db clean` and `db drop-archived`: Airflow's purge of old records, with its
+//! confirmation prompt, dry run and archive tables.
 
 use std::io::BufRead as _;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use serde_json::json;
-use updraft_store::retention::COUNTED_TABLES;
+use updraft_store::retention::{self, COUNTED_TABLES};
 use updraft_store::{clean_history, ArchiveStamp, CleanRequest, CleanSummary, CleanTable};
 
 use crate::app::App;
@@ -15,6 +15,7 @@ use crate::cli::{DbCleanArgs, Output};
 
 /// What a user types to confirm, as in Airflow.
 const CONFIRMATION: &str = "delete rows";
+const DROP_CONFIRMATION: &str = "drop archived tables";
 
 pub async fn run(app: App, args: &DbCleanArgs) -> Result<ExitCode> {
     let before = updraft_model::trigger_dag_run::parse_instant(&args.clean_before_timestamp)
@@ -86,22 +87,68 @@ fn confirm(before: chrono::DateTime<Utc>, named: &[String]) -> Result<()> {
         let quoted: Vec<String> = named.iter().map(|t| format!("'{}'", t.trim())).collect();
         format!(" for tables [{}]", quoted.join(", "))
     };
-    println!(
-        "You have requested that we purge all data prior to {}{for_tables}.\n\
-         This is irreversible.  Consider backing up the tables first and / or doing a dry run \
-         with option --dry-run.\n\
-         Enter '{CONFIRMATION}' (without quotes) to proceed.",
-        before.to_rfc3339()
-    );
-    let mut answer = String::new();
+    ask(
+        &format!(
+            "You have requested that we purge all data prior to {}{for_tables}.\n\
+             This is irreversible.  Consider backing up the tables first and / or doing a dry \
+             run with option --dry-run.",
+            before.to_rfc3339()
+        ),
+        CONFIRMATION,
+    )
+}
+
+/// Prints `question` and asks for `answer`; anything else is a refusal.
+fn ask(question: &str, answer: &str) -> Result<()> {
+    println!("{question}\nEnter '{answer}' (without quotes) to proceed.");
+    let mut given = String::new();
     std::io::stdin()
         .lock()
-        .read_line(&mut answer)
+        .read_line(&mut given)
         .context("cannot read the confirmation")?;
-    if answer.trim() != CONFIRMATION {
+    if given.trim() != answer {
         bail!("User did not confirm; exiting.");
     }
     Ok(())
+}
+
+/// `db drop-archived`: drops the archive tables of `tables` (all when none is named).
+pub async fn drop_archived(app: App, named: &[String], yes: bool) -> Result<ExitCode> {
+    let tables = self::tables(named)?;
+    let names: Vec<&str> = tables.iter().flat_map(|t| t.counted()).collect();
+    let archives: Vec<String> = app
+        .store
+        .archive_tables()
+        .await?
+        .into_iter()
+        .filter(|a| retention::archived_table(a).is_some_and(|t| names.contains(&t)))
+        .collect();
+    if archives.is_empty() {
+        println!("No archived tables to drop.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !yes {
+        ask(
+            &format!(
+                "You have requested that we drop the following archived tables: {}.\n\
+                 This is irreversible. Consider backing up the tables first.",
+                archives.join(", ")
+            ),
+            DROP_CONFIRMATION,
+        )?;
+    }
+    for archive in &archives {
+        app.store.drop_archive_table(archive).await?;
+        println!("Dropped table {archive}");
+    }
+    crate::audit::record(
+        &app,
+        "cli_db_drop_archived",
+        crate::audit::Target::default(),
+        json!({ "tables": archives }),
+    )
+    .await;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print(args: &DbCleanArgs, request: &CleanRequest, summary: &CleanSummary) -> Result<()> {

@@ -136,6 +136,31 @@ fn db_clean_deletes_finished_runs_with_their_log_files_and_keeps_unfinished_ones
     ]);
     assert_eq!(again["rows"]["dag_run"], 0);
     assert_eq!(again["archive_tables"], serde_json::json!([]));
+
+    // `db drop-archived` asks too, then drops the archives of the tables named.
+    let refused = home.run(&["db", "drop-archived"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stdout)
+            .contains("Enter 'drop archived tables' (without quotes) to proceed."),
+        "{refused:?}"
+    );
+    let dropped = home.ok(&["db", "drop-archived", "--tables", "xcom", "--yes"]);
+    assert!(
+        dropped.starts_with("Dropped table _updraft_deleted__xcom__")
+            && dropped.lines().count() == 1,
+        "{dropped}"
+    );
+    let dropped = home.ok(&["db", "drop-archived", "-y"]);
+    assert_eq!(
+        dropped.lines().count(),
+        3,
+        "dag_run, task_instance, task_instance_history: {dropped}"
+    );
+    assert_eq!(
+        home.ok(&["db", "drop-archived", "-y"]).trim(),
+        "No archived tables to drop."
+    );
 }
 
 #[test]
