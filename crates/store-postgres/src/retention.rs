@@ -121,7 +121,13 @@ async fn clean(conn: &mut PgConnection, batch: &CleanBatch) -> Result<Cleaned> {
         return Ok(cleaned);
     }
     let next = format!("{}{LOCK_RUNS}", sql::next_runs(batch.table));
-    let runs = ids(conn, &next, before, batch).await?;
+    let taken = ids(conn, &next, before, batch).await?;
+    let Some(&last) = taken.last() else {
+        return Ok(cleaned);
+    };
+    let runs = without_busy_runs(conn, taken).await?;
+    // The keys only move on: the runs left out wait for the next clean.
+    cleaned.last = Some(last);
     if runs.is_empty() {
         return Ok(cleaned);
     }
@@ -138,9 +144,34 @@ async fn clean(conn: &mut PgConnection, batch: &CleanBatch) -> Result<Cleaned> {
         let rows = part.rows.replace("{runs}", &list);
         remove(conn, batch, part, &rows, None, &mut cleaned).await?;
     }
-    cleaned.last = runs.last().copied();
     cleaned.runs = runs;
     Ok(cleaned)
+}
+
+/// `runs` (locked) without those some of whose task instances another transaction holds: a
+/// clear locks a run's task instances before it reopens the run, so deleting them would wait
+/// for the clear while the clear waits for the run. The task instances of the runs answered
+/// are locked too, so a clear that comes later waits for this batch and finds them gone.
+async fn without_busy_runs(conn: &mut PgConnection, runs: Vec<i64>) -> Result<Vec<i64>> {
+    let list = sql::id_list(&runs);
+    let all: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT dag_run_id FROM task_instance WHERE dag_run_id IN ({list})"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let locked: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT dag_run_id FROM task_instance WHERE dag_run_id IN ({list}) \
+         FOR UPDATE SKIP LOCKED"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let count = |ids: &[i64], run: i64| ids.iter().filter(|&&id| id == run).count();
+    Ok(runs
+        .into_iter()
+        .filter(|&run| count(&all, run) == count(&locked, run))
+        .collect())
 }
 
 /// The keys of the next batch, locked.

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod manage;
+mod retention;
 mod watch;
 
 mod conformance {
