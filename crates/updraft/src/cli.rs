@@ -257,9 +257,11 @@ pub enum DbCommand {
     Migrate,
     /// Check that the database can be reached and its schema is current.
     Check,
-    /// Purge old records (Airflow's `db clean`): finished runs with their task instances,
-    /// tries, logs and XComs, the audit log, process records, asset events and delivered
-    /// notifications older than a timestamp, in small batches, safe while the cluster runs.
+    /// Purge records older than a timestamp (Airflow's `db clean`).
+    ///
+    /// Finished runs with their task instances, tries, logs and XComs, the audit log, process
+    /// records, asset events and delivered notifications, in small batches, safe while the
+    /// cluster runs. The latest run of each DAG and run type stays.
     Clean(DbCleanArgs),
     /// Drop the archive tables `db clean` made (`_updraft_deleted__<table>__<timestamp>`).
     DropArchived {
