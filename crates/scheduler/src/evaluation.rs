@@ -27,6 +27,7 @@ impl Scheduler {
         let mut transition_runs = Vec::new();
         let mut finished_runs = Vec::new();
         let mut external_endings = Vec::new();
+        let mut notifications = Vec::new();
         // Runs where a wait on another DAG began: evaluated again at once for its first poke.
         let mut poke_now = Vec::new();
         for run in runs {
@@ -98,6 +99,13 @@ impl Scheduler {
                 }
                 break (plan, retry_due);
             };
+            {
+                let kept = self.kept();
+                let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
+                notifications.extend(crate::callbacks::plan_notifications(
+                    &graph, run, tis, &plan, now,
+                ));
+            }
             if !plan.external_endings.is_empty() {
                 external_endings.push((run, plan.external_endings.clone()));
             }
@@ -120,7 +128,7 @@ impl Scheduler {
         }
         let results = self
             .store
-            .apply_plan(transitions.clone(), expansions)
+            .apply_plan_notifying(transitions.clone(), expansions, notifications)
             .await?;
         self.keep_transitions(&transition_runs, &transitions, &results);
         // The new instances have ids only the store knows: keep the runs as stored.

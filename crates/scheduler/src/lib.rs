@@ -5,6 +5,7 @@
 
 mod asset_runs;
 mod backfill;
+mod callbacks;
 mod config;
 mod dag_cache;
 mod deadlines;
