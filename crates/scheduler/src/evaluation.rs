@@ -154,6 +154,7 @@ impl Scheduler {
                 == TransitionResult::Applied
             {
                 info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
+                self.trace_run_end(run, state, now);
                 finished.push(run.dag_id.clone());
                 if state == DagRunState::Failed && max_failed > 0 {
                     self.pause_after_failures(&run.dag_id, max_failed, now)

@@ -22,6 +22,7 @@ mod queueing;
 mod run_timeout;
 mod scheduled_runs;
 mod signal;
+mod traces;
 mod trigger;
 
 use std::collections::{HashMap, HashSet};
