@@ -160,3 +160,32 @@ fn traces_off_give_no_traceparent() {
     assert_eq!(Traces::off().traceparent(&run, attempt), None);
     assert!(!Traces::off().is_on());
 }
+
+#[test]
+fn without_an_endpoint_the_standard_environment_variable_names_the_collector() {
+    let collector = Collector::start().unwrap();
+    // Only this test leaves the endpoint to the environment.
+    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", collector.address());
+    let traces = Traces::start(&TracesConfig {
+        endpoint: None,
+        ..config("unused")
+    })
+    .unwrap();
+    std::env::remove_var("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let run = RunIdentity {
+        dag_id: "etl",
+        run_id: "r",
+        id: 1,
+    };
+    traces.run_ended(&RunSpan {
+        run,
+        run_type: "scheduled",
+        state: "success",
+        start: Utc::now(),
+        end: Utc::now(),
+    });
+    let spans = collector.wait_for(Duration::from_secs(20), |s| !s.is_empty());
+    traces.shutdown(Duration::from_secs(2));
+    assert_eq!(spans.len(), 1, "rejected {:?}", collector.rejected());
+    assert_eq!(spans[0].span_id, run.span_id().to_string());
+}

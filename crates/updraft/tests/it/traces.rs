@@ -9,6 +9,7 @@ use updraft_telemetry::testing::{Collector, ReceivedSpan};
 use updraft_telemetry::{RunIdentity, TryIdentity};
 
 use crate::fixture::{state_of, Home};
+use crate::python_dags::python_ready;
 
 #[test]
 fn a_run_is_one_trace_with_a_span_per_try_and_tasks_see_their_traceparent() {
@@ -192,4 +193,77 @@ fn a_collector_that_is_down_fails_no_run() {
         standalone.sigterm().success(),
         "a clean shutdown all the same"
     );
+    // The operator learns why no traces arrive.
+    let log = std::fs::read_to_string(home.path().join("standalone.log")).unwrap();
+    assert!(log.contains("ExportError"), "{log}");
+}
+
+const PYTHON_TRACED: &str = r#"
+import os
+from datetime import datetime
+
+from airflow.decorators import dag, task
+
+
+@dag(schedule=None, start_date=datetime(2024, 1, 1))
+def py_traced():
+    @task
+    def first():
+        return os.environ.get("TRACEPARENT")
+
+    @task
+    def second(_):
+        return os.environ.get("TRACEPARENT")
+
+    second(first())
+
+
+py_traced()
+"#;
+
+#[test]
+fn python_tries_of_dags_test_see_their_own_traceparent_and_their_spans_are_sent_before_exit() {
+    if !python_ready() {
+        return;
+    }
+    let collector = Collector::start().unwrap();
+    let home = Home::new();
+    // A long interval: only the flush at the end of `dags test` can send the spans in time.
+    std::fs::write(
+        home.path().join("updraft.toml"),
+        format!(
+            "[traces]\non = true\notlp_endpoint = \"{}\"\nexport_interval = \"1h\"\n",
+            collector.address()
+        ),
+    )
+    .unwrap();
+    home.write_dag("py_traced.py", PYTHON_TRACED);
+    let doc = home.json(&["dags", "test", "py_traced"]);
+    assert_eq!(doc["state"], "success", "{doc:#}");
+    let run_id = doc["run_id"].as_str().unwrap();
+    // Sent before the command returned.
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let db = rusqlite::Connection::open(home.path().join("updraft.db")).unwrap();
+    let traceparent_of = |task_id: &str| -> String {
+        let value: String = db
+            .query_row(
+                "SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id \
+                 WHERE r.run_id = ?1 AND x.task_id = ?2 AND x.key = 'return_value'",
+                [run_id, task_id],
+                |row| row.get(0),
+            )
+            .unwrap();
+        serde_json::from_str(&value).unwrap()
+    };
+    for task_id in ["first", "second"] {
+        let span = spans
+            .iter()
+            .find(|s| s.name == task_id)
+            .unwrap_or_else(|| panic!("no span of {task_id}: {spans:#?}"));
+        assert_eq!(
+            traceparent_of(task_id),
+            format!("00-{}-{}-01", span.trace_id, span.span_id)
+        );
+    }
 }
