@@ -134,11 +134,8 @@ impl Traces {
             true,
             TraceState::default(),
         );
-        let builder = SpanBuilder::from_name(span.task_id.to_owned())
+        let builder = finished(span.task_id, span.start, span.end)
             .with_span_id(span.attempt.span_id())
-            .with_kind(SpanKind::Internal)
-            .with_start_time(system_time(span.start))
-            .with_end_time(system_time(span.end))
             .with_attributes([
                 KeyValue::new("dag_id", span.run.dag_id.to_owned()),
                 KeyValue::new("run_id", span.run.run_id.to_owned()),
@@ -160,12 +157,9 @@ impl Traces {
         let Some(exporting) = &self.exporting else {
             return;
         };
-        let builder = SpanBuilder::from_name(span.run.dag_id.to_owned())
+        let builder = finished(span.run.dag_id, span.start, span.end)
             .with_trace_id(span.run.trace_id())
             .with_span_id(span.run.span_id())
-            .with_kind(SpanKind::Internal)
-            .with_start_time(system_time(span.start))
-            .with_end_time(system_time(span.end))
             .with_attributes([
                 KeyValue::new("dag_id", span.run.dag_id.to_owned()),
                 KeyValue::new("run_id", span.run.run_id.to_owned()),
@@ -189,6 +183,14 @@ impl Traces {
             }
         }
     }
+}
+
+/// A span named `name` that ran from `start` to `end`.
+fn finished(name: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> SpanBuilder {
+    SpanBuilder::from_name(name.to_owned())
+        .with_kind(SpanKind::Internal)
+        .with_start_time(system_time(start))
+        .with_end_time(system_time(end))
 }
 
 fn end(mut span: impl opentelemetry::trace::Span, at: DateTime<Utc>) {

@@ -10,19 +10,25 @@ use updraft_telemetry::{RunIdentity, TryIdentity};
 
 use crate::fixture::{state_of, Home};
 use crate::python_dags::python_ready;
+use crate::python_fork_server::return_value;
+
+/// Turns traces on in `home`'s configuration, sent to `endpoint` at most `interval` after a
+/// span ends, as service `updraft-it`.
+fn traces_on(home: &Home, endpoint: &str, interval: &str) {
+    std::fs::write(
+        home.path().join("updraft.toml"),
+        format!(
+            "[traces]\non = true\notlp_endpoint = \"{endpoint}\"\nservice_name = \"updraft-it\"\nexport_interval = \"{interval}\"\n"
+        ),
+    )
+    .unwrap();
+}
 
 #[test]
 fn a_run_is_one_trace_with_a_span_per_try_and_tasks_see_their_traceparent() {
     let collector = Collector::start().unwrap();
     let home = Home::new();
-    std::fs::write(
-        home.path().join("updraft.toml"),
-        format!(
-            "[traces]\non = true\notlp_endpoint = \"{}\"\nservice_name = \"updraft-it\"\nexport_interval = \"0.2\"\n",
-            collector.address()
-        ),
-    )
-    .unwrap();
+    traces_on(&home, collector.address(), "0.2");
     let seen = home.path().join("traceparent");
     let marker = home.path().join("failed-once");
     home.write_dag(
@@ -174,11 +180,7 @@ fn a_collector_that_is_down_fails_no_run() {
         .unwrap()
         .port();
     let home = Home::new();
-    std::fs::write(
-        home.path().join("updraft.toml"),
-        format!("[traces]\non = true\notlp_endpoint = \"http://127.0.0.1:{port}\"\nexport_interval = \"0.1\"\n"),
-    )
-    .unwrap();
+    traces_on(&home, &format!("http://127.0.0.1:{port}"), "0.1");
     home.write_dag(
         "p.yaml",
         "tasks:\n  - task_id: a\n    bash_command: echo a\n  - task_id: b\n    bash_command: echo b\n    dependencies: [a]\n",
@@ -229,14 +231,7 @@ fn python_tries_of_dags_test_see_their_own_traceparent_and_their_spans_are_sent_
     let collector = Collector::start().unwrap();
     let home = Home::new();
     // A long interval: only the flush at the end of `dags test` can send the spans in time.
-    std::fs::write(
-        home.path().join("updraft.toml"),
-        format!(
-            "[traces]\non = true\notlp_endpoint = \"{}\"\nexport_interval = \"1h\"\n",
-            collector.address()
-        ),
-    )
-    .unwrap();
+    traces_on(&home, collector.address(), "1h");
     home.write_dag("py_traced.py", PYTHON_TRACED);
     let doc = home.json(&["dags", "test", "py_traced"]);
     assert_eq!(doc["state"], "success", "{doc:#}");
@@ -244,18 +239,7 @@ fn python_tries_of_dags_test_see_their_own_traceparent_and_their_spans_are_sent_
     // Sent before the command returned.
     let spans = collector.spans();
     assert_eq!(spans.len(), 3, "{spans:#?}");
-    let db = rusqlite::Connection::open(home.path().join("updraft.db")).unwrap();
-    let traceparent_of = |task_id: &str| -> String {
-        let value: String = db
-            .query_row(
-                "SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id \
-                 WHERE r.run_id = ?1 AND x.task_id = ?2 AND x.key = 'return_value'",
-                [run_id, task_id],
-                |row| row.get(0),
-            )
-            .unwrap();
-        serde_json::from_str(&value).unwrap()
-    };
+    let traceparent_of = |task_id: &str| return_value(&home, run_id, task_id);
     for task_id in ["first", "second"] {
         let span = spans
             .iter()
@@ -263,7 +247,7 @@ fn python_tries_of_dags_test_see_their_own_traceparent_and_their_spans_are_sent_
             .unwrap_or_else(|| panic!("no span of {task_id}: {spans:#?}"));
         assert_eq!(
             traceparent_of(task_id),
-            format!("00-{}-{}-01", span.trace_id, span.span_id)
+            serde_json::Value::from(format!("00-{}-{}-01", span.trace_id, span.span_id))
         );
     }
 }
