@@ -251,3 +251,41 @@ fn python_tries_of_dags_test_see_their_own_traceparent_and_their_spans_are_sent_
         );
     }
 }
+
+#[test]
+fn an_http_try_sends_its_traceparent_to_the_service_it_calls() {
+    let (port, seen) = crate::http_tasks::serve();
+    let collector = Collector::start().unwrap();
+    let home = Home::new();
+    traces_on(&home, collector.address(), "1h");
+    home.write_dag(
+        "http_traced.yaml",
+        "tasks:\n  - task_id: call\n    operator: http\n    http:\n      http_conn_id: items_api\n      method: GET\n      endpoint: items\n",
+    );
+    let out = home
+        .command()
+        .args(["dags", "test", "http_traced", "--output", "json"])
+        .env("AIRFLOW_CONN_ITEMS_API", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(doc["state"], "success", "{doc:#}");
+    let spans = collector.spans();
+    let call = spans
+        .iter()
+        .find(|s| s.name == "call")
+        .unwrap_or_else(|| panic!("no span of the try: {spans:#?}"));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    let sent: Vec<&str> = seen[0]
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "traceparent")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(
+        sent,
+        [format!("00-{}-{}-01", call.trace_id, call.span_id).as_str()]
+    );
+}
