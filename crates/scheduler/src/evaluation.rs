@@ -176,10 +176,14 @@ impl Scheduler {
             Ok(graph) => Ok(Some(graph)),
             Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_))) => {
                 error!(dag_id = %run.dag_id, run_id = %run.run_id, error = %e, "the run's DAG definition cannot be loaded; failing the run");
-                if !run.state.is_finished() {
-                    self.store
+                if !run.state.is_finished()
+                    && self
+                        .store
                         .set_dag_run_state(run.id, run.state, DagRunState::Failed, now)
-                        .await?;
+                        .await?
+                        == TransitionResult::Applied
+                {
+                    self.trace_run_end(run, DagRunState::Failed, now);
                 }
                 Ok(None)
             }
