@@ -188,6 +188,7 @@ impl Scheduler {
                 == TransitionResult::Applied
             {
                 info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
+                self.trace_run_end(run, state, now);
                 finished.push(run.dag_id.clone());
                 if state == DagRunState::Failed && max_failed > 0 {
                     self.pause_after_failures(&run.dag_id, max_failed, now)
@@ -209,10 +210,14 @@ impl Scheduler {
             Ok(graph) => Ok(Some(graph)),
             Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_))) => {
                 error!(dag_id = %run.dag_id, run_id = %run.run_id, error = %e, "the run's DAG definition cannot be loaded; failing the run");
-                if !run.state.is_finished() {
-                    self.store
+                if !run.state.is_finished()
+                    && self
+                        .store
                         .set_dag_run_state(run.id, run.state, DagRunState::Failed, now)
-                        .await?;
+                        .await?
+                        == TransitionResult::Applied
+                {
+                    self.trace_run_end(run, DagRunState::Failed, now);
                 }
                 Ok(None)
             }

@@ -25,6 +25,7 @@ mod run_context;
 mod run_timeout;
 mod scheduled_runs;
 mod signal;
+mod traces;
 mod trigger;
 
 use std::collections::{HashMap, HashSet};

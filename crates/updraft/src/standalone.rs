@@ -43,10 +43,13 @@ struct Engine {
     scheduler: Arc<Scheduler>,
     worker: Arc<LocalWorker>,
     signal: Arc<SchedulerSignal>,
+    /// Fed by both: the scheduler's run spans, the worker's try spans.
+    traces: updraft_telemetry::Traces,
 }
 
 fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result<Engine> {
     let c = &app.config;
+    let traces = c.traces()?;
     let signal = Arc::new(SchedulerSignal::default());
     let work_queued = Arc::new(Notify::new());
     let scheduler = Arc::new(Scheduler::new(
@@ -62,6 +65,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             run_lease: duration("scheduler.lease", &c.scheduler.lease)?,
             worker_lease: duration("worker.lease", &c.worker.lease)?,
             max_map_length: updraft_model::DEFAULT_MAX_MAP_LENGTH,
+            traces: traces.clone(),
         },
         signal.clone(),
         work_queued.clone(),
@@ -70,7 +74,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
     let hook_signal = signal.clone();
     let worker = LocalWorker::new(
         Arc::new(StoreExecution(app.store.clone())),
-        worker_config(app, only_run)?,
+        worker_config(app, only_run, traces.clone())?,
         work_queued,
         Arc::new(move |reported: updraft_worker::Reported| {
             hook_signal.tries_finished(
@@ -102,11 +106,16 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
         scheduler,
         worker,
         signal,
+        traces,
     })
 }
 
 /// The local worker's settings from the configuration; `only_run` for `dags test`.
-pub fn worker_config(app: &App, only_run: Option<i64>) -> Result<LocalWorkerConfig> {
+pub fn worker_config(
+    app: &App,
+    only_run: Option<i64>,
+    traces: updraft_telemetry::Traces,
+) -> Result<LocalWorkerConfig> {
     let c = &app.config;
     Ok(LocalWorkerConfig {
         worker_id: recovery::worker_id(),
@@ -126,6 +135,7 @@ pub fn worker_config(app: &App, only_run: Option<i64>) -> Result<LocalWorkerConf
         python_sdk: App::python_sdk_for_tasks(&app.home)?,
         python_fork_server: c.worker.python_fork_server,
         max_starting: c.max_starting(),
+        traces,
     })
 }
 
@@ -271,6 +281,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     let _ = scheduler.await;
     let _ = deliverer.await;
     let _ = http.await;
+    crate::roles::flush_traces(engine.traces).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -294,6 +305,7 @@ pub async fn run_one(app: &App, run: &DagRun) -> Result<DagRun> {
     let _ = shutdown_tx.send(true);
     let _ = worker.await;
     let _ = scheduler.await;
+    crate::roles::flush_traces(engine.traces).await;
     // As Airflow's `dags test` runs the callbacks: one attempt at what is due now (the run's
     // notifications among them); what fails is left to `standalone` or a scheduler to retry.
     let deliverer = crate::roles::deliverer(app)?;

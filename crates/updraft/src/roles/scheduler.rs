@@ -34,6 +34,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
         );
     }
     let scheduler_id = recovery::worker_id();
+    let traces = c.traces()?;
     let signal = Arc::new(SchedulerSignal::default());
     let scheduler = Arc::new(Scheduler::new(
         app.store.clone(),
@@ -48,6 +49,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
             run_lease,
             worker_lease: duration("worker.lease", &c.worker.lease)?,
             max_map_length: updraft_model::DEFAULT_MAX_MAP_LENGTH,
+            traces: traces.clone(),
         },
         signal.clone(),
         // No worker in this process: workers learn of queued work from the database.
@@ -121,6 +123,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
     let _ = shutdown_tx.send(true);
     let _ = running.await;
     let _ = deliverer.await;
+    super::flush_traces(traces).await;
     Ok(ExitCode::SUCCESS)
 }
 

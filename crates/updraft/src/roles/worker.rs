@@ -52,6 +52,7 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
         HttpExecutionOptions::default(),
     )?);
     let worker_id = recovery::worker_id();
+    let traces = config.traces()?;
     let concurrency = args
         .concurrency
         .or(config.worker.concurrency)
@@ -85,6 +86,7 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
             python_sdk: crate::app::App::python_sdk_for_tasks(&crate::config::updraft_home())?,
             python_fork_server: config.worker.python_fork_server,
             max_starting: config.max_starting(),
+            traces: traces.clone(),
         },
         Arc::new(Notify::new()),
         Arc::new(|_| {}),
@@ -103,6 +105,7 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
     info!("draining: no new tasks; waiting for the running ones");
     let _ = shutdown_tx.send(true);
     let _ = running.await;
+    super::flush_traces(traces).await;
     info!("worker stopped");
     Ok(ExitCode::SUCCESS)
 }

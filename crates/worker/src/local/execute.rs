@@ -33,8 +33,13 @@ impl LocalWorker {
         tokio::spawn(async move {
             let claim_id = claimed.claim_id.clone();
             let dag_run_id = claimed.ti.dag_run_id;
+            let traced = worker.config.traces.is_on().then(|| claimed.clone());
+            let started = Utc::now();
             let report = worker.execute(claimed, cancel_rx, &starting).await;
             starting.started();
+            if let Some(claimed) = traced {
+                worker.trace_try_end(&claimed, &report, started);
+            }
             if let Ok(mut unreported) = worker.unreported.lock() {
                 unreported.insert(claim_id.clone());
             }

@@ -22,6 +22,7 @@ mod rolling_restart;
 mod run_dependencies;
 mod sensors;
 mod task_logs;
+mod traces;
 mod trigger_dagrun;
 mod worker_loss;
 
@@ -390,11 +391,18 @@ impl Cluster {
 
     /// Starts `updraft scheduler`.
     pub fn scheduler(&self) -> Proc {
+        self.scheduler_with_env(&[])
+    }
+
+    pub fn scheduler_with_env(&self, env: &[(&str, &str)]) -> Proc {
         let spec = Spec {
             role: Role::Scheduler,
             name: self.next_name(Role::Scheduler),
             args: vec!["scheduler".into()],
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         self.spawn(spec)
     }
