@@ -13,6 +13,7 @@ mod fixture;
 mod http_tasks;
 mod mapped_groups;
 mod mapping;
+mod metrics;
 mod notifications;
 mod operations;
 mod python;
