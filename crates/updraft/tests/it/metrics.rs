@@ -6,7 +6,16 @@ use std::collections::BTreeSet;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use crate::fixture::{eventually, http_get, state_of, Home};
+use crate::fixture::{eventually, http_get, state_of, Home, Standalone};
+
+/// `http://HOST:PORT` of a standalone's API port.
+fn base_url(standalone: &Standalone) -> String {
+    let health = &standalone.health_url;
+    health
+        .strip_suffix("/api/v2/monitor/health")
+        .unwrap_or_else(|| panic!("unexpected health address {health}"))
+        .to_string()
+}
 
 /// The value of the series `series` (name and labels exactly as exported), if present.
 pub fn value_of(text: &str, series: &str) -> Option<f64> {
@@ -38,11 +47,7 @@ fn standalone_exports_its_runs_tries_and_requests_to_prometheus_and_statsd() {
     );
     home.write_dag("broken.yaml", "tasks: [unclosed\n");
     let standalone = home.standalone();
-    let base = standalone
-        .health_url
-        .strip_suffix("/api/v2/monitor/health")
-        .unwrap()
-        .to_string();
+    let base = base_url(&standalone);
 
     for _ in 0..2 {
         let run_id = home.trigger("etl");
@@ -179,11 +184,7 @@ fn metrics_off_answer_404_and_runs_still_run() {
         "tasks:\n  - task_id: a\n    bash_command: echo a\n",
     );
     let standalone = home.standalone();
-    let base = standalone
-        .health_url
-        .strip_suffix("/api/v2/monitor/health")
-        .unwrap()
-        .to_string();
+    let base = base_url(&standalone);
     let run_id = home.trigger("t");
     let states = home.wait_for_run("t", &run_id, Duration::from_secs(30));
     assert_eq!(states["state"], "success");
