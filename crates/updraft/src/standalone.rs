@@ -236,7 +236,11 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     };
     let routes = crate::rest::router(&app, notify, HeartbeatSource::InProcess(heartbeats))?
         .method_not_allowed_fallback(updraft_rest_api::method_not_allowed)
-        .fallback(updraft_rest_api::route_not_found);
+        .fallback(updraft_rest_api::route_not_found)
+        // Last, over every route, so that it sees each request's route template.
+        .layer(axum::middleware::from_fn(
+            updraft_metrics::http::track_requests,
+        ));
     let http = axum::serve(
         listener,
         routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),

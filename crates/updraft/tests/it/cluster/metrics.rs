@@ -101,13 +101,17 @@ fn scheduler_and_worker_answer_metrics_on_their_own_port() {
     assert_eq!(health["status"], "healthy", "{health}");
     assert!(health["latest_scheduler_heartbeat"].is_string(), "{health}");
 
-    // The api-server serves /metrics on its API port, with the workers' API calls unseen
-    // there but its own routes timed.
+    // The api-server serves /metrics on its API port, its routes timed.
     let api_url = api.url.clone().unwrap();
     assert!(http_get(&format!("{api_url}/api/v2/version")).is_some());
     let text = http_get(&format!("{api_url}/metrics")).expect("the api-server's /metrics");
     assert!(
         text.contains(r#"updraft_api_request_duration_seconds_count{method="GET",route="/api/v2/version",status="#),
+        "{text}"
+    );
+    // The workers' calls are timed as well, by their route.
+    assert!(
+        text.contains(r#"updraft_api_request_duration_seconds_count{method="POST",route="/execution/v1/finish",status="200"}"#),
         "{text}"
     );
 }
