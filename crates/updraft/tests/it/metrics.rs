@@ -46,6 +46,11 @@ fn standalone_exports_its_runs_tries_and_requests_to_prometheus_and_statsd() {
         "tasks:\n  - task_id: extract\n    bash_command: echo e\n  - task_id: load\n    bash_command: echo l\n    dependencies: [extract]\n  - task_id: check\n    bash_command: exit 1\n",
     );
     home.write_dag("broken.yaml", "tasks: [unclosed\n");
+    // Scheduled: its latest interval's run is due at once, and late by up to a day.
+    home.write_dag(
+        "daily.yaml",
+        "schedule: \"@daily\"\nstart_date: 2024-01-01\ncatchup: false\ntasks:\n  - task_id: t\n    bash_command: 'true'\n",
+    );
     let standalone = home.standalone();
     let base = base_url(&standalone);
 
@@ -110,13 +115,31 @@ fn standalone_exports_its_runs_tries_and_requests_to_prometheus_and_statsd() {
         Some(1.0),
         "{text}"
     );
-    assert_eq!(value("updraft_dag_bag_size"), Some(1.0), "{text}");
+    assert_eq!(value("updraft_dag_bag_size"), Some(2.0), "{text}");
     assert!(
         value("updraft_scheduler_heartbeat_total").unwrap_or(0.0) >= 1.0,
         "{text}"
     );
     assert!(value("updraft_scheduler_loop_duration_seconds_count").unwrap_or(0.0) >= 1.0);
     assert!(value("updraft_dag_processing_duration_seconds_count").unwrap_or(0.0) >= 1.0);
+    let delayed = eventually(Duration::from_secs(15), || {
+        let text = http_get(&format!("{base}/metrics"))?;
+        value_of(
+            &text,
+            r#"updraft_dag_run_schedule_delay_seconds_count{dag_id="daily"}"#,
+        )
+    });
+    assert_eq!(
+        delayed,
+        Some(1.0),
+        "the scheduled run's delay was not recorded"
+    );
+    assert_eq!(
+        value(r#"updraft_dag_run_schedule_delay_seconds_count{dag_id="etl"}"#),
+        None,
+        "a triggered run has no schedule delay:\n{text}"
+    );
+
     // Pool slots are counted every few seconds: the count after the runs ended frees them all.
     let pool_open = eventually(Duration::from_secs(15), || {
         let text = http_get(&format!("{base}/metrics"))?;
@@ -151,6 +174,7 @@ fn standalone_exports_its_runs_tries_and_requests_to_prometheus_and_statsd() {
     let prefixes = [
         "updraft.dagrun.duration.failed.etl:",
         "updraft.dag.etl.load.duration:",
+        "updraft.dagrun.schedule_delay.daily:",
     ];
     let mut received = BTreeSet::new();
     let mut buf = [0u8; 4096];
