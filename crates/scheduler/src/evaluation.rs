@@ -189,6 +189,13 @@ impl Scheduler {
             {
                 info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
                 self.trace_run_end(run, state, now);
+                if let Some(metrics) = updraft_metrics::get() {
+                    let took = run
+                        .start_date
+                        .and_then(|start| (now - start).to_std().ok())
+                        .unwrap_or_default();
+                    metrics.dag_run_ended(&run.dag_id, state.as_str(), took);
+                }
                 finished.push(run.dag_id.clone());
                 if state == DagRunState::Failed && max_failed > 0 {
                     self.pause_after_failures(&run.dag_id, max_failed, now)

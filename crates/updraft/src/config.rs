@@ -22,6 +22,7 @@ pub struct Config {
     pub dag_processor: DagProcessorSection,
     pub notifications: NotificationsSection,
     pub traces: TracesSection,
+    pub metrics: MetricsSection,
 }
 
 /// OpenTelemetry traces (`updraft-telemetry`): a DAG run is a trace, each task try a span.
@@ -39,6 +40,25 @@ pub struct TracesSection {
     pub export_interval: String,
     /// The limit of one export request.
     pub export_timeout: String,
+}
+
+/// Metrics: Prometheus's `/metrics` (on the API port of `standalone` and `api-server`, on
+/// `metrics.port` for `scheduler` and `worker`) and StatsD, under Airflow's key names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsSection {
+    /// Record metrics at all; off, `/metrics` answers 404 and nothing is sent to StatsD.
+    pub enabled: bool,
+    /// The address of the metrics server of `scheduler` and `worker`.
+    pub host: String,
+    /// The port of that server (`/metrics`, and the scheduler's `/health`); unset: none.
+    /// 0 picks a free port, printed at start.
+    pub port: Option<u16>,
+    /// Send metrics to StatsD as well, under Airflow's names.
+    pub statsd_on: bool,
+    pub statsd_host: String,
+    pub statsd_port: u16,
+    /// Every StatsD name starts with `<prefix>.`.
+    pub statsd_prefix: String,
 }
 
 /// The delivery of callbacks' notifications (webhooks, Slack, email) by `standalone` and
@@ -240,6 +260,15 @@ impl Config {
                 service_name: "updraft".into(),
                 export_interval: "5s".into(),
                 export_timeout: "10s".into(),
+            },
+            metrics: MetricsSection {
+                enabled: true,
+                host: "127.0.0.1".into(),
+                port: None,
+                statsd_on: false,
+                statsd_host: "localhost".into(),
+                statsd_port: 8125,
+                statsd_prefix: "updraft".into(),
             },
         }
     }

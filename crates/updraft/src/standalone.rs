@@ -165,6 +165,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         );
     };
     let _lock = lock_database(&db_path)?;
+    crate::metrics::install(&app.config)?;
     crate::rest::ensure_jwt_secret(&app.home, &mut app.config, crate::rest::Server::Standalone)?;
     let admin = crate::commands::users::ensure_standalone_admin(&app).await?;
     let host = host.unwrap_or_else(|| app.config.api.host.clone());
@@ -198,6 +199,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     });
     let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx.clone()));
     let deliverer = crate::roles::start_delivery(&app, shutdown_rx.clone())?;
+    crate::metrics::count_gauges(app.store.clone());
     let signal = engine.signal.clone();
     if let Some(wake) = wake {
         let store = app.store.clone();
@@ -244,7 +246,11 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     };
     let routes = crate::rest::router(&app, notify, HeartbeatSource::InProcess(heartbeats))?
         .method_not_allowed_fallback(updraft_rest_api::method_not_allowed)
-        .fallback(updraft_rest_api::route_not_found);
+        .fallback(updraft_rest_api::route_not_found)
+        // Last, over every route, so that it sees each request's route template.
+        .layer(axum::middleware::from_fn(
+            updraft_metrics::http::track_requests,
+        ));
     let http = axum::serve(
         listener,
         routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -261,7 +267,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     // Written once and never fatal: a closed stdout (`| head`, a supervisor that stopped
     // reading) must not take the scheduler down.
     let banner = format!(
-        "{admin}updraft standalone is running\n  REST API:    http://{address}/api/v2 (reference: http://{address}/docs)\n  health:      http://{address}/api/v2/monitor/health\n  DAG folder:  {}\n  database:    {}\n",
+        "{admin}updraft standalone is running\n  REST API:    http://{address}/api/v2 (reference: http://{address}/docs)\n  health:      http://{address}/api/v2/monitor/health\n  metrics:     http://{address}/metrics\n  DAG folder:  {}\n  database:    {}\n",
         dags_folder.display(),
         db_path.display()
     );

@@ -135,6 +135,9 @@ impl LocalWorker {
             .announce
             .then(|| tokio::spawn(self.clone().announce_loop(shutdown.clone(), stopped_rx)));
         let long_polls = self.execution.claims_wait();
+        if let Some(metrics) = updraft_metrics::get() {
+            metrics.executor_slots(self.config.concurrency);
+        }
         loop {
             if *shutdown.borrow() {
                 break;

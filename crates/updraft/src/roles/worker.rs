@@ -46,6 +46,7 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
     if queues.is_empty() {
         bail!("a worker must serve at least one queue (--queues)");
     }
+    crate::metrics::install(&config)?;
     let execution = Arc::new(HttpExecution::new(
         servers.clone(),
         config.api.worker_token.clone(),
@@ -93,10 +94,11 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
         crate::standalone::spawn_reaper(),
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let metrics_line = crate::metrics::serve_port(&config, None, shutdown_rx.clone()).await?;
     let running = tokio::spawn(worker.run(shutdown_rx));
     let shutdown = super::shutdown_signal();
     super::announce(&format!(
-        "updraft worker {worker_id} is running\n  servers:     {}\n  queues:      {}\n  concurrency: {concurrency}\n",
+        "updraft worker {worker_id} is running\n  servers:     {}\n  queues:      {}\n  concurrency: {concurrency}\n{metrics_line}",
         servers.join(","),
         queues.join(",")
     ));

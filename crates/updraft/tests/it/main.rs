@@ -15,6 +15,7 @@ mod http_tasks;
 mod json_logs;
 mod mapped_groups;
 mod mapping;
+mod metrics;
 mod notifications;
 mod operations;
 mod python;
