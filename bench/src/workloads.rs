@@ -152,8 +152,9 @@ impl Workload {
                 "chain_tasks": s.chain_length, "fan_parallel_tasks": s.fan_width,
                 "fan_tasks": s.fan_width + 2, "floor_starts": s.python_floor_starts}),
             Workload::Sensors => json!({
-                "sensors": s.sensor_count, "time_sensors": s.sensor_count.div_ceil(2),
-                "reschedule_file_sensors": s.sensor_count / 2,
+                "sensors": s.sensor_count, "time_sensors": s.sensor_count.div_ceil(3),
+                "reschedule_file_sensors": (s.sensor_count + 1) / 3,
+                "external_task_sensors": s.sensor_count / 3,
                 "poke_interval_s": 60, "waiting_seconds": s.idle_seconds}),
             Workload::Api => json!({
                 "dags": s.api_dags, "tasks_per_dag": s.api_tasks_per_dag, "runs": s.api_runs,
