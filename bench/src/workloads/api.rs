@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::{fill_history, start, Bench};
+use super::{fill_history, start, Bench, Sizes};
 use crate::history::History;
 use crate::http::{self, Connection};
 use crate::measurement::{Figure, Goal, Measurement, Unit};
@@ -26,15 +26,20 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(300);
 /// Requests per route before anything is timed (connections, caches, the page cache).
 const WARM_UP: usize = 50;
 
-pub fn run(bench: &Bench) -> Result<Measurement> {
-    let sizes = bench.sizes;
-    let history = History {
+/// The W11 history W13 reads (and W11 runs on).
+pub(super) fn history(sizes: &Sizes) -> History {
+    History {
         dags: sizes.api_dags,
         tasks_per_dag: sizes.api_tasks_per_dag,
         runs: sizes.api_runs,
         varied_states: false,
         wide: None,
-    };
+    }
+}
+
+pub fn run(bench: &Bench) -> Result<Measurement> {
+    let sizes = bench.sizes;
+    let history = history(sizes);
     let home = bench.home()?;
     let fill_s = fill_history(bench, &home, &history)?;
 

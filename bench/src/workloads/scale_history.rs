@@ -9,7 +9,6 @@
 use anyhow::{Context, Result};
 
 use super::{chain40, fan200, latency, startup, Bench, Prefill};
-use crate::history::History;
 use crate::measurement::{Figure, Goal, Measurement, Unit};
 
 /// One figure of a measured workload, compared with and without the history.
@@ -107,14 +106,7 @@ const STARTUP_GOAL_S: f64 = 0.5;
 const RATIO_GOAL: f64 = 1.2;
 
 pub fn run(bench: &Bench) -> Result<Measurement> {
-    let s = bench.sizes;
-    let history = History {
-        dags: s.api_dags,
-        tasks_per_dag: s.api_tasks_per_dag,
-        runs: s.api_runs,
-        varied_states: false,
-        wide: None,
-    };
+    let history = super::api::history(bench.sizes);
     let empty = bench.prefilled(Prefill {
         history: history.clone(),
         rows: false,
