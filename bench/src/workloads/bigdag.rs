@@ -93,6 +93,18 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         .goal(Goal::AtMost(PEAK_RSS_GOAL_MIB)),
     );
     m.figure(Figure::new(
+        "peak_rss_before_run_mib",
+        "peak resident before the big run (start-up, parsing, the small runs)",
+        Unit::Mebibytes,
+        after_small.peak_rss_mib,
+    ));
+    m.figure(Figure::new(
+        "rss_after_run_mib",
+        "resident after the big run",
+        Unit::Mebibytes,
+        after_big.rss_mib,
+    ));
+    m.figure(Figure::new(
         "updraft_cpu_ms_per_ti",
         "big DAG: updraft CPU per task instance",
         Unit::CpuMillisPerTask,
