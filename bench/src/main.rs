@@ -5,6 +5,7 @@
 //! cargo run --release -p updraft-bench -- --workloads all --json bench.json
 //! cargo run --release -p updraft-bench -- --quick                      # a smoke run
 //! cargo run --release -p updraft-bench -- --workloads w1,w2,w5 --database postgres --schedulers 2
+//! cargo run --release -p updraft-bench -- --workloads w5 --metrics off   # what metrics cost
 //! ```
 
 mod browser;
@@ -85,6 +86,27 @@ struct Args {
     /// Record a `perf record` profile (DWARF call graphs) of the updraft processes during W5 into this file.
     #[arg(long, value_name = "FILE")]
     perf_w5: Option<PathBuf>,
+    /// Run updraft with its metrics recorded (`on`, its default) or not (`off`), to measure
+    /// what they cost (e.g. W5 both ways): sets `metrics.enabled`, listed with the settings.
+    #[arg(long, value_enum, value_name = "on|off")]
+    metrics: Option<MetricsSwitch>,
+}
+
+/// `--metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MetricsSwitch {
+    On,
+    Off,
+}
+
+impl MetricsSwitch {
+    /// The `metrics.enabled` setting it stands for.
+    fn setting(self) -> Setting {
+        Setting {
+            key: "metrics.enabled".into(),
+            value: (self == MetricsSwitch::On).to_string(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,8 +131,9 @@ fn run(args: Args) -> Result<()> {
     }
     let repetitions = args.repetitions.unwrap_or(if args.quick { 1 } else { 3 });
     anyhow::ensure!(repetitions > 0, "--repetitions must be at least 1");
-    let updraft =
-        Updraft::locate(args.updraft.clone(), !args.no_build)?.with_settings(args.settings.clone());
+    let mut settings = args.settings.clone();
+    settings.extend(args.metrics.map(MetricsSwitch::setting));
+    let updraft = Updraft::locate(args.updraft.clone(), !args.no_build)?.with_settings(settings);
     let sizes = if args.quick {
         Sizes::quick()
     } else {

@@ -1,7 +1,9 @@
-//! W12 `sensors`: a run of 1,000 sensors waiting at once — half time sensors (held by the
-//! scheduler as due instants, `deferred`), half file sensors in reschedule mode (each poke a
-//! short claim, `up_for_reschedule` in between) waiting for a file that never comes: the
-//! worker slots they hold and the CPU updraft burns while they wait.
+//! W12 `sensors`: a run of 1,000 sensors waiting at once — a third time sensors (held by the
+//! scheduler as due instants, `deferred`), a third file sensors in reschedule mode (each poke
+//! a short claim, `up_for_reschedule` in between) waiting for a file that never comes, a
+//! third `ExternalTaskSensor`s (held `deferred` by the scheduler, which pokes the database)
+//! waiting for a DAG that never runs: the worker slots they hold and the CPU updraft burns
+//! while they wait.
 
 use std::time::{Duration, Instant};
 
@@ -18,21 +20,26 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often the slots held are sampled while the sensors wait.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
-/// The DAG: `count` sensors, the even ones time sensors, the odd ones file sensors.
+/// The DAG: `count` sensors, in turn a time sensor, a file sensor and an external task
+/// sensor.
 pub fn dag(count: usize, missing: &std::path::Path) -> String {
     let mut text = format!("dag_id: {DAG}\nmax_active_tasks: {count}\ntasks:\n");
     for i in 0..count {
         let id = dag_folder::task_id(i);
-        if i % 2 == 0 {
-            text.push_str(&format!(
+        match i % 3 {
+            0 => text.push_str(&format!(
                 "  - task_id: {id}\n    operator: time_delta_sensor\n    time_delta_sensor: {{delta: 1d}}\n"
-            ));
-        } else {
-            text.push_str(&format!(
+            )),
+            1 => text.push_str(&format!(
                 "  - task_id: {id}\n    operator: file_sensor\n    file_sensor: {{filepath: '{}'}}\n    \
                  sensor: {{mode: reschedule, poke_interval: {POKE_INTERVAL_S}, timeout: 1d}}\n",
                 missing.display()
-            ));
+            )),
+            _ => text.push_str(&format!(
+                "  - task_id: {id}\n    operator: external_task_sensor\n    \
+                 external_task_sensor: {{external_dag_id: never_runs, external_task_id: t}}\n    \
+                 sensor: {{poke_interval: {POKE_INTERVAL_S}, timeout: 1d}}\n"
+            )),
         }
     }
     text
@@ -51,7 +58,8 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
     let metadata = bench.database.open(&home)?;
     let run_id = bench.updraft.trigger(&home, DAG, false)?;
     let run = metadata.run(DAG, &run_id)?;
-    // Until every sensor waits: the time sensors deferred, the file sensors poked once.
+    // Until every sensor waits: the time and external sensors deferred, the file sensors
+    // poked once.
     let clock = Instant::now();
     let settle = loop {
         running.check_alive()?;

@@ -81,7 +81,11 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     let (router, wake) = build(state)?;
-    let router = router.merge(more);
+    // Last, over the execution API and `more` alike, so each request is timed once, by its
+    // route's template.
+    let router = router.merge(more).layer(axum::middleware::from_fn(
+        updraft_metrics::http::track_requests,
+    ));
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "API server listening");
     }

@@ -41,6 +41,8 @@ pub struct SchedulerConfig {
     /// A mapped task expanding to more instances than this fails (Airflow's
     /// `core.max_map_length`).
     pub max_map_length: usize,
+    /// Where the spans of the runs this scheduler ends go (off by default).
+    pub traces: updraft_telemetry::Traces,
 }
 
 impl Default for SchedulerConfig {
@@ -55,6 +57,7 @@ impl Default for SchedulerConfig {
             run_lease: Duration::from_secs(10),
             worker_lease: Duration::from_secs(30),
             max_map_length: updraft_model::DEFAULT_MAX_MAP_LENGTH,
+            traces: updraft_telemetry::Traces::off(),
         }
     }
 }

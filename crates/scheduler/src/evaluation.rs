@@ -27,6 +27,7 @@ impl Scheduler {
         let mut transition_runs = Vec::new();
         let mut finished_runs = Vec::new();
         let mut external_endings = Vec::new();
+        let mut notifications = Vec::new();
         // Runs where a wait on another DAG began: evaluated again at once for its first poke.
         let mut poke_now = Vec::new();
         for run in runs {
@@ -98,6 +99,13 @@ impl Scheduler {
                 }
                 break (plan, retry_due);
             };
+            {
+                let kept = self.kept();
+                let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
+                notifications.extend(crate::callbacks::plan_notifications(
+                    &graph, run, tis, &plan, now,
+                ));
+            }
             if !plan.external_endings.is_empty() {
                 external_endings.push((run, plan.external_endings.clone()));
             }
@@ -120,7 +128,7 @@ impl Scheduler {
         }
         let results = self
             .store
-            .apply_plan(transitions.clone(), expansions)
+            .apply_plan_notifying(transitions.clone(), expansions, notifications)
             .await?;
         self.keep_transitions(&transition_runs, &transitions, &results);
         // The new instances have ids only the store knows: keep the runs as stored.
@@ -180,6 +188,14 @@ impl Scheduler {
                 == TransitionResult::Applied
             {
                 info!(dag_id = %run.dag_id, run_id = %run.run_id, state = %state, "dag run finished");
+                self.trace_run_end(run, state, now);
+                if let Some(metrics) = updraft_metrics::get() {
+                    let took = run
+                        .start_date
+                        .and_then(|start| (now - start).to_std().ok())
+                        .unwrap_or_default();
+                    metrics.dag_run_ended(&run.dag_id, state.as_str(), took);
+                }
                 finished.push(run.dag_id.clone());
                 if state == DagRunState::Failed && max_failed > 0 {
                     self.pause_after_failures(&run.dag_id, max_failed, now)
@@ -201,10 +217,14 @@ impl Scheduler {
             Ok(graph) => Ok(Some(graph)),
             Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_))) => {
                 error!(dag_id = %run.dag_id, run_id = %run.run_id, error = %e, "the run's DAG definition cannot be loaded; failing the run");
-                if !run.state.is_finished() {
-                    self.store
+                if !run.state.is_finished()
+                    && self
+                        .store
                         .set_dag_run_state(run.id, run.state, DagRunState::Failed, now)
-                        .await?;
+                        .await?
+                        == TransitionResult::Applied
+                {
+                    self.trace_run_end(run, DagRunState::Failed, now);
                 }
                 Ok(None)
             }

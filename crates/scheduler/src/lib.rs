@@ -5,6 +5,7 @@
 
 mod asset_runs;
 mod backfill;
+mod callbacks;
 mod config;
 mod dag_cache;
 mod deadlines;
@@ -24,6 +25,7 @@ mod run_context;
 mod run_timeout;
 mod scheduled_runs;
 mod signal;
+mod traces;
 mod trigger;
 
 use std::collections::{HashMap, HashSet};

@@ -98,6 +98,9 @@ impl Scheduler {
                 now,
             })
             .await?;
+        if let Some(metrics) = updraft_metrics::get() {
+            metrics.scheduler_heartbeat();
+        }
         Ok(())
     }
 }

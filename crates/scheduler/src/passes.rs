@@ -37,8 +37,12 @@ impl Scheduler {
                 last_full = std::time::Instant::now();
             }
             retry_full = false;
+            let pass_started = std::time::Instant::now();
             let wait = match self.pass_with(full, dirty, finished).await {
                 Ok(outcome) => {
+                    if let Some(metrics) = updraft_metrics::get() {
+                        metrics.scheduler_loop(pass_started.elapsed());
+                    }
                     let now = self.clock.now();
                     self.heartbeat
                         .store(now.timestamp_micros(), Ordering::Relaxed);
@@ -213,6 +217,14 @@ impl Scheduler {
                     *active += 1;
                     run.state = DagRunState::Running;
                     info!(dag_id = %run.dag_id, run_id = %run.run_id, "dag run started");
+                    if let Some(metrics) = updraft_metrics::get() {
+                        // Airflow's schedule delay: from the end of a scheduled run's data
+                        // interval (when it was due) to its start.
+                        let delay = (run.run_type == RunType::Scheduled)
+                            .then(|| (now - run.data_interval_end).to_std().ok())
+                            .flatten();
+                        metrics.dag_run_started(&run.dag_id, delay);
+                    }
                     started.push(run);
                 }
                 RunStart::AtLimit => *active = limit,

@@ -48,6 +48,11 @@ impl Scheduler {
             // first when it is a conflict.
             if self.store.time_out_dag_run(run.id, now).await? == TransitionResult::Applied {
                 info!(dag_id = %run.dag_id, run_id = %run.run_id, "dag run timed out (dagrun_timeout); failed, unfinished tasks skipped");
+                self.trace_run_end(run, DagRunState::Failed, now);
+                if let (Some(metrics), Some(start)) = (updraft_metrics::get(), run.start_date) {
+                    let took = (now - start).to_std().unwrap_or_default();
+                    metrics.dag_run_ended(&run.dag_id, DagRunState::Failed.as_str(), took);
+                }
                 // Airflow calls the DAG's on_failure_callback with reason `timed_out`. Stored
                 // after the timeout's own transaction (the store's timeout takes none), under
                 // a key, so a second scheduler's attempt stores nothing.

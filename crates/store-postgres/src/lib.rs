@@ -405,10 +405,11 @@ impl Store for PostgresStore {
     async fn task_instances(&self, dag_run_id: i64) -> Result<Vec<TaskInstance>> {
         task_instances::of_run(&mut *self.conn().await?, dag_run_id).await
     }
-    async fn apply_plan(
+    async fn apply_plan_notifying(
         &self,
         batch: Vec<Transition>,
         expansions: Vec<Expansion>,
+        notifications: Vec<TransitionNotifications>,
     ) -> Result<Vec<TransitionResult>> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -417,6 +418,8 @@ impl Store for PostgresStore {
         let mut tx = self.begin().await?;
         let (results, runs) = task_instances::apply(&mut tx, &batch).await?;
         task_instances::expand(&mut tx, &batch, &results, &expansions).await?;
+        let due = TransitionNotifications::of_applied(notifications, &batch, &results);
+        notifications::insert(&mut tx, &due).await?;
         // Announced to watchers only: the scheduler that applies them drives the run.
         let change = (!runs.is_empty()).then_some(Announce::Runs(runs));
         self.commit_for_watchers(tx, change).await?;

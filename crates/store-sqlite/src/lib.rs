@@ -322,10 +322,11 @@ impl Store for SqliteStore {
         self.read(move |c| task_instances::of_run(c, dag_run_id))
             .await
     }
-    async fn apply_plan(
+    async fn apply_plan_notifying(
         &self,
         batch: Vec<Transition>,
         expansions: Vec<Expansion>,
+        notifications: Vec<TransitionNotifications>,
     ) -> Result<Vec<TransitionResult>> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -336,6 +337,8 @@ impl Store for SqliteStore {
                 let mut touched = task_instances::Touched::default();
                 let results = task_instances::apply(tx, &batch, &mut touched)?;
                 task_instances::expand(tx, &batch, &results, &expansions)?;
+                let due = TransitionNotifications::of_applied(notifications, &batch, &results);
+                notifications::insert(tx, &due)?;
                 Ok((results, touched))
             })
             .await?;

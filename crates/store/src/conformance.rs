@@ -278,6 +278,7 @@ macro_rules! __store_conformance_checks {
                 concurrent_notification_claims_never_share_an_entry,
                 a_failed_attempt_waits_for_its_retry_and_a_last_one_gives_up,
                 notifications_are_stored_only_with_the_change_that_causes_them,
+                a_plans_notifications_are_stored_only_with_their_applied_transitions,
             }
             event_log {
                 event_logs_are_added_and_read_back,

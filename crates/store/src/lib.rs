@@ -251,6 +251,18 @@ pub trait Store:
         &self,
         batch: Vec<Transition>,
         expansions: Vec<Expansion>,
+    ) -> Result<Vec<TransitionResult>> {
+        self.apply_plan_notifying(batch, expansions, Vec::new())
+            .await
+    }
+    /// [`Store::apply_plan`], also storing the notifications some transitions cause (a
+    /// sensor the scheduler ended calls its task's callbacks): in the same transaction, each
+    /// only if its task instance's transition applied.
+    async fn apply_plan_notifying(
+        &self,
+        batch: Vec<Transition>,
+        expansions: Vec<Expansion>,
+        notifications: Vec<TransitionNotifications>,
     ) -> Result<Vec<TransitionResult>>;
     /// Queued and running task instances, per DAG and per pool, for concurrency limits.
     async fn occupancy(&self) -> Result<Occupancy>;

@@ -374,6 +374,34 @@ pub struct Expansion {
     pub count: u32,
 }
 
+/// The notifications a transition of a plan causes ([`crate::Store::apply_plan_notifying`]):
+/// stored in that transition's transaction, only if it applied.
+#[derive(Debug, Clone)]
+pub struct TransitionNotifications {
+    pub ti_id: i64,
+    pub notifications: Vec<crate::NewNotification>,
+}
+
+impl TransitionNotifications {
+    /// The notifications of those of `all` whose transition in `batch` applied.
+    pub fn of_applied(
+        all: Vec<TransitionNotifications>,
+        batch: &[Transition],
+        results: &[TransitionResult],
+    ) -> Vec<crate::NewNotification> {
+        let applied: std::collections::HashSet<i64> = batch
+            .iter()
+            .zip(results)
+            .filter(|(_, r)| **r == TransitionResult::Applied)
+            .map(|(t, _)| t.ti_id)
+            .collect();
+        all.into_iter()
+            .filter(|n| applied.contains(&n.ti_id))
+            .flat_map(|n| n.notifications)
+            .collect()
+    }
+}
+
 /// One task instance the scheduler wants queued (from `scheduled`, starting try
 /// `try_number + 1`). The store admits it only if its DAG stays within `max_active_tasks` and
 /// its pool within its slots, counted inside the queueing transaction, so that several

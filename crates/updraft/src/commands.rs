@@ -26,11 +26,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Worker(args) => args.command.is_none(),
         _ => false,
     };
-    init_logging(if is_service {
-        &config.logging.level
-    } else {
-        "warn"
-    });
+    init_logging(
+        if is_service {
+            &config.logging.level
+        } else {
+            "warn"
+        },
+        config.logging.json_logs,
+    );
     let opens_database = matches!(cli.command, Command::Scheduler | Command::ApiServer { .. });
     if opens_database && config.core.fernet_key.trim().is_empty() {
         tracing::warn!(
@@ -105,12 +108,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn init_logging(level: &str) {
+/// Logs on stderr: text, or JSON lines (`logging.json_logs`: `timestamp`, `level`, `fields`
+/// with the `message`, `target`, and the spans entered), in colour only on a terminal.
+fn init_logging(level: &str, json: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("UPDRAFT_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = if json {
+        logs.json().try_init()
+    } else {
+        logs.try_init()
+    };
 }

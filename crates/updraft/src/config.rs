@@ -21,6 +21,44 @@ pub struct Config {
     pub worker: WorkerSection,
     pub dag_processor: DagProcessorSection,
     pub notifications: NotificationsSection,
+    pub traces: TracesSection,
+    pub metrics: MetricsSection,
+}
+
+/// OpenTelemetry traces (`updraft-telemetry`): a DAG run is a trace, each task try a span.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TracesSection {
+    /// Export traces; off by default.
+    pub on: bool,
+    /// The collector's OTLP/HTTP address, e.g. `http://collector:4318` (`/v1/traces` is
+    /// added). Empty: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`.
+    pub otlp_endpoint: String,
+    /// `service.name` of the spans this process exports.
+    pub service_name: String,
+    /// The longest a finished span waits before it is sent (spans go in batches).
+    pub export_interval: String,
+    /// The limit of one export request.
+    pub export_timeout: String,
+}
+
+/// Metrics: Prometheus's `/metrics` (on the API port of `standalone` and `api-server`, on
+/// `metrics.port` for `scheduler` and `worker`) and StatsD, under Airflow's key names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsSection {
+    /// Record metrics at all; off, `/metrics` answers 404 and nothing is sent to StatsD.
+    pub enabled: bool,
+    /// The address of the metrics server of `scheduler` and `worker`.
+    pub host: String,
+    /// The port of that server (`/metrics`, and the scheduler's `/health`); unset: none.
+    /// 0 picks a free port, printed at start.
+    pub port: Option<u16>,
+    /// Send metrics to StatsD as well, under Airflow's names.
+    pub statsd_on: bool,
+    pub statsd_host: String,
+    pub statsd_port: u16,
+    /// Every StatsD name starts with `<prefix>.`.
+    pub statsd_prefix: String,
 }
 
 /// The delivery of callbacks' notifications (webhooks, Slack, email) by `standalone` and
@@ -113,6 +151,8 @@ pub struct LoggingConfig {
     pub base_log_folder: PathBuf,
     /// A `tracing` filter, e.g. `info` or `updraft_scheduler=debug`.
     pub level: String,
+    /// Write this process's logs as JSON lines (timestamp, level, message, fields, target).
+    pub json_logs: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +223,7 @@ impl Config {
             logging: LoggingConfig {
                 base_log_folder: home.join("logs"),
                 level: "info".into(),
+                json_logs: false,
             },
             scheduler: SchedulerSection {
                 sweep_interval: "2s".into(),
@@ -213,7 +254,38 @@ impl Config {
                 timeout: "30s".into(),
                 lease: "2m".into(),
             },
+            traces: TracesSection {
+                on: false,
+                otlp_endpoint: String::new(),
+                service_name: "updraft".into(),
+                export_interval: "5s".into(),
+                export_timeout: "10s".into(),
+            },
+            metrics: MetricsSection {
+                enabled: true,
+                host: "127.0.0.1".into(),
+                port: None,
+                statsd_on: false,
+                statsd_host: "localhost".into(),
+                statsd_port: 8125,
+                statsd_prefix: "updraft".into(),
+            },
         }
+    }
+
+    /// This process's traces: off unless `traces.on`.
+    pub fn traces(&self) -> Result<updraft_telemetry::Traces> {
+        let t = &self.traces;
+        if !t.on {
+            return Ok(updraft_telemetry::Traces::off());
+        }
+        let config = updraft_telemetry::TracesConfig {
+            endpoint: Some(t.otlp_endpoint.trim().to_owned()).filter(|e| !e.is_empty()),
+            service_name: t.service_name.clone(),
+            export_interval: duration("traces.export_interval", &t.export_interval)?,
+            export_timeout: duration("traces.export_timeout", &t.export_timeout)?,
+        };
+        Ok(updraft_telemetry::Traces::start(&config)?)
     }
 
     /// How this process delivers notifications, its claims named `deliverer_id`.

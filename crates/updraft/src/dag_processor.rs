@@ -87,6 +87,9 @@ impl DagProcessor {
             files: Some(scan.files.into_iter().map(to_store).collect()),
         };
         let errors = sync.import_errors.len();
+        if let Some(metrics) = updraft_metrics::get() {
+            metrics.dag_processing(stats.elapsed, sync.dags.len(), errors);
+        }
         let report = self.store.sync_dags(sync).await?;
         debug!(
             files = stats.files,

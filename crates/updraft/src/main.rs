@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod dag_processor;
+mod metrics;
 mod output;
 mod recovery;
 mod rest;

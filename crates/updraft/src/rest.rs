@@ -112,8 +112,10 @@ pub fn rest_config(config: &Config) -> Result<RestConfig> {
     Ok(rest)
 }
 
-/// The REST API's routes (`/api/v2/…`, `/auth/…`, `/openapi.json`, `/docs`) and the web
-/// UI's (`/`, `/login`, `/dags`, …, `/static/…`, `/ui/events`) on the app's store. `notify`
+/// The REST API's routes (`/api/v2/…`, `/auth/…`, `/openapi.json`, `/docs`), the web
+/// UI's (`/`, `/login`, `/dags`, …, `/static/…`, `/ui/events`) on the app's store, and
+/// Prometheus's `/metrics`. The server that serves them times every request
+/// (`updraft_metrics::http::track_requests`, layered over all its routes at once). `notify`
 /// wakes this process's schedulers after a change by hand; `heartbeats` is where the health
 /// endpoint learns who is alive.
 pub fn router(app: &App, notify: Notifier, heartbeats: HeartbeatSource) -> Result<axum::Router> {
@@ -122,7 +124,10 @@ pub fn router(app: &App, notify: Notifier, heartbeats: HeartbeatSource) -> Resul
     let state =
         RestState::new(app.store.clone(), config, notify).context("cannot set up the REST API")?;
     let api = updraft_rest_api::router(state.clone()).context("cannot set up the REST API")?;
-    Ok(api.merge(updraft_web_ui::router(state)))
+    Ok(api.merge(updraft_web_ui::router(state)).route(
+        "/metrics",
+        axum::routing::get(updraft_metrics::http::metrics),
+    ))
 }
 
 #[cfg(test)]

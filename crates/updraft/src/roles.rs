@@ -36,6 +36,16 @@ pub fn announce(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// Sends the spans still queued before the process exits, waiting a few seconds at most (a
+/// collector that is down costs no more).
+pub async fn flush_traces(traces: updraft_telemetry::Traces) {
+    if traces.is_on() {
+        let _ =
+            tokio::task::spawn_blocking(move || traces.shutdown(std::time::Duration::from_secs(5)))
+                .await;
+    }
+}
+
 /// Starts this process's notification delivery loop (`standalone` and every `scheduler`:
 /// the processes that hold the database), until `shutdown`.
 pub fn start_delivery(

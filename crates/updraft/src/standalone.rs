@@ -43,10 +43,13 @@ struct Engine {
     scheduler: Arc<Scheduler>,
     worker: Arc<LocalWorker>,
     signal: Arc<SchedulerSignal>,
+    /// Fed by both: the scheduler's run spans, the worker's try spans.
+    traces: updraft_telemetry::Traces,
 }
 
 fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result<Engine> {
     let c = &app.config;
+    let traces = c.traces()?;
     let signal = Arc::new(SchedulerSignal::default());
     let work_queued = Arc::new(Notify::new());
     let scheduler = Arc::new(Scheduler::new(
@@ -62,6 +65,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
             run_lease: duration("scheduler.lease", &c.scheduler.lease)?,
             worker_lease: duration("worker.lease", &c.worker.lease)?,
             max_map_length: updraft_model::DEFAULT_MAX_MAP_LENGTH,
+            traces: traces.clone(),
         },
         signal.clone(),
         work_queued.clone(),
@@ -70,7 +74,7 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
     let hook_signal = signal.clone();
     let worker = LocalWorker::new(
         Arc::new(StoreExecution(app.store.clone())),
-        worker_config(app, only_run)?,
+        worker_config(app, only_run, traces.clone())?,
         work_queued,
         Arc::new(move |reported: updraft_worker::Reported| {
             hook_signal.tries_finished(
@@ -102,11 +106,16 @@ fn engine(app: &App, only_run: Option<i64>, heartbeat: Arc<AtomicI64>) -> Result
         scheduler,
         worker,
         signal,
+        traces,
     })
 }
 
 /// The local worker's settings from the configuration; `only_run` for `dags test`.
-pub fn worker_config(app: &App, only_run: Option<i64>) -> Result<LocalWorkerConfig> {
+pub fn worker_config(
+    app: &App,
+    only_run: Option<i64>,
+    traces: updraft_telemetry::Traces,
+) -> Result<LocalWorkerConfig> {
     let c = &app.config;
     Ok(LocalWorkerConfig {
         worker_id: recovery::worker_id(),
@@ -126,6 +135,7 @@ pub fn worker_config(app: &App, only_run: Option<i64>) -> Result<LocalWorkerConf
         python_sdk: App::python_sdk_for_tasks(&app.home)?,
         python_fork_server: c.worker.python_fork_server,
         max_starting: c.max_starting(),
+        traces,
     })
 }
 
@@ -155,6 +165,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         );
     };
     let _lock = lock_database(&db_path)?;
+    crate::metrics::install(&app.config)?;
     crate::rest::ensure_jwt_secret(&app.home, &mut app.config, crate::rest::Server::Standalone)?;
     let admin = crate::commands::users::ensure_standalone_admin(&app).await?;
     let host = host.unwrap_or_else(|| app.config.api.host.clone());
@@ -188,6 +199,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     });
     let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx.clone()));
     let deliverer = crate::roles::start_delivery(&app, shutdown_rx.clone())?;
+    crate::metrics::count_gauges(app.store.clone());
     let signal = engine.signal.clone();
     if let Some(wake) = wake {
         let store = app.store.clone();
@@ -234,7 +246,11 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     };
     let routes = crate::rest::router(&app, notify, HeartbeatSource::InProcess(heartbeats))?
         .method_not_allowed_fallback(updraft_rest_api::method_not_allowed)
-        .fallback(updraft_rest_api::route_not_found);
+        .fallback(updraft_rest_api::route_not_found)
+        // Last, over every route, so that it sees each request's route template.
+        .layer(axum::middleware::from_fn(
+            updraft_metrics::http::track_requests,
+        ));
     let http = axum::serve(
         listener,
         routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -251,7 +267,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     // Written once and never fatal: a closed stdout (`| head`, a supervisor that stopped
     // reading) must not take the scheduler down.
     let banner = format!(
-        "{admin}updraft standalone is running\n  REST API:    http://{address}/api/v2 (reference: http://{address}/docs)\n  health:      http://{address}/api/v2/monitor/health\n  DAG folder:  {}\n  database:    {}\n",
+        "{admin}updraft standalone is running\n  REST API:    http://{address}/api/v2 (reference: http://{address}/docs)\n  health:      http://{address}/api/v2/monitor/health\n  metrics:     http://{address}/metrics\n  DAG folder:  {}\n  database:    {}\n",
         dags_folder.display(),
         db_path.display()
     );
@@ -271,6 +287,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     let _ = scheduler.await;
     let _ = deliverer.await;
     let _ = http.await;
+    crate::roles::flush_traces(engine.traces).await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -294,6 +311,7 @@ pub async fn run_one(app: &App, run: &DagRun) -> Result<DagRun> {
     let _ = shutdown_tx.send(true);
     let _ = worker.await;
     let _ = scheduler.await;
+    crate::roles::flush_traces(engine.traces).await;
     // As Airflow's `dags test` runs the callbacks: one attempt at what is due now (the run's
     // notifications among them); what fails is left to `standalone` or a scheduler to retry.
     let deliverer = crate::roles::deliverer(app)?;

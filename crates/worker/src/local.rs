@@ -24,6 +24,7 @@ pub(crate) mod operator;
 mod reporter;
 mod sensor;
 mod starting;
+mod traces;
 
 pub use developer::{ReadOnlyExecution, TaskTry, TestOutcome};
 pub use reporter::{FinishedHook, Reported};
@@ -67,6 +68,9 @@ pub struct LocalWorkerConfig {
     /// Tries claimed but not started yet, at most (`worker.max_starting`): see
     /// the reasons in `local/starting.rs`.
     pub max_starting: usize,
+    /// Where the spans of the tries this worker runs go, and whether their processes get a
+    /// `TRACEPARENT` (off by default).
+    pub traces: updraft_telemetry::Traces,
 }
 
 pub struct LocalWorker {
@@ -131,6 +135,9 @@ impl LocalWorker {
             .announce
             .then(|| tokio::spawn(self.clone().announce_loop(shutdown.clone(), stopped_rx)));
         let long_polls = self.execution.claims_wait();
+        if let Some(metrics) = updraft_metrics::get() {
+            metrics.executor_slots(self.config.concurrency);
+        }
         loop {
             if *shutdown.borrow() {
                 break;

@@ -9,8 +9,8 @@ use updraft_model::{DagRunState, NotificationEvent, Notifier, TaskState};
 use super::fixture::*;
 use super::TestDatabase;
 use crate::{
-    DeliveryOutcome, NewNotification, NotificationClaim, NotificationState, TransitionResult,
-    TryEffects,
+    DeliveryOutcome, NewNotification, NotificationClaim, NotificationState, Transition,
+    TransitionNotifications, TransitionResult, TryEffects,
 };
 
 fn notification(dag_id: &str, minutes: i64, dedupe_key: Option<&str>) -> NewNotification {
@@ -278,4 +278,47 @@ pub async fn notifications_are_stored_only_with_the_change_that_causes_them(db: 
         store.get_dag_run_by_id(run.id).await.unwrap().state,
         DagRunState::Failed
     );
+}
+
+pub async fn a_plans_notifications_are_stored_only_with_their_applied_transitions(
+    db: &dyn TestDatabase,
+) {
+    let store = db.open().await;
+    publish(&*store, &["p"]).await;
+    let run = create(&*store, new_run("p", "r", vec![task("a"), task("b")])).await;
+    let a = ti(&*store, run.id, "a").await;
+    let b = ti(&*store, run.id, "b").await;
+    let mut for_a = notification("p", 1, None);
+    for_a.task_id = Some("a".into());
+    let mut for_b = notification("p", 1, None);
+    for_b.task_id = Some("b".into());
+    // b's compare-and-set is stale (it is not `scheduled`): its notification goes with it.
+    let stale_b = Transition {
+        from: TaskState::Scheduled,
+        ..transition(&b, TaskState::Success)
+    };
+    let results = store
+        .apply_plan_notifying(
+            vec![transition(&a, TaskState::Success), stale_b],
+            Vec::new(),
+            vec![
+                TransitionNotifications {
+                    ti_id: a.id,
+                    notifications: vec![for_a],
+                },
+                TransitionNotifications {
+                    ti_id: b.id,
+                    notifications: vec![for_b],
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        results,
+        vec![TransitionResult::Applied, TransitionResult::Conflict]
+    );
+    let stored = store.list_notifications(Some("p"), 10).await.unwrap();
+    let tasks: Vec<Option<&str>> = stored.iter().map(|n| n.new.task_id.as_deref()).collect();
+    assert_eq!(tasks, vec![Some("a")]);
 }

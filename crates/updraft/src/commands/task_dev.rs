@@ -196,7 +196,8 @@ fn worker(app: &App) -> Result<Arc<LocalWorker>> {
     let execution = ReadOnlyExecution(Arc::new(StoreExecution(app.store.clone())));
     Ok(LocalWorker::new(
         Arc::new(execution),
-        crate::standalone::worker_config(app, None)?,
+        // A developer's try is no try of the run: it records no span.
+        crate::standalone::worker_config(app, None, updraft_telemetry::Traces::off())?,
         Arc::new(tokio::sync::Notify::new()),
         Arc::new(|_| {}),
         crate::standalone::spawn_reaper(),

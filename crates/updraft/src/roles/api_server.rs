@@ -22,6 +22,7 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Result<ExitCode> {
     crate::rest::ensure_jwt_secret(&app.home, &mut app.config, crate::rest::Server::ApiServer)?;
+    crate::metrics::install(&app.config)?;
     // There is no scheduler in this process. On PostgreSQL the others learn of the API's
     // changes from the change feed; on SQLite, wake the one on the database as the CLI does.
     let notify: updraft_rest_api::Notifier = match app.sqlite_path() {
@@ -68,7 +69,7 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     });
     let shutdown = super::shutdown_signal();
     super::announce(&format!(
-        "updraft api-server is running\n  api: http://{address}\n  REST API: http://{address}/api/v2 (reference: http://{address}/docs)\n  health: http://{address}/api/v2/monitor/health\n  database: {}\n",
+        "updraft api-server is running\n  api: http://{address}\n  REST API: http://{address}/api/v2 (reference: http://{address}/docs)\n  health: http://{address}/api/v2/monitor/health\n  metrics: http://{address}/metrics\n  database: {}\n",
         app.database_name()
     ));
     info!(%address, "API server started");

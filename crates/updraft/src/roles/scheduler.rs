@@ -33,8 +33,11 @@ pub async fn run(app: App) -> Result<ExitCode> {
             c.scheduler.sweep_interval
         );
     }
+    crate::metrics::install(&app.config)?;
     let scheduler_id = recovery::worker_id();
+    let traces = c.traces()?;
     let signal = Arc::new(SchedulerSignal::default());
+    let heartbeat = Arc::new(AtomicI64::new(0));
     let scheduler = Arc::new(Scheduler::new(
         app.store.clone(),
         Arc::new(SystemClock),
@@ -48,11 +51,12 @@ pub async fn run(app: App) -> Result<ExitCode> {
             run_lease,
             worker_lease: duration("worker.lease", &c.worker.lease)?,
             max_map_length: updraft_model::DEFAULT_MAX_MAP_LENGTH,
+            traces: traces.clone(),
         },
         signal.clone(),
         // No worker in this process: workers learn of queued work from the database.
         Arc::new(Notify::new()),
-        Arc::new(AtomicI64::new(0)),
+        heartbeat.clone(),
     ));
 
     let folder = c.core.dags_folder.clone();
@@ -105,13 +109,23 @@ pub async fn run(app: App) -> Result<ExitCode> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let deliverer = super::start_delivery(&app, shutdown_rx.clone())?;
+    crate::metrics::count_gauges(app.store.clone());
+    let health = updraft_metrics::http::SchedulerHealth {
+        heartbeat,
+        threshold: duration(
+            "api.scheduler_health_threshold",
+            &app.config.api.scheduler_health_threshold,
+        )?,
+    };
+    let metrics_line =
+        crate::metrics::serve_port(&app.config, Some(health), shutdown_rx.clone()).await?;
     let running = tokio::spawn({
         let scheduler = scheduler.clone();
         async move { scheduler.run(shutdown_rx).await }
     });
     let shutdown = super::shutdown_signal();
     super::announce(&format!(
-        "updraft scheduler {scheduler_id} is running\n  DAG folder:  {}\n  database:    {}\n",
+        "updraft scheduler {scheduler_id} is running\n  DAG folder:  {}\n  database:    {}\n{metrics_line}",
         folder.display(),
         app.database_name()
     ));
@@ -121,6 +135,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
     let _ = shutdown_tx.send(true);
     let _ = running.await;
     let _ = deliverer.await;
+    super::flush_traces(traces).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,12 +46,14 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
     if queues.is_empty() {
         bail!("a worker must serve at least one queue (--queues)");
     }
+    crate::metrics::install(&config)?;
     let execution = Arc::new(HttpExecution::new(
         servers.clone(),
         config.api.worker_token.clone(),
         HttpExecutionOptions::default(),
     )?);
     let worker_id = recovery::worker_id();
+    let traces = config.traces()?;
     let concurrency = args
         .concurrency
         .or(config.worker.concurrency)
@@ -85,16 +87,18 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
             python_sdk: crate::app::App::python_sdk_for_tasks(&crate::config::updraft_home())?,
             python_fork_server: config.worker.python_fork_server,
             max_starting: config.max_starting(),
+            traces: traces.clone(),
         },
         Arc::new(Notify::new()),
         Arc::new(|_| {}),
         crate::standalone::spawn_reaper(),
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let metrics_line = crate::metrics::serve_port(&config, None, shutdown_rx.clone()).await?;
     let running = tokio::spawn(worker.run(shutdown_rx));
     let shutdown = super::shutdown_signal();
     super::announce(&format!(
-        "updraft worker {worker_id} is running\n  servers:     {}\n  queues:      {}\n  concurrency: {concurrency}\n",
+        "updraft worker {worker_id} is running\n  servers:     {}\n  queues:      {}\n  concurrency: {concurrency}\n{metrics_line}",
         servers.join(","),
         queues.join(",")
     ));
@@ -103,6 +107,7 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
     info!("draining: no new tasks; waiting for the running ones");
     let _ = shutdown_tx.send(true);
     let _ = running.await;
+    super::flush_traces(traces).await;
     info!("worker stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -147,6 +147,7 @@ tasks:
     operator: external_task_sensor
     external_task_sensor: {external_dag_id: broken, external_task_id: fails, failed_states: [failed]}
     sensor: {poke_interval: 1s}
+    on_failure_callback: {kind: webhook, url: "http://127.0.0.1:9/failed"}
   - task_id: soft
     operator: external_task_sensor
     external_task_sensor: {external_dag_id: broken, external_task_id: fails, failed_states: [failed]}
@@ -159,6 +160,7 @@ tasks:
     operator: external_task_sensor
     external_task_sensor: {external_dag_id: broken, allowed_states: [failed]}
     sensor: {poke_interval: 1s}
+    on_success_callback: {kind: webhook, url: "http://127.0.0.1:9/succeeded"}
   - task_id: gives_up
     operator: external_task_sensor
     external_task_sensor: {external_dag_id: broken, external_task_id: fails}
@@ -227,6 +229,43 @@ fn failed_skipped_timed_out_and_missing_targets_end_the_sensors_as_airflow_does(
     assert!(reason("gives_up").contains("Sensor has timed out"));
     assert!(reason("missing").contains("The external DAG nowhere does not exist."));
     assert!(reason("missing_task").contains("The external task nope in DAG broken does not exist."));
+
+    // The sensors' callbacks, as for any try: stored with the transition that ended them.
+    let db = rusqlite::Connection::open(home.path().join("updraft.db")).unwrap();
+    let mut stmt = db
+        .prepare(
+            "SELECT task_id, event, try_number, context FROM notification \
+             WHERE dag_id = 'watchers' ORDER BY task_id, event",
+        )
+        .unwrap();
+    let notifications: Vec<(String, String, i64, Value)> = stmt
+        .query_map([], |r| {
+            let context: String = r.get(3)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                serde_json::from_str(&context).unwrap(),
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let events: Vec<(&str, &str, i64)> = notifications
+        .iter()
+        .map(|(t, e, n, _)| (t.as_str(), e.as_str(), *n))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("fails_too", "task_failure", 1),
+            ("run_failed", "task_success", 1)
+        ]
+    );
+    assert_eq!(
+        notifications[0].3["exception"],
+        "Some of the external tasks [\"fails\"] in DAG broken failed."
+    );
 }
 
 #[test]

@@ -14,8 +14,9 @@ use crate::fixture::{state_of, Home};
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
     method: String,
-    target: String,
-    headers: Vec<(String, String)>,
+    pub(crate) target: String,
+    /// Names in lower case.
+    pub(crate) headers: Vec<(String, String)>,
     body: String,
 }
 

@@ -35,7 +35,7 @@ fn fork_servers_of(parent: u32) -> Vec<u32> {
 }
 
 /// The XCom `return_value` of a task of a run.
-fn return_value(home: &Home, run_id: &str, task_id: &str) -> Value {
+pub fn return_value(home: &Home, run_id: &str, task_id: &str) -> Value {
     let db = rusqlite::Connection::open(home.path().join("updraft.db")).unwrap();
     let value: String = db
         .query_row(

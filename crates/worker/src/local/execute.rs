@@ -33,8 +33,38 @@ impl LocalWorker {
         tokio::spawn(async move {
             let claim_id = claimed.claim_id.clone();
             let dag_run_id = claimed.ti.dag_run_id;
+            let traced = worker.config.traces.is_on().then(|| claimed.clone());
+            let started = Utc::now();
+            let metrics = updraft_metrics::get().map(|m| {
+                let ti = &claimed.ti;
+                let queued = ti.queued_at.and_then(|at| (Utc::now() - at).to_std().ok());
+                m.try_started(&ti.dag_id, &ti.task_id, queued);
+                (
+                    m,
+                    ti.dag_id.clone(),
+                    ti.task_id.clone(),
+                    std::time::Instant::now(),
+                )
+            });
             let report = worker.execute(claimed, cancel_rx, &starting).await;
+            if let Some((m, dag_id, task_id, started)) = metrics {
+                let end = match report.state {
+                    TaskState::Success => updraft_metrics::TryEnd::Success,
+                    TaskState::Failed | TaskState::UpForRetry => updraft_metrics::TryEnd::Failure,
+                    _ => updraft_metrics::TryEnd::Other,
+                };
+                m.try_ended(
+                    &dag_id,
+                    &task_id,
+                    report.state.as_str(),
+                    end,
+                    started.elapsed(),
+                );
+            }
             starting.started();
+            if let Some(claimed) = traced {
+                worker.trace_try_end(&claimed, &report, started);
+            }
             if let Ok(mut unreported) = worker.unreported.lock() {
                 unreported.insert(claim_id.clone());
             }

@@ -14,6 +14,7 @@ mod chaos;
 mod database_outage;
 mod mapping;
 mod max_active_runs;
+mod metrics;
 mod notifications;
 mod proxy;
 mod python_tasks;
@@ -22,6 +23,7 @@ mod rolling_restart;
 mod run_dependencies;
 mod sensors;
 mod task_logs;
+mod traces;
 mod trigger_dagrun;
 mod worker_loss;
 
@@ -128,6 +130,18 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What the process printed on stdout after `label` (`metrics:` → its URL), once it
+    /// printed it (within 30 s).
+    pub fn printed(&self, label: &str) -> Option<String> {
+        eventually(Duration::from_secs(30), || {
+            let log = std::fs::read_to_string(&self.log).ok()?;
+            log.lines().find_map(|line| {
+                let line = line.strip_prefix("stdout:")?.trim();
+                Some(line.strip_prefix(label)?.trim().to_string())
+            })
+        })
     }
 
     /// The tail of this process's log.
@@ -390,11 +404,19 @@ impl Cluster {
 
     /// Starts `updraft scheduler`.
     pub fn scheduler(&self) -> Proc {
+        self.scheduler_with_env(&[])
+    }
+
+    /// Starts `updraft scheduler` with these environment variables besides the cluster's.
+    pub fn scheduler_with_env(&self, env: &[(&str, &str)]) -> Proc {
         let spec = Spec {
             role: Role::Scheduler,
             name: self.next_name(Role::Scheduler),
             args: vec!["scheduler".into()],
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         self.spawn(spec)
     }

@@ -27,6 +27,7 @@ impl LocalWorker {
         let command = render("bash_command", bash_command)?;
         let mut env = identity_env(&ctx);
         env.push(("UPDRAFT_CLAIM_ID".into(), claimed.claim_id.clone()));
+        env.extend(self.traceparent(claimed));
         for (key, value) in &task.env {
             env.push((key.clone(), render(&format!("env {key}"), value)?));
         }

@@ -119,6 +119,12 @@ impl LocalWorker {
         for (key, value) in &run.environment {
             environment.push((key.clone(), render(&format!("environment {key}"), value)?));
         }
+        // The container's code joins the try's span, as a process's does; a task's own
+        // TRACEPARENT wins.
+        environment.extend(
+            self.traceparent(claimed)
+                .filter(|(key, _)| !run.environment.contains_key(key)),
+        );
         let name = container_name(&claimed.claim_id);
         let mut args: Vec<String> = vec!["docker".into(), "run".into(), "--name".into()];
         args.push(name.clone());

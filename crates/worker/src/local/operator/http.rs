@@ -112,6 +112,16 @@ impl LocalWorker {
             .collect();
         let mut headers = extra_headers(connection)?;
         headers.extend(rendered.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // The called service's spans join the try's, as a process's do; a task's own
+        // `traceparent` header wins.
+        if let Some((_, traceparent)) = self.traceparent(claimed) {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("traceparent"))
+            {
+                headers.push(("traceparent".into(), traceparent));
+            }
+        }
         Ok(HttpTry {
             url: join_url(&base_url(connection), &rendered.endpoint),
             basic_auth: connection

@@ -124,12 +124,14 @@ impl LocalWorker {
         per_try_env.extend([
             crate::process::CLAIM_ID_ENV.to_owned(),
             SUPERVISOR_ENV.to_owned(),
+            updraft_telemetry::TRACEPARENT_ENV.to_owned(),
         ]);
         per_try_env.extend(task.env.keys().cloned());
         env.push((
             crate::process::CLAIM_ID_ENV.into(),
             claimed.claim_id.clone(),
         ));
+        env.extend(self.traceparent(claimed));
         // Modules next to the DAG file in the folder it came from still import, where the
         // folder is on this machine.
         let mut python_path: Vec<&Path> = vec![sdk, source_dir];

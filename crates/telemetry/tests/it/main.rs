@@ -1,0 +1,3 @@
+//! Integration tests of the traces crate: real exports over loopback HTTP.
+
+mod export;
