@@ -1,4 +1,5 @@
-//! The generated DAG files of the workloads (YAML, every task a `true`; W8's in Python).
+//! The generated DAG files of the workloads (YAML, every task a `true`; W8's and W9's in
+//! Python).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -13,12 +14,24 @@ pub fn task_id(i: usize) -> String {
 /// W1: `n` tasks in a straight chain.
 pub fn chain(dag_id: &str, n: usize) -> String {
     let mut text = header(dag_id, "a straight chain");
+    chain_tasks(&mut text, n);
+    text
+}
+
+/// W10: [`chain`], run every minute from a start date in the past, without catch-up.
+pub fn every_minute_chain(dag_id: &str, n: usize) -> String {
+    let mut text = header(dag_id, "a chain run every minute");
+    text.push_str("schedule: \"* * * * *\"\nstart_date: 2024-01-01\ncatchup: false\n");
+    chain_tasks(&mut text, n);
+    text
+}
+
+fn chain_tasks(text: &mut String, n: usize) {
     text.push_str("tasks:\n");
     for i in 0..n {
         let deps = if i == 0 { vec![] } else { vec![task_id(i - 1)] };
-        task(&mut text, &task_id(i), &deps);
+        task(text, &task_id(i), &deps);
     }
-    text
 }
 
 /// W2: `start` → `width` parallel tasks → `end`.
@@ -141,6 +154,38 @@ fn python_header(dag_id: &str, what: &str) -> String {
          schedule=None, start_date=datetime(2024, 1, 1))\ndef build():"
     );
     text
+}
+
+/// W9: [`layers`] as a Python DAG file in Airflow's classic style (`DAG`, `BashOperator`,
+/// `set_upstream`), built by loops: the YAML of 50,000 tasks would pass the 1 MiB limit of a
+/// YAML DAG file. Task ids `t00000`… in layer order.
+pub fn python_layers(dag_id: &str, layers: usize, width: usize) -> String {
+    format!(
+        r#"from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.bash import BashOperator
+
+with DAG(
+    dag_id="{dag_id}",
+    description="updraft-bench, {layers} layers of {width} tasks",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+):
+    previous = None
+    for layer in range({layers}):
+        current = [
+            BashOperator(task_id=f"t{{layer * {width} + i:05d}}", bash_command="true")
+            for i in range({width})
+        ]
+        if previous is not None:
+            for i, t in enumerate(current):
+                t.set_upstream(previous[i])
+                if {width} > 1:
+                    previous[(i + 1) % {width}] >> t
+        previous = current
+"#
+    )
 }
 
 /// Writes `(file name, text)` pairs into `folder`.

@@ -1,4 +1,4 @@
-//! `updraft-bench`: runs the benchmark workloads W1–W8, W12, W13 and W14 of `shared/design/WORKLOADS.md` against
+//! `updraft-bench`: runs the benchmark workloads W1–W14 of `shared/design/WORKLOADS.md` against
 //! the real `updraft` binary, the way a user would, and reports median and min–max figures.
 //!
 //! ```sh
@@ -41,7 +41,7 @@ use crate::workloads::{Bench, Sizes, Workload};
 #[derive(Debug, Parser)]
 #[command(
     name = "updraft-bench",
-    about = "Benchmark workloads W1–W8, W12, W13 and W14 against the real updraft binary"
+    about = "Benchmark workloads W1–W14 against the real updraft binary"
 )]
 struct Args {
     /// `all`, or a comma-separated list of ids or names (`w1,w5`, `chain40,latency`).
@@ -172,6 +172,7 @@ fn run(args: Args) -> Result<()> {
         cluster,
         sizes: &sizes,
         perf_w5: args.perf_w5.clone(),
+        prefill: None,
     };
     let mut report = Report::new(
         &updraft,

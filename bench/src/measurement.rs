@@ -81,6 +81,9 @@ pub enum Unit {
     Percent,
     #[serde(rename = "slots")]
     Slots,
+    /// One figure divided by another of the same kind.
+    #[serde(rename = "×")]
+    Ratio,
 }
 
 impl fmt::Display for Unit {
@@ -95,6 +98,7 @@ impl fmt::Display for Unit {
             Unit::ReadsPerSecond => "reads/s",
             Unit::Percent => "%",
             Unit::Slots => "slots",
+            Unit::Ratio => "×",
         })
     }
 }

@@ -58,6 +58,28 @@ pub struct TaskRecord {
     pub end_date: Option<i64>,
 }
 
+/// A scheduled run (W10): when its tick was, when it and its first task started.
+#[derive(Debug, Clone)]
+pub struct ScheduledRun {
+    pub dag_id: String,
+    pub state: String,
+    /// The tick: the end of its data interval.
+    pub data_interval_end: i64,
+    pub start_date: Option<i64>,
+    /// The earliest start of its task instances.
+    pub first_task_start: Option<i64>,
+    pub tasks_success: i64,
+}
+
+/// Scheduled runs whose tick is in a range, with their first task's start; the same SQL on
+/// both databases (`?1`/`?2` are rewritten for PostgreSQL).
+const SCHEDULED_RUNS: &str = "SELECT r.dag_id, r.state, r.data_interval_end, r.start_date, \
+     (SELECT min(t.start_date) FROM task_instance t WHERE t.dag_run_id = r.id), \
+     (SELECT count(*) FROM task_instance t WHERE t.dag_run_id = r.id AND t.state = 'success') \
+     FROM dag_run r WHERE r.run_type = 'scheduled' \
+     AND r.data_interval_end >= ?1 AND r.data_interval_end <= ?2 \
+     ORDER BY r.data_interval_end, r.dag_id";
+
 /// What the workloads read from the metadata.
 pub trait Metadata {
     /// DAGs whose file is present (what `dags list` shows).
@@ -68,6 +90,9 @@ pub trait Metadata {
     fn return_values(&self, run: &RunRecord) -> Result<Vec<(String, String)>>;
     /// How many of these runs are not finished yet.
     fn unfinished_runs(&self, dag_id: &str) -> Result<usize>;
+    /// Scheduled runs of every DAG whose tick (data interval end) is in `[from, to]`, in tick
+    /// and DAG order.
+    fn scheduled_runs(&self, from: i64, to: i64) -> Result<Vec<ScheduledRun>>;
 }
 
 /// The SQLite file, opened read-only next to the running standalone (WAL readers do not block
@@ -160,6 +185,22 @@ impl Metadata for SqliteMetadata {
             )
             .context("cannot count unfinished runs")?;
         Ok(count as usize)
+    }
+
+    fn scheduled_runs(&self, from: i64, to: i64) -> Result<Vec<ScheduledRun>> {
+        let mut stmt = self.conn.prepare_cached(SCHEDULED_RUNS)?;
+        let rows = stmt.query_map([from, to], |r| {
+            Ok(ScheduledRun {
+                dag_id: r.get(0)?,
+                state: r.get(1)?,
+                data_interval_end: r.get(2)?,
+                start_date: r.get(3)?,
+                first_task_start: r.get(4)?,
+                tasks_success: r.get(5)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .context("cannot read the scheduled runs")
     }
 }
 
@@ -276,5 +317,26 @@ impl Metadata for PostgresMetadata {
             &[&dag_id],
         )
         .context("cannot count unfinished runs")
+    }
+
+    fn scheduled_runs(&self, from: i64, to: i64) -> Result<Vec<ScheduledRun>> {
+        let sql = SCHEDULED_RUNS.replace("?1", "$1").replace("?2", "$2");
+        let rows = self
+            .client
+            .borrow_mut()
+            .query(&sql, &[&from, &to])
+            .context("cannot read the scheduled runs")?;
+        rows.iter()
+            .map(|r| {
+                Ok(ScheduledRun {
+                    dag_id: r.try_get(0)?,
+                    state: r.try_get(1)?,
+                    data_interval_end: r.try_get(2)?,
+                    start_date: r.try_get(3)?,
+                    first_task_start: r.try_get(4)?,
+                    tasks_success: r.try_get(5)?,
+                })
+            })
+            .collect()
     }
 }

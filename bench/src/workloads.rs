@@ -1,13 +1,16 @@
-//! The workloads W1–W8, W12, W13 and W14 of `shared/design/WORKLOADS.md`, each run on a fresh
+//! The workloads W1–W14 of `shared/design/WORKLOADS.md`, each run on a fresh
 //! `$UPDRAFT_HOME`.
 
 mod api;
+mod bigdag;
 mod chain40;
 mod fan200;
 mod idle100;
 mod latency;
+mod manydags;
 mod parse1000;
 mod python;
+mod scale_history;
 mod sensors;
 mod startup;
 mod throughput;
@@ -23,6 +26,7 @@ use serde_json::{json, Value};
 use crate::cluster::ClusterShape;
 use crate::dag_folder;
 use crate::deployment::Deployment;
+use crate::history::History;
 use crate::measurement::Measurement;
 use crate::metadata::{Database, Metadata, RunRecord};
 use crate::postgres::Server;
@@ -38,13 +42,16 @@ pub enum Workload {
     Parse1000,
     Latency,
     Python,
+    BigDag,
+    ManyDags,
+    History,
     Sensors,
     Api,
     Ui,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 11] = [
+    pub const ALL: [Workload; 14] = [
         Workload::Chain40,
         Workload::Fan200,
         Workload::Idle100,
@@ -53,6 +60,9 @@ impl Workload {
         Workload::Parse1000,
         Workload::Latency,
         Workload::Python,
+        Workload::BigDag,
+        Workload::ManyDags,
+        Workload::History,
         Workload::Sensors,
         Workload::Api,
         Workload::Ui,
@@ -68,6 +78,9 @@ impl Workload {
             Workload::Parse1000 => "W6",
             Workload::Latency => "W7",
             Workload::Python => "W8",
+            Workload::BigDag => "W9",
+            Workload::ManyDags => "W10",
+            Workload::History => "W11",
             Workload::Sensors => "W12",
             Workload::Api => "W13",
             Workload::Ui => "W14",
@@ -84,6 +97,9 @@ impl Workload {
             Workload::Parse1000 => "parse1000",
             Workload::Latency => "latency",
             Workload::Python => "python",
+            Workload::BigDag => "bigdag",
+            Workload::ManyDags => "manydags",
+            Workload::History => "history",
             Workload::Sensors => "sensors",
             Workload::Api => "api",
             Workload::Ui => "ui",
@@ -105,7 +121,7 @@ impl Workload {
                 .into_iter()
                 .find(|w| w.id().eq_ignore_ascii_case(word) || w.name().eq_ignore_ascii_case(word))
             else {
-                bail!("unknown workload {word:?}: expected all, w1…w8, w12, w13, w14 or a name like chain40");
+                bail!("unknown workload {word:?}: expected all, w1…w14 or a name like chain40");
             };
             if !list.contains(&w) {
                 list.push(w);
@@ -128,6 +144,9 @@ impl Workload {
             Workload::Parse1000 => parse1000::run(bench),
             Workload::Latency => latency::run(bench),
             Workload::Python => python::run(bench),
+            Workload::BigDag => bigdag::run(bench),
+            Workload::ManyDags => manydags::run(bench),
+            Workload::History => scale_history::run(bench),
             Workload::Sensors => sensors::run(bench),
             Workload::Api => api::run(bench),
             Workload::Ui => ui::run(bench),
@@ -151,6 +170,20 @@ impl Workload {
             Workload::Python => json!({
                 "chain_tasks": s.chain_length, "fan_parallel_tasks": s.fan_width,
                 "fan_tasks": s.fan_width + 2, "floor_starts": s.python_floor_starts}),
+            Workload::BigDag => json!({
+                "layers": s.bigdag_layers, "width": s.bigdag_width,
+                "tasks": s.bigdag_layers * s.bigdag_width,
+                "small_dag": {"layers": s.bigdag_small_layers, "width": s.bigdag_small_width,
+                    "tasks": s.bigdag_small_layers * s.bigdag_small_width,
+                    "runs": s.bigdag_small_runs}}),
+            Workload::ManyDags => json!({
+                "dags": s.manydags_dags, "tasks_per_dag": 3, "schedule": "* * * * *",
+                "ticks": s.manydags_ticks, "quiet_after_tick_s": s.manydags_quiet_after_s,
+                "quiet_window_s": s.manydags_quiet_window_s}),
+            Workload::History => json!({
+                "dags": s.api_dags, "tasks_per_dag": s.api_tasks_per_dag, "runs": s.api_runs,
+                "task_instances": s.api_runs * s.api_tasks_per_dag,
+                "measured": ["W1", "W2", "W7", "W4"]}),
             Workload::Sensors => json!({
                 "sensors": s.sensor_count, "time_sensors": s.sensor_count.div_ceil(3),
                 "reschedule_file_sensors": (s.sensor_count + 1) / 3,
@@ -188,6 +221,20 @@ pub struct Sizes {
     pub latency_triggers: usize,
     /// W8: how many times each Python start-up floor is timed.
     pub python_floor_starts: usize,
+    /// W9: the big DAG (layers × width tasks), and the small DAG of its shape run
+    /// `bigdag_small_runs` times beside it.
+    pub bigdag_layers: usize,
+    pub bigdag_width: usize,
+    pub bigdag_small_layers: usize,
+    pub bigdag_small_width: usize,
+    pub bigdag_small_runs: usize,
+    /// W10: DAGs of 3 tasks scheduled every minute, and the minute ticks measured after the
+    /// first one following start-up.
+    pub manydags_dags: usize,
+    pub manydags_ticks: usize,
+    /// W10: the CPU between ticks is sampled from this long after each tick, for this long.
+    pub manydags_quiet_after_s: f64,
+    pub manydags_quiet_window_s: f64,
     /// W12: sensors waiting at once (half time sensors, half rescheduled file sensors).
     pub sensor_count: usize,
     /// W13: the DAGs of the history, their tasks, and the runs (half of them of one DAG).
@@ -222,6 +269,15 @@ impl Sizes {
             parse_tasks: 10,
             latency_triggers: 100,
             python_floor_starts: 20,
+            bigdag_layers: 500,
+            bigdag_width: 100,
+            bigdag_small_layers: 10,
+            bigdag_small_width: 10,
+            bigdag_small_runs: 10,
+            manydags_dags: 1000,
+            manydags_ticks: 3,
+            manydags_quiet_after_s: 20.0,
+            manydags_quiet_window_s: 38.0,
             sensor_count: 1000,
             api_dags: 100,
             api_tasks_per_dag: 10,
@@ -246,6 +302,15 @@ impl Sizes {
             parse_files: 100,
             latency_triggers: 10,
             python_floor_starts: 3,
+            bigdag_layers: 20,
+            bigdag_width: 10,
+            bigdag_small_layers: 5,
+            bigdag_small_width: 4,
+            bigdag_small_runs: 3,
+            manydags_dags: 20,
+            manydags_ticks: 1,
+            manydags_quiet_after_s: 10.0,
+            manydags_quiet_window_s: 5.0,
             sensor_count: 100,
             api_dags: 10,
             api_runs: 2_000,
@@ -269,11 +334,54 @@ pub struct Bench<'a> {
     pub sizes: &'a Sizes,
     /// Where W5 records a `perf` profile of the updraft processes, if asked.
     pub perf_w5: Option<PathBuf>,
+    /// What every fresh home holds before the workload writes its own DAG files (W11).
+    pub prefill: Option<Prefill>,
 }
 
-impl Bench<'_> {
-    /// A fresh `$UPDRAFT_HOME`, on a fresh database when the database is PostgreSQL.
+/// W11: every fresh home holds the history's DAGs, registered by a first start of updraft
+/// (which also migrated the database), and with `rows` its runs and task instances too.
+/// Without rows the homes differ only in the rows, so the ratio of a figure with to without is
+/// what the rows cost.
+#[derive(Debug, Clone)]
+pub struct Prefill {
+    pub history: History,
+    pub rows: bool,
+}
+
+impl<'a> Bench<'a> {
+    /// A fresh `$UPDRAFT_HOME`, on a fresh database when the database is PostgreSQL, holding
+    /// [`Bench::prefill`]'s DAGs and rows.
     pub fn home(&self) -> Result<Home> {
+        let home = self.empty_home()?;
+        if let Some(prefill) = &self.prefill {
+            if prefill.rows {
+                fill_history(self, &home, &prefill.history)?;
+            } else {
+                register_history(self, &home, &prefill.history)?;
+            }
+        }
+        Ok(home)
+    }
+
+    /// This bench, its homes prefilled.
+    pub fn prefilled(&self, prefill: Prefill) -> Bench<'a> {
+        Bench {
+            updraft: self.updraft,
+            database: self.database,
+            postgres: self.postgres.clone(),
+            cluster: self.cluster,
+            sizes: self.sizes,
+            perf_w5: self.perf_w5.clone(),
+            prefill: Some(prefill),
+        }
+    }
+
+    /// The DAGs a home holds before the workload's own.
+    pub fn prefilled_dags(&self) -> usize {
+        self.prefill.as_ref().map_or(0, |p| p.history.all_dags())
+    }
+
+    fn empty_home(&self) -> Result<Home> {
         match self.database {
             Database::Sqlite => Home::new(),
             Database::Postgres => {
@@ -312,11 +420,40 @@ fn write_idle_folder(home: &Home, sizes: &Sizes) -> Result<()> {
     )
 }
 
-/// Starts the standalone (or the cluster) in `home` and waits until it is up with `dags` DAGs.
+/// Starts the standalone (or the cluster) in `home` and waits until it is up with `dags` DAGs
+/// besides the prefilled ones.
 fn start(bench: &Bench, home: &Home, dags: usize) -> Result<Deployment> {
+    start_with_all(bench, home, dags + bench.prefilled_dags())
+}
+
+/// Starts the standalone (or the cluster) in `home` and waits until it is up with `dags` DAGs
+/// in all.
+fn start_with_all(bench: &Bench, home: &Home, dags: usize) -> Result<Deployment> {
     let mut deployment = Deployment::spawn(bench, home)?;
     deployment.wait_ready(bench, home, dags)?;
     Ok(deployment)
+}
+
+/// Writes `history`'s DAG files into `home` and starts updraft once: it migrates the database
+/// and registers the DAGs.
+fn register_history(bench: &Bench, home: &Home, history: &History) -> Result<()> {
+    dag_folder::write(&home.dags(), history.dag_files())?;
+    start_with_all(bench, home, history.all_dags())?.stop()
+}
+
+/// [`register_history`], then with updraft stopped writes the history's rows. Returns the
+/// seconds the rows took.
+fn fill_history(bench: &Bench, home: &Home, history: &History) -> Result<f64> {
+    register_history(bench, home, history)?;
+    let filling = std::time::Instant::now();
+    match bench.database {
+        Database::Sqlite => history.write_sqlite(&home.sqlite_path())?,
+        Database::Postgres => history.write_postgres(
+            home.postgres_url()
+                .context("a PostgreSQL home without a database")?,
+        )?,
+    }
+    Ok(filling.elapsed().as_secs_f64())
 }
 
 /// A task instance that ran, instants in microseconds since the epoch.

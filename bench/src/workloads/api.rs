@@ -8,16 +8,15 @@
 //! latency is timed over one connection (one request at a time); the reads per second over
 //! several connections at once, the three routes in turn.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::{start, Bench};
+use super::{fill_history, start, Bench, Sizes};
 use crate::history::History;
 use crate::http::{self, Connection};
 use crate::measurement::{Figure, Goal, Measurement, Unit};
-use crate::metadata::Database;
 use crate::stats;
 use crate::updraft::Home;
 
@@ -27,28 +26,22 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(300);
 /// Requests per route before anything is timed (connections, caches, the page cache).
 const WARM_UP: usize = 50;
 
-pub fn run(bench: &Bench) -> Result<Measurement> {
-    let sizes = bench.sizes;
-    let history = History {
+/// The W11 history W13 reads (and W11 runs on).
+pub(super) fn history(sizes: &Sizes) -> History {
+    History {
         dags: sizes.api_dags,
         tasks_per_dag: sizes.api_tasks_per_dag,
         runs: sizes.api_runs,
         varied_states: false,
         wide: None,
-    };
-    let home = bench.home()?;
-    crate::dag_folder::write(&home.dags(), history.dag_files())?;
-    // First start: updraft migrates the database and registers the DAGs.
-    start(bench, &home, history.dags)?.stop()?;
-    let filling = Instant::now();
-    match bench.database {
-        Database::Sqlite => history.write_sqlite(&home.sqlite_path())?,
-        Database::Postgres => history.write_postgres(
-            home.postgres_url()
-                .context("a PostgreSQL home without a database")?,
-        )?,
     }
-    let fill_s = filling.elapsed().as_secs_f64();
+}
+
+pub fn run(bench: &Bench) -> Result<Measurement> {
+    let sizes = bench.sizes;
+    let history = history(sizes);
+    let home = bench.home()?;
+    let fill_s = fill_history(bench, &home, &history)?;
 
     let running = start(bench, &home, history.dags)?;
     let base = running

@@ -8,7 +8,8 @@ use crate::deployment::Deployment;
 use crate::measurement::{Figure, Goal, Measurement, Unit};
 
 pub fn run(bench: &Bench) -> Result<Measurement> {
-    let dags = bench.sizes.idle_dags + 2;
+    // With W11's prefill, its DAGs are listed too.
+    let dags = bench.sizes.idle_dags + 2 + bench.prefilled_dags();
     let home = bench.home()?;
     write_idle_folder(&home, bench.sizes)?;
     let mut running = Deployment::spawn(bench, &home)?;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::api::{percent_encode, token};
-use super::{start, Bench};
+use super::{fill_history, start, Bench};
 use crate::browser::Browser;
 use crate::history::{History, Wide, WIDE_DAG};
 use crate::http::Connection;
@@ -189,11 +189,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
     let sizes = bench.sizes;
     let history = history(bench);
     let home = bench.home()?;
-    crate::dag_folder::write(&home.dags(), history.dag_files())?;
-    start(bench, &home, history.all_dags())?.stop()?;
-    let filling = std::time::Instant::now();
-    history.write_sqlite(&home.sqlite_path())?;
-    let fill_s = filling.elapsed().as_secs_f64();
+    let fill_s = fill_history(bench, &home, &history)?;
 
     let running = start(bench, &home, history.all_dags())?;
     let base = running

@@ -92,7 +92,7 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
         .collect();
     assert_eq!(
         ids,
-        ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W12", "W13", "W14"]
+        ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11", "W12", "W13", "W14"]
     );
     for w in workloads {
         for f in w["figures"].as_array().unwrap() {
@@ -147,27 +147,28 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
             >= median(&workloads[7], "claimed_to_callable_p50_ms")
     );
     assert!(median(&workloads[7], "python_import_updraft_ms") > 0.0);
+    assert_scale_counts(&workloads[8..11], sizes);
     // W12: every sensor waited (the time and external sensors deferred, the file sensors
     // rescheduled), holding no worker slot between pokes.
     let sensors = size("sensor_count");
-    assert_eq!(counts(8)["sensors"], sensors);
+    assert_eq!(counts(11)["sensors"], sensors);
     // A third of them file sensors (every third from the second), the rest deferred.
     let file_sensors = (sensors + 1) / 3;
-    assert_eq!(counts(8)["deferred"], sensors - file_sensors);
-    assert_eq!(counts(8)["up_for_reschedule"], file_sensors);
-    assert_eq!(median(&workloads[8], "slots_held_max"), 0.0);
+    assert_eq!(counts(11)["deferred"], sensors - file_sensors);
+    assert_eq!(counts(11)["up_for_reschedule"], file_sensors);
+    assert_eq!(median(&workloads[11], "slots_held_max"), 0.0);
     // W13: the API answered what the history holds, and every timed read was answered.
-    assert_w13_counts(&workloads[9], sizes);
+    assert_w13_counts(&workloads[12], sizes);
     // W14: the history with the wide DAG, every view answered, the whole grid in the browser.
-    let w14 = &workloads[10];
-    assert_eq!(counts(10)["runs"], size("api_runs") + size("ui_grid_runs"));
+    let w14 = &workloads[13];
+    assert_eq!(counts(13)["runs"], size("api_runs") + size("ui_grid_runs"));
     let wide_tasks = size("ui_grid_layers") * size("ui_grid_width");
     assert_eq!(
-        counts(10)["task_instances"],
+        counts(13)["task_instances"],
         size("api_runs") * size("api_tasks_per_dag") + size("ui_grid_runs") * wide_tasks
     );
-    assert_eq!(counts(10)["grid_cells"], size("ui_grid_runs") * wide_tasks);
-    assert_eq!(counts(10)["browser_loads"], size("ui_browser_loads"));
+    assert_eq!(counts(13)["grid_cells"], size("ui_grid_runs") * wide_tasks);
+    assert_eq!(counts(13)["browser_loads"], size("ui_browser_loads"));
     for view in [
         "home",
         "dags",
@@ -188,6 +189,58 @@ fn quick_mode_runs_every_workload_with_sane_figures() {
         median(w14, "grid_browser_load_ms") >= median(w14, "grid_browser_response_ms"),
         "the load event before the HTML arrived"
     );
+}
+
+/// W9–W11's counts and figures: every run and task instance of each succeeded.
+fn assert_scale_counts(scale: &[Value], sizes: &Value) {
+    let size = |k: &str| sizes[k].as_u64().unwrap();
+    // W9: the big DAG once and the small one `bigdag_small_runs` times, every task done.
+    let (w9, counts) = (&scale[0], &scale[0]["counts"]);
+    assert_eq!(counts["runs_success"], 1 + size("bigdag_small_runs"));
+    assert_eq!(
+        counts["task_instances_success"],
+        size("bigdag_layers") * size("bigdag_width")
+    );
+    assert_eq!(
+        counts["small_task_instances_success"],
+        size("bigdag_small_runs") * size("bigdag_small_layers") * size("bigdag_small_width")
+    );
+    assert!(median(w9, "peak_rss_mib") > 1.0);
+    assert!(median(w9, "updraft_cpu_ms_per_ti") > 0.0);
+    assert!(median(w9, "small_updraft_cpu_ms_per_ti") > 0.0);
+    // W10: every DAG ran once per tick, its 3 tasks done, each run after its tick.
+    let (w10, counts) = (&scale[1], &scale[1]["counts"]);
+    let runs = size("manydags_dags") * size("manydags_ticks");
+    assert_eq!(counts["ticks"], size("manydags_ticks"));
+    assert_eq!(counts["runs_success"], runs);
+    assert_eq!(counts["task_instances_success"], runs * 3);
+    let p50 = median(w10, "tick_to_run_start_p50_ms");
+    assert!(p50 > 0.0 && median(w10, "tick_to_run_start_p99_ms") >= p50);
+    assert!(median(w10, "tick_to_first_task_p50_ms") >= p50);
+    // W11: W1, W2, W7 and W4 ran on the history, which holds every run written.
+    let (w11, counts) = (&scale[2], &scale[2]["counts"]);
+    assert_eq!(counts["history_runs"], size("api_runs"));
+    assert_eq!(
+        counts["history_task_instances"],
+        size("api_runs") * size("api_tasks_per_dag")
+    );
+    assert_eq!(counts["w1_task_instances_success"], size("chain_length"));
+    assert_eq!(counts["w2_task_instances_success"], size("fan_width") + 2);
+    assert_eq!(counts["w7_runs_success"], size("latency_triggers"));
+    assert_eq!(
+        counts["w4_dags_listed"],
+        size("idle_dags") + 2 + size("api_dags")
+    );
+    for ratio in [
+        "w1_run",
+        "w1_hop",
+        "w2_run",
+        "w7_p50",
+        "w7_p99",
+        "w4_startup",
+    ] {
+        assert!(median(w11, &format!("{ratio}_ratio")) > 0.0, "{ratio}");
+    }
 }
 
 /// W13's counts and figures: the history written, each route checked against it, the load

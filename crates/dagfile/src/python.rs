@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{parse_dag_source, Format, LoadedDag};
+use crate::schema::parse_dag_document;
+use crate::{render, Format, LoadedDag};
 
 /// Runs Python DAG files and reports what each defined.
 pub trait PythonParser: Send + Sync {
@@ -76,7 +77,7 @@ pub fn load_python_dags(
             .and_then(|v| v.as_str())
             .unwrap_or(&default_dag_id)
             .to_string();
-        match parse_dag_source(&text, &default_dag_id, Format::Json) {
+        match parse_dag_document(&text, &default_dag_id, Format::Json).map_err(|d| render(&d)) {
             Ok(dag) if loaded.iter().any(|l| l.dag.dag_id == dag.dag_id) => {
                 errors.push(format!(
                     "dag_id `{}` is defined twice in the file",

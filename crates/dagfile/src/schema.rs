@@ -65,6 +65,17 @@ pub fn parse_dag(
     if source.len() > MAX_FILE_BYTES {
         return Err(vec![too_big(source.len() as u64)]);
     }
+    parse_dag_document(source, default_dag_id, format)
+}
+
+/// [`parse_dag`] without the size limit, for a document the Python SDK wrote: the limit is on
+/// files users write, and a Python file of a few lines may build a DAG of 50,000 tasks (the
+/// bridge already bounds its answer).
+pub(crate) fn parse_dag_document(
+    source: &str,
+    default_dag_id: &str,
+    format: Format,
+) -> Result<Dag, Vec<Diagnostic>> {
     let (root, diags) = document::parse(source, format).map_err(|d| vec![d])?;
     let mut ctx = Ctx {
         diags,

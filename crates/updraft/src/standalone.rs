@@ -252,6 +252,9 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         .layer(axum::middleware::from_fn(
             updraft_metrics::http::track_requests,
         ));
+    // Before the health endpoint answers: a supervisor may send SIGTERM as soon as it says
+    // healthy, and without the handler that would kill the process outright.
+    let shutdown = crate::roles::shutdown_signal();
     let http = axum::serve(
         listener,
         routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -264,7 +267,6 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     });
     let http = tokio::spawn(async move { http.await });
 
-    let shutdown = crate::roles::shutdown_signal();
     // Written once and never fatal: a closed stdout (`| head`, a supervisor that stopped
     // reading) must not take the scheduler down.
     let banner = format!(

@@ -1,9 +1,10 @@
 //! Hostile DAG files: oversized, alias bombs, deep nesting, and worst cases that fit the
 //! size limit — each refused (or loaded) quickly, never expanded or hung on.
 
+use std::path::Path;
 use std::time::Duration;
 
-use updraft_dagfile::{parse_dag_source, Format};
+use updraft_dagfile::{load_python_dags, parse_dag_source, Format};
 
 use crate::parse::{check_err, check_ok};
 
@@ -12,6 +13,42 @@ fn files_over_one_mib_are_rejected_without_parsing() {
     // Not even valid YAML: the size check comes first.
     let source = format!("{{{{{}", "x".repeat(updraft_dagfile::MAX_FILE_BYTES));
     check_err(&source, &["DAG files may be at most 1048576 bytes"]);
+}
+
+/// The limit is on files users write: a Python file of a few lines may build a DAG whose
+/// document (as the SDK answers it) is far larger, and that DAG loads.
+#[test]
+fn a_python_files_dag_document_may_pass_one_mib() {
+    let tasks: Vec<_> = (0..20_000)
+        .map(|i| {
+            let dependencies: Vec<String> = (i > 0)
+                .then(|| format!("t{:05}", i - 1))
+                .into_iter()
+                .collect();
+            serde_json::json!({
+                "task_id": format!("t{i:05}"),
+                "bash_command": "true",
+                "dependencies": dependencies,
+            })
+        })
+        .collect();
+    let document = serde_json::json!({"dag_id": "big", "tasks": tasks});
+    let text = serde_json::to_string(&document).unwrap();
+    assert!(
+        text.len() > updraft_dagfile::MAX_FILE_BYTES,
+        "{}",
+        text.len()
+    );
+    let loaded = load_python_dags(
+        Path::new("/dags/big.py"),
+        "# built in a loop",
+        &[document],
+        None,
+    )
+    .unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].dag.dag_id, "big");
+    assert_eq!(loaded[0].dag.tasks.len(), 20_000);
 }
 
 #[test]

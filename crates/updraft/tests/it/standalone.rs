@@ -1,8 +1,9 @@
 //! `updraft standalone` as a user runs it: health, triggers from the CLI, DAG file changes.
 
+use std::process::Stdio;
 use std::time::Duration;
 
-use crate::fixture::{eventually, http_get, state_of, Home};
+use crate::fixture::{eventually, http_get, state_of, unsafe_kill, Home};
 
 #[test]
 fn serves_health_and_runs_triggered_dags() {
@@ -33,6 +34,47 @@ fn serves_health_and_runs_triggered_dags() {
         standalone.sigterm().success(),
         "SIGTERM is a clean shutdown"
     );
+}
+
+/// A supervisor (or the benchmark harness) stops it as soon as the health endpoint answers,
+/// before the banner: the handler is in place by then, so that is a clean shutdown, not death
+/// by the signal.
+#[test]
+fn sigterm_as_soon_as_health_answers_is_a_clean_shutdown() {
+    let home = Home::new();
+    home.write_dag(
+        "one.yaml",
+        "tasks:\n  - task_id: t\n    bash_command: \"true\"\n",
+    );
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = home
+            .command()
+            .args([
+                "standalone",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let health = format!("http://127.0.0.1:{port}/api/v2/monitor/health");
+        let answered = eventually(Duration::from_secs(30), || http_get(&health));
+        assert!(answered.is_some(), "the health endpoint never answered");
+        unsafe_kill(child.id(), libc::SIGTERM);
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "SIGTERM right after health answered: {status}"
+        );
+    }
 }
 
 #[test]
