@@ -62,6 +62,9 @@ pub struct NextRun {
     pub data_interval_end: DateTime<Utc>,
 }
 
+/// The fields of a cron expression, in order, as error messages name them.
+const CRON_FIELDS: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+
 /// Airflow's cron presets and their cron form. `@once` is handled separately.
 pub const PRESETS: [(&str, &str); 6] = [
     ("@hourly", "0 * * * *"),
@@ -133,6 +136,18 @@ impl Schedule {
                 "a cron expression has 5 fields (minute hour day-of-month month day-of-week), \
                  found {}",
                 fields.len()
+            )));
+        }
+        // croner reads an empty list element (`,5`, `1,,2`) as matching nothing, and then
+        // searches centuries for a first tick before it reports that none exists.
+        if let Some((index, _)) = fields
+            .iter()
+            .enumerate()
+            .find(|(_, field)| field.split(',').any(str::is_empty))
+        {
+            return Err(invalid(format!(
+                "the {} field has an empty element in its list",
+                CRON_FIELDS[index]
             )));
         }
         let expression = fields.join(" ");

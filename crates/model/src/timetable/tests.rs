@@ -76,6 +76,21 @@ fn rejects_bad_schedules_naming_the_input() {
         ("0 25 * * *", ""),
         ("0 0 * * funday", ""),
         ("0 0 30 2 *", "never fires"),
+        // Found by fuzzing (fuzz/regressions/dagfile/empty_cron_list_element.yaml): these took
+        // croner seconds to find that they never fire.
+        (
+            ", 6 * * 1-5",
+            "the minute field has an empty element in its list",
+        ),
+        (
+            "0 , * * 1-5",
+            "the hour field has an empty element in its list",
+        ),
+        (
+            "0 0 1,,15 * *",
+            "the day-of-month field has an empty element",
+        ),
+        ("0 0 * * MON,", "the day-of-week field has an empty element"),
     ];
     for (input, reason) in cases {
         let err = Schedule::parse(input).unwrap_err();

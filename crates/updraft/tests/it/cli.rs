@@ -330,6 +330,10 @@ fn every_operator_kind_runs_to_its_end() {
             "external_task_marker" => dag.push_str(
                 "  - task_id: t_external_task_marker\n    operator: external_task_marker\n    external_task_marker: {external_dag_id: kinds_py, external_task_id: t_python}\n",
             ),
+            // Waits for a run of the same logical date: this one, which is running.
+            "external_task_sensor" => dag.push_str(
+                "  - task_id: t_external_task_sensor\n    operator: external_task_sensor\n    external_task_sensor: {external_dag_id: kinds, allowed_states: [running]}\n",
+            ),
             // A Python task's body lives in a Python DAG file (the SDK runs it from there).
             "python" => home.write_dag(
                 "kinds_py.py",
