@@ -93,8 +93,7 @@ impl Scheduler {
                 }
                 // A wait on another DAG is due: poke it, then plan with what it found.
                 if plan.needs_external && external.is_none() {
-                    let tis = self.kept().get(&run.id).cloned().unwrap_or_default();
-                    external = Some(self.poke_external_waits(run, &graph, &tis, now).await?);
+                    external = Some(self.poke_external_waits(run, &graph, now).await?);
                     continue;
                 }
                 break (plan, retry_due);

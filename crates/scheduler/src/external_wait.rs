@@ -18,29 +18,37 @@ use crate::{DagGraph, Scheduler, SchedulerError};
 pub(crate) type Verdicts = HashMap<i64, ExternalVerdict>;
 
 impl Scheduler {
-    /// Pokes the external waits of `run` that are due at `now`.
+    /// Pokes the external waits of `run` that are due at `now`, picked from the task
+    /// instances this scheduler keeps (only their ids and tasks are copied out of the lock).
     pub(crate) async fn poke_external_waits(
         &self,
         run: &DagRun,
         graph: &DagGraph,
-        tis: &[TaskInstance],
         now: DateTime<Utc>,
     ) -> Result<Verdicts, SchedulerError> {
+        let due: Vec<(i64, usize)> = {
+            let kept = self.kept();
+            let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
+            due_waits(graph, tis, now).collect()
+        };
+        let renderer = Renderer::new();
         let mut verdicts = Verdicts::new();
-        let due = tis.iter().filter(|ti| {
-            ti.state == TaskState::Deferred && ti.next_retry_at.is_none_or(|at| at <= now)
-        });
-        for ti in due {
-            let Some(&i) = graph.index.get(&ti.task_id) else {
-                continue;
-            };
+        for (ti_id, i) in due {
             let task = &graph.dag.tasks[i];
             let Some(sensor) = task.operator.external_wait() else {
                 continue;
             };
-            let verdict = poke(self.store.as_ref(), &graph.dag, task, sensor, run).await?;
-            debug!(dag_id = %run.dag_id, run_id = %run.run_id, task_id = %ti.task_id, ?verdict, "external task sensor poked");
-            verdicts.insert(ti.id, verdict);
+            let verdict = poke(
+                self.store.as_ref(),
+                &renderer,
+                &graph.dag,
+                task,
+                sensor,
+                run,
+            )
+            .await?;
+            debug!(dag_id = %run.dag_id, run_id = %run.run_id, task_id = %task.task_id, ?verdict, "external task sensor poked");
+            verdicts.insert(ti_id, verdict);
         }
         Ok(verdicts)
     }
@@ -73,16 +81,36 @@ impl Scheduler {
     }
 }
 
+/// The due waits on other DAGs among `tis`: task instance id and task index.
+fn due_waits<'a>(
+    graph: &'a DagGraph,
+    tis: &'a [TaskInstance],
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = (i64, usize)> + 'a {
+    tis.iter()
+        .filter(move |ti| {
+            ti.state == TaskState::Deferred && ti.next_retry_at.is_none_or(|at| at <= now)
+        })
+        .filter_map(|ti| {
+            let &i = graph.index.get(&ti.task_id)?;
+            graph.dag.tasks[i]
+                .operator
+                .external_wait()
+                .map(|_| (ti.id, i))
+        })
+}
+
 /// One poke: the other DAG's runs of the target date and, for tasks or a group, their task
 /// instances.
 async fn poke(
     store: &dyn updraft_store::Store,
+    renderer: &Renderer,
     dag: &Dag,
     task: &Task,
     sensor: &ExternalTaskSensor,
     run: &DagRun,
 ) -> Result<ExternalVerdict, StoreError> {
-    let (dag_id, target) = match render_target(dag, task, sensor, run) {
+    let (dag_id, target) = match render_target(renderer, dag, task, sensor, run) {
         Ok(rendered) => rendered,
         Err(message) => return Ok(ExternalVerdict::Failed(message)),
     };
@@ -146,12 +174,12 @@ async fn poke(
 
 /// The sensor's ids rendered with its run (Airflow templates all of them).
 fn render_target(
+    renderer: &Renderer,
     dag: &Dag,
     task: &Task,
     sensor: &ExternalTaskSensor,
     run: &DagRun,
 ) -> Result<(String, ExternalTarget), String> {
-    let renderer = Renderer::new();
     let ctx = crate::run_context::run_context(dag, task, run);
     let render = |field: &str, template: &str| {
         renderer
