@@ -355,14 +355,16 @@ impl Drop for Role {
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+/// The last `lines` lines of a log, introduced by its path.
+pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     let tail = all[all.len().saturating_sub(lines)..].join("\n");
     format!("last lines of {}:\n{tail}", path.display())
 }
 
-fn api_url_in(text: &str) -> Option<String> {
+/// The address in the `api: http://HOST:PORT` line an API server prints once it listens.
+pub fn api_url_in(text: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("api: "))
         .map(str::trim)

@@ -6,6 +6,7 @@
 //! cargo run --release -p updraft-bench -- --quick                      # a smoke run
 //! cargo run --release -p updraft-bench -- --workloads w1,w2,w5 --database postgres --schedulers 2
 //! cargo run --release -p updraft-bench -- --workloads w5 --metrics off   # what metrics cost
+//! cargo run --release -p updraft-bench -- --workloads soak               # an hour, on PostgreSQL
 //! ```
 
 mod browser;
@@ -29,7 +30,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use crate::cluster::ClusterShape;
@@ -65,9 +66,10 @@ struct Args {
     no_build: bool,
     /// The metadata database the workloads run on: `sqlite` runs `updraft standalone`,
     /// `postgres` a cluster (`--schedulers` schedulers, one API server, one worker) on a fresh
-    /// database per repetition.
-    #[arg(long, value_enum, default_value_t = Database::Sqlite)]
-    database: Database,
+    /// database per repetition. Default: `postgres` when only the soak runs (it needs a
+    /// cluster), `sqlite` otherwise.
+    #[arg(long, value_enum)]
+    database: Option<Database>,
     /// The PostgreSQL server of `--database postgres`: any database on it; its user must be
     /// allowed to create databases (each repetition creates one and drops it afterwards).
     #[arg(
@@ -90,6 +92,13 @@ struct Args {
     /// what they cost (e.g. W5 both ways): sets `metrics.enabled`, listed with the settings.
     #[arg(long, value_enum, value_name = "on|off")]
     metrics: Option<MetricsSwitch>,
+    /// How long the soak's load and kills go on, in minutes (default 60; 1 with --quick).
+    #[arg(long, value_name = "MINUTES")]
+    soak_minutes: Option<f64>,
+    /// Also write the soak's samples (resident memory and open files of each long-lived
+    /// process, database connections, every few seconds) as CSV to this file.
+    #[arg(long, value_name = "FILE")]
+    soak_samples: Option<PathBuf>,
 }
 
 /// `--metrics`.
@@ -124,23 +133,45 @@ fn run(args: Args) -> Result<()> {
     // Before our own build of updraft adds to it: the load other work puts on the machine.
     let load_before = machine::load_average();
     let mut workloads = Workload::parse_list(&args.workloads)?;
-    if args.database == Database::Postgres && workloads.contains(&Workload::Ui) {
+    let database = args.database.unwrap_or(if workloads == [Workload::Soak] {
+        Database::Postgres
+    } else {
+        Database::Sqlite
+    });
+    if database == Database::Sqlite && workloads.contains(&Workload::Soak) {
+        bail!(
+            "the soak runs on a PostgreSQL cluster (3 schedulers, 2 API servers, 2 workers): \
+             run it with --database postgres"
+        );
+    }
+    if database == Database::Postgres && workloads.contains(&Workload::Ui) {
         eprintln!("updraft-bench: W14 ui runs on SQLite (the standalone) only: skipped");
         workloads.retain(|w| *w != Workload::Ui);
         anyhow::ensure!(!workloads.is_empty(), "no workload left to run");
     }
-    let repetitions = args.repetitions.unwrap_or(if args.quick { 1 } else { 3 });
+    // An hour is measured once.
+    let only_soak = workloads == [Workload::Soak];
+    let repetitions = args
+        .repetitions
+        .unwrap_or(if args.quick || only_soak { 1 } else { 3 });
     anyhow::ensure!(repetitions > 0, "--repetitions must be at least 1");
     let mut settings = args.settings.clone();
     settings.extend(args.metrics.map(MetricsSwitch::setting));
     let updraft = Updraft::locate(args.updraft.clone(), !args.no_build)?.with_settings(settings);
-    let sizes = if args.quick {
+    let mut sizes = if args.quick {
         Sizes::quick()
     } else {
         Sizes::full()
     };
+    if let Some(minutes) = args.soak_minutes {
+        anyhow::ensure!(
+            minutes.is_finite() && minutes > 0.0,
+            "--soak-minutes must be more than 0"
+        );
+        sizes.soak_minutes = minutes;
+    }
     anyhow::ensure!(args.schedulers > 0, "--schedulers must be at least 1");
-    let postgres = match args.database {
+    let postgres = match database {
         Database::Sqlite => {
             anyhow::ensure!(
                 args.schedulers == 1,
@@ -167,16 +198,17 @@ fn run(args: Args) -> Result<()> {
     };
     let bench = Bench {
         updraft: &updraft,
-        database: args.database,
+        database,
         postgres: postgres.clone(),
         cluster,
         sizes: &sizes,
         perf_w5: args.perf_w5.clone(),
+        soak_samples: args.soak_samples.clone(),
         prefill: None,
     };
     let mut report = Report::new(
         &updraft,
-        args.database,
+        database,
         parallelism,
         args.quick,
         repetitions,
@@ -184,6 +216,13 @@ fn run(args: Args) -> Result<()> {
     );
     if let Some(server) = &postgres {
         report.set_cluster(server, cluster);
+        if only_soak {
+            report.set_cluster_roles(
+                workloads::SOAK_SCHEDULERS,
+                workloads::SOAK_API_SERVERS,
+                workloads::SOAK_WORKERS,
+            );
+        }
     }
     report.machine.load_average_start = load_before;
     eprintln!(
@@ -228,6 +267,22 @@ fn run(args: Args) -> Result<()> {
         std::fs::write(path, text + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("figures written to {}", path.display());
+    }
+    let failures: Vec<String> = report
+        .workloads
+        .iter()
+        .flat_map(|w| {
+            w.failures
+                .iter()
+                .map(move |f| format!("{} {}: {f}", w.id, w.name))
+        })
+        .collect();
+    if !failures.is_empty() {
+        bail!(
+            "{} failure(s) beside the figures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
     Ok(())
 }

@@ -12,6 +12,9 @@ pub struct Measurement {
     pub figures: Vec<Figure>,
     /// E.g. `task_instances_success`: checked by the workload, recorded for the report.
     pub counts: BTreeMap<&'static str, u64>,
+    /// What the workload found wrong beyond a missed goal (the soak's lost or duplicated
+    /// tries): the harness reports the figures, then fails the run.
+    pub failures: Vec<String>,
 }
 
 impl Measurement {
@@ -21,6 +24,10 @@ impl Measurement {
 
     pub fn count(&mut self, key: &'static str, value: u64) {
         self.counts.insert(key, value);
+    }
+
+    pub fn fail(&mut self, failure: String) {
+        self.failures.push(failure);
     }
 
     /// The figures on one line, for progress output.
@@ -84,6 +91,9 @@ pub enum Unit {
     /// One figure divided by another of the same kind.
     #[serde(rename = "×")]
     Ratio,
+    /// Things counted: tries, processes killed, file descriptors, connections.
+    #[serde(rename = "count")]
+    Count,
 }
 
 impl fmt::Display for Unit {
@@ -99,6 +109,7 @@ impl fmt::Display for Unit {
             Unit::Percent => "%",
             Unit::Slots => "slots",
             Unit::Ratio => "×",
+            Unit::Count => "count",
         })
     }
 }

@@ -1,4 +1,5 @@
-//! CPU time and resident memory of processes, read from Linux's `/proc`.
+//! CPU time, resident memory and open file descriptors of processes, read from Linux's
+//! `/proc`.
 
 use std::path::PathBuf;
 
@@ -89,6 +90,18 @@ fn memory_kib(pid: i32) -> Result<(u64, u64)> {
             .and_then(|v| v.parse::<u64>().ok())
     };
     Ok((value("VmRSS:").unwrap_or(0), value("VmHWM:").unwrap_or(0)))
+}
+
+/// The resident set (VmRSS) of one process, in KiB.
+pub fn resident_kib(pid: i32) -> Result<u64> {
+    Ok(memory_kib(pid)?.0)
+}
+
+/// How many file descriptors one process holds open (entries of `/proc/PID/fd`).
+pub fn open_fds(pid: i32) -> Result<usize> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("cannot list /proc/{pid}/fd"))?;
+    Ok(entries.filter(|e| e.is_ok()).count())
 }
 
 fn clock_ticks_per_second() -> f64 {

@@ -73,12 +73,21 @@ impl Report {
         });
     }
 
+    /// The soak's cluster has more roles than the workloads' one.
+    pub fn set_cluster_roles(&mut self, schedulers: usize, api_servers: usize, workers: usize) {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.schedulers = schedulers;
+            cluster.api_servers = api_servers;
+            cluster.workers = workers;
+        }
+    }
+
     /// What ran the workloads, in words.
     pub fn setup(&self) -> String {
         match &self.cluster {
             None => format!("{} (updraft standalone)", self.database),
             Some(c) => format!(
-                "{} cluster ({} scheduler(s), {} API server, {} worker of concurrency {}, {})",
+                "{} cluster ({} scheduler(s), {} API server(s), {} worker(s) of concurrency {}, {})",
                 self.database,
                 c.schedulers,
                 c.api_servers,
@@ -166,6 +175,10 @@ pub struct WorkloadReport {
     pub figures: Vec<FigureSummary>,
     /// Checked by the workload; the same in every repetition.
     pub counts: BTreeMap<&'static str, u64>,
+    /// What the repetitions found wrong (see [`Measurement::failures`]), prefixed with the
+    /// repetition: the run fails after the report is written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -208,6 +221,15 @@ impl WorkloadReport {
                 );
             }
         }
+        let failures = measurements
+            .iter()
+            .enumerate()
+            .flat_map(|(i, m)| {
+                m.failures
+                    .iter()
+                    .map(move |f| format!("repetition {}: {f}", i + 1))
+            })
+            .collect();
         let figures = first
             .figures
             .iter()
@@ -234,6 +256,7 @@ impl WorkloadReport {
             parameters: workload.parameters(sizes),
             figures,
             counts: first.counts.clone(),
+            failures,
         })
     }
 }

@@ -2,3 +2,4 @@
 
 mod postgres_cluster;
 mod quick;
+mod soak;

@@ -14,7 +14,7 @@ const URL_VARIABLE: &str = "UPDRAFT_TEST_POSTGRES_URL";
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// The server's URL, or `None` (after saying so) when it cannot be reached outside CI.
-fn reachable_postgres() -> Option<String> {
+pub fn reachable_postgres() -> Option<String> {
     let url = std::env::var(URL_VARIABLE).unwrap_or_else(|_| DEFAULT_URL.to_string());
     match postgres::Client::connect(&url, postgres::NoTls) {
         Ok(_) => Some(url),
