@@ -35,6 +35,8 @@ use crate::metadata::{Database, Metadata, PostgresMetadata};
 pub const SOAK_SCHEDULERS: usize = 3;
 pub const SOAK_API_SERVERS: usize = 2;
 pub const SOAK_WORKERS: usize = 2;
+/// Kinds of process: schedulers, API servers, workers.
+const KINDS: usize = 3;
 
 /// The settings of `Sizes::soak_short_leases` (those the cluster tests run with), each unless
 /// `--set` gives it.
@@ -92,6 +94,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         samples: Vec::new(),
         kills: Vec::new(),
         crashes: Vec::new(),
+        warm_up_until_s: KINDS as f64 * sizes.soak_kill_interval_s + sizes.soak_sample_interval_s,
     };
     let triggered = std::thread::scope(|scope| -> Result<Triggered> {
         let load = scope.spawn(|| {
@@ -117,7 +120,12 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         triggered.run_ids.len()
     );
     let metadata = PostgresMetadata::open(&home)?;
+    let draining = Instant::now();
     let ended = Ended::read(&metadata, &mut cluster, &mut soak, &lines, database_url)?;
+    eprintln!(
+        "  soak: every run finished {:.1} s after the load stopped; stopping the cluster",
+        draining.elapsed().as_secs_f64()
+    );
     let long_lived_names: Vec<String> = roles
         .long_lived
         .iter()
@@ -219,9 +227,22 @@ struct Soak {
     kills: Vec<String>,
     /// Processes that exited by themselves.
     crashes: Vec<String>,
+    /// Seconds into the soak by which every kind of process was killed once, and a sample
+    /// taken after: the warm-up lasts at least this long, so that what is judged is a cluster
+    /// that has been through its failovers (e.g. the workers' connections to the API server
+    /// that stayed up, opened while the other was down and kept in their pools).
+    warm_up_until_s: f64,
 }
 
 impl Soak {
+    /// Samples taken before [`Soak::warm_up_until_s`].
+    fn warm_up_samples(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|s| s.at_s < self.warm_up_until_s)
+            .count()
+    }
+
     /// Samples and kills until the soak's time is up (the load runs beside it).
     fn go(
         &mut self,

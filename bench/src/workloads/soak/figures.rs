@@ -134,8 +134,16 @@ pub(super) fn measure(
                 .map(|s| value(&s.processes[p]))
                 .collect()
         };
-        let rss = Trend::of(&series(|s| s.rss_kib as f64 / 1024.0), Reduce::Mean);
-        let fds = Trend::of(&series(|s| s.fds as f64), Reduce::Min);
+        let rss = Trend::of(
+            &series(|s| s.rss_kib as f64 / 1024.0),
+            soak.warm_up_samples(),
+            Reduce::Mean,
+        );
+        let fds = Trend::of(
+            &series(|s| s.fds as f64),
+            soak.warm_up_samples(),
+            Reduce::Min,
+        );
         let (Some(rss), Some(fds)) = (rss, fds) else {
             continue;
         };
@@ -159,7 +167,7 @@ pub(super) fn measure(
         .iter()
         .map(|s| s.db_connections as f64)
         .collect();
-    if let Some(db) = Trend::of(&connections, Reduce::Max) {
+    if let Some(db) = Trend::of(&connections, soak.warm_up_samples(), Reduce::Max) {
         let figures = [
             (
                 "db_connections",

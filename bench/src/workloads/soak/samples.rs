@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 
 use crate::procfs;
 
-/// The first part of the soak that is not judged: pools fill, caches warm, allocators reach
-/// their working set.
+/// The first part of the soak that is not judged (at least): pools fill, caches warm,
+/// allocators reach their working set.
 const WARM_UP_SHARE: f64 = 0.10;
 /// Samples per window at most (a minute at the full soak's 10 s), to damp noise.
 const WINDOW_SAMPLES: usize = 6;
@@ -95,9 +95,10 @@ pub struct Trend {
 }
 
 impl Trend {
-    /// `values` in time order (one per sample); `None` when there are none.
-    pub fn of(values: &[f64], reduce: Reduce) -> Option<Trend> {
-        let (warm_up, window) = windows(values.len())?;
+    /// `values` in time order (one per sample), the warm-up at least `warm_up` samples long;
+    /// `None` when there are none.
+    pub fn of(values: &[f64], warm_up: usize, reduce: Reduce) -> Option<Trend> {
+        let (warm_up, window) = windows(values.len(), warm_up)?;
         let judged = &values[warm_up..];
         let reduce = |w: &[f64]| match reduce {
             Reduce::Mean => w.iter().sum::<f64>() / w.len() as f64,
@@ -125,13 +126,14 @@ impl Trend {
 }
 
 /// `(samples of the warm-up, samples per window)` for `n` samples: the warm-up is the first
-/// tenth (at least one sample while another follows), each window up to
-/// [`WINDOW_SAMPLES`] but at most a quarter of what follows the warm-up.
-fn windows(n: usize) -> Option<(usize, usize)> {
+/// tenth, or `at_least` samples if more (at least one sample, and never all of them), each
+/// window up to [`WINDOW_SAMPLES`] but at most a quarter of what follows the warm-up.
+fn windows(n: usize, at_least: usize) -> Option<(usize, usize)> {
     if n == 0 {
         return None;
     }
-    let warm_up = ((n as f64 * WARM_UP_SHARE).ceil() as usize).clamp(1, n) % n;
+    let tenth = (n as f64 * WARM_UP_SHARE).ceil() as usize;
+    let warm_up = tenth.max(at_least).clamp(1, n) % n;
     let judged = n - warm_up;
     Some((warm_up, (judged / 4).clamp(1, WINDOW_SAMPLES)))
 }
@@ -160,12 +162,16 @@ mod tests {
 
     #[test]
     fn the_warm_up_is_a_tenth_and_windows_damp_noise() {
-        assert_eq!(windows(0), None);
-        assert_eq!(windows(1), Some((0, 1)));
-        assert_eq!(windows(2), Some((1, 1)));
-        assert_eq!(windows(10), Some((1, 2)));
-        assert_eq!(windows(30), Some((3, 6)));
-        assert_eq!(windows(360), Some((36, 6)));
+        assert_eq!(windows(0, 0), None);
+        assert_eq!(windows(1, 0), Some((0, 1)));
+        assert_eq!(windows(2, 0), Some((1, 1)));
+        assert_eq!(windows(10, 0), Some((1, 2)));
+        assert_eq!(windows(30, 0), Some((3, 6)));
+        assert_eq!(windows(360, 0), Some((36, 6)));
+        // A longer warm-up asked for (until every kind of process was killed once).
+        assert_eq!(windows(30, 17), Some((17, 3)));
+        assert_eq!(windows(360, 19), Some((36, 6)));
+        assert_eq!(windows(5, 9), Some((4, 1)));
     }
 
     #[test]
@@ -173,24 +179,24 @@ mod tests {
         // The warm-up (first tenth) climbs; after it the series is flat with noise.
         let mut flat = vec![10.0, 50.0, 90.0];
         flat.extend([100.0, 102.0, 98.0, 100.0, 101.0, 99.0].repeat(4));
-        let trend = Trend::of(&flat, Reduce::Mean).unwrap();
+        let trend = Trend::of(&flat, 0, Reduce::Mean).unwrap();
         assert_eq!(trend.after_warm_up, 100.0);
         assert_eq!(trend.at_end, 100.0);
         assert_eq!(trend.growth_percent(), 0.0);
         assert_eq!(trend.max, 102.0);
 
         let leak: Vec<f64> = (0..30).map(|i| 100.0 + i as f64).collect();
-        let trend = Trend::of(&leak, Reduce::Mean).unwrap();
+        let trend = Trend::of(&leak, 0, Reduce::Mean).unwrap();
         assert!(trend.growth_percent() > 15.0, "{trend:?}");
     }
 
     #[test]
     fn file_descriptors_are_judged_by_their_floor_and_connections_by_their_ceiling() {
         let fds = [20.0, 12.0, 15.0, 12.0, 19.0, 12.0, 13.0, 12.0, 18.0, 12.0];
-        let trend = Trend::of(&fds, Reduce::Min).unwrap();
+        let trend = Trend::of(&fds, 0, Reduce::Min).unwrap();
         assert_eq!((trend.after_warm_up, trend.at_end), (12.0, 12.0));
         let connections = [3.0, 8.0, 9.0, 8.0, 9.0, 8.0, 9.0, 11.0, 9.0, 12.0];
-        let trend = Trend::of(&connections, Reduce::Max).unwrap();
+        let trend = Trend::of(&connections, 0, Reduce::Max).unwrap();
         assert_eq!((trend.after_warm_up, trend.at_end), (9.0, 12.0));
         assert_eq!(trend.growth(), 3.0);
     }
