@@ -133,7 +133,7 @@ fn windows(n: usize, at_least: usize) -> Option<(usize, usize)> {
         return None;
     }
     let tenth = (n as f64 * WARM_UP_SHARE).ceil() as usize;
-    let warm_up = tenth.max(at_least).clamp(1, n) % n;
+    let warm_up = tenth.max(at_least).max(1).min(n - 1);
     let judged = n - warm_up;
     Some((warm_up, (judged / 4).clamp(1, WINDOW_SAMPLES)))
 }
