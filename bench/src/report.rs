@@ -260,3 +260,38 @@ impl WorkloadReport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measurement::Figure;
+
+    #[test]
+    fn failures_of_every_repetition_reach_the_report() {
+        let measurement = |failure: Option<&str>| {
+            let mut m = Measurement::default();
+            m.figure(Figure::new("tries_lost", "tries lost", Unit::Count, 0.0));
+            if let Some(failure) = failure {
+                m.fail(failure.to_owned());
+            }
+            m
+        };
+        let report = WorkloadReport::aggregate(
+            Workload::Soak,
+            &Sizes::quick(),
+            vec![measurement(None), measurement(Some("1 try ran twice"))],
+        )
+        .unwrap();
+        assert_eq!(report.failures, ["repetition 2: 1 try ran twice"]);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["failures"][0], "repetition 2: 1 try ran twice");
+
+        let clean =
+            WorkloadReport::aggregate(Workload::Soak, &Sizes::quick(), vec![measurement(None)])
+                .unwrap();
+        assert!(serde_json::to_value(&clean)
+            .unwrap()
+            .get("failures")
+            .is_none());
+    }
+}
