@@ -265,7 +265,7 @@ fn starts_past_dependent(
     tis: &[updraft_store::TaskInstance],
     plan: &crate::RunPlan,
 ) -> bool {
-    if !graph.dag.tasks.iter().any(|t| t.past.applies()) {
+    if !graph.any_depends_on_past {
         return false;
     }
     let starting: HashSet<i64> = plan

@@ -21,6 +21,10 @@ pub struct DagGraph {
     /// Per work task, the setups not directly upstream of it that must succeed first.
     pub indirect_setups: Vec<Vec<usize>>,
     pub index: HashMap<String, usize>,
+    /// Whether any task depends on its past: only then may a plan have to read the run before.
+    pub any_depends_on_past: bool,
+    /// The tasks that limit their own instances (`max_active_tis_per_dag`/`_per_dagrun`).
+    pub task_limits: crate::queueing::DagTaskLimits,
 }
 
 impl DagGraph {
@@ -64,7 +68,20 @@ impl DagGraph {
             }
             next += 1;
         }
+        let task_limits = dag
+            .tasks
+            .iter()
+            .filter(|t| t.max_active_tis_per_dag.is_some() || t.max_active_tis_per_dagrun.is_some())
+            .map(|t| {
+                (
+                    t.task_id.clone(),
+                    (t.max_active_tis_per_dag, t.max_active_tis_per_dagrun),
+                )
+            })
+            .collect();
         DagGraph {
+            any_depends_on_past: dag.tasks.iter().any(|t| t.past.applies()),
+            task_limits,
             decides_outcome: setup_teardown::outcome_tasks(&dag),
             teardown_scope: setup_teardown::teardown_scopes(&dag),
             indirect_setups: setup_teardown::indirect_setups(&dag),

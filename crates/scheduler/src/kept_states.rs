@@ -7,6 +7,16 @@ use updraft_store::{TaskInstance, TransitionResult};
 
 use crate::{Scheduler, SchedulerError};
 
+/// The kept instance `id` of a run. The store reads a run's instances in id order, and a run
+/// is re-read whole when it gains some, so a binary search finds it; a linear search is the
+/// fallback should the order ever differ.
+pub(crate) fn kept_instance(tis: &mut [TaskInstance], id: i64) -> Option<&mut TaskInstance> {
+    match tis.binary_search_by_key(&id, |ti| ti.id) {
+        Ok(at) => tis.get_mut(at),
+        Err(_) => tis.iter_mut().find(|ti| ti.id == id),
+    }
+}
+
 impl Scheduler {
     /// The kept task states. Only a cache: a panic elsewhere while it was held leaves nothing
     /// that the next full pass does not reload, so a poisoned lock is used as is.
@@ -42,7 +52,7 @@ impl Scheduler {
             }
             if let Some(ti) = kept
                 .get_mut(run)
-                .and_then(|tis| tis.iter_mut().find(|ti| ti.id == t.ti_id))
+                .and_then(|tis| kept_instance(tis, t.ti_id))
             {
                 ti.state = t.to;
                 ti.try_number += u32::from(t.new_try);

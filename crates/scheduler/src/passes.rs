@@ -115,7 +115,7 @@ impl Scheduler {
                 dirty.insert(done.dag_run_id);
                 let Some(ti) = kept
                     .get_mut(&done.dag_run_id)
-                    .and_then(|tis| tis.iter_mut().find(|ti| ti.id == done.ti_id))
+                    .and_then(|tis| crate::kept_states::kept_instance(tis, done.ti_id))
                 else {
                     continue;
                 };

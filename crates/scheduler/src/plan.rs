@@ -13,6 +13,7 @@ use updraft_store::{Expansion, TaskInstance, Transition, XCom};
 use crate::external_wait::Verdicts;
 use crate::graph::DagGraph;
 use reexpand::Revise;
+use smallvec::SmallVec;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct RunPlan {
@@ -85,14 +86,18 @@ pub fn plan_run_held(
     held: Option<&[bool]>,
     now: DateTime<Utc>,
 ) -> RunPlan {
-    // Each task's instances: one, or one per map index once a mapped task expanded.
-    let mut by_task: Vec<Vec<&TaskInstance>> = vec![Vec::new(); graph.dag.tasks.len()];
+    // Each task's instances: one, or one per map index once a mapped task expanded. Inline
+    // for the usual single instance: a run of 50,000 tasks is planned on every pass, and a
+    // heap allocation per task would cost more than the planning.
+    let mut by_task: Vec<Instances<&TaskInstance>> = vec![Instances::new(); graph.dag.tasks.len()];
+    let mut guess = 0;
     for ti in tis {
-        if let Some(&i) = graph.index.get(&ti.task_id) {
+        if let Some(i) = task_index(graph, &ti.task_id, guess) {
             by_task[i].push(ti);
+            guess = i + 1;
         }
     }
-    let mut states: Vec<Vec<TaskState>> = by_task
+    let mut states: Vec<Instances<TaskState>> = by_task
         .iter()
         .map(|tis| tis.iter().map(|ti| ti.state).collect())
         .collect();
@@ -375,11 +380,23 @@ fn expansion(task: &Task, mapping: &Mapping, inputs: MapInputs<'_>) -> Expand {
 
 /// A task's instances' states for its downstream: one per instance, or `None` for a task
 /// without any (not in this run's version).
-fn instances(states: &[TaskState]) -> Vec<Option<TaskState>> {
+fn instances(states: &[TaskState]) -> Instances<Option<TaskState>> {
     if states.is_empty() {
-        vec![None]
+        smallvec::smallvec![None]
     } else {
         states.iter().copied().map(Some).collect()
+    }
+}
+
+/// A task's instances in a plan, inline while there is only one.
+type Instances<T> = SmallVec<[T; 1]>;
+
+/// The index of `task_id` among the DAG's tasks. Task instances are read in the order their
+/// tasks were created, so the task after the previous one (`guess`) is tried before hashing.
+fn task_index(graph: &DagGraph, task_id: &str, guess: usize) -> Option<usize> {
+    match graph.dag.tasks.get(guess) {
+        Some(task) if task.task_id == task_id => Some(guess),
+        _ => graph.index.get(task_id).copied(),
     }
 }
 
@@ -413,7 +430,7 @@ fn summarize(upstream: impl Iterator<Item = (Option<TaskState>, bool)>) -> Upstr
 /// Airflow's rule: once every task is finished, the run failed if any leaf failed or was
 /// upstream-failed, and succeeded otherwise; a teardown counts only with
 /// `on_failure_fail_dagrun`, and does not hide the tasks upstream of it.
-fn final_state(graph: &DagGraph, states: &[Vec<TaskState>]) -> Option<DagRunState> {
+fn final_state(graph: &DagGraph, states: &[Instances<TaskState>]) -> Option<DagRunState> {
     if !states.iter().flatten().all(|s| s.is_finished()) {
         return None;
     }

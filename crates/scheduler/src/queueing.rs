@@ -92,7 +92,7 @@ impl Scheduler {
             queued += 1;
             if let Some(ti) = kept
                 .get_mut(&c.dag_run_id)
-                .and_then(|tis| tis.iter_mut().find(|ti| ti.id == c.ti_id))
+                .and_then(|tis| crate::kept_states::kept_instance(tis, c.ti_id))
             {
                 ti.state = TaskState::Queued;
                 ti.try_number += u32::from(!c.resumes);
@@ -167,23 +167,11 @@ struct Chosen {
 impl Scheduler {
     /// Remembers the task limits of the version a run being evaluated is pinned to.
     pub(crate) fn remember_task_limits(&self, graph: &DagGraph) {
-        let tasks: DagTaskLimits = graph
-            .dag
-            .tasks
-            .iter()
-            .filter(|t| t.max_active_tis_per_dag.is_some() || t.max_active_tis_per_dagrun.is_some())
-            .map(|t| {
-                (
-                    t.task_id.clone(),
-                    (t.max_active_tis_per_dag, t.max_active_tis_per_dagrun),
-                )
-            })
-            .collect();
         if let Ok(mut limits) = self.task_limits.lock() {
-            if tasks.is_empty() {
+            if graph.task_limits.is_empty() {
                 limits.remove(&graph.dag.dag_id);
-            } else {
-                limits.insert(graph.dag.dag_id.clone(), tasks);
+            } else if limits.get(&graph.dag.dag_id) != Some(&graph.task_limits) {
+                limits.insert(graph.dag.dag_id.clone(), graph.task_limits.clone());
             }
         }
     }

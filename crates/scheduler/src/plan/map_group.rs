@@ -3,6 +3,7 @@
 //! of the group's other tasks upstream of it (Airflow's "relevant upstream map indexes"),
 //! while tasks outside the group see all of a group task's instances.
 
+use smallvec::{smallvec, SmallVec};
 use updraft_model::TaskState;
 use updraft_store::TaskInstance;
 
@@ -22,21 +23,21 @@ pub(super) fn upstream_in_group(
     map_index: i64,
     upstream: &[&TaskInstance],
     states: &[TaskState],
-) -> Vec<Option<TaskState>> {
+) -> super::Instances<Option<TaskState>> {
     let placeholder = match upstream {
         [only] if only.map_index < 0 && states.len() == 1 => Some(states[0]),
         _ => None,
     };
     if map_index < 0 {
         return match placeholder {
-            Some(state) if state.is_finished() => vec![Some(state)],
-            Some(_) => vec![Some(TaskState::None)],
-            None => Vec::new(),
+            Some(state) if state.is_finished() => smallvec![Some(state)],
+            Some(_) => smallvec![Some(TaskState::None)],
+            None => SmallVec::new(),
         };
     }
     if let Some(state) = placeholder {
         // The upstream will not run for any index: its state decides every instance.
-        return vec![Some(if state.is_finished() {
+        return smallvec![Some(if state.is_finished() {
             state
         } else {
             TaskState::None
@@ -48,5 +49,5 @@ pub(super) fn upstream_in_group(
         .find(|(ti, _)| ti.map_index == map_index)
         .map(|(_, state)| *state);
     // Not found: expanded in this very pass, not planned on yet.
-    vec![Some(same.unwrap_or(TaskState::None))]
+    smallvec![Some(same.unwrap_or(TaskState::None))]
 }

@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 use updraft_model::{retry, Task, TaskState};
 use updraft_store::{ClaimedTask, FinishReport, LogTail, StoreError};
 
+use super::dag_cache::CachedDag;
 use super::operator;
 use super::reporter::Finished;
 use super::starting::Starting;
@@ -139,7 +140,7 @@ impl LocalWorker {
     pub(super) async fn run_try(
         &self,
         claimed: &ClaimedTask,
-        dag: &updraft_model::Dag,
+        dag: &CachedDag,
         task: &Task,
         log_path: PathBuf,
         cancel: watch::Receiver<bool>,
@@ -364,7 +365,7 @@ impl LocalWorker {
     fn conclude(
         &self,
         claimed: &ClaimedTask,
-        dag: &updraft_model::Dag,
+        dag: &CachedDag,
         task: &Task,
         mut finished: FinishReport,
         log_path: &Path,
@@ -379,7 +380,10 @@ impl LocalWorker {
             None if self.execution.ships_logs() => whole_log(log_path),
             None => None,
         };
-        if finished.state == TaskState::Success && ti.map_index < 0 {
+        if finished.state == TaskState::Success
+            && ti.map_index < 0
+            && dag.is_mapped_over(&task.task_id)
+        {
             if let Err(why) = operator::result_for_mapping(dag, task, &mut finished.xcom) {
                 // As Airflow: the task whose result cannot be mapped over fails.
                 let line = format!("the task's result cannot be mapped over: {why}");

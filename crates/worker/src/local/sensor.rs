@@ -11,9 +11,10 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tracing::info;
 use updraft_model::sensor::jitter_salt;
-use updraft_model::{AfterPoke, Dag, SensorMode, Task, TaskState};
+use updraft_model::{AfterPoke, SensorMode, Task, TaskState};
 use updraft_store::{ClaimedTask, FinishReport};
 
+use super::dag_cache::CachedDag;
 use super::execute::{report_of, whole_log, write_log_line};
 use super::starting::Starting;
 use super::LocalWorker;
@@ -25,7 +26,7 @@ impl LocalWorker {
     pub(super) async fn sense(
         &self,
         claimed: &ClaimedTask,
-        dag: &Dag,
+        dag: &CachedDag,
         task: &Task,
         log_path: PathBuf,
         mut cancel: watch::Receiver<bool>,

@@ -73,6 +73,9 @@ async fn tasks_die_when_the_worker_is_sigkilled() {
     let leader = read_pid(&dir.path().join("leader.pid")).await;
     let child = read_pid(&dir.path().join("child.pid")).await;
     assert!(alive(leader) && alive(child));
+    // The task can write its pids before the worker has told the reaper of its group; the
+    // worker logs the start only after that, so the kill waits for the line.
+    wait_for_log_line(dir.path(), "started process").await;
     assert_eq!(
         getpgid(Some(Pid::from_raw(child))),
         Ok(Pid::from_raw(leader))
@@ -93,6 +96,18 @@ async fn tasks_die_when_the_worker_is_sigkilled() {
         "task processes {survivors:?} survived their worker; log:\n{}",
         log(dir.path())
     );
+}
+
+async fn wait_for_log_line(dir: &Path, needle: &str) {
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while !log(dir).contains(needle) {
+        assert!(
+            std::time::Instant::now() < end,
+            "the task log never said {needle:?}; log:\n{}",
+            log(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn log(dir: &Path) -> String {
