@@ -21,7 +21,10 @@ pub const MAX_ITEMS: usize = 1_000_000;
 /// methods doing the same for their receiver and arguments.
 pub(crate) fn install(env: &mut Environment<'static>) {
     env.set_formatter(|out: &mut Output, state: &State, value: &Value| {
-        check_items(value, "printed")?;
+        // A string is written at once, so the bound on the rendered text is enough for it.
+        if value.kind() != ValueKind::String {
+            check_items(value, "printed")?;
+        }
         minijinja::escape_formatter(out, state, value)
     });
     for (name, original) in walking_filters() {

@@ -66,6 +66,16 @@ fn rendered_text_beyond_the_bound_is_refused() {
 }
 
 #[test]
+fn a_long_string_is_bounded_by_the_rendered_text() {
+    let err = refused("{{ 'x' * 5000000 }}");
+    assert!(matches!(err, TemplateError::TooLarge { .. }), "{err:?}");
+    let printed = Renderer::new()
+        .render("{{ 'x' * 2000000 }}", &context())
+        .unwrap();
+    assert_eq!(printed.len(), 2_000_000);
+}
+
+#[test]
 fn values_within_the_bounds_still_render() {
     let renderer = Renderer::new();
     let ctx = context();
