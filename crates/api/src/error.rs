@@ -8,6 +8,7 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use updraft_store::StoreError;
 
+use crate::validate::InvalidBody;
 use crate::wire::ErrorBody;
 
 /// An error answer.
@@ -61,6 +62,12 @@ impl From<StoreError> for HttpError {
             tracing::warn!(error = %e, status = status.as_u16(), "store error answering a request");
         }
         HttpError::new(status, e.to_string())
+    }
+}
+
+impl From<InvalidBody> for HttpError {
+    fn from(invalid: InvalidBody) -> Self {
+        HttpError::unprocessable(invalid.to_string())
     }
 }
 

@@ -8,20 +8,18 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use tokio::time::Instant;
 use updraft_store::{
-    ClaimRequest, ClaimedTask, DagSource, FinishReport, JobHeartbeat, JobKind, LogAppend, LogChunk,
-    TaskExecution, TransitionResult, TriggerDagRunOutcome, TriggerDagRunRequest, XCom,
+    ClaimedTask, DagSource, FinishReport, JobHeartbeat, LogAppend, LogChunk, TaskExecution,
+    TransitionResult, TriggerDagRunOutcome, TriggerDagRunRequest, XCom,
 };
 
 use crate::error::{Body, HttpError};
 use crate::server::Shared;
-use crate::wire::{
-    ClaimBody, DagRunStateBody, HeartbeatBody, HeartbeatReply, VariableBody, MAX_CLAIM_LIMIT,
-    MAX_LEASE_SECS, MAX_WAIT_MS,
-};
+use crate::validate;
+use crate::wire::{ClaimBody, DagRunStateBody, HeartbeatBody, HeartbeatReply, VariableBody};
 
 /// Without a change feed, a waiting claim looks for work this often (work queued by another
 /// process is announced to nobody).
@@ -50,17 +48,9 @@ pub(crate) async fn claim(
     State(shared): State<Arc<Shared>>,
     Body(body): Body<ClaimBody>,
 ) -> Reply<Vec<ClaimedTask>> {
-    if body.worker_id.is_empty() {
-        return Err(HttpError::unprocessable("worker_id must not be empty"));
-    }
-    if body.limit > MAX_CLAIM_LIMIT {
-        return Err(HttpError::unprocessable(format!(
-            "limit {} is above the maximum of {MAX_CLAIM_LIMIT}",
-            body.limit
-        )));
-    }
-    let lease = lease(body.lease_secs)?;
-    let wait = Duration::from_millis(body.wait_ms.min(MAX_WAIT_MS));
+    // Checked once up front, so that a bad body is refused before any wait.
+    validate::claim_request(&body, Utc::now())?;
+    let wait = validate::claim_wait(&body);
     let deadline = Instant::now() + wait;
     let mut closing = shared.wake.closing();
     let mut first = true;
@@ -71,7 +61,7 @@ pub(crate) async fn claim(
         first = false;
         // Subscribed before claiming: work queued after this claim looked wakes the wait.
         let mut woken = shared.wake.subscribe();
-        let claimed = claim_now(&shared, &body, lease).await?;
+        let claimed = claim_now(&shared, &body).await?;
         let now = Instant::now();
         if !claimed.is_empty() || body.limit == 0 || now >= deadline || *closing.borrow() {
             if !claimed.is_empty() {
@@ -96,21 +86,9 @@ pub(crate) async fn claim(
     }
 }
 
-async fn claim_now(
-    shared: &Shared,
-    body: &ClaimBody,
-    lease: TimeDelta,
-) -> Result<Vec<ClaimedTask>, HttpError> {
-    let now = Utc::now();
-    let request = ClaimRequest {
-        worker_id: body.worker_id.clone(),
-        hostname: body.hostname.clone(),
-        queues: body.queues.clone(),
-        dag_run_id: body.dag_run_id,
-        limit: body.limit,
-        now,
-        lease_until: lease_until(now, lease)?,
-    };
+/// Claims with a lease counted from now (a claim that waited leases from when it claims).
+async fn claim_now(shared: &Shared, body: &ClaimBody) -> Result<Vec<ClaimedTask>, HttpError> {
+    let request = validate::claim_request(body, Utc::now())?;
     Ok(shared.store.claim(request).await?)
 }
 
@@ -119,8 +97,7 @@ pub(crate) async fn heartbeat(
     State(shared): State<Arc<Shared>>,
     Body(body): Body<HeartbeatBody>,
 ) -> Reply<HeartbeatReply> {
-    let lease = lease(body.lease_secs)?;
-    let lease_until = lease_until(Utc::now(), lease)?;
+    let lease_until = validate::lease_until(Utc::now(), body.lease_secs)?;
     let lost = shared.store.heartbeat(&body.claim_ids, lease_until).await?;
     if !lost.is_empty() {
         tracing::info!(lost = ?lost, "a remote worker lost claims");
@@ -177,11 +154,7 @@ pub(crate) async fn trigger_dag_run(
     State(shared): State<Arc<Shared>>,
     Body(request): Body<TriggerDagRunRequest>,
 ) -> Reply<TriggerDagRunOutcome> {
-    if request.dag_id.is_empty() || request.run_id.trim().is_empty() {
-        return Err(HttpError::unprocessable(
-            "dag_id and run_id must not be empty",
-        ));
-    }
+    validate::check_trigger_dag_run(&request)?;
     let outcome =
         updraft_store::trigger_dag_run(shared.store.as_ref(), request, Utc::now()).await?;
     Ok(Json(outcome))
@@ -250,34 +223,8 @@ pub(crate) async fn worker_heartbeat(
     State(shared): State<Arc<Shared>>,
     Body(mut beat): Body<JobHeartbeat>,
 ) -> Result<StatusCode, HttpError> {
-    if beat.kind != JobKind::Worker {
-        return Err(HttpError::unprocessable(format!(
-            "the worker token records workers only, not a {}",
-            beat.kind.as_str()
-        )));
-    }
-    if beat.id.is_empty() {
-        return Err(HttpError::unprocessable("id must not be empty"));
-    }
+    validate::check_worker_heartbeat(&beat)?;
     beat.now = Utc::now();
     shared.store.job_heartbeat(beat).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn lease(lease_secs: u64) -> Result<TimeDelta, HttpError> {
-    if lease_secs == 0 || lease_secs > MAX_LEASE_SECS {
-        return Err(HttpError::unprocessable(format!(
-            "lease_secs must be between 1 and {MAX_LEASE_SECS}, not {lease_secs}"
-        )));
-    }
-    // Bounded above, so both conversions succeed; answer an error rather than panic anyway.
-    i64::try_from(lease_secs)
-        .ok()
-        .and_then(TimeDelta::try_seconds)
-        .ok_or_else(|| HttpError::unprocessable(format!("lease_secs {lease_secs} is too large")))
-}
-
-fn lease_until(now: DateTime<Utc>, lease: TimeDelta) -> Result<DateTime<Utc>, HttpError> {
-    now.checked_add_signed(lease)
-        .ok_or_else(|| HttpError::unprocessable("the lease ends past the representable time"))
 }

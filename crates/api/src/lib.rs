@@ -7,18 +7,31 @@
 //! - **Client** ([`HttpExecution`]): implements [`TaskExecution`](updraft_store::TaskExecution)
 //!   over HTTP for a remote worker, failing over between the API servers it was given.
 //!
-//! The request and response bodies are in [`wire`]. Instants that bound a lease are computed
-//! by the server's clock: the client sends durations, since workers' clocks may be skewed.
+//! The request and response bodies are in [`wire`], and what the server checks in a request
+//! body in [`validate`]. Instants that bound a lease are computed by the server's clock: the
+//! client sends durations, since workers' clocks may be skewed.
+//!
+//! Features: `server` and `client` (both default). Without them the crate is [`wire`] and
+//! [`validate`] alone, with no HTTP stack: what the fuzz targets (`fuzz/`) build on.
 
+#[cfg(feature = "server")]
 mod auth;
+#[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "server")]
 mod error;
+#[cfg(feature = "server")]
 mod execution;
+#[cfg(feature = "server")]
 mod server;
+pub mod validate;
+#[cfg(feature = "server")]
 mod wake;
 pub mod wire;
 
+#[cfg(feature = "client")]
 pub use client::{HttpExecution, HttpExecutionOptions};
+#[cfg(feature = "server")]
 pub use server::{router, serve, serve_with, ApiState};
 
 /// Why an API server or client could not be set up.

@@ -150,6 +150,25 @@ impl Schedule {
                 CRON_FIELDS[index]
             )));
         }
+        // croner's `+` (day-of-month AND day-of-week) is not Airflow's cron; a day-of-week
+        // of `+` or `L` alone matches no day, and croner searches to the year 5000 before it
+        // reports that such an expression never fires (found by fuzzing).
+        if trimmed.contains('+') {
+            return Err(invalid(
+                "`+` is not a cron character (day-of-month and day-of-week combine with OR)"
+                    .to_string(),
+            ));
+        }
+        if fields[4]
+            .split(',')
+            .any(|element| element.eq_ignore_ascii_case("L"))
+        {
+            return Err(invalid(
+                "in the day-of-week field, L needs a weekday before it (5L: the month's last \
+                 Friday)"
+                    .to_string(),
+            ));
+        }
         let expression = fields.join(" ");
         let cron = parse_cron(&expression).map_err(|e| invalid(e.to_string()))?;
         let probe = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single();

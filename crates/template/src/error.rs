@@ -33,6 +33,10 @@ pub enum TemplateError {
     /// wrong arguments, a template that ran too long, ...
     #[error("template error{location}: {message}")]
     Render { message: String, location: Location },
+    /// The rendered text would exceed [`crate::MAX_RENDERED_BYTES`]: refused rather than
+    /// exhausting the worker's memory.
+    #[error("template output too large: {message}")]
+    TooLarge { message: String },
 }
 
 /// Where in the template an error happened: the 1-based line and that line's text, when known.
@@ -74,6 +78,12 @@ impl fmt::Display for Location {
     }
 }
 
+/// No line: for errors about the template as a whole.
+static NOWHERE: Location = Location {
+    line: None,
+    text: None,
+};
+
 impl Location {
     fn new(line: Option<usize>, template: &str) -> Self {
         let text = line
@@ -102,6 +112,7 @@ impl TemplateError {
             | TemplateError::VariableNotJson { location, .. }
             | TemplateError::ConnectionNotFound { location, .. }
             | TemplateError::Render { location, .. } => location,
+            TemplateError::TooLarge { .. } => &NOWHERE,
         }
     }
 

@@ -15,18 +15,24 @@
 //! whether a template can use them at all.
 //!
 //! **Architecture Invariant:** this crate does no IO and never panics on a template: every
-//! mistake in a template is a [`TemplateError`] whose `Display` is fit for the task's log.
+//! mistake in a template is a [`TemplateError`] whose `Display` is fit for the task's log. A
+//! render's cost is bounded: instructions by fuel, the rendered text by [`MAX_RENDERED_BYTES`],
+//! values printed or walked whole by [`MAX_ITEMS`] (`limits`).
 
 mod context;
 mod error;
 mod identity;
+mod limits;
 mod macros;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use minijinja::{Environment, UndefinedBehavior};
 
 pub use context::{TemplateConnection, TemplateContext};
 pub use error::{Location, TemplateError};
 pub use identity::identity_env;
+pub use limits::{MAX_ITEMS, MAX_RENDERED_BYTES};
 
 /// Upper bound on the instructions one render may execute, so that a template such as two nested
 /// `range(100000)` loops fails with an error instead of occupying a worker for hours.
@@ -47,7 +53,7 @@ impl Renderer {
         env.set_keep_trailing_newline(true);
         env.set_debug(true);
         env.set_fuel(Some(FUEL));
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        limits::install(&mut env);
         macros::register(&mut env);
         Renderer { env }
     }
@@ -64,9 +70,29 @@ impl Renderer {
             needs_variables(template),
             needs_connections(template),
         );
-        self.env
-            .render_str(template, value)
-            .map_err(|err| TemplateError::from_minijinja(&err, template))
+        let mut output = limits::BoundedOutput::default();
+        // minijinja's arithmetic on huge repetition counts can overflow where overflow checks
+        // are on (debug builds): that panic is the template's mistake, reported as such.
+        let rendered = catch_unwind(AssertUnwindSafe(|| {
+            self.env
+                .template_from_str(template)
+                .and_then(|compiled| compiled.render_captured_to(value, &mut output))
+        }));
+        match rendered {
+            Ok(Ok(_)) => String::from_utf8(output.bytes).map_err(|_| TemplateError::Render {
+                message: "the rendered text is not UTF-8".to_owned(),
+                location: Location::default(),
+            }),
+            Ok(Err(_)) if output.overflowed => Err(TemplateError::TooLarge {
+                message: format!("the rendered text exceeds {MAX_RENDERED_BYTES} bytes"),
+            }),
+            Ok(Err(err)) => Err(TemplateError::from_minijinja(&err, template)),
+            Err(_) => Err(TemplateError::Render {
+                message: "the template engine failed on this template (a number too large?)"
+                    .to_owned(),
+                location: Location::default(),
+            }),
+        }
     }
 }
 

@@ -9,5 +9,6 @@ mod claims;
 mod dag_runs;
 mod failover;
 mod fixture;
+mod fuzz_corpus;
 mod logs;
 mod long_poll;

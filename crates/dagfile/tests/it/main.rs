@@ -3,6 +3,7 @@
 mod assets;
 mod cross_dag;
 mod folder;
+mod fuzz_corpus;
 mod hostile;
 mod mapping;
 mod notifications;

@@ -42,6 +42,7 @@ fn parses_cron_presets_and_durations() {
             Schedule::Cron("*/15 * * * MON-FRI".into()),
         ),
         ("30 2 L * *", Schedule::Cron("30 2 L * *".into())),
+        ("0 0 * * 5L", Schedule::Cron("0 0 * * 5L".into())),
         ("@once", Schedule::Once),
         ("@hourly", Schedule::Cron("0 * * * *".into())),
         ("@daily", Schedule::Cron("0 0 * * *".into())),
@@ -76,8 +77,8 @@ fn rejects_bad_schedules_naming_the_input() {
         ("0 25 * * *", ""),
         ("0 0 * * funday", ""),
         ("0 0 30 2 *", "never fires"),
-        // Found by fuzzing (fuzz/regressions/dagfile/empty_cron_list_element.yaml): these took
-        // croner seconds to find that they never fire.
+        // Found by fuzzing (fuzz/corpus/schedule/hang-*): these took croner seconds to find
+        // that they never fire.
         (
             ", 6 * * 1-5",
             "the minute field has an empty element in its list",
@@ -91,6 +92,10 @@ fn rejects_bad_schedules_naming_the_input() {
             "the day-of-month field has an empty element",
         ),
         ("0 0 * * MON,", "the day-of-week field has an empty element"),
+        ("0 0 * * +", "`+` is not a cron character"),
+        ("1\t0 * * +MON", "`+` is not a cron character"),
+        ("0 0 * * L", "L needs a weekday before it"),
+        ("0 0 * * 1,l", "L needs a weekday before it"),
     ];
     for (input, reason) in cases {
         let err = Schedule::parse(input).unwrap_err();

@@ -2,5 +2,7 @@
 
 mod errors;
 mod fixture;
+mod fuzz_corpus;
 mod identity;
+mod limits;
 mod render;

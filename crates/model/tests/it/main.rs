@@ -1,0 +1,3 @@
+//! Integration tests of updraft-model.
+
+mod fuzz_corpus;

@@ -1,0 +1,129 @@
+//! Bounds on what one render may cost beyond minijinja's fuel (which counts instructions, not
+//! the work inside one instruction): the size of the rendered text, and the number of items of
+//! a value that is printed or walked whole by a filter or method. `[x] * 10**11` is a lazy
+//! sequence of a hundred billion items that costs one instruction to make; printing it or
+//! passing it to `|list` would occupy a worker for hours and exhaust its memory.
+
+use std::io;
+
+use minijinja::value::{Rest, ValueKind};
+use minijinja::{filters, Environment, Error, ErrorKind, Output, State, Value};
+
+/// The most bytes one render may produce: far above any command line or environment value.
+pub const MAX_RENDERED_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most items (or characters, for a string) of a value that a render prints, or that a
+/// filter or method walks whole.
+pub const MAX_ITEMS: usize = 1_000_000;
+
+/// Installs the bounds into `env`: a formatter that refuses to print huge sequences and maps,
+/// the builtin filters that walk their whole input refusing huge ones, and the Python-style
+/// methods doing the same for their receiver and arguments.
+pub(crate) fn install(env: &mut Environment<'static>) {
+    env.set_formatter(|out: &mut Output, state: &State, value: &Value| {
+        // A string is written at once, so the bound on the rendered text is enough for it.
+        if value.kind() != ValueKind::String {
+            check_items(value, "printed")?;
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
+    for (name, original) in walking_filters() {
+        env.add_filter(
+            name,
+            move |state: &State, args: Rest<Value>| -> Result<Value, Error> {
+                for arg in args.iter() {
+                    check_items(arg, name)?;
+                }
+                original.call(state, &args)
+            },
+        );
+    }
+    env.set_unknown_method_callback(
+        |state: &State, value: &Value, method: &str, args: &[Value]| {
+            check_items(value, method)?;
+            for arg in args {
+                check_items(arg, method)?;
+            }
+            minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+        },
+    );
+}
+
+/// The builtin filters that copy, sort or walk every item of their input (the lazy ones,
+/// `first` and `length`, are left as they are).
+fn walking_filters() -> [(&'static str, Value); 24] {
+    [
+        ("batch", Value::from_function(filters::batch)),
+        ("dictsort", Value::from_function(filters::dictsort)),
+        ("groupby", Value::from_function(filters::groupby)),
+        ("items", Value::from_function(filters::items)),
+        ("join", Value::from_function(filters::join)),
+        ("last", Value::from_function(filters::last)),
+        ("lines", Value::from_function(filters::lines)),
+        ("list", Value::from_function(filters::list)),
+        ("map", Value::from_function(filters::map)),
+        ("max", Value::from_function(filters::max)),
+        ("min", Value::from_function(filters::min)),
+        ("pprint", Value::from_function(filters::pprint)),
+        ("reject", Value::from_function(filters::reject)),
+        ("rejectattr", Value::from_function(filters::rejectattr)),
+        ("reverse", Value::from_function(filters::reverse)),
+        ("select", Value::from_function(filters::select)),
+        ("selectattr", Value::from_function(filters::selectattr)),
+        ("slice", Value::from_function(filters::slice)),
+        ("sort", Value::from_function(filters::sort)),
+        ("string", Value::from_function(filters::string)),
+        ("sum", Value::from_function(filters::sum)),
+        ("tojson", Value::from_function(filters::tojson)),
+        ("unique", Value::from_function(filters::unique)),
+        ("split", Value::from_function(filters::split)),
+    ]
+}
+
+/// Refuses a sequence, map or string of more than [`MAX_ITEMS`] items about to be `used`.
+fn check_items(value: &Value, used: &str) -> Result<(), Error> {
+    let sized = matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map | ValueKind::String
+    );
+    match value.len() {
+        Some(items) if sized && items > MAX_ITEMS => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "a value of {items} items is too large to be {} (at most {MAX_ITEMS})",
+                describe_use(used)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn describe_use(used: &str) -> String {
+    if used == "printed" {
+        used.to_owned()
+    } else {
+        format!("passed to `{used}`")
+    }
+}
+
+/// The rendered text, refusing to grow past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+pub(crate) struct BoundedOutput {
+    pub bytes: Vec<u8>,
+    pub overflowed: bool,
+}
+
+impl io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(io::Error::other("the rendered text is too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

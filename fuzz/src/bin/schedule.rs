@@ -1,0 +1,5 @@
+//! AFL target: see [`updraft_fuzz::schedule`].
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| updraft_fuzz::schedule(data));
+}
