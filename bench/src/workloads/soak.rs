@@ -48,6 +48,9 @@ const SHORT_LEASES: [(&str, &str); 4] = [
 ];
 /// How long the runs may take to finish once the load and the kills stop.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Samples taken once every run finished, and how far apart.
+const AT_REST_SAMPLES: u32 = 5;
+const AT_REST_INTERVAL: Duration = Duration::from_millis(500);
 /// The user whose token triggers the runs.
 const TRIGGER_USER: &str = "soak_trigger";
 
@@ -92,6 +95,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
     let stop = AtomicBool::new(false);
     let mut soak = Soak {
         samples: Vec::new(),
+        at_rest: Vec::new(),
         kills: Vec::new(),
         crashes: Vec::new(),
         warm_up_until_s: KINDS as f64 * sizes.soak_kill_interval_s + sizes.soak_sample_interval_s,
@@ -126,6 +130,9 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         "  soak: every run finished {:.1} s after the load stopped; stopping the cluster",
         draining.elapsed().as_secs_f64()
     );
+    let every_run_finished =
+        Duration::from_secs_f64(sizes.soak_minutes * 60.0) + draining.elapsed();
+    soak.sample_at_rest(&cluster, &roles, &mut connections, every_run_finished);
     let long_lived_names: Vec<String> = roles
         .long_lived
         .iter()
@@ -134,7 +141,8 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
     cluster.stop()?;
 
     if let Some(path) = &bench.soak_samples {
-        samples::write_csv(path, &long_lived_names, &soak.samples)?;
+        let all: Vec<Sample> = soak.samples.iter().chain(&soak.at_rest).cloned().collect();
+        samples::write_csv(path, &long_lived_names, &all)?;
     }
     let mut check = TryCheck::of(&ended.lines_after, &ended.instances);
     // A try that started after the snapshot (of a scheduled run that began since) is not
@@ -223,6 +231,10 @@ impl Roles {
 /// What happened during the soak.
 struct Soak {
     samples: Vec<Sample>,
+    /// Samples once every run finished: the floor of open files with no task running, which
+    /// the floor under load (where a worker holds each running task's pipes and log) cannot
+    /// give in a short soak.
+    at_rest: Vec<Sample>,
     /// `+SECONDS kill -9 NAME (pid P) → pid Q`, in order.
     kills: Vec<String>,
     /// Processes that exited by themselves.
@@ -241,6 +253,25 @@ impl Soak {
             .iter()
             .filter(|s| s.at_s < self.warm_up_until_s)
             .count()
+    }
+
+    /// A few samples a little apart once the load stopped and every run finished (one of them,
+    /// at least, between two runs of the every-minute DAG).
+    fn sample_at_rest(
+        &mut self,
+        cluster: &SoakCluster,
+        roles: &Roles,
+        connections: &mut ConnectionCounter,
+        every_run_finished: Duration,
+    ) {
+        for n in 0..AT_REST_SAMPLES {
+            std::thread::sleep(AT_REST_INTERVAL);
+            let at = every_run_finished + AT_REST_INTERVAL * (n + 1);
+            match sample(cluster, roles, connections, at) {
+                Ok(sample) => self.at_rest.push(sample),
+                Err(e) => eprintln!("  soak: warning: sample at rest skipped: {e:#}"),
+            }
+        }
     }
 
     /// Samples and kills until the soak's time is up (the load runs beside it).

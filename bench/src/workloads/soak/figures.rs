@@ -33,11 +33,11 @@ macro_rules! process_keys {
             ),
             fds: (
                 concat!($key, "_fds"),
-                concat!($name, " open files at the end (floor)"),
+                concat!($name, " open files at rest, every run finished (floor)"),
             ),
             fd_growth: (
                 concat!($key, "_fd_growth"),
-                concat!($name, " open files growth after warm-up"),
+                concat!($name, " open files at rest above the floor after warm-up"),
             ),
         }
     };
@@ -147,6 +147,12 @@ pub(super) fn measure(
         let (Some(rss), Some(fds)) = (rss, fds) else {
             continue;
         };
+        let fds_at_rest = soak
+            .at_rest
+            .iter()
+            .map(|s| s.processes[p].fds as f64)
+            .fold(fds.at_end, f64::min);
+        let fd_growth = fds_at_rest - fds.after_warm_up;
         let figures = [
             (keys.rss, Unit::Mebibytes, rss.at_end, None),
             (
@@ -155,8 +161,8 @@ pub(super) fn measure(
                 rss.growth_percent(),
                 Some(Goal::AtMost(RSS_GROWTH_PERCENT)),
             ),
-            (keys.fds, Unit::Count, fds.at_end, None),
-            (keys.fd_growth, Unit::Count, fds.growth(), zero),
+            (keys.fds, Unit::Count, fds_at_rest, None),
+            (keys.fd_growth, Unit::Count, fd_growth, zero),
         ];
         for ((key, label), unit, value, goal) in figures {
             figure(&mut m, Figure::new(key, label, unit, value), goal);
