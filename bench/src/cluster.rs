@@ -237,14 +237,7 @@ impl Cluster {
         {
             role.wait_stopped(STOP_TIMEOUT)?;
         }
-        // The reaper ends when its stdin closes; do not leave it behind if it lingers.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while children.iter().any(|&p| procfs::is_alive(p)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        for pid in children.into_iter().filter(|&p| procfs::is_alive(p)) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
+        end_lingering(children);
         Ok(())
     }
 
@@ -253,6 +246,48 @@ impl Cluster {
             .map(Role::log_tail)
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+/// Waits until `child` (sent SIGTERM) exits, at most `timeout`; an error, with the end of its
+/// log, unless it exited cleanly.
+pub(crate) fn wait_stopped(
+    child: &mut Child,
+    name: &str,
+    timeout: Duration,
+    log_tail: impl Fn() -> String,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("cannot poll {name}"))?
+        {
+            break status;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{name} did not stop within {timeout:?} of SIGTERM:\n{}",
+                log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if !status.success() {
+        bail!("{name} exited with {status} on SIGTERM:\n{}", log_tail());
+    }
+    Ok(())
+}
+
+/// Gives the stopped processes' `children` (their reapers, which end when their parent's pipe
+/// closes) a few seconds, then SIGKILLs any that linger.
+pub(crate) fn end_lingering(children: Vec<i32>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children.iter().any(|&p| procfs::is_alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for pid in children.into_iter().filter(|&p| procfs::is_alive(p)) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
 
@@ -316,29 +351,10 @@ impl Role {
     }
 
     fn wait_stopped(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self
-                .child
-                .try_wait()
-                .with_context(|| format!("cannot poll {}", self.name))?
-            {
-                break status;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} did not stop within {timeout:?} of SIGTERM: {}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let log = self.log.clone();
+        let stopped = wait_stopped(&mut self.child, &self.name, timeout, || tail(&log, 15));
         self.stopped = true;
-        if !status.success() {
-            bail!("{} exited with {status}: {}", self.name, self.log_tail());
-        }
-        Ok(())
+        stopped
     }
 
     fn log_tail(&self) -> String {

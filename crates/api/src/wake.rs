@@ -107,7 +107,10 @@ async fn follow_changes(store: Arc<dyn Store>, wake: Arc<Wake>) {
                 while let Some(change) = changes.recv().await {
                     match change {
                         Change::WorkQueued(_) | Change::Everything => wake.poke(),
-                        Change::Runs(_) | Change::Dags(_) | Change::Jobs => {}
+                        Change::Runs(_)
+                        | Change::TriesFinished { .. }
+                        | Change::Dags(_)
+                        | Change::Jobs => {}
                     }
                 }
                 wake.feed_live.store(false, Ordering::Relaxed);

@@ -93,7 +93,8 @@ impl State {
             match self.changes.try_recv() {
                 // Neither changes which runs there are nor their states.
                 Ok(Change::WorkQueued(_) | Change::Dags(_) | Change::Jobs) => {}
-                Ok(Change::Runs(_) | Change::Everything) | Err(TryRecvError::Lagged(_)) => {
+                Ok(Change::Runs(_) | Change::TriesFinished { .. } | Change::Everything)
+                | Err(TryRecvError::Lagged(_)) => {
                     self.entries.clear();
                     self.generation += 1;
                 }

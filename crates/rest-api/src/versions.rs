@@ -70,7 +70,13 @@ impl State {
     fn forget_changed(&mut self) {
         loop {
             match self.changes.try_recv() {
-                Ok(Change::Runs(_) | Change::WorkQueued(_) | Change::Dags(_) | Change::Jobs) => {}
+                Ok(
+                    Change::Runs(_)
+                    | Change::TriesFinished { .. }
+                    | Change::WorkQueued(_)
+                    | Change::Dags(_)
+                    | Change::Jobs,
+                ) => {}
                 Ok(Change::Everything) | Err(TryRecvError::Lagged(_)) => self.by_dag.clear(),
                 Err(TryRecvError::Closed) => {
                     self.by_dag.clear();

@@ -119,6 +119,10 @@ impl Scheduler {
                 else {
                     continue;
                 };
+                // A late word of an earlier try must not undo what was read since.
+                if ti.try_number > done.try_number {
+                    continue;
+                }
                 ti.state = done.state;
                 ti.try_number = done.try_number;
                 ti.next_retry_at = done.next_retry_at;

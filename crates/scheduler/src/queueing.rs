@@ -43,27 +43,29 @@ impl Scheduler {
         let chosen: Vec<Chosen> = {
             let kept = self.kept();
             let candidates = self.queueing_candidates(&kept, &occupancy, &limits, now);
-            let candidates = within_task_limits(candidates, &kept, &task_limits);
-            choose(candidates, &occupancy, free, &limits, self.config.only_run)
-                .into_iter()
-                .map(|ti| Chosen {
-                    ti_id: ti.id,
-                    try_number: ti.try_number,
-                    resumes: ti.state == TaskState::UpForReschedule,
-                    dag_run_id: ti.dag_run_id,
-                    dag_id: ti.dag_id.clone(),
-                    pool: ti.pool.clone(),
-                    task_limits: task_limits
-                        .get(&ti.dag_id)
-                        .and_then(|tasks| tasks.get(&ti.task_id))
-                        .map(|&(per_dag, per_run)| TaskLimits {
-                            task_id: ti.task_id.clone(),
-                            dag_run_id: ti.dag_run_id,
-                            per_dag,
-                            per_run,
-                        }),
-                })
-                .collect()
+            by_priority_until_enough(candidates, free, |ordered| {
+                let ordered = within_task_limits(ordered, &kept, &task_limits);
+                choose(ordered, &occupancy, free, &limits, self.config.only_run)
+            })
+            .into_iter()
+            .map(|ti| Chosen {
+                ti_id: ti.id,
+                try_number: ti.try_number,
+                resumes: ti.state == TaskState::UpForReschedule,
+                dag_run_id: ti.dag_run_id,
+                dag_id: ti.dag_id.clone(),
+                pool: ti.pool.clone(),
+                task_limits: task_limits
+                    .get(&ti.dag_id)
+                    .and_then(|tasks| tasks.get(&ti.task_id))
+                    .map(|&(per_dag, per_run)| TaskLimits {
+                        task_id: ti.task_id.clone(),
+                        dag_run_id: ti.dag_run_id,
+                        per_dag,
+                        per_run,
+                    }),
+            })
+            .collect()
         };
         if chosen.is_empty() {
             return Ok(0);
@@ -104,9 +106,9 @@ impl Scheduler {
 
     /// The `scheduled` task instances of the kept runs, and the rescheduled sensors whose next
     /// poke is due, that could be queued now (their DAG
-    /// is below `max_active_tasks`, their pool has a free slot, their DAG is not paused),
-    /// highest priority first. Every running run in scope is kept after a full pass, so this
-    /// reads nothing from the store.
+    /// is below `max_active_tasks`, their pool has a free slot, their DAG is not paused), in
+    /// no order. Every running run in scope is kept after a full pass, so this reads nothing
+    /// from the store.
     pub(crate) fn queueing_candidates<'a>(
         &self,
         kept: &'a HashMap<i64, Vec<TaskInstance>>,
@@ -131,7 +133,7 @@ impl Scheduler {
             .filter(|(_, is_paused)| **is_paused)
             .map(|(dag, _)| dag.as_str())
             .collect();
-        let mut candidates: Vec<&TaskInstance> = kept
+        let candidates: Vec<&TaskInstance> = kept
             .iter()
             .filter(|(run, _)| self.config.only_run.is_none_or(|only| only == **run))
             .flat_map(|(_, tis)| tis.iter())
@@ -143,13 +145,42 @@ impl Scheduler {
             .filter(|ti| !dag_full(&ti.dag_id) && !pool_full(&ti.pool))
             .filter(|ti| self.config.only_run.is_some() || !paused.contains(ti.dag_id.as_str()))
             .collect();
-        candidates.sort_unstable_by(|a, b| {
-            b.priority_weight
-                .cmp(&a.priority_weight)
-                .then(a.id.cmp(&b.id))
-        });
         candidates
     }
+}
+
+/// Highest priority first; the older task instance first among equals.
+fn by_priority(a: &&TaskInstance, b: &&TaskInstance) -> std::cmp::Ordering {
+    b.priority_weight
+        .cmp(&a.priority_weight)
+        .then(a.id.cmp(&b.id))
+}
+
+/// At least this many candidates are ordered before the first pick.
+const MIN_HEAD: usize = 64;
+
+/// What `pick` takes (at most `free`) from `candidates` in priority order, ordering only the
+/// head of them while that is enough. Thousands of instances may wait while a few places are
+/// free; sorting all of them on every pass was most of a pass's time. `pick` goes down the
+/// order and takes what fits, so when the head yields `free` picks, the whole order would
+/// have yielded the same ones.
+fn by_priority_until_enough<'a>(
+    mut candidates: Vec<&'a TaskInstance>,
+    free: usize,
+    pick: impl Fn(Vec<&'a TaskInstance>) -> Vec<&'a TaskInstance>,
+) -> Vec<&'a TaskInstance> {
+    let head = free.saturating_mul(2).max(MIN_HEAD);
+    if candidates.len() > head {
+        candidates.select_nth_unstable_by(head, by_priority);
+        let mut top = candidates[..head].to_vec();
+        top.sort_unstable_by(by_priority);
+        let picked = pick(top);
+        if picked.len() >= free {
+            return picked;
+        }
+    }
+    candidates.sort_unstable_by(by_priority);
+    pick(candidates)
 }
 
 /// A task instance picked for queueing, copied out of the kept states.
@@ -339,5 +370,38 @@ mod tests {
             .map(|t| t.id)
             .collect();
         assert_eq!(ids, vec![1, 2]);
+    }
+
+    #[test]
+    fn ordering_only_the_head_picks_what_ordering_all_would() {
+        // 1,000 waiting in two DAGs, priorities in no order; DAG "a" (the higher priorities)
+        // has room for three more only, so the head alone cannot fill every free place.
+        let candidates: Vec<TaskInstance> = (0..1_000)
+            .map(|id| {
+                let mut t = ti(id, if id % 2 == 0 { "a" } else { "b" }, "default_pool");
+                t.priority_weight = (id * 7_919) % 1_000 + if id % 2 == 0 { 2_000 } else { 0 };
+                t
+            })
+            .collect();
+        let mut occupancy = Occupancy::default();
+        occupancy.per_dag.insert("a".into(), 13);
+        let limits = HashMap::from([("a".to_string(), 16), ("b".to_string(), 1_000)]);
+        for free in [1, 3, 5, 40, 200, 2_000] {
+            let picked: Vec<i64> =
+                by_priority_until_enough(candidates.iter().collect(), free, |ordered| {
+                    choose(ordered, &occupancy, free, &limits, None)
+                })
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            let mut all: Vec<&TaskInstance> = candidates.iter().collect();
+            all.sort_unstable_by(by_priority);
+            let from_all: Vec<i64> = choose(all, &occupancy, free, &limits, None)
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            assert_eq!(picked, from_all, "free = {free}");
+            assert_eq!(picked.len(), free.min(1_000 / 2 + 3), "free = {free}");
+        }
     }
 }

@@ -4,10 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
-use updraft_model::TaskState;
-use updraft_store::FinishReport;
+pub use updraft_store::FinishedTry;
 
 /// How other parts of the process tell the scheduler there is something to look at.
 #[derive(Default)]
@@ -18,31 +16,10 @@ pub struct SchedulerSignal {
     full_pass: Mutex<bool>,
 }
 
-/// A try whose end was committed by this process's worker: the scheduler applies it to the
-/// task states it keeps for the run instead of reading the whole run again.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FinishedTry {
-    pub dag_run_id: i64,
-    pub ti_id: i64,
-    pub try_number: u32,
-    pub state: TaskState,
-    pub next_retry_at: Option<DateTime<Utc>>,
-}
-
-impl FinishedTry {
-    pub fn from_report(dag_run_id: i64, report: &FinishReport) -> Self {
-        FinishedTry {
-            dag_run_id,
-            ti_id: report.ti_id,
-            try_number: report.try_number,
-            state: report.state,
-            next_retry_at: report.next_retry_at,
-        }
-    }
-}
-
 impl SchedulerSignal {
-    /// These tries ended (as committed): evaluate their downstream.
+    /// These tries ended (as committed, by this process's worker or announced by another
+    /// process): applied to the task states kept for their runs instead of reading the whole
+    /// runs again, then their downstream is evaluated.
     pub fn tries_finished(&self, tries: impl IntoIterator<Item = FinishedTry>) {
         if let Ok(mut finished) = self.finished.lock() {
             finished.extend(tries);

@@ -102,31 +102,29 @@ pub async fn register(conn: &mut PgConnection, dag: &updraft_model::Dag, now: i6
     Ok(())
 }
 
-/// Successful tries `(task instance, ended at)`: one event per outlet of each one's task,
-/// queued for every active, unpaused DAG scheduled on the asset (Airflow queues nothing for
-/// a paused DAG).
-pub async fn emit_outlet_events(conn: &mut PgConnection, done: &[(i64, i64)]) -> Result<()> {
-    if done.is_empty() {
-        return Ok(());
-    }
-    let (ids, ats): (Vec<i64>, Vec<i64>) = done.iter().copied().unzip();
-    let emitted = sqlx::query(
+/// The statement that emits the asset events of succeeded task instances' outlets, the
+/// instances' ids in parameter `$ids` and when each succeeded in `$ats`; `RETURNING 1` per
+/// event, so that it can be a part of a bigger statement.
+pub(crate) fn outlet_events_sql(ids: u8, ats: u8) -> String {
+    format!(
         "INSERT INTO asset_event (asset_id, extra, source_dag_id, source_task_id, \
          source_run_id, source_map_index, timestamp) \
-         SELECT o.asset_id, '{}', t.dag_id, t.task_id, t.run_id, t.map_index, b.at \
-         FROM UNNEST($1::bigint[], $2::bigint[]) AS b(id, at) \
+         SELECT o.asset_id, '{{}}', t.dag_id, t.task_id, t.run_id, t.map_index, b.at \
+         FROM UNNEST(${ids}::bigint[], ${ats}::bigint[]) AS b(id, at) \
          JOIN task_instance t ON t.id = b.id \
-         JOIN task_outlet_asset_reference o ON o.dag_id = t.dag_id AND o.task_id = t.task_id",
+         JOIN task_outlet_asset_reference o ON o.dag_id = t.dag_id AND o.task_id = t.task_id \
+         RETURNING 1"
     )
-    .bind(&ids)
-    .bind(&ats)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    if emitted == 0 {
-        return Ok(());
-    }
+}
+
+/// Queues (once per asset and consuming DAG) the consumers of the outlets of succeeded task
+/// instances `ids` (at `ats`) whose events were just emitted: every active, unpaused DAG
+/// scheduled on the asset (Airflow queues nothing for a paused DAG).
+pub(crate) async fn queue_consumers(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    ats: &[i64],
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO asset_dag_run_queue (asset_id, target_dag_id, created_at) \
          SELECT DISTINCT ON (s.asset_id, s.dag_id) s.asset_id, s.dag_id, b.at \
@@ -139,8 +137,8 @@ pub async fn emit_outlet_events(conn: &mut PgConnection, done: &[(i64, i64)]) ->
          ORDER BY s.asset_id, s.dag_id, b.at \
          ON CONFLICT DO NOTHING",
     )
-    .bind(&ids)
-    .bind(&ats)
+    .bind(ids)
+    .bind(ats)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;

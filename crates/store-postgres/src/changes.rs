@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use sqlx::PgConnection;
 use tokio::sync::{broadcast, mpsc, watch};
-use updraft_store::{Change, Result, StoreError};
+use updraft_store::{Change, FinishedTry, Result, StoreError};
 
 use crate::{db_err, redact};
 
@@ -51,6 +51,13 @@ struct Payload {
     /// processes ignore it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     runs: Vec<i64>,
+    /// The tries a finish applied, for schedulers ([`Change::TriesFinished`]); `change` names
+    /// their runs as well, for watchers and older processes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    finished: Vec<FinishedTry>,
+    /// With `finished`: the runs the finish changed beyond those tries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reread: Vec<i64>,
 }
 
 impl From<Announce> for Change {
@@ -64,32 +71,45 @@ impl From<Announce> for Change {
     }
 }
 
-fn encode(origin: &str, change: &Announce, runs: &[i64]) -> Result<String> {
-    let payload = |change: &Announce, runs: &[i64]| {
+/// The tries a finish applied and the runs it changed beyond them, as announced.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TriesEnded<'a> {
+    pub tries: &'a [FinishedTry],
+    pub reread: &'a [i64],
+}
+
+/// The payload, made smaller until PostgreSQL takes it: without the tries (schedulers read
+/// their runs again), then "everything".
+fn encode(origin: &str, change: &Announce, runs: &[i64], ended: TriesEnded) -> Result<String> {
+    let payload = |change: &Announce, runs: &[i64], ended: TriesEnded| {
         serde_json::to_string(&Payload {
             origin: origin.to_string(),
             change: change.clone(),
             runs: runs.to_vec(),
+            finished: ended.tries.to_vec(),
+            reread: ended.reread.to_vec(),
         })
         .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))
     };
-    let text = payload(change, runs)?;
-    if text.len() <= MAX_PAYLOAD {
-        Ok(text)
-    } else {
-        payload(&Announce::Everything, &[])
+    for ended in [ended, TriesEnded::default()] {
+        let text = payload(change, runs, ended)?;
+        if text.len() <= MAX_PAYLOAD {
+            return Ok(text);
+        }
     }
+    payload(&Announce::Everything, &[], TriesEnded::default())
 }
 
-/// Announces `change` (and, for watchers, `runs` whose task instances changed too) inside the
-/// caller's transaction.
+/// Announces `change` (and, for watchers, `runs` whose task instances changed too; for
+/// schedulers, the tries that `ended`) inside the caller's transaction.
 pub async fn notify(
     conn: &mut PgConnection,
     origin: &str,
     change: &Announce,
     runs: &[i64],
+    ended: TriesEnded<'_>,
 ) -> Result<()> {
-    let payload = encode(origin, change, runs)?;
+    let payload = encode(origin, change, runs, ended)?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(payload)
@@ -106,7 +126,7 @@ pub async fn notify_watchers(
     origin: &str,
     change: &Announce,
 ) -> Result<()> {
-    let payload = encode(origin, change, &[])?;
+    let payload = encode(origin, change, &[], TriesEnded::default())?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(WATCH_CHANNEL)
         .bind(payload)
@@ -116,11 +136,17 @@ pub async fn notify_watchers(
     Ok(())
 }
 
-/// What a notification means to the store `origin`: nothing if it wrote it; the announced
-/// change, and for watchers also the runs it touched.
-fn decode(payload: &str, origin: &str) -> Vec<Change> {
+/// What a notification means to the store `origin`: nothing if it wrote it. A scheduler hears
+/// the announced change (the tries of a finish in place of its runs); watchers hear it and
+/// the runs it touched.
+fn decode(payload: &str, origin: &str, for_scheduler: bool) -> Vec<Change> {
     match serde_json::from_str::<Payload>(payload) {
         Ok(p) if p.origin == origin => Vec::new(),
+        Ok(p) if for_scheduler && !p.finished.is_empty() => vec![Change::TriesFinished {
+            tries: p.finished,
+            reread: p.reread,
+        }],
+        Ok(p) if for_scheduler => vec![p.change.into()],
         Ok(p) => {
             let mut changes = vec![p.change.into()];
             if !p.runs.is_empty() {
@@ -260,7 +286,8 @@ async fn forward(
         let changes = match event {
             Event::Stop => return,
             Event::Received(Ok(Some(notification))) => {
-                let changes = decode(notification.payload(), &origin);
+                let for_scheduler = matches!(sink, Sink::Scheduler(_));
+                let changes = decode(notification.payload(), &origin, for_scheduler);
                 if changes.is_empty() {
                     continue;
                 }
@@ -308,6 +335,11 @@ async fn reconnect(url: &str, sink: &Sink, closed: &mut watch::Receiver<()>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use updraft_store::TaskState;
+
+    fn no_tries() -> TriesEnded<'static> {
+        TriesEnded::default()
+    }
 
     #[test]
     fn payloads_round_trip_and_skip_their_origin() {
@@ -316,39 +348,109 @@ mod tests {
             Announce::WorkQueued(vec!["default".into()]),
             Announce::Everything,
         ] {
-            let text = encode("me", &change, &[]).unwrap();
-            assert_eq!(decode(&text, "me"), vec![]);
-            assert_eq!(decode(&text, "other"), vec![change.into()]);
+            let text = encode("me", &change, &[], no_tries()).unwrap();
+            for for_scheduler in [false, true] {
+                assert_eq!(decode(&text, "me", for_scheduler), vec![]);
+                assert_eq!(
+                    decode(&text, "other", for_scheduler),
+                    vec![change.clone().into()]
+                );
+            }
         }
-        assert_eq!(decode("garbage", "me"), vec![Change::Everything]);
+        assert_eq!(decode("garbage", "me", true), vec![Change::Everything]);
     }
 
     #[test]
     fn runs_of_queued_work_reach_watchers_and_older_payloads_still_decode() {
         let queued = Announce::WorkQueued(vec!["default".into()]);
-        let text = encode("me", &queued, &[7, 9]).unwrap();
+        let text = encode("me", &queued, &[7, 9], no_tries()).unwrap();
         assert_eq!(
-            decode(&text, "other"),
+            decode(&text, "other", false),
             vec![
                 Change::WorkQueued(vec!["default".into()]),
                 Change::Runs(vec![7, 9])
             ]
         );
+        assert_eq!(
+            decode(&text, "other", true),
+            vec![Change::WorkQueued(vec!["default".into()])]
+        );
         let older = r#"{"origin":"x","change":{"kind":"work_queued","of":["default"]}}"#;
         assert_eq!(
-            decode(older, "other"),
+            decode(older, "other", false),
             vec![Change::WorkQueued(vec!["default".into()])]
         );
     }
 
+    fn ended(ti_id: i64) -> FinishedTry {
+        FinishedTry {
+            dag_run_id: 3,
+            ti_id,
+            try_number: 2,
+            state: TaskState::UpForRetry,
+            next_retry_at: chrono::DateTime::from_timestamp(1_700_000_000, 0),
+        }
+    }
+
     #[test]
-    fn oversized_changes_become_everything() {
-        let many = Announce::Runs((0..10_000).collect());
-        let text = encode("me", &many, &[]).unwrap();
+    fn schedulers_hear_the_tries_a_finish_ended_and_watchers_its_runs() {
+        let tries = [ended(10), ended(11)];
+        let reread = [4];
+        let change = Announce::Runs(vec![3, 4]);
+        let text = encode(
+            "me",
+            &change,
+            &[],
+            TriesEnded {
+                tries: &tries,
+                reread: &reread,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            decode(&text, "other", true),
+            vec![Change::TriesFinished {
+                tries: tries.to_vec(),
+                reread: reread.to_vec()
+            }]
+        );
+        assert_eq!(
+            decode(&text, "other", false),
+            vec![Change::Runs(vec![3, 4])]
+        );
+        assert_eq!(decode(&text, "me", true), vec![]);
+        // What a process that knows nothing of the tries reads: the runs.
+        #[derive(Deserialize)]
+        struct Older {
+            change: Announce,
+        }
+        let older: Older = serde_json::from_str(&text).unwrap();
+        assert_eq!(older.change, change);
+    }
+
+    #[test]
+    fn oversized_changes_shed_their_tries_then_become_everything() {
+        let tries: Vec<FinishedTry> = (0..1_000).map(ended).collect();
+        let change = Announce::Runs(vec![3]);
+        let text = encode(
+            "me",
+            &change,
+            &[],
+            TriesEnded {
+                tries: &tries,
+                reread: &[],
+            },
+        )
+        .unwrap();
         assert!(text.len() <= MAX_PAYLOAD);
-        assert_eq!(decode(&text, "other"), vec![Change::Everything]);
+        assert_eq!(decode(&text, "other", true), vec![Change::Runs(vec![3])]);
+
         let queued = Announce::WorkQueued(vec!["default".into()]);
-        let text = encode("me", &queued, &(0..10_000).collect::<Vec<_>>()).unwrap();
-        assert_eq!(decode(&text, "other"), vec![Change::Everything]);
+        let text = encode("me", &queued, &(0..10_000).collect::<Vec<_>>(), no_tries()).unwrap();
+        assert_eq!(decode(&text, "other", false), vec![Change::Everything]);
+        let many = Announce::Runs((0..10_000).collect());
+        let text = encode("me", &many, &[], no_tries()).unwrap();
+        assert!(text.len() <= MAX_PAYLOAD);
+        assert_eq!(decode(&text, "other", false), vec![Change::Everything]);
     }
 }

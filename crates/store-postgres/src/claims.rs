@@ -1,6 +1,6 @@
 //! Claims of queued task instances by workers, and their leases.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -8,7 +8,8 @@ use updraft_store::{ClaimRequest, ClaimedTask, Result, TaskInstance};
 
 use crate::codec::micros;
 use crate::db_err;
-use crate::task_instances::{query_tis, tis_from_rows, TI_COLUMNS};
+use crate::runs::{run_from_row_at, RUN_COLUMNS};
+use crate::task_instances::{query_tis, ti_from_row, TI_COLUMNS, TI_COLUMN_COUNT};
 
 /// Claims up to `limit` queued task instances in one statement. Rows other claimers hold are
 /// skipped (`SKIP LOCKED`), so concurrent claims never wait for each other nor share a task.
@@ -28,15 +29,23 @@ pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Ve
     if request.queues.is_none() {
         filters.push_str(" AND $7::text[] IS NULL");
     }
+    // The claimed task instances with their runs, in one round trip.
+    let run_columns: Vec<String> = RUN_COLUMNS
+        .split(',')
+        .map(|c| format!("r.{}", c.trim()))
+        .collect();
     let sql = format!(
         "WITH picked AS ( \
              SELECT id AS picked_id FROM task_instance WHERE state = 'queued'{filters} \
-             ORDER BY priority_weight DESC, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
-         UPDATE task_instance SET state = 'running', claim_id = gen_random_uuid()::text, \
-             worker_id = $1, hostname = $2, lease_until = $3, \
-             start_date = COALESCE(start_date, $4), end_date = NULL \
-         FROM picked WHERE id = picked.picked_id \
-         RETURNING {TI_COLUMNS}"
+             ORDER BY priority_weight DESC, id LIMIT $5 FOR UPDATE SKIP LOCKED), \
+         claimed AS ( \
+             UPDATE task_instance SET state = 'running', claim_id = gen_random_uuid()::text, \
+                 worker_id = $1, hostname = $2, lease_until = $3, \
+                 start_date = COALESCE(start_date, $4), end_date = NULL \
+             FROM picked WHERE id = picked.picked_id \
+             RETURNING {TI_COLUMNS}) \
+         SELECT claimed.*, {} FROM claimed JOIN dag_run r ON r.id = claimed.dag_run_id",
+        run_columns.join(", ")
     );
     let rows = sqlx::query(&sql)
         .bind(&request.worker_id)
@@ -49,31 +58,11 @@ pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Ve
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-    let mut tis = tis_from_rows(&rows)?;
-    tis.sort_by(|a, b| {
-        b.priority_weight
-            .cmp(&a.priority_weight)
-            .then(a.id.cmp(&b.id))
-    });
-    let run_ids: Vec<i64> = tis
+    let mut claimed = rows
         .iter()
-        .map(|ti| ti.dag_run_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let runs: HashMap<i64, updraft_store::DagRun> = crate::runs::get_many(conn, &run_ids)
-        .await?
-        .into_iter()
-        .map(|run| (run.id, run))
-        .collect();
-    tis.into_iter()
-        .map(|ti| {
-            let dag_run = runs.get(&ti.dag_run_id).cloned().ok_or_else(|| {
-                updraft_store::StoreError::Corrupt(format!(
-                    "task instance {} belongs to no run",
-                    ti.id
-                ))
-            })?;
+        .map(|row| {
+            let ti = ti_from_row(row)?;
+            let dag_run = run_from_row_at(row, TI_COLUMN_COUNT)?;
             let claim_id = ti.claim_id.clone().unwrap_or_default();
             Ok(ClaimedTask {
                 ti,
@@ -81,7 +70,13 @@ pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Ve
                 dag_run,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    claimed.sort_by(|a, b| {
+        b.ti.priority_weight
+            .cmp(&a.ti.priority_weight)
+            .then(a.ti.id.cmp(&b.ti.id))
+    });
+    Ok(claimed)
 }
 
 pub async fn heartbeat(

@@ -1,28 +1,44 @@
 //! Finished tries reported by workers: the state, the history row, the XCom and the log tail
 //! in one transaction, fenced by the claim.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use sqlx::PgConnection;
-use updraft_store::{log_tail_stored, FinishReport, Result, TaskState, TransitionResult};
+use updraft_store::{
+    log_tail_stored, FinishReport, FinishedTry, Result, TaskState, TransitionResult,
+};
 
 use crate::codec::{col, micros, opt_micros};
 use crate::db_err;
 use crate::task_instances::{lock_rows, rounds};
 
-/// Records finished tries (already checked against the state machine). Returns one result per
-/// report and the runs whose task instances changed.
-pub async fn finish(
-    conn: &mut PgConnection,
-    reports: &[FinishReport],
-) -> Result<(Vec<TransitionResult>, Vec<i64>)> {
+/// What a finish changed.
+pub struct Finished {
+    /// One per report.
+    pub results: Vec<TransitionResult>,
+    /// Every run whose task instances changed.
+    pub runs: Vec<i64>,
+    /// The tries applied.
+    pub tries: Vec<FinishedTry>,
+    /// Runs changed beyond their tries' own states: tasks a try skipped, a cleared try reset.
+    pub reread: Vec<i64>,
+}
+
+/// Records finished tries (already checked against the state machine).
+pub async fn finish(conn: &mut PgConnection, reports: &[FinishReport]) -> Result<Finished> {
     lock_rows(conn, reports.iter().map(|r| r.ti_id)).await?;
     // Under the rows' locks, and while the claims still hold: a fenced try's tail is refused.
-    for chunk in reports.iter().filter_map(FinishReport::log_chunk) {
-        log_tail_stored(chunk.ti_id, crate::logs::append(conn, &chunk).await)?;
+    let tails: Vec<_> = reports.iter().filter_map(FinishReport::log_chunk).collect();
+    for (chunk, stored) in tails
+        .iter()
+        .zip(crate::logs::append_tails(conn, &tails).await?)
+    {
+        log_tail_stored(chunk.ti_id, stored)?;
     }
     let mut results = vec![TransitionResult::Conflict; reports.len()];
     let mut changed_runs = BTreeSet::new();
+    let mut tries = Vec::new();
+    let mut reread = BTreeSet::new();
     for round in rounds(reports.iter().map(|r| r.ti_id)) {
         let items: Vec<&FinishReport> = round.iter().map(|&i| &reports[i]).collect();
         let rows = sqlx::query(
@@ -66,31 +82,51 @@ pub async fn finish(
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        let mut applied = HashSet::new();
+        // Applied task instance → its run.
+        let mut applied = HashMap::new();
         for row in &rows {
-            applied.insert(col::<i64>(row, 0)?);
-            changed_runs.insert(col::<i64>(row, 1)?);
+            let run = col::<i64>(row, 1)?;
+            applied.insert(col::<i64>(row, 0)?, run);
+            changed_runs.insert(run);
         }
         let (done, missed): (Vec<&FinishReport>, Vec<&FinishReport>) =
-            items.iter().partition(|r| applied.contains(&r.ti_id));
+            items.iter().partition(|r| applied.contains_key(&r.ti_id));
+        for report in &done {
+            if let Some(&run) = applied.get(&report.ti_id) {
+                tries.push(FinishedTry::from_report(run, report));
+                if !report.effects.skip.is_empty() {
+                    reread.insert(run);
+                }
+            }
+        }
         let ended: Vec<&FinishReport> = done
             .iter()
             .copied()
             .filter(|r| r.state != TaskState::UpForReschedule)
             .collect();
         if !done.is_empty() {
-            sqlx::query(
-                "INSERT INTO task_try (ti_id, try_number, state, hostname, worker_id, \
-                 start_date, end_date, infrastructure_failure) \
-                 SELECT t.id, t.try_number, t.state, t.hostname, t.worker_id, t.start_date, \
-                        t.end_date, b.infra \
-                 FROM task_instance t JOIN UNNEST($1::bigint[], $2::bool[]) AS b(id, infra) \
-                      ON t.id = b.id \
-                 ON CONFLICT (ti_id, try_number) DO UPDATE SET state = excluded.state, \
-                 hostname = excluded.hostname, worker_id = excluded.worker_id, \
-                 start_date = excluded.start_date, end_date = excluded.end_date, \
-                 infrastructure_failure = excluded.infrastructure_failure",
-            )
+            let succeeded: Vec<&FinishReport> = done
+                .iter()
+                .copied()
+                .filter(|r| r.state == TaskState::Success)
+                .collect();
+            // The tries' history rows and their outlets' asset events in one round trip.
+            let emitted: i64 = sqlx::query_scalar(&format!(
+                "WITH tried AS ( \
+                     INSERT INTO task_try (ti_id, try_number, state, hostname, worker_id, \
+                     start_date, end_date, infrastructure_failure) \
+                     SELECT t.id, t.try_number, t.state, t.hostname, t.worker_id, \
+                            t.start_date, t.end_date, b.infra \
+                     FROM task_instance t \
+                     JOIN UNNEST($1::bigint[], $2::bool[]) AS b(id, infra) ON t.id = b.id \
+                     ON CONFLICT (ti_id, try_number) DO UPDATE SET state = excluded.state, \
+                     hostname = excluded.hostname, worker_id = excluded.worker_id, \
+                     start_date = excluded.start_date, end_date = excluded.end_date, \
+                     infrastructure_failure = excluded.infrastructure_failure), \
+                 emitted AS ({}) \
+                 SELECT count(*) FROM emitted",
+                crate::assets::outlet_events_sql(3, 4)
+            ))
             // A rescheduled sensor's try goes on: it is history once it ends.
             .bind(ended.iter().map(|r| r.ti_id).collect::<Vec<_>>())
             .bind(
@@ -99,7 +135,14 @@ pub async fn finish(
                     .map(|r| r.infrastructure_failure)
                     .collect::<Vec<_>>(),
             )
-            .execute(&mut *conn)
+            .bind(succeeded.iter().map(|r| r.ti_id).collect::<Vec<_>>())
+            .bind(
+                succeeded
+                    .iter()
+                    .map(|r| micros(r.end_date))
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_one(&mut *conn)
             .await
             .map_err(db_err)?;
             let with_xcom: Vec<&FinishReport> =
@@ -130,14 +173,15 @@ pub async fn finish(
             for report in done.iter().filter(|r| !r.effects.is_empty()) {
                 apply_effects(conn, report).await?;
             }
-            let succeeded: Vec<(i64, i64)> = done
-                .iter()
-                .filter(|r| r.state == updraft_model::TaskState::Success)
-                .map(|r| (r.ti_id, micros(r.end_date)))
-                .collect();
-            crate::assets::emit_outlet_events(conn, &succeeded).await?;
+            if emitted > 0 {
+                let (ids, ats): (Vec<i64>, Vec<i64>) = succeeded
+                    .iter()
+                    .map(|r| (r.ti_id, micros(r.end_date)))
+                    .unzip();
+                crate::assets::queue_consumers(conn, &ids, &ats).await?;
+            }
             for &i in &round {
-                if applied.contains(&reports[i].ti_id) {
+                if applied.contains_key(&reports[i].ti_id) {
                     results[i] = TransitionResult::Applied;
                 }
             }
@@ -169,10 +213,16 @@ pub async fn finish(
             .fetch_all(&mut *conn)
             .await
             .map_err(db_err)?;
-            changed_runs.extend(reset);
+            changed_runs.extend(reset.iter().copied());
+            reread.extend(reset);
         }
     }
-    Ok((results, changed_runs.into_iter().collect()))
+    Ok(Finished {
+        results,
+        runs: changed_runs.into_iter().collect(),
+        tries,
+        reread: reread.into_iter().collect(),
+    })
 }
 
 /// A finished try's pushed XComs and the tasks of its run it skipped (those not started).

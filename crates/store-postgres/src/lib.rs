@@ -48,7 +48,7 @@ use updraft_store::*;
 pub use changes::CHANNEL;
 pub use schema::SCHEMA_VERSION;
 
-use changes::Announce;
+use changes::{Announce, TriesEnded};
 
 /// How a [`PostgresStore`] connects.
 #[derive(Debug, Clone)]
@@ -92,6 +92,9 @@ struct Inner {
     watching: std::sync::atomic::AtomicBool,
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How many changes a [`Store::watch`] receiver may fall behind before it is told it lagged.
 const WATCH_BUFFER: usize = 1024;
 
@@ -106,6 +109,19 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            // sqlx pings every connection it takes back into the pool and drops the broken
+            // ones; pinging again when it is handed out costs a round trip on every statement
+            // of a busy process for nothing. Only a connection idle for a while is pinged
+            // (the server may have closed it meanwhile).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await
             .map_err(|e| {
@@ -158,6 +174,19 @@ impl PostgresStore {
         self.inner.pool.begin().await.map_err(db_err)
     }
 
+    /// A transaction of what a scheduler decides and would decide again from what is durable
+    /// (its plans, its queueing): its commit returns without waiting for the disk. A database
+    /// crash may lose the last such commits, but never one that a durable commit acted on,
+    /// since the write-ahead log is flushed in order: a claim of a queued task flushes the
+    /// queueing with it. What a lost commit decided is decided again by the next pass.
+    async fn begin_rederivable(&self) -> Result<Transaction<'static, Postgres>> {
+        self.inner
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+            .await
+            .map_err(db_err)
+    }
+
     /// Announces `change` (if any) inside `tx`, commits, then tells this process's watchers.
     async fn commit(
         &self,
@@ -171,12 +200,25 @@ impl PostgresStore {
     /// the watchers of every process; not a change of its own for schedulers).
     async fn commit_touching(
         &self,
-        mut tx: Transaction<'static, Postgres>,
+        tx: Transaction<'static, Postgres>,
         change: Option<Announce>,
         runs: Vec<i64>,
     ) -> Result<()> {
+        self.commit_announcing(tx, change, runs, TriesEnded::default())
+            .await
+    }
+
+    /// [`commit_touching`](Self::commit_touching), announcing also the tries that `ended` (for
+    /// schedulers, which apply them rather than read their runs again).
+    async fn commit_announcing(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        change: Option<Announce>,
+        runs: Vec<i64>,
+        ended: TriesEnded<'_>,
+    ) -> Result<()> {
         if let Some(change) = &change {
-            changes::notify(&mut tx, &self.inner.origin, change, &runs).await?;
+            changes::notify(&mut tx, &self.inner.origin, change, &runs, ended).await?;
         }
         tx.commit().await.map_err(db_err)?;
         self.changed(change.map(Change::from));
@@ -416,7 +458,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         check_transitions(&batch)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_rederivable().await?;
         let (results, runs) = task_instances::apply(&mut tx, &batch).await?;
         task_instances::expand(&mut tx, &batch, &results, &expansions).await?;
         let due = TransitionNotifications::of_applied(notifications, &batch, &results);
@@ -437,7 +479,7 @@ impl Store for PostgresStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_rederivable().await?;
         let (results, queues, runs) = queueing::queue(&mut tx, &items, now).await?;
         let change = (!queues.is_empty()).then_some(Announce::WorkQueued(queues));
         self.commit_touching(tx, change, runs).await?;
@@ -501,10 +543,15 @@ impl Store for PostgresStore {
         }
         check_finishes(&reports)?;
         let mut tx = self.begin().await?;
-        let (results, runs) = finish::finish(&mut tx, &reports).await?;
-        let change = (!runs.is_empty()).then_some(Announce::Runs(runs));
-        self.commit(tx, change).await?;
-        Ok(results)
+        let finished = finish::finish(&mut tx, &reports).await?;
+        let ended = TriesEnded {
+            tries: &finished.tries,
+            reread: &finished.reread,
+        };
+        let change = (!finished.runs.is_empty()).then(|| Announce::Runs(finished.runs.clone()));
+        self.commit_announcing(tx, change, Vec::new(), ended)
+            .await?;
+        Ok(finished.results)
     }
     async fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {
         claims::expired_claims(&mut *self.conn().await?, now).await

@@ -12,51 +12,65 @@ use crate::codec::{col, col_u32, micros};
 use crate::db_err;
 use crate::task_instances::OCCUPYING;
 
+/// Occupying task instances per DAG and pool, and every pool's slots, in one round trip.
 pub async fn occupancy(conn: &mut PgConnection) -> Result<Occupancy> {
     let mut occupancy = Occupancy::default();
     let rows = sqlx::query(&format!(
         "SELECT dag_id, pool, COUNT(*) FROM task_instance \
-         WHERE state IN {OCCUPYING} GROUP BY dag_id, pool"
+         WHERE state IN {OCCUPYING} GROUP BY dag_id, pool \
+         UNION ALL SELECT NULL, name, slots FROM pool"
     ))
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
     for row in &rows {
-        let dag_id: String = col(row, 0)?;
+        let dag_id: Option<String> = col(row, 0)?;
         let pool: String = col(row, 1)?;
         let n = col_u32(row, 2)?;
+        let Some(dag_id) = dag_id else {
+            occupancy.pool_slots.insert(pool, n);
+            continue;
+        };
         *occupancy.per_dag.entry(dag_id).or_default() += n;
         *occupancy.per_pool.entry(pool).or_default() += n;
         occupancy.total += n;
     }
-    let rows = sqlx::query("SELECT name, slots FROM pool")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    for row in &rows {
-        occupancy.pool_slots.insert(col(row, 0)?, col_u32(row, 1)?);
-    }
     Ok(occupancy)
 }
 
-/// Counts of occupying task instances per value of `column` (`dag_id` or `pool`), among
-/// `values`.
+/// Occupying task instances per DAG among `dags` and per pool among `pools`.
 async fn occupied(
     conn: &mut PgConnection,
-    column: &str,
-    values: &[&str],
-) -> Result<HashMap<String, u32>> {
+    dags: &[&str],
+    pools: &[&str],
+) -> Result<(HashMap<String, u32>, HashMap<String, u32>)> {
     let rows = sqlx::query(&format!(
-        "SELECT {column}, COUNT(*) FROM task_instance \
-         WHERE state IN {OCCUPYING} AND {column} = ANY($1) GROUP BY {column}"
+        "SELECT dag_id, pool, COUNT(*) FROM task_instance \
+         WHERE state IN {OCCUPYING} AND (dag_id = ANY($1) OR pool = ANY($2)) \
+         GROUP BY dag_id, pool"
     ))
-    .bind(values)
+    .bind(dags)
+    .bind(pools)
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
-    rows.iter()
-        .map(|row| Ok((col::<String>(row, 0)?, col_u32(row, 1)?)))
-        .collect()
+    let (mut per_dag, mut per_pool) = (HashMap::new(), HashMap::new());
+    let (dags, pools): (HashSet<&str>, HashSet<&str>) = (
+        dags.iter().copied().collect(),
+        pools.iter().copied().collect(),
+    );
+    for row in &rows {
+        let dag_id: String = col(row, 0)?;
+        let pool: String = col(row, 1)?;
+        let n = col_u32(row, 2)?;
+        if dags.contains(&dag_id.as_str()) {
+            *per_dag.entry(dag_id).or_default() += n;
+        }
+        if pools.contains(&pool.as_str()) {
+            *per_pool.entry(pool).or_default() += n;
+        }
+    }
+    Ok((per_dag, per_pool))
 }
 
 /// Occupying task instances of the tasks of `items` that have limits: per (DAG, task) and
@@ -135,8 +149,7 @@ pub async fn queue(
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
-    let mut per_dag = occupied(conn, "dag_id", &dags).await?;
-    let mut per_pool = occupied(conn, "pool", &pools).await?;
+    let (mut per_dag, mut per_pool) = occupied(conn, &dags, &pools).await?;
     let (mut per_task, mut per_task_run) = task_occupancy(conn, items).await?;
 
     let ids: Vec<i64> = items

@@ -16,22 +16,27 @@ pub(crate) const RUN_COLUMNS: &str = "id, dag_id, run_id, run_type, state, logic
     data_interval_start, data_interval_end, conf, dag_version, queued_at, start_date, end_date, runner, note";
 
 pub(crate) fn run_from_row(row: &PgRow) -> Result<DagRun> {
+    run_from_row_at(row, 0)
+}
+
+/// A run from [`RUN_COLUMNS`] starting at column `at` of `row`.
+pub(crate) fn run_from_row_at(row: &PgRow, at: usize) -> Result<DagRun> {
     Ok(DagRun {
-        id: col(row, 0)?,
-        dag_id: col(row, 1)?,
-        run_id: col(row, 2)?,
-        run_type: parse(&col::<String>(row, 3)?)?,
-        state: parse(&col::<String>(row, 4)?)?,
-        logical_date: col_instant(row, 5)?,
-        data_interval_start: col_instant(row, 6)?,
-        data_interval_end: col_instant(row, 7)?,
-        conf: json_map(&col::<String>(row, 8)?)?,
-        dag_version: col(row, 9)?,
-        queued_at: col_instant(row, 10)?,
-        start_date: col_opt_instant(row, 11)?,
-        end_date: col_opt_instant(row, 12)?,
-        runner: col(row, 13)?,
-        note: col(row, 14)?,
+        id: col(row, at)?,
+        dag_id: col(row, at + 1)?,
+        run_id: col(row, at + 2)?,
+        run_type: parse(&col::<String>(row, at + 3)?)?,
+        state: parse(&col::<String>(row, at + 4)?)?,
+        logical_date: col_instant(row, at + 5)?,
+        data_interval_start: col_instant(row, at + 6)?,
+        data_interval_end: col_instant(row, at + 7)?,
+        conf: json_map(&col::<String>(row, at + 8)?)?,
+        dag_version: col(row, at + 9)?,
+        queued_at: col_instant(row, at + 10)?,
+        start_date: col_opt_instant(row, at + 11)?,
+        end_date: col_opt_instant(row, at + 12)?,
+        runner: col(row, at + 13)?,
+        note: col(row, at + 14)?,
     })
 }
 
@@ -129,18 +134,6 @@ pub async fn get_by_id(conn: &mut PgConnection, id: i64) -> Result<DagRun> {
         .map_err(db_err)?
         .ok_or_else(|| StoreError::NotFound(format!("dag run #{id}")))?;
     run_from_row(&row)
-}
-
-/// The runs with these ids (in no particular order).
-pub async fn get_many(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<DagRun>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {RUN_COLUMNS} FROM dag_run WHERE id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    runs_from_rows(&rows)
 }
 
 pub async fn list(conn: &mut PgConnection, dag_id: &str) -> Result<Vec<DagRun>> {

@@ -22,6 +22,9 @@ pub(crate) const TI_COLUMNS: &str =
     queue, pool, priority_weight, hostname, worker_id, claim_id, lease_until, queued_at, \
     start_date, end_date, next_retry_at, infra_failures, note";
 
+/// How many columns [`TI_COLUMNS`] names.
+pub(crate) const TI_COLUMN_COUNT: usize = 21;
+
 /// States that occupy a slot of their DAG and pool.
 pub(crate) const OCCUPYING: &str = "('queued', 'running', 'restarting')";
 
@@ -349,4 +352,14 @@ pub async fn clear_mapped(
         .map_err(db_err)?;
     }
     Ok(cleared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_column_count_matches_the_columns() {
+        assert_eq!(TI_COLUMNS.split(',').count(), TI_COLUMN_COUNT);
+    }
 }

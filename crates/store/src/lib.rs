@@ -264,6 +264,10 @@ pub trait Store:
     /// [`Store::apply_plan`], also storing the notifications some transitions cause (a
     /// sensor the scheduler ended calls its task's callbacks): in the same transaction, each
     /// only if its task instance's transition applied.
+    ///
+    /// Plans are decided again from durable state by the next pass, so a store may commit
+    /// them without waiting for the disk, as long as a crash can only lose commits that no
+    /// durable one acted on (PostgreSQL's asynchronous commit; [`Store::queue`] too).
     async fn apply_plan_notifying(
         &self,
         batch: Vec<Transition>,

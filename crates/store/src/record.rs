@@ -539,6 +539,39 @@ pub enum Change {
     /// DAGs, pauses or anything else: look at everything. Also sent after the notification
     /// connection was lost and restored, since changes in between were missed.
     Everything,
+    /// Only on a scheduler's feed ([`crate::Store::changes`]), in place of the [`Change::Runs`]
+    /// of a finish: these tries ended as committed, so a scheduler that keeps their runs'
+    /// states applies them instead of reading the runs again; `reread` are runs the same
+    /// commit changed beyond them (tasks a try skipped, a cleared try reset).
+    TriesFinished {
+        tries: Vec<FinishedTry>,
+        reread: Vec<i64>,
+    },
+}
+
+/// A try's end as committed: what a scheduler needs to update the state it keeps of the task
+/// instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishedTry {
+    pub dag_run_id: i64,
+    pub ti_id: i64,
+    pub try_number: u32,
+    pub state: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_at: Option<DateTime<Utc>>,
+}
+
+impl FinishedTry {
+    /// `report`, applied, of a task instance of `dag_run_id`.
+    pub fn from_report(dag_run_id: i64, report: &FinishReport) -> Self {
+        FinishedTry {
+            dag_run_id,
+            ti_id: report.ti_id,
+            try_number: report.try_number,
+            state: report.state,
+            next_retry_at: report.next_retry_at,
+        }
+    }
 }
 
 /// A pool: at most `slots` of its task instances are queued or running at once.

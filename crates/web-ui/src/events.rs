@@ -49,6 +49,12 @@ impl From<Change> for ChangeEvent {
                 runs,
                 ..nothing
             },
+            // Only schedulers hear this; as a run change it is still what a page would want.
+            Change::TriesFinished { tries, reread } => ChangeEvent {
+                kind: "runs",
+                runs: tries.iter().map(|t| t.dag_run_id).chain(reread).collect(),
+                ..nothing
+            },
             Change::WorkQueued(queues) => ChangeEvent {
                 kind: "queues",
                 queues,

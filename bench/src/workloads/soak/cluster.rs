@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::cluster::{api_url_in, tail};
+use crate::cluster::{api_url_in, end_lingering, tail, wait_stopped};
 use crate::metadata::{Metadata, PostgresMetadata};
 use crate::procfs;
 use crate::updraft::{Home, Updraft};
@@ -318,40 +318,17 @@ impl<'a> SoakCluster<'a> {
                 kill(Pid::from_raw(process.pid()), Signal::SIGTERM)
                     .with_context(|| format!("cannot signal {}", process.name))?;
             }
-            let deadline = Instant::now() + STOP_TIMEOUT;
             for &i in &stopping {
                 let process = &mut self.processes[i];
-                let status = loop {
-                    if let Some(status) = process.exited()? {
-                        break status;
-                    }
-                    if Instant::now() > deadline {
-                        bail!(
-                            "{} did not stop within {STOP_TIMEOUT:?} of SIGTERM:\n{}",
-                            process.name,
-                            process.log_tail()
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                };
+                let log = process.log.clone();
+                let stopped = wait_stopped(&mut process.child, &process.name, STOP_TIMEOUT, || {
+                    tail(&log, TAIL_LINES)
+                });
                 process.stopped = true;
-                if !status.success() {
-                    bail!(
-                        "{} exited with {status} on SIGTERM:\n{}",
-                        process.name,
-                        process.log_tail()
-                    );
-                }
+                stopped?;
             }
         }
-        // A reaper ends when its parent's pipe closes; do not leave one behind if it lingers.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while children.iter().any(|&p| procfs::is_alive(p)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        for pid in children.into_iter().filter(|&p| procfs::is_alive(p)) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
+        end_lingering(children);
         Ok(())
     }
 

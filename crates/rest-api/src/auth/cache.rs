@@ -126,7 +126,13 @@ impl State {
                     self.entries.clear();
                     self.generation += 1;
                 }
-                Ok(Change::Runs(_) | Change::WorkQueued(_) | Change::Dags(_) | Change::Jobs) => {}
+                Ok(
+                    Change::Runs(_)
+                    | Change::TriesFinished { .. }
+                    | Change::WorkQueued(_)
+                    | Change::Dags(_)
+                    | Change::Jobs,
+                ) => {}
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Closed) => {
                     self.entries.clear();

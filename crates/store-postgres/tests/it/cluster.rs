@@ -9,7 +9,8 @@ use tokio::sync::mpsc::Receiver;
 use tokio::sync::Barrier;
 use updraft_store::conformance::fixture::*;
 use updraft_store::{
-    Change, OwnRuns, PoolRecord, QueueItem, Store, StoreError, TaskState, TransitionResult,
+    Change, FinishedTry, OwnRuns, PoolRecord, QueueItem, Store, StoreError, TaskState,
+    TransitionResult,
 };
 use updraft_store_postgres::testing::TestPostgres;
 use updraft_store_postgres::{PostgresStore, SCHEMA_VERSION};
@@ -331,6 +332,69 @@ async fn nothing_more(rx: &mut Receiver<Change>) {
     }
 }
 
+/// A finish that changed its run beyond its tries (a try that skipped tasks, a cleared try
+/// whose end only resets it) asks schedulers to read those runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finishes_that_change_more_than_their_tries_ask_for_a_reread() {
+    let Some(db) = TestPostgres::create().await else {
+        return;
+    };
+    let a = db.open().await;
+    let b = db.open().await;
+    let mut heard_by_b = b.changes().await.unwrap().expect("changes");
+    publish(&a, &["d"]).await;
+    assert_eq!(next(&mut heard_by_b).await, Change::Everything);
+    let branching = create(&a, new_run("d", "branch", vec![task("x"), task("y")])).await;
+    let cleared = create(&a, new_run("d", "cleared", vec![task("z")])).await;
+    for run in [&branching, &cleared] {
+        assert_eq!(next(&mut heard_by_b).await, Change::Runs(vec![run.id]));
+    }
+    let x = ti(&a, branching.id, "x").await;
+    apply(&a, transition(&x, TaskState::Scheduled)).await;
+    let mut items = schedule_all(&a, cleared.id, "default_pool", 16).await;
+    items.extend(
+        schedule_all(&a, branching.id, "default_pool", 16)
+            .await
+            .into_iter()
+            .filter(|item| item.ti_id == x.id),
+    );
+    a.queue(items, at(1)).await.unwrap();
+    let claimed = claim(&a, claim_request("w", None, 2)).await;
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().any(|c| c.ti.dag_run_id == cleared.id));
+    a.clear_task_instances(cleared.id, &["z".into()], at(2))
+        .await
+        .unwrap();
+    let reports = claimed
+        .iter()
+        .map(|c| {
+            let mut r = report(c, TaskState::Success);
+            if c.ti.id == x.id {
+                r.effects.skip = vec!["y".into()];
+            }
+            r
+        })
+        .collect();
+    let results = a.finish(reports).await.unwrap();
+    assert_eq!(results.len(), 2);
+    let heard = loop {
+        match next(&mut heard_by_b).await {
+            Change::TriesFinished { tries, reread } => break (tries, reread),
+            Change::WorkQueued(_) | Change::Runs(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let (tries, mut reread) = heard;
+    reread.sort();
+    let mut both = vec![branching.id, cleared.id];
+    both.sort();
+    assert_eq!(reread, both, "the skip and the reset");
+    assert_eq!(tries.len(), 1, "only x's try ended: {tries:?}");
+    assert_eq!((tries[0].ti_id, tries[0].state), (x.id, TaskState::Success));
+    assert_eq!(ti(&a, branching.id, "y").await.state, TaskState::Skipped);
+    assert_eq!(ti(&a, cleared.id, "z").await.state, TaskState::None);
+}
+
 /// A handle hears what other handles commit, and not what it did itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changes_of_other_handles_are_announced() {
@@ -376,7 +440,18 @@ async fn changes_of_other_handles_are_announced() {
         .map(|c| report(c, TaskState::Success))
         .collect();
     a.finish(reports).await.unwrap();
-    assert_eq!(next(&mut heard_by_b).await, Change::Runs(vec![run.id]));
+    // The tries themselves, so that a scheduler need not read the run again.
+    let ended: Vec<FinishedTry> = claimed
+        .iter()
+        .map(|c| FinishedTry::from_report(run.id, &report(c, TaskState::Success)))
+        .collect();
+    assert_eq!(
+        next(&mut heard_by_b).await,
+        Change::TriesFinished {
+            tries: ended,
+            reread: vec![]
+        }
+    );
 
     a.set_paused("d", true).await.unwrap();
     assert_eq!(next(&mut heard_by_b).await, Change::Everything);

@@ -1,7 +1,7 @@
 //! `Store::watch` across processes: a watcher hears its own store's commits and, through the
 //! database, every other store's — including the runs of work queued elsewhere, the
 //! scheduler's own transitions, claims and notes, which a scheduler's change stream leaves
-//! out.
+//! out; a scheduler hears the tries a finish ended instead of the finish's runs.
 
 use std::time::Duration;
 
@@ -121,7 +121,22 @@ async fn watchers_hear_changes_committed_through_another_store() {
         .filter(|c| matches!(c, Change::Runs(ids) if *ids == vec![run.id]))
         .count();
     // Transitions, claims and notes concern watchers only.
-    assert_eq!(runs, 3, "trigger, finish and clear: {heard:?}");
+    assert_eq!(runs, 2, "trigger and clear: {heard:?}");
+    // A finish says which tries ended, so that the scheduler need not read the run again.
+    let finished = heard
+        .iter()
+        .find_map(|c| match c {
+            Change::TriesFinished { tries, reread } => Some((tries, reread)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no finished try heard: {heard:?}"));
+    assert_eq!(finished.0.len(), 1, "{heard:?}");
+    let ended = &finished.0[0];
+    assert_eq!(
+        (ended.dag_run_id, ended.ti_id, ended.try_number, ended.state),
+        (run.id, a.id, claimed.ti.try_number, TaskState::Failed)
+    );
+    assert!(finished.1.is_empty(), "nothing to read again: {heard:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

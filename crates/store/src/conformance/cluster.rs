@@ -485,4 +485,47 @@ pub async fn a_log_tail_is_stored_with_the_finish_report(db: &dyn TestDatabase) 
     };
     assert_eq!(finish(&*store, done).await, TransitionResult::Applied);
     assert_eq!(log(&second).await.as_deref(), Some("two\n"));
+
+    // Several reports in one finish: a tail that continues the stored log, one that overlaps
+    // it, one whose claim lost the try, one that starts a log.
+    queued_run(
+        &*store,
+        "d",
+        "r2",
+        vec![task("a"), task("b"), task("c"), task("e")],
+    )
+    .await;
+    let claimed = claim(&*store, claim_request("w", None, 4)).await;
+    assert_eq!(claimed.len(), 4);
+    let (continued, overlapping, lost, fresh) =
+        (&claimed[0], &claimed[1], &claimed[2], &claimed[3]);
+    for (c, text) in [(continued, "1\n"), (overlapping, "1\n2\n")] {
+        store.append_log(chunk(c, 0, text)).await.expect("append");
+    }
+    let reports = vec![
+        FinishReport {
+            log_tail: tail(2, "2\n"),
+            ..report(continued, TaskState::Success)
+        },
+        FinishReport {
+            log_tail: tail(2, "2\n3\n"),
+            ..report(overlapping, TaskState::Success)
+        },
+        FinishReport {
+            claim_id: "not-the-claim".into(),
+            log_tail: tail(0, "lost\n"),
+            ..report(lost, TaskState::Success)
+        },
+        FinishReport {
+            log_tail: tail(0, "only\n"),
+            ..report(fresh, TaskState::Failed)
+        },
+    ];
+    let results = store.finish(reports).await.expect("finish");
+    use TransitionResult::{Applied, Conflict};
+    assert_eq!(results, vec![Applied, Applied, Conflict, Applied]);
+    assert_eq!(log(continued).await.as_deref(), Some("1\n2\n"));
+    assert_eq!(log(overlapping).await.as_deref(), Some("1\n2\n3\n"));
+    assert_eq!(log(lost).await, None);
+    assert_eq!(log(fresh).await.as_deref(), Some("only\n"));
 }

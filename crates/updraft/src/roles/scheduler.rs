@@ -159,6 +159,12 @@ async fn follow_changes(app: &App, signal: Arc<SchedulerSignal>) -> bool {
         while let Some(change) = changes.recv().await {
             match change {
                 Change::Runs(runs) => signal.runs_changed(runs),
+                Change::TriesFinished { tries, reread } => {
+                    signal.tries_finished(tries);
+                    if !reread.is_empty() {
+                        signal.runs_changed(reread);
+                    }
+                }
                 // A next run moved: when the due runs are is worked out again.
                 Change::Dags(_) | Change::Everything => signal.everything_changed(),
                 Change::WorkQueued(_) | Change::Jobs => {}
