@@ -150,6 +150,20 @@ impl Schedule {
                 CRON_FIELDS[index]
             )));
         }
+        // croner takes a month or weekday name in any field (`MON` in the hour field is 1);
+        // cron takes them only in their own fields.
+        for (index, allowed) in [(0, ""), (1, ""), (2, "LW?")] {
+            if fields[index]
+                .chars()
+                .any(|c| c.is_ascii_alphabetic() && !allowed.contains(c.to_ascii_uppercase()))
+            {
+                return Err(invalid(format!(
+                    "the {} field takes numbers only (names are for the month and day-of-week \
+                     fields)",
+                    CRON_FIELDS[index]
+                )));
+            }
+        }
         // croner's `+` (day-of-month AND day-of-week) is not Airflow's cron; a day-of-week
         // of `+` or `L` alone matches no day, and croner searches to the year 5000 before it
         // reports that such an expression never fires (found by fuzzing).
@@ -461,7 +475,25 @@ fn parse_cron(expression: &str) -> Result<Cron, croner::errors::CronError> {
         .seconds(Seconds::Disallowed)
         .year(Year::Disallowed)
         .build()
-        .parse(expression)
+        .parse(&sunday_as_zero(expression))
+}
+
+/// `expression` with a day-of-week element `7L` or `7#n` written `0L` / `0#n`: cron reads 7
+/// as Sunday, as croner does for a plain 7, but croner's `7L` and `7#n` match no day (and it
+/// then searches three thousand years before saying so; found by fuzzing).
+fn sunday_as_zero(expression: &str) -> String {
+    let mut fields: Vec<String> = expression.split_whitespace().map(str::to_string).collect();
+    if let Some(day_of_week) = fields.get_mut(4) {
+        *day_of_week = day_of_week
+            .split(',')
+            .map(|element| match element.strip_prefix('7') {
+                Some(rest) if rest.starts_with(['L', 'l', '#']) => format!("0{rest}"),
+                _ => element.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    fields.join(" ")
 }
 
 fn describe_secs(secs: u64) -> String {

@@ -535,3 +535,29 @@ fn catchup_creates_every_missed_run_in_order_across_dst() {
     assert_eq!(runs.first(), Some(&utc("2025-10-25T22:00:00Z")));
     assert_eq!(runs.last(), Some(&utc("2025-10-26T22:00:00Z")));
 }
+
+/// Found by fuzzing: croner reads `7L` (the month's last Sunday) as no day at all, and `MON`
+/// in the hour field as 1.
+#[test]
+fn a_last_sunday_written_7l_fires_and_names_stay_in_their_fields() {
+    let after = utc("2026-03-29T00:00:00Z");
+    for (text, first) in [
+        ("1 1 * 6 7L", "2026-06-28T01:01:00Z"),
+        ("1 1 * 6 0L", "2026-06-28T01:01:00Z"),
+        ("0 9 * * 7#2", "2026-04-12T09:00:00Z"),
+        ("30 6 * JUN SUNL", "2026-06-28T06:30:00Z"),
+    ] {
+        let schedule = Schedule::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(schedule.describe(), text, "the text is kept as written");
+        let fires = next_fire_times(&dag(text, "UTC", None, None, false), after, 1);
+        assert_eq!(fires, vec![utc(first)], "{text}");
+    }
+    for (text, field) in [
+        ("1\t MON *\t6\t7L", "hour"),
+        ("JAN 1 * * *", "minute"),
+        ("0 0 MON * *", "day-of-month"),
+    ] {
+        let error = Schedule::parse(text).expect_err(text).to_string();
+        assert!(error.contains(field), "{text}: {error}");
+    }
+}
