@@ -58,6 +58,16 @@ impl Renderer {
         Renderer { env }
     }
 
+    /// A renderer for texts that show whatever their context has (a notifier's message):
+    /// undefined names render as nothing, as in Airflow's notifier templates. The same bounds.
+    pub fn lenient() -> Self {
+        let mut renderer = Renderer::new();
+        renderer
+            .env
+            .set_undefined_behavior(UndefinedBehavior::Lenient);
+        renderer
+    }
+
     /// Renders `template` for the task instance described by `ctx`.
     ///
     /// A string without `{{`, `{%` or `{#` is returned unchanged without invoking the engine.
@@ -70,6 +80,27 @@ impl Renderer {
             needs_variables(template),
             needs_connections(template),
         );
+        self.render_bounded(template, value)
+    }
+
+    /// Renders `template` against any JSON `context` (its keys are the template's names),
+    /// within the same bounds as [`Renderer::render`].
+    pub fn render_json(
+        &self,
+        template: &str,
+        context: &serde_json::Value,
+    ) -> Result<String, TemplateError> {
+        if !is_template(template) {
+            return Ok(template.to_owned());
+        }
+        self.render_bounded(template, minijinja::Value::from_serialize(context))
+    }
+
+    fn render_bounded(
+        &self,
+        template: &str,
+        value: minijinja::Value,
+    ) -> Result<String, TemplateError> {
         let mut output = limits::BoundedOutput::default();
         // minijinja's arithmetic on huge repetition counts can overflow where overflow checks
         // are on (debug builds): that panic is the template's mistake, reported as such.

@@ -3,14 +3,16 @@
 //! `exception`, `logical_date`, …) and, as Airflow's templates read them, `dag.dag_id`,
 //! `ti.task_id` / `ti.state` / `ti.try_number`, `dag_run.run_id` / `dag_run.logical_date`.
 
-use minijinja::Environment;
 use serde_json::{json, Value};
+use updraft_template::Renderer;
 
 use super::DeliveryError;
 
+/// The event's values, and a renderer with the same bounds on instructions, output and
+/// sequence sizes as task templates (a notifier's template is DAG code too).
 pub(super) struct Context {
     values: Value,
-    env: Environment<'static>,
+    renderer: Renderer,
 }
 
 impl Context {
@@ -43,14 +45,15 @@ impl Context {
                 }),
             );
         }
-        let mut env = Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
-        Context { values, env }
+        Context {
+            values,
+            renderer: Renderer::lenient(),
+        }
     }
 
     pub fn render(&self, template: &str) -> Result<String, DeliveryError> {
-        self.env
-            .render_str(template, &self.values)
+        self.renderer
+            .render_json(template, &self.values)
             .map_err(|e| DeliveryError::Permanent(format!("cannot render {template:?}: {e}")))
     }
 }
@@ -72,5 +75,22 @@ mod tests {
             "etl.load failed (try 2): exited with code 3"
         );
         assert!(context.render("{{ broken").is_err());
+        assert_eq!(context.render("{{ no_such_name }}!").unwrap(), "!");
+    }
+
+    #[test]
+    fn runaway_templates_fail_instead_of_holding_the_delivery_loop() {
+        let context = Context::of(&json!({ "dag_id": "etl" }));
+        for runaway in [
+            "{{ 'x' * 100000000 }}",
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "{{ 11 * 11111111111 * ['items'] }}",
+        ] {
+            let error = context.render(runaway).expect_err(runaway);
+            assert!(
+                matches!(&error, DeliveryError::Permanent(message) if message.contains("cannot render")),
+                "{runaway}: {error:?}"
+            );
+        }
     }
 }
