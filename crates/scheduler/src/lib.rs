@@ -73,6 +73,9 @@ pub struct Scheduler {
     /// store on every full pass and whenever a run changed in a way not seen here; a stale
     /// entry can only cause a compare-and-set conflict, which reloads.
     run_tasks: Mutex<HashMap<i64, Vec<TaskInstance>>>,
+    /// The unfinished runs as the last pass that read them found them (and the runs it started
+    /// since): a pass over tries that finished in kept runs needs nothing else from the store.
+    run_records: Mutex<HashMap<i64, updraft_store::DagRun>>,
     /// `max_active_tasks` of the DAGs of the runs evaluated (the version each run is pinned to).
     dag_limits: Mutex<HashMap<String, u32>>,
     /// Per DAG, its tasks' `max_active_tis_per_dag` and `max_active_tis_per_dagrun` (only
@@ -116,6 +119,7 @@ impl Scheduler {
             paused: Mutex::new(HashMap::new()),
             heartbeat,
             run_tasks: Mutex::new(HashMap::new()),
+            run_records: Mutex::new(HashMap::new()),
             dag_limits: Mutex::new(HashMap::new()),
             task_limits: Mutex::new(HashMap::new()),
             past_waiters: Mutex::new(HashMap::new()),

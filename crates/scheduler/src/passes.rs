@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tracing::{info, warn};
-use updraft_model::{DagRunState, RunType};
+use updraft_model::{DagRunState, RunType, TaskState};
 use updraft_store::RunStart;
 
 use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
@@ -102,6 +102,8 @@ impl Scheduler {
         finished: Vec<FinishedTry>,
     ) -> Result<PassOutcome, SchedulerError> {
         let now = self.clock.now();
+        let only_tries_finished =
+            !full && dirty.is_empty() && !finished.is_empty() && self.config.only_run.is_none();
         let mut dirty = dirty;
         {
             let mut kept = self.kept();
@@ -128,6 +130,11 @@ impl Scheduler {
                 ti.next_retry_at = done.next_retry_at;
             }
         }
+        if only_tries_finished {
+            if let Some(outcome) = self.pass_over_finished_tries(&finished, now).await? {
+                return Ok(outcome);
+            }
+        }
         let mut outcome = PassOutcome::default();
         if full && self.config.only_run.is_none() {
             self.beat(now).await?;
@@ -142,6 +149,9 @@ impl Scheduler {
             self.create_asset_triggered_runs(now).await?;
         }
         let runs = self.store.unfinished_dag_runs().await?;
+        if let Ok(mut records) = self.run_records.lock() {
+            *records = runs.iter().map(|run| (run.id, run.clone())).collect();
+        }
         if self.config.only_run.is_none() && (full || self.has_new_runs(&runs)) {
             self.refresh_ownership(&runs, now).await?;
         }
@@ -235,6 +245,9 @@ impl Scheduler {
                 RunStart::NotQueued => {}
             }
         }
+        if let Ok(mut records) = self.run_records.lock() {
+            records.extend(started.iter().map(|run| (run.id, run.clone())));
+        }
         if !self.evaluate(&started, now, &mut outcome).await?.is_empty() {
             // A run finished as soon as it started (it had nothing to execute): the next
             // queued run of its DAG may start now, not at the next sweep.
@@ -251,5 +264,92 @@ impl Scheduler {
             outcome.next_due = earliest(outcome.next_due, earliest(next_run, next_retry));
         }
         Ok(outcome)
+    }
+}
+
+impl Scheduler {
+    /// A pass over tries that finished in runs this scheduler owns and keeps, when nothing else
+    /// changed: their runs are at hand, so neither the unfinished runs nor the asset queue are
+    /// read. `None` (nothing done) when a run is not at hand or a try that succeeded has
+    /// outlets (an asset event may start a run, which a pass that reads the runs adopts).
+    async fn pass_over_finished_tries(
+        &self,
+        finished: &[FinishedTry],
+        now: DateTime<Utc>,
+    ) -> Result<Option<PassOutcome>, SchedulerError> {
+        let ids: std::collections::BTreeSet<i64> =
+            finished.iter().map(|done| done.dag_run_id).collect();
+        let runs: Vec<updraft_store::DagRun> = {
+            let Ok(records) = self.run_records.lock() else {
+                return Ok(None);
+            };
+            let mut runs = Vec::with_capacity(ids.len());
+            for id in &ids {
+                match records.get(id) {
+                    Some(run) if run.state == DagRunState::Running => runs.push(run.clone()),
+                    _ => return Ok(None),
+                }
+            }
+            runs
+        };
+        if !runs.iter().all(|run| self.in_scope(run)) {
+            return Ok(None);
+        }
+        // The task of each try that succeeded, to see whether it has outlets.
+        let succeeded: Vec<(i64, String)> = {
+            let mut kept = self.kept();
+            let mut succeeded = Vec::new();
+            for done in finished {
+                let Some(ti) = kept
+                    .get_mut(&done.dag_run_id)
+                    .and_then(|tis| crate::kept_states::kept_instance(tis, done.ti_id))
+                else {
+                    return Ok(None);
+                };
+                if done.state == TaskState::Success {
+                    succeeded.push((done.dag_run_id, ti.task_id.clone()));
+                }
+            }
+            succeeded
+        };
+        for run in &runs {
+            let Some(graph) = self.run_graph(run, now).await? else {
+                return Ok(None);
+            };
+            let has_outlets = |task_id: &str| {
+                graph
+                    .index
+                    .get(task_id)
+                    .is_none_or(|&i| !graph.dag.tasks[i].outlets.is_empty())
+            };
+            if succeeded
+                .iter()
+                .any(|(run_id, task_id)| *run_id == run.id && has_outlets(task_id))
+            {
+                return Ok(None);
+            }
+        }
+        let changed: Vec<&updraft_store::DagRun> = runs.iter().collect();
+        let released = self.past_waiters_of(&changed);
+        if !released.is_empty() {
+            self.signal.runs_changed(released);
+        }
+        let mut outcome = PassOutcome::default();
+        let ended = self.evaluate(&runs, now, &mut outcome).await?;
+        if runs
+            .iter()
+            .any(|run| run.run_type == RunType::Backfill && ended.contains(&run.dag_id))
+        {
+            // A backfill may create its next run, which only a full pass does.
+            self.signal.everything_changed();
+        } else if !ended.is_empty() {
+            // A queued run of the DAG may start now: a pass that reads the runs starts it.
+            self.signal.runs_changed(std::iter::empty());
+        }
+        outcome.queued = self.queue_ready_work(now).await?;
+        if outcome.queued > 0 {
+            self.work_queued.notify_one();
+        }
+        Ok(Some(outcome))
     }
 }
