@@ -22,31 +22,64 @@ pub const MAX_ITEMS: usize = 1_000_000;
 pub(crate) fn install(env: &mut Environment<'static>) {
     env.set_formatter(|out: &mut Output, state: &State, value: &Value| {
         // A string is written at once, so the bound on the rendered text is enough for it.
-        if value.kind() != ValueKind::String {
-            check_items(value, "printed")?;
+        if value.kind() == ValueKind::String {
+            return minijinja::escape_formatter(out, state, value);
         }
-        minijinja::escape_formatter(out, state, value)
+        let value = bounded(value, "printed")?;
+        minijinja::escape_formatter(out, state, &value)
     });
     for (name, original) in walking_filters() {
         env.add_filter(
             name,
             move |state: &State, args: Rest<Value>| -> Result<Value, Error> {
-                for arg in args.iter() {
-                    check_items(arg, name)?;
-                }
+                let args = args
+                    .iter()
+                    .map(|arg| bounded(arg, name))
+                    .collect::<Result<Vec<_>, _>>()?;
                 original.call(state, &args)
             },
         );
     }
     env.set_unknown_method_callback(
         |state: &State, value: &Value, method: &str, args: &[Value]| {
-            check_items(value, method)?;
-            for arg in args {
-                check_items(arg, method)?;
-            }
-            minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+            let value = bounded(value, method)?;
+            let args = args
+                .iter()
+                .map(|arg| bounded(arg, method))
+                .collect::<Result<Vec<_>, _>>()?;
+            minijinja_contrib::pycompat::unknown_method_callback(state, &value, method, &args)
         },
     );
+}
+
+/// `value` checked by [`check_items`], and a lazy sequence of known length made a list. A
+/// sequence repeated `n` times walks its `n` repetitions even when they are empty: `[] *
+/// 10**10` has no item, yet listing or printing it spun for minutes (found by fuzzing). A
+/// lazy sequence is therefore taken only as far as the length it reports, nothing when that is
+/// zero; one that yields more than it reports (a repetition count whose product overflowed)
+/// is an error.
+fn bounded(value: &Value, used: &str) -> Result<Value, Error> {
+    check_items(value, used)?;
+    if value.kind() != ValueKind::Iterable {
+        return Ok(value.clone());
+    }
+    let Some(length) = value.len() else {
+        return Ok(value.clone());
+    };
+    if length == 0 {
+        return Ok(Value::from(Vec::<Value>::new()));
+    }
+    let items: Vec<Value> = value.try_iter()?.take(length + 1).collect();
+    if items.len() > length {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "a sequence yields more than the {length} items it reports (a repetition \
+                 count too large?)"
+            ),
+        ));
+    }
+    Ok(Value::from(items))
 }
 
 /// The builtin filters that copy, sort or walk every item of their input (the lazy ones,

@@ -46,6 +46,24 @@ fn filters_and_methods_refuse_to_walk_a_huge_sequence() {
     }
 }
 
+/// Found by fuzzing: an empty sequence repeated ten billion times has no item, but walking it
+/// went through every empty repetition (minutes of one core).
+#[test]
+fn an_empty_sequence_repeated_billions_of_times_is_walked_at_once() {
+    let renderer = Renderer::new();
+    let ctx = context();
+    for (template, expected) in [
+        ("{{ ([] * 10**10) | list | length }}", "0"),
+        ("{{ [] * 10**10 }}", "[]"),
+        ("{{ ([] * 10**10) | join(',') }}!", "!"),
+        ("{{ ','.join([] * 10**10) }}!", "!"),
+        ("{{ (range(0) * 10**10) | list }}", "[]"),
+    ] {
+        let rendered = renderer.render(template, &ctx);
+        assert_eq!(rendered.as_deref(), Ok(expected), "{template}");
+    }
+}
+
 #[test]
 fn a_repetition_count_that_overflows_is_an_error() {
     // minijinja multiplies the length by the count; with overflow checks (debug builds) that
