@@ -99,22 +99,9 @@ fn dag_with(
     start_date: Option<DateTime<Utc>>,
 ) -> Dag {
     Dag {
-        dag_id: "fuzz".to_string(),
-        description: None,
-        schedule,
         timezone,
         start_date,
-        end_date: None,
         catchup,
-        max_active_runs: 16,
-        max_active_tasks: 16,
-        dagrun_timeout: None,
-        max_consecutive_failed_dag_runs: 0,
-        callbacks: Default::default(),
-        tags: Vec::new(),
-        params: serde_json::Map::new(),
-        default_args: serde_json::Map::new(),
-        asset_schedule: None,
-        tasks: Vec::new(),
+        ..Dag::new("fuzz", schedule)
     }
 }

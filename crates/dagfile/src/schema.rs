@@ -50,8 +50,7 @@ pub const DAG_KEYS: &[&str] = &[
 /// DAG files larger than this are rejected without being parsed.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
-pub const DEFAULT_MAX_ACTIVE_RUNS: u32 = 16;
-pub const DEFAULT_MAX_ACTIVE_TASKS: u32 = 16;
+pub use updraft_model::{DEFAULT_MAX_ACTIVE_RUNS, DEFAULT_MAX_ACTIVE_TASKS};
 /// Airflow's limit on the length of a tag.
 pub const MAX_TAG_LEN: usize = 100;
 

@@ -14,6 +14,9 @@ use crate::trigger_rule::TriggerRule;
 pub const DEFAULT_SKIP_EXIT_CODE: i32 = 99;
 pub const DEFAULT_POOL: &str = "default_pool";
 pub const DEFAULT_QUEUE: &str = "default";
+/// Airflow's defaults for a DAG that does not say.
+pub const DEFAULT_MAX_ACTIVE_RUNS: u32 = 16;
+pub const DEFAULT_MAX_ACTIVE_TASKS: u32 = 16;
 
 /// A DAG that passed validation: ids are unique, dependencies exist and form no cycle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -376,6 +379,30 @@ impl Operator {
 }
 
 impl Dag {
+    /// A DAG without tasks on `schedule`, everything else as a DAG file that says nothing
+    /// more gets it (UTC, no start or end, no catch-up, Airflow's limits).
+    pub fn new(dag_id: impl Into<String>, schedule: Schedule) -> Dag {
+        Dag {
+            dag_id: dag_id.into(),
+            description: None,
+            schedule,
+            timezone: chrono_tz::UTC,
+            start_date: None,
+            end_date: None,
+            catchup: false,
+            max_active_runs: DEFAULT_MAX_ACTIVE_RUNS,
+            max_active_tasks: DEFAULT_MAX_ACTIVE_TASKS,
+            dagrun_timeout: None,
+            max_consecutive_failed_dag_runs: 0,
+            callbacks: Default::default(),
+            tags: Vec::new(),
+            params: serde_json::Map::new(),
+            default_args: serde_json::Map::new(),
+            asset_schedule: None,
+            tasks: Vec::new(),
+        }
+    }
+
     /// The params as specs, in file order. Entries that are not valid specs (the DAG file
     /// loader rejects those) are left out.
     pub fn param_specs(&self) -> Vec<crate::Param> {

@@ -20,7 +20,10 @@ pub mod trigger_dag_run;
 pub mod trigger_rule;
 
 pub use asset::{Asset, AssetCondition, AssetError, AssetKey};
-pub use dag::{Dag, Operator, PastDependency, PythonKind, Task, TaskRole};
+pub use dag::{
+    Dag, Operator, PastDependency, PythonKind, Task, TaskRole, DEFAULT_MAX_ACTIVE_RUNS,
+    DEFAULT_MAX_ACTIVE_TASKS,
+};
 pub use docker::{AutoRemove, DockerCommand, DockerMount, DockerRun};
 pub use external_task_marker::ExternalTaskMarker;
 pub use external_task_sensor::{ExternalTarget, ExternalTaskSensor, ExternalVerdict};

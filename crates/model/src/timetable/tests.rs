@@ -13,23 +13,11 @@ fn utc(text: &str) -> DateTime<Utc> {
 
 fn dag(schedule: &str, tz: &str, start: Option<&str>, end: Option<&str>, catchup: bool) -> Dag {
     Dag {
-        dag_id: "d".to_string(),
-        description: None,
-        schedule: Schedule::parse(schedule).unwrap(),
         timezone: tz.parse().unwrap(),
         start_date: start.map(utc),
         end_date: end.map(utc),
         catchup,
-        max_active_runs: 16,
-        max_active_tasks: 16,
-        dagrun_timeout: None,
-        max_consecutive_failed_dag_runs: 0,
-        callbacks: Default::default(),
-        tags: Vec::new(),
-        params: serde_json::Map::new(),
-        default_args: serde_json::Map::new(),
-        asset_schedule: None,
-        tasks: Vec::new(),
+        ..Dag::new("d", Schedule::parse(schedule).unwrap())
     }
 }
 
