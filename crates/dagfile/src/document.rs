@@ -114,6 +114,8 @@ impl Node {
     }
 }
 
+pub(crate) use json::from_json_value;
+
 /// Parses a whole document. `Err` is a problem that leaves no tree (a syntax error, an alias
 /// bomb); the `Vec` carries problems found on the way that still left a usable tree
 /// (duplicate keys, unsupported tags).

@@ -4,8 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::schema::parse_dag_document;
-use crate::{render, Format, LoadedDag};
+use sha2::{Digest, Sha256};
+
+use crate::schema::parse_dag_value;
+use crate::{render, LoadedDag};
 
 /// Runs Python DAG files and reports what each defined.
 pub trait PythonParser: Send + Sync {
@@ -46,8 +48,8 @@ pub fn is_python(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("py"))
 }
 
-/// Turns the documents a Python file answered into loaded DAGs, each validated by the JSON
-/// loader. `source` is the file's text, kept as the DAG's source (the Code view, and what a
+/// Turns the documents a Python file answered into loaded DAGs, each validated as a JSON DAG
+/// file is. `source` is the file's text, kept as the DAG's source (the Code view, and what a
 /// worker executes at the run's pinned version).
 ///
 /// `content_hash`: the hash each DAG is published with; `None` hashes the file with the DAG's
@@ -55,7 +57,7 @@ pub fn is_python(path: &Path) -> bool {
 pub fn load_python_dags(
     path: &Path,
     source: &str,
-    documents: &[serde_json::Value],
+    documents: Vec<serde_json::Value>,
     content_hash: Option<&str>,
 ) -> Result<Vec<LoadedDag>, String> {
     let default_dag_id = path
@@ -65,44 +67,36 @@ pub fn load_python_dags(
     let mut loaded: Vec<LoadedDag> = Vec::with_capacity(documents.len());
     let mut errors = Vec::new();
     for document in documents {
-        let text = match serde_json::to_string_pretty(document) {
-            Ok(text) => text,
-            Err(e) => {
-                errors.push(format!("a DAG document cannot be written as JSON: {e}"));
-                continue;
-            }
-        };
         let name = document
             .get("dag_id")
             .and_then(|v| v.as_str())
             .unwrap_or(&default_dag_id)
             .to_string();
-        match parse_dag_document(&text, &default_dag_id, Format::Json).map_err(|d| render(&d)) {
+        // The definition can change while the file does not (a module it imports changed):
+        // the hash covers both, so such a change is a new version.
+        let hash = match content_hash {
+            Some(hash) => hash.to_string(),
+            None => match document_hash(source, &document) {
+                Ok(hash) => hash,
+                Err(e) => {
+                    errors.push(format!("a DAG document cannot be written as JSON: {e}"));
+                    continue;
+                }
+            },
+        };
+        match parse_dag_value(document, &default_dag_id).map_err(|d| render(&d)) {
             Ok(dag) if loaded.iter().any(|l| l.dag.dag_id == dag.dag_id) => {
                 errors.push(format!(
                     "dag_id `{}` is defined twice in the file",
                     dag.dag_id
                 ));
             }
-            Ok(dag) => {
-                // The definition can change while the file does not (a module it imports
-                // changed): the hash covers both, so such a change is a new version.
-                let hash = match content_hash {
-                    Some(hash) => hash.to_string(),
-                    None => {
-                        let mut hashed = source.as_bytes().to_vec();
-                        hashed.push(0);
-                        hashed.extend_from_slice(text.as_bytes());
-                        crate::content_hash(&hashed)
-                    }
-                };
-                loaded.push(LoadedDag {
-                    dag,
-                    fileloc: path.to_path_buf(),
-                    source: source.to_string(),
-                    content_hash: hash,
-                });
-            }
+            Ok(dag) => loaded.push(LoadedDag {
+                dag,
+                fileloc: path.to_path_buf(),
+                source: source.to_string(),
+                content_hash: hash,
+            }),
             Err(error) => errors.push(format!(
                 "DAG `{name}` as the SDK wrote it does not load:\n{error}"
             )),
@@ -113,6 +107,26 @@ pub fn load_python_dags(
     } else {
         Err(errors.join("\n"))
     }
+}
+
+/// sha256 of the file's text, a zero byte, and the document as pretty JSON: written into the
+/// hash as it is produced, never held whole (a big DAG's document is megabytes).
+fn document_hash(source: &str, document: &serde_json::Value) -> Result<String, serde_json::Error> {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Sha256::new());
+    hashing.0.update(source.as_bytes());
+    hashing.0.update([0]);
+    serde_json::to_writer_pretty(&mut hashing, document)?;
+    Ok(crate::hex(&hashing.0.finalize()))
 }
 
 #[cfg(test)]
@@ -129,13 +143,29 @@ mod tests {
     }
 
     #[test]
+    fn a_document_is_hashed_as_the_file_then_its_pretty_json() {
+        let document = serde_json::json!({"dag_id": "a", "tasks": [{"task_id": "t"}]});
+        let mut written = b"source".to_vec();
+        written.push(0);
+        written.extend(
+            serde_json::to_string_pretty(&document)
+                .unwrap()
+                .into_bytes(),
+        );
+        assert_eq!(
+            document_hash("source", &document).unwrap(),
+            crate::content_hash(&written)
+        );
+    }
+
+    #[test]
     fn documents_load_like_json_files_and_errors_name_the_dag() {
         let path = Path::new("/dags/two.py");
         let docs = vec![
             serde_json::json!({"dag_id": "a", "tasks": [{"task_id": "t", "operator": "python", "python_callable": "f"}]}),
             serde_json::json!({"dag_id": "b", "tasks": [{"task_id": "t", "operator": "empty"}]}),
         ];
-        let loaded = load_python_dags(path, "source", &docs, None).unwrap();
+        let loaded = load_python_dags(path, "source", docs.clone(), None).unwrap();
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded[0].dag.dag_id, "a");
         assert_eq!(loaded[1].dag.dag_id, "b");
@@ -145,12 +175,12 @@ mod tests {
         let bad = vec![
             serde_json::json!({"dag_id": "c", "tasks": [{"task_id": "t", "operator": "nope"}]}),
         ];
-        let error = load_python_dags(path, "source", &bad, None).unwrap_err();
+        let error = load_python_dags(path, "source", bad, None).unwrap_err();
         assert!(error.contains("DAG `c`"), "{error}");
         assert!(error.contains("unknown operator `nope`"), "{error}");
 
         let twice = vec![docs[1].clone(), docs[1].clone()];
-        let error = load_python_dags(path, "source", &twice, None).unwrap_err();
+        let error = load_python_dags(path, "source", twice, None).unwrap_err();
         assert!(error.contains("dag_id `b` is defined twice"), "{error}");
     }
 }

@@ -76,12 +76,32 @@ pub(crate) fn parse_dag_document(
     format: Format,
 ) -> Result<Dag, Vec<Diagnostic>> {
     let (root, diags) = document::parse(source, format).map_err(|d| vec![d])?;
+    read_document(&root, diags, default_dag_id, matches!(format, Format::Json))
+}
+
+/// A DAG document the Python SDK wrote, taken as it is: it was never text a user could be
+/// pointed into, so its tree has no positions (and a 50,000-task DAG is not written out and
+/// parsed again).
+pub(crate) fn parse_dag_value(
+    document: serde_json::Value,
+    default_dag_id: &str,
+) -> Result<Dag, Vec<Diagnostic>> {
+    let root = document::from_json_value(document);
+    read_document(&root, Vec::new(), default_dag_id, true)
+}
+
+fn read_document(
+    root: &Node,
+    diags: Vec<Diagnostic>,
+    default_dag_id: &str,
+    python_callbacks: bool,
+) -> Result<Dag, Vec<Diagnostic>> {
     let mut ctx = Ctx {
         diags,
-        python_callbacks: matches!(format, Format::Json),
+        python_callbacks,
         ..Ctx::default()
     };
-    let dag = read_dag(&root, default_dag_id, &mut ctx);
+    let dag = read_dag(root, default_dag_id, &mut ctx);
     match dag {
         Some(dag) if ctx.diags.is_empty() => Ok(dag),
         _ if ctx.diags.is_empty() => Err(vec![Diagnostic::new(None, "the file defines no DAG")]),

@@ -4,21 +4,18 @@
 //! their notifications are stored with the plan's transitions, as a worker's finish stores
 //! its own.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use updraft_model::{NotificationEvent, TaskState};
-use updraft_store::{
-    notifications_for, DagRun, EventSubject, TaskInstance, TransitionNotifications,
-};
+use updraft_store::{notifications_for, DagRun, EventSubject, TransitionNotifications};
 
+use crate::kept_states::KeptRun;
 use crate::{DagGraph, RunPlan};
 
 /// The notifications of `plan`'s transitions that end a try here.
 pub(crate) fn plan_notifications(
     graph: &DagGraph,
     run: &DagRun,
-    tis: &[TaskInstance],
+    kept: &KeptRun,
     plan: &RunPlan,
     now: DateTime<Utc>,
 ) -> Vec<TransitionNotifications> {
@@ -33,13 +30,12 @@ pub(crate) fn plan_notifications(
         .iter()
         .filter(|t| ending(t.from, t.to))
         .peekable();
-    if ends.peek().is_none() || !graph.dag.tasks.iter().any(|t| !t.callbacks.is_empty()) {
+    if ends.peek().is_none() || !graph.any_callbacks {
         return Vec::new();
     }
-    let by_id: HashMap<i64, &TaskInstance> = tis.iter().map(|ti| (ti.id, ti)).collect();
     let mut out = Vec::new();
     for t in ends {
-        let Some(ti) = by_id.get(&t.ti_id) else {
+        let Some(ti) = kept.get(t.ti_id) else {
             continue;
         };
         let Some(task) = graph.index.get(&ti.task_id).map(|&i| &graph.dag.tasks[i]) else {

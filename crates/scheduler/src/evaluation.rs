@@ -1,7 +1,7 @@
 //! Evaluating a run: planning its task instances from their states and the DAG, and
 //! committing the transitions.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -10,7 +10,7 @@ use updraft_model::{DagRunState, TaskState};
 use updraft_store::{StoreError, TransitionResult, XCom};
 
 use crate::{
-    earliest, plan::plan_run_held, DagGraph, MapInputs, PassOutcome, Scheduler, SchedulerError,
+    earliest, plan::plan_scope, DagGraph, MapInputs, PassOutcome, Scheduler, SchedulerError,
 };
 
 impl Scheduler {
@@ -41,6 +41,7 @@ impl Scheduler {
             self.keep_run(run.id).await?;
             // Read only when the plan would start a task that depends on its past.
             let mut held: Option<Option<Vec<bool>>> = None;
+            let mut scope = None;
             let mut xcoms = None;
             let mut external = None;
             let (plan, retry_due) = loop {
@@ -53,29 +54,39 @@ impl Scheduler {
                 let (plan, retry_due, starts_past) = {
                     // Planned in place: copying a wide run's task instances on every pass
                     // would cost more than planning it.
-                    let kept = self.kept();
-                    let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
-                    let retry_due = tis
-                        .iter()
-                        .filter(|ti| {
-                            matches!(
-                                ti.state,
-                                TaskState::UpForRetry
-                                    | TaskState::UpForReschedule
-                                    | TaskState::Deferred
-                            )
-                        })
-                        .filter_map(|ti| ti.next_retry_at)
-                        .filter(|at| *at > now)
-                        .min();
-                    let plan = plan_run_held(
+                    let mut kept = self.kept();
+                    let Some(kept_run) = kept.get_mut(&run.id) else {
+                        // Dropped by a conflict while the store was read: the next pass
+                        // reads the run again.
+                        self.signal.runs_changed([run.id]);
+                        break (crate::RunPlan::default(), None);
+                    };
+                    let retry_due = kept_run.next_due_after(now);
+                    // The scope is taken once per pass: planning again with more inputs
+                    // (XComs, a poke's verdict, the past) looks at the same tasks.
+                    let scope = scope.get_or_insert_with(|| kept_run.take_plan_scope(&graph));
+                    let kept_run = &*kept_run;
+                    let Some(run_tis) = kept_run.run_tis() else {
+                        break (crate::RunPlan::default(), None);
+                    };
+                    let (mut plan, walk) = plan_scope(
                         &graph,
-                        tis,
+                        run_tis,
+                        scope,
                         inputs,
                         held.as_ref().and_then(|h| h.as_deref()),
                         now,
                     );
-                    let starts_past = held.is_none() && starts_past_dependent(&graph, tis, &plan);
+                    let starts_past =
+                        held.is_none() && starts_past_dependent(&graph, run_tis.tis, &plan);
+                    // An expansion adds instances yet to run.
+                    if !starts_past && plan.expansions.is_empty() {
+                        let planned: HashMap<i64, TaskState> =
+                            plan.transitions.iter().map(|t| (t.ti_id, t.to)).collect();
+                        if kept_run.all_finished(&planned) {
+                            plan.final_state = Some(crate::plan::run_outcome(&graph, &walk));
+                        }
+                    }
                     (plan, retry_due, starts_past)
                 };
                 if starts_past {
@@ -100,10 +111,11 @@ impl Scheduler {
             };
             {
                 let kept = self.kept();
-                let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
-                notifications.extend(crate::callbacks::plan_notifications(
-                    &graph, run, tis, &plan, now,
-                ));
+                if let Some(kept_run) = kept.get(&run.id) {
+                    notifications.extend(crate::callbacks::plan_notifications(
+                        &graph, run, kept_run, &plan, now,
+                    ));
+                }
             }
             if !plan.external_endings.is_empty() {
                 external_endings.push((run, plan.external_endings.clone()));
@@ -133,7 +145,8 @@ impl Scheduler {
         // The new instances have ids only the store knows: keep the runs as stored.
         for run in expanding_runs {
             let tis = self.store.task_instances(run).await?;
-            self.kept().insert(run, tis);
+            self.kept()
+                .insert(run, crate::kept_states::KeptRun::new(tis));
         }
         // A run's changes may release the later runs of its DAG that wait for their past.
         let changed: HashSet<i64> = transition_runs

@@ -12,6 +12,7 @@ use updraft_model::{Dag, ExternalTarget, ExternalTaskSensor, ExternalVerdict, Ta
 use updraft_store::{DagRun, DagRunQuery, NewEventLog, StoreError, TaskInstance, TimeRange};
 use updraft_template::Renderer;
 
+use crate::kept_states::KeptRun;
 use crate::{DagGraph, Scheduler, SchedulerError};
 
 /// Each due external wait's verdict, by task instance id.
@@ -28,7 +29,7 @@ impl Scheduler {
     ) -> Result<Verdicts, SchedulerError> {
         let due: Vec<(i64, usize)> = {
             let kept = self.kept();
-            let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
+            let tis = kept.get(&run.id).map(KeptRun::tis).unwrap_or_default();
             due_waits(graph, tis, now).collect()
         };
         let renderer = Renderer::new();

@@ -11,8 +11,13 @@ pub struct DagGraph {
     pub dag: Arc<Dag>,
     /// Task indexes (into `dag.tasks`) with every task after all of its upstream.
     pub topological: Vec<usize>,
+    /// Each task's place in `topological` (`u32::MAX` for a task left out of it).
+    pub topological_position: Vec<u32>,
     pub upstream: Vec<Vec<usize>>,
     pub downstream: Vec<Vec<usize>>,
+    /// The tasks whose plan reads each task's state: its downstream, the work tasks it is an
+    /// indirect setup of, and the teardowns whose scope it is in.
+    pub dependents: Vec<Vec<usize>>,
     /// The tasks whose states decide the run's outcome: the leaves, not counting teardowns
     /// that may not fail the run (`setup_teardown::outcome_tasks`).
     pub decides_outcome: Vec<bool>,
@@ -21,6 +26,8 @@ pub struct DagGraph {
     /// Per work task, the setups not directly upstream of it that must succeed first.
     pub indirect_setups: Vec<Vec<usize>>,
     pub index: HashMap<String, usize>,
+    /// Whether any task has callbacks (only then may a plan's transitions notify).
+    pub any_callbacks: bool,
     /// Whether any task depends on its past: only then may a plan have to read the run before.
     pub any_depends_on_past: bool,
     /// The tasks that limit their own instances (`max_active_tis_per_dag`/`_per_dagrun`).
@@ -79,16 +86,33 @@ impl DagGraph {
                 )
             })
             .collect();
+        let mut topological_position = vec![u32::MAX; dag.tasks.len()];
+        for (at, &task) in topological.iter().enumerate() {
+            topological_position[task] = u32::try_from(at).unwrap_or(u32::MAX);
+        }
+        let indirect_setups = setup_teardown::indirect_setups(&dag);
+        let teardown_scope = setup_teardown::teardown_scopes(&dag);
+        let mut dependents = downstream.clone();
+        for (task, (setups, scope)) in indirect_setups.iter().zip(&teardown_scope).enumerate() {
+            for &read in setups.iter().chain(scope) {
+                if !dependents[read].contains(&task) {
+                    dependents[read].push(task);
+                }
+            }
+        }
         DagGraph {
             any_depends_on_past: dag.tasks.iter().any(|t| t.past.applies()),
             task_limits,
             decides_outcome: setup_teardown::outcome_tasks(&dag),
-            teardown_scope: setup_teardown::teardown_scopes(&dag),
-            indirect_setups: setup_teardown::indirect_setups(&dag),
+            any_callbacks: dag.tasks.iter().any(|t| !t.callbacks.is_empty()),
+            teardown_scope,
+            indirect_setups,
             dag,
             topological,
+            topological_position,
             upstream,
             downstream,
+            dependents,
             index,
         }
     }

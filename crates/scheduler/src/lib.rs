@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
-use updraft_store::{Store, StoreError, TaskInstance};
+use updraft_store::{Store, StoreError};
 
 pub use asset_runs::events_to_consume;
 pub use backfill::{
@@ -72,7 +72,7 @@ pub struct Scheduler {
     /// task costs an update here rather than a read of its whole run. Refreshed from the
     /// store on every full pass and whenever a run changed in a way not seen here; a stale
     /// entry can only cause a compare-and-set conflict, which reloads.
-    run_tasks: Mutex<HashMap<i64, Vec<TaskInstance>>>,
+    run_tasks: Mutex<HashMap<i64, kept_states::KeptRun>>,
     /// The unfinished runs as the last pass that read them found them (and the runs it started
     /// since): a pass over tries that finished in kept runs needs nothing else from the store.
     run_records: Mutex<HashMap<i64, updraft_store::DagRun>>,

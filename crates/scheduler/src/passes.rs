@@ -115,19 +115,21 @@ impl Scheduler {
             }
             for done in &finished {
                 dirty.insert(done.dag_run_id);
-                let Some(ti) = kept
-                    .get_mut(&done.dag_run_id)
-                    .and_then(|tis| crate::kept_states::kept_instance(tis, done.ti_id))
-                else {
+                let Some(kept_run) = kept.get_mut(&done.dag_run_id) else {
                     continue;
                 };
                 // A late word of an earlier try must not undo what was read since.
-                if ti.try_number > done.try_number {
+                if kept_run
+                    .get(done.ti_id)
+                    .is_none_or(|ti| ti.try_number > done.try_number)
+                {
                     continue;
                 }
-                ti.state = done.state;
-                ti.try_number = done.try_number;
-                ti.next_retry_at = done.next_retry_at;
+                kept_run.update(done.ti_id, |ti| {
+                    ti.state = done.state;
+                    ti.try_number = done.try_number;
+                    ti.next_retry_at = done.next_retry_at;
+                });
             }
         }
         if only_tries_finished {
@@ -168,6 +170,14 @@ impl Scheduler {
             let changed: Vec<_> = runs.iter().filter(|r| dirty.contains(&r.id)).collect();
             self.past_waiters_of(&changed)
         };
+        {
+            let mut kept = self.kept();
+            for run in &released {
+                if let Some(kept_run) = kept.get_mut(run) {
+                    kept_run.plan_everything();
+                }
+            }
+        }
         let (queued, mut running): (Vec<_>, Vec<_>) = runs
             .into_iter()
             .filter(|run| self.in_scope(run))
@@ -297,12 +307,12 @@ impl Scheduler {
         }
         // The task of each try that succeeded, to see whether it has outlets.
         let succeeded: Vec<(i64, String)> = {
-            let mut kept = self.kept();
+            let kept = self.kept();
             let mut succeeded = Vec::new();
             for done in finished {
                 let Some(ti) = kept
-                    .get_mut(&done.dag_run_id)
-                    .and_then(|tis| crate::kept_states::kept_instance(tis, done.ti_id))
+                    .get(&done.dag_run_id)
+                    .and_then(|run| run.get(done.ti_id))
                 else {
                     return Ok(None);
                 };

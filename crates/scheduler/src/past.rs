@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use updraft_model::TaskState;
 use updraft_store::{DagRun, TaskInstance};
 
+use crate::kept_states::KeptRun;
 use crate::{DagGraph, Scheduler, SchedulerError};
 
 /// Which tasks of a run may not start yet (by index into the DAG's tasks), given the task
@@ -69,7 +70,7 @@ impl Scheduler {
     ) -> Result<Option<Vec<bool>>, SchedulerError> {
         let waiting: Vec<bool> = {
             let kept = self.kept();
-            let tis = kept.get(&run.id).map(Vec::as_slice).unwrap_or_default();
+            let tis = kept.get(&run.id).map(KeptRun::tis).unwrap_or_default();
             let mut waiting = vec![false; graph.dag.tasks.len()];
             for ti in tis.iter().filter(|ti| ti.state == TaskState::None) {
                 if let Some(&i) = graph.index.get(&ti.task_id) {

@@ -2,6 +2,9 @@
 //! upstream-failed by their trigger rules, which retries are due, and whether the run is over.
 //! Pure: the caller loads the task instances and applies the plan as compare-and-set writes.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use updraft_model::sensor::jitter_salt;
 use updraft_model::trigger_rule::{Decision, UpstreamSummary};
@@ -12,6 +15,7 @@ use updraft_store::{Expansion, TaskInstance, Transition, XCom};
 
 use crate::external_wait::Verdicts;
 use crate::graph::DagGraph;
+use crate::kept_states::PlanScope;
 use reexpand::Revise;
 use smallvec::SmallVec;
 
@@ -86,25 +90,147 @@ pub fn plan_run_held(
     held: Option<&[bool]>,
     now: DateTime<Utc>,
 ) -> RunPlan {
-    // Each task's instances: one, or one per map index once a mapped task expanded. Inline
-    // for the usual single instance: a run of 50,000 tasks is planned on every pass, and a
-    // heap allocation per task would cost more than the planning.
-    let mut by_task: Vec<Instances<&TaskInstance>> = vec![Instances::new(); graph.dag.tasks.len()];
+    let by_task = instances_by_task(graph, tis);
+    let run = RunTis {
+        tis,
+        by_task: &by_task,
+    };
+    let (mut plan, walk) = plan_scope(graph, run, &PlanScope::Everything, inputs, held, now);
+    let all_finished =
+        (0..graph.dag.tasks.len()).all(|i| walk.states(i).iter().all(|s| s.is_finished()));
+    if all_finished && plan.expansions.is_empty() {
+        plan.final_state = Some(run_outcome(graph, &walk));
+    }
+    plan
+}
+
+/// A run's task instances with, per task of its DAG version, the positions of its instances
+/// (one, or one per map index once a mapped task expanded).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunTis<'a> {
+    pub tis: &'a [TaskInstance],
+    pub by_task: &'a [Instances<u32>],
+}
+
+/// Per task of `graph`, the positions of its instances in `tis`.
+pub(crate) fn instances_by_task(graph: &DagGraph, tis: &[TaskInstance]) -> Vec<Instances<u32>> {
+    let mut by_task: Vec<Instances<u32>> = vec![Instances::new(); graph.dag.tasks.len()];
     let mut guess = 0;
-    for ti in tis {
-        if let Some(i) = task_index(graph, &ti.task_id, guess) {
-            by_task[i].push(ti);
+    for (at, ti) in tis.iter().enumerate() {
+        if let (Some(i), Ok(at)) = (task_index(graph, &ti.task_id, guess), u32::try_from(at)) {
+            by_task[i].push(at);
             guess = i + 1;
         }
     }
-    let mut states: Vec<Instances<TaskState>> = by_task
-        .iter()
-        .map(|tis| tis.iter().map(|ti| ti.state).collect())
-        .collect();
+    by_task
+}
+
+/// Plans the tasks of `scope` in dependency order, and what depends on a task whose state
+/// this plan changes. The final state is left to the caller: it alone knows whether the
+/// instances outside the scope are finished. Returns the walk, which holds the states the
+/// plan gave.
+pub(crate) fn plan_scope<'a>(
+    graph: &'a DagGraph,
+    run: RunTis<'a>,
+    scope: &PlanScope,
+    inputs: MapInputs<'_>,
+    held: Option<&[bool]>,
+    now: DateTime<Utc>,
+) -> (RunPlan, Walk<'a>) {
+    let mut walk = Walk {
+        graph,
+        run,
+        planned: HashMap::new(),
+    };
     let mut plan = RunPlan::default();
-    for &i in &graph.topological {
+    match scope {
+        PlanScope::Everything => {
+            for &i in &graph.topological {
+                walk.plan_task(i, &mut plan, inputs, held, now);
+            }
+        }
+        PlanScope::Changed { changed, timed } => {
+            // Tasks by their place in the dependency order, each once: a task planned here
+            // is planned after everything upstream of it.
+            let mut next: BinaryHeap<Reverse<(u32, usize)>> = BinaryHeap::new();
+            let mut seen: HashSet<usize> = HashSet::new();
+            let mut push = |next: &mut BinaryHeap<_>, task: usize| {
+                let at = graph.topological_position[task];
+                if at != u32::MAX && seen.insert(task) {
+                    next.push(Reverse((at, task)));
+                }
+            };
+            for &task in changed {
+                push(&mut next, task);
+                for &d in &graph.dependents[task] {
+                    push(&mut next, d);
+                }
+            }
+            for &task in timed {
+                push(&mut next, task);
+            }
+            while let Some(Reverse((_, i))) = next.pop() {
+                if walk.plan_task(i, &mut plan, inputs, held, now) {
+                    for &d in &graph.dependents[i] {
+                        push(&mut next, d);
+                    }
+                }
+            }
+        }
+    }
+    (plan, walk)
+}
+
+/// A plan on its way through a run's tasks: the states it gave some of them, over the
+/// states the run has.
+pub(crate) struct Walk<'a> {
+    graph: &'a DagGraph,
+    run: RunTis<'a>,
+    planned: HashMap<usize, Instances<TaskState>>,
+}
+
+impl<'a> Walk<'a> {
+    /// The states of task `i`'s instances, as planned so far.
+    fn states(&self, i: usize) -> Instances<TaskState> {
+        match self.planned.get(&i) {
+            Some(states) => states.clone(),
+            None => self.run.by_task[i]
+                .iter()
+                .map(|&at| self.run.tis[at as usize].state)
+                .collect(),
+        }
+    }
+
+    fn instances_of(&self, i: usize) -> Instances<&'a TaskInstance> {
+        let tis = self.run.tis;
+        self.run.by_task[i]
+            .iter()
+            .map(|&at| &tis[at as usize])
+            .collect()
+    }
+
+    fn planned_states(&mut self, i: usize) -> &mut Instances<TaskState> {
+        if !self.planned.contains_key(&i) {
+            let states = self.states(i);
+            self.planned.insert(i, states);
+        }
+        self.planned.entry(i).or_default()
+    }
+
+    /// Plans task `i`'s instances; true when the plan changed any of them.
+    fn plan_task(
+        &mut self,
+        i: usize,
+        plan: &mut RunPlan,
+        inputs: MapInputs<'_>,
+        held: Option<&[bool]>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let graph = self.graph;
         let task = &graph.dag.tasks[i];
-        for (j, ti) in by_task[i].iter().enumerate() {
+        let own = self.instances_of(i);
+        let mut changed = false;
+        for (j, ti) in own.iter().enumerate() {
             let mut expand_to = None;
             // When a wait on time that begins here is over (or a wait on another DAG pokes).
             let mut wait_until = None;
@@ -113,16 +239,21 @@ pub fn plan_run_held(
                 TaskState::None => {
                     let summary = summarize(graph.upstream[i].iter().flat_map(|&u| {
                         let is_setup = graph.dag.tasks[u].role.is_setup;
+                        let states = self.states(u);
                         let seen = if map_group::same_group(graph, i, u) {
-                            map_group::upstream_in_group(ti.map_index, &by_task[u], &states[u])
+                            map_group::upstream_in_group(
+                                ti.map_index,
+                                &self.instances_of(u),
+                                &states,
+                            )
                         } else {
-                            instances(&states[u])
+                            instances(&states)
                         };
                         seen.into_iter().map(move |s| (s, is_setup))
                     }));
                     let indirect_setups = graph.indirect_setups[i]
                         .iter()
-                        .flat_map(|&s| instances(&states[s]));
+                        .flat_map(|&s| instances(&self.states(s)));
                     let decision = match setups_decide(indirect_setups) {
                         Some(settled) => settled,
                         None => match task.trigger_rule.decide(&summary) {
@@ -130,7 +261,7 @@ pub fn plan_run_held(
                             Decision::Run
                                 if !graph.teardown_scope[i]
                                     .iter()
-                                    .all(|&t| states[t].iter().all(|s| s.is_finished())) =>
+                                    .all(|&t| self.states(t).iter().all(|s| s.is_finished())) =>
                             {
                                 Decision::Wait
                             }
@@ -189,7 +320,7 @@ pub fn plan_run_held(
                         Decision::Run => match task.mapping.as_ref() {
                             None => Some(TaskState::Scheduled),
                             Some(mapping) if ti.map_index >= 0 => {
-                                let have = by_task[i].len();
+                                let have = own.len();
                                 match reexpand::revise(task, mapping, ti, have, inputs) {
                                     Revise::Keep => Some(TaskState::Scheduled),
                                     Revise::NeedsXcoms => {
@@ -260,7 +391,8 @@ pub fn plan_run_held(
                 _ => None,
             };
             if let Some(to) = to {
-                states[i][j] = to;
+                self.planned_states(i)[j] = to;
+                changed = true;
                 plan.transitions.push(Transition {
                     ti_id: ti.id,
                     try_number: ti.try_number,
@@ -273,24 +405,20 @@ pub fn plan_run_held(
             }
             if let Some(count) = expand_to {
                 // Downstream planned in this pass sees every instance, not only the first.
-                let have = if ti.map_index < 0 {
-                    1
-                } else {
-                    by_task[i].len()
-                };
-                states[i].extend(std::iter::repeat_n(
+                let have = if ti.map_index < 0 { 1 } else { own.len() };
+                self.planned_states(i).extend(std::iter::repeat_n(
                     to.unwrap_or(TaskState::Scheduled),
                     count.saturating_sub(have),
                 ));
+                changed = true;
                 plan.expansions.push(Expansion {
                     ti_id: ti.id,
                     count: u32::try_from(count).unwrap_or(u32::MAX),
                 });
             }
         }
+        changed
     }
-    plan.final_state = final_state(graph, &states);
-    plan
 }
 
 /// What a wait on another DAG becomes after a poke found `verdict`: its state, its next
@@ -389,7 +517,7 @@ fn instances(states: &[TaskState]) -> Instances<Option<TaskState>> {
 }
 
 /// A task's instances in a plan, inline while there is only one.
-type Instances<T> = SmallVec<[T; 1]>;
+pub(crate) type Instances<T> = SmallVec<[T; 1]>;
 
 /// The index of `task_id` among the DAG's tasks. Task instances are read in the order their
 /// tasks were created, so the task after the previous one (`guess`) is tried before hashing.
@@ -427,22 +555,17 @@ fn summarize(upstream: impl Iterator<Item = (Option<TaskState>, bool)>) -> Upstr
     s
 }
 
-/// Airflow's rule: once every task is finished, the run failed if any leaf failed or was
+/// Airflow's rule, once every task is finished: the run failed if any leaf failed or was
 /// upstream-failed, and succeeded otherwise; a teardown counts only with
 /// `on_failure_fail_dagrun`, and does not hide the tasks upstream of it.
-fn final_state(graph: &DagGraph, states: &[Instances<TaskState>]) -> Option<DagRunState> {
-    if !states.iter().flatten().all(|s| s.is_finished()) {
-        return None;
-    }
-    let leaf_failed = states
-        .iter()
-        .enumerate()
-        .any(|(i, s)| graph.decides_outcome[i] && s.iter().any(|s| s.is_failure()));
-    Some(if leaf_failed {
+pub(crate) fn run_outcome(graph: &DagGraph, walk: &Walk<'_>) -> DagRunState {
+    let leaf_failed = (0..graph.dag.tasks.len())
+        .any(|i| graph.decides_outcome[i] && walk.states(i).iter().any(|s| s.is_failure()));
+    if leaf_failed {
         DagRunState::Failed
     } else {
         DagRunState::Success
-    })
+    }
 }
 
 mod map_group;
@@ -451,6 +574,8 @@ mod map_group_tests;
 #[cfg(test)]
 mod mapping_tests;
 mod reexpand;
+#[cfg(test)]
+mod scope_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use updraft_model::TaskState;
 use updraft_store::{Occupancy, QueueItem, TaskInstance, TaskLimits, TransitionResult};
 
+use crate::kept_states::KeptRun;
 use crate::{DagGraph, Scheduler, SchedulerError};
 
 /// A DAG's tasks that limit their own instances: task id → (`max_active_tis_per_dag`,
@@ -92,13 +93,12 @@ impl Scheduler {
                 continue;
             }
             queued += 1;
-            if let Some(ti) = kept
-                .get_mut(&c.dag_run_id)
-                .and_then(|tis| crate::kept_states::kept_instance(tis, c.ti_id))
-            {
-                ti.state = TaskState::Queued;
-                ti.try_number += u32::from(!c.resumes);
-                ti.next_retry_at = None;
+            if let Some(kept_run) = kept.get_mut(&c.dag_run_id) {
+                kept_run.update(c.ti_id, |ti| {
+                    ti.state = TaskState::Queued;
+                    ti.try_number += u32::from(!c.resumes);
+                    ti.next_retry_at = None;
+                });
             }
         }
         Ok(queued)
@@ -111,7 +111,7 @@ impl Scheduler {
     /// from the store.
     pub(crate) fn queueing_candidates<'a>(
         &self,
-        kept: &'a HashMap<i64, Vec<TaskInstance>>,
+        kept: &'a HashMap<i64, KeptRun>,
         occupancy: &updraft_store::Occupancy,
         limits: &HashMap<String, u32>,
         now: DateTime<Utc>,
@@ -136,7 +136,7 @@ impl Scheduler {
         let candidates: Vec<&TaskInstance> = kept
             .iter()
             .filter(|(run, _)| self.config.only_run.is_none_or(|only| only == **run))
-            .flat_map(|(_, tis)| tis.iter())
+            .flat_map(|(_, run)| run.queueable())
             .filter(|ti| match ti.state {
                 TaskState::Scheduled => true,
                 TaskState::UpForReschedule => ti.next_retry_at.is_none_or(|at| at <= now),
@@ -214,7 +214,7 @@ impl Scheduler {
 /// run, so a run another scheduler owns never lets a task exceed its limit.
 pub fn within_task_limits<'a>(
     candidates: Vec<&'a TaskInstance>,
-    kept: &HashMap<i64, Vec<TaskInstance>>,
+    kept: &HashMap<i64, KeptRun>,
     task_limits: &HashMap<String, DagTaskLimits>,
 ) -> Vec<&'a TaskInstance> {
     if task_limits.is_empty() {
@@ -228,7 +228,7 @@ pub fn within_task_limits<'a>(
     };
     let mut per_dag: HashMap<(String, String), u32> = HashMap::new();
     let mut per_run: HashMap<(i64, String), u32> = HashMap::new();
-    for ti in kept.values().flatten() {
+    for ti in kept.values().flat_map(KeptRun::all) {
         if limits_of(ti).is_some()
             && matches!(
                 ti.state,

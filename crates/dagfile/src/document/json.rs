@@ -23,6 +23,32 @@ pub(super) fn parse(source: &str) -> Result<(Node, Vec<Diagnostic>), Diagnostic>
     Ok((plain, Vec::new()))
 }
 
+/// A document tree without positions from an owned JSON value (what the Python SDK wrote):
+/// its strings move into the tree.
+pub(crate) fn from_json_value(value: serde_json::Value) -> Node {
+    use serde_json::Value;
+    let kind = match value {
+        Value::Null => NodeKind::Null,
+        Value::Bool(b) => NodeKind::Bool(b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => NodeKind::Int(i),
+            None => NodeKind::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => NodeKind::Str(s),
+        Value::Array(items) => NodeKind::Seq(items.into_iter().map(from_json_value).collect()),
+        Value::Object(map) => NodeKind::Map(
+            map.into_iter()
+                .map(|(key, value)| Entry {
+                    key,
+                    key_pos: None,
+                    value: from_json_value(value),
+                })
+                .collect(),
+        ),
+    };
+    Node::new(kind, None)
+}
+
 fn from_json(value: &serde_json::Value) -> Node {
     use serde_json::Value;
     let kind = match value {

@@ -181,7 +181,7 @@ pub(super) fn scan_python(
             let outcome = match answer.dags {
                 Ok(documents) => {
                     let single = hash.as_deref().filter(|_| documents.len() == 1);
-                    match load_python_dags(&path, &source, &documents, single) {
+                    match load_python_dags(&path, &source, documents, single) {
                         Ok(dags) => Outcome::Python(dags),
                         Err(error) => Outcome::Failed(error),
                     }

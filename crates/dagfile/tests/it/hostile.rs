@@ -42,7 +42,7 @@ fn a_python_files_dag_document_may_pass_one_mib() {
     let loaded = load_python_dags(
         Path::new("/dags/big.py"),
         "# built in a loop",
-        &[document],
+        vec![document],
         None,
     )
     .unwrap();
