@@ -372,9 +372,14 @@ impl TaskExecution for HttpExecution {
             .await
     }
 
-    async fn dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag> {
+    async fn dag_version(
+        &self,
+        dag_id: &str,
+        version: i64,
+    ) -> Result<std::sync::Arc<updraft_model::Dag>> {
         let version = version.to_string();
-        self.get(&["dags", dag_id, "versions", &version]).await
+        let dag: updraft_model::Dag = self.get(&["dags", dag_id, "versions", &version]).await?;
+        Ok(std::sync::Arc::new(dag))
     }
 
     async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>> {

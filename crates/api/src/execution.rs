@@ -125,7 +125,7 @@ pub(crate) async fn append_log(
 pub(crate) async fn dag_version(
     State(shared): State<Arc<Shared>>,
     path: Result<Path<DagVersionPath>, PathRejection>,
-) -> Reply<updraft_model::Dag> {
+) -> Reply<Arc<updraft_model::Dag>> {
     let Path(DagVersionPath { dag_id, version }) = path?;
     Ok(Json(shared.store.get_dag_version(&dag_id, version).await?))
 }

@@ -5,6 +5,7 @@
 //! UI's) and `tasks clear`.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 use updraft_model::{setup_teardown, Dag, ExternalTaskMarker, Operator};
 use updraft_store::{DagRun, Store, StoreError};
@@ -58,9 +59,9 @@ pub async fn marked_clears(
     let mut visited: HashSet<(String, String, String)> = HashSet::new();
     let mut found: Vec<MarkedClear> = Vec::new();
     // (dag definition, run, tasks, depth): the level the markers are in.
-    let mut level: Vec<(Dag, DagRun, Vec<String>)> = cleared
+    let mut level: Vec<(Arc<Dag>, DagRun, Vec<String>)> = cleared
         .iter()
-        .map(|c| (c.dag.clone(), c.run.clone(), c.task_ids.to_vec()))
+        .map(|c| (Arc::new(c.dag.clone()), c.run.clone(), c.task_ids.to_vec()))
         .collect();
     let mut depth: u32 = 0;
     while !level.is_empty() {

@@ -76,6 +76,8 @@ pub struct PostgresStore {
     /// Encrypts variable values and connection secrets at rest ([`with_cipher`](Self::with_cipher));
     /// outside `inner` so that setting it never needs the only handle.
     secrets: Secrets,
+    /// The DAG versions read, while a reader holds them.
+    dags: Arc<SharedDags>,
 }
 
 struct Inner {
@@ -141,6 +143,7 @@ impl PostgresStore {
                 watching: std::sync::atomic::AtomicBool::new(false),
             }),
             secrets: Secrets::default(),
+            dags: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -327,8 +330,12 @@ impl Store for PostgresStore {
     async fn get_dag(&self, dag_id: &str) -> Result<DagRecord> {
         dags::get(&mut *self.conn().await?, dag_id).await
     }
-    async fn get_dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag> {
-        dags::definition(&mut *self.conn().await?, dag_id, version).await
+    async fn get_dag_version(&self, dag_id: &str, version: i64) -> Result<Arc<updraft_model::Dag>> {
+        if let Some(dag) = self.dags.get(dag_id, version) {
+            return Ok(dag);
+        }
+        let dag = dags::definition(&mut *self.conn().await?, dag_id, version).await?;
+        Ok(self.dags.share(dag, version))
     }
     async fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
         let mut tx = self.begin().await?;

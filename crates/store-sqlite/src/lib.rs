@@ -47,6 +47,8 @@ pub struct SqliteStore {
     watchers: tokio::sync::broadcast::Sender<Change>,
     /// Encrypts variable values and connection secrets at rest ([`with_cipher`](Self::with_cipher)).
     secrets: Secrets,
+    /// The DAG versions read, while a reader holds them.
+    dags: Arc<SharedDags>,
 }
 
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -86,6 +88,7 @@ impl SqliteStore {
             readers: Arc::new(readers::Readers::new(path)?),
             watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
             secrets: Secrets::default(),
+            dags: Arc::default(),
         })
     }
 
@@ -181,10 +184,15 @@ impl Store for SqliteStore {
         let dag_id = dag_id.to_string();
         self.read(move |c| dags::get(c, &dag_id)).await
     }
-    async fn get_dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag> {
+    async fn get_dag_version(&self, dag_id: &str, version: i64) -> Result<Arc<updraft_model::Dag>> {
+        if let Some(dag) = self.dags.get(dag_id, version) {
+            return Ok(dag);
+        }
         let dag_id = dag_id.to_string();
-        self.read(move |c| dags::definition(c, &dag_id, version))
-            .await
+        let dag = self
+            .read(move |c| dags::definition(c, &dag_id, version))
+            .await?;
+        Ok(self.dags.share(dag, version))
     }
     async fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
         let dag_id = dag_id.to_string();

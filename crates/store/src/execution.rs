@@ -34,7 +34,11 @@ pub trait TaskExecution: Send + Sync + 'static {
     ) -> Result<Vec<String>>;
     async fn finish(&self, reports: Vec<FinishReport>) -> Result<Vec<TransitionResult>>;
     async fn append_log(&self, chunk: LogChunk) -> Result<LogAppend>;
-    async fn dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag>;
+    async fn dag_version(
+        &self,
+        dag_id: &str,
+        version: i64,
+    ) -> Result<std::sync::Arc<updraft_model::Dag>>;
     async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>>;
     async fn variables(&self) -> Result<Vec<(String, String)>>;
     /// The connections of the database, decrypted (the worker puts its environment's
@@ -122,7 +126,11 @@ impl TaskExecution for StoreExecution {
         self.0.append_log(chunk).await
     }
 
-    async fn dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag> {
+    async fn dag_version(
+        &self,
+        dag_id: &str,
+        version: i64,
+    ) -> Result<std::sync::Arc<updraft_model::Dag>> {
         self.0.get_dag_version(dag_id, version).await
     }
 

@@ -18,6 +18,7 @@ mod notification;
 mod record;
 pub mod retention;
 mod secret;
+mod shared_dags;
 mod task_log;
 mod transition;
 mod triggered_run;
@@ -44,6 +45,7 @@ pub use retention::{
     DeletedTry, RetentionStore,
 };
 pub use secret::Secrets;
+pub use shared_dags::SharedDags;
 pub use task_log::{log_path, read_try_log, TryLog};
 pub use transition::*;
 pub use triggered_run::*;
@@ -167,7 +169,12 @@ pub trait Store:
     async fn dag_files(&self, folder: &str) -> Result<Vec<DagFileRecord>>;
     async fn list_dags(&self) -> Result<Vec<DagRecord>>;
     async fn get_dag(&self, dag_id: &str) -> Result<DagRecord>;
-    async fn get_dag_version(&self, dag_id: &str, version: i64) -> Result<updraft_model::Dag>;
+    /// A version as written; shared with the other readers of it in this process.
+    async fn get_dag_version(
+        &self,
+        dag_id: &str,
+        version: i64,
+    ) -> Result<std::sync::Arc<updraft_model::Dag>>;
     async fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()>;
     async fn list_import_errors(&self) -> Result<Vec<ImportErrorRecord>>;
     /// Active, unpaused DAGs with a schedule whose next run is unknown (new or changed).

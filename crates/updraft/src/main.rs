@@ -19,6 +19,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: glibc keeps an arena per thread that allocated, and
+/// each holds on to what it once needed, so a standalone that read a run of 50,000 task
+/// instances on a blocking thread kept several hundred megabytes it no longer used
+/// (`bench/RESULTS.md`, W9).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some(standalone::REAPER_ARG) {
         updraft_worker::reaper_main();

@@ -67,8 +67,8 @@ pub async fn sync_adds_new_dags(db: &dyn TestDatabase) {
         "list_dags is every active DAG, by dag_id"
     );
     assert_eq!(store.get_dag("b").await.unwrap(), listed[1]);
-    assert_eq!(store.get_dag_version("a", 1).await.unwrap(), a);
-    assert_eq!(store.get_dag_version("b", 1).await.unwrap(), b);
+    assert_eq!(*store.get_dag_version("a", 1).await.unwrap(), a);
+    assert_eq!(*store.get_dag_version("b", 1).await.unwrap(), b);
     assert!(matches!(
         error(store.get_dag("nope").await),
         StoreError::NotFound(_)
@@ -116,8 +116,8 @@ pub async fn sync_with_changed_content_adds_a_version(db: &dyn TestDatabase) {
     assert_eq!(record.tags, vec!["one".to_string(), "two".to_string()]);
     assert!(record.is_active);
     // Runs are pinned to the version they started with: the old definition stays readable.
-    assert_eq!(store.get_dag_version("a", 1).await.unwrap(), old);
-    assert_eq!(store.get_dag_version("a", 2).await.unwrap(), new);
+    assert_eq!(*store.get_dag_version("a", 1).await.unwrap(), old);
+    assert_eq!(*store.get_dag_version("a", 2).await.unwrap(), new);
     assert!(matches!(
         error(store.get_dag_version("a", 3).await),
         StoreError::NotFound(_)
@@ -145,7 +145,7 @@ pub async fn sync_without_a_dag_deactivates_it(db: &dyn TestDatabase) {
         vec!["kept"]
     );
     // Its runs may still need the definition.
-    assert_eq!(store.get_dag_version("gone", 1).await.unwrap(), gone);
+    assert_eq!(*store.get_dag_version("gone", 1).await.unwrap(), gone);
     // Deactivating is reported once.
     let again = sync(&*store, vec![upsert(hourly("kept"), "h1")]).await;
     assert_eq!(again, SyncReport::default());

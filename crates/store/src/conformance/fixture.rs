@@ -209,7 +209,7 @@ pub async fn queued_run(
                 .get_dag_version(&existing.dag_id, existing.version)
                 .await
                 .expect("get_dag_version");
-            dags.push(upsert(definition, "h1"));
+            dags.push(upsert((*definition).clone(), "h1"));
         }
         dags.push(upsert(dag(dag_id, Schedule::None, &["a"]), "h1"));
         sync(store, dags).await;

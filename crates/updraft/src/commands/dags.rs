@@ -183,7 +183,7 @@ pub async fn sync_folder(app: &App) -> Result<()> {
     Ok(())
 }
 
-pub async fn load_dag(app: &App, dag_id: &str) -> Result<(Dag, i64)> {
+pub async fn load_dag(app: &App, dag_id: &str) -> Result<(std::sync::Arc<Dag>, i64)> {
     let record = app.store.get_dag(dag_id).await.map_err(not_found)?;
     let dag = app.store.get_dag_version(dag_id, record.version).await?;
     Ok((dag, record.version))

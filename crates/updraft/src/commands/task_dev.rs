@@ -140,7 +140,7 @@ async fn task_try(
         app.store.get_dag_version(dag_id, run.dag_version).await?
     };
     Ok(TaskTry {
-        dag: Arc::new(dag),
+        dag,
         task_id: task_id.to_string(),
         run,
         env: Vec::new(),

@@ -5,25 +5,30 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::OnceCell;
 use updraft_model::{Dag, Task};
 use updraft_store::{StoreError, TaskExecution};
 
+/// One cell per version, filled by the first try that asks: the tries of a wide layer start
+/// together, and a DAG of 50,000 tasks fetched by each of them at once would be tens of copies.
 #[derive(Default)]
 pub(super) struct DagCache {
-    dags: Mutex<HashMap<(String, i64), Arc<CachedDag>>>,
+    dags: Mutex<HashMap<(String, i64), Arc<DagCell>>>,
 }
+
+type DagCell = OnceCell<Arc<CachedDag>>;
 
 /// A DAG version with what each try looks up in it indexed once: a DAG of 50,000 tasks would
 /// otherwise be searched task by task for every try.
 pub(super) struct CachedDag {
-    dag: Dag,
+    dag: Arc<Dag>,
     index: HashMap<String, usize>,
     /// The tasks whose result some mapped task maps over.
     mapped_over: HashSet<String>,
 }
 
 impl CachedDag {
-    fn new(dag: Dag) -> CachedDag {
+    fn new(dag: Arc<Dag>) -> CachedDag {
         let index = dag
             .tasks
             .iter()
@@ -70,16 +75,21 @@ impl DagCache {
         dag_id: &str,
         version: i64,
     ) -> Result<Arc<CachedDag>, StoreError> {
-        let key = (dag_id.to_string(), version);
-        if let Some(dag) = self.dags.lock().ok().and_then(|d| d.get(&key).cloned()) {
-            return Ok(dag);
-        }
-        let dag = Arc::new(CachedDag::new(
-            execution.dag_version(dag_id, version).await?,
-        ));
-        if let Ok(mut dags) = self.dags.lock() {
-            dags.insert(key, dag.clone());
-        }
-        Ok(dag)
+        let cell = {
+            let mut dags = self
+                .dags
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            dags.entry((dag_id.to_string(), version))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_try_init(|| async {
+            Ok(Arc::new(CachedDag::new(
+                execution.dag_version(dag_id, version).await?,
+            )))
+        })
+        .await
+        .cloned()
     }
 }

@@ -445,7 +445,7 @@ impl TaskExecution for ReadOnlyExecution {
     async fn append_log(&self, _chunk: LogChunk) -> Result<LogAppend, StoreError> {
         records_nothing()
     }
-    async fn dag_version(&self, dag_id: &str, version: i64) -> Result<Dag, StoreError> {
+    async fn dag_version(&self, dag_id: &str, version: i64) -> Result<Arc<Dag>, StoreError> {
         self.0.dag_version(dag_id, version).await
     }
     async fn xcoms_for_run(&self, dag_run_id: i64) -> Result<Vec<XCom>, StoreError> {
