@@ -33,7 +33,8 @@ pub use schema::{
 /// A DAG file that loaded, with what the store keeps of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedDag {
-    pub dag: Dag,
+    /// Shared: a scan hands the DAGs it publishes on without copying them.
+    pub dag: std::sync::Arc<Dag>,
     pub fileloc: PathBuf,
     pub source: String,
     /// sha256 of the file, lowercase hex.
@@ -127,7 +128,7 @@ fn load_source(path: &Path, bytes: Vec<u8>, content_hash: String) -> Result<Load
         .unwrap_or_default();
     let dag = parse_dag_source(&source, &default_dag_id, format)?;
     Ok(LoadedDag {
-        dag,
+        dag: std::sync::Arc::new(dag),
         fileloc: path.to_path_buf(),
         source,
         content_hash,

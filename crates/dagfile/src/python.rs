@@ -92,7 +92,7 @@ pub fn load_python_dags(
                 ));
             }
             Ok(dag) => loaded.push(LoadedDag {
-                dag,
+                dag: std::sync::Arc::new(dag),
                 fileloc: path.to_path_buf(),
                 source: source.to_string(),
                 content_hash: hash,

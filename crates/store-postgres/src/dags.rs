@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use updraft_store::{
     plan_file_records, plan_sync, readable_file_record, under, DagFileOutcome, DagFileRecord,
     DagRecord, DagSync, DagUpsert, DagWrite, ImportErrorRecord, PublishedDag, Result, StoreError,
-    SyncReport,
+    SyncReport, VersionsWritten,
 };
 
 use crate::codec::{col, col_instant, col_opt_instant, micros, opt_instant, opt_micros};
@@ -39,7 +39,10 @@ pub(crate) fn dag_from_row(row: &PgRow) -> Result<DagRecord> {
 
 /// Makes the database match the scan (as [`plan_sync`] decides); also says whether anything
 /// changed (for notifications).
-pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport, bool)> {
+pub async fn sync(
+    conn: &mut PgConnection,
+    sync: &DagSync,
+) -> Result<(SyncReport, bool, VersionsWritten)> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(SYNC_LOCK)
         .execute(&mut *conn)
@@ -147,7 +150,8 @@ pub async fn sync(conn: &mut PgConnection, sync: &DagSync) -> Result<(SyncReport
         record_files(conn, sync.folder.as_deref(), files).await?;
     }
     let changed = plan.changes_anything();
-    Ok((plan.report, changed))
+    let written = plan.versions_written();
+    Ok((plan.report, changed, written))
 }
 
 /// Every DAG with its current version's hash.

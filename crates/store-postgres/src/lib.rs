@@ -316,9 +316,12 @@ impl Store for PostgresStore {
 
     async fn sync_dags(&self, sync: DagSync) -> Result<SyncReport> {
         let mut tx = self.begin().await?;
-        let (report, changed) = dags::sync(&mut tx, &sync).await?;
+        let (report, changed, written) = dags::sync(&mut tx, &sync).await?;
         self.commit(tx, changed.then_some(Announce::Everything))
             .await?;
+        for (dag, version) in &written {
+            self.dags.keep(dag, *version);
+        }
         Ok(report)
     }
     async fn dag_files(&self, folder: &str) -> Result<Vec<DagFileRecord>> {

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use updraft_store::{
     plan_file_records, plan_sync, readable_file_record, under, DagFileOutcome, DagFileRecord,
     DagRecord, DagSync, DagUpsert, DagWrite, ImportErrorRecord, PublishedDag, Result, StoreError,
-    SyncReport,
+    SyncReport, VersionsWritten,
 };
 
 use crate::codec::{instant, micros, opt_instant, opt_micros};
@@ -39,7 +39,7 @@ pub(crate) fn conversion(index: usize, e: StoreError) -> rusqlite::Error {
 
 /// Makes the database match the scan (as [`plan_sync`] decides); also says whether anything
 /// changed (for watchers).
-pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool)> {
+pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool, VersionsWritten)> {
     let existing = published(tx)?;
     let stored_errors = import_errors(tx)?;
     let plan = plan_sync(sync, &existing, &stored_errors);
@@ -119,7 +119,8 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool)> {
         record_files(tx, sync.folder.as_deref(), files)?;
     }
     let changed = plan.changes_anything();
-    Ok((plan.report, changed))
+    let written = plan.versions_written();
+    Ok((plan.report, changed, written))
 }
 
 /// Every DAG with its current version's hash.

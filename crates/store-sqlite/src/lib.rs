@@ -167,7 +167,10 @@ impl Store for SqliteStore {
             .await
     }
     async fn sync_dags(&self, sync: DagSync) -> Result<SyncReport> {
-        let (report, changed) = self.write(move |tx| dags::sync(tx, &sync)).await?;
+        let (report, changed, written) = self.write(move |tx| dags::sync(tx, &sync)).await?;
+        for (dag, version) in &written {
+            self.dags.keep(dag, *version);
+        }
         if changed {
             self.changed([Change::Everything]);
         }

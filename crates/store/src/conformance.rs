@@ -112,6 +112,7 @@ macro_rules! __store_conformance_checks {
                 sync_adds_new_dags,
                 sync_with_unchanged_content_changes_nothing,
                 sync_with_changed_content_adds_a_version,
+                a_published_version_is_one_copy_for_the_readers_of_the_process,
                 sync_without_a_dag_deactivates_it,
                 sync_reactivates_a_dag_whose_file_reappears,
                 sync_replaces_and_clears_import_errors,

@@ -53,6 +53,24 @@ pub struct SyncPlan<'a> {
 }
 
 impl SyncPlan<'_> {
+    /// The definitions the plan writes as new versions, with their version numbers: the
+    /// store shares them with this process's readers ([`crate::SharedDags::keep`]).
+    pub fn versions_written(&self) -> VersionsWritten {
+        self.writes
+            .iter()
+            .filter_map(|write| match *write {
+                DagWrite::Reactivate(_) => None,
+                DagWrite::NewVersion { upsert, version } => Some((upsert.dag.clone(), version)),
+                DagWrite::Create(upsert) => Some((upsert.dag.clone(), 1)),
+            })
+            .collect()
+    }
+}
+
+/// New versions and their numbers, as a sync wrote them.
+pub type VersionsWritten = Vec<(std::sync::Arc<updraft_model::Dag>, i64)>;
+
+impl SyncPlan<'_> {
     /// Whether the sync changes anything watchers see (DAGs or import errors).
     pub fn changes_anything(&self) -> bool {
         self.import_errors.is_some() || self.report != SyncReport::default()

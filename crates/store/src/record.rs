@@ -50,7 +50,9 @@ pub enum DagFileOutcome {
 
 #[derive(Debug, Clone)]
 pub struct DagUpsert {
-    pub dag: updraft_model::Dag,
+    /// Shared with whoever loaded it: the store keeps it as the version's copy for the
+    /// readers of this process ([`crate::SharedDags`]).
+    pub dag: std::sync::Arc<updraft_model::Dag>,
     pub fileloc: String,
     pub content_hash: String,
     pub source: String,

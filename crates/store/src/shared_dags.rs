@@ -21,6 +21,14 @@ impl SharedDags {
             .and_then(Weak::upgrade)
     }
 
+    /// Shares `dag`, just written as version `version` by whoever holds it (the DAG processor
+    /// that loaded it): a reader of the version gets that copy rather than reading its own.
+    pub fn keep(&self, dag: &Arc<Dag>, version: i64) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.retain(|_, copy| copy.strong_count() > 0);
+        held.insert((dag.dag_id.clone(), version), Arc::downgrade(dag));
+    }
+
     /// Shares `dag`, just read as version `version`: the copy another reader read meanwhile
     /// wins, so there is still one.
     pub fn share(&self, dag: Dag, version: i64) -> Arc<Dag> {

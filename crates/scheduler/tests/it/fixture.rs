@@ -148,7 +148,7 @@ impl World {
                     fileloc: format!("dags/{}.yaml", dag.dag_id),
                     content_hash: definition.clone(),
                     source: definition,
-                    dag,
+                    dag: std::sync::Arc::new(dag),
                 }
             })
             .collect();

@@ -99,6 +99,23 @@ pub async fn sync_with_unchanged_content_changes_nothing(db: &dyn TestDatabase) 
     assert_eq!(record.version, 1);
 }
 
+pub async fn a_published_version_is_one_copy_for_the_readers_of_the_process(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    let written = upsert(hourly("a"), "h1");
+    let published = written.dag.clone();
+    sync(&*store, vec![written]).await;
+    let read = store.get_dag_version("a", 1).await.unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&read, &published),
+        "the publisher's copy"
+    );
+    let again = store.get_dag_version("a", 1).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&read, &again));
+    drop((read, again, published));
+    // Held by nobody: read from the database, the same definition.
+    assert_eq!(*store.get_dag_version("a", 1).await.unwrap(), hourly("a"));
+}
+
 pub async fn sync_with_changed_content_adds_a_version(db: &dyn TestDatabase) {
     let store = db.open().await;
     let old = hourly("a");

@@ -60,7 +60,7 @@ pub fn upsert(dag: Dag, hash: &str) -> DagUpsert {
         fileloc: format!("dags/{}.yaml", dag.dag_id),
         content_hash: hash.to_string(),
         source: format!("# {} {hash}", dag.dag_id),
-        dag,
+        dag: std::sync::Arc::new(dag),
     }
 }
 

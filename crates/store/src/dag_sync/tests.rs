@@ -31,7 +31,7 @@ fn dag(dag_id: &str) -> Dag {
 
 fn found(dag_id: &str, fileloc: &str, hash: &str) -> DagUpsert {
     DagUpsert {
-        dag: dag(dag_id),
+        dag: std::sync::Arc::new(dag(dag_id)),
         fileloc: fileloc.to_string(),
         content_hash: hash.to_string(),
         source: String::new(),
