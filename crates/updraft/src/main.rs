@@ -1,5 +1,6 @@
 //! The `updraft` binary: command-line parsing, configuration, and the wiring of the roles.
 
+mod allocator;
 mod app;
 mod audit;
 mod cli;
@@ -19,14 +20,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc rather than glibc's malloc: glibc keeps an arena per thread that allocated, and
-/// each holds on to what it once needed, so a standalone that read a run of 50,000 task
-/// instances on a blocking thread kept several hundred megabytes it no longer used
-/// (`bench/RESULTS.md`, W9).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    allocator::purge_at_once();
     if std::env::args().nth(1).as_deref() == Some(standalone::REAPER_ARG) {
         updraft_worker::reaper_main();
         return ExitCode::SUCCESS;
