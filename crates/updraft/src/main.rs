@@ -20,7 +20,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-
 fn main() -> ExitCode {
     allocator::purge_at_once();
     if std::env::args().nth(1).as_deref() == Some(standalone::REAPER_ARG) {
