@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    allocator::purge_at_once();
+    allocator::configure();
     if std::env::args().nth(1).as_deref() == Some(standalone::REAPER_ARG) {
         updraft_worker::reaper_main();
         return ExitCode::SUCCESS;
