@@ -2,10 +2,7 @@
 //! thread that allocated, and each holds on to what it once needed: a standalone that read a
 //! run of 50,000 task instances on its blocking threads kept several hundred megabytes it no
 //! longer used (`bench/RESULTS.md`, W9). glibc limited to two arenas kept that down too, but
-//! cost W5 about 6 % of its throughput, where mimalloc gains 3 %. Its price is an idle
-//! standalone of 71 MiB against 44 MiB: mimalloc commits its first arena whole, before `main`
-//! could say otherwise (`MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment gives the 44 MiB
-//! back).
+//! cost W5 about 6 % of its throughput, where mimalloc gains 3 to 5 %.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -31,7 +28,7 @@ extern "C" fn configure_first() {
 /// Sets updraft's mimalloc options, each unless the environment sets it
 /// (`MIMALLOC_ARENA_EAGER_COMMIT`, `MIMALLOC_PURGE_DELAY`):
 /// - arenas are committed as they are used, not whole: committing the first one up front made
-///   an idle standalone 73 MiB instead of 41 MiB;
+///   an idle standalone 73 MiB (45 MiB this way, 41 MiB on glibc);
 /// - freed memory goes back to the system at once instead of a second later: loading a DAG of
 ///   50,000 tasks frees and allocates hundreds of megabytes within that second, and the delay
 ///   let them pile up (peak 256 MiB before its run against 159 MiB).
