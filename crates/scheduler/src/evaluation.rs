@@ -9,6 +9,7 @@ use tracing::{debug, error, info};
 use updraft_model::{DagRunState, TaskState};
 use updraft_store::{StoreError, TransitionResult, XCom};
 
+use crate::kept_states::PlanScope;
 use crate::{
     earliest, plan::plan_scope, DagGraph, MapInputs, PassOutcome, Scheduler, SchedulerError,
 };
@@ -93,7 +94,9 @@ impl Scheduler {
                     held = Some(self.held_tasks(run, &graph).await?);
                     continue;
                 }
-                if held.is_none() {
+                // Only a plan of every task knows that none waits for the run before: a plan
+                // of what changed may not have looked at the task that waits.
+                if held.is_none() && scope == Some(PlanScope::Everything) {
                     self.forget_past_waiter(run);
                 }
                 // A mapped task is ready and maps over upstream results: read them once.

@@ -33,7 +33,9 @@ extern "C" fn configure_first() {
 ///   50,000 tasks frees and allocates hundreds of megabytes within that second, and the delay
 ///   let them pile up (peak 256 MiB before its run against 159 MiB).
 ///
-/// Reads the environment without allocating: it may run before the allocator starts.
+/// Reads the environment without allocating: it may run before the allocator starts. Only
+/// these exact names are honoured here (mimalloc itself also takes them in lower case, and
+/// its legacy `MIMALLOC_EAGER_REGION_COMMIT` and `MIMALLOC_RESET_DELAY`).
 pub fn configure() {
     for (option, value, variable) in [
         (ARENA_EAGER_COMMIT, 0, c"MIMALLOC_ARENA_EAGER_COMMIT"),

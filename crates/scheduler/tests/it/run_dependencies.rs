@@ -346,3 +346,48 @@ async fn max_consecutive_failed_dag_runs_pauses_the_dag_with_a_reason() {
         "{paused:?}"
     );
 }
+
+#[tokio::test]
+/// A pass that plans only what changed in a run (here its other task finishing) must not
+/// forget that a task of it still waits for the run before: that run's end releases it.
+async fn a_run_waiting_for_its_past_stays_waiting_through_a_pass_over_its_other_tasks() {
+    let (world, runs) = two_runs(daily(
+        "past",
+        vec![depends_on_past(bash("a", &[])), bash("c", &[])],
+    ))
+    .await;
+    assert_eq!(world.states(&runs[0]).await, "a=queued c=queued");
+    assert_eq!(world.states(&runs[1]).await, "a=none c=queued");
+    let claimed = world.claim(100).await;
+    let c1 = claimed
+        .iter()
+        .find(|c| c.dag_run.id == runs[1].id && c.ti.task_id == "c")
+        .expect("the second run's independent task was claimed");
+    world.succeed(c1).await;
+    world
+        .scheduler
+        .pass_with(
+            false,
+            HashSet::new(),
+            vec![updraft_store::FinishedTry {
+                dag_run_id: runs[1].id,
+                ti_id: c1.ti.id,
+                try_number: c1.ti.try_number,
+                state: TaskState::Success,
+                next_retry_at: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let a0 = claimed
+        .iter()
+        .find(|c| c.dag_run.id == runs[0].id && c.ti.task_id == "a")
+        .expect("the first run's task was claimed");
+    world.succeed(a0).await;
+    world
+        .scheduler
+        .pass(false, HashSet::from([runs[0].id]))
+        .await
+        .unwrap();
+    assert_eq!(world.states(&runs[1]).await, "a=queued c=success");
+}
