@@ -27,23 +27,8 @@ fn chain(past: PastDependency) -> DagGraph {
     tasks[2].dependencies = vec!["b".into()];
     tasks[0].past = past;
     DagGraph::new(Arc::new(Dag {
-        dag_id: "d".into(),
-        description: None,
-        schedule: Schedule::None,
-        timezone: "UTC".parse().unwrap(),
-        start_date: None,
-        end_date: None,
-        catchup: false,
-        max_active_runs: 16,
-        max_active_tasks: 16,
-        dagrun_timeout: None,
-        max_consecutive_failed_dag_runs: 0,
-        callbacks: Default::default(),
-        tags: Vec::new(),
-        params: serde_json::Map::new(),
-        default_args: serde_json::Map::new(),
-        asset_schedule: None,
         tasks,
+        ..Dag::new("d", Schedule::None)
     }))
 }
 

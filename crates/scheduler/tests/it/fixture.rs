@@ -60,23 +60,9 @@ pub fn new_year() -> DateTime<Utc> {
 /// A DAG in UTC on `schedule`, starting at [`new_year`], without catch-up.
 pub fn dag(dag_id: &str, schedule: &str, tasks: Vec<Task>) -> Dag {
     Dag {
-        dag_id: dag_id.to_string(),
-        description: None,
-        schedule: Schedule::parse(schedule).unwrap(),
-        timezone: "UTC".parse().unwrap(),
         start_date: Some(new_year()),
-        end_date: None,
-        catchup: false,
-        max_active_runs: 16,
-        max_active_tasks: 16,
-        dagrun_timeout: None,
-        max_consecutive_failed_dag_runs: 0,
-        callbacks: Default::default(),
-        tags: Vec::new(),
-        params: serde_json::Map::new(),
-        default_args: serde_json::Map::new(),
-        asset_schedule: None,
         tasks,
+        ..Dag::new(dag_id, Schedule::parse(schedule).unwrap())
     }
 }
 

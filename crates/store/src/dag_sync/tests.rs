@@ -8,25 +8,7 @@ use updraft_model::{Dag, Schedule};
 use super::*;
 
 fn dag(dag_id: &str) -> Dag {
-    Dag {
-        dag_id: dag_id.to_string(),
-        description: None,
-        schedule: Schedule::None,
-        timezone: "UTC".parse().expect("UTC is a time zone"),
-        start_date: None,
-        end_date: None,
-        catchup: false,
-        max_active_runs: 16,
-        max_active_tasks: 16,
-        dagrun_timeout: None,
-        max_consecutive_failed_dag_runs: 0,
-        callbacks: Default::default(),
-        tags: Vec::new(),
-        params: serde_json::Map::new(),
-        default_args: serde_json::Map::new(),
-        asset_schedule: None,
-        tasks: Vec::new(),
-    }
+    Dag::new(dag_id, Schedule::None)
 }
 
 fn found(dag_id: &str, fileloc: &str, hash: &str) -> DagUpsert {
