@@ -4,7 +4,8 @@
 //! what depends on them.
 
 use std::cell::Cell;
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{btree_set, BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use updraft_model::TaskState;
@@ -24,8 +25,9 @@ pub(crate) struct KeptRun {
     /// Positions of the instances changed since the run was last planned; `None` until its
     /// first plan, which looks at every task.
     changed: Option<BTreeSet<usize>>,
-    /// Positions of the instances the queue picks from: `scheduled`, `up_for_reschedule`.
-    queueable: BTreeSet<usize>,
+    /// The instances the queue picks from (`scheduled`, `up_for_reschedule`), per pool in
+    /// the order it picks them.
+    queueable: BTreeMap<String, BTreeSet<QueueKey>>,
     /// Positions of the instances that wait for an instant: `up_for_retry`,
     /// `up_for_reschedule`, `deferred`.
     timed: BTreeSet<usize>,
@@ -41,7 +43,7 @@ impl KeptRun {
         let mut kept = KeptRun {
             tis,
             changed: None,
-            queueable: BTreeSet::new(),
+            queueable: BTreeMap::new(),
             timed: BTreeSet::new(),
             finished_below: Cell::new(0),
             by_task: None,
@@ -61,6 +63,7 @@ impl KeptRun {
         let Some(at) = self.position(id) else {
             return false;
         };
+        self.unqueue(at);
         change(&mut self.tis[at]);
         self.index(at);
         if let Some(changed) = self.changed.as_mut() {
@@ -84,12 +87,20 @@ impl KeptRun {
     }
 
     fn index(&mut self, at: usize) {
-        let state = self.tis[at].state;
-        set_member(
-            &mut self.queueable,
-            at,
-            matches!(state, TaskState::Scheduled | TaskState::UpForReschedule),
-        );
+        let ti = &self.tis[at];
+        let state = ti.state;
+        if matches!(state, TaskState::Scheduled | TaskState::UpForReschedule) {
+            let key = queue_key(ti, at);
+            match self.queueable.get_mut(&ti.pool) {
+                Some(in_pool) => {
+                    in_pool.insert(key);
+                }
+                None => {
+                    self.queueable
+                        .insert(ti.pool.clone(), BTreeSet::from([key]));
+                }
+            }
+        }
         set_member(
             &mut self.timed,
             at,
@@ -103,9 +114,34 @@ impl KeptRun {
         }
     }
 
-    /// The instances the queue may pick from (`scheduled`, `up_for_reschedule`).
-    pub(crate) fn queueable(&self) -> impl Iterator<Item = &TaskInstance> {
-        self.queueable.iter().map(|&at| &self.tis[at])
+    /// Takes instance `at` out of the queueable index, keyed by what it is before a change.
+    fn unqueue(&mut self, at: usize) {
+        let ti = &self.tis[at];
+        if let Some(in_pool) = self.queueable.get_mut(&ti.pool) {
+            in_pool.remove(&queue_key(ti, at));
+            if in_pool.is_empty() {
+                self.queueable.remove(&ti.pool);
+            }
+        }
+    }
+
+    /// The instances the queue may pick from (`scheduled`, `up_for_reschedule`), per pool,
+    /// each pool's highest priority first (the older first among equals).
+    pub(crate) fn queueable_by_pool(&self) -> impl Iterator<Item = (&str, QueueOrder<'_>)> {
+        self.queueable.iter().map(|(pool, keys)| {
+            (
+                pool.as_str(),
+                QueueOrder {
+                    keys: keys.iter(),
+                    tis: &self.tis,
+                },
+            )
+        })
+    }
+
+    /// The DAG the run belongs to (every instance has it).
+    pub(crate) fn dag_id(&self) -> Option<&str> {
+        self.tis.first().map(|ti| ti.dag_id.as_str())
     }
 
     /// Every instance.
@@ -169,6 +205,29 @@ impl KeptRun {
                 .unwrap_or(ti.state)
                 .is_finished()
         })
+    }
+}
+
+/// Where an instance stands in the queue's order: higher priority first, then the older
+/// (lower id); its position last.
+type QueueKey = (Reverse<i64>, i64, usize);
+
+fn queue_key(ti: &TaskInstance, at: usize) -> QueueKey {
+    (Reverse(ti.priority_weight), ti.id, at)
+}
+
+/// A run's queueable instances of one pool, in the order the queue picks them.
+#[derive(Clone)]
+pub(crate) struct QueueOrder<'a> {
+    keys: btree_set::Iter<'a, QueueKey>,
+    tis: &'a [TaskInstance],
+}
+
+impl<'a> Iterator for QueueOrder<'a> {
+    type Item = &'a TaskInstance;
+
+    fn next(&mut self) -> Option<&'a TaskInstance> {
+        self.keys.next().map(|&(_, _, at)| &self.tis[at])
     }
 }
 

@@ -9,6 +9,8 @@ mod callbacks;
 mod config;
 mod dag_cache;
 mod deadlines;
+#[cfg(test)]
+mod dice;
 mod evaluation;
 mod external_marker;
 mod external_wait;

@@ -8,19 +8,8 @@ use updraft_store::Transition;
 
 use super::tests::{graph, instances, now};
 use super::*;
+use crate::dice::Dice;
 use crate::kept_states::KeptRun;
-
-/// A small deterministic generator (xorshift), so a failure can be replayed.
-struct Dice(u64);
-
-impl Dice {
-    fn roll(&mut self, sides: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % sides
-    }
-}
 
 /// The whole-run plan and the plan by change of `kept` at `now`, which must agree; returns
 /// the latter.
