@@ -104,6 +104,25 @@ pub fn open_fds(pid: i32) -> Result<usize> {
     Ok(entries.filter(|e| e.is_ok()).count())
 }
 
+/// CPU time the whole machine spent busy since boot (every core: user, nice, system, irq,
+/// softirq, steal), in seconds: with nothing else running, the work of updraft, its task
+/// processes and its database together.
+pub fn machine_busy_s() -> Result<f64> {
+    let text = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    let line = text.lines().next().unwrap_or_default();
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user already)
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum();
+    Ok(busy as f64 / clock_ticks_per_second())
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf reads a constant of the running system; it touches no memory of ours.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

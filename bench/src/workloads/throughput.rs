@@ -11,7 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::{seconds, start, successful_run, Bench};
-use crate::dag_folder;
+use crate::{dag_folder, procfs};
 use crate::measurement::{Figure, Goal, Measurement, Unit};
 
 const DAG: &str = "throughput";
@@ -32,6 +32,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         None => None,
     };
     let before = running.usage()?;
+    let machine_before = procfs::machine_busy_s()?;
     let clock = Instant::now();
     let run_ids = (0..runs)
         .map(|_| bench.updraft.trigger(&home, DAG, false))
@@ -47,6 +48,7 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
     }
     let wall = clock.elapsed().as_secs_f64();
     let after = running.usage()?;
+    let machine_busy = procfs::machine_busy_s()? - machine_before;
     if let Some(perf) = perf {
         perf.finish()?;
     }
@@ -100,6 +102,12 @@ pub fn run(bench: &Bench) -> Result<Measurement> {
         "task process CPU per task instance",
         Unit::CpuMillisPerTask,
         per_ti(after.children_cpu_s - before.children_cpu_s),
+    ));
+    m.figure(Figure::new(
+        "machine_cpu_ms_per_ti",
+        "machine CPU per task instance (every process: updraft, tasks, database, harness)",
+        Unit::CpuMillisPerTask,
+        per_ti(machine_busy),
     ));
     m.figure(Figure::new(
         "wall_s",

@@ -60,6 +60,7 @@ impl Scheduler {
                     dag_run_id: ti.dag_run_id,
                     dag_id: ti.dag_id.clone(),
                     pool: ti.pool.clone(),
+                    queue: ti.queue.clone(),
                     task_limits: task_limits
                         .get(&ti.dag_id)
                         .and_then(|tasks| tasks.get(&ti.task_id))
@@ -82,6 +83,8 @@ impl Scheduler {
                 try_number: c.try_number,
                 dag_id: c.dag_id.clone(),
                 pool: c.pool.clone(),
+                queue: c.queue.clone(),
+                dag_run_id: c.dag_run_id,
                 max_active_tasks: max_active_tasks.get(&c.dag_id).copied().unwrap_or(u32::MAX),
                 task_limits: c.task_limits.clone(),
                 resumes: c.resumes,
@@ -118,6 +121,7 @@ struct Chosen {
     dag_run_id: i64,
     dag_id: String,
     pool: String,
+    queue: String,
     task_limits: Option<TaskLimits>,
 }
 

@@ -100,6 +100,12 @@ fn encode(origin: &str, change: &Announce, runs: &[i64], ended: TriesEnded) -> R
     payload(&Announce::Everything, &[], TriesEnded::default())
 }
 
+/// The payload announcing `change` and, for watchers, `runs` whose task instances changed,
+/// for a statement that notifies by itself.
+pub fn announcement(origin: &str, change: &Announce, runs: &[i64]) -> Result<String> {
+    encode(origin, change, runs, TriesEnded::default())
+}
+
 /// Announces `change` (and, for watchers, `runs` whose task instances changed too; for
 /// schedulers, the tries that `ended`) inside the caller's transaction.
 pub async fn notify(

@@ -6,14 +6,20 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use updraft_store::{ClaimRequest, ClaimedTask, Result, TaskInstance};
 
+use crate::changes::WATCH_CHANNEL;
 use crate::codec::micros;
 use crate::db_err;
 use crate::runs::{run_from_row_at, RUN_COLUMNS};
 use crate::task_instances::{query_tis, ti_from_row, TI_COLUMNS, TI_COLUMN_COUNT};
 
-/// Claims up to `limit` queued task instances in one statement. Rows other claimers hold are
+/// Claims up to `limit` queued task instances in one statement, which also announces the
+/// claim to the watchers of the other processes (as from store `origin`). Rows other claimers hold are
 /// skipped (`SKIP LOCKED`), so concurrent claims never wait for each other nor share a task.
-pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
+pub async fn claim(
+    conn: &mut PgConnection,
+    request: &ClaimRequest,
+    origin: &str,
+) -> Result<Vec<ClaimedTask>> {
     let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
     let mut filters = String::new();
     if request.queues.is_some() {
@@ -29,7 +35,8 @@ pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Ve
     if request.queues.is_none() {
         filters.push_str(" AND $7::text[] IS NULL");
     }
-    // The claimed task instances with their runs, in one round trip.
+    // The claimed task instances with their runs, announced to watchers (the wire form of
+    // `changes::Announce::Runs`), all in one statement: one round trip, its own transaction.
     let run_columns: Vec<String> = RUN_COLUMNS
         .split(',')
         .map(|c| format!("r.{}", c.trim()))
@@ -43,8 +50,15 @@ pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Ve
                  worker_id = $1, hostname = $2, lease_until = $3, \
                  start_date = COALESCE(start_date, $4), end_date = NULL \
              FROM picked WHERE id = picked.picked_id \
-             RETURNING {TI_COLUMNS}) \
-         SELECT claimed.*, {} FROM claimed JOIN dag_run r ON r.id = claimed.dag_run_id",
+             RETURNING {TI_COLUMNS}), \
+         announced AS ( \
+             SELECT count(*) FROM ( \
+                 SELECT pg_notify($8, json_build_object('origin', $9::text, 'change', \
+                     json_build_object('kind', 'runs', \
+                         'of', json_agg(DISTINCT dag_run_id ORDER BY dag_run_id)))::text) \
+                 FROM claimed HAVING count(*) > 0) n) \
+         SELECT claimed.*, {} FROM claimed JOIN dag_run r ON r.id = claimed.dag_run_id \
+         CROSS JOIN announced",
         run_columns.join(", ")
     );
     let rows = sqlx::query(&sql)
@@ -55,6 +69,8 @@ pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Ve
         .bind(limit)
         .bind(request.dag_run_id)
         .bind(&request.queues)
+        .bind(WATCH_CHANNEL)
+        .bind(origin)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;

@@ -340,6 +340,8 @@ CREATE TABLE dagrun_asset_event (
 );
 CREATE INDEX dagrun_asset_event_by_event ON dagrun_asset_event (event_id);
 "#,
+    // Queueing in one round trip.
+    include_str!("sql/queue.sql"),
 ];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -414,6 +414,10 @@ pub struct QueueItem {
     pub try_number: u32,
     pub dag_id: String,
     pub pool: String,
+    /// The instance's queue and run, which the store announces as having work when it
+    /// queues it.
+    pub queue: String,
+    pub dag_run_id: i64,
     pub max_active_tasks: u32,
     /// The task's own limits, when it has any, counted the same way.
     pub task_limits: Option<TaskLimits>,

@@ -222,6 +222,8 @@ pub async fn queue(store: &dyn Store, tis: &[TaskInstance]) {
             try_number: ti.try_number,
             dag_id: ti.dag_id.clone(),
             pool: ti.pool.clone(),
+            queue: ti.queue.clone(),
+            dag_run_id: ti.dag_run_id,
             max_active_tasks: 16,
             task_limits: None,
             resumes: false,

@@ -46,6 +46,8 @@ async fn schedule_all(
                 try_number: ti.try_number,
                 dag_id: ti.dag_id.clone(),
                 pool: pool.to_string(),
+                queue: ti.queue.clone(),
+                dag_run_id: ti.dag_run_id,
                 max_active_tasks,
                 task_limits: None,
                 resumes: false,

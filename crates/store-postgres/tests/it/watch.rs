@@ -54,6 +54,8 @@ async fn watchers_hear_changes_committed_through_another_store() {
         try_number: a.try_number,
         dag_id: "d".into(),
         pool: "default_pool".into(),
+        queue: a.queue.clone(),
+        dag_run_id: a.dag_run_id,
         max_active_tasks: 16,
         task_limits: None,
         resumes: false,

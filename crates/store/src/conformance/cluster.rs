@@ -29,6 +29,8 @@ async fn scheduled_items(
             try_number: ti.try_number,
             dag_id: ti.dag_id.clone(),
             pool: pool.to_string(),
+            queue: ti.queue.clone(),
+            dag_run_id: ti.dag_run_id,
             max_active_tasks,
             task_limits: None,
             resumes: false,

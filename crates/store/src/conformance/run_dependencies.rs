@@ -206,6 +206,8 @@ fn limited(ti: &crate::TaskInstance, per_dag: Option<u32>, per_run: Option<u32>)
         try_number: ti.try_number,
         dag_id: ti.dag_id.clone(),
         pool: ti.pool.clone(),
+        queue: ti.queue.clone(),
+        dag_run_id: ti.dag_run_id,
         max_active_tasks: 16,
         task_limits: Some(TaskLimits {
             task_id: ti.task_id.clone(),

@@ -38,6 +38,8 @@ pub async fn watchers_see_a_trigger_queueing_a_claim_and_a_finish(db: &dyn TestD
                 try_number: a.try_number,
                 dag_id: "d".into(),
                 pool: "default_pool".into(),
+                queue: a.queue.clone(),
+                dag_run_id: a.dag_run_id,
                 max_active_tasks: 16,
                 task_limits: None,
                 resumes: false,
