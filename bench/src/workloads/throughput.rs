@@ -11,8 +11,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::{seconds, start, successful_run, Bench};
-use crate::{dag_folder, procfs};
 use crate::measurement::{Figure, Goal, Measurement, Unit};
+use crate::{dag_folder, procfs};
 
 const DAG: &str = "throughput";
 const TIMEOUT: Duration = Duration::from_secs(900);

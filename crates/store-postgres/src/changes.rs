@@ -26,7 +26,7 @@ pub const CHANNEL: &str = "updraft_changes";
 pub const WATCH_CHANNEL: &str = "updraft_watch";
 
 /// PostgreSQL refuses payloads of 8000 bytes or more; a longer change says "everything".
-const MAX_PAYLOAD: usize = 7900;
+pub(crate) const MAX_PAYLOAD: usize = 7900;
 
 /// How many changes may wait for the receiver before the listener waits for it.
 const BUFFER: usize = 1024;
@@ -98,6 +98,21 @@ fn encode(origin: &str, change: &Announce, runs: &[i64], ended: TriesEnded) -> R
         }
     }
     payload(&Announce::Everything, &[], TriesEnded::default())
+}
+
+/// SQL of a query announcing, on the channel bound as `$channel`, the runs (the `dag_run_id`
+/// column) of the rows of `rows` as [`Announce::Runs`] from the store bound as `$origin` (the
+/// wire form of [`Payload`]), for a statement that announces its own changes as it makes them.
+/// Announces nothing when `rows` has none; yields one row (a count) either way, so a statement
+/// can join it to make sure it runs.
+pub fn announce_runs_sql(rows: &str, channel: u8, origin: u8) -> String {
+    format!(
+        "SELECT count(*) FROM ( \
+             SELECT pg_notify(${channel}, json_build_object('origin', ${origin}::text, \
+                 'change', json_build_object('kind', 'runs', \
+                     'of', json_agg(DISTINCT dag_run_id ORDER BY dag_run_id)))::text) \
+             FROM {rows} HAVING count(*) > 0) announced_runs"
+    )
 }
 
 /// The payload announcing `change` and, for watchers, `runs` whose task instances changed,

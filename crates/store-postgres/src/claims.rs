@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use updraft_store::{ClaimRequest, ClaimedTask, Result, TaskInstance};
 
-use crate::changes::WATCH_CHANNEL;
+use crate::changes::{announce_runs_sql, WATCH_CHANNEL};
 use crate::codec::micros;
 use crate::db_err;
 use crate::runs::{run_from_row_at, RUN_COLUMNS};
@@ -51,14 +51,10 @@ pub async fn claim(
                  start_date = COALESCE(start_date, $4), end_date = NULL \
              FROM picked WHERE id = picked.picked_id \
              RETURNING {TI_COLUMNS}), \
-         announced AS ( \
-             SELECT count(*) FROM ( \
-                 SELECT pg_notify($8, json_build_object('origin', $9::text, 'change', \
-                     json_build_object('kind', 'runs', \
-                         'of', json_agg(DISTINCT dag_run_id ORDER BY dag_run_id)))::text) \
-                 FROM claimed HAVING count(*) > 0) n) \
+         announced AS ({}) \
          SELECT claimed.*, {} FROM claimed JOIN dag_run r ON r.id = claimed.dag_run_id \
          CROSS JOIN announced",
+        announce_runs_sql("claimed", 8, 9),
         run_columns.join(", ")
     );
     let rows = sqlx::query(&sql)

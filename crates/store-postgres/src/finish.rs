@@ -5,9 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::PgConnection;
 use updraft_store::{
-    log_tail_stored, FinishReport, FinishedTry, Result, TaskState, TransitionResult,
+    log_tail_stored, FinishReport, FinishedTry, Result, StoreError, TaskState, TransitionResult,
 };
 
+use crate::changes::{CHANNEL, MAX_PAYLOAD};
 use crate::codec::{col, micros, opt_micros};
 use crate::db_err;
 use crate::task_instances::{lock_rows, rounds};
@@ -23,6 +24,100 @@ pub struct Finished {
     /// Runs changed beyond their tries' own states: tasks a try skipped, a cleared try reset.
     pub reread: Vec<i64>,
 }
+
+/// The reports in one round trip (`updraft_finish`, `sql/finish.sql`), with the announcement,
+/// committed durably; the runs changed. `None`, having written nothing, when a report needs
+/// the general path of [`finish`]: an XCom or other effects to store (seen here), or, as the
+/// function finds under the rows' locks, a try no longer running under its claim, a report
+/// named twice, a success with outlets, a log tail that does not continue the stored log.
+pub async fn finish_at_once(
+    conn: &mut PgConnection,
+    reports: &[FinishReport],
+    origin: &str,
+) -> Result<Option<Vec<i64>>> {
+    if reports
+        .iter()
+        .any(|r| r.xcom.is_some() || !r.effects.is_empty())
+    {
+        return Ok(None);
+    }
+    let mut tail_offsets = Vec::with_capacity(reports.len());
+    for report in reports {
+        tail_offsets.push(match &report.log_tail {
+            Some(tail) => Some(
+                i64::try_from(tail.offset)
+                    .map_err(|_| StoreError::Corrupt(format!("log offset {}", tail.offset)))?,
+            ),
+            None => None,
+        });
+    }
+    let next_retry_texts = reports
+        .iter()
+        .map(|r| match r.next_retry_at {
+            // As the announcement's serde form has it.
+            Some(at) => serde_json::to_value(at)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string)),
+            None => None,
+        })
+        .collect::<Vec<_>>();
+    let runs = sqlx::query_scalar(
+        "SELECT * FROM updraft_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(reports.iter().map(|r| r.ti_id).collect::<Vec<_>>())
+    .bind(
+        reports
+            .iter()
+            .map(|r| i64::from(r.try_number))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        reports
+            .iter()
+            .map(|r| r.claim_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(reports.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
+    .bind(
+        reports
+            .iter()
+            .map(|r| micros(r.end_date))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        reports
+            .iter()
+            .map(|r| opt_micros(r.next_retry_at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(next_retry_texts)
+    .bind(
+        reports
+            .iter()
+            .map(|r| r.infrastructure_failure)
+            .collect::<Vec<_>>(),
+    )
+    .bind(tail_offsets)
+    .bind(
+        reports
+            .iter()
+            .map(|r| r.log_tail.as_ref().map_or(&[][..], |t| t.data.as_bytes()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(CHANNEL)
+    .bind(origin)
+    .bind(MAX_PAYLOAD as i32)
+    .fetch_all(&mut *conn)
+    .await;
+    match runs {
+        Ok(runs) => Ok(Some(runs)),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(GENERAL_PATH) => Ok(None),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+/// What `updraft_finish` raises, before writing anything, for a report it leaves to [`finish`].
+const GENERAL_PATH: &str = "UF001";
 
 /// Records finished tries (already checked against the state machine).
 pub async fn finish(conn: &mut PgConnection, reports: &[FinishReport]) -> Result<Finished> {

@@ -442,6 +442,18 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         check_transitions(&batch)?;
+        if let ([transition], [], []) = (&batch[..], &expansions[..], &notifications[..]) {
+            let (result, runs) = task_instances::apply_one_at_once(
+                &mut *self.conn().await?,
+                transition,
+                &self.inner.origin,
+            )
+            .await?;
+            if !runs.is_empty() {
+                self.changed([Change::Runs(runs)]);
+            }
+            return Ok(vec![result]);
+        }
         let mut tx = self.begin_rederivable().await?;
         let (results, runs) = task_instances::apply(&mut tx, &batch).await?;
         task_instances::expand(&mut tx, &batch, &results, &expansions).await?;
@@ -547,6 +559,12 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         check_finishes(&reports)?;
+        if let Some(runs) =
+            finish::finish_at_once(&mut *self.conn().await?, &reports, &self.inner.origin).await?
+        {
+            self.changed([Change::Runs(runs)]);
+            return Ok(vec![TransitionResult::Applied; reports.len()]);
+        }
         let mut tx = self.begin_per_task().await?;
         let finished = finish::finish(&mut tx, &reports).await?;
         let ended = TriesEnded {

@@ -340,8 +340,11 @@ CREATE TABLE dagrun_asset_event (
 );
 CREATE INDEX dagrun_asset_event_by_event ON dagrun_asset_event (event_id);
 "#,
-    // Queueing in one round trip.
-    include_str!("sql/queue.sql"),
+    // Queueing and most finishes in one round trip.
+    concat!(
+        include_str!("sql/queue.sql"),
+        include_str!("sql/finish.sql")
+    ),
 ];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -14,6 +14,7 @@ use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 use updraft_store::{Expansion, Result, TaskInstance, Transition, TransitionResult};
 
+use crate::changes::{announce_runs_sql, WATCH_CHANNEL};
 use crate::codec::{col, col_opt_instant, col_u32, micros, opt_instant, opt_micros, parse};
 use crate::db_err;
 
@@ -127,30 +128,53 @@ pub async fn apply(
     let mut runs = BTreeSet::new();
     for round in rounds(batch.iter().map(|t| t.ti_id)) {
         let items: Vec<&Transition> = round.iter().map(|&i| &batch[i]).collect();
-        let applied: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE task_instance t SET state = b.to_state, try_number = t.try_number + b.inc, \
-             next_retry_at = b.next_retry_at, \
-             queued_at = CASE WHEN b.to_state = 'queued' THEN b.now ELSE t.queued_at END, \
-             start_date = CASE WHEN b.from_state = 'up_for_reschedule' AND b.to_state = 'queued' \
-                               THEN t.start_date \
-                               WHEN b.to_state IN ('skipped', 'upstream_failed') THEN b.now \
-                               WHEN b.to_state IN ('success', 'deferred') \
-                                    AND t.start_date IS NULL THEN b.now \
-                               WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
-                               ELSE t.start_date END, \
-             end_date = CASE WHEN b.to_state IN ('success', 'failed', 'skipped', \
-                             'upstream_failed', 'removed', 'up_for_retry') THEN b.now \
-                             WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
-                             ELSE t.end_date END, \
-             claim_id = CASE WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
-                             ELSE t.claim_id END, \
-             lease_until = CASE WHEN b.to_state = 'running' THEN t.lease_until ELSE NULL END \
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
-                         $6::bigint[], $7::bigint[]) \
-                  AS b(id, try_number, from_state, to_state, inc, next_retry_at, now) \
-             WHERE t.id = b.id AND t.try_number = b.try_number AND t.state = b.from_state \
-             RETURNING t.id, t.dag_run_id",
-        )
+        let applied: Vec<(i64, i64)> = round_query(APPLY_ROUND, &items)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        runs.extend(applied.iter().map(|&(_, run)| run));
+        let applied: HashSet<i64> = applied.into_iter().map(|(id, _)| id).collect();
+        for &i in &round {
+            if applied.contains(&batch[i].ti_id) {
+                results[i] = TransitionResult::Applied;
+            }
+        }
+    }
+    Ok((results, runs.into_iter().collect()))
+}
+
+/// One round of transitions (each task instance at most once): a compare-and-set of each on
+/// its state and try; returns the applied ids and their runs.
+const APPLY_ROUND: &str =
+    "UPDATE task_instance t SET state = b.to_state, try_number = t.try_number + b.inc, \
+     next_retry_at = b.next_retry_at, \
+     queued_at = CASE WHEN b.to_state = 'queued' THEN b.now ELSE t.queued_at END, \
+     start_date = CASE WHEN b.from_state = 'up_for_reschedule' AND b.to_state = 'queued' \
+                       THEN t.start_date \
+                       WHEN b.to_state IN ('skipped', 'upstream_failed') THEN b.now \
+                       WHEN b.to_state IN ('success', 'deferred') \
+                            AND t.start_date IS NULL THEN b.now \
+                       WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
+                       ELSE t.start_date END, \
+     end_date = CASE WHEN b.to_state IN ('success', 'failed', 'skipped', \
+                     'upstream_failed', 'removed', 'up_for_retry') THEN b.now \
+                     WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
+                     ELSE t.end_date END, \
+     claim_id = CASE WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
+                     ELSE t.claim_id END, \
+     lease_until = CASE WHEN b.to_state = 'running' THEN t.lease_until ELSE NULL END \
+     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
+                 $6::bigint[], $7::bigint[]) \
+          AS b(id, try_number, from_state, to_state, inc, next_retry_at, now) \
+     WHERE t.id = b.id AND t.try_number = b.try_number AND t.state = b.from_state \
+     RETURNING t.id, t.dag_run_id";
+
+/// [`APPLY_ROUND`] (or a statement around it) with the round's parameters bound as `$1`–`$7`.
+fn round_query<'q>(
+    sql: &'q str,
+    items: &[&Transition],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, (i64, i64), sqlx::postgres::PgArguments> {
+    sqlx::query_as(sql)
         .bind(items.iter().map(|t| t.ti_id).collect::<Vec<_>>())
         .bind(
             items
@@ -173,18 +197,35 @@ pub async fn apply(
                 .collect::<Vec<_>>(),
         )
         .bind(items.iter().map(|t| micros(t.now)).collect::<Vec<_>>())
+}
+
+/// A single transition applied in one statement, its own transaction, committed without
+/// waiting for the disk (a scheduler's decision: see `begin_rederivable`) and announced to
+/// watchers (as from store `origin`) if applied: one round trip where [`apply`] in a
+/// transaction takes four. The result and the run if applied.
+pub async fn apply_one_at_once(
+    conn: &mut PgConnection,
+    transition: &Transition,
+    origin: &str,
+) -> Result<(TransitionResult, Vec<i64>)> {
+    let sql = format!(
+        "WITH settings AS (SELECT set_config('synchronous_commit', 'off', true)), \
+         applied AS ({APPLY_ROUND}), \
+         announced AS ({}) \
+         SELECT applied.id, applied.dag_run_id \
+         FROM applied CROSS JOIN announced CROSS JOIN settings",
+        announce_runs_sql("applied", 8, 9)
+    );
+    let applied = round_query(&sql, &[transition])
+        .bind(WATCH_CHANNEL)
+        .bind(origin)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        runs.extend(applied.iter().map(|&(_, run)| run));
-        let applied: HashSet<i64> = applied.into_iter().map(|(id, _)| id).collect();
-        for &i in &round {
-            if applied.contains(&batch[i].ti_id) {
-                results[i] = TransitionResult::Applied;
-            }
-        }
-    }
-    Ok((results, runs.into_iter().collect()))
+    Ok(match applied.first() {
+        Some(&(_, run)) => (TransitionResult::Applied, vec![run]),
+        None => (TransitionResult::Conflict, Vec::new()),
+    })
 }
 
 /// Expands the mapped tasks whose placeholder's transition was applied (see

@@ -4,6 +4,7 @@
 //! server they say so and pass, except under CI.
 
 mod cluster;
+mod finish;
 mod manage;
 mod retention;
 mod watch;
