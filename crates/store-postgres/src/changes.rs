@@ -102,16 +102,20 @@ fn encode(origin: &str, change: &Announce, runs: &[i64], ended: TriesEnded) -> R
 
 /// SQL of a query announcing, on the channel bound as `$channel`, the runs (the `dag_run_id`
 /// column) of the rows of `rows` as [`Announce::Runs`] from the store bound as `$origin` (the
-/// wire form of [`Payload`]), for a statement that announces its own changes as it makes them.
-/// Announces nothing when `rows` has none; yields one row (a count) either way, so a statement
-/// can join it to make sure it runs.
+/// wire form of [`Payload`]; "everything" when that would be too long for PostgreSQL), for a
+/// statement that announces its own changes as it makes them. Announces nothing when `rows`
+/// has none; yields one row (a count) either way, so a statement can join it to make sure it
+/// runs.
 pub fn announce_runs_sql(rows: &str, channel: u8, origin: u8) -> String {
     format!(
         "SELECT count(*) FROM ( \
-             SELECT pg_notify(${channel}, json_build_object('origin', ${origin}::text, \
-                 'change', json_build_object('kind', 'runs', \
-                     'of', json_agg(DISTINCT dag_run_id ORDER BY dag_run_id)))::text) \
-             FROM {rows} HAVING count(*) > 0) announced_runs"
+             SELECT pg_notify(${channel}, CASE WHEN octet_length(runs) <= {MAX_PAYLOAD} \
+                 THEN runs ELSE json_build_object('origin', ${origin}::text, \
+                     'change', json_build_object('kind', 'everything'))::text END) \
+             FROM (SELECT json_build_object('origin', ${origin}::text, \
+                       'change', json_build_object('kind', 'runs', \
+                           'of', json_agg(DISTINCT dag_run_id ORDER BY dag_run_id)))::text AS runs \
+                   FROM {rows} HAVING count(*) > 0) announcement) announced_runs"
     )
 }
 

@@ -28,8 +28,9 @@ pub struct Finished {
 /// The reports in one round trip (`updraft_finish`, `sql/finish.sql`), with the announcement,
 /// committed durably; the runs changed. `None`, having written nothing, when a report needs
 /// the general path of [`finish`]: an XCom or other effects to store (seen here), or, as the
-/// function finds under the rows' locks, a try no longer running under its claim, a report
-/// named twice, a success with outlets, a log tail that does not continue the stored log.
+/// function finds under the rows' locks (it then changes no row, which no applied finish
+/// does), a try no longer running under its claim, a report named twice, a success with
+/// outlets, a log tail that does not continue the stored log.
 pub async fn finish_at_once(
     conn: &mut PgConnection,
     reports: &[FinishReport],
@@ -51,17 +52,20 @@ pub async fn finish_at_once(
             None => None,
         });
     }
-    let next_retry_texts = reports
-        .iter()
-        .map(|r| match r.next_retry_at {
-            // As the announcement's serde form has it.
-            Some(at) => serde_json::to_value(at)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string)),
+    let mut next_retry_texts = Vec::with_capacity(reports.len());
+    for report in reports {
+        // As the announcement's serde form has it.
+        next_retry_texts.push(match report.next_retry_at {
+            Some(at) => Some(
+                serde_json::to_value(at)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .ok_or_else(|| StoreError::Corrupt(format!("retry instant {at}")))?,
+            ),
             None => None,
-        })
-        .collect::<Vec<_>>();
-    let runs = sqlx::query_scalar(
+        });
+    }
+    let runs: Vec<i64> = sqlx::query_scalar(
         "SELECT * FROM updraft_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(reports.iter().map(|r| r.ti_id).collect::<Vec<_>>())
@@ -108,16 +112,10 @@ pub async fn finish_at_once(
     .bind(origin)
     .bind(MAX_PAYLOAD as i32)
     .fetch_all(&mut *conn)
-    .await;
-    match runs {
-        Ok(runs) => Ok(Some(runs)),
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(GENERAL_PATH) => Ok(None),
-        Err(e) => Err(db_err(e)),
-    }
+    .await
+    .map_err(db_err)?;
+    Ok((!runs.is_empty()).then_some(runs))
 }
-
-/// What `updraft_finish` raises, before writing anything, for a report it leaves to [`finish`].
-const GENERAL_PATH: &str = "UF001";
 
 /// Records finished tries (already checked against the state machine).
 pub async fn finish(conn: &mut PgConnection, reports: &[FinishReport]) -> Result<Finished> {

@@ -2,11 +2,11 @@
 //! `max_active_tasks`, each pool's slots and each task's own limits, counted under the rows'
 //! locks in the same transaction, and the occupancy those limits are read from.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use updraft_store::{Occupancy, QueueItem, Result, TaskLimits, TransitionResult};
+use updraft_store::{Occupancy, QueueItem, Result, StoreError, TaskLimits, TransitionResult};
 
 use crate::changes::CHANNEL;
 use crate::codec::{col, col_u32, micros};
@@ -58,7 +58,7 @@ pub async fn queue(
             .collect::<Vec<_>>()
     };
     let rows = sqlx::query(
-        "SELECT queued_id, queued_queue, queued_run \
+        "SELECT queued_item, queued_queue, queued_run \
          FROM updraft_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(column(|i| Some(i.ti_id)))
@@ -82,22 +82,18 @@ pub async fn queue(
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
+    let mut results = vec![TransitionResult::Conflict; items.len()];
     let mut queues = BTreeSet::new();
     let mut runs = BTreeSet::new();
-    let mut written = HashSet::new();
     for row in &rows {
-        written.insert(col::<i64>(row, 0)?);
+        let item = usize::try_from(col::<i32>(row, 0)?)
+            .ok()
+            .and_then(|position| results.get_mut(position.wrapping_sub(1)))
+            .ok_or_else(|| StoreError::Corrupt("a queued item out of range".into()))?;
+        *item = TransitionResult::Applied;
         queues.insert(col::<String>(row, 1)?);
         runs.insert(col::<i64>(row, 2)?);
     }
-    // An instance named twice is queued once: by the first of its items.
-    let results = items
-        .iter()
-        .map(|item| match written.remove(&item.ti_id) {
-            true => TransitionResult::Applied,
-            false => TransitionResult::Conflict,
-        })
-        .collect();
     Ok((
         results,
         queues.into_iter().collect(),

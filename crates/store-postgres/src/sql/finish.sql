@@ -1,11 +1,11 @@
 -- A finish in one round trip (`finish::finish_at_once`), for the reports that need nothing
 -- but their own rows: ended tries of task instances still running under the reporting
 -- claim, no XCom or other effects, no outlets, log tails that continue the stored logs
--- exactly. It checks all of that first, under the rows' locks, and raises `UF001` before
--- writing anything if any report needs more; the caller then takes the general path. So it
+-- exactly. It checks all of that first, under the rows' locks, and returns no row, having
+-- written nothing, if any report needs more; the caller then takes the general path. So it
 -- applies every report or none, and announces on `p_channel` the payload `finish.rs` would
 -- (the wire form of `changes::Payload`: the runs, and the tries for schedulers), built from
--- the values the caller passes and the runs read here. Returns the runs changed.
+-- the values the caller passes and the runs read here. Returns the runs changed, in order.
 CREATE FUNCTION updraft_finish(
     p_ids BIGINT[], p_tries BIGINT[], p_claims TEXT[], p_states TEXT[], p_end_dates BIGINT[],
     p_next_retries BIGINT[], p_next_retry_texts TEXT[], p_infra BOOLEAN[],
@@ -33,7 +33,7 @@ BEGIN
         JOIN unnest(p_ids, p_tries, p_claims) AS b(id, try_number, claim_id) ON t.id = b.id
         WHERE t.try_number = b.try_number AND t.claim_id = b.claim_id AND t.state = 'running';
     IF v_held <> v_count OR (SELECT count(DISTINCT id) FROM unnest(p_ids) id) <> v_count THEN
-        RAISE EXCEPTION 'a report needs the general path' USING ERRCODE = 'UF001';
+        RETURN;
     END IF;
     -- No success with outlets: its asset events take the general path.
     IF EXISTS (
@@ -41,7 +41,7 @@ BEGIN
         JOIN task_instance t ON t.id = b.id
         JOIN task_outlet_asset_reference o ON o.dag_id = t.dag_id AND o.task_id = t.task_id
         WHERE b.state = 'success') THEN
-        RAISE EXCEPTION 'outlets need the general path' USING ERRCODE = 'UF001';
+        RETURN;
     END IF;
     -- Each tail continues its try's stored log exactly.
     IF EXISTS (
@@ -50,7 +50,7 @@ BEGIN
             SELECT l."offset" + octet_length(l.data)::BIGINT FROM task_log l
             WHERE l.ti_id = b.id AND l.try_number = b.try_number
             ORDER BY l."offset" DESC LIMIT 1), 0)) THEN
-        RAISE EXCEPTION 'a log tail needs the general path' USING ERRCODE = 'UF001';
+        RETURN;
     END IF;
 
     INSERT INTO task_log (ti_id, try_number, "offset", data)
@@ -86,16 +86,17 @@ BEGIN
         JOIN task_instance t ON t.id = b.id;
     v_payload := jsonb_build_object('origin', p_origin,
         'change', jsonb_build_object('kind', 'runs', 'of', v_runs), 'finished', v_tries)::TEXT;
-    IF length(v_payload) > p_max_payload THEN
+    IF octet_length(v_payload) > p_max_payload THEN
         -- Without the tries, schedulers read the runs again.
         v_payload := jsonb_build_object('origin', p_origin,
             'change', jsonb_build_object('kind', 'runs', 'of', v_runs))::TEXT;
     END IF;
-    IF length(v_payload) > p_max_payload THEN
+    IF octet_length(v_payload) > p_max_payload THEN
         v_payload := jsonb_build_object('origin', p_origin,
             'change', jsonb_build_object('kind', 'everything'))::TEXT;
     END IF;
     PERFORM pg_notify(p_channel, v_payload);
-    RETURN QUERY SELECT DISTINCT t.dag_run_id FROM task_instance t WHERE t.id = ANY(p_ids);
+    RETURN QUERY SELECT DISTINCT t.dag_run_id FROM task_instance t WHERE t.id = ANY(p_ids)
+        ORDER BY t.dag_run_id;
 END;
 $fn$;

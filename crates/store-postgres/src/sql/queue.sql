@@ -4,13 +4,14 @@
 -- counted under locks on the `pool` and `dag` rows involved (taken in a fixed order: pools,
 -- then DAGs, each by name), so that concurrent queueing never exceeds a limit. The commit
 -- does not wait for the disk (a scheduler's decision, re-derivable); `p_payload` is
--- announced on `p_channel` when anything was queued. Returns the queued rows.
+-- announced on `p_channel` when anything was queued. Returns the queued items (their
+-- positions, from 1) with the queue and run of each.
 CREATE FUNCTION updraft_queue(
     p_ids BIGINT[], p_tries BIGINT[], p_resumes BOOLEAN[],
     p_dags TEXT[], p_pools TEXT[], p_max_active BIGINT[],
     p_task_ids TEXT[], p_task_runs BIGINT[], p_task_per_dag BIGINT[], p_task_per_run BIGINT[],
     p_now BIGINT, p_channel TEXT, p_payload TEXT)
-RETURNS TABLE (queued_id BIGINT, queued_queue TEXT, queued_run BIGINT)
+RETURNS TABLE (queued_item INT, queued_queue TEXT, queued_run BIGINT)
 LANGUAGE plpgsql
 -- The same few statements on every call: planned once per connection, not on each call.
 SET plan_cache_mode = force_generic_plan
@@ -22,6 +23,7 @@ DECLARE
     v_per_pool JSONB;
     v_per_task JSONB := '{}';
     v_admitted BIGINT[] := '{}';
+    v_positions INT[] := '{}';
     v_try BIGINT;
     v_state TEXT;
     v_in_dag BIGINT;
@@ -88,6 +90,7 @@ BEGIN
         v_per_dag := jsonb_set(v_per_dag, ARRAY[p_dags[i]], to_jsonb(v_in_dag + 1));
         v_per_pool := jsonb_set(v_per_pool, ARRAY[p_pools[i]], to_jsonb(v_in_pool + 1));
         v_admitted := v_admitted || p_ids[i];
+        v_positions := v_positions || i;
     END LOOP;
     IF cardinality(v_admitted) = 0 THEN
         RETURN;
@@ -95,13 +98,16 @@ BEGIN
     -- Exactly what `apply` does for scheduled → queued with a new try, and for a rescheduled
     -- sensor's next poke (same try, its first poke's start kept).
     RETURN QUERY
+        WITH queued AS (
         UPDATE task_instance SET state = 'queued',
             try_number = try_number + CASE WHEN state = 'scheduled' THEN 1 ELSE 0 END,
             next_retry_at = NULL, queued_at = p_now,
             start_date = CASE WHEN state = 'up_for_reschedule' THEN start_date ELSE NULL END,
             end_date = NULL, claim_id = NULL, lease_until = NULL
         WHERE id = ANY(v_admitted) AND state IN ('scheduled', 'up_for_reschedule')
-        RETURNING id, queue, dag_run_id;
+        RETURNING id, queue, dag_run_id)
+        SELECT a.item, queued.queue, queued.dag_run_id
+        FROM queued JOIN unnest(v_admitted, v_positions) AS a(id, item) ON a.id = queued.id;
     IF FOUND THEN
         PERFORM pg_notify(p_channel, p_payload);
     END IF;

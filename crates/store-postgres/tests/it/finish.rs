@@ -25,6 +25,10 @@ struct Claimed {
 }
 
 async fn claimed_three(db: &TestPostgres) -> Claimed {
+    claimed_tries(db, 3).await
+}
+
+async fn claimed_tries(db: &TestPostgres, count: usize) -> Claimed {
     let scheduler_store = db.open().await;
     let scheduler = scheduler_store
         .changes()
@@ -32,16 +36,22 @@ async fn claimed_three(db: &TestPostgres) -> Claimed {
         .unwrap()
         .expect("PostgreSQL announces changes");
     let worker_side = db.open().await;
+    let names: Vec<String> = (0..count)
+        .map(|i| match i {
+            0..3 => ["a", "b", "c"][i].to_string(),
+            _ => format!("t{i:03}"),
+        })
+        .collect();
     let run = queued_run(
         &worker_side,
         "d",
         "r",
-        vec![task("a"), task("b"), task("c")],
+        names.iter().map(|name| task(name)).collect(),
     )
     .await;
-    let mut claimed = claim(&worker_side, claim_request("w", None, 3)).await;
+    let mut claimed = claim(&worker_side, claim_request("w", None, count)).await;
     claimed.sort_by_key(|c| c.ti.task_id.clone());
-    assert_eq!(claimed.len(), 3);
+    assert_eq!(claimed.len(), count);
     Claimed {
         store: worker_side,
         scheduler,
@@ -193,6 +203,19 @@ async fn a_batch_with_a_fenced_try_or_a_gap_in_a_log_goes_the_general_way_whole(
     let log = store.read_log(claimed[0].ti.id, claimed[0].ti.try_number);
     assert_eq!(log.await.unwrap().as_deref(), Some("first\n"));
 
+    // A report named twice in one batch: applied once.
+    let twice = report(&claimed[1], TaskState::Success);
+    let results = store
+        .finish(vec![twice.clone(), twice.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        results,
+        vec![TransitionResult::Applied, TransitionResult::Conflict]
+    );
+    assert_eq!(tries_heard(&mut scheduler).await.len(), 1);
+    assert_eq!(store.task_tries(claimed[1].ti.id).await.unwrap().len(), 1);
+
     // A tail past the end of the stored log (a chunk lost on the way) cannot be placed: the
     // state is recorded all the same.
     let results = store
@@ -212,4 +235,39 @@ async fn a_batch_with_a_fenced_try_or_a_gap_in_a_log_goes_the_general_way_whole(
             &report(&claimed[2], TaskState::Failed)
         )]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_finish_of_more_tries_than_an_announcement_holds_names_the_run_instead() {
+    let Some(db) = TestPostgres::create().await else {
+        return;
+    };
+    let Claimed {
+        store,
+        mut scheduler,
+        run,
+        tries: claimed,
+        _scheduler_store: _listening,
+    } = claimed_tries(&db, 120).await;
+    let reports: Vec<FinishReport> = claimed
+        .iter()
+        .map(|c| report(c, TaskState::Success))
+        .collect();
+    let results = store.finish(reports).await.unwrap();
+    assert_eq!(results, vec![TransitionResult::Applied; 120]);
+    // 120 tries do not fit in PostgreSQL's 8000 bytes: the scheduler reads the run instead.
+    let heard = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match scheduler.recv().await {
+                Some(Change::Runs(runs)) if runs == vec![run] => return true,
+                Some(Change::TriesFinished { .. }) | None => return false,
+                Some(_) => continue,
+            }
+        }
+    })
+    .await
+    .expect("no finish heard");
+    assert!(heard, "the run named, not its tries");
+    let states = store.task_instances(run).await.unwrap();
+    assert!(states.iter().all(|ti| ti.state == TaskState::Success));
 }

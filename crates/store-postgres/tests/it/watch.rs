@@ -181,3 +181,29 @@ async fn every_server_hears_a_logout_or_a_user_change_made_through_another() {
     assert!(elsewhere.delete_user("ada").await.unwrap());
     assert_eq!(next(&mut rx).await, Change::Everything, "a deletion");
 }
+
+/// A claim of tasks of so many runs that their ids do not fit in one announcement: announced
+/// as "everything", and the claim goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_of_more_runs_than_an_announcement_holds_is_announced_as_everything() {
+    let Some(db) = TestPostgres::create().await else {
+        return;
+    };
+    let here = db.open().await;
+    let elsewhere = db.open().await;
+    publish(&elsewhere, &["d"]).await;
+    // Eleven-digit run ids: 700 of them are past PostgreSQL's 8000 bytes.
+    sqlx::query("ALTER TABLE dag_run ALTER COLUMN id RESTART WITH 10000000000")
+        .execute(elsewhere.pool())
+        .await
+        .unwrap();
+    for i in 0..700 {
+        let run = create(&elsewhere, new_run("d", &format!("r{i}"), vec![task("a")])).await;
+        queue(&elsewhere, &ti(&elsewhere, run.id, "a").await).await;
+    }
+    let mut rx = here.watch();
+    assert_eq!(next(&mut rx).await, Change::Everything, "listening");
+    let claimed = claim(&elsewhere, claim_request("w", None, 1000)).await;
+    assert_eq!(claimed.len(), 700);
+    assert_eq!(next(&mut rx).await, Change::Everything, "the claim");
+}

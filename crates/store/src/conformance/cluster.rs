@@ -39,6 +39,24 @@ async fn scheduled_items(
     items
 }
 
+/// An instance named twice in one queueing is queued by the item that matches it, and once.
+pub async fn queue_takes_the_matching_one_of_an_instance_named_twice(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    let run = create(&*store, new_run("d", "r", vec![task("a")])).await;
+    let items = scheduled_items(&*store, run.id, "default_pool", 16).await;
+    let stale = QueueItem {
+        try_number: items[0].try_number + 1,
+        ..items[0].clone()
+    };
+    let named_thrice = vec![stale, items[0].clone(), items[0].clone()];
+    let results = store.queue(named_thrice, at(1)).await.expect("queue");
+    use TransitionResult::*;
+    assert_eq!(results, vec![Conflict, Applied, Conflict]);
+    let a = ti(&*store, run.id, "a").await;
+    assert_eq!((a.state, a.try_number), (TaskState::Queued, 1));
+}
+
 pub async fn queue_admits_within_max_active_tasks(db: &dyn TestDatabase) {
     let store = db.open().await;
     publish(&*store, &["d"]).await;
