@@ -28,6 +28,14 @@ impl Scheduler {
             .unwrap_or(false)
     }
 
+    /// Whether the last ownership refresh saw run `dag_run_id` owned by another scheduler.
+    pub(crate) fn owned_by_another(&self, dag_run_id: i64) -> bool {
+        self.ownership
+            .lock()
+            .map(|o| o.foreign.contains(&dag_run_id))
+            .unwrap_or(false)
+    }
+
     /// Whether an unfinished run appeared that this scheduler has not placed yet.
     pub(crate) fn has_new_runs(&self, runs: &[DagRun]) -> bool {
         let Ok(ownership) = self.ownership.lock() else {

@@ -278,10 +278,13 @@ impl Scheduler {
 }
 
 impl Scheduler {
-    /// A pass over tries that finished in runs this scheduler owns and keeps, when nothing else
-    /// changed: their runs are at hand, so neither the unfinished runs nor the asset queue are
-    /// read. `None` (nothing done) when a run is not at hand or a try that succeeded has
-    /// outlets (an asset event may start a run, which a pass that reads the runs adopts).
+    /// A pass over tries that finished in runs this scheduler owns and keeps, or in runs
+    /// another scheduler owns, when nothing else changed: their runs are at hand, so neither
+    /// the unfinished runs nor the asset queue are read. Another scheduler's runs are its to
+    /// plan; their tries only free places this one may fill, and may release runs of the same
+    /// DAG waiting for their past. `None` (nothing done) when a run is not at hand or a try
+    /// that succeeded in an own run has outlets (an asset event may start a run, which a pass
+    /// that reads the runs adopts; in another's run, its owner's pass does).
     async fn pass_over_finished_tries(
         &self,
         finished: &[FinishedTry],
@@ -289,27 +292,36 @@ impl Scheduler {
     ) -> Result<Option<PassOutcome>, SchedulerError> {
         let ids: std::collections::BTreeSet<i64> =
             finished.iter().map(|done| done.dag_run_id).collect();
-        let runs: Vec<updraft_store::DagRun> = {
+        let (runs, others): (Vec<updraft_store::DagRun>, Vec<updraft_store::DagRun>) = {
             let Ok(records) = self.run_records.lock() else {
                 return Ok(None);
             };
-            let mut runs = Vec::with_capacity(ids.len());
+            let (mut runs, mut others) = (Vec::new(), Vec::new());
             for id in &ids {
                 match records.get(id) {
-                    Some(run) if run.state == DagRunState::Running => runs.push(run.clone()),
+                    Some(run) if run.state == DagRunState::Running && self.in_scope(run) => {
+                        runs.push(run.clone())
+                    }
+                    Some(run)
+                        if run.state == DagRunState::Running
+                            && self.config.only_run.is_none()
+                            && self.owned_by_another(run.id) =>
+                    {
+                        others.push(run.clone())
+                    }
                     _ => return Ok(None),
                 }
             }
-            runs
+            (runs, others)
         };
-        if !runs.iter().all(|run| self.in_scope(run)) {
-            return Ok(None);
-        }
-        // The task of each try that succeeded, to see whether it has outlets.
+        // The task of each try that succeeded in an own run, to see whether it has outlets.
         let succeeded: Vec<(i64, String)> = {
             let kept = self.kept();
             let mut succeeded = Vec::new();
             for done in finished {
+                if !runs.iter().any(|run| run.id == done.dag_run_id) {
+                    continue;
+                }
                 let Some(ti) = kept
                     .get(&done.dag_run_id)
                     .and_then(|run| run.get(done.ti_id))
@@ -339,7 +351,7 @@ impl Scheduler {
                 return Ok(None);
             }
         }
-        let changed: Vec<&updraft_store::DagRun> = runs.iter().collect();
+        let changed: Vec<&updraft_store::DagRun> = runs.iter().chain(&others).collect();
         let released = self.past_waiters_of(&changed);
         if !released.is_empty() {
             self.signal.runs_changed(released);

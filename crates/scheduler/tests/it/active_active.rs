@@ -127,3 +127,68 @@ async fn pool_slots_hold_across_schedulers() {
     assert_eq!(world.count(TaskState::Queued).await, 2, "two slots in all");
     assert_eq!(world.count(TaskState::Scheduled).await, runs - 2);
 }
+
+/// A try that ends in a run another scheduler owns frees a place that this one fills at once,
+/// from what it keeps, without planning the other's run: the pass it makes of that finish
+/// queues its own waiting task.
+#[tokio::test]
+async fn a_place_freed_in_another_schedulers_run_is_filled_by_the_pass_over_its_finish() {
+    let world = World::at(utc("2025-01-05T12:00:00Z")).await;
+    let other = world.another_scheduler("other");
+    full_pass(&other).await;
+    world.set_pool("one", 1).await;
+    let mut d = four_runs("d");
+    d.tasks[0].pool = "one".to_string();
+    world.publish(vec![d]).await;
+    catch_up(&world).await;
+    full_pass(&other).await;
+    world.pass().await;
+    let owners = world.owners("d");
+    assert!(
+        owners.iter().any(|o| o.as_deref() == Some("scheduler")),
+        "{owners:?}"
+    );
+    assert!(
+        owners.iter().any(|o| o.as_deref() == Some("other")),
+        "{owners:?}"
+    );
+    assert_eq!(
+        world.count(TaskState::Queued).await,
+        1,
+        "the pool has one slot"
+    );
+
+    let claimed = world.claim_one().await;
+    world.succeed(&claimed).await;
+    let runs = world.runs("d").await;
+    let owner_of = |run_id: i64| {
+        let at = runs
+            .iter()
+            .position(|r| r.id == run_id)
+            .expect("a run of d");
+        owners[at].clone()
+    };
+    let finished = vec![updraft_scheduler::FinishedTry {
+        dag_run_id: claimed.ti.dag_run_id,
+        ti_id: claimed.ti.id,
+        try_number: claimed.ti.try_number,
+        state: TaskState::Success,
+        next_retry_at: None,
+    }];
+    // Told to the scheduler that does not own the run, as the change feed tells every one.
+    let bystander = match owner_of(claimed.ti.dag_run_id).as_deref() {
+        Some("scheduler") => &other,
+        _ => &world.scheduler,
+    };
+    let outcome = bystander
+        .pass_with(false, HashSet::new(), finished)
+        .await
+        .unwrap();
+    assert_eq!(outcome.queued, 1);
+    let queued = world.claim_one().await;
+    assert_ne!(
+        owner_of(queued.ti.dag_run_id),
+        owner_of(claimed.ti.dag_run_id),
+        "the bystander queued a task of its own runs"
+    );
+}
