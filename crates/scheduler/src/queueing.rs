@@ -42,7 +42,7 @@ impl Scheduler {
             .map(|l| l.clone())
             .unwrap_or_default();
         let paused = self.paused.lock().map(|p| p.clone()).unwrap_or_default();
-        let chosen: Vec<Chosen> = {
+        let items: Vec<QueueItem> = {
             let kept = self.kept();
             let limits = Limits {
                 occupancy: &occupancy,
@@ -53,14 +53,17 @@ impl Scheduler {
             };
             pick(&kept, &limits, free, now)
                 .into_iter()
-                .map(|ti| Chosen {
+                .map(|ti| QueueItem {
                     ti_id: ti.id,
                     try_number: ti.try_number,
-                    resumes: ti.state == TaskState::UpForReschedule,
-                    dag_run_id: ti.dag_run_id,
                     dag_id: ti.dag_id.clone(),
                     pool: ti.pool.clone(),
                     queue: ti.queue.clone(),
+                    dag_run_id: ti.dag_run_id,
+                    max_active_tasks: max_active_tasks
+                        .get(&ti.dag_id)
+                        .copied()
+                        .unwrap_or(u32::MAX),
                     task_limits: task_limits
                         .get(&ti.dag_id)
                         .and_then(|tasks| tasks.get(&ti.task_id))
@@ -70,59 +73,34 @@ impl Scheduler {
                             per_dag,
                             per_run,
                         }),
+                    // A rescheduled sensor's next poke: the same try goes on.
+                    resumes: ti.state == TaskState::UpForReschedule,
                 })
                 .collect()
         };
-        if chosen.is_empty() {
+        if items.is_empty() {
             return Ok(0);
         }
-        let items: Vec<QueueItem> = chosen
-            .iter()
-            .map(|c| QueueItem {
-                ti_id: c.ti_id,
-                try_number: c.try_number,
-                dag_id: c.dag_id.clone(),
-                pool: c.pool.clone(),
-                queue: c.queue.clone(),
-                dag_run_id: c.dag_run_id,
-                max_active_tasks: max_active_tasks.get(&c.dag_id).copied().unwrap_or(u32::MAX),
-                task_limits: c.task_limits.clone(),
-                resumes: c.resumes,
-            })
-            .collect();
-        let results = self.store.queue(items, now).await?;
+        let results = self.store.queue(items.clone(), now).await?;
         let mut kept = self.kept();
         let mut queued = 0;
-        for (c, result) in chosen.iter().zip(&results) {
+        for (item, result) in items.iter().zip(&results) {
             // Not queued: another scheduler filled the DAG's or the pool's places first (the
             // task stays scheduled), or the row moved on, which the next full pass reloads.
             if *result != TransitionResult::Applied {
                 continue;
             }
             queued += 1;
-            if let Some(kept_run) = kept.get_mut(&c.dag_run_id) {
-                kept_run.update(c.ti_id, |ti| {
+            if let Some(kept_run) = kept.get_mut(&item.dag_run_id) {
+                kept_run.update(item.ti_id, |ti| {
                     ti.state = TaskState::Queued;
-                    ti.try_number += u32::from(!c.resumes);
+                    ti.try_number += u32::from(!item.resumes);
                     ti.next_retry_at = None;
                 });
             }
         }
         Ok(queued)
     }
-}
-
-/// A task instance picked for queueing, copied out of the kept states.
-struct Chosen {
-    ti_id: i64,
-    try_number: u32,
-    /// A rescheduled sensor's next poke: the same try goes on.
-    resumes: bool,
-    dag_run_id: i64,
-    dag_id: String,
-    pool: String,
-    queue: String,
-    task_limits: Option<TaskLimits>,
 }
 
 impl Scheduler {

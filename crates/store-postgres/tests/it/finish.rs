@@ -18,10 +18,15 @@ use updraft_store_postgres::PostgresStore;
 /// another store (kept open with it).
 struct Claimed {
     store: PostgresStore,
-    scheduler: Receiver<Change>,
-    _scheduler_store: PostgresStore,
+    scheduler: Listening,
     run: i64,
-    tries: Vec<ClaimedTask>,
+    claimed: Vec<ClaimedTask>,
+}
+
+/// A scheduler's change stream, with the store whose listener feeds it.
+struct Listening {
+    changes: Receiver<Change>,
+    _store: PostgresStore,
 }
 
 async fn claimed_three(db: &TestPostgres) -> Claimed {
@@ -54,23 +59,27 @@ async fn claimed_tries(db: &TestPostgres, count: usize) -> Claimed {
     assert_eq!(claimed.len(), count);
     Claimed {
         store: worker_side,
-        scheduler,
-        _scheduler_store: scheduler_store,
+        scheduler: Listening {
+            changes: scheduler,
+            _store: scheduler_store,
+        },
         run: run.id,
-        tries: claimed,
+        claimed,
     }
 }
 
-/// The tries the scheduler hears of, waiting for them a long while at most.
-async fn tries_heard(scheduler: &mut Receiver<Change>) -> Vec<FinishedTry> {
-    loop {
-        let change = tokio::time::timeout(Duration::from_secs(30), scheduler.recv())
-            .await
-            .expect("no finish heard")
-            .expect("the change stream ended");
-        if let Change::TriesFinished { tries, reread } = change {
-            assert!(reread.is_empty(), "nothing to read again: {reread:?}");
-            return tries;
+impl Listening {
+    /// The tries the scheduler hears of, waiting for them a long while at most.
+    async fn tries_heard(&mut self) -> Vec<FinishedTry> {
+        loop {
+            let change = tokio::time::timeout(Duration::from_secs(30), self.changes.recv())
+                .await
+                .expect("no finish heard")
+                .expect("the change stream ended");
+            if let Change::TriesFinished { tries, reread } = change {
+                assert!(reread.is_empty(), "nothing to read again: {reread:?}");
+                return tries;
+            }
         }
     }
 }
@@ -91,8 +100,7 @@ async fn a_batch_of_plain_finishes_is_stored_and_announced_whole() {
         store,
         mut scheduler,
         run,
-        tries: claimed,
-        _scheduler_store: _listening,
+        claimed,
     } = claimed_three(&db).await;
     let reports = vec![
         FinishReport {
@@ -116,7 +124,7 @@ async fn a_batch_of_plain_finishes_is_stored_and_announced_whole() {
         .iter()
         .map(|r| FinishedTry::from_report(run, r))
         .collect();
-    assert_eq!(tries_heard(&mut scheduler).await, expected);
+    assert_eq!(scheduler.tries_heard().await, expected);
 
     let states: Vec<(String, TaskState)> = store
         .task_instances(run)
@@ -174,8 +182,7 @@ async fn a_batch_with_a_fenced_try_or_a_gap_in_a_log_goes_the_general_way_whole(
         store,
         mut scheduler,
         run,
-        tries: claimed,
-        _scheduler_store: _listening,
+        claimed,
     } = claimed_three(&db).await;
     let fenced = FinishReport {
         claim_id: "not-the-claim".into(),
@@ -195,7 +202,7 @@ async fn a_batch_with_a_fenced_try_or_a_gap_in_a_log_goes_the_general_way_whole(
         results,
         vec![TransitionResult::Applied, TransitionResult::Conflict]
     );
-    let heard = tries_heard(&mut scheduler).await;
+    let heard = scheduler.tries_heard().await;
     assert_eq!(heard.len(), 1, "{heard:?}");
     assert_eq!(heard[0].ti_id, claimed[0].ti.id);
     assert_eq!(ti(&store, run, "b").await.state, TaskState::Running);
@@ -213,7 +220,7 @@ async fn a_batch_with_a_fenced_try_or_a_gap_in_a_log_goes_the_general_way_whole(
         results,
         vec![TransitionResult::Applied, TransitionResult::Conflict]
     );
-    assert_eq!(tries_heard(&mut scheduler).await.len(), 1);
+    assert_eq!(scheduler.tries_heard().await.len(), 1);
     assert_eq!(store.task_tries(claimed[1].ti.id).await.unwrap().len(), 1);
 
     // A tail past the end of the stored log (a chunk lost on the way) cannot be placed: the
@@ -227,7 +234,7 @@ async fn a_batch_with_a_fenced_try_or_a_gap_in_a_log_goes_the_general_way_whole(
         .unwrap();
     assert_eq!(results, vec![TransitionResult::Applied]);
     assert_eq!(ti(&store, run, "c").await.state, TaskState::Failed);
-    let heard = tries_heard(&mut scheduler).await;
+    let heard = scheduler.tries_heard().await;
     assert_eq!(
         heard,
         vec![FinishedTry::from_report(
@@ -246,8 +253,7 @@ async fn a_finish_of_more_tries_than_an_announcement_holds_names_the_run_instead
         store,
         mut scheduler,
         run,
-        tries: claimed,
-        _scheduler_store: _listening,
+        claimed,
     } = claimed_tries(&db, 120).await;
     let reports: Vec<FinishReport> = claimed
         .iter()
@@ -258,7 +264,7 @@ async fn a_finish_of_more_tries_than_an_announcement_holds_names_the_run_instead
     // 120 tries do not fit in PostgreSQL's 8000 bytes: the scheduler reads the run instead.
     let heard = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            match scheduler.recv().await {
+            match scheduler.changes.recv().await {
                 Some(Change::Runs(runs)) if runs == vec![run] => return true,
                 Some(Change::TriesFinished { .. }) | None => return false,
                 Some(_) => continue,
