@@ -1,6 +1,7 @@
 //! CPU time, resident memory and open file descriptors of processes, read from Linux's
 //! `/proc`.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -104,6 +105,103 @@ pub fn open_fds(pid: i32) -> Result<usize> {
     Ok(entries.filter(|e| e.is_ok()).count())
 }
 
+/// One process's established TCP connections, as two counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Established {
+    /// Accepted on one of the process's listening ports: held open by its clients
+    /// (keep-alive), which choose when to close them.
+    pub inbound: usize,
+    /// Opened by the process to the given remote port.
+    pub to_port: usize,
+}
+
+/// One process's established TCP connections: those it accepted, and those it opened to
+/// `remote_port`. A connection the process failed to close after its peer did is in
+/// CLOSE-WAIT, not established, and counted in neither.
+pub fn established(pid: i32, remote_port: u16) -> Result<Established> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("cannot list /proc/{pid}/fd"))?;
+    let inodes: HashSet<u64> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| socket_inode(&target.to_string_lossy()))
+        .collect();
+    let mut sockets = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        // A host without IPv6 has no tcp6 table.
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
+            sockets.extend(text.lines().skip(1).filter_map(TcpSocket::parse));
+        }
+    }
+    Ok(count_established(&sockets, &inodes, remote_port))
+}
+
+/// `socket:[INODE]`, the target of a socket's `/proc/PID/fd` link.
+fn socket_inode(link_target: &str) -> Option<u64> {
+    link_target
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// The fields of one line of `/proc/net/tcp` the harness uses.
+#[derive(Debug, PartialEq)]
+struct TcpSocket {
+    local_port: u16,
+    remote_port: u16,
+    /// `st`: 01 established, 0A listening (include/net/tcp_states.h).
+    state: u8,
+    inode: u64,
+}
+
+const TCP_ESTABLISHED: u8 = 0x01;
+const TCP_LISTEN: u8 = 0x0A;
+
+impl TcpSocket {
+    /// `sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout
+    /// inode ...`, addresses as `HEXADDR:HEXPORT`.
+    fn parse(line: &str) -> Option<TcpSocket> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |field: usize| {
+            let (_, port) = fields.get(field)?.rsplit_once(':')?;
+            u16::from_str_radix(port, 16).ok()
+        };
+        Some(TcpSocket {
+            local_port: port(1)?,
+            remote_port: port(2)?,
+            state: u8::from_str_radix(fields.get(3)?, 16).ok()?,
+            inode: fields.get(9)?.parse().ok()?,
+        })
+    }
+}
+
+/// The established sockets among `inodes`: inbound when their local port is one a socket
+/// among `inodes` listens on, else counted when they lead to `remote_port`.
+fn count_established(
+    sockets: &[TcpSocket],
+    inodes: &HashSet<u64>,
+    remote_port: u16,
+) -> Established {
+    let own: Vec<&TcpSocket> = sockets
+        .iter()
+        .filter(|s| inodes.contains(&s.inode))
+        .collect();
+    let listening: HashSet<u16> = own
+        .iter()
+        .filter(|s| s.state == TCP_LISTEN)
+        .map(|s| s.local_port)
+        .collect();
+    let mut counts = Established::default();
+    for socket in own.iter().filter(|s| s.state == TCP_ESTABLISHED) {
+        if listening.contains(&socket.local_port) {
+            counts.inbound += 1;
+        } else if socket.remote_port == remote_port {
+            counts.to_port += 1;
+        }
+    }
+    counts
+}
+
 /// CPU time the whole machine spent busy since boot (every core: user, nice, system, irq,
 /// softirq, steal), in seconds: with nothing else running, the work of updraft, its task
 /// processes and its database together.
@@ -163,7 +261,60 @@ pub fn is_alive(pid: i32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Stat;
+    use std::collections::HashSet;
+
+    use super::{count_established, socket_inode, Established, Stat, TcpSocket};
+
+    #[test]
+    fn established_connections_inbound_and_to_a_port() {
+        // Port 8080 (1F90) listens; 8081 (1F91) is a client's port; 5432 (1538) the database.
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 100 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 101 1 0 20 4 30 10 -1
+   2: 0100007F:1F90 0100007F:D432 08 00000000:00000000 00:00000000 00000000     0        0 102 1 0 20 4 30 10 -1
+   3: 0100007F:D433 0100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 103 1 0 20 4 30 10 -1
+   4: 0100007F:1F90 0100007F:D434 01 00000000:00000000 00:00000000 00000000     0        0 104 1 0 20 4 30 10 -1
+   5: 0100007F:1F91 0100007F:D435 01 00000000:00000000 00:00000000 00000000     0        0 105 1 0 20 4 30 10 -1
+   6: 0100007F:D436 0100007F:1538 08 00000000:00000000 00:00000000 00000000     0        0 106 1 0 20 4 30 10 -1";
+        let sockets: Vec<TcpSocket> = table.lines().skip(1).filter_map(TcpSocket::parse).collect();
+        assert_eq!(sockets.len(), 7);
+        assert_eq!(
+            sockets[3],
+            TcpSocket {
+                local_port: 0xD433,
+                remote_port: 5432,
+                state: 0x01,
+                inode: 103
+            }
+        );
+        // Ours: the listener, an established client, one in CLOSE-WAIT (a leak: in neither),
+        // an established database connection and one in CLOSE-WAIT. 104 is another process's;
+        // 105 is established on a port no socket of ours listens on, to no database.
+        let ours: HashSet<u64> = [100, 101, 102, 103, 105, 106].into();
+        assert_eq!(
+            count_established(&sockets, &ours, 5432),
+            Established {
+                inbound: 1,
+                to_port: 1
+            }
+        );
+        // Without its listener, the process accepted nothing.
+        let without_the_listener: HashSet<u64> = [101, 102, 103].into();
+        assert_eq!(
+            count_established(&sockets, &without_the_listener, 5432),
+            Established {
+                inbound: 0,
+                to_port: 1
+            }
+        );
+    }
+
+    #[test]
+    fn socket_links() {
+        assert_eq!(socket_inode("socket:[12345]"), Some(12345));
+        assert_eq!(socket_inode("pipe:[12345]"), None);
+        assert_eq!(socket_inode("/tmp/socket:[1]"), None);
+    }
 
     #[test]
     fn stat_with_spaces_in_the_name() {

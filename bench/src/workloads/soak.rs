@@ -329,7 +329,7 @@ fn sample(
     let processes = roles
         .long_lived
         .iter()
-        .map(|&i| ProcessSample::of(cluster.processes[i].pid()))
+        .map(|&i| ProcessSample::of(cluster.processes[i].pid(), connections.port()))
         .collect::<Result<Vec<_>>>()?;
     Ok(Sample {
         at_s: at.as_secs_f64(),

@@ -33,7 +33,10 @@ macro_rules! process_keys {
             ),
             fds: (
                 concat!($key, "_fds"),
-                concat!($name, " open files at rest, every run finished (floor)"),
+                concat!(
+                    $name,
+                    " open files at rest, every run finished (floor; connections accepted or to the database left out)"
+                ),
             ),
             fd_growth: (
                 concat!($key, "_fd_growth"),

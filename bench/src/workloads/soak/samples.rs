@@ -16,19 +16,28 @@ const WARM_UP_SHARE: f64 = 0.10;
 const WINDOW_SAMPLES: usize = 6;
 /// Names the harness's own database connection, so that it is not counted as the cluster's.
 pub const SAMPLER_APPLICATION: &str = "updraft-bench-soak";
+/// The port of a URL that names none.
+const DEFAULT_POSTGRES_PORT: u16 = 5432;
 
 /// One process's figures at one instant.
 #[derive(Debug, Clone, Copy)]
 pub struct ProcessSample {
     pub rss_kib: u64,
+    /// Open file descriptors but the established TCP connections its clients hold open and
+    /// those to the database. How many of the first an API server holds depends on which
+    /// server the workers' keep-alive pools picked after the last failover; the second are
+    /// judged as the cluster's database connections.
     pub fds: usize,
 }
 
 impl ProcessSample {
-    pub fn of(pid: i32) -> Result<ProcessSample> {
+    pub fn of(pid: i32, database_port: u16) -> Result<ProcessSample> {
+        let fds = procfs::open_fds(pid)?;
+        let connections = procfs::established(pid, database_port)?;
         Ok(ProcessSample {
             rss_kib: procfs::resident_kib(pid)?,
-            fds: procfs::open_fds(pid)?,
+            // Read a moment apart: a connection opened in between may be counted only once.
+            fds: fds.saturating_sub(connections.inbound + connections.to_port),
         })
     }
 }
@@ -46,16 +55,27 @@ pub struct Sample {
 /// Counts the cluster's connections to its database.
 pub struct ConnectionCounter {
     client: postgres::Client,
+    port: u16,
 }
 
 impl ConnectionCounter {
     pub fn open(url: &str) -> Result<ConnectionCounter> {
         let mut config: postgres::Config = url.parse().context("not a PostgreSQL URL")?;
         config.application_name(SAMPLER_APPLICATION);
+        let port = config
+            .get_ports()
+            .first()
+            .copied()
+            .unwrap_or(DEFAULT_POSTGRES_PORT);
         let client = config
             .connect(postgres::NoTls)
             .context("cannot connect to the soak's database")?;
-        Ok(ConnectionCounter { client })
+        Ok(ConnectionCounter { client, port })
+    }
+
+    /// The database's TCP port, which the cluster's processes connect to.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn count(&mut self) -> Result<usize> {
