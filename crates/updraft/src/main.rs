@@ -27,6 +27,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let cli = cli::Cli::parse();
+    if matches!(
+        cli.command,
+        cli::Command::Standalone { .. } | cli::Command::Worker(_)
+    ) {
+        standalone::fork_reaper();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

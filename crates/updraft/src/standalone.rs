@@ -146,7 +146,30 @@ const ORPHAN_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// The hidden argument that turns this binary into the reaper of its parent's tasks.
 pub const REAPER_ARG: &str = "__reaper";
 
+/// The reaper [`fork_reaper`] forked, until the role's worker takes it.
+static FORKED_REAPER: std::sync::Mutex<Option<updraft_worker::Reaper>> =
+    std::sync::Mutex::new(None);
+
+/// Forks the reaper of a role that runs tasks for long (`standalone`, `worker`): a forked
+/// reaper shares the process's pages, where one started as a program loads its own copy of
+/// the binary. `main` calls it before it starts the runtime, while the process has one thread;
+/// should the fork fail, [`spawn_reaper`] starts the reaper as a program instead (and says so
+/// if that fails too).
+pub fn fork_reaper() {
+    // SAFETY: called by `main` before any thread is started (see above).
+    if let Ok(reaper) = unsafe { updraft_worker::Reaper::fork() } {
+        if let Ok(mut slot) = FORKED_REAPER.lock() {
+            *slot = Some(reaper);
+        }
+    }
+}
+
+/// The reaper for this process's worker: the one [`fork_reaper`] forked, else one started by
+/// running this program again with [`REAPER_ARG`].
 pub fn spawn_reaper() -> Option<updraft_worker::Reaper> {
+    if let Some(reaper) = FORKED_REAPER.lock().ok().and_then(|mut slot| slot.take()) {
+        return Some(reaper);
+    }
     let exe = std::env::current_exe().ok()?;
     match updraft_worker::Reaper::spawn(&exe, &[REAPER_ARG]) {
         Ok(reaper) => Some(reaper),
