@@ -46,13 +46,28 @@ pub async fn flush_traces(traces: updraft_telemetry::Traces) {
     }
 }
 
+/// How a delivery loop learns of new notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryWake {
+    /// It looks every `notifications.poll_interval`: a `scheduler`, beside which other
+    /// processes add notifications (watching their commits would take one more database
+    /// connection, listening, in every scheduler).
+    Poll,
+    /// The store's changes wake it: `standalone`, whose store sees every commit.
+    Changes,
+}
+
 /// Starts this process's notification delivery loop (`standalone` and every `scheduler`:
 /// the processes that hold the database), until `shutdown`.
 pub fn start_delivery(
     app: &crate::app::App,
+    wake: DeliveryWake,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let deliverer = deliverer(app)?;
+    let mut deliverer = deliverer(app)?;
+    if wake == DeliveryWake::Changes {
+        deliverer = deliverer.waking_on(app.store.watch());
+    }
     Ok(tokio::spawn(std::sync::Arc::new(deliverer).run(shutdown)))
 }
 

@@ -221,7 +221,11 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
         async move { s.run(rx).await }
     });
     let worker = tokio::spawn(engine.worker.clone().run(shutdown_rx.clone()));
-    let deliverer = crate::roles::start_delivery(&app, shutdown_rx.clone())?;
+    let deliverer = crate::roles::start_delivery(
+        &app,
+        crate::roles::DeliveryWake::Changes,
+        shutdown_rx.clone(),
+    )?;
     let retention = crate::retention::start(&app, recovery::worker_id(), shutdown_rx.clone())?;
     crate::metrics::count_gauges(app.store.clone());
     let signal = engine.signal.clone();

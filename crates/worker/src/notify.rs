@@ -12,15 +12,15 @@ mod send;
 
 pub use python::PythonCallbacks;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 use updraft_model::Notifier;
 use updraft_store::{
-    retry_backoff, DeliveryOutcome, NewEventLog, Notification, NotificationClaim, Store,
+    retry_backoff, Change, DeliveryOutcome, NewEventLog, Notification, NotificationClaim, Store,
     StoreExecution,
 };
 
@@ -76,7 +76,15 @@ pub struct Deliverer {
     config: DeliveryConfig,
     http: reqwest::Client,
     python: Option<PythonCallbacks>,
+    /// The store's changes, which wake the loop ([`Deliverer::waking_on`]); taken by `run`.
+    changes: Mutex<Option<broadcast::Receiver<Change>>>,
 }
+
+/// The shortest wait between two looks.
+const MIN_WAIT: Duration = Duration::from_millis(20);
+/// How often a loop [waking on changes](Deliverer::waking_on) looks while nothing changes:
+/// for the notifications a store adds without announcing a change (a deadline alert).
+pub const IDLE_RECHECK: Duration = Duration::from_secs(5);
 
 impl Deliverer {
     pub fn new(store: Arc<dyn Store>, config: DeliveryConfig) -> Result<Self, DeliveryError> {
@@ -89,6 +97,7 @@ impl Deliverer {
             config,
             http,
             python: None,
+            changes: Mutex::new(None),
         })
     }
 
@@ -99,12 +108,32 @@ impl Deliverer {
         self
     }
 
-    /// Delivers until `shutdown` turns true; wakes at the next due notification or every
-    /// `poll_interval`.
+    /// Wakes the loop on the store's changes instead of every `poll_interval`: a standalone
+    /// process, whose store announces every commit that adds a notification (a try's end, a
+    /// run's end, a transition with callbacks) and whose loop then need not look while idle.
+    pub fn waking_on(mut self, changes: broadcast::Receiver<Change>) -> Self {
+        self.changes = Mutex::new(Some(changes));
+        self
+    }
+
+    /// Delivers until `shutdown` turns true. Looks for due notifications every
+    /// `poll_interval`, or, [waking on changes](Self::waking_on), after a change (at most once
+    /// every `poll_interval`), at the next one due, and every [`IDLE_RECHECK`] for those added
+    /// without a change announced (deadline alerts).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.changes.lock().ok().and_then(|mut c| c.take());
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            let looked_at = tokio::time::Instant::now();
+            if let Some(receiver) = changes.as_mut() {
+                // What changed up to now is seen by this look.
+                while !matches!(
+                    receiver.try_recv(),
+                    Err(broadcast::error::TryRecvError::Empty
+                        | broadcast::error::TryRecvError::Closed)
+                ) {}
             }
             let delivered = match self.deliver_due().await {
                 Ok(n) => n,
@@ -116,15 +145,35 @@ impl Deliverer {
             if delivered > 0 {
                 continue;
             }
-            let wait = match self.store.next_notification_due().await {
-                Ok(Some(due)) => (due - Utc::now())
-                    .to_std()
-                    .unwrap_or_default()
-                    .min(self.config.poll_interval),
-                _ => self.config.poll_interval,
+            let until_due = match self.store.next_notification_due().await {
+                Ok(Some(due)) => Some((due - Utc::now()).to_std().unwrap_or_default()),
+                Ok(None) => None,
+                Err(_) => Some(self.config.poll_interval),
             };
+            let Some(receiver) = changes.as_mut() else {
+                let wait = until_due.map_or(self.config.poll_interval, |until| {
+                    until.min(self.config.poll_interval)
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(wait.max(MIN_WAIT)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            };
+            let wait = until_due.map_or(IDLE_RECHECK, |until| until.min(IDLE_RECHECK));
             tokio::select! {
-                _ = tokio::time::sleep(wait.max(Duration::from_millis(20))) => {}
+                _ = tokio::time::sleep(wait.max(MIN_WAIT)) => {}
+                received = receiver.recv() => {
+                    if matches!(received, Err(broadcast::error::RecvError::Closed)) {
+                        changes = None;
+                    }
+                    // Changes come in bursts (a run's tries ending one after another): one
+                    // look per `poll_interval` at most, as when polling.
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(looked_at + self.config.poll_interval) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
                 _ = shutdown.changed() => {}
             }
         }

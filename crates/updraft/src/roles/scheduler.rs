@@ -108,7 +108,7 @@ pub async fn run(app: App) -> Result<ExitCode> {
     });
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let deliverer = super::start_delivery(&app, shutdown_rx.clone())?;
+    let deliverer = super::start_delivery(&app, super::DeliveryWake::Poll, shutdown_rx.clone())?;
     let retention = crate::retention::start(&app, scheduler_id.clone(), shutdown_rx.clone())?;
     crate::metrics::count_gauges(app.store.clone());
     let health = updraft_metrics::http::SchedulerHealth {

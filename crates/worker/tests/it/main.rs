@@ -2,6 +2,7 @@
 
 mod crash;
 mod log_tail;
+mod notify_wake;
 mod orphans;
 mod run;
 
