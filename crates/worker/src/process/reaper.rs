@@ -7,9 +7,10 @@
 //!
 //! The reaper is forked ([`Reaper::fork`], by a process that still has one thread) or started
 //! as a program ([`Reaper::spawn`], which calls [`reaper_main`]); its input is a pipe from the
-//! worker (the program's stdin). Protocol on it, one line each: `+PGID` (a task started), `-PGID` (it ended);
-//! `+docker NAME [URL]` / `-docker NAME [URL]` for a Docker task's container, which the daemon
-//! runs outside every process group and which is killed through the docker CLI.
+//! worker (the program's stdin). Protocol on it, one line each: `+PGID` (a task started),
+//! `-PGID` (it ended); `+docker NAME [URL]` / `-docker NAME [URL]` for a Docker task's
+//! container, which the daemon runs outside every process group and which is killed through
+//! the docker CLI.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -68,8 +69,11 @@ impl Reaper {
                 drop(write);
                 forked_reaper_main(read)
             }
-            ForkResult::Parent { .. } => {
+            ForkResult::Parent { child } => {
                 drop(read);
+                // The child moves itself too; whichever runs first, a Ctrl-C to the worker's
+                // terminal never finds the reaper in the worker's group.
+                let _ = nix::unistd::setpgid(child, child);
                 // The parent's tasks must not inherit the write end: the reaper would then
                 // never see end-of-file while one of them lives.
                 let write = File::from(write);
