@@ -323,6 +323,18 @@ pub enum WorkerCommand {
     List(OutputArg),
 }
 
+impl Command {
+    /// Whether this command is a role that runs tasks until it is stopped (`standalone`, a
+    /// `worker` serving its queues): those fork their reaper at start.
+    pub fn runs_tasks_for_long(&self) -> bool {
+        match self {
+            Command::Standalone { .. } => true,
+            Command::Worker(args) => args.command.is_none(),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum JobType {
     Scheduler,
@@ -452,4 +464,27 @@ pub struct AssetSelector {
     pub name: Option<String>,
     #[arg(long)]
     pub uri: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    fn runs_tasks_for_long(args: &[&str]) -> bool {
+        let cli = Cli::try_parse_from(std::iter::once("updraft").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        cli.command.runs_tasks_for_long()
+    }
+
+    #[test]
+    fn the_roles_that_run_tasks_fork_a_reaper_and_their_list_commands_do_not() {
+        assert!(runs_tasks_for_long(&["standalone"]));
+        assert!(runs_tasks_for_long(&["worker", "--queues", "gpu"]));
+        assert!(!runs_tasks_for_long(&["worker", "list"]));
+        assert!(!runs_tasks_for_long(&["scheduler"]));
+        assert!(!runs_tasks_for_long(&["api-server"]));
+        assert!(!runs_tasks_for_long(&["dags", "list"]));
+    }
 }

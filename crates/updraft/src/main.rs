@@ -27,10 +27,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let cli = cli::Cli::parse();
-    if matches!(
-        cli.command,
-        cli::Command::Standalone { .. } | cli::Command::Worker(_)
-    ) {
+    if cli.command.runs_tasks_for_long() {
         standalone::fork_reaper();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
