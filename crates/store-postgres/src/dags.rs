@@ -50,7 +50,8 @@ pub async fn sync(
         .map_err(db_err)?;
     let existing = published(conn).await?;
     let stored_errors = import_errors(conn).await?;
-    let plan = plan_sync(sync, &existing, &stored_errors);
+    let deleted = deleted_versions(conn).await?;
+    let plan = plan_sync(sync, &existing, &stored_errors, &deleted);
     if !plan.rows_written.is_empty() {
         sqlx::query(
             "SELECT dag_id FROM dag WHERE dag_id = ANY($1) ORDER BY dag_id FOR NO KEY UPDATE",
@@ -95,12 +96,12 @@ pub async fn sync(
                 .await
                 .map_err(db_err)?;
             }
-            DagWrite::Create(upsert) => {
+            DagWrite::Create { upsert, version } => {
                 let dag = &upsert.dag;
                 sqlx::query(
                     "INSERT INTO dag (dag_id, fileloc, is_paused, is_active, version, schedule, \
                      has_schedule, tags, description, needs_next_dagrun, last_parsed_at) \
-                     VALUES ($1, $2, $8, TRUE, 1, $3, $4, $5, $6, TRUE, $7)",
+                     VALUES ($1, $2, $8, TRUE, $9, $3, $4, $5, $6, TRUE, $7)",
                 )
                 .bind(&dag.dag_id)
                 .bind(&upsert.fileloc)
@@ -110,10 +111,11 @@ pub async fn sync(
                 .bind(&dag.description)
                 .bind(now)
                 .bind(sync.paused_at_creation)
+                .bind(version)
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
-                insert_version(conn, upsert, 1, now).await?;
+                insert_version(conn, upsert, version, now).await?;
                 crate::assets::register(conn, dag, now).await?;
             }
         }
@@ -152,6 +154,17 @@ pub async fn sync(
     let changed = plan.changes_anything();
     let written = plan.versions_written();
     Ok((plan.report, changed, written))
+}
+
+/// The last version of each DAG deleted (`deleted_dag_version`).
+async fn deleted_versions(conn: &mut PgConnection) -> Result<HashMap<String, i64>> {
+    let rows = sqlx::query("SELECT dag_id, last_version FROM deleted_dag_version")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    rows.iter()
+        .map(|row| Ok((col(row, 0)?, col(row, 1)?)))
+        .collect()
 }
 
 /// Every DAG with its current version's hash.

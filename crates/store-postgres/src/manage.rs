@@ -81,6 +81,12 @@ impl ManageStore for PostgresStore {
         delete_run_rows(&mut tx, "dag_id = $1", Bound::Text(dag_id)).await?;
         for sql in [
             "DELETE FROM dag_run WHERE dag_id = $1",
+            // Remembered, so that a DAG created again under the id numbers its versions past
+            // these (a process may still hold them by id and number).
+            "INSERT INTO deleted_dag_version (dag_id, last_version) \
+             SELECT dag_id, MAX(version) FROM dag_version WHERE dag_id = $1 GROUP BY dag_id \
+             ON CONFLICT (dag_id) DO UPDATE SET \
+             last_version = GREATEST(deleted_dag_version.last_version, excluded.last_version)",
             "DELETE FROM dag_version WHERE dag_id = $1",
             "DELETE FROM dag_file WHERE dag_id = $1",
             "DELETE FROM dag WHERE dag_id = $1",

@@ -345,6 +345,14 @@ CREATE INDEX dagrun_asset_event_by_event ON dagrun_asset_event (event_id);
         include_str!("sql/queue.sql"),
         include_str!("sql/finish.sql")
     ),
+    // The last version of each deleted DAG: one created again under its id numbers its
+    // versions past it, so that an id and a version name one definition for ever.
+    r#"
+CREATE TABLE deleted_dag_version (
+    dag_id TEXT COLLATE "C" PRIMARY KEY,
+    last_version BIGINT NOT NULL
+);
+"#,
 ];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -42,7 +42,8 @@ pub(crate) fn conversion(index: usize, e: StoreError) -> rusqlite::Error {
 pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool, VersionsWritten)> {
     let existing = published(tx)?;
     let stored_errors = import_errors(tx)?;
-    let plan = plan_sync(sync, &existing, &stored_errors);
+    let deleted = deleted_versions(tx)?;
+    let plan = plan_sync(sync, &existing, &stored_errors, &deleted);
     let now = micros(sync.now);
     for write in &plan.writes {
         match *write {
@@ -75,12 +76,12 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool, Versi
                 )
                 .map_err(db_err)?;
             }
-            DagWrite::Create(upsert) => {
+            DagWrite::Create { upsert, version } => {
                 let dag = &upsert.dag;
                 tx.execute(
                     "INSERT INTO dag (dag_id, fileloc, is_paused, is_active, version, schedule, \
                      has_schedule, tags, description, needs_next_dagrun, last_parsed_at) \
-                     VALUES (?1, ?2, ?8, 1, 1, ?3, ?4, ?5, ?6, 1, ?7)",
+                     VALUES (?1, ?2, ?8, 1, ?9, ?3, ?4, ?5, ?6, 1, ?7)",
                     params![
                         dag.dag_id,
                         upsert.fileloc,
@@ -89,11 +90,12 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool, Versi
                         upsert.tags_json(),
                         dag.description,
                         now,
-                        sync.paused_at_creation
+                        sync.paused_at_creation,
+                        version
                     ],
                 )
                 .map_err(db_err)?;
-                insert_version(tx, upsert, 1, now)?;
+                insert_version(tx, upsert, version, now)?;
                 crate::assets::register(tx, dag, now)?;
             }
         }
@@ -121,6 +123,18 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool, Versi
     let changed = plan.changes_anything();
     let written = plan.versions_written();
     Ok((plan.report, changed, written))
+}
+
+/// The last version of each DAG deleted (`deleted_dag_version`).
+fn deleted_versions(tx: &Transaction) -> Result<HashMap<String, i64>> {
+    let mut stmt = tx
+        .prepare("SELECT dag_id, last_version FROM deleted_dag_version")
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<HashMap<_, _>>>()
+        .map_err(db_err)
 }
 
 /// Every DAG with its current version's hash.

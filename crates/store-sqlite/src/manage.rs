@@ -83,6 +83,12 @@ impl ManageStore for SqliteStore {
                  (SELECT id FROM backfill WHERE dag_id = ?1)",
                 "DELETE FROM backfill WHERE dag_id = ?1",
                 "DELETE FROM dag_run WHERE dag_id = ?1",
+                // Remembered, so that a DAG created again under the id numbers its versions
+                // past these (a process may still hold them by id and number).
+                "INSERT INTO deleted_dag_version (dag_id, last_version) \
+                 SELECT dag_id, MAX(version) FROM dag_version WHERE dag_id = ?1 GROUP BY dag_id \
+                 ON CONFLICT (dag_id) DO UPDATE SET \
+                 last_version = MAX(last_version, excluded.last_version)",
                 "DELETE FROM dag_version WHERE dag_id = ?1",
                 "DELETE FROM dag_file WHERE dag_id = ?1",
                 "DELETE FROM dag WHERE dag_id = ?1",

@@ -342,6 +342,14 @@ CREATE TABLE dagrun_asset_event (
 );
 CREATE INDEX dagrun_asset_event_by_event ON dagrun_asset_event (event_id);
 "#,
+    // The last version of each deleted DAG: one created again under its id numbers its
+    // versions past it, so that an id and a version name one definition for ever.
+    r#"
+CREATE TABLE deleted_dag_version (
+    dag_id TEXT PRIMARY KEY,
+    last_version INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -30,8 +30,10 @@ pub enum DagWrite<'a> {
     /// A changed definition: `version` is added and becomes the DAG's current one.
     NewVersion { upsert: &'a DagUpsert, version: i64 },
     /// A DAG the database does not know: created (paused as `DagSync::paused_at_creation`
-    /// says) with version 1.
-    Create(&'a DagUpsert),
+    /// says) with `version`: 1, or one past the last version of a DAG of that id deleted
+    /// before, so that a DAG id and a version name one definition for ever (every process
+    /// caches versions by the two).
+    Create { upsert: &'a DagUpsert, version: i64 },
 }
 
 /// Everything a sync writes.
@@ -61,7 +63,7 @@ impl SyncPlan<'_> {
             .filter_map(|write| match *write {
                 DagWrite::Reactivate(_) => None,
                 DagWrite::NewVersion { upsert, version } => Some((upsert.dag.clone(), version)),
-                DagWrite::Create(upsert) => Some((upsert.dag.clone(), 1)),
+                DagWrite::Create { upsert, version } => Some((upsert.dag.clone(), version)),
             })
             .collect()
     }
@@ -77,12 +79,13 @@ impl SyncPlan<'_> {
     }
 }
 
-/// Decides what makes the database (`existing` DAGs, `stored_errors` sorted by file) match
-/// `sync`.
+/// Decides what makes the database (`existing` DAGs, `stored_errors` sorted by file, the last
+/// version of each DAG `deleted` before) match `sync`.
 pub fn plan_sync<'a>(
     sync: &'a DagSync,
     existing: &[PublishedDag],
     stored_errors: &[ImportErrorRecord],
+    deleted: &HashMap<String, i64>,
 ) -> SyncPlan<'a> {
     let by_id: HashMap<&str, &PublishedDag> =
         existing.iter().map(|d| (d.dag_id.as_str(), d)).collect();
@@ -105,7 +108,8 @@ pub fn plan_sync<'a>(
                 report.updated.push(dag_id.clone());
             }
             None => {
-                writes.push(DagWrite::Create(upsert));
+                let version = deleted.get(dag_id).map_or(1, |last| last + 1);
+                writes.push(DagWrite::Create { upsert, version });
                 report.added.push(dag_id.clone());
             }
         }
@@ -134,7 +138,7 @@ pub fn plan_sync<'a>(
             DagWrite::Reactivate(upsert) | DagWrite::NewVersion { upsert, .. } => {
                 Some(upsert.dag.dag_id.clone())
             }
-            DagWrite::Create(_) => None,
+            DagWrite::Create { .. } => None,
         })
         .chain(deactivate.iter().cloned())
         .collect();

@@ -158,11 +158,25 @@ pub async fn delete_dag_deletes_its_runs_versions_and_file_records(db: &dyn Test
     ));
 
     // The DAG comes back when its file is parsed again; its old file record is gone, so a
-    // new process parses the file again instead of trusting it.
+    // new process parses the file again instead of trusting it. Its versions are numbered
+    // past the deleted ones: a process that cached version 1 of the deleted DAG must never
+    // take it for the new DAG's.
     store.sync_dags(published(None)).await.unwrap();
-    assert_eq!(store.get_dag("d").await.unwrap().version, 1);
+    assert_eq!(store.get_dag("d").await.unwrap().version, 2);
+    assert!(store.get_dag_version("d", 1).await.is_err());
+    assert_eq!(
+        store.get_dag_version("d", 2).await.unwrap().dag_id,
+        "d",
+        "the new DAG's version"
+    );
     assert_eq!(store.list_dag_runs("d").await.unwrap(), vec![]);
     assert_eq!(store.dag_files("dags").await.unwrap(), vec![]);
+    // Deleted and created once more: past every version there ever was.
+    store.delete_dag("d").await.unwrap();
+    store.sync_dags(published(None)).await.unwrap();
+    assert_eq!(store.get_dag("d").await.unwrap().version, 3);
+    // A DAG never deleted starts at 1.
+    assert_eq!(store.get_dag("e").await.unwrap().version, 1);
 }
 
 pub async fn mark_task_instances_sets_states_and_kills_running_claims(db: &dyn TestDatabase) {

@@ -53,9 +53,35 @@ fn writes(plan: &SyncPlan) -> Vec<(&'static str, String, i64)> {
             DagWrite::NewVersion { upsert, version } => {
                 ("new_version", upsert.dag.dag_id.clone(), *version)
             }
-            DagWrite::Create(u) => ("create", u.dag.dag_id.clone(), 1),
+            DagWrite::Create { upsert, version } => ("create", upsert.dag.dag_id.clone(), *version),
         })
         .collect()
+}
+
+#[test]
+fn a_dag_created_again_after_its_deletion_numbers_its_version_past_the_deleted_ones() {
+    let sync = scan(vec![
+        found("again", "dags/again.yaml", "new"),
+        found("fresh", "dags/fresh.yaml", "h"),
+    ]);
+    let deleted = HashMap::from([("again".to_string(), 7), ("other".to_string(), 2)]);
+    let plan = plan_sync(&sync, &[], &[], &deleted);
+    assert_eq!(
+        writes(&plan),
+        vec![
+            ("create", "again".to_string(), 8),
+            ("create", "fresh".to_string(), 1),
+        ]
+    );
+    let written: Vec<(String, i64)> = plan
+        .versions_written()
+        .iter()
+        .map(|(dag, version)| (dag.dag_id.clone(), *version))
+        .collect();
+    assert_eq!(
+        written,
+        vec![("again".to_string(), 8), ("fresh".to_string(), 1)]
+    );
 }
 
 fn ids(ids: &[&str]) -> Vec<String> {
@@ -79,7 +105,7 @@ fn each_dag_found_is_created_versioned_reactivated_or_left_alone() {
         found("inactive_changed", "dags/ic.yaml", "new"),
         found("fresh", "dags/fresh.yaml", "h"),
     ]);
-    let plan = plan_sync(&sync, &existing, &[]);
+    let plan = plan_sync(&sync, &existing, &[], &HashMap::new());
     assert_eq!(
         writes(&plan),
         vec![
@@ -109,7 +135,7 @@ fn a_scan_that_finds_what_is_published_writes_nothing() {
     let stored = [error("dags/bad.yaml", "boom")];
     let mut sync = scan(vec![found("a", "dags/a.yaml", "h")]);
     sync.import_errors = vec![error("dags/bad.yaml", "boom")];
-    let plan = plan_sync(&sync, &existing, &stored);
+    let plan = plan_sync(&sync, &existing, &stored, &HashMap::new());
     assert!(plan.writes.is_empty());
     assert!(plan.rows_written.is_empty());
     assert_eq!(plan.import_errors, None);
@@ -138,14 +164,14 @@ fn only_active_dags_missing_under_the_scanned_folder_are_deactivated() {
         parser_version: "1".to_string(),
         outcome: DagFileOutcome::Dag("unchanged_file".to_string()),
     }]);
-    let plan = plan_sync(&sync, &existing, &[]);
+    let plan = plan_sync(&sync, &existing, &[], &HashMap::new());
     assert_eq!(plan.deactivate, ids(&["b_gone", "gone"]));
     assert_eq!(plan.report.deactivated, ids(&["b_gone", "gone"]));
     assert_eq!(plan.rows_written, ids(&["b_gone", "gone"]));
 
     // Without a folder, any missing DAG is.
     let everywhere = scan(Vec::new());
-    let plan = plan_sync(&everywhere, &existing, &[]);
+    let plan = plan_sync(&everywhere, &existing, &[], &HashMap::new());
     assert_eq!(
         plan.deactivate,
         ids(&["b_gone", "elsewhere", "gone", "unchanged_file"])
@@ -158,7 +184,7 @@ fn import_errors_are_replaced_only_when_they_differ_and_one_per_file_is_kept() {
     let check = |scanned: Vec<ImportErrorRecord>, expected: Option<Vec<ImportErrorRecord>>| {
         let mut sync = scan(Vec::new());
         sync.import_errors = scanned.clone();
-        let plan = plan_sync(&sync, &[], &stored);
+        let plan = plan_sync(&sync, &[], &stored, &HashMap::new());
         assert_eq!(plan.import_errors, expected, "scanned {scanned:?}");
         assert_eq!(plan.changes_anything(), expected.is_some());
     };
