@@ -216,3 +216,58 @@ fn a_broken_dag_file_keeps_its_import_error_on_warm_scans() {
     );
     assert_eq!(home.json(&["dags", "list"]).as_array().unwrap().len(), 2);
 }
+
+/// A DAG deleted through the REST API while its file changed comes back with the new
+/// definition, and runs it: the process that ran the deleted DAG still holds its versions by
+/// DAG id and number, and the new DAG's versions are numbered past them.
+#[test]
+fn a_dag_deleted_and_found_again_runs_its_new_definition() {
+    let home = Home::new();
+    let out = home.path().join("out.txt");
+    let write = |word: &str| {
+        home.write_dag(
+            "again.yaml",
+            &format!(
+                "dag_id: again\ntasks:\n  - task_id: t\n    bash_command: echo {word} >> {}\n",
+                out.display()
+            ),
+        )
+    };
+    write("old");
+    let standalone = home.standalone();
+    let first = home.trigger("again");
+    let states = home.wait_for_run("again", &first, Duration::from_secs(30));
+    assert_eq!(states["state"], "success", "{states:#}");
+
+    write("new");
+    let base = standalone
+        .health_url
+        .strip_suffix("/api/v2/monitor/health")
+        .expect("a health address")
+        .to_string();
+    let password = crate::rest_clients::admin_password(&home);
+    let (_, token) = crate::users::login(&base, "admin", &password);
+    let auth = format!("Bearer {}", token.expect("a token"));
+    let (status, body) = crate::users::http(
+        "DELETE",
+        &format!("{base}/api/v2/dags/again"),
+        &[("Authorization", auth.as_str())],
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // Found again by the next scan, with the new definition.
+    let found = crate::fixture::eventually(Duration::from_secs(30), || {
+        let dags = home.json(&["dags", "list"]);
+        dags.as_array()?
+            .iter()
+            .any(|d| d["dag_id"] == "again")
+            .then_some(())
+    });
+    assert!(found.is_some(), "the DAG did not come back");
+    let second = home.trigger("again");
+    let states = home.wait_for_run("again", &second, Duration::from_secs(30));
+    assert_eq!(states["state"], "success", "{states:#}");
+    let lines = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(lines.lines().collect::<Vec<_>>(), vec!["old", "new"]);
+}
