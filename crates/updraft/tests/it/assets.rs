@@ -143,14 +143,8 @@ fn an_event_posted_to_the_api_triggers_the_consumers() {
          tasks:\n  - task_id: t\n    bash_command: 'true'\n",
     );
     let standalone = home.standalone();
-    let base = standalone
-        .health_url
-        .strip_suffix("/api/v2/monitor/health")
-        .expect("a health address")
-        .to_string();
-    let password = crate::rest_clients::admin_password(&home);
-    let (_, token) = crate::users::login(&base, "admin", &password);
-    let auth = format!("Bearer {}", token.expect("a token"));
+    let base = standalone.base_url();
+    let auth = standalone.admin_bearer(&home);
     let headers = [("Authorization", auth.as_str())];
     let (status, body) =
         crate::users::http("GET", &format!("{base}/api/v2/assets"), &headers, None);

@@ -240,17 +240,10 @@ fn a_dag_deleted_and_found_again_runs_its_new_definition() {
     assert_eq!(states["state"], "success", "{states:#}");
 
     write("new");
-    let base = standalone
-        .health_url
-        .strip_suffix("/api/v2/monitor/health")
-        .expect("a health address")
-        .to_string();
-    let password = crate::rest_clients::admin_password(&home);
-    let (_, token) = crate::users::login(&base, "admin", &password);
-    let auth = format!("Bearer {}", token.expect("a token"));
+    let auth = standalone.admin_bearer(&home);
     let (status, body) = crate::users::http(
         "DELETE",
-        &format!("{base}/api/v2/dags/again"),
+        &format!("{}/api/v2/dags/again", standalone.base_url()),
         &[("Authorization", auth.as_str())],
         None,
     );

@@ -174,6 +174,21 @@ pub struct Standalone {
 }
 
 impl Standalone {
+    /// `http://HOST:PORT` of its REST API.
+    pub fn base_url(&self) -> String {
+        self.health_url
+            .strip_suffix("/api/v2/monitor/health")
+            .expect("a health address")
+            .to_string()
+    }
+
+    /// An `Authorization` header value of the `admin` user of `home`, logged in.
+    pub fn admin_bearer(&self, home: &Home) -> String {
+        let password = crate::rest_clients::admin_password(home);
+        let (_, token) = crate::users::login(&self.base_url(), "admin", &password);
+        format!("Bearer {}", token.expect("a token"))
+    }
+
     pub fn sigterm(&mut self) -> std::process::ExitStatus {
         unsafe_kill(self.child.id(), libc::SIGTERM);
         self.child.wait().unwrap()
