@@ -81,20 +81,25 @@ impl Scheduler {
         if items.is_empty() {
             return Ok(0);
         }
-        let results = self.store.queue(items.clone(), now).await?;
+        // What the kept states need of each item once the store has taken them.
+        let picked: Vec<(i64, i64, bool)> = items
+            .iter()
+            .map(|item| (item.dag_run_id, item.ti_id, item.resumes))
+            .collect();
+        let results = self.store.queue(items, now).await?;
         let mut kept = self.kept();
         let mut queued = 0;
-        for (item, result) in items.iter().zip(&results) {
+        for (&(dag_run_id, ti_id, resumes), result) in picked.iter().zip(&results) {
             // Not queued: another scheduler filled the DAG's or the pool's places first (the
             // task stays scheduled), or the row moved on, which the next full pass reloads.
             if *result != TransitionResult::Applied {
                 continue;
             }
             queued += 1;
-            if let Some(kept_run) = kept.get_mut(&item.dag_run_id) {
-                kept_run.update(item.ti_id, |ti| {
+            if let Some(kept_run) = kept.get_mut(&dag_run_id) {
+                kept_run.update(ti_id, |ti| {
                     ti.state = TaskState::Queued;
-                    ti.try_number += u32::from(!item.resumes);
+                    ti.try_number += u32::from(!resumes);
                     ti.next_retry_at = None;
                 });
             }

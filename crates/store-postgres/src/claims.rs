@@ -13,8 +13,9 @@ use crate::runs::{run_from_row_at, RUN_COLUMNS};
 use crate::task_instances::{query_tis, ti_from_row, TI_COLUMNS, TI_COLUMN_COUNT};
 
 /// Claims up to `limit` queued task instances in one statement, which also announces the
-/// claim to the watchers of the other processes (as from store `origin`). Rows other claimers hold are
-/// skipped (`SKIP LOCKED`), so concurrent claims never wait for each other nor share a task.
+/// claim to the watchers of the other processes (as from store `origin`). Rows other claimers
+/// hold are skipped (`SKIP LOCKED`), so concurrent claims never wait for each other nor share
+/// a task.
 pub async fn claim(
     conn: &mut PgConnection,
     request: &ClaimRequest,

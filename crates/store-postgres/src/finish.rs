@@ -42,29 +42,34 @@ pub async fn finish_at_once(
     {
         return Ok(None);
     }
-    let mut tail_offsets = Vec::with_capacity(reports.len());
-    for report in reports {
-        tail_offsets.push(match &report.log_tail {
-            Some(tail) => Some(
-                i64::try_from(tail.offset)
-                    .map_err(|_| StoreError::Corrupt(format!("log offset {}", tail.offset)))?,
-            ),
-            None => None,
-        });
-    }
-    let mut next_retry_texts = Vec::with_capacity(reports.len());
-    for report in reports {
-        // As the announcement's serde form has it.
-        next_retry_texts.push(match report.next_retry_at {
-            Some(at) => Some(
-                serde_json::to_value(at)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .ok_or_else(|| StoreError::Corrupt(format!("retry instant {at}")))?,
-            ),
-            None => None,
-        });
-    }
+    let tail_offsets = reports
+        .iter()
+        .map(|report| {
+            report
+                .log_tail
+                .as_ref()
+                .map(|tail| {
+                    i64::try_from(tail.offset)
+                        .map_err(|_| StoreError::Corrupt(format!("log offset {}", tail.offset)))
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // As the announcement's serde form has them.
+    let next_retry_texts = reports
+        .iter()
+        .map(|report| {
+            report
+                .next_retry_at
+                .map(|at| {
+                    serde_json::to_value(at)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .ok_or_else(|| StoreError::Corrupt(format!("retry instant {at}")))
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>>>()?;
     let runs: Vec<i64> = sqlx::query_scalar(
         "SELECT * FROM updraft_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
