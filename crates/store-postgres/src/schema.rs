@@ -353,6 +353,13 @@ CREATE TABLE deleted_dag_version (
     last_version BIGINT NOT NULL
 );
 "#,
+    // The queueing and finish functions as they are now (`CREATE OR REPLACE`, same
+    // signatures): their statements find the rows by primary key alone. A later change of
+    // either function adds another such migration.
+    concat!(
+        include_str!("sql/queue.sql"),
+        include_str!("sql/finish.sql")
+    ),
 ];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

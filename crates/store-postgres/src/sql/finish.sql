@@ -6,7 +6,7 @@
 -- applies every report or none, and announces on `p_channel` the payload `finish.rs` would
 -- (the wire form of `changes::Payload`: the runs, and the tries for schedulers), built from
 -- the values the caller passes and the runs read here. Returns the runs changed, in order.
-CREATE FUNCTION updraft_finish(
+CREATE OR REPLACE FUNCTION updraft_finish(
     p_ids BIGINT[], p_tries BIGINT[], p_claims TEXT[], p_states TEXT[], p_end_dates BIGINT[],
     p_next_retries BIGINT[], p_next_retry_texts TEXT[], p_infra BOOLEAN[],
     p_tail_offsets BIGINT[], p_tail_data BYTEA[],
@@ -26,12 +26,17 @@ BEGIN
     IF v_count = 0 THEN
         RETURN;
     END IF;
-    SELECT count(*) INTO v_held FROM (
-        SELECT 1 FROM task_instance WHERE id = ANY(p_ids) ORDER BY id FOR UPDATE) l;
-    -- Every report for a distinct task instance still running under its claim.
-    SELECT count(*) INTO v_held FROM task_instance t
-        JOIN unnest(p_ids, p_tries, p_claims) AS b(id, try_number, claim_id) ON t.id = b.id
-        WHERE t.try_number = b.try_number AND t.claim_id = b.claim_id AND t.state = 'running';
+    -- Every report for a distinct task instance still running under its claim, checked on
+    -- the rows as locked (in id order). The conditions stay out of the WHERE clause so that
+    -- the generic plan finds the rows by their primary key alone: with `state = 'running'`
+    -- there, it ANDed the key with an index of every state, whose scan costs as many
+    -- entries as there are running instances and dead versions.
+    SELECT count(*) FILTER (WHERE t.try_number = b.try_number AND t.claim_id = b.claim_id
+                                  AND t.state = 'running')
+        INTO v_held
+        FROM (SELECT id, try_number, claim_id, state FROM task_instance
+              WHERE id = ANY(p_ids) ORDER BY id FOR UPDATE) t
+        JOIN unnest(p_ids, p_tries, p_claims) AS b(id, try_number, claim_id) ON t.id = b.id;
     IF v_held <> v_count OR (SELECT count(DISTINCT id) FROM unnest(p_ids) id) <> v_count THEN
         RETURN;
     END IF;

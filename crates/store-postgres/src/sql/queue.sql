@@ -6,7 +6,7 @@
 -- does not wait for the disk (a scheduler's decision, re-derivable); `p_payload` is
 -- announced on `p_channel` when anything was queued. Returns the queued items (their
 -- positions, from 1) with the queue and run of each.
-CREATE FUNCTION updraft_queue(
+CREATE OR REPLACE FUNCTION updraft_queue(
     p_ids BIGINT[], p_tries BIGINT[], p_resumes BOOLEAN[],
     p_dags TEXT[], p_pools TEXT[], p_max_active BIGINT[],
     p_task_ids TEXT[], p_task_runs BIGINT[], p_task_per_dag BIGINT[], p_task_per_run BIGINT[],
@@ -104,7 +104,10 @@ BEGIN
             next_retry_at = NULL, queued_at = p_now,
             start_date = CASE WHEN state = 'up_for_reschedule' THEN start_date ELSE NULL END,
             end_date = NULL, claim_id = NULL, lease_until = NULL
-        WHERE id = ANY(v_admitted) AND state IN ('scheduled', 'up_for_reschedule')
+        -- The rows are locked and their states checked above; a state condition here let
+        -- the generic plan AND the primary key with an index of every state, whose scan
+        -- costs as many entries as there are waiting instances and dead versions.
+        WHERE id = ANY(v_admitted)
         RETURNING id, queue, dag_run_id)
         SELECT a.item, queued.queue, queued.dag_run_id
         FROM queued JOIN unnest(v_admitted, v_positions) AS a(id, item) ON a.id = queued.id;
