@@ -134,7 +134,7 @@ pub fn worker_config(
         python_interpreter: c.core.python.clone(),
         python_sdk: App::python_sdk_for_tasks(&app.home)?,
         python_fork_server: c.worker.python_fork_server,
-        max_starting: c.max_starting(),
+        max_starting: c.max_starting(crate::config::ClaimPath::InProcess),
         traces,
     })
 }

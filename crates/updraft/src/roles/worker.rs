@@ -86,7 +86,7 @@ pub async fn run(config: Config, args: &WorkerArgs) -> Result<ExitCode> {
             python_interpreter: config.core.python.clone(),
             python_sdk: crate::app::App::python_sdk_for_tasks(&crate::config::updraft_home())?,
             python_fork_server: config.worker.python_fork_server,
-            max_starting: config.max_starting(),
+            max_starting: config.max_starting(crate::config::ClaimPath::OverHttp),
             traces: traces.clone(),
         },
         Arc::new(Notify::new()),
