@@ -357,7 +357,14 @@ impl Scheduler {
             self.signal.runs_changed(released);
         }
         let mut outcome = PassOutcome::default();
-        let ended = self.evaluate(&runs, now, &mut outcome).await?;
+        // The occupancy is read while the runs are planned, not after: a plan moves only
+        // instances that never started, so it changes no count, and the pass saves a round
+        // trip (on a chain, between a task's end and the next one's start).
+        let (ended, occupancy) = tokio::join!(
+            self.evaluate(&runs, now, &mut outcome),
+            self.store.occupancy()
+        );
+        let ended = ended?;
         if runs
             .iter()
             .any(|run| run.run_type == RunType::Backfill && ended.contains(&run.dag_id))
@@ -368,7 +375,7 @@ impl Scheduler {
             // A queued run of the DAG may start now: a pass that reads the runs starts it.
             self.signal.runs_changed(std::iter::empty());
         }
-        outcome.queued = self.queue_ready_work(now).await?;
+        outcome.queued = self.queue_within(occupancy?, now).await?;
         if outcome.queued > 0 {
             self.work_queued.notify_one();
         }

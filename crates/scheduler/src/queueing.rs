@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use updraft_model::TaskState;
-use updraft_store::{QueueItem, TaskLimits, TransitionResult};
+use updraft_store::{Occupancy, QueueItem, TaskLimits, TransitionResult};
 
 use crate::{DagGraph, Scheduler, SchedulerError};
 use pick::{pick, Limits};
@@ -27,6 +27,15 @@ impl Scheduler {
         now: DateTime<Utc>,
     ) -> Result<usize, SchedulerError> {
         let occupancy = self.store.occupancy().await?;
+        self.queue_within(occupancy, now).await
+    }
+
+    /// [`Self::queue_ready_work`] within `occupancy`, read by the caller.
+    pub(crate) async fn queue_within(
+        &self,
+        occupancy: Occupancy,
+        now: DateTime<Utc>,
+    ) -> Result<usize, SchedulerError> {
         let free = self.config.parallelism.saturating_sub(occupancy.total) as usize;
         if free == 0 {
             return Ok(0);
