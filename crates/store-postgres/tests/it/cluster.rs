@@ -269,6 +269,45 @@ async fn concurrent_migrations_on_a_fresh_database_succeed() {
     stores[5].ping().await.unwrap();
 }
 
+/// A database migrated by an older binary gets the hot path's functions as they are now: the
+/// migration that replaces their bodies runs on functions that exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_replaces_the_bodies_of_existing_functions() {
+    let Some(db) = TestPostgres::create().await else {
+        return;
+    };
+    let store = db.open().await;
+    for function in ["updraft_queue", "updraft_finish"] {
+        let definition: String =
+            sqlx::query_scalar(&format!("SELECT pg_get_functiondef('{function}'::regproc)"))
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        let old = definition.replacen("BEGIN", "BEGIN\n    RAISE EXCEPTION 'an old body';", 1);
+        sqlx::raw_sql(&old).execute(store.pool()).await.unwrap();
+    }
+    let old_bodies: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_proc WHERE prosrc LIKE '%an old body%'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(old_bodies, 2);
+    sqlx::query("DELETE FROM updraft_schema_version WHERE version = $1")
+        .bind(SCHEMA_VERSION)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(store.migrate().await.unwrap(), SCHEMA_VERSION);
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "SELECT prosrc FROM pg_proc WHERE proname IN ('updraft_queue', 'updraft_finish')",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies.iter().all(|body| !body.contains("an old body")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_schema_is_refused() {
     let Some(db) = TestPostgres::create().await else {
