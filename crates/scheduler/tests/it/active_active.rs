@@ -2,9 +2,13 @@
 //! a scheduler that stops renewing loses its runs to the others; limits hold across them.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use chrono::Duration;
+use tokio::sync::watch;
 use updraft_model::{Dag, DagRunState, TaskState};
+use updraft_scheduler::{FinishedTry, SchedulerConfig, SchedulerSignal};
 
 use crate::fixture::{bash, dag, utc, World};
 
@@ -189,6 +193,99 @@ async fn a_place_freed_in_another_schedulers_run_is_filled_by_the_pass_over_its_
     assert_ne!(
         owner_of(queued.ti.dag_run_id),
         owner_of(claimed.ti.dag_run_id),
+        "the bystander queued a task of its own runs"
+    );
+}
+
+/// The run loop of a scheduler told that tries ended only in another scheduler's runs lets
+/// such news gather for a moment, then fills the places they freed, long before its sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_loop_fills_a_place_freed_in_another_schedulers_run() {
+    let world = World::at(utc("2025-01-05T12:00:00Z")).await;
+    let ids = ["first", "second"];
+    let signals = ids.map(|_| Arc::new(SchedulerSignal::default()));
+    let heartbeats = ids.map(|_| Arc::new(AtomicI64::new(0)));
+    let schedulers: Vec<_> = (0..2)
+        .map(|i| {
+            world.another_signalled_scheduler(
+                SchedulerConfig {
+                    scheduler_id: ids[i].to_string(),
+                    // Only the news of the finish can make the pass that fills the place.
+                    sweep_interval: std::time::Duration::from_secs(600),
+                    ..Default::default()
+                },
+                signals[i].clone(),
+                heartbeats[i].clone(),
+            )
+        })
+        .collect();
+    // Both beat before the runs exist, so that each takes a fair share of them.
+    for scheduler in &schedulers {
+        full_pass(scheduler).await;
+    }
+    world.set_pool("one", 1).await;
+    let mut d = four_runs("d");
+    d.tasks[0].pool = "one".to_string();
+    world.publish(vec![d]).await;
+    catch_up(&world).await;
+    world.scheduler.hand_over().await.unwrap();
+    for scheduler in &schedulers {
+        full_pass(scheduler).await;
+    }
+    let owners = world.owners("d");
+    for id in ids {
+        assert!(
+            owners.iter().any(|o| o.as_deref() == Some(id)),
+            "{owners:?}"
+        );
+    }
+    assert_eq!(
+        world.count(TaskState::Queued).await,
+        1,
+        "the pool has one slot"
+    );
+
+    let claimed = world.claim_one().await;
+    let runs = world.runs("d").await;
+    let owner_of = |run_id: i64| {
+        let at = runs
+            .iter()
+            .position(|r| r.id == run_id)
+            .expect("a run of d");
+        owners[at].clone()
+    };
+    let bystander = usize::from(owner_of(claimed.ti.dag_run_id).as_deref() == Some(ids[0]));
+    heartbeats[bystander].store(0, Ordering::SeqCst);
+    let (stop, stopped) = watch::channel(false);
+    let tell_and_watch = async {
+        // Its first pass, a full one, finds the pool's slot taken.
+        while heartbeats[bystander].load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(world.count(TaskState::Queued).await, 0);
+        world.succeed(&claimed).await;
+        signals[bystander].tries_finished([FinishedTry {
+            dag_run_id: claimed.ti.dag_run_id,
+            ti_id: claimed.ti.id,
+            try_number: claimed.ti.try_number,
+            state: TaskState::Success,
+            next_retry_at: None,
+        }]);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while world.count(TaskState::Queued).await == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the freed place was not filled"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        stop.send(true).unwrap();
+    };
+    tokio::join!(schedulers[bystander].run(stopped), tell_and_watch);
+    let queued = world.claim_one().await;
+    assert_eq!(
+        owner_of(queued.ti.dag_run_id).as_deref(),
+        Some(ids[bystander]),
         "the bystander queued a task of its own runs"
     );
 }

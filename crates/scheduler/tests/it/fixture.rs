@@ -169,16 +169,31 @@ impl World {
 
     /// Another scheduler process on the same database and clock, named `scheduler_id`.
     pub fn another_scheduler(&self, scheduler_id: &str) -> Scheduler {
-        Scheduler::new(
-            self.store.clone(),
-            self.clock.clone(),
+        self.another_signalled_scheduler(
             SchedulerConfig {
                 scheduler_id: scheduler_id.to_string(),
                 ..Default::default()
             },
             Arc::new(SchedulerSignal::default()),
-            Arc::new(Notify::new()),
             Arc::new(AtomicI64::new(0)),
+        )
+    }
+
+    /// Another scheduler process with this configuration, woken through `signal`, noting
+    /// the instant of its last pass in `heartbeat` (0 before its first).
+    pub fn another_signalled_scheduler(
+        &self,
+        config: SchedulerConfig,
+        signal: Arc<SchedulerSignal>,
+        heartbeat: Arc<AtomicI64>,
+    ) -> Scheduler {
+        Scheduler::new(
+            self.store.clone(),
+            self.clock.clone(),
+            config,
+            signal,
+            Arc::new(Notify::new()),
+            heartbeat,
         )
     }
 
