@@ -360,6 +360,11 @@ CREATE TABLE deleted_dag_version (
         include_str!("sql/queue.sql"),
         include_str!("sql/finish.sql")
     ),
+    // ...and never scan `task_instance` whole (`enable_seqscan = off` on both).
+    concat!(
+        include_str!("sql/queue.sql"),
+        include_str!("sql/finish.sql")
+    ),
 ];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

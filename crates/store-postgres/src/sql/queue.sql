@@ -15,6 +15,9 @@ RETURNS TABLE (queued_item INT, queued_queue TEXT, queued_run BIGINT)
 LANGUAGE plpgsql
 -- The same few statements on every call: planned once per connection, not on each call.
 SET plan_cache_mode = force_generic_plan
+-- Each statement touches a few rows it finds by key: a generic plan expects ten rows of each
+-- array and scanned a table of up to about a thousand task instances whole instead.
+SET enable_seqscan = off
 AS $fn$
 DECLARE
     v_locked BIGINT;
