@@ -1,7 +1,7 @@
 //! Several schedulers on one database: each evaluates only the runs it owns, a fair share;
 //! a scheduler that stops renewing loses its runs to the others; limits hold across them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use chrono::Duration;
 use tokio::sync::watch;
 use updraft_model::{Dag, DagRunState, TaskState};
 use updraft_scheduler::{FinishedTry, SchedulerConfig, SchedulerSignal};
+use updraft_store::ClaimedTask;
 
 use crate::fixture::{bash, dag, utc, World};
 
@@ -28,6 +29,25 @@ async fn full_pass(scheduler: &updraft_scheduler::Scheduler) {
 /// creates one run per DAG).
 async fn catch_up(world: &World) {
     world.passes(8).await;
+}
+
+/// Each run of `dag_id` by id, and the scheduler that owns it.
+async fn owner_by_run(world: &World, dag_id: &str) -> HashMap<i64, Option<String>> {
+    let owners = world.owners(dag_id);
+    let runs = world.runs(dag_id).await;
+    assert_eq!(runs.len(), owners.len());
+    runs.iter().map(|run| run.id).zip(owners).collect()
+}
+
+/// The news of `claimed`'s try having succeeded, as the change feed carries it.
+fn succeeded(claimed: &ClaimedTask) -> FinishedTry {
+    FinishedTry {
+        dag_run_id: claimed.ti.dag_run_id,
+        ti_id: claimed.ti.id,
+        try_number: claimed.ti.try_number,
+        state: TaskState::Success,
+        next_retry_at: None,
+    }
 }
 
 fn all(owner: &str, n: usize) -> Vec<Option<String>> {
@@ -164,21 +184,9 @@ async fn a_place_freed_in_another_schedulers_run_is_filled_by_the_pass_over_its_
 
     let claimed = world.claim_one().await;
     world.succeed(&claimed).await;
-    let runs = world.runs("d").await;
-    let owner_of = |run_id: i64| {
-        let at = runs
-            .iter()
-            .position(|r| r.id == run_id)
-            .expect("a run of d");
-        owners[at].clone()
-    };
-    let finished = vec![updraft_scheduler::FinishedTry {
-        dag_run_id: claimed.ti.dag_run_id,
-        ti_id: claimed.ti.id,
-        try_number: claimed.ti.try_number,
-        state: TaskState::Success,
-        next_retry_at: None,
-    }];
+    let owner_by_run = owner_by_run(&world, "d").await;
+    let owner_of = |run_id: i64| owner_by_run[&run_id].clone();
+    let finished = vec![succeeded(&claimed)];
     // Told to the scheduler that does not own the run, as the change feed tells every one.
     let bystander = match owner_of(claimed.ti.dag_run_id).as_deref() {
         Some("scheduler") => &other,
@@ -246,14 +254,8 @@ async fn the_run_loop_fills_a_place_freed_in_another_schedulers_run() {
     );
 
     let claimed = world.claim_one().await;
-    let runs = world.runs("d").await;
-    let owner_of = |run_id: i64| {
-        let at = runs
-            .iter()
-            .position(|r| r.id == run_id)
-            .expect("a run of d");
-        owners[at].clone()
-    };
+    let owner_by_run = owner_by_run(&world, "d").await;
+    let owner_of = |run_id: i64| owner_by_run[&run_id].clone();
     let bystander = usize::from(owner_of(claimed.ti.dag_run_id).as_deref() == Some(ids[0]));
     heartbeats[bystander].store(0, Ordering::SeqCst);
     let (stop, stopped) = watch::channel(false);
@@ -264,13 +266,7 @@ async fn the_run_loop_fills_a_place_freed_in_another_schedulers_run() {
         }
         assert_eq!(world.count(TaskState::Queued).await, 0);
         world.succeed(&claimed).await;
-        signals[bystander].tries_finished([FinishedTry {
-            dag_run_id: claimed.ti.dag_run_id,
-            ti_id: claimed.ti.id,
-            try_number: claimed.ti.try_number,
-            state: TaskState::Success,
-            next_retry_at: None,
-        }]);
+        signals[bystander].tries_finished([succeeded(&claimed)]);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while world.count(TaskState::Queued).await == 0 {
             assert!(
