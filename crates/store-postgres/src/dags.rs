@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 use updraft_store::{
-    plan_file_records, plan_sync, readable_file_record, under, DagFileOutcome, DagFileRecord,
-    DagRecord, DagSync, DagUpsert, DagWrite, ImportErrorRecord, PublishedDag, Result, StoreError,
-    SyncReport, VersionsWritten,
+    plan_file_records, plan_sync, readable_file_record, under, unknown_dag_ids, DagFileOutcome,
+    DagFileRecord, DagRecord, DagSync, DagUpsert, DagWrite, ImportErrorRecord, PublishedDag,
+    Result, StoreError, SyncReport, VersionsWritten,
 };
 
 use crate::codec::{col, col_instant, col_opt_instant, micros, opt_instant, opt_micros};
@@ -50,7 +50,7 @@ pub async fn sync(
         .map_err(db_err)?;
     let existing = published(conn).await?;
     let stored_errors = import_errors(conn).await?;
-    let deleted = deleted_versions(conn).await?;
+    let deleted = deleted_versions(conn, &unknown_dag_ids(sync, &existing)).await?;
     let plan = plan_sync(sync, &existing, &stored_errors, &deleted);
     if !plan.rows_written.is_empty() {
         sqlx::query(
@@ -156,12 +156,20 @@ pub async fn sync(
     Ok((plan.report, changed, written))
 }
 
-/// The last version of each DAG deleted (`deleted_dag_version`).
-async fn deleted_versions(conn: &mut PgConnection) -> Result<HashMap<String, i64>> {
-    let rows = sqlx::query("SELECT dag_id, last_version FROM deleted_dag_version")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_err)?;
+/// The last version of each of `dag_ids` that was deleted (`deleted_dag_version`).
+async fn deleted_versions(
+    conn: &mut PgConnection,
+    dag_ids: &[&str],
+) -> Result<HashMap<String, i64>> {
+    if dag_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows =
+        sqlx::query("SELECT dag_id, last_version FROM deleted_dag_version WHERE dag_id = ANY($1)")
+            .bind(dag_ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
     rows.iter()
         .map(|row| Ok((col(row, 0)?, col(row, 1)?)))
         .collect()

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use updraft_store::{
-    plan_file_records, plan_sync, readable_file_record, under, DagFileOutcome, DagFileRecord,
-    DagRecord, DagSync, DagUpsert, DagWrite, ImportErrorRecord, PublishedDag, Result, StoreError,
-    SyncReport, VersionsWritten,
+    plan_file_records, plan_sync, readable_file_record, under, unknown_dag_ids, DagFileOutcome,
+    DagFileRecord, DagRecord, DagSync, DagUpsert, DagWrite, ImportErrorRecord, PublishedDag,
+    Result, StoreError, SyncReport, VersionsWritten,
 };
 
 use crate::codec::{instant, micros, opt_instant, opt_micros};
@@ -42,7 +42,7 @@ pub(crate) fn conversion(index: usize, e: StoreError) -> rusqlite::Error {
 pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool, VersionsWritten)> {
     let existing = published(tx)?;
     let stored_errors = import_errors(tx)?;
-    let deleted = deleted_versions(tx)?;
+    let deleted = deleted_versions(tx, &unknown_dag_ids(sync, &existing))?;
     let plan = plan_sync(sync, &existing, &stored_errors, &deleted);
     let now = micros(sync.now);
     for write in &plan.writes {
@@ -125,16 +125,25 @@ pub fn sync(tx: &Transaction, sync: &DagSync) -> Result<(SyncReport, bool, Versi
     Ok((plan.report, changed, written))
 }
 
-/// The last version of each DAG deleted (`deleted_dag_version`).
-fn deleted_versions(tx: &Transaction) -> Result<HashMap<String, i64>> {
+/// The last version of each of `dag_ids` that was deleted (`deleted_dag_version`).
+fn deleted_versions(tx: &Transaction, dag_ids: &[&str]) -> Result<HashMap<String, i64>> {
+    let mut deleted = HashMap::new();
+    if dag_ids.is_empty() {
+        return Ok(deleted);
+    }
     let mut stmt = tx
-        .prepare("SELECT dag_id, last_version FROM deleted_dag_version")
+        .prepare_cached("SELECT last_version FROM deleted_dag_version WHERE dag_id = ?1")
         .map_err(db_err)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(db_err)?;
-    rows.collect::<rusqlite::Result<HashMap<_, _>>>()
-        .map_err(db_err)
+    for &dag_id in dag_ids {
+        let last: Option<i64> = stmt
+            .query_row([dag_id], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
+        if let Some(last) = last {
+            deleted.insert(dag_id.to_string(), last);
+        }
+    }
+    Ok(deleted)
 }
 
 /// Every DAG with its current version's hash.

@@ -79,8 +79,21 @@ impl SyncPlan<'_> {
     }
 }
 
+/// The DAGs `sync` brings that the database does not know (`existing`): the only ones whose
+/// deleted versions [`plan_sync`] needs, so that a scan that creates nothing reads none.
+pub fn unknown_dag_ids<'a>(sync: &'a DagSync, existing: &[PublishedDag]) -> Vec<&'a str> {
+    let known: std::collections::HashSet<&str> =
+        existing.iter().map(|d| d.dag_id.as_str()).collect();
+    sync.dags
+        .iter()
+        .map(|upsert| upsert.dag.dag_id.as_str())
+        .filter(|dag_id| !known.contains(dag_id))
+        .collect()
+}
+
 /// Decides what makes the database (`existing` DAGs, `stored_errors` sorted by file, the last
-/// version of each DAG `deleted` before) match `sync`.
+/// version of each DAG `deleted` before, at least of those [`unknown_dag_ids`] names) match
+/// `sync`.
 pub fn plan_sync<'a>(
     sync: &'a DagSync,
     existing: &[PublishedDag],

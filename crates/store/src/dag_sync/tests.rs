@@ -84,6 +84,17 @@ fn a_dag_created_again_after_its_deletion_numbers_its_version_past_the_deleted_o
     );
 }
 
+#[test]
+fn only_dags_the_database_does_not_know_are_asked_for_their_deleted_versions() {
+    let existing = [published("known", true, 3, "h", "dags/known.yaml")];
+    let sync = scan(vec![
+        found("known", "dags/known.yaml", "changed"),
+        found("again", "dags/again.yaml", "h"),
+    ]);
+    assert_eq!(unknown_dag_ids(&sync, &existing), vec!["again"]);
+    assert!(unknown_dag_ids(&scan(Vec::new()), &existing).is_empty());
+}
+
 fn ids(ids: &[&str]) -> Vec<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
