@@ -26,7 +26,7 @@ pub struct Finished {
 }
 
 /// The reports in one round trip (`updraft_finish`, `sql/finish.sql`), with the announcement,
-/// committed durably; the runs changed. `None`, having written nothing, when a report needs
+/// committed without waiting for the disk (the caller flushes it); the runs changed. `None`, having written nothing, when a report needs
 /// the general path of [`finish`]: an XCom or other effects to store (seen here), or, as the
 /// function finds under the rows' locks (it then changes no row, which no applied finish
 /// does), a try no longer running under its claim, a report named twice, a success with
@@ -70,8 +70,11 @@ pub async fn finish_at_once(
                 .transpose()
         })
         .collect::<Result<Vec<_>>>()?;
+    // Its own transaction, committed without waiting for the disk: the caller flushes it.
     let runs: Vec<i64> = sqlx::query_scalar(
-        "SELECT * FROM updraft_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "WITH settings AS (SELECT set_config('synchronous_commit', 'off', true)) \
+         SELECT finished.run FROM settings CROSS JOIN \
+         updraft_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS finished(run)",
     )
     .bind(reports.iter().map(|r| r.ti_id).collect::<Vec<_>>())
     .bind(

@@ -22,6 +22,7 @@ mod dags;
 mod errors;
 mod event_log;
 mod finish;
+mod flushes;
 mod jobs;
 mod logs;
 mod manage;
@@ -97,6 +98,8 @@ struct Inner {
     /// Whether the listener that forwards other processes' changes to `watchers` was started
     /// (by the first [`Store::watch`]).
     watching: std::sync::atomic::AtomicBool,
+    /// Which of this store's finishes, committed without waiting for the disk, are on it.
+    flushes: flushes::Flushes,
 }
 
 /// A pooled connection idle at least this long is pinged before it is handed out.
@@ -146,6 +149,7 @@ impl PostgresStore {
                 closed,
                 watchers: tokio::sync::broadcast::channel(WATCH_BUFFER).0,
                 watching: std::sync::atomic::AtomicBool::new(false),
+                flushes: flushes::Flushes::default(),
             }),
             secrets: Secrets::default(),
             dags: Arc::default(),
@@ -437,8 +441,11 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         // Announced to watchers only: nothing else reacts to a task starting.
+        let mark = self.inner.flushes.before_durable_commit();
         let claimed = claims::claim(&mut *self.conn().await?, &request, &self.inner.origin).await?;
         if !claimed.is_empty() {
+            // A claim that wrote committed durably: the finishes before it are on disk too.
+            self.inner.flushes.durable_commit_returned(mark);
             self.changed([Change::Runs(ClaimedTask::runs_of(&claimed))]);
         }
         Ok(claimed)
@@ -461,10 +468,16 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         check_finishes(&reports)?;
+        // Both paths commit without waiting for the disk and flush before they answer: the
+        // schedulers act on the finish at once, and whatever they do with it that outlives
+        // a database crash (a claim of what follows, a run's end) is a durable commit, which
+        // flushes the finish with it; the worker forgets its report only once it is on disk.
         if let Some(runs) =
             finish::finish_at_once(&mut *self.conn().await?, &reports, &self.inner.origin).await?
         {
+            let committed = self.inner.flushes.deferred_committed();
             self.changed([Change::Runs(runs)]);
+            self.on_disk(committed).await?;
             return Ok(vec![TransitionResult::Applied; reports.len()]);
         }
         let mut tx = self.begin_per_task().await?;
@@ -476,6 +489,8 @@ impl Store for PostgresStore {
         let change = (!finished.runs.is_empty()).then(|| Announce::Runs(finished.runs.clone()));
         self.commit_announcing(tx, change, Vec::new(), ended)
             .await?;
+        let committed = self.inner.flushes.deferred_committed();
+        self.on_disk(committed).await?;
         Ok(finished.results)
     }
     async fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<TaskInstance>> {

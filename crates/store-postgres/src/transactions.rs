@@ -6,6 +6,7 @@ use sqlx::{Postgres, Transaction};
 use updraft_store::{Change, Result};
 
 use crate::changes::{self, Announce, TriesEnded};
+use crate::flushes;
 use crate::{db_err, PostgresStore};
 
 impl PostgresStore {
@@ -33,12 +34,45 @@ impl PostgresStore {
     /// parameters are ids and arrays of them, for which a plan made once per connection is
     /// as good as one made for each call, so they are not planned again on every call (the
     /// plan cache would, since a custom plan looks cheaper to it). Same round trip as `BEGIN`.
+    /// Its commit does not wait for the disk, so the schedulers hear of it (and queue what
+    /// follows) one disk write sooner: the caller numbers it (`Flushes::deferred_committed`)
+    /// and awaits [`on_disk`](Self::on_disk) before it tells anyone outside the database.
     pub(crate) async fn begin_per_task(&self) -> Result<Transaction<'static, Postgres>> {
         self.inner
             .pool
-            .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+            .begin_with(
+                "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
+                 SET LOCAL synchronous_commit = off",
+            )
             .await
             .map_err(db_err)
+    }
+
+    /// Returns once deferred commit `number` (`Flushes::deferred_committed`) is on disk:
+    /// at once if a durable commit of this process flushed it already, as soon as one does
+    /// within `flushes::PATIENCE`, else after [`flush_commits`](Self::flush_commits).
+    pub(crate) async fn on_disk(&self, number: u64) -> Result<()> {
+        let flushes = &self.inner.flushes;
+        if flushes.on_disk(number) || flushes.wait_on_disk(number, flushes::PATIENCE).await {
+            return Ok(());
+        }
+        self.flush_commits().await
+    }
+
+    /// Returns once every commit that returned before this call is on disk (also those made
+    /// without waiting for it, on any connection): one transaction that writes a record to
+    /// the write-ahead log and commits durably, which flushes the log up to its own commit,
+    /// past all of theirs. The record is a transactional logical message that no one decodes
+    /// (any user may write one; it needs no table and locks nothing, so concurrent flushes
+    /// never wait for each other's locks, only share the disk's writes).
+    pub(crate) async fn flush_commits(&self) -> Result<()> {
+        let mark = self.inner.flushes.before_durable_commit();
+        sqlx::query("SELECT pg_logical_emit_message(true, 'updraft', '')")
+            .execute(&mut *self.conn().await?)
+            .await
+            .map_err(db_err)?;
+        self.inner.flushes.durable_commit_returned(mark);
+        Ok(())
     }
 
     /// Announces `change` (if any) inside `tx`, commits, then tells this process's watchers.
@@ -106,5 +140,45 @@ impl PostgresStore {
             // An error only means that nobody watches.
             let _ = self.inner.watchers.send(change);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::TestPostgres;
+
+    /// What the flush is for: a commit that did not wait for the disk is on it once a flush
+    /// started after it returns. (Without the flush, the log is written to disk by
+    /// PostgreSQL's WAL writer within `wal_writer_delay`, 200 ms by default: well after
+    /// the check below, unless another database's durable commit flushed it meanwhile.)
+    #[tokio::test]
+    async fn a_flush_puts_commits_made_without_waiting_for_the_disk_on_it() {
+        let Some(db) = TestPostgres::create().await else {
+            return;
+        };
+        let store = db.open().await;
+        let mut conn = store.conn().await.expect("a connection");
+        sqlx::raw_sql(
+            "CREATE TABLE flushed (v INT); \
+             BEGIN; SET LOCAL synchronous_commit = off; INSERT INTO flushed VALUES (1); COMMIT",
+        )
+        .execute(&mut *conn)
+        .await
+        .expect("an asynchronous commit");
+        let written: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("the log's end");
+        store.flush_commits().await.expect("a flush");
+        let on_disk: bool =
+            sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn")
+                .bind(&written)
+                .fetch_one(&mut *conn)
+                .await
+                .expect("the flushed end");
+        assert!(
+            on_disk,
+            "the log up to {written} is not on disk after a flush"
+        );
     }
 }
