@@ -4,7 +4,7 @@
 # (`cargo install cargo-afl` then `cargo afl config --build`, which builds the AFL++ it ships).
 # Seeds come from corpus/<target>; findings go to out/<target>/default/{crashes,hangs}, new
 # inputs to its queue/ (out/ is not committed). With MERGE=1 the queue, minimised with
-# afl-cmin, is added to corpus/<target> afterwards (what was there stays). Prints AFL's figures at the end.
+# afl-cmin, is added to corpus/<target> afterwards as q-<hash> files (what was there stays). Prints AFL's figures at the end.
 # Environment: CARGO_TARGET_DIR (default fuzz/target), AFL_TIMEOUT_MS (a hang, default 2000),
 # AFL_MEMORY_MB (the memory bound, default 2048).
 set -euo pipefail
@@ -32,20 +32,25 @@ for key in run_time execs_done execs_per_sec corpus_count bitmap_cvg edges_found
     printf '%-14s %s\n' "$key" "$(sed -n "s/^$key *: //p" "$stats")"
 done
 if [ "${MERGE:-0}" = 1 ]; then
+    # The awk afl-cmin that cargo-afl's AFL++ ships: its Python afl-cmin (what `cargo afl cmin`
+    # runs) was seen to stall, idle, without keeping anything.
+    afl_bin="$(dirname "$(ls -d "${XDG_DATA_HOME:-$HOME/.local/share}"/afl.rs/rustc-*/afl.rs-*/afl/bin/afl-cmin.awk | tail -1)")"
     merged="$(mktemp -d)"
-    AFL_NO_AFFINITY=1 nice -n 19 cargo afl cmin -i "$out/default/queue" -o "$merged/min" \
+    AFL_PATH="$afl_bin" AFL_NO_AFFINITY=1 nice -n 19 "$afl_bin/afl-cmin.awk" \
+        -i "$out/default/queue" -o "$merged/min" \
         -t "${AFL_TIMEOUT_MS:-2000}" -m "${AFL_MEMORY_MB:-2048}" \
-        -- "$target_dir/release/$target" >/dev/null
+        -- "$target_dir/release/$target" >"$out/cmin.log" 2>&1
     if [ -z "$(ls -A "$merged/min" 2>/dev/null)" ]; then
-        # afl-cmin has been seen to keep nothing (no coverage read back); never lose the corpus.
-        echo "corpus/$target: afl-cmin kept nothing; the corpus is left as it was" >&2
+        echo "corpus/$target: afl-cmin kept nothing (see $out/cmin.log); the corpus is left as it was" >&2
     else
-        # The named regression inputs (crash-*, hang-*, bound-*) and the seeds stay.
-        cp -n "corpus/$target"/* "$merged/min/"
-        rm -rf "corpus/$target.old" && mv "corpus/$target" "corpus/$target.old"
-        mv "$merged/min" "corpus/$target" && rm -rf "corpus/$target.old"
+        # Added under names of their content (AFL's names hold ':' and ','); what was there
+        # stays (the seeds, the named regression inputs crash-*, hang-*, bound-*).
+        for input in "$merged/min"/*; do
+            cp -n "$input" "corpus/$target/q-$(md5sum "$input" | cut -c1-12)"
+        done
         echo "corpus/$target: $(ls "corpus/$target" | wc -l) files after merging"
     fi
+    rm -rf "$merged"
 fi
 crashes=$(find "$out/default/crashes" -type f ! -name README.txt 2>/dev/null | wc -l)
 hangs=$(find "$out/default/hangs" -type f 2>/dev/null | wc -l)
