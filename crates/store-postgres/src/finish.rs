@@ -26,8 +26,9 @@ pub struct Finished {
 }
 
 /// The reports in one round trip (`updraft_finish`, `sql/finish.sql`), with the announcement,
-/// committed without waiting for the disk (the caller flushes it); the runs changed. `None`, having written nothing, when a report needs
-/// the general path of [`finish`]: an XCom or other effects to store (seen here), or, as the
+/// committed without waiting for the disk (the caller makes it durable before it answers);
+/// the runs changed. `None`, having written nothing, when a report needs the general path
+/// of [`finish`]: an XCom or other effects to store (seen here), or, as the
 /// function finds under the rows' locks (it then changes no row, which no applied finish
 /// does), a try no longer running under its claim, a report named twice, a success with
 /// outlets, a log tail that does not continue the stored log.
