@@ -62,12 +62,8 @@ impl Flushes {
         });
     }
 
-    /// Whether deferred commit `number` is known to be on disk.
-    pub(crate) fn on_disk(&self, number: u64) -> bool {
-        *self.durable.borrow() >= number
-    }
-
-    /// Waits up to `patience` for deferred commit `number` to be on disk; whether it is.
+    /// Waits up to `patience` for deferred commit `number` to be on disk (not at all when it
+    /// is already known to be); whether it is.
     pub(crate) async fn wait_on_disk(&self, number: u64, patience: Duration) -> bool {
         let mut durable = self.durable.subscribe();
         let waited =
@@ -87,19 +83,18 @@ mod tests {
         let first = flushes.deferred_committed();
         // Began before the first returned: flushes nothing of it.
         flushes.durable_commit_returned(before);
-        assert!(!flushes.on_disk(first));
         assert!(!flushes.wait_on_disk(first, Duration::from_millis(5)).await);
 
         let after = flushes.before_durable_commit();
         let second = flushes.deferred_committed();
         flushes.durable_commit_returned(after);
-        assert!(flushes.on_disk(first));
-        assert!(!flushes.on_disk(second));
+        assert!(flushes.wait_on_disk(first, Duration::ZERO).await);
+        assert!(!flushes.wait_on_disk(second, Duration::ZERO).await);
         // A later mark moves the count on; an earlier one, returning late, never back.
         let later = flushes.before_durable_commit();
         flushes.durable_commit_returned(later);
         flushes.durable_commit_returned(before);
-        assert!(flushes.on_disk(second));
+        assert!(flushes.wait_on_disk(second, Duration::ZERO).await);
     }
 
     #[tokio::test]

@@ -52,8 +52,12 @@ impl PostgresStore {
     /// at once if a durable commit of this process flushed it already, as soon as one does
     /// within `flushes::PATIENCE`, else after [`flush_commits`](Self::flush_commits).
     pub(crate) async fn on_disk(&self, number: u64) -> Result<()> {
-        let flushes = &self.inner.flushes;
-        if flushes.on_disk(number) || flushes.wait_on_disk(number, flushes::PATIENCE).await {
+        if self
+            .inner
+            .flushes
+            .wait_on_disk(number, flushes::PATIENCE)
+            .await
+        {
             return Ok(());
         }
         self.flush_commits().await
