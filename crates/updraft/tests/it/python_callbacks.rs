@@ -158,9 +158,18 @@ fn python_callables_and_custom_notifiers_are_called_with_airflows_context() {
             "{error}"
         );
     }
-    let notifications = runtime
-        .block_on(store.list_notifications(Some("py_cb_ok"), 10))
-        .unwrap();
+    // The deliverer writes the event log row before it marks the notification given up.
+    let notifications = eventually(Duration::from_secs(30), || {
+        let notifications = runtime
+            .block_on(store.list_notifications(Some("py_cb_ok"), 10))
+            .ok()?;
+        let failed = notifications
+            .iter()
+            .filter(|n| n.state == NotificationState::Failed)
+            .count();
+        (failed >= 2).then_some(notifications)
+    })
+    .expect("the callbacks that raised were not marked given up");
     let states_of: Vec<NotificationState> = notifications.iter().map(|n| n.state).collect();
     assert_eq!(notifications.len(), 3, "{notifications:?}");
     assert_eq!(
@@ -168,7 +177,8 @@ fn python_callables_and_custom_notifiers_are_called_with_airflows_context() {
             .iter()
             .filter(|s| **s == NotificationState::Failed)
             .count(),
-        2
+        2,
+        "{notifications:?}"
     );
     let states = home.json(&["tasks", "states-for-dag-run", "py_cb_ok", &ok_run]);
     assert_eq!(states["state"], "success");
