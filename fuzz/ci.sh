@@ -14,8 +14,8 @@
 #
 # The open kind of hang: the template engine repeats a sequence lazily (`[…] * n`, `range(…) * n`)
 # and walks the repetition inside one instruction, where fuel cannot stop it (README.md, "Results").
-# A hang of the `template` target whose input multiplies (`*`) is reported as that kind and does
-# not fail the run; every other hang does, once replayed for 10 s outside AFL to tell a true hang
+# A hang of the `template` target whose input multiplies (`*`) and makes a sequence (a `[` list or
+# `range`) is reported as that kind and does not fail the run; every other hang does, once replayed for 10 s outside AFL to tell a true hang
 # from a slow execution on a loaded machine.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -61,7 +61,8 @@ for target in dagfile schedule template execution_body; do
         elif [ "$replayed" != 124 ]; then
             crashes=$((crashes + 1))
             echo "fuzz: $target crashes (exit $replayed) on fuzz/$input, saved as a hang" >&2
-        elif [ "$target" = template ] && grep -q '\*' "$input"; then
+        elif [ "$target" = template ] && grep -q '\*' "$input" \
+            && grep -Eq '\[|range' "$input"; then
             known=$((known + 1))
         else
             hangs=$((hangs + 1))
