@@ -16,7 +16,9 @@ if [ -n "${CI:-}" ] || [ "${UPDRAFT_SKIP_FUZZ:-0}" != 1 ]; then
     # A process group of its own, so that an early exit stops the build with everything it ran.
     setsid nice -n 19 fuzz/ci.sh build >"$fuzz_log" 2>&1 &
     fuzz_build=$!
-    trap 'kill -- -"$fuzz_build" 2>/dev/null || kill "$fuzz_build" 2>/dev/null; rm -f "$fuzz_log"' EXIT
+    # Under `set -e` a failing command in the trap would become the script's exit status.
+    trap 'kill -- -"$fuzz_build" 2>/dev/null || kill "$fuzz_build" 2>/dev/null || true
+        rm -f "$fuzz_log"' EXIT
 fi
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links -D rustdoc::private_intra_doc_links" \
