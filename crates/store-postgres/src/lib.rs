@@ -30,6 +30,7 @@ mod notifications;
 mod ownership;
 mod queueing;
 mod retention;
+mod reuse;
 mod runs;
 mod schema;
 mod task_instances;
@@ -44,9 +45,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::Postgres;
 use updraft_store::*;
 
 pub use changes::CHANNEL;
@@ -87,7 +86,7 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    pool: PgPool,
+    connections: reuse::Connections,
     url: String,
     /// Tags this store's notifications, so that its own listener skips them.
     origin: String,
@@ -101,9 +100,6 @@ struct Inner {
     /// Which of this store's finishes, committed without waiting for the disk, are on it.
     flushes: flushes::Flushes,
 }
-
-/// A pooled connection idle at least this long is pinged before it is handed out.
-const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How many changes a [`Store::watch`] receiver may fall behind before it is told it lagged.
 const WATCH_BUFFER: usize = 1024;
@@ -120,13 +116,13 @@ impl PostgresStore {
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             // sqlx pings every connection it takes back into the pool and drops the broken
-            // ones; pinging again when it is handed out costs a round trip on every statement
-            // of a busy process for nothing. Only a connection idle for a while is pinged
-            // (the server may have closed it meanwhile).
+            // ones; pinging again when it is handed out would cost a round trip for nothing.
+            // Only a connection idle for a while is pinged (the server may have closed it
+            // meanwhile). A busy process skips both pings: see `reuse`.
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if meta.idle_for >= PING_IDLE_AFTER {
+                    if meta.idle_for >= reuse::FRESH_FOR {
                         sqlx::Connection::ping(conn).await?;
                     }
                     Ok(true)
@@ -143,7 +139,7 @@ impl PostgresStore {
         let (closed, _) = tokio::sync::watch::channel(());
         let store = PostgresStore {
             inner: Arc::new(Inner {
-                pool,
+                connections: reuse::Connections::new(pool),
                 url: url.to_string(),
                 origin: uuid::Uuid::new_v4().simple().to_string(),
                 closed,
@@ -162,7 +158,7 @@ impl PostgresStore {
     /// several processes start at once; fails with [`StoreError::SchemaTooNew`] when the
     /// database was migrated by a newer updraft.
     pub async fn migrate(&self) -> Result<i64> {
-        schema::migrate(&self.inner.pool).await
+        schema::migrate(self.inner.connections.pool()).await
     }
 
     /// Keeps variable values and connection passwords and extras encrypted with `cipher`
@@ -175,11 +171,11 @@ impl PostgresStore {
 
     /// The connection pool, for tests and tools.
     pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
+        self.inner.connections.pool()
     }
 
-    async fn conn(&self) -> Result<PoolConnection<Postgres>> {
-        self.inner.pool.acquire().await.map_err(db_err)
+    async fn conn(&self) -> Result<reuse::Conn> {
+        self.inner.connections.acquire().await
     }
 }
 

@@ -26,7 +26,7 @@ impl RetentionStore for PostgresStore {
         before: DateTime<Utc>,
     ) -> Result<Vec<(String, u64)>> {
         let before = micros(before);
-        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         let mut counted = Vec::new();
         let runs = sql::removable_runs(table);
         let mut statements: Vec<(&str, String)> = sql::run_parts(table)
@@ -62,7 +62,7 @@ impl RetentionStore for PostgresStore {
     }
 
     async fn archive_tables(&self) -> Result<Vec<String>> {
-        let mut conn = self.inner.pool.acquire().await.map_err(db_err)?;
+        let mut conn = self.conn().await?;
         archive_tables(&mut conn).await
     }
 
@@ -76,7 +76,7 @@ impl RetentionStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        tx.commit().await
     }
 }
 

@@ -2,16 +2,16 @@
 //! next pass decides them again, those of the statements run for every task instance, and
 //! their commits with the announcements of what they changed.
 
-use sqlx::{Postgres, Transaction};
 use updraft_store::{Change, Result};
 
 use crate::changes::{self, Announce, TriesEnded};
 use crate::flushes;
+use crate::reuse::Tx;
 use crate::{db_err, PostgresStore};
 
 impl PostgresStore {
-    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
-        self.inner.pool.begin().await.map_err(db_err)
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        self.inner.connections.begin("BEGIN").await
     }
 
     /// A transaction of what a scheduler decides and would decide again from what is durable
@@ -19,15 +19,14 @@ impl PostgresStore {
     /// crash may lose the last such commits, but never one that a durable commit acted on,
     /// since the write-ahead log is flushed in order: a claim of a queued task flushes the
     /// queueing with it. What a lost commit decided is decided again by the next pass.
-    pub(crate) async fn begin_rederivable(&self) -> Result<Transaction<'static, Postgres>> {
+    pub(crate) async fn begin_rederivable(&self) -> Result<Tx> {
         self.inner
-            .pool
-            .begin_with(
+            .connections
+            .begin(
                 "BEGIN; SET LOCAL synchronous_commit = off; \
                  SET LOCAL plan_cache_mode = force_generic_plan",
             )
             .await
-            .map_err(db_err)
     }
 
     /// A transaction of the statements run for every task instance (a finish): their
@@ -37,15 +36,14 @@ impl PostgresStore {
     /// Its commit does not wait for the disk, so the schedulers hear of it (and queue what
     /// follows) one disk write sooner: the caller numbers it (`Flushes::deferred_committed`)
     /// and awaits [`on_disk`](Self::on_disk) before it tells anyone outside the database.
-    pub(crate) async fn begin_per_task(&self) -> Result<Transaction<'static, Postgres>> {
+    pub(crate) async fn begin_per_task(&self) -> Result<Tx> {
         self.inner
-            .pool
-            .begin_with(
+            .connections
+            .begin(
                 "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
                  SET LOCAL synchronous_commit = off",
             )
             .await
-            .map_err(db_err)
     }
 
     /// Returns once deferred commit `number` (`Flushes::deferred_committed`) is on disk:
@@ -80,11 +78,7 @@ impl PostgresStore {
     }
 
     /// Announces `change` (if any) inside `tx`, commits, then tells this process's watchers.
-    pub(crate) async fn commit(
-        &self,
-        tx: Transaction<'static, Postgres>,
-        change: Option<Announce>,
-    ) -> Result<()> {
+    pub(crate) async fn commit(&self, tx: Tx, change: Option<Announce>) -> Result<()> {
         self.commit_touching(tx, change, Vec::new()).await
     }
 
@@ -92,7 +86,7 @@ impl PostgresStore {
     /// the watchers of every process; not a change of its own for schedulers).
     pub(crate) async fn commit_touching(
         &self,
-        tx: Transaction<'static, Postgres>,
+        tx: Tx,
         change: Option<Announce>,
         runs: Vec<i64>,
     ) -> Result<()> {
@@ -104,7 +98,7 @@ impl PostgresStore {
     /// schedulers, which apply them rather than read their runs again).
     pub(crate) async fn commit_announcing(
         &self,
-        mut tx: Transaction<'static, Postgres>,
+        mut tx: Tx,
         change: Option<Announce>,
         runs: Vec<i64>,
         ended: TriesEnded<'_>,
@@ -112,7 +106,7 @@ impl PostgresStore {
         if let Some(change) = &change {
             changes::notify(&mut tx, &self.inner.origin, change, &runs, ended).await?;
         }
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         self.changed(change.map(Change::from));
         if !runs.is_empty() {
             self.changed([Change::Runs(runs)]);
@@ -124,13 +118,13 @@ impl PostgresStore {
     /// schedulers nor claim waiters), commits, then tells this process's watchers.
     pub(crate) async fn commit_for_watchers(
         &self,
-        mut tx: Transaction<'static, Postgres>,
+        mut tx: Tx,
         change: Option<Announce>,
     ) -> Result<()> {
         if let Some(change) = &change {
             changes::notify_watchers(&mut tx, &self.inner.origin, change).await?;
         }
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         self.changed(change.map(Change::from));
         Ok(())
     }
