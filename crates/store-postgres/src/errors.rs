@@ -27,9 +27,12 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         }
         _ => DatabaseFailure::Other,
     };
-    // What may have broken the connection: the others (an error the server reported, a row
-    // that would not decode) leave it usable.
-    if failure == DatabaseFailure::Unreachable || matches!(e, sqlx::Error::Protocol(_)) {
+    // What may have broken a connection; the others (an error the server reported, a row
+    // that would not decode, a full or closed pool) leave it usable.
+    let pool_only = matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed);
+    if (failure == DatabaseFailure::Unreachable && !pool_only)
+        || matches!(e, sqlx::Error::Protocol(_))
+    {
         crate::reuse::note_failure();
     }
     StoreError::database_failure(failure, e.to_string())

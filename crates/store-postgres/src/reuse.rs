@@ -14,6 +14,12 @@
 //! handed on (or the connection is closed, which ends the transaction on the server). What
 //! a lost connection leaves is caught by the pool's ping instead: after any error that may
 //! have broken a connection ([`note_failure`]), the connections given back go to the pool.
+//!
+//! What it changes besides: a connection goes back to the pool at least every
+//! [`BACK_TO_THE_POOL_EVERY`] (so the pool's maximum lifetime still applies), and one whose
+//! statement was cancelled midway makes the next caller wait for that statement's end (sqlx's
+//! ping waited for it in the background); store statements are short. `PostgresStore::pool`'s
+//! users bypass the stack.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +36,10 @@ use crate::db_err;
 /// How long a given-back connection is handed on without the pool's checks; also how long
 /// the pool hands out an idle connection without pinging it.
 pub(crate) const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// How long a connection may go from call to call on the stack before it goes back to the
+/// pool once, so that the pool's own rules (its connections' maximum lifetime) still apply.
+const BACK_TO_THE_POOL_EVERY: Duration = Duration::from_secs(60);
 
 /// Errors of this process that may have broken a connection (`db_err` counts them). Shared by
 /// every store of the process: an error elsewhere only costs a few pings.
@@ -53,8 +63,8 @@ pub(crate) struct Connections {
 
 #[derive(Default)]
 struct Resting {
-    /// Newest last, each with when it was given back and [`failures`] then.
-    stack: Vec<(PoolConnection<Postgres>, Instant, u64)>,
+    /// Newest last.
+    stack: Vec<Given>,
     /// Callers waiting on the pool: a connection given back meanwhile goes to them, through it.
     waiting: usize,
 }
@@ -64,8 +74,8 @@ impl Drop for Resting {
         // Given back to the pool, a connection needs a runtime for the pool's ping (sqlx
         // panics without one): outside any, close them instead.
         if tokio::runtime::Handle::try_current().is_err() {
-            for (conn, ..) in self.stack.drain(..) {
-                drop(conn.detach());
+            for given in self.stack.drain(..) {
+                drop(given.conn.detach());
             }
         }
     }
@@ -88,14 +98,14 @@ impl Connections {
         let mut stale = Vec::new();
         {
             let mut resting = lock(&self.resting);
-            if let Some((conn, since, failures_then)) = resting.stack.pop() {
-                if since.elapsed() < FRESH_FOR && failures_then == failures() {
-                    return Ok(self.conn(conn));
+            if let Some(given) = resting.stack.pop() {
+                if given.at.elapsed() < FRESH_FOR && given.failures_then == failures() {
+                    return Ok(self.conn(given.conn, given.from_pool_at));
                 }
                 // The newest is stale, or a failure since may have broken them all: the pool
                 // checks them.
-                stale.push(conn);
-                stale.extend(resting.stack.drain(..).map(|(conn, ..)| conn));
+                stale.push(given.conn);
+                stale.extend(resting.stack.drain(..).map(|given| given.conn));
             }
             resting.waiting += 1;
         }
@@ -103,7 +113,7 @@ impl Connections {
         drop(stale);
         let conn = self.pool.acquire().await.map_err(db_err);
         drop(waiting);
-        Ok(self.conn(conn?))
+        Ok(self.conn(conn?, Instant::now()))
     }
 
     /// A transaction on a connection of [`acquire`](Self::acquire), begun by `begin` (a
@@ -118,11 +128,12 @@ impl Connections {
         Ok(tx)
     }
 
-    fn conn(&self, conn: PoolConnection<Postgres>) -> Conn {
+    fn conn(&self, conn: PoolConnection<Postgres>, from_pool_at: Instant) -> Conn {
         Conn {
             conn: Some(conn),
             resting: Arc::clone(&self.resting),
             failures_then: failures(),
+            from_pool_at,
         }
     }
 }
@@ -132,6 +143,14 @@ fn lock(resting: &Mutex<Resting>) -> MutexGuard<'_, Resting> {
     resting
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A connection given back: when, [`failures`] then, and when it left the pool.
+struct Given {
+    conn: PoolConnection<Postgres>,
+    at: Instant,
+    failures_then: u64,
+    from_pool_at: Instant,
 }
 
 /// Counts a caller as waiting on the pool while it does (also when its wait is cancelled).
@@ -150,6 +169,7 @@ pub(crate) struct Conn {
     resting: Arc<Mutex<Resting>>,
     /// [`failures`] when it was handed out.
     failures_then: u64,
+    from_pool_at: Instant,
 }
 
 impl Conn {
@@ -189,16 +209,24 @@ impl Drop for Conn {
         let mut stale = Vec::new();
         {
             let mut resting = lock(&self.resting);
-            if resting.waiting > 0 || failures_now != self.failures_then {
+            if resting.waiting > 0
+                || failures_now != self.failures_then
+                || now.duration_since(self.from_pool_at) >= BACK_TO_THE_POOL_EVERY
+            {
                 stale.push(conn);
             } else {
                 let fresh_from = resting
                     .stack
                     .iter()
-                    .position(|(_, since, _)| now.duration_since(*since) < FRESH_FOR)
+                    .position(|given| now.duration_since(given.at) < FRESH_FOR)
                     .unwrap_or(resting.stack.len());
-                stale.extend(resting.stack.drain(..fresh_from).map(|(conn, ..)| conn));
-                resting.stack.push((conn, now, failures_now));
+                stale.extend(resting.stack.drain(..fresh_from).map(|given| given.conn));
+                resting.stack.push(Given {
+                    conn,
+                    at: now,
+                    failures_then: failures_now,
+                    from_pool_at: self.from_pool_at,
+                });
             }
         }
         // Back to the pool (which pings it) outside the lock.
@@ -243,22 +271,37 @@ impl Drop for Tx {
             conn: None,
             resting: Arc::clone(&self.conn.resting),
             failures_then: self.conn.failures_then,
+            from_pool_at: self.conn.from_pool_at,
         };
-        let mut conn = std::mem::replace(&mut self.conn, placeholder);
+        let conn = std::mem::replace(&mut self.conn, placeholder);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             conn.close();
             return;
         };
+        // Closes the connection unless the rollback succeeds, also when the task is dropped
+        // unfinished (its runtime shutting down).
+        let mut unless_rolled_back = CloseOnDrop(Some(conn));
         runtime.spawn(async move {
+            let Some(conn) = unless_rolled_back.0.as_mut() else {
+                return;
+            };
             // Also reads what a cancelled statement left unread first.
-            match conn.execute("ROLLBACK").await {
-                Ok(_) => drop(conn),
-                Err(e) => {
-                    tracing::debug!(error = %e, "closing a connection whose rollback failed");
-                    conn.close();
-                }
+            match conn.execute("ROLLBACK").await.map_err(db_err) {
+                Ok(_) => drop(unless_rolled_back.0.take()),
+                Err(e) => tracing::debug!(error = %e, "closing a connection whose rollback failed"),
             }
         });
+    }
+}
+
+/// Closes the connection it holds when dropped.
+struct CloseOnDrop(Option<Conn>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            conn.close();
+        }
     }
 }
 
@@ -377,8 +420,9 @@ mod tests {
         assert_eq!(answer, 42);
     }
 
-    /// A connection the server ended fails its next statement once; the connection after it
-    /// is a new one.
+    /// A connection the server ended fails at most its next statement; the connection after
+    /// it is a new one. (The first may already get a new one, if the ended connection rested
+    /// over a second and went back to the pool, which found it broken.)
     #[tokio::test]
     async fn a_connection_the_server_ended_is_replaced_after_its_failure() {
         let Some(db) = TestPostgres::create().await else {
@@ -386,7 +430,7 @@ mod tests {
         };
         let store = db.open_with(one_connection()).await;
         let other = db.open().await;
-        let pid = backend_pid(&mut *store.conn().await.expect("a connection")).await;
+        let pid = backend_pid(&mut store.conn().await.expect("a connection")).await;
         let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
             .bind(pid)
             .fetch_one(other.pool())
@@ -394,11 +438,32 @@ mod tests {
             .expect("the backend ended");
         assert!(ended);
         match store.ping().await {
+            Ok(()) => {}
             Err(StoreError::Database(e)) => assert_eq!(e.failure, DatabaseFailure::Unreachable),
-            other => panic!("the ended connection did not fail as unreachable: {other:?}"),
+            Err(e) => panic!("the ended connection did not fail as unreachable: {e:?}"),
         }
         store.ping().await.expect("a new connection");
-        let new_pid = backend_pid(&mut *store.conn().await.expect("a connection")).await;
+        let new_pid = backend_pid(&mut store.conn().await.expect("a connection")).await;
         assert_ne!(new_pid, pid);
+    }
+
+    /// What the stack is for: calls one after another use one connection, where the pool
+    /// alone, with that connection still out for its ping, would open another.
+    #[tokio::test]
+    async fn calls_one_after_another_reuse_one_connection() {
+        let Some(db) = TestPostgres::create().await else {
+            return;
+        };
+        let store = db
+            .open_with(PostgresOptions {
+                max_connections: 4,
+                ..one_connection()
+            })
+            .await;
+        let mut pids = std::collections::BTreeSet::new();
+        for _ in 0..20 {
+            pids.insert(backend_pid(&mut store.conn().await.expect("a connection")).await);
+        }
+        assert_eq!(pids.len(), 1, "calls used the connections {pids:?}");
     }
 }
