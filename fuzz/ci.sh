@@ -14,9 +14,9 @@
 #
 # The open kind of hang: the template engine repeats a sequence lazily (`[…] * n`, `range(…) * n`)
 # and walks the repetition inside one instruction, where fuel cannot stop it (README.md, "Results").
-# A hang of the `template` target whose input multiplies (`*`) and makes a sequence (a `[` list or
-# `range`) is reported as that kind and does not fail the run; every other hang does, once replayed for 10 s outside AFL to tell a true hang
-# from a slow execution on a loaded machine.
+# A hang of the `template` target whose input multiplies (`*`) and makes a sequence (a `[` list
+# or `range`) is reported as that kind and does not fail the run; every other hang does, once
+# replayed for 10 s outside AFL to tell a true hang from a slow execution on a loaded machine.
 set -euo pipefail
 cd "$(dirname "$0")"
 step=all
