@@ -34,6 +34,7 @@ pub fn reachable_postgres() -> Option<String> {
 
 #[test]
 fn quick_mode_runs_on_a_postgres_cluster_of_two_schedulers() {
+    let _harness = crate::one_harness_at_a_time();
     let Some(url) = reachable_postgres() else {
         return;
     };
@@ -117,6 +118,7 @@ fn quick_mode_runs_on_a_postgres_cluster_of_two_schedulers() {
 /// by the next run of the harness.
 #[test]
 fn a_killed_harness_leaves_no_process_and_the_next_run_reclaims_its_leftovers() {
+    let _harness = crate::one_harness_at_a_time();
     let Some(url) = reachable_postgres() else {
         return;
     };

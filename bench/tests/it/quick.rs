@@ -6,9 +6,14 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Builds `updraft` into the target directory this test was built in (a no-op when it is up
-/// to date, which it is after `cargo test --workspace`) and returns the binary.
+/// `$UPDRAFT_BIN`, or else `updraft` built into the target directory this test was built in
+/// (with `updraft`'s own features, not those `cargo test --workspace` adds for its tests).
 pub fn updraft_binary() -> PathBuf {
+    // tests/all.sh names the binary the workspace's test build made: building here would
+    // replace it (other features) while other test processes may be starting it.
+    if let Some(binary) = std::env::var_os("UPDRAFT_BIN") {
+        return PathBuf::from(binary);
+    }
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/it-<hash>
     let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
@@ -69,6 +74,7 @@ fn bench(args: &[&str]) -> (String, Value) {
 
 #[test]
 fn quick_mode_runs_every_workload_with_sane_figures() {
+    let _harness = crate::one_harness_at_a_time();
     let (stdout, report) = bench(&["--quick", "--workloads", "all"]);
     assert!(stdout.contains("W7 latency"), "no table printed:\n{stdout}");
     assert_eq!(report["quick"], true);
@@ -270,6 +276,7 @@ pub fn assert_w13_counts(w13: &Value, sizes: &Value) {
 /// and is listed in the report; a malformed one is refused before anything runs.
 #[test]
 fn settings_reach_updraft_and_the_report() {
+    let _harness = crate::one_harness_at_a_time();
     let (stdout, report) = bench(&[
         "--quick",
         "--workloads",

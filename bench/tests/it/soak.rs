@@ -21,6 +21,7 @@ const CONNECTION_TOLERANCE: f64 = 3.0;
 
 #[test]
 fn the_quick_soak_loses_no_try_and_leaks_no_file_or_connection() {
+    let _harness = crate::one_harness_at_a_time();
     let Some(url) = reachable_postgres() else {
         return;
     };
@@ -103,6 +104,7 @@ fn the_quick_soak_loses_no_try_and_leaks_no_file_or_connection() {
 
 #[test]
 fn the_soak_refuses_sqlite() {
+    let _harness = crate::one_harness_at_a_time();
     let out = Command::new(env!("CARGO_BIN_EXE_updraft-bench"))
         .args(["--workloads", "soak", "--database", "sqlite", "--no-build"])
         .output()

@@ -13,7 +13,7 @@ use updraft_store::{
     TransitionResult,
 };
 use updraft_store_postgres::testing::TestPostgres;
-use updraft_store_postgres::{PostgresStore, SCHEMA_VERSION};
+use updraft_store_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
 
 const HANDLES: usize = 4;
 
@@ -330,7 +330,12 @@ async fn a_newer_schema_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_a_database_error() {
-    match PostgresStore::connect("postgres://postgres@127.0.0.1:1/nothing").await {
+    // sqlx retries a refused connection until the acquire timeout (30 s by default).
+    let options = PostgresOptions {
+        acquire_timeout: Duration::from_secs(1),
+        ..PostgresOptions::default()
+    };
+    match PostgresStore::connect_with("postgres://postgres@127.0.0.1:1/nothing", options).await {
         Err(StoreError::Database(e)) => {
             assert!(e.message.contains("127.0.0.1:1"), "{e}");
             assert_eq!(e.failure, updraft_store::DatabaseFailure::Unreachable);

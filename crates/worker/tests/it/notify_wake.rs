@@ -80,7 +80,15 @@ async fn a_deliverer_waking_on_changes_looks_after_a_change_and_not_while_idle()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let listed = store.list_notifications(Some("late"), 10).await.unwrap();
+    // The attempt is counted when it is claimed; its failure is recorded once the refused
+    // connection comes back, a moment later.
+    let listed = loop {
+        let listed = store.list_notifications(Some("late"), 10).await.unwrap();
+        if listed.iter().all(|n| n.last_error.is_some()) || tokio::time::Instant::now() >= end {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].attempts, 1);
     assert!(
