@@ -191,6 +191,25 @@ pub async fn wait_until(client: &Client, what: &str, condition: &str) {
     }
 }
 
+/// Clicks the first element `css` finds. A region redrawn in place (the grid, as a run changes)
+/// may replace the element between finding and clicking it: then it is found again.
+pub async fn click_current(client: &Client, css: &str) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let element = client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.click().await {
+            Ok(_) => return,
+            Err(e) if e.is_stale_element_reference() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("clicking {css}: {e}"),
+        }
+    }
+}
+
 /// Saves a screenshot of the page as `docs/screenshots/<name>.png` when
 /// `UPDATE_SCREENSHOTS=1`.
 pub async fn screenshot(browser: &Client, name: &str) {

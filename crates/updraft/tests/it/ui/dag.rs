@@ -10,8 +10,8 @@ use fantoccini::Locator;
 
 use crate::fixture::state_of;
 use browser::{
-    base_url, chromedriver, home_with_user, mark_page, page_was_not_reloaded, screenshot,
-    signed_in, wait_for_task, wait_until,
+    base_url, chromedriver, click_current, home_with_user, mark_page, page_was_not_reloaded,
+    screenshot, signed_in, wait_for_task, wait_until,
 };
 
 const PARAMS_DAG: &str = r#"
@@ -102,10 +102,6 @@ async fn trigger_with_params_and_watch_the_grid_turn_green_without_reloading() {
     screenshot(&client, "grid").await;
 
     // A cell names its task, run, state and duration when pointed at or focused.
-    let first = client
-        .find(Locator::Css(".grid td.state-success"))
-        .await
-        .expect("a cell");
     client
         .execute(
             "document.querySelector('table.grid[data-grid]').focus(); return null;",
@@ -133,7 +129,7 @@ async fn trigger_with_params_and_watch_the_grid_turn_green_without_reloading() {
     )
     .await;
     // The params reached the task: its log says so.
-    first.click().await.expect("open the task instance");
+    click_current(&client, ".grid td.state-success").await;
     wait_until(&client, "the log", "document.querySelector('.log-lines') && document.querySelector('.log-lines').textContent.includes('hello 3')").await;
     screenshot(&client, "task_instance").await;
 

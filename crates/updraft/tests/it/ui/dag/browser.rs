@@ -51,7 +51,7 @@ pub async fn signed_in(driver: &Driver, base: &str) -> Client {
     client
 }
 
-pub use crate::ui::wait_until;
+pub use crate::ui::{click_current, wait_until};
 
 /// Marks the page, to tell later that it was not reloaded.
 pub async fn mark_page(client: &Client) {
