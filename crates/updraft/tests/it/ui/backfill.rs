@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, Locator};
+use fantoccini::Client;
 
-use super::dag::browser::{base_url, chromedriver, home_with_user, signed_in, wait_until};
+use super::dag::browser::{
+    base_url, chromedriver, click_current, home_with_user, signed_in, wait_until,
+};
 
 const DAG: &str = "dag_id: ui_backfill\nschedule: \"@daily\"\nstart_date: 2024-01-01\n\
 catchup: false\ntasks:\n  - task_id: t\n    bash_command: 'echo {{ ds }} {{ dag_run.conf.k }}'\n";
@@ -21,16 +23,6 @@ async fn set(client: &Client, css: &str, value: &str) {
         )
         .await
         .unwrap_or_else(|e| panic!("setting {css}: {e}"));
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +46,7 @@ async fn a_backfill_created_from_the_form_is_listed_and_completes() {
     set(&client, "#backfill-to", "2024-01-03T00:00").await;
     set(&client, "#backfill-max-active", "2").await;
     set(&client, "#backfill-conf", "{nope").await;
-    click(&client, "form[data-backfill] button[type=submit]").await;
+    click_current(&client, "form[data-backfill] button[type=submit]").await;
     wait_until(
         &client,
         "the bad conf refused on the form",
@@ -65,7 +57,7 @@ async fn a_backfill_created_from_the_form_is_listed_and_completes() {
     // The API's own refusal shows there too: the range is reversed.
     set(&client, "#backfill-conf", r#"{"k": "from-ui"}"#).await;
     set(&client, "#backfill-from", "2024-01-05T00:00").await;
-    click(&client, "[data-backfill-dry-run]").await;
+    click_current(&client, "[data-backfill-dry-run]").await;
     wait_until(
         &client,
         "the reversed range refused",
@@ -74,7 +66,7 @@ async fn a_backfill_created_from_the_form_is_listed_and_completes() {
     .await;
 
     set(&client, "#backfill-from", "2024-01-01T00:00").await;
-    click(&client, "[data-backfill-dry-run]").await;
+    click_current(&client, "[data-backfill-dry-run]").await;
     wait_until(
         &client,
         "three dates in the preview",
@@ -88,7 +80,7 @@ async fn a_backfill_created_from_the_form_is_listed_and_completes() {
         "a dry run creates nothing"
     );
 
-    click(&client, "form[data-backfill] button[type=submit]").await;
+    click_current(&client, "form[data-backfill] button[type=submit]").await;
     wait_until(
         &client,
         "the backfill listed",
