@@ -94,6 +94,15 @@ impl TaskState {
         )
     }
 
+    /// Holds a place of its DAG, pool and task (`max_active_tasks`, slots, a task's own
+    /// limits): queued, running, or restarting.
+    pub fn occupies_slot(self) -> bool {
+        matches!(
+            self,
+            TaskState::Queued | TaskState::Running | TaskState::Restarting
+        )
+    }
+
     /// Counts as a failure for trigger rules and for the run's final state.
     pub fn is_failure(self) -> bool {
         matches!(self, TaskState::Failed | TaskState::UpstreamFailed)

@@ -7,12 +7,51 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tracing::{debug, error, info};
 use updraft_model::{DagRunState, TaskState};
-use updraft_store::{StoreError, TransitionResult, XCom};
+use updraft_store::{
+    Expansion, StoreError, Transition, TransitionNotifications, TransitionResult, XCom,
+};
 
 use crate::kept_states::PlanScope;
 use crate::{
     earliest, plan::plan_scope, DagGraph, MapInputs, PassOutcome, Scheduler, SchedulerError,
 };
+
+/// A wait on another DAG that a plan ends: the task, its end state, and why.
+type ExternalEnding = (String, TaskState, String);
+
+/// The plans of a pass's runs, made but not yet applied.
+pub(crate) struct Planned<'r> {
+    pub(crate) transitions: Vec<Transition>,
+    expansions: Vec<Expansion>,
+    notifications: Vec<TransitionNotifications>,
+    /// The run of each transition.
+    pub(crate) transition_runs: Vec<i64>,
+    expanding_runs: Vec<i64>,
+    finished_runs: Vec<(&'r updraft_store::DagRun, DagRunState, Arc<DagGraph>)>,
+    external_endings: Vec<(&'r updraft_store::DagRun, Vec<ExternalEnding>)>,
+    /// Runs where a wait on another DAG began: evaluated again at once for its first poke.
+    poke_now: Vec<i64>,
+    /// The pass's instant the plans were made at.
+    now: DateTime<Utc>,
+}
+
+impl Planned<'_> {
+    /// Whether the plans are compare-and-sets alone, each of another task instance: no run
+    /// ends, no mapped task expands, nothing is notified or recorded beside them. Such plans
+    /// may be applied together with the queueing that follows them ([`Store::queue_planned`]).
+    ///
+    /// [`Store::queue_planned`]: updraft_store::Store::queue_planned
+    pub(crate) fn is_plain(&self) -> bool {
+        let mut seen = HashSet::new();
+        self.expansions.is_empty()
+            && self.notifications.is_empty()
+            && self.expanding_runs.is_empty()
+            && self.finished_runs.is_empty()
+            && self.external_endings.is_empty()
+            && self.poke_now.is_empty()
+            && self.transitions.iter().all(|t| seen.insert(t.ti_id))
+    }
+}
 
 impl Scheduler {
     /// Plans `runs` and applies the plans; returns the DAG ids of the runs that finished.
@@ -22,6 +61,37 @@ impl Scheduler {
         now: DateTime<Utc>,
         outcome: &mut PassOutcome,
     ) -> Result<Vec<String>, SchedulerError> {
+        let planned = self.plan_runs(runs, now, outcome).await?;
+        self.apply_planned(runs, planned).await
+    }
+
+    /// Applies `planned` (the plans of `runs`) and settles what follows; returns the DAG ids
+    /// of the runs that finished.
+    pub(crate) async fn apply_planned(
+        &self,
+        runs: &[updraft_store::DagRun],
+        mut planned: Planned<'_>,
+    ) -> Result<Vec<String>, SchedulerError> {
+        let results = self
+            .store
+            .apply_plan_notifying(
+                planned.transitions.clone(),
+                std::mem::take(&mut planned.expansions),
+                std::mem::take(&mut planned.notifications),
+            )
+            .await?;
+        self.keep_transitions(&planned.transition_runs, &planned.transitions, &results);
+        self.settle(runs, planned, &results).await
+    }
+
+    /// Plans `runs` from the states kept of them (reading what a plan needs beyond them:
+    /// upstream results, a wait's poke, the past).
+    pub(crate) async fn plan_runs<'r>(
+        &self,
+        runs: &'r [updraft_store::DagRun],
+        now: DateTime<Utc>,
+        outcome: &mut PassOutcome,
+    ) -> Result<Planned<'r>, SchedulerError> {
         let mut transitions = Vec::new();
         let mut expansions = Vec::new();
         let mut expanding_runs = Vec::new();
@@ -29,7 +99,6 @@ impl Scheduler {
         let mut finished_runs = Vec::new();
         let mut external_endings = Vec::new();
         let mut notifications = Vec::new();
-        // Runs where a wait on another DAG began: evaluated again at once for its first poke.
         let mut poke_now = Vec::new();
         for run in runs {
             let Some(graph) = self.run_graph(run, now).await? else {
@@ -140,11 +209,37 @@ impl Scheduler {
             outcome.next_due = earliest(outcome.next_due, retry_due);
             transitions.extend(plan.transitions);
         }
-        let results = self
-            .store
-            .apply_plan_notifying(transitions.clone(), expansions, notifications)
-            .await?;
-        self.keep_transitions(&transition_runs, &transitions, &results);
+        Ok(Planned {
+            transitions,
+            expansions,
+            notifications,
+            transition_runs,
+            expanding_runs,
+            finished_runs,
+            external_endings,
+            poke_now,
+            now,
+        })
+    }
+
+    /// What follows the store's answer to `planned` (`results`, already applied to the kept
+    /// states): the runs that grew are read again, later runs waiting for their past are
+    /// released, waits poked, runs ended. Returns the DAG ids of the runs that finished.
+    pub(crate) async fn settle(
+        &self,
+        runs: &[updraft_store::DagRun],
+        planned: Planned<'_>,
+        results: &[TransitionResult],
+    ) -> Result<Vec<String>, SchedulerError> {
+        let Planned {
+            transition_runs,
+            expanding_runs,
+            finished_runs,
+            external_endings,
+            mut poke_now,
+            now,
+            ..
+        } = planned;
         // The new instances have ids only the store knows: keep the runs as stored.
         for run in expanding_runs {
             let tis = self.store.task_instances(run).await?;
@@ -154,7 +249,7 @@ impl Scheduler {
         // A run's changes may release the later runs of its DAG that wait for their past.
         let changed: HashSet<i64> = transition_runs
             .iter()
-            .zip(&results)
+            .zip(results)
             .filter(|(_, result)| **result == TransitionResult::Applied)
             .map(|(run, _)| *run)
             .collect();

@@ -92,6 +92,12 @@ pub struct Scheduler {
     ownership: Mutex<Ownership>,
     /// When a pass last failed (the database was out of reach), for lease expiry.
     last_failure: Mutex<Option<DateTime<Utc>>>,
+    /// The occupancy as this scheduler's last queueing left it, less the places of the tries
+    /// it heard end since: a pass over its own runs' finished tries queues within it instead
+    /// of reading it (a round trip on the way from a task's end to the next one's start).
+    /// The store counts again when it queues, so a count too low here (another scheduler
+    /// queued since) costs a refused item, which drops it; every other pass reads it.
+    occupancy: Mutex<Option<updraft_store::Occupancy>>,
 }
 
 /// What one pass found out about the future.
@@ -127,6 +133,7 @@ impl Scheduler {
             past_waiters: Mutex::new(HashMap::new()),
             ownership: Mutex::new(Ownership::default()),
             last_failure: Mutex::new(None),
+            occupancy: Mutex::new(None),
         }
     }
 

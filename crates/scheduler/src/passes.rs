@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use updraft_model::{DagRunState, RunType, TaskState};
-use updraft_store::RunStart;
+use updraft_store::{RunStart, TransitionResult};
 
 use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
 
@@ -138,6 +138,8 @@ impl Scheduler {
         let only_tries_finished =
             !full && dirty.is_empty() && !finished.is_empty() && self.config.only_run.is_none();
         let mut dirty = dirty;
+        // The DAG and pool of each try that left a place (queued or running) in a kept run.
+        let mut freed = Vec::new();
         {
             let mut kept = self.kept();
             if full {
@@ -159,6 +161,9 @@ impl Scheduler {
                     continue;
                 }
                 kept_run.update(done.ti_id, |ti| {
+                    if ti.state.occupies_slot() && !done.state.occupies_slot() {
+                        freed.push((ti.dag_id.clone(), ti.pool.clone()));
+                    }
                     ti.state = done.state;
                     ti.try_number = done.try_number;
                     ti.next_retry_at = done.next_retry_at;
@@ -166,7 +171,10 @@ impl Scheduler {
             }
         }
         if only_tries_finished {
-            if let Some(outcome) = self.pass_over_finished_tries(&finished, now).await? {
+            if let Some(outcome) = self
+                .pass_over_finished_tries(&finished, &freed, now)
+                .await?
+            {
                 return Ok(outcome);
             }
         }
@@ -321,6 +329,7 @@ impl Scheduler {
     async fn pass_over_finished_tries(
         &self,
         finished: &[FinishedTry],
+        freed: &[(String, String)],
         now: DateTime<Utc>,
     ) -> Result<Option<PassOutcome>, SchedulerError> {
         let ids: std::collections::BTreeSet<i64> =
@@ -390,14 +399,28 @@ impl Scheduler {
             self.signal.runs_changed(released);
         }
         let mut outcome = PassOutcome::default();
-        // The occupancy is read while the runs are planned, not after: a plan moves only
-        // instances that never started, so it changes no count, and the pass saves a round
-        // trip (on a chain, between a task's end and the next one's start).
-        let (ended, occupancy) = tokio::join!(
-            self.evaluate(&runs, now, &mut outcome),
-            self.store.occupancy()
-        );
-        let ended = ended?;
+        // Only this scheduler's own tries ended: it knows the places they freed.
+        let kept_occupancy = others
+            .is_empty()
+            .then(|| self.occupancy_after(freed))
+            .flatten();
+        let (ended, queued) = match kept_occupancy {
+            Some(occupancy) => {
+                self.plan_and_queue(&runs, occupancy, now, &mut outcome)
+                    .await?
+            }
+            None => {
+                // The occupancy is read while the runs are planned, not after: a plan moves
+                // only instances that never started, so it changes no count, and the pass
+                // saves a round trip.
+                let (ended, occupancy) = tokio::join!(
+                    self.evaluate(&runs, now, &mut outcome),
+                    self.store.occupancy()
+                );
+                let ended = ended?;
+                (ended, self.queue_within(occupancy?, now).await?)
+            }
+        };
         if runs
             .iter()
             .any(|run| run.run_type == RunType::Backfill && ended.contains(&run.dag_id))
@@ -408,10 +431,50 @@ impl Scheduler {
             // A queued run of the DAG may start now: a pass that reads the runs starts it.
             self.signal.runs_changed(std::iter::empty());
         }
-        outcome.queued = self.queue_within(occupancy?, now).await?;
+        outcome.queued = queued;
         if outcome.queued > 0 {
             self.work_queued.notify_one();
         }
         Ok(Some(outcome))
+    }
+
+    /// Plans `runs` and queues within `occupancy`: a plain plan (compare-and-sets alone) and
+    /// the queueing in one call to the store, with the plan's moves kept before the picks
+    /// (so that what it schedules is picked) and undone by reading a run again where the
+    /// store refused one. Returns the DAG ids of the runs that finished and how many
+    /// instances were queued.
+    async fn plan_and_queue(
+        &self,
+        runs: &[updraft_store::DagRun],
+        occupancy: updraft_store::Occupancy,
+        now: DateTime<Utc>,
+        outcome: &mut PassOutcome,
+    ) -> Result<(Vec<String>, usize), SchedulerError> {
+        let planned = self.plan_runs(runs, now, outcome).await?;
+        if !planned.is_plain() {
+            let ended = self.apply_planned(runs, planned).await?;
+            return Ok((ended, self.queue_within(occupancy, now).await?));
+        }
+        let assumed = vec![TransitionResult::Applied; planned.transitions.len()];
+        self.keep_transitions(&planned.transition_runs, &planned.transitions, &assumed);
+        let items = self.pick_items(&occupancy, now);
+        let (applied, queue_results) = if planned.transitions.is_empty() && items.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            self.store
+                .queue_planned(planned.transitions.clone(), items.clone(), now)
+                .await?
+        };
+        {
+            let mut kept = self.kept();
+            for (run, result) in planned.transition_runs.iter().zip(&applied) {
+                if *result == TransitionResult::Conflict {
+                    kept.remove(run);
+                }
+            }
+        }
+        let queued = self.keep_queued(occupancy, &items, &queue_results);
+        let ended = self.settle(runs, planned, &applied).await?;
+        Ok((ended, queued))
     }
 }

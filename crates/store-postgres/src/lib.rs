@@ -39,7 +39,7 @@ pub mod testing;
 mod transactions;
 mod variables;
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -377,32 +377,54 @@ impl Store for PostgresStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        // Announced as soon as anything is queued, inside the same statement: the queues and
-        // runs of every item (those of an item another scheduler took first only wake a claim
-        // that finds nothing).
-        let payload = changes::announcement(
-            &self.inner.origin,
-            &Announce::WorkQueued(
-                items
-                    .iter()
-                    .map(|i| i.queue.clone())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect(),
-            ),
-            &items
-                .iter()
-                .map(|i| i.dag_run_id)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>(),
-        )?;
+        let payload = self.queued_announcement(&items)?;
         let (results, queues, runs) =
             queueing::queue(&mut *self.conn().await?, &items, now, &payload).await?;
         if !queues.is_empty() {
             self.changed([Change::WorkQueued(queues), Change::Runs(runs)]);
         }
         Ok(results)
+    }
+    async fn queue_planned(
+        &self,
+        plan: Vec<Transition>,
+        items: Vec<QueueItem>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<TransitionResult>, Vec<TransitionResult>)> {
+        check_transitions(&plan)?;
+        if plan.is_empty() && items.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut seen = HashSet::new();
+        if !plan.iter().all(|t| seen.insert(t.ti_id)) {
+            // Two changes of one instance take rounds, in a transaction of their own.
+            let applied = self.apply_transitions(plan).await?;
+            return Ok((applied, self.queue(items, now).await?));
+        }
+        let payload = self.queued_announcement(&items)?;
+        let done = queueing::queue_planned(
+            &mut *self.conn().await?,
+            &plan,
+            &items,
+            now,
+            &payload,
+            &self.inner.origin,
+        )
+        .await?;
+        let mut changes = Vec::new();
+        if !done.planned_runs.is_empty() {
+            changes.push(Change::Runs(done.planned_runs));
+        }
+        if !done.queues.is_empty() {
+            changes.extend([
+                Change::WorkQueued(done.queues),
+                Change::Runs(done.queued_runs),
+            ]);
+        }
+        if !changes.is_empty() {
+            self.changed(changes);
+        }
+        Ok((done.applied, done.queued))
     }
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>> {
         task_instances::earliest_retry(&mut *self.conn().await?).await

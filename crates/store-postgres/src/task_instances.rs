@@ -145,29 +145,15 @@ pub async fn apply(
 
 /// One round of transitions (each task instance at most once): a compare-and-set of each on
 /// its state and try; returns the applied ids and their runs.
-const APPLY_ROUND: &str =
-    "UPDATE task_instance t SET state = b.to_state, try_number = t.try_number + b.inc, \
-     next_retry_at = b.next_retry_at, \
-     queued_at = CASE WHEN b.to_state = 'queued' THEN b.now ELSE t.queued_at END, \
-     start_date = CASE WHEN b.from_state = 'up_for_reschedule' AND b.to_state = 'queued' \
-                       THEN t.start_date \
-                       WHEN b.to_state IN ('skipped', 'upstream_failed') THEN b.now \
-                       WHEN b.to_state IN ('success', 'deferred') \
-                            AND t.start_date IS NULL THEN b.now \
-                       WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
-                       ELSE t.start_date END, \
-     end_date = CASE WHEN b.to_state IN ('success', 'failed', 'skipped', \
-                     'upstream_failed', 'removed', 'up_for_retry') THEN b.now \
-                     WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
-                     ELSE t.end_date END, \
-     claim_id = CASE WHEN b.to_state IN ('none', 'scheduled', 'queued') THEN NULL \
-                     ELSE t.claim_id END, \
-     lease_until = CASE WHEN b.to_state = 'running' THEN t.lease_until ELSE NULL END \
-     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
+const APPLY_ROUND: &str = concat!(
+    "UPDATE task_instance t SET ",
+    include_str!("sql/apply_set.sql"),
+    " FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
                  $6::bigint[], $7::bigint[]) \
           AS b(id, try_number, from_state, to_state, inc, next_retry_at, now) \
      WHERE t.id = b.id AND t.try_number = b.try_number AND t.state = b.from_state \
-     RETURNING t.id, t.dag_run_id";
+     RETURNING t.id, t.dag_run_id"
+);
 
 /// The condition [`APPLY_ONE_AT_ONCE`] adds to [`APPLY_ROUND`]'s for its one transition: an
 /// equality on the key, which every plan serves from the primary key. Joined with the
@@ -175,34 +161,70 @@ const APPLY_ROUND: &str =
 /// about a thousand task instances whole rather than look ten up.
 const ONE_BY_KEY: &str = "WHERE t.id = ($1::bigint[])[1] AND t.id = b.id ";
 
+/// Binds a [`TransitionColumns`] in their order (a macro: queries with and without a row type
+/// are different types).
+macro_rules! bind_columns {
+    ($query:expr, $columns:expr) => {{
+        let columns = $columns;
+        $query
+            .bind(columns.ids)
+            .bind(columns.tries)
+            .bind(columns.from)
+            .bind(columns.to)
+            .bind(columns.new_try)
+            .bind(columns.next_retry_at)
+            .bind(columns.now)
+    }};
+}
+
 /// [`APPLY_ROUND`] (or a statement around it) with the round's parameters bound as `$1`–`$7`.
 fn round_query<'q>(
     sql: &'q str,
     items: &[&Transition],
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, (i64, i64), sqlx::postgres::PgArguments> {
-    sqlx::query_as(sql)
-        .bind(items.iter().map(|t| t.ti_id).collect::<Vec<_>>())
-        .bind(
-            items
-                .iter()
+    bind_columns!(
+        sqlx::query_as(sql),
+        TransitionColumns::of(items.iter().copied())
+    )
+}
+
+/// `plan` bound as the next seven parameters of `query`, as [`APPLY_ROUND`] takes them.
+pub(crate) fn bind_transitions<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    plan: &[Transition],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    bind_columns!(query, TransitionColumns::of(plan.iter()))
+}
+
+/// Transitions as the arrays a plan's statements take, one per column.
+struct TransitionColumns {
+    ids: Vec<i64>,
+    tries: Vec<i64>,
+    from: Vec<&'static str>,
+    to: Vec<&'static str>,
+    new_try: Vec<i64>,
+    next_retry_at: Vec<Option<i64>>,
+    now: Vec<i64>,
+}
+
+impl TransitionColumns {
+    fn of<'t>(transitions: impl Iterator<Item = &'t Transition> + Clone) -> Self {
+        TransitionColumns {
+            ids: transitions.clone().map(|t| t.ti_id).collect(),
+            tries: transitions
+                .clone()
                 .map(|t| i64::from(t.try_number))
-                .collect::<Vec<_>>(),
-        )
-        .bind(items.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
-        .bind(items.iter().map(|t| t.to.as_str()).collect::<Vec<_>>())
-        .bind(
-            items
-                .iter()
-                .map(|t| i64::from(t.new_try))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
+                .collect(),
+            from: transitions.clone().map(|t| t.from.as_str()).collect(),
+            to: transitions.clone().map(|t| t.to.as_str()).collect(),
+            new_try: transitions.clone().map(|t| i64::from(t.new_try)).collect(),
+            next_retry_at: transitions
+                .clone()
                 .map(|t| opt_micros(t.next_retry_at))
-                .collect::<Vec<_>>(),
-        )
-        .bind(items.iter().map(|t| micros(t.now)).collect::<Vec<_>>())
+                .collect(),
+            now: transitions.map(|t| micros(t.now)).collect(),
+        }
+    }
 }
 
 /// [`APPLY_ROUND`] as a statement of its own that commits without waiting for the disk and

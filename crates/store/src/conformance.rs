@@ -208,6 +208,7 @@ macro_rules! __store_conformance_checks {
             }
             cluster {
                 queue_admits_within_max_active_tasks,
+                queue_planned_queues_what_its_plan_schedules,
                 queue_takes_the_matching_one_of_an_instance_named_twice,
                 queue_admits_within_pool_slots,
                 pools_can_be_set_listed_and_deleted,

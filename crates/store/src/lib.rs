@@ -293,6 +293,20 @@ pub trait Store:
         items: Vec<QueueItem>,
         now: DateTime<Utc>,
     ) -> Result<Vec<TransitionResult>>;
+    /// [`Store::apply_plan`] of `plan` (compare-and-sets alone, each of another task
+    /// instance), then [`Store::queue`] of `items`, which may name instances the plan
+    /// schedules: a pass's plan and the queueing that follows it, with the results of each.
+    /// A store may make both one round trip; both commit as a plan does.
+    async fn queue_planned(
+        &self,
+        plan: Vec<Transition>,
+        items: Vec<QueueItem>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<TransitionResult>, Vec<TransitionResult>)> {
+        let applied = self.apply_transitions(plan).await?;
+        let queued = self.queue(items, now).await?;
+        Ok((applied, queued))
+    }
     /// The earliest `next_retry_at` of an `up_for_retry`, `up_for_reschedule` or `deferred`
     /// task in an unfinished run: when the scheduler must look again.
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>>;

@@ -170,12 +170,7 @@ impl<'a> TaskCounts<'a> {
                 continue;
             };
             for ti in run.all() {
-                if tasks.contains_key(&ti.task_id)
-                    && matches!(
-                        ti.state,
-                        TaskState::Queued | TaskState::Running | TaskState::Restarting
-                    )
-                {
+                if tasks.contains_key(&ti.task_id) && ti.state.occupies_slot() {
                     counts.count(ti);
                 }
             }

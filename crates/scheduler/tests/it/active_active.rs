@@ -152,11 +152,9 @@ async fn pool_slots_hold_across_schedulers() {
     assert_eq!(world.count(TaskState::Scheduled).await, runs - 2);
 }
 
-/// A try that ends in a run another scheduler owns frees a place that this one fills at once,
-/// from what it keeps, without planning the other's run: the pass it makes of that finish
-/// queues its own waiting task.
-#[tokio::test]
-async fn a_place_freed_in_another_schedulers_run_is_filled_by_the_pass_over_its_finish() {
+/// The world's scheduler and another one, each owning some of the runs of DAG `d`, whose task
+/// runs in pool `one` of one slot: one task is queued, the others wait.
+async fn runs_of_two_schedulers_in_a_pool_of_one() -> (World, updraft_scheduler::Scheduler) {
     let world = World::at(utc("2025-01-05T12:00:00Z")).await;
     let other = world.another_scheduler("other");
     full_pass(&other).await;
@@ -167,6 +165,15 @@ async fn a_place_freed_in_another_schedulers_run_is_filled_by_the_pass_over_its_
     catch_up(&world).await;
     full_pass(&other).await;
     world.pass().await;
+    (world, other)
+}
+
+/// A try that ends in a run another scheduler owns frees a place that this one fills at once,
+/// from what it keeps, without planning the other's run: the pass it makes of that finish
+/// queues its own waiting task.
+#[tokio::test]
+async fn a_place_freed_in_another_schedulers_run_is_filled_by_the_pass_over_its_finish() {
+    let (world, other) = runs_of_two_schedulers_in_a_pool_of_one().await;
     let owners = world.owners("d");
     assert!(
         owners.iter().any(|o| o.as_deref() == Some("scheduler")),
@@ -284,4 +291,50 @@ async fn the_run_loop_fills_a_place_freed_in_another_schedulers_run() {
         Some(ids[bystander]),
         "the bystander queued a task of its own runs"
     );
+}
+
+/// A scheduler's pass over a try that ended in its own run queues within the occupancy it
+/// keeps, not one it reads: when another scheduler took the freed place first, the store
+/// refuses the pick and the limit holds; the next pass over its own finish still fills the
+/// place that finish frees.
+#[tokio::test]
+async fn a_pass_over_its_own_finish_queues_within_the_limits_another_scheduler_filled() {
+    let (world, other) = runs_of_two_schedulers_in_a_pool_of_one().await;
+    assert_eq!(world.count(TaskState::Queued).await, 1);
+
+    let claimed = world.claim_one().await;
+    world.succeed(&claimed).await;
+    let owner_by_run = owner_by_run(&world, "d").await;
+    let owner_of = |run_id: i64| owner_by_run[&run_id].clone();
+    let (owner, bystander) = match owner_of(claimed.ti.dag_run_id).as_deref() {
+        Some("scheduler") => (&world.scheduler, &other),
+        _ => (&other, &world.scheduler),
+    };
+    // The bystander hears of the finish first and takes the pool's slot for its own run.
+    let taken = bystander
+        .pass_with(false, HashSet::new(), vec![succeeded(&claimed)])
+        .await
+        .unwrap();
+    assert_eq!(taken.queued, 1);
+    let refused = owner
+        .pass_with(false, HashSet::new(), vec![succeeded(&claimed)])
+        .await
+        .unwrap();
+    assert_eq!(refused.queued, 0, "the slot was taken");
+    assert_eq!(world.count(TaskState::Queued).await, 1);
+
+    // The bystander's task ends in its own run: its pass fills the slot again.
+    let second = world.claim_one().await;
+    assert_ne!(
+        owner_of(second.ti.dag_run_id),
+        owner_of(claimed.ti.dag_run_id)
+    );
+    world.succeed(&second).await;
+    let filled = bystander
+        .pass_with(false, HashSet::new(), vec![succeeded(&second)])
+        .await
+        .unwrap();
+    assert_eq!(filled.queued, 1);
+    assert_eq!(world.count(TaskState::Queued).await, 1);
+    assert_eq!(world.count(TaskState::Running).await, 0);
 }

@@ -277,7 +277,8 @@ async fn an_upgrade_replaces_the_bodies_of_existing_functions() {
         return;
     };
     let store = db.open().await;
-    for function in ["updraft_queue", "updraft_finish"] {
+    const FUNCTIONS: [&str; 3] = ["updraft_queue", "updraft_finish", "updraft_queue_planned"];
+    for function in FUNCTIONS {
         let definition: String =
             sqlx::query_scalar(&format!("SELECT pg_get_functiondef('{function}'::regproc)"))
                 .fetch_one(store.pool())
@@ -291,20 +292,20 @@ async fn an_upgrade_replaces_the_bodies_of_existing_functions() {
             .fetch_one(store.pool())
             .await
             .unwrap();
-    assert_eq!(old_bodies, 2);
+    assert_eq!(old_bodies, 3);
     sqlx::query("DELETE FROM updraft_schema_version WHERE version = $1")
         .bind(SCHEMA_VERSION)
         .execute(store.pool())
         .await
         .unwrap();
     assert_eq!(store.migrate().await.unwrap(), SCHEMA_VERSION);
-    let bodies: Vec<String> = sqlx::query_scalar(
-        "SELECT prosrc FROM pg_proc WHERE proname IN ('updraft_queue', 'updraft_finish')",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    assert_eq!(bodies.len(), 2);
+    let bodies: Vec<String> =
+        sqlx::query_scalar("SELECT prosrc FROM pg_proc WHERE proname = ANY($1)")
+            .bind(FUNCTIONS)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(bodies.len(), 3);
     assert!(bodies.iter().all(|body| !body.contains("an old body")));
 }
 

@@ -57,6 +57,98 @@ pub async fn queue_takes_the_matching_one_of_an_instance_named_twice(db: &dyn Te
     assert_eq!((a.state, a.try_number), (TaskState::Queued, 1));
 }
 
+/// A pass's plan and its queueing together: the items see what the plan scheduled, a
+/// transition that lost its race changes nothing and leaves its item unqueued, and the limits
+/// hold as in a queueing of its own.
+pub async fn queue_planned_queues_what_its_plan_schedules(db: &dyn TestDatabase) {
+    let store = db.open().await;
+    publish(&*store, &["d"]).await;
+    let run = create(
+        &*store,
+        new_run("d", "r", vec![task("a"), task("b"), task("c")]),
+    )
+    .await;
+    let (a, b, c) = (
+        ti(&*store, run.id, "a").await,
+        ti(&*store, run.id, "b").await,
+        ti(&*store, run.id, "c").await,
+    );
+    let item = |ti: &crate::TaskInstance| QueueItem {
+        ti_id: ti.id,
+        try_number: ti.try_number,
+        dag_id: ti.dag_id.clone(),
+        pool: ti.pool.clone(),
+        queue: ti.queue.clone(),
+        dag_run_id: ti.dag_run_id,
+        max_active_tasks: 1,
+        task_limits: None,
+        resumes: false,
+    };
+    let plan = vec![
+        transition(&a, TaskState::Scheduled),
+        transition(&b, TaskState::Scheduled),
+        crate::Transition {
+            try_number: 7,
+            ..transition(&c, TaskState::Scheduled)
+        },
+    ];
+    let (applied, queued) = store
+        .queue_planned(plan, vec![item(&c), item(&a), item(&b)], at(2))
+        .await
+        .expect("queue_planned");
+    use TransitionResult::*;
+    assert_eq!(applied, vec![Applied, Applied, Conflict]);
+    assert_eq!(
+        queued,
+        vec![Conflict, Applied, Conflict],
+        "c was not scheduled; b does not fit in the DAG's one place a took"
+    );
+    let a = ti(&*store, run.id, "a").await;
+    assert_eq!(
+        (a.state, a.try_number, a.queued_at),
+        (TaskState::Queued, 1, Some(at(2)))
+    );
+    assert_eq!(ti(&*store, run.id, "b").await.state, TaskState::Scheduled);
+    assert_eq!(
+        ti(&*store, run.id, "c").await,
+        c,
+        "a conflict changes nothing"
+    );
+
+    // Without a plan it is a queueing: b fits once a has finished.
+    let claimed = claim_one(&*store, "w").await;
+    assert_eq!(
+        finish(&*store, report(&claimed, TaskState::Success)).await,
+        Applied
+    );
+    let b = ti(&*store, run.id, "b").await;
+    assert_eq!(
+        store
+            .queue_planned(Vec::new(), vec![item(&b)], at(3))
+            .await
+            .expect("queue_planned"),
+        (Vec::new(), vec![Applied])
+    );
+
+    // A plan the state machine forbids is refused whole.
+    let b = ti(&*store, run.id, "b").await;
+    let refused = store
+        .queue_planned(
+            vec![
+                transition(&c, TaskState::Scheduled),
+                transition(&b, TaskState::Scheduled),
+            ],
+            Vec::new(),
+            at(4),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(crate::StoreError::IllegalTransition(_))),
+        "{refused:?}"
+    );
+    assert_eq!(ti(&*store, run.id, "c").await, c);
+}
+
 pub async fn queue_admits_within_max_active_tasks(db: &dyn TestDatabase) {
     let store = db.open().await;
     publish(&*store, &["d"]).await;
