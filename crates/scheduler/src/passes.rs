@@ -18,12 +18,20 @@ use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
 /// against each other under the same locks, and 2 or 3 schedulers ran W5 slower than one.
 const OTHERS_TRIES_GATHER: Duration = Duration::from_millis(10);
 
+/// How often the sweep reads the kept runs' task instances again, in case a change went
+/// unseen. Every change a scheduler must react to is told to it (a lost notification
+/// connection tells it that everything changed), so this is the safety net's safety net;
+/// reading a run of 50,000 task instances on every sweep cost a big DAG's run a tenth of its
+/// scheduler's time.
+const KEPT_REFRESH: Duration = Duration::from_secs(30);
+
 impl Scheduler {
     /// Runs passes until `shutdown` turns true: on every signal, at the next due instant,
     /// and at least every sweep interval.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         self.signal.everything_changed();
         let mut last_full = std::time::Instant::now();
+        let mut last_reread = last_full;
         let mut retry_full = false;
         // The earliest due instant seen by the last full pass; passes over changed runs only
         // do not look at schedules, so they must not forget it.
@@ -38,13 +46,20 @@ impl Scheduler {
                 }
                 return;
             }
-            let (mut full, dirty, mut finished) = self.signal.take();
+            let (asked, dirty, mut finished) = self.signal.take();
+            let (mut full, mut reread) = (asked.due, asked.reread);
             if !gathered.is_empty() {
                 gathered.append(&mut finished);
                 finished = std::mem::take(&mut gathered);
             }
-            if retry_full || last_full.elapsed() >= self.config.sweep_interval {
+            if retry_full {
+                (full, reread) = (true, true);
+            }
+            if last_full.elapsed() >= self.config.sweep_interval {
                 full = true;
+            }
+            if full && last_reread.elapsed() >= KEPT_REFRESH {
+                reread = true;
             }
             if !full
                 && dirty.is_empty()
@@ -69,9 +84,12 @@ impl Scheduler {
             if full {
                 last_full = std::time::Instant::now();
             }
+            if reread {
+                last_reread = last_full;
+            }
             retry_full = false;
             let pass_started = std::time::Instant::now();
-            let wait = match self.pass_with(full, dirty, finished).await {
+            let wait = match self.pass_reading(full, reread, dirty, finished).await {
                 Ok(outcome) => {
                     if let Some(metrics) = updraft_metrics::get() {
                         metrics.scheduler_loop(pass_started.elapsed());
@@ -103,12 +121,12 @@ impl Scheduler {
             };
             if wait.is_zero() {
                 known_due = None;
-                self.signal.everything_changed();
+                self.signal.sweep_due();
                 continue;
             }
             tokio::select! {
                 _ = self.signal.notify.notified() => {}
-                _ = tokio::time::sleep(wait) => self.signal.everything_changed(),
+                _ = tokio::time::sleep(wait) => self.signal.sweep_due(),
                 _ = shutdown.changed() => {}
             }
         }
@@ -134,6 +152,18 @@ impl Scheduler {
         dirty: HashSet<i64>,
         finished: Vec<FinishedTry>,
     ) -> Result<PassOutcome, SchedulerError> {
+        self.pass_reading(full, full, dirty, finished).await
+    }
+
+    /// [`Scheduler::pass_with`]; a full pass reads the kept runs' task instances again only
+    /// if `reread` (a sweep plans from the states kept).
+    async fn pass_reading(
+        &self,
+        full: bool,
+        reread: bool,
+        dirty: HashSet<i64>,
+        finished: Vec<FinishedTry>,
+    ) -> Result<PassOutcome, SchedulerError> {
         let now = self.clock.now();
         let only_tries_finished =
             !full && dirty.is_empty() && !finished.is_empty() && self.config.only_run.is_none();
@@ -142,7 +172,7 @@ impl Scheduler {
         let mut freed = Vec::new();
         {
             let mut kept = self.kept();
-            if full {
+            if reread {
                 kept.clear();
             }
             for run in &dirty {

@@ -13,7 +13,14 @@ pub struct SchedulerSignal {
     pub(crate) notify: Notify,
     dirty_runs: Mutex<HashSet<i64>>,
     finished: Mutex<Vec<FinishedTry>>,
-    full_pass: Mutex<bool>,
+    full_pass: Mutex<FullPass>,
+}
+
+/// A full pass asked for, and whether it must read the kept runs' states again.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FullPass {
+    pub(crate) due: bool,
+    pub(crate) reread: bool,
 }
 
 impl SchedulerSignal {
@@ -38,18 +45,38 @@ impl SchedulerSignal {
 
     /// Something changed outside this process (a trigger, a clear, a pause): look at everything.
     pub fn everything_changed(&self) {
+        self.ask(FullPass {
+            due: true,
+            reread: true,
+        });
+    }
+
+    /// The sweep's time, or a due instant's, came: a full pass, which plans the runs from the
+    /// states kept of them (nothing says they changed unseen).
+    pub(crate) fn sweep_due(&self) {
+        self.ask(FullPass {
+            due: true,
+            reread: false,
+        });
+    }
+
+    fn ask(&self, pass: FullPass) {
         if let Ok(mut full) = self.full_pass.lock() {
-            *full = true;
+            full.due = true;
+            full.reread |= pass.reread;
         }
         self.notify.notify_one();
     }
 
-    pub(crate) fn take(&self) -> (bool, HashSet<i64>, Vec<FinishedTry>) {
+    pub(crate) fn take(&self) -> (FullPass, HashSet<i64>, Vec<FinishedTry>) {
         let full = self
             .full_pass
             .lock()
             .map(|mut f| std::mem::take(&mut *f))
-            .unwrap_or(true);
+            .unwrap_or(FullPass {
+                due: true,
+                reread: true,
+            });
         let dirty = self
             .dirty_runs
             .lock()

@@ -378,6 +378,28 @@ impl Store for SqliteStore {
         self.changed(touched.changes());
         Ok(results)
     }
+    async fn queue_planned(
+        &self,
+        plan: Vec<Transition>,
+        items: Vec<QueueItem>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<TransitionResult>, Vec<TransitionResult>)> {
+        check_transitions(&plan)?;
+        if plan.is_empty() && items.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        // One transaction, so one commit: a pass's plan and queueing write the same pages.
+        let (applied, queued, touched) = self
+            .write(move |tx| {
+                let mut touched = task_instances::Touched::default();
+                let applied = task_instances::apply(tx, &plan, &mut touched)?;
+                let queued = queueing::queue(tx, &items, now, &mut touched)?;
+                Ok((applied, queued, touched))
+            })
+            .await?;
+        self.changed(touched.changes());
+        Ok((applied, queued))
+    }
     async fn earliest_retry(&self) -> Result<Option<DateTime<Utc>>> {
         self.read(task_instances::earliest_retry).await
     }
