@@ -8,10 +8,9 @@ use std::sync::Arc;
 use chrono::Duration;
 use tokio::sync::watch;
 use updraft_model::{Dag, DagRunState, TaskState};
-use updraft_scheduler::{FinishedTry, SchedulerConfig, SchedulerSignal};
-use updraft_store::ClaimedTask;
+use updraft_scheduler::{SchedulerConfig, SchedulerSignal};
 
-use crate::fixture::{bash, dag, utc, World};
+use crate::fixture::{bash, dag, succeeded, utc, World};
 
 /// A daily DAG with catch-up from new year: at `2025-01-05T12:00Z` it has several runs due.
 fn four_runs(dag_id: &str) -> Dag {
@@ -37,17 +36,6 @@ async fn owner_by_run(world: &World, dag_id: &str) -> HashMap<i64, Option<String
     let runs = world.runs(dag_id).await;
     assert_eq!(runs.len(), owners.len());
     runs.iter().map(|run| run.id).zip(owners).collect()
-}
-
-/// The news of `claimed`'s try having succeeded, as the change feed carries it.
-fn succeeded(claimed: &ClaimedTask) -> FinishedTry {
-    FinishedTry {
-        dag_run_id: claimed.ti.dag_run_id,
-        ti_id: claimed.ti.id,
-        try_number: claimed.ti.try_number,
-        state: TaskState::Success,
-        next_retry_at: None,
-    }
 }
 
 fn all(owner: &str, n: usize) -> Vec<Option<String>> {

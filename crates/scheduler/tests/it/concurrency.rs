@@ -1,10 +1,16 @@
 //! The limits on how much runs at once: `max_active_runs`, the scheduler's `parallelism`, each
 //! DAG's `max_active_tasks` and pool slots.
 
-use updraft_model::{Dag, DagRunState, Task, TaskState};
-use updraft_scheduler::SchedulerConfig;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::fixture::{bash, dag, new_year, utc, World};
+use tokio::sync::watch;
+use updraft_model::{Dag, DagRunState, Task, TaskState};
+use updraft_scheduler::{SchedulerConfig, SchedulerSignal};
+use updraft_store::{Store, Transition};
+
+use crate::fixture::{bash, dag, new_year, succeeded, utc, World};
 
 /// `n` independent bash tasks `<prefix>0`, `<prefix>1`, …
 fn independent(prefix: &str, n: usize) -> Vec<Task> {
@@ -188,4 +194,65 @@ async fn tasks_of_a_dag_at_max_active_tasks_do_not_starve_other_dags() {
     world.pass().await;
     let other = world.runs("other").await.remove(0);
     assert_eq!(world.states(&other).await, "lone=queued");
+}
+
+/// The sweep plans from the task states the scheduler keeps, and reads them again at the first
+/// sweep after the store refused one of its picks: an instance changed behind its back (no
+/// change told) is seen within a sweep, not only at the half-minute safety net.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_after_a_refused_pick_reads_the_kept_states_again() {
+    let world = World::at(new_year()).await;
+    world.set_pool("db", 1).await;
+    let mut tasks = independent("db", 2);
+    for t in &mut tasks {
+        t.pool = "db".to_string();
+    }
+    world.publish(vec![dag("pooled", "@daily", tasks)]).await;
+    let signal = Arc::new(SchedulerSignal::default());
+    let scheduler = world.another_signalled_scheduler(
+        SchedulerConfig {
+            scheduler_id: "sweeper".to_string(),
+            sweep_interval: Duration::from_millis(50),
+            ..Default::default()
+        },
+        signal.clone(),
+        Arc::new(AtomicI64::new(0)),
+    );
+    let (stop, stopped) = watch::channel(false);
+    let drive = async {
+        let run = run_states_within(&world, "db0=queued db1=scheduled").await;
+        // Behind the scheduler's back: nothing tells it.
+        let db1 = world.ti(&run, "db1").await;
+        let moved = Transition {
+            ti_id: db1.id,
+            try_number: db1.try_number,
+            from: TaskState::Scheduled,
+            to: TaskState::None,
+            now: world.now(),
+            new_try: false,
+            next_retry_at: None,
+        };
+        world.store.apply_transitions(vec![moved]).await.unwrap();
+        let db0 = world.claim_one().await;
+        world.succeed(&db0).await;
+        // Its pass picks db1 as it keeps it, scheduled; the store refuses the pick.
+        signal.tries_finished([succeeded(&db0)]);
+        run_states_within(&world, "db0=success db1=queued").await;
+        stop.send(true).unwrap();
+    };
+    tokio::join!(scheduler.run(stopped), drive);
+}
+
+/// The first run of DAG `pooled` once its states are `expected` (within 10 s).
+async fn run_states_within(world: &World, expected: &str) -> updraft_store::DagRun {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(run) = world.runs("pooled").await.first() {
+            if world.states(run).await == expected {
+                return run.clone();
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never {expected}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

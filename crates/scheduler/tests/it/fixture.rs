@@ -364,3 +364,14 @@ impl World {
         lost.is_empty()
     }
 }
+
+/// The news of `claimed`'s try having succeeded, as the change feed carries it.
+pub fn succeeded(claimed: &ClaimedTask) -> updraft_scheduler::FinishedTry {
+    updraft_scheduler::FinishedTry {
+        dag_run_id: claimed.ti.dag_run_id,
+        ti_id: claimed.ti.id,
+        try_number: claimed.ti.try_number,
+        state: TaskState::Success,
+        next_retry_at: None,
+    }
+}
