@@ -110,7 +110,13 @@ pub(crate) async fn finish(
     State(shared): State<Arc<Shared>>,
     Body(reports): Body<Vec<FinishReport>>,
 ) -> Reply<Vec<TransitionResult>> {
-    Ok(Json(shared.store.finish(reports).await?))
+    let results = shared.store.finish(reports).await?;
+    if let Some(tell) = &shared.tries_finished {
+        if results.contains(&TransitionResult::Applied) {
+            tell();
+        }
+    }
+    Ok(Json(results))
 }
 
 /// `POST /execution/v1/logs`.

@@ -34,6 +34,10 @@ pub struct ApiState {
     /// Work queued by other processes comes through the store's change feed
     /// ([`Store::changes`]) when it has one; otherwise waiting claims look every second.
     pub work_queued: Arc<Notify>,
+    /// Called after a finish request ended a try. On a database without a change feed
+    /// (SQLite), the embedding process wakes the scheduler on the same file with it, as it
+    /// does for the REST API's changes.
+    pub tries_finished: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl ApiState {
@@ -42,6 +46,7 @@ impl ApiState {
             store,
             worker_token: worker_token.into(),
             work_queued: Arc::new(Notify::new()),
+            tries_finished: None,
         }
     }
 }
@@ -50,6 +55,7 @@ impl ApiState {
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub wake: Arc<Wake>,
+    pub tries_finished: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Stops the wake-up tasks when the last router clone is dropped.
     _tasks: TaskGuard,
 }
@@ -110,6 +116,7 @@ fn build(state: ApiState) -> Result<(Router, Arc<Wake>), ApiError> {
     let shared = Arc::new(Shared {
         store: state.store,
         wake: wake.clone(),
+        tries_finished: state.tries_finished,
         _tasks: tasks,
     });
 

@@ -239,8 +239,12 @@ impl Scheduler {
                 *running_per_dag.entry(run.dag_id.clone()).or_default() += 1;
             }
         }
-        // Later runs of the changed runs' DAGs may wait for their past (`depends_on_past`).
-        let released = {
+        // Later runs of the changed runs' DAGs may wait for their past (`depends_on_past`);
+        // a full pass looks at every run that waits (the run before may be another
+        // scheduler's, whose plans are not told to this one).
+        let released = if full {
+            self.all_past_waiters()
+        } else {
             let changed: Vec<_> = runs.iter().filter(|r| dirty.contains(&r.id)).collect();
             self.past_waiters_of(&changed)
         };
@@ -495,7 +499,12 @@ impl Scheduler {
             (Vec::new(), Vec::new())
         } else {
             self.store
-                .queue_planned(planned.transitions.clone(), items.clone(), now)
+                .queue_planned(
+                    planned.transitions.clone(),
+                    items.clone(),
+                    self.config.parallelism,
+                    now,
+                )
                 .await?
         };
         {

@@ -139,6 +139,14 @@ impl Scheduler {
             .collect()
     }
 
+    /// Every run that waited for its past when last evaluated.
+    pub(crate) fn all_past_waiters(&self) -> HashSet<i64> {
+        self.past_waiters
+            .lock()
+            .map(|waiters| waiters.values().flatten().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Forgets a finished run as a waiter.
     pub(crate) fn forget_past_waiter(&self, run: &DagRun) {
         if let Ok(mut waiters) = self.past_waiters.lock() {

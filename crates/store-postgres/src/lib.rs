@@ -389,6 +389,7 @@ impl Store for PostgresStore {
         &self,
         plan: Vec<Transition>,
         items: Vec<QueueItem>,
+        parallelism: u32,
         now: DateTime<Utc>,
     ) -> Result<(Vec<TransitionResult>, Vec<TransitionResult>)> {
         check_transitions(&plan)?;
@@ -399,7 +400,12 @@ impl Store for PostgresStore {
         if !plan.iter().all(|t| seen.insert(t.ti_id)) {
             // Two changes of one instance take rounds, in a transaction of their own.
             let applied = self.apply_transitions(plan).await?;
-            return Ok((applied, self.queue(items, now).await?));
+            let room = parallelism.saturating_sub(self.occupancy().await?.total) as usize;
+            let mut queued = self
+                .queue(items[..room.min(items.len())].to_vec(), now)
+                .await?;
+            queued.resize(items.len(), TransitionResult::Conflict);
+            return Ok((applied, queued));
         }
         let payload = self.queued_announcement(&items)?;
         let done = queueing::queue_planned(
@@ -409,6 +415,7 @@ impl Store for PostgresStore {
             now,
             &payload,
             &self.inner.origin,
+            parallelism,
         )
         .await?;
         let mut changes = Vec::new();

@@ -70,7 +70,8 @@ pub async fn queue(
 /// A plan's transitions and the queueing of `items` in one round trip: `updraft_queue_planned`
 /// (`sql/queue_planned.sql`) applies the transitions (each of another task instance) as
 /// [`crate::task_instances::apply`] does, announcing their runs to watchers as from `origin`,
-/// then queues as [`queue`] does, seeing what they scheduled. Returns the transitions'
+/// then queues as [`queue`] does, seeing what they scheduled, the first items that keep every
+/// queued and running task instance within `parallelism`. Returns the transitions'
 /// results, the items' results, and the queues and runs of the items queued and of the
 /// transitions applied.
 pub async fn queue_planned(
@@ -80,15 +81,17 @@ pub async fn queue_planned(
     now: DateTime<Utc>,
     payload: &str,
     origin: &str,
+    parallelism: u32,
 ) -> Result<QueuedPlan> {
     let query = sqlx::query(
         "SELECT kind, item, item_queue, item_run FROM updraft_queue_planned(\
          $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-         $20, $21, $22)",
+         $20, $21, $22, $23)",
     );
     let query = crate::task_instances::bind_transitions(query, plan)
         .bind(WATCH_CHANNEL)
-        .bind(origin);
+        .bind(origin)
+        .bind(i64::from(parallelism));
     let rows = bind_items(query, items, now, payload)
         .fetch_all(&mut *conn)
         .await

@@ -382,6 +382,7 @@ impl Store for SqliteStore {
         &self,
         plan: Vec<Transition>,
         items: Vec<QueueItem>,
+        parallelism: u32,
         now: DateTime<Utc>,
     ) -> Result<(Vec<TransitionResult>, Vec<TransitionResult>)> {
         check_transitions(&plan)?;
@@ -393,7 +394,10 @@ impl Store for SqliteStore {
             .write(move |tx| {
                 let mut touched = task_instances::Touched::default();
                 let applied = task_instances::apply(tx, &plan, &mut touched)?;
-                let queued = queueing::queue(tx, &items, now, &mut touched)?;
+                let room = parallelism.saturating_sub(queueing::occupying(tx)?) as usize;
+                let mut queued =
+                    queueing::queue(tx, &items[..room.min(items.len())], now, &mut touched)?;
+                queued.resize(items.len(), TransitionResult::Conflict);
                 Ok((applied, queued, touched))
             })
             .await?;

@@ -57,6 +57,15 @@ pub fn occupancy(conn: &Connection) -> Result<Occupancy> {
     Ok(occupancy)
 }
 
+/// Task instances holding a slot, in all (the scheduler's `parallelism` counts them).
+pub(crate) fn occupying(conn: &Connection) -> Result<u32> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM task_instance WHERE state IN ('queued', 'running', 'restarting')",
+    )
+    .and_then(|mut s| s.query_row([], |r| r.get(0)))
+    .map_err(db_err)
+}
+
 /// Queues what fits; notes the runs and queues that got work in `touched`.
 pub(crate) fn queue(
     tx: &Transaction,

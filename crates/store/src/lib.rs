@@ -296,15 +296,23 @@ pub trait Store:
     /// [`Store::apply_plan`] of `plan` (compare-and-sets alone, each of another task
     /// instance), then [`Store::queue`] of `items`, which may name instances the plan
     /// schedules: a pass's plan and the queueing that follows it, with the results of each.
-    /// A store may make both one round trip; both commit as a plan does.
+    /// Only the first items that keep the queued and running task instances of every DAG
+    /// within `parallelism` are tried (the scheduler's limit, counted here because its
+    /// caller did not read the occupancy); the others are refused. A store may make all of
+    /// it one round trip; it commits as a plan does.
     async fn queue_planned(
         &self,
         plan: Vec<Transition>,
-        items: Vec<QueueItem>,
+        mut items: Vec<QueueItem>,
+        parallelism: u32,
         now: DateTime<Utc>,
     ) -> Result<(Vec<TransitionResult>, Vec<TransitionResult>)> {
         let applied = self.apply_transitions(plan).await?;
-        let queued = self.queue(items, now).await?;
+        let asked = items.len();
+        let room = parallelism.saturating_sub(self.occupancy().await?.total) as usize;
+        items.truncate(room);
+        let mut queued = self.queue(items, now).await?;
+        queued.resize(asked, TransitionResult::Conflict);
         Ok((applied, queued))
     }
     /// The earliest `next_retry_at` of an `up_for_retry`, `up_for_reschedule` or `deferred`

@@ -19,9 +19,12 @@
                 FROM unnest(v_positions, v_runs) AS a(position, run);
         END IF;
     END IF;
+    SELECT GREATEST(p_parallelism - count(*), 0) INTO v_room FROM task_instance
+        WHERE state IN ('queued', 'running', 'restarting');
     RETURN QUERY SELECT 'q'::TEXT, q.queued_item, q.queued_queue, q.queued_run
-        FROM updraft_queue(p_ids, p_tries, p_resumes, p_dags, p_pools, p_max_active,
-            p_task_ids, p_task_runs, p_task_per_dag, p_task_per_run,
-            p_now, p_channel, p_payload) q;
+        FROM updraft_queue(p_ids[1:v_room], p_tries[1:v_room], p_resumes[1:v_room],
+            p_dags[1:v_room], p_pools[1:v_room], p_max_active[1:v_room],
+            p_task_ids[1:v_room], p_task_runs[1:v_room], p_task_per_dag[1:v_room],
+            p_task_per_run[1:v_room], p_now, p_channel, p_payload) q;
 END;
 $fn$;

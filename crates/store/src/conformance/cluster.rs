@@ -62,7 +62,7 @@ pub async fn queue_takes_the_matching_one_of_an_instance_named_twice(db: &dyn Te
 /// hold as in a queueing of its own.
 pub async fn queue_planned_queues_what_its_plan_schedules(db: &dyn TestDatabase) {
     let store = db.open().await;
-    publish(&*store, &["d"]).await;
+    publish(&*store, &["d", "e"]).await;
     let run = create(
         &*store,
         new_run("d", "r", vec![task("a"), task("b"), task("c")]),
@@ -93,7 +93,7 @@ pub async fn queue_planned_queues_what_its_plan_schedules(db: &dyn TestDatabase)
         },
     ];
     let (applied, queued) = store
-        .queue_planned(plan, vec![item(&c), item(&a), item(&b)], at(2))
+        .queue_planned(plan, vec![item(&c), item(&a), item(&b)], 32, at(2))
         .await
         .expect("queue_planned");
     use TransitionResult::*;
@@ -124,7 +124,7 @@ pub async fn queue_planned_queues_what_its_plan_schedules(db: &dyn TestDatabase)
     let b = ti(&*store, run.id, "b").await;
     assert_eq!(
         store
-            .queue_planned(Vec::new(), vec![item(&b)], at(3))
+            .queue_planned(Vec::new(), vec![item(&b)], 32, at(3))
             .await
             .expect("queue_planned"),
         (Vec::new(), vec![Applied])
@@ -139,6 +139,7 @@ pub async fn queue_planned_queues_what_its_plan_schedules(db: &dyn TestDatabase)
                 transition(&b, TaskState::Scheduled),
             ],
             Vec::new(),
+            32,
             at(4),
         )
         .await;
@@ -147,6 +148,30 @@ pub async fn queue_planned_queues_what_its_plan_schedules(db: &dyn TestDatabase)
         "{refused:?}"
     );
     assert_eq!(ti(&*store, run.id, "c").await, c);
+
+    // The scheduler's parallelism counts the instances of every DAG: b holds the one place.
+    let other = create(&*store, new_run("e", "r", vec![task("x")])).await;
+    let x = ti(&*store, other.id, "x").await;
+    assert_eq!(
+        store
+            .queue_planned(
+                vec![transition(&x, TaskState::Scheduled)],
+                vec![item(&x)],
+                1,
+                at(5)
+            )
+            .await
+            .expect("queue_planned"),
+        (vec![Applied], vec![Conflict])
+    );
+    assert_eq!(ti(&*store, other.id, "x").await.state, TaskState::Scheduled);
+    assert_eq!(
+        store
+            .queue_planned(Vec::new(), vec![item(&x)], 2, at(5))
+            .await
+            .expect("queue_planned"),
+        (Vec::new(), vec![Applied])
+    );
 }
 
 pub async fn queue_admits_within_max_active_tasks(db: &dyn TestDatabase) {

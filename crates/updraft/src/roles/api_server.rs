@@ -36,7 +36,12 @@ pub async fn run(mut app: App, host: Option<String>, port: Option<u16>) -> Resul
     let c = &app.config;
     let host = host.unwrap_or_else(|| c.api.host.clone());
     let port = port.unwrap_or(c.api.port);
-    let state = ApiState::new(app.store.clone(), c.api.worker_token.clone());
+    let mut state = ApiState::new(app.store.clone(), c.api.worker_token.clone());
+    if let Some(path) = app.sqlite_path() {
+        // Without a change feed the scheduler on the file hears of remote tries' ends so.
+        let path = path.to_path_buf();
+        state.tries_finished = Some(Arc::new(move || crate::wake::send(&path)));
+    }
     if c.api.worker_token.trim().is_empty() {
         anyhow::bail!(
             "api.worker_token is not set: set UPDRAFT_API__WORKER_TOKEN (or [api] worker_token) \

@@ -171,6 +171,37 @@ fn worker_list_shows_a_remote_worker_and_what_it_runs() {
     assert_none_alive(&home, "worker");
 }
 
+/// On a SQLite file there is no change feed: the API server wakes the scheduler on the file
+/// when a remote worker's try ends, so a chain moves on at once, not at the scheduler's
+/// half-minute reading of what it keeps.
+#[test]
+fn a_remote_workers_finishes_wake_the_scheduler_on_the_same_sqlite_file() {
+    let home = Home::new();
+    home.write_dag(
+        "chain.yaml",
+        "tasks:\n  - task_id: a\n    bash_command: \"true\"\n\
+         \x20 - task_id: b\n    bash_command: \"true\"\n    dependencies: [a]\n\
+         \x20 - task_id: c\n    bash_command: \"true\"\n    dependencies: [b]\n",
+    );
+    let token = [("UPDRAFT_API__WORKER_TOKEN", TOKEN)];
+    let _scheduler = home.role(&["scheduler"], &[]);
+    let api = home.role(
+        &["api-server", "--host", "127.0.0.1", "--port", "0"],
+        &token,
+    );
+    let url = api.url.clone().expect("an API address");
+    let _worker = home.role(&["worker", "--server", &url], &token);
+    let logs = || role_logs(&home, &["scheduler", "api-server", "worker"]);
+    wait_until_alive(&home, "worker", logs);
+    eventually(Duration::from_secs(30), || {
+        (home.json(&["dags", "list"]).as_array()?.len() == 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the DAG was never listed\n{}", logs()));
+    let run_id = home.trigger("chain");
+    let states = home.wait_for_run("chain", &run_id, Duration::from_secs(15));
+    assert_eq!(states["state"], "success", "{states:#}\n{}", logs());
+}
+
 #[test]
 fn pools_round_trip_and_refuse_bad_input() {
     let home = Home::new();

@@ -95,6 +95,13 @@ async fn trigger_with_params_and_watch_the_grid_turn_green_without_reloading() {
         "document.querySelectorAll('.grid td.state-success').length === 2",
     )
     .await;
+    // The run's end redraws the grid once more: a grid focused before it loses its focus.
+    wait_until(
+        &client,
+        "the run's bar green",
+        "document.querySelector('.grid .run-bar.state-success') !== null",
+    )
+    .await;
     assert!(
         page_was_not_reloaded(&client).await,
         "the grid updated in place"
