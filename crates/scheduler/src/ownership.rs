@@ -11,6 +11,8 @@ use crate::{Scheduler, SchedulerError};
 pub(crate) struct Ownership {
     pub(crate) owned: HashSet<i64>,
     pub(crate) foreign: HashSet<i64>,
+    /// When this scheduler last renewed its runs' leases.
+    pub(crate) renewed_at: Option<DateTime<Utc>>,
 }
 
 impl Scheduler {
@@ -86,10 +88,25 @@ impl Scheduler {
             .collect();
         {
             let mut kept = self.kept();
+            // Runs kept since before this scheduler's leases may have lapsed (a stalled
+            // process): another scheduler may have adopted and driven them meanwhile.
+            let lapsed = self
+                .ownership
+                .lock()
+                .ok()
+                .and_then(|o| o.renewed_at)
+                .is_none_or(|renewed| now - renewed >= lease);
+            if lapsed {
+                kept.clear();
+            }
             kept.retain(|run, _| owned.contains(run));
         }
         if let Ok(mut ownership) = self.ownership.lock() {
-            *ownership = Ownership { owned, foreign };
+            *ownership = Ownership {
+                owned,
+                foreign,
+                renewed_at: Some(now),
+            };
         }
         Ok(())
     }

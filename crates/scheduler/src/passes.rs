@@ -32,7 +32,6 @@ impl Scheduler {
         self.signal.everything_changed();
         let mut last_full = std::time::Instant::now();
         let mut last_reread = last_full;
-        let mut reread_when_due = false;
         let mut retry_full = false;
         // The earliest due instant seen by the last full pass; passes over changed runs only
         // do not look at schedules, so they must not forget it.
@@ -49,7 +48,6 @@ impl Scheduler {
             }
             let (asked, dirty, mut finished) = self.signal.take();
             let (mut full, mut reread) = (asked.due, asked.reread);
-            reread_when_due |= asked.reread_when_due;
             if !gathered.is_empty() {
                 gathered.append(&mut finished);
                 finished = std::mem::take(&mut gathered);
@@ -60,7 +58,7 @@ impl Scheduler {
             if last_full.elapsed() >= self.config.sweep_interval {
                 full = true;
             }
-            if full && (reread_when_due || last_reread.elapsed() >= KEPT_REFRESH) {
+            if full && last_reread.elapsed() >= KEPT_REFRESH {
                 reread = true;
             }
             if !full
@@ -88,7 +86,6 @@ impl Scheduler {
             }
             if reread {
                 last_reread = last_full;
-                reread_when_due = false;
             }
             retry_full = false;
             let pass_started = std::time::Instant::now();

@@ -113,8 +113,8 @@ impl Scheduler {
             let mut kept = self.kept();
             for (item, result) in items.iter().zip(results) {
                 // Not queued: another scheduler filled the DAG's or the pool's places first
-                // (the task stays scheduled), or the row moved on, which the next sweep
-                // reloads. Either way the occupancy counted here is not the store's.
+                // (the task stays scheduled), or the row moved on, which a told change or
+                // the kept states' next reading reloads. Either way the occupancy counted here is not the store's.
                 if *result != TransitionResult::Applied {
                     refused = true;
                     continue;
@@ -133,9 +133,6 @@ impl Scheduler {
             }
         }
         self.keep_occupancy((!refused).then_some(occupancy));
-        if refused {
-            self.signal.kept_may_be_stale();
-        }
         queued
     }
 

@@ -21,8 +21,6 @@ pub struct SchedulerSignal {
 pub(crate) struct FullPass {
     pub(crate) due: bool,
     pub(crate) reread: bool,
-    /// The next full pass, when it comes, reads the kept states again.
-    pub(crate) reread_when_due: bool,
 }
 
 impl SchedulerSignal {
@@ -50,7 +48,6 @@ impl SchedulerSignal {
         self.ask(FullPass {
             due: true,
             reread: true,
-            reread_when_due: false,
         });
     }
 
@@ -60,17 +57,7 @@ impl SchedulerSignal {
         self.ask(FullPass {
             due: true,
             reread: false,
-            reread_when_due: false,
         });
-    }
-
-    /// A kept state may be stale (the store refused a pick: another scheduler filled the
-    /// place, or the row moved on unseen): the next sweep reads the kept states again, as
-    /// every sweep did before, without a pass of its own now.
-    pub(crate) fn kept_may_be_stale(&self) {
-        if let Ok(mut full) = self.full_pass.lock() {
-            full.reread_when_due = true;
-        }
     }
 
     fn ask(&self, pass: FullPass) {
@@ -89,7 +76,6 @@ impl SchedulerSignal {
             .unwrap_or(FullPass {
                 due: true,
                 reread: true,
-                reread_when_due: false,
             });
         let dirty = self
             .dirty_runs
