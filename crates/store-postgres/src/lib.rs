@@ -399,13 +399,7 @@ impl Store for PostgresStore {
         let mut seen = HashSet::new();
         if !plan.iter().all(|t| seen.insert(t.ti_id)) {
             // Two changes of one instance take rounds, in a transaction of their own.
-            let applied = self.apply_transitions(plan).await?;
-            let room = parallelism.saturating_sub(self.occupancy().await?.total) as usize;
-            let mut queued = self
-                .queue(items[..room.min(items.len())].to_vec(), now)
-                .await?;
-            queued.resize(items.len(), TransitionResult::Conflict);
-            return Ok((applied, queued));
+            return updraft_store::queue_planned_apart(self, plan, items, parallelism, now).await;
         }
         let payload = self.queued_announcement(&items)?;
         let done = queueing::queue_planned(

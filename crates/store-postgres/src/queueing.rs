@@ -169,7 +169,7 @@ fn at_position(results: &mut [TransitionResult], position: i32) -> Result<&mut T
     usize::try_from(position)
         .ok()
         .and_then(|position| results.get_mut(position.wrapping_sub(1)))
-        .ok_or_else(|| StoreError::Corrupt("a queued item out of range".into()))
+        .ok_or_else(|| StoreError::Corrupt(format!("a position out of range: {position}")))
 }
 
 /// The items `updraft_queue` answered as queued, with their queues and runs.

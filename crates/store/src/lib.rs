@@ -50,6 +50,24 @@ pub use task_log::{log_path, read_try_log, TryLog};
 pub use transition::*;
 pub use triggered_run::*;
 
+/// [`Store::queue_planned`] as three calls: the plan applied, the occupancy read, the items
+/// that fit within `parallelism` queued. What a store does when it cannot make it one.
+pub async fn queue_planned_apart<S: Store + ?Sized>(
+    store: &S,
+    plan: Vec<Transition>,
+    mut items: Vec<QueueItem>,
+    parallelism: u32,
+    now: DateTime<Utc>,
+) -> Result<(Vec<TransitionResult>, Vec<TransitionResult>)> {
+    let applied = store.apply_transitions(plan).await?;
+    let asked = items.len();
+    let room = parallelism.saturating_sub(store.occupancy().await?.total) as usize;
+    items.truncate(room);
+    let mut queued = store.queue(items, now).await?;
+    queued.resize(asked, TransitionResult::Conflict);
+    Ok((applied, queued))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be opened, read or written.
@@ -303,17 +321,11 @@ pub trait Store:
     async fn queue_planned(
         &self,
         plan: Vec<Transition>,
-        mut items: Vec<QueueItem>,
+        items: Vec<QueueItem>,
         parallelism: u32,
         now: DateTime<Utc>,
     ) -> Result<(Vec<TransitionResult>, Vec<TransitionResult>)> {
-        let applied = self.apply_transitions(plan).await?;
-        let asked = items.len();
-        let room = parallelism.saturating_sub(self.occupancy().await?.total) as usize;
-        items.truncate(room);
-        let mut queued = self.queue(items, now).await?;
-        queued.resize(asked, TransitionResult::Conflict);
-        Ok((applied, queued))
+        queue_planned_apart(self, plan, items, parallelism, now).await
     }
     /// The earliest `next_retry_at` of an `up_for_retry`, `up_for_reschedule` or `deferred`
     /// task in an unfinished run: when the scheduler must look again.

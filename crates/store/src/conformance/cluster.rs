@@ -172,6 +172,23 @@ pub async fn queue_planned_queues_what_its_plan_schedules(db: &dyn TestDatabase)
             .expect("queue_planned"),
         (Vec::new(), vec![Applied])
     );
+
+    // Two changes of one instance apply in order.
+    let third = create(&*store, new_run("e", "r2", vec![task("y")])).await;
+    let y = ti(&*store, third.id, "y").await;
+    let scheduled = transition(&y, TaskState::Scheduled);
+    let skipped = crate::Transition {
+        from: TaskState::Scheduled,
+        ..transition(&y, TaskState::Skipped)
+    };
+    assert_eq!(
+        store
+            .queue_planned(vec![scheduled, skipped], Vec::new(), 32, at(6))
+            .await
+            .expect("queue_planned"),
+        (vec![Applied, Applied], Vec::new())
+    );
+    assert_eq!(ti(&*store, third.id, "y").await.state, TaskState::Skipped);
 }
 
 pub async fn queue_admits_within_max_active_tasks(db: &dyn TestDatabase) {
