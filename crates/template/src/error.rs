@@ -1,6 +1,7 @@
 //! `TemplateError`: what went wrong in a template, worded for the task's log.
 
 use std::fmt;
+use std::ops::Range;
 
 use minijinja::ErrorKind;
 
@@ -116,8 +117,14 @@ impl TemplateError {
         }
     }
 
-    /// Translates a minijinja error raised while rendering `template`.
-    pub(crate) fn from_minijinja(err: &minijinja::Error, template: &str) -> Self {
+    /// Translates a minijinja error raised while rendering `template`. What minijinja compiled
+    /// has the template's lines but not its columns (its multiplications are rewritten), so
+    /// the error's byte range is taken back to the template's by `original_range`.
+    pub(crate) fn from_minijinja(
+        err: &minijinja::Error,
+        template: &str,
+        original_range: impl Fn(Range<usize>) -> Option<Range<usize>>,
+    ) -> Self {
         let location = Location::new(err.line(), template);
         if let Some(issue) = variable_issue(err) {
             return match issue {
@@ -147,6 +154,7 @@ impl TemplateError {
             ErrorKind::UndefinedError => {
                 let name = err
                     .range()
+                    .and_then(original_range)
                     .and_then(|range| template.get(range))
                     .map(|expr| expr.trim().to_owned())
                     .filter(|expr| !expr.is_empty())

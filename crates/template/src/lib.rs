@@ -17,13 +17,15 @@
 //! **Architecture Invariant:** this crate does no IO and never panics on a template: every
 //! mistake in a template is a [`TemplateError`] whose `Display` is fit for the task's log. A
 //! render's cost is bounded: instructions by fuel, the rendered text by [`MAX_RENDERED_BYTES`],
-//! values printed or walked whole by [`MAX_ITEMS`] (`limits`).
+//! values printed or walked whole by [`MAX_ITEMS`] (`limits`), and so are the sequences a `*`
+//! repeats, whatever consumes them (`repetition`).
 
 mod context;
 mod error;
 mod identity;
 mod limits;
 mod macros;
+mod repetition;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -54,6 +56,7 @@ impl Renderer {
         env.set_debug(true);
         env.set_fuel(Some(FUEL));
         limits::install(&mut env);
+        repetition::install(&mut env);
         macros::register(&mut env);
         Renderer { env }
     }
@@ -102,12 +105,18 @@ impl Renderer {
         value: minijinja::Value,
     ) -> Result<String, TemplateError> {
         let mut output = limits::BoundedOutput::default();
+        // What minijinja compiles: the template with its multiplications bounded, on the same
+        // lines (so errors name the template's own lines).
+        let mut compiled_source = None;
         // minijinja's arithmetic on huge repetition counts can overflow where overflow checks
         // are on (debug builds): that panic is the template's mistake, reported as such.
         let rendered = catch_unwind(AssertUnwindSafe(|| {
+            let rewritten = compiled_source.insert(repetition::rewrite(template)?);
+            let source = rewritten.as_ref().map_or(template, |r| r.source.as_str());
             self.env
-                .template_from_str(template)
+                .template_from_str(source)
                 .and_then(|compiled| compiled.render_captured_to(value, &mut output))
+                .map(drop)
         }));
         match rendered {
             Ok(Ok(_)) => String::from_utf8(output.bytes).map_err(|_| TemplateError::Render {
@@ -117,7 +126,17 @@ impl Renderer {
             Ok(Err(_)) if output.overflowed => Err(TemplateError::TooLarge {
                 message: format!("the rendered text exceeds {MAX_RENDERED_BYTES} bytes"),
             }),
-            Ok(Err(err)) => Err(TemplateError::from_minijinja(&err, template)),
+            Ok(Err(err)) => {
+                let rewritten = compiled_source.flatten();
+                Err(TemplateError::from_minijinja(
+                    &err,
+                    template,
+                    |range| match &rewritten {
+                        Some(rewritten) => rewritten.original_range(range),
+                        None => Some(range),
+                    },
+                ))
+            }
             Err(_) => Err(TemplateError::Render {
                 message: "the template engine failed on this template (a number too large?)"
                     .to_owned(),

@@ -18,20 +18,24 @@ fn printing_a_sequence_repeated_billions_of_times_is_refused() {
     let err = refused("{{ 11*11111111111*['items'] }}");
     assert_eq!(
         err.to_string(),
-        "template error at line 1: `{{ 11*11111111111*['items'] }}`: a value of 122222222221 \
-         items is too large to be printed (at most 1000000)"
+        "template error at line 1: `{{ 11*11111111111*['items'] }}`: a sequence of 1 items \
+         repeated 122222222221 times is too large (at most 1000000 items, nested items and \
+         characters included)"
     );
 }
 
+/// Found by fuzzing (the third runs' 8 hangs were this kind and the next): `~` writes every
+/// item of a sequence repeated millions of times. The constant expression was even evaluated
+/// while compiling the template, before fuel or any render bound applied.
 #[test]
-fn filters_and_methods_refuse_to_walk_a_huge_sequence() {
-    for (template, used) in [
-        ("{{ (['a'] * 10**10) | list | length }}", "`list`"),
-        ("{{ (['a'] * 10**10) | join(',') }}", "`join`"),
-        ("{{ (['a', 'b'] * 10**10) | sort | first }}", "`sort`"),
-        ("{{ (['a'] * 10**10) | unique | first }}", "`unique`"),
-        ("{{ ','.join(['a'] * 10**10) }}", "`join`"),
-        ("{{ (['a'] * 10**10).count('a') }}", "`count`"),
+fn concatenating_a_sequence_repeated_millions_of_times_is_refused() {
+    for template in [
+        "{{ 10*000 ~ 7321011*['gYaqp'] }}",
+        "{{ 'a' ~ ['x'] * 10**10 }}",
+        "{% set n = 10**10 %}{{ 'a' ~ ['x'] * n }}",
+        // A million items that each hold a million: the repetition counts what it repeats.
+        "{{ 'a' ~ [['x'] * 1000000] * 1000000 }}",
+        "{{ 'a' ~ ['x' * 1000000] * 1000 }}",
     ] {
         let err = refused(template);
         assert!(
@@ -40,7 +44,99 @@ fn filters_and_methods_refuse_to_walk_a_huge_sequence() {
         );
         assert!(
             err.to_string()
-                .contains(&format!("items is too large to be passed to {used}")),
+                .contains("is too large (at most 1000000 items"),
+            "{template}: {err}"
+        );
+    }
+}
+
+/// Found by fuzzing: a `for` loop over an empty range repeated a trillion times spun inside one
+/// instruction (fuel counts instructions), walking the empty repetitions; so did an `in` test,
+/// `|first` and unpacking with `*` into a call.
+#[test]
+fn an_empty_sequence_repeated_a_trillion_times_is_consumed_at_once() {
+    let renderer = Renderer::new();
+    let ctx = context();
+    for (template, expected) in [
+        (
+            "{% for i in range(111101<1111-0) * 1111111411111 %}x{% endfor %}!",
+            "!",
+        ),
+        (
+            "{% for x in [] * 10**12 %}x{% else %}none{% endfor %}",
+            "none",
+        ),
+        (
+            "{% set n = 10**12 %}{% for x in [] * n %}x{% endfor %}!",
+            "!",
+        ),
+        ("{{ 'a' in [] * 10**12 }}", "False"),
+        ("{{ 'a' in range(0) * 10**12 }}", "False"),
+        ("{{ (([] * 10**12) | first) is undefined }}", "True"),
+        ("{{ range(*([] * 10**12), 3) | list }}", "[0, 1, 2]"),
+        ("{{ ([] * 10**12) == [] }}", "True"),
+    ] {
+        let rendered = renderer.render(template, &ctx);
+        assert_eq!(rendered.as_deref(), Ok(expected), "{template}");
+    }
+}
+
+/// Every consumer of a huge repetition, the engine's own included, meets the refusal where the
+/// sequence is made.
+#[test]
+fn a_huge_repetition_is_refused_whatever_consumes_it() {
+    for template in [
+        "{% for x in ['a'] * 10**12 %}{% endfor %}",
+        "{{ 'b' in ['a'] * 10**10 }}",
+        "{{ 'b' in range(3) * 10**10 }}",
+        "{% macro m() %}{{ varargs | length }}{% endmacro %}{{ m(*(['a'] * 10**10)) }}",
+        "{{ (['a'] * 10**10) == ['a'] }}",
+        "{{ (['a'] * 10**10)[10**9] }}",
+        "{{ (['a'] * 10**10)[1:3] }}",
+        "{{ (['a'] * 10**10) | first }}",
+        "{{ 10**10 * ['a'] * 1 }}",
+        "{{ (['a'] * 1000000) * 2 }}",
+        "{% set xs = ['a', 'b'] %}{{ (xs * 10**10) | length }}",
+    ] {
+        let err = refused(template);
+        assert!(
+            matches!(err, TemplateError::Render { .. }),
+            "{template}: {err:?}"
+        );
+        assert!(err.to_string().contains("repeated"), "{template}: {err}");
+    }
+}
+
+/// A sequence doubled 21 times: two million items, made lazily by `+` in a few instructions.
+const DOUBLED: &str = "{% set ns = namespace(xs=['a']) %}{% for i in range(21) %}\
+                       {% set ns.xs = ns.xs + ns.xs %}{% endfor %}";
+
+#[test]
+fn filters_and_methods_refuse_to_walk_a_huge_sequence() {
+    for (expression, used) in [
+        ("{{ ns.xs | list | length }}", "`list`"),
+        ("{{ ns.xs | join(',') }}", "`join`"),
+        ("{{ ns.xs | sort | first }}", "`sort`"),
+        ("{{ ns.xs | unique | first }}", "`unique`"),
+        ("{{ ','.join(ns.xs) }}", "`join`"),
+        ("{{ ns.xs.count('a') }}", "`count`"),
+        ("{{ ns.xs }}", "printed"),
+    ] {
+        let template = format!("{DOUBLED}{expression}");
+        let err = refused(&template);
+        assert!(
+            matches!(err, TemplateError::Render { .. }),
+            "{template}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains(&format!(
+                "a value of 2097152 items is too large to be {}",
+                if used == "printed" {
+                    used.to_owned()
+                } else {
+                    format!("passed to {used}")
+                }
+            )),
             "{template}: {err}"
         );
     }
@@ -110,4 +206,93 @@ fn values_within_the_bounds_still_render() {
     assert_eq!(render("{{ ','.join(['a', 'b']) }}"), "a,b");
     assert_eq!(render("{{ [3, 1, 2] | sort | list }}"), "[1, 2, 3]");
     assert_eq!(render("{{ 'ab' * 3 }}"), "ababab");
+    assert_eq!(render("{{ [1, 2] * 3 }}"), "[1, 2, 1, 2, 1, 2]");
+    assert_eq!(render("{{ 2 * [1] }}"), "[1, 1]");
+    assert_eq!(render("{{ (range(3) * 2) | list }}"), "[0, 1, 2, 0, 1, 2]");
+    assert_eq!(render("{{ ([1] * 0) | list }}"), "[]");
+    assert_eq!(render("{{ ['-' * 3] * 2 }}"), "[\"---\", \"---\"]");
+    assert_eq!(
+        render("{% for x in ['a', 'b'] * 2 %}{{ x }}{{ loop.length }}{% endfor %}"),
+        "a4b4a4b4"
+    );
+    assert_eq!(render("{{ 'b' in ['a', 'b'] * 2 }}"), "True");
+    assert_eq!(render("{{ 'x' ~ [1] * 2 }}"), "x[1, 1]");
+    assert_eq!(
+        render("{{ 6 * 7 }} {{ 2.5 * 2 }} {{ -3 * 4 }} {{ 10 ** 3 * 2 }} {{ 2 * 3 + 1 }}"),
+        "42 5.0 -12 2000 7"
+    );
+    assert_eq!(render("{{ (ti.try_number * 2) }}"), "4");
+    assert_eq!(
+        render(&format!("{{{{ ([1] * {MAX_ITEMS}) | length }}}}")),
+        MAX_ITEMS.to_string()
+    );
+    // The operator's own mistakes are reported as before.
+    let err = refused("{{ 'a' * 'b' }}");
+    assert!(
+        err.to_string()
+            .contains("strings can only be multiplied with integers"),
+        "{err}"
+    );
+    let err = refused("{{ [1] * -1 }}");
+    assert!(
+        err.to_string()
+            .contains("sequences and iterables can only be multiplied with integers"),
+        "{err}"
+    );
+}
+
+/// Every place of a template where an expression may stand has its `*` bounded (the renderer
+/// finds them in minijinja's parse, whose statements may change with its version).
+#[test]
+fn a_repetition_anywhere_in_a_template_is_bounded() {
+    let huge = "['a'] * 10**10";
+    for template in [
+        format!("{{{{ {huge} }}}}"),
+        format!("{{% set x = {huge} %}}"),
+        format!("{{% set x | join(({huge})|first) %}}a{{% endset %}}"),
+        format!("{{% for x in {huge} %}}{{% endfor %}}"),
+        format!("{{% for x in [1] if x in {huge} %}}{{% endfor %}}"),
+        format!("{{% if {huge} %}}{{% endif %}}"),
+        format!("{{% if false %}}{{% elif {huge} %}}{{% endif %}}"),
+        format!("{{% with x = {huge} %}}{{% endwith %}}"),
+        format!("{{% macro m(x={huge}) %}}{{% endmacro %}}{{{{ m() }}}}"),
+        format!("{{% macro m(x) %}}{{% endmacro %}}{{{{ m(x={huge}) }}}}"),
+        format!("{{% macro m(x) %}}{{% endmacro %}}{{% call m({huge}) %}}{{% endcall %}}"),
+        format!("{{% filter replace('a', {huge}) %}}a{{% endfilter %}}"),
+        format!("{{% autoescape {huge} %}}{{% endautoescape %}}"),
+        format!("{{{{ 1 if {huge} else 2 }}}}"),
+        format!("{{{{ {{'k': {huge}}}['k'] }}}}"),
+        format!("{{{{ [{huge}][0] }}}}"),
+        format!("{{{{ 'a' is in({huge}) }}}}"),
+        format!("{{{{ 'abc'[:({huge})|length] }}}}"),
+        format!("{{{{ not {huge} }}}}"),
+        format!("{{{{ -({huge}) }}}}"),
+        format!("{{{{ ({huge}).x }}}}"),
+        format!("{{{{ range(*({huge})) }}}}"),
+        format!("{{% block b %}}{{{{ {huge} }}}}{{% endblock %}}"),
+        "{{ ['a'] * 10\n** 10 }}".to_owned(),
+        "{{ ((['a']) * (10**10)) }}".to_owned(),
+    ] {
+        let err = refused(&template);
+        assert!(
+            err.to_string()
+                .contains("repeated 10000000000 times is too large"),
+            "{template}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_undefined_name_in_a_product_is_named_as_written() {
+    let err = refused("{{ 3 * missing.attr * 2 }}");
+    assert!(
+        matches!(&err, TemplateError::Undefined { name, .. } if name == "missing.attr"),
+        "{err:?}"
+    );
+    // The rewritten template keeps the template's lines.
+    let err = refused("line one\n{{ [1] *\n  nothing.attr }}");
+    assert_eq!(
+        err.to_string(),
+        "undefined template variable `nothing.attr` at line 3: `nothing.attr }}`"
+    );
 }
