@@ -12,7 +12,16 @@ requirements="$here/requirements.txt"
 stamp="$venv/requirements.sha256"
 want="$(sha256sum "$requirements" | cut -d' ' -f1)"
 
-if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+ready() { [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; }
+if ready; then
+    exit 0
+fi
+# Test processes (nextest runs each test in its own) may all find it missing at once: one
+# creates it while the others wait, then find it ready.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
+if ready; then
     exit 0
 fi
 python="${PYTHON:-python3}"
