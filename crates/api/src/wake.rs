@@ -109,6 +109,7 @@ async fn follow_changes(store: Arc<dyn Store>, wake: Arc<Wake>) {
                         Change::WorkQueued(_) | Change::Everything => wake.poke(),
                         Change::Runs(_)
                         | Change::TriesFinished { .. }
+                        | Change::PlacesFree
                         | Change::Dags(_)
                         | Change::Jobs => {}
                     }

@@ -92,7 +92,8 @@ impl State {
         loop {
             match self.changes.try_recv() {
                 // Neither changes which runs there are nor their states.
-                Ok(Change::WorkQueued(_) | Change::Dags(_) | Change::Jobs) => {}
+                Ok(Change::WorkQueued(_) | Change::PlacesFree | Change::Dags(_) | Change::Jobs) => {
+                }
                 Ok(Change::Runs(_) | Change::TriesFinished { .. } | Change::Everything)
                 | Err(TryRecvError::Lagged(_)) => {
                     self.entries.clear();

@@ -73,6 +73,7 @@ impl State {
                 Ok(
                     Change::Runs(_)
                     | Change::TriesFinished { .. }
+                    | Change::PlacesFree
                     | Change::WorkQueued(_)
                     | Change::Dags(_)
                     | Change::Jobs,

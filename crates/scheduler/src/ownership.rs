@@ -13,6 +13,8 @@ pub(crate) struct Ownership {
     pub(crate) foreign: HashSet<i64>,
     /// When this scheduler last renewed its runs' leases.
     pub(crate) renewed_at: Option<DateTime<Utc>>,
+    /// How many other schedulers were alive then.
+    pub(crate) others_alive: usize,
 }
 
 impl Scheduler {
@@ -36,6 +38,11 @@ impl Scheduler {
             .lock()
             .map(|o| o.foreign.contains(&dag_run_id))
             .unwrap_or(false)
+    }
+
+    /// How many other schedulers were alive at the last ownership refresh.
+    pub(crate) fn other_schedulers_alive(&self) -> usize {
+        self.ownership.lock().map(|o| o.others_alive).unwrap_or(0)
     }
 
     /// Whether an unfinished run appeared that this scheduler has not placed yet.
@@ -106,6 +113,7 @@ impl Scheduler {
                 owned,
                 foreign,
                 renewed_at: Some(now),
+                others_alive: live - 1,
             };
         }
         Ok(())

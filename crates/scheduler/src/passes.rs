@@ -10,13 +10,8 @@ use tracing::{info, warn};
 use updraft_model::{DagRunState, RunType, TaskState};
 use updraft_store::{RunStart, TransitionResult};
 
+use crate::queueing::Places;
 use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
-
-/// How long tries that ended only in runs other schedulers own may gather before this one
-/// makes a pass to fill the places they freed. The owner's own pass, made at once, fills
-/// them from its runs first; when every scheduler answered every finish at once, they queued
-/// against each other under the same locks, and 2 or 3 schedulers ran W5 slower than one.
-const OTHERS_TRIES_GATHER: Duration = Duration::from_millis(10);
 
 /// How often the sweep reads the kept runs' task instances again, in case a change went
 /// unseen. Every change a scheduler must react to is told to it (a lost notification
@@ -36,9 +31,6 @@ impl Scheduler {
         // The earliest due instant seen by the last full pass; passes over changed runs only
         // do not look at schedules, so they must not forget it.
         let mut known_due: Option<DateTime<Utc>> = None;
-        // Tries that ended in other schedulers' runs, held back until `gather_until`.
-        let mut gathered: Vec<FinishedTry> = Vec::new();
-        let mut gather_until: Option<tokio::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 if let Err(e) = self.hand_over().await {
@@ -46,12 +38,8 @@ impl Scheduler {
                 }
                 return;
             }
-            let (asked, dirty, mut finished) = self.signal.take();
-            let (mut full, mut reread) = (asked.due, asked.reread);
-            if !gathered.is_empty() {
-                gathered.append(&mut finished);
-                finished = std::mem::take(&mut gathered);
-            }
+            let told = self.signal.take();
+            let (mut full, mut reread) = (told.full.due, told.full.reread);
             if retry_full {
                 (full, reread) = (true, true);
             }
@@ -61,26 +49,6 @@ impl Scheduler {
             if full && last_reread.elapsed() >= KEPT_REFRESH {
                 reread = true;
             }
-            if !full
-                && dirty.is_empty()
-                && !finished.is_empty()
-                && finished
-                    .iter()
-                    .all(|done| self.owned_by_another(done.dag_run_id))
-            {
-                let until = *gather_until
-                    .get_or_insert_with(|| tokio::time::Instant::now() + OTHERS_TRIES_GATHER);
-                if tokio::time::Instant::now() < until {
-                    gathered = finished;
-                    tokio::select! {
-                        _ = self.signal.notify.notified() => {}
-                        _ = tokio::time::sleep_until(until) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    continue;
-                }
-            }
-            gather_until = None;
             if full {
                 last_full = std::time::Instant::now();
             }
@@ -89,7 +57,19 @@ impl Scheduler {
             }
             retry_full = false;
             let pass_started = std::time::Instant::now();
-            let wait = match self.pass_reading(full, reread, dirty, finished).await {
+            if told.places_free {
+                // The occupancy kept does not know of the places other schedulers freed.
+                self.keep_occupancy(None);
+            }
+            let fill_only =
+                told.places_free && !full && told.dirty.is_empty() && told.finished.is_empty();
+            let pass = if fill_only {
+                self.fill_free_places().await
+            } else {
+                self.pass_reading(full, reread, told.dirty, told.finished)
+                    .await
+            };
+            let wait = match pass {
                 Ok(outcome) => {
                     if let Some(metrics) = updraft_metrics::get() {
                         metrics.scheduler_loop(pass_started.elapsed());
@@ -170,6 +150,9 @@ impl Scheduler {
         let mut dirty = dirty;
         // The DAG and pool of each try that left a place (queued or running) in a kept run.
         let mut freed = Vec::new();
+        // Tries that ended in runs of this scheduler's it does not keep: the places they
+        // left are not known.
+        let mut unkept = 0;
         {
             let mut kept = self.kept();
             if reread {
@@ -181,6 +164,7 @@ impl Scheduler {
             for done in &finished {
                 dirty.insert(done.dag_run_id);
                 let Some(kept_run) = kept.get_mut(&done.dag_run_id) else {
+                    unkept += usize::from(!self.owned_by_another(done.dag_run_id));
                     continue;
                 };
                 // A late word of an earlier try must not undo what was read since.
@@ -200,14 +184,34 @@ impl Scheduler {
                 });
             }
         }
-        if only_tries_finished {
-            if let Some(outcome) = self
-                .pass_over_finished_tries(&finished, &freed, now)
+        let quick = if only_tries_finished {
+            self.pass_over_finished_tries(&finished, &freed, now)
                 .await?
-            {
-                return Ok(outcome);
+        } else {
+            None
+        };
+        let (mut outcome, taken) = match quick {
+            Some(done) => done,
+            None => self.pass_over_runs(full, dirty, now).await?,
+        };
+        if self.places_left_free(&freed, unkept, &taken) {
+            outcome.told_places_free = true;
+            if let Err(e) = self.store.announce_free_places().await {
+                // Their sweeps fill the places.
+                warn!(error = %e, "could not tell the other schedulers of free places");
             }
         }
+        Ok(outcome)
+    }
+
+    /// The pass of [`Self::pass_reading`] that reads the unfinished runs: all of them
+    /// (`full`) or the `dirty` ones. Returns the places the instances it queued took.
+    async fn pass_over_runs(
+        &self,
+        full: bool,
+        dirty: HashSet<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(PassOutcome, Places), SchedulerError> {
         let mut outcome = PassOutcome::default();
         if full && self.config.only_run.is_none() {
             self.beat(now).await?;
@@ -338,7 +342,8 @@ impl Scheduler {
             // queued run of its DAG may start now, not at the next sweep.
             self.signal.runs_changed(std::iter::empty());
         }
-        outcome.queued = self.queue_ready_work(now).await?;
+        let taken = self.queue_ready_work(now).await?;
+        outcome.queued = taken.len();
         if outcome.queued > 0 {
             // notify_one keeps a permit, so a worker busy claiming still sees it.
             self.work_queued.notify_one();
@@ -348,7 +353,46 @@ impl Scheduler {
             let next_retry = self.store.earliest_retry().await?;
             outcome.next_due = earliest(outcome.next_due, earliest(next_run, next_retry));
         }
-        Ok(outcome)
+        Ok((outcome, taken))
+    }
+
+    /// A pass that only queues, into places another scheduler left free: what the run loop
+    /// does when told [`SchedulerSignal::places_free`](crate::SchedulerSignal::places_free).
+    pub async fn fill_free_places(&self) -> Result<PassOutcome, SchedulerError> {
+        let taken = self.queue_ready_work(self.clock.now()).await?;
+        if !taken.is_empty() {
+            self.work_queued.notify_one();
+        }
+        Ok(PassOutcome {
+            queued: taken.len(),
+            ..PassOutcome::default()
+        })
+    }
+
+    /// Whether places that tries of this scheduler's runs `freed` (and `unkept` tries, whose
+    /// places are not known) stay free after the pass `taken` places, while other schedulers
+    /// are alive that may have work for them. The owner of a run answers its tries' ends;
+    /// the others fill only what it leaves (when every scheduler answered every finish, they
+    /// read the occupancy after the owner had filled the place, and three schedulers ran W5
+    /// slower than one).
+    fn places_left_free(&self, freed: &[(String, String)], unkept: usize, taken: &Places) -> bool {
+        if (freed.is_empty() && unkept == 0)
+            || self.config.only_run.is_some()
+            || self.other_schedulers_alive() == 0
+        {
+            return false;
+        }
+        let mut left = freed.to_vec();
+        let mut elsewhere = 0;
+        for place in taken {
+            match left.iter().position(|p| p == place) {
+                Some(i) => {
+                    left.swap_remove(i);
+                }
+                None => elsewhere += 1,
+            }
+        }
+        !left.is_empty() || unkept > elsewhere
     }
 }
 
@@ -356,16 +400,18 @@ impl Scheduler {
     /// A pass over tries that finished in runs this scheduler owns and keeps, or in runs
     /// another scheduler owns, when nothing else changed: their runs are at hand, so neither
     /// the unfinished runs nor the asset queue are read. Another scheduler's runs are its to
-    /// plan; their tries only free places this one may fill, and may release runs of the same
-    /// DAG waiting for their past. `None` (nothing done) when a run is not at hand or a try
-    /// that succeeded in an own run has outlets (an asset event may start a run, which a pass
-    /// that reads the runs adopts; in another's run, its owner's pass does).
+    /// plan, and the places their tries freed its to fill (it says when it leaves some free:
+    /// [`Change::PlacesFree`](updraft_store::Change::PlacesFree)); they may only release
+    /// runs of the same DAG waiting for their past. `None` (nothing done) when a run is not at
+    /// hand or a try that succeeded in an own run has outlets (an asset event may start a
+    /// run, which a pass that reads the runs adopts; in another's run, its owner's pass does).
+    /// Returns the places the instances it queued took.
     async fn pass_over_finished_tries(
         &self,
         finished: &[FinishedTry],
         freed: &[(String, String)],
         now: DateTime<Utc>,
-    ) -> Result<Option<PassOutcome>, SchedulerError> {
+    ) -> Result<Option<(PassOutcome, Places)>, SchedulerError> {
         let ids: std::collections::BTreeSet<i64> =
             finished.iter().map(|done| done.dag_run_id).collect();
         let (runs, others): (Vec<updraft_store::DagRun>, Vec<updraft_store::DagRun>) = {
@@ -378,10 +424,10 @@ impl Scheduler {
                     Some(run) if run.state == DagRunState::Running && self.in_scope(run) => {
                         runs.push(run.clone())
                     }
+                    // Its state as last read does not matter (only its DAG does): the run
+                    // may have started since, which its owner tells nobody.
                     Some(run)
-                        if run.state == DagRunState::Running
-                            && self.config.only_run.is_none()
-                            && self.owned_by_another(run.id) =>
+                        if self.config.only_run.is_none() && self.owned_by_another(run.id) =>
                     {
                         others.push(run.clone())
                     }
@@ -433,12 +479,10 @@ impl Scheduler {
             self.signal.runs_changed(released);
         }
         let mut outcome = PassOutcome::default();
-        // Only this scheduler's own tries ended: it knows the places they freed.
-        let kept_occupancy = others
-            .is_empty()
-            .then(|| self.occupancy_after(freed))
-            .flatten();
-        let (ended, queued) = match kept_occupancy {
+        if runs.is_empty() {
+            return Ok(Some((outcome, Places::new())));
+        }
+        let (ended, taken) = match self.occupancy_after(freed) {
             Some(occupancy) => {
                 self.plan_and_queue(&runs, occupancy, now, &mut outcome)
                     .await?
@@ -465,25 +509,25 @@ impl Scheduler {
             // A queued run of the DAG may start now: a pass that reads the runs starts it.
             self.signal.runs_changed(std::iter::empty());
         }
-        outcome.queued = queued;
+        outcome.queued = taken.len();
         if outcome.queued > 0 {
             self.work_queued.notify_one();
         }
-        Ok(Some(outcome))
+        Ok(Some((outcome, taken)))
     }
 
     /// Plans `runs` and queues within `occupancy`: a plain plan (compare-and-sets alone) and
     /// the queueing in one call to the store, with the plan's moves kept before the picks
     /// (so that what it schedules is picked) and undone by reading a run again where the
-    /// store refused one. Returns the DAG ids of the runs that finished and how many
-    /// instances were queued.
+    /// store refused one. Returns the DAG ids of the runs that finished and the places the
+    /// instances it queued took.
     async fn plan_and_queue(
         &self,
         runs: &[updraft_store::DagRun],
         occupancy: updraft_store::Occupancy,
         now: DateTime<Utc>,
         outcome: &mut PassOutcome,
-    ) -> Result<(Vec<String>, usize), SchedulerError> {
+    ) -> Result<(Vec<String>, Places), SchedulerError> {
         let planned = self.plan_runs(runs, now, outcome).await?;
         if !planned.is_plain() {
             let ended = self.apply_planned(runs, planned).await?;
@@ -512,8 +556,8 @@ impl Scheduler {
                 }
             }
         }
-        let queued = self.keep_queued(occupancy, &items, &queue_results);
+        let taken = self.keep_queued(occupancy, &items, &queue_results);
         let ended = self.settle(runs, planned, &applied).await?;
-        Ok((ended, queued))
+        Ok((ended, taken))
     }
 }

@@ -16,6 +16,9 @@ use pick::{pick, Limits};
 /// `max_active_tis_per_dagrun`).
 pub(crate) type DagTaskLimits = HashMap<String, (Option<u32>, Option<u32>)>;
 
+/// The DAG and pool of each instance queued: the places it took.
+pub(crate) type Places = Vec<(String, String)>;
+
 impl Scheduler {
     /// Moves `scheduled` task instances to `queued` (starting a new try), highest priority
     /// first, within parallelism, each DAG's `max_active_tasks` and each pool's slots. Task
@@ -25,7 +28,7 @@ impl Scheduler {
     pub(crate) async fn queue_ready_work(
         &self,
         now: DateTime<Utc>,
-    ) -> Result<usize, SchedulerError> {
+    ) -> Result<Places, SchedulerError> {
         let occupancy = self.store.occupancy().await?;
         self.queue_within(occupancy, now).await
     }
@@ -35,11 +38,11 @@ impl Scheduler {
         &self,
         occupancy: Occupancy,
         now: DateTime<Utc>,
-    ) -> Result<usize, SchedulerError> {
+    ) -> Result<Places, SchedulerError> {
         let items = self.pick_items(&occupancy, now);
         if items.is_empty() {
             self.keep_occupancy(Some(occupancy));
-            return Ok(0);
+            return Ok(Places::new());
         }
         let results = self.store.queue(items.clone(), now).await?;
         Ok(self.keep_queued(occupancy, &items, &results))
@@ -100,14 +103,14 @@ impl Scheduler {
     }
 
     /// Applies the store's answer to queueing `items` to the kept states, and keeps
-    /// `occupancy` with the queued items counted in; returns how many were queued.
+    /// `occupancy` with the queued items counted in; returns the places they took.
     pub(crate) fn keep_queued(
         &self,
         mut occupancy: Occupancy,
         items: &[QueueItem],
         results: &[TransitionResult],
-    ) -> usize {
-        let mut queued = 0;
+    ) -> Places {
+        let mut taken = Places::new();
         let mut refused = false;
         {
             let mut kept = self.kept();
@@ -119,7 +122,7 @@ impl Scheduler {
                     refused = true;
                     continue;
                 }
-                queued += 1;
+                taken.push((item.dag_id.clone(), item.pool.clone()));
                 *occupancy.per_dag.entry(item.dag_id.clone()).or_default() += 1;
                 *occupancy.per_pool.entry(item.pool.clone()).or_default() += 1;
                 occupancy.total += 1;
@@ -133,12 +136,12 @@ impl Scheduler {
             }
         }
         self.keep_occupancy((!refused).then_some(occupancy));
-        queued
+        taken
     }
 
     /// Keeps `occupancy` as the one the next pass over this scheduler's finished tries starts
     /// from (`None`: that pass reads it).
-    fn keep_occupancy(&self, occupancy: Option<Occupancy>) {
+    pub(crate) fn keep_occupancy(&self, occupancy: Option<Occupancy>) {
         if let Ok(mut kept) = self.occupancy.lock() {
             *kept = occupancy;
         }

@@ -1,7 +1,8 @@
 //! How the rest of the process wakes the scheduler: runs that changed, tries that finished,
-//! or everything.
+//! places another scheduler left free, or everything.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
@@ -14,6 +15,16 @@ pub struct SchedulerSignal {
     dirty_runs: Mutex<HashSet<i64>>,
     finished: Mutex<Vec<FinishedTry>>,
     full_pass: Mutex<FullPass>,
+    places_free: AtomicBool,
+}
+
+/// What the scheduler was told since it last looked.
+pub(crate) struct Told {
+    pub(crate) full: FullPass,
+    pub(crate) dirty: HashSet<i64>,
+    pub(crate) finished: Vec<FinishedTry>,
+    /// Another scheduler left places free: fill them if this one can.
+    pub(crate) places_free: bool,
 }
 
 /// A full pass asked for, and whether it must read the kept runs' states again.
@@ -43,6 +54,12 @@ impl SchedulerSignal {
         self.notify.notify_one();
     }
 
+    /// Another scheduler's pass left places free that it could not fill: queue into them.
+    pub fn places_free(&self) {
+        self.places_free.store(true, Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
     /// Something changed outside this process (a trigger, a clear, a pause): look at everything.
     pub fn everything_changed(&self) {
         self.ask(FullPass {
@@ -68,7 +85,7 @@ impl SchedulerSignal {
         self.notify.notify_one();
     }
 
-    pub(crate) fn take(&self) -> (FullPass, HashSet<i64>, Vec<FinishedTry>) {
+    pub(crate) fn take(&self) -> Told {
         let full = self
             .full_pass
             .lock()
@@ -87,6 +104,11 @@ impl SchedulerSignal {
             .lock()
             .map(|mut f| std::mem::take(&mut *f))
             .unwrap_or_default();
-        (full, dirty, finished)
+        Told {
+            full,
+            dirty,
+            finished,
+            places_free: self.places_free.swap(false, Ordering::Relaxed),
+        }
     }
 }

@@ -58,6 +58,10 @@ struct Payload {
     /// With `finished`: the runs the finish changed beyond those tries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     reread: Vec<i64>,
+    /// A scheduler left places free it could not fill ([`Change::PlacesFree`]); `change`
+    /// then names no run, which an older scheduler answers with a pass that queues.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    places_free: bool,
 }
 
 impl From<Announce> for Change {
@@ -88,6 +92,7 @@ fn encode(origin: &str, change: &Announce, runs: &[i64], ended: TriesEnded) -> R
             runs: runs.to_vec(),
             finished: ended.tries.to_vec(),
             reread: ended.reread.to_vec(),
+            places_free: false,
         })
         .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))
     };
@@ -161,12 +166,44 @@ pub async fn notify_watchers(
     Ok(())
 }
 
+/// Announces to the other schedulers that places are free which the store `origin`'s
+/// scheduler could not fill, at once (outside any transaction: nothing is committed with it).
+pub async fn notify_places_free(conn: &mut PgConnection, origin: &str) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(places_free_payload(origin)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn places_free_payload(origin: &str) -> Result<String> {
+    serde_json::to_string(&Payload {
+        origin: origin.to_string(),
+        change: Announce::Runs(Vec::new()),
+        runs: Vec::new(),
+        finished: Vec::new(),
+        reread: Vec::new(),
+        places_free: true,
+    })
+    .map_err(|e| StoreError::Corrupt(format!("cannot encode a change: {e}")))
+}
+
 /// What a notification means to the store `origin`: nothing if it wrote it. A scheduler hears
 /// the announced change (the tries of a finish in place of its runs); watchers hear it and
 /// the runs it touched.
 fn decode(payload: &str, origin: &str, for_scheduler: bool) -> Vec<Change> {
     match serde_json::from_str::<Payload>(payload) {
         Ok(p) if p.origin == origin => Vec::new(),
+        // Watchers show what is committed; free places change nothing they show.
+        Ok(p) if p.places_free => {
+            if for_scheduler {
+                vec![Change::PlacesFree]
+            } else {
+                Vec::new()
+            }
+        }
         Ok(p) if for_scheduler && !p.finished.is_empty() => vec![Change::TriesFinished {
             tries: p.finished,
             reread: p.reread,
@@ -451,6 +488,21 @@ mod tests {
         }
         let older: Older = serde_json::from_str(&text).unwrap();
         assert_eq!(older.change, change);
+    }
+
+    #[test]
+    fn free_places_reach_only_other_schedulers_and_older_ones_read_no_run() {
+        let text = places_free_payload("me").unwrap();
+        assert_eq!(decode(&text, "other", true), vec![Change::PlacesFree]);
+        assert_eq!(decode(&text, "other", false), vec![]);
+        assert_eq!(decode(&text, "me", true), vec![]);
+        // An older scheduler answers with a pass over no run in particular, which queues.
+        #[derive(Deserialize)]
+        struct Older {
+            change: Announce,
+        }
+        let older: Older = serde_json::from_str(&text).unwrap();
+        assert_eq!(older.change, Announce::Runs(Vec::new()));
     }
 
     #[test]

@@ -565,6 +565,9 @@ impl Store for PostgresStore {
         .await?;
         Ok(Some(receiver))
     }
+    async fn announce_free_places(&self) -> Result<()> {
+        changes::notify_places_free(&mut *self.conn().await?, &self.inner.origin).await
+    }
     fn watch(&self) -> tokio::sync::broadcast::Receiver<Change> {
         let receiver = self.inner.watchers.subscribe();
         let first = self

@@ -405,6 +405,12 @@ pub trait Store:
     /// `LISTEN/NOTIFY`); `None` when the backend cannot (SQLite: one process schedules, and
     /// others wake it directly). The receiver ends when the store is dropped.
     async fn changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>>;
+    /// Tells the other schedulers that places are free which this one could not fill
+    /// ([`Change::PlacesFree`] on their [`changes`](Self::changes)). A backend without a
+    /// change feed has no other scheduler to tell.
+    async fn announce_free_places(&self) -> Result<()> {
+        Ok(())
+    }
     /// Every change committed to the database from now on, by this process or any other, as
     /// the scheduler learns them: this store's own commits are sent right after they commit
     /// (never from inside a transaction), other processes' as the database announces them

@@ -553,6 +553,11 @@ pub enum Change {
         tries: Vec<FinishedTry>,
         reread: Vec<i64>,
     },
+    /// Only on a scheduler's feed: another scheduler's pass over tries that ended in its runs
+    /// left some of the places they freed (a DAG's, a pool's) empty, having nothing of its
+    /// own to put there. A scheduler with queueable work of its own fills them; tries that end
+    /// in another's runs are otherwise that scheduler's to answer.
+    PlacesFree,
 }
 
 /// A try's end as committed: what a scheduler needs to update the state it keeps of the task

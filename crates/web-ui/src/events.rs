@@ -68,6 +68,11 @@ impl From<Change> for ChangeEvent {
                 kind: "jobs",
                 ..nothing
             },
+            // Only schedulers hear it: it changes nothing a page shows.
+            Change::PlacesFree => ChangeEvent {
+                kind: "places",
+                ..nothing
+            },
             Change::Everything => ChangeEvent {
                 everything: true,
                 ..nothing

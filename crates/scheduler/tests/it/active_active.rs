@@ -156,54 +156,69 @@ async fn runs_of_two_schedulers_in_a_pool_of_one() -> (World, updraft_scheduler:
     (world, other)
 }
 
-/// A try that ends in a run another scheduler owns frees a place that this one fills at once,
-/// from what it keeps, without planning the other's run: the pass it makes of that finish
-/// queues its own waiting task.
+/// A try's end is its run's owner's to answer: the owner fills the place it freed from its
+/// own runs, and tells the other schedulers only when it has nothing to put there; they fill
+/// it then, and not before.
 #[tokio::test]
-async fn a_place_freed_in_another_schedulers_run_is_filled_by_the_pass_over_its_finish() {
+async fn the_owner_fills_the_place_its_try_freed_and_tells_the_others_when_it_cannot() {
     let (world, other) = runs_of_two_schedulers_in_a_pool_of_one().await;
-    let owners = world.owners("d");
-    assert!(
-        owners.iter().any(|o| o.as_deref() == Some("scheduler")),
-        "{owners:?}"
-    );
-    assert!(
-        owners.iter().any(|o| o.as_deref() == Some("other")),
-        "{owners:?}"
-    );
+    let owner_by_run = owner_by_run(&world, "d").await;
+    for id in ["scheduler", "other"] {
+        assert!(
+            owner_by_run.values().any(|o| o.as_deref() == Some(id)),
+            "both own runs: {owner_by_run:?}"
+        );
+    }
     assert_eq!(
         world.count(TaskState::Queued).await,
         1,
         "the pool has one slot"
     );
-
-    let claimed = world.claim_one().await;
-    world.succeed(&claimed).await;
-    let owner_by_run = owner_by_run(&world, "d").await;
     let owner_of = |run_id: i64| owner_by_run[&run_id].clone();
-    let finished = vec![succeeded(&claimed)];
-    // Told to the scheduler that does not own the run, as the change feed tells every one.
-    let bystander = match owner_of(claimed.ti.dag_run_id).as_deref() {
-        Some("scheduler") => &other,
-        _ => &world.scheduler,
+    let mut claimed = world.claim_one().await;
+    let owner_id = owner_of(claimed.ti.dag_run_id);
+    let (owner, bystander) = match owner_id.as_deref() {
+        Some("scheduler") => (&world.scheduler, &other),
+        _ => (&other, &world.scheduler),
     };
-    let outcome = bystander
-        .pass_with(false, HashSet::new(), finished)
-        .await
-        .unwrap();
-    assert_eq!(outcome.queued, 1);
+    let mut waiting = owner_by_run.values().filter(|o| **o == owner_id).count() - 1;
+    loop {
+        world.succeed(&claimed).await;
+        let done = vec![succeeded(&claimed)];
+        let told = bystander
+            .pass_with(false, HashSet::new(), done.clone())
+            .await
+            .unwrap();
+        assert_eq!(told.queued, 0, "another's try is its owner's to answer");
+        assert!(!told.told_places_free);
+        let answered = owner.pass_with(false, HashSet::new(), done).await.unwrap();
+        if waiting == 0 {
+            assert_eq!(answered.queued, 0);
+            assert!(answered.told_places_free, "the owner left the place free");
+            break;
+        }
+        // Another of its runs waits for the slot: it fills it, and tells nobody.
+        assert_eq!(answered.queued, 1);
+        assert!(!answered.told_places_free, "the owner filled the place");
+        waiting -= 1;
+        claimed = world.claim_one().await;
+        assert_eq!(owner_of(claimed.ti.dag_run_id), owner_id);
+    }
+    let filled = bystander.fill_free_places().await.unwrap();
+    assert_eq!(filled.queued, 1);
     let queued = world.claim_one().await;
     assert_ne!(
         owner_of(queued.ti.dag_run_id),
-        owner_of(claimed.ti.dag_run_id),
+        owner_id,
         "the bystander queued a task of its own runs"
     );
 }
 
-/// The run loop of a scheduler told that tries ended only in another scheduler's runs lets
-/// such news gather for a moment, then fills the places they freed, long before its sweep.
+/// The run loop of a scheduler told that tries ended only in another scheduler's runs leaves
+/// the places to that scheduler; told that it left places free, it fills them at once, long
+/// before its sweep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_run_loop_fills_a_place_freed_in_another_schedulers_run() {
+async fn the_run_loop_fills_the_places_another_scheduler_left_free() {
     let world = World::at(utc("2025-01-05T12:00:00Z")).await;
     let ids = ["first", "second"];
     let signals = ids.map(|_| Arc::new(SchedulerSignal::default()));
@@ -262,6 +277,13 @@ async fn the_run_loop_fills_a_place_freed_in_another_schedulers_run() {
         assert_eq!(world.count(TaskState::Queued).await, 0);
         world.succeed(&claimed).await;
         signals[bystander].tries_finished([succeeded(&claimed)]);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(
+            world.count(TaskState::Queued).await,
+            0,
+            "another's try is its owner's to answer"
+        );
+        signals[bystander].places_free();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while world.count(TaskState::Queued).await == 0 {
             assert!(
@@ -298,11 +320,9 @@ async fn a_pass_over_its_own_finish_queues_within_the_limits_another_scheduler_f
         Some("scheduler") => (&world.scheduler, &other),
         _ => (&other, &world.scheduler),
     };
-    // The bystander hears of the finish first and takes the pool's slot for its own run.
-    let taken = bystander
-        .pass_with(false, HashSet::new(), vec![succeeded(&claimed)])
-        .await
-        .unwrap();
+    // The bystander, told of free places (by the owner's pass over an earlier finish, say),
+    // takes the pool's slot for its own run before the owner's pass over this one.
+    let taken = bystander.fill_free_places().await.unwrap();
     assert_eq!(taken.queued, 1);
     let refused = owner
         .pass_with(false, HashSet::new(), vec![succeeded(&claimed)])

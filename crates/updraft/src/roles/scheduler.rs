@@ -167,6 +167,7 @@ async fn follow_changes(app: &App, signal: Arc<SchedulerSignal>) -> bool {
                 }
                 // A next run moved: when the due runs are is worked out again.
                 Change::Dags(_) | Change::Everything => signal.everything_changed(),
+                Change::PlacesFree => signal.places_free(),
                 Change::WorkQueued(_) | Change::Jobs => {}
             }
         }

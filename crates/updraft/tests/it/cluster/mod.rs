@@ -12,6 +12,7 @@ mod assets;
 mod backfill;
 mod chaos;
 mod database_outage;
+mod free_places;
 mod mapping;
 mod max_active_runs;
 mod metrics;
@@ -146,6 +147,11 @@ impl Proc {
                 Some(line.strip_prefix(label)?.trim().to_string())
             })
         })
+    }
+
+    /// Everything this process logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The tail of this process's log.
@@ -378,15 +384,28 @@ impl Cluster {
 
     /// Waits until `jobs check --job-type scheduler` passes.
     pub fn wait_for_scheduler(&self) {
+        self.wait_for_schedulers(1);
+    }
+
+    /// Waits until `jobs check --job-type scheduler --limit N` passes: `n` are alive.
+    pub fn wait_for_schedulers(&self, n: usize) {
+        let limit = n.to_string();
         let live = eventually(Duration::from_secs(30), || {
-            self.cli(&["jobs", "check", "--job-type", "scheduler"])
-                .status
-                .success()
-                .then_some(())
+            self.cli(&[
+                "jobs",
+                "check",
+                "--job-type",
+                "scheduler",
+                "--limit",
+                &limit,
+            ])
+            .status
+            .success()
+            .then_some(())
         });
         assert!(
             live.is_some(),
-            "no live scheduler after 30 s\n{}",
+            "fewer than {n} live schedulers after 30 s\n{}",
             self.logs()
         );
     }
