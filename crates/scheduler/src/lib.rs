@@ -24,6 +24,7 @@ mod paused;
 mod plan;
 mod queueing;
 mod run_context;
+mod run_loop;
 mod run_timeout;
 mod scheduled_runs;
 mod signal;

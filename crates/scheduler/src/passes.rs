@@ -1,11 +1,8 @@
-//! The pass loop: what wakes a pass, and what one pass does in which order.
+//! What one pass does, in which order: over the runs, over finished tries, into free places.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use tracing::{info, warn};
 use updraft_model::{DagRunState, RunType, TaskState};
 use updraft_store::{RunStart, TransitionResult};
@@ -13,105 +10,7 @@ use updraft_store::{RunStart, TransitionResult};
 use crate::queueing::Places;
 use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
 
-/// How often the sweep reads the kept runs' task instances again, in case a change went
-/// unseen. Every change a scheduler must react to is told to it (a lost notification
-/// connection tells it that everything changed), so this is the safety net's safety net;
-/// reading a run of 50,000 task instances on every sweep cost a big DAG's run a tenth of its
-/// scheduler's time.
-const KEPT_REFRESH: Duration = Duration::from_secs(30);
-
 impl Scheduler {
-    /// Runs passes until `shutdown` turns true: on every signal, at the next due instant,
-    /// and at least every sweep interval.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
-        self.signal.everything_changed();
-        let mut last_full = std::time::Instant::now();
-        let mut last_reread = last_full;
-        let mut retry_full = false;
-        // The earliest due instant seen by the last full pass; passes over changed runs only
-        // do not look at schedules, so they must not forget it.
-        let mut known_due: Option<DateTime<Utc>> = None;
-        loop {
-            if *shutdown.borrow() {
-                if let Err(e) = self.hand_over().await {
-                    warn!(error = %e, "could not hand the runs over; others adopt them when the lease runs out");
-                }
-                return;
-            }
-            let told = self.signal.take();
-            let (mut full, mut reread) = (told.full.due, told.full.reread);
-            if retry_full {
-                (full, reread) = (true, true);
-            }
-            if last_full.elapsed() >= self.config.sweep_interval {
-                full = true;
-            }
-            if full && last_reread.elapsed() >= KEPT_REFRESH {
-                reread = true;
-            }
-            if full {
-                last_full = std::time::Instant::now();
-            }
-            if reread {
-                last_reread = last_full;
-            }
-            retry_full = false;
-            let pass_started = std::time::Instant::now();
-            if told.places_free {
-                // The occupancy kept does not know of the places other schedulers freed.
-                self.keep_occupancy(None);
-            }
-            let fill_only =
-                told.places_free && !full && told.dirty.is_empty() && told.finished.is_empty();
-            let pass = if fill_only {
-                self.fill_free_places().await
-            } else {
-                self.pass_reading(full, reread, told.dirty, told.finished)
-                    .await
-            };
-            let wait = match pass {
-                Ok(outcome) => {
-                    if let Some(metrics) = updraft_metrics::get() {
-                        metrics.scheduler_loop(pass_started.elapsed());
-                    }
-                    let now = self.clock.now();
-                    self.heartbeat
-                        .store(now.timestamp_micros(), Ordering::Relaxed);
-                    if full {
-                        // A due instant the full pass could not act on (a paused DAG's retry)
-                        // waits for the sweep rather than spinning.
-                        known_due = outcome.next_due.filter(|due| *due > now);
-                    } else {
-                        known_due = earliest(known_due, outcome.next_due);
-                    }
-                    let sweep = self.config.sweep_interval;
-                    known_due
-                        .map(|due| (due - now).to_std().unwrap_or(Duration::ZERO))
-                        .map_or(sweep, |d| d.min(sweep))
-                }
-                Err(e) => {
-                    if let Ok(mut last) = self.last_failure.lock() {
-                        *last = Some(self.clock.now());
-                    }
-                    // Back off for real: a signal here would make the next wait return at once.
-                    warn!(error = %e, "scheduler pass failed; retrying");
-                    retry_full = true;
-                    Duration::from_millis(500)
-                }
-            };
-            if wait.is_zero() {
-                known_due = None;
-                self.signal.sweep_due();
-                continue;
-            }
-            tokio::select! {
-                _ = self.signal.notify.notified() => {}
-                _ = tokio::time::sleep(wait) => self.signal.sweep_due(),
-                _ = shutdown.changed() => {}
-            }
-        }
-    }
-
     /// One scheduling pass. `full` looks at every unfinished run and every DAG's schedule;
     /// otherwise only the `dirty` runs are evaluated. Running runs are evaluated before queued
     /// runs are started, so a run that finishes frees its `max_active_runs` place for a queued
@@ -137,7 +36,7 @@ impl Scheduler {
 
     /// [`Scheduler::pass_with`]; a full pass reads the kept runs' task instances again only
     /// if `reread` (a sweep plans from the states kept).
-    async fn pass_reading(
+    pub(crate) async fn pass_reading(
         &self,
         full: bool,
         reread: bool,

@@ -16,6 +16,7 @@ pub struct SchedulerSignal {
     finished: Mutex<Vec<FinishedTry>>,
     full_pass: Mutex<FullPass>,
     places_free: AtomicBool,
+    read_runs: AtomicBool,
 }
 
 /// What the scheduler was told since it last looked.
@@ -25,6 +26,19 @@ pub(crate) struct Told {
     pub(crate) finished: Vec<FinishedTry>,
     /// Another scheduler left places free: fill them if this one can.
     pub(crate) places_free: bool,
+    /// A pass that reads the unfinished runs was asked for (a queued run may start).
+    pub(crate) read_runs: bool,
+}
+
+impl Told {
+    /// Nothing to answer: the wake-up was left by a signal taken with another.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.full.due
+            && !self.places_free
+            && !self.read_runs
+            && self.dirty.is_empty()
+            && self.finished.is_empty()
+    }
 }
 
 /// A full pass asked for, and whether it must read the kept runs' states again.
@@ -46,11 +60,13 @@ impl SchedulerSignal {
     }
 
     /// Tasks of these runs changed in ways the scheduler did not see: read the runs again and
-    /// evaluate them.
+    /// evaluate them. With no run named: a pass that reads the unfinished runs (one of them
+    /// may start now).
     pub fn runs_changed(&self, runs: impl IntoIterator<Item = i64>) {
         if let Ok(mut dirty) = self.dirty_runs.lock() {
             dirty.extend(runs);
         }
+        self.read_runs.store(true, Ordering::Relaxed);
         self.notify.notify_one();
     }
 
@@ -109,6 +125,7 @@ impl SchedulerSignal {
             dirty,
             finished,
             places_free: self.places_free.swap(false, Ordering::Relaxed),
+            read_runs: self.read_runs.swap(false, Ordering::Relaxed),
         }
     }
 }

@@ -10,5 +10,6 @@ mod notifications;
 mod retries;
 mod robustness;
 mod run_dependencies;
+mod run_loop;
 mod schedule;
 mod versions;
