@@ -118,7 +118,7 @@ impl TemplateError {
     }
 
     /// Translates a minijinja error raised while rendering `template`. What minijinja compiled
-    /// has the template's lines but not its columns (its multiplications are rewritten), so
+    /// has the template's lines but not its columns (its `*`, `+` and `~` are rewritten), so
     /// the error's byte range is taken back to the template's by `original_range`.
     pub(crate) fn from_minijinja(
         err: &minijinja::Error,

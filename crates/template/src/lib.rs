@@ -17,15 +17,16 @@
 //! **Architecture Invariant:** this crate does no IO and never panics on a template: every
 //! mistake in a template is a [`TemplateError`] whose `Display` is fit for the task's log. A
 //! render's cost is bounded: instructions by fuel, the rendered text by [`MAX_RENDERED_BYTES`],
-//! values printed or walked whole by [`MAX_ITEMS`] (`limits`), and so are the sequences a `*`
-//! repeats, whatever consumes them (`repetition`).
+//! values printed or walked whole by [`MAX_ITEMS`] (`limits`), and so are the strings and
+//! sequences that `*`, `+` and `~` make, whatever consumes them (`rewrite`, `operators`).
 
 mod context;
 mod error;
 mod identity;
 mod limits;
 mod macros;
-mod repetition;
+mod operators;
+mod rewrite;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -56,7 +57,7 @@ impl Renderer {
         env.set_debug(true);
         env.set_fuel(Some(FUEL));
         limits::install(&mut env);
-        repetition::install(&mut env);
+        operators::install(&mut env);
         macros::register(&mut env);
         Renderer { env }
     }
@@ -105,13 +106,13 @@ impl Renderer {
         value: minijinja::Value,
     ) -> Result<String, TemplateError> {
         let mut output = limits::BoundedOutput::default();
-        // What minijinja compiles: the template with its multiplications bounded, on the same
-        // lines (so errors name the template's own lines).
+        // What minijinja compiles: the template with its growing operators bounded, on the
+        // same lines (so errors name the template's own lines).
         let mut compiled_source = None;
         // minijinja's arithmetic on huge repetition counts can overflow where overflow checks
         // are on (debug builds): that panic is the template's mistake, reported as such.
         let rendered = catch_unwind(AssertUnwindSafe(|| {
-            let rewritten = compiled_source.insert(repetition::rewrite(template)?);
+            let rewritten = compiled_source.insert(rewrite::rewrite(template)?);
             let source = rewritten.as_ref().map_or(template, |r| r.source.as_str());
             self.env
                 .template_from_str(source)

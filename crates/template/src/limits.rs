@@ -113,22 +113,84 @@ fn walking_filters() -> [(&'static str, Value); 24] {
     ]
 }
 
-/// Refuses a sequence, map or string of more than [`MAX_ITEMS`] items about to be `used`.
+/// Refuses a sequence, map or string of more than [`MAX_ITEMS`] items about to be `used`, and
+/// a sequence or map holding more than that, or more than [`MAX_RENDERED_BYTES`] of text, at
+/// any depth: a list that holds itself twice at every level (`[ns.xs, ns.xs]` in a loop)
+/// costs nothing to make, since its items are shared, but writing or walking it visits every
+/// copy. Stops counting past the bounds, so costs at most that.
 fn check_items(value: &Value, used: &str) -> Result<(), Error> {
+    let kind = value.kind();
     let sized = matches!(
-        value.kind(),
+        kind,
         ValueKind::Seq | ValueKind::Iterable | ValueKind::Map | ValueKind::String
     );
     match value.len() {
-        Some(items) if sized && items > MAX_ITEMS => Err(Error::new(
-            ErrorKind::InvalidOperation,
-            format!(
-                "a value of {items} items is too large to be {} (at most {MAX_ITEMS})",
-                describe_use(used)
-            ),
-        )),
-        _ => Ok(()),
+        Some(items) if sized && items > MAX_ITEMS => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "a value of {items} items is too large to be {} (at most {MAX_ITEMS})",
+                    describe_use(used)
+                ),
+            ))
+        }
+        Some(_) if kind != ValueKind::String && sized => {}
+        _ => return Ok(()),
     }
+    let (mut items, mut bytes) = (0usize, 0usize);
+    let within = walk_nested(value, |item| {
+        items += 1;
+        bytes = bytes.saturating_add(item.as_str().map_or(0, str::len));
+        items <= MAX_ITEMS && bytes <= MAX_RENDERED_BYTES
+    })?;
+    if within {
+        return Ok(());
+    }
+    let held = if items > MAX_ITEMS {
+        format!("more than {MAX_ITEMS} items (nested items included)")
+    } else {
+        format!("more than {MAX_RENDERED_BYTES} bytes of text")
+    };
+    Err(Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "a value holding {held} is too large to be {}",
+            describe_use(used)
+        ),
+    ))
+}
+
+/// Visits every item `value` holds, at any depth (a map's keys and values), until `visit`
+/// returns `false`; whether it never did. A sized container is walked in turn; an unsized one
+/// (a one-shot iterator) must not be consumed here.
+pub(crate) fn walk_nested(
+    value: &Value,
+    mut visit: impl FnMut(&Value) -> bool,
+) -> Result<bool, Error> {
+    let mut pending = vec![value.clone()];
+    while let Some(value) = pending.pop() {
+        let is_map = value.kind() == ValueKind::Map;
+        for item in value.try_iter()? {
+            let inner = if is_map {
+                Some(value.get_item(&item)?)
+            } else {
+                None
+            };
+            for held in std::iter::once(item).chain(inner) {
+                if !visit(&held) {
+                    return Ok(false);
+                }
+                let container = matches!(
+                    held.kind(),
+                    ValueKind::Seq | ValueKind::Iterable | ValueKind::Map
+                );
+                if container && held.len().is_some() {
+                    pending.push(held);
+                }
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn describe_use(used: &str) -> String {

@@ -107,9 +107,10 @@ fn a_huge_repetition_is_refused_whatever_consumes_it() {
     }
 }
 
-/// A sequence doubled 21 times: two million items, made lazily by `+` in a few instructions.
+/// A list that holds the previous one twice, 21 times: four million items when written or
+/// walked, made in a few instructions that share them.
 const DOUBLED: &str = "{% set ns = namespace(xs=['a']) %}{% for i in range(21) %}\
-                       {% set ns.xs = ns.xs + ns.xs %}{% endfor %}";
+                       {% set ns.xs = [ns.xs, ns.xs] %}{% endfor %}";
 
 #[test]
 fn filters_and_methods_refuse_to_walk_a_huge_sequence() {
@@ -130,7 +131,8 @@ fn filters_and_methods_refuse_to_walk_a_huge_sequence() {
         );
         assert!(
             err.to_string().contains(&format!(
-                "a value of 2097152 items is too large to be {}",
+                "a value holding more than 1000000 items (nested items included) is too large \
+                 to be {}",
                 if used == "printed" {
                     used.to_owned()
                 } else {
@@ -181,8 +183,15 @@ fn rendered_text_beyond_the_bound_is_refused() {
 
 #[test]
 fn a_long_string_is_bounded_by_the_rendered_text() {
+    // Refused where it is made (minijinja's own bound is 100 MB a string).
     let err = refused("{{ 'x' * 5000000 }}");
-    assert!(matches!(err, TemplateError::TooLarge { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("a string of 1 bytes repeated 5000000 times is too large"),
+        "{err}"
+    );
+    let err = refused("{{ ('ab' * 100000000) | length }}");
+    assert!(err.to_string().contains("is too large"), "{err}");
     let printed = Renderer::new()
         .render("{{ 'x' * 2000000 }}", &context())
         .unwrap();
@@ -222,6 +231,59 @@ fn values_within_the_bounds_still_render() {
         "42 5.0 -12 2000 7"
     );
     assert_eq!(render("{{ (ti.try_number * 2) }}"), "4");
+    assert_eq!(
+        render("{{ 1 + 2 }} {{ ti.try_number + 1 }} {{ 1.5 + 1 }}"),
+        "3 3 2.5"
+    );
+    assert_eq!(
+        render("{{ ds ~ 'T00:00' }}"),
+        format!("{}T00:00", render("{{ ds }}"))
+    );
+    assert_eq!(render("{{ ti.try_number ~ '' }}"), "2");
+    assert_eq!(
+        render("{{ macros.ds_add(ds, 7) ~ '/' ~ ds_nodash + '_x' }}"),
+        format!(
+            "{}/{}_x",
+            render("{{ macros.ds_add(ds, 7) }}"),
+            render("{{ ds_nodash }}")
+        )
+    );
+    assert_eq!(render("{{ 'a' + 'b' ~ 'c' * 2 }}"), "abcc");
+    assert_eq!(
+        render("{{ [1] + [2] }} {{ ([1] + [2]) | length }}"),
+        "[1, 2] 2"
+    );
+    assert_eq!(
+        render("{% set ns = namespace(xs=[]) %}{% for i in range(3) %}{% set ns.xs = ns.xs + [i] %}{% endfor %}{{ ns.xs }}"),
+        "[0, 1, 2]"
+    );
+    assert_eq!(
+        render(&format!(
+            "{{{{ ((['a'] * {}) + ['b']) | length }}}}",
+            MAX_ITEMS - 1
+        )),
+        MAX_ITEMS.to_string()
+    );
+    assert_eq!(
+        render(&format!(
+            "{{{{ ('x' * {MAX_RENDERED_BYTES} ~ '') | length }}}}"
+        )),
+        MAX_RENDERED_BYTES.to_string()
+    );
+    assert_eq!(
+        render(&format!(
+            "{{{{ ('x' * {} + 'y') | length }}}}",
+            MAX_RENDERED_BYTES - 1
+        )),
+        MAX_RENDERED_BYTES.to_string()
+    );
+    // The lenient renderer (notifiers' messages) still writes an undefined name as nothing.
+    assert_eq!(
+        Renderer::lenient()
+            .render("{{ missing ~ 'x' }}", &ctx)
+            .as_deref(),
+        Ok("x")
+    );
     assert_eq!(
         render(&format!("{{{{ ([1] * {MAX_ITEMS}) | length }}}}")),
         MAX_ITEMS.to_string()
@@ -295,4 +357,129 @@ fn an_undefined_name_in_a_product_is_named_as_written() {
         err.to_string(),
         "undefined template variable `nothing.attr` at line 3: `nothing.attr }}`"
     );
+}
+
+/// Values that double in a loop: a few dozen instructions (fuel does not see them) made a
+/// string or a list of 2⁶⁴ items and took all the memory of the process rendering it (a
+/// worker, every task on it lost). Each is refused where it would pass the bounds.
+#[test]
+fn values_doubled_in_a_loop_are_refused() {
+    let doubling = |init: &str, step: &str, tail: &str| {
+        format!(
+            "{{% set ns = namespace(v={init}) %}}{{% for i in range(64) %}}\
+             {{% set ns.v = {step} %}}{{% endfor %}}{tail}"
+        )
+    };
+    for (template, expected) in [
+        (
+            doubling("'x'", "ns.v ~ ns.v", "{{ ns.v | length }}"),
+            "the text made by `~` is too large (more than 4194304 bytes)",
+        ),
+        (
+            doubling("'x'", "ns.v + ns.v", "{{ ns.v | length }}"),
+            "the text made by `+` is too large (more than 4194304 bytes)",
+        ),
+        (
+            doubling("['x']", "ns.v + ns.v", "{{ ns.v | length }}"),
+            "sequences of 524288 and 524288 items joined with `+` are too large",
+        ),
+        (
+            doubling("range(3)", "ns.v + ns.v", "{{ ns.v | length }}"),
+            "joined with `+` are too large",
+        ),
+        // The list shares its items, so it is cheap to make; writing it is not.
+        (
+            doubling("['x']", "[ns.v, ns.v]", "{{ 'a' ~ ns.v }}"),
+            "the text made by `~` is too large",
+        ),
+        (
+            doubling("['x']", "[ns.v, ns.v]", "{{ ns.v }}"),
+            "a value holding more than 1000000 items (nested items included) is too large \
+             to be printed",
+        ),
+        (
+            doubling("['x']", "ns.v + [ns.v]", "{{ ns.v | tojson | length }}"),
+            "a value holding more than 1000000 items (nested items included) is too large \
+             to be passed to `tojson`",
+        ),
+        (
+            doubling(
+                "{}",
+                "{'a': ns.v, 'b': ns.v}",
+                "{{ ns.v | string | length }}",
+            ),
+            "is too large to be passed to `string`",
+        ),
+        // A macro's output is captured in memory, beyond the rendered text's bound.
+        (
+            doubling(
+                "['x']",
+                "[ns.v, ns.v]",
+                "{% macro m(v) %}{{ v }}{% endmacro %}{{ m(ns.v) | length }}",
+            ),
+            "is too large to be printed",
+        ),
+        // Shared strings: a thousand references to one 4 MiB string, joined into 4 GB.
+        (
+            "{% set ns = namespace(xs=[]) %}{% set big = 'x' * 4000000 %}\
+             {% for i in range(1000) %}{% set ns.xs = ns.xs + [big] %}{% endfor %}\
+             {{ ns.xs | join | length }}"
+                .to_owned(),
+            "a value holding more than 4194304 bytes of text is too large to be passed to \
+             `join`",
+        ),
+    ] {
+        let err = refused(&template);
+        assert!(
+            matches!(err, TemplateError::Render { .. }),
+            "{template}: {err:?}"
+        );
+        assert!(err.to_string().contains(expected), "{template}: {err}");
+    }
+}
+
+/// The rewritten operators give minijinja's own results and errors: the same templates
+/// rendered by a plain minijinja environment with the renderer's settings.
+#[test]
+fn bounded_operators_render_as_minijinja_does() {
+    let mut plain = minijinja::Environment::new();
+    plain.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    plain.set_keep_trailing_newline(true);
+    let renderer = Renderer::new();
+    let ctx = serde_json::json!({
+        "n": 5, "f": 2.5, "s": "abc", "xs": [1, 2], "d": {"k": "v"}, "big": 9223372036854775807_i64,
+        "ds": "2026-12-07", "neg": -0.0,
+    });
+    for template in [
+        "{{ 1 + 2 }} {{ n + 1 }} {{ n + n }} {{ f + 1 }} {{ f + f }} {{ n + f }} {{ neg + neg }}",
+        "{{ big + big }} {{ big + 1 }} {{ -big - 2 + -big }} {{ big * big }} {{ big * 3 }}",
+        "{{ 340282366920938463463374607431768211455 + 1 }}",
+        "{{ true + 1 }} {{ true + true }} {{ n * true }} {{ 2 * 3 * 4 }} {{ 7 * 0.5 }}",
+        "{{ 'a' + 'b' }} {{ s + s }} {{ s * 2 }} {{ 2 * s }} {{ xs + xs }} {{ xs + [3] }}",
+        "{{ (range(2) + [5]) | list }} {{ ([] + []) | length }} {{ (xs + xs) | sum }}",
+        "{{ n ~ '' }} {{ ds ~ 'T00:00' }} {{ f ~ s }} {{ xs ~ d }} {{ none ~ true }}",
+        "{{ 'a' ~ ('b' if false) }}|{{ s ~ s|upper ~ 1 + 2 }}|{{ -n ~ 'x' }}",
+        "{% for x in xs %}{{ loop.index + 1 }}{{ loop.index0 * 2 }}{{ x ~ ',' }}{% endfor %}",
+        "{% set t = 'a' %}{% set t = t ~ 'b' + 'c' %}{{ t }} {{ (s ~ s)[1:] }} {{ 'x' ~ xs[0] }}",
+        "{{ 'a' + 1 }}",
+        "{{ xs + 1 }}",
+        "{{ 1 + none }}",
+        "{{ d + d }}",
+        "{{ missing + 1 }}",
+        "{{ 'a' ~ missing }}",
+        "{{ s * 'b' }}",
+        "{{ big * big * big * big * big * big }}",
+    ] {
+        let expected = plain
+            .render_str(template, &ctx)
+            .map_err(|err| err.detail().map(str::to_owned).unwrap_or_default());
+        let rendered = renderer
+            .render_json(template, &ctx)
+            .map_err(|err| match err {
+                TemplateError::Render { message, .. } => message,
+                TemplateError::Undefined { .. } => String::new(),
+                other => other.to_string(),
+            });
+        assert_eq!(rendered, expected, "{template}");
+    }
 }
