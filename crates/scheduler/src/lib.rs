@@ -108,7 +108,7 @@ pub struct PassOutcome {
     pub next_due: Option<DateTime<Utc>>,
     pub queued: usize,
     /// The pass left free places that tries of its runs freed and told the other schedulers
-    /// ([`Store::announce_free_places`](updraft_store::Store::announce_free_places)).
+    /// ([`Store::announce_free_places`]).
     pub told_places_free: bool,
 }
 
