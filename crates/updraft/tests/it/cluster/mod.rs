@@ -17,6 +17,7 @@ mod mapping;
 mod max_active_runs;
 mod metrics;
 mod notifications;
+mod process;
 mod proxy;
 mod python_tasks;
 mod queues;
@@ -37,7 +38,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use updraft_store_postgres::testing::TestPostgres;
 
+use process::Spec;
+pub use process::{process_alive, Proc, Role};
 pub use proxy::Proxy;
 
 /// The token workers present to API servers.
@@ -57,128 +60,6 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Lines of each process log quoted in a failure message.
 const LOG_TAIL_LINES: usize = 40;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Scheduler,
-    ApiServer,
-    Worker,
-}
-
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Role::Scheduler => "scheduler",
-            Role::ApiServer => "api-server",
-            Role::Worker => "worker",
-        }
-    }
-}
-
-/// How to start (and restart) one process.
-#[derive(Debug, Clone)]
-struct Spec {
-    role: Role,
-    name: String,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-/// A running (or exited) `updraft` role. Killed when dropped.
-pub struct Proc {
-    spec: Spec,
-    child: Child,
-    log: PathBuf,
-    /// `http://HOST:PORT` of an API server.
-    pub url: Option<String>,
-}
-
-impl Proc {
-    pub fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    pub fn role(&self) -> Role {
-        self.spec.role
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The exit status, if the process has exited.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .try_wait()
-            .unwrap_or_else(|e| panic!("cannot wait for {}: {e}", self.name()))
-    }
-
-    pub fn sigkill(&mut self) {
-        // An already exited child is fine: the error is ignored and the wait reaps it.
-        let _ = self.child.kill();
-        self.child
-            .wait()
-            .unwrap_or_else(|e| panic!("cannot wait for {}: {e}", self.name()));
-    }
-
-    /// Sends SIGTERM and waits for the exit, SIGKILLing after `timeout` (then `None`).
-    pub fn sigterm(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        signal(self.pid(), libc::SIGTERM);
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                self.sigkill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// What the process printed on stdout after `label` (`metrics:` → its URL), once it
-    /// printed it (within 30 s).
-    pub fn printed(&self, label: &str) -> Option<String> {
-        eventually(Duration::from_secs(30), || {
-            let log = std::fs::read_to_string(&self.log).ok()?;
-            log.lines().find_map(|line| {
-                let line = line.strip_prefix("stdout:")?.trim();
-                Some(line.strip_prefix(label)?.trim().to_string())
-            })
-        })
-    }
-
-    /// Everything this process logged so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The tail of this process's log.
-    pub fn log_tail(&self) -> String {
-        tail(&self.log, LOG_TAIL_LINES)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn signal(pid: u32, signal: i32) {
-    // SAFETY: sending a signal to a child process we started.
-    unsafe {
-        libc::kill(pid as i32, signal);
-    }
-}
-
-pub fn process_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.contains(") Z "))
-        .unwrap_or(false)
-}
 
 /// A fresh database, a home, and the processes of one cluster.
 pub struct Cluster {
