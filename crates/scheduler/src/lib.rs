@@ -32,7 +32,7 @@ mod traces;
 mod trigger;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -84,6 +84,9 @@ pub struct Scheduler {
     /// Per DAG, its tasks' `max_active_tis_per_dag` and `max_active_tis_per_dagrun` (only
     /// the tasks that have one), from the versions of the runs evaluated.
     task_limits: Mutex<HashMap<String, queueing::DagTaskLimits>>,
+    /// A pass over tries that freed places failed before it could tell the other schedulers
+    /// whether it left some free: the next pass tells them.
+    announcement_owed: AtomicBool,
     /// Per DAG, its runs that waited for their past (`depends_on_past`) when last evaluated:
     /// a change in another run of the DAG evaluates them again.
     past_waiters: Mutex<HashMap<String, HashSet<i64>>>,
@@ -134,6 +137,7 @@ impl Scheduler {
             run_records: Mutex::new(HashMap::new()),
             dag_limits: Mutex::new(HashMap::new()),
             task_limits: Mutex::new(HashMap::new()),
+            announcement_owed: AtomicBool::new(false),
             past_waiters: Mutex::new(HashMap::new()),
             ownership: Mutex::new(Ownership::default()),
             last_failure: Mutex::new(None),

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 use updraft_model::{DagRunState, RunType, TaskState};
-use updraft_store::{RunStart, TransitionResult};
+use updraft_store::{Occupancy, RunStart, TransitionResult};
+
+use std::sync::atomic::Ordering as AtomicOrdering;
 
 use crate::queueing::Places;
 use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};
@@ -31,27 +33,36 @@ impl Scheduler {
         dirty: HashSet<i64>,
         finished: Vec<FinishedTry>,
     ) -> Result<PassOutcome, SchedulerError> {
-        self.pass_reading(full, full, dirty, finished).await
+        self.pass_reading(full, full, false, dirty, finished).await
     }
 
     /// [`Scheduler::pass_with`]; a full pass reads the kept runs' task instances again only
-    /// if `reread` (a sweep plans from the states kept).
+    /// if `reread` (a sweep plans from the states kept), and any pass reads the unfinished
+    /// runs if `read_runs` (one of them may start).
     pub(crate) async fn pass_reading(
         &self,
         full: bool,
         reread: bool,
+        read_runs: bool,
         dirty: HashSet<i64>,
         finished: Vec<FinishedTry>,
     ) -> Result<PassOutcome, SchedulerError> {
         let now = self.clock.now();
-        let only_tries_finished =
-            !full && dirty.is_empty() && !finished.is_empty() && self.config.only_run.is_none();
+        let only_tries_finished = !full
+            && !read_runs
+            && dirty.is_empty()
+            && !finished.is_empty()
+            && self.config.only_run.is_none();
         let mut dirty = dirty;
         // The DAG and pool of each try that left a place (queued or running) in a kept run.
         let mut freed = Vec::new();
-        // Tries that ended in runs of this scheduler's it does not keep: the places they
-        // left are not known.
-        let mut unkept = 0;
+        // The task of each, when it limits its instances across the DAG's runs.
+        let mut freed_tasks = Vec::new();
+        // Tries that ended in this scheduler's runs that left places no pass can tell
+        // filled: in runs it does not keep (which places is not known), or of tasks that
+        // limit their instances across the DAG's runs (another scheduler's instance of the
+        // task may wait for that place alone).
+        let mut unplaced = 0;
         {
             let mut kept = self.kept();
             if reread {
@@ -63,7 +74,7 @@ impl Scheduler {
             for done in &finished {
                 dirty.insert(done.dag_run_id);
                 let Some(kept_run) = kept.get_mut(&done.dag_run_id) else {
-                    unkept += usize::from(!self.owned_by_another(done.dag_run_id));
+                    unplaced += usize::from(self.owns(done.dag_run_id));
                     continue;
                 };
                 // A late word of an earlier try must not undo what was read since.
@@ -76,12 +87,19 @@ impl Scheduler {
                 kept_run.update(done.ti_id, |ti| {
                     if ti.state.occupies_slot() && !done.state.occupies_slot() {
                         freed.push((ti.dag_id.clone(), ti.pool.clone()));
+                        freed_tasks.push((ti.dag_id.clone(), ti.task_id.clone()));
                     }
                     ti.state = done.state;
                     ti.try_number = done.try_number;
                     ti.next_retry_at = done.next_retry_at;
                 });
             }
+        }
+        unplaced += self.limited_across_runs(&freed_tasks);
+        // Places owed to the other schedulers by a pass that failed before it could say.
+        let owed = self.announcement_owed.swap(false, AtomicOrdering::Relaxed);
+        if !freed.is_empty() || unplaced > 0 {
+            self.announcement_owed.store(true, AtomicOrdering::Relaxed);
         }
         let quick = if only_tries_finished {
             self.pass_over_finished_tries(&finished, &freed, now)
@@ -93,14 +111,38 @@ impl Scheduler {
             Some(done) => done,
             None => self.pass_over_runs(full, dirty, now).await?,
         };
-        if self.places_left_free(&freed, unkept, &taken) {
-            outcome.told_places_free = true;
-            if let Err(e) = self.store.announce_free_places().await {
-                // Their sweeps fill the places.
-                warn!(error = %e, "could not tell the other schedulers of free places");
+        self.announcement_owed.store(false, AtomicOrdering::Relaxed);
+        if (owed || self.places_left_free(&freed, unplaced, &taken))
+            && self.config.only_run.is_none()
+            && self.other_schedulers_alive() > 0
+        {
+            match self.store.announce_free_places().await {
+                Ok(()) => outcome.told_places_free = true,
+                Err(e) => {
+                    // The next pass says it again; until then, their sweeps fill the places.
+                    self.announcement_owed.store(true, AtomicOrdering::Relaxed);
+                    warn!(error = %e, "could not tell the other schedulers of free places");
+                }
             }
         }
         Ok(outcome)
+    }
+
+    /// How many of `tasks` (DAG, task) limit their instances across their DAG's runs
+    /// (`max_active_tis_per_dag`).
+    fn limited_across_runs(&self, tasks: &[(String, String)]) -> usize {
+        let Ok(limits) = self.task_limits.lock() else {
+            return tasks.len();
+        };
+        tasks
+            .iter()
+            .filter(|(dag_id, task_id)| {
+                limits
+                    .get(dag_id)
+                    .and_then(|tasks| tasks.get(task_id))
+                    .is_some_and(|(per_dag, _)| per_dag.is_some())
+            })
+            .count()
     }
 
     /// The pass of [`Self::pass_reading`] that reads the unfinished runs: all of them
@@ -258,7 +300,12 @@ impl Scheduler {
     /// A pass that only queues, into places another scheduler left free: what the run loop
     /// does when told [`SchedulerSignal::places_free`](crate::SchedulerSignal::places_free).
     pub async fn fill_free_places(&self) -> Result<PassOutcome, SchedulerError> {
-        let taken = self.queue_ready_work(self.clock.now()).await?;
+        let now = self.clock.now();
+        // Nothing of its own could go anywhere: the occupancy need not be read.
+        if self.pick_items(&Occupancy::default(), now).is_empty() {
+            return Ok(PassOutcome::default());
+        }
+        let taken = self.queue_ready_work(now).await?;
         if !taken.is_empty() {
             self.work_queued.notify_one();
         }
@@ -268,30 +315,28 @@ impl Scheduler {
         })
     }
 
-    /// Whether places that tries of this scheduler's runs `freed` (and `unkept` tries, whose
-    /// places are not known) stay free after the pass `taken` places, while other schedulers
-    /// are alive that may have work for them. The owner of a run answers its tries' ends;
-    /// the others fill only what it leaves (when every scheduler answered every finish, they
-    /// read the occupancy after the owner had filled the place, and three schedulers ran W5
-    /// slower than one).
-    fn places_left_free(&self, freed: &[(String, String)], unkept: usize, taken: &Places) -> bool {
-        if (freed.is_empty() && unkept == 0)
-            || self.config.only_run.is_some()
-            || self.other_schedulers_alive() == 0
-        {
-            return false;
+    /// Whether places that tries of this scheduler's runs `freed` may stay free after the
+    /// pass `taken` places: some is not taken again, or `unplaced` tries left places no
+    /// pass can tell filled. The owner of a run answers its tries' ends; the others fill
+    /// only what it leaves (when every scheduler answered every finish, they read the
+    /// occupancy after the owner had filled the place, and three schedulers ran W5 slower
+    /// than one).
+    fn places_left_free(
+        &self,
+        freed: &[(String, String)],
+        unplaced: usize,
+        taken: &Places,
+    ) -> bool {
+        if unplaced > 0 {
+            return true;
         }
         let mut left = freed.to_vec();
-        let mut elsewhere = 0;
         for place in taken {
-            match left.iter().position(|p| p == place) {
-                Some(i) => {
-                    left.swap_remove(i);
-                }
-                None => elsewhere += 1,
+            if let Some(i) = left.iter().position(|p| p == place) {
+                left.swap_remove(i);
             }
         }
-        !left.is_empty() || unkept > elsewhere
+        !left.is_empty()
     }
 }
 

@@ -130,11 +130,12 @@ impl Scheduler {
         let mut outcome = if fill_only {
             PassOutcome::default()
         } else {
-            self.pass_reading(full, reread, told.dirty, told.finished)
+            self.pass_reading(full, reread, told.read_runs, told.dirty, told.finished)
                 .await?
         };
         // A full pass queues within the occupancy it reads; any other fills the places after
-        // answering the rest (a pass over other schedulers' tries queues nothing by itself).
+        // answering the rest (a pass over other schedulers' tries queues nothing by itself,
+        // one over its own within the occupancy it keeps).
         if told.places_free && !full {
             outcome.queued += self.fill_free_places().await?.queued;
         }

@@ -349,3 +349,40 @@ async fn a_pass_over_its_own_finish_queues_within_the_limits_another_scheduler_f
     assert_eq!(world.count(TaskState::Queued).await, 1);
     assert_eq!(world.count(TaskState::Running).await, 0);
 }
+
+/// A task that limits its instances across its DAG's runs frees a place that only its own
+/// instances can take, perhaps in another scheduler's run: its owner tells the others even
+/// when it filled the DAG's and the pool's place with another task.
+#[tokio::test]
+async fn the_owner_tells_the_others_of_a_place_only_a_task_of_theirs_can_take() {
+    let world = World::at(utc("2025-01-05T12:00:00Z")).await;
+    let other = world.another_scheduler("other");
+    full_pass(&other).await;
+    let mut d = four_runs("d");
+    d.tasks[0].max_active_tis_per_dag = Some(1);
+    d.tasks.push(bash("after", &["t"]));
+    world.publish(vec![d]).await;
+    catch_up(&world).await;
+    full_pass(&other).await;
+    world.pass().await;
+    assert_eq!(
+        world.count(TaskState::Queued).await,
+        1,
+        "one `t` at a time over all runs"
+    );
+    let claimed = world.claim_one().await;
+    let owner = match owner_by_run(&world, "d").await[&claimed.ti.dag_run_id].as_deref() {
+        Some("scheduler") => &world.scheduler,
+        _ => &other,
+    };
+    world.succeed(&claimed).await;
+    let answered = owner
+        .pass_with(false, HashSet::new(), vec![succeeded(&claimed)])
+        .await
+        .unwrap();
+    assert!(answered.queued >= 1, "`after` of the run is queued");
+    assert!(
+        answered.told_places_free,
+        "the place of `t` is told to the others"
+    );
+}
