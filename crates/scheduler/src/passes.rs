@@ -98,7 +98,8 @@ impl Scheduler {
         unplaced += self.limited_across_runs(&freed_tasks);
         // Places owed to the other schedulers by a pass that failed before it could say.
         let owed = self.announcement_owed.swap(false, AtomicOrdering::Relaxed);
-        if !freed.is_empty() || unplaced > 0 {
+        if owed || !freed.is_empty() || unplaced > 0 {
+            // Kept owed until this pass has said whatever it must.
             self.announcement_owed.store(true, AtomicOrdering::Relaxed);
         }
         let quick = if only_tries_finished {
