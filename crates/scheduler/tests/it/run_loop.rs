@@ -6,10 +6,27 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use updraft_model::{Dag, DagRunState, Schedule};
-use updraft_scheduler::{new_dag_run, SchedulerConfig, SchedulerSignal, TriggerRequest};
+use updraft_scheduler::{new_dag_run, Scheduler, SchedulerConfig, SchedulerSignal, TriggerRequest};
 use updraft_store::Store;
 
 use crate::fixture::{bash, dag, succeeded, utc, World};
+
+/// A scheduler whose loop a test runs, its signal and its heartbeat; its sweeps are ten
+/// minutes apart, so that only what it is told makes its passes.
+fn looped(world: &World) -> (Scheduler, Arc<SchedulerSignal>, Arc<AtomicI64>) {
+    let signal = Arc::new(SchedulerSignal::default());
+    let heartbeat = Arc::new(AtomicI64::new(0));
+    let scheduler = world.another_signalled_scheduler(
+        SchedulerConfig {
+            scheduler_id: "looped".to_string(),
+            sweep_interval: Duration::from_secs(600),
+            ..Default::default()
+        },
+        signal.clone(),
+        heartbeat.clone(),
+    );
+    (scheduler, signal, heartbeat)
+}
 
 /// Waits until the loop made a pass (it stores its heartbeat after each).
 async fn until_a_pass(heartbeat: &AtomicI64) {
@@ -26,17 +43,7 @@ async fn until_a_pass(heartbeat: &AtomicI64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wake_up_with_nothing_told_makes_no_pass() {
     let world = World::at(utc("2025-01-05T12:00:00Z")).await;
-    let signal = Arc::new(SchedulerSignal::default());
-    let heartbeat = Arc::new(AtomicI64::new(0));
-    let scheduler = world.another_signalled_scheduler(
-        SchedulerConfig {
-            scheduler_id: "looped".to_string(),
-            sweep_interval: Duration::from_secs(600),
-            ..Default::default()
-        },
-        signal.clone(),
-        heartbeat.clone(),
-    );
+    let (scheduler, signal, heartbeat) = looped(&world);
     let (stop, stopped) = watch::channel(false);
     let tell_and_watch = async {
         until_a_pass(&heartbeat).await;
@@ -99,17 +106,7 @@ async fn a_read_of_the_runs_asked_beside_a_finished_try_starts_the_queued_run() 
             .unwrap();
     }
     world.scheduler.hand_over().await.unwrap();
-    let signal = Arc::new(SchedulerSignal::default());
-    let heartbeat = Arc::new(AtomicI64::new(0));
-    let scheduler = world.another_signalled_scheduler(
-        SchedulerConfig {
-            scheduler_id: "looped".to_string(),
-            sweep_interval: Duration::from_secs(600),
-            ..Default::default()
-        },
-        signal.clone(),
-        heartbeat.clone(),
-    );
+    let (scheduler, signal, heartbeat) = looped(&world);
     let (stop, stopped) = watch::channel(false);
     let tell_and_watch = async {
         until_a_pass(&heartbeat).await;
