@@ -113,9 +113,10 @@ impl Scheduler {
             None => self.pass_over_runs(full, dirty, now).await?,
         };
         self.announcement_owed.store(false, AtomicOrdering::Relaxed);
-        if (owed || self.places_left_free(&freed, unplaced, &taken))
-            && self.config.only_run.is_none()
+        // Alone (`standalone`, one scheduler), nobody is told: the places are not counted.
+        if self.config.only_run.is_none()
             && self.other_schedulers_alive() > 0
+            && (owed || self.places_left_free(&freed, unplaced, &taken))
         {
             match self.store.announce_free_places().await {
                 Ok(()) => outcome.told_places_free = true,

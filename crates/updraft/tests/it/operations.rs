@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::fixture::{eventually, Home};
+use crate::fixture::{eventually, Home, Role};
 
 /// The worker token of the API server and worker these tests start.
 const TOKEN: &str = "operations-test-token";
@@ -114,17 +114,7 @@ fn worker_list_shows_a_remote_worker_and_what_it_runs() {
             release.display()
         ),
     );
-    let token = [("UPDRAFT_API__WORKER_TOKEN", TOKEN)];
-    let _scheduler = home.role(&["scheduler"], &[]);
-    let api = home.role(
-        &["api-server", "--host", "127.0.0.1", "--port", "0"],
-        &token,
-    );
-    let url = api.url.clone().expect("an API address");
-    let mut worker = home.role(
-        &["worker", "--server", &url, "--queues", "default,extra"],
-        &token,
-    );
+    let [_scheduler, _api, mut worker] = remote_cluster(&home, &["--queues", "default,extra"]);
     let logs = || role_logs(&home, &["scheduler", "api-server", "worker"]);
 
     let listed = eventually(Duration::from_secs(30), || {
@@ -183,14 +173,7 @@ fn a_remote_workers_finishes_wake_the_scheduler_on_the_same_sqlite_file() {
          \x20 - task_id: b\n    bash_command: \"true\"\n    dependencies: [a]\n\
          \x20 - task_id: c\n    bash_command: \"true\"\n    dependencies: [b]\n",
     );
-    let token = [("UPDRAFT_API__WORKER_TOKEN", TOKEN)];
-    let _scheduler = home.role(&["scheduler"], &[]);
-    let api = home.role(
-        &["api-server", "--host", "127.0.0.1", "--port", "0"],
-        &token,
-    );
-    let url = api.url.clone().expect("an API address");
-    let _worker = home.role(&["worker", "--server", &url], &token);
+    let _cluster = remote_cluster(&home, &[]);
     let logs = || role_logs(&home, &["scheduler", "api-server", "worker"]);
     wait_until_alive(&home, "worker", logs);
     eventually(Duration::from_secs(30), || {
@@ -304,4 +287,19 @@ fn config_list_does_not_show_secrets() {
     let config: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(config["api"]["worker_token"], "***");
     assert_eq!(config["database"]["url"], "postgres://u:***@db/updraft");
+}
+
+/// A scheduler, an API server and a remote worker (with `worker_args`) on `home`'s database.
+fn remote_cluster(home: &Home, worker_args: &[&str]) -> [Role; 3] {
+    let token = [("UPDRAFT_API__WORKER_TOKEN", TOKEN)];
+    let scheduler = home.role(&["scheduler"], &[]);
+    let api = home.role(
+        &["api-server", "--host", "127.0.0.1", "--port", "0"],
+        &token,
+    );
+    let url = api.url.clone().expect("an API address");
+    let mut args = vec!["worker", "--server", &url];
+    args.extend_from_slice(worker_args);
+    let worker = home.role(&args, &token);
+    [scheduler, api, worker]
 }
