@@ -18,7 +18,9 @@
 //! mistake in a template is a [`TemplateError`] whose `Display` is fit for the task's log. A
 //! render's cost is bounded: instructions by fuel, the rendered text by [`MAX_RENDERED_BYTES`],
 //! values printed or walked whole by [`MAX_ITEMS`] (`limits`), and so are the strings and
-//! sequences that `*`, `+` and `~` make, whatever consumes them (`rewrite`, `operators`).
+//! sequences that `*`, `+` and `~` make, whatever consumes them (`rewrite`, `operators`); all
+//! the text a render writes, what macros and blocks capture included, by
+//! [`MAX_WRITTEN_BYTES`] (`written`).
 
 mod context;
 mod error;
@@ -27,6 +29,7 @@ mod limits;
 mod macros;
 mod operators;
 mod rewrite;
+mod written;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -36,6 +39,7 @@ pub use context::{TemplateConnection, TemplateContext};
 pub use error::{Location, TemplateError};
 pub use identity::identity_env;
 pub use limits::{MAX_ITEMS, MAX_RENDERED_BYTES};
+pub use written::MAX_WRITTEN_BYTES;
 
 /// Upper bound on the instructions one render may execute, so that a template such as two nested
 /// `range(100000)` loops fails with an error instead of occupying a worker for hours.
@@ -58,6 +62,7 @@ impl Renderer {
         env.set_fuel(Some(FUEL));
         limits::install(&mut env);
         operators::install(&mut env);
+        written::install(&mut env);
         macros::register(&mut env);
         Renderer { env }
     }

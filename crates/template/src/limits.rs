@@ -9,6 +9,8 @@ use std::io;
 use minijinja::value::{Rest, ValueKind};
 use minijinja::{filters, Environment, Error, ErrorKind, Output, State, Value};
 
+use crate::written;
+
 /// The most bytes one render may produce: far above any command line or environment value.
 pub const MAX_RENDERED_BYTES: usize = 4 * 1024 * 1024;
 
@@ -21,11 +23,14 @@ pub const MAX_ITEMS: usize = 1_000_000;
 /// methods doing the same for their receiver and arguments.
 pub(crate) fn install(env: &mut Environment<'static>) {
     env.set_formatter(|out: &mut Output, state: &State, value: &Value| {
-        // A string is written at once, so the bound on the rendered text is enough for it.
+        // A string is written at once, so the bound on the rendered text is enough for it
+        // where it is printed; a capture is bounded by what the render writes in all.
         if value.kind() == ValueKind::String {
+            written::count_printed(state, value)?;
             return minijinja::escape_formatter(out, state, value);
         }
         let value = bounded(value, "printed")?;
+        written::count_printed(state, &value)?;
         minijinja::escape_formatter(out, state, &value)
     });
     for (name, original) in walking_filters() {

@@ -18,6 +18,11 @@
 //! ordinary `Template` path (fuel, the bounded output, debug info): `a * b` becomes
 //! `(a)|__updraft_mul(b)`, `a + b` `(a)|__updraft_add(b)`, `a ~ b` `(a)|__updraft_concat(b)`,
 //! on the same lines.
+//!
+//! The same rewrite weighs the template's own text where minijinja captures it (a macro's
+//! body, a `{% set %}` or `{% filter %}` block's, a recursive loop's): each piece is followed
+//! by `{{ N|__updraft_written }}`, which counts its `N` bytes towards the render's bound on
+//! all it writes (`written`) and prints nothing.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -28,6 +33,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Error, ErrorKind};
 
 use crate::operators::Operator;
+use crate::written;
 
 /// A template's text with every bounded operator made a call of its filter, line for line.
 pub(crate) struct Rewritten {
@@ -43,10 +49,18 @@ impl Rewritten {
     }
 }
 
-/// `template` rewritten, or `None` when it has no bounded operator or does not parse
-/// (minijinja then reports the syntax error itself).
+/// What the rewrite changes in a template: its operations, and the probes (the offset where
+/// each goes, and its text) that weigh its text inside capturing bodies.
+struct Found<'t> {
+    template: &'t str,
+    operations: Vec<Operation>,
+    probes: Vec<(usize, String)>,
+}
+
+/// `template` rewritten, or `None` when it has no bounded operator nor captured text, or
+/// does not parse (minijinja then reports the syntax error itself).
 pub(crate) fn rewrite(template: &str) -> Result<Option<Rewritten>, Error> {
-    if !template.contains(['*', '+', '~']) {
+    if !template.contains(['*', '+', '~']) && !template.contains("{%") {
         return Ok(None);
     }
     // The environment's syntax is the default one; `SyntaxConfig` is a unit struct unless
@@ -60,9 +74,16 @@ pub(crate) fn rewrite(template: &str) -> Result<Option<Rewritten>, Error> {
     ) else {
         return Ok(None);
     };
-    let mut operations = Vec::new();
-    visit_stmt(&ast, &mut operations);
-    if operations.is_empty() {
+    let mut found = Found {
+        template,
+        operations: Vec::new(),
+        probes: Vec::new(),
+    };
+    visit_stmt(&ast, &mut found, false);
+    let Found {
+        operations, probes, ..
+    } = found;
+    if operations.is_empty() && probes.is_empty() {
         return Ok(None);
     }
     let mut opens: BTreeMap<usize, usize> = BTreeMap::new();
@@ -89,7 +110,15 @@ pub(crate) fn rewrite(template: &str) -> Result<Option<Rewritten>, Error> {
         source.push_str(text);
         origin.extend(std::iter::repeat_n(offset, text.len()));
     };
+    let mut probes_at: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (offset, probe) in probes {
+        probes_at.entry(offset).or_default().push(probe);
+    }
     for (offset, c) in template.char_indices() {
+        // A probe stands between text and a tag, never where an operation's parentheses do.
+        for probe in probes_at.get(&offset).into_iter().flatten() {
+            push(probe, offset);
+        }
         // The parenthesis closing an inner operation comes before the operator or the `)` of
         // the operation it is the left operand of; nothing opens where something closes.
         for _ in 0..closes.get(&offset).copied().unwrap_or(0) {
@@ -103,6 +132,9 @@ pub(crate) fn rewrite(template: &str) -> Result<Option<Rewritten>, Error> {
         } else {
             push(c.encode_utf8(&mut [0; 4]), offset);
         }
+    }
+    for probe in probes_at.get(&template.len()).into_iter().flatten() {
+        push(probe, template.len());
     }
     for _ in 0..closes.get(&template.len()).copied().unwrap_or(0) {
         push(")", template.len());
@@ -135,99 +167,124 @@ type Extent = (usize, usize);
 /// A bounded operator and the text extents of its two operands.
 type Operation = (Operator, Extent, Extent);
 
-fn visit_stmts(stmts: &[Stmt<'_>], operations: &mut Vec<Operation>) {
+fn visit_stmts(stmts: &[Stmt<'_>], found: &mut Found<'_>, captured: bool) {
     for stmt in stmts {
-        visit_stmt(stmt, operations);
+        visit_stmt(stmt, found, captured);
     }
 }
 
-/// Collects the operations of `stmt` into `operations`.
-fn visit_stmt(stmt: &Stmt<'_>, operations: &mut Vec<Operation>) {
-    let expr = |e: &Expr<'_>, operations: &mut Vec<Operation>| {
-        visit_expr(e, operations);
+/// Collects the operations of `stmt`, and the probes of its text when it is `captured` (or
+/// captures its body), into `found`.
+fn visit_stmt(stmt: &Stmt<'_>, found: &mut Found<'_>, captured: bool) {
+    let expr = |e: &Expr<'_>, found: &mut Found<'_>| {
+        visit_expr(e, &mut found.operations);
     };
     match stmt {
-        Stmt::Template(s) => visit_stmts(&s.children, operations),
-        Stmt::EmitExpr(s) => expr(&s.expr, operations),
+        Stmt::Template(s) => visit_stmts(&s.children, found, captured),
+        Stmt::EmitExpr(s) => expr(&s.expr, found),
+        Stmt::EmitRaw(s) if captured => {
+            let probe = probe(found.template, s.span().end_offset as usize, s.raw.len());
+            found.probes.push(probe);
+        }
         Stmt::EmitRaw(_) => {}
         Stmt::ForLoop(s) => {
-            expr(&s.target, operations);
-            expr(&s.iter, operations);
+            expr(&s.target, found);
+            expr(&s.iter, found);
             if let Some(filter) = &s.filter_expr {
-                expr(filter, operations);
+                expr(filter, found);
             }
-            visit_stmts(&s.body, operations);
-            visit_stmts(&s.else_body, operations);
+            // `loop(...)` runs the loop again, capturing what it writes.
+            let captured = captured || s.recursive;
+            visit_stmts(&s.body, found, captured);
+            visit_stmts(&s.else_body, found, captured);
         }
         Stmt::IfCond(s) => {
-            expr(&s.expr, operations);
-            visit_stmts(&s.true_body, operations);
-            visit_stmts(&s.false_body, operations);
+            expr(&s.expr, found);
+            visit_stmts(&s.true_body, found, captured);
+            visit_stmts(&s.false_body, found, captured);
         }
         Stmt::WithBlock(s) => {
             for (target, value) in &s.assignments {
-                expr(target, operations);
-                expr(value, operations);
+                expr(target, found);
+                expr(value, found);
             }
-            visit_stmts(&s.body, operations);
+            visit_stmts(&s.body, found, captured);
         }
         Stmt::Set(s) => {
-            expr(&s.target, operations);
-            expr(&s.expr, operations);
+            expr(&s.target, found);
+            expr(&s.expr, found);
         }
         Stmt::SetBlock(s) => {
-            expr(&s.target, operations);
+            expr(&s.target, found);
             if let Some(filter) = &s.filter {
-                expr(filter, operations);
+                expr(filter, found);
             }
-            visit_stmts(&s.body, operations);
+            visit_stmts(&s.body, found, true);
         }
         Stmt::AutoEscape(s) => {
-            expr(&s.enabled, operations);
-            visit_stmts(&s.body, operations);
+            expr(&s.enabled, found);
+            visit_stmts(&s.body, found, captured);
         }
         Stmt::FilterBlock(s) => {
-            expr(&s.filter, operations);
-            visit_stmts(&s.body, operations);
+            expr(&s.filter, found);
+            visit_stmts(&s.body, found, true);
         }
-        Stmt::Block(s) => visit_stmts(&s.body, operations),
+        Stmt::Block(s) => visit_stmts(&s.body, found, captured),
         Stmt::Import(s) => {
-            expr(&s.expr, operations);
-            expr(&s.name, operations);
+            expr(&s.expr, found);
+            expr(&s.name, found);
         }
         Stmt::FromImport(s) => {
-            expr(&s.expr, operations);
+            expr(&s.expr, found);
             for (name, alias) in &s.names {
-                expr(name, operations);
+                expr(name, found);
                 if let Some(alias) = alias {
-                    expr(alias, operations);
+                    expr(alias, found);
                 }
             }
         }
-        Stmt::Extends(s) => expr(&s.name, operations),
-        Stmt::Include(s) => expr(&s.name, operations),
+        Stmt::Extends(s) => expr(&s.name, found),
+        Stmt::Include(s) => expr(&s.name, found),
         Stmt::Macro(s) => {
-            s.args.iter().for_each(|e| expr(e, operations));
-            s.defaults.iter().for_each(|e| expr(e, operations));
-            visit_stmts(&s.body, operations);
+            s.args.iter().for_each(|e| expr(e, found));
+            s.defaults.iter().for_each(|e| expr(e, found));
+            visit_stmts(&s.body, found, true);
         }
         Stmt::CallBlock(s) => {
-            expr(&s.call.expr, operations);
-            visit_args(&s.call.args, operations);
-            s.macro_decl.args.iter().for_each(|e| expr(e, operations));
-            s.macro_decl
-                .defaults
-                .iter()
-                .for_each(|e| expr(e, operations));
-            visit_stmts(&s.macro_decl.body, operations);
+            expr(&s.call.expr, found);
+            visit_args(&s.call.args, &mut found.operations);
+            s.macro_decl.args.iter().for_each(|e| expr(e, found));
+            s.macro_decl.defaults.iter().for_each(|e| expr(e, found));
+            visit_stmts(&s.macro_decl.body, found, true);
         }
         Stmt::Do(s) => {
-            expr(&s.call.expr, operations);
-            visit_args(&s.call.args, operations);
+            expr(&s.call.expr, found);
+            visit_args(&s.call.args, &mut found.operations);
         }
         // `continue` and `break` (when minijinja's `loop_controls` is on) hold no expression.
         #[allow(unreachable_patterns)]
         _ => {}
+    }
+}
+
+/// The probe weighing a piece of text of `len` bytes that ends at `end`: placed right after
+/// it, before the tag that follows (white space a `{%-` trims stays between them, trimmed
+/// still). The text of a `{% raw %}` block ends at its `{% endraw %}`, so its probe goes
+/// after that tag, trimming what follows if the tag did.
+fn probe(template: &str, end: usize, len: usize) -> (usize, String) {
+    let weigh = |trim: &str| format!("{{{{ {len}|{} {trim}}}}}", written::FILTER);
+    let rest = template.get(end..).unwrap_or_default();
+    let tag = rest
+        .strip_prefix("{%")
+        .map(|tag| tag.trim_start_matches(['-', '+']).trim_start())
+        .filter(|tag| tag.starts_with("endraw"));
+    match tag.and_then(|tag| tag.find("%}").map(|close| (tag, close))) {
+        Some((tag, close)) => {
+            let after = end + (rest.len() - tag.len()) + close + 2;
+            let trim = if tag[..close].ends_with('-') { "-" } else { "" };
+            (after, weigh(trim))
+        }
+        None => (end, weigh("")),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests of updraft-template: rendering, errors and the task identity environment.
 
+mod captures;
 mod errors;
 mod fixture;
 mod fuzz_corpus;
