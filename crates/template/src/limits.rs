@@ -1,13 +1,14 @@
 //! Bounds on what one render may cost beyond minijinja's fuel (which counts instructions, not
 //! the work inside one instruction): the size of the rendered text, and the number of items of
-//! a value that is printed or walked whole by a filter or method. `[x] * 10**11` is a lazy
+//! a value that is printed, walked whole by a filter or method, or written as text by a
+//! builtin filter, test or `debug()`. `[x] * 10**11` is a lazy
 //! sequence of a hundred billion items that costs one instruction to make; printing it or
 //! passing it to `|list` would occupy a worker for hours and exhaust its memory.
 
 use std::io;
 
 use minijinja::value::{Rest, ValueKind};
-use minijinja::{filters, Environment, Error, ErrorKind, Output, State, Value};
+use minijinja::{filters, functions, tests, Environment, Error, ErrorKind, Output, State, Value};
 
 use crate::written;
 
@@ -45,6 +46,38 @@ pub(crate) fn install(env: &mut Environment<'static>) {
             },
         );
     }
+    for (name, original) in text_filters() {
+        env.add_filter(
+            name,
+            move |state: &State, args: Rest<Value>| -> Result<Value, Error> {
+                check_texts(&args, name)?;
+                original.call(state, &args)
+            },
+        );
+    }
+    for (name, original) in text_tests() {
+        env.add_test(
+            name,
+            move |state: &State, args: Rest<Value>| -> Result<bool, Error> {
+                check_texts(&args, name)?;
+                Ok(original.call(state, &args)?.is_true())
+            },
+        );
+    }
+    env.add_function(
+        "debug",
+        |state: &State, args: Rest<Value>| -> Result<String, Error> {
+            if args.is_empty() {
+                // Without arguments it writes every name the template sees.
+                let seen = state.known_variables();
+                let values: Vec<Value> = seen.iter().filter_map(|n| state.lookup(n)).collect();
+                check_texts(&values, "debug")?;
+            } else {
+                check_texts(&args, "debug")?;
+            }
+            Ok(functions::debug(state, args))
+        },
+    );
     env.set_unknown_method_callback(
         |state: &State, value: &Value, method: &str, args: &[Value]| {
             let value = bounded(value, method)?;
@@ -116,6 +149,44 @@ fn walking_filters() -> [(&'static str, Value); 24] {
         ("unique", Value::from_function(filters::unique)),
         ("split", Value::from_function(filters::split)),
     ]
+}
+
+/// The builtin filters that write a value whole as text, their input or an argument they take
+/// as a string (the filters that walk their input are `walking_filters`).
+fn text_filters() -> [(&'static str, Value); 11] {
+    [
+        ("capitalize", Value::from_function(filters::capitalize)),
+        ("e", Value::from_function(filters::escape)),
+        ("escape", Value::from_function(filters::escape)),
+        ("format", Value::from_function(filters::format)),
+        ("indent", Value::from_function(filters::indent)),
+        ("lower", Value::from_function(filters::lower)),
+        ("replace", Value::from_function(filters::replace)),
+        ("safe", Value::from_function(filters::safe)),
+        ("title", Value::from_function(filters::title)),
+        ("trim", Value::from_function(filters::trim)),
+        ("upper", Value::from_function(filters::upper)),
+    ]
+}
+
+/// The builtin tests that write their operands whole as text.
+fn text_tests() -> [(&'static str, Value); 2] {
+    [
+        ("startingwith", Value::from_function(tests::is_startingwith)),
+        ("endingwith", Value::from_function(tests::is_endingwith)),
+    ]
+}
+
+/// Refuses the values of `values` that are not strings and hold too much to be written as
+/// text by `used` ([`check_items`]): a list holding the previous one twice at every level
+/// (`[ns.xs, ns.xs]` in a loop) is 2⁶⁴ items to write, and a namespace assigned into itself
+/// (`{% set ns.x = ns %}`) is written until the stack overflows, which aborts the process. A
+/// string is its own text, bounded where it is made.
+pub(crate) fn check_texts(values: &[Value], used: &str) -> Result<(), Error> {
+    values
+        .iter()
+        .filter(|value| value.kind() != ValueKind::String)
+        .try_for_each(|value| check_items(value, used))
 }
 
 /// Refuses a sequence, map or string of more than [`MAX_ITEMS`] items about to be `used`, and

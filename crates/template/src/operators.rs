@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use minijinja::value::{Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Expression, State, UndefinedBehavior, Value};
 
-use crate::limits::{walk_nested, MAX_ITEMS, MAX_RENDERED_BYTES};
+use crate::limits::{check_texts, walk_nested, MAX_ITEMS, MAX_RENDERED_BYTES};
 
 /// An operator the renderer bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +219,9 @@ fn bounded_concat(state: &State, args: Rest<Value>) -> Result<Value, Error> {
     if a.is_undefined() || b.is_undefined() {
         return minijinja_operator(Operator::Concat, state, &a, &b);
     }
+    // Writing stops at the bound on its length, but a value holding itself would overflow
+    // the stack before that.
+    check_texts(&[a.clone(), b.clone()], "~")?;
     let known = a.as_str().map(str::len).unwrap_or(0) + b.as_str().map(str::len).unwrap_or(0);
     check_string_length(known, "~")?;
     let mut text = BoundedText {

@@ -390,7 +390,8 @@ fn values_doubled_in_a_loop_are_refused() {
         // The list shares its items, so it is cheap to make; writing it is not.
         (
             doubling("['x']", "[ns.v, ns.v]", "{{ 'a' ~ ns.v }}"),
-            "the text made by `~` is too large",
+            "a value holding more than 1000000 items (nested items included) is too large \
+             to be passed to `~`",
         ),
         (
             doubling("['x']", "[ns.v, ns.v]", "{{ ns.v }}"),
@@ -438,6 +439,53 @@ fn values_doubled_in_a_loop_are_refused() {
     }
 }
 
+/// A list holding the previous one twice at every level is 2⁶⁴ items that a builtin filter,
+/// test or `debug()` taking it as text wrote whole; a namespace assigned into itself was
+/// written until the stack overflowed, aborting the process (a worker, every task on it lost).
+#[test]
+fn values_too_large_to_write_are_refused_as_text() {
+    let doubled = "{% set ns = namespace(v=['x']) %}{% for i in range(64) %}\
+                   {% set ns.v = [ns.v, ns.v] %}{% endfor %}";
+    let holding_itself = "{% set ns = namespace() %}{% set ns.v = ns %}";
+    let written = [
+        ("{{ ns.v | upper | length }}", "upper"),
+        ("{{ ns.v | lower | length }}", "lower"),
+        ("{{ ns.v | title | length }}", "title"),
+        ("{{ ns.v | capitalize | length }}", "capitalize"),
+        ("{{ ns.v | trim | length }}", "trim"),
+        ("{{ ns.v | indent | length }}", "indent"),
+        ("{{ ns.v | safe | length }}", "safe"),
+        ("{{ ns.v | e | length }}", "e"),
+        ("{{ ns.v | escape | length }}", "escape"),
+        ("{{ 'a' | replace('a', ns.v) | length }}", "replace"),
+        ("{{ '%s' | format(ns.v) | length }}", "format"),
+        ("{{ ns.v is startingwith('a') }}", "startingwith"),
+        ("{{ 'a' is endingwith(ns.v) }}", "endingwith"),
+        ("{{ debug(ns.v) | length }}", "debug"),
+        ("{{ debug() | length }}", "debug"),
+        ("{{ ns.v ~ 'a' }}", "~"),
+    ];
+    // Each refusal walks a million items, slow in a debug build: the namespace holding
+    // itself goes through a few of the ways only.
+    let cases = written
+        .iter()
+        .map(|case| (doubled, case))
+        .chain([0, 11, 14, 15].map(|i| (holding_itself, &written[i])));
+    for (setup, (expression, used)) in cases {
+        let template = format!("{setup}{expression}");
+        let err = refused(&template);
+        assert!(
+            matches!(err, TemplateError::Render { .. }),
+            "{template}: {err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("is too large to be passed to `{used}`")),
+            "{template}: {err}"
+        );
+    }
+}
+
 /// The rewritten operators give minijinja's own results and errors: the same templates
 /// rendered by a plain minijinja environment with the renderer's settings.
 #[test]
@@ -469,6 +517,10 @@ fn bounded_operators_render_as_minijinja_does() {
         "{{ 'a' ~ missing }}",
         "{{ s * 'b' }}",
         "{{ big * big * big * big * big * big }}",
+        // The filters and tests that write a value as text, bounded, write it as before.
+        "{{ xs | upper }} {{ d | title }} {{ s | replace('b', xs) }} {{ '%s-%s' | format(n, d) }}",
+        "{{ xs | safe }} {{ xs | e }} {{ xs | trim }} {{ d | indent }} {{ s | capitalize }}",
+        "{{ xs is startingwith('[1') }} {{ s is endingwith('c') }} {{ debug(xs) }}",
     ] {
         let expected = plain
             .render_str(template, &ctx)
