@@ -2,9 +2,9 @@
 //! a recursive loop's) is bounded with all the text a render writes: it is held outside the
 //! rendered text's bound until the capture ends.
 
-use updraft_template::{Renderer, TemplateError, MAX_WRITTEN_BYTES};
+use updraft_template::MAX_WRITTEN_BYTES;
 
-use crate::fixture::context;
+use crate::fixture::{assert_refused, assert_renders_as_minijinja};
 
 /// Text of a kilobyte, written a million times by two nested loops: a gigabyte.
 fn kilobyte() -> String {
@@ -15,7 +15,10 @@ fn kilobyte() -> String {
 fn text_captured_by_macros_and_blocks_is_bounded() {
     let text = kilobyte();
     let million = |body: &str| {
-        format!("{{% for i in range(1000) %}}{{% for j in range(1000) %}}{body}{{% endfor %}}{{% endfor %}}")
+        format!(
+            "{{% for i in range(1000) %}}{{% for j in range(1000) %}}{body}\
+             {{% endfor %}}{{% endfor %}}"
+        )
     };
     let printed = million("{{ big }}");
     let literal = million(&text);
@@ -40,20 +43,12 @@ fn text_captured_by_macros_and_blocks_is_bounded() {
              {{% else %}}{{{{ loop(n) | length }}}}{{% endif %}}{{% endfor %}}"
         ),
     ] {
-        let err = match Renderer::new().render(&template, &context()) {
-            Ok(text) => panic!("{template:?} rendered {} bytes", text.len()),
-            Err(err) => err,
-        };
-        assert!(
-            matches!(err, TemplateError::Render { .. }),
-            "{template}: {err:?}"
-        );
-        assert!(
-            err.to_string().contains(&format!(
+        assert_refused(
+            &template,
+            &format!(
                 "the text this template writes, with what its macros and `{{% set %}}` and \
                  `{{% filter %}}` blocks capture, exceeds {MAX_WRITTEN_BYTES} bytes"
-            )),
-            "{template}: {err}"
+            ),
         );
     }
 }
@@ -62,33 +57,29 @@ fn text_captured_by_macros_and_blocks_is_bounded() {
 /// included (the renderer weighs their text by a call it adds after each piece).
 #[test]
 fn captured_text_renders_as_minijinja_does() {
-    let mut plain = minijinja::Environment::new();
-    plain.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    plain.set_keep_trailing_newline(true);
-    let renderer = Renderer::new();
     let ctx = serde_json::json!({ "xs": [1, 2], "big": "x".repeat(2_000_000) });
-    for template in [
-        "{% macro m(a) -%}\n  a {{ a }}  {%- raw -%}  <{{r}}>  {%- endraw -%}   b  {# c #} d\n  \
-         {%- endmacro %}[{{ m(1) }}]",
-        "{% set x -%}  t  {%- endset %}[{{ x }}]",
-        "{% for i in [1, [2, [3]]] recursive %}({{ i if i is number else loop(i) }}){% endfor %}",
-        "{% set y | upper %} a {% raw -%}  b  {%- endraw %} c {%- raw %} d {% endraw +%} e \
-         {% endset %}[{{ y }}]",
-        "{% macro m() %}\n t {#- c -#} u\n {%- if true -%}\n   v\n {%- endif %}\n{% endmacro -%}\n\
-         [{{ m() }}]\n",
-        "{% macro m(a) %}\n  {%- for x in a %} <{{ x }}{{ caller(x) }}> {% raw %} {{ }} \
-         {% endraw -%}\n     y {% endfor -%}\n{% endmacro %}{% call(x) m(xs) %}  c{{ x }}  \
-         {% endcall %}",
-        "{% filter upper %} q {{ 1 }} {%+ if true %} w {% endif %}{% endfilter %}",
-        "{% autoescape true %}{% set x %}<{{ '<&>' }}>{% endset %}{% endautoescape %}{{ x }}",
-        // Captures of a few MiB, within the bound.
-        "{% macro m() %}{{ big }}{{ big }}{% endmacro %}{{ m() | length }}",
-        "{% set y %}{% for x in xs %}{{ big }}{% endfor %}{% endset %}{{ y | length }}",
-    ] {
-        let expected = plain.render_str(template, &ctx).map_err(|e| e.to_string());
-        let rendered = renderer
-            .render_json(template, &ctx)
-            .map_err(|e| e.to_string());
-        assert_eq!(rendered, expected, "{template}");
-    }
+    assert_renders_as_minijinja(
+        &[
+            "{% macro m(a) -%}\n  a {{ a }}  {%- raw -%}  <{{r}}>  {%- endraw -%}   b  \
+             {# c #} d\n  {%- endmacro %}[{{ m(1) }}]",
+            "{% set x -%}  t  {%- endset %}[{{ x }}]",
+            "{% for i in [1, [2, [3]]] recursive %}({{ i if i is number else loop(i) }})\
+             {% endfor %}",
+            "{% set y | upper %} a {% raw -%}  b  {%- endraw %} c {%- raw %} d {% endraw +%} e \
+             {% endset %}[{{ y }}]",
+            "{% macro m() %}\n t {#- c -#} u\n {%- if true -%}\n   v\n {%- endif %}\n\
+             {% endmacro -%}\n[{{ m() }}]\n",
+            "{% macro m(a) %}\n  {%- for x in a %} <{{ x }}{{ caller(x) }}> {% raw %} {{ }} \
+             {% endraw -%}\n     y {% endfor -%}\n{% endmacro %}{% call(x) m(xs) %}  c{{ x }}  \
+             {% endcall %}",
+            "{% filter upper %} q {{ 1 }} {%+ if true %} w {% endif %}{% endfilter %}",
+            "{% autoescape true %}{% set x %}<{{ '<&>' }}>{% endset %}{% endautoescape %}\
+             {{ x }}",
+            // Captures of a few MiB, within the bound.
+            "{% macro m() %}{{ big }}{{ big }}{% endmacro %}{{ m() | length }}",
+            "{% set y %}{% for x in xs %}{{ big }}{% endfor %}{% endset %}\
+             {{ y | length }}",
+        ],
+        &ctx,
+    );
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
-use updraft_template::{TemplateConnection, TemplateContext};
+use updraft_template::{Renderer, TemplateConnection, TemplateContext, TemplateError};
 
 pub fn context() -> TemplateContext {
     let object = |value: serde_json::Value| match value {
@@ -80,5 +80,45 @@ pub fn context() -> TemplateContext {
                 "timestamp": "2026-01-01T00:00:00.000000+00:00",
             }],
         }),
+    }
+}
+
+/// The error rendering `template` for the fixture's run gives; panics if it renders.
+pub fn refused(template: &str) -> TemplateError {
+    match Renderer::new().render(template, &context()) {
+        Ok(text) => panic!("{template:?} rendered {} bytes", text.len()),
+        Err(err) => err,
+    }
+}
+
+/// Asserts that `template` is refused by a render error whose message contains `expected`.
+pub fn assert_refused(template: &str, expected: &str) {
+    let err = refused(template);
+    assert!(
+        matches!(err, TemplateError::Render { .. }),
+        "{template}: {err:?}"
+    );
+    assert!(err.to_string().contains(expected), "{template}: {err}");
+}
+
+/// Asserts that each of `templates` renders against `ctx` as a plain minijinja environment
+/// with the renderer's settings renders it: the same text, or the same error message.
+pub fn assert_renders_as_minijinja(templates: &[&str], ctx: &serde_json::Value) {
+    let mut plain = minijinja::Environment::new();
+    plain.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    plain.set_keep_trailing_newline(true);
+    let renderer = Renderer::new();
+    for template in templates {
+        let expected = plain
+            .render_str(template, ctx)
+            .map_err(|err| err.detail().map(str::to_owned).unwrap_or_default());
+        let rendered = renderer
+            .render_json(template, ctx)
+            .map_err(|err| match err {
+                TemplateError::Render { message, .. } => message,
+                TemplateError::Undefined { .. } => String::new(),
+                other => other.to_string(),
+            });
+        assert_eq!(rendered, expected, "{template}");
     }
 }

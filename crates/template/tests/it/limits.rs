@@ -3,14 +3,7 @@
 
 use updraft_template::{Renderer, TemplateError, MAX_ITEMS, MAX_RENDERED_BYTES};
 
-use crate::fixture::context;
-
-fn refused(template: &str) -> TemplateError {
-    match Renderer::new().render(template, &context()) {
-        Ok(text) => panic!("{template:?} rendered {} bytes", text.len()),
-        Err(err) => err,
-    }
-}
+use crate::fixture::{assert_refused, assert_renders_as_minijinja, context, refused};
 
 #[test]
 fn printing_a_sequence_repeated_billions_of_times_is_refused() {
@@ -37,16 +30,7 @@ fn concatenating_a_sequence_repeated_millions_of_times_is_refused() {
         "{{ 'a' ~ [['x'] * 1000000] * 1000000 }}",
         "{{ 'a' ~ ['x' * 1000000] * 1000 }}",
     ] {
-        let err = refused(template);
-        assert!(
-            matches!(err, TemplateError::Render { .. }),
-            "{template}: {err:?}"
-        );
-        assert!(
-            err.to_string()
-                .contains("is too large (at most 1000000 items"),
-            "{template}: {err}"
-        );
+        assert_refused(template, "is too large (at most 1000000 items");
     }
 }
 
@@ -98,12 +82,7 @@ fn a_huge_repetition_is_refused_whatever_consumes_it() {
         "{{ (['a'] * 1000000) * 2 }}",
         "{% set xs = ['a', 'b'] %}{{ (xs * 10**10) | length }}",
     ] {
-        let err = refused(template);
-        assert!(
-            matches!(err, TemplateError::Render { .. }),
-            "{template}: {err:?}"
-        );
-        assert!(err.to_string().contains("repeated"), "{template}: {err}");
+        assert_refused(template, "repeated");
     }
 }
 
@@ -124,13 +103,9 @@ fn filters_and_methods_refuse_to_walk_a_huge_sequence() {
         ("{{ ns.xs }}", "printed"),
     ] {
         let template = format!("{DOUBLED}{expression}");
-        let err = refused(&template);
-        assert!(
-            matches!(err, TemplateError::Render { .. }),
-            "{template}: {err:?}"
-        );
-        assert!(
-            err.to_string().contains(&format!(
+        assert_refused(
+            &template,
+            &format!(
                 "a value holding more than 1000000 items (nested items included) is too large \
                  to be {}",
                 if used == "printed" {
@@ -138,8 +113,7 @@ fn filters_and_methods_refuse_to_walk_a_huge_sequence() {
                 } else {
                     format!("passed to {used}")
                 }
-            )),
-            "{template}: {err}"
+            ),
         );
     }
 }
@@ -430,12 +404,7 @@ fn values_doubled_in_a_loop_are_refused() {
              `join`",
         ),
     ] {
-        let err = refused(&template);
-        assert!(
-            matches!(err, TemplateError::Render { .. }),
-            "{template}: {err:?}"
-        );
-        assert!(err.to_string().contains(expected), "{template}: {err}");
+        assert_refused(&template, expected);
     }
 }
 
@@ -473,16 +442,7 @@ fn values_too_large_to_write_are_refused_as_text() {
         .chain([0, 11, 14, 15].map(|i| (holding_itself, &written[i])));
     for (setup, (expression, used)) in cases {
         let template = format!("{setup}{expression}");
-        let err = refused(&template);
-        assert!(
-            matches!(err, TemplateError::Render { .. }),
-            "{template}: {err:?}"
-        );
-        assert!(
-            err.to_string()
-                .contains(&format!("is too large to be passed to `{used}`")),
-            "{template}: {err}"
-        );
+        assert_refused(&template, &format!("is too large to be passed to `{used}`"));
     }
 }
 
@@ -490,15 +450,12 @@ fn values_too_large_to_write_are_refused_as_text() {
 /// rendered by a plain minijinja environment with the renderer's settings.
 #[test]
 fn bounded_operators_render_as_minijinja_does() {
-    let mut plain = minijinja::Environment::new();
-    plain.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    plain.set_keep_trailing_newline(true);
-    let renderer = Renderer::new();
     let ctx = serde_json::json!({
         "n": 5, "f": 2.5, "s": "abc", "xs": [1, 2], "d": {"k": "v"}, "big": 9223372036854775807_i64,
         "ds": "2026-12-07", "neg": -0.0,
     });
-    for template in [
+    assert_renders_as_minijinja(
+        &[
         "{{ 1 + 2 }} {{ n + 1 }} {{ n + n }} {{ f + 1 }} {{ f + f }} {{ n + f }} {{ neg + neg }}",
         "{{ big + big }} {{ big + 1 }} {{ -big - 2 + -big }} {{ big * big }} {{ big * 3 }}",
         "{{ 340282366920938463463374607431768211455 + 1 }}",
@@ -521,17 +478,7 @@ fn bounded_operators_render_as_minijinja_does() {
         "{{ xs | upper }} {{ d | title }} {{ s | replace('b', xs) }} {{ '%s-%s' | format(n, d) }}",
         "{{ xs | safe }} {{ xs | e }} {{ xs | trim }} {{ d | indent }} {{ s | capitalize }}",
         "{{ xs is startingwith('[1') }} {{ s is endingwith('c') }} {{ debug(xs) }}",
-    ] {
-        let expected = plain
-            .render_str(template, &ctx)
-            .map_err(|err| err.detail().map(str::to_owned).unwrap_or_default());
-        let rendered = renderer
-            .render_json(template, &ctx)
-            .map_err(|err| match err {
-                TemplateError::Render { message, .. } => message,
-                TemplateError::Undefined { .. } => String::new(),
-                other => other.to_string(),
-            });
-        assert_eq!(rendered, expected, "{template}");
-    }
+        ],
+        &ctx,
+    );
 }
