@@ -1,10 +1,14 @@
 //! Embeds the Python SDK (`sdk/python/src/**/*.py`): generates a table of `(relative path,
 //! include_bytes!)` so the binary carries the SDK and needs no `pip install`. Only `.py` files
 //! are taken (no `__pycache__`, no editor files), in a sorted order, so the table and the
-//! content hash computed from it depend on the sources alone.
+//! content hash computed from it depend on the sources alone. The hash is computed here, not
+//! at start-up, where it read every byte of the SDK (hundreds of kilobytes of the binary made
+//! resident, and a few milliseconds) on every start.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
@@ -17,8 +21,15 @@ fn main() {
     }
     files.sort();
     let mut out = String::from("&[\n");
+    let mut hasher = Sha256::new();
     for relative in &files {
         let absolute = root.join(relative);
+        let content = std::fs::read(&absolute).expect("an SDK file just listed is readable");
+        // The same scheme as `sdk::tests::hash_of`, which checks it.
+        hasher.update((relative.len() as u64).to_le_bytes());
+        hasher.update(relative.as_bytes());
+        hasher.update((content.len() as u64).to_le_bytes());
+        hasher.update(&content);
         writeln!(
             out,
             "    ({:?}, include_bytes!({:?})),",
@@ -28,9 +39,15 @@ fn main() {
         .expect("writing to a String");
     }
     out.push_str("]\n");
-    let dest =
-        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it")).join("sdk_files.rs");
-    std::fs::write(dest, out).expect("OUT_DIR is writable");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
+    std::fs::write(out_dir.join("sdk_files.rs"), out).expect("OUT_DIR is writable");
+    let hash: String = hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    std::fs::write(out_dir.join("sdk_hash.rs"), format!("{hash:?}\n"))
+        .expect("OUT_DIR is writable");
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<String>) {

@@ -79,5 +79,5 @@ pub fn deliverer(app: &crate::app::App) -> anyhow::Result<updraft_worker::notify
         interpreter: app.config.core.python.clone(),
         sdk: crate::app::App::python_sdk_for_tasks(&app.home)?,
     };
-    Ok(updraft_worker::notify::Deliverer::new(app.store.clone(), config)?.with_python(python))
+    Ok(updraft_worker::notify::Deliverer::new(app.store.clone(), config).with_python(python))
 }

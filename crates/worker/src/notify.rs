@@ -12,7 +12,7 @@ mod send;
 
 pub use python::PythonCallbacks;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -74,7 +74,9 @@ pub enum DeliveryError {
 pub struct Deliverer {
     store: Arc<dyn Store>,
     config: DeliveryConfig,
-    http: reqwest::Client,
+    /// Made on the first webhook: making it reads and parses the system's root certificates,
+    /// a few milliseconds and a few hundred kilobytes that most deployments never use.
+    http: OnceLock<reqwest::Client>,
     python: Option<PythonCallbacks>,
     /// The store's changes, which wake the loop ([`Deliverer::waking_on`]); taken by `run`.
     changes: Mutex<Option<broadcast::Receiver<Change>>>,
@@ -87,18 +89,26 @@ const MIN_WAIT: Duration = Duration::from_millis(20);
 pub const IDLE_RECHECK: Duration = Duration::from_secs(5);
 
 impl Deliverer {
-    pub fn new(store: Arc<dyn Store>, config: DeliveryConfig) -> Result<Self, DeliveryError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| DeliveryError::Permanent(format!("cannot make an HTTP client: {e}")))?;
-        Ok(Deliverer {
+    pub fn new(store: Arc<dyn Store>, config: DeliveryConfig) -> Self {
+        Deliverer {
             store,
             config,
-            http,
+            http: OnceLock::new(),
             python: None,
             changes: Mutex::new(None),
-        })
+        }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, DeliveryError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.config.timeout)
+            .build()
+            .map_err(|e| DeliveryError::Permanent(format!("cannot make an HTTP client: {e}")))?;
+        // Two first webhooks at once may both make one; the second is dropped.
+        Ok(self.http.get_or_init(|| client))
     }
 
     /// Runs Python callbacks (notifiers of kind `python`) with this interpreter and SDK;
@@ -303,7 +313,7 @@ impl Deliverer {
                     "notification_id": notification.id,
                     "context": notification.new.context,
                 });
-                send::post_json(&self.http, &target, headers, &body).await
+                send::post_json(self.http()?, &target, headers, &body).await
             }
             Notifier::Slack {
                 webhook_url,
@@ -330,7 +340,7 @@ impl Deliverer {
                         body[key] = value;
                     }
                 }
-                send::post_json(&self.http, &target, &Default::default(), &body).await
+                send::post_json(self.http()?, &target, &Default::default(), &body).await
             }
             Notifier::Smtp {
                 to,

@@ -54,9 +54,7 @@ async fn a_deliverer_waking_on_changes_looks_after_a_change_and_not_while_idle()
     // A failed attempt is retried only after the test.
     config.retry_base = Duration::from_secs(3600);
     config.retry_max = Duration::from_secs(3600);
-    let deliverer = Deliverer::new(store.clone(), config)
-        .unwrap()
-        .waking_on(store.watch());
+    let deliverer = Deliverer::new(store.clone(), config).waking_on(store.watch());
     let (stop, shutdown) = watch::channel(false);
     let running = tokio::spawn(Arc::new(deliverer).run(shutdown));
     // Its first look finds nothing.
