@@ -3,6 +3,7 @@
 mod assets;
 mod audit;
 mod backfill;
+mod binary;
 mod cli;
 mod cluster;
 mod crash;
