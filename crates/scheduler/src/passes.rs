@@ -1,13 +1,12 @@
 //! What one pass does, in which order: over the runs, over finished tries, into free places.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering as AtomicOrdering;
 
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 use updraft_model::{DagRunState, RunType, TaskState};
 use updraft_store::{Occupancy, RunStart, TransitionResult};
-
-use std::sync::atomic::Ordering as AtomicOrdering;
 
 use crate::queueing::Places;
 use crate::{earliest, FinishedTry, PassOutcome, Scheduler, SchedulerError};

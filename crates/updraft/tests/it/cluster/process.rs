@@ -6,6 +6,7 @@ use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use super::{eventually, tail, LOG_TAIL_LINES};
+use crate::fixture::unsafe_kill;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -72,7 +73,7 @@ impl Proc {
 
     /// Sends SIGTERM and waits for the exit, SIGKILLing after `timeout` (then `None`).
     pub fn sigterm(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        signal(self.pid(), libc::SIGTERM);
+        unsafe_kill(self.pid(), libc::SIGTERM);
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.exited() {
@@ -113,13 +114,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-pub fn signal(pid: u32, signal: i32) {
-    // SAFETY: sending a signal to a child process we started.
-    unsafe {
-        libc::kill(pid as i32, signal);
     }
 }
 
